@@ -1,0 +1,288 @@
+//! Support for the code `#[cached_query]` generates. Not a public API: names and
+//! signatures here change without notice.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::write::PendingWrites;
+use crate::{Cache, CacheModel, CacheValue, EntryOptions, Error, Key, Tag};
+
+pub use serde;
+
+/// Pins the output type of the generated `async move` block, so `?` and `return` inside the
+/// user's body infer as they would in the original function.
+#[inline]
+pub fn typed<R, F: Future<Output = R>>(future: F) -> F {
+    future
+}
+
+/// The cache named by `cache = <expr>`: a `Cache`, a `&Cache`, an `Arc<Cache>`...
+#[inline]
+pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> Cache {
+    cache.as_ref().clone()
+}
+
+/// The global cache, cloned.
+#[inline]
+pub fn global() -> Cache {
+    crate::global().clone()
+}
+
+/// Resolves a model type named in `models = [..]` to its table, by autoref: a
+/// [`CacheModel`] impl first, then a SeaORM entity.
+pub struct ModelProbe<M: ?Sized>(PhantomData<M>);
+
+impl<M: ?Sized> ModelProbe<M> {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        ModelProbe(PhantomData)
+    }
+}
+
+/// The traits the generated code imports to resolve model tables.
+pub mod probe_traits {
+    pub use super::ViaCacheModel;
+    #[cfg(feature = "sea-orm")]
+    pub use super::ViaSeaOrm;
+}
+
+/// Table of a type implementing [`CacheModel`].
+pub trait ViaCacheModel {
+    fn __querycache_table(&self) -> String;
+}
+
+impl<M: CacheModel + ?Sized> ViaCacheModel for &ModelProbe<M> {
+    fn __querycache_table(&self) -> String {
+        crate::tags::table_key(M::SCHEMA, M::TABLE)
+    }
+}
+
+/// Table of a SeaORM entity.
+#[cfg(feature = "sea-orm")]
+pub trait ViaSeaOrm {
+    fn __querycache_table(&self) -> String;
+}
+
+#[cfg(feature = "sea-orm")]
+impl<E: sea_orm::EntityTrait> ViaSeaOrm for ModelProbe<E> {
+    fn __querycache_table(&self) -> String {
+        let entity = E::default();
+        crate::tags::table_key(
+            sea_orm::EntityName::schema_name(&entity),
+            sea_orm::EntityName::table_name(&entity),
+        )
+    }
+}
+
+/// What the connection arguments of a call say about the cache.
+#[derive(Debug, Default)]
+enum ConnState {
+    /// Not in a transaction.
+    #[default]
+    Free,
+    /// In a transaction whose writes are tracked.
+    Tracked(Vec<Arc<PendingWrites>>),
+    /// In a transaction whose writes are not visible to querycache.
+    Untracked,
+}
+
+/// One call of a cached function, built by the generated code.
+pub struct Call {
+    cache: Cache,
+    path: &'static str,
+    options: EntryOptions,
+    tables: Vec<String>,
+    key: Option<Result<Key, Error>>,
+    invalid: Option<Error>,
+    conn: ConnState,
+    error_ttl: Option<Duration>,
+}
+
+/// What to do with a call.
+enum Plan {
+    /// Read and store.
+    Cache(Key),
+    /// Serve a hit, but do not store a computed value (inside a transaction: its reads
+    /// may see a snapshot older than other readers').
+    ReadOnly(Key),
+    /// Straight to the computation.
+    Bypass,
+}
+
+impl Call {
+    pub fn new(cache: Cache, path: &'static str, namespace: &str) -> Self {
+        Call {
+            cache,
+            path,
+            options: EntryOptions::new().namespace(namespace),
+            tables: Vec::new(),
+            key: None,
+            invalid: None,
+            conn: ConnState::Free,
+            error_ttl: None,
+        }
+    }
+
+    pub fn ttl_secs(&mut self, secs: u64) {
+        self.options.ttl = Some(Duration::from_secs(secs));
+    }
+
+    pub fn count_query(&mut self) {
+        self.options.count_query = true;
+    }
+
+    pub fn error_ttl_secs(&mut self, secs: u64) {
+        self.error_ttl = Some(Duration::from_secs(secs));
+    }
+
+    /// `cache_errors` without a TTL: the configured `CACHE_ERROR_TTL`.
+    pub fn cache_errors(&mut self) {
+        self.error_ttl = Some(self.cache.config().error_ttl());
+    }
+
+    /// A table-level dependency on `table`.
+    pub fn model(&mut self, table: String) {
+        self.options.tags.push(Tag::model(&table));
+        self.tables.push(table);
+    }
+
+    /// A row-level dependency on row `id` of `table`.
+    pub fn model_row<I: std::fmt::Display + ?Sized>(&mut self, table: String, id: &I) {
+        self.options.tags.push(Tag::row(&table, id));
+        self.options.tags.push(Tag::bulk(&table));
+        self.tables.push(table);
+    }
+
+    /// An application tag from `tags = [..]`.
+    pub fn tag(&mut self, tag: String) {
+        match Tag::new(tag) {
+            Ok(tag) => self.options.tags.push(tag),
+            Err(error) => self.invalid = Some(error),
+        }
+    }
+
+    /// A connection argument: is the call inside a transaction?
+    pub fn connection<C: ?Sized>(&mut self, conn: &C) {
+        let state = crate::orm::transaction_state(conn);
+        self.conn = match (std::mem::take(&mut self.conn), state) {
+            (ConnState::Untracked, _) | (_, crate::orm::TxState::Untracked) => ConnState::Untracked,
+            (current, crate::orm::TxState::None) => current,
+            (ConnState::Free, crate::orm::TxState::Tracked(p)) => ConnState::Tracked(vec![p]),
+            (ConnState::Tracked(mut all), crate::orm::TxState::Tracked(p)) => {
+                all.push(p);
+                ConnState::Tracked(all)
+            }
+        };
+    }
+
+    /// The default key: the function's path and a hash of its key arguments.
+    pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
+        self.key = Some(Key::for_args(self.path, args));
+    }
+
+    /// An explicit key from `key = ".."`.
+    pub fn key_template(&mut self, key: String) {
+        self.key = Some(Key::new(key));
+    }
+
+    fn plan(&mut self) -> Plan {
+        if let Some(error) = self.invalid.take() {
+            return self.unusable(error);
+        }
+        let key = match self.key.take() {
+            Some(Ok(key)) => key,
+            Some(Err(error)) => return self.unusable(error),
+            None => match Key::new(self.path) {
+                Ok(key) => key,
+                Err(error) => return self.unusable(error),
+            },
+        };
+        match &self.conn {
+            ConnState::Free => Plan::Cache(key),
+            ConnState::Untracked => Plan::Bypass,
+            ConnState::Tracked(pending) => {
+                let wrote = pending
+                    .iter()
+                    .any(|p| p.wrote_any(self.tables.iter().map(String::as_str)));
+                if wrote { Plan::Bypass } else { Plan::ReadOnly(key) }
+            }
+        }
+    }
+
+    fn unusable(&self, error: Error) -> Plan {
+        tracing::warn!(function = self.path, %error, "cannot cache this call; running it uncached");
+        self.cache.inner_stats_error();
+        Plan::Bypass
+    }
+
+    /// Runs a function returning a plain value.
+    pub async fn run<T, Fut>(mut self, future: Fut) -> T
+    where
+        T: CacheValue + Clone,
+        Fut: Future<Output = T>,
+    {
+        match self.plan() {
+            Plan::Bypass => self.cache.bypass(future).await,
+            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+                Some(hit) => (*hit).clone(),
+                None => future.await,
+            },
+            Plan::Cache(key) => (*self
+                .cache
+                .get_or_compute(key.as_str(), self.options, || future)
+                .await)
+                .clone(),
+        }
+    }
+
+    /// Runs a function returning `Result<T, E>`; errors are not cached (unless
+    /// `error_ttl`/`cache_errors` was given: see [`run_result_caching_errors`](Self::run_result_caching_errors)).
+    pub async fn run_result<T, E, Fut>(mut self, future: Fut) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match self.plan() {
+            Plan::Bypass => self.cache.bypass(future).await,
+            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+                Some(hit) => Ok((*hit).clone()),
+                None => future.await,
+            },
+            Plan::Cache(key) => self
+                .cache
+                .try_get_or_compute(key.as_str(), self.options, || future)
+                .await
+                .map(|value| (*value).clone()),
+        }
+    }
+
+    /// Runs a function returning `Result<T, E>`, caching errors for the error TTL.
+    pub async fn run_result_caching_errors<T, E, Fut>(mut self, future: Fut) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+        E: CacheValue + Clone,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(ttl) = self.error_ttl {
+            self.options.error_ttl = Some(ttl);
+        }
+        match self.plan() {
+            Plan::Bypass => self.cache.bypass(future).await,
+            Plan::ReadOnly(key) => {
+                match self.cache.read_only::<Result<T, E>>(&key, &self.options).await {
+                    Some(hit) => (*hit).clone(),
+                    None => future.await,
+                }
+            }
+            Plan::Cache(key) => (*self
+                .cache
+                .get_or_compute_result(key.as_str(), self.options, || future)
+                .await)
+                .clone(),
+        }
+    }
+}

@@ -1,0 +1,608 @@
+//! Configuration: [`CacheConfig`], built in code with [`CacheConfigBuilder`] or read from
+//! `CACHE_*` environment variables with [`CacheConfig::from_env`].
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `CACHE_ENABLED` | `true` | `false` makes every cached function run straight through |
+//! | `CACHE_DEFAULT_TTL` | `3600` | seconds an entry lives when nothing more specific is set |
+//! | `CACHE_MAX_TTL` | `86400` | longer TTLs are clamped to this |
+//! | `CACHE_COUNT_TTL` | `300` | default TTL of count queries (`#[cache_count_query]`) |
+//! | `CACHE_ERROR_TTL` | `300` | TTL of cached errors when a function asks for `cache_errors` |
+//! | `CACHE_TTL_<NAMESPACE>` | see [`DEFAULT_NAMESPACE_TTLS`] | TTL of one namespace, e.g. `CACHE_TTL_BING_ANALYTICS=3600` |
+//! | `CACHE_MEMORY_MAX_BYTES` | `268435456` | byte budget of the memory store (`64MiB`, `1GB` accepted) |
+//! | `CACHE_INVALIDATION_STRATEGY` | `smart` | `smart`: ORM writes invalidate; `manual`: only explicit calls; `ttl`: only expiry |
+//! | `CACHE_KEY_PREFIX` | `querycache` | prefix of every key in shared stores |
+//! | `REDIS_URL` | unset | Redis server; needs the Redis store (not in this release: setting it is an error) |
+//! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
+//! | `CACHE_WARM_ON_STARTUP` | `false` | run registered warmers at start-up |
+//! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::Error;
+
+/// Built-in namespace TTLs (the product brief's policies); `CACHE_TTL_<NAMESPACE>` and
+/// [`CacheConfigBuilder::namespace_ttl`] override them.
+pub const DEFAULT_NAMESPACE_TTLS: &[(&str, u64)] = &[
+    ("platform_status", 30 * 60),
+    ("analytics_data", 60 * 60),
+    ("user_sites", 2 * 60 * 60),
+    ("bing_analytics", 60 * 60),
+];
+
+/// What invalidates entries. Read from `CACHE_INVALIDATION_STRATEGY`.
+///
+/// ```
+/// use querycache::InvalidationStrategy;
+///
+/// assert_eq!("manual".parse::<InvalidationStrategy>().unwrap(), InvalidationStrategy::Manual);
+/// assert!("sometimes".parse::<InvalidationStrategy>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum InvalidationStrategy {
+    /// Writes through the ORM integration invalidate the tags they touch (the default).
+    #[default]
+    Smart,
+    /// ORM writes invalidate nothing; only explicit `invalidate_*` calls do.
+    Manual,
+    /// Nothing but expiry removes entries: ORM writes and `invalidate_tags` are ignored
+    /// (`delete`, `clear`, patterns and namespaces still work, as operator actions).
+    Ttl,
+}
+
+impl FromStr for InvalidationStrategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "smart" => Ok(Self::Smart),
+            "manual" => Ok(Self::Manual),
+            "ttl" => Ok(Self::Ttl),
+            _ => Err(Error::config(
+                "CACHE_INVALIDATION_STRATEGY",
+                s,
+                "expected one of: smart, manual, ttl",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for InvalidationStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Smart => "smart",
+            Self::Manual => "manual",
+            Self::Ttl => "ttl",
+        })
+    }
+}
+
+/// Validated settings of a [`Cache`](crate::Cache).
+///
+/// ```
+/// use std::time::Duration;
+/// use querycache::CacheConfig;
+///
+/// let config = CacheConfig::builder()
+///     .default_ttl(Duration::from_secs(600))
+///     .namespace_ttl("songs", Duration::from_secs(60))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.ttl_for_namespace("songs"), Some(Duration::from_secs(60)));
+/// assert_eq!(config.ttl_for_namespace("user_sites"), Some(Duration::from_secs(7200)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub(crate) enabled: bool,
+    pub(crate) default_ttl: Duration,
+    pub(crate) max_ttl: Duration,
+    pub(crate) count_ttl: Duration,
+    pub(crate) error_ttl: Duration,
+    pub(crate) namespace_ttls: HashMap<String, Duration>,
+    pub(crate) memory_max_bytes: u64,
+    pub(crate) strategy: InvalidationStrategy,
+    pub(crate) key_prefix: String,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) compression_enabled: bool,
+    pub(crate) compression_threshold: usize,
+    pub(crate) warm_on_startup: bool,
+    pub(crate) cluster_mode: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            default_ttl: Duration::from_secs(3600),
+            max_ttl: Duration::from_secs(86_400),
+            count_ttl: Duration::from_secs(300),
+            error_ttl: Duration::from_secs(300),
+            namespace_ttls: DEFAULT_NAMESPACE_TTLS
+                .iter()
+                .map(|(ns, secs)| ((*ns).to_owned(), Duration::from_secs(*secs)))
+                .collect(),
+            memory_max_bytes: 256 * 1024 * 1024,
+            strategy: InvalidationStrategy::Smart,
+            key_prefix: "querycache".to_owned(),
+            redis_url: None,
+            compression_enabled: true,
+            compression_threshold: 1024,
+            warm_on_startup: false,
+            cluster_mode: false,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> CacheConfigBuilder {
+        CacheConfigBuilder {
+            config: CacheConfig::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Reads the `CACHE_*` variables (and `REDIS_URL`) of this process's environment.
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::from_env().unwrap();
+    /// assert!(config.enabled());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first variable whose value is invalid.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Like [`from_env`](Self::from_env), from any list of `(name, value)` pairs; variables
+    /// that are not querycache's are ignored.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::from_vars([
+    ///     ("CACHE_DEFAULT_TTL", "60"),
+    ///     ("CACHE_TTL_PLATFORM_STATUS", "10"),
+    ///     ("PATH", "/usr/bin"),
+    /// ]).unwrap();
+    /// assert_eq!(config.default_ttl(), Duration::from_secs(60));
+    /// assert_eq!(config.ttl_for_namespace("platform_status"), Some(Duration::from_secs(10)));
+    ///
+    /// let err = CacheConfig::from_vars([("CACHE_DEFAULT_TTL", "soon")]).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid configuration: CACHE_DEFAULT_TTL=\"soon\": expected a whole number of seconds"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first variable whose value is invalid.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut builder = CacheConfig::builder();
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        // Deterministic order, so the first error reported does not depend on the
+        // environment's order.
+        vars.sort();
+        for (name, value) in &vars {
+            builder = apply_var(builder, name, value)?;
+        }
+        builder.build()
+    }
+
+    /// Whether caching is on (`CACHE_ENABLED`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    /// TTL used when neither the call nor its namespace sets one (`CACHE_DEFAULT_TTL`).
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+    /// Upper bound of every TTL (`CACHE_MAX_TTL`).
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
+    }
+    /// Default TTL of count queries (`CACHE_COUNT_TTL`).
+    pub fn count_ttl(&self) -> Duration {
+        self.count_ttl
+    }
+    /// TTL of cached errors (`CACHE_ERROR_TTL`).
+    pub fn error_ttl(&self) -> Duration {
+        self.error_ttl
+    }
+    /// The TTL policy of `namespace`, if one is configured.
+    pub fn ttl_for_namespace(&self, namespace: &str) -> Option<Duration> {
+        self.namespace_ttls.get(namespace).copied()
+    }
+    /// Byte budget of the memory store (`CACHE_MEMORY_MAX_BYTES`).
+    pub fn memory_max_bytes(&self) -> u64 {
+        self.memory_max_bytes
+    }
+    /// What invalidates entries (`CACHE_INVALIDATION_STRATEGY`).
+    pub fn invalidation_strategy(&self) -> InvalidationStrategy {
+        self.strategy
+    }
+    /// Prefix of every key in shared stores (`CACHE_KEY_PREFIX`).
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+    /// Whether registered warmers run at start-up (`CACHE_WARM_ON_STARTUP`).
+    pub fn warm_on_startup(&self) -> bool {
+        self.warm_on_startup
+    }
+    /// Whether payloads above [`compression_threshold`](Self::compression_threshold) are
+    /// compressed in shared stores (`CACHE_COMPRESSION_ENABLED`).
+    pub fn compression_enabled(&self) -> bool {
+        self.compression_enabled
+    }
+    /// Payload size in bytes above which compression applies (`CACHE_COMPRESSION_THRESHOLD`).
+    pub fn compression_threshold(&self) -> usize {
+        self.compression_threshold
+    }
+    /// Whether `REDIS_URL` names Redis Cluster nodes (`CACHE_CLUSTER_MODE`).
+    pub fn cluster_mode(&self) -> bool {
+        self.cluster_mode
+    }
+}
+
+/// Builder of a [`CacheConfig`]; [`build`](Self::build) validates.
+///
+/// ```
+/// use std::time::Duration;
+/// use querycache::CacheConfig;
+///
+/// let err = CacheConfig::builder()
+///     .default_ttl(Duration::from_secs(7200))
+///     .max_ttl(Duration::from_secs(3600))
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("CACHE_DEFAULT_TTL"));
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct CacheConfigBuilder {
+    config: CacheConfig,
+    errors: Vec<Error>,
+}
+
+impl CacheConfigBuilder {
+    /// Turns caching on or off (`CACHE_ENABLED`).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.config.enabled = enabled;
+        self
+    }
+    /// Sets the default TTL (`CACHE_DEFAULT_TTL`); must be at least one second.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.config.default_ttl = ttl;
+        self
+    }
+    /// Sets the maximum TTL (`CACHE_MAX_TTL`); longer TTLs are clamped to it.
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.config.max_ttl = ttl;
+        self
+    }
+    /// Sets the maximum TTL in seconds (`CACHE_MAX_TTL`).
+    pub fn max_ttl_secs(self, secs: u64) -> Self {
+        self.max_ttl(Duration::from_secs(secs))
+    }
+    /// Sets the default TTL of count queries (`CACHE_COUNT_TTL`).
+    pub fn count_ttl(mut self, ttl: Duration) -> Self {
+        self.config.count_ttl = ttl;
+        self
+    }
+    /// Sets the TTL of cached errors (`CACHE_ERROR_TTL`).
+    pub fn error_ttl(mut self, ttl: Duration) -> Self {
+        self.config.error_ttl = ttl;
+        self
+    }
+    /// Sets the TTL policy of a namespace (`CACHE_TTL_<NAMESPACE>`).
+    pub fn namespace_ttl(mut self, namespace: impl Into<String>, ttl: Duration) -> Self {
+        let namespace = namespace.into();
+        if let Err(err) = crate::key::validate_name("namespace", &namespace, 256) {
+            self.errors.push(err);
+        }
+        self.config.namespace_ttls.insert(namespace, ttl);
+        self
+    }
+    /// Sets the memory store's byte budget (`CACHE_MEMORY_MAX_BYTES`); at least 64 KiB.
+    pub fn memory_max_bytes(mut self, bytes: u64) -> Self {
+        self.config.memory_max_bytes = bytes;
+        self
+    }
+    /// Sets what invalidates entries (`CACHE_INVALIDATION_STRATEGY`).
+    pub fn invalidation_strategy(mut self, strategy: InvalidationStrategy) -> Self {
+        self.config.strategy = strategy;
+        self
+    }
+    /// Sets the key prefix of shared stores (`CACHE_KEY_PREFIX`).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.key_prefix = prefix.into();
+        self
+    }
+    /// Sets the Redis URL (`REDIS_URL`).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.config.redis_url = Some(url.into());
+        self
+    }
+    /// Turns payload compression on or off (`CACHE_COMPRESSION_ENABLED`).
+    pub fn compression_enabled(mut self, on: bool) -> Self {
+        self.config.compression_enabled = on;
+        self
+    }
+    /// Sets the compression threshold in bytes (`CACHE_COMPRESSION_THRESHOLD`).
+    pub fn compression_threshold(mut self, bytes: usize) -> Self {
+        self.config.compression_threshold = bytes;
+        self
+    }
+    /// Runs registered warmers at start-up (`CACHE_WARM_ON_STARTUP`).
+    pub fn warm_on_startup(mut self, on: bool) -> Self {
+        self.config.warm_on_startup = on;
+        self
+    }
+    /// Treats `REDIS_URL` as a list of cluster nodes (`CACHE_CLUSTER_MODE`).
+    pub fn cluster_mode(mut self, on: bool) -> Self {
+        self.config.cluster_mode = on;
+        self
+    }
+
+    /// Validates and returns the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting (by its environment variable) at fault.
+    pub fn build(mut self) -> Result<CacheConfig, Error> {
+        if let Some(err) = self.errors.drain(..).next() {
+            return Err(err);
+        }
+        let c = self.config;
+        let secs = |d: Duration| d.as_secs_f64();
+        if c.max_ttl.is_zero() {
+            return Err(Error::config(
+                "CACHE_MAX_TTL",
+                secs(c.max_ttl),
+                "must be at least one second",
+            ));
+        }
+        for (variable, ttl) in [
+            ("CACHE_DEFAULT_TTL", c.default_ttl),
+            ("CACHE_COUNT_TTL", c.count_ttl),
+            ("CACHE_ERROR_TTL", c.error_ttl),
+        ] {
+            if ttl.is_zero() {
+                return Err(Error::config(
+                    variable,
+                    secs(ttl),
+                    "must be at least one second",
+                ));
+            }
+        }
+        if c.default_ttl > c.max_ttl {
+            return Err(Error::config(
+                "CACHE_DEFAULT_TTL",
+                secs(c.default_ttl),
+                format!("exceeds CACHE_MAX_TTL ({}s)", secs(c.max_ttl)),
+            ));
+        }
+        if let Some((ns, ttl)) = c.namespace_ttls.iter().find(|(_, ttl)| ttl.is_zero()) {
+            return Err(Error::config(
+                format!("CACHE_TTL_{}", ns.to_ascii_uppercase()),
+                secs(*ttl),
+                "must be at least one second",
+            ));
+        }
+        if c.memory_max_bytes < 64 * 1024 {
+            return Err(Error::config(
+                "CACHE_MEMORY_MAX_BYTES",
+                c.memory_max_bytes,
+                "must be at least 65536 (64 KiB)",
+            ));
+        }
+        if c.key_prefix.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+            return Err(Error::config(
+                "CACHE_KEY_PREFIX",
+                &c.key_prefix,
+                "must not contain spaces or control characters",
+            ));
+        }
+        if let Some(url) = &c.redis_url {
+            // The Redis store ships in a later release; accepting the variable and quietly
+            // using process memory would hide from operators that instances do not share
+            // their cache.
+            return Err(Error::config(
+                "REDIS_URL",
+                url,
+                "this build of querycache has no Redis store yet; unset REDIS_URL to use the memory store",
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// Variables this crate (and its example apps) read; any other `CACHE_*` variable is
+/// probably a typo and is reported at warn level.
+const KNOWN_VARS: &[&str] = &[
+    "CACHE_ENABLED",
+    "CACHE_DEFAULT_TTL",
+    "CACHE_MAX_TTL",
+    "CACHE_COUNT_TTL",
+    "CACHE_ERROR_TTL",
+    "CACHE_MEMORY_MAX_BYTES",
+    "CACHE_INVALIDATION_STRATEGY",
+    "CACHE_KEY_PREFIX",
+    "CACHE_COMPRESSION_ENABLED",
+    "CACHE_COMPRESSION_THRESHOLD",
+    "CACHE_WARM_ON_STARTUP",
+    "CACHE_CLUSTER_MODE",
+    "CACHE_ADMIN_TOKEN",
+    "CACHE_REDIS_TIMEOUT_MS",
+];
+
+fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConfigBuilder, Error> {
+    Ok(match name {
+        "REDIS_URL" if !value.trim().is_empty() => b.redis_url(value.trim()),
+        "CACHE_ENABLED" => b.enabled(parse_bool(name, value)?),
+        "CACHE_DEFAULT_TTL" => b.default_ttl(parse_secs(name, value)?),
+        "CACHE_MAX_TTL" => b.max_ttl(parse_secs(name, value)?),
+        "CACHE_COUNT_TTL" => b.count_ttl(parse_secs(name, value)?),
+        "CACHE_ERROR_TTL" => b.error_ttl(parse_secs(name, value)?),
+        "CACHE_MEMORY_MAX_BYTES" => b.memory_max_bytes(parse_bytes(name, value)?),
+        "CACHE_INVALIDATION_STRATEGY" => b.invalidation_strategy(value.parse()?),
+        "CACHE_KEY_PREFIX" => b.key_prefix(value),
+        "CACHE_COMPRESSION_ENABLED" => b.compression_enabled(parse_bool(name, value)?),
+        "CACHE_COMPRESSION_THRESHOLD" => {
+            let bytes = parse_bytes(name, value)?;
+            let bytes = usize::try_from(bytes)
+                .map_err(|_| Error::config(name, value, "too large for this platform"))?;
+            b.compression_threshold(bytes)
+        }
+        "CACHE_WARM_ON_STARTUP" => b.warm_on_startup(parse_bool(name, value)?),
+        "CACHE_CLUSTER_MODE" => b.cluster_mode(parse_bool(name, value)?),
+        _ => {
+            if let Some(ns) = name.strip_prefix("CACHE_TTL_") {
+                if ns.is_empty() {
+                    return Err(Error::config(
+                        name,
+                        value,
+                        "name a namespace after CACHE_TTL_, e.g. CACHE_TTL_BING_ANALYTICS",
+                    ));
+                }
+                b.namespace_ttl(ns.to_ascii_lowercase(), parse_secs(name, value)?)
+            } else {
+                if name.starts_with("CACHE_") && !KNOWN_VARS.contains(&name) {
+                    tracing::warn!(
+                        variable = name,
+                        "unknown CACHE_* variable ignored; is it misspelled?"
+                    );
+                }
+                b
+            }
+        }
+    })
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(
+            name,
+            value,
+            "expected true or false (also accepted: 1/0, yes/no, on/off)",
+        )),
+    }
+}
+
+fn parse_secs(name: &str, value: &str) -> Result<Duration, Error> {
+    let secs: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Error::config(name, value, "expected a whole number of seconds"))?;
+    if secs == 0 {
+        return Err(Error::config(name, value, "must be at least one second"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Parses `1048576`, `64KiB`, `64MB`, `1GiB` (KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024).
+fn parse_bytes(name: &str, value: &str) -> Result<u64, Error> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let bad = || {
+        Error::config(
+            name,
+            value,
+            "expected a number of bytes, optionally with a unit: B, KB, MB, GB, KiB, MiB, GiB",
+        )
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| Error::config(name, value, "too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_units() {
+        assert_eq!(parse_bytes("X", "64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("X", "2 GB").unwrap(), 2_000_000_000);
+        assert_eq!(parse_bytes("X", "4096").unwrap(), 4096);
+        assert!(parse_bytes("X", "12 parsecs").is_err());
+        assert!(parse_bytes("X", "99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn every_error_names_its_variable() {
+        for (var, value) in [
+            ("CACHE_ENABLED", "maybe"),
+            ("CACHE_DEFAULT_TTL", "-5"),
+            ("CACHE_MAX_TTL", "0"),
+            ("CACHE_COUNT_TTL", "1.5"),
+            ("CACHE_ERROR_TTL", ""),
+            ("CACHE_MEMORY_MAX_BYTES", "12"),
+            ("CACHE_INVALIDATION_STRATEGY", "eventually"),
+            ("CACHE_COMPRESSION_ENABLED", "2"),
+            ("CACHE_COMPRESSION_THRESHOLD", "lots"),
+            ("CACHE_WARM_ON_STARTUP", "later"),
+            ("CACHE_CLUSTER_MODE", "cluster"),
+            ("CACHE_TTL_SONGS", "forever"),
+            ("CACHE_KEY_PREFIX", "my app"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ] {
+            let err = CacheConfig::from_vars([(var, value)]).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(var), "{var}: {msg}");
+            assert!(msg.contains(&format!("{value:?}")), "{var}: {msg}");
+        }
+    }
+
+    #[test]
+    fn namespace_ttls_from_env() {
+        let c = CacheConfig::from_vars([("CACHE_TTL_BING_ANALYTICS", "42")]).unwrap();
+        assert_eq!(
+            c.ttl_for_namespace("bing_analytics"),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            c.ttl_for_namespace("platform_status"),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(c.ttl_for_namespace("other"), None);
+    }
+
+    #[test]
+    fn disabled_and_strategy() {
+        let c = CacheConfig::from_vars([
+            ("CACHE_ENABLED", "false"),
+            ("CACHE_INVALIDATION_STRATEGY", "TTL"),
+            ("CACHE_MEMORY_MAX_BYTES", "1MiB"),
+        ])
+        .unwrap();
+        assert!(!c.enabled());
+        assert_eq!(c.invalidation_strategy(), InvalidationStrategy::Ttl);
+        assert_eq!(c.memory_max_bytes(), 1 << 20);
+    }
+}

@@ -1,0 +1,124 @@
+//! One computation per key at a time: the first caller of a cold key computes, the others
+//! wait for its value.
+//!
+//! A leader that fails or is cancelled hands nothing to its followers: they wake up and the
+//! next one leads (so a failing query runs at most once at a time, and errors, which need
+//! not be `Clone`, are never shared).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::Key;
+use crate::store::AnyValue;
+
+type Slot = watch::Sender<Option<AnyValue>>;
+
+/// Computations in flight, by key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<Key, Arc<Slot>>>,
+}
+
+/// What a caller of a cold key does.
+pub(crate) enum Role<'a> {
+    /// Compute, then [`Leader::finish`].
+    Leader(Leader<'a>),
+    /// Wait for the leader with [`wait`].
+    Follower(watch::Receiver<Option<AnyValue>>),
+}
+
+impl Flights {
+    pub(crate) fn join(&self, key: &Key) -> Role<'_> {
+        let mut map = self.map.lock();
+        if let Some(slot) = map.get(key) {
+            return Role::Follower(slot.subscribe());
+        }
+        let slot = Arc::new(watch::Sender::new(None));
+        map.insert(key.clone(), Arc::clone(&slot));
+        Role::Leader(Leader {
+            flights: self,
+            key: key.clone(),
+            slot,
+        })
+    }
+
+    /// Number of keys being computed (for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+/// The caller computing a key. Dropping it without [`finish`](Self::finish) (an error, a
+/// cancelled future) releases the followers to try themselves.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: Key,
+    slot: Arc<Slot>,
+}
+
+impl Leader<'_> {
+    /// Hands `value` to every follower.
+    pub(crate) fn finish(self, value: AnyValue) {
+        self.slot.send_replace(Some(value));
+        // `Drop` unregisters the flight.
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut map = self.flights.map.lock();
+        if map
+            .get(&self.key)
+            .is_some_and(|slot| Arc::ptr_eq(slot, &self.slot))
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// Waits for the leader: its value, or `None` when it gave up without one.
+pub(crate) async fn wait(mut rx: watch::Receiver<Option<AnyValue>>) -> Option<AnyValue> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(value) => value.clone(),
+        // The leader dropped its slot without a value.
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_value() {
+        let flights = Flights::default();
+        let key = Key::new("k").unwrap();
+        let Role::Leader(leader) = flights.join(&key) else {
+            panic!("first caller must lead")
+        };
+        let Role::Follower(rx) = flights.join(&key) else {
+            panic!("second caller must follow")
+        };
+        leader.finish(Arc::new(7u32));
+        let got = wait(rx).await.unwrap();
+        assert_eq!(got.downcast_ref::<u32>(), Some(&7));
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_releases_followers_empty_handed() {
+        let flights = Flights::default();
+        let key = Key::new("k").unwrap();
+        let leader = flights.join(&key);
+        let Role::Follower(rx) = flights.join(&key) else {
+            panic!("second caller must follow")
+        };
+        drop(leader);
+        assert!(wait(rx).await.is_none());
+        assert!(matches!(flights.join(&key), Role::Leader(_)));
+    }
+}

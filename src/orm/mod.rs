@@ -1,0 +1,38 @@
+//! ORM integrations: each sees every statement an application runs through it and turns
+//! writes into tag invalidations.
+//!
+//! | ORM | module | feature |
+//! | --- | --- | --- |
+//! | SeaORM 2.0 | [`sea_orm`] | `sea-orm` |
+
+#[cfg(feature = "sea-orm")]
+pub mod sea_orm;
+#[cfg(feature = "sea-orm")]
+pub(crate) mod sql;
+
+use std::sync::Arc;
+
+use crate::write::PendingWrites;
+
+/// What a connection argument of a cached call says about transactions.
+pub(crate) enum TxState {
+    /// Not a transaction (a pool, a plain connection, or a type querycache does not know).
+    None,
+    /// A transaction whose writes querycache records.
+    Tracked(Arc<PendingWrites>),
+    /// A transaction querycache cannot see into (a plain `sea_orm::DatabaseTransaction`).
+    Untracked,
+}
+
+/// Inspects a connection argument of a cached call.
+pub(crate) fn transaction_state<C: ?Sized>(conn: &C) -> TxState {
+    #[cfg(feature = "sea-orm")]
+    {
+        sea_orm::transaction_state(conn)
+    }
+    #[cfg(not(feature = "sea-orm"))]
+    {
+        let _ = conn;
+        TxState::None
+    }
+}

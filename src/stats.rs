@@ -1,0 +1,268 @@
+//! Counters and latency figures: [`CacheStats`], overall and per namespace.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+/// A point-in-time copy of a cache's statistics.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use querycache::{Cache, EntryOptions};
+///
+/// let cache = Cache::new();
+/// cache.set("greeting", "hello".to_string(), EntryOptions::new()).await.unwrap();
+/// let _ = cache.get::<String>("greeting").await;
+/// let _ = cache.get::<String>("missing").await;
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.sets), (1, 1, 1));
+/// assert_eq!(stats.hit_rate, 0.5);
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that found nothing usable (absent, expired, or invalidated).
+    pub misses: u64,
+    /// `hits / (hits + misses)`, 0 when there were no lookups.
+    pub hit_rate: f64,
+    /// Values stored.
+    pub sets: u64,
+    /// Tags invalidated plus keys removed by `delete`, patterns and namespaces.
+    pub invalidations: u64,
+    /// Store failures and values that could not be used (never returned to callers).
+    pub errors: u64,
+    /// Computations run on a miss (one per key at a time, however many callers wait).
+    pub computations: u64,
+    /// Computed values not stored because a tag they depend on moved meanwhile.
+    pub wasted_computations: u64,
+    /// Calls that went straight to the computation: cache disabled, or a read inside a
+    /// transaction that wrote the table.
+    pub bypassed: u64,
+    /// Entries in the memory store (may include expired entries not yet reclaimed).
+    pub keys_count: u64,
+    /// Estimated bytes held by the memory store.
+    pub memory_usage_bytes: u64,
+    /// Mean time to answer a lookup (hit or miss), without the computation.
+    pub avg_get_latency: Duration,
+    /// 99th percentile of the same.
+    pub p99_get_latency: Duration,
+    /// The same figures for each namespace seen.
+    pub namespaces: BTreeMap<String, NamespaceStats>,
+}
+
+/// Statistics of one namespace. See [`CacheStats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct NamespaceStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that found nothing usable.
+    pub misses: u64,
+    /// `hits / (hits + misses)`.
+    pub hit_rate: f64,
+    /// Values stored.
+    pub sets: u64,
+    /// Computations run.
+    pub computations: u64,
+    /// Mean lookup time.
+    pub avg_get_latency: Duration,
+    /// 99th percentile lookup time.
+    pub p99_get_latency: Duration,
+}
+
+/// Lookup latencies in nanoseconds, 1 ns to 60 s, 2 significant digits.
+struct Latency {
+    histogram: Mutex<Histogram<u64>>,
+}
+
+impl Latency {
+    fn new() -> Self {
+        // Invariant: 1 ns .. 60 s at 2 significant figures is within hdrhistogram's limits
+        // (low >= 1, high >= 2 * low, sigfig <= 5), so construction cannot fail.
+        #[allow(clippy::expect_used)]
+        let histogram = Histogram::new_with_bounds(1, 60_000_000_000, 2)
+            .expect("constant histogram bounds are valid");
+        Latency {
+            histogram: Mutex::new(histogram),
+        }
+    }
+
+    fn record(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.histogram.lock().saturating_record(nanos);
+    }
+
+    fn figures(&self) -> (Duration, Duration) {
+        let h = self.histogram.lock();
+        if h.is_empty() {
+            return (Duration::ZERO, Duration::ZERO);
+        }
+        (
+            Duration::from_nanos(h.mean() as u64),
+            Duration::from_nanos(h.value_at_quantile(0.99)),
+        )
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sets: AtomicU64,
+    computations: AtomicU64,
+}
+
+struct NamespaceRecorder {
+    counters: Counters,
+    latency: Latency,
+}
+
+/// The live recorder behind [`CacheStats`].
+pub(crate) struct StatsRecorder {
+    totals: Counters,
+    invalidations: AtomicU64,
+    errors: AtomicU64,
+    wasted: AtomicU64,
+    bypassed: AtomicU64,
+    latency: Latency,
+    namespaces: DashMap<Arc<str>, Arc<NamespaceRecorder>>,
+}
+
+/// What a lookup found, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Hit,
+    Miss,
+}
+
+impl StatsRecorder {
+    pub(crate) fn new() -> Self {
+        StatsRecorder {
+            totals: Counters::default(),
+            invalidations: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            wasted: AtomicU64::new(0),
+            bypassed: AtomicU64::new(0),
+            latency: Latency::new(),
+            namespaces: DashMap::new(),
+        }
+    }
+
+    fn namespace(&self, namespace: &str) -> Arc<NamespaceRecorder> {
+        if let Some(ns) = self.namespaces.get(namespace) {
+            return Arc::clone(ns.value());
+        }
+        Arc::clone(
+            self.namespaces
+                .entry(Arc::from(namespace))
+                .or_insert_with(|| {
+                    Arc::new(NamespaceRecorder {
+                        counters: Counters::default(),
+                        latency: Latency::new(),
+                    })
+                })
+                .value(),
+        )
+    }
+
+    pub(crate) fn lookup(&self, namespace: &str, outcome: Outcome, elapsed: Duration) {
+        let ns = self.namespace(namespace);
+        let counter = |c: &Counters| match outcome {
+            Outcome::Hit => c.hits.fetch_add(1, Relaxed),
+            Outcome::Miss => c.misses.fetch_add(1, Relaxed),
+        };
+        counter(&self.totals);
+        counter(&ns.counters);
+        self.latency.record(elapsed);
+        ns.latency.record(elapsed);
+    }
+
+    pub(crate) fn set(&self, namespace: &str) {
+        self.totals.sets.fetch_add(1, Relaxed);
+        self.namespace(namespace).counters.sets.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn computation(&self, namespace: &str) {
+        self.totals.computations.fetch_add(1, Relaxed);
+        self.namespace(namespace)
+            .counters
+            .computations
+            .fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn invalidations(&self, n: u64) {
+        self.invalidations.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn error(&self) {
+        self.errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn wasted(&self) {
+        self.wasted.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn bypassed(&self) {
+        self.bypassed.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, keys_count: u64, memory_usage_bytes: u64) -> CacheStats {
+        let (avg, p99) = self.latency.figures();
+        let hits = self.totals.hits.load(Relaxed);
+        let misses = self.totals.misses.load(Relaxed);
+        let namespaces = self
+            .namespaces
+            .iter()
+            .map(|entry| {
+                let ns = entry.value();
+                let (avg, p99) = ns.latency.figures();
+                let hits = ns.counters.hits.load(Relaxed);
+                let misses = ns.counters.misses.load(Relaxed);
+                let stats = NamespaceStats {
+                    hits,
+                    misses,
+                    hit_rate: rate(hits, misses),
+                    sets: ns.counters.sets.load(Relaxed),
+                    computations: ns.counters.computations.load(Relaxed),
+                    avg_get_latency: avg,
+                    p99_get_latency: p99,
+                };
+                (entry.key().to_string(), stats)
+            })
+            .collect();
+        CacheStats {
+            hits,
+            misses,
+            hit_rate: rate(hits, misses),
+            sets: self.totals.sets.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            computations: self.totals.computations.load(Relaxed),
+            wasted_computations: self.wasted.load(Relaxed),
+            bypassed: self.bypassed.load(Relaxed),
+            keys_count,
+            memory_usage_bytes,
+            avg_get_latency: avg,
+            p99_get_latency: p99,
+            namespaces,
+        }
+    }
+}
+
+fn rate(hits: u64, misses: u64) -> f64 {
+    let total = hits + misses;
+    if total == 0 {
+        0.0
+    } else {
+        hits as f64 / total as f64
+    }
+}

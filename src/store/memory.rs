@@ -1,0 +1,370 @@
+//! The in-process memory store.
+//!
+//! Entries live in a [`quick_cache`] map (sharded, weighted by bytes, CLOCK-Pro eviction
+//! that resists scans). Each entry holds the caller's value behind an `Arc` — a hit is a
+//! pointer copy, with no decoding — and an `Arc` to the version cell of each tag it depends
+//! on, so validating a hit is one atomic load per tag.
+//!
+//! Expired entries are not swept by a thread: a lookup that finds one removes it, and the
+//! eviction policy, which prefers entries nobody reads, reclaims the rest when the byte
+//! budget is reached. The budget is therefore always respected; [`Usage`] may count
+//! expired entries that nobody has touched since they expired.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use quick_cache::sync::Cache as QuickCache;
+use quick_cache::{DefaultHashBuilder, Weighter};
+
+use super::{AnyValue, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
+use crate::tags::{Stamp, TagVersions, is_current};
+use crate::{Key, Tag};
+
+/// A stored entry. Shared (`Arc`) so that a lookup clones a pointer, not the entry.
+struct MemEntry {
+    value: AnyValue,
+    stamps: Box<[Stamp]>,
+    epoch: u64,
+    stored_at: Instant,
+    expires_at: Instant,
+    weight: u64,
+}
+
+#[derive(Clone)]
+struct EntryWeighter;
+
+impl Weighter<Key, Arc<MemEntry>> for EntryWeighter {
+    fn weight(&self, _key: &Key, entry: &Arc<MemEntry>) -> u64 {
+        entry.weight
+    }
+}
+
+/// The tag versions (and removal sequence) a computation started under.
+pub(crate) struct MemSnapshot {
+    stamps: Box<[Stamp]>,
+    epoch: u64,
+    removals_seen: u64,
+}
+
+/// Keys and patterns removed recently, so that a computation that started before a
+/// removal does not store its (now unwanted) result after it.
+struct RemovalLog {
+    recent: VecDeque<(u64, Removal)>,
+}
+
+enum Removal {
+    Key(Key),
+    Pattern(glob::Pattern),
+}
+
+const REMOVAL_LOG_LEN: usize = 256;
+
+/// The memory store. See the module docs.
+pub(crate) struct MemoryStore {
+    entries: QuickCache<Key, Arc<MemEntry>, EntryWeighter, DefaultHashBuilder>,
+    versions: TagVersions,
+    /// Bumped by `clear`: entries and snapshots of an older epoch are dead.
+    epoch: AtomicU64,
+    removal_seq: AtomicU64,
+    removals: Mutex<RemovalLog>,
+    max_bytes: u64,
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_bytes` of (estimated) entry weight.
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        // A guess at entry count for pre-sizing: 1 KiB per entry, within sane bounds.
+        let estimated = usize::try_from(max_bytes / 1024)
+            .unwrap_or(usize::MAX)
+            .clamp(1024, 1 << 20);
+        MemoryStore {
+            entries: QuickCache::with(
+                estimated,
+                max_bytes,
+                EntryWeighter,
+                DefaultHashBuilder::default(),
+                Default::default(),
+            ),
+            versions: TagVersions::new(),
+            epoch: AtomicU64::new(0),
+            removal_seq: AtomicU64::new(0),
+            removals: Mutex::new(RemovalLog {
+                recent: VecDeque::new(),
+            }),
+            max_bytes,
+        }
+    }
+
+    /// Synchronous lookup: the memory store never waits.
+    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        let Some(entry) = self.entries.get(key) else {
+            return Lookup::Miss;
+        };
+        let now = Instant::now();
+        if now >= entry.expires_at {
+            self.entries
+                .remove_if(key, |current| Arc::ptr_eq(current, &entry));
+            return Lookup::Expired;
+        }
+        if entry.epoch != self.epoch.load(Ordering::Acquire) || !is_current(&entry.stamps) {
+            self.entries
+                .remove_if(key, |current| Arc::ptr_eq(current, &entry));
+            return Lookup::Invalidated;
+        }
+        Lookup::Hit(Found {
+            value: Arc::clone(&entry.value),
+            age: now.saturating_duration_since(entry.stored_at),
+        })
+    }
+
+    pub(crate) fn take_snapshot(&self, tags: &[Tag]) -> MemSnapshot {
+        // Order matters: the epoch and removal sequence are read before the versions, so
+        // a clear or removal that lands between them is still seen at `put`.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let removals_seen = self.removal_seq.load(Ordering::Acquire);
+        MemSnapshot {
+            stamps: self.versions.snapshot(tags),
+            epoch,
+            removals_seen,
+        }
+    }
+
+    pub(crate) fn store(
+        &self,
+        key: Key,
+        value: AnyValue,
+        snapshot: MemSnapshot,
+        meta: EntryMeta,
+    ) -> PutOutcome {
+        if meta.weight > self.max_bytes / 8 {
+            // quick_cache would reject it anyway (it exceeds a shard); say so.
+            return PutOutcome::TooLarge;
+        }
+        if snapshot.epoch != self.epoch.load(Ordering::Acquire)
+            || !is_current(&snapshot.stamps)
+            || self.removed_since(&key, snapshot.removals_seen)
+        {
+            return PutOutcome::Outdated;
+        }
+        let now = Instant::now();
+        let entry = MemEntry {
+            value,
+            stamps: snapshot.stamps,
+            epoch: snapshot.epoch,
+            stored_at: now,
+            expires_at: now.checked_add(meta.ttl).unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            weight: meta.weight.max(1),
+        };
+        self.entries.insert(key, Arc::new(entry));
+        PutOutcome::Stored
+    }
+
+    /// Whether `key` was removed (by key or pattern) after sequence number `seen`.
+    fn removed_since(&self, key: &Key, seen: u64) -> bool {
+        let now = self.removal_seq.load(Ordering::Acquire);
+        if now == seen {
+            return false;
+        }
+        let log = self.removals.lock();
+        let oldest_kept = log.recent.front().map_or(now + 1, |(seq, _)| *seq);
+        if oldest_kept > seen + 1 {
+            // Removals after `seen` fell out of the log: assume the worst.
+            return true;
+        }
+        log.recent
+            .iter()
+            .filter(|(seq, _)| *seq > seen)
+            .any(|(_, removal)| match removal {
+                Removal::Key(k) => k == key,
+                Removal::Pattern(p) => p.matches(key.as_str()),
+            })
+    }
+
+    fn log_removal(&self, removal: Removal) {
+        let mut log = self.removals.lock();
+        let seq = self.removal_seq.load(Ordering::Acquire) + 1;
+        log.recent.push_back((seq, removal));
+        if log.recent.len() > REMOVAL_LOG_LEN {
+            log.recent.pop_front();
+        }
+        // Published after the log holds it, under the lock.
+        self.removal_seq.store(seq, Ordering::Release);
+    }
+
+    pub(crate) fn bump(&self, tags: &[Tag]) -> usize {
+        self.versions.bump(tags)
+    }
+
+    pub(crate) fn remove_key(&self, key: &str) -> bool {
+        let Ok(k) = Key::new(key) else {
+            return false;
+        };
+        self.log_removal(Removal::Key(k));
+        self.entries.remove(key).is_some()
+    }
+
+    pub(crate) fn remove_pattern(&self, pattern: &glob::Pattern) -> usize {
+        self.log_removal(Removal::Pattern(pattern.clone()));
+        let removed = std::sync::atomic::AtomicUsize::new(0);
+        self.entries.retain(|key, _| {
+            let keep = !pattern.matches(key.as_str());
+            if !keep {
+                removed.fetch_add(1, Ordering::Relaxed);
+            }
+            keep
+        });
+        removed.into_inner()
+    }
+
+    pub(crate) fn clear_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.clear();
+    }
+
+    pub(crate) fn usage_now(&self) -> Usage {
+        Usage {
+            entries: self.entries.len() as u64,
+            bytes: self.entries.weight(),
+        }
+    }
+
+    /// Number of tags with a live version (for diagnostics and tests).
+    pub(crate) fn tag_count(&self) -> usize {
+        self.versions.len()
+    }
+}
+
+impl Store for MemoryStore {
+    type Snapshot = MemSnapshot;
+
+    async fn snapshot(&self, tags: &[Tag]) -> Result<MemSnapshot, String> {
+        Ok(self.take_snapshot(tags))
+    }
+
+    async fn get(&self, key: &str) -> Result<Lookup, String> {
+        Ok(self.lookup(key))
+    }
+
+    async fn put(
+        &self,
+        key: Key,
+        value: AnyValue,
+        snapshot: MemSnapshot,
+        meta: EntryMeta,
+    ) -> Result<PutOutcome, String> {
+        Ok(self.store(key, value, snapshot, meta))
+    }
+
+    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
+        Ok(self.bump(tags))
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool, String> {
+        Ok(self.remove_key(key))
+    }
+
+    async fn remove_matching(&self, pattern: &glob::Pattern) -> Result<usize, String> {
+        Ok(self.remove_pattern(pattern))
+    }
+
+    async fn clear(&self) -> Result<(), String> {
+        self.clear_all();
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage_now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(ttl: u64) -> EntryMeta {
+        EntryMeta {
+            ttl: Duration::from_secs(ttl),
+            weight: 100,
+        }
+    }
+
+    fn put(store: &MemoryStore, key: &str, tags: &[Tag], v: u32) -> PutOutcome {
+        let snap = store.take_snapshot(tags);
+        store.store(Key::new(key).unwrap(), Arc::new(v), snap, meta(60))
+    }
+
+    fn hit(store: &MemoryStore, key: &str) -> Option<u32> {
+        match store.lookup(key) {
+            Lookup::Hit(found) => found.value.downcast_ref::<u32>().copied(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn snapshot_outdated_before_put_is_not_stored() {
+        let store = MemoryStore::new(1 << 20);
+        let tags = [Tag::model("songs")];
+        let snap = store.take_snapshot(&tags);
+        store.bump(&tags);
+        let out = store.store(Key::new("k").unwrap(), Arc::new(1u32), snap, meta(60));
+        assert_eq!(out, PutOutcome::Outdated);
+        assert_eq!(hit(&store, "k"), None);
+    }
+
+    #[test]
+    fn removal_during_computation_blocks_the_put() {
+        let store = MemoryStore::new(1 << 20);
+        let snap = store.take_snapshot(&[]);
+        store.remove_pattern(&glob::Pattern::new("user:*").unwrap());
+        let out = store.store(Key::new("user:1").unwrap(), Arc::new(1u32), snap, meta(60));
+        assert_eq!(out, PutOutcome::Outdated);
+        // An unrelated key is not affected.
+        let snap = store.take_snapshot(&[]);
+        store.remove_key("other");
+        assert_eq!(
+            store.store(Key::new("user:2").unwrap(), Arc::new(2u32), snap, meta(60)),
+            PutOutcome::Stored
+        );
+    }
+
+    #[test]
+    fn clear_kills_entries_and_snapshots_in_flight() {
+        let store = MemoryStore::new(1 << 20);
+        assert_eq!(put(&store, "a", &[], 1), PutOutcome::Stored);
+        let snap = store.take_snapshot(&[]);
+        store.clear_all();
+        assert_eq!(hit(&store, "a"), None);
+        let out = store.store(Key::new("b").unwrap(), Arc::new(2u32), snap, meta(60));
+        assert_eq!(out, PutOutcome::Outdated);
+    }
+
+    #[test]
+    fn budget_is_respected() {
+        let store = MemoryStore::new(64 * 1024);
+        for i in 0..10_000 {
+            put(&store, &format!("k{i}"), &[], i);
+        }
+        let usage = store.usage_now();
+        assert!(usage.bytes <= 64 * 1024, "{usage:?}");
+        assert!(usage.entries > 0);
+    }
+
+    #[test]
+    fn oversized_entries_are_refused() {
+        let store = MemoryStore::new(64 * 1024);
+        let snap = store.take_snapshot(&[]);
+        let out = store.store(
+            Key::new("big").unwrap(),
+            Arc::new(0u32),
+            snap,
+            EntryMeta {
+                ttl: Duration::from_secs(1),
+                weight: 1 << 20,
+            },
+        );
+        assert_eq!(out, PutOutcome::TooLarge);
+    }
+}

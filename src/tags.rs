@@ -1,0 +1,388 @@
+//! Tags and tag versions: what an entry depends on, and how invalidation finds it in O(1).
+//!
+//! Every entry records, when its computation *starts*, the current version of each tag it
+//! depends on (its snapshot). Invalidating a tag replaces the tag's version with a fresh,
+//! never-before-used token. An entry is served only while every tag's version still equals
+//! its snapshot, so:
+//!
+//! * invalidation touches one version per tag, however many entries depend on it;
+//! * a reader that loaded old rows while a writer committed stores an entry whose snapshot is
+//!   already outdated: it is never served (no stale set);
+//! * a version that is lost (reclaimed here, evicted from Redis) comes back as a fresh token,
+//!   which matches no old snapshot (no resurrection).
+//!
+//! # Model tags
+//!
+//! ORM writes and `#[cached_query(models = [..])]` speak in *model tags* derived from table
+//! names (the one name SeaORM, Diesel and raw SQL share):
+//!
+//! | tag | bumped by | depended on by |
+//! | --- | --- | --- |
+//! | `model:songs` | every write to `songs` | list, count and aggregate queries |
+//! | `model:songs:7` | a write to the row with primary key 7 | by-id queries for song 7 (`row = id`) |
+//! | `model:songs#bulk` | a write whose rows are not known (`update_many`, raw SQL) | every by-id query on `songs` |
+//! | `model:#all` | a statement that could not be classified | every entry with a model tag |
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+
+use crate::Error;
+use crate::key::validate_name;
+
+/// The longest tag accepted, in bytes.
+pub const MAX_TAG_LEN: usize = 1024;
+
+/// A name for something entries depend on: `model:songs`, `model:songs:42`, `user:123`.
+/// Cheap to clone.
+///
+/// ```
+/// use querycache::Tag;
+///
+/// assert_eq!(Tag::model("songs").as_str(), "model:songs");
+/// assert_eq!(Tag::row("songs", 42).as_str(), "model:songs:42");
+/// assert_eq!(Tag::bulk("songs").as_str(), "model:songs#bulk");
+/// assert_eq!(Tag::new("user:123").unwrap().as_str(), "user:123");
+/// assert_eq!(Tag::row("songs", 42).table(), Some("songs"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(Arc<str>);
+
+/// Prefix of every model tag.
+const MODEL_PREFIX: &str = "model:";
+/// Prefix of namespace tags.
+const NAMESPACE_PREFIX: &str = "ns:";
+
+impl Tag {
+    /// Validates and wraps an application-defined tag such as `user:123`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] when the tag is empty, longer than [`MAX_TAG_LEN`] bytes, or
+    /// contains a control character.
+    pub fn new(tag: impl AsRef<str>) -> Result<Self, Error> {
+        let tag = tag.as_ref();
+        validate_name("tag", tag, MAX_TAG_LEN)?;
+        Ok(Tag(Arc::from(tag)))
+    }
+
+    /// The table tag `model:<table>`: bumped by every write to the table.
+    pub fn model(table: &str) -> Self {
+        Tag(format!("{MODEL_PREFIX}{table}").into())
+    }
+
+    /// The row tag `model:<table>:<id>`: bumped by a write known to touch that row.
+    pub fn row(table: &str, id: impl fmt::Display) -> Self {
+        Tag(format!("{MODEL_PREFIX}{table}:{id}").into())
+    }
+
+    /// The bulk tag `model:<table>#bulk`: bumped by a write to rows that are not known.
+    pub fn bulk(table: &str) -> Self {
+        Tag(format!("{MODEL_PREFIX}{table}#bulk").into())
+    }
+
+    /// The tag bumped by a statement that could not be classified; every entry that
+    /// depends on any model tag also depends on this one.
+    pub fn all_models() -> Self {
+        Tag(Arc::from("model:#all"))
+    }
+
+    /// The tag every entry of a namespace depends on.
+    pub(crate) fn namespace(namespace: &str) -> Self {
+        Tag(format!("{NAMESPACE_PREFIX}{namespace}").into())
+    }
+
+    /// The tag as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// For a model tag, the table it names (`songs` for `model:songs:7`); `None` for other
+    /// tags and for `model:#all`.
+    pub fn table(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix(MODEL_PREFIX)?;
+        let end = rest.find([':', '#']).unwrap_or(rest.len());
+        let table = &rest[..end];
+        (!table.is_empty()).then_some(table)
+    }
+
+    /// Whether this is a model tag (`model:...`), including `model:#all`.
+    pub fn is_model(&self) -> bool {
+        self.0.starts_with(MODEL_PREFIX)
+    }
+}
+
+/// The tags a write to `table` bumps: the table tag, plus the row tags of `ids` when the
+/// written rows are known, or the bulk tag when they are not.
+///
+/// ```
+/// use querycache::{Tag, tags::write_tags};
+///
+/// let tags = write_tags("songs", Some(&["8".to_string()]));
+/// assert_eq!(tags, vec![Tag::model("songs"), Tag::row("songs", 8)]);
+/// let tags = write_tags("songs", None);
+/// assert_eq!(tags, vec![Tag::model("songs"), Tag::bulk("songs")]);
+/// ```
+pub fn write_tags(table: &str, ids: Option<&[String]>) -> Vec<Tag> {
+    let mut tags = vec![Tag::model(table)];
+    match ids {
+        Some(ids) => tags.extend(ids.iter().map(|id| Tag::row(table, id))),
+        None => tags.push(Tag::bulk(table)),
+    }
+    tags
+}
+
+/// The name model tags use for a table: `table`, or `schema.table` outside the default
+/// schema (`public` on PostgreSQL, `main` on SQLite).
+///
+/// ```
+/// use querycache::tags::table_key;
+///
+/// assert_eq!(table_key(None, "songs"), "songs");
+/// assert_eq!(table_key(Some("public"), "songs"), "songs");
+/// assert_eq!(table_key(Some("music"), "songs"), "music.songs");
+/// ```
+pub fn table_key(schema: Option<&str>, table: &str) -> String {
+    match schema {
+        None | Some("public") | Some("main") | Some("") => table.to_owned(),
+        Some(schema) => format!("{schema}.{table}"),
+    }
+}
+
+/// A type that stands for a table in `#[cached_query(models = [..])]`.
+///
+/// SeaORM entities need no impl: their table is read from `EntityName`. Implement it for
+/// anything else a query depends on, such as a view or a table without an entity:
+///
+/// ```
+/// use querycache::CacheModel;
+///
+/// struct TopSongsView;
+/// impl CacheModel for TopSongsView {
+///     const TABLE: &'static str = "top_songs";
+/// }
+/// ```
+pub trait CacheModel {
+    /// The table's name, as it appears in SQL.
+    const TABLE: &'static str;
+    /// Its schema, when it is not the default one.
+    const SCHEMA: Option<&'static str> = None;
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Tag {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for Tag {
+    type Error = Error;
+    fn try_from(value: &str) -> Result<Self, Error> {
+        Tag::new(value)
+    }
+}
+
+impl TryFrom<String> for Tag {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Error> {
+        Tag::new(value)
+    }
+}
+
+/// A fresh version token: unique within the process (a counter that starts at a random
+/// point and never repeats), so a re-created tag never gets back an old version.
+pub(crate) fn fresh_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SEEDED: std::sync::Once = std::sync::Once::new();
+    SEEDED.call_once(|| {
+        // The upper half random, the lower half for counting: 2^32 processes' worth of
+        // distinct starting points and 2^32 bumps before the counter reaches another's.
+        let seed = u64::from(rand::random::<u32>()) << 32;
+        NEXT.store(seed | 1, Ordering::SeqCst);
+    });
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The version of one tag in the memory store. Entries hold an `Arc` to the cell, so
+/// checking a snapshot is one atomic load per tag, with no map lookup.
+#[derive(Debug)]
+pub(crate) struct TagCell {
+    version: AtomicU64,
+}
+
+impl TagCell {
+    pub(crate) fn current(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+}
+
+/// One tag's version as seen by a snapshot.
+pub(crate) type Stamp = (Arc<TagCell>, u64);
+
+/// The memory store's tag versions.
+#[derive(Debug)]
+pub(crate) struct TagVersions {
+    cells: DashMap<Tag, Arc<TagCell>>,
+    /// Size at which unreferenced cells are reclaimed next.
+    reclaim_at: AtomicUsize,
+}
+
+const MIN_RECLAIM_AT: usize = 4096;
+
+impl TagVersions {
+    pub(crate) fn new() -> Self {
+        TagVersions {
+            cells: DashMap::new(),
+            reclaim_at: AtomicUsize::new(MIN_RECLAIM_AT),
+        }
+    }
+
+    /// The current version of each tag, creating cells for tags never seen.
+    pub(crate) fn snapshot(&self, tags: &[Tag]) -> Box<[Stamp]> {
+        let stamps: Box<[Stamp]> = tags
+            .iter()
+            .map(|tag| {
+                let cell = match self.cells.get(tag) {
+                    Some(cell) => Arc::clone(cell.value()),
+                    None => Arc::clone(
+                        self.cells
+                            .entry(tag.clone())
+                            .or_insert_with(|| {
+                                Arc::new(TagCell {
+                                    version: AtomicU64::new(fresh_token()),
+                                })
+                            })
+                            .value(),
+                    ),
+                };
+                let version = cell.current();
+                (cell, version)
+            })
+            .collect();
+        self.maybe_reclaim();
+        stamps
+    }
+
+    /// Replaces the version of each tag that has a cell; returns how many had one. A tag
+    /// without a cell has no entry depending on it, and a snapshot taken after this call
+    /// creates the cell with a fresh token.
+    pub(crate) fn bump(&self, tags: &[Tag]) -> usize {
+        tags.iter()
+            .filter(|tag| {
+                self.cells
+                    .get(*tag)
+                    .map(|cell| cell.version.store(fresh_token(), Ordering::SeqCst))
+                    .is_some()
+            })
+            .count()
+    }
+
+    /// Bumps every tag (used by `clear` and by a fail-safe broad invalidation).
+    pub(crate) fn bump_all(&self) {
+        for cell in self.cells.iter() {
+            cell.version.store(fresh_token(), Ordering::SeqCst);
+        }
+    }
+
+    /// Number of tags with a version.
+    pub(crate) fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Drops cells nothing refers to once the map has doubled since the last pass, so
+    /// per-row tags do not accumulate forever. A cell whose only owner is the map (checked
+    /// under the shard's write lock, where nobody can clone it) backs no entry and no
+    /// snapshot; a later snapshot re-creates it with a fresh token.
+    fn maybe_reclaim(&self) {
+        let threshold = self.reclaim_at.load(Ordering::Relaxed);
+        if self.cells.len() < threshold {
+            return;
+        }
+        // One thread reclaims; the others go on.
+        if self
+            .reclaim_at
+            .compare_exchange(threshold, usize::MAX, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.cells.retain(|_, cell| Arc::strong_count(cell) > 1);
+        let next = (self.cells.len() * 2).max(MIN_RECLAIM_AT);
+        self.reclaim_at.store(next, Ordering::Release);
+    }
+}
+
+/// Whether every stamp still matches its tag's current version.
+pub(crate) fn is_current(stamps: &[Stamp]) -> bool {
+    stamps
+        .iter()
+        .all(|(cell, version)| cell.current() == *version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bump_invalidates_snapshot() {
+        let versions = TagVersions::new();
+        let snap = versions.snapshot(&[Tag::model("songs"), Tag::row("songs", 1)]);
+        assert!(is_current(&snap));
+        assert_eq!(versions.bump(&[Tag::row("songs", 2)]), 0);
+        assert!(is_current(&snap));
+        assert_eq!(versions.bump(&[Tag::row("songs", 1)]), 1);
+        assert!(!is_current(&snap));
+    }
+
+    #[test]
+    fn reclaimed_tags_come_back_with_a_fresh_version() {
+        let versions = TagVersions::new();
+        let first = versions.snapshot(&[Tag::model("a")])[0].1;
+        // Nothing holds the cell: force a reclaim pass.
+        versions.cells.retain(|_, cell| Arc::strong_count(cell) > 1);
+        assert_eq!(versions.len(), 0);
+        let second = versions.snapshot(&[Tag::model("a")])[0].1;
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn reclaim_keeps_referenced_cells() {
+        let versions = TagVersions::new();
+        let held = versions.snapshot(&[Tag::model("held")]);
+        for i in 0..MIN_RECLAIM_AT + 10 {
+            drop(versions.snapshot(&[Tag::row("t", i)]));
+        }
+        assert!(versions.len() < MIN_RECLAIM_AT);
+        versions.bump(&[Tag::model("held")]);
+        assert!(!is_current(&held), "the held cell must still be the one bumped");
+    }
+
+    #[test]
+    fn tokens_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            assert!(seen.insert(fresh_token()));
+        }
+    }
+
+    #[test]
+    fn table_of_tags() {
+        assert_eq!(Tag::model("songs").table(), Some("songs"));
+        assert_eq!(Tag::bulk("app.songs").table(), Some("app.songs"));
+        assert_eq!(Tag::all_models().table(), None);
+        assert_eq!(Tag::new("user:1").unwrap().table(), None);
+    }
+}

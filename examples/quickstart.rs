@@ -1,1 +1,120 @@
-fn main(){}
+//! querycache in one page: SQLite + the memory store.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! Defines songs and users, reads a song twice (a miss, then a hit), updates it through the
+//! ORM, reads it again (fresh, because the update invalidated it), and prints the stats.
+
+#[path = "support/schema.rs"]
+mod schema;
+
+use querycache::orm::sea_orm::CachedConnection;
+use querycache::{Cache, cache_count_query, cached_query};
+use schema::{song, user};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, Database, DbErr, EntityTrait, PaginatorTrait, Set,
+};
+
+/// One song by id. Depends on that song's row only: writes to other songs keep it cached.
+#[cached_query(ttl = "10m", models = [song::Entity], row = id)]
+async fn get_song(db: &CachedConnection, id: i32) -> Result<Option<song::Model>, DbErr> {
+    song::Entity::find_by_id(id).one(db).await
+}
+
+/// How many songs there are. Count queries get a shorter default TTL (`CACHE_COUNT_TTL`).
+#[cache_count_query(song::Entity)]
+async fn count_songs(db: &CachedConnection) -> Result<u64, DbErr> {
+    song::Entity::find().count(db).await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "querycache=debug".into()),
+        )
+        .with_target(false)
+        .init();
+
+    // The cache: configured from CACHE_* variables (defaults: memory store, 1 h TTL).
+    let cache = Cache::from_env()?;
+    querycache::install(cache.clone())?;
+
+    // SQLite in memory (one connection, so every query sees the same database), wrapped
+    // so that every write through it invalidates the cache.
+    let mut options = ConnectOptions::new("sqlite::memory:");
+    options.max_connections(1).sqlx_logging(false);
+    let db = CachedConnection::new(Database::connect(options).await?, cache.clone());
+    schema::migrate(&db).await?;
+
+    let author = user::ActiveModel {
+        name: Set("Ada".into()),
+        email: Set("ada@example.test".into()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await?;
+    let now = chrono::Utc::now();
+    let song = song::ActiveModel {
+        title: Set("Blue in Green".into()),
+        artist: Set("Miles Davis".into()),
+        author_id: Set(author.id),
+        content: Set("...".into()),
+        archived: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await?;
+
+    let id = song.id;
+    let read = |label: &'static str| {
+        let db = db.clone();
+        let cache = cache.clone();
+        async move {
+            let before = cache.stats().computations;
+            let found = get_song(&db, id).await?;
+            let source = if cache.stats().computations > before {
+                "MISS: ran the query"
+            } else {
+                "HIT: served from memory"
+            };
+            let title = found.map(|s| s.title).unwrap_or_default();
+            println!("{label:<22} {source:<24} title = {title:?}");
+            Ok::<_, DbErr>(())
+        }
+    };
+
+    read("first read").await?;
+    read("second read").await?;
+
+    // An update through the ORM: the song's row tag moves, its cached entry is dead.
+    let mut active: song::ActiveModel = song.clone().into();
+    active.title = Set("Blue in Green (take 2)".into());
+    active.update(&db).await?;
+    println!("{:<22} {}", "update", "song renamed through the ORM");
+
+    read("read after update").await?;
+    read("read again").await?;
+    println!("{:<22} {}", "count", count_songs(&db).await?);
+
+    let stats = cache.stats();
+    println!(
+        "\nstats: hits={} misses={} hit_rate={:.2} sets={} invalidations={} keys={} memory={}B avg_get={:?} p99_get={:?}",
+        stats.hits,
+        stats.misses,
+        stats.hit_rate,
+        stats.sets,
+        stats.invalidations,
+        stats.keys_count,
+        stats.memory_usage_bytes,
+        stats.avg_get_latency,
+        stats.p99_get_latency,
+    );
+    Ok(())
+}

@@ -208,7 +208,11 @@ impl Call {
                 let wrote = pending
                     .iter()
                     .any(|p| p.wrote_any(self.tables.iter().map(String::as_str)));
-                if wrote { Plan::Bypass } else { Plan::ReadOnly(key) }
+                if wrote {
+                    Plan::Bypass
+                } else {
+                    Plan::ReadOnly(key)
+                }
             }
         }
     }
@@ -273,7 +277,11 @@ impl Call {
         match self.plan() {
             Plan::Bypass => self.cache.bypass(future).await,
             Plan::ReadOnly(key) => {
-                match self.cache.read_only::<Result<T, E>>(&key, &self.options).await {
+                match self
+                    .cache
+                    .read_only::<Result<T, E>>(&key, &self.options)
+                    .await
+                {
                     Some(hit) => (*hit).clone(),
                     None => future.await,
                 }

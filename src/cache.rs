@@ -132,7 +132,8 @@ impl Cache {
             return None;
         }
         // Direct reads have no namespace of their own.
-        self.lookup::<T>(key, crate::options::DEFAULT_NAMESPACE).await
+        self.lookup::<T>(key, crate::options::DEFAULT_NAMESPACE)
+            .await
     }
 
     /// Stores `value` under `key` with `options`, tagged with the current versions of its
@@ -195,7 +196,12 @@ impl Cache {
     ///
     /// The versions of the entry's tags are read *before* `compute` starts, so a write that
     /// lands while it runs makes the stored value a miss for every later reader.
-    pub async fn get_or_compute<T, F, Fut>(&self, key: &str, options: EntryOptions, compute: F) -> Arc<T>
+    pub async fn get_or_compute<T, F, Fut>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        compute: F,
+    ) -> Arc<T>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -239,7 +245,8 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.compute_with(key, options, compute, |_: &T, ttl| ttl).await
+        self.compute_with(key, options, compute, |_: &T, ttl| ttl)
+            .await
     }
 
     /// Like [`try_get_or_compute`](Self::try_get_or_compute), but errors are cached too, for
@@ -263,7 +270,13 @@ impl Cache {
                 key,
                 options,
                 || async { Ok(compute().await) },
-                move |value: &Result<T, E>, ttl| if value.is_err() { error_ttl.min(ttl) } else { ttl },
+                move |value: &Result<T, E>, ttl| {
+                    if value.is_err() {
+                        error_ttl.min(ttl)
+                    } else {
+                        ttl
+                    }
+                },
             )
             .await;
         match result {
@@ -273,12 +286,17 @@ impl Cache {
     }
 
     /// A lookup that never computes (reads inside a transaction).
-    pub(crate) async fn read_only<T: CacheValue>(&self, key: &Key, options: &EntryOptions) -> Option<Arc<T>> {
+    pub(crate) async fn read_only<T: CacheValue>(
+        &self,
+        key: &Key,
+        options: &EntryOptions,
+    ) -> Option<Arc<T>> {
         if !self.inner.config.enabled {
             self.inner.stats.bypassed();
             return None;
         }
-        self.lookup::<T>(key.as_str(), options.namespace_name()).await
+        self.lookup::<T>(key.as_str(), options.namespace_name())
+            .await
     }
 
     pub(crate) fn inner_stats_error(&self) {
@@ -348,7 +366,9 @@ impl Cache {
                     };
                     let value = self
                         .lead(&key, &options, compute, &ttl_of)
-                        .instrument(tracing::debug_span!("querycache.compute", key = %key, namespace))
+                        .instrument(
+                            tracing::debug_span!("querycache.compute", key = %key, namespace),
+                        )
                         .await?;
                     leader.finish(value.clone());
                     return Ok(value);
@@ -399,7 +419,8 @@ impl Cache {
         if !ttl.is_zero() {
             let mut options = options.clone();
             options.ttl = Some(ttl);
-            self.put(key, value.clone(), snapshot, &options, weight).await;
+            self.put(key, value.clone(), snapshot, &options, weight)
+                .await;
         }
         Ok(value)
     }
@@ -415,7 +436,12 @@ impl Cache {
         let namespace = options.namespace_name();
         let ttl = self.resolve_ttl(options, key);
         let meta = EntryMeta { ttl, weight };
-        match self.inner.store.put(key.clone(), value, snapshot, meta).await {
+        match self
+            .inner
+            .store
+            .put(key.clone(), value, snapshot, meta)
+            .await
+        {
             Ok(PutOutcome::Stored) => {
                 self.inner.stats.set(namespace);
                 tracing::debug!(
@@ -465,8 +491,12 @@ impl Cache {
             Ok(Lookup::Hit(found)) => match found.value.downcast::<T>() {
                 Ok(value) => {
                     tracing::debug!(
-                        tier = TIER, key, hit = true, latency_ns = elapsed.as_nanos() as u64,
-                        "Cache HIT: {key} (age: {}s)", found.age.as_secs()
+                        tier = TIER,
+                        key,
+                        hit = true,
+                        latency_ns = elapsed.as_nanos() as u64,
+                        "Cache HIT: {key} (age: {}s)",
+                        found.age.as_secs()
                     );
                     Some(value)
                 }
@@ -484,7 +514,13 @@ impl Cache {
         let outcome = if found.is_some() {
             Outcome::Hit
         } else {
-            tracing::debug!(tier = TIER, key, hit = false, latency_ns = elapsed.as_nanos() as u64, "Cache MISS: {key}");
+            tracing::debug!(
+                tier = TIER,
+                key,
+                hit = false,
+                latency_ns = elapsed.as_nanos() as u64,
+                "Cache MISS: {key}"
+            );
             Outcome::Miss
         };
         self.inner.stats.lookup(namespace, outcome, elapsed);
@@ -501,7 +537,13 @@ impl Cache {
 
     fn store_error(&self, operation: &'static str, key: &str, error: &str) {
         self.inner.stats.error();
-        tracing::warn!(tier = TIER, operation, key, error, "cache store failed; serving without it");
+        tracing::warn!(
+            tier = TIER,
+            operation,
+            key,
+            error,
+            "cache store failed; serving without it"
+        );
     }
 
     /// Invalidates `tags`: every entry depending on one of them becomes a miss, in time
@@ -563,7 +605,12 @@ impl Cache {
         match self.inner.store.remove_matching(&glob).await {
             Ok(n) => {
                 self.inner.stats.invalidations(n as u64);
-                tracing::debug!(tier = TIER, pattern, removed = n, "Cache INVALIDATED: pattern {pattern}, {n} keys");
+                tracing::debug!(
+                    tier = TIER,
+                    pattern,
+                    removed = n,
+                    "Cache INVALIDATED: pattern {pattern}, {n} keys"
+                );
                 Ok(n)
             }
             Err(error) => {
@@ -576,10 +623,19 @@ impl Cache {
     /// Invalidates every entry of `namespace` (one tag bump, whatever its size).
     pub async fn invalidate_namespace(&self, namespace: &str) {
         let tag = Tag::namespace(namespace);
-        match self.inner.store.invalidate(std::slice::from_ref(&tag)).await {
+        match self
+            .inner
+            .store
+            .invalidate(std::slice::from_ref(&tag))
+            .await
+        {
             Ok(_) => {
                 self.inner.stats.invalidations(1);
-                tracing::debug!(tier = TIER, namespace, "Cache INVALIDATED: namespace {namespace}");
+                tracing::debug!(
+                    tier = TIER,
+                    namespace,
+                    "Cache INVALIDATED: namespace {namespace}"
+                );
             }
             Err(error) => self.store_error("invalidate_namespace", namespace, &error),
         }
@@ -608,7 +664,11 @@ impl CacheConfigBuilder {
 }
 
 /// Estimated bytes an entry costs: its JSON size, its key, and bookkeeping.
-fn weigh<T: Serialize>(key: &Key, value: &T, options: &EntryOptions) -> Result<u64, serde_json::Error> {
+fn weigh<T: Serialize>(
+    key: &Key,
+    value: &T,
+    options: &EntryOptions,
+) -> Result<u64, serde_json::Error> {
     struct Counter(u64);
     impl io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

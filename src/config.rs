@@ -408,7 +408,10 @@ impl CacheConfigBuilder {
                 "must be at least 65536 (64 KiB)",
             ));
         }
-        if c.key_prefix.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+        if c.key_prefix
+            .chars()
+            .any(|ch| ch.is_control() || ch.is_whitespace())
+        {
             return Err(Error::config(
                 "CACHE_KEY_PREFIX",
                 &c.key_prefix,

@@ -1,6 +1,82 @@
-//! querycache (tour written below).
+//! # querycache
+//!
+//! An ORM-integrated query cache for Rust. Mark a query function with
+//! [`#[cached_query]`](cached_query); its results are kept in memory, and every write that
+//! goes through the ORM invalidates exactly the cached queries that depend on it — no cache
+//! keys written by hand, no invalidation forgotten.
+//!
+//! ```no_run
+//! use querycache::{cached_query, orm::sea_orm::CachedConnection};
+//! use sea_orm::{DbErr, EntityTrait};
+//! # mod song {
+//! #     use sea_orm::entity::prelude::*;
+//! #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+//! #     #[sea_orm(table_name = "songs")]
+//! #     pub struct Model { #[sea_orm(primary_key)] pub id: i32, pub title: String }
+//! #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//! #     pub enum Relation {}
+//! #     impl ActiveModelBehavior for ActiveModel {}
+//! # }
+//!
+//! // Served from the cache until song `id` (or the whole table, in bulk) is written.
+//! #[cached_query(ttl = 3600, models = [song::Entity], row = id)]
+//! async fn get_song(db: &CachedConnection, id: i32) -> Result<Option<song::Model>, DbErr> {
+//!     song::Entity::find_by_id(id).one(db).await
+//! }
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Once at start-up: the cache (from CACHE_* variables) and the connection wrapper.
+//! let cache = querycache::Cache::from_env()?;
+//! querycache::install(cache.clone())?;
+//! let db = CachedConnection::new(sea_orm::Database::connect("sqlite://songs.db").await?, cache);
+//!
+//! let song = get_song(&db, 7).await?; // miss: runs the query
+//! let song = get_song(&db, 7).await?; // hit: no query, no decoding
+//! # Ok(()) }
+//! ```
+//!
+//! ## How invalidation works
+//!
+//! Every entry depends on [tags](Tag): `model:songs` for the songs table, `model:songs:7` for
+//! one row, `user:123` for anything the application names. Each tag has a version; an entry
+//! records its tags' versions *before* its query runs and is served only while they are
+//! unchanged. A write replaces the versions of the tags it touches (after its transaction
+//! commits), so invalidation costs the same for one dependent entry or ten million, and a
+//! reader racing a writer can never park an old value where later readers find it. The
+//! [`tags`] module has the details.
+//!
+//! ## A tour
+//!
+//! | you want to | look at |
+//! | --- | --- |
+//! | cache a query function | [`cached_query`], [`cache_model_query`], [`cache_count_query`], [`cache_skip`] |
+//! | invalidate on every SeaORM write | [`orm::sea_orm::CachedConnection`] |
+//! | use the cache directly | [`Cache`]: [`get`](Cache::get), [`set`](Cache::set), [`get_or_compute`](Cache::get_or_compute), [`invalidate_tags`](Cache::invalidate_tags), [`invalidate_pattern`](Cache::invalidate_pattern), [`invalidate_namespace`](Cache::invalidate_namespace) |
+//! | configure it | [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
+//! | set TTL, tags, namespace of an entry | [`EntryOptions`] |
+//! | a process-wide cache | [`install`], [`global`] |
+//! | watch it | [`Cache::stats`] → [`CacheStats`]; `tracing` events under the `querycache` target |
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `sea-orm` | yes | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
+//!
+//! ## Guarantees, and their limits
+//!
+//! * A read that starts after a write through the ORM has returned (for a transaction: after
+//!   its COMMIT returned) never gets data from before the write.
+//! * A value computed while a write committed is never served after that write.
+//! * Cache trouble never fails the caller: an unusable entry is a miss, an unserializable
+//!   value is returned uncached, and both are counted in [`CacheStats::errors`].
+//! * Not seen: writes by other processes, database triggers, or connections that were not
+//!   wrapped. Declare such dependencies with `tags`, or invalidate them yourself.
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
+#[doc(hidden)]
+pub mod __private;
 mod cache;
 pub mod config;
 mod error;
@@ -9,21 +85,17 @@ mod global;
 mod key;
 mod options;
 pub mod orm;
-#[doc(hidden)]
-pub mod __private;
 mod stats;
 mod store;
 pub mod tags;
 mod write;
 
-pub use querycache_macros::{cache_count_query, cache_model_query, cache_skip, cached_query};
-pub use global::{global, install};
-
 pub use cache::{Cache, CacheValue};
 pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy};
 pub use error::Error;
-pub use key::Key;
-pub use options::EntryOptions;
+pub use global::{global, install};
+pub use key::{Key, MAX_KEY_LEN};
+pub use options::{DEFAULT_NAMESPACE, EntryOptions};
+pub use querycache_macros::{cache_count_query, cache_model_query, cache_skip, cached_query};
 pub use stats::{CacheStats, NamespaceStats};
 pub use tags::{CacheModel, Tag};
-pub use options::DEFAULT_NAMESPACE;

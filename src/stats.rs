@@ -188,7 +188,10 @@ impl StatsRecorder {
 
     pub(crate) fn set(&self, namespace: &str) {
         self.totals.sets.fetch_add(1, Relaxed);
-        self.namespace(namespace).counters.sets.fetch_add(1, Relaxed);
+        self.namespace(namespace)
+            .counters
+            .sets
+            .fetch_add(1, Relaxed);
     }
 
     pub(crate) fn computation(&self, namespace: &str) {

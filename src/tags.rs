@@ -290,13 +290,6 @@ impl TagVersions {
             .count()
     }
 
-    /// Bumps every tag (used by `clear` and by a fail-safe broad invalidation).
-    pub(crate) fn bump_all(&self) {
-        for cell in self.cells.iter() {
-            cell.version.store(fresh_token(), Ordering::SeqCst);
-        }
-    }
-
     /// Number of tags with a version.
     pub(crate) fn len(&self) -> usize {
         self.cells.len()
@@ -367,7 +360,10 @@ mod tests {
         }
         assert!(versions.len() < MIN_RECLAIM_AT);
         versions.bump(&[Tag::model("held")]);
-        assert!(!is_current(&held), "the held cell must still be the one bumped");
+        assert!(
+            !is_current(&held),
+            "the held cell must still be the one bumped"
+        );
     }
 
     #[test]

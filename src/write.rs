@@ -48,6 +48,7 @@ impl PendingWrites {
     }
 
     /// Whether anything was recorded.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.inner.lock().tags.is_empty()
     }

@@ -48,9 +48,9 @@ use sea_orm::{
 
 use super::TxState;
 use super::sql::{self, Effect, Rows, TableName};
+use crate::Cache;
 use crate::tags::{Tag, table_key, write_tags};
 use crate::write::PendingWrites;
-use crate::Cache;
 
 /// A SeaORM connection whose writes invalidate the cache. Cheap to clone.
 ///
@@ -273,7 +273,14 @@ fn is_plain_read(sql: &str) -> bool {
         return false;
     }
     const WRITE_WORDS: [&[u8]; 9] = [
-        b"insert", b"update", b"delete", b"replace", b"truncate", b"merge", b"copy", b"drop",
+        b"insert",
+        b"update",
+        b"delete",
+        b"replace",
+        b"truncate",
+        b"merge",
+        b"copy",
+        b"drop",
         b"alter",
     ];
     let bytes = sql.as_bytes();
@@ -412,7 +419,9 @@ macro_rules! connection_impl {
     };
 }
 
-connection_impl!(CachedConnection, |this, stmt| this.after_statement(stmt).await);
+connection_impl!(CachedConnection, |this, stmt| this
+    .after_statement(stmt)
+    .await);
 connection_impl!(CachedTransaction, |this, stmt| this.after_statement(stmt));
 
 #[async_trait::async_trait]
@@ -558,9 +567,13 @@ mod tests {
 
     #[test]
     fn plain_read_prefilter() {
-        assert!(is_plain_read(r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = ?"#));
+        assert!(is_plain_read(
+            r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = ?"#
+        ));
         assert!(!is_plain_read("SELECT 1; DELETE FROM songs"));
-        assert!(!is_plain_read("WITH x AS (DELETE FROM a RETURNING *) SELECT * FROM x"));
+        assert!(!is_plain_read(
+            "WITH x AS (DELETE FROM a RETURNING *) SELECT * FROM x"
+        ));
         assert!(!is_plain_read("UPDATE songs SET title = 'x'"));
         // "updated_at" contains "update": classified in full, still a read.
         assert!(!is_plain_read("SELECT updated_at FROM songs"));
@@ -569,7 +582,10 @@ mod tests {
     #[test]
     fn row_ids_render_like_display() {
         assert_eq!(row_id(&Value::Int(Some(7))).as_deref(), Some("7"));
-        assert_eq!(row_id(&Value::String(Some("ab".into()))).as_deref(), Some("ab"));
+        assert_eq!(
+            row_id(&Value::String(Some("ab".into()))).as_deref(),
+            Some("ab")
+        );
         assert_eq!(row_id(&Value::Int(None)), None);
         assert_eq!(row_id(&Value::Double(Some(1.5))), None);
     }

@@ -155,7 +155,9 @@ impl MemoryStore {
             stamps: snapshot.stamps,
             epoch: snapshot.epoch,
             stored_at: now,
-            expires_at: now.checked_add(meta.ttl).unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            expires_at: now
+                .checked_add(meta.ttl)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
             weight: meta.weight.max(1),
         };
         self.entries.insert(key, Arc::new(entry));

@@ -77,7 +77,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     type Snapshot: Send + Sync + 'static;
 
     /// Reads the current versions of `tags`, before the computation starts.
-    fn snapshot(&self, tags: &[Tag]) -> impl Future<Output = Result<Self::Snapshot, String>> + Send;
+    fn snapshot(&self, tags: &[Tag])
+    -> impl Future<Output = Result<Self::Snapshot, String>> + Send;
 
     /// Looks `key` up and validates it against its tags' current versions.
     fn get(&self, key: &str) -> impl Future<Output = Result<Lookup, String>> + Send;

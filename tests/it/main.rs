@@ -1,1 +1,3 @@
-fn main(){}
+//! The integration suite: one binary, one module per concern.
+
+mod support;

@@ -1,0 +1,94 @@
+//! Test fixtures: a freshly migrated database per test, seeded rows, a cache of its own.
+
+#![allow(dead_code)]
+
+#[path = "../../../examples/support/schema.rs"]
+pub mod schema;
+
+use std::time::Duration;
+
+use querycache::Cache;
+use querycache::orm::sea_orm::CachedConnection;
+use sea_orm::{ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, Set};
+
+pub use schema::{song, user};
+
+/// A throwaway SQLite database (a file in its own temporary directory, deleted on drop),
+/// migrated, wrapped so that writes invalidate `cache`.
+pub struct TestDb {
+    /// The connection the code under test uses.
+    pub db: CachedConnection,
+    /// The cache it invalidates.
+    pub cache: Cache,
+    /// The same database, unwrapped: writes through it are invisible to the cache
+    /// (stands for "another process").
+    pub raw: DatabaseConnection,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// A fresh database and a fresh default cache.
+    pub async fn new() -> TestDb {
+        Self::with_cache(Cache::new()).await
+    }
+
+    /// A fresh database invalidating `cache`.
+    pub async fn with_cache(cache: Cache) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("test.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .sqlx_logging(false);
+        let raw = Database::connect(options).await.expect("open sqlite");
+        // WAL lets readers run while a writer holds the lock, as a server database would.
+        sea_orm::ConnectionTrait::execute_unprepared(
+            &raw,
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=30000;",
+        )
+        .await
+        .expect("pragmas");
+        schema::migrate(&raw).await.expect("migrate");
+        let db = CachedConnection::new(raw.clone(), cache.clone());
+        TestDb {
+            db,
+            cache,
+            raw,
+            _dir: dir,
+        }
+    }
+
+    /// Inserts a user through the cached connection.
+    pub async fn user(&self, name: &str) -> user::Model {
+        user::ActiveModel {
+            name: Set(name.to_owned()),
+            email: Set(format!("{name}@example.test")),
+            created_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert user")
+    }
+
+    /// Inserts a song by `author` through the cached connection.
+    pub async fn song(&self, author: &user::Model, title: &str) -> song::Model {
+        let now = chrono::Utc::now();
+        song::ActiveModel {
+            title: Set(title.to_owned()),
+            artist: Set(format!("{title} artist")),
+            author_id: Set(author.id),
+            content: Set(format!("lyrics of {title}")),
+            archived: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert song")
+    }
+}

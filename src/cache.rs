@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy};
-use crate::flight::{self, Flights, Role};
+use crate::flight::{self, Flights, Handoff, Role};
 use crate::stats::{CacheStats, Outcome, StatsRecorder};
 use crate::store::memory::MemoryStore;
 use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Store};
@@ -340,12 +340,14 @@ impl Cache {
         loop {
             match self.inner.flights.join(&key) {
                 Role::Follower(rx) => {
-                    if let Some(value) = flight::wait(rx).await
-                        && let Ok(value) = value.downcast::<T>()
+                    if let Some(handoff) = flight::wait(rx).await
+                        && (handoff.still_current)()
+                        && let Ok(value) = handoff.value.downcast::<T>()
                     {
                         return Ok(value);
                     }
-                    // The leader failed or was cancelled: maybe another stored it since.
+                    // The leader failed, was cancelled, or computed under versions that
+                    // have moved since: look again, then lead if still nothing.
                     if let Lookup::Hit(found) = self.inner.store.lookup(key.as_str())
                         && let Ok(value) = found.value.downcast::<T>()
                     {
@@ -353,24 +355,32 @@ impl Cache {
                     }
                 }
                 Role::Leader(leader) => {
-                    // A leader that finished between our lookup and `join` may have stored it.
+                    // A leader that finished between our lookup and `join` may have stored
+                    // it. Followers then look it up themselves (the hand-off says so).
                     if let Lookup::Hit(found) = self.inner.store.lookup(key.as_str())
                         && let Ok(value) = found.value.downcast::<T>()
                     {
-                        leader.finish(value.clone());
+                        leader.finish(Handoff {
+                            value: value.clone(),
+                            still_current: Arc::new(|| false),
+                        });
                         return Ok(value);
                     }
                     let Some(compute) = compute.take() else {
                         // Unreachable: a caller leads at most once, since leading returns.
                         continue;
                     };
-                    let value = self
+                    let (value, snapshot) = self
                         .lead(&key, &options, compute, &ttl_of)
-                        .instrument(
-                            tracing::debug_span!("querycache.compute", key = %key, namespace),
-                        )
+                        .instrument(tracing::debug_span!("querycache.compute", key = %key, namespace))
                         .await?;
-                    leader.finish(value.clone());
+                    let inner = Arc::clone(&self.inner);
+                    leader.finish(Handoff {
+                        value: value.clone(),
+                        still_current: Arc::new(move || {
+                            snapshot.as_ref().is_some_and(|s| inner.store.is_current(s))
+                        }),
+                    });
                     return Ok(value);
                 }
             }
@@ -384,7 +394,7 @@ impl Cache {
         options: &EntryOptions,
         compute: F,
         ttl_of: &impl Fn(&T, Duration) -> Duration,
-    ) -> Result<Arc<T>, E>
+    ) -> Result<(Arc<T>, Option<<MemoryStore as Store>::Snapshot>), E>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -403,7 +413,7 @@ impl Cache {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 self.store_error("snapshot", key.as_str(), &error);
-                return Ok(Arc::new(value));
+                return Ok((Arc::new(value), None));
             }
         };
         let weight = match weigh(key, &value, options) {
@@ -411,7 +421,7 @@ impl Cache {
             Err(error) => {
                 tracing::warn!(key = %key, %error, "value cannot be serialized; not cached");
                 self.inner.stats.error();
-                return Ok(Arc::new(value));
+                return Ok((Arc::new(value), Some(snapshot)));
             }
         };
         let ttl = ttl_of(&value, self.resolve_ttl(options, key));
@@ -419,10 +429,10 @@ impl Cache {
         if !ttl.is_zero() {
             let mut options = options.clone();
             options.ttl = Some(ttl);
-            self.put(key, value.clone(), snapshot, &options, weight)
+            self.put(key, value.clone(), snapshot.clone(), &options, weight)
                 .await;
         }
-        Ok(value)
+        Ok((value, Some(snapshot)))
     }
 
     async fn put(

@@ -14,7 +14,16 @@ use tokio::sync::watch;
 use crate::Key;
 use crate::store::AnyValue;
 
-type Slot = watch::Sender<Option<AnyValue>>;
+/// What a leader hands its followers: the value, and a check that the tag versions it was
+/// computed under are still current. A follower may have started after a write that the
+/// leader's computation predates; it must not take that value (no stale read).
+#[derive(Clone)]
+pub(crate) struct Handoff {
+    pub(crate) value: AnyValue,
+    pub(crate) still_current: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+type Slot = watch::Sender<Option<Handoff>>;
 
 /// Computations in flight, by key.
 #[derive(Default)]
@@ -27,7 +36,7 @@ pub(crate) enum Role<'a> {
     /// Compute, then [`Leader::finish`].
     Leader(Leader<'a>),
     /// Wait for the leader with [`wait`].
-    Follower(watch::Receiver<Option<AnyValue>>),
+    Follower(watch::Receiver<Option<Handoff>>),
 }
 
 impl Flights {
@@ -61,9 +70,9 @@ pub(crate) struct Leader<'a> {
 }
 
 impl Leader<'_> {
-    /// Hands `value` to every follower.
-    pub(crate) fn finish(self, value: AnyValue) {
-        self.slot.send_replace(Some(value));
+    /// Hands `handoff` to every follower.
+    pub(crate) fn finish(self, handoff: Handoff) {
+        self.slot.send_replace(Some(handoff));
         // `Drop` unregisters the flight.
     }
 }
@@ -81,7 +90,7 @@ impl Drop for Leader<'_> {
 }
 
 /// Waits for the leader: its value, or `None` when it gave up without one.
-pub(crate) async fn wait(mut rx: watch::Receiver<Option<AnyValue>>) -> Option<AnyValue> {
+pub(crate) async fn wait(mut rx: watch::Receiver<Option<Handoff>>) -> Option<Handoff> {
     match rx.wait_for(Option::is_some).await {
         Ok(value) => value.clone(),
         // The leader dropped its slot without a value.
@@ -103,9 +112,12 @@ mod tests {
         let Role::Follower(rx) = flights.join(&key) else {
             panic!("second caller must follow")
         };
-        leader.finish(Arc::new(7u32));
+        leader.finish(Handoff {
+            value: Arc::new(7u32),
+            still_current: Arc::new(|| true),
+        });
         let got = wait(rx).await.unwrap();
-        assert_eq!(got.downcast_ref::<u32>(), Some(&7));
+        assert_eq!(got.value.downcast_ref::<u32>(), Some(&7));
         assert_eq!(flights.len(), 0);
     }
 

@@ -26,7 +26,7 @@ use crate::{Key, Tag};
 /// A stored entry. Shared (`Arc`) so that a lookup clones a pointer, not the entry.
 struct MemEntry {
     value: AnyValue,
-    stamps: Box<[Stamp]>,
+    stamps: Arc<[Stamp]>,
     epoch: u64,
     stored_at: Instant,
     expires_at: Instant,
@@ -43,8 +43,9 @@ impl Weighter<Key, Arc<MemEntry>> for EntryWeighter {
 }
 
 /// The tag versions (and removal sequence) a computation started under.
+#[derive(Clone)]
 pub(crate) struct MemSnapshot {
-    stamps: Box<[Stamp]>,
+    stamps: Arc<[Stamp]>,
     epoch: u64,
     removals_seen: u64,
 }
@@ -126,10 +127,15 @@ impl MemoryStore {
         let epoch = self.epoch.load(Ordering::Acquire);
         let removals_seen = self.removal_seq.load(Ordering::Acquire);
         MemSnapshot {
-            stamps: self.versions.snapshot(tags),
+            stamps: self.versions.snapshot(tags).into(),
             epoch,
             removals_seen,
         }
+    }
+
+    /// Whether nothing invalidated `snapshot` since it was taken (tags, `clear`).
+    pub(crate) fn still_current(&self, snapshot: &MemSnapshot) -> bool {
+        snapshot.epoch == self.epoch.load(Ordering::Acquire) && is_current(&snapshot.stamps)
     }
 
     pub(crate) fn store(
@@ -143,9 +149,7 @@ impl MemoryStore {
             // quick_cache would reject it anyway (it exceeds a shard); say so.
             return PutOutcome::TooLarge;
         }
-        if snapshot.epoch != self.epoch.load(Ordering::Acquire)
-            || !is_current(&snapshot.stamps)
-            || self.removed_since(&key, snapshot.removals_seen)
+        if !self.still_current(&snapshot) || self.removed_since(&key, snapshot.removals_seen)
         {
             return PutOutcome::Outdated;
         }
@@ -241,6 +245,10 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     type Snapshot = MemSnapshot;
+
+    fn is_current(&self, snapshot: &MemSnapshot) -> bool {
+        self.still_current(snapshot)
+    }
 
     async fn snapshot(&self, tags: &[Tag]) -> Result<MemSnapshot, String> {
         Ok(self.take_snapshot(tags))

@@ -74,7 +74,12 @@ pub(crate) struct Usage {
 /// logs it, callers never see it).
 pub(crate) trait Store: Send + Sync + 'static {
     /// The tag versions an entry is computed under.
-    type Snapshot: Send + Sync + 'static;
+    type Snapshot: Clone + Send + Sync + 'static;
+
+    /// Whether no tag of `snapshot` has moved since it was taken. A leader's value is handed
+    /// to waiting callers only while this holds: a caller that started after a write must
+    /// not get a value computed before it.
+    fn is_current(&self, snapshot: &Self::Snapshot) -> bool;
 
     /// Reads the current versions of `tags`, before the computation starts.
     fn snapshot(&self, tags: &[Tag])

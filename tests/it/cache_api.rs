@@ -313,3 +313,46 @@ async fn the_global_cache_is_the_installed_one() {
     cache.set("global:probe", 1_u8, EntryOptions::new()).await.unwrap();
     assert!(querycache::global().get::<u8>("global:probe").await.is_some());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiter_that_started_after_a_write_never_gets_the_older_value() {
+    // The leader computes under the old version; a write lands and returns; a caller that
+    // starts only then joins the leader's flight. It must not be handed the old value.
+    let cache = Cache::new();
+    let options = EntryOptions::new().tag(Tag::model("songs"));
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let (cache, options) = (cache.clone(), options.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("count", options, || async move {
+                    release_rx.await.ok();
+                    "before the write".to_string()
+                })
+                .await
+        })
+    };
+    tokio::task::yield_now().await; // the leader takes its snapshot and waits
+    assert_eq!(cache.stats().computations, 1);
+
+    cache.invalidate_tags([Tag::model("songs")]).await; // the write returned
+
+    let follower = {
+        let (cache, options) = (cache.clone(), options.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("count", options, || async { "after the write".to_string() })
+                .await
+        })
+    };
+    tokio::task::yield_now().await; // the follower misses and waits on the leader
+    assert_eq!(cache.stats().misses, 2, "both callers missed");
+    release_tx.send(()).unwrap();
+
+    assert_eq!(*leader.await.unwrap(), "before the write", "the leader started before the write");
+    assert_eq!(*follower.await.unwrap(), "after the write");
+    let stats = cache.stats();
+    assert_eq!(stats.computations, 2, "the follower computed for itself");
+    assert_eq!(stats.wasted_computations, 1);
+    assert_eq!(*cache.get::<String>("count").await.unwrap(), "after the write");
+}

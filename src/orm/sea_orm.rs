@@ -265,33 +265,35 @@ impl<'a> StatementText<'a> {
     }
 }
 
-/// A fast pass for the common case: a SELECT with no word that could write anywhere in it.
+/// A fast pass for the common case: a SELECT in which no word that could write appears
+/// as a whole word (`updated_at` does not count as `update`). Anything else goes through the
+/// full classifier; a false "maybe" costs time, never correctness.
 fn is_plain_read(sql: &str) -> bool {
-    let trimmed = sql.trim_start();
-    let head = trimmed.get(..6).unwrap_or("");
-    if !head.eq_ignore_ascii_case("select") {
+    let bytes = sql.trim_start().as_bytes();
+    if !bytes.get(..6).is_some_and(|h| h.eq_ignore_ascii_case(b"select")) {
         return false;
     }
     const WRITE_WORDS: [&[u8]; 9] = [
-        b"insert",
-        b"update",
-        b"delete",
-        b"replace",
-        b"truncate",
-        b"merge",
-        b"copy",
-        b"drop",
+        b"insert", b"update", b"delete", b"replace", b"truncate", b"merge", b"copy", b"drop",
         b"alter",
     ];
-    let bytes = sql.as_bytes();
-    !bytes.windows(4).enumerate().any(|(i, w)| {
-        WRITE_WORDS.iter().any(|word| {
-            w.eq_ignore_ascii_case(&word[..4])
-                && bytes
-                    .get(i..i + word.len())
-                    .is_some_and(|s| s.eq_ignore_ascii_case(word))
-        })
-    })
+    let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_word_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_word_byte(bytes[i]) {
+            i += 1;
+        }
+        let word = &bytes[start..i];
+        if WRITE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+            return false;
+        }
+    }
+    true
 }
 
 /// A bound value rendered the way `Display` renders the same id in `row = id`.
@@ -575,8 +577,9 @@ mod tests {
             "WITH x AS (DELETE FROM a RETURNING *) SELECT * FROM x"
         ));
         assert!(!is_plain_read("UPDATE songs SET title = 'x'"));
-        // "updated_at" contains "update": classified in full, still a read.
-        assert!(!is_plain_read("SELECT updated_at FROM songs"));
+        assert!(is_plain_read(r#"SELECT "songs"."updated_at" FROM "songs""#));
+        assert!(!is_plain_read("SELECT 1 FROM t; UPDATE t SET a = 1"));
+        assert!(!is_plain_read("select * from t for update"));
     }
 
     #[test]

@@ -1,29 +1,291 @@
-//! TEMPORARY STUB (replaced by the real classifier).
+//! What does a SQL statement write?
+//!
+//! The ORM integration sees the text (and bound parameters) of every statement it sends and
+//! asks [`classify`] which tables — and, where the statement pins them down, which rows — to
+//! invalidate.
+//!
+//! The rule throughout is **fail safe**: a statement that might write and that this module
+//! cannot read is [`Effect::Unknown`] (the caller then invalidates everything), and a write it
+//! cannot narrow to primary-key values is [`Rows::Unknown`]. Reporting too much costs cache
+//! hits; reporting too little serves stale data. So the parser is deliberately shallow — it
+//! recognises the shapes ORMs generate plus the common hand-written forms, and gives up
+//! (upwards) on everything else:
+//!
+//! * Dialects are not guessed. The text is tokenized under PostgreSQL, MySQL and SQLite rules
+//!   (see `lexer`) and the writes found under each are unioned, so a write hidden from one
+//!   lexing by, say, a MySQL `#` comment or a backslash-escaped quote is still seen.
+//! * Writes nested in queries (data-modifying CTEs) are found at any parenthesis depth.
+//! * Row ids are only taken from a `WHERE` whose top level is a conjunction containing
+//!   `pk = X` or `pk IN (X, ...)`, and from `INSERT ... VALUES` with literal or bound keys.
+//!
+//! Every loop advances through a token array with a precomputed table of matching
+//! parentheses, and recursion is capped at [`MAX_DEPTH`], so any input — however large, deep
+//! or malformed — classifies in time linear in its length, without panicking.
+//!
+//! Layout: `lexer` (tokens, per dialect); this file (public types, the driver from text to
+//! statements, the accumulated effect); `parser` (token helpers, statement dispatch, nested
+//! writes, `WITH`); `dml` (targets of INSERT / UPDATE / DELETE / MERGE); `rows` (which rows
+//! they touch); `utility` (DDL, EXPLAIN, COPY, PREPARE, transactions...); `tests`.
+
+mod dml;
+mod lexer;
+mod parser;
+mod rows;
+#[cfg(test)]
+mod tests;
+mod utility;
+
+use std::collections::{HashMap, HashSet};
+
+use lexer::{Dialect, Kind, Token};
+use parser::Parser;
+
+/// A table named in SQL, unquoted. `schema` is None when the name is unqualified.
+///
+/// Unquoted names are folded to ASCII lower case (as PostgreSQL does); quoted names keep
+/// their case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct TableName {
+    /// The qualifier (`app` in `app.songs`, `main` in SQLite's `main.songs`), as written.
     pub(crate) schema: Option<String>,
+    /// The table's own name.
     pub(crate) name: String,
 }
+
+/// Which rows of a table a write touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Rows {
+    /// Only rows whose primary key is one of these values (rendered as strings: integer
+    /// literals in canonical decimal, string literals unescaped, parameters as `param` renders
+    /// them).
     Ids(Vec<String>),
+    /// Rows not known (bulk write, or a WHERE clause this module does not reduce to ids).
     Unknown,
 }
+
+/// One table a statement writes, and which of its rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TableWrite {
+    /// The table written.
     pub(crate) table: TableName,
+    /// The rows written.
     pub(crate) rows: Rows,
 }
+
+/// What executing a SQL text does to the data a cached query can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Effect {
+    /// Writes nothing (SELECT without data-modifying CTE, PRAGMA reads, SHOW, EXPLAIN without
+    /// ANALYZE, BEGIN/COMMIT/ROLLBACK/SAVEPOINT/RELEASE, SET, empty text, comments only,
+    /// CREATE TABLE/INDEX/VIEW, VACUUM, ANALYZE...).
     Read,
+    /// Writes exactly these tables (deduplicated, in order of appearance; if the same table
+    /// appears twice, merge: Ids lists are concatenated+deduped, and Unknown wins over Ids).
     Writes(Vec<TableWrite>),
+    /// May write, but what is not known (CALL, DO, EXECUTE, an unrecognised leading keyword,
+    /// unterminated literals or comments, unbalanced parentheses, a write keyword whose target
+    /// cannot be read, TRUNCATE ... CASCADE...).
     Unknown,
 }
+
+/// Classify `sql`. `param(i)` returns the bound value of the i-th placeholder (0-based)
+/// rendered as a row id string, or None if it is not usable as an id (NULL, float, blob...).
+/// `primary_key(table)` returns the primary-key column name of a table (the caller defaults it
+/// to "id").
+///
+/// Placeholders are `?` (numbered in order of appearance), `?NNN` and `$N` (number N is index
+/// N-1). If one text mixes styles, no placeholder is used as an id.
 pub(crate) fn classify(
-    _sql: &str,
-    _param: &dyn Fn(usize) -> Option<String>,
-    _pk: &dyn Fn(&TableName) -> String,
+    sql: &str,
+    param: &dyn Fn(usize) -> Option<String>,
+    primary_key: &dyn Fn(&TableName) -> String,
 ) -> Effect {
-    Effect::Unknown
+    let env = Env {
+        param,
+        pk: primary_key,
+    };
+    let mut acc = Acc::default();
+    classify_text(sql, &env, 0, &mut acc);
+    acc.finish()
+}
+
+/// Nesting limit (sub-statements, `PREPARE` texts, parenthesised conditions). Deeper input is
+/// `Unknown` (or, for conditions, not narrowed to ids) rather than a stack overflow.
+const MAX_DEPTH: usize = 32;
+
+/// The caller's callbacks.
+struct Env<'p> {
+    param: &'p dyn Fn(usize) -> Option<String>,
+    pk: &'p dyn Fn(&TableName) -> String,
+}
+
+/// Parameters of a prepared statement's body are bound later, by `EXECUTE`: none is known.
+fn no_param(_: usize) -> Option<String> {
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver: lexings, statements, accumulated effect
+// ---------------------------------------------------------------------------------------------
+
+fn classify_text(sql: &str, env: &Env<'_>, depth: usize, acc: &mut Acc) {
+    if depth > MAX_DEPTH {
+        acc.fail();
+        return;
+    }
+    // The primary lexing (PostgreSQL rules, which also read SQLite/MySQL quoting) must
+    // succeed: an unterminated literal or comment may hide anything.
+    let primary = lexer::lex(sql, Dialect::Postgres);
+    if !primary.complete {
+        acc.fail();
+        return;
+    }
+    classify_tokens(&primary.tokens, env, depth, false, acc);
+    // The other dialects only matter where they tokenize differently.
+    for dialect in [Dialect::MySql, Dialect::Sqlite] {
+        if acc.unknown {
+            return;
+        }
+        let alternate = lexer::lex(sql, dialect);
+        let tokens = runnable_prefix(&alternate.tokens, alternate.complete);
+        if tokens != primary.tokens.as_slice() {
+            classify_tokens(tokens, env, depth, true, acc);
+        }
+    }
+}
+
+/// The statements of an alternate lexing that would run. Text that ends inside a literal or
+/// whose parentheses do not balance is a syntax error in that dialect, and MySQL and SQLite
+/// stop at the first failing statement: only the complete statements before it run.
+fn runnable_prefix<'t, 'a>(tokens: &'t [Token<'a>], complete: bool) -> &'t [Token<'a>] {
+    let mut depth = 0usize;
+    let mut end = 0; // after the last top-level `;`
+    for (i, token) in tokens.iter().enumerate() {
+        if token.kind == Kind::Punct {
+            match token.text.as_ref() {
+                "(" => depth += 1,
+                ")" if depth == 0 => return tokens.get(..end).unwrap_or(&[]),
+                ")" => depth -= 1,
+                ";" if depth == 0 => end = i + 1,
+                _ => {}
+            }
+        }
+    }
+    if complete && depth == 0 {
+        tokens
+    } else {
+        tokens.get(..end).unwrap_or(&[])
+    }
+}
+
+/// Classifies each top-level `;`-separated statement of `toks`. `lenient` marks an alternate
+/// lexing (see [`Parser::lenient`]).
+fn classify_tokens(toks: &[Token<'_>], env: &Env<'_>, depth: usize, lenient: bool, acc: &mut Acc) {
+    let Some(close) = match_parens(toks) else {
+        acc.fail();
+        return;
+    };
+    let parser = Parser {
+        toks,
+        close: &close,
+        env,
+        lenient,
+    };
+    let end = toks.len();
+    let mut start = 0;
+    let mut i = 0;
+    while i < end && !acc.unknown {
+        if parser.punct(i, end, ";") {
+            parser.statement(start, i, depth, acc);
+            start = i + 1;
+        }
+        i = parser.next(i, end);
+    }
+    parser.statement(start, end, depth, acc);
+}
+
+/// For each `(`, the index of its `)`; None if the parentheses do not balance.
+fn match_parens(toks: &[Token<'_>]) -> Option<Vec<usize>> {
+    let mut close = vec![0; toks.len()];
+    let mut open = Vec::new();
+    for (i, token) in toks.iter().enumerate() {
+        if token.kind != Kind::Punct {
+            continue;
+        }
+        match token.text.as_ref() {
+            "(" => open.push(i),
+            ")" => {
+                let at = open.pop()?;
+                if let Some(slot) = close.get_mut(at) {
+                    *slot = i;
+                }
+            }
+            _ => {}
+        }
+    }
+    open.is_empty().then_some(close)
+}
+
+/// The effect found so far. Deduplication goes through hash maps so that a statement naming
+/// thousands of tables or ids stays linear.
+#[derive(Default)]
+struct Acc {
+    unknown: bool,
+    writes: Vec<(TableName, RowSet)>,
+    index: HashMap<TableName, usize>,
+}
+
+enum RowSet {
+    Unknown,
+    Ids(Vec<String>, HashSet<String>),
+}
+
+impl Acc {
+    fn fail(&mut self) {
+        self.unknown = true;
+    }
+
+    fn add(&mut self, table: TableName, rows: Rows) {
+        let slot = match self.index.get(&table) {
+            Some(&slot) => slot,
+            None => {
+                self.index.insert(table.clone(), self.writes.len());
+                let empty = RowSet::Ids(Vec::new(), HashSet::new());
+                self.writes.push((table, empty));
+                self.writes.len() - 1
+            }
+        };
+        let Some((_, set)) = self.writes.get_mut(slot) else {
+            return;
+        };
+        match rows {
+            Rows::Unknown => *set = RowSet::Unknown,
+            Rows::Ids(ids) => {
+                if let RowSet::Ids(list, seen) = set {
+                    for id in ids {
+                        if seen.insert(id.clone()) {
+                            list.push(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Effect {
+        if self.unknown {
+            return Effect::Unknown;
+        }
+        if self.writes.is_empty() {
+            return Effect::Read;
+        }
+        let writes = self.writes.into_iter().map(|(table, set)| TableWrite {
+            table,
+            rows: match set {
+                RowSet::Unknown => Rows::Unknown,
+                RowSet::Ids(list, _) => Rows::Ids(list),
+            },
+        });
+        Effect::Writes(writes.collect())
+    }
 }

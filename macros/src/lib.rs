@@ -1,18 +1,349 @@
-//! Placeholder until the real macros land.
+//! Procedural macros for [querycache]: `#[cached_query]`, `#[cache_model_query]`,
+//! `#[cache_count_query]` and `#[cache_skip]`.
+//!
+//! Use them through the `querycache` crate, which re-exports them and provides the types
+//! their expansions name (`querycache::__private`); this crate on its own is of no use.
+//!
+//! How the code is laid out, following `tracing-attributes`:
+//!
+//! * `lib.rs`: the entry points and their documentation;
+//! * `attr.rs`: parses the attribute's arguments (`Args`), then checks them (`Options`);
+//! * `template.rs`: `key = ".."` and `tags = [".."]` templates;
+//! * `args.rs`: analyzes the signature (key, connection and skipped arguments, `Result`);
+//! * `expand.rs`: the checks that need both, and the generated body.
+//!
+//! Every mistake found is reported (`syn::Error::combine`), each on the token at fault,
+//! before any code is generated.
+//!
+//! [querycache]: https://docs.rs/querycache
+
 use proc_macro::TokenStream;
+use quote::quote;
+use syn::ItemFn;
+
+mod args;
+mod attr;
+mod expand;
+mod template;
+
+use args::FnInfo;
+use attr::{Args, Flavor, Options};
+
+/// Caches the result of an `async fn` (a free function or a method) in querycache.
+///
+/// The first call with given arguments runs the function and stores its result; later
+/// calls with the same arguments return a clone of the stored value until its TTL runs out
+/// or one of the tables or tags it depends on is invalidated (by a write through the ORM
+/// integration, or by `Cache::invalidate_tags`). Concurrent callers of a cold key wait for
+/// one computation instead of each running the query.
+///
+/// ```ignore
+/// use querycache::cached_query;
+/// use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder, QuerySelect};
+///
+/// #[cached_query(ttl = "10m", models = [song::Entity])]
+/// pub async fn newest_songs(db: &DatabaseConnection, limit: u64) -> Result<Vec<song::Model>, DbErr> {
+///     song::Entity::find()
+///         .order_by_desc(song::Column::CreatedAt)
+///         .limit(limit)
+///         .all(db)
+///         .await
+/// }
+/// ```
+///
+/// The signature, visibility, attributes and doc comments are kept as written; only the
+/// body is wrapped. The returned type must be serializable, deserializable, `Clone`,
+/// `Send`, `Sync` and `'static` (for a `Result<T, E>`, this applies to `T`).
+///
+/// # Options
+///
+/// All are optional, written `name = value` in any order, each at most once.
+///
+/// * **`ttl = 3600`** or **`ttl = "1h"`**: how long the entry lives. An integer is a number
+///   of seconds; a string is a duration made of a number and a unit among `s`, `m`, `h`
+///   and `d`, several units largest first (`"90s"`, `"30m"`, `"2h"`, `"1d"`, `"1h30m"`).
+///   At least one second; checked at compile time. Without it, the namespace's TTL
+///   (`CACHE_TTL_<NAMESPACE>`) or `CACHE_DEFAULT_TTL` applies; `CACHE_MAX_TTL` caps all.
+///
+/// * **`models = [song::Entity, user::Entity]`**: the tables the query reads. Any write to
+///   one of them (through querycache's ORM integration) invalidates the entry. Each is a
+///   SeaORM entity, or any type implementing `querycache::CacheModel` (a view, a table
+///   without an entity):
+///
+///   ```ignore
+///   struct TopSongs;
+///   impl querycache::CacheModel for TopSongs {
+///       const TABLE: &'static str = "top_songs";
+///   }
+///
+///   #[cached_query(models = [TopSongs])]
+///   async fn top_songs(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> { /* .. */ }
+///   ```
+///
+/// * **`row = id`**: the query reads one row of the *first* model, whose primary key is the
+///   argument `id`. The entry then survives writes to other rows of that table: it is
+///   invalidated by a write to row `id` or by a write whose rows are unknown (`update_many`,
+///   raw SQL), not by a write to row 8 when `id` is 7. The other models stay table-level.
+///   The argument must implement `Display`, rendering the key as the database would.
+///
+///   ```ignore
+///   #[cached_query(models = [song::Entity, user::Entity], row = id)]
+///   async fn song_with_author(db: &DatabaseConnection, id: i32) -> Result<Option<SongView>, DbErr> { /* .. */ }
+///   ```
+///
+/// * **`tags = ["user:{user_id}", "charts"]`**: application tags the entry depends on;
+///   invalidate them with `cache.invalidate_tags([Tag::new("user:7")?])`. `{name}` is
+///   replaced by the `Display` output of the argument `name`; only argument names are
+///   allowed between braces (no format specs, no expressions); `{{` and `}}` are literal
+///   braces.
+///
+/// * **`key = "songs:popular:limit:{limit}"`**: the key, instead of the default one. Same
+///   placeholders as `tags`. Useful to read the entry elsewhere with
+///   `cache.get::<T>("songs:popular:limit:10")`, or to share it between functions. The
+///   template must tell apart every call whose result differs.
+///
+/// * **`namespace = "songs"`**: the namespace of the entries (statistics, per-namespace
+///   TTLs, `Cache::invalidate_namespace`). A non-empty string without whitespace. Default:
+///   the function's name.
+///
+/// * **`error_ttl = 300`** or **`error_ttl = "5m"`**: also cache `Err` values, for that long
+///   (capped by the entry's TTL), so that a failing query is not re-run by every caller.
+///   Needs a `Result` return type whose error type is serializable and `Clone`.
+///
+/// * **`cache_errors`**: as `error_ttl`, for the configured `CACHE_ERROR_TTL`. Cannot be
+///   combined with `error_ttl`.
+///
+/// * **`cache = <expr>`**: the cache to use, an expression evaluating to a
+///   `querycache::Cache`, a `&Cache` or an `Arc<Cache>` (for example `cache = self.cache`
+///   in a method, or `cache = &*APP_CACHE`). Default: the global cache
+///   (`querycache::global()`, set up with `querycache::install`).
+///
+/// # The key
+///
+/// By default the key is the function's path (`my_app::songs::newest_songs`) followed by a
+/// hash of its *key arguments* serialized as JSON, so each key argument must implement
+/// `serde::Serialize`. Every argument is a key argument except:
+///
+/// * the receiver (`self`, `&self`, `&mut self`, `self: Arc<Self>`...);
+/// * connections, recognized by their type: `&DatabaseConnection`, `&DatabaseTransaction`,
+///   `&DbConn`, `&CachedConnection`, `&CachedTransaction`, Diesel's and sqlx's
+///   `PgConnection`, `SqliteConnection`, `MysqlConnection`, `AsyncPgConnection`,
+///   `AsyncMysqlConnection`, `PooledConnection<..>`, `Pool<..>`; `impl ConnectionTrait` (or
+///   `TransactionTrait`, `StreamTrait`, `Connection`), `&dyn ConnectionTrait`; and a type
+///   parameter bounded by one of those traits (`db: &C` with `C: ConnectionTrait`).
+///   Connections are shown to the cache: inside a transaction that wrote one of the
+///   `models` (or that querycache cannot see into, like a plain `DatabaseTransaction`) the
+///   cache is bypassed; inside other transactions hits are served but nothing computed is
+///   stored;
+/// * arguments marked `#[cache_skip]` (see [`macro@cache_skip`]), and arguments written `_`.
+///
+/// Key arguments must be plain names (`id: i32`, `mut page: u32`), not patterns.
+///
+/// The path in the key is the module's path and the function's name: a method's `impl`
+/// type is not part of it. Two cached methods with the same name and key arguments in
+/// `impl` blocks of the same module would share entries; give one of them a `key`
+/// template, or rename it.
+///
+/// # `Result` and plain values
+///
+/// A function whose return type is written `Result<T, E>` (including `anyhow::Result<T>`,
+/// `std::io::Result<T>`, any path ending in `Result<..>`) caches its `Ok` values only:
+/// an `Err` is returned to the caller and the next call runs the function again, unless
+/// `error_ttl` or `cache_errors` is given. Any other return type is cached as a whole.
+///
+/// A type alias that hides a `Result` (`type Res = Result<u32, E>`) is cached as a plain
+/// value, `Err` included; write `Result<..>` in the signature to cache `Ok` values only.
+///
+/// # Inside the body
+///
+/// The body runs as an `async move` block: `?` and `return` behave as in the original
+/// function, and `self` is the method's receiver. When the cache is disabled, or a call
+/// cannot be cached (an invalid tag, an argument that fails to serialize), the body simply
+/// runs; a cache failure never fails the call.
+///
+/// # Compile-time errors
+///
+/// The macro rejects, each with a message on the token at fault: a function that is not
+/// `async`, or is `const`, `unsafe` or `extern`; a function returning nothing or
+/// `impl Trait`; unknown or repeated options; a TTL that is not a positive integer or a
+/// valid duration; an empty `models` list; `row` without `models`; `row` or a placeholder
+/// that names no argument; a placeholder with a format spec or an expression;
+/// `error_ttl`/`cache_errors` on a function that does not return `Result`, or both
+/// together; a key argument that is a pattern rather than a name. A key argument that does
+/// not implement `Serialize`, or a model that is neither a SeaORM entity nor a
+/// `CacheModel`, is reported by the compiler on that argument or model.
 #[proc_macro_attribute]
-pub fn cached_query(_a: TokenStream, i: TokenStream) -> TokenStream {
-    i
+pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
+    cached(Flavor::Query, args, item)
 }
+
+/// Caches a query that reads one model: `#[cache_model_query(song::Entity, ..)]` is
+/// `#[cached_query(models = [song::Entity], ..)]`.
+///
+/// The first argument is the model (a SeaORM entity, or a type implementing
+/// `querycache::CacheModel`); the options that follow are those of
+/// [`macro@cached_query`] except `models`: `ttl`, `row`, `tags`, `key`, `namespace`,
+/// `error_ttl`, `cache_errors` and `cache`. Key arguments, connections, `#[cache_skip]`
+/// and the `Result` mode work as there.
+///
+/// ```ignore
+/// use querycache::cache_model_query;
+///
+/// // Invalidated by a write to song `id`, or by a bulk write to songs.
+/// #[cache_model_query(song::Entity, row = id, ttl = "1h")]
+/// pub async fn song_by_id(db: &DatabaseConnection, id: i32) -> Result<Option<song::Model>, DbErr> {
+///     song::Entity::find_by_id(id).one(db).await
+/// }
+///
+/// // Invalidated by any write to songs.
+/// #[cache_model_query(song::Entity, ttl = 600, tags = ["user:{author_id}"])]
+/// pub async fn songs_of(db: &DatabaseConnection, author_id: i32) -> Result<Vec<song::Model>, DbErr> {
+///     song::Entity::find()
+///         .filter(song::Column::AuthorId.eq(author_id))
+///         .all(db)
+///         .await
+/// }
+/// ```
+///
+/// For a query reading several models, use `#[cached_query(models = [..])]`: giving
+/// `models` here is an error, and so is leaving out the model.
 #[proc_macro_attribute]
-pub fn cache_model_query(_a: TokenStream, i: TokenStream) -> TokenStream {
-    i
+pub fn cache_model_query(args: TokenStream, item: TokenStream) -> TokenStream {
+    cached(Flavor::Model, args, item)
 }
+
+/// Caches a count or aggregate query over one model: as [`macro@cache_model_query`], and
+/// the entry is marked as a count query.
+///
+/// Without `ttl`, a count query gets the shorter count-query TTL of the configuration
+/// (`CACHE_COUNT_TTL`, 5 minutes by default) instead of `CACHE_DEFAULT_TTL` (a namespace
+/// TTL still takes precedence), since counts
+/// are cheap to recompute and often displayed next to fresher data. Any write to the
+/// model's table invalidates it.
+///
+/// ```ignore
+/// use querycache::cache_count_query;
+///
+/// #[cache_count_query(song::Entity)]
+/// pub async fn song_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
+///     song::Entity::find().count(db).await
+/// }
+///
+/// #[cache_count_query(song::Entity, ttl = "30s", namespace = "song_counts")]
+/// pub async fn songs_by_author(db: &DatabaseConnection, author_id: i32) -> Result<u64, DbErr> {
+///     song::Entity::find()
+///         .filter(song::Column::AuthorId.eq(author_id))
+///         .count(db)
+///         .await
+/// }
+/// ```
+///
+/// The first argument is the model; the options are those of [`macro@cached_query`] except
+/// `models`.
 #[proc_macro_attribute]
-pub fn cache_count_query(_a: TokenStream, i: TokenStream) -> TokenStream {
-    i
+pub fn cache_count_query(args: TokenStream, item: TokenStream) -> TokenStream {
+    cached(Flavor::Count, args, item)
 }
+
+/// Leaves an argument of a cached function out of its key.
+///
+/// Written on an argument of a function marked `#[cached_query]`, `#[cache_model_query]`
+/// or `#[cache_count_query]`, which removes it. Use it for arguments that do not change the
+/// result (a request id, a logger, a metrics handle, a client already identified by
+/// another argument) or that cannot be serialized. Two calls that differ only in skipped
+/// arguments share one entry. Skipped arguments can still appear in `key` and `tags`
+/// placeholders.
+///
+/// ```ignore
+/// #[cached_query(ttl = 60, models = [song::Entity])]
+/// async fn song_titles(
+///     db: &DatabaseConnection,
+///     author_id: i32,
+///     #[cache_skip] request_id: Uuid,
+/// ) -> Result<Vec<String>, DbErr> {
+///     tracing::debug!(%request_id, "loading titles");
+///     /* .. */
+/// }
+/// ```
+///
+/// Connections (`&DatabaseConnection`, `impl ConnectionTrait`...) are left out of the key
+/// already and need no `#[cache_skip]`.
+///
+/// Anywhere else `#[cache_skip]` is an error: on an item it reports that it only works on
+/// arguments of a `#[cached_query]` function; on an argument of another function the
+/// compiler rejects it (attribute macros are not allowed on function parameters).
 #[proc_macro_attribute]
-pub fn cache_skip(_a: TokenStream, i: TokenStream) -> TokenStream {
-    i
+pub fn cache_skip(_args: TokenStream, item: TokenStream) -> TokenStream {
+    let error = syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "#[cache_skip] only works on arguments of a #[cached_query] function (or \
+         #[cache_model_query], #[cache_count_query]): put it before an argument, as in \
+         `#[cache_skip] request_id: Uuid`",
+    )
+    .to_compile_error();
+    let item = proc_macro2::TokenStream::from(item);
+    quote!(#error #item).into()
+}
+
+/// Parse, check, expand: the three steps of every cached-function macro.
+fn cached(flavor: Flavor, args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    let mut func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let error = syn::Error::new_spanned(
+                &item,
+                format!(
+                    "#[{}] goes on an `async fn` with a body (a free function or a method)",
+                    flavor.name()
+                ),
+            )
+            .to_compile_error();
+            return quote!(#error #item).into();
+        }
+    };
+    let mut errors = Errors::default();
+    let options = match syn::parse::<Args>(args) {
+        Ok(args) => Some(Options::check(args, flavor, &mut errors)),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
+    let info = FnInfo::analyze(&mut func.sig, flavor.name(), &mut errors);
+    if let Some(options) = &options {
+        expand::check(options, &info, &mut errors);
+    }
+    match (errors.finish(), options) {
+        (Ok(()), Some(options)) => expand::expand(func, &options, &info).into(),
+        (result, _) => {
+            // The function as written (minus `#[cache_skip]`), so that its callers do not
+            // add errors of their own.
+            let error = result.err().map(|error| error.to_compile_error());
+            quote!(#error #func).into()
+        }
+    }
+}
+
+/// The errors found so far, combined into one `syn::Error` that reports each.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn extend(&mut self, other: Errors) {
+        if let Some(error) = other.0 {
+            self.push(error);
+        }
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
 }

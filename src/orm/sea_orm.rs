@@ -277,6 +277,14 @@ fn is_plain_read(sql: &str) -> bool {
         b"insert", b"update", b"delete", b"replace", b"truncate", b"merge", b"copy", b"drop",
         b"alter",
     ];
+    // Several statements: the ones after the first may be anything (CALL, DO ...).
+    if bytes
+        .iter()
+        .position(|&b| b == b';')
+        .is_some_and(|at| bytes[at + 1..].iter().any(|b| !b.is_ascii_whitespace()))
+    {
+        return false;
+    }
     let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut i = 0;
     while i < bytes.len() {
@@ -580,6 +588,8 @@ mod tests {
         assert!(is_plain_read(r#"SELECT "songs"."updated_at" FROM "songs""#));
         assert!(!is_plain_read("SELECT 1 FROM t; UPDATE t SET a = 1"));
         assert!(!is_plain_read("select * from t for update"));
+        assert!(!is_plain_read("SELECT 1; CALL archive_all()"));
+        assert!(is_plain_read("SELECT 1;  "));
     }
 
     #[test]

@@ -2,3 +2,7 @@
 
 mod cache_api;
 mod support;
+mod invariants;
+mod sea_orm_writes;
+mod transactions;
+mod macros;

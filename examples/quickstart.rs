@@ -97,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut active: song::ActiveModel = song.clone().into();
     active.title = Set("Blue in Green (take 2)".into());
     active.update(&db).await?;
-    println!("{:<22} {}", "update", "song renamed through the ORM");
+    println!("{:<22} song renamed through the ORM", "update");
 
     read("read after update").await?;
     read("read again").await?;

@@ -67,6 +67,12 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+impl AsRef<Cache> for Cache {
+    fn as_ref(&self) -> &Cache {
+        self
+    }
+}
+
 impl Default for Cache {
     fn default() -> Self {
         Self::new()
@@ -372,7 +378,9 @@ impl Cache {
                     };
                     let (value, snapshot) = self
                         .lead(&key, &options, compute, &ttl_of)
-                        .instrument(tracing::debug_span!("querycache.compute", key = %key, namespace))
+                        .instrument(
+                            tracing::debug_span!("querycache.compute", key = %key, namespace),
+                        )
                         .await?;
                     let inner = Arc::clone(&self.inner);
                     leader.finish(Handoff {

@@ -74,7 +74,10 @@
 //!   wrapped. Declare such dependencies with `tags`, or invalidate them yourself.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 #[doc(hidden)]
 pub mod __private;

@@ -17,6 +17,8 @@ use crate::Tag;
 #[derive(Debug, Default)]
 pub(crate) struct PendingWrites {
     inner: Mutex<Pending>,
+    /// The enclosing transaction's writes, for a savepoint.
+    parent: Option<std::sync::Arc<PendingWrites>>,
 }
 
 #[derive(Debug, Default)]
@@ -28,29 +30,57 @@ struct Pending {
 }
 
 impl PendingWrites {
-    /// Records the tags of one write.
-    pub(crate) fn record(&self, tags: &[Tag]) {
-        let mut pending = self.inner.lock();
-        for tag in tags {
-            if let Some(table) = tag.table() {
-                pending.tables.insert(table.to_owned());
-            } else if *tag == Tag::all_models() {
-                pending.everything = true;
-            }
-            pending.tags.insert(tag.clone());
+    /// The pending writes of a savepoint nested in `parent`.
+    pub(crate) fn child(parent: std::sync::Arc<PendingWrites>) -> Self {
+        PendingWrites {
+            inner: Mutex::default(),
+            parent: Some(parent),
         }
     }
 
-    /// Whether this transaction wrote one of `tables` (or something unknown).
-    pub(crate) fn wrote_any<'a>(&self, mut tables: impl Iterator<Item = &'a str>) -> bool {
-        let pending = self.inner.lock();
-        pending.everything || tables.any(|table| pending.tables.contains(table))
+    /// Records the tags of one write. The written tables are marked in every enclosing
+    /// transaction too: they share the connection, so their reads see this write.
+    pub(crate) fn record(&self, tags: &[Tag]) {
+        self.inner.lock().tags.extend(tags.iter().cloned());
+        let mut level = Some(self);
+        while let Some(writes) = level {
+            let mut pending = writes.inner.lock();
+            for tag in tags {
+                if let Some(table) = tag.table() {
+                    pending.tables.insert(table.to_owned());
+                } else if *tag == Tag::all_models() {
+                    pending.everything = true;
+                }
+            }
+            drop(pending);
+            level = writes.parent.as_deref();
+        }
+    }
+
+    /// Whether this transaction, or one enclosing it, wrote one of `tables` (or something
+    /// unknown).
+    pub(crate) fn wrote_any<'a>(&self, tables: impl Iterator<Item = &'a str> + Clone) -> bool {
+        let mut level = Some(self);
+        while let Some(writes) = level {
+            let pending = writes.inner.lock();
+            if pending.everything || tables.clone().any(|table| pending.tables.contains(table)) {
+                return true;
+            }
+            drop(pending);
+            level = writes.parent.as_deref();
+        }
+        false
     }
 
     /// Whether anything was recorded.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.inner.lock().tags.is_empty()
+    }
+
+    /// The enclosing transaction's pending writes, for a savepoint.
+    pub(crate) fn parent(&self) -> Option<&PendingWrites> {
+        self.parent.as_deref()
     }
 
     /// Moves everything recorded into `parent` (a savepoint committed).
@@ -87,6 +117,18 @@ mod tests {
         assert!(parent.wrote_any(["songs"].into_iter()));
         assert_eq!(parent.take().len(), 2);
         assert!(parent.is_empty());
+    }
+
+    #[test]
+    fn a_savepoint_sees_its_parents_writes_and_the_parent_sees_the_savepoints() {
+        let outer = std::sync::Arc::new(PendingWrites::default());
+        let inner = PendingWrites::child(outer.clone());
+        outer.record(&[Tag::model("users")]);
+        inner.record(&[Tag::model("songs")]);
+        assert!(inner.wrote_any(["users"].into_iter()));
+        assert!(outer.wrote_any(["songs"].into_iter()));
+        // The savepoint's tags stay its own until it commits.
+        assert_eq!(outer.take(), vec![Tag::model("users")]);
     }
 
     #[test]

@@ -115,7 +115,6 @@ impl CachedConnection {
             inner: tx,
             cache: self.cache.clone(),
             pending: Arc::new(PendingWrites::default()),
-            parent: None,
         }
     }
 }
@@ -145,9 +144,8 @@ impl CachedConnection {
 pub struct CachedTransaction {
     inner: DatabaseTransaction,
     cache: Cache,
+    /// This level's writes; a savepoint's link to its parent's.
     pending: Arc<PendingWrites>,
-    /// The enclosing transaction's pending writes, for a savepoint.
-    parent: Option<Arc<PendingWrites>>,
 }
 
 impl CachedTransaction {
@@ -162,13 +160,12 @@ impl CachedTransaction {
             inner,
             cache,
             pending,
-            parent,
         } = self;
         let result = inner.commit().await;
-        match parent {
+        match pending.parent() {
             Some(parent) => {
                 if result.is_ok() {
-                    pending.merge_into(&parent);
+                    pending.merge_into(parent);
                 }
             }
             None => {
@@ -198,8 +195,7 @@ impl CachedTransaction {
         CachedTransaction {
             inner: tx,
             cache: self.cache.clone(),
-            pending: Arc::new(PendingWrites::default()),
-            parent: Some(Arc::clone(&self.pending)),
+            pending: Arc::new(PendingWrites::child(Arc::clone(&self.pending))),
         }
     }
 
@@ -270,11 +266,21 @@ impl<'a> StatementText<'a> {
 /// full classifier; a false "maybe" costs time, never correctness.
 fn is_plain_read(sql: &str) -> bool {
     let bytes = sql.trim_start().as_bytes();
-    if !bytes.get(..6).is_some_and(|h| h.eq_ignore_ascii_case(b"select")) {
+    if !bytes
+        .get(..6)
+        .is_some_and(|h| h.eq_ignore_ascii_case(b"select"))
+    {
         return false;
     }
     const WRITE_WORDS: [&[u8]; 9] = [
-        b"insert", b"update", b"delete", b"replace", b"truncate", b"merge", b"copy", b"drop",
+        b"insert",
+        b"update",
+        b"delete",
+        b"replace",
+        b"truncate",
+        b"merge",
+        b"copy",
+        b"drop",
         b"alter",
     ];
     // Several statements: the ones after the first may be anything (CALL, DO ...).

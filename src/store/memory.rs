@@ -149,8 +149,7 @@ impl MemoryStore {
             // quick_cache would reject it anyway (it exceeds a shard); say so.
             return PutOutcome::TooLarge;
         }
-        if !self.still_current(&snapshot) || self.removed_since(&key, snapshot.removals_seen)
-        {
+        if !self.still_current(&snapshot) || self.removed_since(&key, snapshot.removals_seen) {
             return PutOutcome::Outdated;
         }
         let now = Instant::now();

@@ -1,0 +1,1031 @@
+//! The invariants of DESIGN.md, one group of tests each, plus the stampede guarantees of
+//! `get_or_compute`. Each test fails if its invariant breaks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use querycache::__private::Call;
+use querycache::orm::sea_orm::CachedConnection;
+use querycache::{Cache, CacheConfig, EntryOptions, Error, InvalidationStrategy, Key, Tag};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Unchanged, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, Set, Statement, TransactionTrait,
+};
+use serde::{Deserialize, Serialize, Serializer};
+use tokio::sync::{Barrier, Notify, oneshot};
+use tokio::task::JoinSet;
+
+use crate::support::{TestDb, song, user};
+
+const COUNT_KEY: &str = "songs:count";
+
+fn song_key(id: i32) -> String {
+    format!("songs:{id}")
+}
+
+fn by_id_options(id: i32) -> EntryOptions {
+    EntryOptions::new().tags([Tag::row("songs", id), Tag::bulk("songs")])
+}
+
+fn count_options() -> EntryOptions {
+    EntryOptions::new().tag(Tag::model("songs")).count_query()
+}
+
+fn new_song(author: &user::Model, title: &str) -> song::ActiveModel {
+    let now = chrono::Utc::now();
+    song::ActiveModel {
+        title: Set(title.to_owned()),
+        artist: Set("artist".to_owned()),
+        author_id: Set(author.id),
+        content: Set(String::new()),
+        archived: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// Song `id`'s title through the cache, and whether the query ran.
+async fn cached_title(cache: &Cache, db: &CachedConnection, id: i32) -> (String, bool) {
+    let computed = AtomicBool::new(false);
+    let title = cache
+        .try_get_or_compute(&song_key(id), by_id_options(id), || async {
+            computed.store(true, Ordering::SeqCst);
+            let song = song::Entity::find_by_id(id).one(db).await?;
+            Ok::<_, DbErr>(song.map(|s| s.title).unwrap_or_default())
+        })
+        .await
+        .expect("by-id query");
+    ((*title).clone(), computed.into_inner())
+}
+
+/// The number of songs through the cache, and whether the query ran.
+async fn cached_count(cache: &Cache, db: &CachedConnection) -> (u64, bool) {
+    let computed = AtomicBool::new(false);
+    let count = cache
+        .try_get_or_compute(COUNT_KEY, count_options(), || async {
+            computed.store(true, Ordering::SeqCst);
+            song::Entity::find().count(db).await
+        })
+        .await
+        .expect("count query");
+    (*count, computed.into_inner())
+}
+
+// --- 1. No stale read after a write returns ---------------------------------------------
+
+#[tokio::test]
+async fn no_read_that_starts_after_a_write_returned_sees_data_from_before_it() {
+    const ROUNDS: usize = 60;
+    let t = TestDb::new().await;
+    let (cache, db) = (&t.cache, &t.db);
+    let author = t.user("ann").await;
+    let song = t.song(&author, "v0").await;
+    let mut inserted: Vec<i32> = Vec::new();
+
+    for i in 1..=ROUNDS {
+        let before = format!("v{}", i - 1);
+        let title = format!("v{i}");
+        let expected_count = 1 + inserted.len() as u64;
+        // Cached before the write (and really cached: the second read is a hit).
+        assert_eq!(cached_title(cache, db, song.id).await.0, before);
+        assert_eq!(cached_count(cache, db).await.0, expected_count);
+        assert!(
+            !cached_title(cache, db, song.id).await.1,
+            "round {i}: premise: cached"
+        );
+        assert!(
+            !cached_count(cache, db).await.1,
+            "round {i}: premise: cached"
+        );
+
+        let how = match i % 6 {
+            0 => {
+                let am = song::ActiveModel {
+                    id: Unchanged(song.id),
+                    title: Set(title.clone()),
+                    ..Default::default()
+                };
+                am.update(db).await.unwrap();
+                "ActiveModel::update"
+            }
+            1 => {
+                db.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    "UPDATE songs SET title = ? WHERE id = ?",
+                    [title.clone().into(), song.id.into()],
+                ))
+                .await
+                .unwrap();
+                "execute_raw"
+            }
+            2 => {
+                song::Entity::update_many()
+                    .col_expr(song::Column::Title, Expr::value(title.clone()))
+                    .filter(song::Column::Title.eq(before.clone()))
+                    .exec(db)
+                    .await
+                    .unwrap();
+                "update_many"
+            }
+            3 => {
+                db.execute_unprepared(&format!(
+                    "UPDATE songs SET title = '{title}' WHERE id = {}",
+                    song.id
+                ))
+                .await
+                .unwrap();
+                "execute_unprepared"
+            }
+            4 => {
+                let tx = db.begin().await.unwrap();
+                song::ActiveModel {
+                    id: Unchanged(song.id),
+                    title: Set(title.clone()),
+                    ..Default::default()
+                }
+                .update(&tx)
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                "begin/commit"
+            }
+            _ => {
+                let title = title.clone();
+                let id = song.id;
+                db.transaction::<_, (), DbErr>(|tx| {
+                    Box::pin(async move {
+                        let stmt = Statement::from_sql_and_values(
+                            DbBackend::Sqlite,
+                            "UPDATE songs SET title = ? WHERE id = ?",
+                            [title.into(), id.into()],
+                        );
+                        tx.execute_raw(stmt).await.map(drop)
+                    })
+                })
+                .await
+                .unwrap();
+                "transaction closure"
+            }
+        };
+        match i % 3 {
+            0 => {
+                let new = new_song(&author, &format!("extra {i}"))
+                    .insert(db)
+                    .await
+                    .unwrap();
+                inserted.push(new.id);
+            }
+            1 if !inserted.is_empty() => {
+                let id = inserted.pop().unwrap();
+                song::Entity::delete_by_id(id).exec(db).await.unwrap();
+            }
+            _ => {}
+        }
+
+        let (read, computed) = cached_title(cache, db, song.id).await;
+        assert_eq!(
+            read, title,
+            "round {i} ({how}): stale title read after the write returned"
+        );
+        assert!(
+            computed,
+            "round {i} ({how}): the by-id entry must have been invalidated"
+        );
+        let (count, _) = cached_count(cache, db).await;
+        assert_eq!(
+            count,
+            1 + inserted.len() as u64,
+            "round {i}: stale count read after the write returned"
+        );
+    }
+}
+
+// --- 2. No stale set ---------------------------------------------------------------------
+
+/// What readers and writers share in the race.
+struct Race {
+    /// The highest content version whose write has returned.
+    version: AtomicU64,
+    /// Songs inserted by writes that have returned.
+    inserted: AtomicU64,
+    writers_done: AtomicBool,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    computations: AtomicU64,
+    stale: Mutex<Vec<String>>,
+}
+
+impl Race {
+    fn stale(&self, what: String) {
+        self.stale.lock().push(what);
+    }
+}
+
+/// Widens the window between reading the database and handing the value to the cache.
+async fn widen(n: u64) {
+    if n.is_multiple_of(3) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    } else {
+        for _ in 0..(n % 4) + 1 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stale_value_is_served_while_readers_race_writers() {
+    const READERS: usize = 6;
+    const MIN_ROUNDS: u64 = 300; // per reader, two reads per round: >= 3,600 reads
+    const UPDATES: u64 = 600;
+    const INSERTS: u64 = 400;
+
+    let t = Arc::new(TestDb::new().await);
+    let author = t.user("ann").await;
+    let song = t.song(&author, "race").await;
+    let id = song.id;
+    song::ActiveModel {
+        id: Unchanged(id),
+        content: Set("0".into()),
+        ..Default::default()
+    }
+    .update(&t.db)
+    .await
+    .unwrap();
+    let race = Arc::new(Race {
+        version: AtomicU64::new(0),
+        inserted: AtomicU64::new(0),
+        writers_done: AtomicBool::new(false),
+        reads: AtomicU64::new(0),
+        writes: AtomicU64::new(0),
+        computations: AtomicU64::new(0),
+        stale: Mutex::new(Vec::new()),
+    });
+    let started = Instant::now();
+    let hits_before = t.cache.stats().hits;
+
+    let mut readers = JoinSet::new();
+    for _ in 0..READERS {
+        let (t, race) = (Arc::clone(&t), Arc::clone(&race));
+        readers.spawn(async move {
+            let mut rounds = 0_u64;
+            while rounds < MIN_ROUNDS || !race.writers_done.load(Ordering::SeqCst) {
+                rounds += 1;
+                // The floor is read before the read starts: every write that had returned
+                // by then must be visible to it.
+                let floor = race.version.load(Ordering::SeqCst);
+                let version = t
+                    .cache
+                    .try_get_or_compute(&song_key(id), by_id_options(id), || async {
+                        let n = race.computations.fetch_add(1, Ordering::SeqCst);
+                        let song = song::Entity::find_by_id(id).one(&t.db).await?;
+                        widen(n).await;
+                        let content = song.map(|s| s.content).unwrap_or_default();
+                        Ok::<u64, DbErr>(content.parse().unwrap_or(0))
+                    })
+                    .await
+                    .expect("by-id read");
+                if *version < floor {
+                    race.stale(format!(
+                        "by-id read {version} after version {floor} returned"
+                    ));
+                }
+
+                let floor = 1 + race.inserted.load(Ordering::SeqCst);
+                let count = t
+                    .cache
+                    .try_get_or_compute(COUNT_KEY, count_options(), || async {
+                        let n = race.computations.fetch_add(1, Ordering::SeqCst);
+                        let count = song::Entity::find().count(&t.db).await?;
+                        widen(n).await;
+                        Ok::<u64, DbErr>(count)
+                    })
+                    .await
+                    .expect("count read");
+                if *count < floor {
+                    race.stale(format!("count read {count} after {floor} songs existed"));
+                }
+                race.reads.fetch_add(2, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+
+    let mut writers = JoinSet::new();
+    {
+        // Versions are written by one task, so they reach the database in order.
+        let (t, race) = (Arc::clone(&t), Arc::clone(&race));
+        writers.spawn(async move {
+            for v in 1..=UPDATES {
+                let content = v.to_string();
+                match v % 4 {
+                    0 => song::ActiveModel {
+                        id: Unchanged(id),
+                        content: Set(content),
+                        ..Default::default()
+                    }
+                    .update(&t.db)
+                    .await
+                    .map(drop),
+                    1 => {
+                        t.db.execute_raw(Statement::from_sql_and_values(
+                            DbBackend::Sqlite,
+                            "UPDATE songs SET content = ? WHERE id = ?",
+                            [content.into(), id.into()],
+                        ))
+                        .await
+                        .map(drop)
+                    }
+                    2 => song::Entity::update_many()
+                        .col_expr(song::Column::Content, Expr::value(content))
+                        .filter(song::Column::Title.eq("race"))
+                        .exec(&t.db)
+                        .await
+                        .map(drop),
+                    _ => {
+                        let tx = t.db.begin().await.unwrap();
+                        tx.execute_raw(Statement::from_sql_and_values(
+                            DbBackend::Sqlite,
+                            "UPDATE songs SET content = ? WHERE id = ?",
+                            [content.into(), id.into()],
+                        ))
+                        .await
+                        .unwrap();
+                        tx.commit().await
+                    }
+                }
+                .expect("update");
+                race.version.fetch_max(v, Ordering::SeqCst);
+                race.writes.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    {
+        let (t, race) = (Arc::clone(&t), Arc::clone(&race));
+        writers.spawn(async move {
+            for i in 0..INSERTS {
+                let title = format!("extra {i}");
+                let added = match i % 3 {
+                    0 => new_song(&author, &title).insert(&t.db).await.map(|_| 1),
+                    1 => song::Entity::insert_many([
+                        new_song(&author, &title),
+                        new_song(&author, &format!("{title}b")),
+                    ])
+                    .exec(&t.db)
+                    .await
+                    .map(|_| 2),
+                    _ => t
+                        .db
+                        .execute_unprepared(&format!(
+                            "INSERT INTO songs (title, artist, author_id) VALUES ('{title}', 'x', {})",
+                            author.id
+                        ))
+                        .await
+                        .map(|_| 1),
+                }
+                .expect("insert");
+                race.inserted.fetch_add(added, Ordering::SeqCst);
+                race.writes.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    let outcome = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(done) = writers.join_next().await {
+            done.expect("writer task");
+        }
+        race.writers_done.store(true, Ordering::SeqCst);
+        while let Some(done) = readers.join_next().await {
+            done.expect("reader task");
+        }
+    })
+    .await;
+    assert!(
+        outcome.is_ok(),
+        "the race did not finish within two minutes"
+    );
+
+    let stats = t.cache.stats();
+    let reads = race.reads.load(Ordering::SeqCst);
+    let stale = race.stale.lock().clone();
+    println!(
+        "race: {reads} reads, {} writes in {:.2?}; {} hits, {} computations ({} counted by \
+         the cache), {} wasted, {} stale",
+        race.writes.load(Ordering::SeqCst),
+        started.elapsed(),
+        stats.hits - hits_before,
+        race.computations.load(Ordering::SeqCst),
+        stats.computations,
+        stats.wasted_computations,
+        stale.len(),
+    );
+    assert!(reads >= 3_000, "only {reads} reads ran");
+    assert!(
+        stale.is_empty(),
+        "{} stale reads, first ones: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(10)]
+    );
+}
+
+/// Song `id` whose title is "old"; a reader that has read it and waits for `release`.
+struct Parked {
+    t: Arc<TestDb>,
+    id: i32,
+    release: Arc<Notify>,
+    leader: tokio::task::JoinHandle<Result<String, DbErr>>,
+}
+
+impl Parked {
+    async fn new() -> Parked {
+        let t = Arc::new(TestDb::new().await);
+        let author = t.user("ann").await;
+        let id = t.song(&author, "old").await.id;
+        let release = Arc::new(Notify::new());
+        let (has_read, read) = oneshot::channel();
+        let leader = tokio::spawn({
+            let (cache, db, release) = (t.cache.clone(), t.db.clone(), Arc::clone(&release));
+            async move {
+                cache
+                    .try_get_or_compute(&song_key(id), by_id_options(id), || async move {
+                        let song = song::Entity::find_by_id(id).one(&db).await?;
+                        let _ = has_read.send(());
+                        release.notified().await;
+                        Ok(song.map(|s| s.title).unwrap_or_default())
+                    })
+                    .await
+                    .map(|title| (*title).clone())
+            }
+        });
+        read.await.expect("the reader read the row");
+        Parked {
+            t,
+            id,
+            release,
+            leader,
+        }
+    }
+
+    /// Writes "new" through the wrapper: committed and invalidated when it returns.
+    async fn write(&self) {
+        song::ActiveModel {
+            id: Unchanged(self.id),
+            title: Set("new".into()),
+            ..Default::default()
+        }
+        .update(&self.t.db)
+        .await
+        .expect("update");
+    }
+}
+
+#[tokio::test]
+async fn a_value_read_before_a_write_committed_is_never_served_after_it() {
+    let p = Parked::new().await;
+    p.write().await;
+    p.release.notify_one();
+    let old = p.leader.await.unwrap().unwrap();
+    assert_eq!(
+        old, "old",
+        "its own caller started before the write: allowed"
+    );
+
+    let (cache, db) = (&p.t.cache, &p.t.db);
+    assert!(
+        cache.get::<String>(&song_key(p.id)).await.is_none(),
+        "the value was computed under a snapshot the write outdated: it must not be served"
+    );
+    assert_eq!(cache.stats().wasted_computations, 1);
+    let (fresh, computed) = cached_title(cache, db, p.id).await;
+    assert!(computed);
+    assert_eq!(fresh, "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_starts_after_a_write_does_not_get_a_computation_begun_before_it() {
+    let p = Parked::new().await;
+    p.write().await;
+
+    // The write has returned: this read must see it, even though a computation of the
+    // same key that began before the write is still in flight.
+    let mut late = tokio::spawn({
+        let (cache, db, id) = (p.t.cache.clone(), p.t.db.clone(), p.id);
+        async move { cached_title(&cache, &db, id).await.0 }
+    });
+    // A correct cache lets it compute on its own; give it time to, then release the
+    // old computation (if it is waiting on it, this is what it would receive).
+    let early = tokio::select! {
+        title = &mut late => Some(title.unwrap()),
+        () = tokio::time::sleep(Duration::from_millis(500)) => None,
+    };
+    p.release.notify_one();
+    assert_eq!(p.leader.await.unwrap().unwrap(), "old");
+    let late = match early {
+        Some(title) => title,
+        None => late.await.unwrap(),
+    };
+    assert_eq!(
+        late, "new",
+        "a read that started after the write returned got the value of a computation that \
+         read the row before the write"
+    );
+}
+
+// --- 3. O(1) invalidation ---------------------------------------------------------------
+
+async fn fill(cache: &Cache, n: usize) {
+    let options = EntryOptions::new().tag(Tag::model("songs"));
+    for i in 0..n {
+        cache
+            .set(&format!("list:{i}"), i as u64, options.clone())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn invalidating_a_tag_with_one_dependent_entry_bumps_one_version() {
+    let cache = Cache::new();
+    fill(&cache, 1).await;
+    assert_eq!(cache.get::<u64>("list:0").await.as_deref(), Some(&0));
+    assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 1);
+    assert!(cache.get::<u64>("list:0").await.is_none());
+}
+
+#[tokio::test]
+async fn invalidating_a_tag_with_100_000_dependent_entries_bumps_one_version_and_misses_all() {
+    const N: usize = 100_000;
+    let cache = Cache::new();
+    fill(&cache, N).await;
+    assert_eq!(
+        cache.stats().keys_count,
+        N as u64,
+        "premise: nothing evicted"
+    );
+    // model:songs, model:#all and the namespace tag: versions are per tag, not per entry.
+    assert_eq!(cache.tag_versions_count(), 3);
+    let sample = || (0..N).step_by(997).chain([N - 1]);
+    for i in sample() {
+        assert!(cache.get::<u64>(&format!("list:{i}")).await.is_some());
+    }
+
+    let invalidations = cache.stats().invalidations;
+    assert_eq!(
+        cache.invalidate_tags([Tag::model("songs")]).await,
+        1,
+        "one tag, one version, whatever the number of entries"
+    );
+    assert_eq!(cache.stats().invalidations, invalidations + 1);
+
+    for i in sample() {
+        assert!(
+            cache.get::<u64>(&format!("list:{i}")).await.is_none(),
+            "entry {i} survived the invalidation"
+        );
+    }
+}
+
+// --- 4. A lost tag version never resurrects old entries --------------------------------
+//
+// In the memory store an entry holds its tags' version cells, so a cell an entry (or an
+// in-flight snapshot) depends on cannot be reclaimed: the public API cannot produce an
+// entry whose cell was lost. What can be pinned: reclaim happens, it keeps every cell still
+// depended upon (so later invalidations still reach held entries and computations in
+// flight), and a reclaimed tag comes back with a fresh version.
+
+const RECLAIM_AT: usize = 4096;
+
+/// Creates and drops entries with `n` distinct tags, so that their version cells become
+/// unreferenced; returns whether the tag-version map shrank on the way.
+async fn churn_tags(cache: &Cache, prefix: &str, n: usize) -> bool {
+    let mut largest = 0;
+    let mut shrank = false;
+    for i in 0..n {
+        let key = format!("{prefix}:{i}");
+        let options = EntryOptions::new().tag(Tag::new(&key).unwrap());
+        cache.set(&key, i as u64, options).await.unwrap();
+        assert!(cache.delete(&key).await);
+        let count = cache.tag_versions_count();
+        shrank |= count < largest;
+        largest = largest.max(count);
+    }
+    shrank
+}
+
+#[tokio::test]
+async fn reclaiming_tag_versions_keeps_the_ones_held_entries_depend_on() {
+    let cache = Cache::new();
+    let held = EntryOptions::new().tag(Tag::new("user:held").unwrap());
+    cache.set("held", 1_u64, held).await.unwrap();
+
+    assert!(
+        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
+        "premise: a reclaim ran"
+    );
+    assert!(cache.tag_versions_count() < RECLAIM_AT);
+
+    assert_eq!(
+        cache.get::<u64>("held").await.as_deref(),
+        Some(&1),
+        "still valid"
+    );
+    assert_eq!(
+        cache
+            .invalidate_tags([Tag::new("user:held").unwrap()])
+            .await,
+        1,
+        "the held entry's tag still has its version"
+    );
+    assert!(
+        cache.get::<u64>("held").await.is_none(),
+        "invalidating the tag after a reclaim must still reach the entry"
+    );
+}
+
+#[tokio::test]
+async fn reclaiming_tag_versions_during_a_computation_does_not_lose_its_snapshot() {
+    let cache = Cache::new();
+    let tag = Tag::new("user:inflight").unwrap();
+    let release = Arc::new(Notify::new());
+    let (started, has_started) = oneshot::channel();
+    let computing = tokio::spawn({
+        let (cache, tag, release) = (cache.clone(), tag.clone(), Arc::clone(&release));
+        async move {
+            cache
+                .get_or_compute("inflight", EntryOptions::new().tag(tag), || async move {
+                    let _ = started.send(());
+                    release.notified().await;
+                    "computed before the invalidation".to_owned()
+                })
+                .await
+        }
+    });
+    has_started.await.unwrap();
+
+    assert!(
+        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
+        "premise: a reclaim ran"
+    );
+    assert_eq!(
+        cache.invalidate_tags([tag]).await,
+        1,
+        "the snapshot kept the cell alive"
+    );
+    release.notify_one();
+    computing.await.unwrap();
+
+    assert!(
+        cache.get::<String>("inflight").await.is_none(),
+        "computed under a version invalidated meanwhile: must not be served"
+    );
+    assert_eq!(cache.stats().wasted_computations, 1);
+}
+
+#[tokio::test]
+async fn a_tag_reclaimed_and_recreated_still_invalidates_the_entries_stored_under_it() {
+    let cache = Cache::new();
+    let options = || EntryOptions::new().tag(Tag::new("user:7").unwrap());
+    cache.set("first", 1_u64, options()).await.unwrap();
+    assert!(cache.delete("first").await);
+    let with_tag = cache.tag_versions_count();
+    assert!(
+        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
+        "premise: a reclaim ran"
+    );
+    assert!(cache.tag_versions_count() < with_tag + RECLAIM_AT);
+
+    cache.set("second", 2_u64, options()).await.unwrap();
+    assert_eq!(cache.get::<u64>("second").await.as_deref(), Some(&2));
+    assert_eq!(
+        cache.invalidate_tags([Tag::new("user:7").unwrap()]).await,
+        1
+    );
+    assert!(cache.get::<u64>("second").await.is_none());
+}
+
+// --- 5. Cache failure never fails the caller ----------------------------------------------
+
+/// A value whose serialization always fails.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Unserializable(u32);
+
+impl Serialize for Unserializable {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this value refuses to be serialized",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_value_that_cannot_be_serialized_is_returned_but_not_cached() {
+    let cache = Cache::new();
+    let computed = AtomicUsize::new(0);
+    for round in 1..=2 {
+        let errors = cache.stats().errors;
+        let value = cache
+            .get_or_compute("odd", EntryOptions::new(), || async {
+                computed.fetch_add(1, Ordering::SeqCst);
+                Unserializable(7)
+            })
+            .await;
+        assert_eq!(*value, Unserializable(7), "the caller gets its value");
+        assert_eq!(
+            computed.load(Ordering::SeqCst),
+            round,
+            "not cached: computed again"
+        );
+        assert_eq!(cache.stats().errors, errors + 1);
+    }
+    assert!(cache.get::<Unserializable>("odd").await.is_none());
+    assert_eq!(cache.stats().sets, 0);
+
+    let err = cache
+        .set("odd", Unserializable(1), EntryOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Encode { key, .. } if key == "odd"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_whose_key_arguments_cannot_be_serialized_runs_uncached() {
+    let cache = Cache::new();
+    let computed = AtomicUsize::new(0);
+    // JSON map keys must be strings: this argument has no key.
+    let mut filter = HashMap::new();
+    filter.insert((1, 2), 3);
+    assert!(matches!(
+        Key::for_args("invariants::search", &(&filter,)),
+        Err(Error::Encode { .. })
+    ));
+
+    for round in 1..=2 {
+        let errors = cache.stats().errors;
+        let mut call = Call::new(cache.clone(), "invariants::search", "songs");
+        call.model("songs".into());
+        call.key_args(&(&filter,));
+        let value = call
+            .run_result(async {
+                computed.fetch_add(1, Ordering::SeqCst);
+                Ok::<u64, DbErr>(42)
+            })
+            .await;
+        assert_eq!(value.unwrap(), 42);
+        assert_eq!(
+            computed.load(Ordering::SeqCst),
+            round,
+            "uncached: runs every time"
+        );
+        assert_eq!(cache.stats().errors, errors + 1);
+    }
+    assert_eq!(cache.stats().sets, 0);
+    assert_eq!(cache.stats().bypassed, 2);
+}
+
+#[tokio::test]
+async fn get_or_compute_with_an_invalid_key_runs_uncached() {
+    let cache = Cache::new();
+    let computed = AtomicUsize::new(0);
+    for (round, key) in ["", "bad\nkey"].into_iter().enumerate() {
+        let value = cache
+            .get_or_compute(key, EntryOptions::new(), || async {
+                computed.fetch_add(1, Ordering::SeqCst);
+                5_u8
+            })
+            .await;
+        assert_eq!(*value, 5);
+        assert_eq!(computed.load(Ordering::SeqCst), round + 1);
+    }
+    assert_eq!(cache.stats().sets, 0);
+    assert!(cache.stats().errors >= 2);
+}
+
+// --- 6. Bad input: clear errors, no panic ---------------------------------------------------
+
+#[tokio::test]
+async fn invalid_keys_tags_and_patterns_are_errors_that_name_the_value() {
+    let cache = Cache::new();
+    let long = "k".repeat(4097); // MAX_KEY_LEN is 4096 bytes
+    for bad in ["", "two\nlines", long.as_str()] {
+        let err = Key::new(bad).unwrap_err();
+        match &err {
+            Error::InvalidName { what, value, .. } => {
+                assert_eq!(*what, "key");
+                assert!(bad.starts_with(value.as_str()), "{value:?} is not {bad:?}");
+            }
+            other => panic!("expected InvalidName, got {other:?}"),
+        }
+        let err = cache.set(bad, 1_u8, EntryOptions::new()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidName { what: "key", .. }),
+            "{err}"
+        );
+        assert!(cache.get::<u8>(bad).await.is_none());
+    }
+    let err = Key::new("two\nlines").unwrap_err();
+    assert!(err.to_string().contains(r#""two\nlines""#), "{err}");
+
+    for bad in [
+        "",
+        "user:\u{0}",
+        &"t".repeat(querycache::tags::MAX_TAG_LEN + 1),
+    ] {
+        let err = Tag::new(bad).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidName { what: "tag", .. }),
+            "{err}"
+        );
+    }
+    let err = Tag::new("user:\u{7}").unwrap_err();
+    assert!(err.to_string().contains("user:"), "{err}");
+
+    let err = cache.invalidate_pattern("user:[").await.unwrap_err();
+    match &err {
+        Error::Pattern { pattern, .. } => assert_eq!(pattern, "user:["),
+        other => panic!("expected Pattern, got {other:?}"),
+    }
+    assert!(err.to_string().contains("user:["), "{err}");
+}
+
+#[tokio::test]
+async fn invalid_configuration_is_an_error_naming_the_variable_and_the_value() {
+    for (variable, value) in [
+        ("CACHE_DEFAULT_TTL", "soon"),
+        ("CACHE_MAX_TTL", "0"),
+        ("CACHE_INVALIDATION_STRATEGY", "sometimes"),
+        ("CACHE_ENABLED", "perhaps"),
+        ("CACHE_MEMORY_MAX_BYTES", "12"),
+    ] {
+        let err = CacheConfig::from_vars([(variable, value)]).unwrap_err();
+        match &err {
+            Error::Config { variable: v, .. } => assert_eq!(v, variable, "{err}"),
+            other => panic!("{variable}={value}: expected Config, got {other:?}"),
+        }
+        assert!(err.to_string().contains(variable), "{err}");
+        assert!(err.to_string().contains(value), "{err}");
+    }
+    assert!(matches!(
+        "sometimes".parse::<InvalidationStrategy>(),
+        Err(Error::Config { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_value_of_another_type_under_a_key_is_a_miss_and_is_overwritten() {
+    let cache = Cache::new();
+    cache
+        .set("shared", "a string".to_owned(), EntryOptions::new())
+        .await
+        .unwrap();
+    let errors = cache.stats().errors;
+
+    assert!(
+        cache.get::<u64>("shared").await.is_none(),
+        "a mismatch is a miss"
+    );
+    assert_eq!(cache.stats().errors, errors + 1, "and is counted");
+    assert_eq!(
+        cache
+            .get::<String>("shared")
+            .await
+            .as_deref()
+            .map(String::as_str),
+        Some("a string")
+    );
+
+    let computed = AtomicUsize::new(0);
+    let value = cache
+        .get_or_compute("shared", EntryOptions::new(), || async {
+            computed.fetch_add(1, Ordering::SeqCst);
+            7_u64
+        })
+        .await;
+    assert_eq!((*value, computed.load(Ordering::SeqCst)), (7, 1));
+    assert_eq!(
+        cache.get::<u64>("shared").await.as_deref(),
+        Some(&7),
+        "the computed value replaced the undecodable one"
+    );
+}
+
+// --- Stampedes -----------------------------------------------------------------------------
+
+const CALLERS: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stampede_of_200_callers_on_a_cold_key_runs_one_computation() {
+    let t = Arc::new(TestDb::new().await);
+    let author = t.user("ann").await;
+    for title in ["a", "b", "c"] {
+        t.song(&author, title).await;
+    }
+    let computations = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let mut callers = JoinSet::new();
+    for _ in 0..CALLERS {
+        let (t, computations, barrier) = (t.clone(), computations.clone(), barrier.clone());
+        callers.spawn(async move {
+            barrier.wait().await;
+            t.cache
+                .try_get_or_compute(COUNT_KEY, count_options(), || async {
+                    computations.fetch_add(1, Ordering::SeqCst);
+                    let count = song::Entity::find().count(&t.db).await?;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok::<u64, DbErr>(count)
+                })
+                .await
+                .map(|count| *count)
+        });
+    }
+    let results = tokio::time::timeout(Duration::from_secs(60), callers.join_all())
+        .await
+        .expect("no caller may hang");
+
+    assert_eq!(results.len(), CALLERS);
+    assert!(results.iter().all(|r| matches!(r, Ok(3))), "{results:?}");
+    assert_eq!(computations.load(Ordering::SeqCst), 1);
+    assert_eq!(t.cache.stats().computations, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_computations_release_their_waiters_who_compute_in_turn() {
+    const FAILURES: usize = 3;
+    let t = Arc::new(TestDb::new().await);
+    let author = t.user("ann").await;
+    t.song(&author, "a").await;
+    let computations = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let mut callers = JoinSet::new();
+    for _ in 0..CALLERS {
+        let (t, computations, barrier) = (t.clone(), computations.clone(), barrier.clone());
+        callers.spawn(async move {
+            barrier.wait().await;
+            t.cache
+                .try_get_or_compute(COUNT_KEY, count_options(), || async {
+                    let n = computations.fetch_add(1, Ordering::SeqCst);
+                    let count = song::Entity::find().count(&t.db).await?;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if n < FAILURES {
+                        return Err(DbErr::Custom(format!("failure {n}")));
+                    }
+                    Ok(count)
+                })
+                .await
+                .map(|count| *count)
+        });
+    }
+    let results = tokio::time::timeout(Duration::from_secs(60), callers.join_all())
+        .await
+        .expect("no caller may hang after a failed computation");
+
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(
+        failed, FAILURES,
+        "each failure is returned to the one caller that ran it"
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.is_ok())
+            .all(|r| matches!(r, Ok(1)))
+    );
+    assert_eq!(
+        computations.load(Ordering::SeqCst),
+        FAILURES + 1,
+        "waiters recompute one at a time until one succeeds"
+    );
+    assert_eq!(t.cache.get::<u64>(COUNT_KEY).await.as_deref(), Some(&1));
+}
+
+#[tokio::test]
+async fn manual_strategy_does_not_weaken_explicit_invalidation() {
+    // The strategy only gates ORM-driven invalidation; invariant 2 still holds for
+    // explicit invalidations racing a computation.
+    let cache = CacheConfig::builder()
+        .invalidation_strategy(InvalidationStrategy::Manual)
+        .build_cache()
+        .unwrap();
+    let tag = Tag::new("user:1").unwrap();
+    let value = cache
+        .get_or_compute("k", EntryOptions::new().tag(tag.clone()), || {
+            let cache = cache.clone();
+            let tag = tag.clone();
+            async move {
+                cache.invalidate_tags([tag]).await;
+                1_u8
+            }
+        })
+        .await;
+    assert_eq!(*value, 1);
+    assert!(
+        cache.get::<u8>("k").await.is_none(),
+        "born stale: not stored"
+    );
+}

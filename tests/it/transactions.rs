@@ -1,0 +1,611 @@
+//! Transactions through `CachedConnection`: writes invalidate after the outermost COMMIT
+//! returns and never on rollback; savepoints hand their writes to their parent; cached reads
+//! inside a transaction bypass the cache for the tables it wrote and never store.
+//!
+//! The in-transaction reads go through `querycache::__private::Call`, the API the
+//! `#[cached_query]` expansion uses, with the transaction as its connection argument.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use querycache::__private::Call;
+use querycache::orm::sea_orm::CachedConnection;
+use querycache::{Cache, CacheValue, EntryOptions, Key, Tag};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryOrder, Set,
+    TransactionError, TransactionTrait,
+};
+
+use crate::support::{TestDb, song, user};
+
+const SONG_LIST: &str = "songs:list";
+const SONG_BY_ID: &str = "transactions::song_by_id";
+const SONG_TITLES: &str = "transactions::song_titles";
+
+fn song_key(id: i32) -> String {
+    format!("songs:{id}")
+}
+
+fn user_key(id: i32) -> String {
+    format!("users:{id}")
+}
+
+/// Reads through `get_or_compute`; returns the value and whether the query ran.
+async fn cached<T, Fut>(
+    cache: &Cache,
+    key: &str,
+    options: EntryOptions,
+    query: impl FnOnce() -> Fut,
+) -> (T, bool)
+where
+    T: CacheValue + Clone,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let computed = AtomicUsize::new(0);
+    let value = cache
+        .try_get_or_compute(key, options, || {
+            computed.fetch_add(1, Ordering::SeqCst);
+            query()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("query behind {key} failed: {e}"));
+    ((*value).clone(), computed.into_inner() > 0)
+}
+
+async fn titles_cached(t: &TestDb) -> (Vec<String>, bool) {
+    let options = EntryOptions::new().tag(Tag::model("songs"));
+    cached(&t.cache, SONG_LIST, options, || async {
+        let songs = song::Entity::find()
+            .order_by_asc(song::Column::Id)
+            .all(&t.db)
+            .await?;
+        Ok(songs.into_iter().map(|s| s.title).collect())
+    })
+    .await
+}
+
+async fn title_cached(t: &TestDb, id: i32) -> (Option<String>, bool) {
+    let options = EntryOptions::new().tags([Tag::row("songs", id), Tag::bulk("songs")]);
+    cached(&t.cache, &song_key(id), options, || async {
+        Ok(song::Entity::find_by_id(id)
+            .one(&t.db)
+            .await?
+            .map(|s| s.title))
+    })
+    .await
+}
+
+async fn user_name_cached(t: &TestDb, id: i32) -> (Option<String>, bool) {
+    let options = EntryOptions::new().tags([Tag::row("users", id), Tag::bulk("users")]);
+    cached(&t.cache, &user_key(id), options, || async {
+        Ok(user::Entity::find_by_id(id)
+            .one(&t.db)
+            .await?
+            .map(|u| u.name))
+    })
+    .await
+}
+
+/// What `#[cached_query(models = [song::Entity], row = id)] async fn song_by_id(conn, id)`
+/// expands to: a by-id read whose connection argument is `conn`.
+async fn song_by_id_call<C>(
+    cache: &Cache,
+    conn: &C,
+    id: i32,
+    computed: &AtomicUsize,
+) -> Option<song::Model>
+where
+    C: ConnectionTrait,
+{
+    let mut call = Call::new(cache.clone(), SONG_BY_ID, "songs");
+    call.model_row("songs".into(), &id);
+    call.connection(conn);
+    call.key_args(&(&id,));
+    call.run_result(async {
+        computed.fetch_add(1, Ordering::SeqCst);
+        song::Entity::find_by_id(id).one(conn).await
+    })
+    .await
+    .expect("song_by_id")
+}
+
+/// A list read (`models = [song::Entity]`) whose connection argument is `conn`.
+async fn song_titles_call<C>(cache: &Cache, conn: &C, computed: &AtomicUsize) -> Vec<String>
+where
+    C: ConnectionTrait,
+{
+    let mut call = Call::new(cache.clone(), SONG_TITLES, "songs");
+    call.model("songs".into());
+    call.connection(conn);
+    call.key_args(&());
+    call.run_result(async {
+        computed.fetch_add(1, Ordering::SeqCst);
+        let songs = song::Entity::find()
+            .order_by_asc(song::Column::Id)
+            .all(conn)
+            .await?;
+        Ok::<_, DbErr>(songs.into_iter().map(|s| s.title).collect())
+    })
+    .await
+    .expect("song_titles")
+}
+
+fn call_key(id: i32) -> Key {
+    Key::for_args(SONG_BY_ID, &(&id,)).expect("key")
+}
+
+async fn set_title<C: ConnectionTrait>(conn: &C, song: &song::Model, title: &str) {
+    let mut am = song.clone().into_active_model();
+    am.title = Set(title.to_owned());
+    am.update(conn).await.expect("update song");
+}
+
+async fn set_name<C: ConnectionTrait>(conn: &C, user: &user::Model, name: &str) {
+    let mut am = user.clone().into_active_model();
+    am.name = Set(name.to_owned());
+    am.update(conn).await.expect("update user");
+}
+
+struct Fixture {
+    t: TestDb,
+    author: user::Model,
+    a: song::Model,
+    b: song::Model,
+}
+
+impl Fixture {
+    /// Songs "A" and "B" by "ann"; the song list, both songs and the user cached.
+    async fn new() -> Fixture {
+        let t = TestDb::new().await;
+        let author = t.user("ann").await;
+        let a = t.song(&author, "A").await;
+        let b = t.song(&author, "B").await;
+        let f = Fixture { t, author, a, b };
+        f.read_all().await;
+        let (_, list, a, b, user) = f.read_all().await;
+        assert!(
+            !(list || a || b || user),
+            "premise: everything is cached (recomputed: list {list}, A {a}, B {b}, user {user})"
+        );
+        f
+    }
+
+    /// (titles, recomputed list?, recomputed A?, recomputed B?, recomputed user?)
+    async fn read_all(&self) -> (Vec<String>, bool, bool, bool, bool) {
+        let (titles, list) = titles_cached(&self.t).await;
+        let (_, a) = title_cached(&self.t, self.a.id).await;
+        let (_, b) = title_cached(&self.t, self.b.id).await;
+        let (_, user) = user_name_cached(&self.t, self.author.id).await;
+        (titles, list, a, b, user)
+    }
+
+    fn db(&self) -> &CachedConnection {
+        &self.t.db
+    }
+
+    async fn cached_list(&self) -> Option<Vec<String>> {
+        self.t
+            .cache
+            .get::<Vec<String>>(SONG_LIST)
+            .await
+            .map(|v| (*v).clone())
+    }
+}
+
+// --- Commit, rollback, drop ----------------------------------------------------------------
+
+#[tokio::test]
+async fn writes_in_a_transaction_invalidate_only_after_commit_returns() {
+    let f = Fixture::new().await;
+    let tx = f.db().begin().await.unwrap();
+    set_title(&tx, &f.b, "B2").await;
+    tx.execute_unprepared("DELETE FROM songs WHERE title = 'A'")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        f.cached_list().await,
+        Some(vec!["A".to_owned(), "B".to_owned()]),
+        "before commit the cached (committed) value is still served"
+    );
+    let (_, list, a, b, _) = f.read_all().await;
+    assert!(!(list || a || b), "nothing is invalidated before commit");
+
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        f.cached_list().await,
+        None,
+        "commit returned: the list is a miss"
+    );
+    let (titles, list, a, b, user) = f.read_all().await;
+    assert!(list && a && b);
+    assert!(!user, "the transaction did not write users");
+    assert_eq!(titles, ["B2"]);
+}
+
+#[tokio::test]
+async fn explicit_rollback_invalidates_nothing() {
+    let f = Fixture::new().await;
+    let tx = f.db().begin().await.unwrap();
+    set_title(&tx, &f.a, "A2").await;
+    song::Entity::delete_many().exec(&tx).await.unwrap();
+    set_name(&tx, &f.author, "bea").await;
+    tx.rollback().await.unwrap();
+
+    let (titles, list, a, b, user) = f.read_all().await;
+    assert!(
+        !(list || a || b || user),
+        "a rolled-back transaction invalidates nothing"
+    );
+    assert_eq!(titles, ["A", "B"]);
+    let in_db = song::Entity::find().all(&f.t.raw).await.unwrap();
+    assert_eq!(in_db.len(), 2, "premise: the rollback happened");
+}
+
+#[tokio::test]
+async fn dropping_a_transaction_without_commit_invalidates_nothing() {
+    let f = Fixture::new().await;
+    {
+        let tx = f.db().begin().await.unwrap();
+        set_title(&tx, &f.a, "A2").await;
+        set_name(&tx, &f.author, "bea").await;
+        // Dropped here: SeaORM rolls back.
+    }
+
+    let (titles, list, a, b, user) = f.read_all().await;
+    assert!(
+        !(list || a || b || user),
+        "a dropped transaction invalidates nothing"
+    );
+    assert_eq!(titles, ["A", "B"]);
+    let in_db = song::Entity::find_by_id(f.a.id)
+        .one(&f.t.raw)
+        .await
+        .unwrap();
+    assert_eq!(in_db.unwrap().title, "A", "premise: the drop rolled back");
+}
+
+#[tokio::test]
+async fn transaction_closure_that_returns_ok_commits_then_invalidates() {
+    let f = Fixture::new().await;
+    let a = f.a.clone();
+    let cache = f.t.cache.clone();
+    let list_key = SONG_LIST;
+    f.db()
+        .transaction::<_, (), DbErr>(|tx| {
+            Box::pin(async move {
+                set_title(tx, &a, "A2").await;
+                assert!(
+                    cache.get::<Vec<String>>(list_key).await.is_some(),
+                    "still cached inside the transaction"
+                );
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+
+    let (titles, list, a, _, user) = f.read_all().await;
+    assert!(list && a, "committed by the closure: invalidated");
+    assert!(!user);
+    assert_eq!(titles, ["A2", "B"]);
+}
+
+#[tokio::test]
+async fn transaction_closure_that_returns_err_rolls_back_and_invalidates_nothing() {
+    let f = Fixture::new().await;
+    let a = f.a.clone();
+    let result = f
+        .db()
+        .transaction::<_, (), DbErr>(|tx| {
+            Box::pin(async move {
+                set_title(tx, &a, "A2").await;
+                Err(DbErr::Custom("changed my mind".into()))
+            })
+        })
+        .await;
+    assert!(matches!(
+        result,
+        Err(TransactionError::Transaction(DbErr::Custom(_)))
+    ));
+
+    let (titles, list, a, b, _) = f.read_all().await;
+    assert!(!(list || a || b), "rolled back: nothing invalidated");
+    assert_eq!(titles, ["A", "B"]);
+}
+
+// --- Savepoints ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn savepoint_commit_then_outer_commit_invalidates_only_after_the_outer_commit() {
+    let f = Fixture::new().await;
+    let outer = f.db().begin().await.unwrap();
+    let inner = outer.begin().await.unwrap();
+    set_title(&inner, &f.a, "A2").await;
+    inner.commit().await.unwrap();
+
+    let (_, list, a, _, _) = f.read_all().await;
+    assert!(
+        !(list || a),
+        "a savepoint's commit is not a commit: nothing invalidated yet"
+    );
+
+    outer.commit().await.unwrap();
+    let (titles, list, a, _, user) = f.read_all().await;
+    assert!(
+        list && a,
+        "the outer commit publishes the savepoint's writes"
+    );
+    assert!(!user);
+    assert_eq!(titles, ["A2", "B"]);
+}
+
+#[tokio::test]
+async fn savepoint_closure_inside_a_transaction_closure_invalidates_after_the_outer_commit() {
+    let f = Fixture::new().await;
+    let a = f.a.clone();
+    let cache = f.t.cache.clone();
+    f.db()
+        .transaction::<_, (), DbErr>(|tx| {
+            Box::pin(async move {
+                tx.transaction::<_, (), DbErr>(|inner| {
+                    Box::pin(async move {
+                        set_title(inner, &a, "A2").await;
+                        Ok(())
+                    })
+                })
+                .await
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+                assert!(
+                    cache.get::<Vec<String>>(SONG_LIST).await.is_some(),
+                    "the savepoint committed, the transaction did not"
+                );
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+
+    let (titles, list, a, _, _) = f.read_all().await;
+    assert!(list && a);
+    assert_eq!(titles, ["A2", "B"]);
+}
+
+#[tokio::test]
+async fn savepoint_commit_then_outer_rollback_invalidates_nothing() {
+    let f = Fixture::new().await;
+    let outer = f.db().begin().await.unwrap();
+    let inner = outer.begin().await.unwrap();
+    set_title(&inner, &f.a, "A2").await;
+    set_name(&inner, &f.author, "bea").await;
+    inner.commit().await.unwrap();
+    outer.rollback().await.unwrap();
+
+    let (titles, list, a, b, user) = f.read_all().await;
+    assert!(
+        !(list || a || b || user),
+        "everything rolled back: nothing invalidated"
+    );
+    assert_eq!(titles, ["A", "B"]);
+}
+
+#[tokio::test]
+async fn savepoint_rollback_then_outer_commit_invalidates_only_the_outer_writes() {
+    let f = Fixture::new().await;
+    let outer = f.db().begin().await.unwrap();
+    set_title(&outer, &f.b, "B2").await;
+    let inner = outer.begin().await.unwrap();
+    set_name(&inner, &f.author, "bea").await;
+    set_title(&inner, &f.a, "A2").await;
+    inner.rollback().await.unwrap();
+    outer.commit().await.unwrap();
+
+    let (titles, list, _, b, user) = f.read_all().await;
+    assert!(list && b, "the outer transaction's own write is published");
+    assert!(
+        !user,
+        "the users write was rolled back with its savepoint: its entry must stay cached"
+    );
+    assert_eq!(titles, ["A", "B2"]);
+    let (name, _) = user_name_cached(&f.t, f.author.id).await;
+    assert_eq!(name.as_deref(), Some("ann"));
+}
+
+#[tokio::test]
+async fn savepoint_rollback_then_outer_commit_keeps_rows_only_the_savepoint_wrote() {
+    // Row precision: A was written (and rolled back) only inside the savepoint.
+    let f = Fixture::new().await;
+    let outer = f.db().begin().await.unwrap();
+    set_title(&outer, &f.b, "B2").await;
+    let inner = outer.begin().await.unwrap();
+    set_title(&inner, &f.a, "A2").await;
+    inner.rollback().await.unwrap();
+    outer.commit().await.unwrap();
+
+    let (_, _, a, b, _) = f.read_all().await;
+    assert!(b);
+    assert!(
+        !a,
+        "A's only write was rolled back: its by-id entry must stay cached"
+    );
+}
+
+// --- Reads inside transactions ---------------------------------------------------------
+
+#[tokio::test]
+async fn read_in_a_transaction_that_wrote_the_table_bypasses_the_cache_and_sees_its_own_write() {
+    let f = Fixture::new().await;
+    let computed = AtomicUsize::new(0);
+    let before = song_by_id_call(&f.t.cache, f.db(), f.b.id, &computed).await;
+    assert_eq!(before.unwrap().title, "B");
+    let titles = song_titles_call(&f.t.cache, f.db(), &computed).await;
+    assert_eq!(titles, ["A", "B"]);
+    assert_eq!(computed.load(Ordering::SeqCst), 2);
+
+    let tx = f.db().begin().await.unwrap();
+    set_title(&tx, &f.b, "B2").await;
+    let bypassed = f.t.cache.stats().bypassed;
+    let inside = song_by_id_call(&f.t.cache, &tx, f.b.id, &computed).await;
+    assert_eq!(
+        inside.unwrap().title,
+        "B2",
+        "a read inside the transaction must see its uncommitted write, not the cached row"
+    );
+    let titles = song_titles_call(&f.t.cache, &tx, &computed).await;
+    assert_eq!(titles, ["A", "B2"]);
+    assert_eq!(computed.load(Ordering::SeqCst), 4);
+    assert_eq!(f.t.cache.stats().bypassed, bypassed + 2);
+
+    // Outside the transaction the committed value is still what is cached and served.
+    let cached =
+        f.t.cache
+            .get::<Option<song::Model>>(call_key(f.b.id).as_str())
+            .await
+            .expect("the pre-write entry is still cached (not overwritten by the bypass)");
+    assert_eq!(cached.as_ref().as_ref().unwrap().title, "B");
+    tx.commit().await.unwrap();
+
+    let after = song_by_id_call(&f.t.cache, f.db(), f.b.id, &computed).await;
+    assert_eq!(after.unwrap().title, "B2");
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        5,
+        "commit invalidated the entry"
+    );
+}
+
+#[tokio::test]
+async fn read_in_a_transaction_that_did_not_write_the_table_is_served_from_the_cache() {
+    let f = Fixture::new().await;
+    let computed = AtomicUsize::new(0);
+    song_by_id_call(&f.t.cache, f.db(), f.a.id, &computed).await;
+    assert_eq!(computed.load(Ordering::SeqCst), 1);
+
+    let tx = f.db().begin().await.unwrap();
+    set_name(&tx, &f.author, "bea").await;
+    let hits = f.t.cache.stats().hits;
+    let inside = song_by_id_call(&f.t.cache, &tx, f.a.id, &computed).await;
+    assert_eq!(inside.unwrap().title, "A");
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        1,
+        "the transaction wrote only users: songs reads are served from the cache"
+    );
+    assert_eq!(f.t.cache.stats().hits, hits + 1);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn miss_computed_inside_a_transaction_is_not_stored() {
+    let f = Fixture::new().await;
+    let computed = AtomicUsize::new(0);
+    let tx = f.db().begin().await.unwrap();
+    set_name(&tx, &f.author, "bea").await;
+    let sets = f.t.cache.stats().sets;
+
+    let inside = song_by_id_call(&f.t.cache, &tx, f.a.id, &computed).await;
+    assert_eq!(inside.unwrap().title, "A");
+    assert_eq!(computed.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        f.t.cache.stats().sets,
+        sets,
+        "nothing stored from inside a transaction"
+    );
+    assert!(
+        f.t.cache
+            .get::<Option<song::Model>>(call_key(f.a.id).as_str())
+            .await
+            .is_none()
+    );
+    // Again inside: still a miss, computed again.
+    song_by_id_call(&f.t.cache, &tx, f.a.id, &computed).await;
+    assert_eq!(computed.load(Ordering::SeqCst), 2);
+    tx.commit().await.unwrap();
+
+    // Outside, it is cached as usual.
+    song_by_id_call(&f.t.cache, f.db(), f.a.id, &computed).await;
+    song_by_id_call(&f.t.cache, f.db(), f.a.id, &computed).await;
+    assert_eq!(computed.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn read_after_an_unclassifiable_statement_in_a_transaction_bypasses_every_table() {
+    let f = Fixture::new().await;
+    let computed = AtomicUsize::new(0);
+    song_by_id_call(&f.t.cache, f.db(), f.a.id, &computed).await;
+
+    let tx = f.db().begin().await.unwrap();
+    // The statement fails on SQLite; it may have written anything all the same.
+    let _ = tx.execute_unprepared("CALL refresh_song_stats()").await;
+    song_by_id_call(&f.t.cache, &tx, f.a.id, &computed).await;
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        2,
+        "after a statement of unknown effect, every table counts as written"
+    );
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_in_a_savepoint_sees_the_outer_transactions_uncommitted_write() {
+    let f = Fixture::new().await;
+    let computed = AtomicUsize::new(0);
+    song_by_id_call(&f.t.cache, f.db(), f.b.id, &computed).await;
+
+    let outer = f.db().begin().await.unwrap();
+    set_title(&outer, &f.b, "B2").await;
+    let inner = outer.begin().await.unwrap();
+    let inside = song_by_id_call(&f.t.cache, &inner, f.b.id, &computed).await;
+    assert_eq!(
+        inside.unwrap().title,
+        "B2",
+        "the savepoint's connection sees the outer write: the cached row is stale for it"
+    );
+    inner.commit().await.unwrap();
+    outer.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_through_the_outer_transaction_sees_the_write_of_an_open_savepoint() {
+    // The savepoint is still open: its write is part of what the outer transaction's
+    // connection sees, though it has not been merged into the outer's pending writes yet.
+    let f = Fixture::new().await;
+    let computed = AtomicUsize::new(0);
+    song_by_id_call(&f.t.cache, f.db(), f.b.id, &computed).await;
+
+    let outer = f.db().begin().await.unwrap();
+    let inner = outer.begin().await.unwrap();
+    set_title(&inner, &f.b, "B2").await;
+    let seen = song_by_id_call(&f.t.cache, &outer, f.b.id, &computed).await;
+    assert_eq!(
+        seen.unwrap().title,
+        "B2",
+        "the outer transaction's connection sees the savepoint's write: the cached row is stale for it"
+    );
+    inner.rollback().await.unwrap();
+    outer.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn plain_sea_orm_transaction_as_connection_bypasses_the_cache() {
+    let f = Fixture::new().await;
+    let computed = AtomicUsize::new(0);
+    song_by_id_call(&f.t.cache, f.db(), f.a.id, &computed).await;
+    song_by_id_call(&f.t.cache, f.db(), f.a.id, &computed).await;
+    assert_eq!(computed.load(Ordering::SeqCst), 1, "premise: cached");
+
+    // Not begun through the wrapper: querycache cannot see what it writes.
+    let tx = f.t.raw.begin().await.unwrap();
+    set_title(&tx, &f.a, "A2").await;
+    let bypassed = f.t.cache.stats().bypassed;
+    let inside = song_by_id_call(&f.t.cache, &tx, f.a.id, &computed).await;
+    assert_eq!(inside.unwrap().title, "A2");
+    assert_eq!(computed.load(Ordering::SeqCst), 2);
+    assert_eq!(f.t.cache.stats().bypassed, bypassed + 1);
+    // Whatever the table: what it wrote is not known.
+    let titles = song_titles_call(&f.t.cache, &tx, &computed).await;
+    assert_eq!(titles, ["A2", "B"]);
+    assert_eq!(computed.load(Ordering::SeqCst), 3);
+    tx.rollback().await.unwrap();
+}

@@ -38,7 +38,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> CacheValue for T {
 ///
 /// // The first call computes, the second is served from memory.
 /// let count = cache.get_or_compute("songs:count", options.clone(), || async { 42_u64 }).await;
-/// let again = cache.get_or_compute("songs:count", options, || async { unreachable!() }).await;
+/// let again = cache.get_or_compute("songs:count", options, || async { 0_u64 }).await;
 /// assert_eq!((*count, *again), (42, 42));
 ///
 /// // A write to the songs table makes the entry a miss.
@@ -83,11 +83,24 @@ const TIER: &str = "memory";
 
 impl Cache {
     /// A memory cache with the default configuration.
+    ///
+    /// ```
+    /// let cache = querycache::Cache::new();
+    /// assert!(cache.config().enabled());
+    /// ```
     pub fn new() -> Self {
         Self::with_config(CacheConfig::default())
     }
 
     /// A cache with `config`.
+    ///
+    /// ```
+    /// use querycache::{Cache, CacheConfig};
+    ///
+    /// let config = CacheConfig::builder().memory_max_bytes(64 << 20).build().unwrap();
+    /// let cache = Cache::with_config(config);
+    /// assert_eq!(cache.config().memory_max_bytes(), 64 << 20);
+    /// ```
     pub fn with_config(config: CacheConfig) -> Self {
         let store = MemoryStore::new(config.memory_max_bytes);
         Cache {
@@ -118,6 +131,11 @@ impl Cache {
 
     /// A cache configured from the environment ([`CacheConfig::from_env`]).
     ///
+    /// ```
+    /// // With CACHE_DEFAULT_TTL=soon in the environment this would fail, naming the variable.
+    /// let cache = querycache::Cache::from_env().unwrap();
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Config`] naming the variable at fault.
     pub fn from_env() -> Result<Self, Error> {
@@ -133,6 +151,18 @@ impl Cache {
     ///
     /// A value stored under the same key with another type is a miss (and counts as an
     /// error): keys are not typed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// cache.set("k", 7_u32, EntryOptions::new()).await.unwrap();
+    /// assert_eq!(cache.get::<u32>("k").await.as_deref(), Some(&7));
+    /// assert!(cache.get::<String>("k").await.is_none(), "another type is a miss");
+    /// # }
+    /// ```
     pub async fn get<T: CacheValue>(&self, key: &str) -> Option<Arc<T>> {
         if !self.inner.config.enabled {
             return None;
@@ -148,6 +178,18 @@ impl Cache {
     /// # Errors
     /// [`Error::InvalidName`] for an invalid key, [`Error::Encode`] when `value` cannot be
     /// serialized.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions, Tag};
+    ///
+    /// let cache = Cache::new();
+    /// let options = EntryOptions::new().ttl_secs(60).tag(Tag::new("user:1").unwrap());
+    /// cache.set("user:1:profile", "Ada".to_string(), options).await.unwrap();
+    /// assert!(cache.set("", 1_u8, EntryOptions::new()).await.is_err());
+    /// # }
+    /// ```
     pub async fn set<T: CacheValue>(
         &self,
         key: &str,
@@ -176,6 +218,16 @@ impl Cache {
 
     /// Removes `key`; returns whether it was present. A computation of `key` already in
     /// flight will not store its result.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = querycache::Cache::new();
+    /// cache.set("k", 1_u8, querycache::EntryOptions::new()).await.unwrap();
+    /// assert!(cache.delete("k").await);
+    /// assert!(!cache.delete("k").await);
+    /// # }
+    /// ```
     pub async fn delete(&self, key: &str) -> bool {
         match self.inner.store.remove(key).await {
             Ok(found) => {
@@ -190,6 +242,16 @@ impl Cache {
     }
 
     /// Removes every entry. Computations in flight will not store their results.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = querycache::Cache::new();
+    /// cache.set("k", 1_u8, querycache::EntryOptions::new()).await.unwrap();
+    /// cache.clear().await;
+    /// assert_eq!(cache.stats().keys_count, 0);
+    /// # }
+    /// ```
     pub async fn clear(&self) {
         if let Err(error) = self.inner.store.clear().await {
             self.store_error("clear", "*", &error);
@@ -258,6 +320,21 @@ impl Cache {
     /// Like [`try_get_or_compute`](Self::try_get_or_compute), but errors are cached too, for
     /// [`EntryOptions::error_ttl`] (default `CACHE_ERROR_TTL`), so a failing query is not
     /// re-run by every caller. Returns the whole `Result` behind an `Arc`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// let options = EntryOptions::new().error_ttl(Duration::from_secs(30));
+    /// let first = cache.get_or_compute_result::<u32, String, _, _>("k", options.clone(), || async { Err("down".into()) }).await;
+    /// let again = cache.get_or_compute_result::<u32, String, _, _>("k", options, || async { Ok(1) }).await;
+    /// assert_eq!(*again, Err("down".to_string()), "the error is cached for 30 s");
+    /// # let _ = first;
+    /// # }
+    /// ```
     pub async fn get_or_compute_result<T, E, F, Fut>(
         &self,
         key: &str,
@@ -569,6 +646,20 @@ impl Cache {
     /// (a tag nothing ever depended on has none and needs no work).
     ///
     /// Under `CACHE_INVALIDATION_STRATEGY=ttl` this does nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions, Tag};
+    ///
+    /// let cache = Cache::new();
+    /// cache.set("a", 1_u8, EntryOptions::new().tag(Tag::model("songs"))).await.unwrap();
+    /// cache.set("b", 2_u8, EntryOptions::new().tag(Tag::model("users"))).await.unwrap();
+    /// assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 1);
+    /// assert!(cache.get::<u8>("a").await.is_none());
+    /// assert!(cache.get::<u8>("b").await.is_some());
+    /// # }
+    /// ```
     pub async fn invalidate_tags(&self, tags: impl IntoIterator<Item = Tag>) -> usize {
         let tags: Vec<Tag> = tags.into_iter().collect();
         if tags.is_empty() || self.inner.config.strategy == InvalidationStrategy::Ttl {
@@ -639,6 +730,18 @@ impl Cache {
     }
 
     /// Invalidates every entry of `namespace` (one tag bump, whatever its size).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// cache.set("x", 1_u8, EntryOptions::new().namespace("analytics_data")).await.unwrap();
+    /// cache.invalidate_namespace("analytics_data").await;
+    /// assert!(cache.get::<u8>("x").await.is_none());
+    /// # }
+    /// ```
     pub async fn invalidate_namespace(&self, namespace: &str) {
         let tag = Tag::namespace(namespace);
         match self
@@ -660,6 +763,15 @@ impl Cache {
     }
 
     /// Current statistics.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = querycache::Cache::new();
+    /// let _ = cache.get::<u8>("nothing").await;
+    /// assert_eq!(cache.stats().misses, 1);
+    /// # }
+    /// ```
     pub fn stats(&self) -> CacheStats {
         let usage = self.inner.store.usage();
         self.inner.stats.snapshot(usage.entries, usage.bytes)

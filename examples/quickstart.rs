@@ -31,12 +31,16 @@ async fn count_songs(db: &CachedConnection) -> Result<u64, DbErr> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Cache events (SET, HIT, MISS, INVALIDATED) go to stderr; RUST_LOG=querycache=info
+    // quietens them.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "querycache=debug".into()),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     // The cache: configured from CACHE_* variables (defaults: memory store, 1 h TTL).

@@ -94,6 +94,8 @@ enum ConnState {
 pub struct Call {
     cache: Cache,
     path: &'static str,
+    /// For methods: the type of `self`, which names the key instead of the module.
+    owner: Option<&'static str>,
     options: EntryOptions,
     tables: Vec<String>,
     key: Option<Result<Key, Error>>,
@@ -118,6 +120,7 @@ impl Call {
         Call {
             cache,
             path,
+            owner: None,
             options: EntryOptions::new().namespace(namespace),
             tables: Vec::new(),
             key: None,
@@ -179,9 +182,25 @@ impl Call {
         };
     }
 
+    /// A method of `S`: its key starts with `S`'s type name rather than the module path.
+    pub fn method_of<S: ?Sized>(&mut self) {
+        self.owner = Some(std::any::type_name::<S>());
+    }
+
+    /// `module::fn`, or `Type::fn` for a method.
+    fn key_path(&self) -> std::borrow::Cow<'static, str> {
+        match self.owner {
+            None => self.path.into(),
+            Some(owner) => {
+                let name = self.path.rsplit("::").next().unwrap_or(self.path);
+                format!("{owner}::{name}").into()
+            }
+        }
+    }
+
     /// The default key: the function's path and a hash of its key arguments.
     pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
-        self.key = Some(Key::for_args(self.path, args));
+        self.key = Some(Key::for_args(&self.key_path(), args));
     }
 
     /// An explicit key from `key = ".."`.
@@ -196,7 +215,7 @@ impl Call {
         let key = match self.key.take() {
             Some(Ok(key)) => key,
             Some(Err(error)) => return self.unusable(error),
-            None => match Key::new(self.path) {
+            None => match Key::new(self.key_path()) {
                 Ok(key) => key,
                 Err(error) => return self.unusable(error),
             },

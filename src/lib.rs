@@ -100,6 +100,128 @@ pub use error::Error;
 pub use global::{global, install};
 pub use key::{Key, MAX_KEY_LEN};
 pub use options::{DEFAULT_NAMESPACE, EntryOptions};
-pub use querycache_macros::{cache_count_query, cache_model_query, cache_skip, cached_query};
+
+/// A runnable example, without a database (the query is a counter):
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use querycache::{Cache, CacheModel, Tag, cached_query};
+///
+/// struct Song;
+/// impl CacheModel for Song {
+///     const TABLE: &'static str = "songs";
+/// }
+///
+/// static QUERIES: AtomicUsize = AtomicUsize::new(0);
+///
+/// #[cached_query(ttl = "10m", models = [Song], row = id, tags = ["user:{user_id}"], cache = CACHE.get().unwrap())]
+/// async fn song_title(id: i32, user_id: i32) -> Result<String, std::io::Error> {
+///     QUERIES.fetch_add(1, Ordering::SeqCst);
+///     Ok(format!("song {id}"))
+/// }
+///
+/// static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), std::io::Error> {
+/// let cache = CACHE.get_or_init(Cache::new);
+/// assert_eq!(song_title(7, 1).await?, "song 7"); // miss
+/// assert_eq!(song_title(7, 1).await?, "song 7"); // hit
+/// assert_eq!(QUERIES.load(Ordering::SeqCst), 1);
+///
+/// cache.invalidate_tags([Tag::row("songs", 8)]).await; // another row: still a hit
+/// song_title(7, 1).await?;
+/// assert_eq!(QUERIES.load(Ordering::SeqCst), 1);
+///
+/// cache.invalidate_tags([Tag::row("songs", 7)]).await; // this row: a miss
+/// song_title(7, 1).await?;
+/// assert_eq!(QUERIES.load(Ordering::SeqCst), 2);
+/// # Ok(()) }
+/// ```
+#[doc(inline)]
+pub use querycache_macros::cached_query;
+
+/// A runnable example (the count is a constant here):
+///
+/// ```
+/// use querycache::{Cache, CacheModel, Tag, cache_count_query, cache_model_query};
+///
+/// struct Song;
+/// impl CacheModel for Song {
+///     const TABLE: &'static str = "songs";
+/// }
+///
+/// static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+///
+/// #[cache_model_query(Song, ttl = 60, cache = CACHE.get_or_init(Cache::new))]
+/// async fn newest_titles(limit: u64) -> Vec<String> {
+///     (0..limit).map(|i| format!("song {i}")).collect()
+/// }
+///
+/// #[cache_count_query(Song, cache = CACHE.get_or_init(Cache::new))]
+/// async fn song_count() -> u64 {
+///     42
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(newest_titles(2).await, ["song 0", "song 1"]);
+/// assert_eq!(song_count().await, 42);
+/// let cache = CACHE.get().unwrap();
+/// assert_eq!(cache.stats().sets, 2);
+/// cache.invalidate_tags([Tag::model("songs")]).await; // any write to songs
+/// assert_eq!(cache.stats().sets, 2);
+/// song_count().await;
+/// assert_eq!(cache.stats().computations, 3, "recomputed after the write");
+/// # }
+/// ```
+#[doc(inline)]
+pub use querycache_macros::cache_model_query;
+
+/// See [`cache_model_query`] for an example; count queries default to `CACHE_COUNT_TTL`.
+///
+/// ```
+/// use querycache::{CacheModel, cache_count_query};
+///
+/// struct Song;
+/// impl CacheModel for Song {
+///     const TABLE: &'static str = "songs";
+/// }
+///
+/// #[cache_count_query(Song)]
+/// async fn song_count() -> u64 {
+///     42
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() { assert_eq!(song_count().await, 42); }
+/// ```
+#[doc(inline)]
+pub use querycache_macros::cache_count_query;
+
+/// A runnable example: the `trace_id` argument does not change the key.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use querycache::{Cache, cached_query};
+///
+/// static RUNS: AtomicUsize = AtomicUsize::new(0);
+///
+/// static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+///
+/// #[cached_query(cache = CACHE.get_or_init(Cache::new))]
+/// async fn lookup(id: u32, #[cache_skip] trace_id: String) -> u32 {
+///     let _ = trace_id;
+///     RUNS.fetch_add(1, Ordering::SeqCst);
+///     id * 2
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(lookup(1, "trace-a".into()).await, 2);
+/// assert_eq!(lookup(1, "trace-b".into()).await, 2);
+/// assert_eq!(RUNS.load(Ordering::SeqCst), 1, "one key for both calls");
+/// # }
+/// ```
+#[doc(inline)]
+pub use querycache_macros::cache_skip;
 pub use stats::{CacheStats, NamespaceStats};
 pub use tags::{CacheModel, Tag};

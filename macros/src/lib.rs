@@ -18,6 +18,7 @@
 //! [querycache]: https://docs.rs/querycache
 
 use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 use syn::ItemFn;
 
@@ -37,7 +38,7 @@ use attr::{Args, Flavor, Options};
 /// integration, or by `Cache::invalidate_tags`). Concurrent callers of a cold key wait for
 /// one computation instead of each running the query.
 ///
-/// ```ignore
+/// ```text
 /// use querycache::cached_query;
 /// use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder, QuerySelect};
 ///
@@ -70,7 +71,7 @@ use attr::{Args, Flavor, Options};
 ///   SeaORM entity, or any type implementing `querycache::CacheModel` (a view, a table
 ///   without an entity):
 ///
-///   ```ignore
+///   ```text
 ///   struct TopSongs;
 ///   impl querycache::CacheModel for TopSongs {
 ///       const TABLE: &'static str = "top_songs";
@@ -86,7 +87,7 @@ use attr::{Args, Flavor, Options};
 ///   raw SQL), not by a write to row 8 when `id` is 7. The other models stay table-level.
 ///   The argument must implement `Display`, rendering the key as the database would.
 ///
-///   ```ignore
+///   ```text
 ///   #[cached_query(models = [song::Entity, user::Entity], row = id)]
 ///   async fn song_with_author(db: &DatabaseConnection, id: i32) -> Result<Option<SongView>, DbErr> { /* .. */ }
 ///   ```
@@ -139,6 +140,9 @@ use attr::{Args, Flavor, Options};
 ///
 /// Key arguments must be plain names (`id: i32`, `mut page: u32`), not patterns.
 ///
+/// The key does not include type parameters: the instantiations of a generic function
+/// share entries when their key arguments serialize to the same JSON.
+///
 /// The path in the key is the module's path and the function's name: a method's `impl`
 /// type is not part of it. Two cached methods with the same name and key arguments in
 /// `impl` blocks of the same module would share entries; give one of them a `key`
@@ -169,12 +173,17 @@ use attr::{Args, Flavor, Options};
 /// valid duration; an empty `models` list; `row` without `models`; `row` or a placeholder
 /// that names no argument; a placeholder with a format spec or an expression;
 /// `error_ttl`/`cache_errors` on a function that does not return `Result`, or both
-/// together; a key argument that is a pattern rather than a name. A key argument that does
-/// not implement `Serialize`, or a model that is neither a SeaORM entity nor a
-/// `CacheModel`, is reported by the compiler on that argument or model.
+/// together; a key argument that is a pattern rather than a name.
+///
+/// The compiler reports the rest, on the token at fault: a key argument that does not
+/// implement `Serialize` (as "the method `__querycache_key_argument_must_implement_serialize`
+/// exists for `&T`, but its trait bounds were not satisfied", naming `T: Serialize`), a
+/// model that is neither a SeaORM entity nor a `CacheModel` (on the model), a return type
+/// that cannot be cached (on the return type), a placeholder argument without `Display`
+/// (on the template).
 #[proc_macro_attribute]
 pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
-    cached(Flavor::Query, args, item)
+    cached(Flavor::Query, args.into(), item.into()).into()
 }
 
 /// Caches a query that reads one model: `#[cache_model_query(song::Entity, ..)]` is
@@ -186,7 +195,7 @@ pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `error_ttl`, `cache_errors` and `cache`. Key arguments, connections, `#[cache_skip]`
 /// and the `Result` mode work as there.
 ///
-/// ```ignore
+/// ```text
 /// use querycache::cache_model_query;
 ///
 /// // Invalidated by a write to song `id`, or by a bulk write to songs.
@@ -209,7 +218,7 @@ pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `models` here is an error, and so is leaving out the model.
 #[proc_macro_attribute]
 pub fn cache_model_query(args: TokenStream, item: TokenStream) -> TokenStream {
-    cached(Flavor::Model, args, item)
+    cached(Flavor::Model, args.into(), item.into()).into()
 }
 
 /// Caches a count or aggregate query over one model: as [`macro@cache_model_query`], and
@@ -221,7 +230,7 @@ pub fn cache_model_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// are cheap to recompute and often displayed next to fresher data. Any write to the
 /// model's table invalidates it.
 ///
-/// ```ignore
+/// ```text
 /// use querycache::cache_count_query;
 ///
 /// #[cache_count_query(song::Entity)]
@@ -242,7 +251,7 @@ pub fn cache_model_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `models`.
 #[proc_macro_attribute]
 pub fn cache_count_query(args: TokenStream, item: TokenStream) -> TokenStream {
-    cached(Flavor::Count, args, item)
+    cached(Flavor::Count, args.into(), item.into()).into()
 }
 
 /// Leaves an argument of a cached function out of its key.
@@ -254,7 +263,7 @@ pub fn cache_count_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// arguments share one entry. Skipped arguments can still appear in `key` and `tags`
 /// placeholders.
 ///
-/// ```ignore
+/// ```text
 /// #[cached_query(ttl = 60, models = [song::Entity])]
 /// async fn song_titles(
 ///     db: &DatabaseConnection,
@@ -267,7 +276,12 @@ pub fn cache_count_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Connections (`&DatabaseConnection`, `impl ConnectionTrait`...) are left out of the key
-/// already and need no `#[cache_skip]`.
+/// already and need no `#[cache_skip]`; one marked anyway is still shown to the cache, so
+/// that reads inside transactions stay correct.
+///
+/// There is nothing to import: the cached-function macro removes `#[cache_skip]` before
+/// names are resolved (so `use querycache::cache_skip;` would be reported as unused).
+/// `#[querycache::cache_skip]` is accepted too.
 ///
 /// Anywhere else `#[cache_skip]` is an error: on an item it reports that it only works on
 /// arguments of a `#[cached_query]` function; on an argument of another function the
@@ -281,13 +295,12 @@ pub fn cache_skip(_args: TokenStream, item: TokenStream) -> TokenStream {
          `#[cache_skip] request_id: Uuid`",
     )
     .to_compile_error();
-    let item = proc_macro2::TokenStream::from(item);
+    let item = TokenStream2::from(item);
     quote!(#error #item).into()
 }
 
 /// Parse, check, expand: the three steps of every cached-function macro.
-fn cached(flavor: Flavor, args: TokenStream, item: TokenStream) -> TokenStream {
-    let item = proc_macro2::TokenStream::from(item);
+fn cached(flavor: Flavor, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let mut func: ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(_) => {
@@ -299,11 +312,11 @@ fn cached(flavor: Flavor, args: TokenStream, item: TokenStream) -> TokenStream {
                 ),
             )
             .to_compile_error();
-            return quote!(#error #item).into();
+            return quote!(#error #item);
         }
     };
     let mut errors = Errors::default();
-    let options = match syn::parse::<Args>(args) {
+    let options = match syn::parse2::<Args>(args) {
         Ok(args) => Some(Options::check(args, flavor, &mut errors)),
         Err(error) => {
             errors.push(error);
@@ -315,12 +328,12 @@ fn cached(flavor: Flavor, args: TokenStream, item: TokenStream) -> TokenStream {
         expand::check(options, &info, &mut errors);
     }
     match (errors.finish(), options) {
-        (Ok(()), Some(options)) => expand::expand(func, &options, &info).into(),
+        (Ok(()), Some(options)) => expand::expand(func, &options, &info),
         (result, _) => {
             // The function as written (minus `#[cache_skip]`), so that its callers do not
             // add errors of their own.
             let error = result.err().map(|error| error.to_compile_error());
-            quote!(#error #func).into()
+            quote!(#error #func)
         }
     }
 }
@@ -347,3 +360,6 @@ impl Errors {
         self.0.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -104,12 +104,6 @@ impl CachedConnection {
         self.inner
     }
 
-    async fn after_statement(&self, stmt: &StatementText<'_>) {
-        if let Some(tags) = stmt.written_tags() {
-            self.cache.invalidate_written(tags).await;
-        }
-    }
-
     fn wrap(&self, tx: DatabaseTransaction) -> CachedTransaction {
         CachedTransaction {
             inner: tx,
@@ -199,12 +193,6 @@ impl CachedTransaction {
         }
     }
 
-    fn after_statement(&self, stmt: &StatementText<'_>) {
-        if let Some(tags) = stmt.written_tags() {
-            self.pending.record(&tags);
-        }
-    }
-
     pub(crate) fn pending(&self) -> &Arc<PendingWrites> {
         &self.pending
     }
@@ -230,9 +218,17 @@ impl<'a> StatementText<'a> {
 
     /// The tags this statement's writes touch; `None` for a read.
     fn written_tags(&self) -> Option<Vec<Tag>> {
+        self.written_tags_returning(None)
+    }
+
+    /// Like [`written_tags`](Self::written_tags), given the rows a query returned: a plain
+    /// `INSERT ... RETURNING` names the ids of the rows it created, so it touches those
+    /// rows (by-id entries of other rows stay) rather than the whole table in bulk.
+    fn written_tags_returning(&self, returned: Option<&[QueryResult]>) -> Option<Vec<Tag>> {
         if is_plain_read(self.sql) {
             return None;
         }
+        let returned_ids = returned.and_then(|rows| self.inserted_ids(rows));
         let param = |i: usize| self.values.and_then(|v| v.get(i)).and_then(row_id);
         let primary_key = |_: &TableName| "id".to_owned();
         match sql::classify(self.sql, &param, &primary_key) {
@@ -242,9 +238,12 @@ impl<'a> StatementText<'a> {
                     .iter()
                     .flat_map(|w| {
                         let table = table_key(w.table.schema.as_deref(), &w.table.name);
-                        match &w.rows {
-                            Rows::Ids(ids) => write_tags(&table, Some(ids)),
-                            Rows::Unknown => write_tags(&table, None),
+                        match (&w.rows, &returned_ids) {
+                            (Rows::Ids(ids), _) => write_tags(&table, Some(ids)),
+                            (Rows::Unknown, Some(ids)) if writes.len() == 1 => {
+                                write_tags(&table, Some(ids))
+                            }
+                            (Rows::Unknown, _) => write_tags(&table, None),
                         }
                     })
                     .collect(),
@@ -259,6 +258,40 @@ impl<'a> StatementText<'a> {
             }
         }
     }
+}
+
+impl StatementText<'_> {
+    /// The `id`s of the rows a plain single-statement `INSERT ... RETURNING` created, or
+    /// `None` when the statement is anything else (an upsert may update a row it does not
+    /// name; an UPDATE may move a row to another id) or an id cannot be read.
+    fn inserted_ids(&self, rows: &[QueryResult]) -> Option<Vec<String>> {
+        let sql = self.sql.trim_start();
+        let upper = sql.get(..6)?;
+        if !upper.eq_ignore_ascii_case("insert")
+            || sql.trim_end().trim_end_matches(';').contains(';')
+            || contains_ignore_case(sql, "on conflict")
+            || contains_ignore_case(sql, "on duplicate")
+            || contains_ignore_case(sql, " or replace")
+            || rows.is_empty()
+        {
+            return None;
+        }
+        rows.iter()
+            .map(|row| {
+                row.try_get::<i64>("", "id")
+                    .map(|id| id.to_string())
+                    .or_else(|_| row.try_get::<String>("", "id"))
+                    .ok()
+            })
+            .collect()
+    }
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// A fast pass for the common case: a SELECT in which no word that could write appears
@@ -383,7 +416,7 @@ where
 }
 
 macro_rules! connection_impl {
-    ($ty:ty, |$this:ident, $stmt:ident| $after:expr) => {
+    ($ty:ty, |$this:ident, $tags:ident| $after:expr) => {
         #[async_trait::async_trait]
         impl ConnectionTrait for $ty {
             fn get_database_backend(&self) -> DbBackend {
@@ -391,36 +424,46 @@ macro_rules! connection_impl {
             }
 
             async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-                let text = StatementText::of(&stmt);
                 let result = self.inner.execute_raw(stmt.clone()).await;
                 // Invalidate even when the statement failed: a multi-statement text may
                 // have written part of its work before the error.
-                let ($this, $stmt) = (self, &text);
-                $after;
+                if let Some($tags) = StatementText::of(&stmt).written_tags() {
+                    let $this = self;
+                    $after;
+                }
                 result
             }
 
             async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
                 let result = self.inner.execute_unprepared(sql).await;
-                let text = StatementText::unprepared(sql);
-                let ($this, $stmt) = (self, &text);
-                $after;
+                if let Some($tags) = StatementText::unprepared(sql).written_tags() {
+                    let $this = self;
+                    $after;
+                }
                 result
             }
 
             async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-                let text = StatementText::of(&stmt);
                 let result = self.inner.query_one_raw(stmt.clone()).await;
-                let ($this, $stmt) = (self, &text);
-                $after;
+                let returned = result
+                    .as_ref()
+                    .ok()
+                    .and_then(Option::as_ref)
+                    .map(std::slice::from_ref);
+                if let Some($tags) = StatementText::of(&stmt).written_tags_returning(returned) {
+                    let $this = self;
+                    $after;
+                }
                 result
             }
 
             async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-                let text = StatementText::of(&stmt);
                 let result = self.inner.query_all_raw(stmt.clone()).await;
-                let ($this, $stmt) = (self, &text);
-                $after;
+                let returned = result.as_ref().ok().map(Vec::as_slice);
+                if let Some($tags) = StatementText::of(&stmt).written_tags_returning(returned) {
+                    let $this = self;
+                    $after;
+                }
                 result
             }
 
@@ -435,10 +478,13 @@ macro_rules! connection_impl {
     };
 }
 
-connection_impl!(CachedConnection, |this, stmt| this
-    .after_statement(stmt)
+// Outside a transaction, a statement has committed when it returns: invalidate now, before
+// the caller sees the result. Inside one, record; `commit` invalidates.
+connection_impl!(CachedConnection, |this, tags| this
+    .cache
+    .invalidate_written(tags)
     .await);
-connection_impl!(CachedTransaction, |this, stmt| this.after_statement(stmt));
+connection_impl!(CachedTransaction, |this, tags| this.pending.record(&tags));
 
 #[async_trait::async_trait]
 impl TransactionTrait for CachedConnection {

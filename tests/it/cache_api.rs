@@ -7,15 +7,23 @@ use std::time::Duration;
 
 use querycache::{Cache, CacheConfig, EntryOptions, Error, Tag};
 
-fn cache_with(f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder) -> Cache {
+fn cache_with(
+    f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+) -> Cache {
     f(Cache::builder()).build_cache().expect("valid config")
 }
 
 #[tokio::test]
 async fn set_get_delete_clear() {
     let cache = Cache::new();
-    cache.set("a", vec![1, 2, 3], EntryOptions::new()).await.unwrap();
-    cache.set("b", "bee".to_string(), EntryOptions::new()).await.unwrap();
+    cache
+        .set("a", vec![1, 2, 3], EntryOptions::new())
+        .await
+        .unwrap();
+    cache
+        .set("b", "bee".to_string(), EntryOptions::new())
+        .await
+        .unwrap();
     assert_eq!(*cache.get::<Vec<i32>>("a").await.unwrap(), vec![1, 2, 3]);
     assert!(cache.delete("a").await);
     assert!(!cache.delete("a").await, "already gone");
@@ -29,8 +37,18 @@ async fn set_get_delete_clear() {
 #[tokio::test]
 async fn entries_expire_after_their_ttl() {
     let cache = Cache::new();
-    cache.set("short", 1_u8, EntryOptions::new().ttl(Duration::from_millis(300))).await.unwrap();
-    cache.set("long", 2_u8, EntryOptions::new().ttl_secs(60)).await.unwrap();
+    cache
+        .set(
+            "short",
+            1_u8,
+            EntryOptions::new().ttl(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    cache
+        .set("long", 2_u8, EntryOptions::new().ttl_secs(60))
+        .await
+        .unwrap();
     assert!(cache.get::<u8>("short").await.is_some());
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(cache.get::<u8>("short").await.is_none(), "expired");
@@ -39,11 +57,20 @@ async fn entries_expire_after_their_ttl() {
 
 #[tokio::test]
 async fn ttl_longer_than_max_is_clamped() {
-    let cache = cache_with(|b| b.max_ttl(Duration::from_secs(1)).default_ttl(Duration::from_secs(1)));
-    cache.set("k", 1_u8, EntryOptions::new().ttl_secs(3600)).await.unwrap();
+    let cache = cache_with(|b| {
+        b.max_ttl(Duration::from_secs(1))
+            .default_ttl(Duration::from_secs(1))
+    });
+    cache
+        .set("k", 1_u8, EntryOptions::new().ttl_secs(3600))
+        .await
+        .unwrap();
     assert!(cache.get::<u8>("k").await.is_some());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(cache.get::<u8>("k").await.is_none(), "a 1 h TTL must have been clamped to 1 s");
+    assert!(
+        cache.get::<u8>("k").await.is_none(),
+        "a 1 h TTL must have been clamped to 1 s"
+    );
 }
 
 #[tokio::test]
@@ -52,18 +79,33 @@ async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
     let ns = EntryOptions::new().namespace("flash");
     cache.set("policy", 1_u8, ns.clone()).await.unwrap();
     cache.set("explicit", 1_u8, ns.ttl_secs(60)).await.unwrap();
-    cache.set("default", 1_u8, EntryOptions::new()).await.unwrap();
+    cache
+        .set("default", 1_u8, EntryOptions::new())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(cache.get::<u8>("policy").await.is_none(), "namespace TTL of 1 s");
-    assert!(cache.get::<u8>("explicit").await.is_some(), "the call's TTL wins");
+    assert!(
+        cache.get::<u8>("policy").await.is_none(),
+        "namespace TTL of 1 s"
+    );
+    assert!(
+        cache.get::<u8>("explicit").await.is_some(),
+        "the call's TTL wins"
+    );
     assert!(cache.get::<u8>("default").await.is_some());
 }
 
 #[tokio::test]
 async fn count_queries_use_the_count_ttl() {
     let cache = cache_with(|b| b.count_ttl(Duration::from_secs(1)));
-    cache.set("count", 5_u64, EntryOptions::new().count_query()).await.unwrap();
-    cache.set("list", vec![5_u64], EntryOptions::new()).await.unwrap();
+    cache
+        .set("count", 5_u64, EntryOptions::new().count_query())
+        .await
+        .unwrap();
+    cache
+        .set("list", vec![5_u64], EntryOptions::new())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(cache.get::<u64>("count").await.is_none());
     assert!(cache.get::<Vec<u64>>("list").await.is_some());
@@ -81,7 +123,10 @@ async fn pattern_invalidation_removes_matching_keys_only() {
     assert!(cache.get::<u8>("users").await.is_some());
     assert!(cache.get::<u8>("song:1").await.is_some());
     let err = cache.invalidate_pattern("user:[").await.unwrap_err();
-    assert!(matches!(err, Error::Pattern { ref pattern, .. } if pattern == "user:["), "{err}");
+    assert!(
+        matches!(err, Error::Pattern { ref pattern, .. } if pattern == "user:["),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -101,8 +146,15 @@ async fn pattern_invalidation_stops_a_computation_in_flight_from_storing() {
     started_rx.await.unwrap();
     cache.invalidate_pattern("user:*").await.unwrap();
     go_tx.send(()).unwrap();
-    assert_eq!(*task.await.unwrap(), "old", "the caller still gets its value");
-    assert!(cache.get::<String>("user:9").await.is_none(), "but it was not stored");
+    assert_eq!(
+        *task.await.unwrap(),
+        "old",
+        "the caller still gets its value"
+    );
+    assert!(
+        cache.get::<String>("user:9").await.is_none(),
+        "but it was not stored"
+    );
     assert_eq!(cache.stats().wasted_computations, 1);
 }
 
@@ -110,9 +162,19 @@ async fn pattern_invalidation_stops_a_computation_in_flight_from_storing() {
 async fn namespace_invalidation_is_one_bump() {
     let cache = Cache::new();
     for i in 0..1000 {
-        cache.set(&format!("a:{i}"), i, EntryOptions::new().namespace("analytics_data")).await.unwrap();
+        cache
+            .set(
+                &format!("a:{i}"),
+                i,
+                EntryOptions::new().namespace("analytics_data"),
+            )
+            .await
+            .unwrap();
     }
-    cache.set("other", 1, EntryOptions::new().namespace("user_sites")).await.unwrap();
+    cache
+        .set("other", 1, EntryOptions::new().namespace("user_sites"))
+        .await
+        .unwrap();
     cache.invalidate_namespace("analytics_data").await;
     assert!(cache.get::<i32>("a:0").await.is_none());
     assert!(cache.get::<i32>("a:999").await.is_none());
@@ -125,19 +187,31 @@ async fn tags_invalidate_their_dependents_only() {
     let cache = Cache::new();
     let user7 = Tag::new("user:7").unwrap();
     let user8 = Tag::new("user:8").unwrap();
-    cache.set("seven", 7, EntryOptions::new().tag(user7.clone())).await.unwrap();
-    cache.set("eight", 8, EntryOptions::new().tag(user8)).await.unwrap();
+    cache
+        .set("seven", 7, EntryOptions::new().tag(user7.clone()))
+        .await
+        .unwrap();
+    cache
+        .set("eight", 8, EntryOptions::new().tag(user8))
+        .await
+        .unwrap();
     assert_eq!(cache.invalidate_tags([user7]).await, 1);
     assert!(cache.get::<i32>("seven").await.is_none());
     assert!(cache.get::<i32>("eight").await.is_some());
     // A tag nothing depends on has no version to bump.
-    assert_eq!(cache.invalidate_tags([Tag::new("nobody").unwrap()]).await, 0);
+    assert_eq!(
+        cache.invalidate_tags([Tag::new("nobody").unwrap()]).await,
+        0
+    );
 }
 
 #[tokio::test]
 async fn ttl_strategy_ignores_tag_invalidations() {
     let cache = cache_with(|b| b.invalidation_strategy(querycache::InvalidationStrategy::Ttl));
-    cache.set("k", 1, EntryOptions::new().tag(Tag::model("songs"))).await.unwrap();
+    cache
+        .set("k", 1, EntryOptions::new().tag(Tag::model("songs")))
+        .await
+        .unwrap();
     assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 0);
     assert!(cache.get::<i32>("k").await.is_some());
 }
@@ -176,13 +250,29 @@ async fn errors_are_not_cached_unless_asked() {
         runs.fetch_add(1, Ordering::SeqCst);
         Err::<u8, String>("boom".into())
     };
-    assert!(cache.try_get_or_compute("plain", EntryOptions::new(), fail).await.is_err());
-    assert!(cache.try_get_or_compute("plain", EntryOptions::new(), fail).await.is_err());
-    assert_eq!(runs.swap(0, Ordering::SeqCst), 2, "plain mode never caches an error");
+    assert!(
+        cache
+            .try_get_or_compute("plain", EntryOptions::new(), fail)
+            .await
+            .is_err()
+    );
+    assert!(
+        cache
+            .try_get_or_compute("plain", EntryOptions::new(), fail)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        runs.swap(0, Ordering::SeqCst),
+        2,
+        "plain mode never caches an error"
+    );
 
     let options = EntryOptions::new().error_ttl(Duration::from_millis(400));
     for _ in 0..3 {
-        let result = cache.get_or_compute_result("cached", options.clone(), fail).await;
+        let result = cache
+            .get_or_compute_result("cached", options.clone(), fail)
+            .await;
         assert_eq!(*result, Err("boom".to_string()));
     }
     assert_eq!(runs.swap(0, Ordering::SeqCst), 1, "the error is cached");
@@ -194,10 +284,15 @@ async fn errors_are_not_cached_unless_asked() {
 #[tokio::test]
 async fn a_value_of_another_type_is_a_miss_not_a_panic() {
     let cache = Cache::new();
-    cache.set("k", "text".to_string(), EntryOptions::new()).await.unwrap();
+    cache
+        .set("k", "text".to_string(), EntryOptions::new())
+        .await
+        .unwrap();
     assert!(cache.get::<u64>("k").await.is_none());
     assert_eq!(cache.stats().errors, 1);
-    let value = cache.get_or_compute("k", EntryOptions::new(), || async { 9_u64 }).await;
+    let value = cache
+        .get_or_compute("k", EntryOptions::new(), || async { 9_u64 })
+        .await;
     assert_eq!(*value, 9);
 }
 
@@ -209,7 +304,9 @@ async fn invalid_keys_and_tags_are_clear_errors() {
     let err = Tag::new("bad\ntag").unwrap_err();
     assert!(err.to_string().contains("control character"), "{err}");
     // An invalid key given to get_or_compute still gets the caller its value.
-    let value = cache.get_or_compute("", EntryOptions::new(), || async { 3_u8 }).await;
+    let value = cache
+        .get_or_compute("", EntryOptions::new(), || async { 3_u8 })
+        .await;
     assert_eq!(*value, 3);
 }
 
@@ -218,10 +315,15 @@ async fn stats_count_hits_misses_sets_and_latency_per_namespace() {
     let cache = Cache::new();
     let options = EntryOptions::new().namespace("songs");
     for _ in 0..4 {
-        cache.get_or_compute("s:1", options.clone(), || async { 1_u32 }).await;
+        cache
+            .get_or_compute("s:1", options.clone(), || async { 1_u32 })
+            .await;
     }
     let stats = cache.stats();
-    assert_eq!((stats.hits, stats.misses, stats.sets, stats.computations), (3, 1, 1, 1));
+    assert_eq!(
+        (stats.hits, stats.misses, stats.sets, stats.computations),
+        (3, 1, 1, 1)
+    );
     assert!((stats.hit_rate - 0.75).abs() < 1e-9);
     assert_eq!(stats.keys_count, 1);
     assert!(stats.memory_usage_bytes > 0);
@@ -236,19 +338,35 @@ async fn memory_budget_is_respected() {
     let cache = cache_with(|b| b.memory_max_bytes(256 * 1024));
     let payload = "x".repeat(1000);
     for i in 0..2000 {
-        cache.set(&format!("k{i}"), payload.clone(), EntryOptions::new()).await.unwrap();
+        cache
+            .set(&format!("k{i}"), payload.clone(), EntryOptions::new())
+            .await
+            .unwrap();
     }
     let stats = cache.stats();
-    assert!(stats.memory_usage_bytes <= 256 * 1024, "{}", stats.memory_usage_bytes);
-    assert!(stats.keys_count < 2000 && stats.keys_count > 50, "{}", stats.keys_count);
+    assert!(
+        stats.memory_usage_bytes <= 256 * 1024,
+        "{}",
+        stats.memory_usage_bytes
+    );
+    assert!(
+        stats.keys_count < 2000 && stats.keys_count > 50,
+        "{}",
+        stats.keys_count
+    );
 }
 
 #[tokio::test]
 async fn hits_share_one_allocation() {
     let cache = Cache::new();
-    let a = cache.get_or_compute("k", EntryOptions::new(), || async { vec![0_u8; 64] }).await;
+    let a = cache
+        .get_or_compute("k", EntryOptions::new(), || async { vec![0_u8; 64] })
+        .await;
     let b = cache.get::<Vec<u8>>("k").await.unwrap();
-    assert!(Arc::ptr_eq(&a, &b), "a hit hands back the stored Arc, not a decoded copy");
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "a hit hands back the stored Arc, not a decoded copy"
+    );
 }
 
 #[test]
@@ -258,14 +376,21 @@ fn config_errors_name_variable_and_value() {
         err.to_string(),
         "invalid configuration: CACHE_MAX_TTL=\"ten\": expected a whole number of seconds"
     );
-    let err = CacheConfig::from_vars([("CACHE_DEFAULT_TTL", "7200"), ("CACHE_MAX_TTL", "3600")]).unwrap_err();
-    assert!(err.to_string().contains("CACHE_DEFAULT_TTL") && err.to_string().contains("CACHE_MAX_TTL"), "{err}");
+    let err = CacheConfig::from_vars([("CACHE_DEFAULT_TTL", "7200"), ("CACHE_MAX_TTL", "3600")])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("CACHE_DEFAULT_TTL") && err.to_string().contains("CACHE_MAX_TTL"),
+        "{err}"
+    );
     let err = CacheConfig::from_vars([("REDIS_URL", "redis://127.0.0.1:1")]).unwrap_err();
     assert!(err.to_string().contains("REDIS_URL"), "{err}");
 }
 
 /// Captures what `tracing` prints while a test runs on the current thread.
-fn capture_logs() -> (Arc<std::sync::Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+fn capture_logs() -> (
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
     #[derive(Clone)]
     struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
     impl std::io::Write for Sink {
@@ -290,15 +415,30 @@ fn capture_logs() -> (Arc<std::sync::Mutex<Vec<u8>>>, tracing::subscriber::Defau
 #[tokio::test(flavor = "current_thread")]
 async fn tracing_events_in_the_briefs_words() {
     let (logs, _guard) = capture_logs();
-    let cache = cache_with(|b| b.max_ttl(Duration::from_secs(60)).default_ttl(Duration::from_secs(60)));
-    let options = EntryOptions::new().namespace("songs").ttl_secs(7200).tag(Tag::model("songs"));
-    cache.get_or_compute("songs:1", options.clone(), || async { 1_u8 }).await;
-    cache.get_or_compute("songs:1", options, || async { 1_u8 }).await;
-    cache.invalidate_tags([Tag::model("songs"), Tag::bulk("songs")]).await;
+    let cache = cache_with(|b| {
+        b.max_ttl(Duration::from_secs(60))
+            .default_ttl(Duration::from_secs(60))
+    });
+    let options = EntryOptions::new()
+        .namespace("songs")
+        .ttl_secs(7200)
+        .tag(Tag::model("songs"));
+    cache
+        .get_or_compute("songs:1", options.clone(), || async { 1_u8 })
+        .await;
+    cache
+        .get_or_compute("songs:1", options, || async { 1_u8 })
+        .await;
+    cache
+        .invalidate_tags([Tag::model("songs"), Tag::bulk("songs")])
+        .await;
     let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("TTL clamped to CACHE_MAX_TTL"), "{logs}");
     assert!(logs.contains("requested_secs=7200"), "{logs}");
-    assert!(logs.contains("Cache SET: songs songs:1 (TTL: 60s)"), "{logs}");
+    assert!(
+        logs.contains("Cache SET: songs songs:1 (TTL: 60s)"),
+        "{logs}"
+    );
     assert!(logs.contains("Cache MISS: songs:1"), "{logs}");
     assert!(logs.contains("Cache HIT: songs:1 (age: 0s)"), "{logs}");
     assert!(logs.contains("Cache INVALIDATED: 2 tags"), "{logs}");
@@ -309,9 +449,20 @@ async fn the_global_cache_is_the_installed_one() {
     // The only test in this binary that touches the global cache.
     let cache = Cache::new();
     querycache::install(cache.clone()).expect("first install");
-    assert!(matches!(querycache::install(Cache::new()), Err(Error::AlreadyInstalled)));
-    cache.set("global:probe", 1_u8, EntryOptions::new()).await.unwrap();
-    assert!(querycache::global().get::<u8>("global:probe").await.is_some());
+    assert!(matches!(
+        querycache::install(Cache::new()),
+        Err(Error::AlreadyInstalled)
+    ));
+    cache
+        .set("global:probe", 1_u8, EntryOptions::new())
+        .await
+        .unwrap();
+    assert!(
+        querycache::global()
+            .get::<u8>("global:probe")
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -349,10 +500,17 @@ async fn a_waiter_that_started_after_a_write_never_gets_the_older_value() {
     assert_eq!(cache.stats().misses, 2, "both callers missed");
     release_tx.send(()).unwrap();
 
-    assert_eq!(*leader.await.unwrap(), "before the write", "the leader started before the write");
+    assert_eq!(
+        *leader.await.unwrap(),
+        "before the write",
+        "the leader started before the write"
+    );
     assert_eq!(*follower.await.unwrap(), "after the write");
     let stats = cache.stats();
     assert_eq!(stats.computations, 2, "the follower computed for itself");
     assert_eq!(stats.wasted_computations, 1);
-    assert_eq!(*cache.get::<String>("count").await.unwrap(), "after the write");
+    assert_eq!(
+        *cache.get::<String>("count").await.unwrap(),
+        "after the write"
+    );
 }

@@ -209,6 +209,70 @@ async fn active_model_insert_invalidates_the_list_and_a_cached_absence_of_the_ne
 }
 
 #[tokio::test]
+async fn an_insert_returning_its_id_keeps_other_rows_cached() {
+    // SQLite and PostgreSQL return the new row's id (RETURNING): the insert touches that
+    // row, not every by-id entry of the table.
+    let f = Fixture::new().await;
+    let next = f.cache_absent_next_song().await;
+    f.new_song("C").insert(f.db()).await.expect("insert");
+
+    let s = f.state().await;
+    assert!(s.list.computed, "the list depends on the table");
+    assert!(
+        !s.a.computed && !s.b.computed,
+        "A and B were not written: still hits"
+    );
+    assert!(
+        song_by_id(&f.t.cache, f.db(), next).await.computed,
+        "the new row's entry moved"
+    );
+}
+
+#[tokio::test]
+async fn an_upsert_on_the_primary_key_touches_the_row_it_names() {
+    // The returned ids are not used for upserts (a conflict on another unique key could
+    // update a row the statement does not name); `ON CONFLICT (id)` with the id given
+    // names its row itself.
+    let f = Fixture::new().await;
+    let sql = format!(
+        "INSERT INTO songs (id, title, artist, author_id) VALUES ({}, 'A2', 'x', {}) \
+         ON CONFLICT (id) DO UPDATE SET title = excluded.title RETURNING id",
+        f.a.id, f.author.id
+    );
+    f.db()
+        .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .expect("upsert");
+    let s = f.state().await;
+    assert!(s.a.computed, "A was updated");
+    assert_eq!(title(&s.a.value), Some("A2"));
+    assert!(!s.b.computed, "B was not");
+}
+
+#[tokio::test]
+async fn an_upsert_on_another_key_invalidates_the_conflicting_row() {
+    let f = Fixture::new().await;
+    let sql = format!(
+        "INSERT INTO users (name, email) VALUES ('ann2', '{}') \
+         ON CONFLICT (email) DO UPDATE SET name = excluded.name RETURNING id",
+        f.author.email
+    );
+    let cache = &f.t.cache;
+    assert!(user_by_id(cache, f.db(), f.author.id).await.computed);
+    assert!(!user_by_id(cache, f.db(), f.author.id).await.computed);
+    f.db()
+        .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .expect("upsert");
+    let author = user_by_id(cache, f.db(), f.author.id).await;
+    assert!(
+        author.computed,
+        "the conflicting row was updated through its email"
+    );
+    assert_eq!(author.value.map(|u| u.name).as_deref(), Some("ann2"));
+}
+
+#[tokio::test]
 async fn active_model_update_invalidates_its_row_and_the_list() {
     let f = Fixture::new().await;
     let mut a = f.a.clone().into_active_model();

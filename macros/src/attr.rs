@@ -1,0 +1,593 @@
+//! The arguments of `#[cached_query(..)]`, `#[cache_model_query(..)]` and
+//! `#[cache_count_query(..)]`: parsed into [`Args`] (syntax), then checked into
+//! [`Options`] (meaning). Checks that need the function's signature live in `expand.rs`.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt as _;
+use syn::parse::{Parse, ParseStream, Parser as _};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned as _;
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Token, Type, UnOp, bracketed};
+
+use crate::Errors;
+use crate::template::Template;
+
+/// Which macro is being expanded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Flavor {
+    /// `#[cached_query(..)]`: options only.
+    Query,
+    /// `#[cache_model_query(Model, ..)]`: a model first, then options.
+    Model,
+    /// `#[cache_count_query(Model, ..)]`: as `Model`, plus the count-query marker.
+    Count,
+}
+
+impl Flavor {
+    /// The macro's name, as users write it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Flavor::Query => "cached_query",
+            Flavor::Model => "cache_model_query",
+            Flavor::Count => "cache_count_query",
+        }
+    }
+
+    fn takes_model_first(self) -> bool {
+        self != Flavor::Query
+    }
+}
+
+/// Every option `#[cached_query]` knows, in the order its docs list them.
+const OPTIONS: &[&str] = &[
+    "ttl",
+    "models",
+    "row",
+    "tags",
+    "key",
+    "namespace",
+    "error_ttl",
+    "cache_errors",
+    "cache",
+];
+
+/// The arguments as written: an optional leading model type, then `name = value` options.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// A leading type path (`song::Entity`), for the model-first macros.
+    positional: Option<Type>,
+    options: Vec<Opt>,
+    /// Syntax errors; parsing goes on after each so that all of them are reported.
+    errors: Errors,
+}
+
+/// One `name = value` option, or the bare flag `cache_errors`.
+struct Opt {
+    name: Ident,
+    value: Value,
+}
+
+enum Value {
+    /// `cache_errors`.
+    Flag,
+    /// `ttl = ..`, `error_ttl = ..`: an integer or a duration string, checked later.
+    Duration(Expr),
+    /// `models = [..]`.
+    Types(Vec<Type>, Span),
+    /// `row = id`.
+    Ident(Ident),
+    /// `tags = [..]`.
+    Strs(Vec<LitStr>),
+    /// `key = ".."`, `namespace = ".."`.
+    Str(LitStr),
+    /// `cache = <expr>`.
+    Expr(Expr),
+    /// An unknown option; its value was skipped.
+    Unknown,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut args = Args::default();
+        let mut first = true;
+        while !input.is_empty() {
+            let parsed = if first && starts_with_type(input) {
+                input.parse().map(|ty| args.positional = Some(ty))
+            } else {
+                parse_option(input).map(|opt| args.options.push(opt))
+            };
+            first = false;
+            if let Err(error) = parsed {
+                args.errors.push(error);
+                skip_to_comma(input);
+            }
+            if input.is_empty() {
+                break;
+            }
+            if let Err(error) = input.parse::<Token![,]>() {
+                args.errors.push(syn::Error::new(
+                    error.span(),
+                    "expected `,` between options: `ttl = 60, models = [song::Entity]`",
+                ));
+                skip_to_comma(input);
+                // Either a comma or the end.
+                let _ = input.parse::<Option<Token![,]>>()?;
+            }
+        }
+        Ok(args)
+    }
+}
+
+/// Whether the input starts with something other than an option: a model type such as
+/// `song::Entity` or `Song`.
+fn starts_with_type(input: ParseStream<'_>) -> bool {
+    let fork = input.fork();
+    let Ok(ident) = fork.call(Ident::parse_any) else {
+        // `<X as Trait>::Entity`, or something that is no option at all.
+        return true;
+    };
+    if fork.peek(Token![=]) {
+        return false;
+    }
+    let ends_here = fork.is_empty() || fork.peek(Token![,]);
+    // A bare known option (`cache_errors`, or `ttl` missing its value) is an option; any
+    // other bare identifier may be a model type in scope (`Song`).
+    !(ends_here && OPTIONS.contains(&ident.unraw().to_string().as_str()))
+}
+
+fn parse_option(input: ParseStream<'_>) -> syn::Result<Opt> {
+    let name = input.call(Ident::parse_any)?;
+    let option = name.to_string();
+    if !OPTIONS.contains(&option.as_str()) {
+        skip_to_comma(input);
+        return Ok(Opt {
+            name,
+            value: Value::Unknown,
+        });
+    }
+    if option == "cache_errors" {
+        if input.peek(Token![=]) {
+            return Err(syn::Error::new_spanned(
+                &name,
+                "`cache_errors` is a flag and takes no value: write `cache_errors` to cache \
+                 errors for the configured error TTL, or `error_ttl = \"5m\"` to choose it",
+            ));
+        }
+        return Ok(Opt {
+            name,
+            value: Value::Flag,
+        });
+    }
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new_spanned(
+            &name,
+            format!("`{option}` needs a value: {}", example(&option)),
+        ));
+    }
+    input.parse::<Token![=]>()?;
+    let value = match option.as_str() {
+        "ttl" | "error_ttl" => Value::Duration(input.parse()?),
+        "models" => {
+            let (content, span) = bracketed_list(input, &option)?;
+            let types = Punctuated::<Type, Token![,]>::parse_terminated.parse2(content)?;
+            Value::Types(types.into_iter().collect(), span)
+        }
+        "row" => Value::Ident(input.parse().map_err(|error| {
+            syn::Error::new(error.span(), format!("expected {}", example(&option)))
+        })?),
+        "tags" => {
+            let (content, _) = bracketed_list(input, &option)?;
+            let tags = Punctuated::<LitStr, Token![,]>::parse_terminated
+                .parse2(content)
+                .map_err(|error| {
+                    syn::Error::new(
+                        error.span(),
+                        format!("expected a string literal: {}", example(&option)),
+                    )
+                })?;
+            Value::Strs(tags.into_iter().collect())
+        }
+        "key" | "namespace" => Value::Str(input.parse().map_err(|error| {
+            syn::Error::new(error.span(), format!("expected {}", example(&option)))
+        })?),
+        _ => Value::Expr(input.parse()?),
+    };
+    Ok(Opt { name, value })
+}
+
+/// The tokens inside `[..]` after `option =`, and the brackets' span; an error showing the
+/// list syntax when there are no brackets. The contents are returned unparsed, so that a
+/// mistake inside is reported without cutting short the options that follow.
+fn bracketed_list(input: ParseStream<'_>, option: &str) -> syn::Result<(TokenStream, Span)> {
+    if !input.peek(syn::token::Bracket) {
+        return Err(input.error(format!(
+            "`{option}` takes a list in brackets: {}",
+            example(option)
+        )));
+    }
+    let content;
+    let brackets = bracketed!(content in input);
+    Ok((content.parse()?, brackets.span.join()))
+}
+
+/// An example of an option, for error messages.
+fn example(option: &str) -> &'static str {
+    match option {
+        "ttl" => "`ttl = 3600` (seconds) or `ttl = \"1h\"`",
+        "error_ttl" => "`error_ttl = 300` (seconds) or `error_ttl = \"5m\"`",
+        "models" => "`models = [song::Entity, user::Entity]`",
+        "row" => "an argument name: `row = id`",
+        "tags" => "`tags = [\"user:{user_id}\", \"songs\"]`",
+        "key" => "a string literal: `key = \"songs:popular:{limit}\"`",
+        "namespace" => "a string literal: `namespace = \"songs\"`",
+        "cache" => "`cache = self.cache` (a `Cache`, `&Cache` or `Arc<Cache>`)",
+        _ => "`cache_errors`",
+    }
+}
+
+/// Skips tokens up to (not including) the next top-level comma.
+fn skip_to_comma(input: ParseStream<'_>) {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        if input.parse::<TokenTree>().is_err() {
+            break;
+        }
+    }
+}
+
+/// A TTL option's value in whole seconds, with where it was written.
+pub(crate) struct Secs {
+    pub(crate) secs: u64,
+    pub(crate) span: Span,
+}
+
+/// What to do with `Err` values.
+pub(crate) enum ErrorCaching {
+    /// `error_ttl = ..`.
+    Ttl(Ident, Secs),
+    /// `cache_errors`.
+    Default(Ident),
+}
+
+impl ErrorCaching {
+    /// The option's name, where it was written.
+    pub(crate) fn option(&self) -> &Ident {
+        match self {
+            ErrorCaching::Ttl(name, _) | ErrorCaching::Default(name) => name,
+        }
+    }
+}
+
+/// The checked options.
+pub(crate) struct Options {
+    pub(crate) flavor: Flavor,
+    pub(crate) ttl: Option<Secs>,
+    /// The first one may carry the row dependency.
+    pub(crate) models: Vec<Type>,
+    pub(crate) row: Option<Ident>,
+    pub(crate) tags: Vec<Template>,
+    pub(crate) key: Option<Template>,
+    pub(crate) namespace: Option<LitStr>,
+    pub(crate) errors: Option<ErrorCaching>,
+    pub(crate) cache: Option<Expr>,
+}
+
+impl Options {
+    /// Checks `args` for `flavor`, reporting every mistake into `errors`. What is returned
+    /// holds the options that were valid.
+    pub(crate) fn check(args: Args, flavor: Flavor, errors: &mut Errors) -> Options {
+        errors.extend(args.errors);
+        let mut options = Options {
+            flavor,
+            ttl: None,
+            models: Vec::new(),
+            row: None,
+            tags: Vec::new(),
+            key: None,
+            namespace: None,
+            errors: None,
+            cache: None,
+        };
+        let macro_name = flavor.name();
+        let mut seen: Vec<String> = Vec::new();
+        let mut models_given = false;
+        match (args.positional, flavor.takes_model_first()) {
+            (Some(model), true) => options.models.push(model),
+            (None, true) => errors.push(syn::Error::new(
+                Span::call_site(),
+                format!(
+                    "#[{macro_name}] needs the model it reads as its first argument: \
+                     `#[{macro_name}(song::Entity, ttl = 60)]`"
+                ),
+            )),
+            (Some(Type::Path(path)), false)
+                if path.qself.is_none() && path.path.get_ident().is_some() =>
+            {
+                let name = path
+                    .path
+                    .get_ident()
+                    .map(Ident::to_string)
+                    .unwrap_or_default();
+                errors.push(unknown_option(&path, &name, flavor));
+            }
+            (Some(ty), false) => errors.push(syn::Error::new_spanned(
+                ty,
+                "#[cached_query] takes `name = value` options: write \
+                 `models = [song::Entity]`, or use `#[cache_model_query(song::Entity)]`",
+            )),
+            (None, false) => {}
+        }
+        for Opt { name, value } in args.options {
+            let option = name.to_string();
+            if seen.contains(&option) {
+                errors.push(syn::Error::new_spanned(
+                    &name,
+                    format!("`{option}` is given twice; keep one"),
+                ));
+                continue;
+            }
+            seen.push(option.clone());
+            match value {
+                Value::Unknown => errors.push(unknown_option(&name, &option, flavor)),
+                Value::Flag => match &options.errors {
+                    Some(other) => errors.push(exclusive_error_options(&name, other)),
+                    None => options.errors = Some(ErrorCaching::Default(name)),
+                },
+                Value::Duration(expr) => match (duration_secs(&option, &expr), option.as_str()) {
+                    (Err(error), _) => errors.push(error),
+                    (Ok(secs), "ttl") => options.ttl = Some(secs),
+                    (Ok(secs), _) => match &options.errors {
+                        Some(other) => errors.push(exclusive_error_options(&name, other)),
+                        None => options.errors = Some(ErrorCaching::Ttl(name, secs)),
+                    },
+                },
+                Value::Types(types, span) => {
+                    models_given = true;
+                    if flavor.takes_model_first() {
+                        errors.push(syn::Error::new_spanned(
+                            &name,
+                            format!(
+                                "#[{macro_name}] takes its model as the first argument, not \
+                                 `models = [..]`; for several models write \
+                                 `#[cached_query(models = [song::Entity, user::Entity])]`"
+                            ),
+                        ));
+                    } else if types.is_empty() {
+                        errors.push(syn::Error::new(
+                            span,
+                            "`models` is empty: name the models this query reads \
+                             (`models = [song::Entity]`), or remove the option",
+                        ));
+                    }
+                    for ty in types {
+                        match &ty {
+                            Type::Path(_) => options.models.push(ty),
+                            _ => errors.push(syn::Error::new_spanned(
+                                ty,
+                                "expected a model type path such as `song::Entity` (a \
+                                 SeaORM entity or a type implementing `querycache::CacheModel`)",
+                            )),
+                        }
+                    }
+                }
+                Value::Ident(row) => options.row = Some(row),
+                Value::Strs(tags) => {
+                    for tag in tags {
+                        match Template::parse(&tag, "tag") {
+                            Ok(tag) => options.tags.push(tag),
+                            Err(error) => errors.push(error),
+                        }
+                    }
+                }
+                Value::Str(lit) if option == "key" => match Template::parse(&lit, "key") {
+                    Ok(key) => options.key = Some(key),
+                    Err(error) => errors.push(error),
+                },
+                Value::Str(lit) => match check_namespace(&lit) {
+                    Ok(()) => options.namespace = Some(lit),
+                    Err(error) => errors.push(error),
+                },
+                Value::Expr(expr) => options.cache = Some(expr),
+            }
+        }
+        if let Some(row) = &options.row
+            && options.models.is_empty()
+            && !models_given
+            && !flavor.takes_model_first()
+        {
+            errors.push(syn::Error::new_spanned(
+                row,
+                "`row` names the row of the first model this query reads, so it needs \
+                 `models`: `models = [song::Entity], row = id`",
+            ));
+        }
+        options
+    }
+}
+
+fn unknown_option(token: impl quote::ToTokens, option: &str, flavor: Flavor) -> syn::Error {
+    let valid = OPTIONS
+        .iter()
+        .filter(|name| flavor == Flavor::Query || **name != "models")
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let what = if option.is_empty() {
+        "unknown option".to_owned()
+    } else {
+        format!("unknown option `{option}`")
+    };
+    syn::Error::new_spanned(
+        token,
+        format!("{what} for #[{}]; the options are {valid}", flavor.name()),
+    )
+}
+
+fn exclusive_error_options(second: &Ident, first: &ErrorCaching) -> syn::Error {
+    syn::Error::new_spanned(
+        second,
+        format!(
+            "`error_ttl` and `cache_errors` cannot be combined (`{}` is already given): \
+             keep `error_ttl = ..` to choose how long errors are cached, or `cache_errors` \
+             for the configured default",
+            first.option()
+        ),
+    )
+}
+
+/// A namespace is a non-empty string literal without whitespace or control characters.
+fn check_namespace(lit: &LitStr) -> syn::Result<()> {
+    let value = lit.value();
+    if value.is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "the namespace is empty: write a name such as `namespace = \"songs\"`, or remove \
+             the option to use the function's name",
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "a namespace cannot contain whitespace: write `namespace = \"user_songs\"`",
+        ));
+    }
+    Ok(())
+}
+
+/// The value of `ttl = ..` or `error_ttl = ..` in seconds: an integer, or a duration string
+/// such as `"90s"`, `"30m"`, `"2h"`, `"1d"`, `"1h30m"`. At least one second.
+fn duration_secs(option: &str, expr: &Expr) -> syn::Result<Secs> {
+    let span = expr.span();
+    let secs = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<u64>().map_err(|_| {
+            syn::Error::new_spanned(
+                int,
+                format!("`{option}` is too large: the limit is {} seconds", u64::MAX),
+            )
+        })?,
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => parse_duration(&lit.value())
+            .map_err(|why| syn::Error::new_spanned(lit, format!("{why} {}", example(option))))?,
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => {
+            return Err(syn::Error::new_spanned(
+                expr,
+                format!("`{option}` cannot be negative: write {}", example(option)),
+            ));
+        }
+        _ => {
+            return Err(syn::Error::new_spanned(
+                expr,
+                format!(
+                    "`{option}` takes a whole number of seconds or a duration string, \
+                     written in the attribute: {}",
+                    example(option)
+                ),
+            ));
+        }
+    };
+    if secs == 0 {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`{option}` must be at least 1 second (to not cache at all, remove the \
+                 attribute): write {}",
+                example(option)
+            ),
+        ));
+    }
+    Ok(Secs { secs, span })
+}
+
+/// Parses `"1h30m"` into seconds. Units: `s`, `m`, `h`, `d`, each at most once, largest
+/// first. The error says what is wrong; the caller appends an example.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    const UNITS: [(&str, u64); 4] = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let invalid = |why: &str| format!("invalid duration {text:?}: {why}; write");
+    if text.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    let mut total: u64 = 0;
+    // Index in UNITS of the last unit seen: units must come in decreasing order.
+    let mut last: Option<usize> = None;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(invalid(
+                "expected a number followed by a unit (`s`, `m`, `h` or `d`)",
+            ));
+        }
+        let (number, after) = rest.split_at(digits);
+        let spaced = after.starts_with(char::is_whitespace);
+        let after = after.trim_start();
+        let unit_len = after.len() - after.trim_start_matches(char::is_alphabetic).len();
+        let unit = &after[..unit_len];
+        if unit.is_empty() {
+            return Err(invalid(
+                "a number needs a unit (`s`, `m`, `h` or `d`); for seconds, write an integer \
+                 without quotes",
+            ));
+        }
+        let Some(index) = UNITS.iter().position(|(u, _)| *u == unit) else {
+            let what = if unit == "ms" {
+                "milliseconds are not supported (TTLs are whole seconds)".to_owned()
+            } else {
+                format!("unknown unit {unit:?}: the units are `s`, `m`, `h` and `d`")
+            };
+            return Err(invalid(&what));
+        };
+        if spaced {
+            return Err(invalid("remove the space between the number and its unit"));
+        }
+        if last.is_some_and(|last| index <= last) {
+            return Err(invalid(
+                "each unit may appear once, largest first (\"1d2h30m15s\")",
+            ));
+        }
+        last = Some(index);
+        let part = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(UNITS[index].1));
+        total = part
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(|| invalid("it is too large"))?;
+        rest = &after[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1_800));
+        assert_eq!(parse_duration("2h"), Ok(7_200));
+        assert_eq!(parse_duration("1d"), Ok(86_400));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400));
+        assert_eq!(parse_duration("1d2h3m4s"), Ok(93_784));
+        assert_eq!(parse_duration("0s"), Ok(0));
+        for bad in [
+            "",
+            "1 fortnight",
+            "3600",
+            "1h 30m",
+            "500ms",
+            "30m1h",
+            "1h1h",
+            "h",
+            "1w",
+            "99999999999999999999d",
+            "-5s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+}

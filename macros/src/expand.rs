@@ -1,0 +1,262 @@
+//! Code generation: the checked options and the analyzed signature become the new body of
+//! the function, which builds a `querycache::__private::Call` and runs the original body
+//! through it.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt as _;
+use syn::spanned::Spanned as _;
+use syn::{AttrStyle, Ident, ItemFn, ReturnType};
+
+use crate::Errors;
+use crate::args::{FnInfo, Role};
+use crate::attr::{ErrorCaching, Flavor, Options};
+use crate::template::Template;
+
+/// Checks what needs both the options and the signature: argument names in `row` and in
+/// placeholders, error caching against the return type, unnamed key arguments.
+pub(crate) fn check(options: &Options, info: &FnInfo, errors: &mut Errors) {
+    if let Some(row) = &options.row
+        && info.find(&row.unraw().to_string()).is_none()
+    {
+        errors.push(syn::Error::new_spanned(
+            row,
+            format!(
+                "`row = {row}` must name an argument of the function (its value is the row's \
+                 primary key); {}",
+                info.describe_names()
+            ),
+        ));
+    }
+    for template in options.tags.iter().chain(&options.key) {
+        check_template(template, info, errors);
+    }
+    if let Some(caching) = &options.errors
+        && !info.returns_result
+    {
+        let option = caching.option();
+        errors.push(syn::Error::new_spanned(
+            option,
+            format!(
+                "`{option}` caches `Err` values, so it needs a function returning \
+                 `Result<T, E>`; this one does not return a `Result`: remove `{option}`"
+            ),
+        ));
+    }
+    if options.key.is_none() {
+        for role in &info.args {
+            if let Role::UnnamedKey(pat) = role {
+                errors.push(syn::Error::new_spanned(
+                    pat,
+                    "this argument is part of the cache key, which needs it by name: name \
+                     this argument (`point: Point`) and destructure it in the body, or mark \
+                     it #[cache_skip]",
+                ));
+            }
+        }
+    }
+}
+
+fn check_template(template: &Template, info: &FnInfo, errors: &mut Errors) {
+    let mut reported: Vec<&str> = Vec::new();
+    for name in template.placeholders() {
+        if info.find(name).is_none() && !reported.contains(&name) {
+            reported.push(name);
+            errors.push(syn::Error::new_spanned(
+                &template.lit,
+                format!(
+                    "placeholder `{{{name}}}` does not name an argument of the function; {}",
+                    info.describe_names()
+                ),
+            ));
+        }
+    }
+}
+
+/// The function with its body replaced. `func` has been checked: no errors were found.
+pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Outer));
+    let stmts = &block.stmts;
+    let ret_ty = match &sig.output {
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+        // Rejected by `FnInfo::analyze`; `()` keeps the output well-formed regardless.
+        ReturnType::Default => quote!(()),
+    };
+    let ret_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+
+    // Hygienic: user code cannot see or shadow it.
+    let call = Ident::new("__qc_call", Span::mixed_site());
+    let cache = match &options.cache {
+        Some(expr) => quote_spanned!(expr.span()=> ::querycache::__private::cache_of(&(#expr))),
+        None => quote!(::querycache::__private::global()),
+    };
+    let fn_name = sig.ident.unraw().to_string();
+    let namespace = match &options.namespace {
+        Some(lit) => lit.clone(),
+        None => syn::LitStr::new(&fn_name, sig.ident.span()),
+    };
+
+    // A method's key names its type: two impls in one module may have methods of the same
+    // name and arguments, and must not share entries.
+    let method_of = if info.args.iter().any(|role| matches!(role, Role::Receiver)) {
+        quote!(#call.method_of::<Self>();)
+    } else {
+        TokenStream::new()
+    };
+
+    let mut setup = Vec::new();
+    if let Some(ttl) = &options.ttl {
+        let secs = Literal::u64_suffixed(ttl.secs);
+        setup.push(quote_spanned!(ttl.span=> #call.ttl_secs(#secs);));
+    }
+    if options.flavor == Flavor::Count {
+        setup.push(quote!(#call.count_query();));
+    }
+    match &options.errors {
+        Some(ErrorCaching::Ttl(_, ttl)) => {
+            let secs = Literal::u64_suffixed(ttl.secs);
+            setup.push(quote_spanned!(ttl.span=> #call.error_ttl_secs(#secs);));
+        }
+        Some(ErrorCaching::Default(name)) => {
+            setup.push(quote_spanned!(name.span()=> #call.cache_errors();));
+        }
+        None => {}
+    }
+    if !options.models.is_empty() {
+        setup.push(models(&call, options, info));
+    }
+    let find = |name: &str| info.find(name);
+    for tag in &options.tags {
+        let tag = tag.to_string_expr(find);
+        setup.push(quote!(#call.tag(#tag);));
+    }
+    for role in &info.args {
+        if let Role::Connection(conn) = role {
+            setup.push(quote_spanned!(conn.span()=> #call.connection(&#conn);));
+        }
+    }
+    match &options.key {
+        Some(key) => {
+            let key = key.to_string_expr(find);
+            setup.push(quote!(#call.key_template(#key);));
+        }
+        None => setup.push(key_args(&call, info)),
+    }
+
+    let run = match (&options.errors, info.returns_result) {
+        (Some(_), _) => "run_result_caching_errors",
+        (None, true) => "run_result",
+        (None, false) => "run",
+    };
+    let run = Ident::new(run, ret_span);
+    // Spanned at the return type: a type that cannot be cached is reported there.
+    let run_call = Ident::new("__qc_call", Span::mixed_site().located_at(ret_span));
+    let run = quote_spanned! {ret_span=>
+        #run_call.#run(::querycache::__private::typed::<#ret_ty, _>(async move {
+            #(#stmts)*
+        }))
+        .await
+    };
+
+    quote! {
+        #(#outer)*
+        #vis #sig {
+            #(#inner)*
+            let mut #call = ::querycache::__private::Call::new(
+                #cache,
+                ::core::concat!(::core::module_path!(), "::", #fn_name),
+                #namespace,
+            );
+            #method_of
+            #(#setup)*
+            #run
+        }
+    }
+}
+
+/// `__qc_call.model(..)` per model, `model_row(..)` for the first one with `row = id`.
+///
+/// The table comes from `ModelProbe`'s autoref resolution (a `CacheModel` impl first, then
+/// a SeaORM entity), whose traits are imported in a block of their own: the user's body
+/// does not see them.
+fn models(call: &Ident, options: &Options, info: &FnInfo) -> TokenStream {
+    let statements = options.models.iter().enumerate().map(|(index, model)| {
+        let span = model.span();
+        let table = quote_spanned! {span=>
+            (&&::querycache::__private::ModelProbe::<#model>::new()).__querycache_table()
+        };
+        let row = (index == 0)
+            .then_some(options.row.as_ref())
+            .flatten()
+            .and_then(|row| info.find(&row.unraw().to_string()).map(|arg| (row, arg)));
+        match row {
+            Some((row, arg)) => {
+                let mut arg = arg.clone();
+                arg.set_span(row.span());
+                quote_spanned!(row.span()=> #call.model_row(#table, &#arg);)
+            }
+            None => quote_spanned!(span=> #call.model(#table);),
+        }
+    });
+    quote! {
+        {
+            use ::querycache::__private::probe_traits::*;
+            #(#statements)*
+        }
+    }
+}
+
+/// `__qc_call.key_args(&(a, b,))`, the default key.
+///
+/// Each argument goes through a method that exists only for `Serialize` types. One that is
+/// not serializable is then reported once, on the argument itself, instead of on the whole
+/// tuple; and since the failed call has no type, no other error follows from it. The JSON,
+/// and so the key, is the same as that of `&(&a, &b,)`.
+fn key_args(call: &Ident, info: &FnInfo) -> TokenStream {
+    let method = "__querycache_key_argument_must_implement_serialize";
+    let args: Vec<_> = info
+        .args
+        .iter()
+        .filter_map(|role| match role {
+            Role::Key(arg) => {
+                let span = arg.span();
+                let method = Ident::new(method, Span::call_site().located_at(span));
+                Some(quote_spanned!(span=> (&#arg).#method(),))
+            }
+            _ => None,
+        })
+        .collect();
+    if args.is_empty() {
+        return quote!(#call.key_args(&()););
+    }
+    let method = Ident::new(method, Span::call_site());
+    // In a block of its own, so the user's body does not see the trait.
+    quote! {
+        {
+            trait __QuerycacheKeyArgument {
+                fn #method(&self) -> &Self;
+            }
+            impl<T> __QuerycacheKeyArgument for T
+            where
+                T: ?::core::marker::Sized + ::querycache::__private::serde::Serialize,
+            {
+                #[inline]
+                fn #method(&self) -> &Self {
+                    self
+                }
+            }
+            #call.key_args(&(#(#args)*));
+        }
+    }
+}

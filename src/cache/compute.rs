@@ -1,0 +1,312 @@
+//! The read path: lookups, one computation per key, storing under the snapshot taken
+//! before the computation.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use super::{Cache, CacheValue, TIER, weigh};
+use crate::flight::{self, Handoff, Role};
+use crate::store::memory::MemoryStore;
+use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Store};
+use crate::{EntryOptions, Key};
+
+impl Cache {
+    /// The value under `key`, or the value of `compute` (run once per key at a time in the
+    /// process: concurrent callers of a cold key wait for the first one's result).
+    ///
+    /// The versions of the entry's tags are read *before* `compute` starts, so a write that
+    /// lands while it runs makes the stored value a miss for every later reader.
+    pub async fn get_or_compute<T, F, Fut>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        compute: F,
+    ) -> Arc<T>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let result: Result<Arc<T>, std::convert::Infallible> = self
+            .try_get_or_compute(key, options, || async { Ok(compute().await) })
+            .await;
+        match result {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`get_or_compute`](Self::get_or_compute) for a fallible computation. An error
+    /// is returned to the caller that computed it and is not cached; callers waiting on the
+    /// same key then compute in turn.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = querycache::Cache::new();
+    /// let opts = querycache::EntryOptions::new();
+    /// let err = cache.try_get_or_compute::<u32, _, _, _>("k", opts.clone(), || async { Err("db down") }).await;
+    /// assert_eq!(err, Err("db down"));
+    /// let ok = cache.try_get_or_compute::<u32, &str, _, _>("k", opts, || async { Ok(1) }).await;
+    /// assert_eq!(*ok.unwrap(), 1);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The computation's own error.
+    pub async fn try_get_or_compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        compute: F,
+    ) -> Result<Arc<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.compute_with(key, options, compute, |_: &T, ttl| ttl)
+            .await
+    }
+
+    /// Like [`try_get_or_compute`](Self::try_get_or_compute), but errors are cached too, for
+    /// [`EntryOptions::error_ttl`] (default `CACHE_ERROR_TTL`), so a failing query is not
+    /// re-run by every caller. Returns the whole `Result` behind an `Arc`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// let options = EntryOptions::new().error_ttl(Duration::from_secs(30));
+    /// let first = cache.get_or_compute_result::<u32, String, _, _>("k", options.clone(), || async { Err("down".into()) }).await;
+    /// let again = cache.get_or_compute_result::<u32, String, _, _>("k", options, || async { Ok(1) }).await;
+    /// assert_eq!(*again, Err("down".to_string()), "the error is cached for 30 s");
+    /// # let _ = first;
+    /// # }
+    /// ```
+    pub async fn get_or_compute_result<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        compute: F,
+    ) -> Arc<Result<T, E>>
+    where
+        T: CacheValue,
+        E: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let error_ttl = options.error_ttl.unwrap_or(self.inner.config.error_ttl);
+        let result: Result<Arc<Result<T, E>>, std::convert::Infallible> = self
+            .compute_with(
+                key,
+                options,
+                || async { Ok(compute().await) },
+                move |value: &Result<T, E>, ttl| {
+                    if value.is_err() {
+                        error_ttl.min(ttl)
+                    } else {
+                        ttl
+                    }
+                },
+            )
+            .await;
+        match result {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// A lookup that never computes (reads inside a transaction).
+    pub(crate) async fn read_only<T: CacheValue>(
+        &self,
+        key: &Key,
+        options: &EntryOptions,
+    ) -> Option<Arc<T>> {
+        if !self.inner.config.enabled {
+            self.inner.stats.bypassed();
+            return None;
+        }
+        self.lookup::<T>(key.as_str(), options.namespace_name())
+            .await
+    }
+
+    pub(crate) fn inner_stats_error(&self) {
+        self.inner.stats.error();
+    }
+
+    /// Runs `compute` without reading or writing the cache, counted as a bypass.
+    pub(crate) async fn bypass<T, Fut: Future<Output = T>>(&self, compute: Fut) -> T {
+        self.inner.stats.bypassed();
+        compute.await
+    }
+
+    async fn compute_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        compute: F,
+        ttl_of: impl Fn(&T, Duration) -> Duration,
+    ) -> Result<Arc<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if !self.inner.config.enabled {
+            return self.bypass(compute()).await.map(Arc::new);
+        }
+        let namespace = options.namespace_name();
+        if let Some(hit) = self.lookup::<T>(key, namespace).await {
+            return Ok(hit);
+        }
+        let key = match Key::new(key) {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::warn!(%error, "cannot cache under this key; computing without the cache");
+                self.inner.stats.error();
+                return self.bypass(compute()).await.map(Arc::new);
+            }
+        };
+        let mut compute = Some(compute);
+        loop {
+            match self.inner.flights.join(&key) {
+                Role::Follower(rx) => {
+                    if let Some(handoff) = flight::wait(rx).await
+                        && (handoff.still_current)()
+                        && let Ok(value) = handoff.value.downcast::<T>()
+                    {
+                        return Ok(value);
+                    }
+                    // The leader failed, was cancelled, or computed under versions that
+                    // have moved since: look again, then lead if still nothing.
+                    if let Lookup::Hit(found) = self.inner.store.lookup(key.as_str())
+                        && let Ok(value) = found.value.downcast::<T>()
+                    {
+                        return Ok(value);
+                    }
+                }
+                Role::Leader(leader) => {
+                    // A leader that finished between our lookup and `join` may have stored
+                    // it. Followers then look it up themselves (the hand-off says so).
+                    if let Lookup::Hit(found) = self.inner.store.lookup(key.as_str())
+                        && let Ok(value) = found.value.downcast::<T>()
+                    {
+                        leader.finish(Handoff {
+                            value: value.clone(),
+                            still_current: Arc::new(|| false),
+                        });
+                        return Ok(value);
+                    }
+                    let Some(compute) = compute.take() else {
+                        // Unreachable: a caller leads at most once, since leading returns.
+                        continue;
+                    };
+                    let (value, snapshot) = self
+                        .lead(&key, &options, compute, &ttl_of)
+                        .instrument(
+                            tracing::debug_span!("querycache.compute", key = %key, namespace),
+                        )
+                        .await?;
+                    let inner = Arc::clone(&self.inner);
+                    leader.finish(Handoff {
+                        value: value.clone(),
+                        still_current: Arc::new(move || {
+                            snapshot.as_ref().is_some_and(|s| inner.store.is_current(s))
+                        }),
+                    });
+                    return Ok(value);
+                }
+            }
+        }
+    }
+
+    /// The leader's part of a miss: snapshot, compute, store.
+    async fn lead<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        options: &EntryOptions,
+        compute: F,
+        ttl_of: &impl Fn(&T, Duration) -> Duration,
+    ) -> Result<(Arc<T>, Option<<MemoryStore as Store>::Snapshot>), E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let namespace = options.namespace_name();
+        let deps = options.dependencies();
+        // The snapshot is taken before the computation starts: that is what makes a
+        // racing write's bump land *after* it, so the value is born stale and never served.
+        let snapshot = self.inner.store.snapshot(&deps).await;
+        self.inner.stats.computation(namespace);
+        let started = Instant::now();
+        let value = compute().await?;
+        tracing::debug!(key = %key, elapsed_us = started.elapsed().as_micros() as u64, "computed");
+        let snapshot = match snapshot {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                self.store_error("snapshot", key.as_str(), &error);
+                return Ok((Arc::new(value), None));
+            }
+        };
+        let weight = match weigh(key, &value, options) {
+            Ok(weight) => weight,
+            Err(error) => {
+                tracing::warn!(key = %key, %error, "value cannot be serialized; not cached");
+                self.inner.stats.error();
+                return Ok((Arc::new(value), Some(snapshot)));
+            }
+        };
+        let ttl = ttl_of(&value, self.resolve_ttl(options, key));
+        let value = Arc::new(value);
+        if !ttl.is_zero() {
+            let mut options = options.clone();
+            options.ttl = Some(ttl);
+            self.put(key, value.clone(), snapshot.clone(), &options, weight)
+                .await;
+        }
+        Ok((value, Some(snapshot)))
+    }
+
+    pub(super) async fn put(
+        &self,
+        key: &Key,
+        value: AnyValue,
+        snapshot: <MemoryStore as Store>::Snapshot,
+        options: &EntryOptions,
+        weight: u64,
+    ) {
+        let namespace = options.namespace_name();
+        let ttl = self.resolve_ttl(options, key);
+        let meta = EntryMeta { ttl, weight };
+        match self
+            .inner
+            .store
+            .put(key.clone(), value, snapshot, meta)
+            .await
+        {
+            Ok(PutOutcome::Stored) => {
+                self.inner.stats.set(namespace);
+                tracing::debug!(
+                    tier = TIER, namespace, key = %key, ttl_secs = ttl.as_secs(),
+                    "Cache SET: {namespace} {key} (TTL: {}s)", ttl.as_secs()
+                );
+            }
+            Ok(PutOutcome::Outdated) => {
+                self.inner.stats.wasted();
+                tracing::debug!(tier = TIER, key = %key, "Cache SET skipped: its tags moved while it was computed");
+            }
+            Ok(PutOutcome::TooLarge) => {
+                tracing::debug!(tier = TIER, key = %key, weight, "Cache SET skipped: larger than the store accepts");
+            }
+            Err(error) => self.store_error("put", key.as_str(), &error),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The write path: invalidation by tags, patterns and namespaces.
+
+use super::{Cache, TIER};
+use crate::config::InvalidationStrategy;
+use crate::store::Store;
+use crate::{Error, Tag};
+
+impl Cache {
+    /// Invalidates `tags`: every entry depending on one of them becomes a miss, in time
+    /// independent of how many entries that is. Returns how many of the tags had a version
+    /// (a tag nothing ever depended on has none and needs no work).
+    ///
+    /// Under `CACHE_INVALIDATION_STRATEGY=ttl` this does nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions, Tag};
+    ///
+    /// let cache = Cache::new();
+    /// cache.set("a", 1_u8, EntryOptions::new().tag(Tag::model("songs"))).await.unwrap();
+    /// cache.set("b", 2_u8, EntryOptions::new().tag(Tag::model("users"))).await.unwrap();
+    /// assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 1);
+    /// assert!(cache.get::<u8>("a").await.is_none());
+    /// assert!(cache.get::<u8>("b").await.is_some());
+    /// # }
+    /// ```
+    pub async fn invalidate_tags(&self, tags: impl IntoIterator<Item = Tag>) -> usize {
+        let tags: Vec<Tag> = tags.into_iter().collect();
+        if tags.is_empty() || self.inner.config.strategy == InvalidationStrategy::Ttl {
+            return 0;
+        }
+        match self.inner.store.invalidate(&tags).await {
+            Ok(n) => {
+                self.inner.stats.invalidations(tags.len() as u64);
+                tracing::debug!(tier = TIER, tags = ?tags, "Cache INVALIDATED: {} tags", tags.len());
+                n
+            }
+            Err(error) => {
+                self.store_error("invalidate", &format!("{tags:?}"), &error);
+                0
+            }
+        }
+    }
+
+    /// Invalidation that comes from a write seen by an ORM integration: applied under the
+    /// `smart` strategy only.
+    pub(crate) async fn invalidate_written(&self, tags: Vec<Tag>) -> usize {
+        if self.inner.config.strategy != InvalidationStrategy::Smart {
+            return 0;
+        }
+        self.invalidate_tags(tags).await
+    }
+
+    /// Removes every key matching the glob `pattern` (`*`, `?`, `[abc]`; `user:*` matches
+    /// `user:1:songs`). Returns how many were removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// for key in ["user:1", "user:2", "song:1"] {
+    ///     cache.set(key, 1_u8, EntryOptions::new()).await.unwrap();
+    /// }
+    /// assert_eq!(cache.invalidate_pattern("user:*").await.unwrap(), 2);
+    /// assert!(cache.invalidate_pattern("[").await.is_err());
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Pattern`] when `pattern` is not a valid glob.
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize, Error> {
+        let glob = glob::Pattern::new(pattern).map_err(|e| Error::Pattern {
+            pattern: pattern.to_owned(),
+            reason: e.msg.to_owned(),
+        })?;
+        match self.inner.store.remove_matching(&glob).await {
+            Ok(n) => {
+                self.inner.stats.invalidations(n as u64);
+                tracing::debug!(
+                    tier = TIER,
+                    pattern,
+                    removed = n,
+                    "Cache INVALIDATED: pattern {pattern}, {n} keys"
+                );
+                Ok(n)
+            }
+            Err(error) => {
+                self.store_error("invalidate_pattern", pattern, &error);
+                Ok(0)
+            }
+        }
+    }
+
+    /// Invalidates every entry of `namespace` (one tag bump, whatever its size).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// cache.set("x", 1_u8, EntryOptions::new().namespace("analytics_data")).await.unwrap();
+    /// cache.invalidate_namespace("analytics_data").await;
+    /// assert!(cache.get::<u8>("x").await.is_none());
+    /// # }
+    /// ```
+    pub async fn invalidate_namespace(&self, namespace: &str) {
+        let tag = Tag::namespace(namespace);
+        match self
+            .inner
+            .store
+            .invalidate(std::slice::from_ref(&tag))
+            .await
+        {
+            Ok(_) => {
+                self.inner.stats.invalidations(1);
+                tracing::debug!(
+                    tier = TIER,
+                    namespace,
+                    "Cache INVALIDATED: namespace {namespace}"
+                );
+            }
+            Err(error) => self.store_error("invalidate_namespace", namespace, &error),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! [`Cache`]: the handle applications and generated code talk to.
+
+mod compute;
+mod invalidate;
+
+use std::any::Any;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{CacheConfig, CacheConfigBuilder};
+use crate::flight::Flights;
+use crate::stats::{CacheStats, Outcome, StatsRecorder};
+use crate::store::memory::MemoryStore;
+use crate::store::{AnyValue, Lookup, Store};
+use crate::{EntryOptions, Error, Key};
+
+/// What a cached value must be: shareable across threads, and serializable (shared stores
+/// keep values as JSON, and the memory store weighs them by their JSON size).
+///
+/// Implemented for every type that qualifies; there is nothing to implement by hand.
+pub trait CacheValue: Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> CacheValue for T {}
+
+/// A query cache: cheap to clone (an `Arc`), `Send + Sync`, one per process or one per
+/// test.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use querycache::{Cache, EntryOptions, Tag};
+///
+/// let cache = Cache::new();
+/// let options = EntryOptions::new().ttl_secs(60).tag(Tag::model("songs"));
+///
+/// // The first call computes, the second is served from memory.
+/// let count = cache.get_or_compute("songs:count", options.clone(), || async { 42_u64 }).await;
+/// let again = cache.get_or_compute("songs:count", options, || async { 0_u64 }).await;
+/// assert_eq!((*count, *again), (42, 42));
+///
+/// // A write to the songs table makes the entry a miss.
+/// cache.invalidate_tags([Tag::model("songs")]).await;
+/// assert!(cache.get::<u64>("songs:count").await.is_none());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: CacheConfig,
+    store: MemoryStore,
+    stats: StatsRecorder,
+    flights: Flights,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("store", &"memory")
+            .field("enabled", &self.inner.config.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsRef<Cache> for Cache {
+    fn as_ref(&self) -> &Cache {
+        self
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const TIER: &str = "memory";
+
+impl Cache {
+    /// A memory cache with the default configuration.
+    ///
+    /// ```
+    /// let cache = querycache::Cache::new();
+    /// assert!(cache.config().enabled());
+    /// ```
+    pub fn new() -> Self {
+        Self::with_config(CacheConfig::default())
+    }
+
+    /// A cache with `config`.
+    ///
+    /// ```
+    /// use querycache::{Cache, CacheConfig};
+    ///
+    /// let config = CacheConfig::builder().memory_max_bytes(64 << 20).build().unwrap();
+    /// let cache = Cache::with_config(config);
+    /// assert_eq!(cache.config().memory_max_bytes(), 64 << 20);
+    /// ```
+    pub fn with_config(config: CacheConfig) -> Self {
+        let store = MemoryStore::new(config.memory_max_bytes);
+        Cache {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                stats: StatsRecorder::new(),
+                flights: Flights::default(),
+            }),
+        }
+    }
+
+    /// A configuration builder whose [`build_cache`](CacheConfigBuilder::build_cache) makes
+    /// the cache.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = querycache::Cache::builder()
+    ///     .default_ttl(Duration::from_secs(300))
+    ///     .build_cache()
+    ///     .unwrap();
+    /// assert_eq!(cache.config().default_ttl(), Duration::from_secs(300));
+    /// ```
+    pub fn builder() -> CacheConfigBuilder {
+        CacheConfig::builder()
+    }
+
+    /// A cache configured from the environment ([`CacheConfig::from_env`]).
+    ///
+    /// ```
+    /// // With CACHE_DEFAULT_TTL=soon in the environment this would fail, naming the variable.
+    /// let cache = querycache::Cache::from_env().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable at fault.
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Self::with_config(CacheConfig::from_env()?))
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// The value under `key`, if present, unexpired, not invalidated, and of type `T`.
+    ///
+    /// A value stored under the same key with another type is a miss (and counts as an
+    /// error): keys are not typed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// cache.set("k", 7_u32, EntryOptions::new()).await.unwrap();
+    /// assert_eq!(cache.get::<u32>("k").await.as_deref(), Some(&7));
+    /// assert!(cache.get::<String>("k").await.is_none(), "another type is a miss");
+    /// # }
+    /// ```
+    pub async fn get<T: CacheValue>(&self, key: &str) -> Option<Arc<T>> {
+        if !self.inner.config.enabled {
+            return None;
+        }
+        // Direct reads have no namespace of their own.
+        self.lookup::<T>(key, crate::options::DEFAULT_NAMESPACE)
+            .await
+    }
+
+    /// Stores `value` under `key` with `options`, tagged with the current versions of its
+    /// tags.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an invalid key, [`Error::Encode`] when `value` cannot be
+    /// serialized.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions, Tag};
+    ///
+    /// let cache = Cache::new();
+    /// let options = EntryOptions::new().ttl_secs(60).tag(Tag::new("user:1").unwrap());
+    /// cache.set("user:1:profile", "Ada".to_string(), options).await.unwrap();
+    /// assert!(cache.set("", 1_u8, EntryOptions::new()).await.is_err());
+    /// # }
+    /// ```
+    pub async fn set<T: CacheValue>(
+        &self,
+        key: &str,
+        value: T,
+        options: EntryOptions,
+    ) -> Result<(), Error> {
+        let key = Key::new(key)?;
+        let weight = weigh(&key, &value, &options).map_err(|source| Error::Encode {
+            key: key.to_string(),
+            source,
+        })?;
+        if !self.inner.config.enabled {
+            return Ok(());
+        }
+        let deps = options.dependencies();
+        let snapshot = self.inner.store.snapshot(&deps).await;
+        let value: AnyValue = Arc::new(value);
+        match snapshot {
+            Ok(snapshot) => {
+                self.put(&key, value, snapshot, &options, weight).await;
+            }
+            Err(error) => self.store_error("snapshot", key.as_str(), &error),
+        }
+        Ok(())
+    }
+
+    /// Removes `key`; returns whether it was present. A computation of `key` already in
+    /// flight will not store its result.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = querycache::Cache::new();
+    /// cache.set("k", 1_u8, querycache::EntryOptions::new()).await.unwrap();
+    /// assert!(cache.delete("k").await);
+    /// assert!(!cache.delete("k").await);
+    /// # }
+    /// ```
+    pub async fn delete(&self, key: &str) -> bool {
+        match self.inner.store.remove(key).await {
+            Ok(found) => {
+                self.inner.stats.invalidations(u64::from(found));
+                found
+            }
+            Err(error) => {
+                self.store_error("delete", key, &error);
+                false
+            }
+        }
+    }
+
+    /// Removes every entry. Computations in flight will not store their results.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = querycache::Cache::new();
+    /// cache.set("k", 1_u8, querycache::EntryOptions::new()).await.unwrap();
+    /// cache.clear().await;
+    /// assert_eq!(cache.stats().keys_count, 0);
+    /// # }
+    /// ```
+    pub async fn clear(&self) {
+        if let Err(error) = self.inner.store.clear().await {
+            self.store_error("clear", "*", &error);
+        }
+        tracing::info!(tier = TIER, "Cache CLEARED");
+    }
+
+    /// The TTL for an entry: call, namespace policy, count default, global default — capped.
+    fn resolve_ttl(&self, options: &EntryOptions, key: &Key) -> Duration {
+        let config = &self.inner.config;
+        let ttl = options
+            .ttl
+            .or_else(|| config.ttl_for_namespace(options.namespace_name()))
+            .unwrap_or(if options.count_query {
+                config.count_ttl
+            } else {
+                config.default_ttl
+            });
+        if ttl > config.max_ttl {
+            tracing::debug!(
+                key = %key,
+                requested_secs = ttl.as_secs(),
+                max_secs = config.max_ttl.as_secs(),
+                "TTL clamped to CACHE_MAX_TTL"
+            );
+            return config.max_ttl;
+        }
+        ttl
+    }
+
+    async fn lookup<T: CacheValue>(&self, key: &str, namespace: &str) -> Option<Arc<T>> {
+        let started = Instant::now();
+        let lookup = self.inner.store.get(key).await;
+        let elapsed = started.elapsed();
+        let found = match lookup {
+            Ok(Lookup::Hit(found)) => match found.value.downcast::<T>() {
+                Ok(value) => {
+                    tracing::debug!(
+                        tier = TIER,
+                        key,
+                        hit = true,
+                        latency_ns = elapsed.as_nanos() as u64,
+                        "Cache HIT: {key} (age: {}s)",
+                        found.age.as_secs()
+                    );
+                    Some(value)
+                }
+                Err(other) => {
+                    self.type_mismatch(key, &*other);
+                    None
+                }
+            },
+            Ok(_) => None,
+            Err(error) => {
+                self.store_error("get", key, &error);
+                None
+            }
+        };
+        let outcome = if found.is_some() {
+            Outcome::Hit
+        } else {
+            tracing::debug!(
+                tier = TIER,
+                key,
+                hit = false,
+                latency_ns = elapsed.as_nanos() as u64,
+                "Cache MISS: {key}"
+            );
+            Outcome::Miss
+        };
+        self.inner.stats.lookup(namespace, outcome, elapsed);
+        found
+    }
+
+    fn type_mismatch(&self, key: &str, _found: &(dyn Any + Send + Sync)) {
+        self.inner.stats.error();
+        tracing::warn!(
+            key,
+            "entry holds a value of another type than requested (two queries share a key?); treated as a miss"
+        );
+    }
+
+    fn store_error(&self, operation: &'static str, key: &str, error: &str) {
+        self.inner.stats.error();
+        tracing::warn!(
+            tier = TIER,
+            operation,
+            key,
+            error,
+            "cache store failed; serving without it"
+        );
+    }
+
+    /// Current statistics.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = querycache::Cache::new();
+    /// let _ = cache.get::<u8>("nothing").await;
+    /// assert_eq!(cache.stats().misses, 1);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        let usage = self.inner.store.usage();
+        self.inner.stats.snapshot(usage.entries, usage.bytes)
+    }
+
+    /// Number of tags with a live version in the memory store (diagnostics).
+    pub fn tag_versions_count(&self) -> usize {
+        self.inner.store.tag_count()
+    }
+}
+
+impl CacheConfigBuilder {
+    /// Validates the configuration and makes a [`Cache`] with it.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting at fault.
+    pub fn build_cache(self) -> Result<Cache, Error> {
+        Ok(Cache::with_config(self.build()?))
+    }
+}
+
+/// Estimated bytes an entry costs: its JSON size, its key, and bookkeeping.
+fn weigh<T: Serialize>(
+    key: &Key,
+    value: &T,
+    options: &EntryOptions,
+) -> Result<u64, serde_json::Error> {
+    struct Counter(u64);
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value)?;
+    // Entry header, Arc headers, and one (pointer, version) pair per dependency.
+    const OVERHEAD: u64 = 96;
+    Ok(counter.0 + key.as_str().len() as u64 + OVERHEAD + 24 * (options.tags.len() as u64 + 2))
+}

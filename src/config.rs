@@ -106,6 +106,7 @@ pub struct CacheConfig {
     pub(crate) strategy: InvalidationStrategy,
     pub(crate) key_prefix: String,
     pub(crate) redis_url: Option<String>,
+    pub(crate) redis_timeout: Duration,
     pub(crate) compression_enabled: bool,
     pub(crate) compression_threshold: usize,
     pub(crate) warm_on_startup: bool,
@@ -128,6 +129,7 @@ impl Default for CacheConfig {
             strategy: InvalidationStrategy::Smart,
             key_prefix: "querycache".to_owned(),
             redis_url: None,
+            redis_timeout: Duration::from_millis(100),
             compression_enabled: true,
             compression_threshold: 1024,
             warm_on_startup: false,
@@ -331,6 +333,13 @@ impl CacheConfigBuilder {
         self.config.key_prefix = prefix.into();
         self
     }
+    /// Sets the connect and command timeout of Redis (`CACHE_REDIS_TIMEOUT_MS`, default
+    /// 100 ms): a cache that waits longer than that is slower than no cache.
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.config.redis_timeout = timeout;
+        self
+    }
+
     /// Sets the Redis URL (`REDIS_URL`).
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.config.redis_url = Some(url.into());
@@ -418,18 +427,36 @@ impl CacheConfigBuilder {
                 "must not contain spaces or control characters",
             ));
         }
-        if let Some(url) = &c.redis_url {
-            // The Redis store ships in a later release; accepting the variable and quietly
-            // using process memory would hide from operators that instances do not share
-            // their cache.
+        if c.redis_timeout.is_zero() || c.redis_timeout > Duration::from_secs(60) {
             return Err(Error::config(
-                "REDIS_URL",
-                url,
-                "this build of querycache has no Redis store yet; unset REDIS_URL to use the memory store",
+                "CACHE_REDIS_TIMEOUT_MS",
+                c.redis_timeout.as_millis(),
+                "must be between 1 and 60000 milliseconds",
             ));
+        }
+        if let Some(url) = &c.redis_url {
+            check_redis_url(url)?;
         }
         Ok(c)
     }
+}
+
+/// `REDIS_URL` must parse, and needs the `redis` feature: accepting it and quietly using
+/// process memory would hide from operators that their instances do not share a cache.
+#[cfg(feature = "redis")]
+fn check_redis_url(url: &str) -> Result<(), Error> {
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| Error::config("REDIS_URL", crate::store::redis::redact(url), e.to_string()))
+}
+
+#[cfg(not(feature = "redis"))]
+fn check_redis_url(url: &str) -> Result<(), Error> {
+    Err(Error::config(
+        "REDIS_URL",
+        url,
+        "this build of querycache has no Redis store: enable the `redis` feature, or unset REDIS_URL to use the memory store",
+    ))
 }
 
 /// Variables this crate (and its example apps) read; any other `CACHE_*` variable is
@@ -471,6 +498,12 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
         }
         "CACHE_WARM_ON_STARTUP" => b.warm_on_startup(parse_bool(name, value)?),
         "CACHE_CLUSTER_MODE" => b.cluster_mode(parse_bool(name, value)?),
+        "CACHE_REDIS_TIMEOUT_MS" => {
+            let ms: u64 = value.trim().parse().map_err(|_| {
+                Error::config(name, value, "expected a whole number of milliseconds")
+            })?;
+            b.redis_timeout(Duration::from_millis(ms))
+        }
         _ => {
             if let Some(ns) = name.strip_prefix("CACHE_TTL_") {
                 if ns.is_empty() {
@@ -573,7 +606,8 @@ mod tests {
             ("CACHE_CLUSTER_MODE", "cluster"),
             ("CACHE_TTL_SONGS", "forever"),
             ("CACHE_KEY_PREFIX", "my app"),
-            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_URL", "no-such-scheme://127.0.0.1:6379"),
+            ("CACHE_REDIS_TIMEOUT_MS", "0"),
         ] {
             let err = CacheConfig::from_vars([(var, value)]).unwrap_err();
             let msg = err.to_string();

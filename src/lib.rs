@@ -82,6 +82,8 @@
 #[doc(hidden)]
 pub mod __private;
 mod cache;
+#[cfg(feature = "redis")]
+mod codec;
 pub mod config;
 mod error;
 mod flight;

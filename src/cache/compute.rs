@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::{Cache, CacheValue, TIER, weigh};
+use super::{Cache, CacheValue, decode, weigh};
 use crate::flight::{self, Handoff, Role};
-use crate::store::memory::MemoryStore;
-use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Store};
+use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Store};
 use crate::{EntryOptions, Key};
 
 impl Cache {
@@ -186,18 +185,14 @@ impl Cache {
                     }
                     // The leader failed, was cancelled, or computed under versions that
                     // have moved since: look again, then lead if still nothing.
-                    if let Lookup::Hit(found) = self.inner.store.lookup(key.as_str())
-                        && let Ok(value) = found.value.downcast::<T>()
-                    {
+                    if let Some(value) = self.peek::<T>(&key).await {
                         return Ok(value);
                     }
                 }
                 Role::Leader(leader) => {
                     // A leader that finished between our lookup and `join` may have stored
                     // it. Followers then look it up themselves (the hand-off says so).
-                    if let Lookup::Hit(found) = self.inner.store.lookup(key.as_str())
-                        && let Ok(value) = found.value.downcast::<T>()
-                    {
+                    if let Some(value) = self.peek::<T>(&key).await {
                         leader.finish(Handoff {
                             value: value.clone(),
                             still_current: Arc::new(|| false),
@@ -234,7 +229,7 @@ impl Cache {
         options: &EntryOptions,
         compute: F,
         ttl_of: &impl Fn(&T, Duration) -> Duration,
-    ) -> Result<(Arc<T>, Option<<MemoryStore as Store>::Snapshot>), E>
+    ) -> Result<(Arc<T>, Option<Snapshot>), E>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -275,36 +270,46 @@ impl Cache {
         Ok((value, Some(snapshot)))
     }
 
-    pub(super) async fn put(
+    /// A lookup that counts nothing (the miss was counted already).
+    async fn peek<T: CacheValue>(&self, key: &Key) -> Option<Arc<T>> {
+        match self.inner.store.get(key.as_str(), &decode::<T>).await {
+            Ok(Lookup::Hit(found)) => found.value.downcast::<T>().ok(),
+            _ => None,
+        }
+    }
+
+    pub(super) async fn put<T: CacheValue>(
         &self,
         key: &Key,
-        value: AnyValue,
-        snapshot: <MemoryStore as Store>::Snapshot,
+        value: Arc<T>,
+        snapshot: Snapshot,
         options: &EntryOptions,
         weight: u64,
     ) {
         let namespace = options.namespace_name();
         let ttl = self.resolve_ttl(options, key);
         let meta = EntryMeta { ttl, weight };
+        let encode = || serde_json::to_vec(&*value).map_err(|e| e.to_string());
+        let any: AnyValue = value.clone();
         match self
             .inner
             .store
-            .put(key.clone(), value, snapshot, meta)
+            .put(key.clone(), any, &encode, snapshot, meta)
             .await
         {
             Ok(PutOutcome::Stored) => {
                 self.inner.stats.set(namespace);
                 tracing::debug!(
-                    tier = TIER, namespace, key = %key, ttl_secs = ttl.as_secs(),
+                    tier = self.inner.store.tier(), namespace, key = %key, ttl_secs = ttl.as_secs(),
                     "Cache SET: {namespace} {key} (TTL: {}s)", ttl.as_secs()
                 );
             }
             Ok(PutOutcome::Outdated) => {
                 self.inner.stats.wasted();
-                tracing::debug!(tier = TIER, key = %key, "Cache SET skipped: its tags moved while it was computed");
+                tracing::debug!(tier = self.inner.store.tier(), key = %key, "Cache SET skipped: its tags moved while it was computed");
             }
             Ok(PutOutcome::TooLarge) => {
-                tracing::debug!(tier = TIER, key = %key, weight, "Cache SET skipped: larger than the store accepts");
+                tracing::debug!(tier = self.inner.store.tier(), key = %key, weight, "Cache SET skipped: larger than the store accepts");
             }
             Err(error) => self.store_error("put", key.as_str(), &error),
         }

@@ -1,6 +1,6 @@
 //! The write path: invalidation by tags, patterns and namespaces.
 
-use super::{Cache, TIER};
+use super::Cache;
 use crate::config::InvalidationStrategy;
 use crate::store::Store;
 use crate::{Error, Tag};
@@ -33,7 +33,7 @@ impl Cache {
         match self.inner.store.invalidate(&tags).await {
             Ok(n) => {
                 self.inner.stats.invalidations(tags.len() as u64);
-                tracing::debug!(tier = TIER, tags = ?tags, "Cache INVALIDATED: {} tags", tags.len());
+                tracing::debug!(tier = self.inner.store.tier(), tags = ?tags, "Cache INVALIDATED: {} tags", tags.len());
                 n
             }
             Err(error) => {
@@ -76,11 +76,11 @@ impl Cache {
             pattern: pattern.to_owned(),
             reason: e.msg.to_owned(),
         })?;
-        match self.inner.store.remove_matching(&glob).await {
+        match self.inner.store.remove_matching(&glob, pattern).await {
             Ok(n) => {
                 self.inner.stats.invalidations(n as u64);
                 tracing::debug!(
-                    tier = TIER,
+                    tier = self.inner.store.tier(),
                     pattern,
                     removed = n,
                     "Cache INVALIDATED: pattern {pattern}, {n} keys"
@@ -118,7 +118,7 @@ impl Cache {
             Ok(_) => {
                 self.inner.stats.invalidations(1);
                 tracing::debug!(
-                    tier = TIER,
+                    tier = self.inner.store.tier(),
                     namespace,
                     "Cache INVALIDATED: namespace {namespace}"
                 );

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{CacheConfig, CacheConfigBuilder};
 use crate::flight::Flights;
 use crate::stats::{CacheStats, Outcome, StatsRecorder};
+use crate::store::Backend;
 use crate::store::memory::MemoryStore;
 use crate::store::{AnyValue, Lookup, Store};
 use crate::{EntryOptions, Error, Key};
@@ -54,7 +55,7 @@ pub struct Cache {
 
 struct Inner {
     config: CacheConfig,
-    store: MemoryStore,
+    store: Backend,
     stats: StatsRecorder,
     flights: Flights,
 }
@@ -62,7 +63,7 @@ struct Inner {
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
-            .field("store", &"memory")
+            .field("store", &self.inner.store.tier())
             .field("enabled", &self.inner.config.enabled)
             .finish_non_exhaustive()
     }
@@ -79,8 +80,6 @@ impl Default for Cache {
         Self::new()
     }
 }
-
-const TIER: &str = "memory";
 
 impl Cache {
     /// A memory cache with the default configuration.
@@ -103,7 +102,7 @@ impl Cache {
     /// assert_eq!(cache.config().memory_max_bytes(), 64 << 20);
     /// ```
     pub fn with_config(config: CacheConfig) -> Self {
-        let store = MemoryStore::new(config.memory_max_bytes);
+        let store = backend_for(&config);
         Cache {
             inner: Arc::new(Inner {
                 config,
@@ -207,7 +206,7 @@ impl Cache {
         }
         let deps = options.dependencies();
         let snapshot = self.inner.store.snapshot(&deps).await;
-        let value: AnyValue = Arc::new(value);
+        let value = Arc::new(value);
         match snapshot {
             Ok(snapshot) => {
                 self.put(&key, value, snapshot, &options, weight).await;
@@ -257,7 +256,7 @@ impl Cache {
         if let Err(error) = self.inner.store.clear().await {
             self.store_error("clear", "*", &error);
         }
-        tracing::info!(tier = TIER, "Cache CLEARED");
+        tracing::info!(tier = self.inner.store.tier(), "Cache CLEARED");
     }
 
     /// The TTL for an entry: call, namespace policy, count default, global default — capped.
@@ -285,13 +284,13 @@ impl Cache {
 
     async fn lookup<T: CacheValue>(&self, key: &str, namespace: &str) -> Option<Arc<T>> {
         let started = Instant::now();
-        let lookup = self.inner.store.get(key).await;
+        let lookup = self.inner.store.get(key, &decode::<T>).await;
         let elapsed = started.elapsed();
         let found = match lookup {
             Ok(Lookup::Hit(found)) => match found.value.downcast::<T>() {
                 Ok(value) => {
                     tracing::debug!(
-                        tier = TIER,
+                        tier = self.inner.store.tier(),
                         key,
                         hit = true,
                         latency_ns = elapsed.as_nanos() as u64,
@@ -305,7 +304,17 @@ impl Cache {
                     None
                 }
             },
-            Ok(_) => None,
+            Ok(Lookup::Undecodable(error)) => {
+                self.inner.stats.error();
+                tracing::warn!(
+                    tier = self.inner.store.tier(),
+                    key,
+                    %error,
+                    "stored value cannot be decoded; treated as a miss and overwritten"
+                );
+                None
+            }
+            Ok(Lookup::Miss | Lookup::Expired | Lookup::Invalidated) => None,
             Err(error) => {
                 self.store_error("get", key, &error);
                 None
@@ -315,7 +324,7 @@ impl Cache {
             Outcome::Hit
         } else {
             tracing::debug!(
-                tier = TIER,
+                tier = self.inner.store.tier(),
                 key,
                 hit = false,
                 latency_ns = elapsed.as_nanos() as u64,
@@ -338,7 +347,7 @@ impl Cache {
     fn store_error(&self, operation: &'static str, key: &str, error: &str) {
         self.inner.stats.error();
         tracing::warn!(
-            tier = TIER,
+            tier = self.inner.store.tier(),
             operation,
             key,
             error,
@@ -363,7 +372,7 @@ impl Cache {
 
     /// Number of tags with a live version in the memory store (diagnostics).
     pub fn tag_versions_count(&self) -> usize {
-        self.inner.store.tag_count()
+        Store::tag_count(&self.inner.store)
     }
 }
 
@@ -375,6 +384,38 @@ impl CacheConfigBuilder {
     pub fn build_cache(self) -> Result<Cache, Error> {
         Ok(Cache::with_config(self.build()?))
     }
+}
+
+/// Decodes a stored JSON body into `T`, for stores that keep bytes.
+pub(crate) fn decode<T: CacheValue>(bytes: &[u8]) -> Result<AnyValue, String> {
+    serde_json::from_slice::<T>(bytes)
+        .map(|value| Arc::new(value) as AnyValue)
+        .map_err(|e| e.to_string())
+}
+
+/// The store `config` asks for: Redis when `REDIS_URL` is set (and the `redis` feature is
+/// on), process memory otherwise.
+fn backend_for(config: &CacheConfig) -> Backend {
+    #[cfg(feature = "redis")]
+    if let Some(url) = &config.redis_url {
+        let compress_above = config
+            .compression_enabled
+            .then_some(config.compression_threshold);
+        match crate::store::redis::RedisStore::new(
+            url,
+            &config.key_prefix,
+            config.redis_timeout,
+            compress_above,
+            config.max_ttl,
+        ) {
+            Ok(store) => return Backend::Redis(Box::new(store)),
+            // `CacheConfig::build` validated the URL; this is belt and braces.
+            Err(error) => {
+                tracing::error!(%error, "Redis store unavailable; using the memory store")
+            }
+        }
+    }
+    Backend::Memory(MemoryStore::new(config.memory_max_bytes))
 }
 
 /// Estimated bytes an entry costs: its JSON size, its key, and bookkeeping.

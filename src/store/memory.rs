@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{DefaultHashBuilder, Weighter};
 
-use super::{AnyValue, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
+use super::{AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
 use crate::tags::{Stamp, TagVersions, is_current};
 use crate::{Key, Tag};
 
@@ -253,7 +253,7 @@ impl Store for MemoryStore {
         Ok(self.take_snapshot(tags))
     }
 
-    async fn get(&self, key: &str) -> Result<Lookup, String> {
+    async fn get(&self, key: &str, _decode: &Decode<'_>) -> Result<Lookup, String> {
         Ok(self.lookup(key))
     }
 
@@ -261,6 +261,7 @@ impl Store for MemoryStore {
         &self,
         key: Key,
         value: AnyValue,
+        _encode: &Encode<'_>,
         snapshot: MemSnapshot,
         meta: EntryMeta,
     ) -> Result<PutOutcome, String> {
@@ -275,7 +276,7 @@ impl Store for MemoryStore {
         Ok(self.remove_key(key))
     }
 
-    async fn remove_matching(&self, pattern: &glob::Pattern) -> Result<usize, String> {
+    async fn remove_matching(&self, pattern: &glob::Pattern, _text: &str) -> Result<usize, String> {
         Ok(self.remove_pattern(pattern))
     }
 
@@ -286,6 +287,10 @@ impl Store for MemoryStore {
 
     fn usage(&self) -> Usage {
         self.usage_now()
+    }
+
+    fn tag_count(&self) -> usize {
+        MemoryStore::tag_count(self)
     }
 }
 

@@ -8,10 +8,13 @@
 //! | store | module | values held as |
 //! | --- | --- | --- |
 //! | memory (per process) | [`memory`] | the typed value behind an `Arc`: a hit is a pointer copy |
+//! | Redis (shared) | `redis` (feature `redis`) | framed JSON ([`codec`](crate::codec)), validated on the server |
 //!
-//! The Redis and tiered stores implement the same trait (they hold encoded payloads).
+//! [`Backend`] is the one a cache uses, chosen by configuration.
 
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 use std::any::Any;
 use std::future::Future;
@@ -22,6 +25,12 @@ use crate::{Key, Tag};
 
 /// A value as the memory store keeps it: the caller's `Arc<T>`, type-erased.
 pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
+
+/// Turns a stored JSON body into the caller's type (stores that keep bytes use it).
+pub(crate) type Decode<'a> = dyn Fn(&[u8]) -> Result<AnyValue, String> + Sync + 'a;
+
+/// Serializes the caller's value to JSON (stores that keep bytes use it).
+pub(crate) type Encode<'a> = dyn Fn() -> Result<Vec<u8>, String> + Sync + 'a;
 
 /// An entry found and still valid.
 pub(crate) struct Found {
@@ -40,6 +49,10 @@ pub(crate) enum Lookup {
     Expired,
     /// An entry whose tags have moved since it was computed (reclaimed by the lookup).
     Invalidated,
+    /// Bytes that could not be decoded (another format version, garbage, a body of
+    /// another type): a miss, which the next computation overwrites.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Undecodable(String),
 }
 
 /// What a `put` did.
@@ -85,14 +98,21 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn snapshot(&self, tags: &[Tag])
     -> impl Future<Output = Result<Self::Snapshot, String>> + Send;
 
-    /// Looks `key` up and validates it against its tags' current versions.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Lookup, String>> + Send;
+    /// Looks `key` up and validates it against its tags' current versions; stores that
+    /// keep bytes turn them into the caller's type with `decode`.
+    fn get(
+        &self,
+        key: &str,
+        decode: &Decode<'_>,
+    ) -> impl Future<Output = Result<Lookup, String>> + Send;
 
-    /// Stores `value` under `key`, unless `snapshot` is already outdated.
+    /// Stores `value` under `key`, unless `snapshot` is already outdated; stores that keep
+    /// bytes serialize it with `encode`.
     fn put(
         &self,
         key: Key,
         value: AnyValue,
+        encode: &Encode<'_>,
         snapshot: Self::Snapshot,
         meta: EntryMeta,
     ) -> impl Future<Output = Result<PutOutcome, String>> + Send;
@@ -103,15 +123,146 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Removes one key; returns whether it was present.
     fn remove(&self, key: &str) -> impl Future<Output = Result<bool, String>> + Send;
 
-    /// Removes every key matching `pattern`; returns how many were removed.
+    /// Removes every key matching `pattern` (also given as text, for stores that match on
+    /// the server); returns how many were removed.
     fn remove_matching(
         &self,
         pattern: &glob::Pattern,
+        text: &str,
     ) -> impl Future<Output = Result<usize, String>> + Send;
 
     /// Removes every entry, and makes computations in flight unable to store.
     fn clear(&self) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Entries and bytes held (for stats).
+    /// Entries and bytes held in process memory (for stats).
     fn usage(&self) -> Usage;
+
+    /// Number of tags with a version held in process memory (diagnostics).
+    fn tag_count(&self) -> usize;
+}
+
+/// The store a cache uses: one of the implementations, chosen by configuration.
+pub(crate) enum Backend {
+    /// Process memory.
+    Memory(memory::MemoryStore),
+    /// Redis, shared by every instance.
+    #[cfg(feature = "redis")]
+    Redis(Box<redis::RedisStore>),
+}
+
+/// A snapshot of whichever store took it.
+#[derive(Clone)]
+pub(crate) enum Snapshot {
+    Memory(memory::MemSnapshot),
+    #[cfg(feature = "redis")]
+    Redis(redis::RedisSnapshot),
+}
+
+impl Backend {
+    /// The tier's name, for logs and metrics.
+    pub(crate) fn tier(&self) -> &'static str {
+        match self {
+            Backend::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => "redis",
+        }
+    }
+}
+
+impl Store for Backend {
+    type Snapshot = Snapshot;
+
+    fn is_current(&self, snapshot: &Snapshot) -> bool {
+        match (self, snapshot) {
+            (Backend::Memory(store), Snapshot::Memory(s)) => store.is_current(s),
+            // Checking costs a round trip: callers that need it look the key up instead.
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    async fn snapshot(&self, tags: &[Tag]) -> Result<Snapshot, String> {
+        match self {
+            Backend::Memory(store) => store.snapshot(tags).await.map(Snapshot::Memory),
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.snapshot(tags).await.map(Snapshot::Redis),
+        }
+    }
+
+    async fn get(&self, key: &str, decode: &Decode<'_>) -> Result<Lookup, String> {
+        match self {
+            Backend::Memory(store) => store.get(key, decode).await,
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.get(key, decode).await,
+        }
+    }
+
+    async fn put(
+        &self,
+        key: Key,
+        value: AnyValue,
+        encode: &Encode<'_>,
+        snapshot: Snapshot,
+        meta: EntryMeta,
+    ) -> Result<PutOutcome, String> {
+        match (self, snapshot) {
+            (Backend::Memory(store), Snapshot::Memory(s)) => {
+                store.put(key, value, encode, s, meta).await
+            }
+            #[cfg(feature = "redis")]
+            (Backend::Redis(store), Snapshot::Redis(s)) => {
+                store.put(key, value, encode, s, meta).await
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err("snapshot taken by another store".to_owned()),
+        }
+    }
+
+    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
+        match self {
+            Backend::Memory(store) => store.invalidate(tags).await,
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.invalidate(tags).await,
+        }
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool, String> {
+        match self {
+            Backend::Memory(store) => store.remove(key).await,
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.remove(key).await,
+        }
+    }
+
+    async fn remove_matching(&self, pattern: &glob::Pattern, text: &str) -> Result<usize, String> {
+        match self {
+            Backend::Memory(store) => store.remove_matching(pattern, text).await,
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.remove_matching(pattern, text).await,
+        }
+    }
+
+    async fn clear(&self) -> Result<(), String> {
+        match self {
+            Backend::Memory(store) => store.clear().await,
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.clear().await,
+        }
+    }
+
+    fn usage(&self) -> Usage {
+        match self {
+            Backend::Memory(store) => store.usage(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.usage(),
+        }
+    }
+
+    fn tag_count(&self) -> usize {
+        match self {
+            Backend::Memory(store) => store.tag_count(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.tag_count(),
+        }
+    }
 }

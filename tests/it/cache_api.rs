@@ -382,7 +382,7 @@ fn config_errors_name_variable_and_value() {
         err.to_string().contains("CACHE_DEFAULT_TTL") && err.to_string().contains("CACHE_MAX_TTL"),
         "{err}"
     );
-    let err = CacheConfig::from_vars([("REDIS_URL", "redis://127.0.0.1:1")]).unwrap_err();
+    let err = CacheConfig::from_vars([("REDIS_URL", "no-such-scheme://127.0.0.1:1")]).unwrap_err();
     assert!(err.to_string().contains("REDIS_URL"), "{err}");
 }
 

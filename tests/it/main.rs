@@ -3,6 +3,9 @@
 mod cache_api;
 mod invariants;
 mod macros;
+mod redis_harness;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod sea_orm_writes;
 mod support;
 mod transactions;

@@ -5,6 +5,8 @@
 #[path = "../../../examples/support/schema.rs"]
 pub mod schema;
 
+pub mod redis;
+
 use std::time::Duration;
 
 use querycache::Cache;

@@ -1,0 +1,205 @@
+//! How shared stores keep an entry: a small text header, then the value as JSON
+//! (compressed above a threshold).
+//!
+//! ```text
+//! QC1\n                       magic and format version
+//! <flags>\n                   decimal bit set: 1 = body compressed (lz4, size-prepended)
+//! <created_at_ms>\n           when the entry was stored, ms since the Unix epoch
+//! <n>\n                       number of tag versions in the snapshot
+//! <version key>\n<token>\n    n times: the Redis key of a tag's version, and its token
+//! <body>                      serde_json bytes, or their lz4 block
+//! ```
+//!
+//! The header is text on purpose: the Redis store's Lua scripts read it to compare the
+//! snapshot with the current versions on the server, so a hit costs one round trip.
+//! Keys and tokens never contain a newline (tags and prefixes reject control characters).
+//!
+//! Decoding is defensive: another format version, a truncated header, a body that does not
+//! decompress or does not parse is a [`DecodeError`], which the cache treats as a miss.
+
+use std::borrow::Cow;
+
+/// Magic and format version, first line of every entry.
+pub(crate) const MAGIC: &[u8] = b"QC1\n";
+
+/// Body is lz4-compressed.
+pub(crate) const FLAG_COMPRESSED: u32 = 1;
+
+/// Why a stored payload could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// Not written by this format version (or not by querycache at all).
+    #[error("unknown payload format (expected header {expected:?})")]
+    Format { expected: &'static str },
+    /// The header ends early or a field is not what it should be.
+    #[error("malformed payload header: {0}")]
+    Header(&'static str),
+    /// The compressed body does not decompress.
+    #[error("payload body does not decompress: {0}")]
+    Decompress(String),
+}
+
+/// A decoded header and its (decompressed) body.
+#[derive(Debug)]
+pub(crate) struct Framed<'a> {
+    pub(crate) created_at_ms: u64,
+    /// The snapshot. The Lua scripts compare it on the server; Rust reads it in tests and
+    /// diagnostics only.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) versions: Vec<(&'a str, &'a str)>,
+    pub(crate) body: Cow<'a, [u8]>,
+}
+
+/// Frames `body` (JSON bytes) with its snapshot; compresses when `compress_above` is set
+/// and the body is longer.
+pub(crate) fn frame(
+    body: &[u8],
+    versions: &[(String, String)],
+    created_at_ms: u64,
+    compress_above: Option<usize>,
+) -> Vec<u8> {
+    let compressed = compress_above
+        .filter(|&threshold| body.len() > threshold)
+        .map(|_| lz4_flex::compress_prepend_size(body));
+    let flags = if compressed.is_some() {
+        FLAG_COMPRESSED
+    } else {
+        0
+    };
+    let body: &[u8] = compressed.as_deref().unwrap_or(body);
+    let header_len: usize = 64
+        + versions
+            .iter()
+            .map(|(k, t)| k.len() + t.len() + 2)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(header_len + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(format!("{flags}\n{created_at_ms}\n{}\n", versions.len()).as_bytes());
+    for (key, token) in versions {
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(token.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads a framed payload.
+pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or(DecodeError::Format { expected: "QC1" })?;
+    let mut lines = Lines { rest };
+    let flags: u32 = lines.number("flags")?;
+    let created_at_ms: u64 = lines.number("created_at")?;
+    let n: usize = lines.number("version count")?;
+    // Each version needs at least two bytes ("\n\n"): a count larger than what remains is
+    // garbage, and must not size an allocation.
+    if n > lines.rest.len() / 2 {
+        return Err(DecodeError::Header("version count exceeds the payload"));
+    }
+    let mut versions = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = lines.text("version key")?;
+        let token = lines.text("version token")?;
+        versions.push((key, token));
+    }
+    let body = if flags & FLAG_COMPRESSED != 0 {
+        Cow::Owned(
+            lz4_flex::decompress_size_prepended(lines.rest)
+                .map_err(|e| DecodeError::Decompress(e.to_string()))?,
+        )
+    } else {
+        Cow::Borrowed(lines.rest)
+    };
+    if flags & !FLAG_COMPRESSED != 0 {
+        return Err(DecodeError::Header("unknown flags"));
+    }
+    Ok(Framed {
+        created_at_ms,
+        versions,
+        body,
+    })
+}
+
+struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Lines<'a> {
+    fn line(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(DecodeError::Header(what))?;
+        let (line, rest) = self.rest.split_at(end);
+        self.rest = &rest[1..];
+        Ok(line)
+    }
+
+    fn text(&mut self, what: &'static str) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.line(what)?).map_err(|_| DecodeError::Header(what))
+    }
+
+    fn number<N: std::str::FromStr>(&mut self, what: &'static str) -> Result<N, DecodeError> {
+        self.text(what)?
+            .parse()
+            .map_err(|_| DecodeError::Header(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versions() -> Vec<(String, String)> {
+        vec![
+            ("qc:v:model:songs".into(), "00ab".into()),
+            ("qc:v:user: 1".into(), "ff01".into()),
+        ]
+    }
+
+    #[test]
+    fn round_trip_plain_and_compressed() {
+        let body = serde_json::to_vec(&"x".repeat(5000)).unwrap();
+        for threshold in [None, Some(1024), Some(1 << 20)] {
+            let framed = frame(&body, &versions(), 42, threshold);
+            if threshold == Some(1024) {
+                assert!(framed.len() < body.len() / 4, "compressed");
+            }
+            let back = unframe(&framed).unwrap();
+            assert_eq!(back.created_at_ms, 42);
+            assert_eq!(
+                back.versions,
+                vec![("qc:v:model:songs", "00ab"), ("qc:v:user: 1", "ff01")]
+            );
+            assert_eq!(&*back.body, &body[..]);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_never_a_panic() {
+        let good = frame(b"{\"a\":1}", &versions(), 7, None);
+        assert!(matches!(unframe(b"hello"), Err(DecodeError::Format { .. })));
+        assert!(matches!(
+            unframe(b"QC2\n0\n0\n0\n{}"),
+            Err(DecodeError::Format { .. })
+        ));
+        assert!(unframe(b"QC1\n0\n0\n999999999\n").is_err());
+        assert!(unframe(b"QC1\n1\n0\n0\nnot lz4").is_err());
+        assert!(unframe(b"QC1\n8\n0\n0\n{}").is_err());
+        // Every truncation and every single-byte corruption of a good payload.
+        for end in 0..good.len() {
+            let _ = unframe(&good[..end]);
+        }
+        for i in 0..good.len() {
+            for b in [0u8, b'\n', b'9', 0xff] {
+                let mut bad = good.clone();
+                bad[i] = b;
+                let _ = unframe(&bad);
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The Redis store through the public `Cache` API, against a private redis-server.
+//!
+//! Each test starts its own server (never the shared one on 6379) and skips, saying why,
+//! when redis-server is not installed — unless QUERYCACHE_REQUIRE_SERVICES=1.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use querycache::{Cache, EntryOptions, Tag};
+
+use crate::support::redis::RedisServer;
+
+/// A cache on `server`, with a prefix of its own.
+fn cache_on(server: &RedisServer) -> Cache {
+    Cache::builder()
+        .redis_url(server.url())
+        .key_prefix("qctest")
+        .redis_timeout(Duration::from_millis(500))
+        .build_cache()
+        .expect("valid config")
+}
+
+fn raw(server: &RedisServer, cmd: &redis::Cmd) -> Option<Vec<u8>> {
+    server.query(cmd)
+}
+
+#[tokio::test]
+async fn set_get_and_compute_round_trip_through_redis() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    cache
+        .set("greeting", "hello".to_string(), EntryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        cache
+            .get::<String>("greeting")
+            .await
+            .as_deref()
+            .map(String::as_str),
+        Some("hello")
+    );
+    let stored =
+        raw(&server, redis::cmd("GET").arg("qctest:e:greeting")).expect("entry under the prefix");
+    assert!(stored.starts_with(b"QC1\n"), "framed payload");
+
+    let runs = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let v = cache
+            .get_or_compute("answer", EntryOptions::new(), || async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                42_u64
+            })
+            .await;
+        assert_eq!(*v, 42);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.stats().hits, 3, "greeting once, answer twice");
+}
+
+#[tokio::test]
+async fn a_hit_costs_one_round_trip() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    let options = EntryOptions::new().tags([
+        Tag::model("songs"),
+        Tag::row("songs", 7),
+        Tag::bulk("songs"),
+    ]);
+    cache
+        .get_or_compute("song:7", options.clone(), || async { "seven".to_string() })
+        .await;
+    // Warm: the script is loaded.
+    assert!(cache.get::<String>("song:7").await.is_some());
+    server.reset_stats();
+    for _ in 0..10 {
+        assert!(cache.get::<String>("song:7").await.is_some());
+    }
+    assert_eq!(server.command_count("evalsha"), 10, "one EVALSHA per hit");
+    assert_eq!(server.command_count("eval"), 0);
+    assert_eq!(server.command_count("mget"), 0);
+}
+
+#[tokio::test]
+async fn invalidation_and_row_precision_hold_on_redis() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    let by_id = |id: i32| EntryOptions::new().tags([Tag::row("songs", id), Tag::bulk("songs")]);
+    let list = EntryOptions::new().tag(Tag::model("songs"));
+    cache.set("song:7", 7, by_id(7)).await.unwrap();
+    cache.set("song:8", 8, by_id(8)).await.unwrap();
+    cache.set("songs", vec![7, 8], list).await.unwrap();
+
+    cache
+        .invalidate_tags([Tag::model("songs"), Tag::row("songs", 8)])
+        .await;
+    assert!(
+        cache.get::<i32>("song:7").await.is_some(),
+        "another row's write keeps it"
+    );
+    assert!(cache.get::<i32>("song:8").await.is_none());
+    assert!(cache.get::<Vec<i32>>("songs").await.is_none());
+
+    cache
+        .invalidate_tags([Tag::model("songs"), Tag::bulk("songs")])
+        .await;
+    assert!(
+        cache.get::<i32>("song:7").await.is_none(),
+        "a bulk write drops every row"
+    );
+    // An outdated entry is reclaimed by the lookup that finds it.
+    assert_eq!(raw(&server, redis::cmd("GET").arg("qctest:e:song:7")), None);
+}
+
+#[tokio::test]
+async fn a_lost_tag_version_never_resurrects_old_entries() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    let options = EntryOptions::new().tag(Tag::model("songs"));
+    cache.set("count", 1_u64, options.clone()).await.unwrap();
+    assert!(cache.get::<u64>("count").await.is_some());
+    // Redis loses the version key (eviction, a restart without persistence...).
+    let _: i64 = server.query(redis::cmd("DEL").arg("qctest:v:model:songs"));
+    assert!(
+        cache.get::<u64>("count").await.is_none(),
+        "recorded under a version that is gone"
+    );
+    // A new snapshot mints a fresh token; entries stored under it are served.
+    cache.set("count", 2_u64, options).await.unwrap();
+    assert_eq!(cache.get::<u64>("count").await.as_deref(), Some(&2));
+}
+
+#[tokio::test]
+async fn a_value_computed_while_its_tag_moved_is_not_stored() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    let options = EntryOptions::new().tag(Tag::model("songs"));
+    let value = cache
+        .get_or_compute("count", options, || async {
+            // The write lands while the query runs.
+            cache.invalidate_tags([Tag::model("songs")]).await;
+            "before the write".to_string()
+        })
+        .await;
+    assert_eq!(*value, "before the write");
+    assert!(cache.get::<String>("count").await.is_none());
+    assert_eq!(cache.stats().wasted_computations, 1);
+}
+
+#[tokio::test]
+async fn garbage_under_a_key_is_a_miss_then_overwritten() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    for garbage in [
+        &b"not a payload"[..],
+        b"QC1\n0\n",
+        b"QC1\n1\n0\n0\nnot lz4",
+        b"QC9\n0\n0\n0\n1",
+    ] {
+        let _: () = server.query(redis::cmd("SET").arg("qctest:e:k").arg(garbage));
+        assert!(cache.get::<u64>("k").await.is_none());
+    }
+    // A well-framed body of another type is a miss too.
+    cache
+        .set("k", "text".to_string(), EntryOptions::new())
+        .await
+        .unwrap();
+    assert!(cache.get::<u64>("k").await.is_none());
+    assert_eq!(cache.stats().errors, 5);
+    let v = cache
+        .get_or_compute("k", EntryOptions::new(), || async { 9_u64 })
+        .await;
+    assert_eq!(*v, 9);
+    assert_eq!(
+        cache.get::<u64>("k").await.as_deref(),
+        Some(&9),
+        "overwritten"
+    );
+}
+
+#[tokio::test]
+async fn compression_above_the_threshold() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let big = "lyrics ".repeat(2000);
+    for (on, prefix) in [(true, "qcz"), (false, "qcplain")] {
+        let cache = Cache::builder()
+            .redis_url(server.url())
+            .key_prefix(prefix)
+            .compression_enabled(on)
+            .compression_threshold(1024)
+            .build_cache()
+            .unwrap();
+        cache
+            .set("big", big.clone(), EntryOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(cache.get::<String>("big").await.as_deref(), Some(&big));
+        let stored = raw(&server, redis::cmd("GET").arg(format!("{prefix}:e:big"))).unwrap();
+        if on {
+            assert!(
+                stored.len() < big.len() / 4,
+                "compressed: {} bytes",
+                stored.len()
+            );
+        } else {
+            assert!(
+                stored.len() > big.len(),
+                "plain JSON: {} bytes",
+                stored.len()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn patterns_namespaces_delete_and_clear_on_redis() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    for key in ["user:1", "user:2:songs", "song:1"] {
+        cache
+            .set(key, 1_u8, EntryOptions::new().namespace("ns_a"))
+            .await
+            .unwrap();
+    }
+    cache
+        .set("other", 1_u8, EntryOptions::new().namespace("ns_b"))
+        .await
+        .unwrap();
+    assert_eq!(cache.invalidate_pattern("user:*").await.unwrap(), 2);
+    assert!(cache.get::<u8>("user:1").await.is_none());
+    assert!(cache.get::<u8>("song:1").await.is_some());
+    cache.invalidate_namespace("ns_a").await;
+    assert!(cache.get::<u8>("song:1").await.is_none());
+    assert!(cache.get::<u8>("other").await.is_some());
+    assert!(cache.delete("other").await);
+    cache.set("x", 1_u8, EntryOptions::new()).await.unwrap();
+    cache.clear().await;
+    assert!(cache.get::<u8>("x").await.is_none());
+    let left: Vec<String> = server.query(redis::cmd("KEYS").arg("qctest:*"));
+    assert!(
+        left.is_empty(),
+        "clear removes entries and versions: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn redis_down_never_fails_the_caller() {
+    // A port where nothing listens: every cache operation fails fast; callers still get
+    // their values.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cache = Cache::builder()
+        .redis_url(format!("redis://127.0.0.1:{port}"))
+        .redis_timeout(Duration::from_millis(100))
+        .build_cache()
+        .unwrap();
+    let started = Instant::now();
+    let runs = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let runs = runs.clone();
+        let v = cache
+            .get_or_compute(
+                "k",
+                EntryOptions::new().tag(Tag::model("songs")),
+                || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    5_u8
+                },
+            )
+            .await;
+        assert_eq!(*v, 5);
+    }
+    assert!(cache.set("k", 1_u8, EntryOptions::new()).await.is_ok());
+    assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 0);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        3,
+        "computed each time, never failed"
+    );
+    assert!(cache.stats().errors >= 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+}

@@ -62,6 +62,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `sea-orm` | yes | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
+//! | `redis` | no | the Redis store, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls) |
 //!
 //! ## Guarantees, and their limits
 //!

@@ -63,7 +63,7 @@ local state = current(v)
 if state == 1 then return {1, v} end
 if state == 0 then
   redis.call('UNLINK', KEYS[1])
-  return {0}
+  return {0, ''}
 end
 return {2, v}
 ";

@@ -58,7 +58,9 @@ async fn set_get_and_compute_round_trip_through_redis() {
         assert_eq!(*v, 42);
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    assert_eq!(cache.stats().hits, 3, "greeting once, answer twice");
+    let stats = cache.stats();
+    assert_eq!(stats.hits, 3, "greeting once, answer twice");
+    assert_eq!(stats.errors, 0);
 }
 
 #[tokio::test]
@@ -84,6 +86,7 @@ async fn a_hit_costs_one_round_trip() {
     assert_eq!(server.command_count("evalsha"), 10, "one EVALSHA per hit");
     assert_eq!(server.command_count("eval"), 0);
     assert_eq!(server.command_count("mget"), 0);
+    assert_eq!(cache.stats().errors, 0);
 }
 
 #[tokio::test]
@@ -117,6 +120,11 @@ async fn invalidation_and_row_precision_hold_on_redis() {
     );
     // An outdated entry is reclaimed by the lookup that finds it.
     assert_eq!(raw(&server, redis::cmd("GET").arg("qctest:e:song:7")), None);
+    assert_eq!(
+        cache.stats().errors,
+        0,
+        "outdated entries are misses, not store errors"
+    );
 }
 
 #[tokio::test]
@@ -137,6 +145,7 @@ async fn a_lost_tag_version_never_resurrects_old_entries() {
     // A new snapshot mints a fresh token; entries stored under it are served.
     cache.set("count", 2_u64, options).await.unwrap();
     assert_eq!(cache.get::<u64>("count").await.as_deref(), Some(&2));
+    assert_eq!(cache.stats().errors, 0);
 }
 
 #[tokio::test]

@@ -251,13 +251,19 @@ impl Cache {
                 return Ok((Arc::new(value), None));
             }
         };
-        let weight = match weigh(key, &value, options) {
-            Ok(weight) => weight,
-            Err(error) => {
-                tracing::warn!(key = %key, %error, "value cannot be serialized; not cached");
-                self.inner.stats.error();
-                return Ok((Arc::new(value), Some(snapshot)));
+        // Only the memory store needs the weight; a store that keeps bytes serializes the
+        // value once, when it stores it (and counts a failure there).
+        let weight = if self.inner.store.weighs_entries() {
+            match weigh(key, &value, options) {
+                Ok(weight) => weight,
+                Err(error) => {
+                    tracing::warn!(key = %key, %error, "value cannot be serialized; not cached");
+                    self.inner.stats.error();
+                    return Ok((Arc::new(value), Some(snapshot)));
+                }
             }
+        } else {
+            0
         };
         let ttl = ttl_of(&value, self.resolve_ttl(options, key));
         let value = Arc::new(value);

@@ -159,6 +159,12 @@ pub(crate) enum Snapshot {
 }
 
 impl Backend {
+    /// Whether entries count against a byte budget here (so a miss must weigh its value).
+    /// Stores that keep bytes serialize the value anyway and need no separate weighing.
+    pub(crate) fn weighs_entries(&self) -> bool {
+        matches!(self, Backend::Memory(_))
+    }
+
     /// The tier's name, for logs and metrics.
     pub(crate) fn tier(&self) -> &'static str {
         match self {

@@ -313,3 +313,40 @@ async fn redis_down_never_fails_the_caller() {
         started.elapsed()
     );
 }
+
+/// Serializes only when `ok`: stands for a value serde cannot encode.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+struct Fragile {
+    ok: bool,
+}
+
+impl serde::Serialize for Fragile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.ok {
+            serde::Serialize::serialize(&true, s)
+        } else {
+            Err(serde::ser::Error::custom("cannot encode this one"))
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unserializable_value_is_returned_and_counted_not_stored() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    let v = cache
+        .get_or_compute("fragile", EntryOptions::new(), || async {
+            Fragile { ok: false }
+        })
+        .await;
+    assert_eq!(*v, Fragile { ok: false });
+    assert_eq!(cache.stats().errors, 1);
+    assert_eq!(cache.stats().sets, 0);
+    assert_eq!(
+        raw(&server, redis::cmd("GET").arg("qctest:e:fragile")),
+        None,
+        "nothing parked in Redis"
+    );
+}

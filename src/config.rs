@@ -80,6 +80,55 @@ impl fmt::Display for InvalidationStrategy {
     }
 }
 
+/// Which store a cache keeps its entries in. Read from `CACHE_STORE`; when unset, the
+/// tiered store if `REDIS_URL` is set, the memory store otherwise.
+///
+/// ```
+/// use querycache::StoreKind;
+///
+/// assert_eq!("tiered".parse::<StoreKind>().unwrap(), StoreKind::Tiered);
+/// assert!("disk".parse::<StoreKind>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// Process memory only: fastest, but each instance has its own cache.
+    Memory,
+    /// Redis only (feature `redis`): every read is a round trip, shared by every instance.
+    /// While Redis is unreachable, process memory stands in for it.
+    Redis,
+    /// Process memory in front of Redis (feature `redis`), kept coherent across instances
+    /// by an invalidation channel: the default when `REDIS_URL` is set.
+    Tiered,
+}
+
+impl FromStr for StoreKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            "tiered" => Ok(Self::Tiered),
+            _ => Err(Error::config(
+                "CACHE_STORE",
+                s,
+                "expected one of: memory, redis, tiered",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+            Self::Tiered => "tiered",
+        })
+    }
+}
+
 /// Validated settings of a [`Cache`](crate::Cache).
 ///
 /// ```
@@ -111,6 +160,9 @@ pub struct CacheConfig {
     pub(crate) compression_threshold: usize,
     pub(crate) warm_on_startup: bool,
     pub(crate) cluster_mode: bool,
+    pub(crate) store: Option<StoreKind>,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_cooldown: Duration,
 }
 
 impl Default for CacheConfig {
@@ -134,6 +186,9 @@ impl Default for CacheConfig {
             compression_threshold: 1024,
             warm_on_startup: false,
             cluster_mode: false,
+            store: None,
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_millis(500),
         }
     }
 }
@@ -257,6 +312,32 @@ impl CacheConfig {
     pub fn cluster_mode(&self) -> bool {
         self.cluster_mode
     }
+    /// The store in use (`CACHE_STORE`): as set, or tiered when `REDIS_URL` is set, memory
+    /// otherwise.
+    pub fn store_kind(&self) -> StoreKind {
+        self.store.unwrap_or(if self.redis_url.is_some() {
+            StoreKind::Tiered
+        } else {
+            StoreKind::Memory
+        })
+    }
+    /// The Redis URL (`REDIS_URL`) with its password masked, if one is set.
+    #[cfg(feature = "redis")]
+    pub fn redis_url_redacted(&self) -> Option<String> {
+        self.redis_url.as_deref().map(crate::store::redis::redact)
+    }
+    /// Command and connect timeout of Redis (`CACHE_REDIS_TIMEOUT_MS`).
+    pub fn redis_timeout(&self) -> Duration {
+        self.redis_timeout
+    }
+    /// Consecutive Redis failures that open the circuit breaker (`CACHE_BREAKER_THRESHOLD`).
+    pub fn breaker_threshold(&self) -> u32 {
+        self.breaker_threshold
+    }
+    /// How often an open breaker probes Redis (`CACHE_BREAKER_COOLDOWN_MS`).
+    pub fn breaker_cooldown(&self) -> Duration {
+        self.breaker_cooldown
+    }
 }
 
 /// Builder of a [`CacheConfig`]; [`build`](Self::build) validates.
@@ -365,6 +446,24 @@ impl CacheConfigBuilder {
         self.config.cluster_mode = on;
         self
     }
+    /// Chooses the store (`CACHE_STORE`); `Redis` and `Tiered` need `REDIS_URL`.
+    pub fn store(mut self, kind: StoreKind) -> Self {
+        self.config.store = Some(kind);
+        self
+    }
+    /// Sets how many consecutive Redis failures open the circuit breaker
+    /// (`CACHE_BREAKER_THRESHOLD`, default 3; at least 1). A command timeout opens it at
+    /// once whatever this says: a stalled Redis must not cost every caller a timeout.
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.config.breaker_threshold = failures;
+        self
+    }
+    /// Sets how often an open breaker probes Redis in the background
+    /// (`CACHE_BREAKER_COOLDOWN_MS`, default 500 ms). Callers never wait for a probe.
+    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Self {
+        self.config.breaker_cooldown = cooldown;
+        self
+    }
 
     /// Validates and returns the configuration.
     ///
@@ -434,8 +533,34 @@ impl CacheConfigBuilder {
                 "must be between 1 and 60000 milliseconds",
             ));
         }
+        if c.breaker_threshold == 0 {
+            return Err(Error::config(
+                "CACHE_BREAKER_THRESHOLD",
+                c.breaker_threshold,
+                "must be at least 1",
+            ));
+        }
+        if c.breaker_cooldown.is_zero() || c.breaker_cooldown > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "CACHE_BREAKER_COOLDOWN_MS",
+                c.breaker_cooldown.as_millis(),
+                "must be between 1 and 3600000 milliseconds",
+            ));
+        }
         if let Some(url) = &c.redis_url {
-            check_redis_url(url)?;
+            check_redis_url(url, c.cluster_mode)?;
+        } else if let Some(kind @ (StoreKind::Redis | StoreKind::Tiered)) = c.store {
+            return Err(Error::config(
+                "CACHE_STORE",
+                kind,
+                "needs REDIS_URL: set it, or use CACHE_STORE=memory",
+            ));
+        } else if c.cluster_mode {
+            return Err(Error::config(
+                "CACHE_CLUSTER_MODE",
+                true,
+                "needs REDIS_URL listing the cluster's nodes, separated by commas",
+            ));
         }
         Ok(c)
     }
@@ -443,15 +568,27 @@ impl CacheConfigBuilder {
 
 /// `REDIS_URL` must parse, and needs the `redis` feature: accepting it and quietly using
 /// process memory would hide from operators that their instances do not share a cache.
+/// With `CACHE_CLUSTER_MODE`, `REDIS_URL` lists nodes separated by commas; each must parse.
 #[cfg(feature = "redis")]
-fn check_redis_url(url: &str) -> Result<(), Error> {
-    redis::Client::open(url)
-        .map(drop)
-        .map_err(|e| Error::config("REDIS_URL", crate::store::redis::redact(url), e.to_string()))
+fn check_redis_url(url: &str, cluster: bool) -> Result<(), Error> {
+    let urls = crate::store::redis::split_urls(url, cluster);
+    if urls.is_empty() {
+        return Err(Error::config(
+            "REDIS_URL",
+            crate::store::redis::redact(url),
+            "lists no server",
+        ));
+    }
+    for one in urls {
+        redis::Client::open(one).map(drop).map_err(|e| {
+            Error::config("REDIS_URL", crate::store::redis::redact(url), e.to_string())
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "redis"))]
-fn check_redis_url(url: &str) -> Result<(), Error> {
+fn check_redis_url(url: &str, _cluster: bool) -> Result<(), Error> {
     Err(Error::config(
         "REDIS_URL",
         url,
@@ -476,6 +613,9 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_CLUSTER_MODE",
     "CACHE_ADMIN_TOKEN",
     "CACHE_REDIS_TIMEOUT_MS",
+    "CACHE_STORE",
+    "CACHE_BREAKER_THRESHOLD",
+    "CACHE_BREAKER_COOLDOWN_MS",
 ];
 
 fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConfigBuilder, Error> {
@@ -498,12 +638,15 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
         }
         "CACHE_WARM_ON_STARTUP" => b.warm_on_startup(parse_bool(name, value)?),
         "CACHE_CLUSTER_MODE" => b.cluster_mode(parse_bool(name, value)?),
-        "CACHE_REDIS_TIMEOUT_MS" => {
-            let ms: u64 = value.trim().parse().map_err(|_| {
-                Error::config(name, value, "expected a whole number of milliseconds")
-            })?;
-            b.redis_timeout(Duration::from_millis(ms))
-        }
+        "CACHE_REDIS_TIMEOUT_MS" => b.redis_timeout(parse_ms(name, value)?),
+        "CACHE_BREAKER_COOLDOWN_MS" => b.breaker_cooldown(parse_ms(name, value)?),
+        "CACHE_BREAKER_THRESHOLD" => b.breaker_threshold(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| Error::config(name, value, "expected a whole number of failures"))?,
+        ),
+        "CACHE_STORE" => b.store(value.parse()?),
         _ => {
             if let Some(ns) = name.strip_prefix("CACHE_TTL_") {
                 if ns.is_empty() {
@@ -537,6 +680,14 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
             "expected true or false (also accepted: 1/0, yes/no, on/off)",
         )),
     }
+}
+
+fn parse_ms(name: &str, value: &str) -> Result<Duration, Error> {
+    let ms: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Error::config(name, value, "expected a whole number of milliseconds"))?;
+    Ok(Duration::from_millis(ms))
 }
 
 fn parse_secs(name: &str, value: &str) -> Result<Duration, Error> {
@@ -608,6 +759,9 @@ mod tests {
             ("CACHE_KEY_PREFIX", "my app"),
             ("REDIS_URL", "no-such-scheme://127.0.0.1:6379"),
             ("CACHE_REDIS_TIMEOUT_MS", "0"),
+            ("CACHE_STORE", "disk"),
+            ("CACHE_BREAKER_THRESHOLD", "0"),
+            ("CACHE_BREAKER_COOLDOWN_MS", "soon"),
         ] {
             let err = CacheConfig::from_vars([(var, value)]).unwrap_err();
             let msg = err.to_string();

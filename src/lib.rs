@@ -89,6 +89,7 @@ pub mod config;
 mod error;
 mod flight;
 mod global;
+mod health;
 mod key;
 mod options;
 pub mod orm;
@@ -98,9 +99,10 @@ pub mod tags;
 mod write;
 
 pub use cache::{Cache, CacheValue};
-pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy};
+pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy, StoreKind};
 pub use error::Error;
 pub use global::{global, install};
+pub use health::Health;
 pub use key::{Key, MAX_KEY_LEN};
 pub use options::{DEFAULT_NAMESPACE, EntryOptions};
 

@@ -34,6 +34,11 @@ pub struct CacheStats {
     pub misses: u64,
     /// `hits / (hits + misses)`, 0 when there were no lookups.
     pub hit_rate: f64,
+    /// Hits answered by process memory (every hit of the memory store; the front tier of
+    /// the tiered store).
+    pub memory_hits: u64,
+    /// Hits answered by Redis (the Redis store, and the tiered store's memory misses).
+    pub redis_hits: u64,
     /// Values stored.
     pub sets: u64,
     /// Tags invalidated plus keys removed by `delete`, patterns and namespaces.
@@ -133,6 +138,8 @@ pub(crate) struct StatsRecorder {
     errors: AtomicU64,
     wasted: AtomicU64,
     bypassed: AtomicU64,
+    memory_hits: AtomicU64,
+    redis_hits: AtomicU64,
     latency: Latency,
     namespaces: DashMap<Arc<str>, Arc<NamespaceRecorder>>,
 }
@@ -140,7 +147,8 @@ pub(crate) struct StatsRecorder {
 /// What a lookup found, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    Hit,
+    /// Answered by the named tier (`memory` or `redis`).
+    Hit(&'static str),
     Miss,
 }
 
@@ -152,6 +160,8 @@ impl StatsRecorder {
             errors: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
             bypassed: AtomicU64::new(0),
+            memory_hits: AtomicU64::new(0),
+            redis_hits: AtomicU64::new(0),
             latency: Latency::new(),
             namespaces: DashMap::new(),
         }
@@ -177,10 +187,15 @@ impl StatsRecorder {
     pub(crate) fn lookup(&self, namespace: &str, outcome: Outcome, elapsed: Duration) {
         let ns = self.namespace(namespace);
         let counter = |c: &Counters| match outcome {
-            Outcome::Hit => c.hits.fetch_add(1, Relaxed),
+            Outcome::Hit(_) => c.hits.fetch_add(1, Relaxed),
             Outcome::Miss => c.misses.fetch_add(1, Relaxed),
         };
         counter(&self.totals);
+        match outcome {
+            Outcome::Hit("redis") => self.redis_hits.fetch_add(1, Relaxed),
+            Outcome::Hit(_) => self.memory_hits.fetch_add(1, Relaxed),
+            Outcome::Miss => 0,
+        };
         counter(&ns.counters);
         self.latency.record(elapsed);
         ns.latency.record(elapsed);
@@ -246,6 +261,8 @@ impl StatsRecorder {
             hits,
             misses,
             hit_rate: rate(hits, misses),
+            memory_hits: self.memory_hits.load(Relaxed),
+            redis_hits: self.redis_hits.load(Relaxed),
             sets: self.totals.sets.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             errors: self.errors.load(Relaxed),

@@ -314,6 +314,9 @@ impl Cache {
                 self.inner.stats.wasted();
                 tracing::debug!(tier = self.inner.store.tier(), key = %key, "Cache SET skipped: its tags moved while it was computed");
             }
+            Ok(PutOutcome::Unavailable) => {
+                tracing::debug!(tier = self.inner.store.tier(), key = %key, "Cache SET skipped: store unreachable");
+            }
             Ok(PutOutcome::TooLarge) => {
                 tracing::debug!(tier = self.inner.store.tier(), key = %key, weight, "Cache SET skipped: larger than the store accepts");
             }

@@ -290,14 +290,14 @@ impl Cache {
             Ok(Lookup::Hit(found)) => match found.value.downcast::<T>() {
                 Ok(value) => {
                     tracing::debug!(
-                        tier = self.inner.store.tier(),
+                        tier = found.tier,
                         key,
                         hit = true,
                         latency_ns = elapsed.as_nanos() as u64,
                         "Cache HIT: {key} (age: {}s)",
                         found.age.as_secs()
                     );
-                    Some(value)
+                    Some((value, found.tier))
                 }
                 Err(other) => {
                     self.type_mismatch(key, &*other);
@@ -320,8 +320,8 @@ impl Cache {
                 None
             }
         };
-        let outcome = if found.is_some() {
-            Outcome::Hit
+        let outcome = if let Some((_, tier)) = &found {
+            Outcome::Hit(tier)
         } else {
             tracing::debug!(
                 tier = self.inner.store.tier(),
@@ -333,7 +333,7 @@ impl Cache {
             Outcome::Miss
         };
         self.inner.stats.lookup(namespace, outcome, elapsed);
-        found
+        found.map(|(value, _)| value)
     }
 
     fn type_mismatch(&self, key: &str, _found: &(dyn Any + Send + Sync)) {
@@ -367,7 +367,50 @@ impl Cache {
     /// ```
     pub fn stats(&self) -> CacheStats {
         let usage = self.inner.store.usage();
-        self.inner.stats.snapshot(usage.entries, usage.bytes)
+        let mut stats = self.inner.stats.snapshot(usage.entries, usage.bytes);
+        stats.errors += usage.errors;
+        stats
+    }
+
+    /// The state of the store: whether Redis answers (probed now, within the command
+    /// timeout, unless the circuit breaker is open), whether process memory is standing in
+    /// for it, and the last error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let health = querycache::Cache::new().health().await;
+    /// assert_eq!(health.store, querycache::StoreKind::Memory);
+    /// assert!(health.healthy && health.fallback_available);
+    /// # }
+    /// ```
+    pub async fn health(&self) -> crate::Health {
+        match &self.inner.store {
+            Backend::Memory(_) => crate::Health {
+                healthy: true,
+                store: crate::StoreKind::Memory,
+                redis_connected: false,
+                fallback_available: true,
+                fallback_active: false,
+                invalidation_channel: None,
+                pending_invalidations: 0,
+                error: None,
+            },
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => {
+                let h = store.health().await;
+                crate::Health {
+                    healthy: h.redis_connected && h.subscribed != Some(false),
+                    store: self.inner.config.store_kind(),
+                    redis_connected: h.redis_connected,
+                    fallback_available: true,
+                    fallback_active: h.fallback_active,
+                    invalidation_channel: h.subscribed,
+                    pending_invalidations: h.pending_invalidations,
+                    error: h.error,
+                }
+            }
+        }
     }
 
     /// Number of tags with a live version in the memory store (diagnostics).
@@ -393,29 +436,41 @@ pub(crate) fn decode<T: CacheValue>(bytes: &[u8]) -> Result<AnyValue, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The store `config` asks for: Redis when `REDIS_URL` is set (and the `redis` feature is
-/// on), process memory otherwise.
+/// The store `config` asks for ([`CacheConfig::store_kind`]): Redis-backed when
+/// `REDIS_URL` is set (and the `redis` feature is on), process memory otherwise.
 fn backend_for(config: &CacheConfig) -> Backend {
+    let memory = MemoryStore::new(config.memory_max_bytes);
     #[cfg(feature = "redis")]
-    if let Some(url) = &config.redis_url {
+    if let (Some(url), kind @ (crate::StoreKind::Redis | crate::StoreKind::Tiered)) =
+        (&config.redis_url, config.store_kind())
+    {
         let compress_above = config
             .compression_enabled
             .then_some(config.compression_threshold);
         match crate::store::redis::RedisStore::new(
             url,
+            config.cluster_mode,
             &config.key_prefix,
             config.redis_timeout,
             compress_above,
             config.max_ttl,
         ) {
-            Ok(store) => return Backend::Redis(Box::new(store)),
+            Ok(redis) => {
+                return Backend::Tiered(Box::new(crate::store::tiered::TieredStore::new(
+                    memory,
+                    redis,
+                    kind,
+                    config.breaker_threshold,
+                    config.breaker_cooldown,
+                )));
+            }
             // `CacheConfig::build` validated the URL; this is belt and braces.
             Err(error) => {
                 tracing::error!(%error, "Redis store unavailable; using the memory store")
             }
         }
     }
-    Backend::Memory(MemoryStore::new(config.memory_max_bytes))
+    Backend::Memory(memory)
 }
 
 /// Estimated bytes an entry costs: its JSON size, its key, and bookkeeping.

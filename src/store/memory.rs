@@ -118,6 +118,7 @@ impl MemoryStore {
         Lookup::Hit(Found {
             value: Arc::clone(&entry.value),
             age: now.saturating_duration_since(entry.stored_at),
+            tier: "memory",
         })
     }
 
@@ -233,6 +234,7 @@ impl MemoryStore {
         Usage {
             entries: self.entries.len() as u64,
             bytes: self.entries.weight(),
+            errors: 0,
         }
     }
 

@@ -9,12 +9,19 @@
 //! | --- | --- | --- |
 //! | memory (per process) | [`memory`] | the typed value behind an `Arc`: a hit is a pointer copy |
 //! | Redis (shared) | `redis` (feature `redis`) | framed JSON ([`codec`](crate::codec)), validated on the server |
+//! | tiered, or Redis with a memory fallback | `tiered` (feature `redis`) | both of the above, kept coherent by an invalidation channel |
 //!
 //! [`Backend`] is the one a cache uses, chosen by configuration.
 
+#[cfg(feature = "redis")]
+pub(crate) mod breaker;
+#[cfg(feature = "redis")]
+pub(crate) mod channel;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod tiered;
 
 use std::any::Any;
 use std::future::Future;
@@ -37,6 +44,8 @@ pub(crate) struct Found {
     pub(crate) value: AnyValue,
     /// How long ago the entry was stored.
     pub(crate) age: Duration,
+    /// Which tier answered: `memory` or `redis`.
+    pub(crate) tier: &'static str,
 }
 
 /// The outcome of a lookup.
@@ -65,6 +74,9 @@ pub(crate) enum PutOutcome {
     Outdated,
     /// Not stored: larger than the store accepts.
     TooLarge,
+    /// Not stored: the store was unreachable (the failure is counted where it happened).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Unavailable,
 }
 
 /// Everything about an entry but its value and snapshot.
@@ -80,6 +92,8 @@ pub(crate) struct EntryMeta {
 pub(crate) struct Usage {
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
+    /// Failures the store handled itself (it fell back instead of returning an error).
+    pub(crate) errors: u64,
 }
 
 /// The operations every store offers. Implementations answer quickly and never panic;
@@ -145,9 +159,9 @@ pub(crate) trait Store: Send + Sync + 'static {
 pub(crate) enum Backend {
     /// Process memory.
     Memory(memory::MemoryStore),
-    /// Redis, shared by every instance.
+    /// Redis, with or without a memory tier in front, and a memory fallback.
     #[cfg(feature = "redis")]
-    Redis(Box<redis::RedisStore>),
+    Tiered(Box<tiered::TieredStore>),
 }
 
 /// A snapshot of whichever store took it.
@@ -155,7 +169,7 @@ pub(crate) enum Backend {
 pub(crate) enum Snapshot {
     Memory(memory::MemSnapshot),
     #[cfg(feature = "redis")]
-    Redis(redis::RedisSnapshot),
+    Tiered(tiered::TieredSnapshot),
 }
 
 impl Backend {
@@ -170,7 +184,7 @@ impl Backend {
         match self {
             Backend::Memory(_) => "memory",
             #[cfg(feature = "redis")]
-            Backend::Redis(_) => "redis",
+            Backend::Tiered(store) => store.tier(),
         }
     }
 }
@@ -181,7 +195,8 @@ impl Store for Backend {
     fn is_current(&self, snapshot: &Snapshot) -> bool {
         match (self, snapshot) {
             (Backend::Memory(store), Snapshot::Memory(s)) => store.is_current(s),
-            // Checking costs a round trip: callers that need it look the key up instead.
+            #[cfg(feature = "redis")]
+            (Backend::Tiered(store), Snapshot::Tiered(s)) => store.is_current(s),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -191,7 +206,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.snapshot(tags).await.map(Snapshot::Memory),
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.snapshot(tags).await.map(Snapshot::Redis),
+            Backend::Tiered(store) => store.snapshot(tags).await.map(Snapshot::Tiered),
         }
     }
 
@@ -199,7 +214,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.get(key, decode).await,
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.get(key, decode).await,
+            Backend::Tiered(store) => store.get(key, decode).await,
         }
     }
 
@@ -216,7 +231,7 @@ impl Store for Backend {
                 store.put(key, value, encode, s, meta).await
             }
             #[cfg(feature = "redis")]
-            (Backend::Redis(store), Snapshot::Redis(s)) => {
+            (Backend::Tiered(store), Snapshot::Tiered(s)) => {
                 store.put(key, value, encode, s, meta).await
             }
             #[allow(unreachable_patterns)]
@@ -228,7 +243,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.invalidate(tags).await,
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.invalidate(tags).await,
+            Backend::Tiered(store) => store.invalidate(tags).await,
         }
     }
 
@@ -236,7 +251,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.remove(key).await,
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.remove(key).await,
+            Backend::Tiered(store) => store.remove(key).await,
         }
     }
 
@@ -244,7 +259,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.remove_matching(pattern, text).await,
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.remove_matching(pattern, text).await,
+            Backend::Tiered(store) => store.remove_matching(pattern, text).await,
         }
     }
 
@@ -252,7 +267,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.clear().await,
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.clear().await,
+            Backend::Tiered(store) => store.clear().await,
         }
     }
 
@@ -260,7 +275,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.usage(),
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.usage(),
+            Backend::Tiered(store) => store.usage(),
         }
     }
 
@@ -268,7 +283,7 @@ impl Store for Backend {
         match self {
             Backend::Memory(store) => store.tag_count(),
             #[cfg(feature = "redis")]
-            Backend::Redis(store) => store.tag_count(),
+            Backend::Tiered(store) => store.tag_count(),
         }
     }
 }

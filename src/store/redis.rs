@@ -26,9 +26,9 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::{AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
+use super::PutOutcome;
 use crate::codec;
-use crate::{Error, Key, Tag};
+use crate::{Error, Tag};
 
 /// Shared Lua: is an entry's snapshot current? 1 yes, 0 no, 2 not a payload we can read.
 const CURRENT_FN: &str = r"
@@ -60,7 +60,7 @@ const GET_BODY: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local state = current(v)
-if state == 1 then return {1, v} end
+if state == 1 then return {1, v, redis.call('PTTL', KEYS[1])} end
 if state == 0 then
   redis.call('UNLINK', KEYS[1])
   return {0, ''}
@@ -92,11 +92,11 @@ return out
 const BUMP: &str = r"
 local n = 0
 for i, k in ipairs(KEYS) do
-  if redis.call('EXISTS', k) == 1 then
-    redis.call('SET', k, ARGV[i + 1], 'PX', ARGV[1])
+  if redis.call('SET', k, ARGV[i + 3], 'XX', 'PX', ARGV[1]) then
     n = n + 1
   end
 end
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n
 ";
 
@@ -107,8 +107,8 @@ pub(crate) enum RawLookup {
     Miss,
     /// An entry whose tags moved (already unlinked).
     Invalidated,
-    /// A current entry: its framed bytes.
-    Hit(Vec<u8>),
+    /// A current entry: its framed bytes, and how long it has left to live.
+    Hit(Vec<u8>, Option<Duration>),
     /// Bytes that are not a payload of this format version.
     Garbage,
 }
@@ -141,11 +141,19 @@ impl RedisStore {
     /// [`Error::Config`] naming `REDIS_URL` when the URL does not parse.
     pub(crate) fn new(
         url: &str,
+        cluster: bool,
         prefix: &str,
         timeout: Duration,
         compress_above: Option<usize>,
         max_ttl: Duration,
     ) -> Result<Self, Error> {
+        if cluster {
+            return Err(Error::config(
+                "CACHE_CLUSTER_MODE",
+                true,
+                "cluster mode is not built yet",
+            ));
+        }
         let client = redis::Client::open(url)
             .map_err(|e| Error::config("REDIS_URL", redact(url), e.to_string()))?;
         let max_ttl_ms = u64::try_from(max_ttl.as_millis()).unwrap_or(u64::MAX / 2);
@@ -167,9 +175,11 @@ impl RedisStore {
         let conn = self
             .conn
             .get_or_try_init(|| async {
+                // The store bounds every operation by `timeout` itself (and tells a timeout
+                // from an error that way); these only stop a dead connection from hanging.
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
+                    .set_connection_timeout(Some(self.timeout * 2))
+                    .set_response_timeout(Some(self.timeout * 2))
                     .set_number_of_retries(1);
                 ConnectionManager::new_with_config(self.client.clone(), config).await
             })
@@ -214,18 +224,13 @@ impl RedisStore {
     /// The entry under `key`, validated against its tags' current versions on the server.
     pub(crate) async fn lookup(&self, key: &str) -> Result<RawLookup, String> {
         let mut conn = self.conn().await?;
-        let reply: Option<(u8, Option<Vec<u8>>)> = self
+        let reply: Option<Vec<redis::Value>> = self
             .get
             .key(self.entry_key(key))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(match reply {
-            None => RawLookup::Miss,
-            Some((1, Some(bytes))) => RawLookup::Hit(bytes),
-            Some((0, _)) => RawLookup::Invalidated,
-            Some(_) => RawLookup::Garbage,
-        })
+        Ok(parse_lookup(reply))
     }
 
     /// Stores `body` (JSON) under `key` unless `snapshot` is outdated.
@@ -256,11 +261,16 @@ impl RedisStore {
         })
     }
 
-    /// Gives each tag that has a version a fresh one.
-    pub(crate) async fn bump(&self, tags: &[Tag]) -> Result<usize, String> {
+    /// Gives each tag that has a version a fresh one, and publishes `message` (if not
+    /// empty) on the invalidation channel in the same step, so that no instance can hear of
+    /// the bump before Redis holds it.
+    pub(crate) async fn bump(&self, tags: &[Tag], message: &[u8]) -> Result<usize, String> {
         let mut conn = self.conn().await?;
         let mut invocation = self.bump.prepare_invoke();
-        invocation.arg(self.version_ttl_ms);
+        invocation
+            .arg(self.version_ttl_ms)
+            .arg(self.channel())
+            .arg(message);
         for tag in tags {
             invocation.key(self.version_key(tag)).arg(fresh_token());
         }
@@ -268,6 +278,45 @@ impl RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// The pub/sub channel invalidations travel on: `<prefix>:invalidations`.
+    pub(crate) fn channel(&self) -> String {
+        format!("{}:invalidations", self.prefix)
+    }
+
+    /// Publishes `message` on the invalidation channel.
+    pub(crate) async fn publish(&self, message: &[u8]) -> Result<(), String> {
+        let mut conn = self.conn().await?;
+        let _receivers: u64 = conn
+            .publish(self.channel(), message)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// One round trip to the server: the breaker's probe.
+    pub(crate) async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.conn().await?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Clients for the subscriber, in the order to try them.
+    pub(crate) fn pubsub_clients(&self) -> Vec<redis::Client> {
+        vec![self.client.clone()]
+    }
+
+    /// The command timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The prefix of version keys, to read tag names back from an entry's header.
+    pub(crate) fn version_prefix(&self) -> String {
+        format!("{}:v:", self.prefix)
     }
 
     /// Removes one entry.
@@ -320,75 +369,22 @@ impl RedisStore {
     }
 }
 
-impl Store for RedisStore {
-    type Snapshot = RedisSnapshot;
-
-    fn is_current(&self, _snapshot: &RedisSnapshot) -> bool {
-        // Knowing costs a round trip; callers look the key up instead.
-        false
-    }
-
-    async fn snapshot(&self, tags: &[Tag]) -> Result<RedisSnapshot, String> {
-        self.take_snapshot(tags).await
-    }
-
-    async fn get(&self, key: &str, decode: &Decode<'_>) -> Result<Lookup, String> {
-        Ok(match self.lookup(key).await? {
-            RawLookup::Miss => Lookup::Miss,
-            RawLookup::Invalidated => Lookup::Invalidated,
-            RawLookup::Garbage => {
-                Lookup::Undecodable("not a querycache payload of this format version".into())
-            }
-            RawLookup::Hit(bytes) => match codec::unframe(&bytes) {
-                Err(error) => Lookup::Undecodable(error.to_string()),
-                Ok(framed) => match decode(&framed.body) {
-                    Err(error) => Lookup::Undecodable(format!(
-                        "payload body does not fit the requested type: {error}"
-                    )),
-                    Ok(value) => Lookup::Hit(Found {
-                        value,
-                        age: Duration::from_millis(now_ms().saturating_sub(framed.created_at_ms)),
-                    }),
-                },
-            },
-        })
-    }
-
-    async fn put(
-        &self,
-        key: Key,
-        _value: AnyValue,
-        encode: &Encode<'_>,
-        snapshot: RedisSnapshot,
-        meta: EntryMeta,
-    ) -> Result<PutOutcome, String> {
-        let body = encode()?;
-        self.store(key.as_str(), &body, &snapshot, meta.ttl).await
-    }
-
-    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
-        self.bump(tags).await
-    }
-
-    async fn remove(&self, key: &str) -> Result<bool, String> {
-        self.remove_key(key).await
-    }
-
-    async fn remove_matching(&self, _pattern: &glob::Pattern, text: &str) -> Result<usize, String> {
-        self.remove_pattern(text).await
-    }
-
-    async fn clear(&self) -> Result<(), String> {
-        self.clear_all().await.map(|_| ())
-    }
-
-    fn usage(&self) -> Usage {
-        // Entries live in Redis, not in this process.
-        Usage::default()
-    }
-
-    fn tag_count(&self) -> usize {
-        0
+/// Reads the get script's reply: nil, `{0, ''}`, `{1, payload, pttl}` or `{2, payload}`.
+fn parse_lookup(reply: Option<Vec<redis::Value>>) -> RawLookup {
+    use redis::Value;
+    let Some(items) = reply else {
+        return RawLookup::Miss;
+    };
+    match items.as_slice() {
+        [Value::Int(1), Value::BulkString(bytes), rest @ ..] => {
+            let ttl = match rest.first() {
+                Some(Value::Int(ms)) => u64::try_from(*ms).ok().map(Duration::from_millis),
+                _ => None,
+            };
+            RawLookup::Hit(bytes.clone(), ttl)
+        }
+        [Value::Int(0), ..] => RawLookup::Invalidated,
+        _ => RawLookup::Garbage,
     }
 }
 
@@ -397,7 +393,7 @@ fn fresh_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -414,6 +410,18 @@ fn escape_glob(literal: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// The server URLs in `REDIS_URL`: one, or with cluster mode a comma-separated list.
+pub(crate) fn split_urls(url: &str, cluster: bool) -> Vec<&str> {
+    if cluster {
+        url.split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    } else {
+        vec![url.trim()]
+    }
 }
 
 /// The URL without its password, for messages.
@@ -459,6 +467,7 @@ mod tests {
     fn a_bad_url_names_redis_url() {
         let err = RedisStore::new(
             "http://nope",
+            false,
             "qc",
             Duration::from_millis(50),
             None,

@@ -15,6 +15,7 @@ use crate::support::redis::RedisServer;
 fn cache_on(server: &RedisServer) -> Cache {
     Cache::builder()
         .redis_url(server.url())
+        .store(querycache::StoreKind::Redis)
         .key_prefix("qctest")
         .redis_timeout(Duration::from_millis(500))
         .build_cache()
@@ -281,6 +282,7 @@ async fn redis_down_never_fails_the_caller() {
     let cache = Cache::builder()
         .redis_url(format!("redis://127.0.0.1:{port}"))
         .redis_timeout(Duration::from_millis(100))
+        .breaker_threshold(1)
         .build_cache()
         .unwrap();
     let started = Instant::now();
@@ -299,14 +301,21 @@ async fn redis_down_never_fails_the_caller() {
             .await;
         assert_eq!(*v, 5);
     }
-    assert!(cache.set("k", 1_u8, EntryOptions::new()).await.is_ok());
-    assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 0);
     assert_eq!(
         runs.load(Ordering::SeqCst),
-        3,
-        "computed each time, never failed"
+        1,
+        "the first failure opened the breaker; memory served the rest"
     );
-    assert!(cache.stats().errors >= 3);
+    let health = cache.health().await;
+    assert!(health.fallback_active && !health.redis_connected && !health.healthy);
+    assert!(health.error.is_some(), "{health:?}");
+    // A write during the outage reaches the memory tier and is kept for Redis.
+    assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 1);
+    assert!(cache.get::<u8>("k").await.is_none(), "read-your-writes");
+    assert_eq!(cache.health().await.pending_invalidations, 1);
+    assert!(cache.set("k", 1_u8, EntryOptions::new()).await.is_ok());
+    assert_eq!(cache.get::<u8>("k").await.as_deref(), Some(&1));
+    assert!(cache.stats().errors >= 1);
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "bounded: {:?}",

@@ -1,0 +1,39 @@
+//! [`Health`]: what [`Cache::health`](crate::Cache::health) reports.
+
+use crate::StoreKind;
+
+/// The state of a cache's store, for health endpoints and dashboards.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = querycache::Cache::new().health().await;
+/// assert!(health.healthy);
+/// assert!(!health.redis_connected, "the memory store has no Redis");
+/// assert!(!health.fallback_active);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// `true` when the store works as configured: always for the memory store; for the
+    /// Redis and tiered stores, when Redis answers (and, tiered, the invalidation channel
+    /// is subscribed). `false` means degraded, never failing: callers still get answers.
+    pub healthy: bool,
+    /// The store in use.
+    pub store: StoreKind,
+    /// Whether Redis answered a probe just now (always `false` for the memory store).
+    pub redis_connected: bool,
+    /// Whether process memory can serve when Redis cannot (always `true`).
+    pub fallback_available: bool,
+    /// Whether process memory is serving in Redis's place right now (the circuit breaker is
+    /// open).
+    pub fallback_active: bool,
+    /// Tiered store: whether this instance hears other instances' invalidations. While it
+    /// does not, the memory tier is bypassed. `None` for the other stores.
+    pub invalidation_channel: Option<bool>,
+    /// Invalidations made during a Redis outage, waiting to be replayed to Redis.
+    pub pending_invalidations: usize,
+    /// The last Redis error since the store was last healthy, if any.
+    pub error: Option<String>,
+}

@@ -1,0 +1,153 @@
+//! The invalidation channel: how instances sharing Redis keep their memory tiers coherent.
+//!
+//! Every invalidation an instance makes (tags bumped, a key or a pattern removed, a clear)
+//! is published on `<prefix>:invalidations` once Redis holds it. Each instance subscribes
+//! and applies what the others publish to its memory tier. Pub/sub delivers at most once:
+//! a message sent while the subscription was down is lost, so whenever the subscription
+//! (re)connects the instance drops its whole memory tier, and until it has, the memory
+//! tier is not read.
+//!
+//! The subscriber is one task per cache on a dedicated connection (a subscribed
+//! connection can run no other command). It stops when the cache is dropped.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// One invalidation, as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Message {
+    /// The publishing instance, which ignores its own messages (it applied them already).
+    pub(crate) from: String,
+    /// What was invalidated.
+    #[serde(flatten)]
+    pub(crate) op: Op,
+}
+
+/// What a message invalidates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(crate) enum Op {
+    /// Tags whose versions moved.
+    Tags { tags: Vec<String> },
+    /// One key removed.
+    Key { key: String },
+    /// Keys matching a glob removed.
+    Pattern { pattern: String },
+    /// Everything removed.
+    Clear,
+}
+
+impl Message {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        // Strings and a tagged enum: serialization cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// What the subscriber reports to the store that owns it.
+pub(crate) trait Listener: Send + Sync + 'static {
+    /// The subscription is live (again): messages may have been missed before it.
+    fn subscribed(&self);
+    /// The subscription is lost: messages may be missed from now on.
+    fn lost(&self, error: &str);
+    /// A message arrived.
+    fn message(&self, payload: &[u8]);
+}
+
+/// Subscribes to `channel` on the first of `clients` that answers, hands every message to
+/// `listener`, and reconnects (trying each client in turn, `retry` apart) whenever the
+/// connection drops. Returns when `listener` is gone or `shutdown` fires.
+pub(crate) async fn subscribe<L: Listener>(
+    clients: Vec<redis::Client>,
+    channel: String,
+    timeout: Duration,
+    retry: Duration,
+    listener: Weak<L>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    let mut next = 0usize;
+    loop {
+        let Some(client) = clients.get(next % clients.len().max(1)).cloned() else {
+            return;
+        };
+        next = next.wrapping_add(1);
+        let connect = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let attempt = tokio::select! {
+            _ = shutdown.changed() => return,
+            attempt = tokio::time::timeout(timeout.saturating_mul(4), connect) => attempt,
+        };
+        match attempt {
+            Ok(Ok(pubsub)) => {
+                let Some(l) = listener.upgrade() else { return };
+                l.subscribed();
+                drop(l);
+                tracing::debug!(channel = %channel, "invalidation channel subscribed");
+                let mut stream = pubsub.into_on_message();
+                loop {
+                    let msg = tokio::select! {
+                        _ = shutdown.changed() => return,
+                        msg = stream.next() => msg,
+                    };
+                    let Some(l) = listener.upgrade() else { return };
+                    match msg {
+                        Some(msg) => l.message(msg.get_payload_bytes()),
+                        None => {
+                            l.lost("the subscription's connection closed");
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(Err(error)) => {
+                let Some(l) = listener.upgrade() else { return };
+                l.lost(&error.to_string());
+            }
+            Err(_) => {
+                let Some(l) = listener.upgrade() else { return };
+                l.lost("subscribing timed out");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        for op in [
+            Op::Tags {
+                tags: vec!["model:songs".into(), "model:songs:7".into()],
+            },
+            Op::Key { key: "k".into() },
+            Op::Pattern {
+                pattern: "user:*".into(),
+            },
+            Op::Clear,
+        ] {
+            let m = Message {
+                from: "abc".into(),
+                op,
+            };
+            assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        }
+        assert!(Message::decode(b"\xff garbage").is_err());
+    }
+}

@@ -1,0 +1,760 @@
+//! The Redis-backed stores: tiered (memory in front of Redis) and Redis-only, both with a
+//! memory fallback behind a circuit breaker.
+//!
+//! **Reads** try the memory tier first (tiered mode, while the invalidation channel is
+//! subscribed), then Redis, where one script checks the entry against its tags' current
+//! versions. A Redis hit fills the memory tier under the entry's own tags.
+//!
+//! **Writes** (invalidations) go to Redis first, with the message to the other instances
+//! published by the same script, and only then to this process's memory tier. That order
+//! is what makes a read racing the write safe: a Redis lookup that started before the bump
+//! can only fill the memory tier with entries the local bump then kills, and the fill is
+//! refused outright if any invalidation was applied while it was in flight.
+//!
+//! **Failures** never reach callers. Each Redis operation is bounded by the command
+//! timeout; the [`Breaker`] opens on a timeout or on repeated errors, and while it is open
+//! the memory tier serves alone. Invalidations made meanwhile are kept ([`Pending`]) and
+//! replayed to Redis, with their messages, by the background probe before the breaker
+//! closes — so an entry parked in Redis before the outage is never served after it. The
+//! invariant that makes this airtight: *while anything is pending, the breaker is open*,
+//! kept by changing both under one lock.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::breaker::{Breaker, Failure};
+use super::channel::{self, Listener, Message, Op};
+use super::memory::{MemSnapshot, MemoryStore};
+use super::redis::{RawLookup, RedisSnapshot, RedisStore, now_ms};
+use super::{AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
+use crate::config::StoreKind;
+use crate::{Key, Tag, codec};
+
+/// Invalidations made while Redis was unreachable, replayed when it is back. Past
+/// [`Pending::MAX`] items it gives up on precision and replays a clear of the prefix.
+#[derive(Debug, Default)]
+struct Pending {
+    tags: HashSet<Tag>,
+    keys: HashSet<String>,
+    patterns: Vec<String>,
+    clear: bool,
+}
+
+impl Pending {
+    const MAX: usize = 100_000;
+
+    fn is_empty(&self) -> bool {
+        !self.clear && self.tags.is_empty() && self.keys.is_empty() && self.patterns.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.tags.len() + self.keys.len() + self.patterns.len() + usize::from(self.clear)
+    }
+
+    fn add(&mut self, op: &Op) {
+        if self.clear {
+            return;
+        }
+        match op {
+            Op::Tags { tags } => self
+                .tags
+                .extend(tags.iter().filter_map(|t| Tag::new(t.as_str()).ok())),
+            Op::Key { key } => {
+                self.keys.insert(key.clone());
+            }
+            Op::Pattern { pattern } => self.patterns.push(pattern.clone()),
+            Op::Clear => self.clear = true,
+        }
+        if self.len() > Self::MAX {
+            tracing::warn!(
+                pending = self.len(),
+                "too many invalidations during the Redis outage; a clear of the key prefix will be replayed instead"
+            );
+            self.clear = true;
+        }
+        if self.clear {
+            self.tags.clear();
+            self.keys.clear();
+            self.patterns.clear();
+        }
+    }
+
+    /// Everything pending, as operations (a clear first and alone).
+    fn ops(&self) -> Vec<Op> {
+        if self.clear {
+            return vec![Op::Clear];
+        }
+        let mut ops = Vec::new();
+        if !self.tags.is_empty() {
+            ops.push(Op::Tags {
+                tags: self.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+            });
+        }
+        ops.extend(self.keys.iter().map(|k| Op::Key { key: k.clone() }));
+        ops.extend(
+            self.patterns
+                .iter()
+                .map(|p| Op::Pattern { pattern: p.clone() }),
+        );
+        ops
+    }
+
+    /// Forgets `op` once it has been replayed (newer additions stay).
+    fn done(&mut self, op: &Op) {
+        match op {
+            Op::Tags { tags } => {
+                for tag in tags.iter().filter_map(|t| Tag::new(t.as_str()).ok()) {
+                    self.tags.remove(&tag);
+                }
+            }
+            Op::Key { key } => {
+                self.keys.remove(key);
+            }
+            Op::Pattern { pattern } => {
+                if let Some(i) = self.patterns.iter().position(|p| p == pattern) {
+                    self.patterns.remove(i);
+                }
+            }
+            Op::Clear => self.clear = false,
+        }
+    }
+}
+
+/// The versions an entry is computed under in each tier. `redis` is `None` when Redis
+/// could not be asked (breaker open or a failure): the value may then go to memory only.
+#[derive(Clone)]
+pub(crate) struct TieredSnapshot {
+    mem: MemSnapshot,
+    redis: Option<RedisSnapshot>,
+}
+
+/// What [`health`](TieredStore::health) reports.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreHealth {
+    pub(crate) redis_connected: bool,
+    pub(crate) fallback_active: bool,
+    pub(crate) subscribed: Option<bool>,
+    pub(crate) pending_invalidations: usize,
+    pub(crate) error: Option<String>,
+}
+
+/// Redis, with or without a memory tier in front, and the memory fallback. See the module
+/// docs.
+pub(crate) struct TieredStore {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    memory: MemoryStore,
+    redis: RedisStore,
+    /// `true`: memory in front of Redis. `false`: Redis only, memory as fallback only.
+    memory_tier: bool,
+    breaker: Breaker,
+    pending: Mutex<Pending>,
+    /// Bumped before every invalidation is applied to the memory tier: a Redis hit fills
+    /// memory only if nothing was applied while it was being fetched.
+    applied: AtomicU64,
+    subscribed: AtomicBool,
+    started: AtomicBool,
+    probing: AtomicBool,
+    instance: String,
+    errors: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    cooldown: Duration,
+    /// Dropped with the store: stops the background tasks.
+    shutdown: watch::Sender<()>,
+}
+
+impl TieredStore {
+    pub(crate) fn new(
+        memory: MemoryStore,
+        redis: RedisStore,
+        kind: StoreKind,
+        breaker_threshold: u32,
+        cooldown: Duration,
+    ) -> Self {
+        let (shutdown, _) = watch::channel(());
+        TieredStore {
+            inner: Arc::new(Shared {
+                memory,
+                redis,
+                memory_tier: kind == StoreKind::Tiered,
+                breaker: Breaker::new(breaker_threshold),
+                pending: Mutex::new(Pending::default()),
+                applied: AtomicU64::new(0),
+                subscribed: AtomicBool::new(false),
+                started: AtomicBool::new(false),
+                probing: AtomicBool::new(false),
+                instance: format!("{:016x}", rand::random::<u64>()),
+                errors: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+                cooldown,
+                shutdown,
+            }),
+        }
+    }
+
+    /// `tiered` or `redis`.
+    pub(crate) fn tier(&self) -> &'static str {
+        if self.inner.memory_tier {
+            "tiered"
+        } else {
+            "redis"
+        }
+    }
+
+    /// Probes Redis (unless the breaker is open: the background probe is on it) and
+    /// reports the state of each part.
+    pub(crate) async fn health(&self) -> StoreHealth {
+        let s = &self.inner;
+        s.start();
+        let connected = if s.breaker.is_closed() {
+            s.call("ping", s.redis.ping()).await.is_ok()
+        } else {
+            false
+        };
+        StoreHealth {
+            redis_connected: connected && s.breaker.is_closed(),
+            fallback_active: !s.breaker.is_closed(),
+            subscribed: s.memory_tier.then(|| s.subscribed.load(Ordering::Acquire)),
+            pending_invalidations: s.pending.lock().len(),
+            error: s.last_error.lock().clone(),
+        }
+    }
+}
+
+impl Shared {
+    /// Starts the background subscriber once a tokio runtime is at hand.
+    fn start(self: &Arc<Self>) {
+        if !self.memory_tier || self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        runtime.spawn(channel::subscribe(
+            self.redis.pubsub_clients(),
+            self.redis.channel(),
+            self.redis.timeout(),
+            self.cooldown,
+            Arc::downgrade(self),
+            self.shutdown.subscribe(),
+        ));
+    }
+
+    /// Runs one Redis operation under the breaker and the command timeout.
+    async fn call<T>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        op: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, ()> {
+        if !self.breaker.is_closed() {
+            return Err(());
+        }
+        let timeout = self.redis.timeout();
+        match tokio::time::timeout(timeout, op).await {
+            Ok(Ok(value)) => {
+                self.breaker.success();
+                Ok(value)
+            }
+            Ok(Err(error)) => {
+                self.failed(operation, Failure::Error, error);
+                Err(())
+            }
+            Err(_) => {
+                let error = format!("no answer within {} ms", timeout.as_millis());
+                self.failed(operation, Failure::Timeout, error);
+                Err(())
+            }
+        }
+    }
+
+    fn failed(self: &Arc<Self>, operation: &'static str, kind: Failure, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(tier = "redis", operation, %error, "Redis operation failed; serving without it");
+        *self.last_error.lock() = Some(format!("{operation}: {error}"));
+        if self.breaker.failure(kind) {
+            self.opened();
+        }
+    }
+
+    /// The breaker just opened.
+    fn opened(self: &Arc<Self>) {
+        tracing::warn!(
+            tier = "redis",
+            "circuit breaker OPEN: Redis unreachable, serving from process memory; probing every {} ms",
+            self.cooldown.as_millis()
+        );
+        if !self.memory_tier {
+            // The fallback starts empty: nothing in it predates the outage.
+            self.drop_memory();
+        }
+        self.spawn_probe();
+    }
+
+    /// Opens the breaker and remembers `op` for replay, under the pending lock so that the
+    /// probe cannot close the breaker between the two.
+    fn defer(self: &Arc<Self>, op: &Op) {
+        let opened = {
+            let mut pending = self.pending.lock();
+            pending.add(op);
+            self.breaker.trip()
+        };
+        if opened {
+            self.opened();
+        }
+    }
+
+    fn spawn_probe(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.probing.store(false, Ordering::Release);
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        let mut shutdown = self.shutdown.subscribe();
+        let cooldown = self.cooldown;
+        runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    () = tokio::time::sleep(cooldown) => {}
+                }
+                let Some(shared) = weak.upgrade() else { return };
+                if shared.recover().await {
+                    shared.probing.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The half-open step: ping, replay what is pending, close. Returns whether the
+    /// breaker is closed.
+    async fn recover(self: &Arc<Self>) -> bool {
+        let timeout = self.redis.timeout();
+        let probe = tokio::time::timeout(timeout, self.redis.ping()).await;
+        if !matches!(probe, Ok(Ok(()))) {
+            return false;
+        }
+        loop {
+            let ops = self.pending.lock().ops();
+            for op in &ops {
+                let replay = tokio::time::timeout(timeout * 4, self.apply_remote(op)).await;
+                match replay {
+                    Ok(Ok(())) => self.pending.lock().done(op),
+                    Ok(Err(error)) => {
+                        *self.last_error.lock() = Some(format!("replay: {error}"));
+                        return false;
+                    }
+                    Err(_) => {
+                        *self.last_error.lock() = Some("replay: timed out".to_owned());
+                        return false;
+                    }
+                }
+            }
+            let mut pending = self.pending.lock();
+            if pending.is_empty() {
+                // Anything cached in memory during the outage may have missed other
+                // instances' invalidations: start again from Redis.
+                self.drop_memory();
+                self.breaker.close();
+                *self.last_error.lock() = None;
+                drop(pending);
+                tracing::info!(
+                    tier = "redis",
+                    replayed = ops.len(),
+                    "circuit breaker CLOSED: Redis reachable again"
+                );
+                return true;
+            }
+            pending.clear = pending.clear || pending.len() > Pending::MAX;
+        }
+    }
+
+    /// Applies `op` to Redis and publishes it (one script for tags; the operation, then a
+    /// message, for the others).
+    async fn apply_remote(&self, op: &Op) -> Result<(), String> {
+        let message = Message {
+            from: self.instance.clone(),
+            op: op.clone(),
+        }
+        .encode();
+        match op {
+            Op::Tags { tags } => {
+                let tags: Vec<Tag> = tags
+                    .iter()
+                    .filter_map(|t| Tag::new(t.as_str()).ok())
+                    .collect();
+                self.redis.bump(&tags, &message).await.map(drop)
+            }
+            Op::Key { key } => {
+                self.redis.remove_key(key).await?;
+                self.redis.publish(&message).await
+            }
+            Op::Pattern { pattern } => {
+                self.redis.remove_pattern(pattern).await?;
+                self.redis.publish(&message).await
+            }
+            Op::Clear => {
+                self.redis.clear_all().await?;
+                self.redis.publish(&message).await
+            }
+        }
+    }
+
+    /// Applies `op` to the memory tier. Returns how many tags or keys it touched.
+    fn apply_local(&self, op: &Op) -> usize {
+        self.applied.fetch_add(1, Ordering::AcqRel);
+        match op {
+            Op::Tags { tags } => {
+                let tags: Vec<Tag> = tags
+                    .iter()
+                    .filter_map(|t| Tag::new(t.as_str()).ok())
+                    .collect();
+                self.memory.bump(&tags)
+            }
+            Op::Key { key } => usize::from(self.memory.remove_key(key)),
+            Op::Pattern { pattern } => match glob::Pattern::new(pattern) {
+                Ok(p) => self.memory.remove_pattern(&p),
+                Err(_) => {
+                    self.memory.clear_all();
+                    0
+                }
+            },
+            Op::Clear => {
+                self.memory.clear_all();
+                0
+            }
+        }
+    }
+
+    fn drop_memory(&self) {
+        self.apply_local(&Op::Clear);
+    }
+
+    /// An invalidation made by this instance: Redis (and the other instances) first, then
+    /// this process's memory. Returns what Redis reported, or the local count during an
+    /// outage.
+    async fn invalidate(
+        self: &Arc<Self>,
+        op: Op,
+        remote: impl Future<Output = Result<usize, String>>,
+    ) -> usize {
+        self.start();
+        let remote_count = if self.breaker.is_closed() {
+            match self.call("invalidate", remote).await {
+                Ok(n) => Some(n),
+                Err(()) => {
+                    self.defer(&op);
+                    None
+                }
+            }
+        } else {
+            let closed = {
+                let mut pending = self.pending.lock();
+                if self.breaker.is_closed() {
+                    true
+                } else {
+                    pending.add(&op);
+                    false
+                }
+            };
+            if closed {
+                // The probe closed the breaker meanwhile: Redis takes it after all.
+                match self.call("invalidate", self.apply_remote_count(&op)).await {
+                    Ok(n) => Some(n),
+                    Err(()) => {
+                        self.defer(&op);
+                        None
+                    }
+                }
+            } else {
+                None
+            }
+        };
+        let local = self.apply_local(&op);
+        remote_count.unwrap_or(local)
+    }
+
+    async fn apply_remote_count(&self, op: &Op) -> Result<usize, String> {
+        self.apply_remote(op).await.map(|()| match op {
+            Op::Tags { tags } => tags.len(),
+            _ => 0,
+        })
+    }
+
+    fn message(&self, op: Op) -> Vec<u8> {
+        Message {
+            from: self.instance.clone(),
+            op,
+        }
+        .encode()
+    }
+
+    /// Whether lookups may be answered from process memory.
+    fn memory_readable(&self) -> bool {
+        !self.breaker.is_closed() || (self.memory_tier && self.subscribed.load(Ordering::Acquire))
+    }
+}
+
+impl Listener for Shared {
+    fn subscribed(&self) {
+        // Messages may have been missed while unsubscribed: nothing in memory is trusted.
+        self.drop_memory();
+        self.subscribed.store(true, Ordering::Release);
+    }
+
+    fn lost(&self, error: &str) {
+        if self.subscribed.swap(false, Ordering::AcqRel) {
+            tracing::warn!(
+                tier = "redis",
+                error,
+                "invalidation channel lost; memory tier bypassed until it is back"
+            );
+        } else {
+            tracing::debug!(tier = "redis", error, "invalidation channel not available");
+        }
+    }
+
+    fn message(&self, payload: &[u8]) {
+        match Message::decode(payload) {
+            Ok(message) if message.from == self.instance => {}
+            Ok(message) => {
+                tracing::debug!(tier = "memory", op = ?message.op, from = %message.from, "invalidation received");
+                self.apply_local(&message.op);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "unreadable message on the invalidation channel; dropping the memory tier");
+                self.drop_memory();
+            }
+        }
+    }
+}
+
+/// Overhead counted per memory entry on top of its JSON body and key.
+const ENTRY_OVERHEAD: u64 = 160;
+
+impl Store for TieredStore {
+    type Snapshot = TieredSnapshot;
+
+    fn is_current(&self, snapshot: &TieredSnapshot) -> bool {
+        // Local writes and received messages both reach the memory versions.
+        self.inner.memory.still_current(&snapshot.mem)
+    }
+
+    async fn snapshot(&self, tags: &[Tag]) -> Result<TieredSnapshot, String> {
+        let s = &self.inner;
+        s.start();
+        let mem = s.memory.take_snapshot(tags);
+        let redis = s.call("snapshot", s.redis.take_snapshot(tags)).await.ok();
+        Ok(TieredSnapshot { mem, redis })
+    }
+
+    async fn get(&self, key: &str, decode: &Decode<'_>) -> Result<Lookup, String> {
+        let s = &self.inner;
+        s.start();
+        let local = if s.memory_readable() {
+            match s.memory.lookup(key) {
+                hit @ Lookup::Hit(_) => return Ok(hit),
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        let seq = s.applied.load(Ordering::Acquire);
+        let raw = match s.call("get", s.redis.lookup(key)).await {
+            Ok(raw) => raw,
+            // Redis is out: memory answers (it was checked above unless it just became
+            // the fallback).
+            Err(()) => {
+                return Ok(match local {
+                    Some(found) => found,
+                    None if s.memory_readable() => s.memory.lookup(key),
+                    None => Lookup::Miss,
+                });
+            }
+        };
+        let (bytes, ttl) = match raw {
+            RawLookup::Miss => return Ok(Lookup::Miss),
+            RawLookup::Invalidated => return Ok(Lookup::Invalidated),
+            RawLookup::Garbage => {
+                return Ok(Lookup::Undecodable(
+                    "not a querycache payload of this format version".into(),
+                ));
+            }
+            RawLookup::Hit(bytes, ttl) => (bytes, ttl),
+        };
+        let framed = match codec::unframe(&bytes) {
+            Ok(framed) => framed,
+            Err(error) => return Ok(Lookup::Undecodable(error.to_string())),
+        };
+        let value = match decode(&framed.body) {
+            Ok(value) => value,
+            Err(error) => {
+                return Ok(Lookup::Undecodable(format!(
+                    "payload body does not fit the requested type: {error}"
+                )));
+            }
+        };
+        let age = Duration::from_millis(now_ms().saturating_sub(framed.created_at_ms));
+        if s.memory_tier && s.subscribed.load(Ordering::Acquire) {
+            self.fill(key, &value, &framed.versions, framed.body.len(), ttl, seq);
+        }
+        Ok(Lookup::Hit(Found {
+            value,
+            age,
+            tier: "redis",
+        }))
+    }
+
+    async fn put(
+        &self,
+        key: Key,
+        value: AnyValue,
+        encode: &Encode<'_>,
+        snapshot: TieredSnapshot,
+        meta: EntryMeta,
+    ) -> Result<PutOutcome, String> {
+        let s = &self.inner;
+        let body = encode()?;
+        let mut stored = false;
+        if let Some(redis) = &snapshot.redis {
+            match s
+                .call("put", s.redis.store(key.as_str(), &body, redis, meta.ttl))
+                .await
+            {
+                // Another instance's write moved a tag: its message may not be here yet,
+                // but the value is stale all the same.
+                Ok(PutOutcome::Outdated) => return Ok(PutOutcome::Outdated),
+                Ok(_) => stored = true,
+                Err(()) => {}
+            }
+        }
+        let memory_writable =
+            !s.breaker.is_closed() || (s.memory_tier && s.subscribed.load(Ordering::Acquire));
+        if memory_writable {
+            let meta = EntryMeta {
+                weight: body.len() as u64 + key.as_str().len() as u64 + ENTRY_OVERHEAD,
+                ..meta
+            };
+            match s.memory.store(key, value, snapshot.mem, meta) {
+                PutOutcome::Stored => return Ok(PutOutcome::Stored),
+                other if !stored => return Ok(other),
+                _ => {}
+            }
+        }
+        Ok(if stored {
+            PutOutcome::Stored
+        } else {
+            PutOutcome::Unavailable
+        })
+    }
+
+    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
+        let s = &self.inner;
+        let op = Op::Tags {
+            tags: tags.iter().map(|t| t.as_str().to_owned()).collect(),
+        };
+        let message = s.message(op.clone());
+        Ok(s.invalidate(op, s.redis.bump(tags, &message)).await)
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool, String> {
+        let s = &self.inner;
+        let op = Op::Key {
+            key: key.to_owned(),
+        };
+        let message = s.message(op.clone());
+        let remote = async {
+            let found = s.redis.remove_key(key).await?;
+            s.redis.publish(&message).await?;
+            Ok(usize::from(found))
+        };
+        Ok(s.invalidate(op, remote).await > 0)
+    }
+
+    async fn remove_matching(&self, _pattern: &glob::Pattern, text: &str) -> Result<usize, String> {
+        let s = &self.inner;
+        let op = Op::Pattern {
+            pattern: text.to_owned(),
+        };
+        let message = s.message(op.clone());
+        let remote = async {
+            let n = s.redis.remove_pattern(text).await?;
+            s.redis.publish(&message).await?;
+            Ok(n)
+        };
+        Ok(s.invalidate(op, remote).await)
+    }
+
+    async fn clear(&self) -> Result<(), String> {
+        let s = &self.inner;
+        let message = s.message(Op::Clear);
+        let remote = async {
+            let n = s.redis.clear_all().await?;
+            s.redis.publish(&message).await?;
+            Ok(n)
+        };
+        s.invalidate(Op::Clear, remote).await;
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            errors: self.inner.errors.load(Ordering::Relaxed),
+            ..self.inner.memory.usage_now()
+        }
+    }
+
+    fn tag_count(&self) -> usize {
+        self.inner.memory.tag_count()
+    }
+}
+
+impl TieredStore {
+    /// Copies a Redis hit into the memory tier, under the tags read back from its header,
+    /// unless an invalidation was applied since the lookup started (`seq`).
+    fn fill(
+        &self,
+        key: &str,
+        value: &AnyValue,
+        versions: &[(&str, &str)],
+        body_len: usize,
+        ttl: Option<Duration>,
+        seq: u64,
+    ) {
+        let s = &self.inner;
+        let prefix = s.redis.version_prefix();
+        let tags: Option<Vec<Tag>> = versions
+            .iter()
+            .map(|(version_key, _)| {
+                version_key
+                    .strip_prefix(prefix.as_str())
+                    .and_then(|tag| Tag::new(tag).ok())
+            })
+            .collect();
+        let (Some(tags), Ok(k), Some(ttl)) = (tags, Key::new(key), ttl) else {
+            return;
+        };
+        let snapshot = s.memory.take_snapshot(&tags);
+        if s.applied.load(Ordering::Acquire) != seq {
+            return;
+        }
+        let meta = EntryMeta {
+            ttl,
+            weight: body_len as u64 + key.len() as u64 + ENTRY_OVERHEAD,
+        };
+        s.memory.store(k, Arc::clone(value), snapshot, meta);
+    }
+}

@@ -69,6 +69,7 @@ return {2, v}
 ";
 
 const PUT_BODY: &str = r"
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 if current(ARGV[1]) ~= 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
@@ -117,6 +118,8 @@ pub(crate) enum RawLookup {
 #[derive(Debug, Clone)]
 pub(crate) struct RedisSnapshot {
     pub(crate) versions: std::sync::Arc<[(String, String)]>,
+    /// The removal marker when the snapshot was taken.
+    pub(crate) removals: String,
 }
 
 /// The Redis store. See the module docs.
@@ -196,7 +199,14 @@ impl RedisStore {
         format!("{}:v:{tag}", self.prefix)
     }
 
-    /// Current versions of `tags`, created where missing.
+    /// The removal marker: a token replaced by every key, pattern or namespace removal, so
+    /// that a computation that began before a removal cannot store its result after it.
+    /// (Entries do not record it: a removal must not kill the entries it does not match.)
+    fn removals_key(&self) -> String {
+        format!("{}:removals", self.prefix)
+    }
+
+    /// Current versions of `tags`, created where missing, and the removal marker.
     pub(crate) async fn take_snapshot(&self, tags: &[Tag]) -> Result<RedisSnapshot, String> {
         let mut conn = self.conn().await?;
         let mut invocation = self.snapshot.prepare_invoke();
@@ -205,19 +215,22 @@ impl RedisStore {
         for key in &keys {
             invocation.key(key).arg(fresh_token());
         }
-        let tokens: Vec<String> = invocation
+        invocation.key(self.removals_key()).arg(fresh_token());
+        let mut tokens: Vec<String> = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        if tokens.len() != keys.len() {
+        let removals = tokens.pop();
+        let (Some(removals), true) = (removals, tokens.len() == keys.len()) else {
             return Err(format!(
                 "snapshot script returned {} versions for {} tags",
                 tokens.len(),
-                keys.len()
+                keys.len() + 1
             ));
-        }
+        };
         Ok(RedisSnapshot {
             versions: keys.into_iter().zip(tokens).collect(),
+            removals,
         })
     }
 
@@ -249,8 +262,10 @@ impl RedisStore {
         let stored: u8 = self
             .put
             .key(self.entry_key(key))
+            .key(self.removals_key())
             .arg(framed)
             .arg(ttl_ms)
+            .arg(&snapshot.removals)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
@@ -319,19 +334,36 @@ impl RedisStore {
         format!("{}:v:", self.prefix)
     }
 
-    /// Removes one entry.
+    /// Removes one entry (the removal marker moves first, in the same round trip).
     pub(crate) async fn remove_key(&self, key: &str) -> Result<bool, String> {
         let mut conn = self.conn().await?;
-        let removed: u64 = conn
+        let ((), removed): ((), u64) = redis::pipe()
+            .set_options(
+                self.removals_key(),
+                fresh_token(),
+                redis::SetOptions::default()
+                    .with_expiration(redis::SetExpiry::PX(self.version_ttl_ms)),
+            )
             .unlink(self.entry_key(key))
+            .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
         Ok(removed > 0)
     }
 
-    /// Removes every entry whose key matches the glob `pattern`: SCAN (never KEYS) and
-    /// UNLINK in batches.
+    /// Moves the removal marker: computations that began before now cannot store.
+    async fn mark_removal(&self) -> Result<(), String> {
+        let mut conn = self.conn().await?;
+        conn.pset_ex::<_, _, ()>(self.removals_key(), fresh_token(), self.version_ttl_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Removes every entry whose key matches the glob `pattern`: the removal marker moves
+    /// first (a computation that began before cannot store after), then SCAN (never KEYS)
+    /// and UNLINK in batches (what was stored before is found by the scan).
     pub(crate) async fn remove_pattern(&self, pattern: &str) -> Result<usize, String> {
+        self.mark_removal().await?;
         let matcher = format!("{}:e:{pattern}", escape_glob(&self.prefix));
         self.unlink_scan(&matcher).await
     }

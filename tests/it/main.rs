@@ -1,8 +1,31 @@
 //! The integration suite: one binary, one module per concern.
 
-mod cache_api;
-mod invariants;
+// The core suite (`core/`), once per store: the same files, each time with its own STORE.
+#![allow(clippy::duplicate_mod)]
+
+#[path = "core"]
+mod on_memory {
+    const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
+    mod cache_api;
+    mod invariants;
+}
+#[cfg(feature = "redis")]
+#[path = "core"]
+mod on_redis {
+    const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Redis;
+    mod cache_api;
+    mod invariants;
+}
+#[cfg(feature = "redis")]
+#[path = "core"]
+mod on_tiered {
+    const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
+    mod cache_api;
+    mod invariants;
+}
 mod macros;
+mod memory_api;
+mod memory_invariants;
 mod redis_harness;
 #[cfg(feature = "redis")]
 mod redis_store;

@@ -6,6 +6,7 @@
 pub mod schema;
 
 pub mod redis;
+pub mod stores;
 
 use std::time::Duration;
 
@@ -14,6 +15,17 @@ use querycache::orm::sea_orm::CachedConnection;
 use sea_orm::{ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, Set};
 
 pub use schema::{song, user};
+
+/// Stores `n` entries `list:<i>` tagged `model:songs`.
+pub async fn fill(cache: &Cache, n: usize) {
+    let options = querycache::EntryOptions::new().tag(querycache::Tag::model("songs"));
+    for i in 0..n {
+        cache
+            .set(&format!("list:{i}"), i as u64, options.clone())
+            .await
+            .unwrap();
+    }
+}
 
 /// A throwaway SQLite database (a file in its own temporary directory, deleted on drop),
 /// migrated, wrapped so that writes invalidate `cache`.
@@ -26,12 +38,23 @@ pub struct TestDb {
     /// (stands for "another process").
     pub raw: DatabaseConnection,
     _dir: tempfile::TempDir,
+    /// The private redis-server of a Redis-backed cache, stopped on drop.
+    _server: Option<redis::RedisServer>,
 }
 
 impl TestDb {
     /// A fresh database and a fresh default cache.
     pub async fn new() -> TestDb {
         Self::with_cache(Cache::new()).await
+    }
+
+    /// A fresh database and a fresh cache on the store `kind` (`None`: no redis-server
+    /// here, and the test may skip).
+    pub async fn on(kind: stores::Kind) -> Option<TestDb> {
+        let test_cache = stores::cache_with(kind, |b| b)?;
+        let mut db = Self::with_cache(test_cache.cache.clone()).await;
+        db._server = test_cache.server;
+        Some(db)
     }
 
     /// A fresh database invalidating `cache`.
@@ -60,6 +83,7 @@ impl TestDb {
             cache,
             raw,
             _dir: dir,
+            _server: None,
         }
     }
 

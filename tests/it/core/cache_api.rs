@@ -1,21 +1,25 @@
-//! The `Cache` API on the memory store: get/set/delete/clear, TTLs, patterns, namespaces,
+//! The `Cache` API on every store (memory, Redis, tiered): get/set/delete/clear, TTLs, patterns, namespaces,
 //! the disabled mode, error caching, statistics.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use querycache::{Cache, CacheConfig, EntryOptions, Error, Tag};
+use querycache::{EntryOptions, Error, Tag};
+
+use super::STORE;
+use crate::support::stores::{self, TestCache};
 
 fn cache_with(
     f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
-) -> Cache {
-    f(Cache::builder()).build_cache().expect("valid config")
+) -> Option<TestCache> {
+    stores::cache_with(STORE, f)
 }
 
 #[tokio::test]
 async fn set_get_delete_clear() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     cache
         .set("a", vec![1, 2, 3], EntryOptions::new())
         .await
@@ -36,7 +40,9 @@ async fn set_get_delete_clear() {
 
 #[tokio::test]
 async fn entries_expire_after_their_ttl() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     cache
         .set(
             "short",
@@ -57,10 +63,12 @@ async fn entries_expire_after_their_ttl() {
 
 #[tokio::test]
 async fn ttl_longer_than_max_is_clamped() {
-    let cache = cache_with(|b| {
+    let Some(cache) = cache_with(|b| {
         b.max_ttl(Duration::from_secs(1))
             .default_ttl(Duration::from_secs(1))
-    });
+    }) else {
+        return;
+    };
     cache
         .set("k", 1_u8, EntryOptions::new().ttl_secs(3600))
         .await
@@ -75,7 +83,9 @@ async fn ttl_longer_than_max_is_clamped() {
 
 #[tokio::test]
 async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
-    let cache = cache_with(|b| b.namespace_ttl("flash", Duration::from_secs(1)));
+    let Some(cache) = cache_with(|b| b.namespace_ttl("flash", Duration::from_secs(1))) else {
+        return;
+    };
     let ns = EntryOptions::new().namespace("flash");
     cache.set("policy", 1_u8, ns.clone()).await.unwrap();
     cache.set("explicit", 1_u8, ns.ttl_secs(60)).await.unwrap();
@@ -97,7 +107,9 @@ async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
 
 #[tokio::test]
 async fn count_queries_use_the_count_ttl() {
-    let cache = cache_with(|b| b.count_ttl(Duration::from_secs(1)));
+    let Some(cache) = cache_with(|b| b.count_ttl(Duration::from_secs(1))) else {
+        return;
+    };
     cache
         .set("count", 5_u64, EntryOptions::new().count_query())
         .await
@@ -113,7 +125,9 @@ async fn count_queries_use_the_count_ttl() {
 
 #[tokio::test]
 async fn pattern_invalidation_removes_matching_keys_only() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     for key in ["user:1", "user:2:songs", "users", "song:1"] {
         cache.set(key, 1_u8, EntryOptions::new()).await.unwrap();
     }
@@ -131,7 +145,9 @@ async fn pattern_invalidation_removes_matching_keys_only() {
 
 #[tokio::test]
 async fn pattern_invalidation_stops_a_computation_in_flight_from_storing() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let c = cache.clone();
@@ -160,7 +176,9 @@ async fn pattern_invalidation_stops_a_computation_in_flight_from_storing() {
 
 #[tokio::test]
 async fn namespace_invalidation_is_one_bump() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     for i in 0..1000 {
         cache
             .set(
@@ -184,7 +202,9 @@ async fn namespace_invalidation_is_one_bump() {
 
 #[tokio::test]
 async fn tags_invalidate_their_dependents_only() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let user7 = Tag::new("user:7").unwrap();
     let user8 = Tag::new("user:8").unwrap();
     cache
@@ -207,7 +227,11 @@ async fn tags_invalidate_their_dependents_only() {
 
 #[tokio::test]
 async fn ttl_strategy_ignores_tag_invalidations() {
-    let cache = cache_with(|b| b.invalidation_strategy(querycache::InvalidationStrategy::Ttl));
+    let Some(cache) =
+        cache_with(|b| b.invalidation_strategy(querycache::InvalidationStrategy::Ttl))
+    else {
+        return;
+    };
     cache
         .set("k", 1, EntryOptions::new().tag(Tag::model("songs")))
         .await
@@ -218,7 +242,9 @@ async fn ttl_strategy_ignores_tag_invalidations() {
 
 #[tokio::test]
 async fn disabled_cache_runs_every_call_through() {
-    let cache = cache_with(|b| b.enabled(false));
+    let Some(cache) = cache_with(|b| b.enabled(false)) else {
+        return;
+    };
     let runs = AtomicUsize::new(0);
     for _ in 0..3 {
         let value = cache
@@ -237,14 +263,10 @@ async fn disabled_cache_runs_every_call_through() {
 }
 
 #[tokio::test]
-async fn disabled_from_the_environment() {
-    let config = CacheConfig::from_vars([("CACHE_ENABLED", "false")]).unwrap();
-    assert!(!Cache::with_config(config).config().enabled());
-}
-
-#[tokio::test]
 async fn errors_are_not_cached_unless_asked() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let runs = AtomicUsize::new(0);
     let fail = || async {
         runs.fetch_add(1, Ordering::SeqCst);
@@ -283,7 +305,9 @@ async fn errors_are_not_cached_unless_asked() {
 
 #[tokio::test]
 async fn a_value_of_another_type_is_a_miss_not_a_panic() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     cache
         .set("k", "text".to_string(), EntryOptions::new())
         .await
@@ -298,7 +322,9 @@ async fn a_value_of_another_type_is_a_miss_not_a_panic() {
 
 #[tokio::test]
 async fn invalid_keys_and_tags_are_clear_errors() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let err = cache.set("", 1_u8, EntryOptions::new()).await.unwrap_err();
     assert!(err.to_string().contains("key"), "{err}");
     let err = Tag::new("bad\ntag").unwrap_err();
@@ -312,7 +338,9 @@ async fn invalid_keys_and_tags_are_clear_errors() {
 
 #[tokio::test]
 async fn stats_count_hits_misses_sets_and_latency_per_namespace() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let options = EntryOptions::new().namespace("songs");
     for _ in 0..4 {
         cache
@@ -325,151 +353,26 @@ async fn stats_count_hits_misses_sets_and_latency_per_namespace() {
         (3, 1, 1, 1)
     );
     assert!((stats.hit_rate - 0.75).abs() < 1e-9);
-    assert_eq!(stats.keys_count, 1);
-    assert!(stats.memory_usage_bytes > 0);
+    if STORE == stores::Kind::Redis {
+        // Entries live in Redis; process memory holds none.
+        assert_eq!((stats.keys_count, stats.memory_usage_bytes), (0, 0));
+    } else {
+        assert_eq!(stats.keys_count, 1);
+        assert!(stats.memory_usage_bytes > 0);
+    }
     assert!(stats.p99_get_latency >= stats.avg_get_latency / 2);
     let songs = &stats.namespaces["songs"];
     assert_eq!((songs.hits, songs.misses, songs.sets), (3, 1, 1));
     assert!(songs.avg_get_latency > Duration::ZERO);
 }
 
-#[tokio::test]
-async fn memory_budget_is_respected() {
-    let cache = cache_with(|b| b.memory_max_bytes(256 * 1024));
-    let payload = "x".repeat(1000);
-    for i in 0..2000 {
-        cache
-            .set(&format!("k{i}"), payload.clone(), EntryOptions::new())
-            .await
-            .unwrap();
-    }
-    let stats = cache.stats();
-    assert!(
-        stats.memory_usage_bytes <= 256 * 1024,
-        "{}",
-        stats.memory_usage_bytes
-    );
-    assert!(
-        stats.keys_count < 2000 && stats.keys_count > 50,
-        "{}",
-        stats.keys_count
-    );
-}
-
-#[tokio::test]
-async fn hits_share_one_allocation() {
-    let cache = Cache::new();
-    let a = cache
-        .get_or_compute("k", EntryOptions::new(), || async { vec![0_u8; 64] })
-        .await;
-    let b = cache.get::<Vec<u8>>("k").await.unwrap();
-    assert!(
-        Arc::ptr_eq(&a, &b),
-        "a hit hands back the stored Arc, not a decoded copy"
-    );
-}
-
-#[test]
-fn config_errors_name_variable_and_value() {
-    let err = CacheConfig::from_vars([("CACHE_MAX_TTL", "ten")]).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "invalid configuration: CACHE_MAX_TTL=\"ten\": expected a whole number of seconds"
-    );
-    let err = CacheConfig::from_vars([("CACHE_DEFAULT_TTL", "7200"), ("CACHE_MAX_TTL", "3600")])
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("CACHE_DEFAULT_TTL") && err.to_string().contains("CACHE_MAX_TTL"),
-        "{err}"
-    );
-    let err = CacheConfig::from_vars([("REDIS_URL", "no-such-scheme://127.0.0.1:1")]).unwrap_err();
-    assert!(err.to_string().contains("REDIS_URL"), "{err}");
-}
-
-/// Captures what `tracing` prints while a test runs on the current thread.
-fn capture_logs() -> (
-    Arc<std::sync::Mutex<Vec<u8>>>,
-    tracing::subscriber::DefaultGuard,
-) {
-    #[derive(Clone)]
-    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = Sink(buf.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn tracing_events_in_the_briefs_words() {
-    let (logs, _guard) = capture_logs();
-    let cache = cache_with(|b| {
-        b.max_ttl(Duration::from_secs(60))
-            .default_ttl(Duration::from_secs(60))
-    });
-    let options = EntryOptions::new()
-        .namespace("songs")
-        .ttl_secs(7200)
-        .tag(Tag::model("songs"));
-    cache
-        .get_or_compute("songs:1", options.clone(), || async { 1_u8 })
-        .await;
-    cache
-        .get_or_compute("songs:1", options, || async { 1_u8 })
-        .await;
-    cache
-        .invalidate_tags([Tag::model("songs"), Tag::bulk("songs")])
-        .await;
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("TTL clamped to CACHE_MAX_TTL"), "{logs}");
-    assert!(logs.contains("requested_secs=7200"), "{logs}");
-    assert!(
-        logs.contains("Cache SET: songs songs:1 (TTL: 60s)"),
-        "{logs}"
-    );
-    assert!(logs.contains("Cache MISS: songs:1"), "{logs}");
-    assert!(logs.contains("Cache HIT: songs:1 (age: 0s)"), "{logs}");
-    assert!(logs.contains("Cache INVALIDATED: 2 tags"), "{logs}");
-}
-
-#[tokio::test]
-async fn the_global_cache_is_the_installed_one() {
-    // The only test in this binary that touches the global cache.
-    let cache = Cache::new();
-    querycache::install(cache.clone()).expect("first install");
-    assert!(matches!(
-        querycache::install(Cache::new()),
-        Err(Error::AlreadyInstalled)
-    ));
-    cache
-        .set("global:probe", 1_u8, EntryOptions::new())
-        .await
-        .unwrap();
-    assert!(
-        querycache::global()
-            .get::<u8>("global:probe")
-            .await
-            .is_some()
-    );
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_waiter_that_started_after_a_write_never_gets_the_older_value() {
     // The leader computes under the old version; a write lands and returns; a caller that
     // starts only then joins the leader's flight. It must not be handed the old value.
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let options = EntryOptions::new().tag(Tag::model("songs"));
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
     let leader = {
@@ -483,7 +386,15 @@ async fn a_waiter_that_started_after_a_write_never_gets_the_older_value() {
                 .await
         })
     };
-    tokio::task::yield_now().await; // the leader takes its snapshot and waits
+    // The leader takes its snapshot (a round trip on Redis) and waits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.stats().computations == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader never started"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert_eq!(cache.stats().computations, 1);
 
     cache.invalidate_tags([Tag::model("songs")]).await; // the write returned
@@ -496,7 +407,15 @@ async fn a_waiter_that_started_after_a_write_never_gets_the_older_value() {
                 .await
         })
     };
-    tokio::task::yield_now().await; // the follower misses and waits on the leader
+    // The follower misses (a round trip on Redis) and waits on the leader.
+    while cache.stats().misses < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower never missed"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::task::yield_now().await;
     assert_eq!(cache.stats().misses, 2, "both callers missed");
     release_tx.send(()).unwrap();
 

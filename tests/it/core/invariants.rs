@@ -19,7 +19,16 @@ use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::{Barrier, Notify, oneshot};
 use tokio::task::JoinSet;
 
+use super::STORE;
+use crate::support::fill;
+use crate::support::stores::{self, TestCache};
 use crate::support::{TestDb, song, user};
+
+fn cache_with(
+    f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+) -> Option<TestCache> {
+    stores::cache_with(STORE, f)
+}
 
 const COUNT_KEY: &str = "songs:count";
 
@@ -81,7 +90,9 @@ async fn cached_count(cache: &Cache, db: &CachedConnection) -> (u64, bool) {
 #[tokio::test]
 async fn no_read_that_starts_after_a_write_returned_sees_data_from_before_it() {
     const ROUNDS: usize = 60;
-    let t = TestDb::new().await;
+    let Some(t) = TestDb::on(STORE).await else {
+        return;
+    };
     let (cache, db) = (&t.cache, &t.db);
     let author = t.user("ann").await;
     let song = t.song(&author, "v0").await;
@@ -244,7 +255,9 @@ async fn no_stale_value_is_served_while_readers_race_writers() {
     const UPDATES: u64 = 600;
     const INSERTS: u64 = 400;
 
-    let t = Arc::new(TestDb::new().await);
+    let Some(t) = TestDb::on(STORE).await.map(Arc::new) else {
+        return;
+    };
     let author = t.user("ann").await;
     let song = t.song(&author, "race").await;
     let id = song.id;
@@ -441,8 +454,8 @@ struct Parked {
 }
 
 impl Parked {
-    async fn new() -> Parked {
-        let t = Arc::new(TestDb::new().await);
+    async fn new() -> Option<Parked> {
+        let t = Arc::new(TestDb::on(STORE).await?);
         let author = t.user("ann").await;
         let id = t.song(&author, "old").await.id;
         let release = Arc::new(Notify::new());
@@ -462,12 +475,12 @@ impl Parked {
             }
         });
         read.await.expect("the reader read the row");
-        Parked {
+        Some(Parked {
             t,
             id,
             release,
             leader,
-        }
+        })
     }
 
     /// Writes "new" through the wrapper: committed and invalidated when it returns.
@@ -485,7 +498,9 @@ impl Parked {
 
 #[tokio::test]
 async fn a_value_read_before_a_write_committed_is_never_served_after_it() {
-    let p = Parked::new().await;
+    let Some(p) = Parked::new().await else {
+        return;
+    };
     p.write().await;
     p.release.notify_one();
     let old = p.leader.await.unwrap().unwrap();
@@ -507,7 +522,9 @@ async fn a_value_read_before_a_write_committed_is_never_served_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_that_starts_after_a_write_does_not_get_a_computation_begun_before_it() {
-    let p = Parked::new().await;
+    let Some(p) = Parked::new().await else {
+        return;
+    };
     p.write().await;
 
     // The write has returned: this read must see it, even though a computation of the
@@ -537,174 +554,15 @@ async fn a_read_that_starts_after_a_write_does_not_get_a_computation_begun_befor
 
 // --- 3. O(1) invalidation ---------------------------------------------------------------
 
-async fn fill(cache: &Cache, n: usize) {
-    let options = EntryOptions::new().tag(Tag::model("songs"));
-    for i in 0..n {
-        cache
-            .set(&format!("list:{i}"), i as u64, options.clone())
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn invalidating_a_tag_with_one_dependent_entry_bumps_one_version() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     fill(&cache, 1).await;
     assert_eq!(cache.get::<u64>("list:0").await.as_deref(), Some(&0));
     assert_eq!(cache.invalidate_tags([Tag::model("songs")]).await, 1);
     assert!(cache.get::<u64>("list:0").await.is_none());
-}
-
-#[tokio::test]
-async fn invalidating_a_tag_with_100_000_dependent_entries_bumps_one_version_and_misses_all() {
-    const N: usize = 100_000;
-    let cache = Cache::new();
-    fill(&cache, N).await;
-    assert_eq!(
-        cache.stats().keys_count,
-        N as u64,
-        "premise: nothing evicted"
-    );
-    // model:songs, model:#all and the namespace tag: versions are per tag, not per entry.
-    assert_eq!(cache.tag_versions_count(), 3);
-    let sample = || (0..N).step_by(997).chain([N - 1]);
-    for i in sample() {
-        assert!(cache.get::<u64>(&format!("list:{i}")).await.is_some());
-    }
-
-    let invalidations = cache.stats().invalidations;
-    assert_eq!(
-        cache.invalidate_tags([Tag::model("songs")]).await,
-        1,
-        "one tag, one version, whatever the number of entries"
-    );
-    assert_eq!(cache.stats().invalidations, invalidations + 1);
-
-    for i in sample() {
-        assert!(
-            cache.get::<u64>(&format!("list:{i}")).await.is_none(),
-            "entry {i} survived the invalidation"
-        );
-    }
-}
-
-// --- 4. A lost tag version never resurrects old entries --------------------------------
-//
-// In the memory store an entry holds its tags' version cells, so a cell an entry (or an
-// in-flight snapshot) depends on cannot be reclaimed: the public API cannot produce an
-// entry whose cell was lost. What can be pinned: reclaim happens, it keeps every cell still
-// depended upon (so later invalidations still reach held entries and computations in
-// flight), and a reclaimed tag comes back with a fresh version.
-
-const RECLAIM_AT: usize = 4096;
-
-/// Creates and drops entries with `n` distinct tags, so that their version cells become
-/// unreferenced; returns whether the tag-version map shrank on the way.
-async fn churn_tags(cache: &Cache, prefix: &str, n: usize) -> bool {
-    let mut largest = 0;
-    let mut shrank = false;
-    for i in 0..n {
-        let key = format!("{prefix}:{i}");
-        let options = EntryOptions::new().tag(Tag::new(&key).unwrap());
-        cache.set(&key, i as u64, options).await.unwrap();
-        assert!(cache.delete(&key).await);
-        let count = cache.tag_versions_count();
-        shrank |= count < largest;
-        largest = largest.max(count);
-    }
-    shrank
-}
-
-#[tokio::test]
-async fn reclaiming_tag_versions_keeps_the_ones_held_entries_depend_on() {
-    let cache = Cache::new();
-    let held = EntryOptions::new().tag(Tag::new("user:held").unwrap());
-    cache.set("held", 1_u64, held).await.unwrap();
-
-    assert!(
-        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
-        "premise: a reclaim ran"
-    );
-    assert!(cache.tag_versions_count() < RECLAIM_AT);
-
-    assert_eq!(
-        cache.get::<u64>("held").await.as_deref(),
-        Some(&1),
-        "still valid"
-    );
-    assert_eq!(
-        cache
-            .invalidate_tags([Tag::new("user:held").unwrap()])
-            .await,
-        1,
-        "the held entry's tag still has its version"
-    );
-    assert!(
-        cache.get::<u64>("held").await.is_none(),
-        "invalidating the tag after a reclaim must still reach the entry"
-    );
-}
-
-#[tokio::test]
-async fn reclaiming_tag_versions_during_a_computation_does_not_lose_its_snapshot() {
-    let cache = Cache::new();
-    let tag = Tag::new("user:inflight").unwrap();
-    let release = Arc::new(Notify::new());
-    let (started, has_started) = oneshot::channel();
-    let computing = tokio::spawn({
-        let (cache, tag, release) = (cache.clone(), tag.clone(), Arc::clone(&release));
-        async move {
-            cache
-                .get_or_compute("inflight", EntryOptions::new().tag(tag), || async move {
-                    let _ = started.send(());
-                    release.notified().await;
-                    "computed before the invalidation".to_owned()
-                })
-                .await
-        }
-    });
-    has_started.await.unwrap();
-
-    assert!(
-        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
-        "premise: a reclaim ran"
-    );
-    assert_eq!(
-        cache.invalidate_tags([tag]).await,
-        1,
-        "the snapshot kept the cell alive"
-    );
-    release.notify_one();
-    computing.await.unwrap();
-
-    assert!(
-        cache.get::<String>("inflight").await.is_none(),
-        "computed under a version invalidated meanwhile: must not be served"
-    );
-    assert_eq!(cache.stats().wasted_computations, 1);
-}
-
-#[tokio::test]
-async fn a_tag_reclaimed_and_recreated_still_invalidates_the_entries_stored_under_it() {
-    let cache = Cache::new();
-    let options = || EntryOptions::new().tag(Tag::new("user:7").unwrap());
-    cache.set("first", 1_u64, options()).await.unwrap();
-    assert!(cache.delete("first").await);
-    let with_tag = cache.tag_versions_count();
-    assert!(
-        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
-        "premise: a reclaim ran"
-    );
-    assert!(cache.tag_versions_count() < with_tag + RECLAIM_AT);
-
-    cache.set("second", 2_u64, options()).await.unwrap();
-    assert_eq!(cache.get::<u64>("second").await.as_deref(), Some(&2));
-    assert_eq!(
-        cache.invalidate_tags([Tag::new("user:7").unwrap()]).await,
-        1
-    );
-    assert!(cache.get::<u64>("second").await.is_none());
 }
 
 // --- 5. Cache failure never fails the caller ----------------------------------------------
@@ -723,7 +581,9 @@ impl Serialize for Unserializable {
 
 #[tokio::test]
 async fn a_value_that_cannot_be_serialized_is_returned_but_not_cached() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let computed = AtomicUsize::new(0);
     for round in 1..=2 {
         let errors = cache.stats().errors;
@@ -756,7 +616,9 @@ async fn a_value_that_cannot_be_serialized_is_returned_but_not_cached() {
 
 #[tokio::test]
 async fn a_call_whose_key_arguments_cannot_be_serialized_runs_uncached() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let computed = AtomicUsize::new(0);
     // JSON map keys must be strings: this argument has no key.
     let mut filter = HashMap::new();
@@ -791,7 +653,9 @@ async fn a_call_whose_key_arguments_cannot_be_serialized_runs_uncached() {
 
 #[tokio::test]
 async fn get_or_compute_with_an_invalid_key_runs_uncached() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     let computed = AtomicUsize::new(0);
     for (round, key) in ["", "bad\nkey"].into_iter().enumerate() {
         let value = cache
@@ -807,79 +671,11 @@ async fn get_or_compute_with_an_invalid_key_runs_uncached() {
     assert!(cache.stats().errors >= 2);
 }
 
-// --- 6. Bad input: clear errors, no panic ---------------------------------------------------
-
-#[tokio::test]
-async fn invalid_keys_tags_and_patterns_are_errors_that_name_the_value() {
-    let cache = Cache::new();
-    let long = "k".repeat(4097); // MAX_KEY_LEN is 4096 bytes
-    for bad in ["", "two\nlines", long.as_str()] {
-        let err = Key::new(bad).unwrap_err();
-        match &err {
-            Error::InvalidName { what, value, .. } => {
-                assert_eq!(*what, "key");
-                assert!(bad.starts_with(value.as_str()), "{value:?} is not {bad:?}");
-            }
-            other => panic!("expected InvalidName, got {other:?}"),
-        }
-        let err = cache.set(bad, 1_u8, EntryOptions::new()).await.unwrap_err();
-        assert!(
-            matches!(err, Error::InvalidName { what: "key", .. }),
-            "{err}"
-        );
-        assert!(cache.get::<u8>(bad).await.is_none());
-    }
-    let err = Key::new("two\nlines").unwrap_err();
-    assert!(err.to_string().contains(r#""two\nlines""#), "{err}");
-
-    for bad in [
-        "",
-        "user:\u{0}",
-        &"t".repeat(querycache::tags::MAX_TAG_LEN + 1),
-    ] {
-        let err = Tag::new(bad).unwrap_err();
-        assert!(
-            matches!(err, Error::InvalidName { what: "tag", .. }),
-            "{err}"
-        );
-    }
-    let err = Tag::new("user:\u{7}").unwrap_err();
-    assert!(err.to_string().contains("user:"), "{err}");
-
-    let err = cache.invalidate_pattern("user:[").await.unwrap_err();
-    match &err {
-        Error::Pattern { pattern, .. } => assert_eq!(pattern, "user:["),
-        other => panic!("expected Pattern, got {other:?}"),
-    }
-    assert!(err.to_string().contains("user:["), "{err}");
-}
-
-#[tokio::test]
-async fn invalid_configuration_is_an_error_naming_the_variable_and_the_value() {
-    for (variable, value) in [
-        ("CACHE_DEFAULT_TTL", "soon"),
-        ("CACHE_MAX_TTL", "0"),
-        ("CACHE_INVALIDATION_STRATEGY", "sometimes"),
-        ("CACHE_ENABLED", "perhaps"),
-        ("CACHE_MEMORY_MAX_BYTES", "12"),
-    ] {
-        let err = CacheConfig::from_vars([(variable, value)]).unwrap_err();
-        match &err {
-            Error::Config { variable: v, .. } => assert_eq!(v, variable, "{err}"),
-            other => panic!("{variable}={value}: expected Config, got {other:?}"),
-        }
-        assert!(err.to_string().contains(variable), "{err}");
-        assert!(err.to_string().contains(value), "{err}");
-    }
-    assert!(matches!(
-        "sometimes".parse::<InvalidationStrategy>(),
-        Err(Error::Config { .. })
-    ));
-}
-
 #[tokio::test]
 async fn a_value_of_another_type_under_a_key_is_a_miss_and_is_overwritten() {
-    let cache = Cache::new();
+    let Some(cache) = cache_with(|b| b) else {
+        return;
+    };
     cache
         .set("shared", "a string".to_owned(), EntryOptions::new())
         .await
@@ -921,7 +717,9 @@ const CALLERS: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stampede_of_200_callers_on_a_cold_key_runs_one_computation() {
-    let t = Arc::new(TestDb::new().await);
+    let Some(t) = TestDb::on(STORE).await.map(Arc::new) else {
+        return;
+    };
     let author = t.user("ann").await;
     for title in ["a", "b", "c"] {
         t.song(&author, title).await;
@@ -957,7 +755,9 @@ async fn stampede_of_200_callers_on_a_cold_key_runs_one_computation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_computations_release_their_waiters_who_compute_in_turn() {
     const FAILURES: usize = 3;
-    let t = Arc::new(TestDb::new().await);
+    let Some(t) = TestDb::on(STORE).await.map(Arc::new) else {
+        return;
+    };
     let author = t.user("ann").await;
     t.song(&author, "a").await;
     let computations = Arc::new(AtomicUsize::new(0));

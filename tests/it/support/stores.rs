@@ -1,0 +1,77 @@
+//! The store a core-suite test runs on: the same tests run on memory, Redis and tiered.
+//!
+//! A Redis-backed cache gets a private redis-server of its own, stopped when the test's
+//! [`TestCache`] is dropped. Without redis-server, [`cache_with`] returns `None` (the test
+//! returns early, saying why) unless QUERYCACHE_REQUIRE_SERVICES=1, where it panics.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use querycache::{Cache, CacheConfigBuilder};
+
+use super::redis::RedisServer;
+
+/// Which store a suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Memory,
+    Redis,
+    Tiered,
+}
+
+/// A cache and, for the Redis-backed stores, the private server behind it.
+pub struct TestCache {
+    pub cache: Cache,
+    pub server: Option<RedisServer>,
+}
+
+impl Deref for TestCache {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+/// A cache on `kind`, configured by `f`.
+pub fn cache_with(
+    kind: Kind,
+    f: impl FnOnce(CacheConfigBuilder) -> CacheConfigBuilder,
+) -> Option<TestCache> {
+    let (builder, server) = match kind {
+        Kind::Memory => (Cache::builder(), None),
+        Kind::Redis | Kind::Tiered => {
+            let server = RedisServer::start()?;
+            let store = if kind == Kind::Redis {
+                querycache::StoreKind::Redis
+            } else {
+                querycache::StoreKind::Tiered
+            };
+            let builder = Cache::builder()
+                .redis_url(server.url())
+                .store(store)
+                // Generous: the suite runs many tests in parallel on two cores.
+                .redis_timeout(Duration::from_millis(2000));
+            (builder, Some(server))
+        }
+    };
+    let cache = f(builder).build_cache().expect("valid test configuration");
+    Some(TestCache { cache, server })
+}
+
+/// A second cache on the same store as `first` (another app instance): memory stores
+/// share nothing, Redis-backed ones share the server.
+pub fn another_instance(kind: Kind, first: &TestCache) -> Cache {
+    match (&first.server, kind) {
+        (Some(server), Kind::Redis | Kind::Tiered) => Cache::builder()
+            .redis_url(server.url())
+            .store(if kind == Kind::Redis {
+                querycache::StoreKind::Redis
+            } else {
+                querycache::StoreKind::Tiered
+            })
+            .redis_timeout(Duration::from_millis(2000))
+            .build_cache()
+            .expect("valid test configuration"),
+        _ => Cache::new(),
+    }
+}

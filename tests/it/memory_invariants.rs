@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::support::fill;
 use querycache::{Cache, CacheConfig, EntryOptions, Error, InvalidationStrategy, Key, Tag};
 use tokio::sync::{Notify, oneshot};
 

@@ -26,6 +26,8 @@ mod on_tiered {
 mod macros;
 mod memory_api;
 mod memory_invariants;
+#[cfg(feature = "redis")]
+mod redis_faults;
 mod redis_harness;
 #[cfg(feature = "redis")]
 mod redis_store;

@@ -1,0 +1,294 @@
+//! Two instances and a misbehaving Redis: coherence across instances (and its measured
+//! delay), a Redis killed under load, a paused Redis and the circuit breaker, entries
+//! parked in Redis before an outage.
+//!
+//! Each test runs its own redis-server (never the shared one) and kills, restarts or
+//! pauses it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use querycache::{Cache, EntryOptions, StoreKind, Tag};
+
+use crate::support::redis::RedisServer;
+
+fn instance(server: &RedisServer, kind: StoreKind, timeout_ms: u64) -> Cache {
+    Cache::builder()
+        .redis_url(server.url())
+        .store(kind)
+        .key_prefix("qcfault")
+        .redis_timeout(Duration::from_millis(timeout_ms))
+        .breaker_cooldown(Duration::from_millis(100))
+        .build_cache()
+        .expect("valid config")
+}
+
+/// Polls `check` every millisecond until it holds; panics with `what` after `limit`.
+async fn until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn subscribed(cache: &Cache) {
+    until(
+        Duration::from_secs(10),
+        "invalidation channel subscribed",
+        async || cache.health().await.invalidation_channel == Some(true),
+    )
+    .await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_instance_reaches_the_others_memory_tier_within_the_bound() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (
+        instance(&server, StoreKind::Tiered, 500),
+        instance(&server, StoreKind::Tiered, 500),
+    );
+    subscribed(&a).await;
+    subscribed(&b).await;
+    let tag = Tag::model("songs");
+    let options = EntryOptions::new().ttl_secs(60).tag(tag.clone());
+    let mut delays = Vec::new();
+    for round in 0..200_u64 {
+        // B caches the value and serves it from its memory tier.
+        b.get_or_compute("songs:count", options.clone(), || async move { round })
+            .await;
+        let memory_hits = b.stats().memory_hits;
+        assert_eq!(b.get::<u64>("songs:count").await.as_deref(), Some(&round));
+        assert_eq!(
+            b.stats().memory_hits,
+            memory_hits + 1,
+            "round {round}: premise"
+        );
+        // A writes; A itself reads its write at once.
+        let written = Instant::now();
+        a.invalidate_tags([tag.clone()]).await;
+        assert!(
+            a.get::<u64>("songs:count").await.is_none(),
+            "read-your-writes"
+        );
+        until(Duration::from_secs(2), "B sees A's write", async || {
+            b.get::<u64>("songs:count").await.is_none()
+        })
+        .await;
+        // From the start of A's write to B's first read that misses (conservative: it
+        // includes A's own read and the polling step).
+        delays.push(written.elapsed());
+    }
+    delays.sort();
+    let (p50, p99, max) = (
+        percentile(&delays, 0.50),
+        percentile(&delays, 0.99),
+        delays[delays.len() - 1],
+    );
+    println!(
+        "cross-instance invalidation delay over 200 writes: p50 {p50:?}, p99 {p99:?}, max {max:?}"
+    );
+    // The bound stated in the README.
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    assert_eq!(a.stats().errors + b.stats().errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_under_load_fails_no_caller_and_serves_no_stale_read_in_the_writer() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let cache = instance(&server, StoreKind::Tiered, 100);
+    subscribed(&cache).await;
+    // The database: a version per key, moved by writers before they invalidate. A write
+    // has "returned" once `committed` shows it.
+    const KEYS: u64 = 4;
+    let truth: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let committed: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reads, stale) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8_u64 {
+        let (cache, truth, committed, stop) = (
+            cache.clone(),
+            truth.clone(),
+            committed.clone(),
+            stop.clone(),
+        );
+        let (reads, stale) = (reads.clone(), stale.clone());
+        tasks.spawn(async move {
+            let mut i = task;
+            while !stop.load(Ordering::Relaxed) {
+                let k = (i % KEYS) as usize;
+                let tag = Tag::row("songs", k as i64);
+                if task < 3 {
+                    let v = truth[k].fetch_add(1, Ordering::SeqCst) + 1;
+                    cache.invalidate_tags([tag]).await;
+                    committed[k].fetch_max(v, Ordering::SeqCst);
+                } else {
+                    let floor = committed[k].load(Ordering::SeqCst);
+                    let truth = truth.clone();
+                    let got = cache
+                        .try_get_or_compute(
+                            &format!("song:{k}"),
+                            EntryOptions::new().tag(tag),
+                            || async move { Ok::<_, String>(truth[k].load(Ordering::SeqCst)) },
+                        )
+                        .await?;
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    if *got < floor {
+                        stale.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.kill();
+    until(
+        Duration::from_secs(5),
+        "health reports the fallback",
+        async || {
+            let h = cache.health().await;
+            h.fallback_active && !h.redis_connected && !h.healthy
+        },
+    )
+    .await;
+    let reads_before = reads.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        reads.load(Ordering::Relaxed) > reads_before + 100,
+        "reads go on during the outage"
+    );
+    server.restart();
+    until(
+        Duration::from_secs(10),
+        "health back to Redis",
+        async || {
+            let h = cache.health().await;
+            h.healthy && h.redis_connected && !h.fallback_active && h.pending_invalidations == 0
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    while let Some(result) = tasks.join_next().await {
+        assert_eq!(
+            result.expect("task panicked"),
+            Ok(()),
+            "no error reaches a caller"
+        );
+    }
+    assert_eq!(
+        stale.load(Ordering::Relaxed),
+        0,
+        "stale reads in the writing instance"
+    );
+    assert!(reads.load(Ordering::Relaxed) > 500, "{reads:?}");
+    assert!(cache.stats().memory_hits > 0 && cache.stats().errors > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_costs_each_caller_at_most_one_timeout() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    const TIMEOUT: Duration = Duration::from_millis(100);
+    let cache = instance(&server, StoreKind::Tiered, 100);
+    subscribed(&cache).await;
+    cache.set("warm", 1_u8, EntryOptions::new()).await.unwrap();
+    server.pause();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let cache = cache.clone();
+        tasks.spawn(async move {
+            let (mut slow, mut worst) = (0, Duration::ZERO);
+            for call in 0..20 {
+                let started = Instant::now();
+                let v = cache
+                    .get_or_compute(
+                        &format!("k:{task}:{}", call % 4),
+                        EntryOptions::new(),
+                        || async { 7_u8 },
+                    )
+                    .await;
+                assert_eq!(*v, 7);
+                let took = started.elapsed();
+                worst = worst.max(took);
+                if took >= TIMEOUT * 8 / 10 {
+                    slow += 1;
+                }
+            }
+            (slow, worst)
+        });
+    }
+    let mut worst = Duration::ZERO;
+    while let Some(result) = tasks.join_next().await {
+        let (slow, w) = result.expect("task panicked");
+        assert!(slow <= 1, "a caller waited for {slow} timeouts");
+        worst = worst.max(w);
+    }
+    println!(
+        "worst added latency of one call while Redis was paused: {worst:?} (timeout {TIMEOUT:?})"
+    );
+    assert!(worst < TIMEOUT * 3, "{worst:?}");
+    let health = cache.health().await;
+    assert!(health.fallback_active, "{health:?}");
+    server.resume();
+    until(
+        Duration::from_secs(10),
+        "breaker closed after resume",
+        async || cache.health().await.healthy,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_parked_in_redis_before_an_outage_are_not_served_stale_after_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let writer = instance(&server, StoreKind::Tiered, 100);
+    subscribed(&writer).await;
+    let tag = Tag::row("songs", 7);
+    let options = EntryOptions::new().tag(tag.clone());
+    writer
+        .get_or_compute("song:7", options.clone(), || async { "old".to_string() })
+        .await;
+    // Redis stops answering (its data stays); the writer's write cannot reach it.
+    server.pause();
+    writer.invalidate_tags([tag.clone()]).await;
+    let h = writer.health().await;
+    assert!(h.fallback_active && h.pending_invalidations == 1, "{h:?}");
+    assert!(
+        writer.get::<String>("song:7").await.is_none(),
+        "the writer reads its write during the outage"
+    );
+    server.resume();
+    until(Duration::from_secs(10), "replayed and closed", async || {
+        writer.health().await.healthy
+    })
+    .await;
+    // Neither the writer nor an instance that reads Redis directly gets the old value.
+    let reader = instance(&server, StoreKind::Redis, 500);
+    assert!(reader.get::<String>("song:7").await.is_none());
+    assert!(writer.get::<String>("song:7").await.is_none());
+    let fresh = reader
+        .get_or_compute("song:7", options, || async { "new".to_string() })
+        .await;
+    assert_eq!(*fresh, "new");
+}

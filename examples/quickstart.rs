@@ -1,7 +1,9 @@
-//! querycache in one page: SQLite + the memory store.
+//! querycache in one page: SQLite + the memory store, or the tiered store (memory in
+//! front of Redis) when `REDIS_URL` is set.
 //!
 //! ```text
 //! cargo run --example quickstart
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example quickstart --features redis
 //! ```
 //!
 //! Defines songs and users, reads a song twice (a miss, then a hit), updates it through the
@@ -46,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The cache: configured from CACHE_* variables (defaults: memory store, 1 h TTL).
     let cache = Cache::from_env()?;
     querycache::install(cache.clone())?;
+    println!("{:<22} {}", "store", cache.config().store_kind());
 
     // SQLite in memory (one connection, so every query sees the same database), wrapped
     // so that every write through it invalidates the cache.
@@ -81,12 +84,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let db = db.clone();
         let cache = cache.clone();
         async move {
-            let before = cache.stats().computations;
+            let before = cache.stats();
             let found = get_song(&db, id).await?;
-            let source = if cache.stats().computations > before {
-                "MISS: ran the query"
+            let after = cache.stats();
+            let source = if after.computations > before.computations {
+                "MISS: from the database"
+            } else if after.redis_hits > before.redis_hits {
+                "HIT: from redis"
             } else {
-                "HIT: served from memory"
+                "HIT: from memory"
             };
             let title = found.map(|s| s.title).unwrap_or_default();
             println!("{label:<22} {source:<24} title = {title:?}");

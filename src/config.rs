@@ -12,7 +12,11 @@
 //! | `CACHE_MEMORY_MAX_BYTES` | `268435456` | byte budget of the memory store (`64MiB`, `1GB` accepted) |
 //! | `CACHE_INVALIDATION_STRATEGY` | `smart` | `smart`: ORM writes invalidate; `manual`: only explicit calls; `ttl`: only expiry |
 //! | `CACHE_KEY_PREFIX` | `querycache` | prefix of every key in shared stores |
-//! | `REDIS_URL` | unset | Redis server; needs the Redis store (not in this release: setting it is an error) |
+//! | `REDIS_URL` | unset | Redis server (`redis://`, `rediss://`); comma-separated nodes with `CACHE_CLUSTER_MODE`. Needs the `redis` feature |
+//! | `CACHE_STORE` | `tiered` with `REDIS_URL`, else `memory` | see [`StoreKind`] |
+//! | `CACHE_REDIS_TIMEOUT_MS` | `100` | connect and command timeout of Redis |
+//! | `CACHE_BREAKER_THRESHOLD` | `3` | consecutive Redis errors that open the circuit breaker (a timeout opens it at once) |
+//! | `CACHE_BREAKER_COOLDOWN_MS` | `500` | how often an open breaker probes Redis, in the background |
 //! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
 //! | `CACHE_WARM_ON_STARTUP` | `false` | run registered warmers at start-up |
 //! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |

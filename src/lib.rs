@@ -55,6 +55,8 @@
 //! | configure it | [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
 //! | set TTL, tags, namespace of an entry | [`EntryOptions`] |
 //! | a process-wide cache | [`install`], [`global`] |
+//! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`StoreKind`] lists the stores |
+//! | know whether Redis is up | [`Cache::health`] → [`Health`] (circuit breaker, fallback, invalidation channel) |
 //! | watch it | [`Cache::stats`] → [`CacheStats`]; `tracing` events under the `querycache` target |
 //!
 //! ## Features
@@ -62,7 +64,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `sea-orm` | yes | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
-//! | `redis` | no | the Redis store, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls) |
+//! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
 //!
 //! ## Guarantees, and their limits
 //!
@@ -70,7 +72,12 @@
 //!   its COMMIT returned) never gets data from before the write.
 //! * A value computed while a write committed is never served after that write.
 //! * Cache trouble never fails the caller: an unusable entry is a miss, an unserializable
-//!   value is returned uncached, and both are counted in [`CacheStats::errors`].
+//!   value is returned uncached, and both are counted in [`CacheStats::errors`]. A Redis that
+//!   is down or stalled costs a caller at most one command timeout: a circuit breaker then
+//!   serves from process memory, and invalidations made meanwhile are replayed to Redis
+//!   before it is read again.
+//! * Across instances sharing Redis, a write is seen by the others once its invalidation
+//!   message arrives (sub-millisecond on one host; the README gives the measured figures).
 //! * Not seen: writes by other processes, database triggers, or connections that were not
 //!   wrapped. Declare such dependencies with `tags`, or invalidate them yourself.
 #![warn(missing_docs)]

@@ -3,6 +3,8 @@
 mod cache_api;
 mod invariants;
 mod macros;
+#[cfg(feature = "redis")]
+mod redis_cluster;
 mod redis_harness;
 #[cfg(feature = "redis")]
 mod redis_store;

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The header is text on purpose: the Redis store's Lua scripts read it to compare the
-//! snapshot with the current versions on the server, so a hit costs one round trip.
+//! snapshot with the current versions on the server, so a hit costs one round trip (in
+//! cluster mode the store reads it with [`header`] instead, see `store::redis`).
 //! Keys and tokens never contain a newline (tags and prefixes reject control characters).
 //!
 //! Decoding is defensive: another format version, a truncated header, a body that does not
@@ -43,9 +44,8 @@ pub(crate) enum DecodeError {
 #[derive(Debug)]
 pub(crate) struct Framed<'a> {
     pub(crate) created_at_ms: u64,
-    /// The snapshot. The Lua scripts compare it on the server; Rust reads it in tests and
-    /// diagnostics only.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The snapshot. On a single server the Lua scripts compare it there; the tiered store
+    /// reads it back to fill its memory tier.
     pub(crate) versions: Vec<(&'a str, &'a str)>,
     pub(crate) body: Cow<'a, [u8]>,
 }
@@ -85,8 +85,20 @@ pub(crate) fn frame(
     out
 }
 
-/// Reads a framed payload.
-pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
+/// A framed payload's header, its body left as stored (compressed or not).
+#[derive(Debug)]
+pub(crate) struct Header<'a> {
+    pub(crate) flags: u32,
+    pub(crate) created_at_ms: u64,
+    /// The snapshot: `(version key, token)` pairs.
+    pub(crate) versions: Vec<(&'a str, &'a str)>,
+    /// The body as stored: lz4 when `flags` has [`FLAG_COMPRESSED`].
+    pub(crate) raw_body: &'a [u8],
+}
+
+/// Reads a framed payload's header only (the body is not decompressed): what the Redis
+/// store needs to validate an entry in cluster mode before handing it over.
+pub(crate) fn header(bytes: &[u8]) -> Result<Header<'_>, DecodeError> {
     let rest = bytes
         .strip_prefix(MAGIC)
         .ok_or(DecodeError::Format { expected: "QC1" })?;
@@ -105,17 +117,33 @@ pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
         let token = lines.text("version token")?;
         versions.push((key, token));
     }
-    let body = if flags & FLAG_COMPRESSED != 0 {
-        Cow::Owned(
-            lz4_flex::decompress_size_prepended(lines.rest)
-                .map_err(|e| DecodeError::Decompress(e.to_string()))?,
-        )
-    } else {
-        Cow::Borrowed(lines.rest)
-    };
     if flags & !FLAG_COMPRESSED != 0 {
         return Err(DecodeError::Header("unknown flags"));
     }
+    Ok(Header {
+        flags,
+        created_at_ms,
+        versions,
+        raw_body: lines.rest,
+    })
+}
+
+/// Reads a framed payload.
+pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
+    let Header {
+        flags,
+        created_at_ms,
+        versions,
+        raw_body,
+    } = header(bytes)?;
+    let body = if flags & FLAG_COMPRESSED != 0 {
+        Cow::Owned(
+            lz4_flex::decompress_size_prepended(raw_body)
+                .map_err(|e| DecodeError::Decompress(e.to_string()))?,
+        )
+    } else {
+        Cow::Borrowed(raw_body)
+    };
     Ok(Framed {
         created_at_ms,
         versions,

@@ -19,11 +19,40 @@
 //! Version keys carry a TTL of `CACHE_MAX_TTL` plus an hour, refreshed by every snapshot,
 //! so they outlive every entry that depends on them; if one is lost anyway (eviction,
 //! restart), entries that recorded it are misses.
+//!
+//! # Cluster mode
+//!
+//! With `CACHE_CLUSTER_MODE`, `REDIS_URL` lists the cluster's nodes and the store talks to
+//! them through one [`ClusterConnection`](redis::cluster_async::ClusterConnection) (Redis 7.0
+//! or later: the snapshot uses `SET ... NX GET`). A script may only touch keys of one slot,
+//! and an entry and its tags' versions live in different slots — on purpose: no hash tag,
+//! so keys spread over every master. The scripts above are therefore replaced by plain
+//! commands, and the checks they made on the server are made by the store:
+//!
+//! * **get** costs **two round trips** on a hit: `GET` and `PTTL` of the entry, pipelined
+//!   to the entry's master; then, with the header read here, one `MGET` of its version
+//!   keys — split by the client into one `MGET` per slot, sent to their masters in
+//!   parallel — compared with the tokens in the header. A miss costs one round trip; an
+//!   outdated entry one more, best effort, to `UNLINK` it.
+//! * **snapshot**: per tag, `SET key token NX GET PX ttl` and `PEXPIRE key ttl`, pipelined
+//!   to the tag's master, all tags in parallel (one round trip).
+//! * **put**: `MGET` the versions, then `SET` the entry only if they all still equal the
+//!   snapshot (two round trips). A write may move a tag between the check and the `SET`:
+//!   harmless, since every read compares the entry's snapshot with the versions again.
+//! * **bump**: per tag, `SET key token XX PX ttl`, all tags in parallel; then `PUBLISH`,
+//!   once every `SET` succeeded, so no instance hears of the bump before Redis holds it
+//!   (two round trips). Pub/sub messages reach subscribers on every node of the cluster.
+//! * **patterns and clear**: `SCAN` runs on one node at a time, so every master (from
+//!   `CLUSTER SLOTS`) is scanned, and the matches are unlinked in batches.
 
 use std::time::Duration;
 
+use futures_util::future::try_join_all;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use tokio::sync::OnceCell;
 
 use super::PutOutcome;
@@ -122,10 +151,62 @@ pub(crate) struct RedisSnapshot {
     pub(crate) removals: String,
 }
 
+/// Where the store's commands go: one server, or a cluster.
+enum Backend {
+    Single {
+        client: redis::Client,
+        conn: OnceCell<ConnectionManager>,
+    },
+    Cluster {
+        /// Boxed: much larger than the single server's client, and built once.
+        client: Box<ClusterClient>,
+        /// One client per node URL, for the subscriber (which fails over between them).
+        nodes: Vec<redis::Client>,
+        conn: OnceCell<ClusterConnection>,
+    },
+}
+
+/// A connection of either kind. Commands that mean the same on both go through it.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The Redis store. See the module docs.
 pub(crate) struct RedisStore {
-    client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    backend: Backend,
     prefix: String,
     timeout: Duration,
     compress_above: Option<usize>,
@@ -137,11 +218,12 @@ pub(crate) struct RedisStore {
 }
 
 impl RedisStore {
-    /// A store on `url` (`redis://`, `rediss://`, with credentials if any). Connects on
-    /// first use, so a Redis that is down at start-up does not stop the application.
+    /// A store on `url` (`redis://`, `rediss://`, with credentials if any; with `cluster`,
+    /// the cluster's nodes separated by commas). Connects on first use, so a Redis that is
+    /// down at start-up does not stop the application.
     ///
     /// # Errors
-    /// [`Error::Config`] naming `REDIS_URL` when the URL does not parse.
+    /// [`Error::Config`] naming `REDIS_URL` when a URL does not parse (or none is given).
     pub(crate) fn new(
         url: &str,
         cluster: bool,
@@ -150,19 +232,41 @@ impl RedisStore {
         compress_above: Option<usize>,
         max_ttl: Duration,
     ) -> Result<Self, Error> {
-        if cluster {
-            return Err(Error::config(
-                "CACHE_CLUSTER_MODE",
-                true,
-                "cluster mode is not built yet",
-            ));
-        }
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::config("REDIS_URL", redact(url), e.to_string()))?;
+        let bad_url = |e: redis::RedisError| Error::config("REDIS_URL", redact(url), e.to_string());
+        let backend = if cluster {
+            let urls = split_urls(url, true);
+            if urls.is_empty() {
+                return Err(Error::config("REDIS_URL", redact(url), "lists no server"));
+            }
+            let nodes = urls
+                .iter()
+                .map(|one| redis::Client::open(*one))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad_url)?;
+            // As for a single server: the store bounds every operation by `timeout` itself;
+            // these only stop a dead node from hanging, and retries stay few and quick.
+            let client = ClusterClient::builder(urls.iter().copied())
+                .connection_timeout(timeout * 2)
+                .response_timeout(timeout * 2)
+                .retries(1)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+                .build()
+                .map_err(bad_url)?;
+            Backend::Cluster {
+                client: Box::new(client),
+                nodes,
+                conn: OnceCell::new(),
+            }
+        } else {
+            Backend::Single {
+                client: redis::Client::open(url).map_err(bad_url)?,
+                conn: OnceCell::new(),
+            }
+        };
         let max_ttl_ms = u64::try_from(max_ttl.as_millis()).unwrap_or(u64::MAX / 2);
         Ok(RedisStore {
-            client,
-            conn: OnceCell::new(),
+            backend,
             prefix: prefix.to_owned(),
             timeout,
             compress_above,
@@ -174,21 +278,32 @@ impl RedisStore {
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, String> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                // The store bounds every operation by `timeout` itself (and tells a timeout
-                // from an error that way); these only stop a dead connection from hanging.
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout * 2))
-                    .set_response_timeout(Some(self.timeout * 2))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config).await
-            })
-            .await
-            .map_err(|e| format!("connecting to Redis: {e}"))?;
-        Ok(conn.clone())
+    async fn conn(&self) -> Result<Conn, String> {
+        match &self.backend {
+            Backend::Single { client, conn } => {
+                let conn = conn
+                    .get_or_try_init(|| async {
+                        // The store bounds every operation by `timeout` itself (and tells a
+                        // timeout from an error that way); these only stop a dead connection
+                        // from hanging.
+                        let config = ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(self.timeout * 2))
+                            .set_response_timeout(Some(self.timeout * 2))
+                            .set_number_of_retries(1);
+                        ConnectionManager::new_with_config(client.clone(), config).await
+                    })
+                    .await
+                    .map_err(|e| format!("connecting to Redis: {e}"))?;
+                Ok(Conn::Single(conn.clone()))
+            }
+            Backend::Cluster { client, conn, .. } => {
+                let conn = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await
+                    .map_err(|e| format!("connecting to the Redis cluster: {e}"))?;
+                Ok(Conn::Cluster(conn.clone()))
+            }
+        }
     }
 
     pub(crate) fn entry_key(&self, key: &str) -> String {
@@ -208,22 +323,58 @@ impl RedisStore {
 
     /// Current versions of `tags`, created where missing, and the removal marker.
     pub(crate) async fn take_snapshot(&self, tags: &[Tag]) -> Result<RedisSnapshot, String> {
-        let mut conn = self.conn().await?;
-        let mut invocation = self.snapshot.prepare_invoke();
-        invocation.arg(self.version_ttl_ms);
-        let keys: Vec<String> = tags.iter().map(|t| self.version_key(t)).collect();
-        for key in &keys {
-            invocation.key(key).arg(fresh_token());
-        }
-        invocation.key(self.removals_key()).arg(fresh_token());
-        let mut tokens: Vec<String> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The removal marker travels as one more version, split off at the end.
+        let keys: Vec<String> = tags
+            .iter()
+            .map(|t| self.version_key(t))
+            .chain(std::iter::once(self.removals_key()))
+            .collect();
+        let tokens = match self.conn().await? {
+            Conn::Single(mut conn) => {
+                let mut invocation = self.snapshot.prepare_invoke();
+                invocation.arg(self.version_ttl_ms);
+                for key in &keys {
+                    invocation.key(key).arg(fresh_token());
+                }
+                let tokens: Vec<String> = invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokens
+            }
+            Conn::Cluster(conn) => {
+                // One pipeline per tag (both commands on its key, so on its slot); the tags
+                // in parallel. `SET NX GET` answers the current token, or nil when it set
+                // the fresh one; the PEXPIRE refreshes an existing version's TTL.
+                try_join_all(keys.iter().map(|key| {
+                    let mut conn = conn.clone();
+                    let token = fresh_token();
+                    async move {
+                        let (old, _): (Option<String>, i64) = redis::pipe()
+                            .cmd("SET")
+                            .arg(key)
+                            .arg(&token)
+                            .arg("NX")
+                            .arg("GET")
+                            .arg("PX")
+                            .arg(self.version_ttl_ms)
+                            .cmd("PEXPIRE")
+                            .arg(key)
+                            .arg(self.version_ttl_ms)
+                            .query_async(&mut conn)
+                            .await?;
+                        Ok::<_, redis::RedisError>(old.unwrap_or(token))
+                    }
+                }))
+                .await
+                .map_err(|e| e.to_string())?
+            }
+        };
+        let mut tokens = tokens;
         let removals = tokens.pop();
-        let (Some(removals), true) = (removals, tokens.len() == keys.len()) else {
+        let (Some(removals), true) = (removals, tokens.len() + 1 == keys.len()) else {
             return Err(format!(
-                "snapshot script returned {} versions for {} tags",
+                "snapshot returned {} versions for {} tags",
                 tokens.len(),
                 keys.len() + 1
             ));
@@ -234,16 +385,47 @@ impl RedisStore {
         })
     }
 
-    /// The entry under `key`, validated against its tags' current versions on the server.
+    /// The entry under `key`, validated against its tags' current versions: by a script on
+    /// the server (one round trip), or on a cluster by the store (two, see the module docs).
     pub(crate) async fn lookup(&self, key: &str) -> Result<RawLookup, String> {
-        let mut conn = self.conn().await?;
-        let reply: Option<Vec<redis::Value>> = self
-            .get
-            .key(self.entry_key(key))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(parse_lookup(reply))
+        let entry = self.entry_key(key);
+        match self.conn().await? {
+            Conn::Single(mut conn) => {
+                let reply: Option<Vec<redis::Value>> = self
+                    .get
+                    .key(entry)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(parse_lookup(reply))
+            }
+            Conn::Cluster(mut conn) => {
+                let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+                    .get(&entry)
+                    .pttl(&entry)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Some(bytes) = bytes else {
+                    return Ok(RawLookup::Miss);
+                };
+                let current = match codec::header(&bytes) {
+                    Ok(header) => versions_current(&mut conn, &header.versions).await?,
+                    Err(_) => return Ok(RawLookup::Garbage),
+                };
+                if current {
+                    let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+                    return Ok(RawLookup::Hit(bytes, ttl));
+                }
+                // Best effort, and not atomic with the check: should another instance store
+                // a fresh entry in between, it is unlinked too — a later miss, never a
+                // stale hit.
+                if let Err(error) = conn.unlink::<_, u64>(&entry).await {
+                    tracing::debug!(%error, "unlinking an outdated entry failed");
+                }
+                Ok(RawLookup::Invalidated)
+            }
+        }
     }
 
     /// Stores `body` (JSON) under `key` unless `snapshot` is outdated.
@@ -258,18 +440,53 @@ impl RedisStore {
         let ttl_ms = u64::try_from(ttl.as_millis())
             .unwrap_or(u64::MAX / 2)
             .max(1);
-        let mut conn = self.conn().await?;
-        let stored: u8 = self
-            .put
-            .key(self.entry_key(key))
-            .key(self.removals_key())
-            .arg(framed)
-            .arg(ttl_ms)
-            .arg(&snapshot.removals)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(if stored == 1 {
+        let stored = match self.conn().await? {
+            Conn::Single(mut conn) => {
+                let stored: u8 = self
+                    .put
+                    .key(self.entry_key(key))
+                    .key(self.removals_key())
+                    .arg(framed)
+                    .arg(ttl_ms)
+                    .arg(&snapshot.removals)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                stored == 1
+            }
+            Conn::Cluster(mut conn) => {
+                let removals = self.removals_key();
+                let versions: Vec<(&str, &str)> = snapshot
+                    .versions
+                    .iter()
+                    .map(|(k, t)| (k.as_str(), t.as_str()))
+                    .chain(std::iter::once((
+                        removals.as_str(),
+                        snapshot.removals.as_str(),
+                    )))
+                    .collect();
+                // A tag may move between this check and the SET below: harmless, since every
+                // read compares the entry's snapshot with the current versions again, so an
+                // entry parked under an outdated snapshot is never served. A key or pattern
+                // removal landing in that window is not re-checked by reads: on a cluster,
+                // such a removal can miss a value being stored at that very moment (the
+                // single-server script has no such window).
+                if versions_current(&mut conn, &versions).await? {
+                    let () = redis::cmd("SET")
+                        .arg(self.entry_key(key))
+                        .arg(framed)
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        Ok(if stored {
             PutOutcome::Stored
         } else {
             PutOutcome::Outdated
@@ -277,22 +494,52 @@ impl RedisStore {
     }
 
     /// Gives each tag that has a version a fresh one, and publishes `message` (if not
-    /// empty) on the invalidation channel in the same step, so that no instance can hear of
-    /// the bump before Redis holds it.
+    /// empty) on the invalidation channel — in the same script on a single server, after
+    /// every version moved on a cluster — so that no instance can hear of the bump before
+    /// Redis holds it. Returns how many tags had a version.
     pub(crate) async fn bump(&self, tags: &[Tag], message: &[u8]) -> Result<usize, String> {
-        let mut conn = self.conn().await?;
-        let mut invocation = self.bump.prepare_invoke();
-        invocation
-            .arg(self.version_ttl_ms)
-            .arg(self.channel())
-            .arg(message);
-        for tag in tags {
-            invocation.key(self.version_key(tag)).arg(fresh_token());
+        match self.conn().await? {
+            Conn::Single(mut conn) => {
+                let mut invocation = self.bump.prepare_invoke();
+                invocation
+                    .arg(self.version_ttl_ms)
+                    .arg(self.channel())
+                    .arg(message);
+                for tag in tags {
+                    invocation.key(self.version_key(tag)).arg(fresh_token());
+                }
+                invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Conn::Cluster(mut conn) => {
+                let moved = try_join_all(tags.iter().map(|tag| {
+                    let mut conn = conn.clone();
+                    let key = self.version_key(tag);
+                    async move {
+                        let reply: Option<String> = redis::cmd("SET")
+                            .arg(key)
+                            .arg(fresh_token())
+                            .arg("XX")
+                            .arg("PX")
+                            .arg(self.version_ttl_ms)
+                            .query_async(&mut conn)
+                            .await?;
+                        Ok::<_, redis::RedisError>(reply.is_some())
+                    }
+                }))
+                .await
+                .map_err(|e| e.to_string())?;
+                if !message.is_empty() {
+                    let _receivers: u64 = conn
+                        .publish(self.channel(), message)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(moved.into_iter().filter(|&m| m).count())
+            }
         }
-        invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
     }
 
     /// The pub/sub channel invalidations travel on: `<prefix>:invalidations`.
@@ -300,7 +547,8 @@ impl RedisStore {
         format!("{}:invalidations", self.prefix)
     }
 
-    /// Publishes `message` on the invalidation channel.
+    /// Publishes `message` on the invalidation channel (on a cluster, through any node:
+    /// the cluster forwards it to subscribers on every node).
     pub(crate) async fn publish(&self, message: &[u8]) -> Result<(), String> {
         let mut conn = self.conn().await?;
         let _receivers: u64 = conn
@@ -310,7 +558,8 @@ impl RedisStore {
         Ok(())
     }
 
-    /// One round trip to the server: the breaker's probe.
+    /// The breaker's probe: one round trip to the server, or on a cluster to every master
+    /// in parallel (the client routes PING to all of them, and fails if one fails).
     pub(crate) async fn ping(&self) -> Result<(), String> {
         let mut conn = self.conn().await?;
         redis::cmd("PING")
@@ -319,9 +568,13 @@ impl RedisStore {
             .map_err(|e| e.to_string())
     }
 
-    /// Clients for the subscriber, in the order to try them.
+    /// Clients for the subscriber, in the order to try them: the server, or every node of
+    /// the cluster.
     pub(crate) fn pubsub_clients(&self) -> Vec<redis::Client> {
-        vec![self.client.clone()]
+        match &self.backend {
+            Backend::Single { client, .. } => vec![client.clone()],
+            Backend::Cluster { nodes, .. } => nodes.clone(),
+        }
     }
 
     /// The command timeout.
@@ -336,32 +589,50 @@ impl RedisStore {
 
     /// Removes one entry (the removal marker moves first, in the same round trip).
     pub(crate) async fn remove_key(&self, key: &str) -> Result<bool, String> {
-        let mut conn = self.conn().await?;
-        let ((), removed): ((), u64) = redis::pipe()
-            .set_options(
-                self.removals_key(),
-                fresh_token(),
-                redis::SetOptions::default()
-                    .with_expiration(redis::SetExpiry::PX(self.version_ttl_ms)),
-            )
-            .unlink(self.entry_key(key))
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        let removed: u64 = match self.conn().await? {
+            Conn::Single(mut conn) => {
+                let ((), removed): ((), u64) = redis::pipe()
+                    .set_options(
+                        self.removals_key(),
+                        fresh_token(),
+                        redis::SetOptions::default()
+                            .with_expiration(redis::SetExpiry::PX(self.version_ttl_ms)),
+                    )
+                    .unlink(self.entry_key(key))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                removed
+            }
+            // Two slots: the marker first, then the entry.
+            Conn::Cluster(mut conn) => {
+                self.mark_removal().await?;
+                conn.unlink(self.entry_key(key))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
         Ok(removed > 0)
     }
 
     /// Moves the removal marker: computations that began before now cannot store.
     async fn mark_removal(&self) -> Result<(), String> {
-        let mut conn = self.conn().await?;
-        conn.pset_ex::<_, _, ()>(self.removals_key(), fresh_token(), self.version_ttl_ms)
-            .await
-            .map_err(|e| e.to_string())
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.removals_key())
+            .arg(fresh_token())
+            .arg("PX")
+            .arg(self.version_ttl_ms);
+        match self.conn().await? {
+            Conn::Single(mut conn) => cmd.query_async::<()>(&mut conn).await,
+            Conn::Cluster(mut conn) => cmd.query_async::<()>(&mut conn).await,
+        }
+        .map_err(|e| e.to_string())
     }
 
     /// Removes every entry whose key matches the glob `pattern`: the removal marker moves
     /// first (a computation that began before cannot store after), then SCAN (never KEYS)
-    /// and UNLINK in batches (what was stored before is found by the scan).
+    /// and UNLINK in batches (what was stored before is found by the scan); on a cluster, on
+    /// every master.
     pub(crate) async fn remove_pattern(&self, pattern: &str) -> Result<usize, String> {
         self.mark_removal().await?;
         let matcher = format!("{}:e:{pattern}", escape_glob(&self.prefix));
@@ -375,30 +646,127 @@ impl RedisStore {
     }
 
     async fn unlink_scan(&self, matcher: &str) -> Result<usize, String> {
-        const BATCH: usize = 500;
-        let mut conn = self.conn().await?;
-        let mut cursor: u64 = 0;
-        let mut removed = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(matcher)
-                .arg("COUNT")
-                .arg(BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !keys.is_empty() {
-                let n: usize = conn.unlink(&keys).await.map_err(|e| e.to_string())?;
-                removed += n;
+        match self.conn().await? {
+            Conn::Single(conn) => unlink_scan_on(Conn::Single(conn), None, matcher).await,
+            Conn::Cluster(mut conn) => {
+                // SCAN answers for one node only: scan every master, in parallel.
+                let masters = cluster_masters(&mut conn).await?;
+                let counts = try_join_all(masters.into_iter().map(|master| {
+                    unlink_scan_on(Conn::Cluster(conn.clone()), Some(master), matcher)
+                }))
+                .await?;
+                Ok(counts.into_iter().sum())
             }
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
         }
     }
+}
+
+/// SCAN (on `node` of a cluster, or the single server) and UNLINK the matches, batch by
+/// batch. On a cluster the client splits each UNLINK by slot.
+async fn unlink_scan_on(
+    mut conn: Conn,
+    node: Option<(String, u16)>,
+    matcher: &str,
+) -> Result<usize, String> {
+    const BATCH: usize = 500;
+    let mut cursor: u64 = 0;
+    let mut removed = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(matcher)
+            .arg("COUNT")
+            .arg(BATCH);
+        let (next, keys): (u64, Vec<String>) = match (&mut conn, &node) {
+            (Conn::Cluster(cluster), Some((host, port))) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let reply = cluster
+                    .route_command(scan, routing)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                redis::from_redis_value(reply).map_err(|e| e.to_string())?
+            }
+            _ => scan
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        if !keys.is_empty() {
+            let n: usize = conn.unlink(&keys).await.map_err(|e| e.to_string())?;
+            removed += n;
+        }
+        if next == 0 {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
+}
+
+/// The masters of the cluster that serve slots, as `(host, port)`, from `CLUSTER SLOTS`.
+async fn cluster_masters(conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>, String> {
+    let reply: redis::Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    parse_cluster_slots(reply)
+}
+
+/// `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replicas...], ...]`; the first
+/// node of each range is its master.
+fn parse_cluster_slots(reply: redis::Value) -> Result<Vec<(String, u16)>, String> {
+    let ranges: Vec<Vec<redis::Value>> =
+        redis::from_redis_value(reply).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    for range in ranges {
+        let Some(master) = range.into_iter().nth(2) else {
+            return Err("CLUSTER SLOTS: a slot range without a node".into());
+        };
+        let node: Vec<redis::Value> =
+            redis::from_redis_value(master).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+        let mut fields = node.into_iter();
+        let (Some(host), Some(port)) = (fields.next(), fields.next()) else {
+            return Err("CLUSTER SLOTS: a node without an address".into());
+        };
+        let host: String =
+            redis::from_redis_value(host).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+        let port: u16 = redis::from_redis_value(port).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+        if !masters.iter().any(|(h, p)| *h == host && *p == port) {
+            masters.push((host, port));
+        }
+    }
+    Ok(masters)
+}
+
+/// Whether every `(version key, token)` of a snapshot is still current: one MGET, which the
+/// cluster client splits by slot and sends to the masters in parallel.
+async fn versions_current(
+    conn: &mut ClusterConnection,
+    versions: &[(&str, &str)],
+) -> Result<bool, String> {
+    if versions.is_empty() {
+        return Ok(true);
+    }
+    let mut mget = redis::cmd("MGET");
+    for (key, _) in versions {
+        mget.arg(*key);
+    }
+    let current: Vec<Option<Vec<u8>>> = mget.query_async(conn).await.map_err(|e| e.to_string())?;
+    if current.len() != versions.len() {
+        return Err(format!(
+            "MGET returned {} values for {} keys",
+            current.len(),
+            versions.len()
+        ));
+    }
+    Ok(versions
+        .iter()
+        .zip(&current)
+        .all(|((_, token), now)| now.as_deref() == Some(token.as_bytes())))
 }
 
 /// Reads the get script's reply: nil, `{0, ''}`, `{1, payload, pttl}` or `{2, payload}`.
@@ -508,5 +876,63 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn cluster_mode_takes_every_node_and_rejects_a_bad_one() {
+        let store = |url: &str| {
+            RedisStore::new(
+                url,
+                true,
+                "qc",
+                Duration::from_millis(50),
+                None,
+                Duration::from_secs(60),
+            )
+        };
+        let ok = store("redis://127.0.0.1:7000, redis://127.0.0.1:7001").unwrap();
+        assert_eq!(
+            ok.pubsub_clients().len(),
+            2,
+            "one subscriber client per node"
+        );
+        let err = store("redis://127.0.0.1:7000,http://nope").err().unwrap();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+        let err = store(" , ").err().unwrap();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn cluster_slots_name_each_master_once() {
+        use redis::Value;
+        let node = |port: i64, id: &str| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port),
+                Value::BulkString(id.as_bytes().to_vec()),
+            ])
+        };
+        let range = |start: i64, end: i64, master: Value, replicas: Vec<Value>| {
+            let mut items = vec![Value::Int(start), Value::Int(end), master];
+            items.extend(replicas);
+            Value::Array(items)
+        };
+        let reply = Value::Array(vec![
+            range(0, 5000, node(7000, "a"), vec![node(7003, "d")]),
+            range(5001, 10000, node(7001, "b"), vec![]),
+            range(10001, 12000, node(7002, "c"), vec![]),
+            range(12001, 16383, node(7000, "a"), vec![]),
+        ]);
+        assert_eq!(
+            parse_cluster_slots(reply).unwrap(),
+            vec![
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001),
+                ("127.0.0.1".to_owned(), 7002)
+            ]
+        );
+        assert!(
+            parse_cluster_slots(Value::Array(vec![Value::Array(vec![Value::Int(0)])])).is_err()
+        );
     }
 }

@@ -27,6 +27,8 @@ mod macros;
 mod memory_api;
 mod memory_invariants;
 #[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_faults;
 mod redis_harness;
 #[cfg(feature = "redis")]

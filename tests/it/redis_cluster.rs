@@ -1,0 +1,566 @@
+//! The Redis store in cluster mode (`CACHE_CLUSTER_MODE`), through the public `Cache` API,
+//! against a private three-master cluster.
+//!
+//! Each test starts its own cluster (never the shared Redis on 6379) and skips, saying why,
+//! when redis-server or redis-cli is not installed — unless QUERYCACHE_REQUIRE_SERVICES=1.
+//! Tests run both the Redis-only store and the default tiered store where both apply.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use redis::AsyncCommands;
+
+use crate::support::redis::{RedisCluster, RedisServer};
+
+const KINDS: [StoreKind; 2] = [StoreKind::Redis, StoreKind::Tiered];
+
+/// Starts a cluster off the runtime's workers (it takes seconds).
+async fn start_cluster() -> Option<RedisCluster> {
+    tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("cluster start-up panicked")
+}
+
+/// A cache in cluster mode on `cluster`, with the store `kind`.
+fn cache_on(cluster: &RedisCluster, kind: StoreKind) -> Cache {
+    Cache::builder()
+        .redis_url(cluster.urls().join(","))
+        .cluster_mode(true)
+        .store(kind)
+        .key_prefix("qcc")
+        .redis_timeout(Duration::from_millis(500))
+        .build_cache()
+        .expect("valid config")
+}
+
+/// A connection of our own to the cluster, to look at and tamper with what the cache keeps.
+async fn raw_conn(cluster: &RedisCluster) -> redis::cluster_async::ClusterConnection {
+    cluster
+        .client()
+        .get_async_connection()
+        .await
+        .expect("connect to the cluster")
+}
+
+async fn raw_get(conn: &mut redis::cluster_async::ClusterConnection, key: &str) -> Option<Vec<u8>> {
+    conn.get(key).await.expect("GET")
+}
+
+/// Every key on one node matching `pattern` (SCAN runs on that node only).
+fn keys_on(node: &RedisServer, pattern: &str) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    let mut cursor = 0_u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = node.query(
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000),
+        );
+        keys.extend(batch);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
+/// How many times `command` ran on all the nodes together since their last reset.
+fn count_all(cluster: &RedisCluster, command: &str) -> u64 {
+    cluster
+        .nodes()
+        .iter()
+        .map(|node| node.command_count(command))
+        .sum()
+}
+
+fn reset_all(cluster: &RedisCluster) {
+    for node in cluster.nodes() {
+        node.reset_stats();
+    }
+}
+
+/// The version keys recorded in a framed entry's header (`QC1`, flags, created, n, pairs).
+fn header_version_keys(framed: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(framed);
+    let mut lines = text.split('\n');
+    assert_eq!(lines.next(), Some("QC1"));
+    let _flags = lines.next();
+    let _created = lines.next();
+    let n: usize = lines.next().expect("count").parse().expect("numeric count");
+    (0..n)
+        .map(|_| {
+            let key = lines.next().expect("version key").to_owned();
+            let _token = lines.next().expect("token");
+            key
+        })
+        .collect()
+}
+
+/// Polls `check` every 10 ms until it holds or `within` passes; returns whether it held.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_get_and_compute_hit_on_a_cluster() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    for kind in KINDS {
+        let cache = cache_on(&cluster, kind);
+        cache
+            .set("greeting", "hello".to_string(), EntryOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get::<String>("greeting").await.as_deref(),
+            Some(&"hello".to_string()),
+            "{kind:?}"
+        );
+        let stored = raw_get(&mut raw, "qcc:e:greeting")
+            .await
+            .expect("entry under the prefix");
+        assert!(stored.starts_with(b"QC1\n"), "framed payload");
+
+        let runs = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let v = cache
+                .get_or_compute("answer", EntryOptions::new(), || async {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    42_u64
+                })
+                .await;
+            assert_eq!(*v, 42);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{kind:?}");
+        let stats = cache.stats();
+        assert_eq!(stats.hits, 3, "{kind:?}: greeting once, answer twice");
+        if kind == StoreKind::Redis {
+            assert_eq!(stats.redis_hits, 3, "every hit came from the cluster");
+        }
+        assert_eq!(stats.errors, 0, "{kind:?}");
+        cache.clear().await;
+        assert_eq!(raw_get(&mut raw, "qcc:e:answer").await, None, "{kind:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_and_row_precision_hold_on_a_cluster() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    for kind in KINDS {
+        let cache = cache_on(&cluster, kind);
+        let by_id = |id: i32| EntryOptions::new().tags([Tag::row("songs", id), Tag::bulk("songs")]);
+        let list = EntryOptions::new().tag(Tag::model("songs"));
+        cache.set("song:7", 7, by_id(7)).await.unwrap();
+        cache.set("song:8", 8, by_id(8)).await.unwrap();
+        cache.set("songs", vec![7, 8], list).await.unwrap();
+
+        cache
+            .invalidate_tags([Tag::model("songs"), Tag::row("songs", 8)])
+            .await;
+        assert_eq!(
+            cache.get::<i32>("song:7").await.as_deref(),
+            Some(&7),
+            "{kind:?}: another row's write keeps it"
+        );
+        assert!(cache.get::<i32>("song:8").await.is_none(), "{kind:?}");
+        assert!(cache.get::<Vec<i32>>("songs").await.is_none(), "{kind:?}");
+
+        cache
+            .invalidate_tags([Tag::model("songs"), Tag::bulk("songs")])
+            .await;
+        assert!(
+            cache.get::<i32>("song:7").await.is_none(),
+            "{kind:?}: a bulk write drops every row"
+        );
+        if kind == StoreKind::Redis {
+            // The lookup that found it outdated unlinked it.
+            assert_eq!(raw_get(&mut raw, "qcc:e:song:7").await, None);
+            assert_eq!(raw_get(&mut raw, "qcc:e:song:8").await, None);
+        }
+        assert_eq!(
+            cache.stats().errors,
+            0,
+            "{kind:?}: outdated entries are misses, not store errors"
+        );
+        cache.clear().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_version_key_makes_the_entry_a_miss() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    // Redis-only: a tiered cache's memory tier keeps its own versions, which Redis losing a
+    // key does not touch.
+    let cache = cache_on(&cluster, StoreKind::Redis);
+    let options = EntryOptions::new().tag(Tag::model("songs"));
+    cache.set("count", 1_u64, options.clone()).await.unwrap();
+    assert_eq!(cache.get::<u64>("count").await.as_deref(), Some(&1));
+    let stored = raw_get(&mut raw, "qcc:e:count").await.expect("stored");
+    let version = header_version_keys(&stored)
+        .into_iter()
+        .find(|key| key.contains("songs"))
+        .expect("the model tag's version is in the header");
+    let deleted: u64 = raw.del(&version).await.expect("DEL");
+    assert_eq!(deleted, 1, "{version} existed");
+    assert!(
+        cache.get::<u64>("count").await.is_none(),
+        "recorded under a version that is gone"
+    );
+    // A new snapshot mints a fresh token; entries stored under it are served.
+    cache.set("count", 2_u64, options).await.unwrap();
+    assert_eq!(cache.get::<u64>("count").await.as_deref(), Some(&2));
+    let token: Option<String> = raw.get(&version).await.expect("GET");
+    assert!(token.is_some_and(|t| t.len() == 32), "a fresh random token");
+    assert_eq!(cache.stats().errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_computed_while_its_tag_moved_is_not_stored() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    for kind in KINDS {
+        let cache = cache_on(&cluster, kind);
+        let writer = cache_on(&cluster, kind);
+        let options = EntryOptions::new().tag(Tag::model("songs"));
+        let value = cache
+            .get_or_compute("count", options.clone(), || async {
+                // Another instance's write lands while the query runs.
+                writer.invalidate_tags([Tag::model("songs")]).await;
+                "before the write".to_string()
+            })
+            .await;
+        assert_eq!(*value, "before the write");
+        assert_eq!(raw_get(&mut raw, "qcc:e:count").await, None, "{kind:?}");
+        assert!(cache.get::<String>("count").await.is_none(), "{kind:?}");
+        assert_eq!(cache.stats().wasted_computations, 1, "{kind:?}");
+        // With nothing moving, the next computation is stored.
+        let value = cache
+            .get_or_compute("count", options, || async { "after".to_string() })
+            .await;
+        assert_eq!(*value, "after");
+        assert!(raw_get(&mut raw, "qcc:e:count").await.is_some(), "{kind:?}");
+        cache.clear().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patterns_namespaces_delete_and_clear_reach_every_master() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    for kind in KINDS {
+        let cache = cache_on(&cluster, kind);
+        const N: usize = 30;
+        for i in 0..N {
+            for key in [format!("user:{i}"), format!("song:{i}")] {
+                cache
+                    .set(&key, 1_u8, EntryOptions::new().namespace("ns_a"))
+                    .await
+                    .unwrap();
+            }
+            cache
+                .set(
+                    &format!("other:{i}"),
+                    1_u8,
+                    EntryOptions::new().namespace("ns_b"),
+                )
+                .await
+                .unwrap();
+        }
+        for node in cluster.nodes() {
+            assert!(
+                !keys_on(node, "qcc:e:user:*").is_empty(),
+                "{kind:?}: node {} holds some of the {N} user entries",
+                node.port()
+            );
+        }
+
+        assert_eq!(
+            cache.invalidate_pattern("user:*").await.unwrap(),
+            N,
+            "{kind:?}"
+        );
+        for node in cluster.nodes() {
+            assert!(
+                keys_on(node, "qcc:e:user:*").is_empty(),
+                "{kind:?}: node {} still holds user entries",
+                node.port()
+            );
+        }
+        let songs: usize = cluster
+            .nodes()
+            .iter()
+            .map(|node| keys_on(node, "qcc:e:song:*").len())
+            .sum();
+        assert_eq!(songs, N, "{kind:?}: the pattern spared the others");
+        assert!(cache.get::<u8>("user:3").await.is_none(), "{kind:?}");
+        assert_eq!(cache.get::<u8>("song:3").await.as_deref(), Some(&1));
+
+        cache.invalidate_namespace("ns_a").await;
+        for i in 0..N {
+            assert!(
+                cache.get::<u8>(&format!("song:{i}")).await.is_none(),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(cache.get::<u8>("other:3").await.as_deref(), Some(&1));
+
+        assert!(cache.delete("other:3").await, "{kind:?}");
+        assert!(cache.get::<u8>("other:3").await.is_none(), "{kind:?}");
+        let others: usize = cluster
+            .nodes()
+            .iter()
+            .map(|node| keys_on(node, "qcc:e:other:*").len())
+            .sum();
+        assert_eq!(others, N - 1, "{kind:?}");
+
+        cache.clear().await;
+        for node in cluster.nodes() {
+            let left = keys_on(node, "qcc:*");
+            assert!(
+                left.is_empty(),
+                "{kind:?}: clear removes entries and versions on node {}: {left:?}",
+                node.port()
+            );
+        }
+        assert_eq!(cache.stats().errors, 0, "{kind:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_and_versions_spread_over_the_masters() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let cache = cache_on(&cluster, StoreKind::Redis);
+    for i in 0..40 {
+        cache
+            .set(
+                &format!("song:{i}"),
+                i,
+                EntryOptions::new().tag(Tag::row("songs", i)),
+            )
+            .await
+            .unwrap();
+    }
+    let sizes: Vec<u64> = cluster
+        .nodes()
+        .iter()
+        .map(|node| node.query(&redis::cmd("DBSIZE")))
+        .collect();
+    assert_eq!(
+        sizes.iter().sum::<u64>(),
+        40 + 40 + 2 + 1,
+        "entries, row versions, the namespace's and the global model's, the removal marker: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().filter(|&&n| n > 0).count() >= 2,
+        "keys on at least two masters: {sizes:?}"
+    );
+    for pattern in ["qcc:e:*", "qcc:v:*"] {
+        let holding = cluster
+            .nodes()
+            .iter()
+            .filter(|node| !keys_on(node, pattern).is_empty())
+            .count();
+        assert!(holding >= 2, "{pattern} on {holding} master(s)");
+    }
+    for i in 0..40 {
+        assert_eq!(
+            cache.get::<i32>(&format!("song:{i}")).await.as_deref(),
+            Some(&i)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_per_hit_miss_put_and_bump() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    let cache = cache_on(&cluster, StoreKind::Redis);
+    let options = EntryOptions::new().tags([
+        Tag::model("songs"),
+        Tag::row("songs", 7),
+        Tag::bulk("songs"),
+    ]);
+    cache
+        .get_or_compute("song:7", options.clone(), || async { "seven".to_string() })
+        .await;
+    assert!(cache.get::<String>("song:7").await.is_some());
+
+    // The MGET of the versions is split by slot: one MGET per distinct slot.
+    let stored = raw_get(&mut raw, "qcc:e:song:7").await.expect("stored");
+    let versions = header_version_keys(&stored);
+    // Three tags, the namespace's and the global "every model" tag.
+    assert_eq!(versions.len(), 5, "{versions:?}");
+    let tags = versions.len() as u64;
+    let mut slots = HashSet::new();
+    for key in &versions {
+        let slot: u16 = cluster
+            .node(0)
+            .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key));
+        slots.insert(slot);
+    }
+    let removal_slot: u16 = cluster
+        .node(0)
+        .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg("qcc:removals"));
+    // A put also checks the removal marker.
+    let put_slots = (slots.len() + usize::from(!slots.contains(&removal_slot))) as u64;
+    let slots = slots.len() as u64;
+
+    // Hit: round trip 1 = GET + PTTL pipelined to the entry's master; round trip 2 = the
+    // MGETs, in parallel.
+    reset_all(&cluster);
+    for _ in 0..10 {
+        assert!(cache.get::<String>("song:7").await.is_some());
+    }
+    assert_eq!(count_all(&cluster, "get"), 10, "one GET per hit");
+    assert_eq!(
+        count_all(&cluster, "pttl"),
+        10,
+        "one PTTL per hit, pipelined"
+    );
+    assert_eq!(
+        count_all(&cluster, "mget"),
+        10 * slots,
+        "one MGET per version slot"
+    );
+    assert_eq!(count_all(&cluster, "evalsha"), 0);
+    assert_eq!(count_all(&cluster, "eval"), 0);
+    assert_eq!(count_all(&cluster, "unlink"), 0);
+
+    // Miss: one round trip.
+    reset_all(&cluster);
+    assert!(cache.get::<String>("absent").await.is_none());
+    assert_eq!(count_all(&cluster, "get"), 1);
+    assert_eq!(count_all(&cluster, "pttl"), 1);
+    assert_eq!(count_all(&cluster, "mget"), 0);
+
+    // Put (snapshot, then check and SET): SET NX GET + PEXPIRE per tag, then the MGETs,
+    // then the entry's SET.
+    reset_all(&cluster);
+    cache
+        .set("song:8", "eight".to_string(), options.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        count_all(&cluster, "set"),
+        tags + 2,
+        "a version SET per tag, the removal marker's, the entry"
+    );
+    assert_eq!(count_all(&cluster, "pexpire"), tags + 1);
+    assert_eq!(count_all(&cluster, "mget"), put_slots);
+
+    // Bump: one SET XX per tag in parallel, then one PUBLISH.
+    reset_all(&cluster);
+    assert_eq!(
+        cache
+            .invalidate_tags([Tag::model("songs"), Tag::row("songs", 7)])
+            .await,
+        2
+    );
+    assert_eq!(count_all(&cluster, "set"), 2);
+    assert_eq!(count_all(&cluster, "publish"), 1);
+    assert_eq!(count_all(&cluster, "evalsha"), 0);
+    assert_eq!(cache.stats().errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tiered_instances_see_each_others_writes() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let a = cache_on(&cluster, StoreKind::Tiered);
+    let b = cache_on(&cluster, StoreKind::Tiered);
+    let options = EntryOptions::new().tag(Tag::model("songs"));
+    assert!(b.get::<String>("shared").await.is_none());
+
+    a.set("shared", "v1".to_string(), options.clone())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            b.get::<String>("shared").await.as_deref() == Some(&"v1".to_string())
+        })
+        .await,
+        "b reads a's write from the cluster"
+    );
+    // Now in b's memory tier too: only the invalidation message can drop it there.
+    a.invalidate_tags([Tag::model("songs")]).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            b.get::<String>("shared").await.is_none()
+        })
+        .await,
+        "a's invalidation reaches b's memory tier over pub/sub"
+    );
+    a.set("shared", "v2".to_string(), options).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            b.get::<String>("shared").await.as_deref() == Some(&"v2".to_string())
+        })
+        .await,
+        "b sees the new value"
+    );
+    assert_eq!(a.stats().errors + b.stats().errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_under_a_key_is_a_miss_then_recomputed() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    for kind in KINDS {
+        let cache = cache_on(&cluster, kind);
+        let garbage: [&[u8]; 4] = [
+            b"not a payload",
+            b"QC1\n0\n",
+            b"QC1\n1\n0\n0\nnot lz4",
+            b"QC9\n0\n0\n0\n1",
+        ];
+        for (i, bytes) in garbage.iter().enumerate() {
+            let () = raw.set("qcc:e:k", *bytes).await.expect("SET");
+            assert!(cache.get::<u64>("k").await.is_none(), "{kind:?}: {i}");
+            assert_eq!(cache.stats().errors, i as u64 + 1, "{kind:?}: counted");
+        }
+        let v = cache
+            .get_or_compute("k", EntryOptions::new(), || async { 9_u64 })
+            .await;
+        assert_eq!(*v, 9);
+        assert_eq!(cache.get::<u64>("k").await.as_deref(), Some(&9), "{kind:?}");
+        let stored = raw_get(&mut raw, "qcc:e:k").await.expect("overwritten");
+        assert!(stored.starts_with(b"QC1\n"), "{kind:?}");
+        cache.clear().await;
+    }
+}

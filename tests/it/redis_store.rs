@@ -359,3 +359,112 @@ async fn an_unserializable_value_is_returned_and_counted_not_stored() {
         "nothing parked in Redis"
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn auth_in_the_url_works_and_a_wrong_password_falls_back_without_leaking_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let () = server.query(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg("s3cret"),
+    );
+    let port = server.port();
+    let good = Cache::builder()
+        .redis_url(format!("redis://:s3cret@127.0.0.1:{port}"))
+        .store(querycache::StoreKind::Redis)
+        .build_cache()
+        .unwrap();
+    good.set("k", 1_u8, EntryOptions::new()).await.unwrap();
+    assert_eq!(good.get::<u8>("k").await.as_deref(), Some(&1));
+    let health = good.health().await;
+    assert!(health.healthy && health.redis_connected, "{health:?}");
+    assert_eq!(good.stats().redis_hits, 1);
+
+    let bad = Cache::builder()
+        .redis_url(format!("redis://:wrong-pass@127.0.0.1:{port}"))
+        .store(querycache::StoreKind::Redis)
+        .breaker_threshold(1)
+        .build_cache()
+        .unwrap();
+    let v = bad
+        .get_or_compute("k2", EntryOptions::new(), || async { 2_u8 })
+        .await;
+    assert_eq!(*v, 2, "the caller still gets its value");
+    let health = bad.health().await;
+    assert!(
+        !health.redis_connected && health.fallback_active,
+        "{health:?}"
+    );
+    let error = health.error.expect("the failure is reported");
+    assert!(!error.contains("wrong-pass"), "{error}");
+}
+
+#[tokio::test]
+async fn rediss_tls_works() {
+    // A self-signed certificate for 127.0.0.1, and a server that speaks TLS on a second port.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(out) if out.status.success() => {}
+        other => {
+            assert!(
+                std::env::var("QUERYCACHE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "openssl is needed to make a test certificate: {other:?}"
+            );
+            eprintln!("skipping: openssl cannot make a test certificate: {other:?}");
+            return;
+        }
+    }
+    let tls_port = free_port();
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    let tls_port_s = tls_port.to_string();
+    let Some(_server) = RedisServer::start_with(&[
+        ("tls-port", tls_port_s.as_str()),
+        ("tls-cert-file", cert_s.as_str()),
+        ("tls-key-file", key_s.as_str()),
+        ("tls-ca-cert-file", cert_s.as_str()),
+        ("tls-auth-clients", "no"),
+    ]) else {
+        return;
+    };
+    // `#insecure`: the certificate is self-signed (a real deployment trusts its CA instead).
+    let cache = Cache::builder()
+        .redis_url(format!("rediss://127.0.0.1:{tls_port}/#insecure"))
+        .store(querycache::StoreKind::Redis)
+        .redis_timeout(Duration::from_millis(2000))
+        .build_cache()
+        .unwrap();
+    cache
+        .set("over-tls", 7_u32, EntryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<u32>("over-tls").await.as_deref(), Some(&7));
+    assert_eq!(cache.stats().redis_hits, 1, "served by Redis, over TLS");
+    assert_eq!(cache.stats().errors, 0);
+}

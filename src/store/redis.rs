@@ -152,6 +152,9 @@ pub(crate) struct RedisSnapshot {
 }
 
 /// Where the store's commands go: one server, or a cluster.
+// One per store, built once: the variants' sizes (which depend on redis-rs's TLS features)
+// do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Single {
         client: redis::Client,

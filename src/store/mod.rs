@@ -19,6 +19,8 @@ pub(crate) mod breaker;
 pub(crate) mod channel;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
+pub(crate) mod pending;
+#[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
 pub(crate) mod tiered;

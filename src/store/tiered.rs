@@ -19,7 +19,6 @@
 //! invariant that makes this airtight: *while anything is pending, the breaker is open*,
 //! kept by changing both under one lock.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,100 +29,11 @@ use tokio::sync::watch;
 use super::breaker::{Breaker, Failure};
 use super::channel::{self, Listener, Message, Op};
 use super::memory::{MemSnapshot, MemoryStore};
+use super::pending::Pending;
 use super::redis::{RawLookup, RedisSnapshot, RedisStore, now_ms};
 use super::{AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
 use crate::config::StoreKind;
 use crate::{Key, Tag, codec};
-
-/// Invalidations made while Redis was unreachable, replayed when it is back. Past
-/// [`Pending::MAX`] items it gives up on precision and replays a clear of the prefix.
-#[derive(Debug, Default)]
-struct Pending {
-    tags: HashSet<Tag>,
-    keys: HashSet<String>,
-    patterns: Vec<String>,
-    clear: bool,
-}
-
-impl Pending {
-    const MAX: usize = 100_000;
-
-    fn is_empty(&self) -> bool {
-        !self.clear && self.tags.is_empty() && self.keys.is_empty() && self.patterns.is_empty()
-    }
-
-    fn len(&self) -> usize {
-        self.tags.len() + self.keys.len() + self.patterns.len() + usize::from(self.clear)
-    }
-
-    fn add(&mut self, op: &Op) {
-        if self.clear {
-            return;
-        }
-        match op {
-            Op::Tags { tags } => self
-                .tags
-                .extend(tags.iter().filter_map(|t| Tag::new(t.as_str()).ok())),
-            Op::Key { key } => {
-                self.keys.insert(key.clone());
-            }
-            Op::Pattern { pattern } => self.patterns.push(pattern.clone()),
-            Op::Clear => self.clear = true,
-        }
-        if self.len() > Self::MAX {
-            tracing::warn!(
-                pending = self.len(),
-                "too many invalidations during the Redis outage; a clear of the key prefix will be replayed instead"
-            );
-            self.clear = true;
-        }
-        if self.clear {
-            self.tags.clear();
-            self.keys.clear();
-            self.patterns.clear();
-        }
-    }
-
-    /// Everything pending, as operations (a clear first and alone).
-    fn ops(&self) -> Vec<Op> {
-        if self.clear {
-            return vec![Op::Clear];
-        }
-        let mut ops = Vec::new();
-        if !self.tags.is_empty() {
-            ops.push(Op::Tags {
-                tags: self.tags.iter().map(|t| t.as_str().to_owned()).collect(),
-            });
-        }
-        ops.extend(self.keys.iter().map(|k| Op::Key { key: k.clone() }));
-        ops.extend(
-            self.patterns
-                .iter()
-                .map(|p| Op::Pattern { pattern: p.clone() }),
-        );
-        ops
-    }
-
-    /// Forgets `op` once it has been replayed (newer additions stay).
-    fn done(&mut self, op: &Op) {
-        match op {
-            Op::Tags { tags } => {
-                for tag in tags.iter().filter_map(|t| Tag::new(t.as_str()).ok()) {
-                    self.tags.remove(&tag);
-                }
-            }
-            Op::Key { key } => {
-                self.keys.remove(key);
-            }
-            Op::Pattern { pattern } => {
-                if let Some(i) = self.patterns.iter().position(|p| p == pattern) {
-                    self.patterns.remove(i);
-                }
-            }
-            Op::Clear => self.clear = false,
-        }
-    }
-}
 
 /// The versions an entry is computed under in each tier. `redis` is `None` when Redis
 /// could not be asked (breaker open or a failure): the value may then go to memory only.

@@ -778,15 +778,17 @@ fn parse_lookup(reply: Option<Vec<redis::Value>>) -> RawLookup {
     let Some(items) = reply else {
         return RawLookup::Miss;
     };
-    match items.as_slice() {
-        [Value::Int(1), Value::BulkString(bytes), rest @ ..] => {
-            let ttl = match rest.first() {
-                Some(Value::Int(ms)) => u64::try_from(*ms).ok().map(Duration::from_millis),
+    let mut items = items.into_iter();
+    match (items.next(), items.next(), items.next()) {
+        // The payload is moved out of the reply, not copied.
+        (Some(Value::Int(1)), Some(Value::BulkString(bytes)), pttl) => {
+            let ttl = match pttl {
+                Some(Value::Int(ms)) => u64::try_from(ms).ok().map(Duration::from_millis),
                 _ => None,
             };
-            RawLookup::Hit(bytes.clone(), ttl)
+            RawLookup::Hit(bytes, ttl)
         }
-        [Value::Int(0), ..] => RawLookup::Invalidated,
+        (Some(Value::Int(0)), ..) => RawLookup::Invalidated,
         _ => RawLookup::Garbage,
     }
 }

@@ -262,7 +262,7 @@ impl Shared {
             for op in &ops {
                 let replay = tokio::time::timeout(timeout * 4, self.apply_remote(op)).await;
                 match replay {
-                    Ok(Ok(())) => self.pending.lock().done(op),
+                    Ok(Ok(_)) => self.pending.lock().done(op),
                     Ok(Err(error)) => {
                         *self.last_error.lock() = Some(format!("replay: {error}"));
                         return false;
@@ -293,34 +293,28 @@ impl Shared {
     }
 
     /// Applies `op` to Redis and publishes it (one script for tags; the operation, then a
-    /// message, for the others).
-    async fn apply_remote(&self, op: &Op) -> Result<(), String> {
+    /// message, for the others). Returns how many tags had a version, or keys were removed.
+    async fn apply_remote(&self, op: &Op) -> Result<usize, String> {
         let message = Message {
             from: self.instance.clone(),
             op: op.clone(),
         }
         .encode();
-        match op {
+        let removed = match op {
             Op::Tags { tags } => {
                 let tags: Vec<Tag> = tags
                     .iter()
                     .filter_map(|t| Tag::new(t.as_str()).ok())
                     .collect();
-                self.redis.bump(&tags, &message).await.map(drop)
+                // The bump script publishes the message itself, atomically.
+                return self.redis.bump(&tags, &message).await;
             }
-            Op::Key { key } => {
-                self.redis.remove_key(key).await?;
-                self.redis.publish(&message).await
-            }
-            Op::Pattern { pattern } => {
-                self.redis.remove_pattern(pattern).await?;
-                self.redis.publish(&message).await
-            }
-            Op::Clear => {
-                self.redis.clear_all().await?;
-                self.redis.publish(&message).await
-            }
-        }
+            Op::Key { key } => usize::from(self.redis.remove_key(key).await?),
+            Op::Pattern { pattern } => self.redis.remove_pattern(pattern).await?,
+            Op::Clear => self.redis.clear_all().await?,
+        };
+        self.redis.publish(&message).await?;
+        Ok(removed)
     }
 
     /// Applies `op` to the memory tier. Returns how many tags or keys it touched.
@@ -356,60 +350,31 @@ impl Shared {
     /// An invalidation made by this instance: Redis (and the other instances) first, then
     /// this process's memory. Returns what Redis reported, or the local count during an
     /// outage.
-    async fn invalidate(
-        self: &Arc<Self>,
-        op: Op,
-        remote: impl Future<Output = Result<usize, String>>,
-    ) -> usize {
+    async fn invalidate(self: &Arc<Self>, op: Op) -> usize {
         self.start();
-        let remote_count = if self.breaker.is_closed() {
-            match self.call("invalidate", remote).await {
+        // While the breaker is open the operation waits for the replay — unless the probe
+        // closed the breaker meanwhile (checked under the lock it closes it under).
+        let deferred = !self.breaker.is_closed() && {
+            let mut pending = self.pending.lock();
+            let open = !self.breaker.is_closed();
+            if open {
+                pending.add(&op);
+            }
+            open
+        };
+        let remote = if deferred {
+            None
+        } else {
+            match self.call("invalidate", self.apply_remote(&op)).await {
                 Ok(n) => Some(n),
                 Err(()) => {
                     self.defer(&op);
                     None
                 }
             }
-        } else {
-            let closed = {
-                let mut pending = self.pending.lock();
-                if self.breaker.is_closed() {
-                    true
-                } else {
-                    pending.add(&op);
-                    false
-                }
-            };
-            if closed {
-                // The probe closed the breaker meanwhile: Redis takes it after all.
-                match self.call("invalidate", self.apply_remote_count(&op)).await {
-                    Ok(n) => Some(n),
-                    Err(()) => {
-                        self.defer(&op);
-                        None
-                    }
-                }
-            } else {
-                None
-            }
         };
         let local = self.apply_local(&op);
-        remote_count.unwrap_or(local)
-    }
-
-    async fn apply_remote_count(&self, op: &Op) -> Result<usize, String> {
-        self.apply_remote(op).await.map(|()| match op {
-            Op::Tags { tags } => tags.len(),
-            _ => 0,
-        })
-    }
-
-    fn message(&self, op: Op) -> Vec<u8> {
-        Message {
-            from: self.instance.clone(),
-            op,
-        }
-        .encode()
+        remote.unwrap_or(local)
     }
 
     /// Whether lookups may be answered from process memory.
@@ -572,51 +537,22 @@ impl Store for TieredStore {
     }
 
     async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
-        let s = &self.inner;
-        let op = Op::Tags {
-            tags: tags.iter().map(|t| t.as_str().to_owned()).collect(),
-        };
-        let message = s.message(op.clone());
-        Ok(s.invalidate(op, s.redis.bump(tags, &message)).await)
+        let tags = tags.iter().map(|t| t.as_str().to_owned()).collect();
+        Ok(self.inner.invalidate(Op::Tags { tags }).await)
     }
 
     async fn remove(&self, key: &str) -> Result<bool, String> {
-        let s = &self.inner;
-        let op = Op::Key {
-            key: key.to_owned(),
-        };
-        let message = s.message(op.clone());
-        let remote = async {
-            let found = s.redis.remove_key(key).await?;
-            s.redis.publish(&message).await?;
-            Ok(usize::from(found))
-        };
-        Ok(s.invalidate(op, remote).await > 0)
+        let key = key.to_owned();
+        Ok(self.inner.invalidate(Op::Key { key }).await > 0)
     }
 
     async fn remove_matching(&self, _pattern: &glob::Pattern, text: &str) -> Result<usize, String> {
-        let s = &self.inner;
-        let op = Op::Pattern {
-            pattern: text.to_owned(),
-        };
-        let message = s.message(op.clone());
-        let remote = async {
-            let n = s.redis.remove_pattern(text).await?;
-            s.redis.publish(&message).await?;
-            Ok(n)
-        };
-        Ok(s.invalidate(op, remote).await)
+        let pattern = text.to_owned();
+        Ok(self.inner.invalidate(Op::Pattern { pattern }).await)
     }
 
     async fn clear(&self) -> Result<(), String> {
-        let s = &self.inner;
-        let message = s.message(Op::Clear);
-        let remote = async {
-            let n = s.redis.clear_all().await?;
-            s.redis.publish(&message).await?;
-            Ok(n)
-        };
-        s.invalidate(Op::Clear, remote).await;
+        self.inner.invalidate(Op::Clear).await;
         Ok(())
     }
 

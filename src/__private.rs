@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::blocking::Bridge;
 use crate::write::PendingWrites;
 use crate::{Cache, CacheModel, CacheValue, EntryOptions, Error, Key, Tag};
 
@@ -310,6 +311,102 @@ impl Call {
                 .get_or_compute_result(key.as_str(), self.options, || future)
                 .await)
                 .clone(),
+        }
+    }
+
+    /// Runs a plain (synchronous) function returning a plain value. See
+    /// [`run_result_sync`](Self::run_result_sync).
+    pub fn run_sync<T>(self, body: impl FnOnce() -> T) -> T
+    where
+        T: CacheValue + Clone,
+    {
+        let result: Result<T, std::convert::Infallible> = self.run_result_sync(|| Ok(body()));
+        match result {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Runs a plain function returning `Result<T, E>`; errors are not cached.
+    ///
+    /// The body runs on the calling thread (it holds the caller's connection). Waiting for
+    /// the cache goes through [`Bridge`]: outside tokio on querycache's own runtime, on a
+    /// multi-thread runtime through `block_in_place`, on a current-thread runtime detached
+    /// (each cache operation on querycache's runtime, no single-flight wait).
+    pub fn run_result_sync<T, E>(self, body: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+    {
+        match Bridge::current() {
+            Bridge::Here(here) => here.wait(self.run_result(async move { body() })),
+            Bridge::Detached => self.run_detached(body, |_: &T, ttl| ttl),
+        }
+    }
+
+    /// Runs a plain function returning `Result<T, E>`, caching errors for the error TTL.
+    pub fn run_result_caching_errors_sync<T, E>(
+        mut self,
+        body: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+        E: CacheValue + Clone,
+    {
+        match Bridge::current() {
+            Bridge::Here(here) => here.wait(self.run_result_caching_errors(async move { body() })),
+            Bridge::Detached => {
+                if let Some(ttl) = self.error_ttl {
+                    self.options.error_ttl = Some(ttl);
+                }
+                let error_ttl = self
+                    .options
+                    .error_ttl
+                    .unwrap_or_else(|| self.cache.config().error_ttl());
+                let result: Result<Result<T, E>, std::convert::Infallible> = self.run_detached(
+                    || Ok(body()),
+                    move |value: &Result<T, E>, ttl| {
+                        if value.is_err() {
+                            error_ttl.min(ttl)
+                        } else {
+                            ttl
+                        }
+                    },
+                );
+                match result {
+                    Ok(value) => value,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
+
+    /// A synchronous call on a current-thread runtime's thread (see [`Bridge::Detached`]).
+    fn run_detached<T, E>(
+        mut self,
+        body: impl FnOnce() -> Result<T, E>,
+        ttl_of: impl Fn(&T, Duration) -> Duration,
+    ) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+    {
+        match self.plan() {
+            Plan::Bypass => {
+                self.cache.count_bypass();
+                body()
+            }
+            Plan::ReadOnly(key) => {
+                let (cache, options) = (self.cache.clone(), self.options.clone());
+                let hit = Bridge::Detached
+                    .wait(async move { cache.read_only::<T>(&key, &options).await });
+                match hit {
+                    Some(hit) => Ok((*hit).clone()),
+                    None => body(),
+                }
+            }
+            Plan::Cache(key) => self
+                .cache
+                .compute_detached(key, self.options, body, ttl_of)
+                .map(|value| (*value).clone()),
         }
     }
 }

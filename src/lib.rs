@@ -89,6 +89,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+mod blocking;
 mod cache;
 #[cfg(feature = "redis")]
 mod codec;

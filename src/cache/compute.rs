@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::{Cache, CacheValue, decode, weigh};
+use crate::blocking::Bridge;
 use crate::flight::{self, Handoff, Role};
 use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Store};
 use crate::{EntryOptions, Key};
@@ -136,6 +137,11 @@ impl Cache {
             .await
     }
 
+    /// Counts a call that went around the cache.
+    pub(crate) fn count_bypass(&self) {
+        self.inner.stats.bypassed();
+    }
+
     pub(crate) fn inner_stats_error(&self) {
         self.inner.stats.error();
     }
@@ -244,11 +250,25 @@ impl Cache {
         let started = Instant::now();
         let value = compute().await?;
         tracing::debug!(key = %key, elapsed_us = started.elapsed().as_micros() as u64, "computed");
+        let ttl = ttl_of(&value, self.resolve_ttl(options, key));
+        Ok(self.settle(key, value, snapshot, options, ttl).await)
+    }
+
+    /// After a computation: stores `value` under `snapshot` (unless the snapshot could not
+    /// be read, the value cannot be serialized or `ttl` is zero).
+    async fn settle<T: CacheValue>(
+        &self,
+        key: &Key,
+        value: T,
+        snapshot: Result<Snapshot, String>,
+        options: &EntryOptions,
+        ttl: Duration,
+    ) -> (Arc<T>, Option<Snapshot>) {
         let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 self.store_error("snapshot", key.as_str(), &error);
-                return Ok((Arc::new(value), None));
+                return (Arc::new(value), None);
             }
         };
         // Only the memory store needs the weight; a store that keeps bytes serializes the
@@ -259,13 +279,12 @@ impl Cache {
                 Err(error) => {
                     tracing::warn!(key = %key, %error, "value cannot be serialized; not cached");
                     self.inner.stats.error();
-                    return Ok((Arc::new(value), Some(snapshot)));
+                    return (Arc::new(value), Some(snapshot));
                 }
             }
         } else {
             0
         };
-        let ttl = ttl_of(&value, self.resolve_ttl(options, key));
         let value = Arc::new(value);
         if !ttl.is_zero() {
             let mut options = options.clone();
@@ -273,7 +292,45 @@ impl Cache {
             self.put(key, value.clone(), snapshot.clone(), &options, weight)
                 .await;
         }
-        Ok((value, Some(snapshot)))
+        (value, Some(snapshot))
+    }
+
+    /// [`compute_with`](Self::compute_with) for a synchronous computation on a thread of a
+    /// current-thread runtime (see [`Bridge::Detached`]): each cache operation runs on
+    /// querycache's runtime, the computation on this thread, and there is no single-flight
+    /// wait. Tag versions still guard the store: a value computed across a write is born
+    /// stale.
+    pub(crate) fn compute_detached<T, E>(
+        &self,
+        key: Key,
+        options: EntryOptions,
+        compute: impl FnOnce() -> Result<T, E>,
+        ttl_of: impl Fn(&T, Duration) -> Duration,
+    ) -> Result<Arc<T>, E>
+    where
+        T: CacheValue,
+    {
+        let bridge = Bridge::Detached;
+        if !self.inner.config.enabled {
+            self.inner.stats.bypassed();
+            return compute().map(Arc::new);
+        }
+        let (cache, lookup_key) = (self.clone(), key.clone());
+        let namespace = options.namespace_name().to_owned();
+        let hit =
+            bridge.wait(async move { cache.lookup::<T>(lookup_key.as_str(), &namespace).await });
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let (cache, deps) = (self.clone(), options.dependencies());
+        let snapshot = bridge.wait(async move { cache.inner.store.snapshot(&deps).await });
+        self.inner.stats.computation(options.namespace_name());
+        let value = compute()?;
+        let ttl = ttl_of(&value, self.resolve_ttl(&options, &key));
+        let cache = self.clone();
+        let (value, _) =
+            bridge.wait(async move { cache.settle(&key, value, snapshot, &options, ttl).await });
+        Ok(value)
     }
 
     /// A lookup that counts nothing (the miss was counted already).

@@ -7,8 +7,10 @@
 
 #[cfg(feature = "sea-orm")]
 pub mod sea_orm;
-#[cfg(feature = "sea-orm")]
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod sql;
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
+pub(crate) mod written;
 
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
-//! What a statement writes: its SQL classified (see `orm::sql`) and turned into tags.
+//! What a SeaORM statement writes: its SQL and bound values handed to `orm::written`.
 
 use sea_orm::{QueryResult, Statement, Value};
 
-use crate::orm::sql::{self, Effect, Rows, TableName};
-use crate::tags::{Tag, table_key, write_tags};
+use crate::orm::written;
+use crate::tags::Tag;
 
 /// The text and values of a statement, for classification.
 pub(super) struct StatementText<'a> {
@@ -35,122 +35,25 @@ impl<'a> StatementText<'a> {
         &self,
         returned: Option<&[QueryResult]>,
     ) -> Option<Vec<Tag>> {
-        if is_plain_read(self.sql) {
-            return None;
-        }
-        let returned_ids = returned.and_then(|rows| self.inserted_ids(rows));
         let param = |i: usize| self.values.and_then(|v| v.get(i)).and_then(row_id);
-        let primary_key = |_: &TableName| "id".to_owned();
-        match sql::classify(self.sql, &param, &primary_key) {
-            Effect::Read => None,
-            Effect::Writes(writes) => Some(
-                writes
-                    .iter()
-                    .flat_map(|w| {
-                        let table = table_key(w.table.schema.as_deref(), &w.table.name);
-                        match (&w.rows, &returned_ids) {
-                            (Rows::Ids(ids), _) => write_tags(&table, Some(ids)),
-                            (Rows::Unknown, Some(ids)) if writes.len() == 1 => {
-                                write_tags(&table, Some(ids))
-                            }
-                            (Rows::Unknown, _) => write_tags(&table, None),
-                        }
-                    })
-                    .collect(),
-            ),
-            Effect::Unknown => {
-                let head: String = self.sql.chars().take(120).collect();
-                tracing::warn!(
-                    sql = %head,
-                    "statement not understood; invalidating every model tag to stay safe"
-                );
-                Some(vec![Tag::all_models()])
-            }
-        }
+        let returned_ids = || returned.and_then(inserted_ids);
+        written::written_tags(self.sql, &param, returned_ids)
     }
 }
 
-impl StatementText<'_> {
-    /// The `id`s of the rows a plain single-statement `INSERT ... RETURNING` created, or
-    /// `None` when the statement is anything else (an upsert may update a row it does not
-    /// name; an UPDATE may move a row to another id) or an id cannot be read.
-    fn inserted_ids(&self, rows: &[QueryResult]) -> Option<Vec<String>> {
-        let sql = self.sql.trim_start();
-        let upper = sql.get(..6)?;
-        if !upper.eq_ignore_ascii_case("insert")
-            || sql.trim_end().trim_end_matches(';').contains(';')
-            || contains_ignore_case(sql, "on conflict")
-            || contains_ignore_case(sql, "on duplicate")
-            || contains_ignore_case(sql, " or replace")
-            || rows.is_empty()
-        {
-            return None;
-        }
-        rows.iter()
-            .map(|row| {
-                row.try_get::<i64>("", "id")
-                    .map(|id| id.to_string())
-                    .or_else(|_| row.try_get::<String>("", "id"))
-                    .ok()
-            })
-            .collect()
+/// The `id`s of the rows an `INSERT ... RETURNING` returned, if each can be read.
+fn inserted_ids(rows: &[QueryResult]) -> Option<Vec<String>> {
+    if rows.is_empty() {
+        return None;
     }
-}
-
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-/// A fast pass for the common case: a SELECT in which no word that could write appears
-/// as a whole word (`updated_at` does not count as `update`). Anything else goes through the
-/// full classifier; a false "maybe" costs time, never correctness.
-fn is_plain_read(sql: &str) -> bool {
-    let bytes = sql.trim_start().as_bytes();
-    if !bytes
-        .get(..6)
-        .is_some_and(|h| h.eq_ignore_ascii_case(b"select"))
-    {
-        return false;
-    }
-    const WRITE_WORDS: [&[u8]; 9] = [
-        b"insert",
-        b"update",
-        b"delete",
-        b"replace",
-        b"truncate",
-        b"merge",
-        b"copy",
-        b"drop",
-        b"alter",
-    ];
-    // Several statements: the ones after the first may be anything (CALL, DO ...).
-    if bytes
-        .iter()
-        .position(|&b| b == b';')
-        .is_some_and(|at| bytes[at + 1..].iter().any(|b| !b.is_ascii_whitespace()))
-    {
-        return false;
-    }
-    let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_word_byte(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && is_word_byte(bytes[i]) {
-            i += 1;
-        }
-        let word = &bytes[start..i];
-        if WRITE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) {
-            return false;
-        }
-    }
-    true
+    rows.iter()
+        .map(|row| {
+            row.try_get::<i64>("", "id")
+                .map(|id| id.to_string())
+                .or_else(|_| row.try_get::<String>("", "id"))
+                .ok()
+        })
+        .collect()
 }
 
 /// A bound value rendered the way `Display` renders the same id in `row = id`.
@@ -175,23 +78,6 @@ fn row_id(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_read_prefilter() {
-        assert!(is_plain_read(
-            r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = ?"#
-        ));
-        assert!(!is_plain_read("SELECT 1; DELETE FROM songs"));
-        assert!(!is_plain_read(
-            "WITH x AS (DELETE FROM a RETURNING *) SELECT * FROM x"
-        ));
-        assert!(!is_plain_read("UPDATE songs SET title = 'x'"));
-        assert!(is_plain_read(r#"SELECT "songs"."updated_at" FROM "songs""#));
-        assert!(!is_plain_read("SELECT 1 FROM t; UPDATE t SET a = 1"));
-        assert!(!is_plain_read("select * from t for update"));
-        assert!(!is_plain_read("SELECT 1; CALL archive_all()"));
-        assert!(is_plain_read("SELECT 1;  "));
-    }
 
     #[test]
     fn row_ids_render_like_display() {

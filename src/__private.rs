@@ -21,6 +21,12 @@ pub fn typed<R, F: Future<Output = R>>(future: F) -> F {
     future
 }
 
+/// Pins the return type of the closure a plain `fn`'s body becomes.
+#[inline]
+pub fn typed_fn<R, F: FnOnce() -> R>(body: F) -> F {
+    body
+}
+
 /// The cache named by `cache = <expr>`: a `Cache`, a `&Cache`, an `Arc<Cache>`...
 #[inline]
 pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> Cache {
@@ -44,11 +50,77 @@ impl<M: ?Sized> ModelProbe<M> {
     }
 }
 
-/// The traits the generated code imports to resolve model tables.
+/// The traits the generated code imports to resolve model tables and connection states.
 pub mod probe_traits {
     pub use super::ViaCacheModel;
+    pub use super::ViaRef;
     #[cfg(feature = "sea-orm")]
     pub use super::ViaSeaOrm;
+    #[cfg(feature = "diesel")]
+    pub use super::{ViaDiesel, ViaDieselTable};
+}
+
+/// The transaction state of a connection argument, as the probes report it.
+pub struct TxProbe(crate::orm::TxState);
+
+/// A `&mut` connection argument, probed by autoref: a Diesel connection first (through
+/// [`ViaDiesel`]), then any other type (through [`ViaRef`]).
+pub struct ConnProbe<'a, C: ?Sized>(std::cell::Cell<Option<&'a mut C>>);
+
+impl<'a, C: ?Sized> ConnProbe<'a, C> {
+    pub fn new(conn: &'a mut C) -> Self {
+        ConnProbe(std::cell::Cell::new(Some(conn)))
+    }
+}
+
+/// State of a Diesel connection: its querycache instrumentation, or its transaction manager.
+#[cfg(feature = "diesel")]
+pub trait ViaDiesel {
+    fn __querycache_tx_state(&self) -> TxProbe;
+}
+
+#[cfg(feature = "diesel")]
+impl<C: diesel::Connection + 'static> ViaDiesel for &&ConnProbe<'_, C> {
+    fn __querycache_tx_state(&self) -> TxProbe {
+        TxProbe(match self.0.take() {
+            Some(conn) => crate::orm::diesel::tx_state(conn),
+            None => crate::orm::TxState::None,
+        })
+    }
+}
+
+/// State of any other connection type (SeaORM's, by type).
+pub trait ViaRef {
+    fn __querycache_tx_state(&self) -> TxProbe;
+}
+
+impl<C: ?Sized> ViaRef for ConnProbe<'_, C> {
+    fn __querycache_tx_state(&self) -> TxProbe {
+        TxProbe(match self.0.take() {
+            Some(conn) => crate::orm::transaction_state::<C>(conn),
+            None => crate::orm::TxState::None,
+        })
+    }
+}
+
+/// Table of a Diesel table type (`songs::table`), unqualified (a table declared in a
+/// schema names itself through [`CacheModel`] instead).
+#[cfg(feature = "diesel")]
+pub trait ViaDieselTable {
+    fn __querycache_table(&self) -> String;
+}
+
+#[cfg(feature = "diesel")]
+impl<T> ViaDieselTable for ModelProbe<T>
+where
+    T: diesel::Table
+        + diesel::internal::table_macro::StaticQueryFragment<
+            Component = diesel::internal::table_macro::Identifier<'static>,
+        >,
+{
+    fn __querycache_table(&self) -> String {
+        crate::tags::table_key(None, T::STATIC_COMPONENT.0)
+    }
 }
 
 /// Table of a type implementing [`CacheModel`].
@@ -171,7 +243,12 @@ impl Call {
 
     /// A connection argument: is the call inside a transaction?
     pub fn connection<C: ?Sized>(&mut self, conn: &C) {
-        let state = crate::orm::transaction_state(conn);
+        self.connection_state(TxProbe(crate::orm::transaction_state(conn)));
+    }
+
+    /// A connection argument's state, as a probe found it.
+    pub fn connection_state(&mut self, state: TxProbe) {
+        let TxProbe(state) = state;
         self.conn = match (std::mem::take(&mut self.conn), state) {
             (ConnState::Untracked, _) | (_, crate::orm::TxState::Untracked) => ConnState::Untracked,
             (current, crate::orm::TxState::None) => current,

@@ -42,8 +42,9 @@ pub(crate) enum Role {
     Key(Ident),
     /// Part of the default key, but its pattern is not a plain name.
     UnnamedKey(Box<Pat>),
-    /// A connection: not part of the key, passed to `Call::connection`.
-    Connection(Ident),
+    /// A connection: not part of the key, probed for its transaction state. `true` when its
+    /// type is `&mut _` (Diesel's connections), which the probe reborrows.
+    Connection(Ident, bool),
     /// `#[cache_skip]`, or the pattern `_`: not part of the key.
     Skipped(Option<Ident>),
 }
@@ -54,6 +55,8 @@ pub(crate) struct FnInfo {
     pub(crate) args: Vec<Role>,
     /// Whether the return type is `Result<..>` (or `some::path::Result<..>`).
     pub(crate) returns_result: bool,
+    /// `async fn`, or a plain `fn` (Diesel's synchronous API).
+    pub(crate) is_async: bool,
 }
 
 impl FnInfo {
@@ -90,7 +93,7 @@ impl FnInfo {
                         // Even under #[cache_skip]: telling the cache about a transaction
                         // costs nothing and keeps reads inside it correct.
                         match (name, &*arg.pat) {
-                            (Some(name), _) => Role::Connection(name),
+                            (Some(name), _) => Role::Connection(name, is_mut_reference(&arg.ty)),
                             (None, Pat::Wild(_)) => Role::Skipped(None),
                             (None, _) if skip => Role::Skipped(None),
                             (None, pat) => {
@@ -118,13 +121,14 @@ impl FnInfo {
         FnInfo {
             args,
             returns_result,
+            is_async: sig.asyncness.is_some(),
         }
     }
 
     /// The named arguments (not `self`), for placeholders and `row`.
     pub(crate) fn names(&self) -> impl Iterator<Item = &Ident> {
         self.args.iter().filter_map(|role| match role {
-            Role::Key(name) | Role::Connection(name) | Role::Skipped(Some(name)) => Some(name),
+            Role::Key(name) | Role::Connection(name, _) | Role::Skipped(Some(name)) => Some(name),
             _ => None,
         })
     }
@@ -148,21 +152,12 @@ impl FnInfo {
     }
 }
 
-/// Rejects what `#[cached_query]` cannot wrap: non-async, `const`, `unsafe`, `extern` fns.
+/// Rejects what `#[cached_query]` cannot wrap: `const`, `unsafe`, `extern` fns.
 fn check_qualifiers(sig: &Signature, macro_name: &str, errors: &mut Errors) {
     if let Some(constness) = &sig.constness {
         errors.push(syn::Error::new_spanned(
             constness,
             format!("#[{macro_name}] cannot cache a `const fn`: remove `const`"),
-        ));
-    }
-    if sig.asyncness.is_none() {
-        errors.push(syn::Error::new_spanned(
-            sig.fn_token,
-            format!(
-                "#[{macro_name}] needs an `async fn` for now; support for plain fns \
-                 (Diesel's sync API) is planned"
-            ),
         ));
     }
     if let Some(unsafety) = &sig.unsafety {
@@ -309,6 +304,11 @@ fn is_connection(ty: &Type, connection_params: &[Ident]) -> bool {
         Type::TraitObject(object) => has_connection_bound(object.bounds.iter()),
         _ => false,
     }
+}
+
+/// Whether `ty` is `&mut _`.
+fn is_mut_reference(ty: &Type) -> bool {
+    matches!(strip_groups(ty), Type::Reference(reference) if reference.mutability.is_some())
 }
 
 /// `ty` without invisible groups and parentheses.

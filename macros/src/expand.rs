@@ -142,8 +142,20 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         setup.push(quote!(#call.tag(#tag);));
     }
     for role in &info.args {
-        if let Role::Connection(conn) = role {
-            setup.push(quote_spanned!(conn.span()=> #call.connection(&#conn);));
+        match role {
+            // Reborrowed for the probe, which picks the Diesel connection's own state (its
+            // instrumentation, its transaction manager) when the type is one, by autoref.
+            Role::Connection(conn, true) => setup.push(quote_spanned! {conn.span()=>
+                {
+                    use ::querycache::__private::probe_traits::*;
+                    let __qc_probe = ::querycache::__private::ConnProbe::new(&mut *#conn);
+                    #call.connection_state((&&&__qc_probe).__querycache_tx_state());
+                }
+            }),
+            Role::Connection(conn, false) => {
+                setup.push(quote_spanned!(conn.span()=> #call.connection(&#conn);));
+            }
+            _ => {}
         }
     }
     match &options.key {
@@ -159,14 +171,24 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         (None, true) => "run_result",
         (None, false) => "run",
     };
-    let run = Ident::new(run, ret_span);
     // Spanned at the return type: a type that cannot be cached is reported there.
     let run_call = Ident::new("__qc_call", Span::mixed_site().located_at(ret_span));
-    let run = quote_spanned! {ret_span=>
-        #run_call.#run(::querycache::__private::typed::<#ret_ty, _>(async move {
-            #(#stmts)*
-        }))
-        .await
+    let run = if info.is_async {
+        let run = Ident::new(run, ret_span);
+        quote_spanned! {ret_span=>
+            #run_call.#run(::querycache::__private::typed::<#ret_ty, _>(async move {
+                #(#stmts)*
+            }))
+            .await
+        }
+    } else {
+        // A plain fn: the body becomes a closure run on the calling thread.
+        let run = Ident::new(&format!("{run}_sync"), ret_span);
+        quote_spanned! {ret_span=>
+            #run_call.#run(::querycache::__private::typed_fn::<#ret_ty, _>(move || {
+                #(#stmts)*
+            }))
+        }
     };
 
     quote! {

@@ -2,6 +2,7 @@
 
 mod compute;
 mod invalidate;
+mod sync;
 
 use std::any::Any;
 use std::io;

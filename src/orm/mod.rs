@@ -4,7 +4,10 @@
 //! | ORM | module | feature |
 //! | --- | --- | --- |
 //! | SeaORM 2.0 | [`sea_orm`] | `sea-orm` |
+//! | Diesel 2.3 | [`diesel`] | `diesel` |
 
+#[cfg(feature = "diesel")]
+pub mod diesel;
 #[cfg(feature = "sea-orm")]
 pub mod sea_orm;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]

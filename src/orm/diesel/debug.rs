@@ -1,0 +1,202 @@
+//! Reading a statement back from Diesel's instrumentation: its SQL and its bound values.
+//!
+//! An instrumentation event carries the statement as `&dyn DebugQuery`, which offers only
+//! `Debug` and `Display`. In diesel 2.3 a query's `Debug` is
+//! `Query { sql: "<sql>", binds: [<value>, ...] }` (each value in its own `Debug` form) and
+//! a raw `batch_execute` text's is the string literal itself. Both are read here. Any other
+//! shape (a later Diesel, another crate's `DebugQuery`) falls back to `Display`, whose
+//! `-- binds: [..]` suffix is a SQL comment to the classifier: the statement is still
+//! classified, only without bound values (so writes are table-wide rather than per row).
+
+use std::fmt::Write as _;
+
+/// A statement read back: its SQL, and its bound values rendered as row ids where they
+/// can be (integers and strings; `None` for any other value).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Statement {
+    pub(super) sql: String,
+    pub(super) binds: Vec<Option<String>>,
+}
+
+impl Statement {
+    /// Reads `query` back.
+    pub(super) fn read(query: &dyn diesel::connection::DebugQuery) -> Statement {
+        let mut debug = String::new();
+        if write!(debug, "{query:?}").is_ok()
+            && let Some(statement) = parse_debug(&debug)
+        {
+            return statement;
+        }
+        Statement {
+            sql: query.to_string(),
+            binds: Vec::new(),
+        }
+    }
+}
+
+/// Parses diesel 2.3's two `Debug` shapes; `None` for anything else.
+fn parse_debug(debug: &str) -> Option<Statement> {
+    if debug.starts_with('"') {
+        let (sql, rest) = string_literal(debug)?;
+        return rest.is_empty().then_some(Statement {
+            sql,
+            binds: Vec::new(),
+        });
+    }
+    let rest = debug.strip_prefix("Query { sql: ")?;
+    let (sql, rest) = string_literal(rest)?;
+    let rest = rest.strip_prefix(", binds: ")?;
+    // The values are only an aid to precision: if they cannot be read, the statement is
+    // still classified, without them.
+    let binds = rest
+        .strip_suffix(" }")
+        .and_then(bind_list)
+        .unwrap_or_default();
+    Some(Statement { sql, binds })
+}
+
+/// A Rust string literal in `Debug` form at the start of `s`: its value and what follows.
+fn string_literal(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let body = &s[1..];
+    let mut value = String::new();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '"' => return Some((value, &body[at + 1..])),
+            '\\' => {
+                let (_, escaped) = chars.next()?;
+                match escaped {
+                    'n' => value.push('\n'),
+                    'r' => value.push('\r'),
+                    't' => value.push('\t'),
+                    '0' => value.push('\0'),
+                    '\\' | '"' | '\'' => value.push(escaped),
+                    'u' => {
+                        if chars.next()?.1 != '{' {
+                            return None;
+                        }
+                        let mut code = 0_u32;
+                        loop {
+                            let (_, digit) = chars.next()?;
+                            if digit == '}' {
+                                break;
+                            }
+                            code = code.checked_mul(16)?.checked_add(digit.to_digit(16)?)?;
+                        }
+                        value.push(char::from_u32(code)?);
+                    }
+                    _ => return None,
+                }
+            }
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+/// `[a, b, ...]` of `Debug`-formatted values: each as a row id, or `None`.
+fn bind_list(s: &str) -> Option<Vec<Option<String>>> {
+    let inner = s.strip_prefix('[')?.strip_suffix(']')?;
+    let mut binds = Vec::new();
+    let mut rest = inner;
+    while !rest.is_empty() {
+        let (value, after) = if rest.starts_with('"') {
+            let (text, after) = string_literal(rest)?;
+            (Some(text), after)
+        } else {
+            let end = item_end(rest)?;
+            let item = &rest[..end];
+            (integer(item), &rest[end..])
+        };
+        binds.push(value);
+        rest = match after.strip_prefix(", ") {
+            Some(next) => next,
+            None if after.is_empty() => after,
+            None => return None,
+        };
+    }
+    Some(binds)
+}
+
+/// Where a non-string item ends: the first `, ` outside brackets and string literals.
+fn item_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut depth = 0_usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.checked_sub(1)?,
+            b'"' => {
+                let (_, after) = string_literal(&s[i..])?;
+                i = s.len() - after.len();
+                continue;
+            }
+            b',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    (depth == 0).then_some(s.len())
+}
+
+/// An integer in canonical decimal, as `Display` renders it.
+fn integer(item: &str) -> Option<String> {
+    let digits = item.strip_prefix('-').unwrap_or(item);
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && item != "-0";
+    canonical.then(|| item.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_query_with_binds() {
+        let debug = r#"Query { sql: "UPDATE \"songs\" SET \"title\" = $1 WHERE (\"songs\".\"id\" = $2)", binds: ["it's \"x\", [y]", 42, Some(3), 1.5, -7, Foo { a: [1, 2] }, "\u{e9}\n"] }"#;
+        let statement = parse_debug(debug).unwrap();
+        assert_eq!(
+            statement.sql,
+            r#"UPDATE "songs" SET "title" = $1 WHERE ("songs"."id" = $2)"#
+        );
+        assert_eq!(
+            statement.binds,
+            [
+                Some("it's \"x\", [y]".to_owned()),
+                Some("42".to_owned()),
+                None,
+                None,
+                Some("-7".to_owned()),
+                None,
+                Some("é\n".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_a_raw_text_and_an_empty_bind_list() {
+        let statement = parse_debug(r#""DELETE FROM songs; -- \"quoted\"""#).unwrap();
+        assert_eq!(statement.sql, r#"DELETE FROM songs; -- "quoted""#);
+        assert!(statement.binds.is_empty());
+        let statement = parse_debug(r#"Query { sql: "SELECT 1", binds: [] }"#).unwrap();
+        assert_eq!(statement.sql, "SELECT 1");
+        assert!(statement.binds.is_empty());
+    }
+
+    #[test]
+    fn unreadable_binds_keep_the_sql_and_other_shapes_are_refused() {
+        let statement =
+            parse_debug(r#"Query { sql: "DELETE FROM t", binds: [unclosed( }"#).unwrap();
+        assert_eq!(statement.sql, "DELETE FROM t");
+        assert!(statement.binds.is_empty());
+        assert_eq!(parse_debug("DELETE FROM t -- binds: []"), None);
+        assert_eq!(parse_debug(r#""unterminated"#), None);
+        assert_eq!(parse_debug(r#""bad \q escape""#), None);
+        assert_eq!(integer("007"), None);
+        assert_eq!(integer("-0"), None);
+        assert_eq!(integer("0").as_deref(), Some("0"));
+    }
+}

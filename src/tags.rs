@@ -82,6 +82,19 @@ impl Tag {
         Tag(format!("{MODEL_PREFIX}{table}#bulk").into())
     }
 
+    /// What a write to unknown rows of `table` bumps: its table tag and its bulk tag.
+    /// Invalidating these makes every entry that depends on the table a miss, by-id entries
+    /// included — the manual counterpart of a write the ORM integration could not see.
+    ///
+    /// ```
+    /// use querycache::Tag;
+    ///
+    /// assert_eq!(Tag::table_write("songs"), [Tag::model("songs"), Tag::bulk("songs")]);
+    /// ```
+    pub fn table_write(table: &str) -> [Self; 2] {
+        [Tag::model(table), Tag::bulk(table)]
+    }
+
     /// The tag bumped by a statement that could not be classified; every entry that
     /// depends on any model tag also depends on this one.
     pub fn all_models() -> Self {

@@ -9,7 +9,8 @@ use syn::{
 
 use crate::Errors;
 
-/// Types that are database connections (the last segment of their path, after `&`/`&mut`).
+/// Types that are database connections (the last segment of their path, after `&`/`&mut`),
+/// besides every type whose name ends with `Connection`.
 const CONNECTION_TYPES: &[&str] = &[
     "DatabaseConnection",
     "DatabaseTransaction",
@@ -53,7 +54,8 @@ pub(crate) enum Role {
 pub(crate) struct FnInfo {
     /// One per argument, in order.
     pub(crate) args: Vec<Role>,
-    /// Whether the return type is `Result<..>` (or `some::path::Result<..>`).
+    /// Whether the return type is `Result<..>` (or `some::path::Result<..>`, or an alias
+    /// whose name ends with `Result`, such as `QueryResult<..>`).
     pub(crate) returns_result: bool,
     /// `async fn`, or a plain `fn` (Diesel's synchronous API).
     pub(crate) is_async: bool,
@@ -212,7 +214,9 @@ fn check_output(output: &ReturnType, macro_name: &str, errors: &mut Errors) -> b
         Type::Path(path) => {
             path.qself.is_none()
                 && path.path.segments.last().is_some_and(|last| {
-                    last.ident == "Result"
+                    // `Result<T, E>`, `io::Result<T>`, and aliases named like Diesel's
+                    // `QueryResult<T>`.
+                    last.ident.to_string().ends_with("Result")
                         && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))
                 })
         }
@@ -295,6 +299,9 @@ fn is_connection(ty: &Type, connection_params: &[Ident]) -> bool {
                 return false;
             };
             CONNECTION_TYPES.iter().any(|name| last.ident == name)
+                // An application's own connection types: `AnyConnection` (Diesel's
+                // `MultiConnection`), `AppConnection`...
+                || last.ident.to_string().ends_with("Connection")
                 || path
                     .path
                     .get_ident()

@@ -30,7 +30,8 @@ mod template;
 use args::FnInfo;
 use attr::{Args, Flavor, Options};
 
-/// Caches the result of an `async fn` (a free function or a method) in querycache.
+/// Caches the result of an `async fn` or a plain `fn` (a free function or a method) in
+/// querycache.
 ///
 /// The first call with given arguments runs the function and stores its result; later
 /// calls with the same arguments return a clone of the stored value until its TTL runs out
@@ -129,13 +130,15 @@ use attr::{Args, Flavor, Options};
 /// * connections, recognized by their type: `&DatabaseConnection`, `&DatabaseTransaction`,
 ///   `&DbConn`, `&CachedConnection`, `&CachedTransaction`, Diesel's and sqlx's
 ///   `PgConnection`, `SqliteConnection`, `MysqlConnection`, `AsyncPgConnection`,
-///   `AsyncMysqlConnection`, `PooledConnection<..>`, `Pool<..>`; `impl ConnectionTrait` (or
+///   `AsyncMysqlConnection`, `PooledConnection<..>`, `Pool<..>`, any type whose name ends
+///   with `Connection` (an app's `AnyConnection`); `impl ConnectionTrait` (or
 ///   `TransactionTrait`, `StreamTrait`, `Connection`), `&dyn ConnectionTrait`; and a type
 ///   parameter bounded by one of those traits (`db: &C` with `C: ConnectionTrait`).
 ///   Connections are shown to the cache: inside a transaction that wrote one of the
 ///   `models` (or that querycache cannot see into, like a plain `DatabaseTransaction`) the
 ///   cache is bypassed; inside other transactions hits are served but nothing computed is
-///   stored;
+///   stored. A Diesel connection (`&mut PgConnection`, `&mut PooledConnection<..>`...) tells
+///   its transaction state through its querycache instrumentation;
 /// * arguments marked `#[cache_skip]` (see [`macro@cache_skip`]), and arguments written `_`.
 ///
 /// Key arguments must be plain names (`id: i32`, `mut page: u32`), not patterns.
@@ -151,24 +154,36 @@ use attr::{Args, Flavor, Options};
 /// # `Result` and plain values
 ///
 /// A function whose return type is written `Result<T, E>` (including `anyhow::Result<T>`,
-/// `std::io::Result<T>`, any path ending in `Result<..>`) caches its `Ok` values only:
+/// `std::io::Result<T>`, any path ending in `Result<..>`, and aliases whose name ends with
+/// `Result`, such as Diesel's `QueryResult<T>`) caches its `Ok` values only:
 /// an `Err` is returned to the caller and the next call runs the function again, unless
 /// `error_ttl` or `cache_errors` is given. Any other return type is cached as a whole.
 ///
-/// A type alias that hides a `Result` (`type Res = Result<u32, E>`) is cached as a plain
-/// value, `Err` included; write `Result<..>` in the signature to cache `Ok` values only.
+/// A type alias that hides a `Result` under another name (`type Res = Result<u32, E>`) is
+/// cached as a plain value, `Err` included; write `Result<..>` in the signature to cache
+/// `Ok` values only.
 ///
 /// # Inside the body
 ///
-/// The body runs as an `async move` block: `?` and `return` behave as in the original
-/// function, and `self` is the method's receiver. When the cache is disabled, or a call
+/// The body of an `async fn` runs as an `async move` block, that of a plain `fn` as a
+/// `move` closure on the calling thread: `?` and `return` behave as in the original
+/// function, and `self` is the method's receiver.
+///
+/// A plain `fn` (Diesel's synchronous API) waits for the cache itself and needs no runtime
+/// from its caller: outside tokio the cache runs on a small runtime of querycache's own;
+/// called from a multi-thread tokio runtime's worker (by mistake: blocking database calls
+/// belong in `spawn_blocking`), it waits through `tokio::task::block_in_place`, so the
+/// worker's other tasks move on to other workers; called on a current-thread runtime, each
+/// cache operation runs on querycache's runtime while the thread waits, and the call does
+/// not wait for a concurrent computation of the same key (that computation may be a task of
+/// the very thread that would wait), so the query may run twice. When the cache is disabled, or a call
 /// cannot be cached (an invalid tag, an argument that fails to serialize), the body simply
 /// runs; a cache failure never fails the call.
 ///
 /// # Compile-time errors
 ///
-/// The macro rejects, each with a message on the token at fault: a function that is not
-/// `async`, or is `const`, `unsafe` or `extern`; a function returning nothing or
+/// The macro rejects, each with a message on the token at fault: a function that is
+/// `const`, `unsafe` or `extern`; a function returning nothing or
 /// `impl Trait`; unknown or repeated options; a TTL that is not a positive integer or a
 /// valid duration; an empty `models` list; `row` without `models`; `row` or a placeholder
 /// that names no argument; a placeholder with a format spec or an expression;
@@ -307,7 +322,7 @@ fn cached(flavor: Flavor, args: TokenStream2, item: TokenStream2) -> TokenStream
             let error = syn::Error::new_spanned(
                 &item,
                 format!(
-                    "#[{}] goes on an `async fn` with a body (a free function or a method)",
+                    "#[{}] goes on a function with a body (an `async fn` or a plain `fn`, free or a method)",
                     flavor.name()
                 ),
             )

@@ -23,6 +23,12 @@ mod on_tiered {
     mod cache_api;
     mod invariants;
 }
+#[cfg(feature = "diesel")]
+#[path = "orm"]
+mod diesel_on_sqlite {
+    const DB: crate::support::Db = crate::support::Db::Sqlite;
+    mod diesel_writes;
+}
 mod macros;
 mod memory_api;
 mod memory_invariants;

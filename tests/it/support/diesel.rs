@@ -1,0 +1,131 @@
+//! Diesel fixtures: a throwaway database (SQLite file or PostgreSQL database), migrated,
+//! whose connections report their writes to a cache of the test's own.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use querycache::Cache;
+use querycache::orm::diesel::CacheInstrumentation;
+
+#[path = "../../../examples/support/diesel_schema.rs"]
+pub mod schema;
+
+use super::Db;
+
+/// One connection type for both databases, as an application supporting both would write.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// A migrated database and a cache its instrumented connections invalidate.
+pub struct DieselDb {
+    pub url: String,
+    pub db: Db,
+    pub cache: Cache,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    _pg: Option<super::postgres::PgDatabase>,
+}
+
+impl DieselDb {
+    /// A fresh database of kind `db` with a fresh memory cache; `None` when PostgreSQL is
+    /// not reachable (the test returns early) unless QUERYCACHE_REQUIRE_SERVICES=1.
+    pub fn new(db: Db) -> Option<DieselDb> {
+        Self::with_cache(db, Cache::new())
+    }
+
+    /// A fresh database of kind `db` whose connections invalidate `cache`.
+    pub fn with_cache(db: Db, cache: Cache) -> Option<DieselDb> {
+        let (url, dir, pg) = match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = dir.path().join("diesel.db").display().to_string();
+                (url, Some(dir), None)
+            }
+            Db::Postgres => {
+                let pg = create_pg()?;
+                (pg.url().to_owned(), None, Some(pg))
+            }
+        };
+        let this = DieselDb {
+            url,
+            db,
+            cache,
+            _sqlite_dir: dir,
+            _pg: pg,
+        };
+        let mut conn = this.raw();
+        for (name, sql) in schema::migrations(&this.url) {
+            conn.batch_execute(sql)
+                .unwrap_or_else(|e| panic!("migration {name}: {e}"));
+        }
+        Some(this)
+    }
+
+    /// A connection without querycache's instrumentation ("another process").
+    pub fn raw(&self) -> AnyConnection {
+        let mut conn = AnyConnection::establish(&self.url)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url));
+        if self.db == Db::Sqlite {
+            conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")
+                .expect("pragmas");
+        }
+        conn
+    }
+
+    /// A connection whose writes invalidate the cache.
+    pub fn conn(&self) -> AnyConnection {
+        let mut conn = self.raw();
+        conn.set_instrumentation(CacheInstrumentation::new(self.cache.clone()));
+        conn
+    }
+
+    /// The placeholder of the `n`-th (1-based) bound value in raw SQL.
+    pub fn ph(&self, n: usize) -> String {
+        match self.db {
+            Db::Sqlite => "?".to_owned(),
+            Db::Postgres => format!("${n}"),
+        }
+    }
+
+    /// Inserts a user, returning its id.
+    pub fn user(&self, conn: &mut AnyConnection, name: &str) -> i32 {
+        use schema::users::dsl;
+        diesel::insert_into(dsl::users)
+            .values((
+                dsl::name.eq(name),
+                dsl::email.eq(format!("{name}@example.test")),
+            ))
+            .returning(dsl::id)
+            .get_result(conn)
+            .expect("insert user")
+    }
+
+    /// Inserts a song, returning its id.
+    pub fn song(&self, conn: &mut AnyConnection, author: i32, title: &str) -> i32 {
+        use schema::songs::dsl;
+        diesel::insert_into(dsl::songs)
+            .values((
+                dsl::title.eq(title),
+                dsl::artist.eq(format!("{title} artist")),
+                dsl::author_id.eq(author),
+            ))
+            .returning(dsl::id)
+            .get_result(conn)
+            .expect("insert song")
+    }
+}
+
+/// A throwaway PostgreSQL database, created from a thread of its own (the caller may be on
+/// a runtime's thread).
+fn create_pg() -> Option<super::postgres::PgDatabase> {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(super::postgres::PgDatabase::create())
+    })
+    .join()
+    .expect("creating the PostgreSQL database panicked")
+}

@@ -27,6 +27,7 @@ mod on_tiered {
 #[path = "orm"]
 mod diesel_on_sqlite {
     const DB: crate::support::Db = crate::support::Db::Sqlite;
+    mod diesel_runtime;
     mod diesel_writes;
 }
 mod macros;

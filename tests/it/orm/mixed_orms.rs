@@ -1,0 +1,101 @@
+//! One database shared by SeaORM and Diesel, with one cache: each ORM's writes invalidate
+//! the other's cached reads, since both name tables with the same `model:<table>` tags.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use diesel::prelude::*;
+use querycache::{Cache, cached_query};
+
+use super::DB;
+use crate::support::diesel::schema::songs;
+use crate::support::diesel::{AnyConnection, DieselDb};
+use crate::support::stores::Kind;
+
+#[cached_query(cache = cache, models = [songs::table], row = id)]
+fn title(
+    #[cache_skip] cache: &Cache,
+    #[cache_skip] runs: &AtomicUsize,
+    conn: &mut AnyConnection,
+    id: i32,
+) -> QueryResult<Option<String>> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    songs::table
+        .find(id)
+        .select(songs::title)
+        .first(conn)
+        .optional()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+    let Some(t) = crate::support::TestDb::on_db(DB, Kind::Memory).await else {
+        return;
+    };
+    let author = t.user("ann").await;
+    let song = t.song(&author, "A").await;
+    let diesel_db = Arc::new(
+        DieselDb::attach(DB, t.url(), t.cache.clone()).expect("the same database, for Diesel"),
+    );
+    let runs = Arc::new(AtomicUsize::new(0));
+
+    // Diesel reads (cached), SeaORM writes.
+    let read = {
+        let (d, runs) = (Arc::clone(&diesel_db), Arc::clone(&runs));
+        move || {
+            let mut conn = d.conn();
+            title(&d.cache, &runs, &mut conn, song.id).unwrap()
+        }
+    };
+    let diesel_read = |read: &(dyn Fn() -> Option<String> + Sync)| read();
+    let first = tokio::task::block_in_place(|| diesel_read(&read));
+    let again = tokio::task::block_in_place(|| diesel_read(&read));
+    assert_eq!((first.as_deref(), again.as_deref()), (Some("A"), Some("A")));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    crate::support::song::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(song.id),
+        title: Set("from SeaORM".into()),
+        ..Default::default()
+    }
+    .update(&t.db)
+    .await
+    .unwrap();
+    let after = tokio::task::block_in_place(|| diesel_read(&read));
+    assert_eq!(after.as_deref(), Some("from SeaORM"));
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the SeaORM write invalidated the Diesel read");
+
+    // SeaORM reads (cached), Diesel writes.
+    let sea_runs = AtomicUsize::new(0);
+    let sea_read = || async {
+        t.cache
+            .try_get_or_compute(
+                &format!("sea:song:{}", song.id),
+                querycache::EntryOptions::new()
+                    .tag(querycache::Tag::row("songs", song.id))
+                    .tag(querycache::Tag::bulk("songs")),
+                || async {
+                    sea_runs.fetch_add(1, Ordering::SeqCst);
+                    crate::support::song::Entity::find_by_id(song.id)
+                        .one(&t.db)
+                        .await
+                        .map(|s| s.map(|s| s.title))
+                },
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(sea_read().await.as_deref(), &Some("from SeaORM".to_owned()));
+    assert_eq!(sea_read().await.as_deref(), &Some("from SeaORM".to_owned()));
+    assert_eq!(sea_runs.load(Ordering::SeqCst), 1);
+    tokio::task::block_in_place(|| {
+        let mut conn = diesel_db.conn();
+        diesel::update(songs::table.find(song.id))
+            .set(songs::title.eq("from Diesel"))
+            .execute(&mut conn)
+            .unwrap();
+    });
+    assert_eq!(sea_read().await.as_deref(), &Some("from Diesel".to_owned()));
+    assert_eq!(sea_runs.load(Ordering::SeqCst), 2, "the Diesel write invalidated the SeaORM read");
+}

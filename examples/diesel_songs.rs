@@ -54,7 +54,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:<24} {}", "store", cache.config().store_kind());
 
     let mut conn = SqliteConnection::establish(":memory:")?;
-    conn.batch_execute(include_str!("../migrations/sqlite/0001_users_songs.sql"))?;
+    for (_name, sql) in schema::migrations(":memory:") {
+        conn.batch_execute(sql)?;
+    }
 
     let author: i32 = diesel::insert_into(users::table)
         .values((users::name.eq("Ada"), users::email.eq("ada@example.test")))
@@ -69,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .returning(songs::id)
         .get_result(&mut conn)?;
 
-    let mut read = |label: &str, conn: &mut SqliteConnection| -> QueryResult<()> {
+    let read = |label: &str, conn: &mut SqliteConnection| -> QueryResult<()> {
         let before = cache.stats();
         let title = song_title(conn, id)?.unwrap_or_default();
         let after = cache.stats();

@@ -106,7 +106,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{:<24} {}",
         "transaction",
-        if rolled_back.is_err() { "rolled back" } else { "committed" }
+        if rolled_back.is_err() {
+            "rolled back"
+        } else {
+            "committed"
+        }
     );
     read("read after rollback", &mut conn)?;
 

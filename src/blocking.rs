@@ -108,6 +108,13 @@ fn own_runtime() -> &'static Runtime {
     })
 }
 
+/// The handle of querycache's own runtime: background tasks (Redis connections, the
+/// invalidation subscriber, the breaker's probe) run there, independent of the runtimes
+/// their callers are on.
+pub(crate) fn io_handle() -> Handle {
+    own_runtime().handle().clone()
+}
+
 /// Runs a `Send` future on querycache's runtime and waits for it with a plain channel
 /// receive, which tokio allows on any thread.
 fn run_detached<F>(future: F) -> F::Output

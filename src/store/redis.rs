@@ -285,7 +285,7 @@ impl RedisStore {
         match &self.backend {
             Backend::Single { client, conn } => {
                 let conn = conn
-                    .get_or_try_init(|| async {
+                    .get_or_try_init(|| {
                         // The store bounds every operation by `timeout` itself (and tells a
                         // timeout from an error that way); these only stop a dead connection
                         // from hanging.
@@ -293,7 +293,7 @@ impl RedisStore {
                             .set_connection_timeout(Some(self.timeout * 2))
                             .set_response_timeout(Some(self.timeout * 2))
                             .set_number_of_retries(1);
-                        ConnectionManager::new_with_config(client.clone(), config).await
+                        on_io_runtime(ConnectionManager::new_with_config(client.clone(), config))
                     })
                     .await
                     .map_err(|e| format!("connecting to Redis: {e}"))?;
@@ -301,7 +301,10 @@ impl RedisStore {
             }
             Backend::Cluster { client, conn, .. } => {
                 let conn = conn
-                    .get_or_try_init(|| client.get_async_connection())
+                    .get_or_try_init(|| {
+                        let client = client.clone();
+                        on_io_runtime(async move { client.get_async_connection().await })
+                    })
                     .await
                     .map_err(|e| format!("connecting to the Redis cluster: {e}"))?;
                 Ok(Conn::Cluster(conn.clone()))
@@ -845,6 +848,23 @@ pub(crate) fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Makes a connection on querycache's I/O runtime, so that the tasks that drive it live
+/// there: they keep running whatever runtime the caller is on, or when that runtime ends
+/// (a test's), or when its only thread is blocked by a synchronous caller waiting for this
+/// very connection (Diesel on a current-thread runtime).
+async fn on_io_runtime<T: Send + 'static>(
+    connect: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
+) -> redis::RedisResult<T> {
+    match crate::blocking::io_handle().spawn(connect).await {
+        Ok(result) => result,
+        Err(error) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "the connection task failed",
+            error.to_string(),
+        ))),
     }
 }
 

@@ -139,18 +139,15 @@ impl TieredStore {
 }
 
 impl Shared {
-    /// Starts the background subscriber once a tokio runtime is at hand.
+    /// Starts the background subscriber (on querycache's I/O runtime), once.
     fn start(self: &Arc<Self>) {
         if !self.memory_tier || self.started.load(Ordering::Acquire) {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        runtime.spawn(channel::subscribe(
+        crate::blocking::io_handle().spawn(channel::subscribe(
             self.redis.pubsub_clients(),
             self.redis.channel(),
             self.redis.timeout(),
@@ -227,10 +224,7 @@ impl Shared {
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.probing.store(false, Ordering::Release);
-            return;
-        };
+        let runtime = crate::blocking::io_handle();
         let weak = Arc::downgrade(self);
         let mut shutdown = self.shutdown.subscribe();
         let cooldown = self.cooldown;

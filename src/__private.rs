@@ -53,6 +53,8 @@ impl<M: ?Sized> ModelProbe<M> {
 /// The traits the generated code imports to resolve model tables and connection states.
 pub mod probe_traits {
     pub use super::ViaCacheModel;
+    #[cfg(feature = "diesel-async")]
+    pub use super::ViaDieselAsync;
     pub use super::ViaRef;
     #[cfg(feature = "sea-orm")]
     pub use super::ViaSeaOrm;
@@ -64,7 +66,8 @@ pub mod probe_traits {
 pub struct TxProbe(crate::orm::TxState);
 
 /// A `&mut` connection argument, probed by autoref: a Diesel connection first (through
-/// [`ViaDiesel`]), then any other type (through [`ViaRef`]).
+/// `ViaDiesel`), then a diesel-async one (`ViaDieselAsync`), then any other type (through
+/// [`ViaRef`]).
 pub struct ConnProbe<'a, C: ?Sized>(std::cell::Cell<Option<&'a mut C>>);
 
 impl<'a, C: ?Sized> ConnProbe<'a, C> {
@@ -84,6 +87,23 @@ impl<C: diesel::Connection + 'static> ViaDiesel for &&ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
         TxProbe(match self.0.take() {
             Some(conn) => crate::orm::diesel::tx_state(conn),
+            None => crate::orm::TxState::None,
+        })
+    }
+}
+
+/// State of a diesel-async connection: its querycache instrumentation, or its transaction
+/// manager.
+#[cfg(feature = "diesel-async")]
+pub trait ViaDieselAsync {
+    fn __querycache_tx_state(&self) -> TxProbe;
+}
+
+#[cfg(feature = "diesel-async")]
+impl<C: diesel_async::AsyncConnection + 'static> ViaDieselAsync for &ConnProbe<'_, C> {
+    fn __querycache_tx_state(&self) -> TxProbe {
+        TxProbe(match self.0.take() {
+            Some(conn) => crate::orm::diesel::async_tx_state(conn),
             None => crate::orm::TxState::None,
         })
     }

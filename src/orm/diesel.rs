@@ -361,7 +361,27 @@ fn default_instrumentation() -> Option<Box<dyn Instrumentation>> {
 
 /// What a Diesel connection passed to a cached function says about transactions.
 pub(crate) fn tx_state<C: Connection + 'static>(conn: &mut C) -> TxState {
-    let instrumentation = conn.instrumentation();
+    if let Some(state) = instrumented_state(conn.instrumentation()) {
+        return state;
+    }
+    let status =
+        <C::TransactionManager as TransactionManager<C>>::transaction_manager_status_mut(conn);
+    untracked_state(status)
+}
+
+/// What a diesel-async connection passed to a cached function says about transactions.
+#[cfg(feature = "diesel-async")]
+pub(crate) fn async_tx_state<C: diesel_async::AsyncConnection + 'static>(conn: &mut C) -> TxState {
+    if let Some(state) = instrumented_state(conn.instrumentation()) {
+        return state;
+    }
+    let status =
+        <C::TransactionManager as diesel_async::TransactionManager<C>>::transaction_manager_status_mut(conn);
+    untracked_state(status)
+}
+
+/// The state kept by the connection's [`CacheInstrumentation`], if it has one.
+fn instrumented_state(instrumentation: &mut dyn Instrumentation) -> Option<TxState> {
     let ours = match instrumentation.downcast_ref::<CacheInstrumentation>() {
         Some(ours) => Some(ours),
         // Boxed once more by a caller who passed a `Box<dyn Instrumentation>`.
@@ -369,12 +389,13 @@ pub(crate) fn tx_state<C: Connection + 'static>(conn: &mut C) -> TxState {
             .downcast_ref::<Box<dyn Instrumentation>>()
             .and_then(|boxed| boxed.downcast_ref::<CacheInstrumentation>()),
     };
-    if let Some(ours) = ours {
-        return ours.tx_state();
-    }
+    ours.map(CacheInstrumentation::tx_state)
+}
+
+/// A connection without querycache's instrumentation: its transaction manager says whether
+/// it is inside a transaction, whose writes querycache cannot see.
+fn untracked_state(status: &mut diesel::connection::TransactionManagerStatus) -> TxState {
     warn_uninstrumented();
-    let status =
-        <C::TransactionManager as TransactionManager<C>>::transaction_manager_status_mut(conn);
     match status.transaction_depth() {
         Ok(None) => TxState::None,
         // In a transaction whose writes are not seen, or a broken one.

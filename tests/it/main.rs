@@ -27,6 +27,8 @@ mod on_tiered {
 #[path = "orm"]
 mod diesel_on_sqlite {
     const DB: crate::support::Db = crate::support::Db::Sqlite;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async;
     mod diesel_runtime;
     mod diesel_writes;
 }

@@ -1,0 +1,150 @@
+//! diesel-async: the same `CacheInstrumentation` on an async connection
+//! (`AsyncPgConnection` on PostgreSQL, `SyncConnectionWrapper<SqliteConnection>` on SQLite),
+//! with `#[cached_query]` on `async fn`s taking `&mut` that connection. The instrumentation
+//! runs inside the connection's future, on a tokio worker: the tests run on multi-thread and
+//! on current-thread runtimes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use querycache::orm::diesel::CacheInstrumentation;
+use querycache::{Cache, cached_query};
+
+use super::DB;
+use crate::support::Db;
+use crate::support::diesel::DieselDb;
+use crate::support::diesel::schema::songs;
+
+/// The async connection type of this database.
+macro_rules! with_conn {
+    ($t:expr, |$conn:ident: $ty:ident| $body:expr) => {
+        match DB {
+            Db::Sqlite => {
+                type $ty = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
+                    diesel::SqliteConnection,
+                >;
+                #[allow(unused_mut)]
+                let mut $conn = $ty::establish(&$t.url).await.expect("connect");
+                $body
+            }
+            Db::Postgres => {
+                type $ty = diesel_async::AsyncPgConnection;
+                #[allow(unused_mut)]
+                let mut $conn = $ty::establish(&$t.url).await.expect("connect");
+                $body
+            }
+        }
+    };
+}
+
+/// Cached reads and writes through `$conn` (of type `$ty`): a miss, a hit, a write outside
+/// a transaction, a committed transaction, a rolled-back one with a read inside it.
+macro_rules! scenario {
+    ($t:expr, $conn:ident, $ty:ident, $id:expr) => {{
+        #[cached_query(cache = cache, models = [songs::table], row = id)]
+        async fn title(
+            #[cache_skip] cache: &Cache,
+            #[cache_skip] runs: &AtomicUsize,
+            conn: &mut $ty,
+            id: i32,
+        ) -> QueryResult<Option<String>> {
+            runs.fetch_add(1, Ordering::SeqCst);
+            songs::table
+                .find(id)
+                .select(songs::title)
+                .first(conn)
+                .await
+                .optional()
+        }
+
+        let (cache, id, runs) = ($t.cache.clone(), $id, AtomicUsize::new(0));
+        $conn.set_instrumentation(CacheInstrumentation::new(cache.clone()));
+        let read = async |conn: &mut $ty| title(&cache, &runs, conn, id).await.unwrap();
+        assert_eq!(read(&mut $conn).await.as_deref(), Some("A"));
+        assert_eq!(read(&mut $conn).await.as_deref(), Some("A"));
+        assert_eq!(AtomicUsize::load(&runs, Ordering::SeqCst), 1, "a hit");
+
+        diesel::update(songs::table.find(id))
+            .set(songs::title.eq("A2"))
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        assert_eq!(read(&mut $conn).await.as_deref(), Some("A2"));
+        assert_eq!(
+            AtomicUsize::load(&runs, Ordering::SeqCst),
+            2,
+            "the write invalidated it"
+        );
+
+        let invalidations = cache.stats().invalidations;
+        $conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                diesel::update(songs::table.find(id))
+                    .set(songs::title.eq("A3"))
+                    .execute(conn)
+                    .await?;
+                assert_eq!(
+                    cache.stats().invalidations,
+                    invalidations,
+                    "not before COMMIT"
+                );
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(cache.stats().invalidations > invalidations);
+        assert_eq!(read(&mut $conn).await.as_deref(), Some("A3"));
+        assert_eq!(AtomicUsize::load(&runs, Ordering::SeqCst), 3);
+
+        let before = AtomicUsize::load(&runs, Ordering::SeqCst);
+        let rolled_back = $conn
+            .transaction::<(), diesel::result::Error, _>(async |conn| {
+                diesel::update(songs::table.find(id))
+                    .set(songs::title.eq("never"))
+                    .execute(conn)
+                    .await?;
+                // Inside the transaction that wrote it: its own write, not the cache.
+                let inside = title(&cache, &runs, conn, id).await?;
+                assert_eq!(inside.as_deref(), Some("never"));
+                Err(diesel::result::Error::RollbackTransaction)
+            })
+            .await;
+        assert!(rolled_back.is_err());
+        assert_eq!(
+            AtomicUsize::load(&runs, Ordering::SeqCst),
+            before + 1,
+            "the read inside bypassed"
+        );
+        assert_eq!(
+            read(&mut $conn).await.as_deref(),
+            Some("A3"),
+            "nothing uncommitted stored"
+        );
+        assert_eq!(
+            AtomicUsize::load(&runs, Ordering::SeqCst),
+            before + 1,
+            "and the entry is still good"
+        );
+    }};
+}
+
+async fn run() {
+    let Some(t) = DieselDb::new(DB) else { return };
+    let id = {
+        let mut sync = t.conn();
+        let author = t.user(&mut sync, "ann");
+        t.song(&mut sync, author, "A")
+    };
+    with_conn!(t, |conn: DbConnection| scenario!(t, conn, DbConnection, id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diesel_async_on_a_multi_thread_runtime() {
+    run().await;
+}
+
+#[tokio::test]
+async fn diesel_async_on_a_current_thread_runtime() {
+    run().await;
+}

@@ -101,8 +101,10 @@ fn own_runtime() -> &'static Runtime {
             .build()
         {
             Ok(runtime) => runtime,
-            // Fails only when the OS refuses a thread or an I/O driver, at the first
-            // synchronous cache call: nothing querycache could run without. Say so plainly.
+            // Fails only when the OS refuses a thread or an I/O driver (epoll), at the first
+            // synchronous call or Redis connection: then no tokio runtime can run at all, and
+            // neither can querycache. Say so plainly rather than limp on.
+            #[allow(clippy::panic)]
             Err(error) => panic!("querycache could not start its I/O runtime: {error}"),
         }
     })
@@ -115,22 +117,49 @@ pub(crate) fn io_handle() -> Handle {
     own_runtime().handle().clone()
 }
 
-/// Runs a `Send` future on querycache's runtime and waits for it with a plain channel
-/// receive, which tokio allows on any thread.
+/// Runs a `Send` future on querycache's runtime and waits for it, parked. A panic in the
+/// future is resumed here, on the caller's thread.
 fn run_detached<F>(future: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    own_runtime().spawn(async move {
-        let _ = tx.send(future.await);
-    });
-    match rx.recv() {
+    match park_on(own_runtime().spawn(future)) {
         Ok(output) => output,
-        // The task ended without sending: it panicked (the runtime itself lives in a
-        // static and never shuts down). Carry the failure to the caller.
-        Err(_) => panic!("a querycache operation panicked on its I/O runtime"),
+        Err(error) => match error.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            // Cancelled: only if the runtime shut down, which it never does (it lives in a
+            // static). The task's output is gone; so is this call.
+            Err(error) => std::panic::resume_unwind(Box::new(error.to_string())),
+        },
+    }
+}
+
+/// Polls `future` on this thread, parking between wake-ups: enough for a `JoinHandle`,
+/// whose task runs elsewhere. Tokio allows a plain park on any thread.
+fn park_on<F: Future>(future: F) -> F::Output {
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 

@@ -51,6 +51,8 @@
 //! | --- | --- |
 //! | cache a query function | [`cached_query`], [`cache_model_query`], [`cache_count_query`], [`cache_skip`] |
 //! | invalidate on every SeaORM write | [`orm::sea_orm::CachedConnection`] |
+//! | invalidate on every Diesel write (sync or diesel-async) | [`orm::diesel::install_default`], [`orm::diesel::CacheInstrumentation`] |
+//! | cache from synchronous code | `#[cached_query]` on a plain `fn`; [`Cache::get_blocking`], [`Cache::try_get_or_compute_blocking`]: no runtime needed |
 //! | use the cache directly | [`Cache`]: [`get`](Cache::get), [`set`](Cache::set), [`get_or_compute`](Cache::get_or_compute), [`invalidate_tags`](Cache::invalidate_tags), [`invalidate_pattern`](Cache::invalidate_pattern), [`invalidate_namespace`](Cache::invalidate_namespace) |
 //! | configure it | [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
 //! | set TTL, tags, namespace of an entry | [`EntryOptions`] |
@@ -64,6 +66,8 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `sea-orm` | yes | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
+//! | `diesel` | yes | [`orm::diesel`]: Diesel 2.3 instrumentation, `models = [table]` |
+//! | `diesel-async` | no | the same for diesel-async 0.9 connections |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
 //!
 //! ## Guarantees, and their limits
@@ -79,7 +83,8 @@
 //! * Across instances sharing Redis, a write is seen by the others once its invalidation
 //!   message arrives (sub-millisecond on one host; the README gives the measured figures).
 //! * Not seen: writes by other processes, database triggers, or connections that were not
-//!   wrapped. Declare such dependencies with `tags`, or invalidate them yourself.
+//!   wrapped (SeaORM) or instrumented (Diesel). Declare such dependencies with `tags`, or
+//!   invalidate them yourself.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use querycache::orm::sea_orm::CachedConnection;
 use querycache::tags::table_key;
 use querycache::{Cache, EntryOptions, Tag, cached_query};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, QueryOrder, Set, TransactionTrait,
+};
 
 use super::DB;
 use super::common::{Fixture, Read, cached, song_by_id, title, titles, user_by_id, user_list};
@@ -352,10 +354,10 @@ impl AppSongs {
     }
 }
 
-/// A fixture with `app.songs` holding "app 1" and "app 2" (ids 1 and 2), its entries cached
-/// next to the public ones.
-async fn with_app_schema() -> Option<(Fixture, AppSongs)> {
-    let f = Fixture::new().await?;
+/// A fixture on `cache` with `app.songs` holding "app 1" and "app 2" (ids 1 and 2), its
+/// entries cached next to the public ones.
+async fn with_app_schema(cache: Cache) -> Option<(Fixture, AppSongs)> {
+    let f = Fixture::with_cache(cache).await?;
     f.t.raw
         .execute_unprepared(
             "CREATE SCHEMA app; \
@@ -384,7 +386,7 @@ fn schema_qualified_tables_are_named_schema_dot_table_and_public_is_the_default(
 
 #[tokio::test]
 async fn a_write_to_another_schemas_table_invalidates_its_entries_and_not_publics() {
-    let Some((f, app)) = with_app_schema().await else {
+    let Some((f, app)) = with_app_schema(Cache::new()).await else {
         return;
     };
     // Raw, schema-qualified, row named.
@@ -426,7 +428,7 @@ async fn a_write_to_another_schemas_table_invalidates_its_entries_and_not_public
 
 #[tokio::test]
 async fn a_write_to_public_songs_qualified_or_not_invalidates_its_entries_and_not_apps() {
-    let Some((f, app)) = with_app_schema().await else {
+    let Some((f, app)) = with_app_schema(Cache::new()).await else {
         return;
     };
     // Qualified with the default schema: the same tag as the unqualified name.
@@ -457,4 +459,62 @@ async fn a_write_to_public_songs_qualified_or_not_invalidates_its_entries_and_no
     let (titles, recomputed) = app.read(f.db()).await;
     assert_eq!(recomputed, [false; 3]);
     assert_eq!(titles, ["app 1", "app 2"]);
+}
+
+/// With `app` first in the search_path, renames song 1 of `app.songs` through the
+/// unqualified name `songs`; returns the app entries' recomputations and titles after it.
+async fn write_through_search_path(f: &Fixture, app: &AppSongs) -> ([bool; 3], Vec<String>) {
+    let tx = f.db().begin().await.expect("begin");
+    tx.execute_unprepared("SET LOCAL search_path TO app, public")
+        .await
+        .expect("search_path");
+    tx.execute_unprepared("UPDATE songs SET title = 'app 1b' WHERE id = 1")
+        .await
+        .expect("update");
+    tx.commit().await.expect("commit");
+    let in_db =
+        f.t.raw
+            .query_one_raw(DB.text("SELECT title FROM app.songs WHERE id = 1"))
+            .await
+            .expect("read app.songs")
+            .expect("row 1");
+    assert_eq!(
+        in_db.try_get::<String>("", "title").expect("title"),
+        "app 1b",
+        "premise: the unqualified name resolved to app.songs"
+    );
+    let (titles, recomputed) = app.read(f.db()).await;
+    (recomputed, titles)
+}
+
+#[tokio::test]
+async fn an_unqualified_name_means_public_whatever_the_search_path_unless_declared() {
+    // The rule: an unqualified name is the table of the default schema, `public`; querycache
+    // cannot see a connection's search_path. A session that puts another schema first
+    // writes `app.songs` under the name `songs`, and `app.songs` entries stay stale...
+    let Some((f, app)) = with_app_schema(Cache::new()).await else {
+        return;
+    };
+    let (recomputed, titles) = write_through_search_path(&f, &app).await;
+    assert_eq!(recomputed, [false; 3], "stale, as documented");
+    assert_eq!(titles, ["app 1", "app 2"]);
+    assert!(
+        f.state().await.list.computed,
+        "the write was taken for one to public.songs"
+    );
+
+    // ... unless the application declares that a write to `songs` may write `app.songs`.
+    let cache = Cache::builder()
+        .table_also_writes("songs", ["app.songs"])
+        .build_cache()
+        .expect("config");
+    let Some((f, app)) = with_app_schema(cache).await else {
+        return;
+    };
+    let (recomputed, titles) = write_through_search_path(&f, &app).await;
+    assert_eq!(
+        recomputed, [true; 3],
+        "declared: every app.songs entry is invalidated"
+    );
+    assert_eq!(titles, ["app 1b", "app 2"]);
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::STORE;
 use crate::support::fill;
 use crate::support::stores::{self, TestCache};
-use crate::support::{TestDb, song, user};
+use crate::support::{TestDb, new_song, song};
 
 fn cache_with(
     f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
@@ -41,20 +41,6 @@ pub(super) fn by_id_options(id: i32) -> EntryOptions {
 
 pub(super) fn count_options() -> EntryOptions {
     EntryOptions::new().tag(Tag::model("songs")).count_query()
-}
-
-pub(super) fn new_song(author: &user::Model, title: &str) -> song::ActiveModel {
-    let now = chrono::Utc::now();
-    song::ActiveModel {
-        title: Set(title.to_owned()),
-        artist: Set("artist".to_owned()),
-        author_id: Set(author.id),
-        content: Set(String::new()),
-        archived: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
 }
 
 /// Song `id`'s title through the cache, and whether the query ran.

@@ -15,8 +15,8 @@ use sea_orm::{
 use tokio::task::JoinSet;
 
 use super::STORE;
-use super::invariants::{COUNT_KEY, by_id_options, count_options, new_song, song_key};
-use crate::support::{Db, TestDb, song};
+use super::invariants::{COUNT_KEY, by_id_options, count_options, song_key};
+use crate::support::{Db, TestDb, new_song, song};
 
 /// What readers and writers share in the race.
 struct Race {

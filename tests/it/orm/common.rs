@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use querycache::orm::sea_orm::CachedConnection;
 use querycache::{Cache, CacheValue, EntryOptions, Tag};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryOrder, Set};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryOrder};
 
 use super::DB;
 use crate::support::{Db, TestDb, song, user};
@@ -179,17 +179,7 @@ impl Fixture {
     }
 
     pub fn new_song(&self, title: &str) -> song::ActiveModel {
-        let now = chrono::Utc::now();
-        song::ActiveModel {
-            title: Set(title.to_owned()),
-            artist: Set(format!("{title} artist")),
-            author_id: Set(self.author.id),
-            content: Set(String::new()),
-            archived: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
+        crate::support::new_song(&self.author, title)
     }
 
     /// Caches "song `id` does not exist" and returns `id`: the id the next inserted row gets

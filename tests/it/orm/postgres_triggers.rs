@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, DbErr, EntityTrait, TransactionTrait};
 
 use super::DB;
 use super::common::cached;
-use crate::support::{TestDb, song, user};
+use crate::support::{TestDb, new_song, song, user};
 
 const TRIGGERS: &str = "
 CREATE TABLE song_counts (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
@@ -200,19 +200,10 @@ async fn dependencies_from_the_environment_are_followed_transitively_and_in_tran
     assert_eq!(log_len(&t).await, (0, false), "premise: cached");
 
     let tx = t.db.begin().await.expect("begin");
-    song::Entity::insert(song::ActiveModel {
-        title: sea_orm::Set("A".into()),
-        artist: sea_orm::Set("x".into()),
-        author_id: sea_orm::Set(author.id),
-        content: sea_orm::Set(String::new()),
-        archived: sea_orm::Set(false),
-        created_at: sea_orm::Set(chrono::Utc::now()),
-        updated_at: sea_orm::Set(chrono::Utc::now()),
-        ..Default::default()
-    })
-    .exec(&tx)
-    .await
-    .expect("insert");
+    song::Entity::insert(new_song(&author, "A"))
+        .exec(&tx)
+        .await
+        .expect("insert");
     assert_eq!(
         counts.songs(&tx).await,
         Ok(1),

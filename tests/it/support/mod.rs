@@ -217,19 +217,24 @@ impl TestDb {
 
     /// Inserts a song by `author` through the cached connection.
     pub async fn song(&self, author: &user::Model, title: &str) -> song::Model {
-        let now = chrono::Utc::now();
-        song::ActiveModel {
-            title: Set(title.to_owned()),
-            artist: Set(format!("{title} artist")),
-            author_id: Set(author.id),
-            content: Set(format!("lyrics of {title}")),
-            archived: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await
-        .expect("insert song")
+        new_song(author, title)
+            .insert(&self.db)
+            .await
+            .expect("insert song")
+    }
+}
+
+/// A new song by `author` (not inserted): artist "`title` artist", lyrics "lyrics of `title`".
+pub fn new_song(author: &user::Model, title: &str) -> song::ActiveModel {
+    let now = chrono::Utc::now();
+    song::ActiveModel {
+        title: Set(title.to_owned()),
+        artist: Set(format!("{title} artist")),
+        author_id: Set(author.id),
+        content: Set(format!("lyrics of {title}")),
+        archived: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
     }
 }

@@ -1,7 +1,7 @@
 //! What a SeaORM write through `CachedConnection` must *not* invalidate, on SQLite and on
 //! PostgreSQL (`super::DB`): by-id entries of rows it did not write, other tables, anything
-//! at all for reads, writes the wrapper cannot see, and ORM writes under the `manual` and
-//! `ttl` strategies. (What it must invalidate is in `sea_orm_writes`.)
+//! at all for reads, writes the wrapper cannot see (unless declared, for cascades), and ORM
+//! writes under the `manual` and `ttl` strategies. (What it must invalidate is in `sea_orm_writes`.)
 
 use querycache::{CacheConfig, EntryOptions, InvalidationStrategy, Tag};
 use sea_orm::sea_query::Expr;
@@ -244,6 +244,51 @@ async fn reads_through_the_wrapper_invalidate_nothing() {
     );
     let s = f.state().await;
     assert!(!s.list.computed && !s.a.computed && !s.b.computed);
+}
+
+/// Deletes the author, whose songs go with them (`ON DELETE CASCADE`); returns the song
+/// entries read afterwards.
+async fn delete_author_with_cascade(f: &Fixture) -> super::common::State {
+    user::Entity::delete_by_id(f.author.id)
+        .exec(f.db())
+        .await
+        .expect("delete user");
+    let left = song::Entity::find()
+        .all(&f.t.raw)
+        .await
+        .expect("read songs");
+    assert!(left.is_empty(), "premise: the cascade deleted the songs");
+    f.state().await
+}
+
+#[tokio::test]
+async fn a_cascading_delete_is_not_seen_in_the_tables_it_cascades_to_unless_declared() {
+    // `songs.author_id REFERENCES users ON DELETE CASCADE`: deleting a user deletes rows of
+    // songs that no statement names.
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let s = delete_author_with_cascade(&f).await;
+    assert!(
+        !(s.list.computed || s.a.computed || s.b.computed),
+        "stale, as documented"
+    );
+    assert_eq!(titles(&s.list.value), ["A", "B"]);
+
+    let cache = querycache::Cache::builder()
+        .table_also_writes("users", ["songs"])
+        .build_cache()
+        .expect("config");
+    let Some(f) = Fixture::with_cache(cache).await else {
+        return;
+    };
+    let s = delete_author_with_cascade(&f).await;
+    assert!(
+        s.list.computed && s.a.computed && s.b.computed,
+        "declared: every songs entry is invalidated"
+    );
+    assert!(s.list.value.is_empty());
+    assert_eq!((s.a.value, s.b.value), (None, None));
 }
 
 // --- CACHE_INVALIDATION_STRATEGY -------------------------------------------------------

@@ -20,6 +20,7 @@
 //! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
 //! | `CACHE_WARM_ON_STARTUP` | `false` | run registered warmers at start-up |
 //! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |
+//! | `CACHE_TABLE_DEPENDENCIES` | unset | writes the database makes on its own (triggers...), `songs=song_counts,audit_log;users=user_stats`: see [`CacheConfigBuilder::table_also_writes`] |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,6 +28,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::Error;
+
+mod dependencies;
+
+pub(crate) use dependencies::TableDependencies;
 
 /// Built-in namespace TTLs (the product brief's policies); `CACHE_TTL_<NAMESPACE>` and
 /// [`CacheConfigBuilder::namespace_ttl`] override them.
@@ -167,6 +172,7 @@ pub struct CacheConfig {
     pub(crate) store: Option<StoreKind>,
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
+    pub(crate) table_dependencies: TableDependencies,
 }
 
 impl Default for CacheConfig {
@@ -193,6 +199,7 @@ impl Default for CacheConfig {
             store: None,
             breaker_threshold: 3,
             breaker_cooldown: Duration::from_millis(500),
+            table_dependencies: TableDependencies::default(),
         }
     }
 }
@@ -342,6 +349,25 @@ impl CacheConfig {
     pub fn breaker_cooldown(&self) -> Duration {
         self.breaker_cooldown
     }
+    /// The tables a write to `table` also writes, as declared with
+    /// [`CacheConfigBuilder::table_also_writes`] or `CACHE_TABLE_DEPENDENCIES` and followed
+    /// transitively, sorted; empty when nothing is declared for `table`.
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::from_vars([(
+    ///     "CACHE_TABLE_DEPENDENCIES",
+    ///     "songs=song_counts;song_counts=stats",
+    /// )])
+    /// .unwrap();
+    /// assert_eq!(config.tables_also_written("songs"), ["song_counts", "stats"]);
+    /// assert_eq!(config.tables_also_written("public.songs"), ["song_counts", "stats"]);
+    /// assert!(config.tables_also_written("users").is_empty());
+    /// ```
+    pub fn tables_also_written(&self, table: &str) -> &[String] {
+        self.table_dependencies.also_written(table)
+    }
 }
 
 /// Builder of a [`CacheConfig`]; [`build`](Self::build) validates.
@@ -466,6 +492,47 @@ impl CacheConfigBuilder {
     /// (`CACHE_BREAKER_COOLDOWN_MS`, default 500 ms). Callers never wait for a probe.
     pub fn breaker_cooldown(mut self, cooldown: Duration) -> Self {
         self.config.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// Declares that every write to `table` also writes `tables`: writes the database makes
+    /// on its own, which querycache cannot see in the statement's text — a trigger
+    /// (`AFTER INSERT ON songs ... UPDATE song_counts`), a rule, an `ON DELETE CASCADE`, a
+    /// write through an updatable view. Every write to `table` seen by an ORM integration then
+    /// also invalidates `model:<t>` and `model:<t>#bulk` for each of `tables` (the rows
+    /// written behind the statement's back are not known), and a transaction that wrote
+    /// `table` bypasses the cache for reads of them too. Declarations add up, and are
+    /// followed transitively (a trigger's write may fire another trigger).
+    ///
+    /// Tables are named as model tags name them: `songs`, or `app.songs` outside the
+    /// default schema (`public.songs` is `songs`). The same can be set with
+    /// `CACHE_TABLE_DEPENDENCIES="songs=song_counts,audit_log;users=user_stats"`.
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// // AFTER INSERT OR DELETE ON songs, a trigger updates song_counts; one on
+    /// // app.users writes app.audit_log.
+    /// let cache = CacheConfig::builder()
+    ///     .table_also_writes("songs", ["song_counts"])
+    ///     .table_also_writes("app.users", ["app.audit_log"])
+    ///     .build_cache()
+    ///     .unwrap();
+    /// assert_eq!(cache.config().tables_also_written("songs"), ["song_counts"]);
+    /// assert_eq!(cache.config().tables_also_written("app.users"), ["app.audit_log"]);
+    ///
+    /// let bad = CacheConfig::builder().table_also_writes("songs", ["song counts"]).build();
+    /// assert!(bad.unwrap_err().to_string().contains("CACHE_TABLE_DEPENDENCIES"));
+    /// ```
+    pub fn table_also_writes<I>(mut self, table: &str, tables: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        match dependencies::checked(table, tables) {
+            Ok((table, also)) => self.config.table_dependencies.declare(table, also),
+            Err(err) => self.errors.push(err),
+        }
         self
     }
 
@@ -620,6 +687,7 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_STORE",
     "CACHE_BREAKER_THRESHOLD",
     "CACHE_BREAKER_COOLDOWN_MS",
+    dependencies::VARIABLE,
 ];
 
 fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConfigBuilder, Error> {
@@ -651,6 +719,9 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
                 .map_err(|_| Error::config(name, value, "expected a whole number of failures"))?,
         ),
         "CACHE_STORE" => b.store(value.parse()?),
+        dependencies::VARIABLE => dependencies::parse(value)?
+            .into_iter()
+            .fold(b, |b, (table, also)| b.table_also_writes(&table, also)),
         _ => {
             if let Some(ns) = name.strip_prefix("CACHE_TTL_") {
                 if ns.is_empty() {
@@ -766,6 +837,7 @@ mod tests {
             ("CACHE_STORE", "disk"),
             ("CACHE_BREAKER_THRESHOLD", "0"),
             ("CACHE_BREAKER_COOLDOWN_MS", "soon"),
+            ("CACHE_TABLE_DEPENDENCIES", "songs"),
         ] {
             let err = CacheConfig::from_vars([(var, value)]).unwrap_err();
             let msg = err.to_string();

@@ -149,6 +149,18 @@ pub fn write_tags(table: &str, ids: Option<&[String]>) -> Vec<Tag> {
 /// The name model tags use for a table: `table`, or `schema.table` outside the default
 /// schema (`public` on PostgreSQL, `main` on SQLite).
 ///
+/// The same rule names the tables of reads (entities, [`CacheModel`]) and of writes (the SQL
+/// classifier), so `public.songs`, `"public"."songs"` and `songs` are one tag, and
+/// `app.songs` another. An unqualified name always means the default schema: querycache
+/// cannot see a session's `search_path` (nor SQLite's `temp` tables shadowing `main`). An
+/// application whose search_path puts another schema first, and that writes `app.songs`
+/// as plain `songs`, must either qualify the names it writes the way its entities name
+/// them, or declare the dependency:
+/// [`table_also_writes("songs", ["app.songs"])`](crate::CacheConfigBuilder::table_also_writes).
+/// The rule errs towards invalidating too much, never too little, in one case only: both
+/// `public` and `main` are taken as the default, so on PostgreSQL a schema named `main`
+/// shares its tables' tags with `public`.
+///
 /// ```
 /// use querycache::tags::table_key;
 ///

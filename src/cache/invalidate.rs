@@ -44,12 +44,21 @@ impl Cache {
     }
 
     /// Invalidation that comes from a write seen by an ORM integration: applied under the
-    /// `smart` strategy only.
+    /// `smart` strategy only, with the tables the written ones are declared to also write
+    /// ([`CacheConfigBuilder::table_also_writes`](crate::CacheConfigBuilder::table_also_writes)).
     pub(crate) async fn invalidate_written(&self, tags: Vec<Tag>) -> usize {
         if self.inner.config.strategy != InvalidationStrategy::Smart {
             return 0;
         }
-        self.invalidate_tags(tags).await
+        self.invalidate_tags(self.with_table_dependencies(tags))
+            .await
+    }
+
+    /// A write's `tags` plus `model:<t>` and `model:<t>#bulk` of every table `t` a table
+    /// they name is declared to also write (triggers and the like, which no statement text
+    /// shows). Used for invalidation, and by transactions to know which tables they wrote.
+    pub(crate) fn with_table_dependencies(&self, tags: Vec<Tag>) -> Vec<Tag> {
+        self.inner.config.table_dependencies.expand(tags)
     }
 
     /// Removes every key matching the glob `pattern` (`*`, `?`, `[abc]`; `user:*` matches

@@ -189,7 +189,9 @@ impl CacheInstrumentation {
             return;
         };
         match self.levels.last() {
-            Some(level) => level.record(&tags),
+            // With the declared dependencies, so that the transaction's own cached reads of
+            // a table its triggers write bypass the cache too.
+            Some(level) => level.record(&self.cache.with_table_dependencies(tags)),
             None => self.invalidate(tags),
         }
     }

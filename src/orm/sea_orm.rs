@@ -32,9 +32,11 @@
 //! * A statement whose SQL cannot be classified invalidates every model tag (`model:#all`),
 //!   and says so at warn level: it fails safe, never silently.
 //!
-//! Not seen: writes by other processes or by database triggers (declare those dependencies
-//! with `tags`/`models` on the reading query), and statements sent through a plain
-//! `DatabaseConnection` that was not wrapped.
+//! Not seen: writes by other processes, statements sent through a plain `DatabaseConnection`
+//! that was not wrapped, and writes the database makes on its own — triggers, rules,
+//! cascades. Declare the last with
+//! [`CacheConfigBuilder::table_also_writes`](crate::CacheConfigBuilder::table_also_writes)
+//! (`CACHE_TABLE_DEPENDENCIES`): "a write to `songs` also writes `song_counts`".
 
 use std::future::Future;
 use std::pin::Pin;
@@ -322,7 +324,11 @@ connection_impl!(CachedConnection, |this, tags| this
     .cache
     .invalidate_written(tags)
     .await);
-connection_impl!(CachedTransaction, |this, tags| this.pending.record(&tags));
+// Recorded with the tables they are declared to also write, so that reads in the
+// transaction bypass the cache for those too.
+connection_impl!(CachedTransaction, |this, tags| this
+    .pending
+    .record(&this.cache.with_table_dependencies(tags)));
 
 #[async_trait::async_trait]
 impl TransactionTrait for CachedConnection {

@@ -1,6 +1,7 @@
 //! The integration suite: one binary, one module per concern.
 
 // The core suite (`core/`), once per store: the same files, each time with its own STORE.
+// The ORM suite (`orm/`), once per database: the same files, each time with its own DB.
 #![allow(clippy::duplicate_mod)]
 
 #[path = "core"]
@@ -8,6 +9,7 @@ mod on_memory {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
     mod cache_api;
     mod invariants;
+    mod stale_set_race;
 }
 #[cfg(feature = "redis")]
 #[path = "core"]
@@ -15,6 +17,7 @@ mod on_redis {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Redis;
     mod cache_api;
     mod invariants;
+    mod stale_set_race;
 }
 #[cfg(feature = "redis")]
 #[path = "core"]
@@ -22,15 +25,42 @@ mod on_tiered {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
     mod cache_api;
     mod invariants;
+    mod stale_set_race;
 }
-#[cfg(feature = "diesel")]
+
 #[path = "orm"]
-mod diesel_on_sqlite {
+mod on_sqlite {
     const DB: crate::support::Db = crate::support::Db::Sqlite;
+    mod common;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
+    #[cfg(feature = "diesel")]
     mod diesel_runtime;
+    #[cfg(feature = "diesel")]
     mod diesel_writes;
+    #[cfg(feature = "diesel")]
+    mod mixed_orms;
+    mod sea_orm_precision;
+    mod sea_orm_writes;
+    mod transactions;
+}
+#[path = "orm"]
+mod on_postgres {
+    const DB: crate::support::Db = crate::support::Db::Postgres;
+    mod common;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async;
+    #[cfg(feature = "diesel")]
+    mod diesel_runtime;
+    #[cfg(feature = "diesel")]
+    mod diesel_writes;
+    #[cfg(feature = "diesel")]
+    mod mixed_orms;
+    mod postgres_only;
+    mod postgres_triggers;
+    mod sea_orm_precision;
+    mod sea_orm_writes;
+    mod transactions;
 }
 mod macros;
 mod memory_api;
@@ -42,6 +72,4 @@ mod redis_faults;
 mod redis_harness;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod sea_orm_writes;
 mod support;
-mod transactions;

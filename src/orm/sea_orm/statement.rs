@@ -46,14 +46,19 @@ fn inserted_ids(rows: &[QueryResult]) -> Option<Vec<String>> {
     if rows.is_empty() {
         return None;
     }
-    rows.iter()
-        .map(|row| {
-            row.try_get::<i64>("", "id")
-                .map(|id| id.to_string())
-                .or_else(|_| row.try_get::<String>("", "id"))
-                .ok()
-        })
-        .collect()
+    rows.iter().map(returned_id).collect()
+}
+
+/// The `id` column of a returned row, rendered as `Display` renders it in `row = id`.
+/// Each integer width is tried: PostgreSQL decodes strictly by column type (`SERIAL` is
+/// `int4`, which does not decode as `i64`), while SQLite hands every integer back as `i64`.
+fn returned_id(row: &QueryResult) -> Option<String> {
+    row.try_get::<i64>("", "id")
+        .map(|id| id.to_string())
+        .or_else(|_| row.try_get::<i32>("", "id").map(|id| id.to_string()))
+        .or_else(|_| row.try_get::<i16>("", "id").map(|id| id.to_string()))
+        .or_else(|_| row.try_get::<String>("", "id"))
+        .ok()
 }
 
 /// A bound value rendered the way `Display` renders the same id in `row = id`.

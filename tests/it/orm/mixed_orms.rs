@@ -31,14 +31,12 @@ fn title(
 async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
-    let Some(t) = crate::support::TestDb::on_db(DB, Kind::Memory).await else {
+    let Some(t) = crate::support::TestDb::on_store(DB, Kind::Memory).await else {
         return;
     };
     let author = t.user("ann").await;
     let song = t.song(&author, "A").await;
-    let diesel_db = Arc::new(
-        DieselDb::attach(DB, t.url(), t.cache.clone()).expect("the same database, for Diesel"),
-    );
+    let diesel_db = Arc::new(DieselDb::attach(DB, t.diesel_url(), t.cache.clone()));
     let runs = Arc::new(AtomicUsize::new(0));
 
     // Diesel reads (cached), SeaORM writes.
@@ -86,8 +84,8 @@ async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
             .await
             .unwrap()
     };
-    assert_eq!(sea_read().await.as_deref(), &Some("from SeaORM".to_owned()));
-    assert_eq!(sea_read().await.as_deref(), &Some("from SeaORM".to_owned()));
+    assert_eq!(sea_read().await.as_deref(), Some("from SeaORM"));
+    assert_eq!(sea_read().await.as_deref(), Some("from SeaORM"));
     assert_eq!(sea_runs.load(Ordering::SeqCst), 1);
     tokio::task::block_in_place(|| {
         let mut conn = diesel_db.conn();
@@ -96,6 +94,6 @@ async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
             .execute(&mut conn)
             .unwrap();
     });
-    assert_eq!(sea_read().await.as_deref(), &Some("from Diesel".to_owned()));
+    assert_eq!(sea_read().await.as_deref(), Some("from Diesel"));
     assert_eq!(sea_runs.load(Ordering::SeqCst), 2, "the Diesel write invalidated the SeaORM read");
 }

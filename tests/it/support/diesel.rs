@@ -62,6 +62,18 @@ impl DieselDb {
         Some(this)
     }
 
+    /// An existing, migrated database at `url` (a SQLite path or a PostgreSQL URL), owned by
+    /// someone else (a SeaORM [`TestDb`](super::TestDb)), whose connections invalidate `cache`.
+    pub fn attach(db: Db, url: String, cache: Cache) -> DieselDb {
+        DieselDb {
+            url,
+            db,
+            cache,
+            _sqlite_dir: None,
+            _pg: None,
+        }
+    }
+
     /// A connection without querycache's instrumentation ("another process").
     pub fn raw(&self) -> AnyConnection {
         let mut conn = AnyConnection::establish(&self.url)

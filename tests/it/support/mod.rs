@@ -5,14 +5,21 @@
 #[path = "../../../examples/support/schema.rs"]
 pub mod schema;
 
+pub mod postgres;
+#[cfg(feature = "diesel")]
+pub mod diesel;
 pub mod redis;
+pub mod services;
 pub mod stores;
 
 use std::time::Duration;
 
 use querycache::Cache;
 use querycache::orm::sea_orm::CachedConnection;
-use sea_orm::{ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, Set, Statement,
+    Value,
+};
 
 pub use schema::{song, user};
 
@@ -27,8 +34,71 @@ pub async fn fill(cache: &Cache, n: usize) {
     }
 }
 
-/// A throwaway SQLite database (a file in its own temporary directory, deleted on drop),
-/// migrated, wrapped so that writes invalidate `cache`.
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file of the test's own.
+    Sqlite,
+    /// A database of the test's own on the shared PostgreSQL server (see [`postgres`]).
+    Postgres,
+}
+
+impl Db {
+    /// The SeaORM backend of this database.
+    pub fn backend(self) -> DbBackend {
+        match self {
+            Db::Sqlite => DbBackend::Sqlite,
+            Db::Postgres => DbBackend::Postgres,
+        }
+    }
+
+    /// `sql` as written with `?` placeholders, in this database's placeholder style (`$1`,
+    /// `$2`, ... on PostgreSQL). The text must not contain `?` anywhere else.
+    pub fn sql(self, sql: &str) -> String {
+        match self {
+            Db::Sqlite => sql.to_owned(),
+            Db::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 8);
+                let mut n = 0;
+                for ch in sql.chars() {
+                    if ch == '?' {
+                        n += 1;
+                        out.push_str(&format!("${n}"));
+                    } else {
+                        out.push(ch);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// A statement for this database: `sql` written with `?` placeholders (see [`Db::sql`]),
+    /// bound to `values`.
+    pub fn statement(self, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+        Statement::from_sql_and_values(self.backend(), self.sql(sql), values)
+    }
+
+    /// An unbound statement for this database.
+    pub fn text(self, sql: &str) -> Statement {
+        Statement::from_string(self.backend(), sql)
+    }
+}
+
+/// The pool every test database is opened with.
+fn pool_options(url: String) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    options
+}
+
+/// A throwaway database, migrated, wrapped so that writes invalidate `cache`: a SQLite file
+/// in its own temporary directory (deleted on drop), or a PostgreSQL database of its own
+/// (dropped on drop).
 pub struct TestDb {
     /// The connection the code under test uses.
     pub db: CachedConnection,
@@ -37,38 +107,78 @@ pub struct TestDb {
     /// The same database, unwrapped: writes through it are invisible to the cache
     /// (stands for "another process").
     pub raw: DatabaseConnection,
-    _dir: tempfile::TempDir,
+    /// Which database this is.
+    pub kind: Db,
+    _dir: Option<tempfile::TempDir>,
     /// The private redis-server of a Redis-backed cache, stopped on drop.
     _server: Option<redis::RedisServer>,
+    /// The PostgreSQL database, dropped after the connections above.
+    _pg: Option<postgres::PgDatabase>,
 }
 
 impl TestDb {
-    /// A fresh database and a fresh default cache.
+    /// A fresh SQLite database and a fresh default cache.
     pub async fn new() -> TestDb {
         Self::with_cache(Cache::new()).await
     }
 
-    /// A fresh database and a fresh cache on the store `kind` (`None`: no redis-server
-    /// here, and the test may skip).
+    /// A fresh SQLite database and a fresh cache on the store `kind` (`None`: no
+    /// redis-server here, and the test may skip).
     pub async fn on(kind: stores::Kind) -> Option<TestDb> {
+        Self::on_store(Db::Sqlite, kind).await
+    }
+
+    /// A fresh `db` database and a fresh cache on the store `kind` (`None`: the store's or
+    /// the database's server is not here, and the test may skip).
+    pub async fn on_store(db: Db, kind: stores::Kind) -> Option<TestDb> {
         let test_cache = stores::cache_with(kind, |b| b)?;
-        let mut db = Self::with_cache(test_cache.cache.clone()).await;
+        let mut db = Self::create(db, test_cache.cache.clone()).await?;
         db._server = test_cache.server;
         Some(db)
     }
 
-    /// A fresh database invalidating `cache`.
+    /// A fresh `db` database and a fresh default cache (`None`: no PostgreSQL here, and the
+    /// test may skip).
+    pub async fn fresh(db: Db) -> Option<TestDb> {
+        Self::create(db, Cache::new()).await
+    }
+
+    /// A fresh `db` database invalidating `cache` (`None`: no PostgreSQL here, and the test
+    /// may skip).
+    pub async fn create(db: Db, cache: Cache) -> Option<TestDb> {
+        match db {
+            Db::Sqlite => Some(Self::with_cache(cache).await),
+            Db::Postgres => Self::postgres(cache).await,
+        }
+    }
+
+    /// A fresh PostgreSQL database invalidating `cache`.
+    async fn postgres(cache: Cache) -> Option<TestDb> {
+        let pg = postgres::PgDatabase::create().await?;
+        let raw = Database::connect(pool_options(pg.url().to_owned()))
+            .await
+            .unwrap_or_else(|err| panic!("open {}: {err}", pg.name()));
+        schema::migrate(&raw).await.expect("migrate");
+        let db = CachedConnection::new(raw.clone(), cache.clone());
+        Some(TestDb {
+            db,
+            cache,
+            raw,
+            kind: Db::Postgres,
+            _dir: None,
+            _server: None,
+            _pg: Some(pg),
+        })
+    }
+
+    /// A fresh SQLite database invalidating `cache`.
     pub async fn with_cache(cache: Cache) -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("test.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let mut options = ConnectOptions::new(url);
-        options
-            .max_connections(8)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .sqlx_logging(false);
-        let raw = Database::connect(options).await.expect("open sqlite");
+        let raw = Database::connect(pool_options(url))
+            .await
+            .expect("open sqlite");
         // WAL lets readers run while a writer holds the lock, as a server database would.
         sea_orm::ConnectionTrait::execute_unprepared(
             &raw,
@@ -82,9 +192,25 @@ impl TestDb {
             db,
             cache,
             raw,
-            _dir: dir,
+            kind: Db::Sqlite,
+            _dir: Some(dir),
             _server: None,
+            _pg: None,
         }
+    }
+
+    /// The same database as Diesel names it: the SQLite file's path, or the PostgreSQL URL.
+    pub fn diesel_url(&self) -> String {
+        match (&self._dir, &self._pg) {
+            (_, Some(pg)) => pg.url().to_owned(),
+            (Some(dir), None) => dir.path().join("test.db").display().to_string(),
+            (None, None) => unreachable!("a TestDb is a SQLite file or a PostgreSQL database"),
+        }
+    }
+
+    /// A statement for this database (see [`Db::statement`]).
+    pub fn statement(&self, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+        self.kind.statement(sql, values)
     }
 
     /// Inserts a user through the cached connection.
@@ -102,38 +228,24 @@ impl TestDb {
 
     /// Inserts a song by `author` through the cached connection.
     pub async fn song(&self, author: &user::Model, title: &str) -> song::Model {
-        let now = chrono::Utc::now();
-        song::ActiveModel {
-            title: Set(title.to_owned()),
-            artist: Set(format!("{title} artist")),
-            author_id: Set(author.id),
-            content: Set(format!("lyrics of {title}")),
-            archived: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await
-        .expect("insert song")
+        new_song(author, title)
+            .insert(&self.db)
+            .await
+            .expect("insert song")
     }
 }
 
-// TEMPORARY until the PostgreSQL harness lands (branch pg-suite).
-pub mod diesel;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
-pub mod postgres {
-    pub struct PgDatabase;
-    impl PgDatabase {
-        pub async fn create() -> Option<PgDatabase> {
-            None
-        }
-        pub fn url(&self) -> &str {
-            ""
-        }
+/// A new song by `author` (not inserted): artist "`title` artist", lyrics "lyrics of `title`".
+pub fn new_song(author: &user::Model, title: &str) -> song::ActiveModel {
+    let now = chrono::Utc::now();
+    song::ActiveModel {
+        title: Set(title.to_owned()),
+        artist: Set(format!("{title} artist")),
+        author_id: Set(author.id),
+        content: Set(format!("lyrics of {title}")),
+        archived: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
     }
 }

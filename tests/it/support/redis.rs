@@ -46,9 +46,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The environment variable that turns "Redis is not installed, skip" into a failure.
-pub const REQUIRE_SERVICES_VAR: &str = "QUERYCACHE_REQUIRE_SERVICES";
-
 /// The only address servers bind and clients use.
 const HOST: &str = "127.0.0.1";
 /// How long a server has to answer `PING` after it was spawned.
@@ -69,12 +66,6 @@ const BUS_PORT_OFFSET: u16 = 10000;
 const SHARED_REDIS_PORT: u16 = 6379;
 /// Number of masters in a [`RedisCluster`].
 const CLUSTER_SIZE: usize = 3;
-
-/// Whether missing services are a failure rather than a reason to skip
-/// (`QUERYCACHE_REQUIRE_SERVICES=1`).
-pub fn require_services() -> bool {
-    std::env::var(REQUIRE_SERVICES_VAR).is_ok_and(|value| value == "1")
-}
 
 /// A private `redis-server` on a free loopback port, killed on Drop (even when the test
 /// panics).
@@ -530,13 +521,7 @@ enum StartError {
 fn skip_or_panic<T>(result: Result<T, StartError>) -> Option<T> {
     match result {
         Ok(value) => Some(value),
-        Err(StartError::NotInstalled(reason)) if require_services() => {
-            panic!("{reason}, and {REQUIRE_SERVICES_VAR}=1")
-        }
-        Err(StartError::NotInstalled(reason)) => {
-            eprintln!("skipping: {reason} (set {REQUIRE_SERVICES_VAR}=1 to make this a failure)");
-            None
-        }
+        Err(StartError::NotInstalled(reason)) => super::services::unavailable(reason),
         Err(StartError::PortInUse) => panic!("redis-server could not bind a free port"),
         Err(StartError::Failed(reason)) => panic!("redis-server did not start: {reason}"),
     }

@@ -51,6 +51,8 @@ mod on_postgres {
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
     #[cfg(feature = "diesel")]
+    mod diesel_postgres_only;
+    #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
     mod diesel_writes;

@@ -62,7 +62,11 @@ async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
     .unwrap();
     let after = tokio::task::block_in_place(|| diesel_read(&read));
     assert_eq!(after.as_deref(), Some("from SeaORM"));
-    assert_eq!(runs.load(Ordering::SeqCst), 2, "the SeaORM write invalidated the Diesel read");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the SeaORM write invalidated the Diesel read"
+    );
 
     // SeaORM reads (cached), Diesel writes.
     let sea_runs = AtomicUsize::new(0);
@@ -95,5 +99,9 @@ async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
             .unwrap();
     });
     assert_eq!(sea_read().await.as_deref(), Some("from Diesel"));
-    assert_eq!(sea_runs.load(Ordering::SeqCst), 2, "the Diesel write invalidated the SeaORM read");
+    assert_eq!(
+        sea_runs.load(Ordering::SeqCst),
+        2,
+        "the Diesel write invalidated the SeaORM read"
+    );
 }

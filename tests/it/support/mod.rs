@@ -5,9 +5,9 @@
 #[path = "../../../examples/support/schema.rs"]
 pub mod schema;
 
-pub mod postgres;
 #[cfg(feature = "diesel")]
 pub mod diesel;
+pub mod postgres;
 pub mod redis;
 pub mod services;
 pub mod stores;

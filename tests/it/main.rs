@@ -35,6 +35,8 @@ mod on_sqlite {
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
     #[cfg(feature = "diesel")]
+    mod diesel_race;
+    #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
     mod diesel_writes;
@@ -52,6 +54,8 @@ mod on_postgres {
     mod diesel_async;
     #[cfg(feature = "diesel")]
     mod diesel_postgres_only;
+    #[cfg(feature = "diesel")]
+    mod diesel_race;
     #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]

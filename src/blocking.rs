@@ -113,6 +113,7 @@ fn own_runtime() -> &'static Runtime {
 /// The handle of querycache's own runtime: background tasks (Redis connections, the
 /// invalidation subscriber, the breaker's probe) run there, independent of the runtimes
 /// their callers are on.
+#[cfg(feature = "redis")]
 pub(crate) fn io_handle() -> Handle {
     own_runtime().handle().clone()
 }

@@ -7,6 +7,9 @@
 //! they are dropped. Invalidations are deferred, never cache puts: deferring puts would
 //! re-open the stale-set race.
 
+// Without an ORM integration nothing records writes.
+#![cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
+
 use std::collections::{BTreeSet, HashSet};
 
 use parking_lot::Mutex;
@@ -79,6 +82,7 @@ impl PendingWrites {
     }
 
     /// The enclosing transaction's pending writes, for a savepoint.
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
     pub(crate) fn parent(&self) -> Option<&PendingWrites> {
         self.parent.as_deref()
     }

@@ -46,6 +46,7 @@ impl Cache {
     /// Invalidation that comes from a write seen by an ORM integration: applied under the
     /// `smart` strategy only, with the tables the written ones are declared to also write
     /// ([`CacheConfigBuilder::table_also_writes`](crate::CacheConfigBuilder::table_also_writes)).
+    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
     pub(crate) async fn invalidate_written(&self, tags: Vec<Tag>) -> usize {
         if self.inner.config.strategy != InvalidationStrategy::Smart {
             return 0;
@@ -57,6 +58,7 @@ impl Cache {
     /// A write's `tags` plus `model:<t>` and `model:<t>#bulk` of every table `t` a table
     /// they name is declared to also write (triggers and the like, which no statement text
     /// shows). Used for invalidation, and by transactions to know which tables they wrote.
+    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
     pub(crate) fn with_table_dependencies(&self, tags: Vec<Tag>) -> Vec<Tag> {
         self.inner.config.table_dependencies.expand(tags)
     }

@@ -68,6 +68,7 @@ impl TableDependencies {
 
     /// `tags` (a write's tags) plus, for every table they name, the table and bulk tags of
     /// the tables it also writes.
+    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
     pub(crate) fn expand(&self, mut tags: Vec<Tag>) -> Vec<Tag> {
         if self.closure.is_empty() {
             return tags;

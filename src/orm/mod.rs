@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::write::PendingWrites;
 
 /// What a connection argument of a cached call says about transactions.
+#[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 pub(crate) enum TxState {
     /// Not a transaction (a pool, a plain connection, or a type querycache does not know).
     None,

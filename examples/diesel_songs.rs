@@ -11,6 +11,8 @@
 //! transaction that rolls back (nothing invalidated), and counts songs before and after a
 //! bulk insert.
 
+#[path = "support/logging.rs"]
+mod logging;
 #[path = "support/diesel_schema.rs"]
 mod schema;
 
@@ -36,15 +38,7 @@ fn song_count(conn: &mut SqliteConnection) -> QueryResult<i64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "querycache=debug".into()),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init();
 
     // The cache, from CACHE_* variables, as the global one `#[cached_query]` uses; every
     // Diesel connection established afterwards reports its writes to it.

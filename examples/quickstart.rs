@@ -9,6 +9,8 @@
 //! Defines songs and users, reads a song twice (a miss, then a hit), updates it through the
 //! ORM, reads it again (fresh, because the update invalidated it), and prints the stats.
 
+#[path = "support/logging.rs"]
+mod logging;
 #[path = "support/schema.rs"]
 mod schema;
 
@@ -33,17 +35,7 @@ async fn count_songs(db: &CachedConnection) -> Result<u64, DbErr> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Cache events (SET, HIT, MISS, INVALIDATED) go to stderr; RUST_LOG=querycache=info
-    // quietens them.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "querycache=debug".into()),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init();
 
     // The cache: configured from CACHE_* variables (defaults: memory store, 1 h TTL).
     let cache = Cache::from_env()?;

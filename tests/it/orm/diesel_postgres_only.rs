@@ -10,7 +10,10 @@ use diesel::sql_types::{Integer, Text};
 use querycache::{Cache, CacheConfig, CacheModel, cached_query};
 
 use super::DB;
-use crate::support::diesel::schema::{songs, users};
+use crate::support::diesel::reads::{
+    song_title as title, song_titles as titles, user_name as user,
+};
+use crate::support::diesel::schema::songs;
 use crate::support::diesel::{AnyConnection, DieselDb};
 
 #[derive(Default)]
@@ -22,47 +25,11 @@ impl Runs {
     }
 }
 
-#[cached_query(cache = cache, models = [songs::table])]
-fn titles(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &Runs,
-    conn: &mut AnyConnection,
-) -> QueryResult<Vec<String>> {
-    runs.0.fetch_add(1, Ordering::SeqCst);
-    songs::table
-        .order(songs::id)
-        .select(songs::title)
-        .load(conn)
-}
-
-#[cached_query(cache = cache, models = [songs::table], row = id)]
-fn title(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &Runs,
-    conn: &mut AnyConnection,
-    id: i32,
-) -> QueryResult<Option<String>> {
-    runs.0.fetch_add(1, Ordering::SeqCst);
-    songs::table
-        .find(id)
-        .select(songs::title)
-        .first(conn)
-        .optional()
-}
-
-#[cached_query(cache = cache, models = [users::table], row = id)]
-fn user(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &Runs,
-    conn: &mut AnyConnection,
-    id: i32,
-) -> QueryResult<Option<String>> {
-    runs.0.fetch_add(1, Ordering::SeqCst);
-    users::table
-        .find(id)
-        .select(users::name)
-        .first(conn)
-        .optional()
+impl std::ops::Deref for Runs {
+    type Target = AtomicUsize;
+    fn deref(&self) -> &AtomicUsize {
+        &self.0
+    }
 }
 
 struct F {

@@ -8,27 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use diesel::prelude::*;
-use querycache::{Cache, cached_query};
 
 use super::DB;
+use crate::support::diesel::reads::song_title as title;
 use crate::support::diesel::schema::songs;
 use crate::support::diesel::{AnyConnection, DieselDb};
 use crate::support::stores::{self, Kind};
-
-#[cached_query(cache = cache, models = [songs::table], row = id)]
-fn title(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &AtomicUsize,
-    conn: &mut AnyConnection,
-    id: i32,
-) -> QueryResult<Option<String>> {
-    runs.fetch_add(1, Ordering::SeqCst);
-    songs::table
-        .find(id)
-        .select(songs::title)
-        .first(conn)
-        .optional()
-}
 
 /// Miss, hit, write, miss with the new value: the whole cycle on this thread.
 fn cycle(t: &DieselDb, conn: &mut AnyConnection, id: i32) {

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
-use querycache::{Cache, cached_query};
+use querycache::Cache;
 
 use super::DB;
 use crate::support::Db;
+use crate::support::diesel::reads::{song_title, song_titles, user_name};
 use crate::support::diesel::schema::{songs, users};
 use crate::support::diesel::{AnyConnection, DieselDb};
 
@@ -23,49 +24,6 @@ struct Runs {
     list: AtomicUsize,
     by_id: AtomicUsize,
     users: AtomicUsize,
-}
-
-#[cached_query(cache = cache, models = [songs::table])]
-fn song_titles(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &Runs,
-    conn: &mut AnyConnection,
-) -> QueryResult<Vec<String>> {
-    runs.list.fetch_add(1, Ordering::SeqCst);
-    songs::table
-        .order(songs::id)
-        .select(songs::title)
-        .load(conn)
-}
-
-#[cached_query(cache = cache, models = [songs::table], row = id)]
-fn song_title(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &Runs,
-    conn: &mut AnyConnection,
-    id: i32,
-) -> QueryResult<Option<String>> {
-    runs.by_id.fetch_add(1, Ordering::SeqCst);
-    songs::table
-        .find(id)
-        .select(songs::title)
-        .first(conn)
-        .optional()
-}
-
-#[cached_query(cache = cache, models = [users::table], row = id)]
-fn user_name(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &Runs,
-    conn: &mut AnyConnection,
-    id: i32,
-) -> QueryResult<Option<String>> {
-    runs.users.fetch_add(1, Ordering::SeqCst);
-    users::table
-        .find(id)
-        .select(users::name)
-        .first(conn)
-        .optional()
 }
 
 struct Fixture {
@@ -117,11 +75,11 @@ impl Fixture {
         let before = |r: &AtomicUsize| r.load(Ordering::SeqCst);
         let (list0, id0) = (before(&self.runs.list), before(&self.runs.by_id));
         let cache = &self.t.cache;
-        let list = song_titles(cache, &self.runs, &mut self.conn).expect("list");
+        let list = song_titles(cache, &self.runs.list, &mut self.conn).expect("list");
         let list_ran = before(&self.runs.list) > list0;
-        let a = song_title(cache, &self.runs, &mut self.conn, self.a).expect("a");
+        let a = song_title(cache, &self.runs.by_id, &mut self.conn, self.a).expect("a");
         let a_ran = before(&self.runs.by_id) > id0;
-        let b = song_title(cache, &self.runs, &mut self.conn, self.b).expect("b");
+        let b = song_title(cache, &self.runs.by_id, &mut self.conn, self.b).expect("b");
         let b_ran = before(&self.runs.by_id) > id0 + usize::from(a_ran);
         State {
             list,
@@ -158,7 +116,7 @@ fn insert_with_an_explicit_id_touches_only_that_row() {
     let id = f.b + 100;
     // A cached absence of the row about to be created.
     assert_eq!(
-        song_title(&f.t.cache, &f.runs, &mut f.conn, id).unwrap(),
+        song_title(&f.t.cache, &f.runs.by_id, &mut f.conn, id).unwrap(),
         None
     );
     diesel::insert_into(songs::table)
@@ -173,7 +131,7 @@ fn insert_with_an_explicit_id_touches_only_that_row() {
     let s = f.state();
     assert!(s.list_ran && !s.a_ran && !s.b_ran, "{s:?}");
     let before = f.runs.by_id.load(Ordering::SeqCst);
-    let created = song_title(&f.t.cache, &f.runs, &mut f.conn, id).unwrap();
+    let created = song_title(&f.t.cache, &f.runs.by_id, &mut f.conn, id).unwrap();
     assert_eq!(created.as_deref(), Some("C"));
     assert_eq!(
         f.runs.by_id.load(Ordering::SeqCst),
@@ -287,13 +245,13 @@ fn upsert_on_conflict_do_update_invalidates_the_row_it_names() {
 fn a_write_to_songs_keeps_cached_users_entries() {
     let Some(mut f) = Fixture::new() else { return };
     let cache = f.t.cache.clone();
-    user_name(&cache, &f.runs, &mut f.conn, f.author).unwrap();
+    user_name(&cache, &f.runs.users, &mut f.conn, f.author).unwrap();
     diesel::update(songs::table.find(f.a))
         .set(songs::title.eq("A2"))
         .execute(&mut f.conn)
         .unwrap();
     let before = f.runs.users.load(Ordering::SeqCst);
-    user_name(&cache, &f.runs, &mut f.conn, f.author).unwrap();
+    user_name(&cache, &f.runs.users, &mut f.conn, f.author).unwrap();
     assert_eq!(
         f.runs.users.load(Ordering::SeqCst),
         before,
@@ -303,7 +261,7 @@ fn a_write_to_songs_keeps_cached_users_entries() {
         .set(users::name.eq("bea"))
         .execute(&mut f.conn)
         .unwrap();
-    let name = user_name(&cache, &f.runs, &mut f.conn, f.author).unwrap();
+    let name = user_name(&cache, &f.runs.users, &mut f.conn, f.author).unwrap();
     assert_eq!(name.as_deref(), Some("bea"));
     assert_eq!(f.runs.users.load(Ordering::SeqCst), before + 1);
 }
@@ -344,14 +302,14 @@ fn sql_query_delete_with_literals_invalidates_that_row() {
 fn batch_execute_of_several_statements_invalidates_both_tables() {
     let Some(mut f) = Fixture::new() else { return };
     let cache = f.t.cache.clone();
-    user_name(&cache, &f.runs, &mut f.conn, f.author).unwrap();
+    user_name(&cache, &f.runs.users, &mut f.conn, f.author).unwrap();
     f.conn
         .batch_execute(&format!(
             "UPDATE users SET name = 'bea' WHERE id = {}; UPDATE songs SET title = 'A2' WHERE id = {}",
             f.author, f.a
         ))
         .unwrap();
-    let name = user_name(&cache, &f.runs, &mut f.conn, f.author).unwrap();
+    let name = user_name(&cache, &f.runs.users, &mut f.conn, f.author).unwrap();
     assert_eq!(name.as_deref(), Some("bea"));
     let s = f.state();
     assert!(s.list_ran && s.a_ran && !s.b_ran, "{s:?}");
@@ -498,7 +456,10 @@ fn cached_reads_inside_a_transaction_that_wrote_the_table_bypass_the_cache() {
     let runs = Runs::default();
     let result = f.conn.transaction::<(), _, _>(|conn| {
         // Before writing: a hit is served.
-        assert_eq!(song_title(&cache, &runs, conn, a)?.as_deref(), Some("A"));
+        assert_eq!(
+            song_title(&cache, &runs.by_id, conn, a)?.as_deref(),
+            Some("A")
+        );
         assert_eq!(
             runs.by_id.load(Ordering::SeqCst),
             0,
@@ -508,8 +469,11 @@ fn cached_reads_inside_a_transaction_that_wrote_the_table_bypass_the_cache() {
             .set(songs::title.eq("A2"))
             .execute(conn)?;
         // After: the transaction sees its own write, and the cache is not used.
-        assert_eq!(song_title(&cache, &runs, conn, a)?.as_deref(), Some("A2"));
-        assert_eq!(song_titles(&cache, &runs, conn)?, ["A2", "B"]);
+        assert_eq!(
+            song_title(&cache, &runs.by_id, conn, a)?.as_deref(),
+            Some("A2")
+        );
+        assert_eq!(song_titles(&cache, &runs.list, conn)?, ["A2", "B"]);
         assert_eq!(runs.by_id.load(Ordering::SeqCst), 1);
         Err(diesel::result::Error::RollbackTransaction)
     });
@@ -554,7 +518,10 @@ fn a_transaction_on_an_uninstrumented_connection_bypasses_the_cache() {
     let runs = Runs::default();
     other
         .transaction::<_, diesel::result::Error, _>(|conn| {
-            assert_eq!(song_title(&cache, &runs, conn, a)?.as_deref(), Some("A"));
+            assert_eq!(
+                song_title(&cache, &runs.by_id, conn, a)?.as_deref(),
+                Some("A")
+            );
             Ok(())
         })
         .unwrap();

@@ -5,27 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use diesel::prelude::*;
-use querycache::{Cache, cached_query};
 
 use super::DB;
+use crate::support::diesel::DieselDb;
+use crate::support::diesel::reads::song_title as title;
 use crate::support::diesel::schema::songs;
-use crate::support::diesel::{AnyConnection, DieselDb};
 use crate::support::stores::Kind;
-
-#[cached_query(cache = cache, models = [songs::table], row = id)]
-fn title(
-    #[cache_skip] cache: &Cache,
-    #[cache_skip] runs: &AtomicUsize,
-    conn: &mut AnyConnection,
-    id: i32,
-) -> QueryResult<Option<String>> {
-    runs.fetch_add(1, Ordering::SeqCst);
-    songs::table
-        .find(id)
-        .select(songs::title)
-        .first(conn)
-        .optional()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {

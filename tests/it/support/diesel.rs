@@ -141,3 +141,60 @@ fn create_pg() -> Option<super::postgres::PgDatabase> {
     .join()
     .expect("creating the PostgreSQL database panicked")
 }
+
+/// Cached reads of the schema, each counting its runs in the `runs` it is given.
+pub mod reads {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use diesel::prelude::*;
+    use querycache::{Cache, cached_query};
+
+    use super::AnyConnection;
+    use super::schema::{songs, users};
+
+    /// Every song's title, by id: depends on the songs table.
+    #[cached_query(cache = cache, models = [songs::table])]
+    pub fn song_titles(
+        #[cache_skip] cache: &Cache,
+        #[cache_skip] runs: &AtomicUsize,
+        conn: &mut AnyConnection,
+    ) -> QueryResult<Vec<String>> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        songs::table
+            .order(songs::id)
+            .select(songs::title)
+            .load(conn)
+    }
+
+    /// One song's title: depends on its row (and the table's bulk writes).
+    #[cached_query(cache = cache, models = [songs::table], row = id)]
+    pub fn song_title(
+        #[cache_skip] cache: &Cache,
+        #[cache_skip] runs: &AtomicUsize,
+        conn: &mut AnyConnection,
+        id: i32,
+    ) -> QueryResult<Option<String>> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        songs::table
+            .find(id)
+            .select(songs::title)
+            .first(conn)
+            .optional()
+    }
+
+    /// One user's name: depends on its row.
+    #[cached_query(cache = cache, models = [users::table], row = id)]
+    pub fn user_name(
+        #[cache_skip] cache: &Cache,
+        #[cache_skip] runs: &AtomicUsize,
+        conn: &mut AnyConnection,
+        id: i32,
+    ) -> QueryResult<Option<String>> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        users::table
+            .find(id)
+            .select(users::name)
+            .first(conn)
+            .optional()
+    }
+}

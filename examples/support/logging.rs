@@ -1,0 +1,14 @@
+//! The examples' logging: cache events (SET, HIT, MISS, INVALIDATED) on stderr, at debug
+//! level unless `RUST_LOG` says otherwise (`RUST_LOG=querycache=info` quietens them).
+
+pub fn init() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "querycache=debug".into()),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -78,6 +78,9 @@ impl DieselDb {
     pub fn raw(&self) -> AnyConnection {
         let mut conn = AnyConnection::establish(&self.url)
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url));
+        // Whatever Diesel's process-wide default is at this moment (a test of
+        // `install_default` sets one briefly), this connection reports to nobody.
+        conn.set_instrumentation(None::<Box<dyn diesel::connection::Instrumentation>>);
         if self.db == Db::Sqlite {
             conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")
                 .expect("pragmas");

@@ -310,3 +310,41 @@ fn a_trigger_write_is_seen_once_declared() {
         }
     }
 }
+
+#[test]
+fn a_commit_that_fails_leaves_correct_data_and_a_clean_transaction_state() {
+    let Some(mut f) = F::new(Cache::new()) else {
+        return;
+    };
+    f.conn
+        .batch_execute(
+            "CREATE TABLE parents (id INTEGER PRIMARY KEY);
+             CREATE TABLE kids (id INTEGER PRIMARY KEY,
+                 parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .unwrap();
+    let a = f.a;
+    // The foreign key is checked at COMMIT, which fails: PostgreSQL rolls everything back.
+    let result = f.conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        diesel::update(songs::table.find(a))
+            .set(songs::title.eq("never"))
+            .execute(conn)?;
+        conn.batch_execute("INSERT INTO kids VALUES (1, 42)")?;
+        Ok(())
+    });
+    assert!(result.is_err(), "premise: COMMIT fails");
+    let reran = f.reran();
+    // Whether a failed COMMIT took effect is not known to the hook: it invalidates.
+    assert!(reran.list && reran.a && !reran.b, "{reran:?}");
+    assert_eq!(
+        f.reads().1.as_deref(),
+        Some("A"),
+        "the data is the committed data"
+    );
+    // The instrumentation is out of the transaction: the next write invalidates at once.
+    diesel::update(songs::table.find(a))
+        .set(songs::title.eq("A2"))
+        .execute(&mut f.conn)
+        .unwrap();
+    assert_eq!(f.reads().1.as_deref(), Some("A2"));
+}

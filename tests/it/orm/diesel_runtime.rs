@@ -177,3 +177,99 @@ fn on_a_current_thread_runtime_a_sync_call_never_waits_for_a_task_of_its_own_thr
         cycle(&t, &mut conn, id);
     });
 }
+
+/// An r2d2 pool whose connections get the instrumentation from their manager's
+/// `on_acquire`-free path: `install_default` before the pool connects. The cached function
+/// takes `&mut PooledConnection<..>`.
+#[test]
+fn r2d2_pooled_connections_report_their_writes_and_transactions() {
+    use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+
+    #[querycache::cached_query(cache = cache, models = [songs::table], row = id)]
+    fn pooled_title(
+        #[cache_skip] cache: &querycache::Cache,
+        #[cache_skip] runs: &AtomicUsize,
+        conn: &mut PooledConnection<ConnectionManager<AnyConnection>>,
+        id: i32,
+    ) -> QueryResult<Option<String>> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        songs::table
+            .find(id)
+            .select(songs::title)
+            .first(conn)
+            .optional()
+    }
+
+    let Some((t, _server, id)) = fixture(Kind::Memory) else {
+        return;
+    };
+    // Connections made while the default is installed report to this test's cache; the
+    // default is removed again at once (other tests make connections of their own).
+    let _default = crate::support::diesel::PROCESS_DEFAULT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    querycache::orm::diesel::install_default(&t.cache).unwrap();
+    let pool = Pool::builder()
+        .max_size(2)
+        .min_idle(Some(2))
+        .build(ConnectionManager::<AnyConnection>::new(&t.url));
+    diesel::connection::set_default_instrumentation(|| None).unwrap();
+    let pool = pool.expect("pool");
+
+    let runs = AtomicUsize::new(0);
+    let mut conn = pool.get().unwrap();
+    assert_eq!(
+        pooled_title(&t.cache, &runs, &mut conn, id)
+            .unwrap()
+            .as_deref(),
+        Some("A")
+    );
+    assert_eq!(
+        pooled_title(&t.cache, &runs, &mut conn, id)
+            .unwrap()
+            .as_deref(),
+        Some("A")
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let mut other = pool.get().unwrap();
+    diesel::update(songs::table.find(id))
+        .set(songs::title.eq("A2"))
+        .execute(&mut other)
+        .unwrap();
+    assert_eq!(
+        pooled_title(&t.cache, &runs, &mut conn, id)
+            .unwrap()
+            .as_deref(),
+        Some("A2")
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "a pooled connection's write invalidates"
+    );
+
+    let result = conn.transaction::<(), _, _>(|conn| {
+        diesel::update(songs::table.find(id))
+            .set(songs::title.eq("never"))
+            .execute(conn)?;
+        let inside = pooled_title(&t.cache, &runs, conn, id)?;
+        assert_eq!(
+            inside.as_deref(),
+            Some("never"),
+            "the transaction's own write"
+        );
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(result.is_err());
+    assert_eq!(
+        pooled_title(&t.cache, &runs, &mut conn, id)
+            .unwrap()
+            .as_deref(),
+        Some("A2")
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        3,
+        "only the read inside the transaction ran"
+    );
+}

@@ -538,6 +538,9 @@ fn install_default_instruments_every_new_connection() {
     // `install_default` reports to the cache it names, with its own cache.
     let Some(f) = Fixture::new() else { return };
     let cache = Cache::new();
+    let _default = crate::support::diesel::PROCESS_DEFAULT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     querycache::orm::diesel::install_default(&cache).unwrap();
     let mut conn = AnyConnection::establish(&f.t.url).unwrap();
     // Put the default back before anything else can establish a connection with it.

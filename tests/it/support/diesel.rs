@@ -11,6 +11,9 @@ pub mod schema;
 
 use super::Db;
 
+/// Held by the tests that set Diesel's process-wide default instrumentation, one at a time.
+pub static PROCESS_DEFAULT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// One connection type for both databases, as an application supporting both would write.
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {

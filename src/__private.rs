@@ -123,6 +123,24 @@ impl<C: ?Sized> ViaRef for ConnProbe<'_, C> {
     }
 }
 
+/// The SQL name of a Diesel table type, for `#[derive(CacheModel)]` with
+/// `#[diesel(table_name = ..)]`. Tables declared in a schema do not implement it.
+#[cfg(feature = "diesel")]
+pub trait DieselTableName {
+    const NAME: &'static str;
+}
+
+#[cfg(feature = "diesel")]
+impl<T> DieselTableName for T
+where
+    T: diesel::Table
+        + diesel::internal::table_macro::StaticQueryFragment<
+            Component = diesel::internal::table_macro::Identifier<'static>,
+        >,
+{
+    const NAME: &'static str = T::STATIC_COMPONENT.0;
+}
+
 /// Table of a Diesel table type (`songs::table`), unqualified (a table declared in a
 /// schema names itself through [`CacheModel`] instead).
 #[cfg(feature = "diesel")]

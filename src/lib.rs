@@ -216,6 +216,7 @@ pub use querycache_macros::cache_model_query;
 #[doc(inline)]
 pub use querycache_macros::cache_count_query;
 
+pub use querycache_macros::CacheModel;
 /// A runnable example: the `trace_id` argument does not change the key.
 ///
 /// ```

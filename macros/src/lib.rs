@@ -25,6 +25,7 @@ use syn::ItemFn;
 mod args;
 mod attr;
 mod expand;
+mod model;
 mod template;
 
 use args::FnInfo;
@@ -312,6 +313,29 @@ pub fn cache_skip(_args: TokenStream, item: TokenStream) -> TokenStream {
     .to_compile_error();
     let item = TokenStream2::from(item);
     quote!(#error #item).into()
+}
+
+/// Names a model type's table for `models = [..]`: implements `querycache::CacheModel`.
+///
+/// The table is read from Diesel's `#[diesel(table_name = songs)]` (the SQL name declared in
+/// `table!`, so `#[sql_name]` is honoured), or given with
+/// `#[cache_model(table = "songs", schema = "app")]`, which wins over Diesel's. A table
+/// declared in a schema (`table! { app.songs .. }`) needs `#[cache_model]`.
+///
+/// ```text
+/// #[derive(Queryable, Selectable, CacheModel)]
+/// #[diesel(table_name = crate::schema::songs)]
+/// pub struct Song { pub id: i32, pub title: String }
+///
+/// #[cached_query(models = [Song], row = id)]
+/// fn song(conn: &mut PgConnection, id: i32) -> QueryResult<Song> { .. }
+/// ```
+#[proc_macro_derive(CacheModel, attributes(cache_model, diesel))]
+pub fn derive_cache_model(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => model::derive(input).into(),
+        Err(error) => error.to_compile_error().into(),
+    }
 }
 
 /// Parse, check, expand: the three steps of every cached-function macro.

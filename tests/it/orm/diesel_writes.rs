@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
-use querycache::Cache;
+use querycache::{Cache, cached_query};
 
 use super::DB;
 use crate::support::Db;
@@ -551,4 +551,76 @@ fn install_default_instruments_every_new_connection() {
         .execute(&mut conn)
         .unwrap();
     assert!(cache.get_blocking::<u8>("n").is_none());
+}
+
+// --- #[derive(CacheModel)] ---------------------------------------------------------------
+
+/// A Diesel model: its table comes from `#[diesel(table_name)]`.
+#[derive(
+    Queryable,
+    Selectable,
+    querycache::CacheModel,
+    serde::Serialize,
+    serde::Deserialize,
+    Clone,
+    Debug,
+)]
+#[diesel(table_name = songs)]
+struct Song {
+    id: i32,
+    title: String,
+}
+
+/// Not a Diesel model: the table is given.
+#[derive(querycache::CacheModel)]
+#[cache_model(table = "users")]
+struct Author;
+
+#[cached_query(cache = cache, models = [Song, Author], row = id)]
+fn song_with_models(
+    #[cache_skip] cache: &Cache,
+    #[cache_skip] runs: &AtomicUsize,
+    conn: &mut AnyConnection,
+    id: i32,
+) -> QueryResult<Option<Song>> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    songs::table
+        .find(id)
+        .select(Song::as_select())
+        .first(conn)
+        .optional()
+}
+
+#[test]
+fn derived_cache_models_name_their_tables() {
+    use querycache::CacheModel as _;
+    assert_eq!((Song::TABLE, Song::SCHEMA), ("songs", None));
+    assert_eq!(Author::TABLE, "users");
+
+    let Some(mut f) = Fixture::new() else { return };
+    let (cache, runs) = (f.t.cache.clone(), AtomicUsize::new(0));
+    let read = |conn: &mut AnyConnection| song_with_models(&cache, &runs, conn, f.a).unwrap();
+    assert_eq!(read(&mut f.conn).map(|s| s.title).as_deref(), Some("A"));
+    read(&mut f.conn);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    diesel::update(songs::table.find(f.a))
+        .set(songs::title.eq("A2"))
+        .execute(&mut f.conn)
+        .unwrap();
+    assert_eq!(read(&mut f.conn).map(|s| s.title).as_deref(), Some("A2"));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the row write invalidated it"
+    );
+    diesel::update(users::table.find(f.author))
+        .set(users::name.eq("bea"))
+        .execute(&mut f.conn)
+        .unwrap();
+    read(&mut f.conn);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        3,
+        "a write to the second model's table too"
+    );
 }

@@ -83,7 +83,7 @@ pub trait ViaDiesel {
 }
 
 #[cfg(feature = "diesel")]
-impl<C: diesel::Connection + 'static> ViaDiesel for &&ConnProbe<'_, C> {
+impl<C: diesel::Connection> ViaDiesel for &&ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
         TxProbe(match self.0.take() {
             Some(conn) => crate::orm::diesel::tx_state(conn),
@@ -100,7 +100,7 @@ pub trait ViaDieselAsync {
 }
 
 #[cfg(feature = "diesel-async")]
-impl<C: diesel_async::AsyncConnection + 'static> ViaDieselAsync for &ConnProbe<'_, C> {
+impl<C: diesel_async::AsyncConnection> ViaDieselAsync for &ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
         TxProbe(match self.0.take() {
             Some(conn) => crate::orm::diesel::async_tx_state(conn),

@@ -362,7 +362,7 @@ fn default_instrumentation() -> Option<Box<dyn Instrumentation>> {
 }
 
 /// What a Diesel connection passed to a cached function says about transactions.
-pub(crate) fn tx_state<C: Connection + 'static>(conn: &mut C) -> TxState {
+pub(crate) fn tx_state<C: Connection>(conn: &mut C) -> TxState {
     if let Some(state) = instrumented_state(conn.instrumentation()) {
         return state;
     }
@@ -373,7 +373,7 @@ pub(crate) fn tx_state<C: Connection + 'static>(conn: &mut C) -> TxState {
 
 /// What a diesel-async connection passed to a cached function says about transactions.
 #[cfg(feature = "diesel-async")]
-pub(crate) fn async_tx_state<C: diesel_async::AsyncConnection + 'static>(conn: &mut C) -> TxState {
+pub(crate) fn async_tx_state<C: diesel_async::AsyncConnection>(conn: &mut C) -> TxState {
     if let Some(state) = instrumented_state(conn.instrumentation()) {
         return state;
     }

@@ -624,3 +624,48 @@ fn derived_cache_models_name_their_tables() {
         "a write to the second model's table too"
     );
 }
+
+/// A function generic over its Diesel connection (bounded by `Connection`, not `'static`):
+/// its transaction state is still read.
+#[cached_query(cache = cache, models = [songs::table], row = id)]
+fn generic_read<C: diesel::Connection>(
+    #[cache_skip] cache: &Cache,
+    #[cache_skip] runs: &AtomicUsize,
+    conn: &mut C,
+    id: i32,
+) -> QueryResult<String> {
+    let _ = conn;
+    let n = runs.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("{id}:{n}"))
+}
+
+#[test]
+fn a_generic_connection_inside_a_transaction_that_wrote_bypasses_the_cache() {
+    let Some(mut f) = Fixture::new() else { return };
+    let (cache, runs, a) = (f.t.cache.clone(), AtomicUsize::new(0), f.a);
+    assert_eq!(
+        generic_read(&cache, &runs, &mut f.conn, a).unwrap(),
+        format!("{a}:0")
+    );
+    assert_eq!(
+        generic_read(&cache, &runs, &mut f.conn, a).unwrap(),
+        format!("{a}:0")
+    );
+    let result = f.conn.transaction::<(), _, _>(|conn| {
+        diesel::update(songs::table.find(a))
+            .set(songs::title.eq("A2"))
+            .execute(conn)?;
+        assert_eq!(
+            generic_read(&cache, &runs, conn, a)?,
+            format!("{a}:1"),
+            "bypassed"
+        );
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(result.is_err());
+    assert_eq!(
+        generic_read(&cache, &runs, &mut f.conn, a).unwrap(),
+        format!("{a}:0"),
+        "nothing computed inside the transaction was stored"
+    );
+}

@@ -180,9 +180,11 @@ fn update_returning_invalidates_like_an_update() {
         .get_result(&mut f.conn)
         .unwrap();
     assert_eq!(title, "A2");
+    // REPLACE deletes every row that conflicts on *any* unique key, not only the named id:
+    // the rows it touches are not known, so every by-id entry goes.
     let s = f.state();
-    assert!(s.list_ran && s.a_ran && !s.b_ran, "{s:?}");
-    assert_eq!(s.a.as_deref(), Some("A2"));
+    assert!(s.list_ran && s.a_ran && s.b_ran, "{s:?}");
+    assert_eq!((s.a.as_deref(), s.b.as_deref()), (Some("A2"), Some("B")));
 }
 
 #[test]
@@ -311,9 +313,11 @@ fn batch_execute_of_several_statements_invalidates_both_tables() {
         .unwrap();
     let name = user_name(&cache, &f.runs.users, &mut f.conn, f.author).unwrap();
     assert_eq!(name.as_deref(), Some("bea"));
+    // REPLACE deletes every row that conflicts on *any* unique key, not only the named id:
+    // the rows it touches are not known, so every by-id entry goes.
     let s = f.state();
-    assert!(s.list_ran && s.a_ran && !s.b_ran, "{s:?}");
-    assert_eq!(s.a.as_deref(), Some("A2"));
+    assert!(s.list_ran && s.a_ran && s.b_ran, "{s:?}");
+    assert_eq!((s.a.as_deref(), s.b.as_deref()), (Some("A2"), Some("B")));
 }
 
 #[test]
@@ -374,9 +378,11 @@ fn a_transaction_invalidates_after_commit_not_before() {
         })
         .unwrap();
     assert!(cache.stats().invalidations > key_count);
+    // REPLACE deletes every row that conflicts on *any* unique key, not only the named id:
+    // the rows it touches are not known, so every by-id entry goes.
     let s = f.state();
-    assert!(s.list_ran && s.a_ran && !s.b_ran, "{s:?}");
-    assert_eq!(s.a.as_deref(), Some("A2"));
+    assert!(s.list_ran && s.a_ran && s.b_ran, "{s:?}");
+    assert_eq!((s.a.as_deref(), s.b.as_deref()), (Some("A2"), Some("B")));
 }
 
 #[test]
@@ -444,9 +450,11 @@ fn raw_begin_and_commit_defer_the_invalidation_to_the_commit() {
     );
     f.conn.batch_execute("COMMIT").unwrap();
     assert!(f.t.cache.stats().invalidations > invalidations);
+    // REPLACE deletes every row that conflicts on *any* unique key, not only the named id:
+    // the rows it touches are not known, so every by-id entry goes.
     let s = f.state();
-    assert!(s.list_ran && s.a_ran && !s.b_ran, "{s:?}");
-    assert_eq!(s.a.as_deref(), Some("A2"));
+    assert!(s.list_ran && s.a_ran && s.b_ran, "{s:?}");
+    assert_eq!((s.a.as_deref(), s.b.as_deref()), (Some("A2"), Some("B")));
 }
 
 #[test]
@@ -668,4 +676,27 @@ fn a_generic_connection_inside_a_transaction_that_wrote_bypasses_the_cache() {
         format!("{a}:0"),
         "nothing computed inside the transaction was stored"
     );
+}
+
+#[test]
+fn replace_into_on_sqlite_is_a_bulk_write() {
+    let Some(mut f) = Fixture::new() else { return };
+    // `REPLACE INTO` is SQLite's (and MySQL's); PostgreSQL has ON CONFLICT instead.
+    let AnyConnection::Sqlite(conn) = &mut f.conn else {
+        return;
+    };
+    diesel::replace_into(songs::table)
+        .values((
+            songs::id.eq(f.a),
+            songs::title.eq("A2"),
+            songs::artist.eq("a"),
+            songs::author_id.eq(f.author),
+        ))
+        .execute(conn)
+        .unwrap();
+    // REPLACE deletes every row that conflicts on *any* unique key, not only the named id:
+    // the rows it touches are not known, so every by-id entry goes.
+    let s = f.state();
+    assert!(s.list_ran && s.a_ran && s.b_ran, "{s:?}");
+    assert_eq!((s.a.as_deref(), s.b.as_deref()), (Some("A2"), Some("B")));
 }

@@ -39,6 +39,8 @@ mod on_sqlite {
     #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
+    mod diesel_sqlite_only;
+    #[cfg(feature = "diesel")]
     mod diesel_writes;
     #[cfg(feature = "diesel")]
     mod mixed_orms;

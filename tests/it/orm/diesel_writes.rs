@@ -677,26 +677,3 @@ fn a_generic_connection_inside_a_transaction_that_wrote_bypasses_the_cache() {
         "nothing computed inside the transaction was stored"
     );
 }
-
-#[test]
-fn replace_into_on_sqlite_is_a_bulk_write() {
-    let Some(mut f) = Fixture::new() else { return };
-    // `REPLACE INTO` is SQLite's (and MySQL's); PostgreSQL has ON CONFLICT instead.
-    let AnyConnection::Sqlite(conn) = &mut f.conn else {
-        return;
-    };
-    diesel::replace_into(songs::table)
-        .values((
-            songs::id.eq(f.a),
-            songs::title.eq("A2"),
-            songs::artist.eq("a"),
-            songs::author_id.eq(f.author),
-        ))
-        .execute(conn)
-        .unwrap();
-    // REPLACE deletes every row that conflicts on *any* unique key, not only the named id:
-    // the rows it touches are not known, so every by-id entry goes.
-    let s = f.state();
-    assert!(s.list_ran && s.a_ran && s.b_ran, "{s:?}");
-    assert_eq!((s.a.as_deref(), s.b.as_deref()), (Some("A2"), Some("B")));
-}

@@ -19,7 +19,7 @@ fn replace_into_is_a_bulk_write() {
         t.song(&mut conn, author, "B"),
     );
     let (list_runs, id_runs) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let mut read = |conn: &mut AnyConnection| {
+    let read = |conn: &mut AnyConnection| {
         (
             song_titles(&t.cache, &list_runs, conn).unwrap(),
             song_title(&t.cache, &id_runs, conn, a).unwrap(),

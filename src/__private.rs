@@ -74,6 +74,11 @@ impl<'a, C: ?Sized> ConnProbe<'a, C> {
     pub fn new(conn: &'a mut C) -> Self {
         ConnProbe(std::cell::Cell::new(Some(conn)))
     }
+
+    /// The state `read` finds in the connection (probed once: the reborrow is taken).
+    fn state(&self, read: impl FnOnce(&mut C) -> crate::orm::TxState) -> TxProbe {
+        TxProbe(self.0.take().map_or(crate::orm::TxState::None, read))
+    }
 }
 
 /// State of a Diesel connection: its querycache instrumentation, or its transaction manager.
@@ -85,10 +90,7 @@ pub trait ViaDiesel {
 #[cfg(feature = "diesel")]
 impl<C: diesel::Connection> ViaDiesel for &&ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
-        TxProbe(match self.0.take() {
-            Some(conn) => crate::orm::diesel::tx_state(conn),
-            None => crate::orm::TxState::None,
-        })
+        self.state(crate::orm::diesel::tx_state)
     }
 }
 
@@ -102,10 +104,7 @@ pub trait ViaDieselAsync {
 #[cfg(feature = "diesel-async")]
 impl<C: diesel_async::AsyncConnection> ViaDieselAsync for &ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
-        TxProbe(match self.0.take() {
-            Some(conn) => crate::orm::diesel::async_tx_state(conn),
-            None => crate::orm::TxState::None,
-        })
+        self.state(crate::orm::diesel::async_tx_state)
     }
 }
 
@@ -116,10 +115,7 @@ pub trait ViaRef {
 
 impl<C: ?Sized> ViaRef for ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
-        TxProbe(match self.0.take() {
-            Some(conn) => crate::orm::transaction_state::<C>(conn),
-            None => crate::orm::TxState::None,
-        })
+        self.state(|conn| crate::orm::transaction_state::<C>(conn))
     }
 }
 
@@ -149,15 +145,9 @@ pub trait ViaDieselTable {
 }
 
 #[cfg(feature = "diesel")]
-impl<T> ViaDieselTable for ModelProbe<T>
-where
-    T: diesel::Table
-        + diesel::internal::table_macro::StaticQueryFragment<
-            Component = diesel::internal::table_macro::Identifier<'static>,
-        >,
-{
+impl<T: DieselTableName> ViaDieselTable for ModelProbe<T> {
     fn __querycache_table(&self) -> String {
-        crate::tags::table_key(None, T::STATIC_COMPONENT.0)
+        crate::tags::table_key(None, T::NAME)
     }
 }
 
@@ -212,7 +202,6 @@ pub struct Call {
     key: Option<Result<Key, Error>>,
     invalid: Option<Error>,
     conn: ConnState,
-    error_ttl: Option<Duration>,
 }
 
 /// What to do with a call.
@@ -237,7 +226,6 @@ impl Call {
             key: None,
             invalid: None,
             conn: ConnState::Free,
-            error_ttl: None,
         }
     }
 
@@ -250,12 +238,12 @@ impl Call {
     }
 
     pub fn error_ttl_secs(&mut self, secs: u64) {
-        self.error_ttl = Some(Duration::from_secs(secs));
+        self.options.error_ttl = Some(Duration::from_secs(secs));
     }
 
     /// `cache_errors` without a TTL: the configured `CACHE_ERROR_TTL`.
     pub fn cache_errors(&mut self) {
-        self.error_ttl = Some(self.cache.config().error_ttl());
+        self.options.error_ttl = Some(self.cache.config().error_ttl());
     }
 
     /// A table-level dependency on `table`.
@@ -406,9 +394,6 @@ impl Call {
         E: CacheValue + Clone,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(ttl) = self.error_ttl {
-            self.options.error_ttl = Some(ttl);
-        }
         match self.plan() {
             Plan::Bypass => self.cache.bypass(future).await,
             Plan::ReadOnly(key) => {
@@ -460,7 +445,7 @@ impl Call {
 
     /// Runs a plain function returning `Result<T, E>`, caching errors for the error TTL.
     pub fn run_result_caching_errors_sync<T, E>(
-        mut self,
+        self,
         body: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E>
     where
@@ -470,23 +455,9 @@ impl Call {
         match Bridge::current() {
             Bridge::Here(here) => here.wait(self.run_result_caching_errors(async move { body() })),
             Bridge::Detached => {
-                if let Some(ttl) = self.error_ttl {
-                    self.options.error_ttl = Some(ttl);
-                }
-                let error_ttl = self
-                    .options
-                    .error_ttl
-                    .unwrap_or_else(|| self.cache.config().error_ttl());
-                let result: Result<Result<T, E>, std::convert::Infallible> = self.run_detached(
-                    || Ok(body()),
-                    move |value: &Result<T, E>, ttl| {
-                        if value.is_err() {
-                            error_ttl.min(ttl)
-                        } else {
-                            ttl
-                        }
-                    },
-                );
+                let ttl_of = self.cache.error_ttl_policy(&self.options);
+                let result: Result<Result<T, E>, std::convert::Infallible> =
+                    self.run_detached(|| Ok(body()), ttl_of);
                 match result {
                     Ok(value) => value,
                     Err(never) => match never {},
@@ -520,7 +491,7 @@ impl Call {
             }
             Plan::Cache(key) => self
                 .cache
-                .compute_detached(key, self.options, body, ttl_of)
+                .compute_detached(key.as_str(), self.options, body, ttl_of)
                 .map(|value| (*value).clone()),
         }
     }

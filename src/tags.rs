@@ -138,12 +138,12 @@ impl Tag {
 /// assert_eq!(tags, vec![Tag::model("songs"), Tag::bulk("songs")]);
 /// ```
 pub fn write_tags(table: &str, ids: Option<&[String]>) -> Vec<Tag> {
-    let mut tags = vec![Tag::model(table)];
     match ids {
-        Some(ids) => tags.extend(ids.iter().map(|id| Tag::row(table, id))),
-        None => tags.push(Tag::bulk(table)),
+        Some(ids) => std::iter::once(Tag::model(table))
+            .chain(ids.iter().map(|id| Tag::row(table, id)))
+            .collect(),
+        None => Tag::table_write(table).to_vec(),
     }
-    tags
 }
 
 /// The name model tags use for a table: `table`, or `schema.table` outside the default

@@ -102,24 +102,29 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let error_ttl = options.error_ttl.unwrap_or(self.inner.config.error_ttl);
+        let ttl_of = self.error_ttl_policy(&options);
         let result: Result<Arc<Result<T, E>>, std::convert::Infallible> = self
-            .compute_with(
-                key,
-                options,
-                || async { Ok(compute().await) },
-                move |value: &Result<T, E>, ttl| {
-                    if value.is_err() {
-                        error_ttl.min(ttl)
-                    } else {
-                        ttl
-                    }
-                },
-            )
+            .compute_with(key, options, || async { Ok(compute().await) }, ttl_of)
             .await;
         match result {
             Ok(value) => value,
             Err(never) => match never {},
+        }
+    }
+
+    /// The TTL of a cached `Result`: an `Err` lives at most the error TTL of `options`
+    /// (default `CACHE_ERROR_TTL`).
+    pub(crate) fn error_ttl_policy<T, E>(
+        &self,
+        options: &EntryOptions,
+    ) -> impl Fn(&Result<T, E>, Duration) -> Duration + use<T, E> {
+        let error_ttl = options.error_ttl.unwrap_or(self.inner.config.error_ttl);
+        move |value, ttl| {
+            if value.is_err() {
+                error_ttl.min(ttl)
+            } else {
+                ttl
+            }
         }
     }
 
@@ -135,6 +140,14 @@ impl Cache {
         }
         self.lookup::<T>(key.as_str(), options.namespace_name())
             .await
+    }
+
+    /// A key that cannot be used: said, counted as an error and a bypass; the caller then
+    /// computes without the cache.
+    fn unusable_key(&self, error: &crate::Error) {
+        tracing::warn!(%error, "cannot cache under this key; computing without the cache");
+        self.inner.stats.error();
+        self.inner.stats.bypassed();
     }
 
     /// Counts a call that went around the cache.
@@ -174,9 +187,8 @@ impl Cache {
         let key = match Key::new(key) {
             Ok(key) => key,
             Err(error) => {
-                tracing::warn!(%error, "cannot cache under this key; computing without the cache");
-                self.inner.stats.error();
-                return self.bypass(compute()).await.map(Arc::new);
+                self.unusable_key(&error);
+                return compute().await.map(Arc::new);
             }
         };
         let mut compute = Some(compute);
@@ -302,7 +314,7 @@ impl Cache {
     /// stale.
     pub(crate) fn compute_detached<T, E>(
         &self,
-        key: Key,
+        key: &str,
         options: EntryOptions,
         compute: impl FnOnce() -> Result<T, E>,
         ttl_of: impl Fn(&T, Duration) -> Duration,
@@ -315,6 +327,13 @@ impl Cache {
             self.inner.stats.bypassed();
             return compute().map(Arc::new);
         }
+        let key = match Key::new(key) {
+            Ok(key) => key,
+            Err(error) => {
+                self.unusable_key(&error);
+                return compute().map(Arc::new);
+            }
+        };
         let (cache, lookup_key) = (self.clone(), key.clone());
         let namespace = options.namespace_name().to_owned();
         let hit =

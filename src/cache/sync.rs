@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{Cache, CacheValue};
 use crate::blocking::Bridge;
-use crate::{EntryOptions, Error, Key, Tag};
+use crate::{EntryOptions, Error, Tag};
 
 impl Cache {
     /// [`get`](Cache::get), waiting for it.
@@ -91,15 +91,7 @@ impl Cache {
             Bridge::Here(here) => {
                 here.wait(self.try_get_or_compute(key, options, || async move { compute() }))
             }
-            Bridge::Detached => match Key::new(key) {
-                Ok(key) => self.compute_detached(key, options, compute, |_: &T, ttl| ttl),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot cache under this key; computing without the cache");
-                    self.inner_stats_error();
-                    self.count_bypass();
-                    compute().map(Arc::new)
-                }
-            },
+            Bridge::Detached => self.compute_detached(key, options, compute, |_: &T, ttl| ttl),
         }
     }
 }

@@ -80,7 +80,7 @@ impl TableDependencies {
                 continue;
             };
             for table in also {
-                for tag in [Tag::model(table), Tag::bulk(table)] {
+                for tag in Tag::table_write(table) {
                     if present.insert(tag.clone()) {
                         extra.push(tag);
                     }

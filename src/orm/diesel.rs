@@ -182,7 +182,11 @@ impl CacheInstrumentation {
             }
             return;
         }
-        let param = |i: usize| statement.binds.get(i).cloned().flatten();
+        let binds = std::cell::OnceCell::new();
+        let param = |i: usize| {
+            let binds = binds.get_or_init(|| statement.binds());
+            binds.get(i).cloned().flatten()
+        };
         // Invalidate even when the statement failed: a multi-statement text may have
         // written part of its work before the error.
         let Some(tags) = super::written::written_tags(&statement.sql, &param, || None) else {
@@ -300,6 +304,16 @@ impl Instrumentation for CacheInstrumentation {
 
 /// A single transaction-control statement sent as raw SQL.
 fn raw_control(sql: &str) -> Option<Control> {
+    // Every statement comes here: most leave at their first word, without a scan or an
+    // allocation.
+    let first = sql.split_ascii_whitespace().next()?;
+    let first = first.strip_suffix(';').unwrap_or(first);
+    if !["BEGIN", "START", "COMMIT", "END", "ROLLBACK"]
+        .iter()
+        .any(|word| first.eq_ignore_ascii_case(word))
+    {
+        return None;
+    }
     let text = sql.trim().trim_end_matches(';').trim_end();
     if text.contains(';') {
         return None;

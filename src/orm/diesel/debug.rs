@@ -11,11 +11,13 @@
 use std::fmt::Write as _;
 
 /// A statement read back: its SQL, and its bound values rendered as row ids where they
-/// can be (integers and strings; `None` for any other value).
+/// can be (integers and strings; `None` for any other value). The values are read only
+/// when asked for: most statements are reads, which need none.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Statement {
     pub(super) sql: String,
-    pub(super) binds: Vec<Option<String>>,
+    /// The `Debug` text of the bind list, `[..]`.
+    binds: Option<String>,
 }
 
 impl Statement {
@@ -29,8 +31,17 @@ impl Statement {
         }
         Statement {
             sql: query.to_string(),
-            binds: Vec::new(),
+            binds: None,
         }
+    }
+
+    /// The bound values, as row ids. Values that cannot be read leave the statement
+    /// classified without them.
+    pub(super) fn binds(&self) -> Vec<Option<String>> {
+        self.binds
+            .as_deref()
+            .and_then(bind_list)
+            .unwrap_or_default()
     }
 }
 
@@ -38,20 +49,12 @@ impl Statement {
 fn parse_debug(debug: &str) -> Option<Statement> {
     if debug.starts_with('"') {
         let (sql, rest) = string_literal(debug)?;
-        return rest.is_empty().then_some(Statement {
-            sql,
-            binds: Vec::new(),
-        });
+        return rest.is_empty().then_some(Statement { sql, binds: None });
     }
     let rest = debug.strip_prefix("Query { sql: ")?;
     let (sql, rest) = string_literal(rest)?;
     let rest = rest.strip_prefix(", binds: ")?;
-    // The values are only an aid to precision: if they cannot be read, the statement is
-    // still classified, without them.
-    let binds = rest
-        .strip_suffix(" }")
-        .and_then(bind_list)
-        .unwrap_or_default();
+    let binds = rest.strip_suffix(" }").map(str::to_owned);
     Some(Statement { sql, binds })
 }
 
@@ -163,7 +166,7 @@ mod tests {
             r#"UPDATE "songs" SET "title" = $1 WHERE ("songs"."id" = $2)"#
         );
         assert_eq!(
-            statement.binds,
+            statement.binds(),
             [
                 Some("it's \"x\", [y]".to_owned()),
                 Some("42".to_owned()),
@@ -180,10 +183,10 @@ mod tests {
     fn reads_a_raw_text_and_an_empty_bind_list() {
         let statement = parse_debug(r#""DELETE FROM songs; -- \"quoted\"""#).unwrap();
         assert_eq!(statement.sql, r#"DELETE FROM songs; -- "quoted""#);
-        assert!(statement.binds.is_empty());
+        assert!(statement.binds().is_empty());
         let statement = parse_debug(r#"Query { sql: "SELECT 1", binds: [] }"#).unwrap();
         assert_eq!(statement.sql, "SELECT 1");
-        assert!(statement.binds.is_empty());
+        assert!(statement.binds().is_empty());
     }
 
     #[test]
@@ -191,7 +194,7 @@ mod tests {
         let statement =
             parse_debug(r#"Query { sql: "DELETE FROM t", binds: [unclosed( }"#).unwrap();
         assert_eq!(statement.sql, "DELETE FROM t");
-        assert!(statement.binds.is_empty());
+        assert!(statement.binds().is_empty());
         assert_eq!(parse_debug("DELETE FROM t -- binds: []"), None);
         assert_eq!(parse_debug(r#""unterminated"#), None);
         assert_eq!(parse_debug(r#""bad \q escape""#), None);

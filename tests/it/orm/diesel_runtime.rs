@@ -273,3 +273,34 @@ fn r2d2_pooled_connections_report_their_writes_and_transactions() {
         "only the read inside the transaction ran"
     );
 }
+
+/// Called by mistake on the only worker of a multi-thread runtime, a sync cached call does
+/// not hold the worker: another task runs while the call's computation waits for it.
+#[test]
+fn a_sync_call_on_the_only_worker_lets_other_tasks_run() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = querycache::Cache::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let value = runtime.block_on(async move {
+        let blocked = tokio::spawn(async move {
+            cache.try_get_or_compute_blocking("waits", querycache::EntryOptions::new(), || {
+                let _ = started_tx.send(());
+                // Only the other task can send this, and only if the worker is free.
+                rx.recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| "the other task never ran: the worker was blocked")
+            })
+        });
+        // Spawned once the first task is inside its computation, on the only worker.
+        started_rx.await.expect("the computation started");
+        let other = tokio::spawn(async move { tx.send(7_u32).expect("receiver alive") });
+        let value = blocked.await.expect("blocked task");
+        other.await.expect("other task");
+        value
+    });
+    assert_eq!(*value.unwrap(), 7);
+}

@@ -1,7 +1,6 @@
 //! One database shared by SeaORM and Diesel, with one cache: each ORM's writes invalidate
 //! the other's cached reads, since both name tables with the same `model:<table>` tags.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use diesel::prelude::*;
@@ -21,20 +20,18 @@ async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
     };
     let author = t.user("ann").await;
     let song = t.song(&author, "A").await;
-    let diesel_db = Arc::new(DieselDb::attach(DB, t.diesel_url(), t.cache.clone()));
-    let runs = Arc::new(AtomicUsize::new(0));
+    let diesel_db = DieselDb::attach(DB, t.diesel_url(), t.cache.clone());
+    let runs = AtomicUsize::new(0);
 
-    // Diesel reads (cached), SeaORM writes.
-    let read = {
-        let (d, runs) = (Arc::clone(&diesel_db), Arc::clone(&runs));
-        move || {
-            let mut conn = d.conn();
-            title(&d.cache, &runs, &mut conn, song.id).unwrap()
-        }
+    // Diesel reads (cached), SeaORM writes. Diesel's sync API leaves the worker first.
+    let diesel_read = || {
+        tokio::task::block_in_place(|| {
+            let mut conn = diesel_db.conn();
+            title(&diesel_db.cache, &runs, &mut conn, song.id).unwrap()
+        })
     };
-    let diesel_read = |read: &(dyn Fn() -> Option<String> + Sync)| read();
-    let first = tokio::task::block_in_place(|| diesel_read(&read));
-    let again = tokio::task::block_in_place(|| diesel_read(&read));
+    let first = diesel_read();
+    let again = diesel_read();
     assert_eq!((first.as_deref(), again.as_deref()), (Some("A"), Some("A")));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     crate::support::song::ActiveModel {
@@ -45,7 +42,7 @@ async fn seaorm_writes_invalidate_diesel_reads_and_the_reverse() {
     .update(&t.db)
     .await
     .unwrap();
-    let after = tokio::task::block_in_place(|| diesel_read(&read));
+    let after = diesel_read();
     assert_eq!(after.as_deref(), Some("from SeaORM"));
     assert_eq!(
         runs.load(Ordering::SeqCst),

@@ -103,6 +103,8 @@ mod error;
 mod flight;
 mod global;
 mod health;
+#[cfg(feature = "axum")]
+pub mod http;
 mod key;
 mod options;
 pub mod orm;

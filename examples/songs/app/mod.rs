@@ -1,0 +1,236 @@
+//! The songs app as a library: configuration, start-up (database, migrations, cache,
+//! warmers), the router, and serving. `main.rs` runs it; the test suite starts the same
+//! app on free ports.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /api/v1/users` | create a user `{name, email}` |
+//! | `GET /api/v1/users/{id}` | a user (cached) |
+//! | `GET /api/v1/users/{id}/songs` | a user's songs, newest first (cached) |
+//! | `POST /api/v1/users/{id}/songs/archive` | archive all their songs (`update_many`) |
+//! | `POST /api/v1/songs` | create a song `{title, artist, author_id, content?}` |
+//! | `GET /api/v1/songs/{id}` | a song (cached) |
+//! | `PUT /api/v1/songs/{id}` | change `{title?, artist?, content?, archived?}` |
+//! | `DELETE /api/v1/songs/{id}` | delete a song |
+//! | `GET /api/v1/songs?limit=N` | the newest songs (cached) |
+//! | `GET /api/v1/songs/count` | how many songs (cached) |
+//! | `/api/v1/cache/...` | health, metrics, clear, warm, analytics, dashboard |
+//! | `GET /metrics` | Prometheus text |
+
+mod db;
+mod extract;
+mod queries;
+#[path = "../../support/schema.rs"]
+pub mod schema;
+mod songs;
+mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::routing::{get, post};
+use querycache::Cache;
+use querycache::http::ApiError;
+use querycache::orm::sea_orm::CachedConnection;
+
+/// What can stop the app from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A variable of the environment is invalid.
+    #[error("invalid {variable}={value:?}: {reason}")]
+    Config {
+        /// The variable, e.g. `PORT`.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        reason: String,
+    },
+    /// The cache's configuration (`CACHE_*`, `REDIS_URL`) is invalid.
+    #[error(transparent)]
+    Cache(#[from] querycache::Error),
+    /// The database cannot be reached or migrated.
+    #[error("database {url}: {source}")]
+    Database {
+        /// `DATABASE_URL`, password masked.
+        url: String,
+        /// What failed.
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    /// The data directory of the default SQLite database cannot be created.
+    #[error("cannot create {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The port cannot be bound.
+    #[error("cannot listen on 127.0.0.1:{0}: {1}")]
+    Bind(u16, #[source] std::io::Error),
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Everything the app is started with.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// `PORT` (default 3000).
+    pub port: u16,
+    /// `DATABASE_URL` (default: a SQLite file under `./data/`).
+    pub database_url: String,
+    /// The cache (from `CACHE_*` and `REDIS_URL`).
+    pub cache: Cache,
+    /// `CACHE_ADMIN_TOKEN`: the bearer token of the admin routes (unset: they answer 403).
+    pub admin_token: Option<String>,
+}
+
+/// The default database: a SQLite file, created with its directory on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/songs.db?mode=rwc";
+
+impl AppConfig {
+    /// The configuration for `database_url` and `cache`, on port 3000, without admin token.
+    pub fn new(database_url: impl Into<String>, cache: Cache) -> Self {
+        AppConfig {
+            port: 3000,
+            database_url: database_url.into(),
+            cache,
+            admin_token: None,
+        }
+    }
+
+    /// From the environment: `PORT`, `DATABASE_URL`, `CACHE_ADMIN_TOKEN`, and the cache's
+    /// `CACHE_*` variables and `REDIS_URL`.
+    pub fn from_env() -> Result<Self, AppError> {
+        let port = match std::env::var("PORT") {
+            Ok(value) => value.trim().parse::<u16>().map_err(|e| AppError::Config {
+                variable: "PORT",
+                value: value.clone(),
+                reason: format!("expected a port number 0..=65535 ({e})"),
+            })?,
+            Err(_) => 3000,
+        };
+        let database_url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let admin_token = std::env::var("CACHE_ADMIN_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty());
+        Ok(AppConfig {
+            port,
+            database_url,
+            cache: Cache::from_env()?,
+            admin_token,
+        })
+    }
+}
+
+/// The running app's state, shared by every handler: cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: CachedConnection,
+    cache: Cache,
+    admin_token: Option<String>,
+    database_label: String,
+    queries: Arc<AtomicU64>,
+}
+
+impl App {
+    /// Connects to the database, migrates it, and registers the cache warmers (running
+    /// them in the background when `CACHE_WARM_ON_STARTUP=true`).
+    pub async fn start(config: AppConfig) -> Result<App, AppError> {
+        let queries = Arc::new(AtomicU64::new(0));
+        let (db, database_label) = db::connect(&config.database_url, Arc::clone(&queries)).await?;
+        let db = CachedConnection::new(db, config.cache.clone());
+        let app = App {
+            inner: Arc::new(Inner {
+                db,
+                cache: config.cache,
+                admin_token: config.admin_token,
+                database_label,
+                queries,
+            }),
+        };
+        Ok(app)
+    }
+
+    /// The database connection (every write through it invalidates the cache).
+    pub fn db(&self) -> &CachedConnection {
+        &self.inner.db
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    /// The database in use, password masked (for logs).
+    pub fn database_label(&self) -> &str {
+        &self.inner.database_label
+    }
+
+    /// SQL statements sent to the database since start-up.
+    pub fn database_queries(&self) -> u64 {
+        self.inner.queries.load(Ordering::Relaxed)
+    }
+
+    /// The app's routes.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/users", post(users::create))
+            .route("/users/{id}", get(users::get))
+            .route("/users/{id}/songs", get(users::songs))
+            .route("/users/{id}/songs/archive", post(users::archive_songs))
+            .route("/songs", get(songs::list).post(songs::create))
+            .route("/songs/count", get(songs::count))
+            .route(
+                "/songs/{id}",
+                get(songs::get).put(songs::update).delete(songs::delete),
+            );
+        Router::new()
+            .nest("/api/v1", api)
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(self.clone())
+    }
+
+    /// Serves the app on `listener` until `shutdown` resolves, then lets in-flight
+    /// requests finish.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(AppError::Serve)
+    }
+}
+
+/// A database failure: logged with its detail, answered with a generic 500.
+pub(crate) fn db_error(error: sea_orm::DbErr) -> ApiError {
+    ApiError::internal(error)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,58 @@
+//! The app's reads, each cached with `#[cached_query]` in the cache the connection carries.
+//! Writes need no code here: every write through the `CachedConnection` invalidates them.
+
+use querycache::{cache_count_query, cached_query};
+use querycache::orm::sea_orm::CachedConnection;
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::schema::{song, user};
+
+/// One song. Depends on its own row only: writes to other songs keep it cached.
+#[cached_query(ttl = "10m", models = [song::Entity], row = id, cache = db.cache())]
+pub async fn song_by_id(db: &CachedConnection, id: i32) -> Result<Option<song::Model>, DbErr> {
+    song::Entity::find_by_id(id).one(db).await
+}
+
+/// The newest songs, newest first. Any write to `songs` invalidates it.
+#[cached_query(ttl = "5m", models = [song::Entity], cache = db.cache())]
+pub async fn newest_songs(db: &CachedConnection, limit: u64) -> Result<Vec<song::Model>, DbErr> {
+    song::Entity::find()
+        .order_by_desc(song::Column::CreatedAt)
+        .order_by_desc(song::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// How many songs there are (count queries default to the shorter `CACHE_COUNT_TTL`).
+#[cache_count_query(song::Entity, cache = db.cache())]
+pub async fn song_count(db: &CachedConnection) -> Result<u64, DbErr> {
+    song::Entity::find().count(db).await
+}
+
+/// One user. Depends on that user's row.
+#[cached_query(ttl = "10m", models = [user::Entity], row = id, cache = db.cache())]
+pub async fn user_by_id(db: &CachedConnection, id: i32) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find_by_id(id).one(db).await
+}
+
+/// A user's songs, newest first. Any write to `songs` invalidates it.
+#[cached_query(ttl = "5m", models = [song::Entity], cache = db.cache())]
+pub async fn songs_by_author(db: &CachedConnection, author_id: i32) -> Result<Vec<song::Model>, DbErr> {
+    song::Entity::find()
+        .filter(song::Column::AuthorId.eq(author_id))
+        .order_by_desc(song::Column::CreatedAt)
+        .order_by_desc(song::Column::Id)
+        .all(db)
+        .await
+}
+
+/// The first `limit` users by id (the `users` warmer reads them).
+#[cached_query(ttl = "10m", models = [user::Entity], cache = db.cache())]
+pub async fn first_users(db: &CachedConnection, limit: u64) -> Result<Vec<user::Model>, DbErr> {
+    user::Entity::find()
+        .order_by_asc(user::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}

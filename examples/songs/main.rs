@@ -1,0 +1,78 @@
+//! The songs app: a user/song CRUD service in axum + SeaORM whose reads are cached with
+//! querycache, with the management API, Prometheus metrics and the dashboard.
+//!
+//! ```text
+//! cargo run --example songs                                   # SQLite file + memory store
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example songs --features redis   # tiered
+//! DATABASE_URL=postgres://postgres@127.0.0.1/songs cargo run --example songs
+//! CACHE_ADMIN_TOKEN=secret cargo run --example songs          # enables clear and warm
+//! ```
+//!
+//! Listens on `127.0.0.1:$PORT` (default 3000); the routes are listed in `app/mod.rs` and
+//! in the README. Ctrl-C (or SIGTERM) stops it gracefully: in-flight requests finish.
+
+#[path = "../support/logging.rs"]
+mod logging;
+
+mod app;
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    logging::init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "songs app failed");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), app::AppError> {
+    let config = app::AppConfig::from_env()?;
+    let port = config.port;
+    let app = app::App::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| app::AppError::Bind(port, e))?;
+    let address = listener.local_addr().map_err(|e| app::AppError::Bind(port, e))?;
+    tracing::info!(
+        %address,
+        store = %app.cache().config().store_kind(),
+        database = %app.database_label(),
+        "songs app listening on http://{address} (dashboard: http://{address}/api/v1/cache/dashboard)"
+    );
+    app.serve(listener, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -70,6 +70,19 @@ mod on_postgres {
     mod sea_orm_writes;
     mod transactions;
 }
+// The songs app (`examples/songs`), once per store.
+#[cfg(all(feature = "axum", feature = "sea-orm"))]
+#[path = "songs_app"]
+mod songs_on_memory {
+    const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
+    mod routes;
+}
+#[cfg(all(feature = "axum", feature = "sea-orm", feature = "redis"))]
+#[path = "songs_app"]
+mod songs_on_tiered {
+    const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
+    mod routes;
+}
 mod macros;
 mod memory_api;
 mod memory_invariants;

@@ -10,6 +10,8 @@ pub mod diesel;
 pub mod postgres;
 pub mod redis;
 pub mod services;
+#[cfg(all(feature = "axum", feature = "sea-orm"))]
+pub mod songs;
 pub mod stores;
 
 use std::time::Duration;

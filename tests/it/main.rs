@@ -75,12 +75,14 @@ mod on_postgres {
 #[path = "songs_app"]
 mod songs_on_memory {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
+    mod consistency;
     mod routes;
 }
 #[cfg(all(feature = "axum", feature = "sea-orm", feature = "redis"))]
 #[path = "songs_app"]
 mod songs_on_tiered {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
+    mod consistency;
     mod routes;
 }
 mod macros;

@@ -60,6 +60,7 @@
 //! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`StoreKind`] lists the stores |
 //! | know whether Redis is up | [`Cache::health`] → [`Health`] (circuit breaker, fallback, invalidation channel) |
 //! | watch it | [`Cache::stats`] → [`CacheStats`]; `tracing` events under the `querycache` target |
+//! | cache whole axum answers, with ETags that are checked without running the handler | [`http::CacheResponse`], [`http::cache_row_response`]; the [`http`] module (feature `axum`) |
 //!
 //! ## Features
 //!
@@ -68,6 +69,7 @@
 //! | `sea-orm` | yes | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
 //! | `diesel` | yes | [`orm::diesel`]: Diesel 2.3 instrumentation, `models = [table]` |
 //! | `diesel-async` | no | the same for diesel-async 0.9 connections |
+//! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
 //!
 //! ## Guarantees, and their limits

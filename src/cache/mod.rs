@@ -1,6 +1,7 @@
 //! [`Cache`]: the handle applications and generated code talk to.
 
 mod compute;
+mod fingerprint;
 mod invalidate;
 mod sync;
 

@@ -1,10 +1,116 @@
 //! HTTP support for axum (feature `axum`): whole-response caching with deep ETags,
-//! conditional GETs, and the management router.
+//! conditional GETs, and the JSON envelope of every answer.
 //!
 //! | you want to | look at |
 //! | --- | --- |
 //! | the JSON shape every endpoint answers with | [`ApiResponse`], [`ApiError`] |
+//! | cache a GET route's whole answer, invalidated by tags, with `X-Cache` | [`CacheResponse`] (builder), [`cache_api_response`], [`cache_row_response`] |
+//! | answer `If-None-Match` with `304` *without running the handler* | the deep ETags of [`CacheResponse`] |
+//! | ETags and `304` for a route that is not cached (admin, dashboards) | [`ConditionalGet`] |
+//! | set `Cache-Control` | [`CacheControl`] |
+//! | know whether a set of tags moved, for an ETag of your own | [`Cache::tag_fingerprint`](crate::Cache::tag_fingerprint) |
+//!
+//! # Deep ETags, in one example
+//!
+//! Body-hash ETags (what most frameworks offer, and [`ConditionalGet`] here) spare the
+//! bandwidth of a `304`, but the handler — and its queries — still run to compute the body
+//! being hashed. The ETag of a cached route is instead derived from the *versions of the
+//! tags* the answer depends on: checking it costs one memory lookup (one Redis round trip
+//! on a Redis-backed cache) and no query at all. It changes when, and only when, one of the
+//! tags is invalidated — by a write through the ORM, [`Cache::invalidate_tags`](crate::Cache::invalidate_tags)
+//! or a [`clear`](crate::Cache::clear) — and instances sharing Redis agree on it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::time::Duration;
+//! use axum::{Router, body::Body, http::{Request, StatusCode, header}, routing::get};
+//! use querycache::{Cache, Tag, http::{ApiResponse, cache_api_response}};
+//! use tower::ServiceExt;
+//!
+//! let cache = Cache::new();
+//! let queries = Arc::new(AtomicUsize::new(0));
+//! let counter = queries.clone();
+//! let app = Router::new()
+//!     .route("/songs/count", get(move || async move {
+//!         counter.fetch_add(1, Ordering::SeqCst); // the "query"
+//!         ApiResponse::new(42)
+//!     }))
+//!     .route_layer(cache_api_response(&cache, Duration::from_secs(60), ["model:songs"])?);
+//! let request = |etag: &str| {
+//!     Request::get("/songs/count").header(header::IF_NONE_MATCH, etag).body(Body::empty()).unwrap()
+//! };
+//!
+//! let first = app.clone().oneshot(request("\"none\"")).await?;
+//! assert_eq!(first.headers()["x-cache"], "MISS");
+//! let etag = first.headers()[header::ETAG].to_str()?.to_owned();
+//!
+//! let again = app.clone().oneshot(request(&etag)).await?;
+//! assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+//! assert_eq!(queries.load(Ordering::SeqCst), 1, "the 304 ran no query");
+//!
+//! cache.invalidate_tags([Tag::model("songs")]).await; // a song was written
+//! let after = app.oneshot(request(&etag)).await?;
+//! assert_eq!(after.status(), StatusCode::OK);
+//! assert_eq!(queries.load(Ordering::SeqCst), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! # How a request is answered
+//!
+//! 1. Not GET or HEAD: passed through.
+//! 2. The route's tags are filled from its path parameters (`model:songs:{id}` →
+//!    `model:songs:7`) and the key is built: namespace, path, query string, the values of
+//!    the `Vary` headers, a hash of `Authorization`.
+//! 3. `If-None-Match` with a deep ETag (`"qc-…"`): the fingerprint of the tags' current
+//!    versions is read (one memory lookup, or one Redis round trip) and the ETag derived
+//!    from it. A match is answered `304 Not Modified` — no handler, no entry read.
+//! 4. Otherwise the entry is served (`X-Cache: HIT`) or the handler runs, once per key at a
+//!    time (`X-Cache: MISS`), and its answer is stored under the tags' versions.
+//!
+//! # Why a deep ETag never validates old data
+//!
+//! An ORM write bumps its tags *after* its transaction commits. The fingerprint is read
+//! *before* the handler runs, so the answer reflects at least every write whose bump the
+//! fingerprint saw; a write that lands later — even while the handler runs — moves the
+//! versions, so the ETag minted from the earlier fingerprint stops matching. Read after the
+//! handler instead, a racing write could give old data a new ETag, and a client holding it
+//! would be told "not modified" for as long as the tags stay still. The entry itself is
+//! guarded as every entry is: it is stored only if its snapshot, read before the
+//! fingerprint, is still current when it is put — so a stored ETag always describes the
+//! versions its body was computed under.
+//!
+//! # Limits
+//!
+//! * **Tags are declared per route**, not collected from the queries the handler runs. A
+//!   route that reads a table its tags do not name keeps serving (and validating) answers
+//!   after that table is written, until the TTL ends. Name every table the answer depends
+//!   on (`model:<table>` for lists and counts, `model:<table>:{id}` and `model:<table>#bulk`
+//!   for one row, as [`cache_row_response`] does).
+//! * The key covers path, query, the configured `Vary` headers and `Authorization`, nothing
+//!   else: an answer that depends on a cookie (a session), on `Host` or on `Accept` must
+//!   name that header in [`vary`](CacheResponse::vary), or it is shared across its values.
+//! * A deep ETag says the *data* has not changed, not the code: a release that renders the
+//!   same data differently should change the [`namespace`](CacheResponse::namespace)
+//!   (`"http:v2"`), or clients keep their old copies until the data moves.
+//! * Under `CACHE_INVALIDATION_STRATEGY=ttl` nothing is invalidated, so there are no deep
+//!   ETags: answers carry a hash of their body, and a conditional GET is answered 304 from
+//!   the entry while it lives.
 
+mod body;
+mod cache_control;
+mod conditional;
 mod envelope;
+mod etag;
+mod headers;
+mod response_cache;
 
+pub use cache_control::CacheControl;
+pub use conditional::{ConditionalGet, ConditionalGetService};
 pub use envelope::{ApiError, ApiResponse};
+pub use response_cache::{
+    CacheResponse, CacheResponseLayer, CacheResponseService, cache_api_response,
+    cache_row_response,
+};

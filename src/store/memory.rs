@@ -134,6 +134,23 @@ impl MemoryStore {
         }
     }
 
+    /// A hash of the store's clear epoch and the current versions of `tags` (see
+    /// [`Store::fingerprint`]). Reads them as a snapshot does: a tag never seen gets its
+    /// first version now.
+    pub(crate) fn fingerprint_now(&self, tags: &[Tag]) -> u64 {
+        let snapshot = self.take_snapshot(tags);
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        // A domain of its own: a memory fingerprint never equals a Redis one.
+        hasher.update(b"querycache:memory\0");
+        hasher.update(&snapshot.epoch.to_le_bytes());
+        for (tag, (_, version)) in tags.iter().zip(snapshot.stamps.iter()) {
+            hasher.update(tag.as_str().as_bytes());
+            hasher.update(b"\0");
+            hasher.update(&version.to_le_bytes());
+        }
+        hasher.digest()
+    }
+
     /// Whether nothing invalidated `snapshot` since it was taken (tags, `clear`).
     pub(crate) fn still_current(&self, snapshot: &MemSnapshot) -> bool {
         snapshot.epoch == self.epoch.load(Ordering::Acquire) && is_current(&snapshot.stamps)
@@ -255,6 +272,10 @@ impl Store for MemoryStore {
         Ok(self.take_snapshot(tags))
     }
 
+    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, String> {
+        Ok(self.fingerprint_now(tags))
+    }
+
     async fn get(&self, key: &str, _decode: &Decode<'_>) -> Result<Lookup, String> {
         Ok(self.lookup(key))
     }
@@ -355,6 +376,21 @@ mod tests {
         assert_eq!(hit(&store, "a"), None);
         let out = store.store(Key::new("b").unwrap(), Arc::new(2u32), snap, meta(60));
         assert_eq!(out, PutOutcome::Outdated);
+    }
+
+    #[test]
+    fn fingerprint_moves_with_tags_and_clear_only() {
+        let store = MemoryStore::new(1 << 20);
+        let tags = [Tag::model("songs"), Tag::row("songs", 7)];
+        let first = store.fingerprint_now(&tags);
+        assert_eq!(store.fingerprint_now(&tags), first, "stable while nothing moves");
+        store.bump(&[Tag::row("songs", 8)]);
+        assert_eq!(store.fingerprint_now(&tags), first, "another row");
+        store.bump(&[Tag::row("songs", 7)]);
+        let second = store.fingerprint_now(&tags);
+        assert_ne!(second, first);
+        store.clear_all();
+        assert_ne!(store.fingerprint_now(&tags), second, "clear");
     }
 
     #[test]

@@ -114,6 +114,12 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn snapshot(&self, tags: &[Tag])
     -> impl Future<Output = Result<Self::Snapshot, String>> + Send;
 
+    /// A hash of the current versions of `tags`, read the way a snapshot reads them: it
+    /// changes whenever one of them is invalidated or the store is cleared. Stores shared
+    /// between instances answer from the shared versions, so every instance computes the
+    /// same fingerprint (HTTP deep ETags rely on it).
+    fn fingerprint(&self, tags: &[Tag]) -> impl Future<Output = Result<u64, String>> + Send;
+
     /// Looks `key` up and validates it against its tags' current versions; stores that
     /// keep bytes turn them into the caller's type with `decode`.
     fn get(
@@ -209,6 +215,14 @@ impl Store for Backend {
             Backend::Memory(store) => store.snapshot(tags).await.map(Snapshot::Memory),
             #[cfg(feature = "redis")]
             Backend::Tiered(store) => store.snapshot(tags).await.map(Snapshot::Tiered),
+        }
+    }
+
+    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, String> {
+        match self {
+            Backend::Memory(store) => store.fingerprint(tags).await,
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => store.fingerprint(tags).await,
         }
     }
 

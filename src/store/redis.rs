@@ -151,6 +151,23 @@ pub(crate) struct RedisSnapshot {
     pub(crate) removals: String,
 }
 
+impl RedisSnapshot {
+    /// A hash of the versions (not of the removal marker: removing keys changes no data).
+    /// The same on every instance that shares the server.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        // A domain of its own: a Redis fingerprint never equals a memory one.
+        hasher.update(b"querycache:redis\0");
+        for (version_key, token) in self.versions.iter() {
+            hasher.update(version_key.as_bytes());
+            hasher.update(b"\0");
+            hasher.update(token.as_bytes());
+            hasher.update(b"\0");
+        }
+        hasher.digest()
+    }
+}
+
 /// Where the store's commands go: one server, or a cluster.
 // One per store, built once: the variants' sizes (which depend on redis-rs's TLS features)
 // do not matter.

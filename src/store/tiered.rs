@@ -430,6 +430,17 @@ impl Store for TieredStore {
         Ok(TieredSnapshot { mem, redis })
     }
 
+    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, String> {
+        let s = &self.inner;
+        s.start();
+        // Redis's versions when it answers, so that every instance agrees; process memory's
+        // (another domain, so never equal to a Redis fingerprint) while it does not.
+        match s.call("fingerprint", s.redis.take_snapshot(tags)).await {
+            Ok(snapshot) => Ok(snapshot.fingerprint()),
+            Err(()) => Ok(s.memory.fingerprint_now(tags)),
+        }
+    }
+
     async fn get(&self, key: &str, decode: &Decode<'_>) -> Result<Lookup, String> {
         let s = &self.inner;
         s.start();

@@ -1,0 +1,361 @@
+//! [`CacheResponse`]: whole-response caching for axum routes, with deep ETags.
+//!
+//! How a request is answered, why a deep ETag never validates old data, and the limits:
+//! see the [`http`](crate::http) module docs.
+
+mod service;
+mod stored;
+mod template;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderName;
+use tower::Layer;
+
+pub use service::CacheResponseService;
+use template::TagTemplate;
+
+use super::CacheControl;
+use super::conditional::DEFAULT_MAX_BODY_BYTES;
+use crate::{Cache, Error, Tag};
+
+/// The namespace of cached responses unless set otherwise.
+const DEFAULT_NAMESPACE: &str = "http";
+
+/// A builder for the layer that caches whole GET answers of a route, with deep ETags.
+///
+/// Add the built layer with [`Router::route_layer`](axum::Router::route_layer) (so the
+/// route's path parameters fill the tag templates). The [`http`](crate::http) module docs
+/// say how a request is answered, why a deep ETag never validates old data, and the limits
+/// (tags are declared per route, not collected from the handler's queries).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use axum::{Router, body::Body, extract::Path, http::{Request, StatusCode, header}, routing::get};
+/// use querycache::{Cache, Tag, http::CacheResponse};
+/// use tower::ServiceExt;
+///
+/// let cache = Cache::new();
+/// let songs = CacheResponse::new(cache.clone())
+///     .ttl(Duration::from_secs(60))
+///     .tags(["model:songs:{id}", "model:songs#bulk"])
+///     .vary(["accept-language"])
+///     .build()?;
+/// let app = Router::new()
+///     .route("/songs/{id}", get(|Path(id): Path<u32>| async move { format!("song {id}") }))
+///     .route_layer(songs);
+/// let get = |etag: Option<&str>| {
+///     let mut request = Request::get("/songs/7");
+///     if let Some(etag) = etag {
+///         request = request.header(header::IF_NONE_MATCH, etag);
+///     }
+///     request.body(Body::empty()).unwrap()
+/// };
+///
+/// let first = app.clone().oneshot(get(None)).await?;
+/// assert_eq!(first.headers()["x-cache"], "MISS");
+/// assert_eq!(first.headers()[header::CACHE_CONTROL], "private, max-age=60");
+/// let etag = first.headers()[header::ETAG].to_str()?.to_owned();
+/// assert!(etag.starts_with("\"qc-"));
+///
+/// assert_eq!(app.clone().oneshot(get(None)).await?.headers()["x-cache"], "HIT");
+/// let not_modified = app.clone().oneshot(get(Some(&etag))).await?;
+/// assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+///
+/// cache.invalidate_tags([Tag::row("songs", 7)]).await; // song 7 was written
+/// let changed = app.oneshot(get(Some(&etag))).await?;
+/// assert_eq!(changed.status(), StatusCode::OK);
+/// assert_ne!(changed.headers()[header::ETAG], etag.as_str());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheResponse {
+    cache: Cache,
+    ttl: Option<Duration>,
+    tags: Vec<String>,
+    vary: Vec<String>,
+    namespace: String,
+    cache_control: Option<CacheControl>,
+    max_body_bytes: usize,
+    cache_errors: bool,
+}
+
+impl CacheResponse {
+    /// Answers cached in `cache`: no tags yet, the cache's TTL for namespace `http`
+    /// (`CACHE_TTL_HTTP`, else `CACHE_DEFAULT_TTL`), `Cache-Control: private, max-age=<ttl>`,
+    /// bodies up to 4 MiB, 2xx answers only.
+    ///
+    /// ```
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new());
+    /// assert!(builder.build().is_ok());
+    /// ```
+    pub fn new(cache: impl AsRef<Cache>) -> Self {
+        CacheResponse {
+            cache: cache.as_ref().clone(),
+            ttl: None,
+            tags: Vec::new(),
+            vary: Vec::new(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            cache_control: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            cache_errors: false,
+        }
+    }
+
+    /// How long an answer is kept (capped by `CACHE_MAX_TTL`); also the default
+    /// `max-age`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new()).ttl(Duration::from_secs(30));
+    /// # let _ = builder;
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Tag templates the answer depends on: `model:songs`, `model:songs:{id}` (`{id}` is
+    /// the route's path parameter), `user:{user_id}`; `{{`/`}}` for literal braces.
+    /// Checked by [`build`](Self::build). A path value that is an integer written
+    /// unusually (`07`) gives both `model:songs:07` and `model:songs:7`.
+    ///
+    /// ```
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new())
+    ///     .tags(["model:songs:{id}", "model:songs#bulk"]);
+    /// # let _ = builder;
+    /// ```
+    pub fn tags<I: IntoIterator<Item = T>, T: AsRef<str>>(mut self, templates: I) -> Self {
+        self.tags
+            .extend(templates.into_iter().map(|t| t.as_ref().to_owned()));
+        self
+    }
+
+    /// Request headers the answer depends on (`accept-language`, `cookie`, …): their values
+    /// are part of the key and of the ETag, and they are listed in `Vary`. `Authorization`
+    /// is always part of the key. Checked by [`build`](Self::build).
+    ///
+    /// ```
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new()).vary(["accept-language"]);
+    /// # let _ = builder;
+    /// ```
+    pub fn vary<I: IntoIterator<Item = T>, T: AsRef<str>>(mut self, names: I) -> Self {
+        self.vary
+            .extend(names.into_iter().map(|n| n.as_ref().to_owned()));
+        self
+    }
+
+    /// The namespace of the entries (default `http`): their TTL policy
+    /// (`CACHE_TTL_<NAMESPACE>`), statistics, and
+    /// [`Cache::invalidate_namespace`], which also changes their ETags.
+    ///
+    /// ```
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new()).namespace("http:v2");
+    /// # let _ = builder;
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The `Cache-Control` of every answer of the route (default
+    /// `private, max-age=<ttl seconds>`).
+    ///
+    /// ```
+    /// use querycache::http::{CacheControl, CacheResponse};
+    /// let builder = CacheResponse::new(querycache::Cache::new()).cache_control(CacheControl::no_cache());
+    /// # let _ = builder;
+    /// ```
+    pub fn cache_control(mut self, cache_control: CacheControl) -> Self {
+        self.cache_control = Some(cache_control);
+        self
+    }
+
+    /// The largest body cached (default 4 MiB); larger ones, and streamed bodies, pass
+    /// through uncached.
+    ///
+    /// ```
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new()).max_body_bytes(1 << 20);
+    /// # let _ = builder;
+    /// ```
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Whether non-2xx answers are cached too (default `false`); they are kept at most
+    /// `CACHE_ERROR_TTL`, and carry no ETag.
+    ///
+    /// ```
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new()).cache_errors(true);
+    /// # let _ = builder;
+    /// ```
+    pub fn cache_errors(mut self, on: bool) -> Self {
+        self.cache_errors = on;
+        self
+    }
+
+    /// Checks the settings and makes the layer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a tag template that does not parse (unbalanced braces)
+    /// or cannot make a valid tag, a `Vary` name that is not a header name, or an invalid
+    /// namespace.
+    ///
+    /// ```
+    /// use querycache::{Cache, http::CacheResponse};
+    ///
+    /// assert!(CacheResponse::new(Cache::new()).tags(["model:songs:{id"]).build().is_err());
+    /// assert!(CacheResponse::new(Cache::new()).vary(["not a header"]).build().is_err());
+    /// ```
+    pub fn build(self) -> Result<CacheResponseLayer, Error> {
+        crate::key::validate_name("namespace", &self.namespace, crate::MAX_KEY_LEN / 2)?;
+        let templates = self
+            .tags
+            .iter()
+            .map(|t| TagTemplate::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let vary = self
+            .vary
+            .iter()
+            .map(|name| {
+                HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                    Error::invalid_name("header name", name, "is not a valid HTTP header name")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = self.cache.config();
+        let ttl = self
+            .ttl
+            .or_else(|| config.ttl_for_namespace(&self.namespace))
+            .unwrap_or(config.default_ttl())
+            .min(config.max_ttl());
+        let cache_control = self
+            .cache_control
+            .unwrap_or_else(|| CacheControl::private_max_age(ttl.as_secs()));
+        Ok(CacheResponseLayer {
+            settings: Arc::new(Settings {
+                cache: self.cache,
+                ttl: self.ttl,
+                templates,
+                vary,
+                namespace: self.namespace.into(),
+                cache_control,
+                max_body_bytes: self.max_body_bytes,
+                cache_errors: self.cache_errors,
+            }),
+        })
+    }
+}
+
+/// What [`CacheResponse::build`] checked, shared by every request of the route.
+struct Settings {
+    cache: Cache,
+    ttl: Option<Duration>,
+    templates: Vec<TagTemplate>,
+    vary: Vec<HeaderName>,
+    namespace: Arc<str>,
+    cache_control: CacheControl,
+    max_body_bytes: usize,
+    cache_errors: bool,
+}
+
+/// The layer [`CacheResponse::build`] makes: add it with
+/// [`Router::route_layer`](axum::Router::route_layer). Cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use querycache::{Cache, http::cache_row_response};
+///
+/// let layer = cache_row_response(&Cache::new(), Duration::from_secs(60), "songs", "id").unwrap();
+/// let app: Router = Router::new().route("/songs/{id}", get(|| async { "song" })).route_layer(layer);
+/// ```
+#[derive(Clone)]
+pub struct CacheResponseLayer {
+    settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for CacheResponseLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tags: Vec<&str> = self.settings.templates.iter().map(|t| t.source()).collect();
+        f.debug_struct("CacheResponseLayer")
+            .field("namespace", &self.settings.namespace)
+            .field("tags", &tags)
+            .field("vary", &self.settings.vary)
+            .field("cache_control", &self.settings.cache_control)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for CacheResponseLayer {
+    type Service = CacheResponseService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CacheResponseService {
+            inner,
+            settings: Arc::clone(&self.settings),
+        }
+    }
+}
+
+/// Shorthand: cache a route's answers for `ttl`, depending on the tag templates `tags`
+/// (see [`CacheResponse::tags`]), with the other defaults of [`CacheResponse::new`].
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use querycache::{Cache, http::cache_api_response};
+///
+/// let cache = Cache::new();
+/// let app: Router = Router::new()
+///     .route("/songs", get(|| async { "[]" }))
+///     .route_layer(cache_api_response(&cache, Duration::from_secs(60), ["model:songs"]).unwrap());
+/// ```
+///
+/// # Errors
+/// As [`CacheResponse::build`].
+pub fn cache_api_response<I: IntoIterator<Item = T>, T: AsRef<str>>(
+    cache: impl AsRef<Cache>,
+    ttl: Duration,
+    tags: I,
+) -> Result<CacheResponseLayer, Error> {
+    CacheResponse::new(cache).ttl(ttl).tags(tags).build()
+}
+
+/// Shorthand for a by-id route: tags `model:<table>:{<param>}` and `model:<table>#bulk` —
+/// the tags `#[cached_query(row = id)]` uses, so a write to another row keeps the answer
+/// (and its ETag) valid, and a write to this row, or to unknown rows of the table, does
+/// not.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use querycache::{Cache, http::cache_row_response};
+///
+/// let cache = Cache::new();
+/// let app: Router = Router::new()
+///     .route("/songs/{id}", get(|| async { "song" }))
+///     .route_layer(cache_row_response(&cache, Duration::from_secs(60), "songs", "id").unwrap());
+/// ```
+///
+/// # Errors
+/// As [`CacheResponse::build`] (a table or parameter name that makes an invalid tag).
+pub fn cache_row_response(
+    cache: impl AsRef<Cache>,
+    ttl: Duration,
+    table: &str,
+    param: &str,
+) -> Result<CacheResponseLayer, Error> {
+    let escape = |text: &str| text.replace('{', "{{").replace('}', "}}");
+    let row = format!("{}{{{param}}}", escape(Tag::row(table, "").as_str()));
+    let bulk = escape(Tag::bulk(table).as_str());
+    CacheResponse::new(cache)
+        .ttl(ttl)
+        .tags([row, bulk])
+        .build()
+}

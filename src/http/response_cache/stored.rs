@@ -1,0 +1,263 @@
+//! A response as the cache keeps it, what may be kept, and the answer rebuilt from it.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::http::body::{self, Collected};
+use crate::http::headers::merge_vary;
+use crate::http::{ApiError, CacheControl, etag};
+
+/// A cached answer: status, the headers worth keeping, the body, and its ETag.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StoredResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    etag: String,
+    body: StoredBody,
+}
+
+/// Headers never kept: recomputed (length, date), connection-level, or owned by the layer.
+const DROPPED: &[&str] = &[
+    "age",
+    "cache-control",
+    "connection",
+    "content-length",
+    "date",
+    "etag",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "vary",
+    "x-cache",
+];
+
+/// What may be kept, and how much.
+pub(crate) struct Rules<'a> {
+    pub(crate) cache_errors: bool,
+    /// The request headers the key covers (the configured `Vary` and `Authorization`).
+    pub(crate) keyed: &'a [HeaderName],
+    pub(crate) max_body_bytes: usize,
+}
+
+/// The outcome of [`capture`].
+pub(crate) enum Capture {
+    Stored(StoredResponse),
+    /// Not cacheable (the reason is logged): the answer goes to the caller as it is.
+    Uncached(Response, &'static str),
+}
+
+/// Turns the handler's `response` into a [`StoredResponse`], if it may be cached: a 2xx
+/// (but not 206; any status with `cache_errors`), without `Set-Cookie`, without
+/// `Cache-Control: no-store`, varying on nothing the key does not cover, with text header
+/// values and a body of known length within the limit. `etag` is the deep ETag, or `None`
+/// for a body-hash one.
+pub(crate) async fn capture(
+    response: Response,
+    rules: &Rules<'_>,
+    etag: Option<HeaderValue>,
+) -> Capture {
+    let status = response.status();
+    if status == StatusCode::PARTIAL_CONTENT || !(status.is_success() || rules.cache_errors) {
+        return Capture::Uncached(response, "status");
+    }
+    let headers = response.headers();
+    if headers.contains_key(header::SET_COOKIE) {
+        return Capture::Uncached(response, "sets a cookie");
+    }
+    if has_directive(headers, "no-store") {
+        return Capture::Uncached(response, "Cache-Control: no-store");
+    }
+    if !varies_within(headers, rules.keyed) {
+        return Capture::Uncached(response, "varies on a header the key does not cover");
+    }
+    let Some(kept) = kept_headers(headers) else {
+        return Capture::Uncached(response, "a header value is not text");
+    };
+    let (parts, bytes) = match body::collect(response, rules.max_body_bytes).await {
+        Ok(Collected::Bytes(parts, bytes)) => (parts, bytes),
+        Ok(Collected::Skipped(response)) => {
+            return Capture::Uncached(response, "body streamed or over the size limit");
+        }
+        Err(error) => return Capture::Uncached(ApiError::internal(error).into_response(), "body"),
+    };
+    let etag = etag.unwrap_or_else(|| etag::body_hash(&bytes));
+    Capture::Stored(StoredResponse {
+        status: parts.status.as_u16(),
+        headers: kept,
+        etag: etag.to_str().unwrap_or_default().to_owned(),
+        body: StoredBody(bytes),
+    })
+}
+
+impl StoredResponse {
+    /// The ETag it was stored with.
+    pub(crate) fn etag(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&self.etag).ok()
+    }
+
+    /// Whether the stored status is a 2xx (only those carry an ETag and can be a 304).
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The status, for logs.
+    pub(crate) fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The answer: the stored status, headers and body (none for HEAD), with `ETag` (2xx),
+    /// `Cache-Control` and `Vary`.
+    pub(crate) fn respond(
+        &self,
+        head: bool,
+        cache_control: &CacheControl,
+        vary: &[HeaderName],
+    ) -> Response {
+        let mut response = Response::new(Body::from(self.body.0.clone()));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        if let (true, Some(etag)) = (self.is_success(), self.etag()) {
+            headers.insert(header::ETAG, etag);
+        }
+        headers.insert(header::CACHE_CONTROL, cache_control.header_value());
+        merge_vary(headers, vary);
+        if head {
+            response = body::strip_for_head(response);
+        }
+        response
+    }
+}
+
+/// Whether a `Cache-Control` of `headers` carries `directive`.
+fn has_directive(headers: &HeaderMap, directive: &str) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case(directive))
+}
+
+/// Whether every header the response's `Vary` names is one the key covers (`*` never is).
+fn varies_within(headers: &HeaderMap, keyed: &[HeaderName]) -> bool {
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .all(|value| match value.to_str() {
+            Ok(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .all(|name| keyed.iter().any(|k| k.as_str().eq_ignore_ascii_case(name))),
+            Err(_) => false,
+        })
+}
+
+/// The headers kept with the entry; `None` when one cannot be kept as text.
+fn kept_headers(headers: &HeaderMap) -> Option<Vec<(String, String)>> {
+    headers
+        .iter()
+        .filter(|(name, _)| !DROPPED.contains(&name.as_str()))
+        .map(|(name, value)| {
+            let value = value.to_str().ok()?;
+            Some((name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// A body as JSON: `{"text": ".."}` when it is UTF-8 (JSON and HTML answers: compact, and
+/// readable in Redis), `{"hex": ".."}` otherwise.
+#[derive(Debug)]
+struct StoredBody(Bytes);
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BodyRepr<'a> {
+    Text(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Hex(std::borrow::Cow<'a, str>),
+}
+
+impl Serialize for StoredBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => BodyRepr::Text(text.into()),
+            Err(_) => BodyRepr::Hex(to_hex(&self.0).into()),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match BodyRepr::deserialize(deserializer)? {
+            BodyRepr::Text(text) => Ok(StoredBody(Bytes::from(text.into_owned()))),
+            BodyRepr::Hex(hex) => from_hex(&hex)
+                .map(|bytes| StoredBody(Bytes::from(bytes)))
+                .ok_or_else(|| serde::de::Error::custom("body: invalid hex")),
+        }
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    out
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    digits
+        .chunks_exact(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_round_trip_as_text_or_hex() {
+        for body in [&b"{\"a\":1}"[..], &[0xff, 0x00, 0x10][..], &b""[..]] {
+            let json = serde_json::to_string(&StoredBody(Bytes::copy_from_slice(body))).unwrap();
+            let back: StoredBody = serde_json::from_str(&json).unwrap();
+            assert_eq!(&back.0[..], body, "{json}");
+        }
+        let json = serde_json::to_string(&StoredBody(Bytes::from_static(b"hi"))).unwrap();
+        assert_eq!(json, r#"{"text":"hi"}"#);
+        assert!(serde_json::from_str::<StoredBody>(r#"{"hex":"zz"}"#).is_err());
+    }
+
+    #[test]
+    fn vary_must_stay_within_the_key() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+        assert!(varies_within(&headers, &[header::ACCEPT_LANGUAGE]));
+        assert!(!varies_within(&headers, &[]));
+        headers.insert(header::VARY, HeaderValue::from_static("*"));
+        assert!(!varies_within(&headers, &[header::ACCEPT_LANGUAGE]));
+    }
+}

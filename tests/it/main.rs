@@ -75,6 +75,7 @@ mod on_postgres {
 #[path = "songs_app"]
 mod songs_on_memory {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
+    mod caching;
     mod consistency;
     mod routes;
 }
@@ -82,6 +83,7 @@ mod songs_on_memory {
 #[path = "songs_app"]
 mod songs_on_tiered {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
+    mod caching;
     mod consistency;
     mod routes;
 }

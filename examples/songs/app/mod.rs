@@ -28,11 +28,12 @@ mod users;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use querycache::Cache;
-use querycache::http::ApiError;
+use querycache::http::{ApiError, CacheControl, CacheResponse};
 use querycache::orm::sea_orm::CachedConnection;
 
 /// What can stop the app from starting.
@@ -184,24 +185,58 @@ impl App {
         self.inner.queries.load(Ordering::Relaxed)
     }
 
-    /// The app's routes.
-    pub fn router(&self) -> Router {
+    /// The app's routes. Every GET of the API caches its whole answer (`X-Cache`), with a
+    /// deep ETag: a conditional GET whose data has not changed is a `304` that runs no
+    /// query. Browsers are told `private, no-cache`: they may keep an answer but must
+    /// revalidate it each time, which costs the server one memory lookup.
+    pub fn router(&self) -> Result<Router, AppError> {
+        let cache = self.cache();
+        let layer = |ttl: u64, tags: &[&str]| {
+            CacheResponse::new(cache)
+                .ttl(Duration::from_secs(ttl))
+                .tags(tags)
+                .cache_control(browser_policy())
+                // Answers are never shared across credentials (the key includes a hash of
+                // `Authorization`); say so to any cache on the way.
+                .vary(["authorization"])
+                .build()
+        };
         let api = Router::new()
             .route("/users", post(users::create))
-            .route("/users/{id}", get(users::get))
-            .route("/users/{id}/songs", get(users::songs))
+            .route(
+                "/users/{id}",
+                get(users::get).route_layer(layer(600, &["model:users:{id}", "model:users#bulk"])?),
+            )
+            .route(
+                "/users/{id}/songs",
+                get(users::songs).route_layer(layer(
+                    300,
+                    &["model:songs", "model:users:{id}", "model:users#bulk"],
+                )?),
+            )
             .route("/users/{id}/songs/archive", post(users::archive_songs))
-            .route("/songs", get(songs::list).post(songs::create))
-            .route("/songs/count", get(songs::count))
+            .route(
+                "/songs",
+                get(songs::list)
+                    .route_layer(layer(300, &["model:songs"])?)
+                    .post(songs::create),
+            )
+            .route(
+                "/songs/count",
+                get(songs::count).route_layer(layer(60, &["model:songs"])?),
+            )
             .route(
                 "/songs/{id}",
-                get(songs::get).put(songs::update).delete(songs::delete),
+                get(songs::get)
+                    .route_layer(layer(600, &["model:songs:{id}", "model:songs#bulk"])?)
+                    .put(songs::update)
+                    .delete(songs::delete),
             );
-        Router::new()
+        Ok(Router::new()
             .nest("/api/v1", api)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone())
+            .with_state(self.clone()))
     }
 
     /// Serves the app on `listener` until `shutdown` resolves, then lets in-flight
@@ -211,11 +246,16 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
-        axum::serve(listener, self.router())
+        axum::serve(listener, self.router()?)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(AppError::Serve)
     }
+}
+
+/// What browsers are told about the API's answers: keep them, but revalidate each time.
+fn browser_policy() -> CacheControl {
+    CacheControl::custom("private, no-cache").unwrap_or_else(|_| CacheControl::no_cache())
 }
 
 /// A database failure: logged with its detail, answered with a generic 500.

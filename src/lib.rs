@@ -114,6 +114,7 @@ mod prometheus;
 mod stats;
 mod store;
 pub mod tags;
+mod warm;
 mod write;
 
 pub use analytics::{
@@ -255,3 +256,7 @@ pub use querycache_macros::CacheModel;
 pub use querycache_macros::cache_skip;
 pub use stats::{CacheStats, NamespaceStats};
 pub use tags::{CacheModel, Tag};
+pub use warm::{
+    BoxError, WarmContext, WarmReport, WarmRequest, WarmStarted, WarmState, WarmStatus,
+    WarmerReport,
+};

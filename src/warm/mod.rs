@@ -117,7 +117,7 @@ impl WarmContext {
     /// assert_eq!(cache.get::<u8>("k").await.as_deref(), Some(&2));
     /// # }
     /// ```
-    pub fn scoped<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+    pub fn scoped<F: Future>(&self, future: F) -> impl Future<Output = F::Output> + use<F> {
         refresh::scope(self.force, future)
     }
 }

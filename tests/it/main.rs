@@ -73,6 +73,7 @@ mod on_postgres {
 mod macros;
 mod memory_api;
 mod memory_invariants;
+mod operations;
 #[cfg(feature = "redis")]
 mod redis_cluster;
 #[cfg(feature = "redis")]

@@ -111,12 +111,18 @@ async fn efficiency_namespaces_and_turnover_reflect_the_traffic() {
     let efficiency = &analytics.efficiency;
     assert_eq!(efficiency.lookups, 12);
     assert!((efficiency.hit_rate - 10.0 / 12.0).abs() < 1e-9);
-    assert!((efficiency.efficiency_score - 83.3).abs() < 1e-9, "{efficiency:?}");
+    assert!(
+        (efficiency.efficiency_score - 83.3).abs() < 1e-9,
+        "{efficiency:?}"
+    );
     assert!(efficiency.avg_response_time_ms > 0.0);
     assert!(efficiency.p99_response_time_ms >= efficiency.avg_response_time_ms * 0.5);
 
     let songs = &analytics.namespaces["songs"];
-    assert_eq!((songs.hits, songs.misses, songs.sets, songs.computations), (9, 1, 1, 1));
+    assert_eq!(
+        (songs.hits, songs.misses, songs.sets, songs.computations),
+        (9, 1, 1, 1)
+    );
     assert!((songs.hit_rate - 0.9).abs() < 1e-9);
     assert!(songs.avg_response_time_ms > 0.0);
     let users = &analytics.namespaces["users"];
@@ -135,7 +141,11 @@ async fn recommendations_follow_the_traffic() {
     let cache = Cache::new();
     let advice = cache.analytics().recommendations;
     assert_eq!(advice.len(), 1);
-    assert!(advice[0].message.contains("Not enough traffic yet: 0 lookups"));
+    assert!(
+        advice[0]
+            .message
+            .contains("Not enough traffic yet: 0 lookups")
+    );
 
     // A healthy cache: 200 lookups, 1 miss.
     read(&cache, "chart", "charts", 200).await;
@@ -161,7 +171,17 @@ async fn recommendations_follow_the_traffic() {
         .find(|r| r.message.starts_with("Hit rate is low"))
         .unwrap_or_else(|| panic!("{advice:?}"));
     assert_eq!(low.level, RecommendationLevel::Warning);
-    assert!(low.message.contains("Worst namespace: reports (0% of 500 lookups)"), "{}", low.message);
-    assert!(low.message.contains("Invalidations (1000) outnumber sets (501)"), "{}", low.message);
+    assert!(
+        low.message
+            .contains("Worst namespace: reports (0% of 500 lookups)"),
+        "{}",
+        low.message
+    );
+    assert!(
+        low.message
+            .contains("Invalidations (1000) outnumber sets (501)"),
+        "{}",
+        low.message
+    );
     assert!(advice.iter().all(|r| !r.message.contains("excellent")));
 }

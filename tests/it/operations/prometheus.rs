@@ -54,7 +54,10 @@ impl Exposition {
                 if series.contains('{') {
                     assert!(series.ends_with('}'), "{line}");
                 }
-                assert!(out.samples.insert(series.to_owned(), value).is_none(), "{line} twice");
+                assert!(
+                    out.samples.insert(series.to_owned(), value).is_none(),
+                    "{line} twice"
+                );
             }
         }
         out
@@ -71,14 +74,18 @@ impl Exposition {
 #[tokio::test]
 async fn the_text_parses_and_counts_the_traffic_per_namespace() {
     let cache = Cache::new();
-    let songs = EntryOptions::new().namespace("songs").tag(Tag::model("songs"));
+    let songs = EntryOptions::new()
+        .namespace("songs")
+        .tag(Tag::model("songs"));
     for _ in 0..5 {
         cache
             .get_or_compute("songs:count", songs.clone(), || async { 3_u64 })
             .await;
     }
     let users = EntryOptions::new().namespace("users");
-    cache.get_or_compute("user:1", users.clone(), || async { 1_u8 }).await;
+    cache
+        .get_or_compute("user:1", users.clone(), || async { 1_u8 })
+        .await;
     cache.invalidate_tags([Tag::model("songs")]).await;
     let _ = cache.get::<u64>("songs:count").await; // a direct read: a miss, namespace "default"
 
@@ -99,19 +106,41 @@ async fn the_text_parses_and_counts_the_traffic_per_namespace() {
         ("querycache_memory_bytes", "gauge"),
         ("querycache_keys", "gauge"),
     ] {
-        assert_eq!(m.types.get(family).map(String::as_str), Some(kind), "{family}");
+        assert_eq!(
+            m.types.get(family).map(String::as_str),
+            Some(kind),
+            "{family}"
+        );
     }
-    assert_eq!(m.value(r#"querycache_hits_total{namespace="songs",tier="memory"}"#), 4.0);
-    assert_eq!(m.value(r#"querycache_misses_total{namespace="songs"}"#), 1.0);
-    assert_eq!(m.value(r#"querycache_hits_total{namespace="users",tier="memory"}"#), 0.0);
-    assert_eq!(m.value(r#"querycache_misses_total{namespace="users"}"#), 1.0);
-    assert_eq!(m.value(r#"querycache_misses_total{namespace="default"}"#), 1.0);
+    assert_eq!(
+        m.value(r#"querycache_hits_total{namespace="songs",tier="memory"}"#),
+        4.0
+    );
+    assert_eq!(
+        m.value(r#"querycache_misses_total{namespace="songs"}"#),
+        1.0
+    );
+    assert_eq!(
+        m.value(r#"querycache_hits_total{namespace="users",tier="memory"}"#),
+        0.0
+    );
+    assert_eq!(
+        m.value(r#"querycache_misses_total{namespace="users"}"#),
+        1.0
+    );
+    assert_eq!(
+        m.value(r#"querycache_misses_total{namespace="default"}"#),
+        1.0
+    );
     assert!(
         !text.contains(r#"tier="redis""#),
         "the memory store has no Redis tier"
     );
     assert_eq!(m.value(r#"querycache_sets_total{namespace="songs"}"#), 1.0);
-    assert_eq!(m.value(r#"querycache_computations_total{namespace="users"}"#), 1.0);
+    assert_eq!(
+        m.value(r#"querycache_computations_total{namespace="users"}"#),
+        1.0
+    );
     assert_eq!(m.value("querycache_invalidations_total"), 1.0);
     assert_eq!(m.value("querycache_errors_total"), 0.0);
     assert_eq!(m.value("querycache_fallback_active"), 0.0);
@@ -137,14 +166,21 @@ async fn the_text_parses_and_counts_the_traffic_per_namespace() {
             let labels = series.strip_prefix("querycache_lookup_duration_seconds_bucket{")?;
             labels.contains(ns).then_some(())?;
             let le = labels.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, *value))
         })
         .collect();
     assert!(buckets.len() > 10, "{buckets:?}");
     let mut sorted = buckets.clone();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    assert!(sorted.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative: {sorted:?}");
+    assert!(
+        sorted.windows(2).all(|w| w[0].1 <= w[1].1),
+        "cumulative: {sorted:?}"
+    );
     assert_eq!(sorted.last().unwrap(), &(f64::INFINITY, 5.0));
 }
 
@@ -164,7 +200,10 @@ async fn register_metrics_adds_the_cache_to_an_application_registry() {
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     let m = Exposition::parse(&text);
     assert_eq!(m.value("querycache_app_requests_total"), 1.0);
-    assert_eq!(m.value(r#"querycache_misses_total{namespace="default"}"#), 1.0);
+    assert_eq!(
+        m.value(r#"querycache_misses_total{namespace="default"}"#),
+        1.0
+    );
 }
 
 fn tiered(server: &RedisServer) -> Cache {
@@ -179,9 +218,11 @@ fn tiered(server: &RedisServer) -> Cache {
 }
 
 async fn subscribed(cache: &Cache) {
-    until(Duration::from_secs(10), "invalidation channel subscribed", async || {
-        cache.health().await.invalidation_channel == Some(true)
-    })
+    until(
+        Duration::from_secs(10),
+        "invalidation channel subscribed",
+        async || cache.health().await.invalidation_channel == Some(true),
+    )
     .await;
 }
 
@@ -206,14 +247,26 @@ async fn a_tiered_cache_labels_hits_by_tier_and_reports_the_breaker() {
         assert_eq!(*v, 3);
     }
     let m = Exposition::parse(&reader.prometheus_text());
-    assert_eq!(m.value(r#"querycache_hits_total{namespace="songs",tier="redis"}"#), 1.0);
-    assert_eq!(m.value(r#"querycache_hits_total{namespace="songs",tier="memory"}"#), 1.0);
-    assert_eq!(m.value(r#"querycache_misses_total{namespace="songs"}"#), 0.0);
+    assert_eq!(
+        m.value(r#"querycache_hits_total{namespace="songs",tier="redis"}"#),
+        1.0
+    );
+    assert_eq!(
+        m.value(r#"querycache_hits_total{namespace="songs",tier="memory"}"#),
+        1.0
+    );
+    assert_eq!(
+        m.value(r#"querycache_misses_total{namespace="songs"}"#),
+        0.0
+    );
     assert_eq!(m.value("querycache_redis_connected"), 1.0);
     assert_eq!(m.value("querycache_fallback_active"), 0.0);
     let w = Exposition::parse(&writer.prometheus_text());
     assert_eq!(w.value(r#"querycache_sets_total{namespace="songs"}"#), 1.0);
-    assert_eq!(w.value(r#"querycache_misses_total{namespace="songs"}"#), 1.0);
+    assert_eq!(
+        w.value(r#"querycache_misses_total{namespace="songs"}"#),
+        1.0
+    );
 
     // Redis goes away: the breaker opens on the next failures, and the gauges say so.
     server.kill();

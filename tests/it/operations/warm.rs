@@ -48,7 +48,10 @@ async fn a_warmer_calling_cached_fns_fills_the_cache_then_reads_hit_and_force_re
         }
         Ok::<usize, BoxError>(3)
     });
-    let report = cache.warm_and_wait(request(&["songs"], false)).await.unwrap();
+    let report = cache
+        .warm_and_wait(request(&["songs"], false))
+        .await
+        .unwrap();
     assert!(report.succeeded(), "{report:?}");
     assert_eq!((report.entries, report.warmers.len()), (3, 1));
     assert_eq!(report.warmers[0].name, "songs");
@@ -66,10 +69,17 @@ async fn a_warmer_calling_cached_fns_fills_the_cache_then_reads_hit_and_force_re
     assert_eq!(SONG_QUERIES.load(Ordering::SeqCst), 3);
 
     // A forced run recomputes and overwrites what is present.
-    let report = cache.warm_and_wait(request(&["songs"], true)).await.unwrap();
+    let report = cache
+        .warm_and_wait(request(&["songs"], true))
+        .await
+        .unwrap();
     assert!(report.force && report.succeeded());
     assert_eq!(SONG_QUERIES.load(Ordering::SeqCst), 6);
-    assert_eq!(song_title(1).await, "song 1 v4", "the refreshed value is served");
+    assert_eq!(
+        song_title(1).await,
+        "song 1 v4",
+        "the refreshed value is served"
+    );
     assert_eq!(SONG_QUERIES.load(Ordering::SeqCst), 6, "and it is a hit");
 }
 
@@ -90,13 +100,23 @@ async fn a_forced_refresh_racing_a_write_leaves_no_stale_entry() {
                     2_u32
                 })
                 .await;
-            assert_eq!(*value, 2, "the computation ran despite the entry being present");
+            assert_eq!(
+                *value, 2,
+                "the computation ran despite the entry being present"
+            );
             Ok::<usize, BoxError>(1)
         }
     });
-    let report = cache.warm_and_wait(request(&["charts"], true)).await.unwrap();
+    let report = cache
+        .warm_and_wait(request(&["charts"], true))
+        .await
+        .unwrap();
     assert!(report.succeeded(), "{report:?}");
-    assert_eq!(cache.get::<u32>("chart").await, None, "born stale: never served");
+    assert_eq!(
+        cache.get::<u32>("chart").await,
+        None,
+        "born stale: never served"
+    );
     assert_eq!(cache.stats().wasted_computations, 1);
 }
 
@@ -111,7 +131,9 @@ async fn an_unknown_type_is_an_error_naming_it_and_the_known_ones() {
             async { Ok::<usize, BoxError>(0) }
         });
     }
-    let err = cache.warm(request(&["songs", "albums"], false)).unwrap_err();
+    let err = cache
+        .warm(request(&["songs", "albums"], false))
+        .unwrap_err();
     match &err {
         Error::UnknownWarmer { name, known } => {
             assert_eq!(name, "albums");
@@ -123,7 +145,12 @@ async fn an_unknown_type_is_an_error_naming_it_and_the_known_ones() {
         err.to_string(),
         r#"unknown warmer "albums"; registered warmers: ["songs", "users"]"#
     );
-    assert!(cache.warm_and_wait(request(&["albums"], false)).await.is_err());
+    assert!(
+        cache
+            .warm_and_wait(request(&["albums"], false))
+            .await
+            .is_err()
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 0, "nothing started");
     assert_eq!(cache.health().await.warming.state, WarmState::Idle);
 }
@@ -155,14 +182,20 @@ async fn progress_shows_in_health_and_a_second_run_is_refused_meanwhile() {
     let warming = cache.health().await.warming;
     assert_eq!(warming.state, WarmState::Running);
     assert_eq!(warming.types, ["quick", "slow"]);
-    assert_eq!((warming.warmers_done, warming.warmers_total, warming.entries), (1, 2, 1));
+    assert_eq!(
+        (warming.warmers_done, warming.warmers_total, warming.entries),
+        (1, 2, 1)
+    );
     assert_eq!(warming.started_at_ms, Some(started.started_at_ms));
     assert_eq!(warming.finished_at_ms, None);
     let serialized = serde_json::to_value(cache.health().await).unwrap();
     assert_eq!(serialized["warming"]["state"], "running");
 
     match cache.warm(request(&["quick"], true)) {
-        Err(Error::WarmInProgress { types, started_at_ms }) => {
+        Err(Error::WarmInProgress {
+            types,
+            started_at_ms,
+        }) => {
             assert_eq!(types, ["quick", "slow"]);
             assert_eq!(started_at_ms, started.started_at_ms);
         }
@@ -193,12 +226,15 @@ async fn failing_and_panicking_warmers_are_reported_and_the_others_still_run() {
         Err::<usize, BoxError>("database unreachable".into())
     });
     cache.register_warmer("panics", |_: WarmContext| async {
-        let nothing: Option<usize> = None;
+        let nothing: Option<usize> = std::hint::black_box(None);
         Ok::<usize, BoxError>(nothing.expect("a warmer bug"))
     });
-    cache.register_warmer("panics_early", |_: WarmContext| -> std::future::Ready<Result<usize, BoxError>> {
-        panic!("before any future")
-    });
+    cache.register_warmer(
+        "panics_early",
+        |_: WarmContext| -> std::future::Ready<Result<usize, BoxError>> {
+            panic!("before any future")
+        },
+    );
     cache.register_warmer("works", |ctx: WarmContext| async move {
         ctx.cache().set("w", 1_u8, EntryOptions::new()).await?;
         Ok::<usize, BoxError>(1)
@@ -231,7 +267,10 @@ async fn failing_and_panicking_warmers_are_reported_and_the_others_still_run() {
     cache.warm(request(&["panics"], false)).unwrap();
     let warming = finished(&cache).await;
     assert_eq!(warming.state, WarmState::Failed);
-    assert_eq!(warming.last_error.as_deref(), Some("panics: panicked: a warmer bug"));
+    assert_eq!(
+        warming.last_error.as_deref(),
+        Some("panics: panicked: a warmer bug")
+    );
 }
 
 #[tokio::test]
@@ -250,18 +289,28 @@ async fn warm_on_startup_runs_every_warmer_only_when_configured() {
         }
     };
 
-    let off = Cache::with_config(CacheConfig::from_vars([("CACHE_WARM_ON_STARTUP", "false")]).unwrap());
+    let off =
+        Cache::with_config(CacheConfig::from_vars([("CACHE_WARM_ON_STARTUP", "false")]).unwrap());
     register(&off);
     assert_eq!(off.warm_on_startup().unwrap(), None);
-    assert_eq!(Cache::new().warm_on_startup().unwrap(), None, "off by default");
+    assert_eq!(
+        Cache::new().warm_on_startup().unwrap(),
+        None,
+        "off by default"
+    );
 
-    let on = Cache::with_config(CacheConfig::from_vars([("CACHE_WARM_ON_STARTUP", "true")]).unwrap());
+    let on =
+        Cache::with_config(CacheConfig::from_vars([("CACHE_WARM_ON_STARTUP", "true")]).unwrap());
     register(&on);
     let started = on.warm_on_startup().unwrap().expect("configured on");
     assert_eq!(started.types, ["a", "b"]);
     let warming = finished(&on).await;
     assert_eq!((warming.state, warming.entries), (WarmState::Finished, 2));
-    assert_eq!(runs.load(Ordering::SeqCst), 2, "only the configured cache warmed");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "only the configured cache warmed"
+    );
     assert_eq!(off.health().await.warming.state, WarmState::Idle);
 }
 
@@ -270,6 +319,14 @@ fn warm_outside_a_runtime_is_an_error_not_a_panic() {
     let cache = Cache::new();
     cache.register_warmer("w", |_: WarmContext| async { Ok::<usize, BoxError>(0) });
     let err = cache.warm(WarmRequest::default()).unwrap_err();
-    assert!(matches!(err, Error::NoRuntime { operation: "Cache::warm" }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::NoRuntime {
+                operation: "Cache::warm"
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(cache.warmers(), ["w"]);
 }

@@ -61,6 +61,9 @@
 //! | know whether Redis is up | [`Cache::health`] → [`Health`] (circuit breaker, fallback, invalidation channel) |
 //! | watch it | [`Cache::stats`] → [`CacheStats`]; `tracing` events under the `querycache` target |
 //! | cache whole axum answers, with ETags that are checked without running the handler | [`http::CacheResponse`], [`http::cache_row_response`]; the [`http`] module (feature `axum`) |
+//! | see how well it works, for a dashboard | [`Cache::analytics`] → [`Analytics`]: efficiency score, most accessed keys, turnover, a 15-minute timeline, per-namespace figures, [recommendations](Recommendation) |
+//! | scrape it with Prometheus | [`Cache::prometheus_text`] (OpenMetrics text), [`Cache::register_metrics`] into your own registry (feature `prometheus`) |
+//! | fill it before traffic arrives | [`Cache::register_warmer`], then [`Cache::warm`] (background), [`Cache::warm_and_wait`], or [`Cache::warm_on_startup`] (`CACHE_WARM_ON_STARTUP`); progress in [`Health::warming`] |
 //!
 //! ## Features
 //!
@@ -71,6 +74,7 @@
 //! | `diesel-async` | no | the same for diesel-async 0.9 connections |
 //! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
+//! | `prometheus` | yes (through `axum`) | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client |
 //!
 //! ## Guarantees, and their limits
 //!
@@ -96,6 +100,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+mod analytics;
 mod blocking;
 mod cache;
 #[cfg(feature = "redis")]
@@ -110,11 +115,18 @@ pub mod http;
 mod key;
 mod options;
 pub mod orm;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod stats;
 mod store;
 pub mod tags;
+mod warm;
 mod write;
 
+pub use analytics::{
+    Analytics, Efficiency, NamespaceAnalytics, Recommendation, RecommendationLevel, TOP_KEYS,
+    TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
+};
 pub use cache::{Cache, CacheValue};
 pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy, StoreKind};
 pub use error::Error;
@@ -122,6 +134,8 @@ pub use global::{global, install};
 pub use health::Health;
 pub use key::{Key, MAX_KEY_LEN};
 pub use options::{DEFAULT_NAMESPACE, EntryOptions};
+#[cfg(feature = "prometheus")]
+pub use prometheus::OPENMETRICS_CONTENT_TYPE;
 
 /// A runnable example, without a database (the query is a counter):
 ///
@@ -248,3 +262,7 @@ pub use querycache_macros::CacheModel;
 pub use querycache_macros::cache_skip;
 pub use stats::{CacheStats, NamespaceStats};
 pub use tags::{CacheModel, Tag};
+pub use warm::{
+    BoxError, WarmContext, WarmReport, WarmRequest, WarmStarted, WarmState, WarmStatus,
+    WarmerReport,
+};

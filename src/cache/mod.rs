@@ -19,6 +19,7 @@ use crate::stats::{CacheStats, Outcome, StatsRecorder};
 use crate::store::Backend;
 use crate::store::memory::MemoryStore;
 use crate::store::{AnyValue, Lookup, Store};
+use crate::warm::Warming;
 use crate::{EntryOptions, Error, Key};
 
 /// What a cached value must be: shareable across threads, and serializable (shared stores
@@ -60,6 +61,7 @@ struct Inner {
     store: Backend,
     stats: StatsRecorder,
     flights: Flights,
+    warming: Warming,
 }
 
 impl std::fmt::Debug for Cache {
@@ -111,6 +113,7 @@ impl Cache {
                 store,
                 stats: StatsRecorder::new(),
                 flights: Flights::default(),
+                warming: Warming::default(),
             }),
         }
     }
@@ -334,7 +337,9 @@ impl Cache {
             );
             Outcome::Miss
         };
-        self.inner.stats.lookup(namespace, outcome, elapsed);
+        self.inner
+            .stats
+            .lookup(namespace, key, outcome, started, elapsed);
         found.map(|(value, _)| value)
     }
 
@@ -376,7 +381,7 @@ impl Cache {
 
     /// The state of the store: whether Redis answers (probed now, within the command
     /// timeout, unless the circuit breaker is open), whether process memory is standing in
-    /// for it, and the last error.
+    /// for it, and the last error; and the progress of cache warming.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -397,6 +402,7 @@ impl Cache {
                 invalidation_channel: None,
                 pending_invalidations: 0,
                 error: None,
+                warming: self.warming().status(),
             },
             #[cfg(feature = "redis")]
             Backend::Tiered(store) => {
@@ -410,9 +416,35 @@ impl Cache {
                     invalidation_channel: h.subscribed,
                     pending_invalidations: h.pending_invalidations,
                     error: h.error,
+                    warming: self.warming().status(),
                 }
             }
         }
+    }
+
+    /// `(redis_connected, fallback_active)` as last seen, without a probe: Redis counts as
+    /// connected while the circuit breaker is closed (its last commands succeeded, or none
+    /// has failed yet).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn store_state(&self) -> (bool, bool) {
+        match &self.inner.store {
+            Backend::Memory(_) => (false, false),
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => {
+                let fallback = store.fallback_active();
+                (!fallback, fallback)
+            }
+        }
+    }
+
+    /// The warmers and the progress of warming runs.
+    pub(crate) fn warming(&self) -> &Warming {
+        &self.inner.warming
+    }
+
+    /// The live statistics recorder (for the analytics and the metrics exposition).
+    pub(crate) fn recorder(&self) -> &StatsRecorder {
+        &self.inner.stats
     }
 
     /// Number of tags with a live version in the memory store (diagnostics).

@@ -90,6 +90,7 @@ mod songs_on_tiered {
 mod macros;
 mod memory_api;
 mod memory_invariants;
+mod operations;
 #[cfg(feature = "redis")]
 mod redis_cluster;
 #[cfg(feature = "redis")]

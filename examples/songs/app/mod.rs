@@ -24,6 +24,7 @@ mod queries;
 pub mod schema;
 mod songs;
 mod users;
+mod warmers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -162,6 +163,10 @@ impl App {
                 queries,
             }),
         };
+        warmers::register(&app);
+        if let Some(started) = app.cache().warm_on_startup()? {
+            tracing::info!(warmers = ?started.types, "CACHE_WARM_ON_STARTUP: warming in the background");
+        }
         Ok(app)
     }
 

@@ -70,6 +70,8 @@ mod on_postgres {
     mod sea_orm_writes;
     mod transactions;
 }
+#[cfg(feature = "axum")]
+mod http_cache;
 mod macros;
 mod memory_api;
 mod memory_invariants;

@@ -231,17 +231,25 @@ pub(crate) async fn finish(
         } else {
             response
         };
-    let etag = response.headers().get(header::ETAG).cloned();
-    if let (Some(condition), Some(etag), true) = (condition, etag, response.status().is_success())
-        && condition.matches(&etag)
-    {
-        return (not_modified(etag, policy.cache_control, policy.vary), true);
-    }
     let headers = response.headers_mut();
     if policy.override_cache_control || !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, policy.cache_control.header_value());
     }
     merge_vary(headers, policy.vary);
+    let etag = response.headers().get(header::ETAG).cloned();
+    if let (Some(condition), Some(etag), true) = (condition, etag, response.status().is_success())
+        && condition.matches(&etag)
+    {
+        // The 304 carries the answer's own Cache-Control and Vary (the handler's, merged).
+        let mut not_modified = not_modified(etag, policy.cache_control, &[]);
+        for name in [header::CACHE_CONTROL, header::VARY] {
+            not_modified.headers_mut().remove(&name);
+            for value in response.headers().get_all(&name) {
+                not_modified.headers_mut().append(&name, value.clone());
+            }
+        }
+        return (not_modified, true);
+    }
     if head {
         response = body::strip_for_head(response);
     }

@@ -206,9 +206,18 @@ async fn a_body_hash_etag_still_runs_the_query_for_a_304() {
     let db = Db::with_songs(&[(7, "Seven")]);
     let router = Router::new()
         .route("/songs/{id}", get(get_song))
-        .layer(ConditionalGet::new().cache_control(CacheControl::private_max_age(30)))
+        .route(
+            "/admin",
+            get(|| async { ([(header::CACHE_CONTROL, "no-store")], "admin page") }),
+        )
+        .layer(
+            ConditionalGet::new()
+                .cache_control(CacheControl::private_max_age(30))
+                .vary([header::ACCEPT_LANGUAGE]),
+        )
         .with_state(db.clone());
-    let url = format!("{}/songs/7", serve(router).await);
+    let base = serve(router).await;
+    let url = format!("{base}/songs/7");
 
     let first = fetch(&url, &[]).await;
     let tag = etag(&first);
@@ -221,6 +230,8 @@ async fn a_body_hash_etag_still_runs_the_query_for_a_304() {
 
     let again = fetch(&url, &[("if-none-match", &tag)]).await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header_of(&again, "cache-control"), "private, max-age=30");
+    assert_eq!(header_of(&again, "vary"), "accept-language");
     assert!(again.bytes().await.unwrap().is_empty());
     assert_eq!(
         db.queries(),
@@ -232,6 +243,17 @@ async fn a_body_hash_etag_still_runs_the_query_for_a_304() {
     let changed = fetch(&url, &[("if-none-match", &tag)]).await;
     assert_eq!(changed.status(), 200);
     assert_ne!(etag(&changed), tag);
+
+    // A handler's own Cache-Control wins, on the 304 too.
+    let admin = fetch(&format!("{base}/admin"), &[]).await;
+    assert_eq!(header_of(&admin, "cache-control"), "no-store");
+    let admin = fetch(
+        &format!("{base}/admin"),
+        &[("if-none-match", &etag(&admin))],
+    )
+    .await;
+    assert_eq!(admin.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header_of(&admin, "cache-control"), "no-store");
 }
 
 /// Invariant 2 at the HTTP edge: a write that lands while the handler runs (after it read
@@ -744,4 +766,47 @@ async fn a_conditional_get_never_gets_an_entry_older_than_redis_versions() {
         plain.text().await.unwrap().contains("edited elsewhere"),
         "the old entry is gone"
     );
+}
+
+/// Under CACHE_INVALIDATION_STRATEGY=ttl nothing moves a fingerprint, so there are no deep
+/// ETags: a body hash, validated from the entry while it lives.
+#[tokio::test]
+async fn the_ttl_strategy_uses_body_hashes_checked_against_the_entry() {
+    let cache = Cache::builder()
+        .invalidation_strategy(querycache::InvalidationStrategy::Ttl)
+        .build_cache()
+        .unwrap();
+    let db = Db::with_songs(&[(7, "Seven")]);
+    let base = serve(songs(
+        &db,
+        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
+    ))
+    .await;
+    let url = format!("{base}/songs/07");
+
+    let first = fetch(&url, &[]).await;
+    let tag = etag(&first);
+    assert!(!tag.is_empty() && !tag.starts_with("\"qc-"), "{tag}");
+    let again = fetch(&url, &[("if-none-match", &tag)]).await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(x_cache(&again), "HIT");
+    assert_eq!(db.queries(), 1);
+}
+
+/// `/songs/07` is song 7 to the handler: a write to row 7 must reach it.
+#[tokio::test]
+async fn a_row_id_written_unusually_is_invalidated_by_its_row() {
+    let cache = Cache::new();
+    let db = Db::with_songs(&[(7, "Seven")]);
+    let base = serve(songs(
+        &db,
+        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
+    ))
+    .await;
+    let url = format!("{base}/songs/07");
+    let tag = etag(&fetch(&url, &[]).await);
+    db.write(&cache, 7, "Seven, edited").await;
+    let after = fetch(&url, &[("if-none-match", &tag)]).await;
+    assert_eq!(after.status(), 200);
+    assert!(after.text().await.unwrap().contains("edited"));
 }

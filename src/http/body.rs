@@ -44,7 +44,9 @@ pub(crate) fn strip_for_head(response: Response) -> Response {
     if !parts.headers.contains_key(header::CONTENT_LENGTH)
         && let Some(len) = http_body::Body::size_hint(&body).exact()
     {
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     Response::from_parts(parts, Body::new(NoBody))
 }

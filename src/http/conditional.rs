@@ -180,8 +180,13 @@ where
                 vary: &vary,
                 max_body_bytes: settings.max_body_bytes,
             };
-            let (response, not_modified) =
-                finish(response, condition.as_ref(), method == Method::HEAD, &policy).await;
+            let (response, not_modified) = finish(
+                response,
+                condition.as_ref(),
+                method == Method::HEAD,
+                &policy,
+            )
+            .await;
             tracing::debug!(
                 path,
                 status = response.status().as_u16(),
@@ -213,31 +218,38 @@ pub(crate) async fn finish(
     head: bool,
     policy: &Policy<'_>,
 ) -> (Response, bool) {
-    let mut response = if response.status() == StatusCode::OK
-        && !response.headers().contains_key(header::ETAG)
-    {
-        match body::collect(response, policy.max_body_bytes).await {
-            Ok(Collected::Bytes(mut parts, bytes)) => {
-                parts.headers.insert(header::ETAG, etag::body_hash(&bytes));
-                Response::from_parts(parts, axum::body::Body::from(bytes))
+    let mut response =
+        if response.status() == StatusCode::OK && !response.headers().contains_key(header::ETAG) {
+            match body::collect(response, policy.max_body_bytes).await {
+                Ok(Collected::Bytes(mut parts, bytes)) => {
+                    parts.headers.insert(header::ETAG, etag::body_hash(&bytes));
+                    Response::from_parts(parts, axum::body::Body::from(bytes))
+                }
+                Ok(Collected::Skipped(response)) => response,
+                Err(error) => return (ApiError::internal(error).into_response(), false),
             }
-            Ok(Collected::Skipped(response)) => response,
-            Err(error) => return (ApiError::internal(error).into_response(), false),
-        }
-    } else {
-        response
-    };
-    let etag = response.headers().get(header::ETAG).cloned();
-    if let (Some(condition), Some(etag), true) = (condition, etag, response.status().is_success())
-        && condition.matches(&etag)
-    {
-        return (not_modified(etag, policy.cache_control, policy.vary), true);
-    }
+        } else {
+            response
+        };
     let headers = response.headers_mut();
     if policy.override_cache_control || !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, policy.cache_control.header_value());
     }
     merge_vary(headers, policy.vary);
+    let etag = response.headers().get(header::ETAG).cloned();
+    if let (Some(condition), Some(etag), true) = (condition, etag, response.status().is_success())
+        && condition.matches(&etag)
+    {
+        // The 304 carries the answer's own Cache-Control and Vary (the handler's, merged).
+        let mut not_modified = not_modified(etag, policy.cache_control, &[]);
+        for name in [header::CACHE_CONTROL, header::VARY] {
+            not_modified.headers_mut().remove(&name);
+            for value in response.headers().get_all(&name) {
+                not_modified.headers_mut().append(&name, value.clone());
+            }
+        }
+        return (not_modified, true);
+    }
     if head {
         response = body::strip_for_head(response);
     }

@@ -139,7 +139,10 @@ mod tests {
         assert_ne!(etag, deep("http:/songs/7:abc", 43));
         assert_ne!(etag, deep("http:/songs/8:abc", 42));
         let text = etag.to_str().unwrap();
-        assert!(text.starts_with("\"qc-") && text.len() == 2 + 3 + 32, "{text}");
+        assert!(
+            text.starts_with("\"qc-") && text.len() == 2 + 3 + 32,
+            "{text}"
+        );
         assert!(condition(&[text]).unwrap().may_be_deep());
         assert!(!condition(&["\"abc\""]).unwrap().may_be_deep());
     }

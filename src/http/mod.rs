@@ -111,6 +111,5 @@ pub use cache_control::CacheControl;
 pub use conditional::{ConditionalGet, ConditionalGetService};
 pub use envelope::{ApiError, ApiResponse};
 pub use response_cache::{
-    CacheResponse, CacheResponseLayer, CacheResponseService, cache_api_response,
-    cache_row_response,
+    CacheResponse, CacheResponseLayer, CacheResponseService, cache_api_response, cache_row_response,
 };

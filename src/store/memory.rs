@@ -383,7 +383,11 @@ mod tests {
         let store = MemoryStore::new(1 << 20);
         let tags = [Tag::model("songs"), Tag::row("songs", 7)];
         let first = store.fingerprint_now(&tags);
-        assert_eq!(store.fingerprint_now(&tags), first, "stable while nothing moves");
+        assert_eq!(
+            store.fingerprint_now(&tags),
+            first,
+            "stable while nothing moves"
+        );
         store.bump(&[Tag::row("songs", 8)]);
         assert_eq!(store.fingerprint_now(&tags), first, "another row");
         store.bump(&[Tag::row("songs", 7)]);

@@ -70,6 +70,8 @@ mod on_postgres {
     mod sea_orm_writes;
     mod transactions;
 }
+#[cfg(feature = "axum")]
+mod http_cache;
 // The songs app (`examples/songs`), once per store.
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 #[path = "songs_app"]

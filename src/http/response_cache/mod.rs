@@ -354,8 +354,5 @@ pub fn cache_row_response(
     let escape = |text: &str| text.replace('{', "{{").replace('}', "}}");
     let row = format!("{}{{{param}}}", escape(Tag::row(table, "").as_str()));
     let bulk = escape(Tag::bulk(table).as_str());
-    CacheResponse::new(cache)
-        .ttl(ttl)
-        .tags([row, bulk])
-        .build()
+    CacheResponse::new(cache).ttl(ttl).tags([row, bulk]).build()
 }

@@ -152,11 +152,13 @@ where
     }
 
     // A deep ETag is checked against the tags' current versions: no handler, no entry.
+    let mut current_etag = None;
     if let Some(condition) = &condition
         && condition.may_be_deep()
         && let Some(fingerprint) = settings.cache.entry_fingerprint(&options).await
     {
         let etag = etag::deep(key.as_str(), fingerprint);
+        current_etag = Some(etag.clone());
         if condition.matches(&etag) {
             let mut response = not_modified(etag, &settings.cache_control, &vary);
             mark(&mut response, true);
@@ -165,7 +167,6 @@ where
         }
     }
 
-    let ran = AtomicBool::new(false);
     let keyed: Vec<HeaderName> = settings
         .vary
         .iter()
@@ -177,39 +178,25 @@ where
         keyed: &keyed,
         max_body_bytes: settings.max_body_bytes,
     };
-    let error_ttl = settings.cache.config().error_ttl();
-    let result = {
-        let (ran, options, key, rules, cache) =
-            (&ran, &options, &key, &rules, &settings.cache);
-        let request = Request::from_parts(parts, body);
-        cache
-            .try_get_or_compute_ttl(
-                key.as_str(),
-                options.clone(),
-                move || async move {
-                    ran.store(true, Ordering::Relaxed);
-                    // Read *before* the handler runs: the answer reflects at least every
-                    // write that bumped these versions, and any later write moves them, so
-                    // this ETag never validates older data (see the module docs).
-                    let fingerprint = cache.entry_fingerprint(options).await;
-                    let response = inner.call(request).await.into_response();
-                    let etag = fingerprint.map(|f| etag::deep(key.as_str(), f));
-                    match stored::capture(response, rules, etag).await {
-                        Capture::Stored(stored) => Ok(stored),
-                        Capture::Uncached(response, reason) => Err((response, reason)),
-                    }
-                },
-                |stored: &StoredResponse, ttl: Duration| {
-                    if stored.is_success() {
-                        ttl
-                    } else {
-                        ttl.min(error_ttl)
-                    }
-                },
-            )
-            .await
+    let mut request = Some(Request::from_parts(parts, body));
+    let lookup = EntryLookup {
+        settings: &settings,
+        key: &key,
+        options: &options,
+        rules: &rules,
     };
-    let hit = !ran.load(Ordering::Relaxed);
+    let (mut result, mut hit) = lookup.run(&mut inner, &mut request).await;
+    // With a conditional GET the current ETag is known. An entry that disagrees with it
+    // predates a write (on a tiered cache: another instance's, whose message has not
+    // arrived yet): it is dropped and the answer recomputed, never served.
+    if let (Ok(stored), true, Some(current)) = (&result, hit, &current_etag)
+        && stored.is_success()
+        && stored.etag().as_ref() != Some(current)
+    {
+        tracing::debug!(key = %key, "entry older than its tags' versions; recomputed");
+        settings.cache.delete(key.as_str()).await;
+        (result, hit) = lookup.run(&mut inner, &mut request).await;
+    }
     match result {
         Ok(stored) => {
             if let (Some(condition), Some(etag), true) =
@@ -236,6 +223,69 @@ where
             log(key.as_str(), Outcome::Miss, response.status().as_u16());
             response
         }
+    }
+}
+
+/// One look for the entry of a request, computing it with the handler on a miss.
+struct EntryLookup<'a> {
+    settings: &'a Settings,
+    key: &'a Key,
+    options: &'a EntryOptions,
+    rules: &'a stored::Rules<'a>,
+}
+
+type Looked = Result<Arc<StoredResponse>, (Response, &'static str)>;
+
+impl EntryLookup<'_> {
+    /// The entry, or the handler's answer (stored when it may be). Returns whether it was
+    /// a hit: the handler did not run. The handler takes `request` out of its slot, so a
+    /// hit leaves it there for another try.
+    async fn run<S>(&self, inner: &mut S, request: &mut Option<Request>) -> (Looked, bool)
+    where
+        S: Service<Request, Error = Infallible> + Send,
+        S::Response: IntoResponse,
+        S::Future: Send,
+    {
+        let ran = AtomicBool::new(false);
+        let error_ttl = self.settings.cache.config().error_ttl();
+        let (ran_flag, key, options, rules, cache) = (
+            &ran,
+            self.key,
+            self.options,
+            self.rules,
+            &self.settings.cache,
+        );
+        let result = cache
+            .try_get_or_compute_ttl(
+                key.as_str(),
+                options.clone(),
+                move || async move {
+                    ran_flag.store(true, Ordering::Relaxed);
+                    let Some(request) = request.take() else {
+                        let error = ApiError::internal("the request was already answered");
+                        return Err((error.into_response(), "internal"));
+                    };
+                    // Read *before* the handler runs: the answer reflects at least every
+                    // write that bumped these versions, and any later write moves them, so
+                    // this ETag never validates older data (see the `http` module docs).
+                    let fingerprint = cache.entry_fingerprint(options).await;
+                    let response = inner.call(request).await.into_response();
+                    let etag = fingerprint.map(|f| etag::deep(key.as_str(), f));
+                    match stored::capture(response, rules, etag).await {
+                        Capture::Stored(stored) => Ok(stored),
+                        Capture::Uncached(response, reason) => Err((response, reason)),
+                    }
+                },
+                |stored: &StoredResponse, ttl: Duration| {
+                    if stored.is_success() {
+                        ttl
+                    } else {
+                        ttl.min(error_ttl)
+                    }
+                },
+            )
+            .await;
+        (result, !ran.load(Ordering::Relaxed))
     }
 }
 
@@ -285,7 +335,11 @@ impl Settings {
                     return Err(format!(
                         "CacheResponse: tag template {:?} names path parameter `{name}`, which route {route} does not have (it has: {})",
                         template.source(),
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") },
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        },
                     ));
                 }
                 Err(FillError::Invalid(error)) => {
@@ -321,7 +375,11 @@ impl Settings {
             .collect();
         // Hashed: the credentials themselves are never kept in a key.
         let authorization = {
-            let mut values = parts.headers.get_all(header::AUTHORIZATION).iter().peekable();
+            let mut values = parts
+                .headers
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .peekable();
             values.peek().is_some().then(|| {
                 let mut hasher = xxhash_rust::xxh3::Xxh3::new();
                 for value in values {

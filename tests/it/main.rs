@@ -70,6 +70,10 @@ mod on_postgres {
     mod sea_orm_writes;
     mod transactions;
 }
+#[cfg(feature = "axum")]
+mod http_admin;
+#[cfg(feature = "axum")]
+mod http_dashboard;
 mod macros;
 mod memory_api;
 mod memory_invariants;

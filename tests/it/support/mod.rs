@@ -7,6 +7,8 @@ pub mod schema;
 
 #[cfg(feature = "diesel")]
 pub mod diesel;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod services;

@@ -9,6 +9,7 @@ pub mod schema;
 pub mod diesel;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod chromium;
 pub mod postgres;
 pub mod redis;
 pub mod services;

@@ -94,6 +94,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+mod analytics;
 mod blocking;
 mod cache;
 #[cfg(feature = "redis")]
@@ -108,11 +109,17 @@ pub mod http;
 mod key;
 mod options;
 pub mod orm;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod stats;
 mod store;
 pub mod tags;
 mod write;
 
+pub use analytics::{
+    Analytics, Efficiency, NamespaceAnalytics, Recommendation, RecommendationLevel, TOP_KEYS,
+    TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
+};
 pub use cache::{Cache, CacheValue};
 pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy, StoreKind};
 pub use error::Error;
@@ -120,6 +127,8 @@ pub use global::{global, install};
 pub use health::Health;
 pub use key::{Key, MAX_KEY_LEN};
 pub use options::{DEFAULT_NAMESPACE, EntryOptions};
+#[cfg(feature = "prometheus")]
+pub use prometheus::OPENMETRICS_CONTENT_TYPE;
 
 /// A runnable example, without a database (the query is a counter):
 ///

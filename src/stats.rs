@@ -1,13 +1,17 @@
-//! Counters and latency figures: [`CacheStats`], overall and per namespace.
+//! Counters and latency figures: [`CacheStats`], overall and per namespace. The recorder
+//! also feeds the activity that [`analytics`](crate::Cache::analytics) reads (the timeline
+//! and the most accessed keys).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+
+use crate::analytics::{Timeline, TopKeys};
 
 /// A point-in-time copy of a cache's statistics.
 ///
@@ -74,6 +78,10 @@ pub struct NamespaceStats {
     pub misses: u64,
     /// `hits / (hits + misses)`.
     pub hit_rate: f64,
+    /// Hits answered by process memory.
+    pub memory_hits: u64,
+    /// Hits answered by Redis.
+    pub redis_hits: u64,
     /// Values stored.
     pub sets: u64,
     /// Computations run.
@@ -85,7 +93,7 @@ pub struct NamespaceStats {
 }
 
 /// Lookup latencies in nanoseconds, 1 ns to 60 s, 2 significant digits.
-struct Latency {
+pub(crate) struct Latency {
     histogram: Mutex<Histogram<u64>>,
 }
 
@@ -116,19 +124,49 @@ impl Latency {
             Duration::from_nanos(h.value_at_quantile(0.99)),
         )
     }
+
+    /// The recorded latencies as `(sum in seconds, count, count per bucket)`, the buckets
+    /// being `bounds` (upper bounds in seconds, ascending) and a last one for the rest.
+    /// The sum is the histogram's mean times its count (hdrhistogram keeps no exact sum).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn buckets(&self, bounds: &[f64]) -> (f64, u64, Vec<u64>) {
+        let h = self.histogram.lock();
+        let mut counts = vec![0_u64; bounds.len() + 1];
+        for value in h.iter_recorded() {
+            let seconds = h.highest_equivalent(value.value_iterated_to()) as f64 / 1e9;
+            let slot = bounds
+                .iter()
+                .position(|bound| seconds <= *bound)
+                .unwrap_or(bounds.len());
+            counts[slot] += value.count_at_value();
+        }
+        let count = h.len();
+        (h.mean() * count as f64 / 1e9, count, counts)
+    }
 }
 
 #[derive(Default)]
 struct Counters {
-    hits: AtomicU64,
+    memory_hits: AtomicU64,
+    redis_hits: AtomicU64,
     misses: AtomicU64,
     sets: AtomicU64,
     computations: AtomicU64,
 }
 
-struct NamespaceRecorder {
+impl Counters {
+    fn hit(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Hit("redis") => self.redis_hits.fetch_add(1, Relaxed),
+            Outcome::Hit(_) => self.memory_hits.fetch_add(1, Relaxed),
+            Outcome::Miss => self.misses.fetch_add(1, Relaxed),
+        };
+    }
+}
+
+pub(crate) struct NamespaceRecorder {
     counters: Counters,
-    latency: Latency,
+    pub(crate) latency: Latency,
 }
 
 /// The live recorder behind [`CacheStats`].
@@ -138,10 +176,12 @@ pub(crate) struct StatsRecorder {
     errors: AtomicU64,
     wasted: AtomicU64,
     bypassed: AtomicU64,
-    memory_hits: AtomicU64,
-    redis_hits: AtomicU64,
-    latency: Latency,
+    pub(crate) latency: Latency,
     namespaces: DashMap<Arc<str>, Arc<NamespaceRecorder>>,
+    /// Lookups, sets and invalidations per 10 s, for the last 15 minutes.
+    pub(crate) timeline: Timeline,
+    /// The most accessed keys (sampled).
+    pub(crate) top_keys: TopKeys,
 }
 
 /// What a lookup found, for the counters.
@@ -160,10 +200,10 @@ impl StatsRecorder {
             errors: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
             bypassed: AtomicU64::new(0),
-            memory_hits: AtomicU64::new(0),
-            redis_hits: AtomicU64::new(0),
             latency: Latency::new(),
             namespaces: DashMap::new(),
+            timeline: Timeline::new(),
+            top_keys: TopKeys::new(),
         }
     }
 
@@ -184,24 +224,27 @@ impl StatsRecorder {
         )
     }
 
-    pub(crate) fn lookup(&self, namespace: &str, outcome: Outcome, elapsed: Duration) {
+    /// A lookup of `key` that started at `started` and took `elapsed`.
+    pub(crate) fn lookup(
+        &self,
+        namespace: &str,
+        key: &str,
+        outcome: Outcome,
+        started: Instant,
+        elapsed: Duration,
+    ) {
         let ns = self.namespace(namespace);
-        let counter = |c: &Counters| match outcome {
-            Outcome::Hit(_) => c.hits.fetch_add(1, Relaxed),
-            Outcome::Miss => c.misses.fetch_add(1, Relaxed),
-        };
-        counter(&self.totals);
-        match outcome {
-            Outcome::Hit("redis") => self.redis_hits.fetch_add(1, Relaxed),
-            Outcome::Hit(_) => self.memory_hits.fetch_add(1, Relaxed),
-            Outcome::Miss => 0,
-        };
-        counter(&ns.counters);
+        self.totals.hit(outcome);
+        ns.counters.hit(outcome);
         self.latency.record(elapsed);
         ns.latency.record(elapsed);
+        let hit = outcome != Outcome::Miss;
+        self.timeline.lookup(started, hit);
+        self.top_keys.record(key, namespace, hit);
     }
 
     pub(crate) fn set(&self, namespace: &str) {
+        self.timeline.set(Instant::now());
         self.totals.sets.fetch_add(1, Relaxed);
         self.namespace(namespace)
             .counters
@@ -218,6 +261,9 @@ impl StatsRecorder {
     }
 
     pub(crate) fn invalidations(&self, n: u64) {
+        if n > 0 {
+            self.timeline.invalidations(Instant::now(), n);
+        }
         self.invalidations.fetch_add(n, Relaxed);
     }
 
@@ -235,7 +281,9 @@ impl StatsRecorder {
 
     pub(crate) fn snapshot(&self, keys_count: u64, memory_usage_bytes: u64) -> CacheStats {
         let (avg, p99) = self.latency.figures();
-        let hits = self.totals.hits.load(Relaxed);
+        let memory_hits = self.totals.memory_hits.load(Relaxed);
+        let redis_hits = self.totals.redis_hits.load(Relaxed);
+        let hits = memory_hits + redis_hits;
         let misses = self.totals.misses.load(Relaxed);
         let namespaces = self
             .namespaces
@@ -243,12 +291,16 @@ impl StatsRecorder {
             .map(|entry| {
                 let ns = entry.value();
                 let (avg, p99) = ns.latency.figures();
-                let hits = ns.counters.hits.load(Relaxed);
+                let memory_hits = ns.counters.memory_hits.load(Relaxed);
+                let redis_hits = ns.counters.redis_hits.load(Relaxed);
+                let hits = memory_hits + redis_hits;
                 let misses = ns.counters.misses.load(Relaxed);
                 let stats = NamespaceStats {
                     hits,
                     misses,
                     hit_rate: rate(hits, misses),
+                    memory_hits,
+                    redis_hits,
                     sets: ns.counters.sets.load(Relaxed),
                     computations: ns.counters.computations.load(Relaxed),
                     avg_get_latency: avg,
@@ -261,8 +313,8 @@ impl StatsRecorder {
             hits,
             misses,
             hit_rate: rate(hits, misses),
-            memory_hits: self.memory_hits.load(Relaxed),
-            redis_hits: self.redis_hits.load(Relaxed),
+            memory_hits,
+            redis_hits,
             sets: self.totals.sets.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             errors: self.errors.load(Relaxed),
@@ -276,9 +328,18 @@ impl StatsRecorder {
             namespaces,
         }
     }
+
+    /// The latency histogram of each namespace seen, for exposition.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn namespace_recorders(&self) -> Vec<(String, Arc<NamespaceRecorder>)> {
+        self.namespaces
+            .iter()
+            .map(|entry| (entry.key().to_string(), Arc::clone(entry.value())))
+            .collect()
+    }
 }
 
-fn rate(hits: u64, misses: u64) -> f64 {
+pub(crate) fn rate(hits: u64, misses: u64) -> f64 {
     let total = hits + misses;
     if total == 0 {
         0.0

@@ -333,7 +333,9 @@ impl Cache {
             );
             Outcome::Miss
         };
-        self.inner.stats.lookup(namespace, outcome, elapsed);
+        self.inner
+            .stats
+            .lookup(namespace, key, outcome, started, elapsed);
         found.map(|(value, _)| value)
     }
 
@@ -412,6 +414,26 @@ impl Cache {
                 }
             }
         }
+    }
+
+    /// `(redis_connected, fallback_active)` as last seen, without a probe: Redis counts as
+    /// connected while the circuit breaker is closed (its last commands succeeded, or none
+    /// has failed yet).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn store_state(&self) -> (bool, bool) {
+        match &self.inner.store {
+            Backend::Memory(_) => (false, false),
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => {
+                let fallback = store.fallback_active();
+                (!fallback, fallback)
+            }
+        }
+    }
+
+    /// The live statistics recorder (for the analytics and the metrics exposition).
+    pub(crate) fn recorder(&self) -> &StatsRecorder {
+        &self.inner.stats
     }
 
     /// Number of tags with a live version in the memory store (diagnostics).

@@ -118,6 +118,13 @@ impl TieredStore {
         }
     }
 
+    /// Whether process memory serves in Redis's place right now (the breaker is open): a
+    /// synchronous read, for metrics scraped without a probe.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn fallback_active(&self) -> bool {
+        !self.inner.breaker.is_closed()
+    }
+
     /// Probes Redis (unless the breaker is open: the background probe is on it) and
     /// reports the state of each part.
     pub(crate) async fn health(&self) -> StoreHealth {

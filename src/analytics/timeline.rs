@@ -1,0 +1,193 @@
+//! Activity per 10-second bucket over the last 15 minutes: a fixed ring of atomics.
+//!
+//! Buckets are aligned on wall-clock multiples of 10 s (a bucket's number is its start in
+//! unix milliseconds divided by 10 000), but their position is computed from a monotonic
+//! clock: the lookup path passes the `Instant` it measured its latency from, so recording
+//! costs no extra clock read — an atomic load of the slot's bucket number and one
+//! `fetch_add`. A slot is recycled by the first writer that sees it holding a bucket from
+//! 15 minutes ago; an increment racing that reset can be lost, which only blurs the first
+//! moment of a bucket.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Width of one bucket.
+pub(crate) const BUCKET: Duration = Duration::from_secs(10);
+/// Buckets kept: 15 minutes.
+pub(crate) const BUCKETS: usize = 90;
+
+const BUCKET_MS: u64 = BUCKET.as_millis() as u64;
+
+#[derive(Default)]
+struct Slot {
+    /// The bucket number this slot's counters belong to (0: never used).
+    bucket: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sets: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+/// The counts of one bucket, read back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Start of the bucket, unix milliseconds.
+    pub(crate) start_ms: u64,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) sets: u64,
+    pub(crate) invalidations: u64,
+}
+
+/// The ring. See the module docs.
+pub(crate) struct Timeline {
+    /// The monotonic instant that corresponds to `origin_ms`.
+    origin: Instant,
+    /// Unix milliseconds at `origin`.
+    origin_ms: u64,
+    slots: Box<[Slot]>,
+}
+
+impl Timeline {
+    pub(crate) fn new() -> Self {
+        let origin_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Timeline {
+            origin: Instant::now(),
+            origin_ms,
+            slots: (0..BUCKETS).map(|_| Slot::default()).collect(),
+        }
+    }
+
+    /// Unix milliseconds at `at`.
+    pub(crate) fn unix_ms(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin);
+        self.origin_ms
+            .saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// How long ago the timeline started.
+    pub(crate) fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.origin)
+    }
+
+    fn bucket_of(&self, at: Instant) -> u64 {
+        self.unix_ms(at) / BUCKET_MS
+    }
+
+    /// The slot for the bucket of `at`, recycled if it held an older bucket; `None` when it
+    /// already holds a newer one (`at` is from a caller that stalled for 15 minutes).
+    fn slot(&self, at: Instant) -> Option<&Slot> {
+        let bucket = self.bucket_of(at);
+        let slot = &self.slots[(bucket % BUCKETS as u64) as usize];
+        let held = slot.bucket.load(Ordering::Acquire);
+        if held == bucket {
+            return Some(slot);
+        }
+        if held > bucket {
+            return None;
+        }
+        if slot
+            .bucket
+            .compare_exchange(held, bucket, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            for counter in [&slot.hits, &slot.misses, &slot.sets, &slot.invalidations] {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
+        Some(slot)
+    }
+
+    /// A lookup that started at `at`.
+    pub(crate) fn lookup(&self, at: Instant, hit: bool) {
+        if let Some(slot) = self.slot(at) {
+            let counter = if hit { &slot.hits } else { &slot.misses };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A value stored at `at`.
+    pub(crate) fn set(&self, at: Instant) {
+        if let Some(slot) = self.slot(at) {
+            slot.sets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `n` invalidations at `at`.
+    pub(crate) fn invalidations(&self, at: Instant, n: u64) {
+        if let Some(slot) = self.slot(at) {
+            slot.invalidations.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The last [`BUCKETS`] buckets up to the one of `now`, oldest first; buckets nothing
+    /// was recorded in are zeros.
+    pub(crate) fn read(&self, now: Instant) -> Vec<Counts> {
+        let current = self.bucket_of(now);
+        let first = current.saturating_sub(BUCKETS as u64 - 1);
+        (first..=current)
+            .map(|bucket| {
+                let slot = &self.slots[(bucket % BUCKETS as u64) as usize];
+                let mut counts = Counts {
+                    start_ms: bucket * BUCKET_MS,
+                    ..Counts::default()
+                };
+                if slot.bucket.load(Ordering::Acquire) == bucket {
+                    counts.hits = slot.hits.load(Ordering::Relaxed);
+                    counts.misses = slot.misses.load(Ordering::Relaxed);
+                    counts.sets = slot.sets.load(Ordering::Relaxed);
+                    counts.invalidations = slot.invalidations.load(Ordering::Relaxed);
+                }
+                counts
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_land_in_their_bucket_oldest_first() {
+        let timeline = Timeline::new();
+        let t0 = timeline.origin;
+        timeline.lookup(t0, true);
+        timeline.lookup(t0, false);
+        timeline.set(t0);
+        let later = t0 + BUCKET * 3;
+        timeline.lookup(later, true);
+        timeline.invalidations(later, 4);
+
+        let buckets = timeline.read(later);
+        assert_eq!(buckets.len(), BUCKETS);
+        assert!(
+            buckets
+                .windows(2)
+                .all(|w| w[1].start_ms == w[0].start_ms + BUCKET_MS)
+        );
+        let last = buckets[BUCKETS - 1];
+        assert_eq!((last.hits, last.misses, last.invalidations), (1, 0, 4));
+        assert!(last.start_ms <= timeline.unix_ms(later));
+        let first = buckets[BUCKETS - 4];
+        assert_eq!((first.hits, first.misses, first.sets), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_slot_is_recycled_after_fifteen_minutes() {
+        let timeline = Timeline::new();
+        let t0 = timeline.origin;
+        timeline.lookup(t0, true);
+        let wrapped = t0 + BUCKET * BUCKETS as u32;
+        timeline.lookup(wrapped, false);
+        let buckets = timeline.read(wrapped);
+        let total_hits: u64 = buckets.iter().map(|b| b.hits).sum();
+        assert_eq!(total_hits, 0, "the old bucket fell out of the window");
+        assert_eq!(buckets[BUCKETS - 1].misses, 1);
+        // A straggler from the old bucket does not disturb the new one.
+        timeline.lookup(t0, true);
+        assert_eq!(timeline.read(wrapped)[BUCKETS - 1].hits, 0);
+    }
+}

@@ -1,0 +1,226 @@
+//! The most accessed keys, in bounded memory: a Space-Saving sketch (Metwally, Agrawal and
+//! El Abbadi, 2005) fed by a sample of the lookups.
+//!
+//! **Bounded.** The sketch monitors at most [`CAPACITY`] keys. A lookup of a key it does
+//! not monitor, when full, takes over the counter with the smallest count and inherits that
+//! count (Space-Saving's over-estimate): every key accessed more than `1/CAPACITY` of the
+//! time is guaranteed to be monitored, and the counts rank keys correctly up to that error.
+//! Hits and misses are counted from the moment a key took its counter.
+//!
+//! **Cheap on the hit path.** A lookup costs one thread-local decrement. Every
+//! [`SAMPLE_EVERY`]-th lookup on average (the gap between two samples is drawn at random,
+//! so lookups made in a fixed order are not always sampled at the same position) takes the
+//! sketch's lock with `try_lock` — a contended sample is dropped rather than waited for —
+//! and the counts reported are scaled back up by `SAMPLE_EVERY`.
+//!
+//! No crate was used: the sketches on crates.io count one number per item, and this one
+//! needs hits and misses per key.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// Keys monitored at most.
+pub(crate) const CAPACITY: usize = 256;
+/// One lookup in this many (on average) is recorded.
+pub(crate) const SAMPLE_EVERY: u32 = 16;
+
+thread_local! {
+    /// Lookups left on this thread before the next sample.
+    static COUNTDOWN: Cell<u32> = const { Cell::new(1) };
+}
+
+/// Whether this lookup is sampled.
+fn sampled() -> bool {
+    COUNTDOWN.with(|left| {
+        let n = left.get();
+        if n > 1 {
+            left.set(n - 1);
+            false
+        } else {
+            // Uniform in 1..2N: mean N, never the same stride twice in a row for long.
+            left.set(rand::random_range(1..2 * SAMPLE_EVERY));
+            true
+        }
+    })
+}
+
+struct Counter {
+    key: Arc<str>,
+    namespace: Box<str>,
+    /// Samples counted for this counter, including the count inherited on takeover.
+    count: u64,
+    hits: u64,
+    misses: u64,
+}
+
+/// One key as reported: counts already scaled up by the sampling rate.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KeyCounts {
+    pub(crate) key: String,
+    pub(crate) namespace: String,
+    pub(crate) estimated_accesses: u64,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+}
+
+/// The Space-Saving table. See the module docs.
+#[derive(Default)]
+struct SpaceSaving {
+    index: HashMap<Arc<str>, usize>,
+    counters: Vec<Counter>,
+}
+
+impl SpaceSaving {
+    fn observe(&mut self, key: &str, namespace: &str, hit: bool) {
+        let at = match self.index.get(key) {
+            Some(&at) => at,
+            None if self.counters.len() < CAPACITY => {
+                let key: Arc<str> = Arc::from(key);
+                self.index.insert(Arc::clone(&key), self.counters.len());
+                self.counters.push(Counter {
+                    key,
+                    namespace: namespace.into(),
+                    count: 0,
+                    hits: 0,
+                    misses: 0,
+                });
+                self.counters.len() - 1
+            }
+            None => {
+                let Some((at, _)) = self
+                    .counters
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, c)| c.count)
+                else {
+                    return;
+                };
+                let key: Arc<str> = Arc::from(key);
+                let counter = &mut self.counters[at];
+                self.index.remove(&counter.key);
+                self.index.insert(Arc::clone(&key), at);
+                counter.key = key;
+                counter.namespace = namespace.into();
+                counter.hits = 0;
+                counter.misses = 0;
+                at
+            }
+        };
+        let counter = &mut self.counters[at];
+        counter.count += 1;
+        if hit {
+            counter.hits += 1;
+        } else {
+            counter.misses += 1;
+        }
+    }
+
+    fn top(&self, n: usize, scale: u64) -> Vec<KeyCounts> {
+        let mut counters: Vec<&Counter> = self.counters.iter().collect();
+        counters.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        counters
+            .into_iter()
+            .take(n)
+            .map(|c| KeyCounts {
+                key: c.key.to_string(),
+                namespace: c.namespace.to_string(),
+                estimated_accesses: c.count * scale,
+                hits: c.hits * scale,
+                misses: c.misses * scale,
+            })
+            .collect()
+    }
+}
+
+/// The sampled sketch of a cache.
+#[derive(Default)]
+pub(crate) struct TopKeys {
+    sketch: Mutex<SpaceSaving>,
+}
+
+impl TopKeys {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// A lookup of `key` (sampled: most calls return at once).
+    pub(crate) fn record(&self, key: &str, namespace: &str, hit: bool) {
+        if !sampled() {
+            return;
+        }
+        if let Some(mut sketch) = self.sketch.try_lock() {
+            sketch.observe(key, namespace, hit);
+        }
+    }
+
+    /// The `n` most accessed keys, most accessed first.
+    pub(crate) fn top(&self, n: usize) -> Vec<KeyCounts> {
+        self.sketch.lock().top(n, u64::from(SAMPLE_EVERY))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_keys_and_splits_hits_from_misses() {
+        let mut s = SpaceSaving::default();
+        for _ in 0..5 {
+            s.observe("a", "ns", true);
+        }
+        s.observe("a", "ns", false);
+        for _ in 0..3 {
+            s.observe("b", "other", true);
+        }
+        s.observe("c", "ns", false);
+        let top = s.top(2, 1);
+        assert_eq!(top.len(), 2);
+        assert_eq!(
+            top[0],
+            KeyCounts {
+                key: "a".into(),
+                namespace: "ns".into(),
+                estimated_accesses: 6,
+                hits: 5,
+                misses: 1
+            }
+        );
+        assert_eq!((top[1].key.as_str(), top[1].hits), ("b", 3));
+        assert_eq!(s.top(10, 16)[0].hits, 80, "scaled by the sampling rate");
+    }
+
+    #[test]
+    fn memory_stays_bounded_and_heavy_hitters_survive() {
+        let mut s = SpaceSaving::default();
+        for i in 0..20_000 {
+            s.observe(&format!("cold:{i}"), "ns", false);
+            if i % 4 == 0 {
+                s.observe("hot", "ns", true);
+            }
+        }
+        assert_eq!(s.counters.len(), CAPACITY);
+        assert_eq!(s.index.len(), CAPACITY);
+        let top = s.top(1, 1);
+        assert_eq!(top[0].key, "hot");
+        assert_eq!(top[0].hits, 5_000, "monitored from its first access");
+    }
+
+    #[test]
+    fn about_one_lookup_in_sample_every_is_recorded() {
+        let keys = TopKeys::new();
+        let n = 32_000;
+        for _ in 0..n {
+            keys.record("k", "ns", true);
+        }
+        let recorded = keys.top(1)[0].hits;
+        let expected = n as u64;
+        assert!(
+            recorded > expected * 8 / 10 && recorded < expected * 12 / 10,
+            "{recorded} recorded for {expected} lookups"
+        );
+    }
+}

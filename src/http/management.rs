@@ -1,4 +1,4 @@
-//! The management router: health, metrics, clear (and warm, analytics), the dashboard.
+//! The management router: health, metrics, analytics, clear, the dashboard.
 
 use std::sync::Arc;
 
@@ -159,6 +159,7 @@ impl FromRef<Shared> for Arc<AdminToken> {
 /// | --- | --- | --- |
 /// | `GET /health` | – | [`Cache::health`] (200 even when degraded: the body says `"healthy": false`) |
 /// | `GET /metrics` | – | [`Cache::stats`]: hits, misses, hit rate, latencies, per namespace |
+/// | `GET /analytics` | – | [`Cache::analytics`]: efficiency, top keys, a 15-minute timeline, namespaces, recommendations |
 /// | `POST /clear` | admin | body `{"namespace", "pattern", "tags", "all"}`: what was cleared |
 /// | `GET /dashboard` | – | an HTML page polling the routes above (the admin buttons ask for the token) |
 ///
@@ -215,6 +216,7 @@ pub fn management_router(cache: Cache, options: ManagementOptions) -> Router {
     Router::new()
         .route("/health", get(status::health))
         .route("/metrics", get(status::metrics))
+        .route("/analytics", get(status::analytics))
         .route("/clear", post(clear::clear))
         .route("/dashboard", get(dashboard::page))
         .fallback(not_found)

@@ -1,4 +1,5 @@
-//! `GET /health` and `GET /metrics` of the management router: read-only, no token.
+//! `GET /health`, `GET /metrics` and `GET /analytics` of the management router, and the
+//! Prometheus route: read-only, no token.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 use super::envelope::ApiResponse;
 use super::management::Shared;
-use crate::{CacheStats, Health, NamespaceStats};
+use crate::{Analytics, CacheStats, Health, NamespaceStats};
 
 /// `GET /health`: [`Cache::health`](crate::Cache::health) as JSON, status 200 whether the
 /// store is healthy or degraded.
@@ -24,6 +25,11 @@ pub(crate) async fn health(State(shared): State<Shared>) -> ApiResponse<Health> 
 /// `GET /metrics`: [`Cache::stats`](crate::Cache::stats) as JSON.
 pub(crate) async fn metrics(State(shared): State<Shared>) -> ApiResponse<MetricsReport> {
     ApiResponse::new(MetricsReport::from(shared.cache.stats()))
+}
+
+/// `GET /analytics`: [`Cache::analytics`](crate::Cache::analytics) as JSON.
+pub(crate) async fn analytics(State(shared): State<Shared>) -> ApiResponse<Analytics> {
+    ApiResponse::new(shared.cache.analytics())
 }
 
 /// The `data` of `GET /metrics`. Times are in milliseconds (fractional).

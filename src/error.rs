@@ -61,6 +61,32 @@ pub enum Error {
     /// [`querycache::install`](crate::install) was called twice.
     #[error("a global cache is already installed; install() may be called once per process")]
     AlreadyInstalled,
+    /// A warming request named a warmer that is not registered
+    /// ([`Cache::register_warmer`](crate::Cache::register_warmer)).
+    #[error("unknown warmer {name:?}; registered warmers: {known:?}")]
+    UnknownWarmer {
+        /// The name as given.
+        name: String,
+        /// The names registered, in registration order.
+        known: Vec<String>,
+    },
+    /// A warming run was requested while another is in progress.
+    #[error(
+        "a warming run is already in progress (warmers {types:?}, started at unix ms {started_at_ms}); \
+         wait for it to finish"
+    )]
+    WarmInProgress {
+        /// The warmers of the run in progress.
+        types: Vec<String>,
+        /// When it started, unix milliseconds.
+        started_at_ms: u64,
+    },
+    /// An operation that spawns a task was called outside a tokio runtime.
+    #[error("{operation} needs a tokio runtime to spawn on; call it from within one")]
+    NoRuntime {
+        /// The operation, e.g. `Cache::warm`.
+        operation: &'static str,
+    },
 }
 
 impl Error {

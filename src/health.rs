@@ -1,6 +1,6 @@
 //! [`Health`]: what [`Cache::health`](crate::Cache::health) reports.
 
-use crate::StoreKind;
+use crate::{StoreKind, WarmStatus};
 
 /// The state of a cache's store, for health endpoints and dashboards.
 ///
@@ -36,4 +36,7 @@ pub struct Health {
     pub pending_invalidations: usize,
     /// The last Redis error since the store was last healthy, if any.
     pub error: Option<String>,
+    /// The current or last cache warming run ([`Cache::warm`](crate::Cache::warm)):
+    /// state, warmers done out of the total, entries so far, last error, times.
+    pub warming: WarmStatus,
 }

@@ -60,6 +60,9 @@
 //! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`StoreKind`] lists the stores |
 //! | know whether Redis is up | [`Cache::health`] → [`Health`] (circuit breaker, fallback, invalidation channel) |
 //! | watch it | [`Cache::stats`] → [`CacheStats`]; `tracing` events under the `querycache` target |
+//! | see how well it works, for a dashboard | [`Cache::analytics`] → [`Analytics`]: efficiency score, most accessed keys, turnover, a 15-minute timeline, per-namespace figures, [recommendations](Recommendation) |
+//! | scrape it with Prometheus | [`Cache::prometheus_text`] (OpenMetrics text), [`Cache::register_metrics`] into your own registry (feature `prometheus`) |
+//! | fill it before traffic arrives | [`Cache::register_warmer`], then [`Cache::warm`] (background), [`Cache::warm_and_wait`], or [`Cache::warm_on_startup`] (`CACHE_WARM_ON_STARTUP`); progress in [`Health::warming`] |
 //!
 //! ## Features
 //!
@@ -69,6 +72,7 @@
 //! | `diesel` | yes | [`orm::diesel`]: Diesel 2.3 instrumentation, `models = [table]` |
 //! | `diesel-async` | no | the same for diesel-async 0.9 connections |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
+//! | `prometheus` | yes (through `axum`) | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client |
 //!
 //! ## Guarantees, and their limits
 //!
@@ -114,6 +118,7 @@ mod prometheus;
 mod stats;
 mod store;
 pub mod tags;
+mod warm;
 mod write;
 
 pub use analytics::{
@@ -255,3 +260,7 @@ pub use querycache_macros::CacheModel;
 pub use querycache_macros::cache_skip;
 pub use stats::{CacheStats, NamespaceStats};
 pub use tags::{CacheModel, Tag};
+pub use warm::{
+    BoxError, WarmContext, WarmReport, WarmRequest, WarmStarted, WarmState, WarmStatus,
+    WarmerReport,
+};

@@ -54,6 +54,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     1.0,
 ];
 
+/// Reads one figure of a namespace's statistics.
+type NamespaceFigure = fn(&crate::NamespaceStats) -> u64;
+
 /// Reads a cache's statistics at each scrape.
 #[derive(Debug)]
 struct CacheCollector {
@@ -87,7 +90,7 @@ impl Collector for CacheCollector {
                 counter(&mut hits.encode_family(&labels)?, value)?;
             }
         }
-        let per_namespace: [(&str, &str, fn(&crate::NamespaceStats) -> u64); 3] = [
+        let per_namespace: [(&str, &str, NamespaceFigure); 3] = [
             (
                 "misses",
                 "Lookups that found nothing usable (absent, expired or invalidated)",

@@ -58,7 +58,7 @@ pub enum RecommendationLevel {
 /// let _ = cache.get::<u8>("nothing").await;
 /// let advice = cache.analytics().recommendations;
 /// assert_eq!(advice[0].level, RecommendationLevel::Info);
-/// assert!(advice[0].message.contains("not enough traffic"));
+/// assert!(advice[0].message.starts_with("Not enough traffic yet"));
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]

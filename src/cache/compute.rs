@@ -181,7 +181,10 @@ impl Cache {
             return self.bypass(compute()).await.map(Arc::new);
         }
         let namespace = options.namespace_name();
-        if let Some(hit) = self.lookup::<T>(key, namespace).await {
+        // A forced warming run: no lookup, no waiting on another caller's computation —
+        // compute and overwrite (under the snapshot taken first, as on any miss).
+        let refresh = crate::warm::refreshing();
+        if !refresh && let Some(hit) = self.lookup::<T>(key, namespace).await {
             return Ok(hit);
         }
         let key = match Key::new(key) {
@@ -191,6 +194,13 @@ impl Cache {
                 return compute().await.map(Arc::new);
             }
         };
+        if refresh {
+            let (value, _) = self
+                .lead(&key, &options, compute, &ttl_of)
+                .instrument(tracing::debug_span!("querycache.refresh", key = %key, namespace))
+                .await?;
+            return Ok(value);
+        }
         let mut compute = Some(compute);
         loop {
             match self.inner.flights.join(&key) {
@@ -334,12 +344,14 @@ impl Cache {
                 return compute().map(Arc::new);
             }
         };
-        let (cache, lookup_key) = (self.clone(), key.clone());
-        let namespace = options.namespace_name().to_owned();
-        let hit =
-            bridge.wait(async move { cache.lookup::<T>(lookup_key.as_str(), &namespace).await });
-        if let Some(hit) = hit {
-            return Ok(hit);
+        if !crate::warm::refreshing() {
+            let (cache, lookup_key) = (self.clone(), key.clone());
+            let namespace = options.namespace_name().to_owned();
+            let hit = bridge
+                .wait(async move { cache.lookup::<T>(lookup_key.as_str(), &namespace).await });
+            if let Some(hit) = hit {
+                return Ok(hit);
+            }
         }
         let (cache, deps) = (self.clone(), options.dependencies());
         let snapshot = bridge.wait(async move { cache.inner.store.snapshot(&deps).await });

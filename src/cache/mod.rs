@@ -18,6 +18,7 @@ use crate::stats::{CacheStats, Outcome, StatsRecorder};
 use crate::store::Backend;
 use crate::store::memory::MemoryStore;
 use crate::store::{AnyValue, Lookup, Store};
+use crate::warm::Warming;
 use crate::{EntryOptions, Error, Key};
 
 /// What a cached value must be: shareable across threads, and serializable (shared stores
@@ -59,6 +60,7 @@ struct Inner {
     store: Backend,
     stats: StatsRecorder,
     flights: Flights,
+    warming: Warming,
 }
 
 impl std::fmt::Debug for Cache {
@@ -110,6 +112,7 @@ impl Cache {
                 store,
                 stats: StatsRecorder::new(),
                 flights: Flights::default(),
+                warming: Warming::default(),
             }),
         }
     }
@@ -377,7 +380,7 @@ impl Cache {
 
     /// The state of the store: whether Redis answers (probed now, within the command
     /// timeout, unless the circuit breaker is open), whether process memory is standing in
-    /// for it, and the last error.
+    /// for it, and the last error; and the progress of cache warming.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -398,6 +401,7 @@ impl Cache {
                 invalidation_channel: None,
                 pending_invalidations: 0,
                 error: None,
+                warming: self.warming().status(),
             },
             #[cfg(feature = "redis")]
             Backend::Tiered(store) => {
@@ -411,6 +415,7 @@ impl Cache {
                     invalidation_channel: h.subscribed,
                     pending_invalidations: h.pending_invalidations,
                     error: h.error,
+                    warming: self.warming().status(),
                 }
             }
         }
@@ -429,6 +434,11 @@ impl Cache {
                 (!fallback, fallback)
             }
         }
+    }
+
+    /// The warmers and the progress of warming runs.
+    pub(crate) fn warming(&self) -> &Warming {
+        &self.inner.warming
     }
 
     /// The live statistics recorder (for the analytics and the metrics exposition).

@@ -77,6 +77,7 @@ mod http_dashboard;
 mod macros;
 mod memory_api;
 mod memory_invariants;
+mod operations;
 #[cfg(feature = "redis")]
 mod redis_cluster;
 #[cfg(feature = "redis")]

@@ -76,7 +76,11 @@ impl AdminToken {
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = if self.is_set() { "<redacted>" } else { "<none>" };
+        let shown = if self.is_set() {
+            "<redacted>"
+        } else {
+            "<none>"
+        };
         f.debug_tuple("AdminToken").field(&shown).finish()
     }
 }
@@ -135,10 +139,21 @@ mod tests {
         assert!(token.check(&headers("Bearer s3cret")).is_ok());
         assert!(token.check(&headers("bearer s3cret")).is_ok());
         assert!(token.check(&headers("Bearer  s3cret ")).is_ok());
-        for wrong in ["Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret", "Bearer "] {
+        for wrong in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer ",
+        ] {
             let response = token.check(&headers(wrong)).unwrap_err();
             assert_eq!(response.status(), 401, "{wrong}");
-            assert!(response.headers()[WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"));
+            assert!(
+                response.headers()[WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer")
+            );
         }
         assert_eq!(token.check(&HeaderMap::new()).unwrap_err().status(), 401);
     }
@@ -150,6 +165,9 @@ mod tests {
             assert!(!token.is_set());
             assert_eq!(token.check(&headers("Bearer x")).unwrap_err().status(), 403);
         }
-        assert_eq!(format!("{:?}", AdminToken::new(Some("x"))), r#"AdminToken("<redacted>")"#);
+        assert_eq!(
+            format!("{:?}", AdminToken::new(Some("x"))),
+            r#"AdminToken("<redacted>")"#
+        );
     }
 }

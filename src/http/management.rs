@@ -1,4 +1,4 @@
-//! The management router: health, metrics, analytics, clear, the dashboard.
+//! The management router: health, metrics, analytics, clear, warm, the dashboard.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 
 use super::auth::AdminToken;
 use super::envelope::ApiError;
-use super::{clear, dashboard, status};
+use super::{clear, dashboard, status, warm};
 use crate::{Cache, Error};
 
 /// The environment variable holding the admin bearer token.
@@ -161,6 +161,7 @@ impl FromRef<Shared> for Arc<AdminToken> {
 /// | `GET /metrics` | – | [`Cache::stats`]: hits, misses, hit rate, latencies, per namespace |
 /// | `GET /analytics` | – | [`Cache::analytics`]: efficiency, top keys, a 15-minute timeline, namespaces, recommendations |
 /// | `POST /clear` | admin | body `{"namespace", "pattern", "tags", "all"}`: what was cleared |
+/// | `POST /warm` | admin | body `{"types", "force"}`: 202 with the warmers started ([`Cache::warm`]); 400 `unknown_warmer`, 409 `warm_in_progress` |
 /// | `GET /dashboard` | – | an HTML page polling the routes above (the admin buttons ask for the token) |
 ///
 /// Every JSON answer is the [`ApiResponse`](super::ApiResponse) /
@@ -218,6 +219,7 @@ pub fn management_router(cache: Cache, options: ManagementOptions) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/analytics", get(status::analytics))
         .route("/clear", post(clear::clear))
+        .route("/warm", post(warm::warm))
         .route("/dashboard", get(dashboard::page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -4,7 +4,7 @@
 //! | you want to | look at |
 //! | --- | --- |
 //! | the JSON shape every endpoint answers with | [`ApiResponse`], [`ApiError`] |
-//! | health, metrics, analytics, clear and a dashboard under one prefix | [`management_router`], [`ManagementOptions`] |
+//! | health, metrics, analytics, clear, warm and a dashboard under one prefix | [`management_router`], [`ManagementOptions`] |
 //! | a Prometheus scrape endpoint (`GET /metrics`) | [`prometheus_route`] |
 //! | protect the admin routes | [`ManagementOptions::admin_token`], [`ManagementOptions::from_env`] (`CACHE_ADMIN_TOKEN`) |
 //! | watch the cache in a browser | `GET <prefix>/dashboard` of the [`management_router`] |
@@ -82,6 +82,7 @@ mod extract;
 mod management;
 mod prometheus;
 mod status;
+mod warm;
 
 pub use envelope::{ApiError, ApiResponse};
 pub use management::{ManagementOptions, management_router};

@@ -48,7 +48,10 @@ where
 fn scrape(cache: &Cache) -> Response {
     (
         [
-            (CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE)),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
+            ),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         cache.prometheus_text(),

@@ -149,4 +149,3 @@ async fn http_dashboard_in_headless_chromium() {
         page.console()
     );
 }
-

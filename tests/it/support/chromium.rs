@@ -243,7 +243,10 @@ impl Chromium {
                 json!({"targetId": target_id, "flatten": true}),
             )
             .await;
-        let session = attached["sessionId"].as_str().expect("sessionId").to_owned();
+        let session = attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_owned();
         let page = Page {
             connection: Arc::clone(&self.connection),
             session,
@@ -312,7 +315,11 @@ impl Page {
     pub async fn wait_for(&self, expression: &str, deadline: Duration) -> Value {
         let until = Instant::now() + deadline;
         loop {
-            let value = self.eval(&format!("(() => {{ try {{ return ({expression}); }} catch (_) {{ return null; }} }})()")).await;
+            let value = self
+                .eval(&format!(
+                    "(() => {{ try {{ return ({expression}); }} catch (_) {{ return null; }} }})()"
+                ))
+                .await;
             let truthy = match &value {
                 Value::Null => false,
                 Value::Bool(b) => *b,
@@ -324,7 +331,9 @@ impl Page {
                 return value;
             }
             if Instant::now() > until {
-                let text = self.eval("document.body ? document.body.innerText : ''").await;
+                let text = self
+                    .eval("document.body ? document.body.innerText : ''")
+                    .await;
                 panic!(
                     "`{expression}` still false after {deadline:?}; exceptions: {:?}; console: {:?}; page text:\n{}",
                     self.exceptions(),

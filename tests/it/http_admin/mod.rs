@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use crate::support::http::TestServer;
 
+mod operations;
+
 const TOKEN: &str = "test-admin-token";
 const PREFIX: &str = "/api/v1/cache";
 
@@ -77,8 +79,19 @@ async fn clear_raw(
     content_type: Option<&str>,
     body: &str,
 ) -> Answer {
+    post_raw(server, "/clear", token, content_type, body).await
+}
+
+/// `POST <route>` with a raw body and content type, and `token` as bearer token.
+async fn post_raw(
+    server: &TestServer,
+    route: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: &str,
+) -> Answer {
     let mut request = reqwest::Client::new()
-        .post(server.url(&format!("{PREFIX}/clear")))
+        .post(server.url(&format!("{PREFIX}{route}")))
         .body(body.to_owned());
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -147,6 +160,7 @@ async fn http_admin_health_on_memory() {
     assert_eq!(data["error"], Value::Null);
     assert_eq!(data["invalidation_channel"], Value::Null);
     assert_eq!(data["pending_invalidations"], 0);
+    assert_eq!(data["warming"]["state"], "idle");
     assert_eq!(answer.headers["content-type"], "application/json");
 }
 
@@ -247,7 +261,10 @@ async fn http_admin_metrics_reflect_traffic() {
     assert_eq!(data["namespaces"]["songs"]["sets"], 1);
     // Direct reads have no namespace of their own: they count under the default one.
     let default = &data["namespaces"][querycache::DEFAULT_NAMESPACE];
-    assert_eq!((&default["hits"], &default["misses"]), (&json!(3), &json!(1)));
+    assert_eq!(
+        (&default["hits"], &default["misses"]),
+        (&json!(3), &json!(1))
+    );
 }
 
 #[tokio::test]
@@ -261,7 +278,12 @@ async fn http_admin_clear_by_tags() {
     assert_eq!(data["tags_with_entries"], 1, "user:9 never had entries");
     assert_eq!(data["all_cleared"], false);
     assert_eq!(data["keys_removed"], Value::Null);
-    assert!(data["message"].as_str().unwrap().contains("invalidated 2 tags"));
+    assert!(
+        data["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalidated 2 tags")
+    );
     assert_eq!(present(&cache).await, ["user:2:profile", "song:1"]);
 }
 
@@ -306,7 +328,12 @@ async fn http_admin_clear_rejects_bad_requests() {
     let server = serve(&cache, Some(TOKEN)).await;
     let json_type = Some("application/json");
 
-    for body in ["{}", r#"{"all": false}"#, r#"{"tags": []}"#, r#"{"tags": null}"#] {
+    for body in [
+        "{}",
+        r#"{"all": false}"#,
+        r#"{"tags": []}"#,
+        r#"{"tags": null}"#,
+    ] {
         let answer = clear_raw(&server, Some(TOKEN), json_type, body).await;
         let message = answer.error(StatusCode::BAD_REQUEST, "invalid_body");
         assert!(message.contains("nothing to clear"), "{body}: {message}");
@@ -383,7 +410,11 @@ async fn http_admin_auth() {
     Answer::from(answer)
         .await
         .error(StatusCode::UNAUTHORIZED, "unauthorized");
-    assert_eq!(present(&cache).await.len(), 3, "nothing cleared without the token");
+    assert_eq!(
+        present(&cache).await.len(),
+        3,
+        "nothing cleared without the token"
+    );
 
     let answer = clear_raw(&server, Some(TOKEN), json_type, body).await;
     answer.data();
@@ -436,7 +467,10 @@ async fn http_admin_dashboard_is_one_self_contained_page() {
     assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
     let page = response.text().await.unwrap();
     assert!(page.starts_with("<!doctype html>"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no external resource");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external resource"
+    );
     for relative in [r#""health""#, r#""metrics""#, r#""clear""#] {
         assert!(page.contains(relative), "polls {relative} relatively");
     }

@@ -42,34 +42,22 @@ impl AdminToken {
     ///
     /// No token configured: 403. No or malformed `Authorization`, or another token: 401
     /// with `WWW-Authenticate: Bearer`.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Denied> {
         let Some(expected) = &self.digest else {
             tracing::debug!("admin request refused: no admin token configured");
-            return Err(ApiError::forbidden(
-                "admin routes are disabled: no admin token is configured (set CACHE_ADMIN_TOKEN)",
-            )
-            .into_response());
+            return Err(Denied::Disabled);
         };
         let Some(value) = headers.get(AUTHORIZATION) else {
-            return Err(unauthorized(
-                r#"Bearer realm="querycache""#,
-                "missing bearer token: send `Authorization: Bearer <admin token>`",
-            ));
+            return Err(Denied::Missing);
         };
         let Some(presented) = bearer(value) else {
-            return Err(unauthorized(
-                r#"Bearer realm="querycache", error="invalid_request""#,
-                "malformed Authorization header: expected `Bearer <admin token>`",
-            ));
+            return Err(Denied::Malformed);
         };
         if bool::from(digest(presented).ct_eq(expected)) {
             Ok(())
         } else {
             tracing::warn!("admin request refused: wrong bearer token");
-            Err(unauthorized(
-                r#"Bearer realm="querycache", error="invalid_token""#,
-                "invalid bearer token",
-            ))
+            Err(Denied::Wrong)
         }
     }
 }
@@ -97,12 +85,47 @@ fn bearer(value: &HeaderValue) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-fn unauthorized(challenge: &'static str, message: &str) -> Response {
-    (
-        [(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))],
-        ApiError::unauthorized(message),
-    )
-        .into_response()
+/// Why an admin request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denied {
+    /// No token configured: 403.
+    Disabled,
+    /// No `Authorization` header: 401.
+    Missing,
+    /// An `Authorization` header that is not `Bearer <token>`: 401.
+    Malformed,
+    /// Another token: 401.
+    Wrong,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let (challenge, message) = match self {
+            Denied::Disabled => {
+                return ApiError::forbidden(
+                    "admin routes are disabled: no admin token is configured (set CACHE_ADMIN_TOKEN)",
+                )
+                .into_response();
+            }
+            Denied::Missing => (
+                r#"Bearer realm="querycache""#,
+                "missing bearer token: send `Authorization: Bearer <admin token>`",
+            ),
+            Denied::Malformed => (
+                r#"Bearer realm="querycache", error="invalid_request""#,
+                "malformed Authorization header: expected `Bearer <admin token>`",
+            ),
+            Denied::Wrong => (
+                r#"Bearer realm="querycache", error="invalid_token""#,
+                "invalid bearer token",
+            ),
+        };
+        (
+            [(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))],
+            ApiError::unauthorized(message),
+        )
+            .into_response()
+    }
 }
 
 /// Extractor guarding an admin handler: its presence in the arguments (before the body)
@@ -114,9 +137,9 @@ where
     Arc<AdminToken>: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = Response;
+    type Rejection = Denied;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Denied> {
         Arc::<AdminToken>::from_ref(state)
             .check(&parts.headers)
             .map(|()| Admin)
@@ -146,7 +169,7 @@ mod tests {
             "s3cret",
             "Bearer ",
         ] {
-            let response = token.check(&headers(wrong)).unwrap_err();
+            let response = token.check(&headers(wrong)).unwrap_err().into_response();
             assert_eq!(response.status(), 401, "{wrong}");
             assert!(
                 response.headers()[WWW_AUTHENTICATE]
@@ -155,7 +178,9 @@ mod tests {
                     .starts_with("Bearer")
             );
         }
-        assert_eq!(token.check(&HeaderMap::new()).unwrap_err().status(), 401);
+        assert_eq!(token.check(&HeaderMap::new()), Err(Denied::Missing));
+        assert_eq!(token.check(&headers("Bearer nope")), Err(Denied::Wrong));
+        assert_eq!(token.check(&headers("Basic x")), Err(Denied::Malformed));
     }
 
     #[test]
@@ -163,7 +188,9 @@ mod tests {
         for none in [None, Some(""), Some("  ")] {
             let token = AdminToken::new(none);
             assert!(!token.is_set());
-            assert_eq!(token.check(&headers("Bearer x")).unwrap_err().status(), 403);
+            let denied = token.check(&headers("Bearer x")).unwrap_err();
+            assert_eq!(denied, Denied::Disabled);
+            assert_eq!(denied.into_response().status(), 403);
         }
         assert_eq!(
             format!("{:?}", AdminToken::new(Some("x"))),

@@ -31,9 +31,22 @@ const ADMIN_TOKEN_VAR: &str = "CACHE_ADMIN_TOKEN";
 /// assert!(!ManagementOptions::new().admin_token("").has_admin_token(), "empty: no token");
 /// assert!(!format!("{options:?}").contains("horse"));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ManagementOptions {
     token: Option<String>,
+}
+
+impl std::fmt::Debug for ManagementOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_some() {
+            "<redacted>"
+        } else {
+            "<none>"
+        };
+        f.debug_struct("ManagementOptions")
+            .field("admin_token", &token)
+            .finish()
+    }
 }
 
 impl ManagementOptions {

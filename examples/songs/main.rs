@@ -45,7 +45,16 @@ async fn run() -> Result<(), app::AppError> {
         database = %app.database_label(),
         "songs app listening on http://{address} (dashboard: http://{address}/api/v1/cache/dashboard)"
     );
-    app.serve(listener, shutdown_signal()).await
+    let served = app.clone();
+    app.serve(listener, shutdown_signal()).await?;
+    let stats = served.cache().stats();
+    tracing::info!(
+        database_queries = served.database_queries(),
+        cache_hits = stats.hits,
+        cache_misses = stats.misses,
+        "stopped"
+    );
+    Ok(())
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one.

@@ -71,7 +71,11 @@ mod on_postgres {
     mod transactions;
 }
 #[cfg(feature = "axum")]
+mod http_admin;
+#[cfg(feature = "axum")]
 mod http_cache;
+#[cfg(feature = "axum")]
+mod http_dashboard;
 // The songs app (`examples/songs`), once per store.
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 #[path = "songs_app"]
@@ -79,6 +83,7 @@ mod songs_on_memory {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
     mod caching;
     mod consistency;
+    mod operations;
     mod routes;
 }
 #[cfg(all(feature = "axum", feature = "sea-orm", feature = "redis"))]
@@ -87,6 +92,7 @@ mod songs_on_tiered {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
     mod caching;
     mod consistency;
+    mod operations;
     mod routes;
 }
 mod macros;

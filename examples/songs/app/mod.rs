@@ -34,7 +34,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use querycache::Cache;
-use querycache::http::{ApiError, CacheControl, CacheResponse};
+use querycache::http::{
+    ApiError, CacheControl, CacheResponse, ManagementOptions, management_router, prometheus_route,
+};
 use querycache::orm::sea_orm::CachedConnection;
 
 /// What can stop the app from starting.
@@ -88,8 +90,9 @@ pub struct AppConfig {
     pub database_url: String,
     /// The cache (from `CACHE_*` and `REDIS_URL`).
     pub cache: Cache,
-    /// `CACHE_ADMIN_TOKEN`: the bearer token of the admin routes (unset: they answer 403).
-    pub admin_token: Option<String>,
+    /// The management routes' options: `CACHE_ADMIN_TOKEN`, the bearer token of the admin
+    /// routes (unset: they answer 403).
+    pub management: ManagementOptions,
 }
 
 /// The default database: a SQLite file, created with its directory on first start.
@@ -97,12 +100,14 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/songs.db?mode=rwc";
 
 impl AppConfig {
     /// The configuration for `database_url` and `cache`, on port 3000, without admin token.
+    // The test suite starts the app this way (its own database and cache per test).
+    #[allow(dead_code)]
     pub fn new(database_url: impl Into<String>, cache: Cache) -> Self {
         AppConfig {
             port: 3000,
             database_url: database_url.into(),
             cache,
-            admin_token: None,
+            management: ManagementOptions::new(),
         }
     }
 
@@ -121,14 +126,11 @@ impl AppConfig {
             .ok()
             .filter(|url| !url.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let admin_token = std::env::var("CACHE_ADMIN_TOKEN")
-            .ok()
-            .filter(|token| !token.is_empty());
         Ok(AppConfig {
             port,
             database_url,
             cache: Cache::from_env()?,
-            admin_token,
+            management: ManagementOptions::from_env()?,
         })
     }
 }
@@ -142,7 +144,7 @@ pub struct App {
 struct Inner {
     db: CachedConnection,
     cache: Cache,
-    admin_token: Option<String>,
+    management: ManagementOptions,
     database_label: String,
     queries: Arc<AtomicU64>,
 }
@@ -158,7 +160,7 @@ impl App {
             inner: Arc::new(Inner {
                 db,
                 cache: config.cache,
-                admin_token: config.admin_token,
+                management: config.management,
                 database_label,
                 queries,
             }),
@@ -238,10 +240,14 @@ impl App {
                     .delete(songs::delete),
             );
         Ok(Router::new()
-            .nest("/api/v1", api)
+            .nest("/api/v1", api.with_state(self.clone()))
+            .nest(
+                "/api/v1/cache",
+                management_router(cache.clone(), self.inner.management.clone()),
+            )
+            .route("/metrics", prometheus_route(cache.clone()))
             .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone()))
+            .method_not_allowed_fallback(method_not_allowed))
     }
 
     /// Serves the app on `listener` until `shutdown` resolves, then lets in-flight

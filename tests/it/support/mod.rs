@@ -5,8 +5,11 @@
 #[path = "../../../examples/support/schema.rs"]
 pub mod schema;
 
+pub mod chromium;
 #[cfg(feature = "diesel")]
 pub mod diesel;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod services;

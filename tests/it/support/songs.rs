@@ -83,7 +83,9 @@ impl SongsApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("songs.db").display());
         let mut config = app::AppConfig::new(url, cache.cache.clone());
-        config.admin_token = admin_token.map(str::to_owned);
+        if let Some(token) = admin_token {
+            config.management = config.management.admin_token(token);
+        }
         let app = app::App::start(config).await.expect("the app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

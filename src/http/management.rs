@@ -1,0 +1,261 @@
+//! The management router: health, metrics, analytics, clear, warm, the dashboard.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, Method, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::auth::AdminToken;
+use super::envelope::ApiError;
+use super::{clear, dashboard, status, warm};
+use crate::{Cache, Error};
+
+/// The environment variable holding the admin bearer token.
+const ADMIN_TOKEN_VAR: &str = "CACHE_ADMIN_TOKEN";
+
+/// How [`management_router`] is set up: for now, the admin bearer token.
+///
+/// Without a token the admin routes (`POST /clear`, `POST /warm`) answer 403: they are
+/// disabled, not open. The token is kept as a SHA-256 digest and compared in constant time;
+/// `Debug` never shows it.
+///
+/// ```
+/// use querycache::http::ManagementOptions;
+///
+/// let options = ManagementOptions::new().admin_token("correct horse battery staple");
+/// assert!(options.has_admin_token());
+/// assert!(!ManagementOptions::new().admin_token("").has_admin_token(), "empty: no token");
+/// assert!(!format!("{options:?}").contains("horse"));
+/// ```
+#[derive(Clone, Default)]
+pub struct ManagementOptions {
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for ManagementOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_some() {
+            "<redacted>"
+        } else {
+            "<none>"
+        };
+        f.debug_struct("ManagementOptions")
+            .field("admin_token", &token)
+            .finish()
+    }
+}
+
+impl ManagementOptions {
+    /// No admin token: the admin routes answer 403.
+    ///
+    /// ```
+    /// assert!(!querycache::http::ManagementOptions::new().has_admin_token());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bearer token the admin routes require (`Authorization: Bearer <token>`).
+    /// Surrounding whitespace is ignored (HTTP strips it from header values anyway); an
+    /// empty or blank token means no token, and the admin routes answer 403.
+    ///
+    /// ```
+    /// use querycache::http::ManagementOptions;
+    ///
+    /// assert!(ManagementOptions::new().admin_token("s3cret").has_admin_token());
+    /// assert!(!ManagementOptions::new().admin_token("  ").has_admin_token());
+    /// ```
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        let token = token.trim();
+        self.token = (!token.is_empty()).then(|| token.to_owned());
+        self
+    }
+
+    /// Options from the environment: the admin token from `CACHE_ADMIN_TOKEN`. Unset,
+    /// empty or blank, there is no token and the admin routes answer 403.
+    ///
+    /// ```
+    /// let options = querycache::http::ManagementOptions::from_env().unwrap();
+    /// # let _ = options;
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `CACHE_ADMIN_TOKEN` when its value is not a token a client
+    /// can send (see [`from_vars`](Self::from_vars)).
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var_os(ADMIN_TOKEN_VAR) {
+            None => Ok(Self::new()),
+            Some(value) => match value.into_string() {
+                Ok(value) => Self::from_vars([(ADMIN_TOKEN_VAR, value)]),
+                Err(value) => Err(Error::config(
+                    ADMIN_TOKEN_VAR,
+                    value.to_string_lossy(),
+                    "not valid UTF-8",
+                )),
+            },
+        }
+    }
+
+    /// Like [`from_env`](Self::from_env), from any list of `(name, value)` pairs; other
+    /// variables are ignored.
+    ///
+    /// ```
+    /// use querycache::http::ManagementOptions;
+    ///
+    /// let options = ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "s3cret")]).unwrap();
+    /// assert!(options.has_admin_token());
+    /// let unset = ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "")]).unwrap();
+    /// assert!(!unset.has_admin_token());
+    ///
+    /// let err = ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "two words")]).unwrap_err();
+    /// assert!(err.to_string().contains("CACHE_ADMIN_TOKEN"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `CACHE_ADMIN_TOKEN` when the token (once trimmed) holds
+    /// anything but visible ASCII characters: a client could never send it in a header.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut options = Self::new();
+        for (name, value) in vars {
+            if name.as_ref() != ADMIN_TOKEN_VAR {
+                continue;
+            }
+            let token = value.as_ref().trim();
+            if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+                return Err(Error::config(
+                    ADMIN_TOKEN_VAR,
+                    "<redacted>",
+                    "the token may hold visible ASCII characters only (no spaces, no control or non-ASCII characters)",
+                ));
+            }
+            options = options.admin_token(token);
+        }
+        Ok(options)
+    }
+
+    /// Whether an admin token is set.
+    ///
+    /// ```
+    /// assert!(!querycache::http::ManagementOptions::new().has_admin_token());
+    /// ```
+    pub fn has_admin_token(&self) -> bool {
+        self.token.is_some()
+    }
+}
+
+/// The state every management handler shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) cache: Cache,
+    pub(crate) token: Arc<AdminToken>,
+}
+
+impl FromRef<Shared> for Arc<AdminToken> {
+    fn from_ref(shared: &Shared) -> Self {
+        Arc::clone(&shared.token)
+    }
+}
+
+/// The management routes of `cache`, to nest anywhere in an application:
+///
+/// | route | auth | answer |
+/// | --- | --- | --- |
+/// | `GET /health` | – | [`Cache::health`] (200 even when degraded: the body says `"healthy": false`) |
+/// | `GET /metrics` | – | [`Cache::stats`]: hits, misses, hit rate, latencies, per namespace |
+/// | `GET /analytics` | – | [`Cache::analytics`]: efficiency, top keys, a 15-minute timeline, namespaces, recommendations |
+/// | `POST /clear` | admin | body `{"namespace", "pattern", "tags", "all"}`: what was cleared |
+/// | `POST /warm` | admin | body `{"types", "force"}`: 202 with the warmers started ([`Cache::warm`]); 400 `unknown_warmer`, 409 `warm_in_progress` |
+/// | `GET /dashboard` | – | an HTML page polling the routes above (the admin buttons ask for the token) |
+///
+/// Every JSON answer is the [`ApiResponse`](super::ApiResponse) /
+/// [`ApiError`](super::ApiError) envelope, every answer carries `Cache-Control: no-store`.
+/// Admin routes need `Authorization: Bearer <token>` (see [`ManagementOptions`]): missing
+/// or wrong, 401 with `WWW-Authenticate: Bearer`; no token configured, 403. A body that is
+/// not JSON, of the wrong shape, with an unknown field, or sent without
+/// `Content-Type: application/json` is answered 400 `invalid_body` naming the problem.
+///
+/// The router has no state left to provide; to nest it in an application with state, give
+/// the application its state first (`app.with_state(state).nest(..)`), or use
+/// [`Router::nest_service`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use axum::{Router, body::Body, http::Request};
+/// use querycache::{Cache, http::{ManagementOptions, management_router}};
+/// use tower::ServiceExt;
+///
+/// let cache = Cache::new();
+/// let app: Router = Router::new().nest(
+///     "/api/v1/cache",
+///     management_router(cache, ManagementOptions::new().admin_token("s3cret")),
+/// );
+///
+/// let request = Request::get("/api/v1/cache/health").body(Body::empty()).unwrap();
+/// let response = app.clone().oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.headers()["cache-control"], "no-store");
+/// let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+/// let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+/// assert_eq!(body["data"]["healthy"], true);
+///
+/// let request = Request::post("/api/v1/cache/clear")
+///     .header("content-type", "application/json")
+///     .body(Body::from(r#"{"all": true}"#))
+///     .unwrap();
+/// let response = app.oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 401, "no bearer token");
+/// assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="querycache""#);
+/// # }
+/// ```
+pub fn management_router(cache: Cache, options: ManagementOptions) -> Router {
+    let token = AdminToken::new(options.token.as_deref());
+    if !token.is_set() {
+        tracing::info!("management router: admin routes disabled (no CACHE_ADMIN_TOKEN)");
+    }
+    let shared = Shared {
+        cache,
+        token: Arc::new(token),
+    };
+    Router::new()
+        .route("/health", get(status::health))
+        .route("/metrics", get(status::metrics))
+        .route("/analytics", get(status::analytics))
+        .route("/clear", post(clear::clear))
+        .route("/warm", post(warm::warm))
+        .route("/dashboard", get(dashboard::page))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(shared)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no management route at {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Management answers are live figures and admin results: never cached by anyone.
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,111 @@
+//! `GET /health`, `GET /metrics` and `GET /analytics` of the management router, and the
+//! Prometheus route: read-only, no token.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use serde::Serialize;
+
+use super::envelope::ApiResponse;
+use super::management::Shared;
+use crate::{Analytics, CacheStats, Health, NamespaceStats};
+
+/// `GET /health`: [`Cache::health`](crate::Cache::health) as JSON, status 200 whether the
+/// store is healthy or degraded.
+///
+/// A degraded cache still answers every query (from process memory or the database), so
+/// this is not a reason for a load balancer to take the instance out: the body says
+/// `"healthy": false` and why (`redis_connected`, `fallback_active`, `error`). Probes that
+/// should fail on degradation read the body.
+pub(crate) async fn health(State(shared): State<Shared>) -> ApiResponse<Health> {
+    ApiResponse::new(shared.cache.health().await)
+}
+
+/// `GET /metrics`: [`Cache::stats`](crate::Cache::stats) as JSON.
+pub(crate) async fn metrics(State(shared): State<Shared>) -> ApiResponse<MetricsReport> {
+    ApiResponse::new(MetricsReport::from(shared.cache.stats()))
+}
+
+/// `GET /analytics`: [`Cache::analytics`](crate::Cache::analytics) as JSON.
+pub(crate) async fn analytics(State(shared): State<Shared>) -> ApiResponse<Analytics> {
+    ApiResponse::new(shared.cache.analytics())
+}
+
+/// The `data` of `GET /metrics`. Times are in milliseconds (fractional).
+#[derive(Debug, Serialize)]
+pub(crate) struct MetricsReport {
+    hits: u64,
+    misses: u64,
+    hit_rate: f64,
+    sets: u64,
+    invalidations: u64,
+    errors: u64,
+    avg_response_time_ms: f64,
+    p99_response_time_ms: f64,
+    memory_usage_bytes: u64,
+    keys_count: u64,
+    memory_hits: u64,
+    redis_hits: u64,
+    computations: u64,
+    wasted_computations: u64,
+    bypassed: u64,
+    namespaces: BTreeMap<String, NamespaceReport>,
+}
+
+/// One namespace's figures in `GET /metrics`.
+#[derive(Debug, Serialize)]
+struct NamespaceReport {
+    hits: u64,
+    misses: u64,
+    hit_rate: f64,
+    sets: u64,
+    computations: u64,
+    avg_response_time_ms: f64,
+    p99_response_time_ms: f64,
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+impl From<CacheStats> for MetricsReport {
+    fn from(stats: CacheStats) -> Self {
+        MetricsReport {
+            hits: stats.hits,
+            misses: stats.misses,
+            hit_rate: stats.hit_rate,
+            sets: stats.sets,
+            invalidations: stats.invalidations,
+            errors: stats.errors,
+            avg_response_time_ms: millis(stats.avg_get_latency),
+            p99_response_time_ms: millis(stats.p99_get_latency),
+            memory_usage_bytes: stats.memory_usage_bytes,
+            keys_count: stats.keys_count,
+            memory_hits: stats.memory_hits,
+            redis_hits: stats.redis_hits,
+            computations: stats.computations,
+            wasted_computations: stats.wasted_computations,
+            bypassed: stats.bypassed,
+            namespaces: stats
+                .namespaces
+                .into_iter()
+                .map(|(name, ns)| (name, NamespaceReport::from(ns)))
+                .collect(),
+        }
+    }
+}
+
+impl From<NamespaceStats> for NamespaceReport {
+    fn from(ns: NamespaceStats) -> Self {
+        NamespaceReport {
+            hits: ns.hits,
+            misses: ns.misses,
+            hit_rate: ns.hit_rate,
+            sets: ns.sets,
+            computations: ns.computations,
+            avg_response_time_ms: millis(ns.avg_get_latency),
+            p99_response_time_ms: millis(ns.p99_get_latency),
+        }
+    }
+}

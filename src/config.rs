@@ -18,7 +18,7 @@
 //! | `CACHE_BREAKER_THRESHOLD` | `3` | consecutive Redis errors that open the circuit breaker (a timeout opens it at once) |
 //! | `CACHE_BREAKER_COOLDOWN_MS` | `500` | how often an open breaker probes Redis, in the background |
 //! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
-//! | `CACHE_WARM_ON_STARTUP` | `false` | run registered warmers at start-up |
+//! | `CACHE_WARM_ON_STARTUP` | `false` | run the registered warmers at start-up, when the application calls [`Cache::warm_on_startup`](crate::Cache::warm_on_startup) |
 //! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |
 //! | `CACHE_TABLE_DEPENDENCIES` | unset | writes the database makes on its own (triggers...), `songs=song_counts,audit_log;users=user_stats`: see [`CacheConfigBuilder::table_also_writes`] |
 

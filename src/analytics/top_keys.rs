@@ -50,8 +50,6 @@ fn sampled() -> bool {
 struct Counter {
     key: Arc<str>,
     namespace: Box<str>,
-    /// Samples counted for this counter, including the count inherited on takeover.
-    count: u64,
     hits: u64,
     misses: u64,
 }
@@ -71,6 +69,9 @@ pub(crate) struct KeyCounts {
 struct SpaceSaving {
     index: HashMap<Arc<str>, usize>,
     counters: Vec<Counter>,
+    /// Samples counted for each counter, including the count inherited on takeover; apart
+    /// from the rest so that finding the minimum scans 2 KiB.
+    counts: Vec<u64>,
 }
 
 impl SpaceSaving {
@@ -83,34 +84,36 @@ impl SpaceSaving {
                 self.counters.push(Counter {
                     key,
                     namespace: namespace.into(),
-                    count: 0,
                     hits: 0,
                     misses: 0,
                 });
+                self.counts.push(0);
                 self.counters.len() - 1
             }
             None => {
-                let Some((at, _)) = self
-                    .counters
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, c)| c.count)
-                else {
+                let (mut at, mut min) = (0, u64::MAX);
+                for (i, &count) in self.counts.iter().enumerate() {
+                    if count < min {
+                        (at, min) = (i, count);
+                    }
+                }
+                let key: Arc<str> = Arc::from(key);
+                let Some(counter) = self.counters.get_mut(at) else {
                     return;
                 };
-                let key: Arc<str> = Arc::from(key);
-                let counter = &mut self.counters[at];
                 self.index.remove(&counter.key);
                 self.index.insert(Arc::clone(&key), at);
                 counter.key = key;
-                counter.namespace = namespace.into();
+                if *counter.namespace != *namespace {
+                    counter.namespace = namespace.into();
+                }
                 counter.hits = 0;
                 counter.misses = 0;
                 at
             }
         };
+        self.counts[at] += 1;
         let counter = &mut self.counters[at];
-        counter.count += 1;
         if hit {
             counter.hits += 1;
         } else {
@@ -119,15 +122,19 @@ impl SpaceSaving {
     }
 
     fn top(&self, n: usize, scale: u64) -> Vec<KeyCounts> {
-        let mut counters: Vec<&Counter> = self.counters.iter().collect();
-        counters.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-        counters
+        let mut ranked: Vec<(&Counter, u64)> = self
+            .counters
+            .iter()
+            .zip(self.counts.iter().copied())
+            .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.key.cmp(&b.0.key)));
+        ranked
             .into_iter()
             .take(n)
-            .map(|c| KeyCounts {
+            .map(|(c, count)| KeyCounts {
                 key: c.key.to_string(),
                 namespace: c.namespace.to_string(),
-                estimated_accesses: c.count * scale,
+                estimated_accesses: count * scale,
                 hits: c.hits * scale,
                 misses: c.misses * scale,
             })

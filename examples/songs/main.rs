@@ -38,7 +38,9 @@ async fn run() -> Result<(), app::AppError> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| app::AppError::Bind(port, e))?;
-    let address = listener.local_addr().map_err(|e| app::AppError::Bind(port, e))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| app::AppError::Bind(port, e))?;
     tracing::info!(
         %address,
         store = %app.cache().config().store_kind(),

@@ -187,8 +187,8 @@ mod warm;
 pub use cache_control::CacheControl;
 pub use conditional::{ConditionalGet, ConditionalGetService};
 pub use envelope::{ApiError, ApiResponse};
+pub use management::{ManagementOptions, management_router};
+pub use prometheus::prometheus_route;
 pub use response_cache::{
     CacheResponse, CacheResponseLayer, CacheResponseService, cache_api_response, cache_row_response,
 };
-pub use management::{ManagementOptions, management_router};
-pub use prometheus::prometheus_route;

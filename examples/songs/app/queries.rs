@@ -1,9 +1,11 @@
 //! The app's reads, each cached with `#[cached_query]` in the cache the connection carries.
 //! Writes need no code here: every write through the `CachedConnection` invalidates them.
 
-use querycache::{cache_count_query, cached_query};
 use querycache::orm::sea_orm::CachedConnection;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use querycache::{cache_count_query, cached_query};
+use sea_orm::{
+    ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::schema::{song, user};
 
@@ -38,7 +40,10 @@ pub async fn user_by_id(db: &CachedConnection, id: i32) -> Result<Option<user::M
 
 /// A user's songs, newest first. Any write to `songs` invalidates it.
 #[cached_query(ttl = "5m", models = [song::Entity], cache = db.cache())]
-pub async fn songs_by_author(db: &CachedConnection, author_id: i32) -> Result<Vec<song::Model>, DbErr> {
+pub async fn songs_by_author(
+    db: &CachedConnection,
+    author_id: i32,
+) -> Result<Vec<song::Model>, DbErr> {
     song::Entity::find()
         .filter(song::Column::AuthorId.eq(author_id))
         .order_by_desc(song::Column::CreatedAt)

@@ -85,11 +85,19 @@ fn no_song(id: i32) -> ApiError {
 }
 
 /// `POST /api/v1/songs` → 201 with the song; 404 when `author_id` names no user.
-pub async fn create(State(app): State<App>, Json(body): Json<NewSong>) -> Result<ApiResponse<song::Model>, ApiError> {
+pub async fn create(
+    State(app): State<App>,
+    Json(body): Json<NewSong>,
+) -> Result<ApiResponse<song::Model>, ApiError> {
     let title = check_name("title", &body.title)?;
     let artist = check_name("artist", &body.artist)?;
     let content = check_content(body.content)?;
-    if user::Entity::find_by_id(body.author_id).one(app.db()).await.map_err(db_error)?.is_none() {
+    if user::Entity::find_by_id(body.author_id)
+        .one(app.db())
+        .await
+        .map_err(db_error)?
+        .is_none()
+    {
         return Err(no_user(body.author_id));
     }
     let now = chrono::Utc::now();
@@ -110,7 +118,10 @@ pub async fn create(State(app): State<App>, Json(body): Json<NewSong>) -> Result
 }
 
 /// `GET /api/v1/songs/{id}` → the song, or 404.
-pub async fn get(State(app): State<App>, Path(id): Path<i32>) -> Result<ApiResponse<song::Model>, ApiError> {
+pub async fn get(
+    State(app): State<App>,
+    Path(id): Path<i32>,
+) -> Result<ApiResponse<song::Model>, ApiError> {
     let found = queries::song_by_id(app.db(), id).await.map_err(db_error)?;
     found.map(ApiResponse::new).ok_or_else(|| no_song(id))
 }
@@ -131,8 +142,16 @@ pub async fn update(
             "nothing to change: give at least one of title, artist, content, archived",
         ));
     }
-    let title = changes.title.as_deref().map(|t| check_name("title", t)).transpose()?;
-    let artist = changes.artist.as_deref().map(|a| check_name("artist", a)).transpose()?;
+    let title = changes
+        .title
+        .as_deref()
+        .map(|t| check_name("title", t))
+        .transpose()?;
+    let artist = changes
+        .artist
+        .as_deref()
+        .map(|a| check_name("artist", a))
+        .transpose()?;
     let content = changes.content.map(check_content).transpose()?;
     // Read from the database, not the cache: an update starts from the current row.
     let current = song::Entity::find_by_id(id)
@@ -159,7 +178,10 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/songs/{id}` → `{id, deleted: true}`, or 404.
-pub async fn delete(State(app): State<App>, Path(id): Path<i32>) -> Result<ApiResponse<Deleted>, ApiError> {
+pub async fn delete(
+    State(app): State<App>,
+    Path(id): Path<i32>,
+) -> Result<ApiResponse<Deleted>, ApiError> {
     let current = song::Entity::find_by_id(id)
         .one(app.db())
         .await
@@ -170,14 +192,19 @@ pub async fn delete(State(app): State<App>, Path(id): Path<i32>) -> Result<ApiRe
 }
 
 /// `GET /api/v1/songs?limit=N` → the newest songs (N in 1..=100, default 20).
-pub async fn list(State(app): State<App>, Query(params): Query<ListParams>) -> Result<ApiResponse<Vec<song::Model>>, ApiError> {
+pub async fn list(
+    State(app): State<App>,
+    Query(params): Query<ListParams>,
+) -> Result<ApiResponse<Vec<song::Model>>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!(
             "limit: must be between 1 and {MAX_LIMIT}, got {limit}"
         )));
     }
-    let songs = queries::newest_songs(app.db(), limit).await.map_err(db_error)?;
+    let songs = queries::newest_songs(app.db(), limit)
+        .await
+        .map_err(db_error)?;
     Ok(ApiResponse::new(songs))
 }
 

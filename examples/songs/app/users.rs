@@ -21,14 +21,19 @@ pub struct NewUser {
 
 /// `POST /api/v1/users` → 201 with the user; 400 for an empty name or an invalid email,
 /// 409 when the email is taken.
-pub async fn create(State(app): State<App>, Json(body): Json<NewUser>) -> Result<ApiResponse<user::Model>, ApiError> {
+pub async fn create(
+    State(app): State<App>,
+    Json(body): Json<NewUser>,
+) -> Result<ApiResponse<user::Model>, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid_body("name: must be 1 to 200 characters"));
     }
     let email = body.email.trim();
     if !is_email(email) {
-        return Err(ApiError::invalid_body(format!("email: {email:?} is not an email address")));
+        return Err(ApiError::invalid_body(format!(
+            "email: {email:?} is not an email address"
+        )));
     }
     let created = user::ActiveModel {
         name: Set(name.to_owned()),
@@ -50,17 +55,29 @@ pub async fn create(State(app): State<App>, Json(body): Json<NewUser>) -> Result
 }
 
 /// `GET /api/v1/users/{id}` → the user, or 404.
-pub async fn get(State(app): State<App>, Path(id): Path<i32>) -> Result<ApiResponse<user::Model>, ApiError> {
+pub async fn get(
+    State(app): State<App>,
+    Path(id): Path<i32>,
+) -> Result<ApiResponse<user::Model>, ApiError> {
     let found = queries::user_by_id(app.db(), id).await.map_err(db_error)?;
     found.map(ApiResponse::new).ok_or_else(|| no_user(id))
 }
 
 /// `GET /api/v1/users/{id}/songs` → the user's songs, newest first; 404 for an unknown user.
-pub async fn songs(State(app): State<App>, Path(id): Path<i32>) -> Result<ApiResponse<Vec<song::Model>>, ApiError> {
-    if queries::user_by_id(app.db(), id).await.map_err(db_error)?.is_none() {
+pub async fn songs(
+    State(app): State<App>,
+    Path(id): Path<i32>,
+) -> Result<ApiResponse<Vec<song::Model>>, ApiError> {
+    if queries::user_by_id(app.db(), id)
+        .await
+        .map_err(db_error)?
+        .is_none()
+    {
         return Err(no_user(id));
     }
-    let songs = queries::songs_by_author(app.db(), id).await.map_err(db_error)?;
+    let songs = queries::songs_by_author(app.db(), id)
+        .await
+        .map_err(db_error)?;
     Ok(ApiResponse::new(songs))
 }
 
@@ -74,8 +91,16 @@ pub struct Archived {
 /// `POST /api/v1/users/{id}/songs/archive` → archives every song of the user in one
 /// `update_many` (a bulk write: querycache cannot know the rows, so it invalidates the
 /// whole `songs` table, by-id entries included); 404 for an unknown user.
-pub async fn archive_songs(State(app): State<App>, Path(id): Path<i32>) -> Result<ApiResponse<Archived>, ApiError> {
-    if user::Entity::find_by_id(id).one(app.db()).await.map_err(db_error)?.is_none() {
+pub async fn archive_songs(
+    State(app): State<App>,
+    Path(id): Path<i32>,
+) -> Result<ApiResponse<Archived>, ApiError> {
+    if user::Entity::find_by_id(id)
+        .one(app.db())
+        .await
+        .map_err(db_error)?
+        .is_none()
+    {
         return Err(no_user(id));
     }
     let result = song::Entity::update_many()

@@ -49,10 +49,7 @@ async fn warm_songs(weak: Weak<Inner>, _ctx: WarmContext) -> Result<usize, BoxEr
         .into_tuple()
         .all(app.db())
         .await?;
-    let mut paths = vec![
-        "/api/v1/songs".to_owned(),
-        "/api/v1/songs/count".to_owned(),
-    ];
+    let mut paths = vec!["/api/v1/songs".to_owned(), "/api/v1/songs/count".to_owned()];
     paths.extend(ids.iter().map(|id| format!("/api/v1/songs/{id}")));
     get_all(&app, &paths).await
 }
@@ -70,7 +67,12 @@ async fn warm_users(weak: Weak<Inner>, _ctx: WarmContext) -> Result<usize, BoxEr
         .await?;
     let paths: Vec<String> = ids
         .iter()
-        .flat_map(|id| [format!("/api/v1/users/{id}"), format!("/api/v1/users/{id}/songs")])
+        .flat_map(|id| {
+            [
+                format!("/api/v1/users/{id}"),
+                format!("/api/v1/users/{id}/songs"),
+            ]
+        })
         .collect();
     get_all(&app, &paths).await
 }

@@ -41,7 +41,10 @@ async fn miss_hit_then_fresh_after_update_for_song_list_count_and_author_list() 
     }
 
     let updated = app
-        .put(&format!("/api/v1/songs/{song}"), json!({"title": "Blue in Green (take 2)"}))
+        .put(
+            &format!("/api/v1/songs/{song}"),
+            json!({"title": "Blue in Green (take 2)"}),
+        )
         .await;
     assert_eq!(updated.status, StatusCode::OK);
 
@@ -50,7 +53,10 @@ async fn miss_hit_then_fresh_after_update_for_song_list_count_and_author_list() 
         assert_ne!(&fresh.etag(), old_etag, "{path}: a write changes the ETag");
         expect(&app, path, "HIT").await;
     }
-    assert_eq!(app.get(&paths[0]).await.data()["title"], "Blue in Green (take 2)");
+    assert_eq!(
+        app.get(&paths[0]).await.data()["title"],
+        "Blue in Green (take 2)"
+    );
     let list = app.get(&paths[1]).await;
     assert_eq!(list.data()[0]["title"], "Blue in Green (take 2)");
     let mine = app.get(&paths[3]).await;
@@ -61,8 +67,24 @@ async fn miss_hit_then_fresh_after_update_for_song_list_count_and_author_list() 
     expect(&app, &paths[0], "HIT").await;
     let count = expect(&app, &paths[2], "MISS").await;
     assert_eq!(count.data()["count"], 2);
-    assert_eq!(expect(&app, &paths[1], "MISS").await.data().as_array().unwrap().len(), 2);
-    assert_eq!(expect(&app, &paths[3], "MISS").await.data().as_array().unwrap().len(), 2);
+    assert_eq!(
+        expect(&app, &paths[1], "MISS")
+            .await
+            .data()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        expect(&app, &paths[3], "MISS")
+            .await
+            .data()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // A delete: gone at once, and the count follows.
     assert_eq!(app.delete(&paths[0]).await.status, StatusCode::OK);
@@ -82,7 +104,11 @@ async fn updating_song_b_keeps_song_a_a_hit() {
 
     app.put(&path_b, json!({"artist": "Bill Evans Trio"})).await;
     let still = expect(&app, &path_a, "HIT").await;
-    assert_eq!(still.etag(), etag_a, "song A's ETag survives a write to song B");
+    assert_eq!(
+        still.etag(),
+        etag_a,
+        "song A's ETag survives a write to song B"
+    );
     let b_fresh = expect(&app, &path_b, "MISS").await;
     assert_eq!(b_fresh.data()["artist"], "Bill Evans Trio");
 
@@ -110,7 +136,12 @@ async fn the_bulk_archive_route_invalidates_every_song_read() {
         expect(&app, path, "HIT").await;
     }
     let archived = app
-        .send(Method::POST, &format!("/api/v1/users/{author}/songs/archive"), None, &[])
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{author}/songs/archive"),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(archived.data()["archived"], 1);
     // update_many's rows are unknown to the cache: every song read is invalidated, song C's
@@ -123,8 +154,13 @@ async fn the_bulk_archive_route_invalidates_every_song_read() {
     // The user row was not written: the user stays cached.
     let user_path = format!("/api/v1/users/{author}");
     expect(&app, &user_path, "MISS").await;
-    app.send(Method::POST, &format!("/api/v1/users/{author}/songs/archive"), None, &[])
-        .await;
+    app.send(
+        Method::POST,
+        &format!("/api/v1/users/{author}/songs/archive"),
+        None,
+        &[],
+    )
+    .await;
     expect(&app, &user_path, "HIT").await;
 }
 
@@ -136,10 +172,19 @@ async fn a_conditional_get_is_a_304_that_runs_no_query() {
     let path = format!("/api/v1/songs/{song}");
     let first = expect(&app, &path, "MISS").await;
     let etag = first.etag();
-    assert!(etag.starts_with('"') && etag.ends_with('"'), "a strong ETag: {etag}");
-    assert_eq!(first.header("cache-control"), Some("private, no-cache"), "{first:?}");
     assert!(
-        first.header("vary").is_some_and(|v| v.eq_ignore_ascii_case("authorization")),
+        etag.starts_with('"') && etag.ends_with('"'),
+        "a strong ETag: {etag}"
+    );
+    assert_eq!(
+        first.header("cache-control"),
+        Some("private, no-cache"),
+        "{first:?}"
+    );
+    assert!(
+        first
+            .header("vary")
+            .is_some_and(|v| v.eq_ignore_ascii_case("authorization")),
         "{first:?}"
     );
 
@@ -154,15 +199,24 @@ async fn a_conditional_get_is_a_304_that_runs_no_query() {
     assert_eq!(app.app.database_queries(), queries, "304s ran no query");
 
     // Another ETag, or none: the full answer.
-    let other = app.get_with(&path, &[("if-none-match", "\"something-else\"")]).await;
+    let other = app
+        .get_with(&path, &[("if-none-match", "\"something-else\"")])
+        .await;
     assert_eq!(other.status, StatusCode::OK);
 
-    app.put(&path, json!({"title": "Cheese Cake (alternate)"})).await;
+    app.put(&path, json!({"title": "Cheese Cake (alternate)"}))
+        .await;
     let changed = app.get_with(&path, &[("if-none-match", &etag)]).await;
-    assert_eq!(changed.status, StatusCode::OK, "the old ETag no longer validates");
+    assert_eq!(
+        changed.status,
+        StatusCode::OK,
+        "the old ETag no longer validates"
+    );
     assert_ne!(changed.etag(), etag);
     assert_eq!(changed.data()["title"], "Cheese Cake (alternate)");
-    let again = app.get_with(&path, &[("if-none-match", &changed.etag())]).await;
+    let again = app
+        .get_with(&path, &[("if-none-match", &changed.etag())])
+        .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
 
     // Writes are never cached.
@@ -184,7 +238,11 @@ async fn with_the_cache_disabled_every_read_queries_and_304s_cost_a_query() {
     let etag = first.etag();
     let queries = app.app.database_queries();
     let not_modified = app.get_with(&path, &[("if-none-match", &etag)]).await;
-    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED, "a body-hash ETag still validates");
+    assert_eq!(
+        not_modified.status,
+        StatusCode::NOT_MODIFIED,
+        "a body-hash ETag still validates"
+    );
     assert!(
         app.app.database_queries() > queries,
         "but, unlike a deep ETag, it had to run the query to render the body it hashed"

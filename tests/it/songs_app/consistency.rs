@@ -18,7 +18,10 @@ const OPS_PER_CLIENT: usize = 40;
 
 /// The version a song's title carries: `"<index> v<version>"`.
 fn version_of(title: &str) -> i64 {
-    title.rsplit_once(" v").and_then(|(_, v)| v.parse().ok()).expect("a versioned title")
+    title
+        .rsplit_once(" v")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("a versioned title")
 }
 
 struct Shared {
@@ -50,7 +53,9 @@ fn check_titles(shared: &Shared, floors: &[i64], songs: &Value, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_read_after_a_write_returns_pre_write_data() {
-    let Some(app) = SongsApp::start(STORE).await else { return };
+    let Some(app) = SongsApp::start(STORE).await else {
+        return;
+    };
     let app = Arc::new(app);
     let author = app.user("Writer").await;
     let mut ids = Vec::new();
@@ -84,7 +89,9 @@ async fn no_read_after_a_write_returns_pre_write_data() {
                         let mut version = shared.writers[index].lock().await;
                         *version += 1;
                         let title = format!("{index} v{version}");
-                        let answer = app.put(&format!("/api/v1/songs/{id}"), json!({"title": title})).await;
+                        let answer = app
+                            .put(&format!("/api/v1/songs/{id}"), json!({"title": title}))
+                            .await;
                         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
                         shared.committed[index].fetch_max(*version, Ordering::SeqCst);
                         shared.writes.fetch_add(1, Ordering::Relaxed);
@@ -109,7 +116,11 @@ async fn no_read_after_a_write_returns_pre_write_data() {
                     }
                     // The newest songs, and the author's list.
                     70..90 => {
-                        let floors: Vec<i64> = shared.committed.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+                        let floors: Vec<i64> = shared
+                            .committed
+                            .iter()
+                            .map(|c| c.load(Ordering::SeqCst))
+                            .collect();
                         let path = if op % 2 == 0 {
                             "/api/v1/songs?limit=100".to_owned()
                         } else {
@@ -124,7 +135,10 @@ async fn no_read_after_a_write_returns_pre_write_data() {
                         let floor = shared.created.load(Ordering::SeqCst);
                         let answer = app.get("/api/v1/songs/count").await;
                         let count = answer.data()["count"].as_u64().unwrap();
-                        assert!(count >= floor, "count {count} after {floor} songs were created");
+                        assert!(
+                            count >= floor,
+                            "count {count} after {floor} songs were created"
+                        );
                         shared.reads.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -132,13 +146,21 @@ async fn no_read_after_a_write_returns_pre_write_data() {
         }));
     }
     for client in clients {
-        client.await.expect("a client panicked: see its message above");
+        client
+            .await
+            .expect("a client panicked: see its message above");
     }
     let writes = shared.writes.load(Ordering::Relaxed);
     let reads = shared.reads.load(Ordering::Relaxed);
     assert!(writes >= 300, "hundreds of writes: {writes}");
     assert!(reads >= 1000, "reads: {reads}");
     let stats = app.cache.stats();
-    assert!(stats.hits > 0, "the cache served some of the reads: {stats:?}");
-    eprintln!("{writes} writes, {reads} reads, {} hits, {} misses", stats.hits, stats.misses);
+    assert!(
+        stats.hits > 0,
+        "the cache served some of the reads: {stats:?}"
+    );
+    eprintln!(
+        "{writes} writes, {reads} reads, {} hits, {} misses",
+        stats.hits, stats.misses
+    );
 }

@@ -59,7 +59,9 @@ impl Answer {
     pub fn error_code(&self) -> &str {
         assert_eq!(self.body["status"], "error", "not an error: {self:?}");
         assert!(
-            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "an error has a message: {self:?}"
         );
         self.body["error"]["code"].as_str().expect("an error code")
@@ -81,7 +83,10 @@ impl SongsApp {
     ) -> Option<SongsApp> {
         let cache = stores::cache_with(kind, f)?;
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("songs.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("songs.db").display()
+        );
         let mut config = app::AppConfig::new(url, cache.cache.clone());
         if let Some(token) = admin_token {
             config.management = config.management.admin_token(token);

@@ -4,6 +4,7 @@
 //! | you want to | look at |
 //! | --- | --- |
 //! | the JSON shape every endpoint answers with | [`ApiResponse`], [`ApiError`] |
+//! | extractors whose rejections answer in that shape | [`ApiJson`], [`ApiPath`], [`ApiQuery`] |
 //! | cache a GET route's whole answer, invalidated by tags, with `X-Cache` | [`CacheResponse`] (builder), [`cache_api_response`], [`cache_row_response`] |
 //! | answer `If-None-Match` with `304` *without running the handler* | the deep ETags of [`CacheResponse`] |
 //! | ETags and `304` for a route that is not cached (admin, dashboards) | [`ConditionalGet`] |
@@ -187,6 +188,7 @@ mod warm;
 pub use cache_control::CacheControl;
 pub use conditional::{ConditionalGet, ConditionalGetService};
 pub use envelope::{ApiError, ApiResponse};
+pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use management::{ManagementOptions, management_router};
 pub use prometheus::prometheus_route;
 pub use response_cache::{

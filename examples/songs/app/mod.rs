@@ -18,7 +18,6 @@
 //! | `GET /metrics` | Prometheus text |
 
 mod db;
-mod extract;
 mod queries;
 #[path = "../../support/schema.rs"]
 pub mod schema;

@@ -2,11 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use querycache::http::{ApiError, ApiResponse};
+use querycache::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResponse};
+
 use sea_orm::{ActiveModelTrait, EntityTrait, ModelTrait, Set};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Json, Path, Query};
 use super::schema::{song, user};
 use super::{App, db_error, queries, users::no_user};
 
@@ -87,7 +87,7 @@ fn no_song(id: i32) -> ApiError {
 /// `POST /api/v1/songs` → 201 with the song; 404 when `author_id` names no user.
 pub async fn create(
     State(app): State<App>,
-    Json(body): Json<NewSong>,
+    ApiJson(body): ApiJson<NewSong>,
 ) -> Result<ApiResponse<song::Model>, ApiError> {
     let title = check_name("title", &body.title)?;
     let artist = check_name("artist", &body.artist)?;
@@ -120,7 +120,7 @@ pub async fn create(
 /// `GET /api/v1/songs/{id}` → the song, or 404.
 pub async fn get(
     State(app): State<App>,
-    Path(id): Path<i32>,
+    ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiResponse<song::Model>, ApiError> {
     let found = queries::song_by_id(app.db(), id).await.map_err(db_error)?;
     found.map(ApiResponse::new).ok_or_else(|| no_song(id))
@@ -130,8 +130,8 @@ pub async fn get(
 /// unknown song.
 pub async fn update(
     State(app): State<App>,
-    Path(id): Path<i32>,
-    Json(changes): Json<SongChanges>,
+    ApiPath(id): ApiPath<i32>,
+    ApiJson(changes): ApiJson<SongChanges>,
 ) -> Result<ApiResponse<song::Model>, ApiError> {
     if changes.title.is_none()
         && changes.artist.is_none()
@@ -180,7 +180,7 @@ pub async fn update(
 /// `DELETE /api/v1/songs/{id}` → `{id, deleted: true}`, or 404.
 pub async fn delete(
     State(app): State<App>,
-    Path(id): Path<i32>,
+    ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiResponse<Deleted>, ApiError> {
     let current = song::Entity::find_by_id(id)
         .one(app.db())
@@ -194,7 +194,7 @@ pub async fn delete(
 /// `GET /api/v1/songs?limit=N` → the newest songs (N in 1..=100, default 20).
 pub async fn list(
     State(app): State<App>,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<ApiResponse<Vec<song::Model>>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {

@@ -2,12 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use querycache::http::{ApiError, ApiResponse};
+use querycache::http::{ApiError, ApiJson, ApiPath, ApiResponse};
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Json, Path};
 use super::schema::{song, user};
 use super::{App, db_error, queries};
 
@@ -23,7 +23,7 @@ pub struct NewUser {
 /// 409 when the email is taken.
 pub async fn create(
     State(app): State<App>,
-    Json(body): Json<NewUser>,
+    ApiJson(body): ApiJson<NewUser>,
 ) -> Result<ApiResponse<user::Model>, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -57,7 +57,7 @@ pub async fn create(
 /// `GET /api/v1/users/{id}` → the user, or 404.
 pub async fn get(
     State(app): State<App>,
-    Path(id): Path<i32>,
+    ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiResponse<user::Model>, ApiError> {
     let found = queries::user_by_id(app.db(), id).await.map_err(db_error)?;
     found.map(ApiResponse::new).ok_or_else(|| no_user(id))
@@ -66,7 +66,7 @@ pub async fn get(
 /// `GET /api/v1/users/{id}/songs` → the user's songs, newest first; 404 for an unknown user.
 pub async fn songs(
     State(app): State<App>,
-    Path(id): Path<i32>,
+    ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiResponse<Vec<song::Model>>, ApiError> {
     if queries::user_by_id(app.db(), id)
         .await
@@ -93,7 +93,7 @@ pub struct Archived {
 /// whole `songs` table, by-id entries included); 404 for an unknown user.
 pub async fn archive_songs(
     State(app): State<App>,
-    Path(id): Path<i32>,
+    ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiResponse<Archived>, ApiError> {
     if user::Entity::find_by_id(id)
         .one(app.db())

@@ -72,24 +72,6 @@ impl Cache {
             .await
     }
 
-    /// [`try_get_or_compute`](Self::try_get_or_compute) with a TTL chosen by the value:
-    /// `ttl_of(&value, resolved_ttl)` (the HTTP layer keeps error responses shorter).
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) async fn try_get_or_compute_ttl<T, E, F, Fut>(
-        &self,
-        key: &str,
-        options: EntryOptions,
-        compute: F,
-        ttl_of: impl Fn(&T, Duration) -> Duration,
-    ) -> Result<Arc<T>, E>
-    where
-        T: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        self.compute_with(key, options, compute, ttl_of).await
-    }
-
     /// Like [`try_get_or_compute`](Self::try_get_or_compute), but errors are cached too, for
     /// [`EntryOptions::error_ttl`] (default `CACHE_ERROR_TTL`), so a failing query is not
     /// re-run by every caller. Returns the whole `Result` behind an `Arc`.
@@ -183,7 +165,10 @@ impl Cache {
         compute.await
     }
 
-    async fn compute_with<T, E, F, Fut>(
+    /// The read path behind every `get_or_compute` flavour: `ttl_of(&value, resolved_ttl)`
+    /// picks the stored value's TTL (cached errors, and the HTTP layer's error answers, live
+    /// shorter).
+    pub(crate) async fn compute_with<T, E, F, Fut>(
         &self,
         key: &str,
         options: EntryOptions,

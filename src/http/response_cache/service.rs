@@ -256,7 +256,7 @@ impl EntryLookup<'_> {
             &self.settings.cache,
         );
         let result = cache
-            .try_get_or_compute_ttl(
+            .compute_with(
                 key.as_str(),
                 options.clone(),
                 move || async move {

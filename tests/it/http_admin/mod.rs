@@ -222,18 +222,7 @@ async fn http_admin_metrics_reflect_traffic() {
     let server = serve(&cache, None).await;
     let before = get(&server, "/metrics").await;
     let data = before.data();
-    for field in [
-        "hits",
-        "misses",
-        "hit_rate",
-        "sets",
-        "invalidations",
-        "errors",
-        "avg_response_time_ms",
-        "p99_response_time_ms",
-        "memory_usage_bytes",
-        "keys_count",
-    ] {
+    for field in crate::support::http::METRICS_FIELDS {
         assert!(data[field].is_number(), "{field} in {data}");
     }
     assert_eq!(data["hits"], 0);

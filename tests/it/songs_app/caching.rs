@@ -2,7 +2,7 @@
 //! MISS for a song, the list, the count and the author's list; row precision; the bulk
 //! archive route; ETags, 304s that run no query, and the headers.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use super::STORE;
@@ -135,14 +135,7 @@ async fn the_bulk_archive_route_invalidates_every_song_read() {
         expect(&app, path, "MISS").await;
         expect(&app, path, "HIT").await;
     }
-    let archived = app
-        .send(
-            Method::POST,
-            &format!("/api/v1/users/{author}/songs/archive"),
-            None,
-            &[],
-        )
-        .await;
+    let archived = app.archive(author).await;
     assert_eq!(archived.data()["archived"], 1);
     // update_many's rows are unknown to the cache: every song read is invalidated, song C's
     // by-id entry included (a bulk write cannot promise row precision).
@@ -154,13 +147,7 @@ async fn the_bulk_archive_route_invalidates_every_song_read() {
     // The user row was not written: the user stays cached.
     let user_path = format!("/api/v1/users/{author}");
     expect(&app, &user_path, "MISS").await;
-    app.send(
-        Method::POST,
-        &format!("/api/v1/users/{author}/songs/archive"),
-        None,
-        &[],
-    )
-    .await;
+    app.archive(author).await;
     expect(&app, &user_path, "HIT").await;
 }
 

@@ -242,18 +242,7 @@ async fn health_metrics_analytics_and_prometheus_reflect_the_traffic() {
 
     let metrics = app.get("/api/v1/cache/metrics").await;
     let m = metrics.data();
-    for field in [
-        "hits",
-        "misses",
-        "hit_rate",
-        "sets",
-        "invalidations",
-        "errors",
-        "avg_response_time_ms",
-        "p99_response_time_ms",
-        "memory_usage_bytes",
-        "keys_count",
-    ] {
+    for field in crate::support::http::METRICS_FIELDS {
         assert!(m[field].is_number(), "metrics has {field}: {m}");
     }
     assert!(m["hits"].as_u64().unwrap() >= 199, "{m}");

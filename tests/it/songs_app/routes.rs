@@ -90,14 +90,7 @@ async fn users_create_get_and_errors() {
     );
     let missing_songs = app.get("/api/v1/users/999999/songs").await;
     assert_eq!(missing_songs.status, StatusCode::NOT_FOUND);
-    let missing_archive = app
-        .send(
-            Method::POST,
-            "/api/v1/users/999999/songs/archive",
-            None,
-            &[],
-        )
-        .await;
+    let missing_archive = app.archive(999999).await;
     assert_eq!(missing_archive.status, StatusCode::NOT_FOUND);
 }
 
@@ -237,14 +230,7 @@ async fn archive_route_archives_with_update_many() {
     let a = app.song(author, "A").await;
     let b = app.song(author, "B").await;
     let c = app.song(other, "C").await;
-    let archived = app
-        .send(
-            Method::POST,
-            &format!("/api/v1/users/{author}/songs/archive"),
-            None,
-            &[],
-        )
-        .await;
+    let archived = app.archive(author).await;
     assert_eq!(archived.status, StatusCode::OK, "{archived:?}");
     assert_eq!(archived.data()["archived"], 2);
     for id in [a, b] {
@@ -257,13 +243,6 @@ async fn archive_route_archives_with_update_many() {
         app.get(&format!("/api/v1/songs/{c}")).await.data()["archived"],
         false
     );
-    let twice = app
-        .send(
-            Method::POST,
-            &format!("/api/v1/users/{author}/songs/archive"),
-            None,
-            &[],
-        )
-        .await;
+    let twice = app.archive(author).await;
     assert_eq!(twice.data()["archived"], 0, "nothing left to archive");
 }

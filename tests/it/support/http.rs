@@ -3,6 +3,20 @@
 
 use std::net::SocketAddr;
 
+/// The fields of `GET <management>/metrics` that DESIGN.md names.
+pub const METRICS_FIELDS: [&str; 10] = [
+    "hits",
+    "misses",
+    "hit_rate",
+    "sets",
+    "invalidations",
+    "errors",
+    "avg_response_time_ms",
+    "p99_response_time_ms",
+    "memory_usage_bytes",
+    "keys_count",
+];
+
 use axum::Router;
 use tokio::task::JoinHandle;
 

@@ -167,6 +167,12 @@ impl SongsApp {
         self.send(Method::DELETE, path, None, &[]).await
     }
 
+    /// `POST /api/v1/users/{author}/songs/archive`.
+    pub async fn archive(&self, author: impl std::fmt::Display) -> Answer {
+        let path = format!("/api/v1/users/{author}/songs/archive");
+        self.send(Method::POST, &path, None, &[]).await
+    }
+
     /// Creates a user and returns its id.
     pub async fn user(&self, name: &str) -> i64 {
         let email = format!("{}@example.test", name.to_lowercase().replace(' ', "."));

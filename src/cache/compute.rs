@@ -273,7 +273,7 @@ impl Cache {
         let snapshot = self.inner.store.snapshot(&deps).await;
         self.inner.stats.computation(namespace);
         let started = Instant::now();
-        let value = compute().await?;
+        let value = crate::store::computing(compute()).await?;
         tracing::debug!(key = %key, elapsed_us = started.elapsed().as_micros() as u64, "computed");
         let ttl = ttl_of(&value, self.resolve_ttl(options, key));
         Ok(self.settle(key, value, snapshot, options, ttl).await)
@@ -350,8 +350,12 @@ impl Cache {
         if !crate::warm::refreshing() {
             let (cache, lookup_key) = (self.clone(), key.clone());
             let namespace = options.namespace_name().to_owned();
-            let hit = bridge
-                .wait(async move { cache.lookup::<T>(lookup_key.as_str(), &namespace).await });
+            let scope = crate::store::read_scope();
+            let hit = bridge.wait(async move {
+                cache
+                    .lookup_in::<T>(lookup_key.as_str(), &namespace, scope)
+                    .await
+            });
             if let Some(hit) = hit {
                 return Ok(hit);
             }
@@ -359,7 +363,7 @@ impl Cache {
         let (cache, deps) = (self.clone(), options.dependencies());
         let snapshot = bridge.wait(async move { cache.inner.store.snapshot(&deps).await });
         self.inner.stats.computation(options.namespace_name());
-        let value = compute()?;
+        let value = crate::store::computing_sync(compute)?;
         let ttl = ttl_of(&value, self.resolve_ttl(&options, &key));
         let cache = self.clone();
         let (value, _) =
@@ -369,7 +373,13 @@ impl Cache {
 
     /// A lookup that counts nothing (the miss was counted already).
     async fn peek<T: CacheValue>(&self, key: &Key) -> Option<Arc<T>> {
-        match self.inner.store.get(key.as_str(), &decode::<T>).await {
+        let scope = crate::store::read_scope();
+        match self
+            .inner
+            .store
+            .get(key.as_str(), &decode::<T>, scope)
+            .await
+        {
             Ok(Lookup::Hit(found)) => found.value.downcast::<T>().ok(),
             _ => None,
         }

@@ -288,8 +288,20 @@ impl Cache {
     }
 
     async fn lookup<T: CacheValue>(&self, key: &str, namespace: &str) -> Option<Arc<T>> {
+        self.lookup_in(key, namespace, crate::store::read_scope())
+            .await
+    }
+
+    /// [`lookup`](Self::lookup) with the scope read by the caller (a synchronous caller
+    /// reads it on its own thread, before the lookup moves to another).
+    async fn lookup_in<T: CacheValue>(
+        &self,
+        key: &str,
+        namespace: &str,
+        scope: crate::store::ReadScope,
+    ) -> Option<Arc<T>> {
         let started = Instant::now();
-        let lookup = self.inner.store.get(key, &decode::<T>).await;
+        let lookup = self.inner.store.get(key, &decode::<T>, scope).await;
         let elapsed = started.elapsed();
         let found = match lookup {
             Ok(Lookup::Hit(found)) => match found.value.downcast::<T>() {

@@ -19,7 +19,9 @@ use parking_lot::Mutex;
 use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{DefaultHashBuilder, Weighter};
 
-use super::{AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
+use super::{
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Usage,
+};
 use crate::tags::{Stamp, TagVersions, is_current};
 use crate::{Key, Tag};
 
@@ -276,7 +278,13 @@ impl Store for MemoryStore {
         Ok(self.fingerprint_now(tags))
     }
 
-    async fn get(&self, key: &str, _decode: &Decode<'_>) -> Result<Lookup, String> {
+    // One version space: a lookup inside a computation is as good as any other.
+    async fn get(
+        &self,
+        key: &str,
+        _decode: &Decode<'_>,
+        _scope: ReadScope,
+    ) -> Result<Lookup, String> {
         Ok(self.lookup(key))
     }
 

@@ -32,6 +32,62 @@ use std::time::Duration;
 
 use crate::{Key, Tag};
 
+/// Whether a lookup is a caller's own, or made while another entry is being computed (a
+/// cached function calling another, a cached HTTP answer whose handler reads cached
+/// queries).
+///
+/// The difference matters to the tiered store. Its memory tier learns of a write a little
+/// after Redis does (this instance's write: between the Redis bump and the local one;
+/// another instance's: until its message arrives). A computation whose snapshot already
+/// holds Redis's new versions must not read the old value from the lagging memory tier: it
+/// would store pre-write data in Redis under post-write versions, where every instance —
+/// the writer's included — would then find it. Reads made inside a computation are
+/// therefore validated against Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadScope {
+    /// A caller's own lookup: the memory tier may answer.
+    Caller,
+    /// A lookup made while computing another entry: validated against the shared versions.
+    InComputation,
+}
+
+tokio::task_local! {
+    static COMPUTING: ();
+}
+
+thread_local! {
+    static COMPUTING_SYNC: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The scope of a lookup starting here: inside [`computing`] / [`computing_sync`] or not.
+pub(crate) fn read_scope() -> ReadScope {
+    let sync = COMPUTING_SYNC.with(|depth| depth.get() > 0);
+    if sync || COMPUTING.try_with(|_| ()).is_ok() {
+        ReadScope::InComputation
+    } else {
+        ReadScope::Caller
+    }
+}
+
+/// Runs `computation` (an entry's computation, on this task) with its lookups in
+/// [`ReadScope::InComputation`].
+pub(crate) async fn computing<F: Future>(computation: F) -> F::Output {
+    COMPUTING.scope((), computation).await
+}
+
+/// The same for a synchronous computation, on this thread.
+pub(crate) fn computing_sync<R>(computation: impl FnOnce() -> R) -> R {
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            COMPUTING_SYNC.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        }
+    }
+    COMPUTING_SYNC.with(|depth| depth.set(depth.get() + 1));
+    let _depth = Depth;
+    computation()
+}
+
 /// A value as the memory store keeps it: the caller's `Arc<T>`, type-erased.
 pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
 
@@ -121,11 +177,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn fingerprint(&self, tags: &[Tag]) -> impl Future<Output = Result<u64, String>> + Send;
 
     /// Looks `key` up and validates it against its tags' current versions; stores that
-    /// keep bytes turn them into the caller's type with `decode`.
+    /// keep bytes turn them into the caller's type with `decode`. `scope` says whether the
+    /// lookup is made while another entry is being computed ([`ReadScope`]).
     fn get(
         &self,
         key: &str,
         decode: &Decode<'_>,
+        scope: ReadScope,
     ) -> impl Future<Output = Result<Lookup, String>> + Send;
 
     /// Stores `value` under `key`, unless `snapshot` is already outdated; stores that keep
@@ -226,11 +284,16 @@ impl Store for Backend {
         }
     }
 
-    async fn get(&self, key: &str, decode: &Decode<'_>) -> Result<Lookup, String> {
+    async fn get(
+        &self,
+        key: &str,
+        decode: &Decode<'_>,
+        scope: ReadScope,
+    ) -> Result<Lookup, String> {
         match self {
-            Backend::Memory(store) => store.get(key, decode).await,
+            Backend::Memory(store) => store.get(key, decode, scope).await,
             #[cfg(feature = "redis")]
-            Backend::Tiered(store) => store.get(key, decode).await,
+            Backend::Tiered(store) => store.get(key, decode, scope).await,
         }
     }
 

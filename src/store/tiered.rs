@@ -31,7 +31,9 @@ use super::channel::{self, Listener, Message, Op};
 use super::memory::{MemSnapshot, MemoryStore};
 use super::pending::Pending;
 use super::redis::{RawLookup, RedisSnapshot, RedisStore, now_ms};
-use super::{AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, Store, Usage};
+use super::{
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Usage,
+};
 use crate::config::StoreKind;
 use crate::{Key, Tag, codec};
 
@@ -448,10 +450,17 @@ impl Store for TieredStore {
         }
     }
 
-    async fn get(&self, key: &str, decode: &Decode<'_>) -> Result<Lookup, String> {
+    async fn get(
+        &self,
+        key: &str,
+        decode: &Decode<'_>,
+        scope: ReadScope,
+    ) -> Result<Lookup, String> {
         let s = &self.inner;
         s.start();
-        let local = if s.memory_readable() {
+        // Inside a computation, Redis validates (see `ReadScope`); memory answers only if
+        // Redis cannot (the breaker is open, and memory is the one version space left).
+        let local = if s.memory_readable() && scope == ReadScope::Caller {
             match s.memory.lookup(key) {
                 hit @ Lookup::Hit(_) => return Ok(hit),
                 other => Some(other),

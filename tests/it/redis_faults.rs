@@ -292,3 +292,65 @@ async fn entries_parked_in_redis_before_an_outage_are_not_served_stale_after_it(
         .await;
     assert_eq!(*fresh, "new");
 }
+
+/// A tiered instance's memory tier learns of a write after Redis does (its own write: between
+/// the Redis bump and the local one; another instance's: until the message arrives). Here
+/// the window is held open by moving a tag's version in Redis with no message at all. A
+/// computation whose snapshot holds Redis's new version must not read the old value from
+/// the lagging memory tier and park it in Redis under the new version, where every instance
+/// would find it: reads made inside a computation are validated against Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computation_never_parks_a_value_read_from_a_lagging_memory_tier_in_redis() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let tiered = instance(&server, StoreKind::Tiered, 2000);
+    let redis_only = instance(&server, StoreKind::Redis, 2000);
+    subscribed(&tiered).await;
+    let tag = Tag::model("songs");
+    let inner_options = EntryOptions::new().tag(tag.clone());
+    let outer_options = EntryOptions::new().tag(tag.clone());
+    let database = Arc::new(AtomicU64::new(1));
+
+    // The inner entry, cached in both tiers at version 1 of the data.
+    let db = Arc::clone(&database);
+    let first = tiered
+        .get_or_compute("inner", inner_options.clone(), || async move {
+            db.load(Ordering::SeqCst)
+        })
+        .await;
+    assert_eq!(*first, 1);
+
+    // A write whose bump reached Redis but not this instance's memory tier (yet).
+    database.store(2, Ordering::SeqCst);
+    let _: () = server.query(
+        redis::cmd("SET")
+            .arg("qcfault:v:model:songs")
+            .arg("moved-by-another-instance"),
+    );
+
+    // An outer entry computed now reads the inner one.
+    let (inner_cache, db) = (tiered.clone(), Arc::clone(&database));
+    let outer = tiered
+        .get_or_compute("outer", outer_options.clone(), || async move {
+            let inner = inner_cache
+                .get_or_compute("inner", inner_options, || async move {
+                    db.load(Ordering::SeqCst)
+                })
+                .await;
+            *inner * 100
+        })
+        .await;
+    assert_eq!(
+        *outer, 200,
+        "the inner read inside the computation saw the write"
+    );
+    // What Redis holds for every instance is post-write data.
+    assert_eq!(
+        redis_only.get::<u64>("outer").await.as_deref(),
+        Some(&200),
+        "no pre-write value parked in Redis"
+    );
+    // The caller's own lookups may still be answered by the lagging memory tier (until the
+    // message arrives): the bound documented for other instances' writes.
+}

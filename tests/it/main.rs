@@ -76,11 +76,12 @@ mod http_admin;
 mod http_cache;
 #[cfg(feature = "axum")]
 mod http_dashboard;
-// The songs app (`examples/songs`), once per store.
+// The songs app (`examples/songs`): SQLite on each store, and PostgreSQL.
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 #[path = "songs_app"]
 mod songs_on_memory {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
+    const DB: crate::support::Db = crate::support::Db::Sqlite;
     mod caching;
     mod consistency;
     mod operations;
@@ -90,9 +91,19 @@ mod songs_on_memory {
 #[path = "songs_app"]
 mod songs_on_tiered {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
+    const DB: crate::support::Db = crate::support::Db::Sqlite;
     mod caching;
     mod consistency;
     mod operations;
+    mod routes;
+}
+#[cfg(all(feature = "axum", feature = "sea-orm"))]
+#[path = "songs_app"]
+mod songs_on_postgres {
+    const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
+    const DB: crate::support::Db = crate::support::Db::Postgres;
+    mod caching;
+    mod consistency;
     mod routes;
 }
 mod macros;

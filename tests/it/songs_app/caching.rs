@@ -5,11 +5,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::STORE;
+use super::{DB, STORE};
 use crate::support::songs::{Answer, SongsApp};
 
 async fn app() -> Option<SongsApp> {
-    SongsApp::start(STORE).await
+    SongsApp::start(STORE, DB).await
 }
 
 /// GETs `path` and checks `X-Cache`.
@@ -213,7 +213,7 @@ async fn a_conditional_get_is_a_304_that_runs_no_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_cache_disabled_every_read_queries_and_304s_cost_a_query() {
-    let Some(app) = SongsApp::start_with(STORE, |b| b.enabled(false), None).await else {
+    let Some(app) = SongsApp::start_with(STORE, DB, |b| b.enabled(false), None).await else {
         return;
     };
     let author = app.user("Sonny").await;

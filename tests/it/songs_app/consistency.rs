@@ -9,7 +9,7 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::STORE;
+use super::{DB, STORE};
 use crate::support::songs::SongsApp;
 
 const SONGS: usize = 8;
@@ -53,7 +53,7 @@ fn check_titles(shared: &Shared, floors: &[i64], songs: &Value, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_read_after_a_write_returns_pre_write_data() {
-    let Some(app) = SongsApp::start(STORE).await else {
+    let Some(app) = SongsApp::start(STORE, DB).await else {
         return;
     };
     let app = Arc::new(app);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::STORE;
+use super::{DB, STORE};
 use crate::support::songs::{Answer, SongsApp};
 
 const TOKEN: &str = "s3cret-token";
@@ -40,7 +40,7 @@ async fn warming_finished(app: &SongsApp) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_the_token() {
-    let Some(app) = SongsApp::start_with(STORE, |b| b, Some(TOKEN)).await else {
+    let Some(app) = SongsApp::start_with(STORE, DB, |b| b, Some(TOKEN)).await else {
         return;
     };
     for path in ["/api/v1/cache/clear", "/api/v1/cache/warm"] {
@@ -85,7 +85,7 @@ async fn admin_routes_need_the_token() {
         "the unknown type is named: {unknown:?}"
     );
 
-    let Some(locked) = SongsApp::start(STORE).await else {
+    let Some(locked) = SongsApp::start(STORE, DB).await else {
         return;
     };
     for path in ["/api/v1/cache/clear", "/api/v1/cache/warm"] {
@@ -100,7 +100,7 @@ async fn admin_routes_need_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_through_http_makes_cached_answers_misses() {
-    let Some(app) = SongsApp::start_with(STORE, |b| b, Some(TOKEN)).await else {
+    let Some(app) = SongsApp::start_with(STORE, DB, |b| b, Some(TOKEN)).await else {
         return;
     };
     let author = app.user("Art").await;
@@ -139,7 +139,7 @@ async fn clear_through_http_makes_cached_answers_misses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_then_hit_without_a_query() {
-    let Some(app) = SongsApp::start_with(STORE, |b| b, Some(TOKEN)).await else {
+    let Some(app) = SongsApp::start_with(STORE, DB, |b| b, Some(TOKEN)).await else {
         return;
     };
     let author = app.user("Lee").await;
@@ -204,7 +204,7 @@ async fn warm_then_hit_without_a_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_warm_on_startup_warms_before_the_first_request() {
-    let Some(app) = SongsApp::start_with(STORE, |b| b.warm_on_startup(true), None).await else {
+    let Some(app) = SongsApp::start_with(STORE, DB, |b| b.warm_on_startup(true), None).await else {
         return;
     };
     let warming = warming_finished(&app).await;
@@ -220,7 +220,7 @@ async fn cache_warm_on_startup_warms_before_the_first_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_analytics_and_prometheus_reflect_the_traffic() {
-    let Some(app) = SongsApp::start(STORE).await else {
+    let Some(app) = SongsApp::start(STORE, DB).await else {
         return;
     };
     let author = app.user("Joe").await;

@@ -3,11 +3,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::STORE;
+use super::{DB, STORE};
 use crate::support::songs::SongsApp;
 
 async fn app() -> Option<SongsApp> {
-    SongsApp::start(STORE).await
+    SongsApp::start(STORE, DB).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,10 +13,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use super::Db;
+use super::postgres::PgDatabase;
 use super::stores::{self, Kind, TestCache};
 
-/// A running songs app. Stopped (gracefully) on drop; its database lives in a temporary
-/// directory, its Redis (tiered store) is a private redis-server.
+/// A running songs app. Stopped (gracefully) on drop; its database is a SQLite file in a
+/// temporary directory or a throwaway PostgreSQL database, its Redis (tiered store) a private
+/// redis-server.
 pub struct SongsApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -24,6 +27,8 @@ pub struct SongsApp {
     pub cache: TestCache,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
+    /// Last: the database is dropped after the app's handles.
+    _postgres: Option<PgDatabase>,
 }
 
 /// An answer: status, headers and the JSON body (`Value::Null` when empty or not JSON).
@@ -71,22 +76,29 @@ impl Answer {
 impl SongsApp {
     /// The app on a memory cache, or on a tiered cache in front of a private redis-server
     /// (`None` when redis-server is missing and services are not required).
-    pub async fn start(kind: Kind) -> Option<SongsApp> {
-        Self::start_with(kind, |b| b, None).await
+    pub async fn start(kind: Kind, db: Db) -> Option<SongsApp> {
+        Self::start_with(kind, db, |b| b, None).await
     }
 
     /// The same, with the cache configured by `f` and an admin token.
     pub async fn start_with(
         kind: Kind,
+        db: Db,
         f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
         admin_token: Option<&str>,
     ) -> Option<SongsApp> {
         let cache = stores::cache_with(kind, f)?;
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("songs.db").display()
-        );
+        let (url, postgres) = match db {
+            Db::Sqlite => {
+                let path = dir.path().join("songs.db");
+                (format!("sqlite://{}?mode=rwc", path.display()), None)
+            }
+            Db::Postgres => {
+                let database = PgDatabase::create().await?;
+                (database.url().to_owned(), Some(database))
+            }
+        };
         let mut config = app::AppConfig::new(url, cache.cache.clone());
         if let Some(token) = admin_token {
             config.management = config.management.admin_token(token);
@@ -117,6 +129,7 @@ impl SongsApp {
             cache,
             shutdown: Some(tx),
             _dir: dir,
+            _postgres: postgres,
         })
     }
 

@@ -37,6 +37,8 @@ use super::{
 use crate::config::StoreKind;
 use crate::{Key, Tag, codec};
 
+mod outage;
+
 /// The versions an entry is computed under in each tier. `redis` is `None` when Redis
 /// could not be asked (breaker open or a failure): the value may then go to memory only.
 #[derive(Clone)]
@@ -190,108 +192,6 @@ impl Shared {
                 self.failed(operation, Failure::Timeout, error);
                 Err(())
             }
-        }
-    }
-
-    fn failed(self: &Arc<Self>, operation: &'static str, kind: Failure, error: String) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(tier = "redis", operation, %error, "Redis operation failed; serving without it");
-        *self.last_error.lock() = Some(format!("{operation}: {error}"));
-        if self.breaker.failure(kind) {
-            self.opened();
-        }
-    }
-
-    /// The breaker just opened.
-    fn opened(self: &Arc<Self>) {
-        tracing::warn!(
-            tier = "redis",
-            "circuit breaker OPEN: Redis unreachable, serving from process memory; probing every {} ms",
-            self.cooldown.as_millis()
-        );
-        if !self.memory_tier {
-            // The fallback starts empty: nothing in it predates the outage.
-            self.drop_memory();
-        }
-        self.spawn_probe();
-    }
-
-    /// Opens the breaker and remembers `op` for replay, under the pending lock so that the
-    /// probe cannot close the breaker between the two.
-    fn defer(self: &Arc<Self>, op: &Op) {
-        let opened = {
-            let mut pending = self.pending.lock();
-            pending.add(op);
-            self.breaker.trip()
-        };
-        if opened {
-            self.opened();
-        }
-    }
-
-    fn spawn_probe(self: &Arc<Self>) {
-        if self.probing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let runtime = crate::blocking::io_handle();
-        let weak = Arc::downgrade(self);
-        let mut shutdown = self.shutdown.subscribe();
-        let cooldown = self.cooldown;
-        runtime.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    () = tokio::time::sleep(cooldown) => {}
-                }
-                let Some(shared) = weak.upgrade() else { return };
-                if shared.recover().await {
-                    shared.probing.store(false, Ordering::Release);
-                    return;
-                }
-            }
-        });
-    }
-
-    /// The half-open step: ping, replay what is pending, close. Returns whether the
-    /// breaker is closed.
-    async fn recover(self: &Arc<Self>) -> bool {
-        let timeout = self.redis.timeout();
-        let probe = tokio::time::timeout(timeout, self.redis.ping()).await;
-        if !matches!(probe, Ok(Ok(()))) {
-            return false;
-        }
-        loop {
-            let ops = self.pending.lock().ops();
-            for op in &ops {
-                let replay = tokio::time::timeout(timeout * 4, self.apply_remote(op)).await;
-                match replay {
-                    Ok(Ok(_)) => self.pending.lock().done(op),
-                    Ok(Err(error)) => {
-                        *self.last_error.lock() = Some(format!("replay: {error}"));
-                        return false;
-                    }
-                    Err(_) => {
-                        *self.last_error.lock() = Some("replay: timed out".to_owned());
-                        return false;
-                    }
-                }
-            }
-            let mut pending = self.pending.lock();
-            if pending.is_empty() {
-                // Anything cached in memory during the outage may have missed other
-                // instances' invalidations: start again from Redis.
-                self.drop_memory();
-                self.breaker.close();
-                *self.last_error.lock() = None;
-                drop(pending);
-                tracing::info!(
-                    tier = "redis",
-                    replayed = ops.len(),
-                    "circuit breaker CLOSED: Redis reachable again"
-                );
-                return true;
-            }
-            pending.clear = pending.clear || pending.len() > Pending::MAX;
         }
     }
 

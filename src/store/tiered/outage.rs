@@ -1,0 +1,115 @@
+//! The tiered store during a Redis outage: counting failures, opening the breaker, keeping
+//! the invalidations made meanwhile, and the background probe that replays them before the
+//! breaker closes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::Shared;
+use super::channel::Op;
+use crate::store::breaker::Failure;
+use crate::store::pending::Pending;
+
+impl Shared {
+    pub(super) fn failed(self: &Arc<Self>, operation: &'static str, kind: Failure, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(tier = "redis", operation, %error, "Redis operation failed; serving without it");
+        *self.last_error.lock() = Some(format!("{operation}: {error}"));
+        if self.breaker.failure(kind) {
+            self.opened();
+        }
+    }
+
+    /// The breaker just opened.
+    pub(super) fn opened(self: &Arc<Self>) {
+        tracing::warn!(
+            tier = "redis",
+            "circuit breaker OPEN: Redis unreachable, serving from process memory; probing every {} ms",
+            self.cooldown.as_millis()
+        );
+        if !self.memory_tier {
+            // The fallback starts empty: nothing in it predates the outage.
+            self.drop_memory();
+        }
+        self.spawn_probe();
+    }
+
+    /// Opens the breaker and remembers `op` for replay, under the pending lock so that the
+    /// probe cannot close the breaker between the two.
+    pub(super) fn defer(self: &Arc<Self>, op: &Op) {
+        let opened = {
+            let mut pending = self.pending.lock();
+            pending.add(op);
+            self.breaker.trip()
+        };
+        if opened {
+            self.opened();
+        }
+    }
+
+    pub(super) fn spawn_probe(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let runtime = crate::blocking::io_handle();
+        let weak = Arc::downgrade(self);
+        let mut shutdown = self.shutdown.subscribe();
+        let cooldown = self.cooldown;
+        runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    () = tokio::time::sleep(cooldown) => {}
+                }
+                let Some(shared) = weak.upgrade() else { return };
+                if shared.recover().await {
+                    shared.probing.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The half-open step: ping, replay what is pending, close. Returns whether the
+    /// breaker is closed.
+    pub(super) async fn recover(self: &Arc<Self>) -> bool {
+        let timeout = self.redis.timeout();
+        let probe = tokio::time::timeout(timeout, self.redis.ping()).await;
+        if !matches!(probe, Ok(Ok(()))) {
+            return false;
+        }
+        loop {
+            let ops = self.pending.lock().ops();
+            for op in &ops {
+                let replay = tokio::time::timeout(timeout * 4, self.apply_remote(op)).await;
+                match replay {
+                    Ok(Ok(_)) => self.pending.lock().done(op),
+                    Ok(Err(error)) => {
+                        *self.last_error.lock() = Some(format!("replay: {error}"));
+                        return false;
+                    }
+                    Err(_) => {
+                        *self.last_error.lock() = Some("replay: timed out".to_owned());
+                        return false;
+                    }
+                }
+            }
+            let mut pending = self.pending.lock();
+            if pending.is_empty() {
+                // Anything cached in memory during the outage may have missed other
+                // instances' invalidations: start again from Redis.
+                self.drop_memory();
+                self.breaker.close();
+                *self.last_error.lock() = None;
+                drop(pending);
+                tracing::info!(
+                    tier = "redis",
+                    replayed = ops.len(),
+                    "circuit breaker CLOSED: Redis reachable again"
+                );
+                return true;
+            }
+            pending.clear = pending.clear || pending.len() > Pending::MAX;
+        }
+    }
+}

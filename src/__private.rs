@@ -237,6 +237,10 @@ impl Call {
         self.options.count_query = true;
     }
 
+    pub fn jitter_percent(&mut self, percent: u8) {
+        self.options.jitter = Some(percent.min(100));
+    }
+
     pub fn error_ttl_secs(&mut self, secs: u64) {
         self.options.error_ttl = Some(Duration::from_secs(secs));
     }

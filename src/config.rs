@@ -7,6 +7,7 @@
 //! | `CACHE_DEFAULT_TTL` | `3600` | seconds an entry lives when nothing more specific is set |
 //! | `CACHE_MAX_TTL` | `86400` | longer TTLs are clamped to this |
 //! | `CACHE_COUNT_TTL` | `300` | default TTL of count queries (`#[cache_count_query]`) |
+//! | `CACHE_JITTER_PERCENT` | `0` | each entry expires up to this percentage of its TTL early, at random, so that entries written together do not expire together (`jitter` on a query overrides it) |
 //! | `CACHE_ERROR_TTL` | `300` | TTL of cached errors when a function asks for `cache_errors` |
 //! | `CACHE_TTL_<NAMESPACE>` | see [`DEFAULT_NAMESPACE_TTLS`] | TTL of one namespace, e.g. `CACHE_TTL_BING_ANALYTICS=3600` |
 //! | `CACHE_MEMORY_MAX_BYTES` | `268435456` | byte budget of the memory store (`64MiB`, `1GB` accepted) |
@@ -158,6 +159,7 @@ pub struct CacheConfig {
     pub(crate) default_ttl: Duration,
     pub(crate) max_ttl: Duration,
     pub(crate) count_ttl: Duration,
+    pub(crate) jitter_percent: u8,
     pub(crate) error_ttl: Duration,
     pub(crate) namespace_ttls: HashMap<String, Duration>,
     pub(crate) memory_max_bytes: u64,
@@ -182,6 +184,7 @@ impl Default for CacheConfig {
             default_ttl: Duration::from_secs(3600),
             max_ttl: Duration::from_secs(86_400),
             count_ttl: Duration::from_secs(300),
+            jitter_percent: 0,
             error_ttl: Duration::from_secs(300),
             namespace_ttls: DEFAULT_NAMESPACE_TTLS
                 .iter()
@@ -285,6 +288,18 @@ impl CacheConfig {
     /// Default TTL of count queries (`CACHE_COUNT_TTL`).
     pub fn count_ttl(&self) -> Duration {
         self.count_ttl
+    }
+
+    /// How much of an entry's TTL may be taken off at random, in percent
+    /// (`CACHE_JITTER_PERCENT`; [`EntryOptions::jitter_percent`](crate::EntryOptions::jitter_percent)
+    /// overrides it per entry).
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::builder().jitter_percent(10).build().unwrap();
+    /// assert_eq!(config.jitter_percent(), 10);
+    /// ```
+    pub fn jitter_percent(&self) -> u8 {
+        self.jitter_percent
     }
     /// TTL of cached errors (`CACHE_ERROR_TTL`).
     pub fn error_ttl(&self) -> Duration {
@@ -410,6 +425,12 @@ impl CacheConfigBuilder {
     pub fn max_ttl_secs(self, secs: u64) -> Self {
         self.max_ttl(Duration::from_secs(secs))
     }
+    /// Sets the default TTL jitter, in percent of the TTL (`CACHE_JITTER_PERCENT`, 0 to 100).
+    pub fn jitter_percent(mut self, percent: u8) -> Self {
+        self.config.jitter_percent = percent;
+        self
+    }
+
     /// Sets the default TTL of count queries (`CACHE_COUNT_TTL`).
     pub fn count_ttl(mut self, ttl: Duration) -> Self {
         self.config.count_ttl = ttl;
@@ -546,6 +567,13 @@ impl CacheConfigBuilder {
         }
         let c = self.config;
         let secs = |d: Duration| d.as_secs_f64();
+        if c.jitter_percent > 100 {
+            return Err(Error::config(
+                "CACHE_JITTER_PERCENT",
+                c.jitter_percent,
+                "is a percentage of the TTL: 0 to 100",
+            ));
+        }
         if c.max_ttl.is_zero() {
             return Err(Error::config(
                 "CACHE_MAX_TTL",
@@ -675,6 +703,7 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_MAX_TTL",
     "CACHE_COUNT_TTL",
     "CACHE_ERROR_TTL",
+    "CACHE_JITTER_PERCENT",
     "CACHE_MEMORY_MAX_BYTES",
     "CACHE_INVALIDATION_STRATEGY",
     "CACHE_KEY_PREFIX",
@@ -698,6 +727,13 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
         "CACHE_MAX_TTL" => b.max_ttl(parse_secs(name, value)?),
         "CACHE_COUNT_TTL" => b.count_ttl(parse_secs(name, value)?),
         "CACHE_ERROR_TTL" => b.error_ttl(parse_secs(name, value)?),
+        "CACHE_JITTER_PERCENT" => {
+            b.jitter_percent(
+                value.trim().trim_end_matches('%').parse().map_err(|_| {
+                    Error::config(name, value, "expected a percentage from 0 to 100")
+                })?,
+            )
+        }
         "CACHE_MEMORY_MAX_BYTES" => b.memory_max_bytes(parse_bytes(name, value)?),
         "CACHE_INVALIDATION_STRATEGY" => b.invalidation_strategy(value.parse()?),
         "CACHE_KEY_PREFIX" => b.key_prefix(value),
@@ -817,6 +853,15 @@ mod tests {
     }
 
     #[test]
+    fn jitter_percent_from_the_environment() {
+        let config = CacheConfig::from_vars([("CACHE_JITTER_PERCENT", "15%")]).unwrap();
+        assert_eq!(config.jitter_percent(), 15);
+        assert_eq!(CacheConfig::default().jitter_percent(), 0);
+        let err = CacheConfig::from_vars([("CACHE_JITTER_PERCENT", "ten")]).unwrap_err();
+        assert!(err.to_string().contains("CACHE_JITTER_PERCENT"), "{err}");
+    }
+
+    #[test]
     fn every_error_names_its_variable() {
         for (var, value) in [
             ("CACHE_ENABLED", "maybe"),
@@ -824,6 +869,7 @@ mod tests {
             ("CACHE_MAX_TTL", "0"),
             ("CACHE_COUNT_TTL", "1.5"),
             ("CACHE_ERROR_TTL", ""),
+            ("CACHE_JITTER_PERCENT", "150"),
             ("CACHE_MEMORY_MAX_BYTES", "12"),
             ("CACHE_INVALIDATION_STRATEGY", "eventually"),
             ("CACHE_COMPRESSION_ENABLED", "2"),

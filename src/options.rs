@@ -33,6 +33,8 @@ pub struct EntryOptions {
     pub(crate) tags: Vec<Tag>,
     pub(crate) namespace: Option<Arc<str>>,
     pub(crate) count_query: bool,
+    /// `jitter_percent`: up to this percentage of the TTL is taken off at random.
+    pub(crate) jitter: Option<u8>,
 }
 
 impl EntryOptions {
@@ -75,6 +77,27 @@ impl EntryOptions {
     /// an `Err` stays cached (default `CACHE_ERROR_TTL`).
     pub fn error_ttl(mut self, ttl: Duration) -> Self {
         self.error_ttl = Some(ttl);
+        self
+    }
+
+    /// Lets the entry expire up to `percent`% of its TTL early, at random (default
+    /// `CACHE_TTL_JITTER`, 0), so that entries written together do not all expire — and
+    /// get recomputed — together. Values above 100 count as 100. Only expiry moves:
+    /// invalidation is unaffected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions};
+    ///
+    /// let cache = Cache::new();
+    /// let options = EntryOptions::new().ttl_secs(600).jitter_percent(10); // 540 s to 600 s
+    /// cache.set("k", 1_u8, options).await.unwrap();
+    /// assert_eq!(cache.get::<u8>("k").await.as_deref(), Some(&1));
+    /// # }
+    /// ```
+    pub fn jitter_percent(mut self, percent: u8) -> Self {
+        self.jitter = Some(percent.min(100));
         self
     }
 

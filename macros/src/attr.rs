@@ -48,6 +48,7 @@ const OPTIONS: &[&str] = &[
     "namespace",
     "error_ttl",
     "cache_errors",
+    "jitter",
     "cache",
 ];
 
@@ -80,6 +81,8 @@ enum Value {
     Strs(Vec<LitStr>),
     /// `key = ".."`, `namespace = ".."`.
     Str(LitStr),
+    /// `jitter = 10`: a percentage, checked later.
+    Percent(Expr),
     /// `cache = <expr>`.
     Expr(Expr),
     /// An unknown option; its value was skipped.
@@ -167,6 +170,7 @@ fn parse_option(input: ParseStream<'_>) -> syn::Result<Opt> {
     input.parse::<Token![=]>()?;
     let value = match option.as_str() {
         "ttl" | "error_ttl" => Value::Duration(input.parse()?),
+        "jitter" => Value::Percent(input.parse()?),
         "models" => {
             let (content, span) = bracketed_list(input, &option)?;
             let types = Punctuated::<Type, Token![,]>::parse_terminated.parse2(content)?;
@@ -220,6 +224,7 @@ fn example(option: &str) -> &'static str {
         "tags" => "`tags = [\"user:{user_id}\", \"songs\"]`",
         "key" => "a string literal: `key = \"songs:popular:{limit}\"`",
         "namespace" => "a string literal: `namespace = \"songs\"`",
+        "jitter" => "a percentage from 0 to 100: `jitter = 10`",
         "cache" => "`cache = self.cache` (a `Cache`, `&Cache` or `Arc<Cache>`)",
         _ => "`cache_errors`",
     }
@@ -268,6 +273,8 @@ pub(crate) struct Options {
     pub(crate) key: Option<Template>,
     pub(crate) namespace: Option<LitStr>,
     pub(crate) errors: Option<ErrorCaching>,
+    /// `jitter = ..`: the percentage, where it was written.
+    pub(crate) jitter: Option<(u8, Span)>,
     pub(crate) cache: Option<Expr>,
 }
 
@@ -285,6 +292,7 @@ impl Options {
             key: None,
             namespace: None,
             errors: None,
+            jitter: None,
             cache: None,
         };
         let macro_name = flavor.name();
@@ -386,6 +394,10 @@ impl Options {
                     Ok(()) => options.namespace = Some(lit),
                     Err(error) => errors.push(error),
                 },
+                Value::Percent(expr) => match percent(&expr) {
+                    Ok(value) => options.jitter = Some((value, expr.span())),
+                    Err(error) => errors.push(error),
+                },
                 Value::Expr(expr) => options.cache = Some(expr),
             }
         }
@@ -451,6 +463,27 @@ fn check_namespace(lit: &LitStr) -> syn::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The value of `jitter = ..`: an integer literal from 0 to 100.
+fn percent(expr: &Expr) -> syn::Result<u8> {
+    let wrong = || {
+        syn::Error::new_spanned(
+            expr,
+            "`jitter` is a percentage of the TTL, an integer from 0 to 100: `jitter = 10` \
+             lets each entry expire up to 10% early",
+        )
+    };
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) => match int.base10_parse::<u8>() {
+            Ok(value) if value <= 100 => Ok(value),
+            _ => Err(wrong()),
+        },
+        _ => Err(wrong()),
+    }
 }
 
 /// The value of `ttl = ..` or `error_ttl = ..` in seconds: an integer, or a duration string

@@ -123,6 +123,9 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
     if options.flavor == Flavor::Count {
         setup.push(quote!(#call.count_query();));
     }
+    if let Some((percent, span)) = options.jitter {
+        setup.push(quote_spanned!(span=> #call.jitter_percent(#percent);));
+    }
     match &options.errors {
         Some(ErrorCaching::Ttl(_, ttl)) => {
             let secs = Literal::u64_suffixed(ttl.secs);

@@ -116,6 +116,11 @@ use attr::{Args, Flavor, Options};
 /// * **`cache_errors`**: as `error_ttl`, for the configured `CACHE_ERROR_TTL`. Cannot be
 ///   combined with `error_ttl`.
 ///
+/// * **`jitter = 10`**: each entry expires up to that percentage of its TTL early, at
+///   random (an integer from 0 to 100; default `CACHE_JITTER_PERCENT`, 0), so that entries
+///   written together are not all recomputed together. Only expiry moves: a write still
+///   invalidates at once.
+///
 /// * **`cache = <expr>`**: the cache to use, an expression evaluating to a
 ///   `querycache::Cache`, a `&Cache` or an `Arc<Cache>` (for example `cache = self.cache`
 ///   in a method, or `cache = &*APP_CACHE`). Default: the global cache

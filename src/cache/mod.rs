@@ -264,8 +264,16 @@ impl Cache {
         tracing::info!(tier = self.inner.store.tier(), "Cache CLEARED");
     }
 
-    /// The TTL for an entry: call, namespace policy, count default, global default — capped.
+    /// The TTL for an entry: call, namespace policy, count default, global default — capped,
+    /// then shortened at random by up to the jitter percentage.
     fn resolve_ttl(&self, options: &EntryOptions, key: &Key) -> Duration {
+        let ttl = self.capped_ttl(options, key);
+        let percent = options.jitter.unwrap_or(self.inner.config.jitter_percent);
+        jittered(ttl, percent, rand::random::<f64>())
+    }
+
+    /// The TTL for an entry before jitter.
+    fn capped_ttl(&self, options: &EntryOptions, key: &Key) -> Duration {
         let config = &self.inner.config;
         let ttl = options
             .ttl
@@ -475,6 +483,16 @@ impl CacheConfigBuilder {
     }
 }
 
+/// `ttl` shortened by `percent`% of itself times `unit` (a random number in `[0, 1)`):
+/// from `ttl` down to `ttl × (1 − percent/100)`, never below a millisecond.
+fn jittered(ttl: Duration, percent: u8, unit: f64) -> Duration {
+    if percent == 0 || ttl.is_zero() {
+        return ttl;
+    }
+    let cut = f64::from(percent.min(100)) / 100.0 * unit.clamp(0.0, 1.0);
+    ttl.mul_f64(1.0 - cut).max(Duration::from_millis(1))
+}
+
 /// Decodes a stored JSON body into `T`, for stores that keep bytes.
 pub(crate) fn decode<T: CacheValue>(bytes: &[u8]) -> Result<AnyValue, String> {
     serde_json::from_slice::<T>(bytes)
@@ -540,4 +558,26 @@ fn weigh<T: Serialize>(
     // Entry header, Arc headers, and one (pointer, version) pair per dependency.
     const OVERHEAD: u64 = 96;
     Ok(counter.0 + key.as_str().len() as u64 + OVERHEAD + 24 * (options.tags.len() as u64 + 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::jittered;
+
+    #[test]
+    fn jitter_shortens_within_its_percentage() {
+        let ttl = Duration::from_secs(100);
+        assert_eq!(jittered(ttl, 0, 0.99), ttl);
+        assert_eq!(jittered(ttl, 20, 0.0), ttl);
+        assert_eq!(jittered(ttl, 20, 0.5), Duration::from_secs(90));
+        assert!(jittered(ttl, 20, 0.999_999) > Duration::from_secs(80));
+        assert_eq!(
+            jittered(ttl, 100, 1.0),
+            Duration::from_millis(1),
+            "never zero"
+        );
+        assert_eq!(jittered(Duration::ZERO, 50, 0.5), Duration::ZERO);
+    }
 }

@@ -468,3 +468,46 @@ async fn rediss_tls_works() {
     assert_eq!(cache.stats().redis_hits, 1, "served by Redis, over TLS");
     assert_eq!(cache.stats().errors, 0);
 }
+
+/// `jitter_percent` spreads the expiries of entries written together: measured as the
+/// PTTLs Redis holds for 300 entries written in one burst with a 1000 s TTL and 20% jitter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jitter_spreads_the_expiries_of_entries_written_together() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    let options = EntryOptions::new().ttl_secs(1000).jitter_percent(20);
+    for i in 0..300 {
+        cache
+            .set(&format!("burst:{i}"), i, options.clone())
+            .await
+            .expect("stored");
+    }
+    let mut ttls: Vec<i64> = (0..300)
+        .map(|i| server.query(redis::cmd("PTTL").arg(format!("qctest:e:burst:{i}"))))
+        .collect();
+    ttls.sort_unstable();
+    let (min, max) = (ttls[0], ttls[ttls.len() - 1]);
+    let median = ttls[ttls.len() / 2];
+    eprintln!("PTTL over 300 entries: min {min} ms, median {median} ms, max {max} ms");
+    assert!(min > 800_000 - 1_000, "at most 20% early: {min} ms");
+    assert!(max <= 1_000_000, "never later than the TTL: {max} ms");
+    assert!(
+        max - min > 100_000,
+        "spread over more than half the window: {min}..{max} ms"
+    );
+    // Without jitter, the same burst expires within the burst's own duration.
+    let plain = EntryOptions::new().ttl_secs(1000);
+    for i in 0..50 {
+        cache
+            .set(&format!("plain:{i}"), i, plain.clone())
+            .await
+            .expect("stored");
+    }
+    let plain_ttls: Vec<i64> = (0..50)
+        .map(|i| server.query(redis::cmd("PTTL").arg(format!("qctest:e:plain:{i}"))))
+        .collect();
+    let spread = plain_ttls.iter().max().unwrap() - plain_ttls.iter().min().unwrap();
+    assert!(spread < 10_000, "no jitter: {spread} ms of spread");
+}

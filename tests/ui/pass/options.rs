@@ -38,6 +38,11 @@ async fn ttl_30m(x: u32) -> u32 {
     x
 }
 
+#[cached_query(ttl = "30m", jitter = 10)]
+async fn ttl_with_jitter(x: u32) -> u32 {
+    x
+}
+
 #[cached_query(ttl = "2h")]
 async fn ttl_2h(x: u32) -> u32 {
     x
@@ -153,6 +158,7 @@ fn main() {
         ttl_seconds,
         ttl_90s,
         ttl_30m,
+        ttl_with_jitter,
         ttl_2h,
         ttl_1d,
         ttl_1h30m,

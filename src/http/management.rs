@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 
 use super::auth::AdminToken;
 use super::envelope::ApiError;
-use super::{clear, dashboard, status, warm};
+use super::{CacheControl, ConditionalGet, clear, dashboard, status, warm};
 use crate::{Cache, Error};
 
 /// The environment variable holding the admin bearer token.
@@ -236,6 +236,9 @@ pub fn management_router(cache: Cache, options: ManagementOptions) -> Router {
         .route("/dashboard", get(dashboard::page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // GET answers carry a body-hash ETag (the dashboard's polls of unchanged figures
+        // are 304s); every answer is `no-store`.
+        .layer(ConditionalGet::new().cache_control(CacheControl::no_store()))
         .layer(axum::middleware::map_response(no_store))
         .with_state(shared)
 }

@@ -464,3 +464,33 @@ async fn http_admin_dashboard_is_one_self_contained_page() {
         assert!(page.contains(relative), "polls {relative} relatively");
     }
 }
+
+#[tokio::test]
+async fn http_admin_get_answers_carry_an_etag_and_revalidate() {
+    let cache = Cache::new();
+    let server = serve(&cache, None).await;
+    let client = reqwest::Client::new();
+    for route in ["dashboard", "health", "analytics"] {
+        let url = server.url(&format!("{PREFIX}/{route}"));
+        let first = client.get(&url).send().await.unwrap();
+        assert_eq!(first.status(), StatusCode::OK, "{route}");
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"'), "{route}: a strong ETag, got {etag}");
+        if route == "analytics" {
+            // Its figures include the time of the answer: a new body, a new ETag.
+            continue;
+        }
+        let again = client
+            .get(&url)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{route}");
+        assert_eq!(again.headers()["cache-control"], "no-store", "{route}");
+        assert!(
+            again.text().await.unwrap().is_empty(),
+            "{route}: a 304 has no body"
+        );
+    }
+}

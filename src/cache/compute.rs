@@ -273,7 +273,9 @@ impl Cache {
         let snapshot = self.inner.store.snapshot(&deps).await;
         self.inner.stats.computation(namespace);
         let started = Instant::now();
-        let value = crate::store::computing(compute()).await?;
+        // The HTTP layer derives a deep ETag from the same snapshot (no second read).
+        let fingerprint = snapshot.as_ref().ok().map(|s| s.fingerprint(&deps));
+        let value = crate::store::computing(fingerprint, compute()).await?;
         tracing::debug!(key = %key, elapsed_us = started.elapsed().as_micros() as u64, "computed");
         let ttl = ttl_of(&value, self.resolve_ttl(options, key));
         Ok(self.settle(key, value, snapshot, options, ttl).await)

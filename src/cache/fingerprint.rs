@@ -55,6 +55,16 @@ impl Cache {
 
     /// The fingerprint of everything an entry stored with `options` depends on: its tags,
     /// its namespace's tag, and `model:#all` for model tags.
+    /// Inside a computation: the fingerprint of the snapshot it runs under (what
+    /// [`entry_fingerprint`](Self::entry_fingerprint) answered when the snapshot was taken).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn computation_fingerprint(&self) -> Option<u64> {
+        if self.inner.config.strategy == InvalidationStrategy::Ttl {
+            return None;
+        }
+        crate::store::computation_fingerprint()
+    }
+
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) async fn entry_fingerprint(&self, options: &EntryOptions) -> Option<u64> {
         self.fingerprint_of(&options.dependencies()).await

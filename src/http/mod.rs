@@ -77,15 +77,15 @@
 //!
 //! # Why a deep ETag never validates old data
 //!
-//! An ORM write bumps its tags *after* its transaction commits. The fingerprint is read
-//! *before* the handler runs, so the answer reflects at least every write whose bump the
-//! fingerprint saw; a write that lands later — even while the handler runs — moves the
-//! versions, so the ETag minted from the earlier fingerprint stops matching. Read after the
-//! handler instead, a racing write could give old data a new ETag, and a client holding it
-//! would be told "not modified" for as long as the tags stay still. The entry itself is
-//! guarded as every entry is: it is stored only if its snapshot, read before the
-//! fingerprint, is still current when it is put — so a stored ETag always describes the
-//! versions its body was computed under.
+//! An ORM write bumps its tags *after* its transaction commits. The ETag of a computed
+//! answer is derived from the snapshot of tag versions taken *before* the handler runs (the
+//! one every entry is stored under, so no second read), so the answer reflects at least
+//! every write whose bump the snapshot saw; a write that lands later — even while the
+//! handler runs — moves the versions, so the ETag stops matching. Read after the handler
+//! instead, a racing write could give old data a new ETag, and a client holding it would be
+//! told "not modified" for as long as the tags stay still. The entry itself is guarded as
+//! every entry is: it is stored only if that snapshot is still current when it is put — so a
+//! stored ETag always describes the versions its body was computed under.
 //!
 //! # Limits
 //!

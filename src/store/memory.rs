@@ -52,6 +52,23 @@ pub(crate) struct MemSnapshot {
     removals_seen: u64,
 }
 
+impl MemSnapshot {
+    /// A hash of the clear epoch and the versions of `tags` (the tags this snapshot was
+    /// taken of, in the same order) as this snapshot saw them.
+    pub(crate) fn fingerprint(&self, tags: &[Tag]) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        // A domain of its own: a memory fingerprint never equals a Redis one.
+        hasher.update(b"querycache:memory\0");
+        hasher.update(&self.epoch.to_le_bytes());
+        for (tag, (_, version)) in tags.iter().zip(self.stamps.iter()) {
+            hasher.update(tag.as_str().as_bytes());
+            hasher.update(b"\0");
+            hasher.update(&version.to_le_bytes());
+        }
+        hasher.digest()
+    }
+}
+
 /// Keys and patterns removed recently, so that a computation that started before a
 /// removal does not store its (now unwanted) result after it.
 struct RemovalLog {
@@ -140,17 +157,7 @@ impl MemoryStore {
     /// [`Store::fingerprint`]). Reads them as a snapshot does: a tag never seen gets its
     /// first version now.
     pub(crate) fn fingerprint_now(&self, tags: &[Tag]) -> u64 {
-        let snapshot = self.take_snapshot(tags);
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        // A domain of its own: a memory fingerprint never equals a Redis one.
-        hasher.update(b"querycache:memory\0");
-        hasher.update(&snapshot.epoch.to_le_bytes());
-        for (tag, (_, version)) in tags.iter().zip(snapshot.stamps.iter()) {
-            hasher.update(tag.as_str().as_bytes());
-            hasher.update(b"\0");
-            hasher.update(&version.to_le_bytes());
-        }
-        hasher.digest()
+        self.take_snapshot(tags).fingerprint(tags)
     }
 
     /// Whether nothing invalidated `snapshot` since it was taken (tags, `clear`).

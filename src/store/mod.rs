@@ -52,7 +52,8 @@ pub(crate) enum ReadScope {
 }
 
 tokio::task_local! {
-    static COMPUTING: ();
+    /// Set while an entry is computed: the fingerprint of the snapshot it runs under.
+    static COMPUTING: Option<u64>;
 }
 
 thread_local! {
@@ -70,9 +71,18 @@ pub(crate) fn read_scope() -> ReadScope {
 }
 
 /// Runs `computation` (an entry's computation, on this task) with its lookups in
-/// [`ReadScope::InComputation`].
-pub(crate) async fn computing<F: Future>(computation: F) -> F::Output {
-    COMPUTING.scope((), computation).await
+/// [`ReadScope::InComputation`]; `fingerprint` is that of the snapshot it runs under
+/// ([`computation_fingerprint`]).
+pub(crate) async fn computing<F: Future>(fingerprint: Option<u64>, computation: F) -> F::Output {
+    COMPUTING.scope(fingerprint, computation).await
+}
+
+/// Inside a computation on this task: the fingerprint of the snapshot it runs under.
+pub(crate) fn computation_fingerprint() -> Option<u64> {
+    COMPUTING
+        .try_with(|fingerprint| *fingerprint)
+        .ok()
+        .flatten()
 }
 
 /// The same for a synchronous computation, on this thread.
@@ -236,6 +246,18 @@ pub(crate) enum Snapshot {
     Memory(memory::MemSnapshot),
     #[cfg(feature = "redis")]
     Tiered(tiered::TieredSnapshot),
+}
+
+impl Snapshot {
+    /// A hash of the versions this snapshot holds of `tags` (the tags it was taken of):
+    /// what [`Store::fingerprint`] would have answered at the time it was taken.
+    pub(crate) fn fingerprint(&self, tags: &[Tag]) -> u64 {
+        match self {
+            Snapshot::Memory(snapshot) => snapshot.fingerprint(tags),
+            #[cfg(feature = "redis")]
+            Snapshot::Tiered(snapshot) => snapshot.fingerprint(tags),
+        }
+    }
 }
 
 impl Backend {

@@ -47,6 +47,17 @@ pub(crate) struct TieredSnapshot {
     redis: Option<RedisSnapshot>,
 }
 
+impl TieredSnapshot {
+    /// The fingerprint [`Store::fingerprint`] reads, from this snapshot's versions: Redis's
+    /// when it answered, process memory's otherwise.
+    pub(crate) fn fingerprint(&self, tags: &[Tag]) -> u64 {
+        match &self.redis {
+            Some(redis) => redis.fingerprint(),
+            None => self.mem.fingerprint(tags),
+        }
+    }
+}
+
 /// What [`health`](TieredStore::health) reports.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreHealth {

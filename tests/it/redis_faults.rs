@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use querycache::{Cache, EntryOptions, StoreKind, Tag};
 
 use crate::support::redis::RedisServer;
+use crate::support::{subscribed, until};
 
 fn instance(server: &RedisServer, kind: StoreKind, timeout_ms: u64) -> Cache {
     Cache::builder()
@@ -22,27 +23,6 @@ fn instance(server: &RedisServer, kind: StoreKind, timeout_ms: u64) -> Cache {
         .breaker_cooldown(Duration::from_millis(100))
         .build_cache()
         .expect("valid config")
-}
-
-/// Polls `check` every millisecond until it holds; panics with `what` after `limit`.
-async fn until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-async fn subscribed(cache: &Cache) {
-    until(
-        Duration::from_secs(10),
-        "invalidation channel subscribed",
-        async || cache.health().await.invalidation_channel == Some(true),
-    )
-    .await;
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

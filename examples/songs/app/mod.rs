@@ -268,11 +268,6 @@ fn browser_policy() -> CacheControl {
     CacheControl::custom("private, no-cache").unwrap_or_else(|_| CacheControl::no_cache())
 }
 
-/// A database failure: logged with its detail, answered with a generic 500.
-pub(crate) fn db_error(error: sea_orm::DbErr) -> ApiError {
-    ApiError::internal(error)
-}
-
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route for {}", uri.path()))
 }

@@ -8,7 +8,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, ModelTrait, Set};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{song, user};
-use super::{App, db_error, queries, users::no_user};
+use super::{App, queries, users::no_user};
 
 /// Longest title or artist accepted, in characters.
 const MAX_NAME: usize = 200;
@@ -95,7 +95,7 @@ pub async fn create(
     if user::Entity::find_by_id(body.author_id)
         .one(app.db())
         .await
-        .map_err(db_error)?
+        .map_err(ApiError::internal)?
         .is_none()
     {
         return Err(no_user(body.author_id));
@@ -113,7 +113,7 @@ pub async fn create(
     }
     .insert(app.db())
     .await
-    .map_err(db_error)?;
+    .map_err(ApiError::internal)?;
     Ok(ApiResponse::new(created).with_status(StatusCode::CREATED))
 }
 
@@ -122,7 +122,9 @@ pub async fn get(
     State(app): State<App>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiResponse<song::Model>, ApiError> {
-    let found = queries::song_by_id(app.db(), id).await.map_err(db_error)?;
+    let found = queries::song_by_id(app.db(), id)
+        .await
+        .map_err(ApiError::internal)?;
     found.map(ApiResponse::new).ok_or_else(|| no_song(id))
 }
 
@@ -157,7 +159,7 @@ pub async fn update(
     let current = song::Entity::find_by_id(id)
         .one(app.db())
         .await
-        .map_err(db_error)?
+        .map_err(ApiError::internal)?
         .ok_or_else(|| no_song(id))?;
     let mut active: song::ActiveModel = current.into();
     if let Some(title) = title {
@@ -173,7 +175,7 @@ pub async fn update(
         active.archived = Set(archived);
     }
     active.updated_at = Set(chrono::Utc::now());
-    let updated = active.update(app.db()).await.map_err(db_error)?;
+    let updated = active.update(app.db()).await.map_err(ApiError::internal)?;
     Ok(ApiResponse::new(updated))
 }
 
@@ -185,9 +187,9 @@ pub async fn delete(
     let current = song::Entity::find_by_id(id)
         .one(app.db())
         .await
-        .map_err(db_error)?
+        .map_err(ApiError::internal)?
         .ok_or_else(|| no_song(id))?;
-    current.delete(app.db()).await.map_err(db_error)?;
+    current.delete(app.db()).await.map_err(ApiError::internal)?;
     Ok(ApiResponse::new(Deleted { id, deleted: true }))
 }
 
@@ -204,12 +206,14 @@ pub async fn list(
     }
     let songs = queries::newest_songs(app.db(), limit)
         .await
-        .map_err(db_error)?;
+        .map_err(ApiError::internal)?;
     Ok(ApiResponse::new(songs))
 }
 
 /// `GET /api/v1/songs/count` → `{count}`.
 pub async fn count(State(app): State<App>) -> Result<ApiResponse<Count>, ApiError> {
-    let count = queries::song_count(app.db()).await.map_err(db_error)?;
+    let count = queries::song_count(app.db())
+        .await
+        .map_err(ApiError::internal)?;
     Ok(ApiResponse::new(Count { count }))
 }

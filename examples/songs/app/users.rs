@@ -9,7 +9,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{song, user};
-use super::{App, db_error, queries};
+use super::{App, queries};
 
 /// The body of `POST /api/v1/users`.
 #[derive(Debug, Deserialize)]
@@ -49,7 +49,7 @@ pub async fn create(
             "conflict",
             format!("email: {email:?} is already taken"),
         ),
-        _ => db_error(e),
+        _ => ApiError::internal(e),
     })?;
     Ok(ApiResponse::new(created).with_status(StatusCode::CREATED))
 }
@@ -59,7 +59,9 @@ pub async fn get(
     State(app): State<App>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiResponse<user::Model>, ApiError> {
-    let found = queries::user_by_id(app.db(), id).await.map_err(db_error)?;
+    let found = queries::user_by_id(app.db(), id)
+        .await
+        .map_err(ApiError::internal)?;
     found.map(ApiResponse::new).ok_or_else(|| no_user(id))
 }
 
@@ -70,14 +72,14 @@ pub async fn songs(
 ) -> Result<ApiResponse<Vec<song::Model>>, ApiError> {
     if queries::user_by_id(app.db(), id)
         .await
-        .map_err(db_error)?
+        .map_err(ApiError::internal)?
         .is_none()
     {
         return Err(no_user(id));
     }
     let songs = queries::songs_by_author(app.db(), id)
         .await
-        .map_err(db_error)?;
+        .map_err(ApiError::internal)?;
     Ok(ApiResponse::new(songs))
 }
 
@@ -98,7 +100,7 @@ pub async fn archive_songs(
     if user::Entity::find_by_id(id)
         .one(app.db())
         .await
-        .map_err(db_error)?
+        .map_err(ApiError::internal)?
         .is_none()
     {
         return Err(no_user(id));
@@ -110,7 +112,7 @@ pub async fn archive_songs(
         .filter(song::Column::Archived.eq(false))
         .exec(app.db())
         .await
-        .map_err(db_error)?;
+        .map_err(ApiError::internal)?;
     Ok(ApiResponse::new(Archived {
         user_id: id,
         archived: result.rows_affected,

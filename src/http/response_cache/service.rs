@@ -265,10 +265,11 @@ impl EntryLookup<'_> {
                         let error = ApiError::internal("the request was already answered");
                         return Err((error.into_response(), "internal"));
                     };
-                    // Read *before* the handler runs: the answer reflects at least every
-                    // write that bumped these versions, and any later write moves them, so
-                    // this ETag never validates older data (see the `http` module docs).
-                    let fingerprint = cache.entry_fingerprint(options).await;
+                    // The versions of the snapshot taken *before* the handler runs: the
+                    // answer reflects at least every write that bumped them, and any later
+                    // write moves them, so this ETag never validates older data (see the
+                    // `http` module docs).
+                    let fingerprint = cache.computation_fingerprint();
                     let response = inner.call(request).await.into_response();
                     let etag = fingerprint.map(|f| etag::deep(key.as_str(), f));
                     match stored::capture(response, rules, etag).await {

@@ -7,11 +7,7 @@ use super::*;
 async fn miss_then_hit_then_invalidation_gives_a_new_etag() {
     let cache = Cache::new();
     let db = Db::with_songs(&[(7, "Seven")]);
-    let base = serve(songs(
-        &db,
-        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
-    ))
-    .await;
+    let base = serve_rows(&cache, &db).await;
     let url = format!("{base}/songs/7");
 
     let first = fetch(&url, &[]).await;
@@ -47,11 +43,7 @@ async fn miss_then_hit_then_invalidation_gives_a_new_etag() {
 async fn a_conditional_get_is_answered_304_without_a_query() {
     let cache = Cache::new();
     let db = Db::with_songs(&[(7, "Seven")]);
-    let base = serve(songs(
-        &db,
-        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
-    ))
-    .await;
+    let base = serve_rows(&cache, &db).await;
     let url = format!("{base}/songs/7");
     let tag = etag(&fetch(&url, &[]).await);
     assert_eq!(db.queries(), 1);
@@ -188,11 +180,7 @@ async fn a_write_during_the_handler_leaves_its_etag_stale() {
 async fn a_write_to_another_row_keeps_the_etag_valid() {
     let cache = Cache::new();
     let db = Db::with_songs(&[(7, "Seven"), (8, "Eight")]);
-    let base = serve(songs(
-        &db,
-        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
-    ))
-    .await;
+    let base = serve_rows(&cache, &db).await;
     let (url7, url8) = (format!("{base}/songs/7"), format!("{base}/songs/8"));
     let (tag7, tag8) = (
         etag(&fetch(&url7, &[]).await),
@@ -248,11 +236,7 @@ async fn the_ttl_strategy_uses_body_hashes_checked_against_the_entry() {
         .build_cache()
         .unwrap();
     let db = Db::with_songs(&[(7, "Seven")]);
-    let base = serve(songs(
-        &db,
-        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
-    ))
-    .await;
+    let base = serve_rows(&cache, &db).await;
     let url = format!("{base}/songs/07");
 
     let first = fetch(&url, &[]).await;
@@ -269,11 +253,7 @@ async fn the_ttl_strategy_uses_body_hashes_checked_against_the_entry() {
 async fn a_row_id_written_unusually_is_invalidated_by_its_row() {
     let cache = Cache::new();
     let db = Db::with_songs(&[(7, "Seven")]);
-    let base = serve(songs(
-        &db,
-        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
-    ))
-    .await;
+    let base = serve_rows(&cache, &db).await;
     let url = format!("{base}/songs/07");
     let tag = etag(&fetch(&url, &[]).await);
     db.write(&cache, 7, "Seven, edited").await;

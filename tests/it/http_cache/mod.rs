@@ -88,6 +88,12 @@ fn songs(db: &Arc<Db>, layer: CacheResponseLayer) -> Router {
         .with_state(db.clone())
 }
 
+/// `/songs/{id}` cached by row (`cache_row_response`), served on a free port.
+async fn serve_rows(cache: &Cache, db: &Arc<Db>) -> String {
+    let layer = cache_row_response(cache, TTL, "songs", "id").expect("a valid layer");
+    serve(songs(db, layer)).await
+}
+
 /// Serves `router` on a free port; returns its base URL.
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -149,11 +149,7 @@ async fn vary_header_values_split_entries() {
 async fn head_is_answered_from_the_get_entry() {
     let cache = Cache::new();
     let db = Db::with_songs(&[(7, "Seven"), (8, "Eight")]);
-    let base = serve(songs(
-        &db,
-        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
-    ))
-    .await;
+    let base = serve_rows(&cache, &db).await;
     let client = reqwest::Client::new();
 
     let full = fetch(&format!("{base}/songs/7"), &[]).await;
@@ -208,11 +204,7 @@ async fn other_methods_pass_through() {
 async fn a_disabled_cache_passes_through_with_body_hash_etags() {
     let cache = Cache::builder().enabled(false).build_cache().unwrap();
     let db = Db::with_songs(&[(7, "Seven")]);
-    let base = serve(songs(
-        &db,
-        cache_row_response(&cache, TTL, "songs", "id").unwrap(),
-    ))
-    .await;
+    let base = serve_rows(&cache, &db).await;
     let url = format!("{base}/songs/7");
 
     let first = fetch(&url, &[]).await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use querycache::{Cache, EntryOptions, StoreKind, Tag};
 
-use super::until;
 use crate::support::redis::RedisServer;
+use crate::support::{subscribed, until};
 
 /// The exposition, parsed: metric families (name → type) and samples (series → value).
 #[derive(Debug, Default)]
@@ -215,15 +215,6 @@ fn tiered(server: &RedisServer) -> Cache {
         .breaker_cooldown(Duration::from_millis(100))
         .build_cache()
         .expect("valid config")
-}
-
-async fn subscribed(cache: &Cache) {
-    until(
-        Duration::from_secs(10),
-        "invalidation channel subscribed",
-        async || cache.health().await.invalidation_channel == Some(true),
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

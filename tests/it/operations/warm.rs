@@ -12,7 +12,7 @@ use querycache::{
 };
 use tokio::sync::{Notify, Semaphore};
 
-use super::until;
+use crate::support::until;
 
 static SONGS_CACHE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(Cache::new);
 static SONG_QUERIES: AtomicUsize = AtomicUsize::new(0);

@@ -28,6 +28,29 @@ use sea_orm::{
 
 pub use schema::{song, user};
 
+/// Polls `check` every millisecond until it holds; panics with `what` after `limit`.
+/// Returns how long it took.
+pub async fn until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Waits until a tiered cache hears the other instances' invalidations.
+pub async fn subscribed(cache: &Cache) {
+    until(
+        Duration::from_secs(10),
+        "invalidation channel subscribed",
+        async || cache.health().await.invalidation_channel == Some(true),
+    )
+    .await;
+}
+
 /// Stores `n` entries `list:<i>` tagged `model:songs`.
 pub async fn fill(cache: &Cache, n: usize) {
     let options = querycache::EntryOptions::new().tag(querycache::Tag::model("songs"));

@@ -5,6 +5,9 @@
 //! QC1\n                       magic and format version
 //! <flags>\n                   decimal bit set: 1 = body compressed (lz4, size-prepended)
 //! <created_at_ms>\n           when the entry was stored, ms since the Unix epoch
+//! <fresh_until_ms> <delta_us>\n  (flag 2) when its TTL passes, ms since the Unix epoch, and
+//!                             how long its computation took, in µs; the entry itself lives
+//!                             longer in Redis when it may be served stale
 //! <n>\n                       number of tag versions in the snapshot
 //! <version key>\n<token>\n    n times: the Redis key of a tag's version, and its token
 //! <body>                      serde_json bytes, or their lz4 block
@@ -26,6 +29,19 @@ pub(crate) const MAGIC: &[u8] = b"QC1\n";
 /// Body is lz4-compressed.
 pub(crate) const FLAG_COMPRESSED: u32 = 1;
 
+/// A timing line follows the creation time. Entries written before it existed have none:
+/// they are fresh until Redis expires them.
+pub(crate) const FLAG_TIMING: u32 = 2;
+
+/// When an entry was written, when its TTL passes, and how long it took to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamps {
+    pub(crate) created_at_ms: u64,
+    /// `None` in entries without a timing line.
+    pub(crate) fresh_until_ms: Option<u64>,
+    pub(crate) delta_us: u64,
+}
+
 /// Why a stored payload could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum DecodeError {
@@ -43,7 +59,7 @@ pub(crate) enum DecodeError {
 /// A decoded header and its (decompressed) body.
 #[derive(Debug)]
 pub(crate) struct Framed<'a> {
-    pub(crate) created_at_ms: u64,
+    pub(crate) stamps: Stamps,
     /// The snapshot. On a single server the Lua scripts compare it there; the tiered store
     /// reads it back to fill its memory tier.
     pub(crate) versions: Vec<(&'a str, &'a str)>,
@@ -55,17 +71,20 @@ pub(crate) struct Framed<'a> {
 pub(crate) fn frame(
     body: &[u8],
     versions: &[(String, String)],
-    created_at_ms: u64,
+    stamps: Stamps,
     compress_above: Option<usize>,
 ) -> Vec<u8> {
     let compressed = compress_above
         .filter(|&threshold| body.len() > threshold)
         .map(|_| lz4_flex::compress_prepend_size(body));
+    let timing = stamps
+        .fresh_until_ms
+        .map(|fresh_until| format!("{fresh_until} {}\n", stamps.delta_us));
     let flags = if compressed.is_some() {
         FLAG_COMPRESSED
     } else {
         0
-    };
+    } | if timing.is_some() { FLAG_TIMING } else { 0 };
     let body: &[u8] = compressed.as_deref().unwrap_or(body);
     let header_len: usize = 64
         + versions
@@ -74,7 +93,11 @@ pub(crate) fn frame(
             .sum::<usize>();
     let mut out = Vec::with_capacity(header_len + body.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(format!("{flags}\n{created_at_ms}\n{}\n", versions.len()).as_bytes());
+    out.extend_from_slice(format!("{flags}\n{}\n", stamps.created_at_ms).as_bytes());
+    if let Some(timing) = timing {
+        out.extend_from_slice(timing.as_bytes());
+    }
+    out.extend_from_slice(format!("{}\n", versions.len()).as_bytes());
     for (key, token) in versions {
         out.extend_from_slice(key.as_bytes());
         out.push(b'\n');
@@ -89,7 +112,7 @@ pub(crate) fn frame(
 #[derive(Debug)]
 pub(crate) struct Header<'a> {
     pub(crate) flags: u32,
-    pub(crate) created_at_ms: u64,
+    pub(crate) stamps: Stamps,
     /// The snapshot: `(version key, token)` pairs.
     pub(crate) versions: Vec<(&'a str, &'a str)>,
     /// The body as stored: lz4 when `flags` has [`FLAG_COMPRESSED`].
@@ -104,7 +127,27 @@ pub(crate) fn header(bytes: &[u8]) -> Result<Header<'_>, DecodeError> {
         .ok_or(DecodeError::Format { expected: "QC1" })?;
     let mut lines = Lines { rest };
     let flags: u32 = lines.number("flags")?;
+    if flags & !(FLAG_COMPRESSED | FLAG_TIMING) != 0 {
+        return Err(DecodeError::Header("unknown flags"));
+    }
     let created_at_ms: u64 = lines.number("created_at")?;
+    let mut stamps = Stamps {
+        created_at_ms,
+        fresh_until_ms: None,
+        delta_us: 0,
+    };
+    if flags & FLAG_TIMING != 0 {
+        let timing = lines.text("timing")?;
+        let (fresh_until, delta) = timing
+            .split_once(' ')
+            .ok_or(DecodeError::Header("timing"))?;
+        stamps.fresh_until_ms = Some(
+            fresh_until
+                .parse()
+                .map_err(|_| DecodeError::Header("fresh_until"))?,
+        );
+        stamps.delta_us = delta.parse().map_err(|_| DecodeError::Header("delta"))?;
+    }
     let n: usize = lines.number("version count")?;
     // Each version needs at least two bytes ("\n\n"): a count larger than what remains is
     // garbage, and must not size an allocation.
@@ -117,12 +160,9 @@ pub(crate) fn header(bytes: &[u8]) -> Result<Header<'_>, DecodeError> {
         let token = lines.text("version token")?;
         versions.push((key, token));
     }
-    if flags & !FLAG_COMPRESSED != 0 {
-        return Err(DecodeError::Header("unknown flags"));
-    }
     Ok(Header {
         flags,
-        created_at_ms,
+        stamps,
         versions,
         raw_body: lines.rest,
     })
@@ -132,7 +172,7 @@ pub(crate) fn header(bytes: &[u8]) -> Result<Header<'_>, DecodeError> {
 pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
     let Header {
         flags,
-        created_at_ms,
+        stamps,
         versions,
         raw_body,
     } = header(bytes)?;
@@ -145,7 +185,7 @@ pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
         Cow::Borrowed(raw_body)
     };
     Ok(Framed {
-        created_at_ms,
+        stamps,
         versions,
         body,
     })
@@ -189,16 +229,31 @@ mod tests {
         ]
     }
 
+    fn stamps(created_at_ms: u64) -> Stamps {
+        Stamps {
+            created_at_ms,
+            fresh_until_ms: Some(created_at_ms + 60_000),
+            delta_us: 1_500,
+        }
+    }
+
+    #[test]
+    fn entries_without_a_timing_line_still_read() {
+        let back = unframe(b"QC1\n0\n42\n0\n{}").unwrap();
+        assert_eq!(back.stamps.fresh_until_ms, None);
+        assert_eq!(&*back.body, b"{}");
+    }
+
     #[test]
     fn round_trip_plain_and_compressed() {
         let body = serde_json::to_vec(&"x".repeat(5000)).unwrap();
         for threshold in [None, Some(1024), Some(1 << 20)] {
-            let framed = frame(&body, &versions(), 42, threshold);
+            let framed = frame(&body, &versions(), stamps(42), threshold);
             if threshold == Some(1024) {
                 assert!(framed.len() < body.len() / 4, "compressed");
             }
             let back = unframe(&framed).unwrap();
-            assert_eq!(back.created_at_ms, 42);
+            assert_eq!(back.stamps, stamps(42));
             assert_eq!(
                 back.versions,
                 vec![("qc:v:model:songs", "00ab"), ("qc:v:user: 1", "ff01")]
@@ -209,7 +264,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_never_a_panic() {
-        let good = frame(b"{\"a\":1}", &versions(), 7, None);
+        let good = frame(b"{\"a\":1}", &versions(), stamps(7), None);
         assert!(matches!(unframe(b"hello"), Err(DecodeError::Format { .. })));
         assert!(matches!(
             unframe(b"QC2\n0\n0\n0\n{}"),
@@ -218,6 +273,8 @@ mod tests {
         assert!(unframe(b"QC1\n0\n0\n999999999\n").is_err());
         assert!(unframe(b"QC1\n1\n0\n0\nnot lz4").is_err());
         assert!(unframe(b"QC1\n8\n0\n0\n{}").is_err());
+        assert!(unframe(b"QC1\n2\n0\nsoon 5\n0\n{}").is_err());
+        assert!(unframe(b"QC1\n2\n0\n0\n{}").is_err(), "timing line missing");
         // Every truncation and every single-byte corruption of a good payload.
         for end in 0..good.len() {
             let _ = unframe(&good[..end]);

@@ -10,6 +10,8 @@
 //! | `CACHE_JITTER_PERCENT` | `0` | each entry expires up to this percentage of its TTL early, at random, so that entries written together do not expire together (`jitter` on a query overrides it) |
 //! | `CACHE_ERROR_TTL` | `300` | TTL of cached errors when a function asks for `cache_errors` |
 //! | `CACHE_TTL_<NAMESPACE>` | see [`DEFAULT_NAMESPACE_TTLS`] | TTL of one namespace, e.g. `CACHE_TTL_BING_ANALYTICS=3600` |
+//! | `CACHE_SWR_<NAMESPACE>` | unset | stale-while-revalidate window of one namespace, in seconds, e.g. `CACHE_SWR_SONGS=30` (`swr` on a query overrides it) |
+//! | `CACHE_LEASE_TTL_MS` | `5000` | with Redis: how long the lease an instance takes to compute a missing key lasts; the other instances wait for its result at most that long, then compute themselves. `0` turns leases off |
 //! | `CACHE_MEMORY_MAX_BYTES` | `268435456` | byte budget of the memory store (`64MiB`, `1GB` accepted) |
 //! | `CACHE_INVALIDATION_STRATEGY` | `smart` | `smart`: ORM writes invalidate; `manual`: only explicit calls; `ttl`: only expiry |
 //! | `CACHE_KEY_PREFIX` | `querycache` | prefix of every key in shared stores |
@@ -162,6 +164,8 @@ pub struct CacheConfig {
     pub(crate) jitter_percent: u8,
     pub(crate) error_ttl: Duration,
     pub(crate) namespace_ttls: HashMap<String, Duration>,
+    pub(crate) namespace_swr: HashMap<String, Duration>,
+    pub(crate) lease_ttl: Duration,
     pub(crate) memory_max_bytes: u64,
     pub(crate) strategy: InvalidationStrategy,
     pub(crate) key_prefix: String,
@@ -190,6 +194,8 @@ impl Default for CacheConfig {
                 .iter()
                 .map(|(ns, secs)| ((*ns).to_owned(), Duration::from_secs(*secs)))
                 .collect(),
+            namespace_swr: HashMap::new(),
+            lease_ttl: Duration::from_secs(5),
             memory_max_bytes: 256 * 1024 * 1024,
             strategy: InvalidationStrategy::Smart,
             key_prefix: "querycache".to_owned(),
@@ -308,6 +314,27 @@ impl CacheConfig {
     /// The TTL policy of `namespace`, if one is configured.
     pub fn ttl_for_namespace(&self, namespace: &str) -> Option<Duration> {
         self.namespace_ttls.get(namespace).copied()
+    }
+    /// The stale-while-revalidate window of `namespace` (`CACHE_SWR_<NAMESPACE>`), if one
+    /// is configured.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let config = querycache::CacheConfig::from_vars([("CACHE_SWR_SONGS", "30")]).unwrap();
+    /// assert_eq!(config.swr_for_namespace("songs"), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn swr_for_namespace(&self, namespace: &str) -> Option<Duration> {
+        self.namespace_swr.get(namespace).copied()
+    }
+    /// How long a computation lease lasts in Redis (`CACHE_LEASE_TTL_MS`; zero: no leases).
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::default();
+    /// assert_eq!(config.lease_ttl(), std::time::Duration::from_secs(5));
+    /// ```
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
     }
     /// Byte budget of the memory store (`CACHE_MEMORY_MAX_BYTES`).
     pub fn memory_max_bytes(&self) -> u64 {
@@ -450,6 +477,40 @@ impl CacheConfigBuilder {
         self.config.namespace_ttls.insert(namespace, ttl);
         self
     }
+    /// Sets the stale-while-revalidate window of a namespace (`CACHE_SWR_<NAMESPACE>`):
+    /// entries of the namespace without an `swr` of their own get it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let config = querycache::CacheConfig::builder()
+    ///     .namespace_swr("songs", Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.swr_for_namespace("songs"), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn namespace_swr(mut self, namespace: impl Into<String>, window: Duration) -> Self {
+        let namespace = namespace.into();
+        if let Err(err) = crate::key::validate_name("namespace", &namespace, 256) {
+            self.errors.push(err);
+        }
+        self.config.namespace_swr.insert(namespace, window);
+        self
+    }
+    /// Sets how long a computation lease lasts in Redis (`CACHE_LEASE_TTL_MS`); zero turns
+    /// leases off (each instance then computes a missing key itself).
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::builder()
+    ///     .lease_ttl(std::time::Duration::from_secs(2))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.lease_ttl().as_secs(), 2);
+    /// ```
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.config.lease_ttl = ttl;
+        self
+    }
     /// Sets the memory store's byte budget (`CACHE_MEMORY_MAX_BYTES`); at least 64 KiB.
     pub fn memory_max_bytes(mut self, bytes: u64) -> Self {
         self.config.memory_max_bytes = bytes;
@@ -572,6 +633,13 @@ impl CacheConfigBuilder {
                 "CACHE_JITTER_PERCENT",
                 c.jitter_percent,
                 "is a percentage of the TTL: 0 to 100",
+            ));
+        }
+        if c.lease_ttl > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "CACHE_LEASE_TTL_MS",
+                c.lease_ttl.as_millis(),
+                "must be at most 3600000 milliseconds (an hour); 0 turns leases off",
             ));
         }
         if c.max_ttl.is_zero() {
@@ -716,6 +784,7 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_STORE",
     "CACHE_BREAKER_THRESHOLD",
     "CACHE_BREAKER_COOLDOWN_MS",
+    "CACHE_LEASE_TTL_MS",
     dependencies::VARIABLE,
 ];
 
@@ -748,6 +817,7 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
         "CACHE_CLUSTER_MODE" => b.cluster_mode(parse_bool(name, value)?),
         "CACHE_REDIS_TIMEOUT_MS" => b.redis_timeout(parse_ms(name, value)?),
         "CACHE_BREAKER_COOLDOWN_MS" => b.breaker_cooldown(parse_ms(name, value)?),
+        "CACHE_LEASE_TTL_MS" => b.lease_ttl(parse_ms(name, value)?),
         "CACHE_BREAKER_THRESHOLD" => b.breaker_threshold(
             value
                 .trim()
@@ -759,7 +829,16 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
             .into_iter()
             .fold(b, |b, (table, also)| b.table_also_writes(&table, also)),
         _ => {
-            if let Some(ns) = name.strip_prefix("CACHE_TTL_") {
+            if let Some(ns) = name.strip_prefix("CACHE_SWR_") {
+                if ns.is_empty() {
+                    return Err(Error::config(
+                        name,
+                        value,
+                        "name a namespace after CACHE_SWR_, e.g. CACHE_SWR_SONGS",
+                    ));
+                }
+                b.namespace_swr(ns.to_ascii_lowercase(), parse_secs(name, value)?)
+            } else if let Some(ns) = name.strip_prefix("CACHE_TTL_") {
                 if ns.is_empty() {
                     return Err(Error::config(
                         name,

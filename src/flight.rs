@@ -25,22 +25,24 @@ pub(crate) struct Handoff {
 
 type Slot = watch::Sender<Option<Handoff>>;
 
+type Map = Mutex<HashMap<Key, Arc<Slot>>>;
+
 /// Computations in flight, by key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<Key, Arc<Slot>>>,
+    map: Arc<Map>,
 }
 
 /// What a caller of a cold key does.
-pub(crate) enum Role<'a> {
+pub(crate) enum Role {
     /// Compute, then [`Leader::finish`].
-    Leader(Leader<'a>),
+    Leader(Leader),
     /// Wait for the leader with [`wait`].
     Follower(watch::Receiver<Option<Handoff>>),
 }
 
 impl Flights {
-    pub(crate) fn join(&self, key: &Key) -> Role<'_> {
+    pub(crate) fn join(&self, key: &Key) -> Role {
         let mut map = self.map.lock();
         if let Some(slot) = map.get(key) {
             return Role::Follower(slot.subscribe());
@@ -48,10 +50,15 @@ impl Flights {
         let slot = Arc::new(watch::Sender::new(None));
         map.insert(key.clone(), Arc::clone(&slot));
         Role::Leader(Leader {
-            flights: self,
+            map: Arc::clone(&self.map),
             key: key.clone(),
             slot,
         })
+    }
+
+    /// Whether `key` is being computed.
+    pub(crate) fn busy(&self, key: &Key) -> bool {
+        self.map.lock().contains_key(key)
     }
 
     /// Number of keys being computed (for tests and diagnostics).
@@ -61,15 +68,16 @@ impl Flights {
     }
 }
 
-/// The caller computing a key. Dropping it without [`finish`](Self::finish) (an error, a
-/// cancelled future) releases the followers to try themselves.
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+/// The caller computing a key (or the task it handed the computation to). Dropping it
+/// without [`finish`](Self::finish) (an error, a cancelled future) releases the followers
+/// to try themselves.
+pub(crate) struct Leader {
+    map: Arc<Map>,
     key: Key,
     slot: Arc<Slot>,
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Hands `handoff` to every follower.
     pub(crate) fn finish(self, handoff: Handoff) {
         self.slot.send_replace(Some(handoff));
@@ -77,9 +85,9 @@ impl Leader<'_> {
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
-        let mut map = self.flights.map.lock();
+        let mut map = self.map.lock();
         if map
             .get(&self.key)
             .is_some_and(|slot| Arc::ptr_eq(slot, &self.slot))

@@ -129,7 +129,7 @@ pub use analytics::{
     Analytics, Efficiency, NamespaceAnalytics, Recommendation, RecommendationLevel, TOP_KEYS,
     TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
 };
-pub use cache::{Cache, CacheValue};
+pub use cache::{Cache, CacheValue, FetchError, Fetched, TimedOut};
 pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy, StoreKind};
 pub use error::Error;
 pub use global::{global, install};

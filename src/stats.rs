@@ -64,6 +64,27 @@ pub struct CacheStats {
     pub avg_get_latency: Duration,
     /// 99th percentile of the same.
     pub p99_get_latency: Duration,
+    /// Answers served stale: within a stale-while-revalidate window, past a soft timeout,
+    /// or by fail-safe.
+    pub stale_served: u64,
+    /// Refreshes started in the background by a stale-while-revalidate hit.
+    pub background_refreshes: u64,
+    /// Refreshes started before expiry by early refresh (XFetch).
+    pub early_refreshes: u64,
+    /// Background and early refreshes whose computation failed (the stale value stayed).
+    pub refresh_errors: u64,
+    /// Failed (or hard-timed-out) computations answered with the last good value instead.
+    pub fail_safe_activations: u64,
+    /// Computations that passed their soft timeout while a stale value could be served.
+    pub soft_timeouts: u64,
+    /// Computations abandoned at their hard timeout.
+    pub hard_timeouts: u64,
+    /// Times this instance waited for another instance's computation (Redis lease held).
+    pub lease_waits: u64,
+    /// Total time spent in those waits.
+    pub lease_wait_time: Duration,
+    /// The longest of those waits.
+    pub lease_wait_max: Duration,
     /// The same figures for each namespace seen.
     pub namespaces: BTreeMap<String, NamespaceStats>,
 }
@@ -182,6 +203,37 @@ pub(crate) struct StatsRecorder {
     pub(crate) timeline: Timeline,
     /// The most accessed keys (sampled).
     pub(crate) top_keys: TopKeys,
+    pub(crate) fresh: FreshnessCounters,
+}
+
+/// Counters of what happens at the edges of entries' lives (see [`CacheStats`]).
+#[derive(Default)]
+pub(crate) struct FreshnessCounters {
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) background_refreshes: AtomicU64,
+    pub(crate) early_refreshes: AtomicU64,
+    pub(crate) refresh_errors: AtomicU64,
+    pub(crate) fail_safe_activations: AtomicU64,
+    pub(crate) soft_timeouts: AtomicU64,
+    pub(crate) hard_timeouts: AtomicU64,
+    lease_waits: AtomicU64,
+    lease_wait_us: AtomicU64,
+    lease_wait_max_us: AtomicU64,
+}
+
+impl FreshnessCounters {
+    /// Adds one to `counter`.
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// A wait for another instance's computation, of `waited`.
+    pub(crate) fn lease_wait(&self, waited: Duration) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.lease_waits.fetch_add(1, Relaxed);
+        self.lease_wait_us.fetch_add(us, Relaxed);
+        self.lease_wait_max_us.fetch_max(us, Relaxed);
+    }
 }
 
 /// What a lookup found, for the counters.
@@ -204,6 +256,7 @@ impl StatsRecorder {
             namespaces: DashMap::new(),
             timeline: Timeline::new(),
             top_keys: TopKeys::new(),
+            fresh: FreshnessCounters::default(),
         }
     }
 
@@ -325,6 +378,16 @@ impl StatsRecorder {
             memory_usage_bytes,
             avg_get_latency: avg,
             p99_get_latency: p99,
+            stale_served: self.fresh.stale_served.load(Relaxed),
+            background_refreshes: self.fresh.background_refreshes.load(Relaxed),
+            early_refreshes: self.fresh.early_refreshes.load(Relaxed),
+            refresh_errors: self.fresh.refresh_errors.load(Relaxed),
+            fail_safe_activations: self.fresh.fail_safe_activations.load(Relaxed),
+            soft_timeouts: self.fresh.soft_timeouts.load(Relaxed),
+            hard_timeouts: self.fresh.hard_timeouts.load(Relaxed),
+            lease_waits: self.fresh.lease_waits.load(Relaxed),
+            lease_wait_time: Duration::from_micros(self.fresh.lease_wait_us.load(Relaxed)),
+            lease_wait_max: Duration::from_micros(self.fresh.lease_wait_max_us.load(Relaxed)),
             namespaces,
         }
     }

@@ -3,13 +3,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tracing::Instrument;
-
-use super::{Cache, CacheValue, decode, weigh};
+use super::read::{Failure, Inline};
+use super::{Cache, CacheValue, StoreTiming, decode, weigh};
 use crate::blocking::Bridge;
-use crate::flight::{self, Handoff, Role};
 use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Store};
 use crate::{EntryOptions, Key};
 
@@ -144,7 +142,7 @@ impl Cache {
 
     /// A key that cannot be used: said, counted as an error and a bypass; the caller then
     /// computes without the cache.
-    fn unusable_key(&self, error: &crate::Error) {
+    pub(super) fn unusable_key(&self, error: &crate::Error) {
         tracing::warn!(%error, "cannot cache under this key; computing without the cache");
         self.inner.stats.error();
         self.inner.stats.bypassed();
@@ -165,9 +163,9 @@ impl Cache {
         compute.await
     }
 
-    /// The read path behind every `get_or_compute` flavour: `ttl_of(&value, resolved_ttl)`
-    /// picks the stored value's TTL (cached errors, and the HTTP layer's error answers, live
-    /// shorter).
+    /// The read path behind every borrowing `get_or_compute` flavour (see
+    /// [`read`](Self::read)): `ttl_of(&value, resolved_ttl)` picks the stored value's TTL
+    /// (cached errors, and the HTTP layer's error answers, live shorter).
     pub(crate) async fn compute_with<T, E, F, Fut>(
         &self,
         key: &str,
@@ -180,116 +178,22 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if !self.inner.config.enabled {
-            return self.bypass(compute()).await.map(Arc::new);
+        match self.read(key, options, compute, ttl_of, Inline).await {
+            Ok(served) => Ok(served.value),
+            Err(Failure::Compute(error)) => Err(error),
+            Err(Failure::TimedOut(never)) => match never {},
         }
-        let namespace = options.namespace_name();
-        // A forced warming run: no lookup, no waiting on another caller's computation —
-        // compute and overwrite (under the snapshot taken first, as on any miss).
-        let refresh = crate::warm::refreshing();
-        if !refresh && let Some(hit) = self.lookup::<T>(key, namespace).await {
-            return Ok(hit);
-        }
-        let key = match Key::new(key) {
-            Ok(key) => key,
-            Err(error) => {
-                self.unusable_key(&error);
-                return compute().await.map(Arc::new);
-            }
-        };
-        if refresh {
-            let (value, _) = self
-                .lead(&key, &options, compute, &ttl_of)
-                .instrument(tracing::debug_span!("querycache.refresh", key = %key, namespace))
-                .await?;
-            return Ok(value);
-        }
-        let mut compute = Some(compute);
-        loop {
-            match self.inner.flights.join(&key) {
-                Role::Follower(rx) => {
-                    if let Some(handoff) = flight::wait(rx).await
-                        && (handoff.still_current)()
-                        && let Ok(value) = handoff.value.downcast::<T>()
-                    {
-                        return Ok(value);
-                    }
-                    // The leader failed, was cancelled, or computed under versions that
-                    // have moved since: look again, then lead if still nothing.
-                    if let Some(value) = self.peek::<T>(&key).await {
-                        return Ok(value);
-                    }
-                }
-                Role::Leader(leader) => {
-                    // A leader that finished between our lookup and `join` may have stored
-                    // it. Followers then look it up themselves (the hand-off says so).
-                    if let Some(value) = self.peek::<T>(&key).await {
-                        leader.finish(Handoff {
-                            value: value.clone(),
-                            still_current: Arc::new(|| false),
-                        });
-                        return Ok(value);
-                    }
-                    let Some(compute) = compute.take() else {
-                        // Unreachable: a caller leads at most once, since leading returns.
-                        continue;
-                    };
-                    let (value, snapshot) = self
-                        .lead(&key, &options, compute, &ttl_of)
-                        .instrument(
-                            tracing::debug_span!("querycache.compute", key = %key, namespace),
-                        )
-                        .await?;
-                    let inner = Arc::clone(&self.inner);
-                    leader.finish(Handoff {
-                        value: value.clone(),
-                        still_current: Arc::new(move || {
-                            snapshot.as_ref().is_some_and(|s| inner.store.is_current(s))
-                        }),
-                    });
-                    return Ok(value);
-                }
-            }
-        }
-    }
-
-    /// The leader's part of a miss: snapshot, compute, store.
-    async fn lead<T, E, F, Fut>(
-        &self,
-        key: &Key,
-        options: &EntryOptions,
-        compute: F,
-        ttl_of: &impl Fn(&T, Duration) -> Duration,
-    ) -> Result<(Arc<T>, Option<Snapshot>), E>
-    where
-        T: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let namespace = options.namespace_name();
-        let deps = options.dependencies();
-        // The snapshot is taken before the computation starts: that is what makes a
-        // racing write's bump land *after* it, so the value is born stale and never served.
-        let snapshot = self.inner.store.snapshot(&deps).await;
-        self.inner.stats.computation(namespace);
-        let started = Instant::now();
-        // The HTTP layer derives a deep ETag from the same snapshot (no second read).
-        let fingerprint = snapshot.as_ref().ok().map(|s| s.fingerprint(&deps));
-        let value = crate::store::computing(fingerprint, compute()).await?;
-        tracing::debug!(key = %key, elapsed_us = started.elapsed().as_micros() as u64, "computed");
-        let ttl = ttl_of(&value, self.resolve_ttl(options, key));
-        Ok(self.settle(key, value, snapshot, options, ttl).await)
     }
 
     /// After a computation: stores `value` under `snapshot` (unless the snapshot could not
     /// be read, the value cannot be serialized or `ttl` is zero).
-    async fn settle<T: CacheValue>(
+    pub(super) async fn settle<T: CacheValue>(
         &self,
         key: &Key,
         value: T,
         snapshot: Result<Snapshot, String>,
         options: &EntryOptions,
-        ttl: Duration,
+        timing: StoreTiming,
     ) -> (Arc<T>, Option<Snapshot>) {
         let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
@@ -313,11 +217,21 @@ impl Cache {
             0
         };
         let value = Arc::new(value);
-        if !ttl.is_zero() {
-            let mut options = options.clone();
-            options.ttl = Some(ttl);
-            self.put(key, value.clone(), snapshot.clone(), &options, weight)
-                .await;
+        if !timing.ttl.is_zero() {
+            let meta = EntryMeta {
+                ttl: timing.ttl,
+                grace: timing.grace,
+                delta: timing.delta,
+                weight,
+            };
+            self.put(
+                key,
+                value.clone(),
+                snapshot.clone(),
+                options.namespace_name(),
+                meta,
+            )
+            .await;
         }
         (value, Some(snapshot))
     }
@@ -365,16 +279,21 @@ impl Cache {
         let (cache, deps) = (self.clone(), options.dependencies());
         let snapshot = bridge.wait(async move { cache.inner.store.snapshot(&deps).await });
         self.inner.stats.computation(options.namespace_name());
+        let started = std::time::Instant::now();
         let value = crate::store::computing_sync(compute)?;
-        let ttl = ttl_of(&value, self.resolve_ttl(&options, &key));
+        let timing = StoreTiming {
+            ttl: ttl_of(&value, self.resolve_ttl(&options, &key)),
+            grace: self.plan(&options).grace(),
+            delta: started.elapsed(),
+        };
         let cache = self.clone();
         let (value, _) =
-            bridge.wait(async move { cache.settle(&key, value, snapshot, &options, ttl).await });
+            bridge.wait(async move { cache.settle(&key, value, snapshot, &options, timing).await });
         Ok(value)
     }
 
-    /// A lookup that counts nothing (the miss was counted already).
-    async fn peek<T: CacheValue>(&self, key: &Key) -> Option<Arc<T>> {
+    /// A lookup that counts nothing (the miss was counted already): fresh entries only.
+    pub(super) async fn peek<T: CacheValue>(&self, key: &Key) -> Option<Arc<T>> {
         let scope = crate::store::read_scope();
         match self
             .inner
@@ -382,7 +301,7 @@ impl Cache {
             .get(key.as_str(), &decode::<T>, scope)
             .await
         {
-            Ok(Lookup::Hit(found)) => found.value.downcast::<T>().ok(),
+            Ok(Lookup::Hit(found)) if !found.timing.is_stale() => found.value.downcast::<T>().ok(),
             _ => None,
         }
     }
@@ -392,12 +311,11 @@ impl Cache {
         key: &Key,
         value: Arc<T>,
         snapshot: Snapshot,
-        options: &EntryOptions,
-        weight: u64,
+        namespace: &str,
+        meta: EntryMeta,
     ) {
-        let namespace = options.namespace_name();
-        let ttl = self.resolve_ttl(options, key);
-        let meta = EntryMeta { ttl, weight };
+        let ttl = meta.ttl;
+        let weight = meta.weight;
         let encode = || serde_json::to_vec(&*value).map_err(|e| e.to_string());
         let any: AnyValue = value.clone();
         match self

@@ -1,9 +1,13 @@
 //! [`Cache`]: the handle applications and generated code talk to.
 
 mod compute;
+mod fetch;
 mod fingerprint;
 mod invalidate;
+mod read;
 mod sync;
+
+pub use fetch::{FetchError, Fetched, TimedOut};
 
 use std::any::Any;
 use std::io;
@@ -62,6 +66,23 @@ struct Inner {
     stats: StatsRecorder,
     flights: Flights,
     warming: Warming,
+    /// Keys whose computation failed recently, and since when (fail-safe throttling, and
+    /// refresh errors logged once).
+    failing: dashmap::DashMap<Key, Instant>,
+}
+
+/// An entry found valid (its tags unmoved), with its freshness.
+pub(crate) struct Looked<T> {
+    pub(crate) value: Arc<T>,
+    pub(crate) timing: crate::store::Timing,
+}
+
+/// How long a value about to be stored is fresh, kept past that, and took to compute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreTiming {
+    pub(crate) ttl: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) delta: Duration,
 }
 
 impl std::fmt::Debug for Cache {
@@ -114,6 +135,7 @@ impl Cache {
                 stats: StatsRecorder::new(),
                 flights: Flights::default(),
                 warming: Warming::default(),
+                failing: dashmap::DashMap::new(),
             }),
         }
     }
@@ -214,7 +236,14 @@ impl Cache {
         let value = Arc::new(value);
         match snapshot {
             Ok(snapshot) => {
-                self.put(&key, value, snapshot, &options, weight).await;
+                let meta = crate::store::EntryMeta {
+                    ttl: self.resolve_ttl(&options, &key),
+                    grace: self.plan(&options).grace(),
+                    delta: Duration::ZERO,
+                    weight,
+                };
+                self.put(&key, value, snapshot, options.namespace_name(), meta)
+                    .await;
             }
             Err(error) => self.store_error("snapshot", key.as_str(), &error),
         }
@@ -308,10 +337,34 @@ impl Cache {
         namespace: &str,
         scope: crate::store::ReadScope,
     ) -> Option<Arc<T>> {
+        self.lookup_found(key, namespace, scope, false)
+            .await
+            .map(|looked| looked.value)
+    }
+
+    /// A lookup that may also return an entry past its TTL (`stale_ok`), still valid.
+    /// Counted as a hit when fresh, as a miss otherwise.
+    async fn lookup_found<T: CacheValue>(
+        &self,
+        key: &str,
+        namespace: &str,
+        scope: crate::store::ReadScope,
+        stale_ok: bool,
+    ) -> Option<Looked<T>> {
         let started = Instant::now();
         let lookup = self.inner.store.get(key, &decode::<T>, scope).await;
         let elapsed = started.elapsed();
+        let mut stale = None;
         let found = match lookup {
+            Ok(Lookup::Hit(found)) if found.timing.is_stale() => {
+                if stale_ok && let Ok(value) = found.value.downcast::<T>() {
+                    stale = Some(Looked {
+                        value,
+                        timing: found.timing,
+                    });
+                }
+                None
+            }
             Ok(Lookup::Hit(found)) => match found.value.downcast::<T>() {
                 Ok(value) => {
                     tracing::debug!(
@@ -322,7 +375,7 @@ impl Cache {
                         "Cache HIT: {key} (age: {}s)",
                         found.age.as_secs()
                     );
-                    Some((value, found.tier))
+                    Some((value, found.tier, found.timing))
                 }
                 Err(other) => {
                     self.type_mismatch(key, &*other);
@@ -345,7 +398,7 @@ impl Cache {
                 None
             }
         };
-        let outcome = if let Some((_, tier)) = &found {
+        let outcome = if let Some((_, tier, _)) = &found {
             Outcome::Hit(tier)
         } else {
             tracing::debug!(
@@ -360,7 +413,9 @@ impl Cache {
         self.inner
             .stats
             .lookup(namespace, key, outcome, started, elapsed);
-        found.map(|(value, _)| value)
+        found
+            .map(|(value, _, timing)| Looked { value, timing })
+            .or(stale)
     }
 
     fn type_mismatch(&self, key: &str, _found: &(dyn Any + Send + Sync)) {

@@ -20,7 +20,7 @@ use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{DefaultHashBuilder, Weighter};
 
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Usage,
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
 };
 use crate::tags::{Stamp, TagVersions, is_current};
 use crate::{Key, Tag};
@@ -31,7 +31,12 @@ struct MemEntry {
     stamps: Arc<[Stamp]>,
     epoch: u64,
     stored_at: Instant,
+    /// When the TTL passes; the entry may be served stale until `expires_at`.
+    fresh_until: Instant,
+    /// When it is gone for good: the TTL plus the grace period.
     expires_at: Instant,
+    /// How long its computation took.
+    delta: Duration,
     weight: u64,
 }
 
@@ -138,6 +143,7 @@ impl MemoryStore {
             value: Arc::clone(&entry.value),
             age: now.saturating_duration_since(entry.stored_at),
             tier: "memory",
+            timing: Timing::at(now, entry.fresh_until, entry.delta),
         })
     }
 
@@ -180,14 +186,18 @@ impl MemoryStore {
             return PutOutcome::Outdated;
         }
         let now = Instant::now();
+        let later = |after: Duration| {
+            now.checked_add(after)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365))
+        };
         let entry = MemEntry {
             value,
             stamps: snapshot.stamps,
             epoch: snapshot.epoch,
             stored_at: now,
-            expires_at: now
-                .checked_add(meta.ttl)
-                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            fresh_until: later(meta.ttl),
+            expires_at: later(meta.ttl.saturating_add(meta.grace)),
+            delta: meta.delta,
             weight: meta.weight.max(1),
         };
         self.entries.insert(key, Arc::new(entry));
@@ -339,6 +349,8 @@ mod tests {
     fn meta(ttl: u64) -> EntryMeta {
         EntryMeta {
             ttl: Duration::from_secs(ttl),
+            grace: Duration::ZERO,
+            delta: Duration::ZERO,
             weight: 100,
         }
     }
@@ -433,6 +445,8 @@ mod tests {
             snap,
             EntryMeta {
                 ttl: Duration::from_secs(1),
+                grace: Duration::ZERO,
+                delta: Duration::ZERO,
                 weight: 1 << 20,
             },
         );

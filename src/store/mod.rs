@@ -107,13 +107,47 @@ pub(crate) type Decode<'a> = dyn Fn(&[u8]) -> Result<AnyValue, String> + Sync + 
 /// Serializes the caller's value to JSON (stores that keep bytes use it).
 pub(crate) type Encode<'a> = dyn Fn() -> Result<Vec<u8>, String> + Sync + 'a;
 
-/// An entry found and still valid.
+/// An entry found and still valid (its tags have not moved): fresh, or past its TTL but
+/// kept for its grace period (stale-while-revalidate, fail-safe).
 pub(crate) struct Found {
     pub(crate) value: AnyValue,
     /// How long ago the entry was stored.
     pub(crate) age: Duration,
     /// Which tier answered: `memory` or `redis`.
     pub(crate) tier: &'static str,
+    /// When the entry stops (or stopped) being fresh, and how long its computation took.
+    pub(crate) timing: Timing,
+}
+
+/// The freshness of a found entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// Time left before the TTL passes (zero once it has).
+    pub(crate) fresh_left: Duration,
+    /// How long ago the TTL passed (zero while fresh).
+    pub(crate) stale_for: Duration,
+    /// How long the computation that produced the entry took (zero when unknown).
+    pub(crate) delta: Duration,
+}
+
+impl Timing {
+    /// The timing of an entry fresh until `fresh_until`, seen at `now`.
+    pub(crate) fn at(
+        now: std::time::Instant,
+        fresh_until: std::time::Instant,
+        delta: Duration,
+    ) -> Self {
+        Timing {
+            fresh_left: fresh_until.saturating_duration_since(now),
+            stale_for: now.saturating_duration_since(fresh_until),
+            delta,
+        }
+    }
+
+    /// Whether the TTL has passed.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.fresh_left.is_zero()
+    }
 }
 
 /// The outcome of a lookup.
@@ -150,7 +184,12 @@ pub(crate) enum PutOutcome {
 /// Everything about an entry but its value and snapshot.
 #[derive(Debug, Clone)]
 pub(crate) struct EntryMeta {
+    /// How long the entry is fresh.
     pub(crate) ttl: Duration,
+    /// How long it is kept past its TTL, to be served stale (swr, fail-safe).
+    pub(crate) grace: Duration,
+    /// How long its computation took (early refresh weighs it).
+    pub(crate) delta: Duration,
     /// Estimated bytes the entry costs; counted against the memory budget.
     pub(crate) weight: u64,
 }
@@ -231,6 +270,19 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn tag_count(&self) -> usize;
 }
 
+/// The outcome of asking for a key's computation lease (one computation across every
+/// instance sharing Redis).
+#[derive(Debug)]
+pub(crate) enum Lease {
+    /// Taken under this token: compute, store, then release it.
+    Taken(String),
+    /// Another instance holds it: wait for its result (boundedly).
+    Held,
+    /// No shared store to coordinate through (memory store, Redis unreachable, leases
+    /// off): compute.
+    Unshared,
+}
+
 /// The store a cache uses: one of the implementations, chosen by configuration.
 pub(crate) enum Backend {
     /// Process memory.
@@ -265,6 +317,29 @@ impl Backend {
     /// Stores that keep bytes serialize the value anyway and need no separate weighing.
     pub(crate) fn weighs_entries(&self) -> bool {
         matches!(self, Backend::Memory(_))
+    }
+
+    /// Takes the computation lease of `key` for `ttl`.
+    pub(crate) async fn take_lease(&self, key: &str, ttl: Duration) -> Lease {
+        match self {
+            Backend::Memory(_) => {
+                let _ = (key, ttl);
+                Lease::Unshared
+            }
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => store.take_lease(key, ttl).await,
+        }
+    }
+
+    /// Gives a lease taken with [`take_lease`](Self::take_lease) back.
+    pub(crate) async fn release_lease(&self, key: &str, token: &str) {
+        match self {
+            Backend::Memory(_) => {
+                let _ = (key, token);
+            }
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => store.release_lease(key, token).await,
+        }
     }
 
     /// The tier's name, for logs and metrics.

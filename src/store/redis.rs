@@ -71,10 +71,13 @@ local function current(v)
     pos = nl + 1
     return s
   end
-  local flags = line()
+  local flags = tonumber(line())
   local created = line()
+  if not flags or not created then return 2 end
+  -- flag 2: a timing line follows the creation time
+  if math.floor(flags / 2) % 2 == 1 and not line() then return 2 end
   local n = tonumber(line())
-  if not flags or not created or not n then return 2 end
+  if not n then return 2 end
   for i = 1, n do
     local key = line()
     local token = line()
@@ -128,6 +131,11 @@ for i, k in ipairs(KEYS) do
 end
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n
+";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 /// What a lookup in Redis found.
@@ -235,6 +243,7 @@ pub(crate) struct RedisStore {
     put: redis::Script,
     snapshot: redis::Script,
     bump: redis::Script,
+    release: redis::Script,
 }
 
 impl RedisStore {
@@ -295,6 +304,7 @@ impl RedisStore {
             put: redis::Script::new(&format!("{CURRENT_FN}{PUT_BODY}")),
             snapshot: redis::Script::new(SNAPSHOT),
             bump: redis::Script::new(BUMP),
+            release: redis::Script::new(RELEASE),
         })
     }
 
@@ -452,17 +462,24 @@ impl RedisStore {
     }
 
     /// Stores `body` (JSON) under `key` unless `snapshot` is outdated.
+    /// The entry lives in Redis for its TTL plus its grace period (it may be served stale
+    /// then); its header says when the TTL passes.
     pub(crate) async fn store(
         &self,
         key: &str,
         body: &[u8],
         snapshot: &RedisSnapshot,
-        ttl: Duration,
+        meta: &super::EntryMeta,
     ) -> Result<PutOutcome, String> {
-        let framed = codec::frame(body, &snapshot.versions, now_ms(), self.compress_above);
-        let ttl_ms = u64::try_from(ttl.as_millis())
-            .unwrap_or(u64::MAX / 2)
-            .max(1);
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4);
+        let now = now_ms();
+        let stamps = codec::Stamps {
+            created_at_ms: now,
+            fresh_until_ms: Some(now.saturating_add(millis(meta.ttl))),
+            delta_us: u64::try_from(meta.delta.as_micros()).unwrap_or(u64::MAX),
+        };
+        let framed = codec::frame(body, &snapshot.versions, stamps, self.compress_above);
+        let ttl_ms = millis(meta.ttl).saturating_add(millis(meta.grace)).max(1);
         let stored = match self.conn().await? {
             Conn::Single(mut conn) => {
                 let stored: u8 = self
@@ -636,6 +653,48 @@ impl RedisStore {
             }
         };
         Ok(removed > 0)
+    }
+
+    fn lease_key(&self, key: &str) -> String {
+        format!("{}:l:{key}", self.prefix)
+    }
+
+    /// Takes the computation lease of `key` for `ttl` under `token` (`SET NX PX`): whether
+    /// it was free. Whoever holds it computes the key; the lease expires by itself if its
+    /// holder dies.
+    pub(crate) async fn take_lease(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, String> {
+        let ttl_ms = u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX / 4)
+            .max(1);
+        let mut conn = self.conn().await?;
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.lease_key(key))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(taken.is_some())
+    }
+
+    /// Gives the lease of `key` back, if `token` still holds it (it may have expired and
+    /// been taken by another instance since).
+    pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<(), String> {
+        let mut conn = self.conn().await?;
+        self.release
+            .key(self.lease_key(key))
+            .arg(token)
+            .invoke_async::<u64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// Moves the removal marker: computations that began before now cannot store.
@@ -814,7 +873,7 @@ fn parse_lookup(reply: Option<Vec<redis::Value>>) -> RawLookup {
 }
 
 /// A random 128-bit token, hex.
-fn fresh_token() -> String {
+pub(crate) fn fresh_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 

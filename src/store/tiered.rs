@@ -32,7 +32,7 @@ use super::memory::{MemSnapshot, MemoryStore};
 use super::pending::Pending;
 use super::redis::{RawLookup, RedisSnapshot, RedisStore, now_ms};
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Usage,
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
 };
 use crate::config::StoreKind;
 use crate::{Key, Tag, codec};
@@ -331,6 +331,25 @@ impl Listener for Shared {
     }
 }
 
+impl TieredStore {
+    /// Takes the computation lease of `key` in Redis (see [`Lease`](super::Lease)).
+    pub(crate) async fn take_lease(&self, key: &str, ttl: Duration) -> super::Lease {
+        let s = &self.inner;
+        let token = super::redis::fresh_token();
+        match s.call("lease", s.redis.take_lease(key, &token, ttl)).await {
+            Ok(true) => super::Lease::Taken(token),
+            Ok(false) => super::Lease::Held,
+            Err(()) => super::Lease::Unshared,
+        }
+    }
+
+    /// Gives a lease back (best effort: it expires by itself otherwise).
+    pub(crate) async fn release_lease(&self, key: &str, token: &str) {
+        let s = &self.inner;
+        let _ = s.call("lease", s.redis.release_lease(key, token)).await;
+    }
+}
+
 /// Overhead counted per memory entry on top of its JSON body and key.
 const ENTRY_OVERHEAD: u64 = 160;
 
@@ -414,14 +433,25 @@ impl Store for TieredStore {
                 )));
             }
         };
-        let age = Duration::from_millis(now_ms().saturating_sub(framed.created_at_ms));
+        let now = now_ms();
+        let age = Duration::from_millis(now.saturating_sub(framed.stamps.created_at_ms));
+        let timing = timing_of(&framed.stamps, now, ttl);
         if s.memory_tier && s.subscribed.load(Ordering::Acquire) {
-            self.fill(key, &value, &framed.versions, framed.body.len(), ttl, seq);
+            self.fill(
+                key,
+                &value,
+                &framed.versions,
+                framed.body.len(),
+                ttl,
+                timing,
+                seq,
+            );
         }
         Ok(Lookup::Hit(Found {
             value,
             age,
             tier: "redis",
+            timing,
         }))
     }
 
@@ -438,7 +468,7 @@ impl Store for TieredStore {
         let mut stored = false;
         if let Some(redis) = &snapshot.redis {
             match s
-                .call("put", s.redis.store(key.as_str(), &body, redis, meta.ttl))
+                .call("put", s.redis.store(key.as_str(), &body, redis, &meta))
                 .await
             {
                 // Another instance's write moved a tag: its message may not be here yet,
@@ -502,7 +532,9 @@ impl Store for TieredStore {
 
 impl TieredStore {
     /// Copies a Redis hit into the memory tier, under the tags read back from its header,
-    /// unless an invalidation was applied since the lookup started (`seq`).
+    /// unless an invalidation was applied since the lookup started (`seq`). `ttl` is what
+    /// the entry has left in Redis, grace period included.
+    #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
         key: &str,
@@ -510,6 +542,7 @@ impl TieredStore {
         versions: &[(&str, &str)],
         body_len: usize,
         ttl: Option<Duration>,
+        timing: Timing,
         seq: u64,
     ) {
         let s = &self.inner;
@@ -529,10 +562,33 @@ impl TieredStore {
         if s.applied.load(Ordering::Acquire) != seq {
             return;
         }
+        let fresh = timing.fresh_left.min(ttl);
         let meta = EntryMeta {
-            ttl,
+            ttl: fresh,
+            grace: ttl.saturating_sub(fresh),
+            delta: timing.delta,
             weight: body_len as u64 + key.len() as u64 + ENTRY_OVERHEAD,
         };
         s.memory.store(k, Arc::clone(value), snapshot, meta);
+    }
+}
+
+/// The freshness of an entry read from Redis at `now_ms`: from its header's timing line, or,
+/// for an entry written without one, fresh for whatever Redis gives it left (`pttl`).
+fn timing_of(stamps: &codec::Stamps, now_ms: u64, pttl: Option<Duration>) -> Timing {
+    let delta = Duration::from_micros(stamps.delta_us);
+    match stamps.fresh_until_ms {
+        Some(fresh_until) => Timing {
+            fresh_left: Duration::from_millis(fresh_until.saturating_sub(now_ms)),
+            stale_for: Duration::from_millis(now_ms.saturating_sub(fresh_until)),
+            delta,
+        },
+        None => Timing {
+            fresh_left: pttl
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(1)),
+            stale_for: Duration::ZERO,
+            delta,
+        },
     }
 }

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use tower::Service;
 
 use super::Settings;
-use super::stored::{self, Capture, StoredResponse};
+use super::stored::{self, Capture, Reason, StoredResponse};
 use super::template::FillError;
 use crate::http::conditional::{self, Policy};
 use crate::http::etag::{self, IfNoneMatch};
@@ -215,7 +215,7 @@ where
             response
         }
         Err((mut response, reason)) => {
-            tracing::debug!(key = %key, reason, "HTTP answer not cached");
+            tracing::debug!(key = %key, reason = reason.0, "HTTP answer not cached");
             if head {
                 response = body::strip_for_head(response);
             }
@@ -234,7 +234,7 @@ struct EntryLookup<'a> {
     rules: &'a stored::Rules<'a>,
 }
 
-type Looked = Result<Arc<StoredResponse>, (Response, &'static str)>;
+type Looked = Result<Arc<StoredResponse>, (Response, Reason)>;
 
 impl EntryLookup<'_> {
     /// The entry, or the handler's answer (stored when it may be). Returns whether it was
@@ -263,7 +263,7 @@ impl EntryLookup<'_> {
                     ran_flag.store(true, Ordering::Relaxed);
                     let Some(request) = request.take() else {
                         let error = ApiError::internal("the request was already answered");
-                        return Err((error.into_response(), "internal"));
+                        return Err((error.into_response(), Reason("internal")));
                     };
                     // The versions of the snapshot taken *before* the handler runs: the
                     // answer reflects at least every write that bumped them, and any later

@@ -46,10 +46,14 @@ pub(crate) struct Rules<'a> {
 }
 
 /// The outcome of [`capture`].
+/// Why an answer is not cached (for the logs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reason(pub(crate) &'static str);
+
 pub(crate) enum Capture {
     Stored(StoredResponse),
     /// Not cacheable (the reason is logged): the answer goes to the caller as it is.
-    Uncached(Response, &'static str),
+    Uncached(Response, Reason),
 }
 
 /// Turns the handler's `response` into a [`StoredResponse`], if it may be cached: a 2xx
@@ -64,27 +68,32 @@ pub(crate) async fn capture(
 ) -> Capture {
     let status = response.status();
     if status == StatusCode::PARTIAL_CONTENT || !(status.is_success() || rules.cache_errors) {
-        return Capture::Uncached(response, "status");
+        return Capture::Uncached(response, Reason("status"));
     }
     let headers = response.headers();
     if headers.contains_key(header::SET_COOKIE) {
-        return Capture::Uncached(response, "sets a cookie");
+        return Capture::Uncached(response, Reason("sets a cookie"));
     }
     if has_directive(headers, "no-store") {
-        return Capture::Uncached(response, "Cache-Control: no-store");
+        return Capture::Uncached(response, Reason("Cache-Control: no-store"));
     }
     if !varies_within(headers, rules.keyed) {
-        return Capture::Uncached(response, "varies on a header the key does not cover");
+        return Capture::Uncached(
+            response,
+            Reason("varies on a header the key does not cover"),
+        );
     }
     let Some(kept) = kept_headers(headers) else {
-        return Capture::Uncached(response, "a header value is not text");
+        return Capture::Uncached(response, Reason("a header value is not text"));
     };
     let (parts, bytes) = match body::collect(response, rules.max_body_bytes).await {
         Ok(Collected::Bytes(parts, bytes)) => (parts, bytes),
         Ok(Collected::Skipped(response)) => {
-            return Capture::Uncached(response, "body streamed or over the size limit");
+            return Capture::Uncached(response, Reason("body streamed or over the size limit"));
         }
-        Err(error) => return Capture::Uncached(ApiError::internal(error).into_response(), "body"),
+        Err(error) => {
+            return Capture::Uncached(ApiError::internal(error).into_response(), Reason("body"));
+        }
     };
     let etag = etag.unwrap_or_else(|| etag::body_hash(&bytes));
     Capture::Stored(StoredResponse {

@@ -829,24 +829,10 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
             .into_iter()
             .fold(b, |b, (table, also)| b.table_also_writes(&table, also)),
         _ => {
-            if let Some(ns) = name.strip_prefix("CACHE_SWR_") {
-                if ns.is_empty() {
-                    return Err(Error::config(
-                        name,
-                        value,
-                        "name a namespace after CACHE_SWR_, e.g. CACHE_SWR_SONGS",
-                    ));
-                }
-                b.namespace_swr(ns.to_ascii_lowercase(), parse_secs(name, value)?)
-            } else if let Some(ns) = name.strip_prefix("CACHE_TTL_") {
-                if ns.is_empty() {
-                    return Err(Error::config(
-                        name,
-                        value,
-                        "name a namespace after CACHE_TTL_, e.g. CACHE_TTL_BING_ANALYTICS",
-                    ));
-                }
-                b.namespace_ttl(ns.to_ascii_lowercase(), parse_secs(name, value)?)
+            if let Some(ns) = namespace_of(name, value, "CACHE_SWR_", "SONGS")? {
+                b.namespace_swr(ns, parse_secs(name, value)?)
+            } else if let Some(ns) = namespace_of(name, value, "CACHE_TTL_", "BING_ANALYTICS")? {
+                b.namespace_ttl(ns, parse_secs(name, value)?)
             } else {
                 if name.starts_with("CACHE_") && !KNOWN_VARS.contains(&name) {
                     tracing::warn!(
@@ -858,6 +844,25 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
             }
         }
     })
+}
+
+/// The namespace a per-namespace variable (`<prefix><NAMESPACE>`) names, lower-cased; `None`
+/// for another variable. `example` completes the message when the namespace is missing.
+fn namespace_of(
+    name: &str,
+    value: &str,
+    prefix: &str,
+    example: &str,
+) -> Result<Option<String>, Error> {
+    match name.strip_prefix(prefix) {
+        None => Ok(None),
+        Some("") => Err(Error::config(
+            name,
+            value,
+            format!("name a namespace after {prefix}, e.g. {prefix}{example}"),
+        )),
+        Some(ns) => Ok(Some(ns.to_ascii_lowercase())),
+    }
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {

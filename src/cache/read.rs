@@ -312,10 +312,10 @@ impl Cache {
                 if !early || self.inner.flights.busy(&key) {
                     return Ok(Served::fresh(value));
                 }
-                FreshnessCounters::bump(&self.inner.stats.fresh.early_refreshes);
                 tracing::debug!(key = %key, fresh_left_ms = timing.fresh_left.as_millis() as u64, "early refresh");
                 let job = self.job(&key, options, plan, compute, ttl_of, Kind::Refresh);
-                return Ok(match self.start_refresh(job, runner).await {
+                let counter = &self.inner.stats.fresh.early_refreshes;
+                return Ok(match self.start_refresh(job, counter, runner).await {
                     Some(refreshed) => Served::fresh(refreshed),
                     None => Served::fresh(value),
                 });
@@ -328,9 +328,9 @@ impl Cache {
                 if self.inner.flights.busy(&key) {
                     return Ok(Served::stale(value));
                 }
-                FreshnessCounters::bump(&self.inner.stats.fresh.background_refreshes);
                 let job = self.job(&key, options, plan, compute, ttl_of, Kind::Refresh);
-                return Ok(match self.start_refresh(job, runner).await {
+                let counter = &self.inner.stats.fresh.background_refreshes;
+                return Ok(match self.start_refresh(job, counter, runner).await {
                     // Refreshed in the foreground (a computation that borrows).
                     Some(refreshed) => Served::fresh(refreshed),
                     None => Served::stale(value),
@@ -446,11 +446,13 @@ impl Cache {
         }
     }
 
-    /// Starts a refresh of `job.key` unless one is running here already: in the
-    /// background, or (a computation that borrows) here, returning its value.
+    /// Starts a refresh of `job.key` unless one is running here already (counted in
+    /// `counter` when it starts): in the background, or (a computation that borrows) here,
+    /// returning its value.
     async fn start_refresh<T, E, F, TF, R>(
         &self,
         mut job: LeadJob<F, TF>,
+        counter: &std::sync::atomic::AtomicU64,
         runner: R,
     ) -> Option<Arc<T>>
     where
@@ -460,6 +462,7 @@ impl Cache {
         let Role::Leader(leader) = self.inner.flights.join(&job.key) else {
             return None;
         };
+        FreshnessCounters::bump(counter);
         job.leader = Some(leader);
         let key = job.key.clone();
         match R::refresh(runner, job).await {
@@ -635,13 +638,16 @@ impl<F, TF> LeadJob<F, TF> {
                 tracing::debug_span!("querycache.refresh", key = %key, namespace = options.namespace_name())
             }
         };
+        let lease = LeaseGuard {
+            cache: cache.clone(),
+            key: key.clone(),
+            token: lease,
+        };
         let result = cache
             .lead(&key, &options, plan.grace(), compute, &ttl_of)
             .instrument(span)
             .await;
-        if let Some(token) = &lease {
-            cache.inner.store.release_lease(key.as_str(), token).await;
-        }
+        lease.release().await;
         let (value, snapshot) = result?;
         cache.inner.failing.remove(&key);
         if let Some(leader) = leader {
@@ -654,6 +660,41 @@ impl<F, TF> LeadJob<F, TF> {
             });
         }
         Ok(value)
+    }
+}
+
+/// A lease held while computing: given back when the computation ends, or — should the
+/// computation be cancelled (hard timeout, caller gone) — by a task spawned on drop. Only a
+/// holder that dies outright leaves it to expire.
+struct LeaseGuard {
+    cache: Cache,
+    key: Key,
+    token: Option<String>,
+}
+
+impl LeaseGuard {
+    async fn release(mut self) {
+        if let Some(token) = self.token.take() {
+            self.cache
+                .inner
+                .store
+                .release_lease(self.key.as_str(), &token)
+                .await;
+        }
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (cache, key) = (self.cache.clone(), self.key.clone());
+            runtime.spawn(async move {
+                cache.inner.store.release_lease(key.as_str(), &token).await;
+            });
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 mod on_memory {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
     mod cache_api;
+    mod freshness;
     mod invariants;
     mod stale_set_race;
 }
@@ -16,6 +17,7 @@ mod on_memory {
 mod on_redis {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Redis;
     mod cache_api;
+    mod freshness;
     mod invariants;
     mod stale_set_race;
 }
@@ -24,6 +26,7 @@ mod on_redis {
 mod on_tiered {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Tiered;
     mod cache_api;
+    mod freshness;
     mod invariants;
     mod stale_set_race;
 }
@@ -42,6 +45,7 @@ mod on_sqlite {
     mod diesel_sqlite_only;
     #[cfg(feature = "diesel")]
     mod diesel_writes;
+    mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
     mod sea_orm_precision;
@@ -62,6 +66,7 @@ mod on_postgres {
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
     mod diesel_writes;
+    mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
     mod postgres_only;
@@ -115,6 +120,8 @@ mod redis_cluster;
 #[cfg(feature = "redis")]
 mod redis_faults;
 mod redis_harness;
+#[cfg(feature = "redis")]
+mod redis_leases;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod support;

@@ -84,13 +84,17 @@ fn reset_all(cluster: &RedisCluster) {
     }
 }
 
-/// The version keys recorded in a framed entry's header (`QC1`, flags, created, n, pairs).
+/// The version keys recorded in a framed entry's header (`QC1`, flags, created, the timing
+/// line when flag 2 is set, n, pairs).
 fn header_version_keys(framed: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(framed);
     let mut lines = text.split('\n');
     assert_eq!(lines.next(), Some("QC1"));
-    let _flags = lines.next();
+    let flags: u32 = lines.next().expect("flags").parse().expect("numeric flags");
     let _created = lines.next();
+    if flags & 2 != 0 {
+        let _timing = lines.next();
+    }
     let n: usize = lines.next().expect("count").parse().expect("numeric count");
     (0..n)
         .map(|_| {

@@ -236,6 +236,17 @@ impl TestDb {
         }
     }
 
+    /// Another pool on the same database, as SeaORM opens it.
+    pub async fn another_pool(&self) -> DatabaseConnection {
+        let url = match self.kind {
+            Db::Sqlite => format!("sqlite://{}?mode=rwc", self.diesel_url()),
+            Db::Postgres => self.diesel_url(),
+        };
+        Database::connect(pool_options(url))
+            .await
+            .expect("another pool on the test database")
+    }
+
     /// A statement for this database (see [`Db::statement`]).
     pub fn statement(&self, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
         self.kind.statement(sql, values)

@@ -1,0 +1,445 @@
+//! Freshness at the edges of an entry's life, on every store: stale-while-revalidate, early
+//! refresh (XFetch), fail-safe, soft and hard timeouts. Expiry may be softened; invalidation
+//! may not — every test that serves stale also checks that an invalidated value is dead.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use querycache::{EntryOptions, FetchError, Tag};
+
+use super::STORE;
+use crate::support::stores::{self, TestCache};
+use crate::support::until;
+
+fn cache() -> Option<TestCache> {
+    stores::cache_with(STORE, |b| b)
+}
+
+fn tag() -> Tag {
+    Tag::new("fresh:songs").unwrap()
+}
+
+/// A computation that counts its runs, takes `delay`, and returns `value`.
+fn computing(
+    runs: &Arc<AtomicU32>,
+    delay: Duration,
+    value: u32,
+) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>> + Send + 'static
+{
+    let runs = Arc::clone(runs);
+    move || {
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            Ok(value)
+        })
+    }
+}
+
+/// A computation that counts its runs and fails.
+fn failing(
+    runs: &Arc<AtomicU32>,
+) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>> + Send + 'static
+{
+    let runs = Arc::clone(runs);
+    move || {
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err("database down".to_owned())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swr_serves_stale_within_the_window_then_fresh_after_one_background_refresh() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(300))
+        .swr(Duration::from_secs(30))
+        .tag(tag());
+    let runs = Arc::new(AtomicU32::new(0));
+    let first = cache
+        .fetch("swr", options.clone(), computing(&runs, Duration::ZERO, 1))
+        .await
+        .unwrap();
+    assert_eq!((*first, first.is_stale()), (1, false));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // 50 callers on the expired entry: every one gets the stale value at once, and the
+    // refresh (slow: 300 ms) runs once, in the background.
+    let started = Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (cache, options, runs) = (cache.cache.clone(), options.clone(), runs.clone());
+        callers.spawn(async move {
+            cache
+                .fetch(
+                    "swr",
+                    options,
+                    computing(&runs, Duration::from_millis(300), 2),
+                )
+                .await
+        });
+    }
+    let mut stale = 0;
+    while let Some(joined) = callers.join_next().await {
+        let fetched = joined.unwrap().unwrap();
+        assert_eq!(*fetched, 1, "the stale value, never a wait for the new one");
+        assert!(fetched.is_stale());
+        stale += 1;
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "nobody waited for the 300 ms refresh: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stale, 50);
+
+    until(Duration::from_secs(10), "the refresh lands", async || {
+        let fetched = cache
+            .fetch("swr", options.clone(), computing(&runs, Duration::ZERO, 3))
+            .await
+            .unwrap();
+        !fetched.is_stale() && *fetched == 2
+    })
+    .await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "one computation, one refresh"
+    );
+    let stats = cache.stats();
+    assert!(stats.stale_served >= 50, "{stats:?}");
+    assert_eq!(stats.background_refreshes, 1, "{stats:?}");
+    eprintln!(
+        "swr on {STORE:?}: stale served {}, background refreshes {}",
+        stats.stale_served, stats.background_refreshes
+    );
+}
+
+#[tokio::test]
+async fn swr_never_serves_an_invalidated_value() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(200))
+        .swr(Duration::from_secs(30))
+        .tag(tag());
+    let runs = Arc::new(AtomicU32::new(0));
+    cache
+        .fetch("dead", options.clone(), computing(&runs, Duration::ZERO, 1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Within the window, but its tag moved: dead, not stale.
+    cache.invalidate_tags([tag()]).await;
+    let fetched = cache
+        .fetch("dead", options.clone(), computing(&runs, Duration::ZERO, 2))
+        .await
+        .unwrap();
+    assert_eq!((*fetched, fetched.is_stale()), (2, false), "a miss");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    // The same through the borrowing API.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.invalidate_tags([tag()]).await;
+    let value = cache
+        .get_or_compute("dead", options, || async { 3_u32 })
+        .await;
+    assert_eq!(*value, 3);
+    assert_eq!(cache.stats().stale_served, 0);
+}
+
+#[tokio::test]
+async fn a_plain_get_never_returns_a_stale_value() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(200))
+        .swr(Duration::from_secs(30));
+    cache.set("plain", 1_u32, options).await.unwrap();
+    assert_eq!(cache.get::<u32>("plain").await.as_deref(), Some(&1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cache.get::<u32>("plain").await.is_none(), "past its TTL");
+}
+
+#[tokio::test]
+async fn swr_with_a_borrowing_computation_refreshes_in_the_foreground() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(200))
+        .swr(Duration::from_secs(30));
+    let local = String::from("borrowed");
+    let first = cache
+        .get_or_compute("fg", options.clone(), || async { local.len() })
+        .await;
+    assert_eq!(*first, 8);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // This caller triggers the refresh and, its computation borrowing `local`, waits for it.
+    let refreshed = cache
+        .get_or_compute("fg", options, || async { local.len() + 1 })
+        .await;
+    assert_eq!(*refreshed, 9);
+    assert_eq!(cache.stats().background_refreshes, 1);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_stale_value_and_is_counted() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(200))
+        .swr(Duration::from_secs(30));
+    let runs = Arc::new(AtomicU32::new(0));
+    cache
+        .fetch(
+            "flaky",
+            options.clone(),
+            computing(&runs, Duration::ZERO, 1),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stale = cache
+        .fetch("flaky", options.clone(), failing(&runs))
+        .await
+        .unwrap();
+    assert_eq!((*stale, stale.is_stale()), (1, true));
+    until(
+        Duration::from_secs(5),
+        "the refresh error is counted",
+        async || cache.stats().refresh_errors == 1,
+    )
+    .await;
+    let still = cache.fetch("flaky", options, failing(&runs)).await.unwrap();
+    assert_eq!(
+        (*still, still.is_stale()),
+        (1, true),
+        "still stale, still served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn early_refresh_keeps_a_hot_key_from_ever_missing_and_leaves_cold_keys_alone() {
+    let Some(cache) = cache() else { return };
+    // A 1 s TTL, a 50 ms computation, beta 3: a key read every 5 ms is refreshed long
+    // before it expires; a key read once is not refreshed at all.
+    let options = |key: &str| {
+        EntryOptions::new()
+            .ttl(Duration::from_secs(1))
+            .early_refresh(3.0)
+            .namespace(key)
+    };
+    let hot_runs = Arc::new(AtomicU32::new(0));
+    let cold_runs = Arc::new(AtomicU32::new(0));
+    let delta = Duration::from_millis(50);
+    cache
+        .fetch("cold", options("cold"), computing(&cold_runs, delta, 7))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut reads = 0;
+    while started.elapsed() < Duration::from_millis(3500) {
+        let fetched = cache
+            .fetch("hot", options("hot"), computing(&hot_runs, delta, 1))
+            .await
+            .unwrap();
+        assert!(!fetched.is_stale());
+        reads += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stats = cache.stats();
+    let hot = &stats.namespaces["hot"];
+    assert_eq!(hot.misses, 1, "only the first read missed: {hot:?}");
+    assert!(
+        hot_runs.load(Ordering::SeqCst) >= 4,
+        "refreshed about once a TTL over 3.5 s: {} runs",
+        hot_runs.load(Ordering::SeqCst)
+    );
+    assert!(stats.early_refreshes >= 3, "{stats:?}");
+    // The cold key expired without being refreshed: the next read misses.
+    assert_eq!(cold_runs.load(Ordering::SeqCst), 1);
+    cache
+        .fetch("cold", options("cold"), computing(&cold_runs, delta, 8))
+        .await
+        .unwrap();
+    assert_eq!(cold_runs.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().namespaces["cold"].misses, 2);
+    eprintln!(
+        "early refresh on {STORE:?}: {reads} reads of the hot key, {} computations, 1 miss",
+        hot_runs.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn fail_safe_serves_the_bounded_last_good_value_throttles_retries_and_recovers() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(200))
+        .fail_safe(Duration::from_secs(60))
+        .fail_safe_throttle(Duration::from_millis(500))
+        .tag(tag());
+    let runs = Arc::new(AtomicU32::new(0));
+    cache
+        .fetch("fs", options.clone(), computing(&runs, Duration::ZERO, 1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The database fails: the last good value, marked stale.
+    let served = cache
+        .fetch("fs", options.clone(), failing(&runs))
+        .await
+        .unwrap();
+    assert_eq!((*served, served.is_stale()), (1, true));
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    // Within the throttle: not retried.
+    for _ in 0..5 {
+        let served = cache
+            .fetch("fs", options.clone(), failing(&runs))
+            .await
+            .unwrap();
+        assert_eq!((*served, served.is_stale()), (1, true));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "throttled: no retry");
+    // The borrowing API serves it too.
+    let borrowed = cache
+        .try_get_or_compute("fs", options.clone(), || async {
+            Err::<u32, _>("still down")
+        })
+        .await;
+    assert_eq!(borrowed.as_deref(), Ok(&1));
+    let stats = cache.stats();
+    assert!(stats.fail_safe_activations >= 7, "{stats:?}");
+
+    // Past the throttle the key is tried again; the database is back.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let back = cache
+        .fetch("fs", options.clone(), computing(&runs, Duration::ZERO, 2))
+        .await
+        .unwrap();
+    assert_eq!((*back, back.is_stale()), (2, false), "recovered");
+
+    // An invalidated value is never a fail-safe answer: the error comes through.
+    cache.invalidate_tags([tag()]).await;
+    let failed = cache.fetch("fs", options, failing(&runs)).await;
+    assert!(
+        matches!(failed, Err(FetchError::Failed(ref e)) if e == "database down"),
+        "{failed:?}"
+    );
+    eprintln!(
+        "fail-safe on {STORE:?}: stale served {}, fail-safe activations {}",
+        cache.stats().stale_served,
+        cache.stats().fail_safe_activations
+    );
+}
+
+#[tokio::test]
+async fn fail_safe_is_bounded_by_its_max_staleness() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(100))
+        .fail_safe(Duration::from_millis(300));
+    let runs = Arc::new(AtomicU32::new(0));
+    cache
+        .fetch(
+            "bounded",
+            options.clone(),
+            computing(&runs, Duration::ZERO, 1),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let failed = cache.fetch("bounded", options, failing(&runs)).await;
+    assert!(matches!(failed, Err(FetchError::Failed(_))), "{failed:?}");
+    assert_eq!(cache.stats().fail_safe_activations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_soft_timeout_serves_stale_and_the_background_computation_lands() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(200))
+        .fail_safe(Duration::from_secs(60))
+        .soft_timeout(Duration::from_millis(100));
+    let runs = Arc::new(AtomicU32::new(0));
+    cache
+        .fetch("soft", options.clone(), computing(&runs, Duration::ZERO, 1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let served = cache
+        .fetch(
+            "soft",
+            options.clone(),
+            computing(&runs, Duration::from_millis(800), 2),
+        )
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!((*served, served.is_stale()), (1, true));
+    assert!(
+        waited < Duration::from_millis(700),
+        "left at the soft timeout: {waited:?}"
+    );
+    // The computation goes on and lands, without another run.
+    until(
+        Duration::from_secs(10),
+        "the slow computation lands",
+        async || cache.get::<u32>("soft").await.as_deref() == Some(&2),
+    )
+    .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().soft_timeouts, 1);
+}
+
+#[tokio::test]
+async fn a_hard_timeout_gives_up_with_a_clear_error() {
+    let Some(cache) = cache() else { return };
+    let options = EntryOptions::new().hard_timeout(Duration::from_millis(100));
+    let runs = Arc::new(AtomicU32::new(0));
+    let failed = cache
+        .fetch(
+            "hard",
+            options.clone(),
+            computing(&runs, Duration::from_secs(5), 1),
+        )
+        .await;
+    let Err(FetchError::TimedOut(timeout)) = failed else {
+        panic!("expected a timeout, got {failed:?}");
+    };
+    assert_eq!(timeout.key(), "hard");
+    assert_eq!(
+        timeout.to_string(),
+        "computing `hard` exceeded its hard timeout of 100ms; gave up"
+    );
+    assert_eq!(cache.stats().hard_timeouts, 1);
+    assert!(cache.get::<u32>("hard").await.is_none(), "nothing stored");
+    // The next caller computes again (and in time, here).
+    let fetched = cache
+        .fetch("hard", options, computing(&runs, Duration::ZERO, 2))
+        .await
+        .unwrap();
+    assert_eq!(*fetched, 2);
+}
+
+#[tokio::test]
+async fn namespaces_carry_a_default_swr_window() {
+    let Some(cache) =
+        stores::cache_with(STORE, |b| b.namespace_swr("feeds", Duration::from_secs(30)))
+    else {
+        return;
+    };
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(200))
+        .namespace("feeds");
+    let runs = Arc::new(AtomicU32::new(0));
+    cache
+        .fetch("feed", options.clone(), computing(&runs, Duration::ZERO, 1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let served = cache
+        .fetch("feed", options, computing(&runs, Duration::ZERO, 2))
+        .await
+        .unwrap();
+    assert_eq!((*served, served.is_stale()), (1, true));
+}

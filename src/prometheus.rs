@@ -7,6 +7,8 @@
 //! | `querycache_hits_total` | counter | `namespace`, `tier` (`memory`, `redis`) |
 //! | `querycache_misses_total`, `querycache_sets_total`, `querycache_computations_total` | counter | `namespace` |
 //! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_bypassed_total` | counter | |
+//! | `querycache_stale_served_total`, `querycache_background_refreshes_total`, `querycache_early_refreshes_total`, `querycache_refresh_errors_total`, `querycache_fail_safe_activations_total`, `querycache_soft_timeouts_total`, `querycache_hard_timeouts_total`, `querycache_lease_waits_total` | counter | |
+//! | `querycache_lease_wait_seconds_total` | counter | |
 //! | `querycache_lookup_duration_seconds` | histogram | `namespace` |
 //! | `querycache_fallback_active`, `querycache_redis_connected` | gauge (0 or 1) | |
 //! | `querycache_memory_bytes`, `querycache_keys` | gauge | |
@@ -131,11 +133,59 @@ impl Collector for CacheCollector {
                 "Calls that went straight to the computation",
                 stats.bypassed,
             ),
+            (
+                "stale_served",
+                "Answers served past their TTL (swr window, soft timeout, fail-safe)",
+                stats.stale_served,
+            ),
+            (
+                "background_refreshes",
+                "Refreshes started by a stale-while-revalidate hit",
+                stats.background_refreshes,
+            ),
+            (
+                "early_refreshes",
+                "Refreshes started before expiry (XFetch)",
+                stats.early_refreshes,
+            ),
+            (
+                "refresh_errors",
+                "Refreshes whose computation failed (the stale value stayed)",
+                stats.refresh_errors,
+            ),
+            (
+                "fail_safe_activations",
+                "Failed computations answered with the last good value",
+                stats.fail_safe_activations,
+            ),
+            (
+                "soft_timeouts",
+                "Computations past their soft timeout while a stale value was served",
+                stats.soft_timeouts,
+            ),
+            (
+                "hard_timeouts",
+                "Computations abandoned at their hard timeout",
+                stats.hard_timeouts,
+            ),
+            (
+                "lease_waits",
+                "Waits for another instance's computation of the same key",
+                stats.lease_waits,
+            ),
         ];
         for (name, help, value) in totals {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             counter(&mut metric, value)?;
         }
+        encoder
+            .encode_descriptor(
+                "lease_wait",
+                "Time spent waiting for other instances' computations",
+                Some(&Unit::Seconds),
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, f64, f64>(&stats.lease_wait_time.as_secs_f64(), None)?;
 
         let mut latency = encoder.encode_descriptor(
             "lookup_duration",

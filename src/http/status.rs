@@ -50,7 +50,24 @@ pub(crate) struct MetricsReport {
     computations: u64,
     wasted_computations: u64,
     bypassed: u64,
+    freshness: FreshnessReport,
     namespaces: BTreeMap<String, NamespaceReport>,
+}
+
+/// What happened at the edges of entries' lives, in `GET /metrics` (see
+/// [`CacheStats`]'s fields of the same names).
+#[derive(Debug, Serialize)]
+struct FreshnessReport {
+    stale_served: u64,
+    background_refreshes: u64,
+    early_refreshes: u64,
+    refresh_errors: u64,
+    fail_safe_activations: u64,
+    soft_timeouts: u64,
+    hard_timeouts: u64,
+    lease_waits: u64,
+    lease_wait_total_ms: f64,
+    lease_wait_max_ms: f64,
 }
 
 /// One namespace's figures in `GET /metrics`.
@@ -87,6 +104,18 @@ impl From<CacheStats> for MetricsReport {
             computations: stats.computations,
             wasted_computations: stats.wasted_computations,
             bypassed: stats.bypassed,
+            freshness: FreshnessReport {
+                stale_served: stats.stale_served,
+                background_refreshes: stats.background_refreshes,
+                early_refreshes: stats.early_refreshes,
+                refresh_errors: stats.refresh_errors,
+                fail_safe_activations: stats.fail_safe_activations,
+                soft_timeouts: stats.soft_timeouts,
+                hard_timeouts: stats.hard_timeouts,
+                lease_waits: stats.lease_waits,
+                lease_wait_total_ms: millis(stats.lease_wait_time),
+                lease_wait_max_ms: millis(stats.lease_wait_max),
+            },
             namespaces: stats
                 .namespaces
                 .into_iter()

@@ -248,6 +248,24 @@ async fn http_admin_metrics_reflect_traffic() {
     assert!(data["p99_response_time_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(data["namespaces"]["users"]["sets"], 2);
     assert_eq!(data["namespaces"]["songs"]["sets"], 1);
+    for field in [
+        "stale_served",
+        "background_refreshes",
+        "early_refreshes",
+        "refresh_errors",
+        "fail_safe_activations",
+        "soft_timeouts",
+        "hard_timeouts",
+        "lease_waits",
+        "lease_wait_total_ms",
+        "lease_wait_max_ms",
+    ] {
+        assert_eq!(
+            data["freshness"][field].as_f64(),
+            Some(0.0),
+            "{field} in {data}"
+        );
+    }
     // Direct reads have no namespace of their own: they count under the default one.
     let default = &data["namespaces"][querycache::DEFAULT_NAMESPACE];
     assert_eq!(

@@ -270,3 +270,42 @@ async fn a_tiered_cache_labels_hits_by_tier_and_reports_the_breaker() {
     assert_eq!(m.value("querycache_redis_connected"), 0.0);
     assert!(m.value("querycache_errors_total") >= 1.0);
 }
+
+#[tokio::test]
+async fn freshness_counters_are_exposed() {
+    let cache = Cache::new();
+    let options = EntryOptions::new()
+        .ttl(std::time::Duration::from_millis(100))
+        .fail_safe(std::time::Duration::from_secs(60));
+    cache
+        .fetch("fs", options.clone(), || async { Ok::<_, String>(1_u8) })
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let served = cache
+        .fetch("fs", options, || async { Err::<u8, _>("down".to_owned()) })
+        .await
+        .unwrap();
+    assert!(served.is_stale());
+    let m = Exposition::parse(&cache.prometheus_text());
+    for family in [
+        "querycache_stale_served",
+        "querycache_background_refreshes",
+        "querycache_early_refreshes",
+        "querycache_refresh_errors",
+        "querycache_fail_safe_activations",
+        "querycache_soft_timeouts",
+        "querycache_hard_timeouts",
+        "querycache_lease_waits",
+        "querycache_lease_wait_seconds",
+    ] {
+        assert_eq!(
+            m.types.get(family).map(String::as_str),
+            Some("counter"),
+            "{family}"
+        );
+    }
+    assert_eq!(m.value("querycache_fail_safe_activations_total"), 1.0);
+    assert_eq!(m.value("querycache_stale_served_total"), 1.0);
+    assert_eq!(m.value("querycache_lease_wait_seconds_total"), 0.0);
+}

@@ -56,6 +56,7 @@
 //! | use the cache directly | [`Cache`]: [`get`](Cache::get), [`set`](Cache::set), [`get_or_compute`](Cache::get_or_compute), [`invalidate_tags`](Cache::invalidate_tags), [`invalidate_pattern`](Cache::invalidate_pattern), [`invalidate_namespace`](Cache::invalidate_namespace) |
 //! | configure it | [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
 //! | set TTL, tags, namespace of an entry | [`EntryOptions`] |
+//! | serve stale while refreshing, refresh hot keys early, survive a failing database, bound slow computations | [`EntryOptions::swr`], [`EntryOptions::early_refresh`], [`EntryOptions::fail_safe`], [`EntryOptions::soft_timeout`], [`EntryOptions::hard_timeout`], read with [`Cache::fetch`] → [`Fetched`] (`is_stale`), [`FetchError`], [`TimedOut`]; the same options on `#[cached_query]` |
 //! | a process-wide cache | [`install`], [`global`] |
 //! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`StoreKind`] lists the stores |
 //! | know whether Redis is up | [`Cache::health`] → [`Health`] (circuit breaker, fallback, invalidation channel) |
@@ -90,6 +91,11 @@
 //!   before it is read again.
 //! * Across instances sharing Redis, a write is seen by the others once its invalidation
 //!   message arrives (sub-millisecond on one host; the README gives the measured figures).
+//! * Expiry may be softened (stale-while-revalidate, fail-safe, soft timeouts), invalidation
+//!   never: a value whose tags moved is not served, stale or not.
+//! * With Redis, a missing key is computed once across instances: the first takes a lease,
+//!   the others wait for its value — at most the lease's TTL, so a holder that died holds
+//!   nobody up for longer.
 //! * Not seen: writes by other processes, database triggers, or connections that were not
 //!   wrapped (SeaORM) or instrumented (Diesel). Declare such dependencies with `tags`, or
 //!   invalidate them yourself.

@@ -4,6 +4,11 @@
 //! | --- | --- |
 //! | `<prefix>:e:<key>` | an entry, framed by [`codec`](crate::codec): header with its snapshot, then the JSON body; expires with the entry's TTL |
 //! | `<prefix>:v:<tag>` | the tag's current version: a random 128-bit token |
+//! | `<prefix>:l:<key>` | the computation lease of a missing key: the holder's token, `SET NX PX` for `CACHE_LEASE_TTL_MS`; deleted by its holder (compare-and-delete) when done |
+//!
+//! An entry lives in Redis for its TTL plus its grace period (the larger of its
+//! stale-while-revalidate and fail-safe windows); its header's timing line says when the TTL
+//! passes, so a read can tell a fresh entry from a stale one.
 //!
 //! Every operation that must be atomic is a Lua script (EVALSHA, loaded on first use):
 //!

@@ -149,7 +149,9 @@ impl Cache {
     ///     .swr(Duration::from_secs(30))
     ///     .hard_timeout(Duration::from_secs(2));
     /// let songs = cache
-    ///     .fetch("songs:top", options, || async { Ok::<_, std::io::Error>(vec!["Hey Jude"]) })
+    ///     .fetch("songs:top", options, || async {
+    ///         Ok::<_, std::io::Error>(vec!["Hey Jude".to_owned()])
+    ///     })
     ///     .await
     ///     .unwrap();
     /// assert_eq!(songs.len(), 1);

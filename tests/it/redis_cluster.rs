@@ -568,3 +568,61 @@ async fn garbage_under_a_key_is_a_miss_then_recomputed() {
         cache.clear().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_computation_across_instances_and_stale_reads_on_a_cluster() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let instances: Vec<Cache> = (0..3)
+        .map(|_| cache_on(&cluster, StoreKind::Tiered))
+        .collect();
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(500))
+        .swr(Duration::from_secs(30))
+        .tag(Tag::model("songs"));
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..60 {
+        let (cache, runs, options) = (instances[caller % 3].clone(), runs.clone(), options.clone());
+        callers.spawn(async move {
+            cache
+                .fetch("cluster:cold", options, move || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<_, String>(1_u32)
+                })
+                .await
+                .map(|fetched| *fetched)
+        });
+    }
+    while let Some(joined) = callers.join_next().await {
+        assert_eq!(joined.unwrap(), Ok(1));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation across the cluster");
+    // Past the TTL: stale from the entry's header, with the timing line read through the
+    // cluster's GET + PTTL path on the Redis-only store.
+    let redis_only = cache_on(&cluster, StoreKind::Redis);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stale = redis_only
+        .fetch("cluster:cold", options.clone(), || async { Ok::<_, String>(2_u32) })
+        .await
+        .unwrap();
+    assert_eq!((*stale, stale.is_stale()), (1, true));
+    // The background refresh lands; once it has expired too, an invalidation kills it.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            redis_only.get::<u32>("cluster:cold").await == Some(std::sync::Arc::new(2))
+        })
+        .await,
+        "the refresh lands"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Invalidated: dead, not stale.
+    redis_only.invalidate_tags([Tag::model("songs")]).await;
+    let fresh = redis_only
+        .fetch("cluster:cold", options, || async { Ok::<_, String>(3_u32) })
+        .await
+        .unwrap();
+    assert_eq!((*fresh, fresh.is_stale()), (3, false));
+}

@@ -14,6 +14,11 @@ use crate::{Cache, CacheModel, CacheValue, EntryOptions, Error, Key, Tag};
 
 pub use serde;
 
+/// `Call`'s freshness options and its run methods for computations that own their
+/// arguments.
+mod fresh;
+pub use fresh::TimeoutError;
+
 /// Pins the output type of the generated `async move` block, so `?` and `return` inside the
 /// user's body infer as they would in the original function.
 #[inline]

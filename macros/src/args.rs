@@ -1,10 +1,11 @@
 //! The cached function's signature: which arguments make the key, which are connections,
 //! which are skipped, and whether it returns a `Result`.
 
+use quote::ToTokens as _;
 use syn::ext::IdentExt as _;
 use syn::{
-    Attribute, FnArg, GenericParam, Generics, Ident, Pat, PatIdent, ReturnType, Signature, Type,
-    TypeParamBound, WherePredicate,
+    Attribute, FnArg, GenericParam, Generics, Ident, Pat, PatIdent, ReturnType, Signature, Token,
+    Type, TypeParamBound, WherePredicate,
 };
 
 use crate::Errors;
@@ -50,10 +51,39 @@ pub(crate) enum Role {
     Skipped(Option<Ident>),
 }
 
+/// An argument that a computation outliving the call (a background refresh, a computation
+/// its caller stopped waiting for) cannot simply take by move.
+pub(crate) enum Borrowed {
+    /// `name: &T`: cloned into a `T::Owned` that the computation owns, and borrowed back as
+    /// `&T` inside it. `mut` is the pattern's, which goes to that inner binding.
+    Shared {
+        name: Ident,
+        mutability: Option<Token![mut]>,
+        ty: Box<Type>,
+    },
+    /// An argument that cannot be owned that way, with what is wrong with it.
+    Unownable(proc_macro2::TokenStream, Unownable),
+}
+
+/// Why an argument cannot be moved into a computation that outlives the call.
+#[derive(Clone, Copy)]
+pub(crate) enum Unownable {
+    /// `&self`, `&mut self`, `self: &Self`...
+    Receiver,
+    /// `&mut T`.
+    Mutable,
+    /// `&T` whose `T` is written with `impl Trait`, which the generated code cannot name.
+    ImplTrait,
+    /// `&T` bound to a pattern rather than a name.
+    Pattern,
+}
+
 /// What the macro needs to know about the function's signature.
 pub(crate) struct FnInfo {
     /// One per argument, in order.
     pub(crate) args: Vec<Role>,
+    /// The arguments that borrow, in order (see [`Borrowed`]).
+    pub(crate) borrowed: Vec<Borrowed>,
     /// Whether the return type is `Result<..>` (or `some::path::Result<..>`, or an alias
     /// whose name ends with `Result`, such as `QueryResult<..>`).
     pub(crate) returns_result: bool,
@@ -69,7 +99,9 @@ impl FnInfo {
         let returns_result = check_output(&sig.output, macro_name, errors);
         let connection_params = connection_type_params(&sig.generics);
         let mut args = Vec::new();
+        let mut borrowed = Vec::new();
         for input in &mut sig.inputs {
+            borrowed.extend(borrowing(input));
             let role = match input {
                 FnArg::Receiver(receiver) => {
                     if let Some(attr) = take_cache_skip(&mut receiver.attrs, errors) {
@@ -122,6 +154,7 @@ impl FnInfo {
         }
         FnInfo {
             args,
+            borrowed,
             returns_result,
             is_async: sig.asyncness.is_some(),
         }
@@ -152,6 +185,57 @@ impl FnInfo {
             format!("the arguments are {}", names.join(", "))
         }
     }
+}
+
+/// How `input` borrows, if it does: see [`Borrowed`].
+fn borrowing(input: &FnArg) -> Option<Borrowed> {
+    let unownable = |tokens: &dyn quote::ToTokens, why| {
+        Some(Borrowed::Unownable(tokens.to_token_stream(), why))
+    };
+    match input {
+        FnArg::Receiver(receiver) => match strip_groups(&receiver.ty) {
+            Type::Reference(_) => unownable(receiver, Unownable::Receiver),
+            _ => None,
+        },
+        FnArg::Typed(arg) => {
+            let Type::Reference(reference) = strip_groups(&arg.ty) else {
+                return None;
+            };
+            if reference.mutability.is_some() {
+                return unownable(&arg.ty, Unownable::Mutable);
+            }
+            match &*arg.pat {
+                // Never bound: nothing to move.
+                Pat::Wild(_) => None,
+                Pat::Ident(PatIdent {
+                    by_ref: None,
+                    subpat: None,
+                    ident,
+                    mutability,
+                    ..
+                }) => {
+                    if names_impl_trait(reference.elem.to_token_stream()) {
+                        return unownable(&arg.ty, Unownable::ImplTrait);
+                    }
+                    Some(Borrowed::Shared {
+                        name: ident.clone(),
+                        mutability: *mutability,
+                        ty: reference.elem.clone(),
+                    })
+                }
+                pat => unownable(pat, Unownable::Pattern),
+            }
+        }
+    }
+}
+
+/// Whether a type's tokens contain `impl` (`impl Trait`, at any depth).
+fn names_impl_trait(tokens: proc_macro2::TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+        proc_macro2::TokenTree::Group(group) => names_impl_trait(group.stream()),
+        _ => false,
+    })
 }
 
 /// Rejects what `#[cached_query]` cannot wrap: `const`, `unsafe`, `extern` fns.

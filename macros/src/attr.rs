@@ -10,6 +10,7 @@ use syn::spanned::Spanned as _;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Token, Type, UnOp, bracketed};
 
 use crate::Errors;
+use crate::fresh::{self, Freshness};
 use crate::template::Template;
 
 /// Which macro is being expanded.
@@ -49,6 +50,12 @@ const OPTIONS: &[&str] = &[
     "error_ttl",
     "cache_errors",
     "jitter",
+    "swr",
+    "early_refresh",
+    "fail_safe",
+    "fail_safe_throttle",
+    "soft_timeout",
+    "hard_timeout",
     "cache",
 ];
 
@@ -71,8 +78,13 @@ struct Opt {
 enum Value {
     /// `cache_errors`.
     Flag,
-    /// `ttl = ..`, `error_ttl = ..`: an integer or a duration string, checked later.
+    /// `ttl = ..`, `error_ttl = ..`, `swr = ..`, `fail_safe = ..`, `fail_safe_throttle = ..`:
+    /// whole seconds or a duration string, checked later.
     Duration(Expr),
+    /// `soft_timeout = ..`, `hard_timeout = ..`: as `Duration`, milliseconds allowed.
+    Millis(Expr),
+    /// `early_refresh = 1.0`: XFetch's beta, checked later.
+    Beta(Expr),
     /// `models = [..]`.
     Types(Vec<Type>, Span),
     /// `row = id`.
@@ -169,7 +181,11 @@ fn parse_option(input: ParseStream<'_>) -> syn::Result<Opt> {
     }
     input.parse::<Token![=]>()?;
     let value = match option.as_str() {
-        "ttl" | "error_ttl" => Value::Duration(input.parse()?),
+        "ttl" | "error_ttl" | "swr" | "fail_safe" | "fail_safe_throttle" => {
+            Value::Duration(input.parse()?)
+        }
+        "soft_timeout" | "hard_timeout" => Value::Millis(input.parse()?),
+        "early_refresh" => Value::Beta(input.parse()?),
         "jitter" => Value::Percent(input.parse()?),
         "models" => {
             let (content, span) = bracketed_list(input, &option)?;
@@ -225,6 +241,14 @@ fn example(option: &str) -> &'static str {
         "key" => "a string literal: `key = \"songs:popular:{limit}\"`",
         "namespace" => "a string literal: `namespace = \"songs\"`",
         "jitter" => "a percentage from 0 to 100: `jitter = 10`",
+        "swr" => "`swr = 30` (seconds) or `swr = \"5m\"`",
+        "early_refresh" => "a number above 0 and at most 100: `early_refresh = 1.0`",
+        "fail_safe" => "`fail_safe = 3600` (seconds) or `fail_safe = \"1h\"`",
+        "fail_safe_throttle" => {
+            "`fail_safe_throttle = 30` (seconds) or `fail_safe_throttle = \"30s\"`"
+        }
+        "soft_timeout" => "`soft_timeout = \"250ms\"` or `soft_timeout = 1` (seconds)",
+        "hard_timeout" => "`hard_timeout = \"2s\"` or `hard_timeout = 2` (seconds)",
         "cache" => "`cache = self.cache` (a `Cache`, `&Cache` or `Arc<Cache>`)",
         _ => "`cache_errors`",
     }
@@ -239,7 +263,7 @@ fn skip_to_comma(input: ParseStream<'_>) {
     }
 }
 
-/// A TTL option's value in whole seconds, with where it was written.
+/// A duration option's value in whole seconds, with where it was written.
 pub(crate) struct Secs {
     pub(crate) secs: u64,
     pub(crate) span: Span,
@@ -275,6 +299,8 @@ pub(crate) struct Options {
     pub(crate) errors: Option<ErrorCaching>,
     /// `jitter = ..`: the percentage, where it was written.
     pub(crate) jitter: Option<(u8, Span)>,
+    /// `swr`, `early_refresh`, `fail_safe`, `fail_safe_throttle` and the timeouts.
+    pub(crate) fresh: Freshness,
     pub(crate) cache: Option<Expr>,
 }
 
@@ -293,6 +319,7 @@ impl Options {
             namespace: None,
             errors: None,
             jitter: None,
+            fresh: Freshness::default(),
             cache: None,
         };
         let macro_name = flavor.name();
@@ -336,17 +363,40 @@ impl Options {
             seen.push(option.clone());
             match value {
                 Value::Unknown => errors.push(unknown_option(&name, &option, flavor)),
-                Value::Flag => match &options.errors {
-                    Some(other) => errors.push(exclusive_error_options(&name, other)),
-                    None => options.errors = Some(ErrorCaching::Default(name)),
+                Value::Flag => match (&options.errors, options.fresh.fail_safe_option()) {
+                    (Some(other), _) => errors.push(exclusive_error_options(&name, other)),
+                    (None, Some(fail_safe)) => errors.push(fail_safe_and_errors(&name, fail_safe)),
+                    (None, None) => options.errors = Some(ErrorCaching::Default(name)),
                 },
                 Value::Duration(expr) => match (duration_secs(&option, &expr), option.as_str()) {
                     (Err(error), _) => errors.push(error),
                     (Ok(secs), "ttl") => options.ttl = Some(secs),
-                    (Ok(secs), _) => match &options.errors {
-                        Some(other) => errors.push(exclusive_error_options(&name, other)),
-                        None => options.errors = Some(ErrorCaching::Ttl(name, secs)),
+                    (Ok(secs), "swr") => options.fresh.swr = Some((name, secs)),
+                    (Ok(secs), "fail_safe" | "fail_safe_throttle") => match &options.errors {
+                        Some(other) => errors.push(fail_safe_and_errors(&name, other.option())),
+                        None if option == "fail_safe" => {
+                            options.fresh.fail_safe = Some((name, secs));
+                        }
+                        None => options.fresh.fail_safe_throttle = Some((name, secs)),
                     },
+                    (Ok(secs), _) => match (&options.errors, options.fresh.fail_safe_option()) {
+                        (Some(other), _) => errors.push(exclusive_error_options(&name, other)),
+                        (None, Some(fail_safe)) => {
+                            errors.push(fail_safe_and_errors(&name, fail_safe));
+                        }
+                        (None, None) => options.errors = Some(ErrorCaching::Ttl(name, secs)),
+                    },
+                },
+                Value::Millis(expr) => match fresh::duration_ms(&option, &expr, example(&option)) {
+                    Err(error) => errors.push(error),
+                    Ok(ms) if option == "soft_timeout" => {
+                        options.fresh.soft_timeout = Some((name, ms));
+                    }
+                    Ok(ms) => options.fresh.hard_timeout = Some((name, ms)),
+                },
+                Value::Beta(expr) => match fresh::beta(&expr) {
+                    Ok(beta) => options.fresh.early_refresh = Some((name, beta, expr.span())),
+                    Err(error) => errors.push(error),
                 },
                 Value::Types(types, span) => {
                     models_given = true;
@@ -401,6 +451,10 @@ impl Options {
                 Value::Expr(expr) => options.cache = Some(expr),
             }
         }
+        // A `fail_safe` with an invalid value is reported as such, not as missing.
+        options
+            .fresh
+            .check_together(seen.iter().any(|name| name == "fail_safe"), errors);
         if let Some(row) = &options.row
             && options.models.is_empty()
             && !models_given
@@ -446,6 +500,19 @@ fn exclusive_error_options(second: &Ident, first: &ErrorCaching) -> syn::Error {
     )
 }
 
+/// Fail-safe and error caching together: the error goes on the option written second
+/// (either may come first).
+fn fail_safe_and_errors(second: &Ident, first: &Ident) -> syn::Error {
+    syn::Error::new_spanned(
+        second,
+        format!(
+            "`{second}` cannot be combined with `{first}`: fail-safe answers a failed \
+             computation with the last good value, while caching the error would answer it \
+             with the error; keep `{first}` or `{second}`"
+        ),
+    )
+}
+
 /// A namespace is a non-empty string literal without whitespace or control characters.
 fn check_namespace(lit: &LitStr) -> syn::Result<()> {
     let value = lit.value();
@@ -486,8 +553,9 @@ fn percent(expr: &Expr) -> syn::Result<u8> {
     }
 }
 
-/// The value of `ttl = ..` or `error_ttl = ..` in seconds: an integer, or a duration string
-/// such as `"90s"`, `"30m"`, `"2h"`, `"1d"`, `"1h30m"`. At least one second.
+/// The value of `ttl = ..`, `error_ttl = ..`, `swr`, `fail_safe` or `fail_safe_throttle` in
+/// seconds: an integer, or a duration string such as `"90s"`, `"30m"`, `"2h"`, `"1d"`,
+/// `"1h30m"`. At least one second.
 fn duration_secs(option: &str, expr: &Expr) -> syn::Result<Secs> {
     let span = expr.span();
     let secs = match expr {
@@ -523,11 +591,14 @@ fn duration_secs(option: &str, expr: &Expr) -> syn::Result<Secs> {
         }
     };
     if secs == 0 {
+        let hint = match option {
+            "ttl" | "error_ttl" => " (to not cache at all, remove the attribute)",
+            _ => ", or be left out",
+        };
         return Err(syn::Error::new_spanned(
             expr,
             format!(
-                "`{option}` must be at least 1 second (to not cache at all, remove the \
-                 attribute): write {}",
+                "`{option}` must be at least 1 second{hint}: write {}",
                 example(option)
             ),
         ));

@@ -8,10 +8,10 @@ use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 
-use crate::Errors;
 use crate::args::{FnInfo, Role};
 use crate::attr::{ErrorCaching, Flavor, Options};
 use crate::template::Template;
+use crate::{Errors, fresh};
 
 /// Checks what needs both the options and the signature: argument names in `row` and in
 /// placeholders, error caching against the return type, unnamed key arguments.
@@ -43,6 +43,7 @@ pub(crate) fn check(options: &Options, info: &FnInfo, errors: &mut Errors) {
             ),
         ));
     }
+    options.fresh.check_signature(info, errors);
     if options.key.is_none() {
         for role in &info.args {
             if let Role::UnnamedKey(pat) = role {
@@ -78,7 +79,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
     let ItemFn {
         attrs,
         vis,
-        sig,
+        mut sig,
         block,
     } = func;
     let (outer, inner): (Vec<_>, Vec<_>) = attrs
@@ -136,6 +137,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         }
         None => {}
     }
+    setup.extend(options.fresh.setup(&call));
     if !options.models.is_empty() {
         setup.push(models(&call, options, info));
     }
@@ -174,12 +176,27 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         (None, true) => "run_result",
         (None, false) => "run",
     };
+    // A computation that may outlive its caller owns its arguments: `&T` ones are cloned
+    // before it, and borrowed back at its start.
+    let background = options.fresh.in_background(info);
+    let (to_owned, borrow_back) = if background {
+        fresh::owned_arguments(&mut sig, info)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let run = match (background, options.fresh.has_hard_timeout()) {
+        (false, _) => run.to_owned(),
+        (true, false) => run.replacen("run", "run_fresh", 1),
+        (true, true) => format!("{}_timeout", run.replacen("run", "run_fresh", 1)),
+    };
     // Spanned at the return type: a type that cannot be cached is reported there.
     let run_call = Ident::new("__qc_call", Span::mixed_site().located_at(ret_span));
     let run = if info.is_async {
-        let run = Ident::new(run, ret_span);
+        let run = Ident::new(&run, ret_span);
         quote_spanned! {ret_span=>
+            #(#to_owned)*
             #run_call.#run(::querycache::__private::typed::<#ret_ty, _>(async move {
+                #(#borrow_back)*
                 #(#stmts)*
             }))
             .await

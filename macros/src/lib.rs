@@ -8,6 +8,8 @@
 //!
 //! * `lib.rs`: the entry points and their documentation;
 //! * `attr.rs`: parses the attribute's arguments (`Args`), then checks them (`Options`);
+//! * `fresh.rs`: the freshness options (`swr`, `early_refresh`, `fail_safe`, timeouts): their
+//!   values, what they need of the signature, and the arguments a background computation owns;
 //! * `template.rs`: `key = ".."` and `tags = [".."]` templates;
 //! * `args.rs`: analyzes the signature (key, connection and skipped arguments, `Result`);
 //! * `expand.rs`: the checks that need both, and the generated body.
@@ -25,6 +27,7 @@ use syn::ItemFn;
 mod args;
 mod attr;
 mod expand;
+mod fresh;
 mod model;
 mod template;
 
@@ -121,6 +124,38 @@ use attr::{Args, Flavor, Options};
 ///   written together are not all recomputed together. Only expiry moves: a write still
 ///   invalidates at once.
 ///
+/// * **`swr = 30`** or **`swr = "5m"`**: stale-while-revalidate. For that long past its TTL
+///   an expired entry is still served, and a read of it starts a recomputation (one per
+///   key). Seconds or a duration string, as `ttl`; at least one second.
+///
+/// * **`early_refresh = 1.0`**: probabilistic early refresh (XFetch): a read may recompute
+///   the entry shortly before it expires, more readily as expiry nears and the longer the
+///   last computation took, so a popular key is refreshed before it runs out rather than
+///   by a crowd of callers after. The value is the algorithm's beta, a number literal above
+///   0 and at most 100: 1.0 is the paper's default, a larger beta refreshes earlier.
+///
+/// * **`fail_safe = "1h"`**: when recomputing an expired entry fails, the last good value is served instead, for up to that long past its TTL.
+///   Seconds or a duration string; at least one second. Cannot be combined with
+///   `error_ttl` or `cache_errors`, which would answer the failure with the error.
+///
+/// * **`fail_safe_throttle = "30s"`**: after such a failure, how long the last good value is
+///   served before the computation is tried again. Needs `fail_safe`.
+///
+/// * **`soft_timeout = "250ms"`**: when a recomputation takes longer than that and a stale
+///   value is at hand (`swr`, `fail_safe`), the caller gets the stale value and the
+///   computation finishes in the background; without one, the caller keeps waiting.
+///   Seconds as an integer, or a duration string that may also be milliseconds alone
+///   (`"250ms"`, `"2s"`, `"1m30s"`; not `"1s500ms"`: write `"1500ms"`). At least 1 ms.
+///
+/// * **`hard_timeout = "2s"`**: the caller waits at most that long; without a stale value
+///   to serve it gets an error, `E::from(querycache::TimedOut)`, so the function must
+///   return `Result<T, E>` with `E: From<querycache::TimedOut>`. The computation is not
+///   cancelled: it finishes in the background. Written as `soft_timeout`; when both are
+///   given, longer than `soft_timeout`.
+///
+///   None of these outlives a write: an entry whose tables or tags were invalidated is
+///   never served, stale or not.
+///
 /// * **`cache = <expr>`**: the cache to use, an expression evaluating to a
 ///   `querycache::Cache`, a `&Cache` or an `Arc<Cache>` (for example `cache = self.cache`
 ///   in a method, or `cache = &*APP_CACHE`). Default: the global cache
@@ -169,6 +204,32 @@ use attr::{Args, Flavor, Options};
 /// cached as a plain value, `Err` included; write `Result<..>` in the signature to cache
 /// `Ok` values only.
 ///
+/// # Background computations
+///
+/// With `swr`, `early_refresh`, `soft_timeout` or `hard_timeout`, an `async fn`'s body runs
+/// as a computation that can go on after its caller has moved on (a refresh in the
+/// background, a computation the caller stopped waiting for). It must own what it uses, so
+/// it is `Send + 'static`:
+///
+/// * an argument taken by value moves in (its type must be `Send + 'static`);
+/// * an argument `name: &T` is cloned (`T: ToOwned`, so `T: Clone`, `&str` becoming a
+///   `String`) before the cache is consulted, and borrowed back as `&T` at the start of the
+///   body, which therefore reads as written. The clone is made on every call, hits
+///   included: for a connection, take a cheap-to-clone handle (SeaORM's
+///   `DatabaseConnection` is one);
+/// * `&mut` arguments, `&self` and `&mut self` receivers, `&impl Trait` arguments and `&T`
+///   arguments bound to a pattern cannot be owned that way. With `swr` or `early_refresh`
+///   alone, such a function's refreshing caller computes in the foreground (it waits for
+///   its own computation, others are still served the stale value); with `soft_timeout` or
+///   `hard_timeout` they are compile errors.
+///
+/// A plain `fn` gets `swr`, `early_refresh` and `fail_safe` with the refreshing caller
+/// computing in the foreground, and no timeouts (a thread running a synchronous query
+/// cannot be interrupted or detached).
+///
+/// Inside a transaction (see the connections under *The key*) the cache is bypassed or read-only:
+/// the body then runs like any uncached call, and the timeouts do not apply.
+///
 /// # Inside the body
 ///
 /// The body of an `async fn` runs as an `async move` block, that of a plain `fn` as a
@@ -194,14 +255,22 @@ use attr::{Args, Flavor, Options};
 /// valid duration; an empty `models` list; `row` without `models`; `row` or a placeholder
 /// that names no argument; a placeholder with a format spec or an expression;
 /// `error_ttl`/`cache_errors` on a function that does not return `Result`, or both
-/// together; a key argument that is a pattern rather than a name.
+/// together; a key argument that is a pattern rather than a name; an `early_refresh` that is
+/// not a number literal above 0 and at most 100; `fail_safe_throttle` without `fail_safe`;
+/// `fail_safe` (or its throttle) with `error_ttl` or `cache_errors`; a `hard_timeout` not
+/// longer than `soft_timeout`; timeouts on a plain `fn`, or on an `async fn` with an
+/// argument its computation cannot own; `hard_timeout` on a function not returning
+/// `Result`.
 ///
 /// The compiler reports the rest, on the token at fault: a key argument that does not
 /// implement `Serialize` (as "the method `__querycache_key_argument_must_implement_serialize`
 /// exists for `&T`, but its trait bounds were not satisfied", naming `T: Serialize`), a
 /// model that is neither a SeaORM entity nor a `CacheModel` (on the model), a return type
 /// that cannot be cached (on the return type), a placeholder argument without `Display`
-/// (on the template).
+/// (on the template). For a background computation (see above): a `&T` argument whose `T`
+/// is not `Clone` (on its type, as "required for `T` to implement `ToOwned`"), arguments or
+/// a body that are not `Send + 'static` (on the return type), and with `hard_timeout` an
+/// error type without `From<querycache::TimedOut>` (on the return type).
 #[proc_macro_attribute]
 pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
     cached(Flavor::Query, args.into(), item.into()).into()
@@ -213,7 +282,8 @@ pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The first argument is the model (a SeaORM entity, or a type implementing
 /// `querycache::CacheModel`); the options that follow are those of
 /// [`macro@cached_query`] except `models`: `ttl`, `row`, `tags`, `key`, `namespace`,
-/// `error_ttl`, `cache_errors` and `cache`. Key arguments, connections, `#[cache_skip]`
+/// `error_ttl`, `cache_errors`, `jitter`, `swr`, `early_refresh`, `fail_safe`,
+/// `fail_safe_throttle`, `soft_timeout`, `hard_timeout` and `cache`. Key arguments, connections, `#[cache_skip]`
 /// and the `Result` mode work as there.
 ///
 /// ```text

@@ -147,3 +147,199 @@ fn errors_keep_the_function() {
     }
     assert_in_order(&expanded, &["unsafe fn song(x: u8) -> u8 { x }"]);
 }
+
+#[test]
+fn freshness_setters_and_owned_arguments() {
+    let expanded = expand(
+        Flavor::Query,
+        quote!(
+            swr = "5m",
+            early_refresh = 1.5,
+            fail_safe = "1h",
+            fail_safe_throttle = 30,
+            soft_timeout = "250ms",
+            hard_timeout = 2
+        ),
+        quote! {
+            async fn songs(db: &AppConnection, mut title: &str, limit: u32) -> Result<Vec<Song>, AppError> {
+                load(db, title, limit).await
+            }
+        },
+    );
+    assert_in_order(
+        &expanded,
+        &[
+            // `mut` moves from the argument to the binding inside the computation.
+            "async fn songs(db: &AppConnection, title: &str, limit: u32)",
+            "__qc_call.swr_secs(300u64);",
+            "__qc_call.fail_safe_secs(3600u64);",
+            "__qc_call.fail_safe_throttle_secs(30u64);",
+            "__qc_call.early_refresh(1.5f64);",
+            "__qc_call.soft_timeout_ms(250u64);",
+            "__qc_call.hard_timeout_ms(2000u64);",
+            "__qc_call.connection(&db);",
+            "__qc_call.key_args(",
+            "let db = <AppConnection as ::std::borrow::ToOwned>::to_owned(db);",
+            "let title = <str as ::std::borrow::ToOwned>::to_owned(title);",
+            "__qc_call.run_fresh_result_timeout(::querycache::__private::typed::<Result<Vec<Song>, AppError>, _>(async move {",
+            "let db: &AppConnection = ::std::borrow::Borrow::borrow(&db);",
+            "let mut title: &str = ::std::borrow::Borrow::borrow(&title);",
+            "load(db, title, limit).await",
+        ],
+    );
+}
+
+#[test]
+fn freshness_run_methods() {
+    let run_of = |args: proc_macro2::TokenStream, item: proc_macro2::TokenStream| {
+        let expanded = expand(Flavor::Query, args, item);
+        let start = expanded.find("__qc_call.run").expect("a run call");
+        let end = start + expanded[start..].find('(').expect("its arguments");
+        expanded[start + "__qc_call.".len()..end].to_owned()
+    };
+    let plain = quote!(
+        async fn f(x: u32) -> u32 {
+            x
+        }
+    );
+    let result = quote!(
+        async fn f(x: u32) -> Result<u32, E> {
+            Ok(x)
+        }
+    );
+    assert_eq!(run_of(quote!(swr = 1), plain.clone()), "run_fresh");
+    assert_eq!(run_of(quote!(soft_timeout = 1), plain.clone()), "run_fresh");
+    assert_eq!(
+        run_of(quote!(early_refresh = 1), result.clone()),
+        "run_fresh_result"
+    );
+    assert_eq!(
+        run_of(quote!(hard_timeout = 1), result.clone()),
+        "run_fresh_result_timeout"
+    );
+    assert_eq!(
+        run_of(quote!(cache_errors, swr = 1), result.clone()),
+        "run_fresh_result_caching_errors"
+    );
+    assert_eq!(
+        run_of(quote!(error_ttl = 5, hard_timeout = 1), result.clone()),
+        "run_fresh_result_caching_errors_timeout"
+    );
+    // Fail-safe alone needs no background computation.
+    assert_eq!(run_of(quote!(fail_safe = 60), result.clone()), "run_result");
+    // Arguments that cannot be owned: the foreground path, as without the options.
+    assert_eq!(
+        run_of(
+            quote!(swr = 60),
+            quote!(
+                async fn f(buffer: &mut Vec<u8>) -> u32 {
+                    1
+                }
+            )
+        ),
+        "run"
+    );
+    assert_eq!(
+        run_of(
+            quote!(swr = 60),
+            quote!(
+                async fn f(&self) -> u32 {
+                    1
+                }
+            )
+        ),
+        "run"
+    );
+    // A plain fn keeps its synchronous paths.
+    assert_eq!(
+        run_of(
+            quote!(swr = 60, fail_safe = 60),
+            quote!(
+                fn f(x: &str) -> Result<u32, E> {
+                    Ok(1)
+                }
+            )
+        ),
+        "run_result_sync"
+    );
+}
+
+#[test]
+fn freshness_values() {
+    use crate::fresh::{beta, parse_duration_ms};
+
+    assert_eq!(parse_duration_ms("250ms"), Ok(250));
+    assert_eq!(parse_duration_ms("2s"), Ok(2_000));
+    assert_eq!(parse_duration_ms("1m30s"), Ok(90_000));
+    assert_eq!(
+        parse_duration_ms("0ms"),
+        Ok(0),
+        "zero is rejected by the caller"
+    );
+    for bad in [
+        "", "ms", "1s500ms", "500ms1s", "1.5s", "250 ms", "-1ms", "1w",
+    ] {
+        assert!(parse_duration_ms(bad).is_err(), "{bad:?} parsed");
+    }
+
+    let parse = |tokens: proc_macro2::TokenStream| beta(&syn::parse2(tokens).unwrap());
+    assert_eq!(parse(quote!(1.0)).ok(), Some(1.0));
+    assert_eq!(parse(quote!(2)).ok(), Some(2.0));
+    assert_eq!(parse(quote!(0.25f64)).ok(), Some(0.25));
+    assert_eq!(parse(quote!(100)).ok(), Some(100.0));
+    for bad in [
+        quote!(0),
+        quote!(0.0),
+        quote!(-1),
+        quote!(100.5),
+        quote!(1e400),
+        quote!("1"),
+        quote!(BETA),
+        quote!(1.0 + 1.0),
+    ] {
+        assert!(parse(bad.clone()).is_err(), "{bad} parsed");
+    }
+}
+
+#[test]
+fn freshness_errors() {
+    let errors_of = |args: proc_macro2::TokenStream, item: proc_macro2::TokenStream| {
+        expand(Flavor::Query, args, item)
+    };
+    let expanded = errors_of(
+        quote!(
+            fail_safe_throttle = 5,
+            soft_timeout = "2s",
+            hard_timeout = "1s"
+        ),
+        quote!(
+            fn f(x: u32) -> u32 {
+                x
+            }
+        ),
+    );
+    for message in [
+        "so it needs `fail_safe`",
+        "`hard_timeout` (1s) must be longer than `soft_timeout` (2s)",
+        "`soft_timeout` needs an `async fn`",
+        "`hard_timeout` needs an `async fn`",
+        "the function must return `Result<T, E>`",
+    ] {
+        assert!(
+            expanded.contains(&message.replace(' ', "")),
+            "{message}: {expanded}"
+        );
+    }
+    let expanded = errors_of(
+        quote!(cache_errors, fail_safe = 60),
+        quote!(
+            async fn f(x: u32) -> Result<u32, E> {
+                Ok(x)
+            }
+        ),
+    );
+    assert!(
+        expanded.contains("`fail_safe`cannotbecombinedwith`cache_errors`"),
+        "{expanded}"
+    );
+}

@@ -201,28 +201,35 @@ where
         // On a task of its own, bounded by the hard timeout: past the soft timeout the
         // caller leaves with the stale value and the computation still lands.
         let mut task = tokio::spawn(bounded(plan.hard, job.run_miss()));
-        let joined = match soft {
+        let (joined, stale) = match soft {
             Some((soft, stale)) => match tokio::time::timeout(soft, &mut task).await {
-                Ok(joined) => joined,
+                Ok(joined) => (joined, Some(stale)),
                 Err(_) => {
                     FreshnessCounters::bump(&cache.inner.stats.fresh.soft_timeouts);
                     tracing::debug!(key = %key, soft_ms = soft.as_millis() as u64, "soft timeout: serving the stale value, the computation goes on");
                     return Driven::SoftTimeout(stale);
                 }
             },
-            None => task.await,
+            None => (task.await, None),
         };
-        match joined {
-            Ok(Some(Ok(value))) => Driven::Done(value),
-            Ok(Some(Err(error))) => Driven::Failed(error),
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        match (joined, plan.hard, stale) {
+            (Ok(Some(Ok(value))), _, _) => Driven::Done(value),
+            (Ok(Some(Err(error))), _, _) => Driven::Failed(error),
+            (Err(join), _, _) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             // Past the hard timeout; or (`Err`) the task was dropped because the runtime is
-            // shutting down — abandoned either way.
-            Ok(None) | Err(_) => {
+            // shutting down — abandoned either way. Only a call with a hard timeout ever
+            // gets `TimedOut`: without one, the task was spawned for the soft timeout, which
+            // needs a stale value, and that is the answer.
+            (_, Some(after), _) => {
                 FreshnessCounters::bump(&cache.inner.stats.fresh.hard_timeouts);
-                let after = plan.hard.unwrap_or_else(|| started.elapsed());
                 tracing::warn!(key = %key, hard_ms = after.as_millis() as u64, "hard timeout: the computation was abandoned");
                 Driven::TimedOut(crate::TimedOut::new(key.as_str(), after))
+            }
+            (_, None, Some(stale)) => Driven::SoftTimeout(stale),
+            // Not reachable: a task is spawned only for a soft timeout (with a stale value)
+            // or a hard one; answer as a timeout of the time spent.
+            (_, None, None) => {
+                Driven::TimedOut(crate::TimedOut::new(key.as_str(), started.elapsed()))
             }
         }
     }

@@ -599,13 +599,19 @@ async fn one_computation_across_instances_and_stale_reads_on_a_cluster() {
     while let Some(joined) = callers.join_next().await {
         assert_eq!(joined.unwrap(), Ok(1));
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation across the cluster");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "one computation across the cluster"
+    );
     // Past the TTL: stale from the entry's header, with the timing line read through the
     // cluster's GET + PTTL path on the Redis-only store.
     let redis_only = cache_on(&cluster, StoreKind::Redis);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let stale = redis_only
-        .fetch("cluster:cold", options.clone(), || async { Ok::<_, String>(2_u32) })
+        .fetch("cluster:cold", options.clone(), || async {
+            Ok::<_, String>(2_u32)
+        })
         .await
         .unwrap();
     assert_eq!((*stale, stale.is_stale()), (1, true));

@@ -728,3 +728,95 @@ async fn methods_of_different_types_do_not_share_entries() {
     let stats = cache.stats();
     assert_eq!((stats.sets, stats.hits), (2, 1));
 }
+
+// ---------------------------------------------------------------------------------------
+// Freshness options at run time: swr refreshes in the background (the `&CachedConnection`
+// argument is cloned into the computation), never past an invalidation; hard timeouts turn
+// into the function's own error.
+
+static FRESH_CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+static FRESH_RUNS: Runs = Runs::new();
+static FRESH_DELAY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[derive(Debug, PartialEq)]
+enum AppError {
+    Db(String),
+    TimedOut(String),
+}
+
+impl From<DbErr> for AppError {
+    fn from(error: DbErr) -> Self {
+        AppError::Db(error.to_string())
+    }
+}
+
+impl From<querycache::TimedOut> for AppError {
+    fn from(timed_out: querycache::TimedOut) -> Self {
+        AppError::TimedOut(timed_out.to_string())
+    }
+}
+
+#[cache_model_query(song::Entity, cache = *FRESH_CACHE, ttl = 1, swr = 60)]
+async fn song_count(db: &querycache::orm::sea_orm::CachedConnection) -> Result<u64, AppError> {
+    use sea_orm::PaginatorTrait;
+    FRESH_RUNS.bump();
+    let delay = FRESH_DELAY_MS.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    Ok(song::Entity::find().count(db).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swr_on_a_cached_query_refreshes_in_the_background_and_never_past_a_write() {
+    let t = TestDb::with_cache(FRESH_CACHE.clone()).await;
+    let author = t.user("ann").await;
+    t.song(&author, "one").await;
+    assert_eq!(song_count(&t.db).await, Ok(1));
+    // Another process adds a song: invisible to the cache, so the entry just ages.
+    sea_orm::ConnectionTrait::execute(
+        &t.raw,
+        t.statement(
+            "INSERT INTO songs (title, artist, author_id) VALUES (?, 'x', ?)",
+            ["two".into(), author.id.into()],
+        ),
+    )
+    .await
+    .expect("insert behind the cache's back");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    FRESH_DELAY_MS.store(500, Ordering::SeqCst);
+    let asked = Instant::now();
+    assert_eq!(song_count(&t.db).await, Ok(1), "the stale count, at once");
+    assert!(asked.elapsed() < Duration::from_millis(450), "{:?}", asked.elapsed());
+    crate::support::until(Duration::from_secs(10), "the refresh lands", async || {
+        song_count(&t.db).await == Ok(2)
+    })
+    .await;
+    assert_eq!(FRESH_RUNS.get(), 2, "one computation, one background refresh");
+    assert_eq!(FRESH_CACHE.stats().background_refreshes, 1);
+
+    // A write through the ORM: the entry is dead, not stale, even within the window.
+    FRESH_DELAY_MS.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    t.song(&author, "three").await;
+    assert_eq!(song_count(&t.db).await, Ok(3), "computed, not served stale");
+}
+
+#[cached_query(cache = *FRESH_CACHE, namespace = "slow", hard_timeout = "100ms")]
+async fn slow_answer(delay_ms: u64) -> Result<u64, AppError> {
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    Ok(delay_ms)
+}
+
+#[tokio::test]
+async fn a_hard_timeout_on_a_cached_query_is_the_functions_own_error() {
+    let started = Instant::now();
+    match slow_answer(2_000).await {
+        Err(AppError::TimedOut(message)) => assert!(
+            message.starts_with("computing `") && message.ends_with("exceeded its hard timeout of 100ms; gave up"),
+            "{message}"
+        ),
+        other => panic!("expected the hard timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(1_500), "gave up early");
+    assert_eq!(slow_answer(1).await, Ok(1));
+}

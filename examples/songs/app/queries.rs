@@ -16,7 +16,11 @@ pub async fn song_by_id(db: &CachedConnection, id: i32) -> Result<Option<song::M
 }
 
 /// The newest songs, newest first. Any write to `songs` invalidates it.
-#[cached_query(ttl = "5m", models = [song::Entity], cache = db.cache())]
+///
+/// The front page's list: for a minute past its TTL it is served stale while one background
+/// refresh runs (`swr`), and should the database fail it is served up to an hour stale
+/// (`fail_safe`). Neither ever serves a list a write has invalidated.
+#[cached_query(ttl = "5m", swr = "1m", fail_safe = "1h", models = [song::Entity], cache = db.cache())]
 pub async fn newest_songs(db: &CachedConnection, limit: u64) -> Result<Vec<song::Model>, DbErr> {
     song::Entity::find()
         .order_by_desc(song::Column::CreatedAt)

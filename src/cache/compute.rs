@@ -178,7 +178,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        match self.read(key, options, compute, ttl_of, Inline).await {
+        match self
+            .read(key, options, compute, ttl_of, Inline, |_: &E| true)
+            .await
+        {
             Ok(served) => Ok(served.value),
             Err(Failure::Compute(error)) => Err(error),
             Err(Failure::TimedOut(never)) => match never {},

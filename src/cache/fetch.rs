@@ -173,18 +173,22 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.fetch_with(key, options, compute, |_: &T, ttl| ttl)
+        self.fetch_with(key, options, compute, |_: &T, ttl| ttl, |_: &E| true)
             .await
     }
 
-    /// [`fetch`](Self::fetch) with a policy for the stored value's TTL: `ttl_of(&value,
-    /// resolved_ttl)` (cached errors live shorter).
+    /// [`fetch`](Self::fetch) with a policy for the stored value's TTL, `ttl_of(&value,
+    /// resolved_ttl)` (the HTTP layer's error answers live shorter), and a say on which
+    /// errors are failures: `fails(&error)` is `false` for an error that is an answer of its
+    /// own (the HTTP layer's 4xx), which a [fail-safe](EntryOptions::fail_safe) value never
+    /// replaces.
     pub(crate) async fn fetch_with<T, E, F, Fut>(
         &self,
         key: &str,
         options: EntryOptions,
         compute: F,
         ttl_of: impl Fn(&T, Duration) -> Duration + Send + Sync + 'static,
+        fails: impl Fn(&E) -> bool + Send + Sync,
     ) -> Result<Fetched<T>, FetchError<E>>
     where
         T: CacheValue,
@@ -192,7 +196,10 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        match self.read(key, options, compute, ttl_of, Detach).await {
+        match self
+            .read(key, options, compute, ttl_of, Detach, fails)
+            .await
+        {
             Ok(served) => Ok(Fetched {
                 value: served.value,
                 stale: served.stale,

@@ -266,7 +266,9 @@ impl Cache {
         }
     }
 
-    /// The read path. See the module docs.
+    /// The read path. See the module docs. `fails(&error)` says whether a computation's
+    /// error is a failure a [fail-safe](EntryOptions::fail_safe) value may stand in for;
+    /// other errors are answers of their own, returned as they are (the HTTP layer's 4xx).
     pub(crate) async fn read<T, E, F, Fut, TF, R>(
         &self,
         key: &str,
@@ -274,6 +276,7 @@ impl Cache {
         compute: F,
         ttl_of: TF,
         runner: R,
+        fails: impl Fn(&E) -> bool,
     ) -> Result<Served<T>, Failure<E, R::Timeout>>
     where
         T: CacheValue,
@@ -395,11 +398,11 @@ impl Cache {
                     Ok(Served::stale(stale))
                 }
                 Driven::Failed(error) => match fallback {
-                    Some(value) => {
+                    Some(value) if fails(&error) => {
                         self.mark_failing(&key);
                         Ok(self.fail_safe(&key, value))
                     }
-                    None => Err(Failure::Compute(error)),
+                    _ => Err(Failure::Compute(error)),
                 },
                 Driven::TimedOut(timeout) => match fallback {
                     Some(value) => {

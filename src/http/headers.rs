@@ -1,4 +1,5 @@
-//! The response headers both HTTP layers set: `Vary`, `X-Cache`, and the `304` answer.
+//! The response headers both HTTP layers set: `Vary`, `X-Cache`, `Cache-Status`, and the
+//! `304` answer.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -6,15 +7,21 @@ use axum::response::Response;
 use super::CacheControl;
 use super::body::no_body;
 
-/// `X-Cache`: `HIT` (served from the cache, or a 304 decided without the handler) or
-/// `MISS` (the handler ran).
+/// `X-Cache`: `HIT` (served from the cache, or a 304 decided without the handler), `STALE`
+/// (served from the cache past its TTL: see [`Source::Stale`]) or `MISS` (the handler
+/// ran, or the cache was bypassed).
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
-/// What an answer of a cached route was, for `X-Cache` and the logs.
+/// `Cache-Status` (RFC 9211), whose member `querycache; ...` says what `X-Cache` says, in
+/// the standard's words.
+pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// What an answer of a cached route was, for the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Hit,
     Miss,
+    Stale,
     NotModified,
 }
 
@@ -23,7 +30,56 @@ impl Outcome {
         match self {
             Outcome::Hit => "HIT",
             Outcome::Miss => "MISS",
+            Outcome::Stale => "STALE",
             Outcome::NotModified => "304",
+        }
+    }
+}
+
+/// Where an answer came from, for `X-Cache` and `Cache-Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The cache, fresh; or a 304 decided without the handler. `X-Cache: HIT`,
+    /// `Cache-Status: querycache; hit`.
+    Hit,
+    /// The cache, past its TTL but never invalidated: within the stale-while-revalidate
+    /// window (a refresh was started), past the soft timeout (the handler goes on in the
+    /// background), or by fail-safe (the handler failed). `X-Cache: STALE`,
+    /// `Cache-Status: querycache; hit; fwd=stale`.
+    Stale,
+    /// The handler ran for this request; `stored`: its answer was cacheable, and handed to
+    /// the store. `X-Cache: MISS`, `Cache-Status: querycache; fwd=miss` (`; stored`).
+    Handler { stored: bool },
+    /// Around the cache (disabled, or a request it cannot key). `X-Cache: MISS`,
+    /// `Cache-Status: querycache; fwd=bypass`.
+    Bypass,
+}
+
+impl Source {
+    /// The outcome logged for an answer from here (a 304 is logged as such instead).
+    pub(crate) fn outcome(self) -> Outcome {
+        match self {
+            Source::Hit => Outcome::Hit,
+            Source::Stale => Outcome::Stale,
+            Source::Handler { .. } | Source::Bypass => Outcome::Miss,
+        }
+    }
+
+    fn x_cache(self) -> &'static str {
+        match self {
+            Source::Hit => "HIT",
+            Source::Stale => "STALE",
+            Source::Handler { .. } | Source::Bypass => "MISS",
+        }
+    }
+
+    fn cache_status(self) -> &'static str {
+        match self {
+            Source::Hit => "querycache; hit",
+            Source::Stale => "querycache; hit; fwd=stale",
+            Source::Handler { stored: true } => "querycache; fwd=miss; stored",
+            Source::Handler { stored: false } => "querycache; fwd=miss",
+            Source::Bypass => "querycache; fwd=bypass",
         }
     }
 }
@@ -81,8 +137,14 @@ pub(crate) fn not_modified(
     response
 }
 
-/// Marks `response` with `X-Cache: HIT` (the handler did not run) or `MISS`.
-pub(crate) fn mark(response: &mut Response, hit: bool) {
-    let value = HeaderValue::from_static(if hit { "HIT" } else { "MISS" });
-    response.headers_mut().insert(X_CACHE, value);
+/// Marks `response` with where it came from: `X-Cache` (replacing any), and this cache's
+/// `Cache-Status` member after those of the caches behind it (RFC 9211 §2: the last member
+/// is the cache nearest the client).
+pub(crate) fn mark(response: &mut Response, source: Source) {
+    let headers = response.headers_mut();
+    headers.insert(X_CACHE, HeaderValue::from_static(source.x_cache()));
+    headers.append(
+        CACHE_STATUS,
+        HeaderValue::from_static(source.cache_status()),
+    );
 }

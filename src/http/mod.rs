@@ -74,6 +74,17 @@
 //!    from it. A match is answered `304 Not Modified` — no handler, no entry read.
 //! 4. Otherwise the entry is served (`X-Cache: HIT`) or the handler runs, once per key at a
 //!    time (`X-Cache: MISS`), and its answer is stored under the tags' versions.
+//! 5. With [`swr`](CacheResponse::swr), [`fail_safe`](CacheResponse::fail_safe) or a
+//!    [`soft_timeout`](CacheResponse::soft_timeout), an entry past its TTL — never one whose
+//!    tags were invalidated — may still be served, marked `X-Cache: STALE`: within the swr
+//!    window (the handler refreshes it in the background), while the handler fails with a
+//!    5xx, or while it is slower than the soft timeout.
+//!
+//! Every answer also carries an RFC 9211 `Cache-Status`: `querycache; hit` (a hit, or a 304
+//! decided without the handler), `querycache; hit; fwd=stale` (`STALE`),
+//! `querycache; fwd=miss; stored` (the handler ran and its answer was stored),
+//! `querycache; fwd=miss` (the handler ran; its answer is not cacheable) or
+//! `querycache; fwd=bypass` (the cache is disabled, or the request cannot be keyed).
 //!
 //! # Why a deep ETag never validates old data
 //!

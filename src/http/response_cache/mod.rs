@@ -10,7 +10,7 @@ mod template;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderName;
+use axum::http::{HeaderName, header};
 use tower::Layer;
 
 pub use service::CacheResponseService;
@@ -18,6 +18,7 @@ use template::TagTemplate;
 
 use super::CacheControl;
 use super::conditional::DEFAULT_MAX_BODY_BYTES;
+use crate::options::Freshness;
 use crate::{Cache, Error, Tag};
 
 /// The namespace of cached responses unless set otherwise.
@@ -82,6 +83,7 @@ pub struct CacheResponse {
     cache_control: Option<CacheControl>,
     max_body_bytes: usize,
     cache_errors: bool,
+    fresh: Freshness,
 }
 
 impl CacheResponse {
@@ -103,6 +105,7 @@ impl CacheResponse {
             cache_control: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cache_errors: false,
+            fresh: Freshness::default(),
         }
     }
 
@@ -199,6 +202,169 @@ impl CacheResponse {
         self
     }
 
+    /// **Stale-while-revalidate**: for `window` after an answer's TTL has passed, requests
+    /// get the stored answer at once, marked `X-Cache: STALE` and
+    /// `Cache-Status: querycache; hit; fwd=stale`, and the first one starts the handler in
+    /// the background to refresh it (once per key at a time; with Redis, once across
+    /// instances). Without it, the namespace's `CACHE_SWR_<NAMESPACE>` (`CACHE_SWR_HTTP`)
+    /// applies. See [`EntryOptions::swr`](crate::EntryOptions::swr).
+    ///
+    /// **Invariant kept**: expiry is softened, invalidation is not. An answer whose tags
+    /// were invalidated is never served stale: the next request runs the handler. A stale
+    /// answer keeps its deep ETag, which its tags' versions still give: a conditional GET
+    /// on it is still a `304`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use axum::{Router, body::Body, http::Request, routing::get};
+    /// use querycache::{Cache, http::CacheResponse};
+    /// use tower::ServiceExt;
+    ///
+    /// let cache = Cache::new();
+    /// let layer = CacheResponse::new(&cache)
+    ///     .ttl(Duration::from_millis(50))
+    ///     .swr(Duration::from_secs(60))
+    ///     .tags(["model:songs"])
+    ///     .build()?;
+    /// let app = Router::new().route("/songs", get(|| async { "[]" })).route_layer(layer);
+    /// let get = || Request::get("/songs").body(Body::empty()).unwrap();
+    ///
+    /// assert_eq!(app.clone().oneshot(get()).await?.headers()["x-cache"], "MISS");
+    /// tokio::time::sleep(Duration::from_millis(100)).await; // past the TTL
+    /// let stale = app.oneshot(get()).await?;
+    /// assert_eq!(stale.headers()["x-cache"], "STALE"); // at once; refreshed in the background
+    /// assert_eq!(stale.headers()["cache-status"], "querycache; hit; fwd=stale");
+    /// # Ok(()) }
+    /// ```
+    pub fn swr(mut self, window: Duration) -> Self {
+        self.fresh.swr = Some(window);
+        self
+    }
+
+    /// **Fail-safe**: when the handler fails — answers a 5xx, or passes its
+    /// [hard timeout](Self::hard_timeout) — serve the last good answer instead (its status,
+    /// headers, body and ETag, marked `X-Cache: STALE`), if it is no older than `max_stale`
+    /// past its TTL. The handler is then tried again at most once per
+    /// [`fail_safe_throttle`](Self::fail_safe_throttle) (default 10 s); requests in between
+    /// get the stored answer. Without a stored answer, the handler's own 5xx goes through.
+    /// A 4xx is an answer, not a failure: it goes through too. Under fail-safe a 5xx is
+    /// never cached, even with [`cache_errors`](Self::cache_errors).
+    ///
+    /// **Invariant kept**: an invalidated answer is never a fail-safe answer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    /// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
+    /// use querycache::{Cache, http::CacheResponse};
+    /// use tower::ServiceExt;
+    ///
+    /// let cache = Cache::new();
+    /// let down = Arc::new(AtomicBool::new(false));
+    /// let db = down.clone();
+    /// let handler = move || async move {
+    ///     if db.load(Ordering::SeqCst) { Err(StatusCode::SERVICE_UNAVAILABLE) } else { Ok("[]") }
+    /// };
+    /// let layer = CacheResponse::new(&cache)
+    ///     .ttl(Duration::from_millis(50))
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .build()?;
+    /// let app = Router::new().route("/songs", get(handler)).route_layer(layer);
+    /// let get = || Request::get("/songs").body(Body::empty()).unwrap();
+    ///
+    /// app.clone().oneshot(get()).await?;
+    /// down.store(true, Ordering::SeqCst); // the database goes down
+    /// tokio::time::sleep(Duration::from_millis(100)).await; // past the TTL
+    /// let answer = app.oneshot(get()).await?;
+    /// assert_eq!(answer.status(), StatusCode::OK, "the last good answer, not the 503");
+    /// assert_eq!(answer.headers()["x-cache"], "STALE");
+    /// # Ok(()) }
+    /// ```
+    pub fn fail_safe(mut self, max_stale: Duration) -> Self {
+        self.fresh.fail_safe = Some(max_stale);
+        self
+    }
+
+    /// With [`fail_safe`](Self::fail_safe): how often a failing route's handler is tried
+    /// again (default 10 s); requests in between get the stored answer without running it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new())
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .fail_safe_throttle(Duration::from_secs(1));
+    /// # assert!(builder.build().is_ok());
+    /// ```
+    pub fn fail_safe_throttle(mut self, every: Duration) -> Self {
+        self.fresh.fail_safe_throttle = Some(every);
+        self
+    }
+
+    /// **Early refresh** (XFetch): a hit runs the handler in the background before the
+    /// answer expires, with a probability that grows as expiry nears, in proportion to how
+    /// long the handler took and to `beta` (1.0 is the usual choice). Requests keep getting
+    /// the stored answer (`X-Cache: HIT`) meanwhile. See
+    /// [`EntryOptions::early_refresh`](crate::EntryOptions::early_refresh).
+    ///
+    /// **Invariant kept**: only the moment of recomputation moves.
+    ///
+    /// ```
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new()).early_refresh(1.0);
+    /// # assert!(builder.build().is_ok());
+    /// ```
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.fresh.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
+        self
+    }
+
+    /// **Soft timeout**: when the handler takes longer than `after` and a stored answer may
+    /// stand in (within the [`swr`](Self::swr) or [`fail_safe`](Self::fail_safe) window, not
+    /// invalidated), serve it (`X-Cache: STALE`) and let the handler finish in the
+    /// background, where its answer is stored. Without such an answer, keep waiting (up to
+    /// the [hard timeout](Self::hard_timeout)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new())
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .soft_timeout(Duration::from_millis(300));
+    /// # assert!(builder.build().is_ok());
+    /// ```
+    pub fn soft_timeout(mut self, after: Duration) -> Self {
+        self.fresh.soft_timeout = Some(after);
+        self
+    }
+
+    /// **Hard timeout**: give up on the handler after `after` (it is dropped): the request
+    /// gets the [fail-safe](Self::fail_safe) answer if there is one, else
+    /// `504 Gateway Timeout` (code `timeout`, in the [`ApiError`](crate::http::ApiError)
+    /// envelope).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
+    /// use querycache::{Cache, http::CacheResponse};
+    /// use tower::ServiceExt;
+    ///
+    /// let slow = || async { tokio::time::sleep(Duration::from_secs(60)).await; "[]" };
+    /// let layer = CacheResponse::new(Cache::new()).hard_timeout(Duration::from_millis(50)).build()?;
+    /// let app = Router::new().route("/songs", get(slow)).route_layer(layer);
+    /// let answer = app.oneshot(Request::get("/songs").body(Body::empty())?).await?;
+    /// assert_eq!(answer.status(), StatusCode::GATEWAY_TIMEOUT);
+    /// # Ok(()) }
+    /// ```
+    pub fn hard_timeout(mut self, after: Duration) -> Self {
+        self.fresh.hard_timeout = Some(after);
+        self
+    }
+
     /// Checks the settings and makes the layer.
     ///
     /// # Errors
@@ -237,16 +403,23 @@ impl CacheResponse {
         let cache_control = self
             .cache_control
             .unwrap_or_else(|| CacheControl::private_max_age(ttl.as_secs()));
+        let keyed = vary
+            .iter()
+            .cloned()
+            .chain([header::AUTHORIZATION])
+            .collect();
         Ok(CacheResponseLayer {
             settings: Arc::new(Settings {
                 cache: self.cache,
                 ttl: self.ttl,
                 templates,
                 vary,
+                keyed,
                 namespace: self.namespace.into(),
                 cache_control,
                 max_body_bytes: self.max_body_bytes,
                 cache_errors: self.cache_errors,
+                fresh: self.fresh,
             }),
         })
     }
@@ -258,10 +431,13 @@ struct Settings {
     ttl: Option<Duration>,
     templates: Vec<TagTemplate>,
     vary: Vec<HeaderName>,
+    /// The request headers the key covers: `vary` and `Authorization`.
+    keyed: Vec<HeaderName>,
     namespace: Arc<str>,
     cache_control: CacheControl,
     max_body_bytes: usize,
     cache_errors: bool,
+    fresh: Freshness,
 }
 
 /// The layer [`CacheResponse::build`] makes: add it with

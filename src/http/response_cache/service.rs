@@ -3,25 +3,26 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, RawPathParams, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
 use tower::Service;
 
 use super::Settings;
-use super::stored::{self, Capture, Reason, StoredResponse};
+use super::stored::{self, Capture, Origin, Reason, StoredResponse};
 use super::template::FillError;
 use crate::http::conditional::{self, Policy};
 use crate::http::etag::{self, IfNoneMatch};
-use crate::http::headers::{Outcome, mark, not_modified, vary_names};
+use crate::http::headers::{Outcome, Source, mark, not_modified, vary_names};
 use crate::http::{ApiError, body};
-use crate::{EntryOptions, Key, Tag};
+use crate::{EntryOptions, FetchError, Key, Tag};
 
 /// The service [`CacheResponseLayer`](super::CacheResponseLayer) wraps a route in.
 ///
@@ -72,9 +73,9 @@ where
 
 async fn serve<S>(settings: Arc<Settings>, mut inner: S, request: Request) -> Response
 where
-    S: Service<Request, Error = Infallible> + Send,
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
     S::Response: IntoResponse,
-    S::Future: Send,
+    S::Future: Send + 'static,
 {
     let method = request.method().clone();
     if method != Method::GET && method != Method::HEAD {
@@ -114,7 +115,7 @@ where
         };
         let (mut response, not_modified) =
             conditional::finish(response, condition.as_ref(), head, &policy).await;
-        mark(&mut response, false);
+        mark(&mut response, Source::Bypass);
         let outcome = if not_modified {
             Outcome::NotModified
         } else {
@@ -140,7 +141,7 @@ where
             if head {
                 response = body::strip_for_head(response);
             }
-            mark(&mut response, false);
+            mark(&mut response, Source::Bypass);
             return response;
         }
     };
@@ -150,6 +151,7 @@ where
     if let Some(ttl) = settings.ttl {
         options = options.ttl(ttl);
     }
+    options.fresh = settings.fresh;
 
     // A deep ETag is checked against the tags' current versions: no handler, no entry.
     let mut current_etag = None;
@@ -161,41 +163,35 @@ where
         current_etag = Some(etag.clone());
         if condition.matches(&etag) {
             let mut response = not_modified(etag, &settings.cache_control, &vary);
-            mark(&mut response, true);
+            mark(&mut response, Source::Hit);
             log(key.as_str(), Outcome::NotModified, 304);
             return response;
         }
     }
 
-    let keyed: Vec<HeaderName> = settings
-        .vary
-        .iter()
-        .cloned()
-        .chain([header::AUTHORIZATION])
-        .collect();
-    let rules = stored::Rules {
-        cache_errors: settings.cache_errors,
-        keyed: &keyed,
-        max_body_bytes: settings.max_body_bytes,
-    };
-    let mut request = Some(Request::from_parts(parts, body));
     let lookup = EntryLookup {
-        settings: &settings,
-        key: &key,
-        options: &options,
-        rules: &rules,
+        settings: Arc::clone(&settings),
+        key: key.clone(),
+        options,
+        handler: Arc::new(Mutex::new(Handler {
+            service: inner,
+            ready: true,
+            parts,
+            body: Some(body),
+        })),
     };
-    let (mut result, mut hit) = lookup.run(&mut inner, &mut request).await;
+    let (mut result, mut source) = lookup.run().await;
     // With a conditional GET the current ETag is known. An entry that disagrees with it
     // predates a write (on a tiered cache: another instance's, whose message has not
-    // arrived yet): it is dropped and the answer recomputed, never served.
-    if let (Ok(stored), true, Some(current)) = (&result, hit, &current_etag)
+    // arrived yet): it is dropped and the answer recomputed, never served — stale or not.
+    if let (Ok(stored), Source::Hit | Source::Stale, Some(current)) =
+        (&result, source, &current_etag)
         && stored.is_success()
         && stored.etag().as_ref() != Some(current)
     {
         tracing::debug!(key = %key, "entry older than its tags' versions; recomputed");
         settings.cache.delete(key.as_str()).await;
-        (result, hit) = lookup.run(&mut inner, &mut request).await;
+        (result, source) = lookup.run().await;
     }
     match result {
         Ok(stored) => {
@@ -204,14 +200,13 @@ where
                 && condition.matches(&etag)
             {
                 let mut response = not_modified(etag, &settings.cache_control, &vary);
-                mark(&mut response, hit);
+                mark(&mut response, source);
                 log(key.as_str(), Outcome::NotModified, 304);
                 return response;
             }
             let mut response = stored.respond(head, &settings.cache_control, &vary);
-            mark(&mut response, hit);
-            let outcome = if hit { Outcome::Hit } else { Outcome::Miss };
-            log(key.as_str(), outcome, stored.status());
+            mark(&mut response, source);
+            log(key.as_str(), source.outcome(), stored.status());
             response
         }
         Err((mut response, reason)) => {
@@ -219,74 +214,139 @@ where
             if head {
                 response = body::strip_for_head(response);
             }
-            mark(&mut response, false);
+            mark(&mut response, source);
             log(key.as_str(), Outcome::Miss, response.status().as_u16());
             response
         }
     }
 }
 
+/// What the handler needs to answer a request, shared by the request and its computation
+/// (which may outlive it: a background refresh, a handler past the soft timeout).
+struct Handler<S> {
+    service: S,
+    /// Whether `service` is the one `poll_ready` readied for this request (the first run
+    /// calls it; later runs call clones, readied first — as `call` does).
+    ready: bool,
+    parts: Parts,
+    /// Taken by the handler's first run. A later run for the same request (a background
+    /// refresh it started took the first; or an entry served was found outdated) gets an
+    /// empty body: a GET's body means nothing, and the key does not cover it.
+    body: Option<Body>,
+}
+
+impl<S: Clone> Handler<S> {
+    /// A service to call, whether it still needs `poll_ready`, and the request.
+    fn take(&mut self) -> (S, bool, Request) {
+        let clone = self.service.clone();
+        let (service, ready) = if std::mem::take(&mut self.ready) {
+            (std::mem::replace(&mut self.service, clone), true)
+        } else {
+            (clone, false)
+        };
+        let body = self.body.take().unwrap_or_default();
+        (
+            service,
+            ready,
+            Request::from_parts(self.parts.clone(), body),
+        )
+    }
+}
+
 /// One look for the entry of a request, computing it with the handler on a miss.
-struct EntryLookup<'a> {
-    settings: &'a Settings,
-    key: &'a Key,
-    options: &'a EntryOptions,
-    rules: &'a stored::Rules<'a>,
+struct EntryLookup<S> {
+    settings: Arc<Settings>,
+    key: Key,
+    options: EntryOptions,
+    handler: Arc<Mutex<Handler<S>>>,
 }
 
 type Looked = Result<Arc<StoredResponse>, (Response, Reason)>;
 
-impl EntryLookup<'_> {
-    /// The entry, or the handler's answer (stored when it may be). Returns whether it was
-    /// a hit: the handler did not run. The handler takes `request` out of its slot, so a
-    /// hit leaves it there for another try.
-    async fn run<S>(&self, inner: &mut S, request: &mut Option<Request>) -> (Looked, bool)
-    where
-        S: Service<Request, Error = Infallible> + Send,
-        S::Response: IntoResponse,
-        S::Future: Send,
-    {
-        let ran = AtomicBool::new(false);
-        let error_ttl = self.settings.cache.config().error_ttl();
-        let (ran_flag, key, options, rules, cache) = (
-            &ran,
-            self.key,
-            self.options,
-            self.rules,
-            &self.settings.cache,
-        );
-        let result = cache
-            .compute_with(
-                key.as_str(),
-                options.clone(),
-                move || async move {
-                    ran_flag.store(true, Ordering::Relaxed);
-                    let Some(request) = request.take() else {
-                        let error = ApiError::internal("the request was already answered");
-                        return Err((error.into_response(), Reason("internal")));
-                    };
-                    // The versions of the snapshot taken *before* the handler runs: the
-                    // answer reflects at least every write that bumped them, and any later
-                    // write moves them, so this ETag never validates older data (see the
-                    // `http` module docs).
-                    let fingerprint = cache.computation_fingerprint();
-                    let response = inner.call(request).await.into_response();
-                    let etag = fingerprint.map(|f| etag::deep(key.as_str(), f));
-                    match stored::capture(response, rules, etag).await {
-                        Capture::Stored(stored) => Ok(stored),
-                        Capture::Uncached(response, reason) => Err((response, reason)),
-                    }
-                },
-                |stored: &StoredResponse, ttl: Duration| {
-                    if stored.is_success() {
-                        ttl
-                    } else {
-                        ttl.min(error_ttl)
-                    }
-                },
+impl<S> EntryLookup<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    /// The entry, or the handler's answer (stored when it may be), and where it came
+    /// from. The handler runs on a task of its own where the freshness settings ask for
+    /// it (a background refresh, a soft or hard timeout), so it owns what it needs.
+    async fn run(&self) -> (Looked, Source) {
+        let settings = &self.settings;
+        let error_ttl = settings.cache.config().error_ttl();
+        let origin = Origin::next();
+        let compute = {
+            let (settings, key) = (Arc::clone(settings), self.key.clone());
+            let handler = Arc::clone(&self.handler);
+            move || async move {
+                let (mut service, ready, request) = handler.lock().take();
+                // The versions of the snapshot taken *before* the handler runs: the answer
+                // reflects at least every write that bumped them, and any later write moves
+                // them, so this ETag never validates older data (see the `http` module
+                // docs).
+                let fingerprint = settings.cache.computation_fingerprint();
+                if !ready {
+                    let Ok(()) = std::future::poll_fn(|cx| service.poll_ready(cx)).await;
+                }
+                let Ok(response) = service.call(request).await;
+                let response = response.into_response();
+                let etag = fingerprint.map(|f| etag::deep(key.as_str(), f));
+                let rules = stored::Rules {
+                    cache_errors: settings.cache_errors,
+                    fail_safe: settings.fresh.fail_safe.is_some(),
+                    keyed: &settings.keyed,
+                    max_body_bytes: settings.max_body_bytes,
+                };
+                match stored::capture(response, &rules, etag, origin).await {
+                    Capture::Stored(stored) => Ok(stored),
+                    Capture::Uncached(response, reason) => Err((response, reason)),
+                }
+            }
+        };
+        let ttl_of = move |stored: &StoredResponse, ttl: Duration| {
+            if stored.is_success() {
+                ttl
+            } else {
+                ttl.min(error_ttl)
+            }
+        };
+        // A 5xx is a failure the last good answer may stand in for (fail-safe); any other
+        // answer that is not cached (a 4xx, one that sets a cookie, …) is the answer.
+        let fails = |(response, _): &(Response, Reason)| response.status().is_server_error();
+        let fetched = settings
+            .cache
+            .fetch_with(
+                self.key.as_str(),
+                self.options.clone(),
+                compute,
+                ttl_of,
+                fails,
             )
             .await;
-        (result, !ran.load(Ordering::Relaxed))
+        match fetched {
+            Ok(fetched) => {
+                let source = if fetched.is_stale() {
+                    Source::Stale
+                } else if fetched.value().made_by(origin) {
+                    Source::Handler { stored: true }
+                } else {
+                    Source::Hit
+                };
+                (Ok(fetched.into_value()), source)
+            }
+            Err(FetchError::Failed(uncached)) => (Err(uncached), Source::Handler { stored: false }),
+            Err(FetchError::TimedOut(timeout)) => {
+                let error = ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "the answer took too long; try again later",
+                );
+                tracing::warn!(%timeout, "HTTP handler abandoned at its hard timeout");
+                let answer = (error.into_response(), Reason("hard timeout"));
+                (Err(answer), Source::Handler { stored: false })
+            }
+        }
     }
 }
 

@@ -17,6 +17,23 @@ pub(crate) struct StoredResponse {
     headers: Vec<(String, String)>,
     etag: String,
     body: StoredBody,
+    /// The request whose handler made it (an [`Origin`]); never stored as bytes, so 0 when
+    /// read back from Redis.
+    #[serde(skip)]
+    origin: u64,
+}
+
+/// One request through a cached route, told apart from every other: an answer whose
+/// [`StoredResponse::made_by`] is this request's was computed for it (a miss), any other
+/// came from the cache — or from another request's computation it waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin(u64);
+
+impl Origin {
+    pub(crate) fn next() -> Origin {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Origin(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// Headers never kept: recomputed (length, date), connection-level, or owned by the layer.
@@ -40,6 +57,9 @@ const DROPPED: &[&str] = &[
 /// What may be kept, and how much.
 pub(crate) struct Rules<'a> {
     pub(crate) cache_errors: bool,
+    /// Fail-safe is on: a 5xx is a failure, never kept (not even with `cache_errors`), so
+    /// that the last good answer can stand in for it.
+    pub(crate) fail_safe: bool,
     /// The request headers the key covers (the configured `Vary` and `Authorization`).
     pub(crate) keyed: &'a [HeaderName],
     pub(crate) max_body_bytes: usize,
@@ -57,17 +77,21 @@ pub(crate) enum Capture {
 }
 
 /// Turns the handler's `response` into a [`StoredResponse`], if it may be cached: a 2xx
-/// (but not 206; any status with `cache_errors`), without `Set-Cookie`, without
-/// `Cache-Control: no-store`, varying on nothing the key does not cover, with text header
-/// values and a body of known length within the limit. `etag` is the deep ETag, or `None`
-/// for a body-hash one.
+/// (but not 206; any status with `cache_errors`, but a 5xx under fail-safe), without
+/// `Set-Cookie`, without `Cache-Control: no-store`, varying on nothing the key does not
+/// cover, with text header values and a body of known length within the limit. `etag` is
+/// the deep ETag, or `None` for a body-hash one; `origin`, the request it is computed for.
 pub(crate) async fn capture(
     response: Response,
     rules: &Rules<'_>,
     etag: Option<HeaderValue>,
+    origin: Origin,
 ) -> Capture {
     let status = response.status();
-    if status == StatusCode::PARTIAL_CONTENT || !(status.is_success() || rules.cache_errors) {
+    if status == StatusCode::PARTIAL_CONTENT
+        || !(status.is_success() || rules.cache_errors)
+        || (rules.fail_safe && status.is_server_error())
+    {
         return Capture::Uncached(response, Reason("status"));
     }
     let headers = response.headers();
@@ -101,6 +125,7 @@ pub(crate) async fn capture(
         headers: kept,
         etag: etag.to_str().unwrap_or_default().to_owned(),
         body: StoredBody(bytes),
+        origin: origin.0,
     })
 }
 
@@ -113,6 +138,11 @@ impl StoredResponse {
     /// Whether the stored status is a 2xx (only those carry an ETag and can be a 304).
     pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// Whether the handler of the request `origin` made it.
+    pub(crate) fn made_by(&self, origin: Origin) -> bool {
+        self.origin == origin.0
     }
 
     /// The status, for logs.

@@ -5,6 +5,7 @@
 //! ran; "writes" change the map and invalidate the tags an ORM write would.
 
 mod deep_etags;
+mod freshness;
 #[cfg(feature = "redis")]
 mod shared_redis;
 mod what_is_cached;

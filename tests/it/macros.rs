@@ -786,12 +786,20 @@ async fn swr_on_a_cached_query_refreshes_in_the_background_and_never_past_a_writ
     FRESH_DELAY_MS.store(500, Ordering::SeqCst);
     let asked = Instant::now();
     assert_eq!(song_count(&t.db).await, Ok(1), "the stale count, at once");
-    assert!(asked.elapsed() < Duration::from_millis(450), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(450),
+        "{:?}",
+        asked.elapsed()
+    );
     crate::support::until(Duration::from_secs(10), "the refresh lands", async || {
         song_count(&t.db).await == Ok(2)
     })
     .await;
-    assert_eq!(FRESH_RUNS.get(), 2, "one computation, one background refresh");
+    assert_eq!(
+        FRESH_RUNS.get(),
+        2,
+        "one computation, one background refresh"
+    );
     assert_eq!(FRESH_CACHE.stats().background_refreshes, 1);
 
     // A write through the ORM: the entry is dead, not stale, even within the window.
@@ -812,11 +820,15 @@ async fn a_hard_timeout_on_a_cached_query_is_the_functions_own_error() {
     let started = Instant::now();
     match slow_answer(2_000).await {
         Err(AppError::TimedOut(message)) => assert!(
-            message.starts_with("computing `") && message.ends_with("exceeded its hard timeout of 100ms; gave up"),
+            message.starts_with("computing `")
+                && message.ends_with("exceeded its hard timeout of 100ms; gave up"),
             "{message}"
         ),
         other => panic!("expected the hard timeout, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_millis(1_500), "gave up early");
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "gave up early"
+    );
     assert_eq!(slow_answer(1).await, Ok(1));
 }

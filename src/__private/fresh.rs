@@ -89,6 +89,7 @@ impl Call {
                         self.options,
                         move || async move { Ok::<T, Infallible>(future.await) },
                         |_: &T, ttl| ttl,
+                        |_: &Infallible| true,
                     )
                     .await;
                 match fetched {
@@ -118,7 +119,13 @@ impl Call {
             Plan::Cache(key) => {
                 let fetched = self
                     .cache
-                    .fetch_with(key.as_str(), self.options, move || future, |_: &T, ttl| ttl)
+                    .fetch_with(
+                        key.as_str(),
+                        self.options,
+                        move || future,
+                        |_: &T, ttl| ttl,
+                        |_: &E| true,
+                    )
                     .await;
                 match fetched {
                     Ok(fetched) => Ok(value_of(fetched)),
@@ -147,7 +154,13 @@ impl Call {
             Plan::Cache(key) => {
                 let fetched = self
                     .cache
-                    .fetch_with(key.as_str(), self.options, move || future, |_: &T, ttl| ttl)
+                    .fetch_with(
+                        key.as_str(),
+                        self.options,
+                        move || future,
+                        |_: &T, ttl| ttl,
+                        |_: &E| true,
+                    )
                     .await;
                 match fetched {
                     Ok(fetched) => Ok(value_of(fetched)),
@@ -219,6 +232,7 @@ impl Call {
                         std::mem::take(&mut self.options),
                         move || async move { Ok::<_, Infallible>(future.await) },
                         ttl_of,
+                        |_: &Infallible| true,
                     )
                     .await;
                 match fetched {

@@ -772,7 +772,7 @@ async fn swr_on_a_cached_query_refreshes_in_the_background_and_never_past_a_writ
     t.song(&author, "one").await;
     assert_eq!(song_count(&t.db).await, Ok(1));
     // Another process adds a song: invisible to the cache, so the entry just ages.
-    sea_orm::ConnectionTrait::execute(
+    sea_orm::ConnectionTrait::execute_raw(
         &t.raw,
         t.statement(
             "INSERT INTO songs (title, artist, author_id) VALUES (?, 'x', ?)",

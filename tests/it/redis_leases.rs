@@ -122,6 +122,10 @@ async fn a_lease_left_by_a_dead_holder_expires_and_another_instance_computes() {
     );
     assert_eq!(other.stats().lease_waits, 1);
     assert!(other.stats().lease_wait_max >= Duration::from_millis(600));
+    eprintln!(
+        "leases: a lease left by a dead holder (800 ms) held the other instance up {} ms",
+        waited.as_millis()
+    );
     assert_eq!(other.get::<u32>("orphan").await.as_deref(), Some(&7));
 }
 

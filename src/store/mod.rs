@@ -275,8 +275,10 @@ pub(crate) trait Store: Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) enum Lease {
     /// Taken under this token: compute, store, then release it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Taken(String),
     /// Another instance holds it: wait for its result (boundedly).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Held,
     /// No shared store to coordinate through (memory store, Redis unreachable, leases
     /// off): compute.

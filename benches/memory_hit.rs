@@ -1,0 +1,105 @@
+//! Question 1: a memory-tier hit through `#[cached_query]`, beside what a user would pick
+//! instead — a `HashMap` behind an `RwLock` and a `DashMap` (the floors: a get and an `Arc`
+//! clone), moka's `future::Cache::get` (the popular cache), and the `cached` crate's
+//! `#[cached]` (the peer). 10 000 songs of about 1 KB, read in a fixed random order.
+//!
+//! Run: `cargo bench --bench memory_hit` (all features it needs are on by default).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use querycache::{Cache, CacheModel, cached_query};
+use support::{KEYS, Reader, Song};
+
+static CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+
+struct Songs;
+impl CacheModel for Songs {
+    const TABLE: &'static str = "songs";
+}
+
+/// The function under test: a cached query of one song by id. It returns `Arc<Song>`, so a
+/// hit hands back a pointer, as the baselines do.
+#[cached_query(ttl = "1h", models = [Songs], row = id, cache = *CACHE)]
+async fn song_by_id(id: u32) -> Arc<Song> {
+    Song::shared(id)
+}
+
+#[cached::proc_macro::cached(size = 20_000)]
+async fn cached_song(id: u32) -> Arc<Song> {
+    Song::shared(id)
+}
+
+fn memory_hit(c: &mut Criterion) {
+    let size = Song::json_len(1234);
+    assert!(
+        (1000..1200).contains(&size),
+        "a song is about 1 KB of JSON, not {size}"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+
+    let rwlock: RwLock<HashMap<u32, Arc<Song>>> =
+        RwLock::new((0..KEYS).map(|id| (id, Song::shared(id))).collect());
+    let dashmap: dashmap::DashMap<u32, Arc<Song>> =
+        (0..KEYS).map(|id| (id, Song::shared(id))).collect();
+    let moka: moka::future::Cache<u32, Arc<Song>> = moka::future::Cache::new(20_000);
+    runtime.block_on(async {
+        for id in 0..KEYS {
+            moka.insert(id, Song::shared(id)).await;
+            song_by_id(id).await;
+            cached_song(id).await;
+        }
+    });
+    assert_eq!(
+        CACHE.stats().keys_count,
+        u64::from(KEYS),
+        "every song is cached"
+    );
+
+    let mut group = c.benchmark_group("memory_hit");
+    group.bench_function("querycache #[cached_query]", |b| {
+        let mut reader = Reader::new();
+        b.to_async(&runtime)
+            .iter(|| song_by_id(black_box(reader.next_id())));
+    });
+    group.bench_function("RwLock<HashMap> get + Arc clone (floor)", |b| {
+        let mut reader = Reader::new();
+        b.iter(|| {
+            let map = rwlock.read().unwrap_or_else(|e| e.into_inner());
+            map.get(&black_box(reader.next_id())).cloned()
+        });
+    });
+    group.bench_function("DashMap get + Arc clone (floor)", |b| {
+        let mut reader = Reader::new();
+        b.iter(|| {
+            dashmap
+                .get(&black_box(reader.next_id()))
+                .map(|song| Arc::clone(&song))
+        });
+    });
+    group.bench_function("moka future::Cache::get", |b| {
+        let mut reader = Reader::new();
+        let moka = &moka;
+        b.to_async(&runtime).iter(|| {
+            let id = black_box(reader.next_id());
+            async move { moka.get(&id).await }
+        });
+    });
+    group.bench_function("cached #[cached] (peer)", |b| {
+        let mut reader = Reader::new();
+        b.to_async(&runtime)
+            .iter(|| cached_song(black_box(reader.next_id())));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, memory_hit);
+criterion_main!(benches);

@@ -205,8 +205,9 @@ impl EntryOptions {
     /// may be served (within the [`swr`](Self::swr) or [`fail_safe`](Self::fail_safe)
     /// window, not invalidated), serve it and let the computation finish in the background,
     /// where it updates the cache. Without such a value, keep waiting (up to the hard
-    /// timeout). Honoured by [`Cache::fetch`](crate::Cache::fetch), whose computation can be
-    /// detached; the borrowing methods ignore it.
+    /// timeout). Honoured by [`Cache::fetch`](crate::Cache::fetch) under a tokio runtime,
+    /// where its computation can be detached; the borrowing methods, and `fetch` polled by
+    /// another executor, ignore it.
     ///
     /// ```
     /// let options = querycache::EntryOptions::new()
@@ -220,8 +221,9 @@ impl EntryOptions {
 
     /// **Hard timeout**: give up on a computation after `after`: it is cancelled, and the
     /// caller gets [`FetchError::TimedOut`](crate::FetchError::TimedOut) (or the fail-safe
-    /// value, when there is one). Honoured by [`Cache::fetch`](crate::Cache::fetch); the
-    /// borrowing methods, which have no error of their own to return, ignore it.
+    /// value, when there is one). Honoured by [`Cache::fetch`](crate::Cache::fetch) under a
+    /// tokio runtime (it needs tokio's timer); the borrowing methods, which have no error of
+    /// their own to return, ignore it.
     ///
     /// ```
     /// let options = querycache::EntryOptions::new().hard_timeout(std::time::Duration::from_secs(2));

@@ -273,7 +273,9 @@ impl Cache {
         detaches: bool,
     ) -> Option<Served<T>> {
         let handoff = match (plan.soft, fallback) {
-            (Some(soft), Some(stale)) if detaches => {
+            (Some(soft), Some(stale))
+                if detaches && tokio::runtime::Handle::try_current().is_ok() =>
+            {
                 match tokio::time::timeout(soft, flight::wait(rx)).await {
                     Ok(handoff) => handoff,
                     Err(_) => {

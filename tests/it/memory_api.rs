@@ -149,3 +149,57 @@ async fn the_global_cache_is_the_installed_one() {
             .is_some()
     );
 }
+
+/// A minimal executor that is not tokio: polls `future` on this thread, parking between
+/// wake-ups.
+fn block_on_without_tokio<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn fetch_with_every_freshness_option_works_under_another_executor() {
+    let cache = querycache::Cache::new();
+    let options = querycache::EntryOptions::new()
+        .ttl(std::time::Duration::from_millis(50))
+        .swr(std::time::Duration::from_secs(60))
+        .early_refresh(1.0)
+        .fail_safe(std::time::Duration::from_secs(60))
+        .soft_timeout(std::time::Duration::from_millis(10))
+        .hard_timeout(std::time::Duration::from_secs(1));
+    let first = block_on_without_tokio(
+        cache.fetch("k", options.clone(), || async { Ok::<_, String>(1_u32) }),
+    )
+    .unwrap();
+    assert_eq!((*first, first.is_stale()), (1, false));
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    // Stale within the window: no runtime to refresh in the background, so this caller
+    // refreshes in the foreground and gets the new value.
+    let refreshed = block_on_without_tokio(
+        cache.fetch("k", options.clone(), || async { Ok::<_, String>(2_u32) }),
+    )
+    .unwrap();
+    assert_eq!(*refreshed, 2);
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    let failing = block_on_without_tokio(
+        cache.fetch("k", options, || async { Err::<u32, _>("down".to_owned()) }),
+    );
+    assert_eq!(
+        failing.map(|f| *f),
+        Ok(2),
+        "stale, never a panic for want of a runtime"
+    );
+}

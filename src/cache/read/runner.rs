@@ -89,8 +89,12 @@ where
     const DETACHES: bool = true;
 
     async fn refresh(self, job: LeadJob<F, TF>) -> Option<Result<Option<Arc<T>>, E>> {
+        // Outside a tokio runtime (another executor), there is nowhere to run it but here.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Some(job.run_refresh().await);
+        };
         let (cache, key, hard) = (job.cache.clone(), job.key.clone(), job.plan.hard);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             match bounded(hard, job.run_refresh()).await {
                 Some(Ok(_)) => {}
                 Some(Err(_)) => cache.refresh_failed(&key, "the computation returned an error"),
@@ -110,17 +114,20 @@ where
     ) -> Driven<T, E, Self::Timeout> {
         let plan = job.plan;
         let soft = plan.soft.zip(stale);
-        if soft.is_none() && plan.hard.is_none() {
+        // Timeouts need tokio's timer and a task to detach: outside a tokio runtime (another
+        // executor) the computation runs here, unbounded.
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let (Some(runtime), false) = (runtime, soft.is_none() && plan.hard.is_none()) else {
             return match job.run_miss().await {
                 Ok(value) => Driven::Done(value),
                 Err(error) => Driven::Failed(error),
             };
-        }
+        };
         let (cache, key) = (job.cache.clone(), job.key.clone());
         let started = Instant::now();
         // On a task of its own, bounded by the hard timeout: past the soft timeout the
         // caller leaves with the stale value and the computation still lands.
-        let mut task = tokio::spawn(bounded(plan.hard, job.run_miss()));
+        let mut task = runtime.spawn(bounded(plan.hard, job.run_miss()));
         let (joined, stale) = match soft {
             Some((soft, stale)) => match tokio::time::timeout(soft, &mut task).await {
                 Ok(joined) => (joined, Some(stale)),

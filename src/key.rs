@@ -77,11 +77,15 @@ impl Key {
         let Some(hash) = hash else {
             return Key::new(path);
         };
-        let mut key = String::with_capacity(path.len() + 33);
-        key.push_str(path);
-        key.push(':');
-        push_hex128(&mut key, hash);
-        Key::new(key)
+        // The hash part is 33 bytes of `:` and hex digits: only the path needs checking.
+        validate_name("key", path, MAX_KEY_LEN - 33)?;
+        let mut hex = [0_u8; 32];
+        let key: Arc<str> = match std::str::from_utf8(hex128(&mut hex, hash)) {
+            Ok(hex) => [path, ":", hex].concat().into(),
+            // Not reachable: hex digits are ASCII.
+            Err(_) => return Key::new(format!("{path}:{hash:032x}")),
+        };
+        Ok(Key(key))
     }
 
     /// The key as a string slice.
@@ -107,12 +111,24 @@ fn hash_args<A: Serialize + ?Sized>(
     Ok(Some(xxhash_rust::xxh3::xxh3_128(buf)))
 }
 
-fn push_hex128(out: &mut String, value: u128) {
+/// `value` as 32 lower-case hex digits, written into `out`.
+fn hex128(out: &mut [u8; 32], value: u128) -> &[u8] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..32).rev() {
-        let nibble = ((value >> (shift * 4)) & 0xf) as usize;
-        out.push(HEX[nibble] as char);
+    for (i, digit) in out.iter_mut().enumerate() {
+        let nibble = ((value >> ((31 - i) * 4)) & 0xf) as usize;
+        *digit = HEX[nibble];
     }
+    out
+}
+
+/// Whether `value` holds a control character (`char::is_control`: C0, DEL and C1), read
+/// byte-wise: C0 and DEL are single bytes, C1 is `0xC2 0x80..=0x9F` in UTF-8.
+fn has_control(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+        || bytes
+            .windows(2)
+            .any(|pair| pair[0] == 0xc2 && (0x80..=0x9f).contains(&pair[1]))
 }
 
 /// Shared validation of keys, tags and namespaces.
@@ -127,7 +143,7 @@ pub(crate) fn validate_name(what: &'static str, value: &str, max: usize) -> Resu
             format!("is {} bytes long; the limit is {max}", value.len()),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if has_control(value) {
         return Err(Error::invalid_name(
             what,
             value,
@@ -178,6 +194,42 @@ impl TryFrom<String> for Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_found_byte_wise_as_char_is_control_finds_them() {
+        for text in [
+            "plain",
+            "tab\there",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{85}next",
+            "c1 end\u{9f}",
+            "latin é ü",
+            "\u{a0}nbsp",
+            "\u{c2}\u{80}",
+            "emoji 🎵",
+            "\u{80}",
+            "\u{a0}\u{9f}",
+        ] {
+            assert_eq!(
+                has_control(text),
+                text.chars().any(char::is_control),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn argument_keys_are_the_path_and_32_hex_digits() {
+        let key = Key::for_args("app::songs::get", &(7_u32, "x")).unwrap();
+        let hash = xxhash_rust::xxh3::xxh3_128(br#"[7,"x"]"#);
+        assert_eq!(key.as_str(), format!("app::songs::get:{hash:032x}"));
+        assert!(Key::for_args("bad\npath", &(1,)).is_err());
+        assert!(
+            Key::for_args(&"p".repeat(MAX_KEY_LEN - 32), &(1,)).is_err(),
+            "too long"
+        );
+    }
 
     #[test]
     fn distinct_arguments_give_distinct_keys() {

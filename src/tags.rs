@@ -55,6 +55,26 @@ const MODEL_PREFIX: &str = "model:";
 /// Prefix of namespace tags.
 const NAMESPACE_PREFIX: &str = "ns:";
 
+/// `args` formatted into shared text with one allocation: written into a reusable buffer of
+/// this thread first, then copied into the `Arc` (tags are built on every cached call).
+fn shared_text(args: std::fmt::Arguments<'_>) -> Arc<str> {
+    use std::fmt::Write as _;
+    thread_local! {
+        static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    BUF.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            // Writing into a `String` only fails if a `Display` impl does; the text is then
+            // what was written, as `format!` would have panicked instead.
+            let _ = buf.write_fmt(args);
+            Arc::from(buf.as_str())
+        }
+        // Re-entered (an id whose `Display` builds a tag): a buffer of its own.
+        Err(_) => Arc::from(std::fmt::format(args)),
+    })
+}
+
 impl Tag {
     /// Validates and wraps an application-defined tag such as `user:123`.
     ///
@@ -69,17 +89,17 @@ impl Tag {
 
     /// The table tag `model:<table>`: bumped by every write to the table.
     pub fn model(table: &str) -> Self {
-        Tag(format!("{MODEL_PREFIX}{table}").into())
+        Tag(shared_text(format_args!("{MODEL_PREFIX}{table}")))
     }
 
     /// The row tag `model:<table>:<id>`: bumped by a write known to touch that row.
     pub fn row(table: &str, id: impl fmt::Display) -> Self {
-        Tag(format!("{MODEL_PREFIX}{table}:{id}").into())
+        Tag(shared_text(format_args!("{MODEL_PREFIX}{table}:{id}")))
     }
 
     /// The bulk tag `model:<table>#bulk`: bumped by a write to rows that are not known.
     pub fn bulk(table: &str) -> Self {
-        Tag(format!("{MODEL_PREFIX}{table}#bulk").into())
+        Tag(shared_text(format_args!("{MODEL_PREFIX}{table}#bulk")))
     }
 
     /// What a write to unknown rows of `table` bumps: its table tag and its bulk tag.
@@ -103,7 +123,7 @@ impl Tag {
 
     /// The tag every entry of a namespace depends on.
     pub(crate) fn namespace(namespace: &str) -> Self {
-        Tag(format!("{NAMESPACE_PREFIX}{namespace}").into())
+        Tag(shared_text(format_args!("{NAMESPACE_PREFIX}{namespace}")))
     }
 
     /// The tag as a string slice.

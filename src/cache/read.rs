@@ -98,9 +98,12 @@ impl Cache {
             swr: fresh
                 .swr
                 .or_else(|| {
-                    self.inner
-                        .config
-                        .swr_for_namespace(options.namespace_name())
+                    let config = &self.inner.config;
+                    // Most configurations have none: no hashing of the namespace then.
+                    if config.namespace_swr.is_empty() {
+                        return None;
+                    }
+                    config.swr_for_namespace(options.namespace_name())
                 })
                 .unwrap_or_default(),
             fail_safe: fresh.fail_safe.unwrap_or_default(),
@@ -148,6 +151,19 @@ impl Cache {
             self.lookup_found::<T>(key, options.namespace_name(), scope, stale_ok)
                 .await
         };
+        // The hit path: a fresh entry that early refresh leaves alone needs nothing more.
+        let found = match found {
+            Some(Looked { value, timing }) if !timing.is_stale() => {
+                let early = plan.early.is_some_and(|beta| {
+                    xfetch(timing.delta, beta, timing.fresh_left, rand::random::<f64>())
+                });
+                if !early {
+                    return Ok(Served::fresh(value));
+                }
+                Some(Looked { value, timing })
+            }
+            other => other,
+        };
         let key = match Key::new(key) {
             Ok(key) => key,
             Err(error) => {
@@ -162,11 +178,9 @@ impl Cache {
         let mut fallback = None;
         match found {
             // A fresh hit, perhaps refreshed early (XFetch).
+            // A fresh hit that drew an early refresh (XFetch).
             Some(Looked { value, timing }) if !timing.is_stale() => {
-                let early = plan.early.is_some_and(|beta| {
-                    xfetch(timing.delta, beta, timing.fresh_left, rand::random::<f64>())
-                });
-                if !early || self.inner.flights.busy(&key) {
+                if self.inner.flights.busy(&key) {
                     return Ok(Served::fresh(value));
                 }
                 tracing::debug!(key = %key, fresh_left_ms = timing.fresh_left.as_millis() as u64, "early refresh");

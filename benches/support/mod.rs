@@ -7,6 +7,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+/// Private `redis-server`s on free loopback ports, stopped on drop: the test suite's harness.
+#[path = "../../tests/it/support/redis.rs"]
+pub mod redis;
+#[path = "../../tests/it/support/services.rs"]
+pub mod services;
+
 /// Songs in the key set.
 pub const KEYS: u32 = 10_000;
 

@@ -7,9 +7,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+/// Throwaway PostgreSQL databases, dropped on drop: the test suite's harness.
+#[path = "../../tests/it/support/postgres.rs"]
+pub mod postgres;
 /// Private `redis-server`s on free loopback ports, stopped on drop: the test suite's harness.
 #[path = "../../tests/it/support/redis.rs"]
 pub mod redis;
+/// The example app's schema (users and songs), for the query benchmarks.
+#[path = "../../examples/support/schema.rs"]
+pub mod schema;
 #[path = "../../tests/it/support/services.rs"]
 pub mod services;
 

@@ -1,0 +1,150 @@
+//! Question 3: the query itself — SeaORM `find_by_id` and a 50-row list, uncached, on SQLite (a
+//! file) and on PostgreSQL (a throwaway database) — and what the cache costs and saves around
+//! it: the same `find_by_id` as a cache miss (snapshot, query, store) and as a memory-tier hit.
+//!
+//! Run: `cargo bench --bench query` (PostgreSQL at `postgres://postgres@127.0.0.1:5432/postgres`
+//! or `QUERYCACHE_TEST_PG_URL`; without it the PostgreSQL half is skipped, saying so).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use querycache::{Cache, EntryOptions, Tag};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect, Set};
+use support::schema::{self, song, user};
+
+const SONGS: i32 = 1_000;
+
+async fn seed(db: &DatabaseConnection) {
+    schema::migrate(db).await.expect("migrate");
+    let author = user::ActiveModel {
+        name: Set("ann".into()),
+        email: Set("ann@example.com".into()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .expect("a user");
+    let now = chrono::Utc::now();
+    for i in 0..SONGS {
+        song::ActiveModel {
+            title: Set(format!("Song {i}")),
+            artist: Set(format!("Artist {}", i % 97)),
+            author_id: Set(author.id),
+            content: Set("la ".repeat(300)),
+            archived: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .expect("a song");
+    }
+}
+
+fn queries(
+    c: &mut Criterion,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    db: &DatabaseConnection,
+) {
+    let cache = Cache::new();
+    let mut group = c.benchmark_group(format!("query_{name}"));
+    let next = AtomicU64::new(0);
+    let id = || (next.fetch_add(1, Ordering::Relaxed) % SONGS as u64) as i32 + 1;
+    group.bench_function("find_by_id, uncached", |b| {
+        b.to_async(runtime)
+            .iter(|| async { song::Entity::find_by_id(id()).one(db).await.expect("query") });
+    });
+    group.bench_function("find_by_id, a cache miss (snapshot, query, store)", |b| {
+        let round = AtomicU64::new(0);
+        b.to_async(runtime).iter(|| async {
+            // A key never seen before: every call misses.
+            let song_id = id();
+            let key = format!("song:{song_id}:{}", round.fetch_add(1, Ordering::Relaxed));
+            let options = EntryOptions::new().tag(Tag::model("songs"));
+            cache
+                .try_get_or_compute(&key, options, || async move {
+                    song::Entity::find_by_id(song_id).one(db).await
+                })
+                .await
+                .expect("query")
+        });
+    });
+    group.bench_function("find_by_id, a memory-tier hit", |b| {
+        runtime.block_on(async {
+            for song_id in 1..=SONGS {
+                cache
+                    .try_get_or_compute(
+                        &format!("hot:{song_id}"),
+                        EntryOptions::new(),
+                        || async move { song::Entity::find_by_id(song_id).one(db).await },
+                    )
+                    .await
+                    .expect("query");
+            }
+        });
+        b.to_async(runtime).iter(|| async {
+            let song_id = id();
+            cache
+                .try_get_or_compute(
+                    &format!("hot:{song_id}"),
+                    EntryOptions::new(),
+                    || async move { song::Entity::find_by_id(song_id).one(db).await },
+                )
+                .await
+                .expect("a hit")
+        });
+    });
+    group.bench_function("50-row list, uncached", |b| {
+        b.to_async(runtime).iter(|| async {
+            black_box(
+                song::Entity::find()
+                    .order_by_desc(song::Column::Id)
+                    .limit(50)
+                    .all(db)
+                    .await
+                    .expect("query"),
+            )
+        });
+    });
+    group.finish();
+}
+
+fn query(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    let sqlite = runtime.block_on(async {
+        let db = sea_orm::Database::connect(url).await.expect("open SQLite");
+        seed(&db).await;
+        db
+    });
+    queries(c, "sqlite", &runtime, &sqlite);
+
+    let postgres = runtime.block_on(async {
+        let pg = support::postgres::PgDatabase::create().await?;
+        let db = sea_orm::Database::connect(pg.url())
+            .await
+            .expect("open PostgreSQL");
+        seed(&db).await;
+        Some((pg, db))
+    });
+    if let Some((_pg, db)) = &postgres {
+        queries(c, "postgres", &runtime, db);
+        runtime.block_on(async { db.clone().close().await.expect("close") });
+    }
+}
+
+criterion_group!(benches, query);
+criterion_main!(benches);

@@ -1,0 +1,106 @@
+//! Question 2: a Redis-tier hit (the Redis store: no memory tier in front) beside its floor, a
+//! raw redis-rs `GET` of the same JSON followed by serde_json decoding, on one private
+//! redis-server over loopback. Also counts the round trips of a hit (must be one).
+//!
+//! Run: `cargo bench --all-features --bench redis_hit`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use support::{KEYS, Reader, Song};
+
+fn redis_hit(c: &mut Criterion) {
+    let Some(server) = support::redis::RedisServer::start() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let cache = Cache::builder()
+        .redis_url(server.url())
+        .store(StoreKind::Redis)
+        .redis_timeout(Duration::from_secs(2))
+        .build_cache()
+        .expect("valid configuration");
+    let raw = runtime.block_on(async {
+        let client = redis::Client::open(server.url()).expect("a client");
+        let mut raw = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connected");
+        for id in 0..KEYS {
+            let options = EntryOptions::new()
+                .ttl_secs(3600)
+                .tag(Tag::model("songs"))
+                .tag(Tag::row("songs", id));
+            cache
+                .set(&format!("song:{id}"), Arc::new(Song::new(id)), options)
+                .await
+                .expect("stored");
+            let json = serde_json::to_vec(&Song::new(id)).expect("JSON");
+            redis::cmd("SET")
+                .arg(format!("raw:song:{id}"))
+                .arg(json)
+                .query_async::<()>(&mut raw)
+                .await
+                .expect("SET");
+        }
+        raw
+    });
+
+    // One round trip per hit: the store's script reads the entry and checks its versions.
+    // (The first hit loads the script: warm it up before counting.)
+    runtime.block_on(async { cache.get::<Arc<Song>>("song:0").await.expect("a hit") });
+    server.reset_stats();
+    runtime.block_on(async {
+        for id in 0..100 {
+            assert!(
+                cache
+                    .get::<Arc<Song>>(&format!("song:{id}"))
+                    .await
+                    .is_some()
+            );
+        }
+    });
+    let calls = server.command_count("evalsha") + server.command_count("eval");
+    assert_eq!(calls, 100, "one script call per hit");
+    eprintln!("redis hit: {calls} round trips for 100 hits");
+
+    let mut group = c.benchmark_group("redis_hit");
+    group.bench_function("querycache Redis store get", |b| {
+        let mut reader = Reader::new();
+        b.to_async(&runtime).iter(|| {
+            let key = format!("song:{}", reader.next_id());
+            let cache = &cache;
+            async move { black_box(cache.get::<Arc<Song>>(&key).await.expect("a hit")) }
+        });
+    });
+    group.bench_function("redis-rs GET + serde_json decode (floor)", |b| {
+        let mut reader = Reader::new();
+        b.to_async(&runtime).iter(|| {
+            let key = format!("raw:song:{}", reader.next_id());
+            let mut raw = raw.clone();
+            async move {
+                let bytes: Vec<u8> = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut raw)
+                    .await
+                    .expect("GET");
+                black_box(Arc::new(
+                    serde_json::from_slice::<Song>(&bytes).expect("a song"),
+                ))
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, redis_hit);
+criterion_main!(benches);

@@ -142,28 +142,68 @@ impl Cache {
             };
         }
         let plan = self.plan(&options);
-        let forced = crate::warm::refreshing();
-        let found = if forced {
-            None
-        } else {
-            let scope = crate::store::read_scope();
-            let stale_ok = !plan.grace().is_zero();
-            self.lookup_found::<T>(key, options.namespace_name(), scope, stale_ok)
-                .await
+        let found = match self.hit(key, &options, &plan).await {
+            Ok(value) => return Ok(Served::fresh(value)),
+            Err(found) => found,
         };
-        // The hit path: a fresh entry that early refresh leaves alone needs nothing more.
-        let found = match found {
+        // Boxed: the rest of the read path makes a large future, which a hit — the common
+        // case, returned above — should not have to carry (and copy) through every caller.
+        Box::pin(self.read_found(key, options, plan, found, compute, ttl_of, runner, fails)).await
+    }
+
+    /// The hit path: the lookup, and the value of a fresh entry that early refresh leaves
+    /// alone; otherwise what the lookup found (a stale entry, a fresh one drawn for an
+    /// early refresh, or nothing), for [`read_found`](Self::read_found).
+    async fn hit<T: CacheValue>(
+        &self,
+        key: &str,
+        options: &EntryOptions,
+        plan: &Plan,
+    ) -> Result<Arc<T>, Option<Looked<T>>> {
+        if crate::warm::refreshing() {
+            return Err(None);
+        }
+        let scope = crate::store::read_scope();
+        let stale_ok = !plan.grace().is_zero();
+        match self
+            .lookup_found::<T>(key, options.namespace_name(), scope, stale_ok)
+            .await
+        {
             Some(Looked { value, timing }) if !timing.is_stale() => {
                 let early = plan.early.is_some_and(|beta| {
                     xfetch(timing.delta, beta, timing.fresh_left, rand::random::<f64>())
                 });
-                if !early {
-                    return Ok(Served::fresh(value));
+                if early {
+                    Err(Some(Looked { value, timing }))
+                } else {
+                    Ok(value)
                 }
-                Some(Looked { value, timing })
             }
-            other => other,
-        };
+            other => Err(other),
+        }
+    }
+
+    /// The read path past the lookup (see [`read`](Self::read)).
+    #[allow(clippy::too_many_arguments)]
+    async fn read_found<T, E, F, Fut, TF, R>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        plan: Plan,
+        found: Option<Looked<T>>,
+        compute: F,
+        ttl_of: TF,
+        runner: R,
+        fails: impl Fn(&E) -> bool,
+    ) -> Result<Served<T>, Failure<E, R::Timeout>>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        TF: Fn(&T, Duration) -> Duration,
+        R: Runner<T, E, F, TF>,
+    {
+        let forced = crate::warm::refreshing();
         let key = match Key::new(key) {
             Ok(key) => key,
             Err(error) => {
@@ -177,7 +217,6 @@ impl Cache {
         };
         let mut fallback = None;
         match found {
-            // A fresh hit, perhaps refreshed early (XFetch).
             // A fresh hit that drew an early refresh (XFetch).
             Some(Looked { value, timing }) if !timing.is_stale() => {
                 if self.inner.flights.busy(&key) {

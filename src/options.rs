@@ -51,6 +51,13 @@ pub(crate) struct Freshness {
     pub(crate) hard_timeout: Option<Duration>,
 }
 
+impl Freshness {
+    /// Early refresh with `beta`; a beta that is not a positive number turns it off.
+    pub(crate) fn set_early_refresh(&mut self, beta: f64) {
+        self.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
+    }
+}
+
 /// How often a failing key is retried under fail-safe when no throttle is given.
 pub(crate) const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(10);
 
@@ -164,7 +171,7 @@ impl EntryOptions {
     /// let options = querycache::EntryOptions::new().ttl_secs(60).early_refresh(1.0);
     /// ```
     pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.fresh.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
+        self.fresh.set_early_refresh(beta);
         self
     }
 

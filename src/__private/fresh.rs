@@ -104,44 +104,36 @@ impl Call {
     /// [`run_result`](Call::run_result) with a computation that owns its arguments. Errors
     /// are not cached (`fail_safe` may answer one with the last good value). Without a hard
     /// timeout: see [`run_fresh_result_timeout`](Self::run_fresh_result_timeout).
-    pub async fn run_fresh_result<T, E, Fut>(mut self, future: Fut) -> Result<T, E>
+    pub async fn run_fresh_result<T, E, Fut>(self, future: Fut) -> Result<T, E>
     where
         T: CacheValue + Clone,
         E: Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        match self.plan() {
-            Plan::Bypass => self.cache.bypass(future).await,
-            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
-                Some(hit) => Ok((*hit).clone()),
-                None => future.await,
-            },
-            Plan::Cache(key) => {
-                let fetched = self
-                    .cache
-                    .fetch_with(
-                        key.as_str(),
-                        self.options,
-                        move || future,
-                        |_: &T, ttl| ttl,
-                        |_: &E| true,
-                    )
-                    .await;
-                match fetched {
-                    Ok(fetched) => Ok(value_of(fetched)),
-                    Err(FetchError::Failed(error)) => Err(error),
-                    Err(FetchError::TimedOut(timed_out)) => no_hard_timeout(&timed_out),
-                }
-            }
-        }
+        self.fetch_owned(future, |timed_out| no_hard_timeout(&timed_out))
+            .await
     }
 
     /// [`run_fresh_result`](Self::run_fresh_result) with a hard timeout: a caller that
     /// gives up without a stale value to serve gets `E::from(TimedOut)`.
-    pub async fn run_fresh_result_timeout<T, E, Fut>(mut self, future: Fut) -> Result<T, E>
+    pub async fn run_fresh_result_timeout<T, E, Fut>(self, future: Fut) -> Result<T, E>
     where
         T: CacheValue + Clone,
         E: TimeoutError + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.fetch_owned(future, E::from).await
+    }
+
+    /// The two above: `on_timeout` turns a hard timeout into the function's error.
+    async fn fetch_owned<T, E, Fut>(
+        mut self,
+        future: Fut,
+        on_timeout: impl FnOnce(TimedOut) -> E,
+    ) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+        E: Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         match self.plan() {
@@ -165,7 +157,7 @@ impl Call {
                 match fetched {
                     Ok(fetched) => Ok(value_of(fetched)),
                     Err(FetchError::Failed(error)) => Err(error),
-                    Err(FetchError::TimedOut(timed_out)) => Err(E::from(timed_out)),
+                    Err(FetchError::TimedOut(timed_out)) => Err(on_timeout(timed_out)),
                 }
             }
         }

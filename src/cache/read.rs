@@ -298,17 +298,11 @@ impl Cache {
                     Ok(Served::stale(stale))
                 }
                 Driven::Failed(error) => match fallback {
-                    Some(value) if fails(&error) => {
-                        self.mark_failing(&key);
-                        Ok(self.fail_safe(&key, value))
-                    }
+                    Some(value) if fails(&error) => Ok(self.failed_over(&key, value)),
                     _ => Err(Failure::Compute(error)),
                 },
                 Driven::TimedOut(timeout) => match fallback {
-                    Some(value) => {
-                        self.mark_failing(&key);
-                        Ok(self.fail_safe(&key, value))
-                    }
+                    Some(value) => Ok(self.failed_over(&key, value)),
                     None => Err(Failure::TimedOut(timeout)),
                 },
             };
@@ -426,8 +420,17 @@ impl Cache {
             .is_some_and(|since| since.elapsed() < throttle)
     }
 
+    /// A failed computation answered by fail-safe: the key is marked failing (retried at
+    /// most once per throttle), and the last good value served.
+    fn failed_over<T>(&self, key: &Key, value: Arc<T>) -> Served<T> {
+        if self.mark_failing(key) {
+            tracing::warn!(key = %key, "computation failed; serving the last good value (fail-safe)");
+        }
+        self.fail_safe(key, value)
+    }
+
     /// Records that `key`'s computation failed now; whether it was not failing before (so
-    /// the failure is worth a warning).
+    /// the failure is worth a warning, once per failing spell).
     fn mark_failing(&self, key: &Key) -> bool {
         let failing = &self.inner.failing;
         // Bounded: keys that failed long ago are forgotten first.
@@ -437,19 +440,14 @@ impl Cache {
                 failing.clear();
             }
         }
-        let first = failing.insert(key.clone(), Instant::now()).is_none();
-        if first {
-            tracing::warn!(key = %key, "computation failed; serving the last good value (fail-safe)");
-        }
-        first
+        failing.insert(key.clone(), Instant::now()).is_none()
     }
 
     /// A background or early refresh failed: the stale value stays; counted, and logged
     /// once per failing spell of the key.
     pub(crate) fn refresh_failed(&self, key: &Key, why: &str) {
         FreshnessCounters::bump(&self.inner.stats.fresh.refresh_errors);
-        let failing = &self.inner.failing;
-        if failing.insert(key.clone(), Instant::now()).is_none() {
+        if self.mark_failing(key) {
             tracing::warn!(key = %key, why, "refresh failed; the stale value is served until its window ends");
         } else {
             tracing::debug!(key = %key, why, "refresh failed again");

@@ -318,7 +318,7 @@ impl CacheResponse {
     /// # assert!(builder.build().is_ok());
     /// ```
     pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.fresh.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
+        self.fresh.set_early_refresh(beta);
         self
     }
 

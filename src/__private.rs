@@ -197,16 +197,49 @@ enum ConnState {
 }
 
 /// One call of a cached function, built by the generated code.
+///
+/// The generated code sets the call's options, probes its connections and hashes its key
+/// arguments, then asks [`hit`](Self::hit) (or [`hit_ok`](Self::hit_ok)) for a fresh
+/// memory-tier value — a hit returns before anything else is built; only then does it add
+/// the tags (models, rows, application tags) and run the body through one of the `run`
+/// methods.
 pub struct Call {
     cache: Cache,
     path: &'static str,
+    namespace: &'static str,
     /// For methods: the type of `self`, which names the key instead of the module.
     owner: Option<&'static str>,
     options: EntryOptions,
     tables: Vec<String>,
-    key: Option<Result<Key, Error>>,
+    key: KeySpec,
     invalid: Option<Error>,
     conn: ConnState,
+}
+
+/// How a call's key is made.
+enum KeySpec {
+    /// The function's path alone (no key arguments were given).
+    Path,
+    /// The path and the hash of the key arguments (`None`: the unit value, the path alone).
+    Args(Result<Option<u128>, Error>),
+    /// An explicit key from `key = ".."`.
+    Explicit(Result<Key, Error>),
+}
+
+/// A `Result`, as the return type of a function whose cached value is its `Ok` value:
+/// lets [`Call::hit_ok`] name `T` from the declared return type (which may be an alias).
+pub trait OkOf {
+    /// The `Ok` type.
+    type Ok;
+    /// `Ok(value)`.
+    fn from_ok(value: Self::Ok) -> Self;
+}
+
+impl<T, E> OkOf for Result<T, E> {
+    type Ok = T;
+    fn from_ok(value: T) -> Self {
+        Ok(value)
+    }
 }
 
 /// What to do with a call.
@@ -221,14 +254,15 @@ enum Plan {
 }
 
 impl Call {
-    pub fn new(cache: Cache, path: &'static str, namespace: &str) -> Self {
+    pub fn new(cache: Cache, path: &'static str, namespace: &'static str) -> Self {
         Call {
             cache,
             path,
+            namespace,
             owner: None,
-            options: EntryOptions::new().namespace(namespace),
+            options: EntryOptions::new(),
             tables: Vec::new(),
-            key: None,
+            key: KeySpec::Path,
             invalid: None,
             conn: ConnState::Free,
         }
@@ -313,25 +347,64 @@ impl Call {
 
     /// The default key: the function's path and a hash of its key arguments.
     pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
-        self.key = Some(Key::for_args(&self.key_path(), args));
+        self.key = KeySpec::Args(crate::key::args_hash(&self.key_path(), args));
     }
 
     /// An explicit key from `key = ".."`.
     pub fn key_template(&mut self, key: String) {
-        self.key = Some(Key::new(key));
+        self.key = KeySpec::Explicit(Key::new(key));
+    }
+
+    /// A fresh memory-tier value for this call, cloned; `None` when there is none (or the
+    /// call cannot be served from the cache as it stands: inside a transaction, an invalid
+    /// key, early refresh to consider), and the call goes on to `run`.
+    pub fn hit<T: CacheValue + Clone>(&self) -> Option<T> {
+        if self.invalid.is_some()
+            || !matches!(self.conn, ConnState::Free)
+            || self.options.fresh.early_refresh.is_some()
+        {
+            return None;
+        }
+        let look = |key: &str| {
+            let take = |value: &crate::store::AnyValue| value.downcast_ref::<T>().cloned();
+            let (value, _) = self.cache.memory_hit_with(key, self.namespace, take)?;
+            Some(value)
+        };
+        match &self.key {
+            KeySpec::Args(Ok(Some(hash))) => {
+                crate::key::with_args_key(&self.key_path(), *hash, look)
+            }
+            KeySpec::Path | KeySpec::Args(Ok(None)) => look(&self.key_path()),
+            KeySpec::Explicit(Ok(key)) => look(key.as_str()),
+            KeySpec::Args(Err(_)) | KeySpec::Explicit(Err(_)) => None,
+        }
+    }
+
+    /// [`hit`](Self::hit) for a function returning `Result<T, E>` whose `T` is cached.
+    pub fn hit_ok<R>(&self) -> Option<R>
+    where
+        R: OkOf,
+        R::Ok: CacheValue + Clone,
+    {
+        self.hit::<R::Ok>().map(R::from_ok)
     }
 
     fn plan(&mut self) -> Plan {
+        if self.options.namespace.is_none() {
+            self.options = std::mem::take(&mut self.options).namespace(self.namespace);
+        }
         if let Some(error) = self.invalid.take() {
             return self.unusable(error);
         }
-        let key = match self.key.take() {
-            Some(Ok(key)) => key,
-            Some(Err(error)) => return self.unusable(error),
-            None => match Key::new(self.key_path()) {
-                Ok(key) => key,
-                Err(error) => return self.unusable(error),
-            },
+        let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
+            KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
+            KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
+            KeySpec::Args(Err(error)) => Err(error),
+            KeySpec::Explicit(key) => key,
+        };
+        let key = match key {
+            Ok(key) => key,
+            Err(error) => return self.unusable(error),
         };
         match &self.conn {
             ConnState::Free => Plan::Cache(key),

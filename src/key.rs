@@ -63,35 +63,77 @@ impl Key {
     /// [`Error::Encode`] when an argument cannot be serialized to JSON (for example a map
     /// whose keys are not strings), [`Error::InvalidName`] when `path` is not a valid key.
     pub fn for_args<A: Serialize + ?Sized>(path: &str, args: &A) -> Result<Self, Error> {
-        thread_local! {
-            static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        match args_hash(path, args)? {
+            None => Key::new(path),
+            Some(hash) => Key::from_args_hash(path, hash),
         }
-        let hash = BUF.with(|buf| {
-            // A re-entrant call (an argument whose Serialize impl builds a key) finds the
-            // buffer borrowed; it then uses a buffer of its own.
-            match buf.try_borrow_mut() {
-                Ok(mut buf) => hash_args(path, args, &mut buf),
-                Err(_) => hash_args(path, args, &mut Vec::new()),
-            }
-        })?;
-        let Some(hash) = hash else {
-            return Key::new(path);
-        };
+    }
+
+    /// The key `path:<hex of hash>` (see [`for_args`](Self::for_args)), from a hash
+    /// [`args_hash`] computed earlier.
+    pub(crate) fn from_args_hash(path: &str, hash: u128) -> Result<Self, Error> {
         // The hash part is 33 bytes of `:` and hex digits: only the path needs checking.
         validate_name("key", path, MAX_KEY_LEN - 33)?;
-        let mut hex = [0_u8; 32];
-        let key: Arc<str> = match std::str::from_utf8(hex128(&mut hex, hash)) {
-            Ok(hex) => [path, ":", hex].concat().into(),
-            // Not reachable: hex digits are ASCII.
-            Err(_) => return Key::new(format!("{path}:{hash:032x}")),
-        };
-        Ok(Key(key))
+        Ok(with_args_key(path, hash, |text| Key(Arc::from(text))))
     }
 
     /// The key as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The 128-bit xxh3 hash of `args` serialized as JSON, as [`Key::for_args`] puts it in the
+/// key; `None` for the unit value. `path` names the function in an error.
+pub(crate) fn args_hash<A: Serialize + ?Sized>(
+    path: &str,
+    args: &A,
+) -> Result<Option<u128>, Error> {
+    thread_local! {
+        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        // A re-entrant call (an argument whose Serialize impl builds a key) finds the
+        // buffer borrowed; it then uses a buffer of its own.
+        match buf.try_borrow_mut() {
+            Ok(mut buf) => hash_args(path, args, &mut buf),
+            Err(_) => hash_args(path, args, &mut Vec::new()),
+        }
+    })
+}
+
+/// Calls `f` with the text of the key `path:<hex of hash>`, written on the stack when it is
+/// short enough (a hit then looks its key up without allocating).
+pub(crate) fn with_args_key<R>(path: &str, hash: u128, f: impl FnOnce(&str) -> R) -> R {
+    const STACK: usize = 256;
+    let len = path.len() + 33;
+    let mut stack = [0_u8; STACK];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= STACK {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let (head, tail) = buf.split_at_mut(path.len());
+    head.copy_from_slice(path.as_bytes());
+    tail[0] = b':';
+    let mut hex = [0_u8; 32];
+    tail[1..].copy_from_slice(hex128(&mut hex, hash));
+    // `path` is a `str` and the rest ASCII, so the bytes are UTF-8; the fallback is not
+    // reachable, and allocates rather than panics.
+    match std::str::from_utf8(buf) {
+        Ok(text) => f(text),
+        Err(_) => f(&format!("{path}:{hash:032x}")),
+    }
+}
+
+/// The identity under which the memory store files the entry of `key`: a 128-bit hash of
+/// its text, seeded per process (it never leaves the process, and a seed an attacker does
+/// not know keeps crafted keys from colliding on purpose).
+pub(crate) fn key_id(key: &str) -> u128 {
+    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
+    xxhash_rust::xxh3::xxh3_128_with_seed(key.as_bytes(), *SEED)
 }
 
 /// Serializes `args` into `buf` and hashes them; `None` for the unit value.
@@ -114,9 +156,10 @@ fn hash_args<A: Serialize + ?Sized>(
 /// `value` as 32 lower-case hex digits, written into `out`.
 fn hex128(out: &mut [u8; 32], value: u128) -> &[u8] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, digit) in out.iter_mut().enumerate() {
-        let nibble = ((value >> ((31 - i) * 4)) & 0xf) as usize;
-        *digit = HEX[nibble];
+    for (i, pair) in out.chunks_exact_mut(2).enumerate() {
+        let byte = (value >> ((15 - i) * 8)) as u8;
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     out
 }

@@ -111,6 +111,7 @@ pub mod __private;
 mod analytics;
 mod blocking;
 mod cache;
+mod clock;
 #[cfg(feature = "redis")]
 mod codec;
 pub mod config;

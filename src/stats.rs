@@ -113,9 +113,28 @@ pub struct NamespaceStats {
     pub p99_get_latency: Duration,
 }
 
-/// Lookup latencies in nanoseconds, 1 ns to 60 s, 2 significant digits.
+/// Lookup latencies in nanoseconds, 1 ns to 60 s, 2 significant digits. Every lookup is
+/// counted; memory-tier hits are timed one in [`HIT_SAMPLE_EVERY`] (timing one costs two
+/// reads of the precise clock, more than the hit itself), so the figures and the
+/// histogram's shape come from the timed lookups, scaled to the count.
 pub(crate) struct Latency {
     histogram: Mutex<Histogram<u64>>,
+    lookups: AtomicU64,
+}
+
+/// One memory-tier hit in this many is timed, per thread.
+pub(crate) const HIT_SAMPLE_EVERY: u32 = 64;
+
+/// Whether this thread times its next memory-tier hit; the first one on each thread is.
+pub(crate) fn time_this_hit() -> bool {
+    thread_local! {
+        static HITS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    HITS.with(|hits| {
+        let n = hits.get();
+        hits.set(if n + 1 >= HIT_SAMPLE_EVERY { 0 } else { n + 1 });
+        n == 0
+    })
 }
 
 impl Latency {
@@ -127,12 +146,17 @@ impl Latency {
             .expect("constant histogram bounds are valid");
         Latency {
             histogram: Mutex::new(histogram),
+            lookups: AtomicU64::new(0),
         }
     }
 
-    fn record(&self, elapsed: Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
-        self.histogram.lock().saturating_record(nanos);
+    /// A lookup, timed (`Some`) or not.
+    fn record(&self, elapsed: Option<Duration>) {
+        self.lookups.fetch_add(1, Relaxed);
+        if let Some(elapsed) = elapsed {
+            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
+            self.histogram.lock().saturating_record(nanos);
+        }
     }
 
     fn figures(&self) -> (Duration, Duration) {
@@ -152,16 +176,33 @@ impl Latency {
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn buckets(&self, bounds: &[f64]) -> (f64, u64, Vec<u64>) {
         let h = self.histogram.lock();
-        let mut counts = vec![0_u64; bounds.len() + 1];
+        let mut timed = vec![0_u64; bounds.len() + 1];
         for value in h.iter_recorded() {
             let seconds = h.highest_equivalent(value.value_iterated_to()) as f64 / 1e9;
             let slot = bounds
                 .iter()
                 .position(|bound| seconds <= *bound)
                 .unwrap_or(bounds.len());
-            counts[slot] += value.count_at_value();
+            timed[slot] += value.count_at_value();
         }
-        let count = h.len();
+        let samples = h.len();
+        let count = self.lookups.load(Relaxed).max(samples);
+        // Scaled to the count through the cumulative sums, so the buckets add up to it.
+        let mut counts = Vec::with_capacity(timed.len());
+        let (mut cumulative, mut previous) = (0_u64, 0_u64);
+        for bucket in timed {
+            cumulative += bucket;
+            let scaled = if samples == 0 {
+                0
+            } else {
+                (u128::from(cumulative) * u128::from(count) / u128::from(samples)) as u64
+            };
+            counts.push(scaled - previous);
+            previous = scaled;
+        }
+        if let Some(last) = counts.last_mut() {
+            *last += count - previous;
+        }
         (h.mean() * count as f64 / 1e9, count, counts)
     }
 }
@@ -186,12 +227,15 @@ impl Counters {
 }
 
 pub(crate) struct NamespaceRecorder {
+    name: Arc<str>,
     counters: Counters,
     pub(crate) latency: Latency,
 }
 
 /// The live recorder behind [`CacheStats`].
 pub(crate) struct StatsRecorder {
+    /// Unique in the process: names this recorder in each thread's namespace cache.
+    id: u64,
     totals: Counters,
     invalidations: AtomicU64,
     errors: AtomicU64,
@@ -246,7 +290,9 @@ pub(crate) enum Outcome {
 
 impl StatsRecorder {
     pub(crate) fn new() -> Self {
+        static IDS: AtomicU64 = AtomicU64::new(0);
         StatsRecorder {
+            id: IDS.fetch_add(1, Relaxed),
             totals: Counters::default(),
             invalidations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -261,20 +307,41 @@ impl StatsRecorder {
     }
 
     fn namespace(&self, namespace: &str) -> Arc<NamespaceRecorder> {
-        if let Some(ns) = self.namespaces.get(namespace) {
-            return Arc::clone(ns.value());
+        thread_local! {
+            /// The recorder last used on this thread: most threads count into one
+            /// namespace over and over, and skip the map (hashing the name, a shard lock).
+            static LAST: std::cell::RefCell<Option<(u64, Arc<NamespaceRecorder>)>> =
+                const { std::cell::RefCell::new(None) };
         }
-        Arc::clone(
-            self.namespaces
-                .entry(Arc::from(namespace))
-                .or_insert_with(|| {
-                    Arc::new(NamespaceRecorder {
-                        counters: Counters::default(),
-                        latency: Latency::new(),
+        let cached = LAST.with(|last| {
+            let last = last.try_borrow().ok()?;
+            let (id, ns) = last.as_ref()?;
+            (*id == self.id && &*ns.name == namespace).then(|| Arc::clone(ns))
+        });
+        if let Some(ns) = cached {
+            return ns;
+        }
+        let ns = match self.namespaces.get(namespace) {
+            Some(ns) => Arc::clone(ns.value()),
+            None => Arc::clone(
+                self.namespaces
+                    .entry(Arc::from(namespace))
+                    .or_insert_with(|| {
+                        Arc::new(NamespaceRecorder {
+                            name: Arc::from(namespace),
+                            counters: Counters::default(),
+                            latency: Latency::new(),
+                        })
                     })
-                })
-                .value(),
-        )
+                    .value(),
+            ),
+        };
+        LAST.with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                *last = Some((self.id, Arc::clone(&ns)));
+            }
+        });
+        ns
     }
 
     /// A lookup of `key` that started at `started` and took `elapsed`.
@@ -285,6 +352,30 @@ impl StatsRecorder {
         outcome: Outcome,
         started: Instant,
         elapsed: Duration,
+    ) {
+        self.count_lookup(namespace, key, outcome, started, Some(elapsed));
+    }
+
+    /// A fresh memory-tier hit on `key` at `at` (a [`clock`](crate::clock) reading), timed
+    /// when `elapsed` is given (see [`Latency`]).
+    pub(crate) fn memory_hit(
+        &self,
+        namespace: &str,
+        key: &str,
+        at: u64,
+        elapsed: Option<Duration>,
+    ) {
+        let at = crate::clock::instant(at);
+        self.count_lookup(namespace, key, Outcome::Hit("memory"), at, elapsed);
+    }
+
+    fn count_lookup(
+        &self,
+        namespace: &str,
+        key: &str,
+        outcome: Outcome,
+        started: Instant,
+        elapsed: Option<Duration>,
     ) {
         let ns = self.namespace(namespace);
         self.totals.hit(outcome);

@@ -277,10 +277,13 @@ impl TagCell {
 /// One tag's version as seen by a snapshot.
 pub(crate) type Stamp = (Arc<TagCell>, u64);
 
-/// The memory store's tag versions.
+/// The memory store's tag versions, filed under a 64-bit hash of the tag ([`tag_id`]) rather
+/// than its text: a row tag costs the store a map slot and its cell, not a copy of its name.
+/// Two tags with one hash would share a cell — an invalidation of either then invalidates
+/// the entries of both: more than asked, never less.
 #[derive(Debug)]
 pub(crate) struct TagVersions {
-    cells: DashMap<Tag, Arc<TagCell>>,
+    cells: DashMap<u64, Arc<TagCell>>,
     /// Size at which unreferenced cells are reclaimed next.
     reclaim_at: AtomicUsize,
 }
@@ -300,11 +303,12 @@ impl TagVersions {
         let stamps: Box<[Stamp]> = tags
             .iter()
             .map(|tag| {
-                let cell = match self.cells.get(tag) {
+                let id = tag_id(tag);
+                let cell = match self.cells.get(&id) {
                     Some(cell) => Arc::clone(cell.value()),
                     None => Arc::clone(
                         self.cells
-                            .entry(tag.clone())
+                            .entry(id)
                             .or_insert_with(|| {
                                 Arc::new(TagCell {
                                     version: AtomicU64::new(fresh_token()),
@@ -328,7 +332,7 @@ impl TagVersions {
         tags.iter()
             .filter(|tag| {
                 self.cells
-                    .get(*tag)
+                    .get(&tag_id(tag))
                     .map(|cell| cell.version.store(fresh_token(), Ordering::SeqCst))
                     .is_some()
             })
@@ -361,6 +365,12 @@ impl TagVersions {
         let next = (self.cells.len() * 2).max(MIN_RECLAIM_AT);
         self.reclaim_at.store(next, Ordering::Release);
     }
+}
+
+/// The hash [`TagVersions`] files `tag` under: xxh3-64 of its text, seeded per process.
+fn tag_id(tag: &Tag) -> u64 {
+    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
+    xxhash_rust::xxh3::xxh3_64_with_seed(tag.as_str().as_bytes(), *SEED)
 }
 
 /// Whether every stamp still matches its tag's current version.

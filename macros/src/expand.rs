@@ -138,13 +138,15 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         None => {}
     }
     setup.extend(options.fresh.setup(&call));
+    // The tags are built after the hit check: a hit does not need them.
+    let mut tags = Vec::new();
     if !options.models.is_empty() {
-        setup.push(models(&call, options, info));
+        tags.push(models(&call, options, info));
     }
     let find = |name: &str| info.find(name);
     for tag in &options.tags {
         let tag = tag.to_string_expr(find);
-        setup.push(quote!(#call.tag(#tag);));
+        tags.push(quote!(#call.tag(#tag);));
     }
     for role in &info.args {
         match role {
@@ -191,6 +193,15 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
     };
     // Spanned at the return type: a type that cannot be cached is reported there.
     let run_call = Ident::new("__qc_call", Span::mixed_site().located_at(ret_span));
+    let hit = match (&options.errors, info.returns_result) {
+        (None, true) => Ident::new("hit_ok", ret_span),
+        _ => Ident::new("hit", ret_span),
+    };
+    let hit = quote_spanned! {ret_span=>
+        if let ::core::option::Option::Some(__qc_hit) = #run_call.#hit::<#ret_ty>() {
+            return __qc_hit;
+        }
+    };
     let run = if info.is_async {
         let run = Ident::new(&run, ret_span);
         quote_spanned! {ret_span=>
@@ -222,6 +233,8 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
             );
             #method_of
             #(#setup)*
+            #hit
+            #(#tags)*
             #run
         }
     }

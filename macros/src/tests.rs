@@ -62,13 +62,15 @@ fn every_option_in_contract_order() {
             "\"songs\", );",
             "__qc_call.ttl_secs(5400u64);",
             "__qc_call.error_ttl_secs(300u64);",
+            "__qc_call.connection(&db);",
+            "__qc_call.key_template(::std::format!(\"songs:{}:{{x}}\", limit));",
+            // A hit returns before the tags are built.
+            "if let ::core::option::Option::Some(__qc_hit) = __qc_call.hit::<Result<Vec<Song>, DbErr>>() { return __qc_hit; }",
             "use ::querycache::__private::probe_traits::*;",
             "__qc_call.model_row((&&::querycache::__private::ModelProbe::<song::Entity>::new()).__querycache_table(), &id);",
             "__qc_call.model((&&::querycache::__private::ModelProbe::<user::Entity>::new()).__querycache_table());",
             "__qc_call.tag(::std::format!(\"user:{}\", user_id));",
             "__qc_call.tag(::std::string::String::from(\"global\"));",
-            "__qc_call.connection(&db);",
-            "__qc_call.key_template(::std::format!(\"songs:{}:{{x}}\", limit));",
             "__qc_call.run_result_caching_errors(::querycache::__private::typed::<Result<Vec<Song>, DbErr>, _>(async move { load(db).await }))",
             ".await",
         ],
@@ -97,9 +99,10 @@ fn default_key_and_modes() {
             "::querycache::__private::global(),",
             "\"count\", );",
             "__qc_call.count_query();",
-            "__qc_call.model(",
             "__qc_call.connection(&db);",
             "__qc_call.key_args(&((&a).__querycache_key_argument_must_implement_serialize(), (&c).__querycache_key_argument_must_implement_serialize(),));",
+            "__qc_call.hit::<u64>()",
+            "__qc_call.model(",
             "__qc_call.run(::querycache::__private::typed::<u64, _>(async move { 1 }))",
         ],
     );
@@ -119,7 +122,11 @@ fn default_key_and_modes() {
     );
     assert_in_order(
         &expanded,
-        &["__qc_call.key_args(&());", "__qc_call.run_result("],
+        &[
+            "__qc_call.key_args(&());",
+            "__qc_call.hit_ok::<std::io::Result<u64>>()",
+            "__qc_call.run_result(",
+        ],
     );
     assert!(!expanded.contains("probe_traits"), "no models, no import");
 }

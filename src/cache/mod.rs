@@ -610,9 +610,12 @@ fn weigh<T: Serialize>(
     }
     let mut counter = Counter(0);
     serde_json::to_writer(&mut counter, value)?;
-    // Entry header, Arc headers, and one (pointer, version) pair per dependency.
-    const OVERHEAD: u64 = 96;
-    Ok(counter.0 + key.as_str().len() as u64 + OVERHEAD + 24 * (options.tags.len() as u64 + 2))
+    // The entry's own tags, its namespace's and, for model tags, `model:#all`.
+    Ok(crate::store::entry_weight(
+        usize::try_from(counter.0).unwrap_or(usize::MAX),
+        key.as_str().len(),
+        options.tags.len() + 2,
+    ))
 }
 
 #[cfg(test)]

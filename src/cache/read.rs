@@ -18,6 +18,7 @@ use super::{Cache, CacheValue, Looked};
 use crate::flight::{self, Handoff, Leader, Role};
 use crate::options::DEFAULT_FAIL_SAFE_THROTTLE;
 use crate::stats::FreshnessCounters;
+use crate::store::{AnyValue, ReadScope, Timing};
 use crate::{EntryOptions, Key};
 
 /// What a read answered.
@@ -38,6 +39,16 @@ impl<T> Served<T> {
     fn stale(value: Arc<T>) -> Self {
         Served { value, stale: true }
     }
+}
+
+/// What [`Cache::memory_hit`] found.
+pub(crate) enum Quick<T> {
+    /// A fresh value.
+    Hit(Arc<T>),
+    /// A fresh value that drew an early refresh (XFetch).
+    Early(Looked<T>),
+    /// Nothing it can answer: look the key up the full way.
+    Look,
 }
 
 /// Why a read has no value: the computation's error, or its hard timeout (`X` is
@@ -142,13 +153,76 @@ impl Cache {
             };
         }
         let plan = self.plan(&options);
-        let found = match self.hit(key, &options, &plan).await {
-            Ok(value) => return Ok(Served::fresh(value)),
-            Err(found) => found,
+        let found = match self.memory_hit::<T>(key, &options) {
+            Quick::Hit(value) => return Ok(Served::fresh(value)),
+            Quick::Early(looked) => Some(looked),
+            Quick::Look => match self.hit(key, &options, &plan).await {
+                Ok(value) => return Ok(Served::fresh(value)),
+                Err(found) => found,
+            },
         };
         // Boxed: the rest of the read path makes a large future, which a hit — the common
         // case, returned above — should not have to carry (and copy) through every caller.
         Box::pin(self.read_found(key, options, plan, found, compute, ttl_of, runner, fails)).await
+    }
+
+    /// The hit path's first step: a fresh, valid entry of the memory tier (the memory
+    /// store, or the tiered store's memory tier while it is trusted), found synchronously
+    /// and without allocating. `Quick::Look` sends the caller to the full lookup (nothing
+    /// fresh in memory, a lookup inside a computation, a warming run, another type).
+    pub(crate) fn memory_hit<T: CacheValue>(&self, key: &str, options: &EntryOptions) -> Quick<T> {
+        let early = options.fresh.early_refresh;
+        let hit = self.memory_hit_with(key, options.namespace_name(), |value| {
+            Arc::clone(value).downcast::<T>().ok()
+        });
+        match hit {
+            None => Quick::Look,
+            Some((value, timing)) => {
+                let early = early.is_some_and(|beta| {
+                    xfetch(timing.delta, beta, timing.fresh_left, rand::random::<f64>())
+                });
+                if early {
+                    Quick::Early(Looked { value, timing })
+                } else {
+                    Quick::Hit(value)
+                }
+            }
+        }
+    }
+
+    /// The memory-tier hit of [`memory_hit`](Self::memory_hit), counted in `namespace`:
+    /// what `take` makes of the stored value (`None`: another type, looked up the full way,
+    /// which reports it), and the entry's timing.
+    pub(crate) fn memory_hit_with<R>(
+        &self,
+        key: &str,
+        namespace: &str,
+        take: impl FnOnce(&AnyValue) -> Option<R>,
+    ) -> Option<(R, Timing)> {
+        let inner = &*self.inner;
+        if !inner.config.enabled {
+            return None;
+        }
+        let memory = inner.store.memory_tier()?;
+        if crate::warm::refreshing() || crate::store::read_scope() != ReadScope::Caller {
+            return None;
+        }
+        let timed = crate::stats::time_this_hit().then(Instant::now);
+        let hit = memory.fresh(key, take)?;
+        inner.stats.memory_hit(
+            namespace,
+            key,
+            hit.at,
+            timed.map(|started| started.elapsed()),
+        );
+        tracing::debug!(
+            tier = "memory",
+            key,
+            hit = true,
+            "Cache HIT: {key} (age: {}s)",
+            hit.age.as_secs()
+        );
+        Some((hit.value, hit.timing))
     }
 
     /// The hit path: the lookup, and the value of a fresh entry that early refresh leaves

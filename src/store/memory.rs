@@ -13,40 +13,144 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
-use quick_cache::{DefaultHashBuilder, Weighter};
 
 use super::{
     AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
 };
+use crate::clock;
+use crate::key::key_id;
 use crate::tags::{Stamp, TagVersions, is_current};
 use crate::{Key, Tag};
 
-/// A stored entry. Shared (`Arc`) so that a lookup clones a pointer, not the entry.
+/// A stored entry. Shared (`Arc`) so that a lookup clones a pointer, not the entry. Times
+/// are [`clock`] nanoseconds: 8 bytes each.
 struct MemEntry {
+    /// The key's text (the map files the entry under a hash of it: see [`Id`]).
+    key: Box<str>,
     value: AnyValue,
-    stamps: Arc<[Stamp]>,
+    stamps: Box<[Stamp]>,
     epoch: u64,
-    stored_at: Instant,
+    /// The store's [generation](MemoryStore::generation) at which `stamps` were last seen
+    /// current: while it has not moved, nothing was invalidated and the stamps need no
+    /// reading (nor their cells, cache misses of their own).
+    checked: AtomicU64,
+    stored_at: u64,
     /// When the TTL passes; the entry may be served stale until `expires_at`.
-    fresh_until: Instant,
+    fresh_until: u64,
     /// When it is gone for good: the TTL plus the grace period.
-    expires_at: Instant,
-    /// How long its computation took.
-    delta: Duration,
-    weight: u64,
+    expires_at: u64,
+    /// How long its computation took, in microseconds (saturating: 71 minutes).
+    delta_us: u32,
+    /// Its weight against the byte budget (at most an eighth of it: see `store`).
+    weight: u32,
 }
+
+impl MemEntry {
+    fn timing(&self, now: u64) -> Timing {
+        Timing {
+            fresh_left: Duration::from_nanos(self.fresh_until.saturating_sub(now)),
+            stale_for: Duration::from_nanos(now.saturating_sub(self.fresh_until)),
+            delta: Duration::from_micros(u64::from(self.delta_us)),
+        }
+    }
+
+    /// Whether nothing invalidated the entry: its epoch and tag versions are current.
+    /// `generation` is the store's, read before the call.
+    fn valid(&self, epoch: u64, generation: u64) -> bool {
+        if self.epoch != epoch {
+            return false;
+        }
+        if self.checked.load(Ordering::Relaxed) == generation {
+            return true;
+        }
+        // Read after `generation`: a bump this misses moves the generation past it, and
+        // the next hit looks again.
+        let current = is_current(&self.stamps);
+        if current {
+            self.checked.store(generation, Ordering::Relaxed);
+        }
+        current
+    }
+}
+
+/// What the map files an entry under: the 128-bit seeded hash of its key's text
+/// ([`key_id`]). Comparing two of them is comparing two integers, with no pointer to
+/// follow to the key's text — the lookup of a hit touches the map's slot and the entry only.
+/// Two texts with one hash would share a slot: a 2⁻¹²⁸ chance per pair of keys, with a seed
+/// chosen per process that nobody outside it sees (so keys cannot be crafted to collide) —
+/// the odds a function's default key already takes with its 128-bit hash of the arguments.
+/// The hit path therefore does not read the entry's key text (a cache miss of its own).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Id(u128);
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Already a good hash: its low half is all the map needs.
+        state.write_u64(self.0 as u64);
+    }
+}
+
+/// A hasher that passes an [`Id`]'s bits through.
+#[derive(Clone, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (by `Id`); fold anything else in rather than drop it.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type IdHash = std::hash::BuildHasherDefault<IdHasher>;
 
 #[derive(Clone)]
 struct EntryWeighter;
 
-impl Weighter<Key, Arc<MemEntry>> for EntryWeighter {
-    fn weight(&self, _key: &Key, entry: &Arc<MemEntry>) -> u64 {
-        entry.weight
+impl Weighter<Id, Arc<MemEntry>> for EntryWeighter {
+    fn weight(&self, _key: &Id, entry: &Arc<MemEntry>) -> u64 {
+        u64::from(entry.weight)
     }
+}
+
+/// A fresh, valid entry found by [`MemoryStore::fresh`]: what `take` made of its value.
+pub(crate) struct FreshHit<R> {
+    pub(crate) value: R,
+    /// When it was found ([`clock`] nanoseconds).
+    pub(crate) at: u64,
+    pub(crate) timing: Timing,
+    pub(crate) age: Duration,
+}
+
+/// What an entry of `json_len` bytes of JSON under a key of `key_len` bytes, depending on
+/// `dependencies` tags, is counted for against the memory budget: its in-memory form
+/// (taken as its JSON size plus an eighth: the struct headers and string capacities Rust
+/// keeps where JSON keeps quotes), its key, and the store's own bookkeeping — the entry
+/// (112 B), its map slot (about 56 B), and a (cell, version) pair per dependency, whose
+/// row-level cells cost the map about 56 B more. These constants come from the counting
+/// allocator of `benches/memory_footprint.rs`.
+pub(crate) fn entry_weight(json_len: usize, key_len: usize, dependencies: usize) -> u64 {
+    const ENTRY: u64 = 112 + 56;
+    const PER_DEPENDENCY: u64 = 16 + 14;
+    let json = json_len as u64;
+    (json + json / 8)
+        .saturating_add(key_len as u64)
+        .saturating_add(ENTRY)
+        .saturating_add(PER_DEPENDENCY.saturating_mul(dependencies as u64))
 }
 
 /// The tag versions (and removal sequence) a computation started under.
@@ -54,10 +158,17 @@ impl Weighter<Key, Arc<MemEntry>> for EntryWeighter {
 pub(crate) struct MemSnapshot {
     stamps: Arc<[Stamp]>,
     epoch: u64,
+    generation: u64,
     removals_seen: u64,
 }
 
 impl MemSnapshot {
+    /// How many tags it holds versions of.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn len(&self) -> usize {
+        self.stamps.len()
+    }
+
     /// A hash of the clear epoch and the versions of `tags` (the tags this snapshot was
     /// taken of, in the same order) as this snapshot saw them.
     pub(crate) fn fingerprint(&self, tags: &[Tag]) -> u64 {
@@ -89,10 +200,13 @@ const REMOVAL_LOG_LEN: usize = 256;
 
 /// The memory store. See the module docs.
 pub(crate) struct MemoryStore {
-    entries: QuickCache<Key, Arc<MemEntry>, EntryWeighter, DefaultHashBuilder>,
+    entries: QuickCache<Id, Arc<MemEntry>, EntryWeighter, IdHash>,
     versions: TagVersions,
     /// Bumped by `clear`: entries and snapshots of an older epoch are dead.
     epoch: AtomicU64,
+    /// Moves after every invalidation (tag bumps, `clear`), once its versions are in
+    /// place: an entry checked at the current generation is still valid.
+    generation: AtomicU64,
     removal_seq: AtomicU64,
     removals: Mutex<RemovalLog>,
     max_bytes: u64,
@@ -110,11 +224,12 @@ impl MemoryStore {
                 estimated,
                 max_bytes,
                 EntryWeighter,
-                DefaultHashBuilder::default(),
+                IdHash::default(),
                 Default::default(),
             ),
             versions: TagVersions::new(),
             epoch: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             removal_seq: AtomicU64::new(0),
             removals: Mutex::new(RemovalLog {
                 recent: VecDeque::new(),
@@ -123,38 +238,73 @@ impl MemoryStore {
         }
     }
 
-    /// Synchronous lookup: the memory store never waits.
+    /// The entry under `key` (see [`Id`]).
+    fn entry(&self, key: &str) -> Option<(Id, Arc<MemEntry>)> {
+        let id = Id(key_id(key));
+        self.entries.get(&id).map(|entry| (id, entry))
+    }
+
+    /// Synchronous lookup: the memory store never waits. An entry past its life or
+    /// invalidated is removed.
     pub(crate) fn lookup(&self, key: &str) -> Lookup {
-        let Some(entry) = self.entries.get(key) else {
+        let Some((id, entry)) = self.entry(key) else {
             return Lookup::Miss;
         };
-        let now = Instant::now();
+        let now = clock::now();
         if now >= entry.expires_at {
             self.entries
-                .remove_if(key, |current| Arc::ptr_eq(current, &entry));
+                .remove_if(&id, |current| Arc::ptr_eq(current, &entry));
             return Lookup::Expired;
         }
-        if entry.epoch != self.epoch.load(Ordering::Acquire) || !is_current(&entry.stamps) {
+        if !self.valid(&entry) {
             self.entries
-                .remove_if(key, |current| Arc::ptr_eq(current, &entry));
+                .remove_if(&id, |current| Arc::ptr_eq(current, &entry));
             return Lookup::Invalidated;
         }
         Lookup::Hit(Found {
             value: Arc::clone(&entry.value),
-            age: now.saturating_duration_since(entry.stored_at),
+            age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
             tier: "memory",
-            timing: Timing::at(now, entry.fresh_until, entry.delta),
+            timing: entry.timing(now),
         })
+    }
+
+    /// The hit path: what `take` makes of the value of a fresh, valid entry under `key`
+    /// (`None` from `take`: no hit), and nothing else — what is stale, expired or
+    /// invalidated is left to [`lookup`](Self::lookup).
+    pub(crate) fn fresh<R>(
+        &self,
+        key: &str,
+        take: impl FnOnce(&AnyValue) -> Option<R>,
+    ) -> Option<FreshHit<R>> {
+        let (_, entry) = self.entry(key)?;
+        let now = clock::now();
+        if now >= entry.fresh_until || !self.valid(&entry) {
+            return None;
+        }
+        Some(FreshHit {
+            value: take(&entry.value)?,
+            at: now,
+            timing: entry.timing(now),
+            age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
+        })
+    }
+
+    fn valid(&self, entry: &MemEntry) -> bool {
+        let generation = self.generation.load(Ordering::SeqCst);
+        entry.valid(self.epoch.load(Ordering::Acquire), generation)
     }
 
     pub(crate) fn take_snapshot(&self, tags: &[Tag]) -> MemSnapshot {
         // Order matters: the epoch and removal sequence are read before the versions, so
         // a clear or removal that lands between them is still seen at `put`.
         let epoch = self.epoch.load(Ordering::Acquire);
+        let generation = self.generation.load(Ordering::SeqCst);
         let removals_seen = self.removal_seq.load(Ordering::Acquire);
         MemSnapshot {
             stamps: self.versions.snapshot(tags).into(),
             epoch,
+            generation,
             removals_seen,
         }
     }
@@ -178,29 +328,27 @@ impl MemoryStore {
         snapshot: MemSnapshot,
         meta: EntryMeta,
     ) -> PutOutcome {
-        if meta.weight > self.max_bytes / 8 {
+        if meta.weight > self.max_bytes / 8 || meta.weight > u64::from(u32::MAX) {
             // quick_cache would reject it anyway (it exceeds a shard); say so.
             return PutOutcome::TooLarge;
         }
         if !self.still_current(&snapshot) || self.removed_since(&key, snapshot.removals_seen) {
             return PutOutcome::Outdated;
         }
-        let now = Instant::now();
-        let later = |after: Duration| {
-            now.checked_add(after)
-                .unwrap_or(now + Duration::from_secs(86_400 * 365))
-        };
+        let now = clock::now();
         let entry = MemEntry {
+            key: key.as_str().into(),
             value,
-            stamps: snapshot.stamps,
+            stamps: snapshot.stamps.iter().cloned().collect(),
             epoch: snapshot.epoch,
+            checked: AtomicU64::new(snapshot.generation),
             stored_at: now,
-            fresh_until: later(meta.ttl),
-            expires_at: later(meta.ttl.saturating_add(meta.grace)),
-            delta: meta.delta,
-            weight: meta.weight.max(1),
+            fresh_until: clock::after(now, meta.ttl),
+            expires_at: clock::after(now, meta.ttl.saturating_add(meta.grace)),
+            delta_us: u32::try_from(meta.delta.as_micros()).unwrap_or(u32::MAX),
+            weight: u32::try_from(meta.weight.max(1)).unwrap_or(u32::MAX),
         };
-        self.entries.insert(key, Arc::new(entry));
+        self.entries.insert(Id(key_id(&entry.key)), Arc::new(entry));
         PutOutcome::Stored
     }
 
@@ -237,7 +385,10 @@ impl MemoryStore {
     }
 
     pub(crate) fn bump(&self, tags: &[Tag]) -> usize {
-        self.versions.bump(tags)
+        let bumped = self.versions.bump(tags);
+        // After the versions: see `generation`.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        bumped
     }
 
     pub(crate) fn remove_key(&self, key: &str) -> bool {
@@ -245,14 +396,20 @@ impl MemoryStore {
             return false;
         };
         self.log_removal(Removal::Key(k));
-        self.entries.remove(key).is_some()
+        match self.entry(key) {
+            Some((id, entry)) => self
+                .entries
+                .remove_if(&id, |current| Arc::ptr_eq(current, &entry))
+                .is_some(),
+            None => false,
+        }
     }
 
     pub(crate) fn remove_pattern(&self, pattern: &glob::Pattern) -> usize {
         self.log_removal(Removal::Pattern(pattern.clone()));
         let removed = std::sync::atomic::AtomicUsize::new(0);
-        self.entries.retain(|key, _| {
-            let keep = !pattern.matches(key.as_str());
+        self.entries.retain(|_, entry| {
+            let keep = !pattern.matches(&entry.key);
             if !keep {
                 removed.fetch_add(1, Ordering::Relaxed);
             }
@@ -263,6 +420,7 @@ impl MemoryStore {
 
     pub(crate) fn clear_all(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.entries.clear();
     }
 

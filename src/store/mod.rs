@@ -25,6 +25,8 @@ pub(crate) mod redis;
 #[cfg(feature = "redis")]
 pub(crate) mod tiered;
 
+pub(crate) use memory::entry_weight;
+
 use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
@@ -131,19 +133,6 @@ pub(crate) struct Timing {
 }
 
 impl Timing {
-    /// The timing of an entry fresh until `fresh_until`, seen at `now`.
-    pub(crate) fn at(
-        now: std::time::Instant,
-        fresh_until: std::time::Instant,
-        delta: Duration,
-    ) -> Self {
-        Timing {
-            fresh_left: fresh_until.saturating_duration_since(now),
-            stale_for: now.saturating_duration_since(fresh_until),
-            delta,
-        }
-    }
-
     /// Whether the TTL has passed.
     pub(crate) fn is_stale(&self) -> bool {
         self.fresh_left.is_zero()
@@ -315,6 +304,17 @@ impl Snapshot {
 }
 
 impl Backend {
+    /// The memory tier a caller's lookup may be answered from without asking anything
+    /// else: the memory store, or the tiered store's memory tier while it is trusted
+    /// (coherence messages flowing, or Redis out and memory the fallback).
+    pub(crate) fn memory_tier(&self) -> Option<&memory::MemoryStore> {
+        match self {
+            Backend::Memory(store) => Some(store),
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => store.readable_memory(),
+        }
+    }
+
     /// Whether entries count against a byte budget here (so a miss must weigh its value).
     /// Stores that keep bytes serialize the value anyway and need no separate weighing.
     pub(crate) fn weighs_entries(&self) -> bool {

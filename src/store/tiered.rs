@@ -332,6 +332,12 @@ impl Listener for Shared {
 }
 
 impl TieredStore {
+    /// The memory tier, while a caller's lookup may trust it (see
+    /// [`Backend::memory_tier`](super::Backend::memory_tier)).
+    pub(crate) fn readable_memory(&self) -> Option<&MemoryStore> {
+        self.inner.memory_readable().then_some(&self.inner.memory)
+    }
+
     /// Takes the computation lease of `key` in Redis (see [`Lease`](super::Lease)).
     pub(crate) async fn take_lease(&self, key: &str, ttl: Duration) -> super::Lease {
         let s = &self.inner;
@@ -349,9 +355,6 @@ impl TieredStore {
         let _ = s.call("lease", s.redis.release_lease(key, token)).await;
     }
 }
-
-/// Overhead counted per memory entry on top of its JSON body and key.
-const ENTRY_OVERHEAD: u64 = 160;
 
 impl Store for TieredStore {
     type Snapshot = TieredSnapshot;
@@ -482,7 +485,7 @@ impl Store for TieredStore {
             !s.breaker.is_closed() || (s.memory_tier && s.subscribed.load(Ordering::Acquire));
         if memory_writable {
             let meta = EntryMeta {
-                weight: body.len() as u64 + key.as_str().len() as u64 + ENTRY_OVERHEAD,
+                weight: super::entry_weight(body.len(), key.as_str().len(), snapshot.mem.len()),
                 ..meta
             };
             match s.memory.store(key, value, snapshot.mem, meta) {
@@ -567,7 +570,7 @@ impl TieredStore {
             ttl: fresh,
             grace: ttl.saturating_sub(fresh),
             delta: timing.delta,
-            weight: body_len as u64 + key.len() as u64 + ENTRY_OVERHEAD,
+            weight: super::entry_weight(body_len, key.len(), tags.len()),
         };
         s.memory.store(k, Arc::clone(value), snapshot, meta);
     }

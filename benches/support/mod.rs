@@ -65,7 +65,23 @@ impl Song {
 
 /// `KEYS` ids in a fixed pseudo-random order (a full-period LCG permutation): every bench
 /// reads the same sequence, with no RNG cost inside the measured loop.
+///
+/// `QUERYCACHE_BENCH_HOT_KEYS=n` keeps the ids below `n` only (same order): with a few
+/// dozen keys everything stays in the CPU's caches, which separates the instructions a hit
+/// runs from the cache misses it takes (a profiling aid; the figures of BENCHMARKS.md use
+/// all `KEYS`).
 pub fn read_order() -> Vec<u32> {
+    let mut order = full_order();
+    if let Some(hot) = std::env::var("QUERYCACHE_BENCH_HOT_KEYS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        order.retain(|&id| id < hot.max(1));
+    }
+    order
+}
+
+fn full_order() -> Vec<u32> {
     let mut order: Vec<u32> = (0..KEYS).collect();
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     for i in (1..order.len()).rev() {

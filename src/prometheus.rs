@@ -194,7 +194,7 @@ impl Collector for CacheCollector {
             MetricType::Histogram,
         )?;
         for (namespace, ns) in recorder.namespace_recorders() {
-            let (sum, count, counts) = ns.latency.buckets(LATENCY_BUCKETS);
+            let (sum, count, counts) = ns.latency_buckets(LATENCY_BUCKETS);
             let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
                 .iter()
                 .copied()

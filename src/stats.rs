@@ -113,13 +113,12 @@ pub struct NamespaceStats {
     pub p99_get_latency: Duration,
 }
 
-/// Lookup latencies in nanoseconds, 1 ns to 60 s, 2 significant digits. Every lookup is
-/// counted; memory-tier hits are timed one in [`HIT_SAMPLE_EVERY`] (timing one costs two
-/// reads of the precise clock, more than the hit itself), so the figures and the
-/// histogram's shape come from the timed lookups, scaled to the count.
+/// Lookup latencies in nanoseconds, 1 ns to 60 s, 2 significant digits. Memory-tier hits
+/// are timed one in [`HIT_SAMPLE_EVERY`] (timing one costs two reads of the precise clock,
+/// more than the hit itself); the figures and the histogram's shape come from the timed
+/// lookups, scaled to the count of lookups that the hit and miss counters keep.
 pub(crate) struct Latency {
     histogram: Mutex<Histogram<u64>>,
-    lookups: AtomicU64,
 }
 
 /// One memory-tier hit in this many is timed, per thread.
@@ -146,13 +145,11 @@ impl Latency {
             .expect("constant histogram bounds are valid");
         Latency {
             histogram: Mutex::new(histogram),
-            lookups: AtomicU64::new(0),
         }
     }
 
-    /// A lookup, timed (`Some`) or not.
+    /// A lookup, timed (`Some`) or not (counted by the hit and miss counters).
     fn record(&self, elapsed: Option<Duration>) {
-        self.lookups.fetch_add(1, Relaxed);
         if let Some(elapsed) = elapsed {
             let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
             self.histogram.lock().saturating_record(nanos);
@@ -174,7 +171,7 @@ impl Latency {
     /// being `bounds` (upper bounds in seconds, ascending) and a last one for the rest.
     /// The sum is the histogram's mean times its count (hdrhistogram keeps no exact sum).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
-    pub(crate) fn buckets(&self, bounds: &[f64]) -> (f64, u64, Vec<u64>) {
+    fn buckets(&self, bounds: &[f64], lookups: u64) -> (f64, u64, Vec<u64>) {
         let h = self.histogram.lock();
         let mut timed = vec![0_u64; bounds.len() + 1];
         for value in h.iter_recorded() {
@@ -186,7 +183,7 @@ impl Latency {
             timed[slot] += value.count_at_value();
         }
         let samples = h.len();
-        let count = self.lookups.load(Relaxed).max(samples);
+        let count = lookups.max(samples);
         // Scaled to the count through the cumulative sums, so the buckets add up to it.
         let mut counts = Vec::with_capacity(timed.len());
         let (mut cumulative, mut previous) = (0_u64, 0_u64);
@@ -223,6 +220,19 @@ impl Counters {
             Outcome::Hit(_) => self.memory_hits.fetch_add(1, Relaxed),
             Outcome::Miss => self.misses.fetch_add(1, Relaxed),
         };
+    }
+}
+
+impl NamespaceRecorder {
+    /// The namespace's lookup latencies as `(sum in seconds, count, count per bucket)`, the
+    /// buckets being `bounds` (upper bounds in seconds, ascending) and a last one for the
+    /// rest; scaled to every lookup (see [`Latency`]).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn latency_buckets(&self, bounds: &[f64]) -> (f64, u64, Vec<u64>) {
+        let c = &self.counters;
+        let lookups =
+            c.memory_hits.load(Relaxed) + c.redis_hits.load(Relaxed) + c.misses.load(Relaxed);
+        self.latency.buckets(bounds, lookups)
     }
 }
 

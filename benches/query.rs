@@ -1,6 +1,8 @@
 //! Question 3: the query itself — SeaORM `find_by_id` and a 50-row list, uncached, on SQLite (a
 //! file) and on PostgreSQL (a throwaway database) — and what the cache costs and saves around
-//! it: the same `find_by_id` as a cache miss (snapshot, query, store) and as a memory-tier hit.
+//! it: the same `find_by_id` as a cache miss (snapshot, query, store) and as a memory-tier hit,
+//! through the `Cache` API and through `#[cached_query]` (which hands back a clone of the
+//! `Option<song::Model>`, as the songs app's handler gets it).
 //!
 //! Run: `cargo bench --bench query` (PostgreSQL at `postgres://postgres@127.0.0.1:5432/postgres`
 //! or `QUERYCACHE_TEST_PG_URL`; without it the PostgreSQL half is skipped, saying so).
@@ -9,14 +11,30 @@
 mod support;
 
 use std::hint::black_box;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use querycache::{Cache, EntryOptions, Tag};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect, Set};
+use querycache::{Cache, EntryOptions, Tag, cached_query};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, QuerySelect, Set,
+};
 use support::schema::{self, song, user};
 
 const SONGS: i32 = 1_000;
+
+static CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+
+/// The songs app's query: one song by id, cached with its row as dependency. `backend` keeps
+/// the SQLite and PostgreSQL runs apart in the one cache.
+#[cached_query(ttl = "1h", models = [song::Entity], row = id, cache = *CACHE)]
+async fn song_by_id(
+    db: &DatabaseConnection,
+    backend: &str,
+    id: i32,
+) -> Result<Option<song::Model>, DbErr> {
+    song::Entity::find_by_id(id).one(db).await
+}
 
 async fn seed(db: &DatabaseConnection) {
     schema::migrate(db).await.expect("migrate");
@@ -75,6 +93,29 @@ fn queries(
                 .expect("query")
         });
     });
+    group.bench_function(
+        "a cache miss alone (the computation returns at once)",
+        |b| {
+            // What a miss adds to its query, measured without one: snapshot, single-flight,
+            // weighing and storing the ~1 KB song.
+            let song = runtime.block_on(async {
+                song::Entity::find_by_id(1)
+                    .one(db)
+                    .await
+                    .expect("query")
+                    .expect("song 1")
+            });
+            let round = AtomicU64::new(0);
+            b.to_async(runtime).iter(|| async {
+                let key = format!("alone:{}", round.fetch_add(1, Ordering::Relaxed));
+                let options = EntryOptions::new().tag(Tag::model("songs"));
+                let song = song.clone();
+                cache
+                    .get_or_compute(&key, options, || async move { Some(song) })
+                    .await
+            });
+        },
+    );
     group.bench_function("find_by_id, a memory-tier hit", |b| {
         runtime.block_on(async {
             for song_id in 1..=SONGS {
@@ -100,6 +141,18 @@ fn queries(
                 .expect("a hit")
         });
     });
+    group.bench_function(
+        "find_by_id, a memory-tier hit through #[cached_query]",
+        |b| {
+            runtime.block_on(async {
+                for song_id in 1..=SONGS {
+                    song_by_id(db, name, song_id).await.expect("query");
+                }
+            });
+            b.to_async(runtime)
+                .iter(|| async { song_by_id(db, name, id()).await.expect("a hit") });
+        },
+    );
     group.bench_function("50-row list, uncached", |b| {
         b.to_async(runtime).iter(|| async {
             black_box(

@@ -1,0 +1,331 @@
+//! The history of a consistency run and the checker that judges it.
+//!
+//! Every write gives the rows it touches a value never used before (a title `w<n>`), so a
+//! read names the write it saw. Times are nanoseconds since the run began, taken just before
+//! an operation starts and just after it returns. For each row the checker knows every
+//! committed write: its value (a title, or `None` for a delete), when it started and when it
+//! returned, and whether the row certainly existed when it ran (an update of a row that a
+//! concurrent delete may have removed first is only a possible write).
+//!
+//! A read of a row that started at `s` and returned at `e` with value `v` is correct when
+//! some write `W` of the row has value `v`, started before `e` (no value from the future),
+//! and no certain write `W2` of the row started after `W` returned and returned before `s`
+//! (plus the cross-instance bound when `W2` went through another instance): nothing newer
+//! had certainly landed when the read began. A rolled-back write is no write: a read that
+//! returns its value returns data that never existed. Counts are checked against the rows
+//! that certainly existed and the rows that possibly existed during the read.
+
+use std::collections::BTreeMap;
+
+/// A row's value as the checker sees it: its title, or `None` for no row.
+pub type Value = Option<String>;
+
+/// One committed write of one row.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub value: Value,
+    pub start: u64,
+    pub end: u64,
+    /// The `Cache` instance the write went through.
+    pub instance: usize,
+    /// Whether the row certainly existed for it (inserts and deletes always; an update
+    /// only if nothing could have deleted the row first).
+    pub certain: bool,
+}
+
+/// One read of one row.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub row: i32,
+    pub value: Value,
+    pub start: u64,
+    pub end: u64,
+    pub instance: usize,
+    /// What read it: `by id`, `list`.
+    pub via: &'static str,
+}
+
+/// One count.
+#[derive(Debug, Clone)]
+pub struct Count {
+    pub value: u64,
+    pub start: u64,
+    pub end: u64,
+    pub instance: usize,
+}
+
+/// Everything a run did.
+#[derive(Debug, Default)]
+pub struct History {
+    pub writes: BTreeMap<i32, Vec<Write>>,
+    pub reads: Vec<Read>,
+    pub counts: Vec<Count>,
+    /// Values written by transactions that rolled back.
+    pub rolled_back: Vec<String>,
+}
+
+impl History {
+    pub fn operations(&self) -> usize {
+        self.writes.values().map(Vec::len).sum::<usize>() + self.reads.len() + self.counts.len()
+    }
+
+    /// Marks the updates that a concurrent delete may have pre-empted as possible writes
+    /// only. Deletes are final (ids are never reused), so an update is certain when no
+    /// delete of its row started before it returned.
+    pub fn settle(&mut self) {
+        for writes in self.writes.values_mut() {
+            let first_delete = writes
+                .iter()
+                .filter(|w| w.value.is_none())
+                .map(|w| w.start)
+                .min();
+            for write in writes.iter_mut() {
+                if write.value.is_some()
+                    && !write.certain
+                    && first_delete.is_none_or(|deleted| deleted > write.end)
+                {
+                    write.certain = true;
+                }
+            }
+        }
+    }
+
+    /// Every violation, described; `bound` is the cross-instance allowance in nanoseconds.
+    pub fn violations(&self, bound: u64) -> Vec<String> {
+        let mut found = Vec::new();
+        for read in &self.reads {
+            if let Some(violation) = self.judge(read, bound) {
+                found.push(violation);
+            }
+        }
+        for count in &self.counts {
+            if let Some(violation) = self.judge_count(count, bound) {
+                found.push(violation);
+            }
+        }
+        found
+    }
+
+    fn judge(&self, read: &Read, bound: u64) -> Option<String> {
+        if let Some(value) = &read.value
+            && self.rolled_back.contains(value)
+        {
+            return Some(format!(
+                "{} read of row {} returned {value:?}, written by a transaction that rolled back",
+                read.via, read.row
+            ));
+        }
+        let empty = Vec::new();
+        let writes = self.writes.get(&read.row).unwrap_or(&empty);
+        // Every row starts absent (the seed rows' inserts are writes like any other).
+        let absent = Write {
+            value: None,
+            start: 0,
+            end: 0,
+            instance: read.instance,
+            certain: true,
+        };
+        let candidates = std::iter::once(&absent)
+            .chain(writes)
+            .filter(|w| w.value == read.value && w.start < read.end);
+        let mut seen_any = false;
+        for write in candidates {
+            seen_any = true;
+            let superseded = writes.iter().any(|later| {
+                let allowance = if later.instance == read.instance {
+                    0
+                } else {
+                    bound
+                };
+                later.certain
+                    && later.start > write.end
+                    && later.end.saturating_add(allowance) < read.start
+            });
+            if !superseded {
+                return None;
+            }
+        }
+        Some(if seen_any {
+            format!(
+                "stale {} read of row {} (instance {}, {}..{} ns): {:?}, though a newer write had returned before it began; the row's writes: {}",
+                read.via,
+                read.row,
+                read.instance,
+                read.start,
+                read.end,
+                read.value,
+                describe(writes)
+            )
+        } else {
+            format!(
+                "{} read of row {} returned {:?}, which no write had started to write; the row's writes: {}",
+                read.via,
+                read.row,
+                read.value,
+                describe(writes)
+            )
+        })
+    }
+
+    fn judge_count(&self, count: &Count, bound: u64) -> Option<String> {
+        let landed = |w: &Write| {
+            let allowance = if w.instance == count.instance {
+                0
+            } else {
+                bound
+            };
+            w.end.saturating_add(allowance)
+        };
+        let (mut least, mut most) = (0_u64, 0_u64);
+        for writes in self.writes.values() {
+            // A row's first write is its insert: updates pick rows whose insert returned.
+            let Some(insert) = writes.iter().find(|w| w.value.is_some()) else {
+                continue;
+            };
+            let (delete_start, delete_landed) = writes
+                .iter()
+                .find(|w| w.value.is_none())
+                .map_or((u64::MAX, u64::MAX), |d| (d.start, landed(d)));
+            // Certainly there: inserted before the count began, not deleted before it ended.
+            if landed(insert) < count.start && delete_start > count.end {
+                least += 1;
+            }
+            // Possibly there: inserted before it ended, not certainly gone before it began.
+            if insert.start < count.end && delete_landed >= count.start {
+                most += 1;
+            }
+        }
+        (count.value < least || count.value > most).then(|| {
+            format!(
+                "count on instance {} ({}..{} ns) returned {}, outside what the rows allow: {least}..={most}",
+                count.instance, count.start, count.end, count.value
+            )
+        })
+    }
+}
+
+fn describe(writes: &[Write]) -> String {
+    let all: Vec<String> = writes
+        .iter()
+        .map(|w| {
+            format!(
+                "{:?}@{}..{}{}{}",
+                w.value,
+                w.start,
+                w.end,
+                if w.instance == 0 { "" } else { " (instance 1)" },
+                if w.certain { "" } else { " (possible)" }
+            )
+        })
+        .collect();
+    all.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(value: Option<&str>, start: u64, end: u64) -> Write {
+        Write {
+            value: value.map(str::to_owned),
+            start,
+            end,
+            instance: 0,
+            certain: true,
+        }
+    }
+
+    fn read(value: Option<&str>, start: u64, end: u64) -> Read {
+        Read {
+            row: 1,
+            value: value.map(str::to_owned),
+            start,
+            end,
+            instance: 0,
+            via: "by id",
+        }
+    }
+
+    fn history(writes: Vec<Write>, reads: Vec<Read>) -> History {
+        let mut h = History::default();
+        h.writes.insert(1, writes);
+        h.reads = reads;
+        h
+    }
+
+    #[test]
+    fn the_checker_catches_stale_future_and_phantom_reads() {
+        let writes = vec![write(Some("w1"), 10, 20), write(Some("w2"), 30, 40)];
+        // Correct: the latest before the read, or a concurrent one.
+        let ok = history(
+            writes.clone(),
+            vec![
+                read(Some("w1"), 25, 28),
+                read(Some("w1"), 35, 45),
+                read(Some("w2"), 35, 45),
+                read(Some("w2"), 50, 60),
+                read(None, 5, 15),
+            ],
+        );
+        assert!(ok.violations(0).is_empty(), "{:?}", ok.violations(0));
+        // Stale: w2 returned at 40, the read began at 50.
+        let stale = history(writes.clone(), vec![read(Some("w1"), 50, 60)]);
+        assert_eq!(stale.violations(0).len(), 1);
+        // ...unless it went through another instance, within the bound.
+        let mut other = history(writes.clone(), vec![read(Some("w1"), 50, 60)]);
+        other.reads[0].instance = 1;
+        assert!(other.violations(20).is_empty());
+        assert_eq!(other.violations(5).len(), 1);
+        // From the future: w2 started at 30, the read ended at 28.
+        let future = history(writes.clone(), vec![read(Some("w2"), 21, 28)]);
+        assert_eq!(future.violations(0).len(), 1);
+        // Absent after the insert returned.
+        let gone = history(writes.clone(), vec![read(None, 21, 28)]);
+        assert_eq!(gone.violations(0).len(), 1);
+        // Never written, or rolled back.
+        let phantom = history(writes.clone(), vec![read(Some("w9"), 50, 60)]);
+        assert_eq!(phantom.violations(0).len(), 1);
+        let mut rolled = history(writes, vec![read(Some("w3"), 50, 60)]);
+        rolled.rolled_back.push("w3".into());
+        assert!(rolled.violations(0)[0].contains("rolled back"));
+    }
+
+    #[test]
+    fn counts_must_lie_between_the_certain_and_the_possible_rows() {
+        let mut h = History::default();
+        h.writes.insert(1, vec![write(Some("a"), 0, 1)]);
+        h.writes
+            .insert(2, vec![write(Some("b"), 0, 1), write(None, 50, 60)]);
+        h.writes.insert(3, vec![write(Some("c"), 55, 65)]);
+        let count = |value, start, end| Count {
+            value,
+            start,
+            end,
+            instance: 0,
+        };
+        h.counts = vec![count(2, 10, 20), count(2, 70, 80), count(2, 52, 58)];
+        assert!(h.violations(0).is_empty(), "{:?}", h.violations(0));
+        h.counts = vec![count(1, 10, 20)];
+        assert_eq!(h.violations(0).len(), 1, "row 2 was certainly there");
+        h.counts = vec![count(3, 70, 80)];
+        assert_eq!(h.violations(0).len(), 1, "row 2 was certainly gone");
+    }
+
+    #[test]
+    fn an_update_a_delete_may_have_preempted_is_only_possible() {
+        let mut h = history(
+            vec![
+                write(Some("w1"), 0, 1),
+                Write {
+                    certain: false,
+                    ..write(Some("w2"), 10, 30)
+                },
+                write(None, 20, 25),
+            ],
+            vec![read(None, 40, 50)],
+        );
+        h.settle();
+        assert!(!h.writes[&1][1].certain);
+        assert!(h.violations(0).is_empty(), "{:?}", h.violations(0));
+    }
+}

@@ -92,36 +92,34 @@ impl Run {
         rows[rng.random_range(0..rows.len())]
     }
 
+    /// A write of `row`: inserts and deletes are certain; an update is settled later
+    /// ([`History::settle`]): a concurrent delete may have removed its row first.
     fn record_write(&self, row: i32, value: Option<String>, span: (u64, u64), instance: usize) {
         let certain = value.is_none();
-        self.history
-            .lock()
-            .writes
-            .entry(row)
-            .or_default()
-            .push(Write {
-                value,
-                start: span.0,
-                end: span.1,
-                instance,
-                certain,
-            });
+        self.push_write(row, value, span, instance, certain);
     }
 
-    /// An insert: certain from the start (its row is new).
-    fn record_insert(&self, row: i32, value: String, span: (u64, u64), instance: usize) {
+    fn push_write(
+        &self,
+        row: i32,
+        value: Option<String>,
+        span: (u64, u64),
+        instance: usize,
+        certain: bool,
+    ) {
+        let write = Write {
+            value,
+            start: span.0,
+            end: span.1,
+            instance,
+            certain,
+        };
         self.history
             .lock()
             .writes
             .entry(row)
             .or_default()
-            .push(Write {
-                value: Some(value),
-                start: span.0,
-                end: span.1,
-                instance,
-                certain: true,
-            });
+            .push(write);
     }
 
     fn record_read(
@@ -160,7 +158,7 @@ impl Run {
         .insert(db)
         .await
         .expect("insert");
-        self.record_insert(id, value, (start, self.now()), instance);
+        self.push_write(id, Some(value), (start, self.now()), instance, true);
         self.rows.lock().push(id);
     }
 

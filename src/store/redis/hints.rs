@@ -39,6 +39,9 @@ pub(super) struct Hints {
     map: quick_cache::sync::Cache<String, Arc<str>>,
 }
 
+/// The transaction's answer: the entry, the versions (in the hint's order), its PTTL.
+type Reply = (Option<Vec<u8>>, Vec<Option<Vec<u8>>>, i64);
+
 /// What the transaction found.
 #[derive(Debug)]
 pub(super) enum Hinted {
@@ -93,25 +96,24 @@ pub(super) async fn lookup(
     };
     let mut pipe = redis::pipe();
     pipe.atomic().cmd("GET").arg(entry);
-    let (bytes, now, pttl): (Option<Vec<u8>>, Vec<Option<Vec<u8>>>, i64) =
-        if version_keys.is_empty() {
-            let (bytes, pttl): (Option<Vec<u8>>, i64) = pipe
-                .cmd("PTTL")
-                .arg(entry)
-                .query_async(conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            (bytes, Vec::new(), pttl)
-        } else {
-            // MGET by hand: redis-rs sends a single key's `mget` as GET, whose reply is no array.
-            pipe.cmd("MGET")
-                .arg(&version_keys)
-                .cmd("PTTL")
-                .arg(entry)
-                .query_async(conn)
-                .await
-                .map_err(|e| e.to_string())?
-        };
+    let (bytes, now, pttl): Reply = if version_keys.is_empty() {
+        let (bytes, pttl): (Option<Vec<u8>>, i64) = pipe
+            .cmd("PTTL")
+            .arg(entry)
+            .query_async(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        (bytes, Vec::new(), pttl)
+    } else {
+        // MGET by hand: redis-rs sends a single key's `mget` as GET, whose reply is no array.
+        pipe.cmd("MGET")
+            .arg(&version_keys)
+            .cmd("PTTL")
+            .arg(entry)
+            .query_async(conn)
+            .await
+            .map_err(|e| e.to_string())?
+    };
     let Some(bytes) = bytes else {
         return Ok(Hinted::Decided(RawLookup::Miss));
     };

@@ -1,6 +1,8 @@
 //! Question 2: a Redis-tier hit (the Redis store: no memory tier in front) beside its floor, a
-//! raw redis-rs `GET` of the same JSON followed by serde_json decoding, on one private
-//! redis-server over loopback. Also counts the round trips of a hit (must be one).
+//! raw redis-rs `GET` of the same JSON followed by serde_json decoding, and beside the peer,
+//! the `cached` crate's `AsyncRedisCache` (a `GET` of its JSON envelope, no invalidation), all
+//! on one private redis-server over loopback. Also counts the round trips of a hit (must be
+//! one), and prints the server's own time per command (`INFO commandstats`).
 //!
 //! Run: `cargo bench --all-features --bench redis_hit`.
 
@@ -11,6 +13,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cached::{AsyncRedisCache, IOCachedAsync};
 use criterion::{Criterion, criterion_group, criterion_main};
 use querycache::{Cache, EntryOptions, StoreKind, Tag};
 use support::{KEYS, Reader, Song};
@@ -54,9 +57,24 @@ fn redis_hit(c: &mut Criterion) {
         }
         raw
     });
+    // The peer: redis-rs 0.32 on its own multiplexed connection, keys `cached:song:<id>`.
+    let peer = runtime.block_on(async {
+        let peer: AsyncRedisCache<u32, Song> =
+            AsyncRedisCache::new("cached:song:", Duration::from_secs(3600))
+                .set_namespace("")
+                .set_connection_string(&server.url())
+                .build()
+                .await
+                .expect("the cached crate's Redis store");
+        for id in 0..KEYS {
+            peer.cache_set(id, Song::new(id)).await.expect("stored");
+        }
+        peer
+    });
 
-    // One round trip per hit: the store's script reads the entry and checks its versions.
-    // (The first hit loads the script: warm it up before counting.)
+    // One round trip per hit: a transaction reading the entry and the versions its header
+    // lists (the store knows them: it stored the entry), or the script when it does not.
+    // (Warm up first: a first script call also loads the script.)
     runtime.block_on(async { cache.get::<Arc<Song>>("song:0").await.expect("a hit") });
     server.reset_stats();
     runtime.block_on(async {
@@ -69,9 +87,14 @@ fn redis_hit(c: &mut Criterion) {
             );
         }
     });
-    let calls = server.command_count("evalsha") + server.command_count("eval");
-    assert_eq!(calls, 100, "one script call per hit");
-    eprintln!("redis hit: {calls} round trips for 100 hits");
+    let scripts = server.command_count("evalsha") + server.command_count("eval");
+    let transactions = server.command_count("exec");
+    assert_eq!(scripts + transactions, 100, "one round trip per hit");
+    assert_eq!(server.command_count("multi"), transactions);
+    eprintln!(
+        "redis hit: {} round trips for 100 hits ({transactions} transactions, {scripts} scripts)",
+        scripts + transactions
+    );
 
     let mut group = c.benchmark_group("redis_hit");
     group.bench_function("querycache Redis store get", |b| {
@@ -99,7 +122,28 @@ fn redis_hit(c: &mut Criterion) {
             }
         });
     });
+    group.bench_function("cached AsyncRedisCache get (peer)", |b| {
+        let mut reader = Reader::new();
+        b.to_async(&runtime).iter(|| {
+            let id = reader.next_id();
+            let peer = &peer;
+            async move {
+                let song = peer.cache_get(&id).await.expect("GET").expect("a hit");
+                black_box(Arc::new(song))
+            }
+        });
+    });
     group.finish();
+
+    // Where the server's time goes: a hit's transaction (EXEC, with the commands it ran) or
+    // script (EVALSHA), against a GET (whose figure also counts the GETs inside them).
+    let info: String = server.query(redis::cmd("INFO").arg("commandstats"));
+    for (name, stats) in info.lines().filter_map(|line| line.split_once(':')) {
+        if ["cmdstat_exec", "cmdstat_evalsha", "cmdstat_get"].contains(&name) {
+            let per_call = stats.split(',').find(|f| f.starts_with("usec_per_call="));
+            eprintln!("redis hit: server time, {name} {}", per_call.unwrap_or("?"));
+        }
+    }
 }
 
 criterion_group!(benches, redis_hit);

@@ -110,9 +110,10 @@ fn own_runtime() -> &'static Runtime {
     })
 }
 
-/// The handle of querycache's own runtime: background tasks (Redis connections, the
-/// invalidation subscriber, the breaker's probe) run there, independent of the runtimes
-/// their callers are on.
+/// The handle of querycache's own runtime: background tasks (the invalidation subscriber,
+/// the breaker's probe, a cluster's connection, the single server's shared connection) run
+/// there, independent of the runtimes their callers are on. (A runtime that uses a single
+/// server gets a connection of its own, driven by itself: `store::redis::conns`.)
 #[cfg(feature = "redis")]
 pub(crate) fn io_handle() -> Handle {
     own_runtime().handle().clone()

@@ -10,13 +10,19 @@
 //! stale-while-revalidate and fail-safe windows); its header's timing line says when the TTL
 //! passes, so a read can tell a fresh entry from a stale one.
 //!
+//! On a single server each tokio runtime that uses the store talks to it through a
+//! connection of its own, driven by that runtime, so that a command costs no hop to another
+//! thread ([`conns`]).
+//!
 //! Every operation that must be atomic is a Lua script (EVALSHA, loaded on first use):
 //!
 //! * **snapshot**: reads the versions of an entry's tags, creating a fresh token for any
 //!   that is missing (never a counter: a lost version comes back as a token no entry has);
 //! * **get**: reads the entry, compares the snapshot in its header with the current
 //!   versions, and returns it only if they all match — one round trip for a hit; an
-//!   outdated entry is unlinked on the spot;
+//!   outdated entry is unlinked on the spot. When the store already knows which version
+//!   keys the entry records, a hit skips the script: one `MULTI`/`EXEC` transaction reads
+//!   the entry and those versions, and the store compares them ([`hints`]);
 //! * **put**: stores the entry only if its snapshot is still current (a value computed while
 //!   a write committed is never parked);
 //! * **bump**: gives each existing tag a fresh token (invalidation in O(tags)).
@@ -64,30 +70,34 @@ use super::PutOutcome;
 use crate::codec;
 use crate::{Error, Tag};
 
+mod conns;
+mod hints;
+
 /// Shared Lua: is an entry's snapshot current? 1 yes, 0 no, 2 not a payload we can read.
+///
+/// Written for the hit path's cost on the server: one anchored match for the fixed lines,
+/// plain finds for the versions, and only the substrings a version check needs (its key
+/// and token) made into Lua strings.
 const CURRENT_FN: &str = r"
+local find, sub, match = string.find, string.sub, string.match
 local function current(v)
-  if string.sub(v, 1, 4) ~= 'QC1\n' then return 2 end
-  local pos = 5
-  local function line()
-    local nl = string.find(v, '\n', pos, true)
-    if not nl then return nil end
-    local s = string.sub(v, pos, nl - 1)
-    pos = nl + 1
-    return s
-  end
-  local flags = tonumber(line())
-  local created = line()
-  if not flags or not created then return 2 end
+  local flags, pos = match(v, '^QC1\n(%d+)\n%d+\n()')
+  if not flags then return 2 end
   -- flag 2: a timing line follows the creation time
-  if math.floor(flags / 2) % 2 == 1 and not line() then return 2 end
-  local n = tonumber(line())
+  if tonumber(flags) % 4 >= 2 then
+    pos = find(v, '\n', pos, true)
+    if not pos then return 2 end
+    pos = pos + 1
+  end
+  local n
+  n, pos = match(v, '^(%d+)\n()', pos)
   if not n then return 2 end
-  for i = 1, n do
-    local key = line()
-    local token = line()
-    if not key or not token then return 2 end
-    if redis.call('GET', key) ~= token then return 0 end
+  for _ = 1, tonumber(n) do
+    local nl = find(v, '\n', pos, true)
+    local nl2 = nl and find(v, '\n', nl + 1, true)
+    if not nl2 then return 2 end
+    if redis.call('GET', sub(v, pos, nl - 1)) ~= sub(v, nl + 1, nl2 - 1) then return 0 end
+    pos = nl2 + 1
   end
   return 1
 end
@@ -186,10 +196,8 @@ impl RedisSnapshot {
 // do not matter.
 #[allow(clippy::large_enum_variant)]
 enum Backend {
-    Single {
-        client: redis::Client,
-        conn: OnceCell<ConnectionManager>,
-    },
+    /// One connection per runtime that uses the store (see [`conns`]).
+    Single(conns::Connections),
     Cluster {
         /// Boxed: much larger than the single server's client, and built once.
         client: Box<ClusterClient>,
@@ -244,6 +252,8 @@ pub(crate) struct RedisStore {
     timeout: Duration,
     compress_above: Option<usize>,
     version_ttl_ms: u64,
+    /// The version keys of recently stored or read entries (single server).
+    hints: hints::Hints,
     get: redis::Script,
     put: redis::Script,
     snapshot: redis::Script,
@@ -293,10 +303,16 @@ impl RedisStore {
                 conn: OnceCell::new(),
             }
         } else {
-            Backend::Single {
-                client: redis::Client::open(url).map_err(bad_url)?,
-                conn: OnceCell::new(),
-            }
+            // The store bounds every operation by `timeout` itself (and tells a timeout
+            // from an error that way); these only stop a dead connection from hanging.
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout * 2))
+                .set_response_timeout(Some(timeout * 2))
+                .set_number_of_retries(1);
+            Backend::Single(conns::Connections::new(
+                redis::Client::open(url).map_err(bad_url)?,
+                config,
+            ))
         };
         let max_ttl_ms = u64::try_from(max_ttl.as_millis()).unwrap_or(u64::MAX / 2);
         Ok(RedisStore {
@@ -305,6 +321,7 @@ impl RedisStore {
             timeout,
             compress_above,
             version_ttl_ms: max_ttl_ms.saturating_add(3_600_000),
+            hints: hints::Hints::new(),
             get: redis::Script::new(&format!("{CURRENT_FN}{GET_BODY}")),
             put: redis::Script::new(&format!("{CURRENT_FN}{PUT_BODY}")),
             snapshot: redis::Script::new(SNAPSHOT),
@@ -315,21 +332,12 @@ impl RedisStore {
 
     async fn conn(&self) -> Result<Conn, String> {
         match &self.backend {
-            Backend::Single { client, conn } => {
-                let conn = conn
-                    .get_or_try_init(|| {
-                        // The store bounds every operation by `timeout` itself (and tells a
-                        // timeout from an error that way); these only stop a dead connection
-                        // from hanging.
-                        let config = ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(self.timeout * 2))
-                            .set_response_timeout(Some(self.timeout * 2))
-                            .set_number_of_retries(1);
-                        on_io_runtime(ConnectionManager::new_with_config(client.clone(), config))
-                    })
+            Backend::Single(conns) => {
+                let conn = conns
+                    .get()
                     .await
                     .map_err(|e| format!("connecting to Redis: {e}"))?;
-                Ok(Conn::Single(conn.clone()))
+                Ok(Conn::Single(conn))
             }
             Backend::Cluster { client, conn, .. } => {
                 let conn = conn
@@ -423,19 +431,31 @@ impl RedisStore {
         })
     }
 
-    /// The entry under `key`, validated against its tags' current versions: by a script on
-    /// the server (one round trip), or on a cluster by the store (two, see the module docs).
+    /// The entry under `key`, validated against its tags' current versions: on a single
+    /// server by one transaction when the entry's version keys are known ([`hints`]), else
+    /// (or when the transaction cannot decide) by the script — one round trip for a hit
+    /// either way; on a cluster by the store (two, see the module docs).
     pub(crate) async fn lookup(&self, key: &str) -> Result<RawLookup, String> {
         let entry = self.entry_key(key);
         match self.conn().await? {
             Conn::Single(mut conn) => {
+                if let Some(hint) = self.hints.get(key) {
+                    match hints::lookup(&mut conn, &entry, &hint).await? {
+                        hints::Hinted::Decided(found) => return Ok(found),
+                        hints::Hinted::AskScript => {}
+                    }
+                }
                 let reply: Option<Vec<redis::Value>> = self
                     .get
                     .key(entry)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(parse_lookup(reply))
+                let found = parse_lookup(reply);
+                if let RawLookup::Hit(bytes, _) = &found {
+                    self.hints.learn_from(key, bytes);
+                }
+                Ok(found)
             }
             Conn::Cluster(mut conn) => {
                 let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
@@ -497,6 +517,10 @@ impl RedisStore {
                     .invoke_async(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
+                if stored == 1 {
+                    let version_keys = snapshot.versions.iter().map(|(k, _)| k.as_str());
+                    self.hints.learn(key, version_keys);
+                }
                 stored == 1
             }
             Conn::Cluster(mut conn) => {
@@ -617,7 +641,7 @@ impl RedisStore {
     /// the cluster.
     pub(crate) fn pubsub_clients(&self) -> Vec<redis::Client> {
         match &self.backend {
-            Backend::Single { client, .. } => vec![client.clone()],
+            Backend::Single(conns) => vec![conns.client().clone()],
             Backend::Cluster { nodes, .. } => nodes.clone(),
         }
     }
@@ -934,8 +958,7 @@ pub(crate) fn redact(url: &str) -> String {
 
 /// Makes a connection on querycache's I/O runtime, so that the tasks that drive it live
 /// there: they keep running whatever runtime the caller is on, or when that runtime ends
-/// (a test's), or when its only thread is blocked by a synchronous caller waiting for this
-/// very connection (Diesel on a current-thread runtime).
+/// (a test's). A cluster's connection, and the single server's shared one (see [`conns`]).
 async fn on_io_runtime<T: Send + 'static>(
     connect: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
 ) -> redis::RedisResult<T> {

@@ -78,15 +78,89 @@ async fn a_hit_costs_one_round_trip() {
     cache
         .get_or_compute("song:7", options.clone(), || async { "seven".to_string() })
         .await;
-    // Warm: the script is loaded.
-    assert!(cache.get::<String>("song:7").await.is_some());
     server.reset_stats();
+    // The instance that stored the entry knows its version keys: each hit is one
+    // transaction reading the entry and those versions (MULTI GET MGET PTTL EXEC).
     for _ in 0..10 {
         assert!(cache.get::<String>("song:7").await.is_some());
     }
-    assert_eq!(server.command_count("evalsha"), 10, "one EVALSHA per hit");
+    assert_eq!(server.command_count("exec"), 10, "one transaction per hit");
+    assert_eq!(server.command_count("multi"), 10);
+    assert_eq!(server.command_count("mget"), 10, "inside the transactions");
+    assert_eq!(server.command_count("evalsha"), 0);
     assert_eq!(server.command_count("eval"), 0);
-    assert_eq!(server.command_count("mget"), 0);
+    assert_eq!(cache.stats().errors, 0);
+
+    // Another instance does not know them yet: its first hit is one script call (after
+    // the script's first load), the next ones transactions.
+    let other = cache_on(&server);
+    assert!(other.get::<String>("song:7").await.is_some());
+    server.reset_stats();
+    for _ in 0..10 {
+        assert!(other.get::<String>("song:7").await.is_some());
+    }
+    assert_eq!(server.command_count("exec"), 10);
+    assert_eq!(server.command_count("evalsha"), 0);
+    let third = cache_on(&server);
+    server.reset_stats();
+    assert!(third.get::<String>("song:7").await.is_some());
+    assert_eq!(
+        server.command_count("evalsha") + server.command_count("exec"),
+        1,
+        "a first hit: one script call"
+    );
+    assert_eq!(other.stats().errors + third.stats().errors, 0);
+}
+
+#[tokio::test]
+async fn an_entry_stored_by_another_instance_under_other_tags_is_still_checked() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (cache_on(&server), cache_on(&server));
+    a.set("k", 1_u32, EntryOptions::new().tag(Tag::model("songs")))
+        .await
+        .unwrap();
+    // B replaces the entry with one that depends on another table: A's idea of the entry's
+    // version keys is now wrong.
+    b.set("k", 2_u32, EntryOptions::new().tag(Tag::model("users")))
+        .await
+        .unwrap();
+    assert_eq!(a.get::<u32>("k").await.as_deref(), Some(&2));
+    b.invalidate_tags([Tag::model("users")]).await;
+    assert!(a.get::<u32>("k").await.is_none(), "its real tag moved");
+    a.set("k", 3_u32, EntryOptions::new().tag(Tag::model("songs")))
+        .await
+        .unwrap();
+    a.invalidate_tags([Tag::model("users")]).await;
+    assert_eq!(
+        b.get::<u32>("k").await.as_deref(),
+        Some(&3),
+        "a tag the entry does not record moved"
+    );
+    assert_eq!(a.stats().errors + b.stats().errors, 0);
+}
+
+#[tokio::test]
+async fn an_outdated_entry_read_by_the_transaction_is_unlinked() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    cache
+        .set("k", 1_u32, EntryOptions::new().tag(Tag::model("songs")))
+        .await
+        .unwrap();
+    assert!(cache.get::<u32>("k").await.is_some());
+    // Bumped behind this instance's back (another instance, no message needed: the
+    // versions live in Redis).
+    let other = cache_on(&server);
+    other.invalidate_tags([Tag::model("songs")]).await;
+    assert!(cache.get::<u32>("k").await.is_none());
+    assert!(
+        raw(&server, redis::cmd("GET").arg("qctest:e:k")).is_none(),
+        "unlinked on the spot"
+    );
     assert_eq!(cache.stats().errors, 0);
 }
 

@@ -1,0 +1,209 @@
+//! The single server's connections: one per tokio runtime that uses the store, driven by
+//! that runtime.
+//!
+//! A redis-rs connection is a task (its driver) that owns the socket. A command awaited on
+//! another thread than its driver's pays two thread wake-ups on top of the round trip — the
+//! request handed over to the driver, the reply handed back — and on a loaded two-core
+//! machine those cost more than the round trip itself (`benches/redis_hit.rs`: a `GET`
+//! through a connection driven by another thread measured about twice the floor). So each
+//! runtime gets a connection of its own, made the first time one of its tasks needs one:
+//! a command is written, and its reply read, by the runtime that awaits it.
+//!
+//! A runtime's connection dies with the runtime (its driver is one of the runtime's tasks).
+//! A sentinel task parked on the runtime flags it when the runtime drops its tasks, and a
+//! dead runtime's connection is forgotten. At most [`MAX_RUNTIMES`] runtimes at a time have
+//! a connection of their own; code outside any tokio runtime, and runtimes beyond that, share
+//! one connection driven by querycache's I/O runtime, which outlives them all.
+//!
+//! Synchronous callers are safe (see `crate::blocking`): on a multi-thread runtime they wait
+//! in `block_in_place`, which hands the runtime's other tasks (the driver among them) to
+//! another thread; on a current-thread runtime their operations run on the I/O runtime, and
+//! so use its connection; outside any runtime they run inside the I/O runtime's context, with
+//! the same effect. What is not supported is blocking a runtime's thread on a cache future by
+//! other means (`futures::executor::block_on` inside a task, which tokio forbids for any of
+//! its I/O): the driver would wait for the very thread that waits for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::RwLock;
+use redis::RedisResult;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::runtime::{Handle, Id};
+use tokio::sync::OnceCell;
+
+/// How many runtimes may have a connection of their own at once.
+pub(super) const MAX_RUNTIMES: usize = 16;
+
+/// The connections of a single-server store. See the module docs.
+pub(super) struct Connections {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Driven by querycache's I/O runtime: for callers outside any tokio runtime, and
+    /// runtimes past [`MAX_RUNTIMES`].
+    shared: OnceCell<ConnectionManager>,
+    /// One per runtime, made on first use by one of its tasks.
+    per_runtime: RwLock<Vec<RuntimeConn>>,
+}
+
+/// A runtime's connection (made once, on first use), and whether the runtime still runs.
+struct RuntimeConn {
+    runtime: Id,
+    conn: Arc<OnceCell<ConnectionManager>>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Clears its flag when dropped. Parked forever on a runtime, it is dropped with the
+/// runtime's tasks when the runtime shuts down.
+struct Sentinel(Arc<AtomicBool>);
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Connections {
+    /// Connections to `client`'s server, each made with `config`, none made yet.
+    pub(super) fn new(client: redis::Client, config: ConnectionManagerConfig) -> Self {
+        Connections {
+            client,
+            config,
+            shared: OnceCell::new(),
+            per_runtime: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The client the connections are made from.
+    pub(super) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The connection for the calling task: its runtime's (made now if it has none yet), or
+    /// the shared one.
+    pub(super) async fn get(&self) -> RedisResult<ConnectionManager> {
+        let connect =
+            || ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
+        match Handle::try_current()
+            .ok()
+            .and_then(|h| self.runtime_cell(&h))
+        {
+            // Awaited here, on the caller's runtime: the driver is spawned there.
+            Some(cell) => cell.get_or_try_init(connect).await.cloned(),
+            None => self
+                .shared
+                .get_or_try_init(|| super::on_io_runtime(connect()))
+                .await
+                .cloned(),
+        }
+    }
+
+    /// How many runtimes have a connection of their own, or are about to (for tests).
+    #[cfg(test)]
+    pub(super) fn runtimes(&self) -> usize {
+        self.per_runtime
+            .read()
+            .iter()
+            .filter(|c| c.alive.load(Ordering::Acquire))
+            .count()
+    }
+
+    /// The cell of `runtime`'s connection: found, or added (forgetting dead runtimes first);
+    /// `None` when [`MAX_RUNTIMES`] live runtimes already have one.
+    fn runtime_cell(&self, runtime: &Handle) -> Option<Arc<OnceCell<ConnectionManager>>> {
+        let id = runtime.id();
+        let find = |all: &[RuntimeConn]| {
+            all.iter()
+                .find(|c| c.runtime == id)
+                .map(|c| Arc::clone(&c.conn))
+        };
+        if let Some(cell) = find(&self.per_runtime.read()) {
+            return Some(cell);
+        }
+        let mut all = self.per_runtime.write();
+        if let Some(cell) = find(&all) {
+            return Some(cell);
+        }
+        all.retain(|c| c.alive.load(Ordering::Acquire));
+        if all.len() >= MAX_RUNTIMES {
+            return None;
+        }
+        let alive = Arc::new(AtomicBool::new(true));
+        let sentinel = Sentinel(Arc::clone(&alive));
+        drop(runtime.spawn(async move {
+            let _sentinel = sentinel;
+            std::future::pending::<()>().await;
+        }));
+        let cell = Arc::new(OnceCell::new());
+        all.push(RuntimeConn {
+            runtime: id,
+            conn: Arc::clone(&cell),
+            alive,
+        });
+        Some(cell)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connections() -> Connections {
+        let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
+        Connections::new(client, ConnectionManagerConfig::new())
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn one_cell_per_runtime_forgotten_when_the_runtime_ends() {
+        let conns = connections();
+        let first = runtime();
+        let a = first.block_on(async { conns.runtime_cell(&Handle::current()) });
+        let again = first.block_on(async { conns.runtime_cell(&Handle::current()) });
+        assert!(
+            Arc::ptr_eq(&a.unwrap(), &again.unwrap()),
+            "the same runtime, the same cell"
+        );
+        let second = runtime();
+        let b = second.block_on(async { conns.runtime_cell(&Handle::current()) });
+        assert!(b.is_some());
+        assert_eq!(conns.runtimes(), 2);
+        drop(first);
+        assert_eq!(
+            conns.runtimes(),
+            1,
+            "a dropped runtime's connection is dead"
+        );
+    }
+
+    #[test]
+    fn runtimes_past_the_limit_share_the_io_runtimes_connection() {
+        let conns = connections();
+        let runtimes: Vec<_> = (0..MAX_RUNTIMES).map(|_| runtime()).collect();
+        for rt in &runtimes {
+            assert!(
+                rt.block_on(async { conns.runtime_cell(&Handle::current()) })
+                    .is_some()
+            );
+        }
+        let extra = runtime();
+        assert!(
+            extra
+                .block_on(async { conns.runtime_cell(&Handle::current()) })
+                .is_none()
+        );
+        drop(runtimes);
+        assert!(
+            extra
+                .block_on(async { conns.runtime_cell(&Handle::current()) })
+                .is_some(),
+            "room again once the others are gone"
+        );
+    }
+}

@@ -75,6 +75,7 @@ mod on_postgres {
     mod sea_orm_writes;
     mod transactions;
 }
+mod hostile;
 #[cfg(feature = "axum")]
 mod http_admin;
 #[cfg(feature = "axum")]

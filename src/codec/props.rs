@@ -40,8 +40,10 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// Everything `frame` takes.
-fn entry() -> impl Strategy<Value = (Vec<u8>, Vec<(String, String)>, Stamps, Option<usize>)> {
+/// Everything `frame` takes: body, snapshot, stamps, compression threshold.
+type Entry = (Vec<u8>, Vec<(String, String)>, Stamps, Option<usize>);
+
+fn entry() -> impl Strategy<Value = Entry> {
     (
         body(),
         versions(),

@@ -524,9 +524,18 @@ mod tests {
         let nan_key = std::collections::BTreeMap::from([(Key(f64::NAN), 1)]);
         assert!(write(&mut Vec::new(), &nan_key).is_err());
 
-        #[derive(PartialEq, PartialOrd)]
         struct Key(f64);
+        impl PartialEq for Key {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other).is_eq()
+            }
+        }
         impl Eq for Key {}
+        impl PartialOrd for Key {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
         impl Ord for Key {
             fn cmp(&self, other: &Self) -> std::cmp::Ordering {
                 self.0.total_cmp(&other.0)

@@ -177,10 +177,7 @@ pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
         raw_body,
     } = header(bytes)?;
     let body = if flags & FLAG_COMPRESSED != 0 {
-        Cow::Owned(
-            lz4_flex::decompress_size_prepended(raw_body)
-                .map_err(|e| DecodeError::Decompress(e.to_string()))?,
-        )
+        Cow::Owned(decompress(raw_body)?)
     } else {
         Cow::Borrowed(raw_body)
     };
@@ -189,6 +186,34 @@ pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
         versions,
         body,
     })
+}
+
+/// The most bytes one byte of an lz4 block can expand to: a match's length grows by 255
+/// per extension byte, so no block decompresses to more than 255 times its size.
+const LZ4_MAX_RATIO: usize = 255;
+
+/// Decompresses an lz4 block whose first four bytes are its size (little endian).
+///
+/// The size is checked before anything is allocated: lz4_flex allocates (and zeroes) as
+/// many bytes as the size claims, so a garbage payload claiming 4 GiB would otherwise ask
+/// for 4 GiB — and an allocation failure aborts the process rather than erring.
+fn decompress(raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let claimed = match raw {
+        [a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]) as usize,
+        _ => {
+            return Err(DecodeError::Decompress(
+                "no size before the lz4 block".into(),
+            ));
+        }
+    };
+    let possible = (raw.len() - 4).saturating_mul(LZ4_MAX_RATIO);
+    if claimed > possible {
+        return Err(DecodeError::Decompress(format!(
+            "the block claims {claimed} bytes, more than {} compressed bytes can hold",
+            raw.len() - 4
+        )));
+    }
+    lz4_flex::decompress_size_prepended(raw).map_err(|e| DecodeError::Decompress(e.to_string()))
 }
 
 struct Lines<'a> {
@@ -217,6 +242,9 @@ impl<'a> Lines<'a> {
             .map_err(|_| DecodeError::Header(what))
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! Cache keys: the [`Key`] newtype and the default key of a cached function.
 //!
 //! A cached function's default key is its path (`module::path::fn_name`) followed by a
-//! 128-bit xxh3 hash of its arguments serialized as JSON. The hash is stable across
+//! 128-bit xxh3 hash of its arguments serialized as JSON (made injective where serde_json
+//! is not: see `json`). The hash is stable across
 //! processes, machines and releases of this crate (xxh3 is a fixed algorithm, JSON a fixed
 //! encoding), which is what lets several app instances share entries through Redis.
 
@@ -12,6 +13,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::Error;
+
+mod json;
+#[cfg(test)]
+mod props;
 
 /// The longest key accepted, in bytes. Keys are kept in memory and sent to Redis with
 /// every command; anything longer is a mistake (hash the long part instead).
@@ -46,8 +51,16 @@ impl Key {
     /// value `()`, otherwise `path:<32 hex digits>` where the digits are the xxh3-128 hash
     /// of `args` serialized as JSON.
     ///
-    /// Distinct argument values give distinct JSON and so, but for a 2⁻¹²⁸ chance, distinct
-    /// keys.
+    /// Distinct argument values give distinct text and so, but for a 2⁻¹²⁸ chance, distinct
+    /// keys. The text is serde_json's, except where serde_json writes one `null` for
+    /// distinct values: NaN, +∞ and −∞ are written `NaN`, `Infinity`, `-Infinity`, and a
+    /// `Some` around a `None` or `()` as `?null`, so `f(None)`, `f(Some(f64::NAN))` and
+    /// `f(Some(None))` do not share an entry. Two arguments that serialize alike are one
+    /// value as far as the key goes (`#[serde(skip)]` fields, untagged enums).
+    ///
+    /// A `HashMap` or `HashSet` argument serializes in its iteration order, which differs
+    /// between two equal sets: equal arguments may then get different keys (misses, never a
+    /// wrong answer). Use `BTreeMap`/`BTreeSet`, or a sorted `Vec`, in cached arguments.
     ///
     /// ```
     /// use querycache::Key;
@@ -136,14 +149,15 @@ pub(crate) fn key_id(key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(key.as_bytes(), *SEED)
 }
 
-/// Serializes `args` into `buf` and hashes them; `None` for the unit value.
+/// Serializes `args` into `buf` (serde_json's text, made injective: see [`json`]) and
+/// hashes them; `None` for the unit value.
 fn hash_args<A: Serialize + ?Sized>(
     path: &str,
     args: &A,
     buf: &mut Vec<u8>,
 ) -> Result<Option<u128>, Error> {
     buf.clear();
-    serde_json::to_writer(&mut *buf, args).map_err(|source| Error::Encode {
+    json::write(buf, args).map_err(|source| Error::Encode {
         key: path.to_owned(),
         source,
     })?;

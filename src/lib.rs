@@ -126,6 +126,8 @@ mod options;
 pub mod orm;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+#[cfg(test)]
+mod proptest_config;
 mod stats;
 mod store;
 pub mod tags;

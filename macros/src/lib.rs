@@ -106,7 +106,10 @@ use attr::{Args, Flavor, Options};
 /// * **`key = "songs:popular:limit:{limit}"`**: the key, instead of the default one. Same
 ///   placeholders as `tags`. Useful to read the entry elsewhere with
 ///   `cache.get::<T>("songs:popular:limit:10")`, or to share it between functions. The
-///   template must tell apart every call whose result differs.
+///   template must tell apart every call whose result differs: with two placeholders, a
+///   value containing the separator between them is ambiguous (`"{a}:{b}"` is one key for
+///   `a = "x:y", b = "z"` and `a = "x", b = "y:z"`). A key that comes out invalid (a
+///   control character in a value, longer than 4096 bytes) runs the call uncached.
 ///
 /// * **`namespace = "songs"`**: the namespace of the entries (statistics, per-namespace
 ///   TTLs, `Cache::invalidate_namespace`). A non-empty string without whitespace. Default:

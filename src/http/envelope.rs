@@ -179,8 +179,24 @@ impl IntoResponse for ApiError {
 }
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    /// 413 `payload_too_large` for a body over the limit (axum's `DefaultBodyLimit`, 2 MiB
+    /// unless the app says otherwise), 415 `unsupported_media_type` without
+    /// `Content-Type: application/json`, 400 `invalid_body` for anything else (not JSON, or
+    /// not of the expected shape).
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        Self::invalid_body(rejection.body_text())
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                rejection.body_text(),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                rejection.body_text(),
+            ),
+            _ => Self::invalid_body(rejection.body_text()),
+        }
     }
 }
 

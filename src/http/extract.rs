@@ -7,9 +7,11 @@ use serde::de::DeserializeOwned;
 
 use super::envelope::ApiError;
 
-/// Like [`axum::Json`], but a body that is missing, not JSON, of the wrong shape, or sent
-/// without `Content-Type: application/json` is answered with 400 `invalid_body` in the
-/// JSON envelope. The message is axum's, which names the field at fault.
+/// Like [`axum::Json`], but a body that is missing, not JSON, or of the wrong shape is
+/// answered with 400 `invalid_body` in the JSON envelope; one sent without
+/// `Content-Type: application/json` with 415 `unsupported_media_type`, and one over the
+/// body limit (axum's `DefaultBodyLimit`) with 413 `payload_too_large`. The message is
+/// axum's, which names the field at fault.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

@@ -744,26 +744,43 @@ impl RedisStore {
     /// first (a computation that began before cannot store after), then SCAN (never KEYS)
     /// and UNLINK in batches (what was stored before is found by the scan); on a cluster, on
     /// every master.
+    ///
+    /// The pattern is glob's (as the memory store matches it), not Redis': `MATCH` differs
+    /// (`[^a]` negates where glob writes `[!a]`, `\` escapes, `?` is one byte, not one
+    /// character). So SCAN matches only the pattern's literal prefix, and each key found is
+    /// matched here, by glob's rules, before it is unlinked.
     pub(crate) async fn remove_pattern(&self, pattern: &str) -> Result<usize, String> {
+        let glob = glob::Pattern::new(pattern)
+            .map_err(|e| format!("invalid key pattern {pattern:?}: {}", e.msg))?;
         self.mark_removal().await?;
-        let matcher = format!("{}:e:{pattern}", escape_glob(&self.prefix));
-        self.unlink_scan(&matcher).await
+        let entries = format!("{}:e:", self.prefix);
+        let matcher = format!(
+            "{}*",
+            escape_glob(&format!("{entries}{}", literal_prefix(pattern)))
+        );
+        let matches = |key: &str| key.strip_prefix(&entries).is_some_and(|k| glob.matches(k));
+        self.unlink_scan(&matcher, Some(&matches)).await
     }
 
     /// Removes every entry and every tag version under the prefix.
     pub(crate) async fn clear_all(&self) -> Result<usize, String> {
         let matcher = format!("{}:*", escape_glob(&self.prefix));
-        self.unlink_scan(&matcher).await
+        self.unlink_scan(&matcher, None).await
     }
 
-    async fn unlink_scan(&self, matcher: &str) -> Result<usize, String> {
+    /// UNLINKs the keys SCAN finds with `matcher` (and that `keep`, when given, accepts).
+    async fn unlink_scan(
+        &self,
+        matcher: &str,
+        keep: Option<KeyFilter<'_>>,
+    ) -> Result<usize, String> {
         match self.conn().await? {
-            Conn::Single(conn) => unlink_scan_on(Conn::Single(conn), None, matcher).await,
+            Conn::Single(conn) => unlink_scan_on(Conn::Single(conn), None, matcher, keep).await,
             Conn::Cluster(mut conn) => {
                 // SCAN answers for one node only: scan every master, in parallel.
                 let masters = cluster_masters(&mut conn).await?;
                 let counts = try_join_all(masters.into_iter().map(|master| {
-                    unlink_scan_on(Conn::Cluster(conn.clone()), Some(master), matcher)
+                    unlink_scan_on(Conn::Cluster(conn.clone()), Some(master), matcher, keep)
                 }))
                 .await?;
                 Ok(counts.into_iter().sum())
@@ -772,12 +789,24 @@ impl RedisStore {
     }
 }
 
-/// SCAN (on `node` of a cluster, or the single server) and UNLINK the matches, batch by
-/// batch. On a cluster the client splits each UNLINK by slot.
+/// Which of the keys SCAN found are to go.
+type KeyFilter<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// The part of a glob before its first wildcard (`*`, `?`, `[`): every key the glob
+/// matches starts with it.
+fn literal_prefix(pattern: &str) -> &str {
+    pattern
+        .find(['*', '?', '['])
+        .map_or(pattern, |at| &pattern[..at])
+}
+
+/// SCAN (on `node` of a cluster, or the single server) and UNLINK the matches that `keep`
+/// accepts, batch by batch. On a cluster the client splits each UNLINK by slot.
 async fn unlink_scan_on(
     mut conn: Conn,
     node: Option<(String, u16)>,
     matcher: &str,
+    keep: Option<KeyFilter<'_>>,
 ) -> Result<usize, String> {
     const BATCH: usize = 500;
     let mut cursor: u64 = 0;
@@ -805,6 +834,10 @@ async fn unlink_scan_on(
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| e.to_string())?,
+        };
+        let keys: Vec<String> = match keep {
+            Some(keep) => keys.into_iter().filter(|key| keep(key)).collect(),
+            None => keys,
         };
         if !keys.is_empty() {
             let n: usize = conn.unlink(&keys).await.map_err(|e| e.to_string())?;
@@ -975,6 +1008,17 @@ async fn on_io_runtime<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patterns_literal_prefix_ends_at_its_first_wildcard() {
+        assert_eq!(literal_prefix("user:*"), "user:");
+        assert_eq!(literal_prefix("user:[!1]:x"), "user:");
+        assert_eq!(literal_prefix("a?b"), "a");
+        assert_eq!(literal_prefix("*x"), "");
+        assert_eq!(literal_prefix("plain\\key"), "plain\\key");
+        // Escaped for SCAN's MATCH, the prefix matches itself literally.
+        assert_eq!(escape_glob("a\\b]c"), "a\\\\b\\]c");
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -76,6 +76,7 @@ mod on_postgres {
     mod transactions;
 }
 mod consistency;
+mod hostile;
 #[cfg(feature = "axum")]
 mod http_admin;
 #[cfg(feature = "axum")]

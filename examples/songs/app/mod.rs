@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use querycache::Cache;
 use querycache::http::{
@@ -246,7 +248,9 @@ impl App {
             )
             .route("/metrics", prometheus_route(cache.clone()))
             .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed))
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn(refuse_oversized)))
     }
 
     /// Serves the app on `listener` until `shutdown` resolves, then lets in-flight
@@ -260,6 +264,34 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(AppError::Serve)
+    }
+}
+
+/// The largest request body read (axum's default, said out loud): a larger one is
+/// answered 413 — at once when `Content-Length` announces it, otherwise as soon as the
+/// limit is crossed.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Answers 413 to a request whose `Content-Length` exceeds [`MAX_BODY_BYTES`] without
+/// waiting for the body: the JSON extractor would otherwise wait for it (a client that
+/// announces 10 MB and sends nothing holds the connection) only to refuse it.
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match announced {
+        Some(len) if len > MAX_BODY_BYTES as u64 => ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is {len} bytes; the limit is {MAX_BODY_BYTES}"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
     }
 }
 

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
@@ -128,21 +129,26 @@ where
     let tags = match settings.tags(&mut parts).await {
         Ok(tags) => tags,
         // A configuration error: said loudly (ApiError::internal logs it), on every request.
-        Err(message) => return ApiError::internal(message).into_response(),
+        Err(TagsError::Misconfigured(message)) => {
+            return ApiError::internal(message).into_response();
+        }
+        // The request's own path makes no tag (`/songs/%0A`, `/songs/%FF`, a segment longer
+        // than a tag may be): its handler judges it, uncached — typically a 400 from the
+        // path extractor. Logged quietly: any client can send such paths.
+        Err(TagsError::Unusable(reason)) => {
+            tracing::debug!(
+                reason,
+                path,
+                "cannot tag this request; answered without the cache"
+            );
+            return uncached(inner, parts, body, head).await;
+        }
     };
     let key = match settings.key(&parts) {
         Ok(key) => key,
         Err(error) => {
             tracing::warn!(%error, path, "cannot key this request; answered without the cache");
-            let mut response = inner
-                .call(Request::from_parts(parts, body))
-                .await
-                .into_response();
-            if head {
-                response = body::strip_for_head(response);
-            }
-            mark(&mut response, Source::Bypass);
-            return response;
+            return uncached(inner, parts, body, head).await;
         }
     };
     let mut options = EntryOptions::new()
@@ -219,6 +225,34 @@ where
             response
         }
     }
+}
+
+/// The handler's answer to a request the cache cannot take (no tag or key can be made of
+/// it), marked as a bypass.
+async fn uncached<S>(mut inner: S, parts: Parts, body: Body, head: bool) -> Response
+where
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    let mut response = inner
+        .call(Request::from_parts(parts, body))
+        .await
+        .into_response();
+    if head {
+        response = body::strip_for_head(response);
+    }
+    mark(&mut response, Source::Bypass);
+    response
+}
+
+/// Why a request's tags could not be made.
+enum TagsError {
+    /// The layer does not fit its route (a template names a parameter the route lacks):
+    /// every request fails alike, a 500 that the server's log explains.
+    Misconfigured(String),
+    /// This request's path parameters make no valid tag (invalid UTF-8 once decoded, a
+    /// control character, too long): the request's fault, not the route's.
+    Unusable(String),
 }
 
 /// What the handler needs to answer a request, shared by the request and its computation
@@ -356,7 +390,7 @@ impl Settings {
     /// # Errors
     /// What is misconfigured, when a template names a parameter the route does not have
     /// (or the layer is not on a route: `Router::route_layer`, not `Router::layer`).
-    async fn tags(&self, parts: &mut Parts) -> Result<Vec<Tag>, String> {
+    async fn tags(&self, parts: &mut Parts) -> Result<Vec<Tag>, TagsError> {
         let route = parts
             .extensions
             .get::<MatchedPath>()
@@ -367,11 +401,14 @@ impl Settings {
             Some(
                 RawPathParams::from_request_parts(parts, &())
                     .await
-                    .map_err(|rejection| {
-                        format!(
+                    .map_err(|rejection| match rejection {
+                        RawPathParamsRejection::InvalidUtf8InPathParam(invalid) => {
+                            TagsError::Unusable(invalid.body_text())
+                        }
+                        rejection => TagsError::Misconfigured(format!(
                             "CacheResponse: the tag templates need path parameters, but route {route} has none to give ({rejection}); \
                              add the layer with Router::route_layer on a route with `{{param}}` segments"
-                        )
+                        )),
                     })?,
             )
         } else {
@@ -393,7 +430,7 @@ impl Settings {
                         .iter()
                         .flat_map(|p| p.iter().map(|(n, _)| n))
                         .collect();
-                    return Err(format!(
+                    return Err(TagsError::Misconfigured(format!(
                         "CacheResponse: tag template {:?} names path parameter `{name}`, which route {route} does not have (it has: {})",
                         template.source(),
                         if known.is_empty() {
@@ -401,13 +438,13 @@ impl Settings {
                         } else {
                             known.join(", ")
                         },
-                    ));
+                    )));
                 }
                 Err(FillError::Invalid(error)) => {
-                    return Err(format!(
-                        "CacheResponse: tag template {:?} on route {route}: {error}",
+                    return Err(TagsError::Unusable(format!(
+                        "tag template {:?} on route {route}: {error}",
                         template.source()
-                    ));
+                    )));
                 }
             }
         }

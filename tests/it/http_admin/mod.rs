@@ -359,7 +359,7 @@ async fn http_admin_clear_rejects_bad_requests() {
     }
     for content_type in [None, Some("text/plain")] {
         let answer = clear_raw(&server, Some(TOKEN), content_type, r#"{"all": true}"#).await;
-        let message = answer.error(StatusCode::BAD_REQUEST, "invalid_body");
+        let message = answer.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
         assert!(message.contains("Content-Type"), "{message}");
     }
 

@@ -76,7 +76,7 @@ async fn users_create_get_and_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(no_content_type.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(no_content_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let missing = app.get("/api/v1/users/999999").await;
     assert_eq!(

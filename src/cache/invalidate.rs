@@ -63,8 +63,11 @@ impl Cache {
         self.inner.config.table_dependencies.expand(tags)
     }
 
-    /// Removes every key matching the glob `pattern` (`*`, `?`, `[abc]`; `user:*` matches
-    /// `user:1:songs`). Returns how many were removed.
+    /// Removes every key matching the glob `pattern` (`*`, `?`, `[abc]`, `[a-z]`, `[!abc]`;
+    /// `[*]` for a literal `*`; `user:*` matches `user:1:songs`). Returns how many were
+    /// removed. The rules are the [`glob`](https://docs.rs/glob) crate's on every store: on
+    /// Redis, SCAN finds the candidates and querycache matches them (Redis' own `MATCH`
+    /// reads `[^a]`, `\` and `?` differently).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

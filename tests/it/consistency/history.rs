@@ -15,7 +15,7 @@
 //! returns its value returns data that never existed. Counts are checked against the rows
 //! that certainly existed and the rows that possibly existed during the read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A row's value as the checker sees it: its title, or `None` for no row.
 pub type Value = Option<String>;
@@ -93,8 +93,13 @@ impl History {
     /// Every violation, described; `bound` is the cross-instance allowance in nanoseconds.
     pub fn violations(&self, bound: u64) -> Vec<String> {
         let mut found = Vec::new();
+        let index: HashMap<i32, RowIndex<'_>> = self
+            .writes
+            .iter()
+            .map(|(row, writes)| (*row, RowIndex::new(writes)))
+            .collect();
         for read in &self.reads {
-            if let Some(violation) = self.judge(read, bound) {
+            if let Some(violation) = self.judge(read, index.get(&read.row), bound) {
                 found.push(violation);
             }
         }
@@ -106,7 +111,7 @@ impl History {
         found
     }
 
-    fn judge(&self, read: &Read, bound: u64) -> Option<String> {
+    fn judge(&self, read: &Read, index: Option<&RowIndex<'_>>, bound: u64) -> Option<String> {
         if let Some(value) = &read.value
             && self.rolled_back.contains(value)
         {
@@ -115,8 +120,6 @@ impl History {
                 read.via, read.row
             ));
         }
-        let empty = Vec::new();
-        let writes = self.writes.get(&read.row).unwrap_or(&empty);
         // Every row starts absent (the seed rows' inserts are writes like any other).
         let absent = Write {
             value: None,
@@ -125,26 +128,23 @@ impl History {
             instance: read.instance,
             certain: true,
         };
-        let candidates = std::iter::once(&absent)
-            .chain(writes)
-            .filter(|w| w.value == read.value && w.start < read.end);
+        let empty = Vec::new();
+        let candidates = index
+            .and_then(|index| index.by_value.get(&read.value))
+            .unwrap_or(&empty)
+            .iter()
+            .copied()
+            .chain(read.value.is_none().then_some(&absent))
+            .filter(|w| w.start < read.end);
         let mut seen_any = false;
         for write in candidates {
             seen_any = true;
-            let superseded = writes.iter().any(|later| {
-                let allowance = if later.instance == read.instance {
-                    0
-                } else {
-                    bound
-                };
-                later.certain
-                    && later.start > write.end
-                    && later.end.saturating_add(allowance) < read.start
-            });
+            let superseded = index.is_some_and(|index| index.superseded(write, read, bound));
             if !superseded {
                 return None;
             }
         }
+        let writes = self.writes.get(&read.row).map_or(&[][..], Vec::as_slice);
         Some(if seen_any {
             format!(
                 "stale {} read of row {} (instance {}, {}..{} ns): {:?}, though a newer write had returned before it began; the row's writes: {}",
@@ -200,6 +200,54 @@ impl History {
                 "count on instance {} ({}..{} ns) returned {}, outside what the rows allow: {least}..={most}",
                 count.instance, count.start, count.end, count.value
             )
+        })
+    }
+}
+
+/// Instances a run may have.
+const INSTANCES: usize = 2;
+
+/// One row's writes, indexed for judging reads in logarithmic time: by value, and its
+/// certain writes by start with, from each one on, the earliest return per instance.
+struct RowIndex<'a> {
+    by_value: HashMap<&'a Value, Vec<&'a Write>>,
+    starts: Vec<u64>,
+    /// `earliest[i][k]`: the earliest end among certain writes `i..` through instance `k`.
+    earliest: Vec<[u64; INSTANCES]>,
+}
+
+impl<'a> RowIndex<'a> {
+    fn new(writes: &'a [Write]) -> Self {
+        let mut by_value: HashMap<&Value, Vec<&Write>> = HashMap::new();
+        for write in writes {
+            by_value.entry(&write.value).or_default().push(write);
+        }
+        let mut certain: Vec<&Write> = writes.iter().filter(|w| w.certain).collect();
+        certain.sort_by_key(|w| w.start);
+        let mut earliest = vec![[u64::MAX; INSTANCES]; certain.len()];
+        let mut running = [u64::MAX; INSTANCES];
+        for (i, write) in certain.iter().enumerate().rev() {
+            let k = write.instance.min(INSTANCES - 1);
+            running[k] = running[k].min(write.end);
+            earliest[i] = running;
+        }
+        RowIndex {
+            by_value,
+            starts: certain.iter().map(|w| w.start).collect(),
+            earliest,
+        }
+    }
+
+    /// Whether a certain write started after `write` returned and returned (plus the
+    /// cross-instance `bound` when another instance made it) before `read` began.
+    fn superseded(&self, write: &Write, read: &Read, bound: u64) -> bool {
+        let first = self.starts.partition_point(|&start| start <= write.end);
+        let Some(earliest) = self.earliest.get(first) else {
+            return false;
+        };
+        earliest.iter().enumerate().any(|(instance, &end)| {
+            let allowance = if instance == read.instance { 0 } else { bound };
+            end.saturating_add(allowance) < read.start
         })
     }
 }

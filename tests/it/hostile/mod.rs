@@ -16,17 +16,7 @@ mod raw_http;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod songs_app;
 
-use proptest::test_runner::Config;
-
-/// `default_cases` cases, or `PROPTEST_CASES` when it is set to a number.
-pub fn cases(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+// The library's own configuration, shared rather than copied.
+#[path = "../../../src/proptest_config.rs"]
+mod proptest_config;
+pub(crate) use proptest_config::cases;

@@ -32,6 +32,11 @@ pub struct Health {
     /// Tiered store: whether this instance hears other instances' invalidations. While it
     /// does not, the memory tier is bypassed. `None` for the other stores.
     pub invalidation_channel: Option<bool>,
+    /// Tiered store: how many times this instance has lost the invalidation channel since
+    /// it started (each loss drops the memory tier when the channel is back). A number that
+    /// keeps growing means the subscription connection is being cut. `0` for the other
+    /// stores.
+    pub invalidation_channel_losses: u64,
     /// Invalidations made during a Redis outage, waiting to be replayed to Redis.
     pub pending_invalidations: usize,
     /// The last Redis error since the store was last healthy, if any.

@@ -37,6 +37,7 @@ use super::{
 use crate::config::StoreKind;
 use crate::{Key, Tag, codec};
 
+mod leases;
 mod outage;
 
 /// The versions an entry is computed under in each tier. `redis` is `None` when Redis
@@ -64,6 +65,7 @@ pub(crate) struct StoreHealth {
     pub(crate) redis_connected: bool,
     pub(crate) fallback_active: bool,
     pub(crate) subscribed: Option<bool>,
+    pub(crate) channel_losses: u64,
     pub(crate) pending_invalidations: usize,
     pub(crate) error: Option<String>,
 }
@@ -85,11 +87,15 @@ struct Shared {
     /// memory only if nothing was applied while it was being fetched.
     applied: AtomicU64,
     subscribed: AtomicBool,
+    /// Times the invalidation channel was lost (see [`crate::Health`]).
+    channel_losses: AtomicU64,
     started: AtomicBool,
     probing: AtomicBool,
     instance: String,
     errors: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Leases that may be held in Redis with nobody to give them back (see [`leases`]).
+    orphans: Mutex<Vec<(String, String)>>,
     cooldown: Duration,
     /// Dropped with the store: stops the background tasks.
     shutdown: watch::Sender<()>,
@@ -113,11 +119,13 @@ impl TieredStore {
                 pending: Mutex::new(Pending::default()),
                 applied: AtomicU64::new(0),
                 subscribed: AtomicBool::new(false),
+                channel_losses: AtomicU64::new(0),
                 started: AtomicBool::new(false),
                 probing: AtomicBool::new(false),
                 instance: format!("{:016x}", rand::random::<u64>()),
                 errors: AtomicU64::new(0),
                 last_error: Mutex::new(None),
+                orphans: Mutex::new(Vec::new()),
                 cooldown,
                 shutdown,
             }),
@@ -154,6 +162,7 @@ impl TieredStore {
             redis_connected: connected && s.breaker.is_closed(),
             fallback_active: !s.breaker.is_closed(),
             subscribed: s.memory_tier.then(|| s.subscribed.load(Ordering::Acquire)),
+            channel_losses: s.channel_losses.load(Ordering::Relaxed),
             pending_invalidations: s.pending.lock().len(),
             error: s.last_error.lock().clone(),
         }
@@ -306,6 +315,7 @@ impl Listener for Shared {
 
     fn lost(&self, error: &str) {
         if self.subscribed.swap(false, Ordering::AcqRel) {
+            self.channel_losses.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 tier = "redis",
                 error,
@@ -336,23 +346,6 @@ impl TieredStore {
     /// [`Backend::memory_tier`](super::Backend::memory_tier)).
     pub(crate) fn readable_memory(&self) -> Option<&MemoryStore> {
         self.inner.memory_readable().then_some(&self.inner.memory)
-    }
-
-    /// Takes the computation lease of `key` in Redis (see [`Lease`](super::Lease)).
-    pub(crate) async fn take_lease(&self, key: &str, ttl: Duration) -> super::Lease {
-        let s = &self.inner;
-        let token = super::redis::fresh_token();
-        match s.call("lease", s.redis.take_lease(key, &token, ttl)).await {
-            Ok(true) => super::Lease::Taken(token),
-            Ok(false) => super::Lease::Held,
-            Err(()) => super::Lease::Unshared,
-        }
-    }
-
-    /// Gives a lease back (best effort: it expires by itself otherwise).
-    pub(crate) async fn release_lease(&self, key: &str, token: &str) {
-        let s = &self.inner;
-        let _ = s.call("lease", s.redis.release_lease(key, token)).await;
     }
 }
 

@@ -193,3 +193,63 @@ async fn leases_can_be_turned_off() {
     assert_eq!(runs.load(Ordering::SeqCst), 2, "each instance computed");
     assert_eq!(a.stats().lease_waits + b.stats().lease_waits, 0);
 }
+
+/// A lease taken before an outage cannot be given back during it: it would stay held with
+/// nobody to release it, and every instance that missed the key after the outage would wait
+/// for it until it expired. The instance that took it gives it back when it recovers, so
+/// another instance computes at once. (A `SET NX` that timed out on a hung server and ran
+/// when it woke up is handled the same way; the consistency checker's fault rounds catch
+/// it by the slowest operation.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_orphaned_by_an_outage_is_given_back_on_recovery() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let server = Arc::new(server);
+    let instance = || {
+        Cache::builder()
+            .redis_url(server.url())
+            .store(StoreKind::Tiered)
+            .redis_timeout(Duration::from_millis(200))
+            .breaker_cooldown(Duration::from_millis(50))
+            .lease_ttl(Duration::from_secs(5))
+            .build_cache()
+            .expect("valid test configuration")
+    };
+    let (a, b) = (instance(), instance());
+    let options = EntryOptions::new().ttl_secs(60);
+    // A takes the lease, then Redis hangs while A computes: the put and the release fail.
+    let value = a
+        .fetch("orphan:key", options.clone(), {
+            let server = Arc::clone(&server);
+            move || async move {
+                server.pause();
+                Ok::<_, String>(1_u32)
+            }
+        })
+        .await
+        .expect("computed while Redis hangs");
+    assert_eq!(*value, 1);
+    assert!(
+        a.health().await.fallback_active,
+        "premise: the breaker opened"
+    );
+    server.resume();
+    crate::support::until(Duration::from_secs(10), "A recovers", async || {
+        let health = a.health().await;
+        health.healthy && !health.fallback_active
+    })
+    .await;
+    let started = Instant::now();
+    let value = b
+        .fetch("orphan:key", options, || async { Ok::<_, String>(2_u32) })
+        .await
+        .expect("computed");
+    assert_eq!(*value, 2);
+    assert_eq!(
+        b.stats().lease_waits,
+        0,
+        "B waited {:?} for a lease nobody held",
+        started.elapsed()
+    );
+}

@@ -94,8 +94,12 @@ impl Shared {
                     }
                 }
             }
+            if let Err(error) = self.release_orphans(timeout).await {
+                *self.last_error.lock() = Some(format!("lease release: {error}"));
+                return false;
+            }
             let mut pending = self.pending.lock();
-            if pending.is_empty() {
+            if pending.is_empty() && !self.has_orphans() {
                 // Anything cached in memory during the outage may have missed other
                 // instances' invalidations: start again from Redis.
                 self.drop_memory();

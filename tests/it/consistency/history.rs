@@ -62,6 +62,9 @@ pub struct History {
     pub counts: Vec<Count>,
     /// Values written by transactions that rolled back.
     pub rolled_back: Vec<String>,
+    /// Redis outages (fault injection): from the fault's start to the moment every
+    /// instance had recovered (breaker closed, outage writes replayed, channel back).
+    pub outages: Vec<(u64, u64)>,
 }
 
 impl History {
@@ -90,8 +93,13 @@ impl History {
         }
     }
 
-    /// Every violation, described; `bound` is the cross-instance allowance in nanoseconds.
+    /// Every violation, described; `bound` is the cross-instance allowance in nanoseconds
+    /// (longer across an outage: see [`Lag`]).
     pub fn violations(&self, bound: u64) -> Vec<String> {
+        let lag = Lag {
+            bound,
+            outages: &self.outages,
+        };
         let mut found = Vec::new();
         let index: HashMap<i32, RowIndex<'_>> = self
             .writes
@@ -99,19 +107,19 @@ impl History {
             .map(|(row, writes)| (*row, RowIndex::new(writes)))
             .collect();
         for read in &self.reads {
-            if let Some(violation) = self.judge(read, index.get(&read.row), bound) {
+            if let Some(violation) = self.judge(read, index.get(&read.row), &lag) {
                 found.push(violation);
             }
         }
         for count in &self.counts {
-            if let Some(violation) = self.judge_count(count, bound) {
+            if let Some(violation) = self.judge_count(count, &lag) {
                 found.push(violation);
             }
         }
         found
     }
 
-    fn judge(&self, read: &Read, index: Option<&RowIndex<'_>>, bound: u64) -> Option<String> {
+    fn judge(&self, read: &Read, index: Option<&RowIndex<'_>>, lag: &Lag<'_>) -> Option<String> {
         if let Some(value) = &read.value
             && self.rolled_back.contains(value)
         {
@@ -139,7 +147,7 @@ impl History {
         let mut seen_any = false;
         for write in candidates {
             seen_any = true;
-            let superseded = index.is_some_and(|index| index.superseded(write, read, bound));
+            let superseded = index.is_some_and(|index| index.superseded(write, read, lag));
             if !superseded {
                 return None;
             }
@@ -167,15 +175,8 @@ impl History {
         })
     }
 
-    fn judge_count(&self, count: &Count, bound: u64) -> Option<String> {
-        let landed = |w: &Write| {
-            let allowance = if w.instance == count.instance {
-                0
-            } else {
-                bound
-            };
-            w.end.saturating_add(allowance)
-        };
+    fn judge_count(&self, count: &Count, lag: &Lag<'_>) -> Option<String> {
+        let landed = |w: &Write| lag.visible(w.end, w.instance, count.instance);
         let (mut least, mut most) = (0_u64, 0_u64);
         for writes in self.writes.values() {
             // A row's first write is its insert: updates pick rows whose insert returned.
@@ -201,6 +202,33 @@ impl History {
                 count.instance, count.start, count.end, count.value
             )
         })
+    }
+}
+
+/// When a write through one instance is certainly visible to another: `bound` after it
+/// returned — or, for a write that returned during a Redis outage (or within `bound` before
+/// it: its message may have been lost with the connection), `bound` after the outage ended,
+/// as the README's *When Redis misbehaves* documents: while Redis is out, instances do not
+/// hear of each other's writes.
+struct Lag<'a> {
+    bound: u64,
+    outages: &'a [(u64, u64)],
+}
+
+impl Lag<'_> {
+    /// When a write through instance `by` that returned at `end` is certainly visible to a
+    /// read through instance `to`.
+    fn visible(&self, end: u64, by: usize, to: usize) -> u64 {
+        if by == to {
+            return end;
+        }
+        let mut until = end;
+        for &(from, recovered) in self.outages {
+            if end.saturating_add(self.bound) >= from && end <= recovered {
+                until = until.max(recovered);
+            }
+        }
+        until.saturating_add(self.bound)
     }
 }
 
@@ -238,16 +266,16 @@ impl<'a> RowIndex<'a> {
         }
     }
 
-    /// Whether a certain write started after `write` returned and returned (plus the
-    /// cross-instance `bound` when another instance made it) before `read` began.
-    fn superseded(&self, write: &Write, read: &Read, bound: u64) -> bool {
+    /// Whether a certain write started after `write` returned and was visible to `read`'s
+    /// instance (see [`Lag`]) before `read` began. `Lag::visible` grows with a write's end,
+    /// so the earliest end per instance decides.
+    fn superseded(&self, write: &Write, read: &Read, lag: &Lag<'_>) -> bool {
         let first = self.starts.partition_point(|&start| start <= write.end);
         let Some(earliest) = self.earliest.get(first) else {
             return false;
         };
         earliest.iter().enumerate().any(|(instance, &end)| {
-            let allowance = if instance == read.instance { 0 } else { bound };
-            end.saturating_add(allowance) < read.start
+            end != u64::MAX && lag.visible(end, instance, read.instance) < read.start
         })
     }
 }
@@ -336,6 +364,31 @@ mod tests {
         let mut rolled = history(writes, vec![read(Some("w3"), 50, 60)]);
         rolled.rolled_back.push("w3".into());
         assert!(rolled.violations(0)[0].contains("rolled back"));
+    }
+
+    #[test]
+    fn across_an_outage_another_instance_may_lag_until_it_ends() {
+        // w2 returned at 40, during an outage from 35 to 100.
+        let writes = vec![write(Some("w1"), 10, 20), write(Some("w2"), 30, 40)];
+        let mut h = history(writes, vec![read(Some("w1"), 90, 95)]);
+        h.reads[0].instance = 1;
+        h.outages.push((35, 100));
+        assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
+        // After the outage and the bound: stale.
+        h.reads[0].start = 106;
+        assert_eq!(h.violations(5).len(), 1);
+        // The writer's own instance never lags, outage or not.
+        h.reads[0].start = 50;
+        h.reads[0].instance = 0;
+        assert_eq!(h.violations(5).len(), 1);
+        // A write that returned just before the outage began (within the bound) is covered
+        // too: its message may have been lost with the connection.
+        h.outages = vec![(43, 100)];
+        h.reads[0].instance = 1;
+        h.reads[0].start = 90;
+        assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
+        h.outages = vec![(60, 100)];
+        assert_eq!(h.violations(5).len(), 1);
     }
 
     #[test]

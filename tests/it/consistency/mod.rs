@@ -12,6 +12,7 @@
 //! PostgreSQL. CI runs each combination for [`SHORT`]; `QUERYCACHE_SOAK_SECS=600` runs each
 //! for ten minutes and prints the operation counts.
 
+mod faults;
 mod history;
 
 use std::sync::Arc;
@@ -78,6 +79,8 @@ struct Run {
     /// The last rows deleted: reads pick them too, to check their absence.
     deleted: Mutex<std::collections::VecDeque<i32>>,
     stop: AtomicBool,
+    /// The slowest operation so far, in nanoseconds.
+    slowest: AtomicU64,
 }
 
 impl Run {
@@ -369,28 +372,69 @@ fn deadlock(error: &DbErr) -> bool {
     text.contains("40P01") || text.contains("deadlock detected")
 }
 
-/// Runs the checker on `kind` × `db` for `duration`; returns (operations, violations).
-/// `blind`: writes bypass the instances' caches (the checker must then find violations).
-async fn check(
+/// How a run is set up.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
     kind: Kind,
     db: Db,
     duration: Duration,
+    /// Writes bypass the instances' caches (the checker must then find violations).
     blind: bool,
-) -> Option<(usize, Vec<String>)> {
-    let first = stores::cache_with(kind, |b| b)?;
-    let t = TestDb::create(db, first.cache.clone()).await?;
-    let mut instances = vec![t.db.clone()];
-    if kind != Kind::Memory {
-        let other = stores::another_instance(kind, &first);
-        instances.push(CachedConnection::new(t.raw.clone(), other));
+    /// Redis is made to misbehave during every round ([`faults`]).
+    faults: bool,
+}
+
+impl Setup {
+    fn new(kind: Kind, db: Db, duration: Duration) -> Self {
+        Setup {
+            kind,
+            db,
+            duration,
+            blind: false,
+            faults: false,
+        }
     }
+}
+
+/// What a run found.
+struct Outcome {
+    operations: usize,
+    violations: Vec<String>,
+    /// The fault driver's account of each fault, when there was one.
+    faults: Vec<String>,
+    /// The slowest single operation.
+    slowest: Duration,
+}
+
+/// Runs the checker as `setup` says; `None` when a service it needs is missing.
+async fn check(setup: Setup) -> Option<Outcome> {
+    let Setup { kind, db, .. } = setup;
+    // `_first` keeps the private server (if any) alive for the run.
+    let (caches, mut driver, _first) = if setup.faults {
+        let (caches, driver) = faults::instances(kind)?;
+        (caches, Some(driver), None)
+    } else {
+        let first = stores::cache_with(kind, |b| b)?;
+        let mut caches = vec![first.cache.clone()];
+        if kind != Kind::Memory {
+            caches.push(stores::another_instance(kind, &first));
+        }
+        (caches, None, Some(first))
+    };
+    let t = TestDb::create(db, caches[0].clone()).await?;
+    let mut instances = vec![t.db.clone()];
+    instances.extend(
+        caches[1..]
+            .iter()
+            .map(|cache| CachedConnection::new(t.raw.clone(), cache.clone())),
+    );
     if kind == Kind::Tiered {
         for instance in &instances {
             crate::support::subscribed(instance.cache()).await;
         }
     }
     let author = t.user("ada").await;
-    let writers = if blind {
+    let writers = if setup.blind {
         vec![CachedConnection::new(
             t.raw.clone(),
             querycache::Cache::new(),
@@ -409,14 +453,16 @@ async fn check(
         rows: Mutex::new(Vec::new()),
         deleted: Mutex::new(std::collections::VecDeque::new()),
         stop: AtomicBool::new(false),
+        slowest: AtomicU64::new(0),
     });
     for _ in 0..SEED_ROWS {
         run.insert(&run.instances[0], 0).await;
     }
-    let deadline = Instant::now() + duration;
+    let deadline = Instant::now() + setup.duration;
     let mut violations = Vec::new();
     let mut round = 0_u64;
-    while Instant::now() < deadline {
+    // With faults, the run goes on until every fault has had its round.
+    while Instant::now() < deadline || driver.as_ref().is_some_and(|d| !d.went_round()) {
         round += 1;
         run.stop.store(false, Ordering::SeqCst);
         let mut tasks = tokio::task::JoinSet::new();
@@ -425,11 +471,20 @@ async fn check(
             tasks.spawn(async move {
                 let mut rng = StdRng::seed_from_u64(round * 1_000 + task as u64);
                 while !run.stop.load(Ordering::SeqCst) {
+                    let began = Instant::now();
                     run.step(&mut rng).await;
+                    let took = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    run.slowest.fetch_max(took, Ordering::Relaxed);
                 }
             });
         }
-        tokio::time::sleep(Duration::from_millis(400).min(duration)).await;
+        match &mut driver {
+            Some(driver) => {
+                let outage = driver.round(&run).await;
+                run.history.lock().outages.push(outage);
+            }
+            None => tokio::time::sleep(Duration::from_millis(400).min(setup.duration)).await,
+        }
         run.stop.store(true, Ordering::SeqCst);
         while let Some(joined) = tasks.join_next().await {
             joined.expect("a task of the checker panicked");
@@ -441,7 +496,12 @@ async fn check(
     violations.extend(
         history.violations(u64::try_from(CROSS_INSTANCE_BOUND.as_nanos()).unwrap_or(u64::MAX)),
     );
-    Some((history.operations(), violations))
+    Some(Outcome {
+        operations: history.operations(),
+        violations,
+        faults: driver.map(faults::Driver::report).unwrap_or_default(),
+        slowest: Duration::from_nanos(run.slowest.load(Ordering::Relaxed)),
+    })
 }
 
 /// The run's length: `QUERYCACHE_SOAK_SECS`, or [`SHORT`].
@@ -452,16 +512,27 @@ fn duration() -> Duration {
         .map_or(SHORT, Duration::from_secs)
 }
 
-async fn run_and_assert(kind: Kind, db: Db) {
-    let Some((operations, violations)) = check(kind, db, duration(), false).await else {
-        return;
-    };
+/// Runs `setup` and asserts that it found no violation.
+async fn run_and_assert(setup: Setup) -> Option<Outcome> {
+    let outcome = check(setup).await?;
+    let Outcome {
+        operations,
+        violations,
+        slowest,
+        ..
+    } = &outcome;
     eprintln!(
-        "consistency on {kind:?} × {db:?}: {operations} operations, {} violations",
+        "consistency on {:?} × {:?}{}: {operations} operations, {} violations, slowest operation {slowest:?}",
+        setup.kind,
+        setup.db,
+        if setup.faults { " with faults" } else { "" },
         violations.len()
     );
+    for fault in &outcome.faults {
+        eprintln!("  {fault}");
+    }
     assert!(
-        operations > 200,
+        *operations > 200,
         "the checker ran too few operations to mean anything: {operations}"
     );
     assert!(
@@ -475,13 +546,14 @@ async fn run_and_assert(kind: Kind, db: Db) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    Some(outcome)
 }
 
 macro_rules! combination {
     ($name:ident, $kind:expr, $db:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            run_and_assert($kind, $db).await;
+            run_and_assert(Setup::new($kind, $db, duration())).await;
         }
     };
 }
@@ -490,8 +562,15 @@ macro_rules! combination {
 /// in the history and in the quiescent comparison with the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checker_finds_the_stale_reads_of_writes_the_cache_never_saw() {
-    let Some((operations, violations)) =
-        check(Kind::Memory, Db::Sqlite, Duration::from_millis(1200), true).await
+    let setup = Setup {
+        blind: true,
+        ..Setup::new(Kind::Memory, Db::Sqlite, Duration::from_millis(1200))
+    };
+    let Some(Outcome {
+        operations,
+        violations,
+        ..
+    }) = check(setup).await
     else {
         return;
     };
@@ -518,3 +597,57 @@ combination!(redis_two_instances_on_postgres, Kind::Redis, Db::Postgres);
 combination!(tiered_two_instances_on_sqlite, Kind::Tiered, Db::Sqlite);
 #[cfg(feature = "redis")]
 combination!(tiered_two_instances_on_postgres, Kind::Tiered, Db::Postgres);
+
+/// Redis misbehaves in every way [`faults`] knows while the checker runs on two instances:
+/// no caller sees an error, no read is stale beyond the bound (longer across an outage), and
+/// health reports each fault.
+#[cfg(feature = "redis")]
+async fn faults_on(kind: Kind, db: Db) {
+    let setup = Setup {
+        faults: true,
+        ..Setup::new(kind, db, duration())
+    };
+    let Some(outcome) = run_and_assert(setup).await else {
+        return;
+    };
+    assert!(
+        outcome.faults.len() >= faults::Fault::ALL.len(),
+        "every fault had its round: {:?}",
+        outcome.faults
+    );
+    // Each caller pays at most about one command timeout per fault. A lease orphaned by a
+    // fault used to make every caller of its key wait for the lease's TTL (5 s).
+    assert!(
+        outcome.slowest < faults::SLOWEST,
+        "an operation took {:?} under faults (the command timeout is {:?}):\n{}",
+        outcome.slowest,
+        faults::TIMEOUT,
+        outcome.faults.join("\n")
+    );
+}
+
+macro_rules! faults {
+    ($name:ident, $kind:expr, $db:expr) => {
+        #[cfg(feature = "redis")]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            faults_on($kind, $db).await;
+        }
+    };
+}
+
+faults!(
+    faults_on_tiered_two_instances_on_sqlite,
+    Kind::Tiered,
+    Db::Sqlite
+);
+faults!(
+    faults_on_redis_two_instances_on_sqlite,
+    Kind::Redis,
+    Db::Sqlite
+);
+faults!(
+    faults_on_tiered_two_instances_on_postgres,
+    Kind::Tiered,
+    Db::Postgres
+);

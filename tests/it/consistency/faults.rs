@@ -1,0 +1,347 @@
+//! Fault injection during the consistency checker's run: each round, while the checker's
+//! tasks read and write through two app instances, Redis misbehaves in one of the ways
+//! below, then heals. The driver checks that each instance's `health()` reports the fault
+//! while it lasts, waits until every instance has recovered (breaker closed, the writes made
+//! meanwhile replayed, the invalidation channel back), and gives the checker the outage's
+//! span: across instances a write made during an outage may stay unseen until it ends (the
+//! README's *When Redis misbehaves*), within one instance never. Callers must never see an
+//! error: the checker's tasks fail the test on any.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use querycache::{Cache, Health, StoreKind};
+
+use super::Run;
+use crate::support::redis::RedisServer;
+use crate::support::stores::Kind;
+
+/// The command timeout of the instances under faults: short, so that a stalled server
+/// costs little, and long enough for a loaded CI machine.
+pub const TIMEOUT: Duration = Duration::from_millis(300);
+/// What no single operation may take under faults: a few timeouts (the database's own time
+/// included, on a loaded machine), well under the computation lease's TTL (5 s) that an
+/// orphaned lease would cost.
+pub const SLOWEST: Duration = Duration::from_millis(2500);
+/// How long a fault that lasts is held.
+const HOLD: Duration = Duration::from_millis(800);
+/// How long a fault's effect may take to show in `health()`, and recovery to complete.
+const LIMIT: Duration = Duration::from_secs(15);
+
+/// One way for Redis to misbehave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL, down for [`HOLD`], restarted (empty: nothing is persisted).
+    Kill,
+    /// SIGKILL and an immediate restart: every entry and tag version lost at once.
+    RestartEmpty,
+    /// SIGSTOP for [`HOLD`], then SIGCONT: a hung server.
+    Pause,
+    /// `DEBUG SLEEP`: the server blocks itself.
+    DebugSleep,
+    /// `CLIENT KILL TYPE normal`: every data connection dropped.
+    KillDataConnections,
+    /// `CLIENT KILL TYPE pubsub`: the invalidation channel dropped, data connections up.
+    KillSubscriptions,
+    /// `maxmemory` just above what is used, `allkeys-random`: entries and tag-version keys
+    /// evicted at random while the checker runs.
+    EvictVersions,
+    /// `maxmemory 1`, `noeviction`: every write refused with an OOM error (a full Redis).
+    Full,
+}
+
+impl Fault {
+    /// Every fault, in the order the rounds take them.
+    pub const ALL: [Fault; 8] = [
+        Fault::Kill,
+        Fault::KillSubscriptions,
+        Fault::Pause,
+        Fault::EvictVersions,
+        Fault::DebugSleep,
+        Fault::KillDataConnections,
+        Fault::Full,
+        Fault::RestartEmpty,
+    ];
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fault::Kill => "kill -9, restart after 0.8 s",
+            Fault::RestartEmpty => "kill -9 and restart at once (all versions lost)",
+            Fault::Pause => "SIGSTOP 0.8 s, SIGCONT",
+            Fault::DebugSleep => "DEBUG SLEEP 0.8",
+            Fault::KillDataConnections => "CLIENT KILL TYPE normal",
+            Fault::KillSubscriptions => "CLIENT KILL TYPE pubsub",
+            Fault::EvictVersions => "maxmemory just above use, allkeys-random",
+            Fault::Full => "maxmemory 1, noeviction (OOM on writes)",
+        })
+    }
+}
+
+/// The app instances' caches for a fault run on `kind` (Redis or tiered), on a private
+/// server that accepts `DEBUG`, and the driver that owns that server.
+pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
+    let store = match kind {
+        Kind::Redis => StoreKind::Redis,
+        Kind::Tiered => StoreKind::Tiered,
+        Kind::Memory => panic!("faults need a Redis-backed store"),
+    };
+    let server = RedisServer::start_with(&[("enable-debug-command", "yes")])?;
+    let cache = || {
+        Cache::builder()
+            .redis_url(server.url())
+            .store(store)
+            .redis_timeout(TIMEOUT)
+            .breaker_cooldown(Duration::from_millis(100))
+            .build_cache()
+            .expect("valid test configuration")
+    };
+    let caches = vec![cache(), cache()];
+    Some((
+        caches,
+        Driver {
+            server,
+            tiered: kind == Kind::Tiered,
+            next: 0,
+            report: Vec::new(),
+        },
+    ))
+}
+
+/// Injects one fault per round and accounts for it.
+pub struct Driver {
+    server: RedisServer,
+    tiered: bool,
+    next: usize,
+    report: Vec<String>,
+}
+
+impl Driver {
+    /// Whether every fault has had a round.
+    pub fn went_round(&self) -> bool {
+        self.next >= Fault::ALL.len()
+    }
+
+    /// What each fault did, one line each.
+    pub fn report(self) -> Vec<String> {
+        self.report
+    }
+
+    /// One round: some normal traffic, the next fault, its health check, healing, recovery,
+    /// normal traffic again. Returns the outage's span in the run's clock.
+    pub async fn round(&mut self, run: &Run) -> (u64, u64) {
+        let fault = Fault::ALL[self.next % Fault::ALL.len()];
+        self.next += 1;
+        let caches: Vec<Cache> = run.instances.iter().map(|db| db.cache().clone()).collect();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let losses: Vec<u64> = healths(&caches)
+            .await
+            .iter()
+            .map(|h| h.invalidation_channel_losses)
+            .collect();
+        let evicted_before = self.stat("stats", "evicted_keys");
+        let slowest_before = run.slowest.swap(0, Ordering::Relaxed);
+        let began = Instant::now();
+        let from = run.now();
+        let seen = self.inject(fault, &caches, &losses).await;
+        let evicted = self
+            .stat("stats", "evicted_keys")
+            .saturating_sub(evicted_before);
+        let recovered = recovered(&caches, self.tiered).await;
+        let to = run.now();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let slowest = run.slowest.fetch_max(slowest_before, Ordering::Relaxed);
+        self.report.push(format!(
+            "{fault}: health showed {seen}; recovered {:.2} s after the fault began; slowest operation of the round {:?}{}",
+            recovered.duration_since(began).as_secs_f64(),
+            Duration::from_nanos(slowest),
+            if evicted > 0 {
+                format!("; {evicted} keys evicted")
+            } else {
+                String::new()
+            }
+        ));
+        (from, to)
+    }
+
+    /// Makes `fault` happen, waits for `health()` to show it, heals it. Returns what health
+    /// showed.
+    async fn inject(&mut self, fault: Fault, caches: &[Cache], losses: &[u64]) -> String {
+        match fault {
+            Fault::Kill => {
+                tokio::task::block_in_place(|| self.server.kill());
+                let seen = wait_for(caches, "Redis unreachable, memory serving", |_, h| {
+                    !h.healthy && !h.redis_connected && h.fallback_active
+                })
+                .await;
+                tokio::time::sleep(HOLD).await;
+                tokio::task::block_in_place(|| self.server.restart());
+                seen
+            }
+            Fault::RestartEmpty => {
+                tokio::task::block_in_place(|| self.server.restart());
+                let keys: u64 = self.server.query(&redis::cmd("DBSIZE"));
+                // Whether an instance noticed depends on what was in flight; the checker
+                // judges what follows.
+                format!("the server restarted with {keys} keys")
+            }
+            Fault::Pause => {
+                tokio::task::block_in_place(|| self.server.pause());
+                let seen = wait_for(caches, "Redis hung, memory serving", |_, h| {
+                    !h.healthy && !h.redis_connected && h.fallback_active
+                })
+                .await;
+                tokio::time::sleep(HOLD).await;
+                tokio::task::block_in_place(|| self.server.resume());
+                seen
+            }
+            Fault::DebugSleep => {
+                let client = self.server.client();
+                let sleeper = std::thread::spawn(move || {
+                    let mut con = client.get_connection().expect("connect for DEBUG SLEEP");
+                    redis::cmd("DEBUG")
+                        .arg("SLEEP")
+                        .arg(HOLD.as_secs_f64())
+                        .query::<()>(&mut con)
+                        .expect("DEBUG SLEEP");
+                });
+                let seen = wait_for(caches, "Redis asleep, memory serving", |_, h| {
+                    !h.healthy && h.fallback_active
+                })
+                .await;
+                tokio::task::block_in_place(|| sleeper.join()).expect("DEBUG SLEEP thread");
+                seen
+            }
+            Fault::KillDataConnections => {
+                let killed: u64 = self.server.query(
+                    redis::cmd("CLIENT")
+                        .arg("KILL")
+                        .arg("TYPE")
+                        .arg("normal")
+                        .arg("SKIPME")
+                        .arg("yes"),
+                );
+                assert!(killed > 0, "CLIENT KILL TYPE normal found no connection");
+                format!("{killed} data connections dropped")
+            }
+            Fault::KillSubscriptions => {
+                let killed: u64 = self
+                    .server
+                    .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"));
+                if !self.tiered {
+                    assert_eq!(killed, 0, "the Redis store subscribes to nothing");
+                    return "no subscription to drop (the Redis store has no memory tier)"
+                        .to_owned();
+                }
+                assert_eq!(killed, caches.len() as u64, "one subscription per instance");
+                // Each instance counts the loss (and drops its memory tier on resubscribing).
+                wait_for(caches, "the invalidation channel lost", |i, h| {
+                    h.invalidation_channel_losses > losses[i]
+                })
+                .await
+            }
+            Fault::EvictVersions => {
+                let used = self.stat("memory", "used_memory");
+                self.config("maxmemory-policy", "allkeys-random");
+                self.config("maxmemory", &(used + 16 * 1024).to_string());
+                tokio::time::sleep(HOLD).await;
+                self.config("maxmemory", "0");
+                self.config("maxmemory-policy", "noeviction");
+                let states = healths(caches).await;
+                format!("{} (Redis answers throughout)", describe(&states))
+            }
+            Fault::Full => {
+                self.config("maxmemory-policy", "noeviction");
+                self.config("maxmemory", "1");
+                let seen = wait_for(caches, "writes refused, memory serving", |_, h| {
+                    h.fallback_active
+                        && h.error
+                            .as_deref()
+                            .is_some_and(|e| e.contains("OOM") || e.contains("maxmemory"))
+                })
+                .await;
+                tokio::time::sleep(HOLD).await;
+                self.config("maxmemory", "0");
+                seen
+            }
+        }
+    }
+
+    fn config(&self, name: &str, value: &str) {
+        let () = self
+            .server
+            .query(redis::cmd("CONFIG").arg("SET").arg(name).arg(value));
+    }
+
+    /// A numeric field of `INFO section`.
+    fn stat(&self, section: &str, field: &str) -> u64 {
+        let info: String = self.server.query(redis::cmd("INFO").arg(section));
+        info.lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO {section} has no {field}:\n{info}"))
+    }
+}
+
+async fn healths(caches: &[Cache]) -> Vec<Health> {
+    let mut all = Vec::with_capacity(caches.len());
+    for cache in caches {
+        all.push(cache.health().await);
+    }
+    all
+}
+
+fn describe(states: &[Health]) -> String {
+    let one = |h: &Health| {
+        format!(
+            "healthy {}, redis_connected {}, fallback_active {}, channel {:?}, pending {}, error {:?}",
+            h.healthy,
+            h.redis_connected,
+            h.fallback_active,
+            h.invalidation_channel,
+            h.pending_invalidations,
+            h.error
+        )
+    };
+    states.iter().map(one).collect::<Vec<_>>().join(" | ")
+}
+
+/// Waits until the health of every instance `i` satisfies `shows(i, health)` (once each);
+/// panics after [`LIMIT`]. Returns the states that satisfied it.
+async fn wait_for(caches: &[Cache], what: &str, shows: impl Fn(usize, &Health) -> bool) -> String {
+    let deadline = Instant::now() + LIMIT;
+    let mut done: Vec<Option<Health>> = vec![None; caches.len()];
+    loop {
+        for (i, (cache, done)) in caches.iter().zip(done.iter_mut()).enumerate() {
+            if done.is_none() {
+                let health = cache.health().await;
+                *done = shows(i, &health).then_some(health);
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            let states: Vec<Health> = done.into_iter().flatten().collect();
+            return format!("{what}: {}", describe(&states));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never showed \"{what}\" within {LIMIT:?}: {done:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until every instance is healthy again — breaker closed, nothing left to replay,
+/// and (tiered) the invalidation channel subscribed — and returns when.
+async fn recovered(caches: &[Cache], tiered: bool) -> Instant {
+    wait_for(caches, "recovered", |_, h| {
+        h.healthy
+            && h.redis_connected
+            && !h.fallback_active
+            && h.pending_invalidations == 0
+            && h.invalidation_channel == tiered.then_some(true)
+    })
+    .await;
+    Instant::now()
+}

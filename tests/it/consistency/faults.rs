@@ -26,6 +26,9 @@ pub const TIMEOUT: Duration = Duration::from_millis(300);
 pub const SLOWEST: Duration = Duration::from_millis(2500);
 /// How long a fault that lasts is held.
 const HOLD: Duration = Duration::from_millis(800);
+/// How long `DEBUG SLEEP` lasts: long enough for the health of every instance to be asked
+/// (each probe may wait for the command timeout) before the server wakes up.
+const SLEEP: Duration = Duration::from_millis(1600);
 /// How long a fault's effect may take to show in `health()`, and recovery to complete.
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -71,7 +74,7 @@ impl fmt::Display for Fault {
             Fault::Kill => "kill -9, restart after 0.8 s",
             Fault::RestartEmpty => "kill -9 and restart at once (all versions lost)",
             Fault::Pause => "SIGSTOP 0.8 s, SIGCONT",
-            Fault::DebugSleep => "DEBUG SLEEP 0.8",
+            Fault::DebugSleep => "DEBUG SLEEP 1.6",
             Fault::KillDataConnections => "CLIENT KILL TYPE normal",
             Fault::KillSubscriptions => "CLIENT KILL TYPE pubsub",
             Fault::EvictVersions => "maxmemory just above use, allkeys-random",
@@ -203,7 +206,7 @@ impl Driver {
                     let mut con = client.get_connection().expect("connect for DEBUG SLEEP");
                     redis::cmd("DEBUG")
                         .arg("SLEEP")
-                        .arg(HOLD.as_secs_f64())
+                        .arg(SLEEP.as_secs_f64())
                         .query::<()>(&mut con)
                         .expect("DEBUG SLEEP");
                 });

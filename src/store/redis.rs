@@ -305,10 +305,15 @@ impl RedisStore {
         } else {
             // The store bounds every operation by `timeout` itself (and tells a timeout
             // from an error that way); these only stop a dead connection from hanging.
+            // No connection retries: a retry waits out a backoff (100 ms or more) before
+            // trying again, and every command sent meanwhile waits with it, so a dead
+            // server, which refuses connections at once, would cost each caller in flight
+            // a full command timeout instead of an immediate error. The breaker is the
+            // retry policy: errors open it, its background probe reconnects.
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout * 2))
                 .set_response_timeout(Some(timeout * 2))
-                .set_number_of_retries(1);
+                .set_number_of_retries(0);
             Backend::Single(conns::Connections::new(
                 redis::Client::open(url).map_err(bad_url)?,
                 config,
@@ -627,14 +632,40 @@ impl RedisStore {
         Ok(())
     }
 
-    /// The breaker's probe: one round trip to the server, or on a cluster to every master
-    /// in parallel (the client routes PING to all of them, and fails if one fails).
+    /// One round trip to the server, or on a cluster to every master in parallel (the
+    /// client routes PING to all of them, and fails if one fails).
     pub(crate) async fn ping(&self) -> Result<(), String> {
         let mut conn = self.conn().await?;
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// The breaker's probe, before it closes: on a cluster [`ping`](Self::ping); on a
+    /// single server a `PING` through every connection made so far (one per runtime, see
+    /// `conns`, the probe's own included), in parallel. A connection whose last
+    /// reconnection failed during the outage keeps that failure until its next command,
+    /// which fails with it and starts a new reconnection: without this, that command would
+    /// be the first caller's after the breaker closed (an error on a healthy server,
+    /// counted, shown by `health()`, a step towards opening the breaker again). So each
+    /// connection gets a second `PING` if its first fails: that one waits for the
+    /// reconnection the first one started, and fails only if the server does.
+    pub(crate) async fn probe(&self) -> Result<(), String> {
+        let Backend::Single(conns) = &self.backend else {
+            return self.ping().await;
+        };
+        conns
+            .get()
+            .await
+            .map_err(|e| format!("connecting to Redis: {e}"))?;
+        let pings = conns.made().into_iter().map(|mut conn| async move {
+            if ping_one(&mut conn).await.is_ok() {
+                return Ok(());
+            }
+            ping_one(&mut conn).await
+        });
+        try_join_all(pings).await.map(|_| ())
     }
 
     /// Clients for the subscriber, in the order to try them: the server, or every node of
@@ -987,6 +1018,14 @@ pub(crate) fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// One `PING` through `conn`.
+async fn ping_one(conn: &mut ConnectionManager) -> Result<(), String> {
+    redis::cmd("PING")
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Makes a connection on querycache's I/O runtime, so that the tasks that drive it live

@@ -237,6 +237,81 @@ async fn a_paused_redis_costs_each_caller_at_most_one_timeout() {
     .await;
 }
 
+/// A dead Redis refuses connections at once: callers must get that answer at once too, not
+/// wait for the connection manager's reconnection backoff (found by
+/// `scripts/load-with-faults.sh`: with one retry, every request in flight when Redis was
+/// killed waited for the 100 ms timeout, which opened the breaker; the p99 of the outage
+/// phase was 19 ms against 3.4 ms uncached). The timeout here is long, so that a wait shows
+/// as one, whatever ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_redis_costs_no_caller_a_wait_nor_an_error_once_back() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    const TIMEOUT: Duration = Duration::from_millis(1000);
+    let cache = instance(&server, StoreKind::Tiered, 1000);
+    subscribed(&cache).await;
+    server.kill();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let cache = cache.clone();
+        tasks.spawn(async move {
+            let mut worst = Duration::ZERO;
+            for call in 0..20 {
+                let started = Instant::now();
+                // A key of its own each time: a miss in memory, so each call asks Redis
+                // (until the breaker opens), whether or not the subscriber has noticed yet.
+                let v = cache
+                    .get_or_compute(&format!("k:{task}:{call}"), EntryOptions::new(), || async {
+                        7_u8
+                    })
+                    .await;
+                assert_eq!(*v, 7);
+                worst = worst.max(started.elapsed());
+            }
+            worst
+        });
+    }
+    let mut worst = Duration::ZERO;
+    while let Some(result) = tasks.join_next().await {
+        worst = worst.max(result.expect("task panicked"));
+    }
+    println!("worst call while Redis was dead: {worst:?} (timeout {TIMEOUT:?})");
+    let health = cache.health().await;
+    assert!(health.fallback_active, "the breaker opened: {health:?}");
+    let error = health.error.unwrap_or_default();
+    assert!(
+        !error.contains("no answer"),
+        "a refusal, not a timeout: {error}"
+    );
+    // A refused connection costs microseconds; the old reconnection backoff cost 100 ms or
+    // more. 50 ms leaves room for a loaded machine.
+    assert!(worst < Duration::from_millis(50), "{worst:?}");
+
+    // Back: the connection the calls above used last failed to reconnect while Redis was
+    // dead. The probe checks it before closing the breaker, so that failure reaches no
+    // caller afterwards (nor the health check's own ping, which would count it).
+    let errors = cache.stats().errors;
+    server.restart();
+    until(
+        Duration::from_secs(10),
+        "breaker closed after restart",
+        async || cache.health().await.healthy,
+    )
+    .await;
+    for call in 0..20 {
+        let v = cache
+            .get_or_compute(&format!("after:{call}"), EntryOptions::new(), || async {
+                7_u8
+            })
+            .await;
+        assert_eq!(*v, 7);
+    }
+    let health = cache.health().await;
+    assert!(health.healthy && health.error.is_none(), "{health:?}");
+    assert_eq!(cache.stats().errors, errors, "errors after the restart");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_parked_in_redis_before_an_outage_are_not_served_stale_after_it() {
     let Some(server) = RedisServer::start() else {

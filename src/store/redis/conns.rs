@@ -98,6 +98,20 @@ impl Connections {
         }
     }
 
+    /// The connections made so far: the live runtimes' and the shared one. These are the
+    /// connections callers will use; the breaker's probe checks each of them.
+    pub(super) fn made(&self) -> Vec<ConnectionManager> {
+        let mut made: Vec<ConnectionManager> = self
+            .per_runtime
+            .read()
+            .iter()
+            .filter(|c| c.alive.load(Ordering::Acquire))
+            .filter_map(|c| c.conn.get().cloned())
+            .collect();
+        made.extend(self.shared.get().cloned());
+        made
+    }
+
     /// How many runtimes have a connection of their own, or are about to (for tests).
     #[cfg(test)]
     pub(super) fn runtimes(&self) -> usize {

@@ -70,11 +70,11 @@ impl Shared {
         });
     }
 
-    /// The half-open step: ping, replay what is pending, close. Returns whether the
-    /// breaker is closed.
+    /// The half-open step: probe (every connection callers use), replay what is pending,
+    /// close. Returns whether the breaker is closed.
     pub(super) async fn recover(self: &Arc<Self>) -> bool {
         let timeout = self.redis.timeout();
-        let probe = tokio::time::timeout(timeout, self.redis.ping()).await;
+        let probe = tokio::time::timeout(timeout, self.redis.probe()).await;
         if !matches!(probe, Ok(Ok(()))) {
             return false;
         }

@@ -96,6 +96,8 @@ struct Shared {
     last_error: Mutex<Option<String>>,
     /// Leases that may be held in Redis with nobody to give them back (see [`leases`]).
     orphans: Mutex<Vec<(String, String)>>,
+    /// Whether a task is giving orphaned leases back.
+    releasing: AtomicBool,
     cooldown: Duration,
     /// Dropped with the store: stops the background tasks.
     shutdown: watch::Sender<()>,
@@ -126,6 +128,7 @@ impl TieredStore {
                 errors: AtomicU64::new(0),
                 last_error: Mutex::new(None),
                 orphans: Mutex::new(Vec::new()),
+                releasing: AtomicBool::new(false),
                 cooldown,
                 shutdown,
             }),

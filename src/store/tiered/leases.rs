@@ -10,6 +10,7 @@
 //! before the breaker closes.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Shared, TieredStore};
@@ -17,6 +18,8 @@ use crate::store::Lease;
 
 /// Orphaned leases remembered at most; past that they are left to expire.
 const MAX_ORPHANS: usize = 4096;
+/// Attempts to give orphaned leases back while the breaker stays closed.
+const RELEASE_ATTEMPTS: u32 = 20;
 
 impl TieredStore {
     /// Takes the computation lease of `key` in Redis (see [`Lease`]).
@@ -61,14 +64,40 @@ impl Shared {
             }
             orphans.push((key.to_owned(), token));
         }
-        if self.breaker.is_closed() {
+        if self.breaker.is_closed() && !self.releasing.swap(true, Ordering::AcqRel) {
             let shared = Arc::clone(self);
             crate::blocking::io_handle().spawn(async move {
-                let timeout = shared.redis.timeout();
-                if let Err(error) = shared.release_orphans(timeout).await {
-                    tracing::debug!(tier = "redis", %error, "could not give orphaned leases back yet");
+                loop {
+                    shared.release_orphans_now().await;
+                    shared.releasing.store(false, Ordering::Release);
+                    // One orphaned meanwhile found the flag still set: go on for it.
+                    let more = shared.has_orphans()
+                        && shared.breaker.is_closed()
+                        && !shared.releasing.swap(true, Ordering::AcqRel);
+                    if !more {
+                        break;
+                    }
                 }
             });
+        }
+    }
+
+    /// Gives the orphaned leases back while the breaker stays closed, retrying every
+    /// cooldown (a dropped connection may take a moment to come back) a bounded number of
+    /// times. Once the breaker opens, recovery gives them back instead.
+    async fn release_orphans_now(self: &Arc<Self>) {
+        let timeout = self.redis.timeout();
+        for _ in 0..RELEASE_ATTEMPTS {
+            if !self.breaker.is_closed() {
+                return;
+            }
+            match self.release_orphans(timeout).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::debug!(tier = "redis", %error, "could not give orphaned leases back yet");
+                    tokio::time::sleep(self.cooldown).await;
+                }
+            }
         }
     }
 

@@ -109,6 +109,7 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
             tiered: kind == Kind::Tiered,
             next: 0,
             report: Vec::new(),
+            open: None,
         },
     ))
 }
@@ -119,6 +120,9 @@ pub struct Driver {
     tiered: bool,
     next: usize,
     report: Vec<String>,
+    /// The last round's line, waiting for its slowest operation (its tail included: the
+    /// operations in flight when the round stopped, and the quiescent check's wait).
+    open: Option<String>,
 }
 
 impl Driver {
@@ -128,8 +132,18 @@ impl Driver {
     }
 
     /// What each fault did, one line each.
-    pub fn report(self) -> Vec<String> {
+    pub fn report(mut self, run: &Run) -> Vec<String> {
+        self.close(run);
         self.report
+    }
+
+    /// Ends the last round's line with its slowest operation.
+    fn close(&mut self, run: &Run) {
+        let slowest = Duration::from_nanos(run.round_slowest.swap(0, Ordering::Relaxed));
+        if let Some(line) = self.open.take() {
+            self.report
+                .push(format!("{line}; slowest operation {slowest:?}"));
+        }
     }
 
     /// One round: some normal traffic, the next fault, its health check, healing, recovery,
@@ -137,6 +151,7 @@ impl Driver {
     pub async fn round(&mut self, run: &Run) -> (u64, u64) {
         let fault = Fault::ALL[self.next % Fault::ALL.len()];
         self.next += 1;
+        self.close(run);
         let caches: Vec<Cache> = run.instances.iter().map(|db| db.cache().clone()).collect();
         tokio::time::sleep(Duration::from_millis(150)).await;
         let losses: Vec<u64> = healths(&caches)
@@ -145,7 +160,6 @@ impl Driver {
             .map(|h| h.invalidation_channel_losses)
             .collect();
         let evicted_before = self.stat("stats", "evicted_keys");
-        let slowest_before = run.slowest.swap(0, Ordering::Relaxed);
         let began = Instant::now();
         let from = run.now();
         let seen = self.inject(fault, &caches, &losses).await;
@@ -155,11 +169,9 @@ impl Driver {
         let recovered = recovered(&caches, self.tiered).await;
         let to = run.now();
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let slowest = run.slowest.fetch_max(slowest_before, Ordering::Relaxed);
-        self.report.push(format!(
-            "{fault}: health showed {seen}; recovered {:.2} s after the fault began; slowest operation of the round {:?}{}",
+        self.open = Some(format!(
+            "{fault}: health showed {seen}; recovered {:.2} s after the fault began{}",
             recovered.duration_since(began).as_secs_f64(),
-            Duration::from_nanos(slowest),
             if evicted > 0 {
                 format!("; {evicted} keys evicted")
             } else {

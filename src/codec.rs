@@ -243,6 +243,8 @@ impl<'a> Lines<'a> {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod checks;
 #[cfg(test)]
 mod props;
 

@@ -14,6 +14,8 @@ use serde::Serialize;
 
 use crate::Error;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod checks;
 mod json;
 #[cfg(test)]
 mod props;

@@ -70,6 +70,8 @@ use super::PutOutcome;
 use crate::codec;
 use crate::{Error, Tag};
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod checks;
 mod conns;
 mod hints;
 
@@ -784,19 +786,15 @@ impl RedisStore {
         let glob = glob::Pattern::new(pattern)
             .map_err(|e| format!("invalid key pattern {pattern:?}: {}", e.msg))?;
         self.mark_removal().await?;
-        let entries = format!("{}:e:", self.prefix);
-        let matcher = format!(
-            "{}*",
-            escape_glob(&format!("{entries}{}", literal_prefix(pattern)))
-        );
-        let matches = |key: &str| key.strip_prefix(&entries).is_some_and(|k| glob.matches(k));
+        let entries = entries_prefix(&self.prefix);
+        let matcher = scan_matcher(&entries, pattern);
+        let matches = |key: &str| entry_matches(&entries, &glob, key);
         self.unlink_scan(&matcher, Some(&matches)).await
     }
 
     /// Removes every entry and every tag version under the prefix.
     pub(crate) async fn clear_all(&self) -> Result<usize, String> {
-        let matcher = format!("{}:*", escape_glob(&self.prefix));
-        self.unlink_scan(&matcher, None).await
+        self.unlink_scan(&clear_matcher(&self.prefix), None).await
     }
 
     /// UNLINKs the keys SCAN finds with `matcher` (and that `keep`, when given, accepts).
@@ -822,6 +820,28 @@ impl RedisStore {
 
 /// Which of the keys SCAN found are to go.
 type KeyFilter<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// What every entry's Redis key starts with: `<prefix>:e:`.
+fn entries_prefix(prefix: &str) -> String {
+    format!("{prefix}:e:")
+}
+
+/// The `MATCH` pattern of SCAN for the glob `pattern`: the entries' prefix and the glob's
+/// literal prefix, escaped, then `*`. Every entry whose key `pattern` matches is found;
+/// [`entry_matches`] then picks among them by glob's rules.
+fn scan_matcher(entries: &str, pattern: &str) -> String {
+    format!(
+        "{}*",
+        escape_glob(&format!("{entries}{}", literal_prefix(pattern)))
+    )
+}
+
+/// Whether the Redis key `stored`, found by SCAN, is an entry whose key `glob` matches.
+fn entry_matches(entries: &str, glob: &glob::Pattern, stored: &str) -> bool {
+    stored
+        .strip_prefix(entries)
+        .is_some_and(|key| glob.matches(key))
+}
 
 /// The part of a glob before its first wildcard (`*`, `?`, `[`): every key the glob
 /// matches starts with it.
@@ -975,6 +995,11 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// The `MATCH` pattern of SCAN for everything under `prefix`.
+fn clear_matcher(prefix: &str) -> String {
+    format!("{}:*", escape_glob(prefix))
 }
 
 /// Escapes Redis glob metacharacters in a literal (the key prefix).

@@ -285,8 +285,8 @@ async fn a_killed_redis_costs_no_caller_a_wait_nor_an_error_once_back() {
         "a refusal, not a timeout: {error}"
     );
     // A refused connection costs microseconds; the old reconnection backoff cost 100 ms or
-    // more. 50 ms leaves room for a loaded machine.
-    assert!(worst < Duration::from_millis(50), "{worst:?}");
+    // more (155-310 ms measured). 90 ms leaves room for a loaded machine.
+    assert!(worst < Duration::from_millis(90), "{worst:?}");
 
     // Back: the connection the calls above used last failed to reconnect while Redis was
     // dead. The probe checks it before closing the breaker, so that failure reaches no

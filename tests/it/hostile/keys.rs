@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use querycache::{Cache, Key, cached_query};
 
-use super::cases;
+use super::{cases, runtime};
 
 static CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
 
@@ -36,13 +36,6 @@ fn float() -> impl Strategy<Value = f64> {
         ]),
         any::<f64>(),
     ]
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
 }
 
 #[test]

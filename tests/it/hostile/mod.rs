@@ -1,8 +1,8 @@
-//! Hostile input (issue 8, part 3): property tests in place of fuzzing — the project builds
-//! on stable Rust and cargo-fuzz needs nightly. The crate-private parts (the payload
-//! decoder, key building) are property-tested next to their code (`src/codec/props.rs`,
-//! `src/key/props.rs`); what the public API shows is tested here: keys through
-//! `#[cached_query]`, pattern invalidation, and the songs app under malformed requests.
+//! Hostile input (issue 8, part 3) through the public API: keys through `#[cached_query]`,
+//! pattern invalidation, and the songs app under malformed requests. The crate-private
+//! parts (the payload decoder, key building, the Redis pattern translation) are
+//! property-tested next to their code and fuzzed with cargo-fuzz (`fuzz/`,
+//! `scripts/fuzz.sh`), both checking the invariants of `src/*/checks.rs`.
 //!
 //! The case counts are sized for CI; `PROPTEST_CASES=100000 cargo test --all-features
 //! hostile` runs every property longer.
@@ -20,3 +20,11 @@ mod songs_app;
 #[path = "../../../src/proptest_config.rs"]
 mod proptest_config;
 pub(crate) use proptest_config::cases;
+
+/// A runtime for the async part of a property (proptest's runner is synchronous).
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}

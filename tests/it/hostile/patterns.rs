@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use querycache::{Cache, EntryOptions, Error};
 
-use super::cases;
+use super::{cases, runtime};
 
 /// A piece of a glob.
 #[derive(Debug, Clone)]
@@ -122,13 +122,6 @@ fn keys() -> impl Strategy<Value = BTreeSet<String>> {
         proptest::collection::vec(key_char, 1..7).prop_map(|chars| chars.into_iter().collect()),
         1..40,
     )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
 }
 
 #[test]

@@ -119,6 +119,19 @@ pub(crate) fn io_handle() -> Handle {
     own_runtime().handle().clone()
 }
 
+/// Runs `future` to its end on its own, on the calling thread's runtime when there is one
+/// (else on querycache's): work that must finish although its caller stopped waiting.
+#[cfg(feature = "sea-orm")]
+pub(crate) fn spawn_detached<F>(future: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match Handle::try_current() {
+        Ok(handle) => drop(handle.spawn(future)),
+        Err(_) => drop(own_runtime().spawn(future)),
+    }
+}
+
 /// Runs a `Send` future on querycache's runtime and waits for it, parked. A panic in the
 /// future is resumed here, on the caller's thread.
 fn run_detached<F>(future: F) -> F::Output

@@ -39,6 +39,11 @@ pub struct Health {
     pub invalidation_channel_losses: u64,
     /// Invalidations made during a Redis outage, waiting to be replayed to Redis.
     pub pending_invalidations: usize,
+    /// Writes through an ORM integration whose callers stopped waiting (a timeout, a client
+    /// that went away) and that are finishing in the background, each followed by its
+    /// invalidation. Normally `0`; a number that stays up means the database is slow to
+    /// answer them.
+    pub writes_in_flight: u64,
     /// The last Redis error since the store was last healthy, if any.
     pub error: Option<String>,
     /// The current or last cache warming run ([`Cache::warm`](crate::Cache::warm)):

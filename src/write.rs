@@ -27,6 +27,9 @@ pub(crate) struct PendingWrites {
 #[derive(Debug, Default)]
 struct Pending {
     tags: BTreeSet<Tag>,
+    /// Tags the application invalidated on behalf of the transaction: applied at COMMIT
+    /// under every strategy but `ttl`, as explicit invalidations are.
+    explicit: BTreeSet<Tag>,
     tables: HashSet<String>,
     /// A statement that could not be classified: the transaction may have written anything.
     everything: bool,
@@ -45,6 +48,20 @@ impl PendingWrites {
     /// transaction too: they share the connection, so their reads see this write.
     pub(crate) fn record(&self, tags: &[Tag]) {
         self.inner.lock().tags.extend(tags.iter().cloned());
+        self.mark_tables(tags);
+    }
+
+    /// Records tags the application invalidates on behalf of the transaction, to be
+    /// invalidated again after the outermost COMMIT. Their tables count as written, like
+    /// [`record`](Self::record)'s.
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn record_explicit(&self, tags: &[Tag]) {
+        self.inner.lock().explicit.extend(tags.iter().cloned());
+        self.mark_tables(tags);
+    }
+
+    /// Marks the tables of `tags` written in this level and every enclosing one.
+    fn mark_tables(&self, tags: &[Tag]) {
         let mut level = Some(self);
         while let Some(writes) = level {
             let mut pending = writes.inner.lock();
@@ -92,14 +109,22 @@ impl PendingWrites {
         let taken = std::mem::take(&mut *self.inner.lock());
         let mut parent = parent.inner.lock();
         parent.tags.extend(taken.tags);
+        parent.explicit.extend(taken.explicit);
         parent.tables.extend(taken.tables);
         parent.everything |= taken.everything;
     }
 
     /// Takes the recorded tags (the outermost transaction committed).
     pub(crate) fn take(&self) -> Vec<Tag> {
-        std::mem::take(&mut *self.inner.lock())
-            .tags
+        std::mem::take(&mut self.inner.lock().tags)
+            .into_iter()
+            .collect()
+    }
+
+    /// Takes the tags recorded by [`record_explicit`](Self::record_explicit).
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn take_explicit(&self) -> Vec<Tag> {
+        std::mem::take(&mut self.inner.lock().explicit)
             .into_iter()
             .collect()
     }

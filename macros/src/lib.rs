@@ -175,9 +175,12 @@ use attr::{Args, Flavor, Options};
 ///   `&DbConn`, `&CachedConnection`, `&CachedTransaction`, Diesel's and sqlx's
 ///   `PgConnection`, `SqliteConnection`, `MysqlConnection`, `AsyncPgConnection`,
 ///   `AsyncMysqlConnection`, `PooledConnection<..>`, `Pool<..>`, any type whose name ends
-///   with `Connection` (an app's `AnyConnection`); `impl ConnectionTrait` (or
-///   `TransactionTrait`, `StreamTrait`, `Connection`), `&dyn ConnectionTrait`; and a type
-///   parameter bounded by one of those traits (`db: &C` with `C: ConnectionTrait`).
+///   with `Connection` (an app's `AnyConnection`); `&impl ConnectionTrait` (or
+///   `TransactionTrait`, `StreamTrait`, `Connection`), a trait object of one of those
+///   traits where the trait allows one; and a type parameter bounded by one of those traits
+///   (`db: &C` with `C: ConnectionTrait`). SeaORM 2.0's `ConnectionTrait` is not
+///   dyn-compatible (its methods are generic), so `&dyn ConnectionTrait` cannot be written:
+///   take `&impl ConnectionTrait` or a type parameter instead.
 ///   Connections are shown to the cache: inside a transaction that wrote one of the
 ///   `models` (or that querycache cannot see into, like a plain `DatabaseTransaction`) the
 ///   cache is bypassed; inside other transactions hits are served but nothing computed is

@@ -1,5 +1,7 @@
 //! The write path: invalidation by tags, patterns and namespaces.
 
+use std::sync::atomic::Ordering;
+
 use super::Cache;
 use crate::config::InvalidationStrategy;
 use crate::store::Store;
@@ -139,5 +141,32 @@ impl Cache {
             }
             Err(error) => self.store_error("invalidate_namespace", namespace, &error),
         }
+    }
+
+    /// Counts a write finishing in the background until the returned guard is dropped.
+    #[cfg(feature = "sea-orm")]
+    pub(crate) fn background_write(&self) -> BackgroundWrite {
+        self.inner.background_writes.fetch_add(1, Ordering::Relaxed);
+        BackgroundWrite(self.clone())
+    }
+
+    /// How many writes are finishing in the background.
+    pub(crate) fn writes_in_flight(&self) -> u64 {
+        self.inner.background_writes.load(Ordering::Relaxed)
+    }
+}
+
+/// A write finishing in the background, counted in [`Health::writes_in_flight`](crate::Health::writes_in_flight)
+/// while this lives.
+#[cfg(feature = "sea-orm")]
+pub(crate) struct BackgroundWrite(Cache);
+
+#[cfg(feature = "sea-orm")]
+impl Drop for BackgroundWrite {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .background_writes
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }

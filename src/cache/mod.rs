@@ -69,6 +69,9 @@ struct Inner {
     /// Keys whose computation failed recently, and since when (fail-safe throttling, and
     /// refresh errors logged once).
     failing: dashmap::DashMap<Key, Instant>,
+    /// Writes finishing in the background after their callers stopped waiting
+    /// ([`Health::writes_in_flight`](crate::Health::writes_in_flight)).
+    background_writes: std::sync::atomic::AtomicU64,
 }
 
 /// An entry found valid (its tags unmoved), with its freshness.
@@ -136,6 +139,7 @@ impl Cache {
                 flights: Flights::default(),
                 warming: Warming::default(),
                 failing: dashmap::DashMap::new(),
+                background_writes: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -477,6 +481,7 @@ impl Cache {
                 invalidation_channel: None,
                 invalidation_channel_losses: 0,
                 pending_invalidations: 0,
+                writes_in_flight: self.writes_in_flight(),
                 error: None,
                 warming: self.warming().status(),
             },
@@ -492,6 +497,7 @@ impl Cache {
                     invalidation_channel: h.subscribed,
                     invalidation_channel_losses: h.channel_losses,
                     pending_invalidations: h.pending_invalidations,
+                    writes_in_flight: self.writes_in_flight(),
                     error: h.error,
                     warming: self.warming().status(),
                 }

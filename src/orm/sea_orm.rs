@@ -29,6 +29,14 @@
 //!   Cached reads that take the transaction as their connection bypass the cache for the
 //!   tables it wrote, and never store what they compute (the transaction's snapshot may be
 //!   older than other readers').
+//! * **A caller that stops waiting** (`tokio::time::timeout`, `select!`, an axum handler
+//!   whose client went away, `JoinHandle::abort`) once a write or a COMMIT was sent does not
+//!   stop it: the database runs it anyway, so the statement and the invalidation after it
+//!   finish in the background, in that order ([`Health::writes_in_flight`](crate::Health::writes_in_flight)
+//!   counts them meanwhile). Inside a transaction, a statement cut short is recorded as
+//!   written; a savepoint's writes go to its parent before it is released.
+//! * Writes the cache cannot see inside a transaction (a function called from a `SELECT`):
+//!   [`CachedTransaction::invalidate_tags`] invalidates now and again after COMMIT.
 //! * A statement whose SQL cannot be classified invalidates every model tag (`model:#all`),
 //!   and says so at warn level: it fails safe, never silently.
 //!
@@ -48,13 +56,14 @@ use sea_orm::{
     TransactionSession, TransactionTrait,
 };
 
+mod detach;
 mod statement;
 
 use statement::StatementText;
 
 use super::TxState;
-use crate::Cache;
 use crate::write::PendingWrites;
+use crate::{Cache, Tag};
 
 /// A SeaORM connection whose writes invalidate the cache. Cheap to clone.
 ///
@@ -151,6 +160,13 @@ impl CachedTransaction {
     /// If COMMIT itself fails, the tags are invalidated anyway: whether it took effect is
     /// not known, and an extra invalidation costs only a recomputation.
     ///
+    /// Cancellation-safe: if the caller stops waiting once COMMIT was sent (a timeout, a
+    /// dropped request), the COMMIT and the invalidation after it finish in the background
+    /// ([`Health::writes_in_flight`](crate::Health::writes_in_flight) counts them). A nested
+    /// transaction's writes are handed to its parent before its savepoint is released, so a
+    /// release cut short loses nothing either (if the savepoint was in fact rolled back, the
+    /// parent's COMMIT invalidates a little more than needed).
+    ///
     /// # Errors
     /// The database's error.
     pub async fn commit(self) -> Result<(), DbErr> {
@@ -159,21 +175,58 @@ impl CachedTransaction {
             cache,
             pending,
         } = self;
-        let result = inner.commit().await;
-        match pending.parent() {
-            Some(parent) => {
-                if result.is_ok() {
-                    pending.merge_into(parent);
-                }
-            }
-            None => {
-                let tags = pending.take();
-                if !tags.is_empty() {
-                    cache.invalidate_written(tags).await;
-                }
-            }
+        if let Some(parent) = pending.parent() {
+            pending.merge_into(parent);
+            return inner.commit().await;
         }
-        result
+        let background = cache.clone();
+        detach::Detached::new(&background, async move {
+            let result = inner.commit().await;
+            let tags = pending.take();
+            if !tags.is_empty() {
+                cache.invalidate_written(tags).await;
+            }
+            let explicit = pending.take_explicit();
+            if !explicit.is_empty() {
+                cache.invalidate_tags(explicit).await;
+            }
+            result
+        })
+        .await
+    }
+
+    /// Invalidates `tags` on behalf of this transaction: now, and again once the outermost
+    /// transaction has committed (a rollback drops the second time). For writes the cache
+    /// cannot see, made inside the transaction: a database function called from a `SELECT`,
+    /// a trigger on another table. Invalidating only now would not do: until COMMIT, other
+    /// connections still read the old rows and may cache them again.
+    ///
+    /// Model tags among `tags` also make this transaction's own cached reads of their tables
+    /// bypass the cache, as its ORM writes do. Returns what [`Cache::invalidate_tags`] returns
+    /// for the first time.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sea_orm::DbErr> {
+    /// use querycache::{Cache, Tag, EntryOptions, orm::sea_orm::CachedConnection};
+    /// use sea_orm::TransactionTrait;
+    ///
+    /// let cache = Cache::new();
+    /// let db = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, cache.clone());
+    /// let tx = db.begin().await?;
+    /// // ... `SELECT archive_all()`, which writes songs behind the statement's back ...
+    /// tx.invalidate_tags([Tag::model("songs")]).await;
+    /// // Another connection caches the songs as they were before the commit...
+    /// cache.set("songs", 1_u8, EntryOptions::new().tag(Tag::model("songs"))).await.unwrap();
+    /// tx.commit().await?;
+    /// // ...and the commit invalidates them again.
+    /// assert!(cache.get::<u8>("songs").await.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_tags(&self, tags: impl IntoIterator<Item = Tag>) -> usize {
+        let tags: Vec<Tag> = tags.into_iter().collect();
+        self.pending.record_explicit(&tags);
+        self.cache.invalidate_tags(tags).await
     }
 
     /// Rolls back; the transaction's writes invalidate nothing.
@@ -255,80 +308,211 @@ where
     }
 }
 
-macro_rules! connection_impl {
-    ($ty:ty, |$this:ident, $tags:ident| $after:expr) => {
-        #[async_trait::async_trait]
-        impl ConnectionTrait for $ty {
-            fn get_database_backend(&self) -> DbBackend {
-                self.inner.get_database_backend()
-            }
-
-            async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-                let result = self.inner.execute_raw(stmt.clone()).await;
-                // Invalidate even when the statement failed: a multi-statement text may
-                // have written part of its work before the error.
-                if let Some($tags) = StatementText::of(&stmt).written_tags() {
-                    let $this = self;
-                    $after;
-                }
-                result
-            }
-
-            async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-                let result = self.inner.execute_unprepared(sql).await;
-                if let Some($tags) = StatementText::unprepared(sql).written_tags() {
-                    let $this = self;
-                    $after;
-                }
-                result
-            }
-
-            async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-                let result = self.inner.query_one_raw(stmt.clone()).await;
-                let returned = result
-                    .as_ref()
-                    .ok()
-                    .and_then(Option::as_ref)
-                    .map(std::slice::from_ref);
-                if let Some($tags) = StatementText::of(&stmt).written_tags_returning(returned) {
-                    let $this = self;
-                    $after;
-                }
-                result
-            }
-
-            async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-                let result = self.inner.query_all_raw(stmt.clone()).await;
-                let returned = result.as_ref().ok().map(Vec::as_slice);
-                if let Some($tags) = StatementText::of(&stmt).written_tags_returning(returned) {
-                    let $this = self;
-                    $after;
-                }
-                result
-            }
-
-            fn support_returning(&self) -> bool {
-                self.inner.support_returning()
-            }
-
-            fn is_mock_connection(&self) -> bool {
-                self.inner.is_mock_connection()
-            }
-        }
-    };
+/// The rows a query returned, for narrowing an `INSERT ... RETURNING` to them.
+fn returned_one(result: &Result<Option<QueryResult>, DbErr>) -> Option<&[QueryResult]> {
+    result
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(std::slice::from_ref)
 }
 
-// Outside a transaction, a statement has committed when it returns: invalidate now, before
-// the caller sees the result. Inside one, record; `commit` invalidates.
-connection_impl!(CachedConnection, |this, tags| this
-    .cache
-    .invalidate_written(tags)
-    .await);
-// Recorded with the tables they are declared to also write, so that reads in the
-// transaction bypass the cache for those too.
-connection_impl!(CachedTransaction, |this, tags| this
-    .pending
-    .record(&this.cache.with_table_dependencies(tags)));
+fn returned_all(result: &Result<Vec<QueryResult>, DbErr>) -> Option<&[QueryResult]> {
+    result.as_ref().ok().map(Vec::as_slice)
+}
+
+impl CachedConnection {
+    /// Runs `statement` (a write: `tags` is what it writes, before any narrowing by the rows
+    /// it returns) and then invalidates what it wrote. Both run to the end even if the
+    /// caller stops waiting ([`detach`]): the database runs a statement it was sent anyway.
+    ///
+    /// Invalidates even when the statement failed: a multi-statement text may have written
+    /// part of its work before the error, and a failed COMMIT's outcome is unknown.
+    async fn write<T, R>(
+        &self,
+        tags: Vec<Tag>,
+        statement: impl Future<Output = Result<T, DbErr>> + Send + 'static,
+        narrow: R,
+    ) -> Result<T, DbErr>
+    where
+        T: Send + 'static,
+        R: FnOnce(&Result<T, DbErr>) -> Option<Vec<Tag>> + Send + 'static,
+    {
+        let cache = self.cache.clone();
+        detach::Detached::new(&self.cache, async move {
+            let result = statement.await;
+            let tags = narrow(&result).unwrap_or(tags);
+            cache.invalidate_written(tags).await;
+            result
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for CachedConnection {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            return self.inner.execute_raw(stmt).await;
+        };
+        let inner = self.inner.clone();
+        self.write(tags, async move { inner.execute_raw(stmt).await }, |_| None)
+            .await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let Some(tags) = StatementText::unprepared(sql).written_tags() else {
+            return self.inner.execute_unprepared(sql).await;
+        };
+        let (inner, sql) = (self.inner.clone(), sql.to_owned());
+        self.write(
+            tags,
+            async move { inner.execute_unprepared(&sql).await },
+            |_| None,
+        )
+        .await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            return self.inner.query_one_raw(stmt).await;
+        };
+        let inner = self.inner.clone();
+        let narrow_by = stmt.clone();
+        self.write(
+            tags,
+            async move { inner.query_one_raw(stmt).await },
+            move |result| {
+                StatementText::of(&narrow_by).written_tags_returning(returned_one(result))
+            },
+        )
+        .await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            return self.inner.query_all_raw(stmt).await;
+        };
+        let inner = self.inner.clone();
+        let narrow_by = stmt.clone();
+        self.write(
+            tags,
+            async move { inner.query_all_raw(stmt).await },
+            move |result| {
+                StatementText::of(&narrow_by).written_tags_returning(returned_all(result))
+            },
+        )
+        .await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        self.inner.is_mock_connection()
+    }
+}
+
+impl CachedTransaction {
+    /// Runs `statement` (a write: `tags` is what it writes, before any narrowing by the rows
+    /// it returns) and records what it wrote, for the outermost COMMIT to invalidate. If the
+    /// caller stops waiting, the statement may still run in the transaction: `tags` are
+    /// recorded then, when the future is dropped.
+    async fn write<T>(
+        &self,
+        tags: Vec<Tag>,
+        statement: impl Future<Output = Result<T, DbErr>>,
+        narrow: impl FnOnce(&Result<T, DbErr>) -> Option<Vec<Tag>>,
+    ) -> Result<T, DbErr> {
+        let mut unfinished = RecordOnDrop {
+            transaction: self,
+            tags: Some(tags),
+        };
+        let result = statement.await;
+        let tags = narrow(&result).or_else(|| unfinished.tags.take());
+        unfinished.tags = tags;
+        drop(unfinished);
+        result
+    }
+
+    /// Records `tags` as written by this transaction, with the tables they are declared to
+    /// also write, so that reads in the transaction bypass the cache for those too.
+    fn record(&self, tags: Vec<Tag>) {
+        self.pending
+            .record(&self.cache.with_table_dependencies(tags));
+    }
+}
+
+/// Records a transaction's write when dropped: when the statement finished, or when the
+/// caller stopped waiting for it (it may have run).
+struct RecordOnDrop<'t> {
+    transaction: &'t CachedTransaction,
+    tags: Option<Vec<Tag>>,
+}
+
+impl Drop for RecordOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(tags) = self.tags.take() {
+            self.transaction.record(tags);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for CachedTransaction {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            return self.inner.execute_raw(stmt).await;
+        };
+        self.write(tags, self.inner.execute_raw(stmt), |_| None)
+            .await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let Some(tags) = StatementText::unprepared(sql).written_tags() else {
+            return self.inner.execute_unprepared(sql).await;
+        };
+        self.write(tags, self.inner.execute_unprepared(sql), |_| None)
+            .await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            return self.inner.query_one_raw(stmt).await;
+        };
+        let text = StatementText::of(&stmt);
+        let narrow = |result: &_| text.written_tags_returning(returned_one(result));
+        self.write(tags, self.inner.query_one_raw(stmt.clone()), narrow)
+            .await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            return self.inner.query_all_raw(stmt).await;
+        };
+        let text = StatementText::of(&stmt);
+        let narrow = |result: &_| text.written_tags_returning(returned_all(result));
+        self.write(tags, self.inner.query_all_raw(stmt.clone()), narrow)
+            .await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        self.inner.is_mock_connection()
+    }
+}
 
 #[async_trait::async_trait]
 impl TransactionTrait for CachedConnection {

@@ -48,6 +48,7 @@ mod on_sqlite {
     mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_writes;
     mod transactions;
@@ -71,6 +72,7 @@ mod on_postgres {
     mod mixed_orms;
     mod postgres_only;
     mod postgres_triggers;
+    mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_writes;
     mod transactions;

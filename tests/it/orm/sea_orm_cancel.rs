@@ -1,0 +1,319 @@
+//! Writes whose callers stop waiting, on SQLite and PostgreSQL (`super::DB`): a plain write,
+//! an insert, a COMMIT, a savepoint's release and a statement inside a transaction are cut
+//! short at many points (right after their first poll, then at deadlines of growing length,
+//! up to "after the write finished"), as a timeout, `select!` or a dropped request would. The
+//! database finishes what it was sent; the cache must follow it: once the write has finished
+//! in the background (`Health::writes_in_flight` back to 0), a cached read equals the
+//! database.
+//!
+//! And explicit invalidations made on behalf of a transaction
+//! (`CachedTransaction::invalidate_tags`) apply again after its COMMIT.
+
+use std::time::Duration;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+
+use super::DB;
+use super::common::{Fixture, song_by_id, title};
+use crate::support::{Db, song, until};
+
+/// Where the writes are cut: right after their first poll, a few times (a fast statement may
+/// finish within that poll: SQLite's worker thread can answer before the poll returns), then
+/// at deadlines growing by half from 20 µs to 200 ms (the loop stops early once writes finish
+/// within their deadline three times in a row).
+fn timeouts() -> impl Iterator<Item = Duration> {
+    let growing = std::iter::successors(Some(20_u64), |&us| {
+        let next = us + us / 2;
+        (next <= 200_000).then_some(next)
+    });
+    std::iter::repeat_n(0, 8)
+        .chain(growing)
+        .map(Duration::from_micros)
+}
+
+/// Runs `work` until it finishes or `after` has passed, whichever is first; then drops it.
+/// `None`: it was cut short. (Tokio's own timers tick by the millisecond, and a SQLite
+/// write takes less: the deadline comes from a blocking thread's sleep instead, so the cut
+/// falls at any point. `work` is polled first, so it has always started.)
+async fn cut_after<T>(after: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
+    if after.is_zero() {
+        // Cut right after the first poll: the statement was just handed to the driver.
+        let mut work = std::pin::pin!(work);
+        return std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match work.as_mut().poll(cx) {
+                std::task::Poll::Ready(done) => Some(done),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await;
+    }
+    let deadline = tokio::task::spawn_blocking(move || std::thread::sleep(after));
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        _ = deadline => None,
+    }
+}
+
+/// How long background work may take on a loaded machine.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// The title of song `id` in the database, read without the cache.
+async fn stored_title(f: &Fixture, id: i32) -> Option<String> {
+    song::Entity::find_by_id(id)
+        .one(&f.t.raw)
+        .await
+        .expect("read the database")
+        .map(|s| s.title)
+}
+
+/// Caches song A by id (and checks the entry is a hit), so that a write must invalidate it.
+async fn cache_a(f: &Fixture) {
+    song_by_id(&f.t.cache, f.db(), f.a.id).await;
+    assert!(
+        !song_by_id(&f.t.cache, f.db(), f.a.id).await.computed,
+        "premise: song A's entry is a hit"
+    );
+}
+
+/// Waits until nothing is finishing in the background and the database shows one of
+/// `expected` for song A (the write cut short may have landed or not, as `expected` says);
+/// then a cached read of song A must equal the database.
+async fn settled_and_fresh(f: &Fixture, expected: &[&str], what: &str) {
+    until(SETTLE, "background writes finished", async || {
+        f.t.cache.health().await.writes_in_flight == 0
+    })
+    .await;
+    let stored = stored_title(f, f.a.id).await;
+    assert!(
+        stored.as_deref().is_some_and(|t| expected.contains(&t)),
+        "{what}: the database holds {stored:?}, expected one of {expected:?}"
+    );
+    let read = song_by_id(&f.t.cache, f.db(), f.a.id).await;
+    assert_eq!(
+        title(&read.value),
+        stored.as_deref(),
+        "{what}: a read after the write finished must see the database's row"
+    );
+}
+
+fn retitle(id: i32, title: &str) -> sea_orm::UpdateMany<song::Entity> {
+    song::Entity::update_many()
+        .col_expr(song::Column::Title, Expr::value(title.to_owned()))
+        .filter(song::Column::Id.eq(id))
+}
+
+/// Runs `round(i, timeout)` for each timeout until three rounds in a row finished in time;
+/// `round` says whether its write finished within the timeout. Checks that some rounds were
+/// really cut short.
+async fn cut_at_growing_points(mut round: impl AsyncFnMut(usize, Duration) -> bool) {
+    let (mut cut, mut in_time_in_a_row) = (0, 0);
+    for (i, timeout) in timeouts().enumerate() {
+        if round(i, timeout).await {
+            in_time_in_a_row += 1;
+            if in_time_in_a_row >= 3 && !timeout.is_zero() {
+                break;
+            }
+        } else {
+            cut += 1;
+            in_time_in_a_row = 0;
+        }
+    }
+    assert!(cut > 0, "no write was cut short: the test proves nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_write_cut_short_by_a_timeout_still_invalidates() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    cut_at_growing_points(async |i, timeout| {
+        cache_a(&f).await;
+        let new = format!("plain {i}");
+        let done = cut_after(timeout, retitle(f.a.id, &new).exec(f.db())).await;
+        // A timeout polls the write first: it was sent, so it lands.
+        settled_and_fresh(&f, &[&new], &format!("update cut after {timeout:?}")).await;
+        done.is_some()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_returning_cut_short_still_invalidates_the_list_and_the_new_row() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let mut next = f.b.id + 1;
+    cut_at_growing_points(async |i, timeout| {
+        // The absence of the next row is cached: the insert must invalidate it.
+        let absent = song_by_id(&f.t.cache, f.db(), next).await;
+        assert!(
+            absent.value.is_none(),
+            "premise: song {next} does not exist"
+        );
+        let insert = song::Entity::insert(f.new_song(&format!("new {i}"))).exec(f.db());
+        let done = cut_after(timeout, insert).await;
+        until(SETTLE, "background writes finished", async || {
+            f.t.cache.health().await.writes_in_flight == 0
+        })
+        .await;
+        let stored = stored_title(&f, next).await;
+        assert_eq!(stored, Some(format!("new {i}")), "the insert landed");
+        let read = song_by_id(&f.t.cache, f.db(), next).await;
+        assert_eq!(
+            title(&read.value),
+            stored.as_deref(),
+            "cut after {timeout:?}"
+        );
+        next += 1;
+        done.is_some()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cut_short_by_a_timeout_still_invalidates() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    cut_at_growing_points(async |i, timeout| {
+        cache_a(&f).await;
+        let new = format!("committed {i}");
+        let tx = f.db().begin().await.expect("begin");
+        retitle(f.a.id, &new).exec(&tx).await.expect("update");
+        let done = cut_after(timeout, tx.commit()).await;
+        settled_and_fresh(&f, &[&new], &format!("commit cut after {timeout:?}")).await;
+        done.is_some()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_savepoint_release_cut_short_still_invalidates_at_the_outer_commit() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let mut before = "A".to_owned();
+    cut_at_growing_points(async |i, timeout| {
+        cache_a(&f).await;
+        let new = format!("released {i}");
+        let tx = f.db().begin().await.expect("begin");
+        let savepoint = tx.begin().await.expect("savepoint");
+        retitle(f.a.id, &new)
+            .exec(&savepoint)
+            .await
+            .expect("update");
+        let done = cut_after(timeout, savepoint.commit()).await;
+        // A release cut short may have released the savepoint or rolled it back; the outer
+        // COMMIT may fail after it. Whatever the database holds, the cache must follow.
+        let _ = tx.commit().await;
+        settled_and_fresh(
+            &f,
+            &[&new, &before],
+            &format!("release cut after {timeout:?}"),
+        )
+        .await;
+        before = stored_title(&f, f.a.id).await.expect("song A exists");
+        done.is_some()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_cut_short_inside_a_transaction_is_invalidated_by_its_commit() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let mut before = "A".to_owned();
+    cut_at_growing_points(async |i, timeout| {
+        cache_a(&f).await;
+        let new = format!("in transaction {i}");
+        let tx = f.db().begin().await.expect("begin");
+        let done = cut_after(timeout, retitle(f.a.id, &new).exec(&tx)).await;
+        let _ = tx.commit().await;
+        settled_and_fresh(
+            &f,
+            &[&new, &before],
+            &format!("statement cut after {timeout:?}"),
+        )
+        .await;
+        before = stored_title(&f, f.a.id).await.expect("song A exists");
+        done.is_some()
+    })
+    .await;
+}
+
+/// A write the cache cannot see inside a transaction (on PostgreSQL, a function called from
+/// a `SELECT`; on SQLite, a write through another handle of the same transaction is not
+/// possible, so the write goes through the unwrapped transaction), invalidated on behalf of
+/// the transaction: another connection re-caching the pre-commit row before COMMIT must not
+/// keep it past COMMIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_on_behalf_of_a_transaction_applies_again_at_commit() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    if DB == Db::Postgres {
+        f.t.raw
+            .execute_unprepared(
+                "CREATE FUNCTION archive_all() RETURNS integer LANGUAGE SQL \
+                 AS $$ UPDATE songs SET title = 'archived' RETURNING 1 $$",
+            )
+            .await
+            .expect("create function");
+    }
+    cache_a(&f).await;
+    let tx = f.db().begin().await.expect("begin");
+    match DB {
+        Db::Postgres => {
+            tx.query_one_raw(DB.text("SELECT archive_all()"))
+                .await
+                .expect("the function writes");
+        }
+        Db::Sqlite => {
+            // Unseen: sent through the transaction SeaORM holds, not through the wrapper.
+            tx.inner()
+                .execute_unprepared("UPDATE songs SET title = 'archived'")
+                .await
+                .expect("an unseen write");
+        }
+    }
+    tx.invalidate_tags(querycache::Tag::table_write("songs"))
+        .await;
+    // Another connection still reads the committed row, and caches it again.
+    let other = song_by_id(&f.t.cache, f.db(), f.a.id).await;
+    assert_eq!(title(&other.value), Some("A"), "premise: not committed yet");
+    assert!(
+        !song_by_id(&f.t.cache, f.db(), f.a.id).await.computed,
+        "premise: the pre-commit row is cached again"
+    );
+    tx.commit().await.expect("commit");
+    let read = song_by_id(&f.t.cache, f.db(), f.a.id).await;
+    assert_eq!(
+        title(&read.value),
+        Some("archived"),
+        "after COMMIT, the invalidation made on behalf of the transaction applies again"
+    );
+}
+
+/// A rolled-back transaction's explicit invalidation applies once (at once), not again.
+#[tokio::test]
+async fn an_invalidation_on_behalf_of_a_rolled_back_transaction_is_not_repeated() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    cache_a(&f).await;
+    let tx = f.db().begin().await.expect("begin");
+    tx.invalidate_tags(querycache::Tag::table_write("songs"))
+        .await;
+    assert!(
+        song_by_id(&f.t.cache, f.db(), f.a.id).await.computed,
+        "the first invalidation applies at once"
+    );
+    tx.rollback().await.expect("rollback");
+    assert!(
+        !song_by_id(&f.t.cache, f.db(), f.a.id).await.computed,
+        "a rollback does not invalidate again"
+    );
+}

@@ -1,6 +1,7 @@
 //! The consistency checker: concurrent tasks read songs through `#[cached_query]` (by id,
 //! the whole list, the count) and write them through the ORM (single-row and bulk updates,
-//! deletes, inserts, transactions that commit or roll back) against a real database,
+//! deletes, inserts, transactions that commit or roll back, raw `BEGIN; ..; COMMIT` texts,
+//! updates and COMMITs whose callers stop waiting at a random point) against a real database,
 //! recording a history that [`history`] judges: no read returns data from before a write
 //! that had returned when it began, nor data no committed write ever wrote, and counts match
 //! the rows. Between rounds, with every task stopped, every cached read must equal the
@@ -27,10 +28,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
+use crate::support::cut_after;
 use crate::support::stores::{self, Kind};
 use crate::support::{Db, TestDb, song};
 
@@ -221,6 +223,20 @@ impl Run {
                     instance,
                 });
             }
+            66..69 => {
+                // A raw transaction in one text: its write lands at its COMMIT.
+                let (id, value) = (self.pick_row(rng), self.value());
+                let start = self.now();
+                let text =
+                    format!("BEGIN; UPDATE songs SET title = '{value}' WHERE id = {id}; COMMIT");
+                if let Err(error) = writer.execute_unprepared(&text).await {
+                    assert!(deadlock(&error), "raw transaction: {error}");
+                    self.history.lock().rolled_back.push(value);
+                    return;
+                }
+                self.record_write(id, Some(value), (start, self.now()), instance);
+            }
+            69..72 => self.cut_short(rng, writer, instance).await,
             56..72 => {
                 let (id, value) = (self.pick_row(rng), self.value());
                 let start = self.now();
@@ -326,8 +342,58 @@ impl Run {
         }
     }
 
+    /// A write whose caller stops waiting at a random point (a timeout, a dropped request):
+    /// an update, or a transaction's COMMIT. It lands (the database runs what it was sent,
+    /// and the integration finishes it in the background), but when is not known: the
+    /// history records it as a possible write that never returned, so it never makes
+    /// another value stale, and any read may see it once it began.
+    async fn cut_short(&self, rng: &mut StdRng, writer: &CachedConnection, instance: usize) {
+        let (id, value) = (self.pick_row(rng), self.value());
+        let after = Duration::from_micros(rng.random_range(0..2_000));
+        let start = self.now();
+        let update = song::Entity::update_many()
+            .col_expr(song::Column::Title, Expr::value(value.clone()))
+            .filter(song::Column::Id.eq(id));
+        let done = if rng.random_bool(0.5) {
+            cut_after(after, update.exec(writer))
+                .await
+                .map(|r| r.map(drop))
+        } else {
+            let tx = writer.begin().await.expect("begin");
+            if let Err(error) = update.exec(&tx).await {
+                assert!(deadlock(&error), "update in a transaction: {error}");
+                tx.rollback().await.expect("rollback after a deadlock");
+                self.history.lock().rolled_back.push(value);
+                return;
+            }
+            cut_after(after, tx.commit()).await
+        };
+        match done {
+            Some(Ok(())) => self.record_write(id, Some(value), (start, self.now()), instance),
+            Some(Err(error)) => {
+                assert!(deadlock(&error), "update or commit: {error}");
+                self.history.lock().rolled_back.push(value);
+            }
+            // May land at any time from now on (or have been a deadlock's victim).
+            None => self.push_write(id, Some(value), (start, u64::MAX), instance, false),
+        }
+    }
+
+    /// Waits until no write cut short is still finishing in the background, on any instance.
+    async fn writes_settled(&self) {
+        for db in &self.instances {
+            crate::support::until(
+                Duration::from_secs(30),
+                "writes cut short finished in the background",
+                async || db.cache().health().await.writes_in_flight == 0,
+            )
+            .await;
+        }
+    }
+
     /// With every task stopped: every cached read equals the database's answer.
     async fn quiescent_check(&self, raw: &sea_orm::DatabaseConnection) -> Vec<String> {
+        self.writes_settled().await;
         let mut found = Vec::new();
         let truth = song::Entity::find()
             .order_by_asc(song::Column::Id)

@@ -16,7 +16,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Transactio
 
 use super::DB;
 use super::common::{Fixture, song_by_id, title};
-use crate::support::{Db, song, until};
+use crate::support::{Db, cut_after, song, until};
 
 /// Where the writes are cut: right after their first poll, a few times (a fast statement may
 /// finish within that poll: SQLite's worker thread can answer before the poll returns), then
@@ -30,30 +30,6 @@ fn timeouts() -> impl Iterator<Item = Duration> {
     std::iter::repeat_n(0, 8)
         .chain(growing)
         .map(Duration::from_micros)
-}
-
-/// Runs `work` until it finishes or `after` has passed, whichever is first; then drops it.
-/// `None`: it was cut short. (Tokio's own timers tick by the millisecond, and a SQLite
-/// write takes less: the deadline comes from a blocking thread's sleep instead, so the cut
-/// falls at any point. `work` is polled first, so it has always started.)
-async fn cut_after<T>(after: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
-    if after.is_zero() {
-        // Cut right after the first poll: the statement was just handed to the driver.
-        let mut work = std::pin::pin!(work);
-        return std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(match work.as_mut().poll(cx) {
-                std::task::Poll::Ready(done) => Some(done),
-                std::task::Poll::Pending => None,
-            })
-        })
-        .await;
-    }
-    let deadline = tokio::task::spawn_blocking(move || std::thread::sleep(after));
-    tokio::select! {
-        biased;
-        done = work => Some(done),
-        _ = deadline => None,
-    }
 }
 
 /// How long background work may take on a loaded machine.

@@ -41,6 +41,35 @@ pub async fn until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> 
     }
 }
 
+/// Runs `work` until it finishes or `after` has passed, whichever is first; then drops it.
+/// `None`: it was cut short, as a timeout, `select!` or a dropped request cuts a write.
+/// `Duration::ZERO` cuts right after the first poll. (Tokio's own timers tick by the
+/// millisecond, and a SQLite write takes less: the deadline comes from a blocking thread's
+/// sleep instead, so the cut falls at any point. `work` is polled first, so it has always
+/// started.)
+pub async fn cut_after<T>(
+    after: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    if after.is_zero() {
+        // Cut right after the first poll: the statement was just handed to the driver.
+        let mut work = std::pin::pin!(work);
+        return std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match work.as_mut().poll(cx) {
+                std::task::Poll::Ready(done) => Some(done),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await;
+    }
+    let deadline = tokio::task::spawn_blocking(move || std::thread::sleep(after));
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        _ = deadline => None,
+    }
+}
+
 /// Waits until a tiered cache hears the other instances' invalidations.
 pub async fn subscribed(cache: &Cache) {
     until(

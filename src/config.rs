@@ -587,8 +587,24 @@ impl CacheConfigBuilder {
     /// followed transitively (a trigger's write may fire another trigger).
     ///
     /// Tables are named as model tags name them: `songs`, or `app.songs` outside the
-    /// default schema (`public.songs` is `songs`). The same can be set with
+    /// default schema (`public.songs` is `songs`), in lower case (`Songs` is `songs`). The
+    /// same can be set with
     /// `CACHE_TABLE_DEPENDENCIES="songs=song_counts,audit_log;users=user_stats"`.
+    ///
+    /// A table may write itself: a self-referencing `ON DELETE CASCADE` or `SET NULL`, a
+    /// trigger that changes other rows of its own table, SQLite's `UNIQUE .. ON CONFLICT
+    /// REPLACE`. Declared (`table_also_writes("songs", ["songs"])`, `songs=songs`), every
+    /// write to it also bumps `model:songs#bulk`, so the by-id entries of rows the statement
+    /// did not name are invalidated too. (Querycache does not derive this from the catalog's
+    /// foreign keys and triggers: declare it.)
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// // songs.parent_id REFERENCES songs (id) ON DELETE CASCADE
+    /// let config = CacheConfig::from_vars([("CACHE_TABLE_DEPENDENCIES", "songs=songs")]).unwrap();
+    /// assert_eq!(config.tables_also_written("songs"), ["songs"]);
+    /// ```
     ///
     /// ```
     /// use querycache::CacheConfig;

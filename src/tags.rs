@@ -22,6 +22,14 @@
 //! | `model:songs:7` | a write to the row with primary key 7 | by-id queries for song 7 (`row = id`) |
 //! | `model:songs#bulk` | a write whose rows are not known (`update_many`, raw SQL) | every by-id query on `songs` |
 //! | `model:#all` | a statement that could not be classified | every entry with a model tag |
+//!
+//! The table part of a model tag is folded to ASCII lower case, whoever builds the tag
+//! ([`Tag::model`], [`Tag::row`], [`Tag::bulk`], [`Tag::new`], [`table_key`]): SQLite and
+//! MySQL (on case-insensitive file systems, and always for SQLite) find `songs` under
+//! `"Songs"`, `SONGS` and `` `Songs` ``, so a write naming the table in any case must meet a
+//! read declared on `songs`. On PostgreSQL `"Songs"` and `songs` are two tables: they then
+//! share tags, which only invalidates more than needed. The row id keeps its case
+//! (`model:songs:AbC` is not `model:songs:abc`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -55,23 +63,41 @@ const MODEL_PREFIX: &str = "model:";
 /// Prefix of namespace tags.
 const NAMESPACE_PREFIX: &str = "ns:";
 
-/// `args` formatted into shared text with one allocation: written into a reusable buffer of
-/// this thread first, then copied into the `Arc` (tags are built on every cached call).
-fn shared_text(args: std::fmt::Arguments<'_>) -> Arc<str> {
-    use std::fmt::Write as _;
+/// Text built by `write` with one allocation: written into a reusable buffer of this thread
+/// first, then copied into the `Arc` (tags are built on every cached call).
+fn shared_text(write: impl Fn(&mut String)) -> Arc<str> {
     thread_local! {
         static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
     BUF.with(|buf| match buf.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
-            // Writing into a `String` only fails if a `Display` impl does; the text is then
-            // what was written, as `format!` would have panicked instead.
-            let _ = buf.write_fmt(args);
+            write(&mut buf);
             Arc::from(buf.as_str())
         }
         // Re-entered (an id whose `Display` builds a tag): a buffer of its own.
-        Err(_) => Arc::from(std::fmt::format(args)),
+        Err(_) => {
+            let mut own = String::new();
+            write(&mut own);
+            Arc::from(own)
+        }
+    })
+}
+
+/// A model tag's text, `model:<table><rest>`, with the table folded to ASCII lower case (see
+/// the module docs).
+fn model_text(table: &str, rest: std::fmt::Arguments<'_>) -> Arc<str> {
+    use std::fmt::Write as _;
+    shared_text(|buf| {
+        buf.push_str(MODEL_PREFIX);
+        let start = buf.len();
+        buf.push_str(table);
+        if let Some(name) = buf.get_mut(start..) {
+            name.make_ascii_lowercase();
+        }
+        // Writing into a `String` only fails if a `Display` impl does; the text is then
+        // what was written, as `format!` would have panicked instead.
+        let _ = buf.write_fmt(rest);
     })
 }
 
@@ -81,25 +107,56 @@ impl Tag {
     /// # Errors
     /// [`Error::InvalidName`] when the tag is empty, longer than [`MAX_TAG_LEN`] bytes, or
     /// contains a control character.
+    ///
+    /// A model tag's table part is folded to ASCII lower case, as [`Tag::model`] folds it:
+    ///
+    /// ```
+    /// use querycache::Tag;
+    ///
+    /// assert_eq!(Tag::new("model:Songs:AbC").unwrap(), Tag::row("songs", "AbC"));
+    /// assert_eq!(Tag::new("User:AbC").unwrap().as_str(), "User:AbC");
+    /// ```
     pub fn new(tag: impl AsRef<str>) -> Result<Self, Error> {
         let tag = tag.as_ref();
         validate_name("tag", tag, MAX_TAG_LEN)?;
+        if let Some(rest) = tag.strip_prefix(MODEL_PREFIX) {
+            let end = rest.find([':', '#']).unwrap_or(rest.len());
+            if rest[..end].bytes().any(|b| b.is_ascii_uppercase()) {
+                let (table, after) = rest.split_at(end);
+                return Ok(Tag(model_text(table, format_args!("{after}"))));
+            }
+        }
         Ok(Tag(Arc::from(tag)))
     }
 
-    /// The table tag `model:<table>`: bumped by every write to the table.
+    /// The table tag `model:<table>`: bumped by every write to the table. The table name is
+    /// folded to ASCII lower case (see the [module docs](self)).
+    ///
+    /// ```
+    /// use querycache::Tag;
+    ///
+    /// assert_eq!(Tag::model("Songs"), Tag::model("songs"));
+    /// ```
     pub fn model(table: &str) -> Self {
-        Tag(shared_text(format_args!("{MODEL_PREFIX}{table}")))
+        Tag(model_text(table, format_args!("")))
     }
 
-    /// The row tag `model:<table>:<id>`: bumped by a write known to touch that row.
+    /// The row tag `model:<table>:<id>`: bumped by a write known to touch that row. The
+    /// table name is folded to ASCII lower case; the id is kept as `Display` renders it.
+    ///
+    /// ```
+    /// use querycache::Tag;
+    ///
+    /// assert_eq!(Tag::row("SONGS", "Ab").as_str(), "model:songs:Ab");
+    /// ```
     pub fn row(table: &str, id: impl fmt::Display) -> Self {
-        Tag(shared_text(format_args!("{MODEL_PREFIX}{table}:{id}")))
+        Tag(model_text(table, format_args!(":{id}")))
     }
 
-    /// The bulk tag `model:<table>#bulk`: bumped by a write to rows that are not known.
+    /// The bulk tag `model:<table>#bulk`: bumped by a write to rows that are not known. The
+    /// table name is folded to ASCII lower case.
     pub fn bulk(table: &str) -> Self {
-        Tag(shared_text(format_args!("{MODEL_PREFIX}{table}#bulk")))
+        Tag(model_text(table, format_args!("#bulk")))
     }
 
     /// What a write to unknown rows of `table` bumps: its table tag and its bulk tag.
@@ -123,7 +180,10 @@ impl Tag {
 
     /// The tag every entry of a namespace depends on.
     pub(crate) fn namespace(namespace: &str) -> Self {
-        Tag(shared_text(format_args!("{NAMESPACE_PREFIX}{namespace}")))
+        Tag(shared_text(|buf| {
+            buf.push_str(NAMESPACE_PREFIX);
+            buf.push_str(namespace);
+        }))
     }
 
     /// The tag as a string slice.
@@ -177,9 +237,10 @@ pub fn write_tags(table: &str, ids: Option<&[String]>) -> Vec<Tag> {
 /// as plain `songs`, must either qualify the names it writes the way its entities name
 /// them, or declare the dependency:
 /// [`table_also_writes("songs", ["app.songs"])`](crate::CacheConfigBuilder::table_also_writes).
-/// The rule errs towards invalidating too much, never too little, in one case only: both
+/// The rule errs towards invalidating too much, never too little, in two cases: both
 /// `public` and `main` are taken as the default, so on PostgreSQL a schema named `main`
-/// shares its tables' tags with `public`.
+/// shares its tables' tags with `public`; and names are folded to ASCII lower case (see the
+/// [module docs](self)), so on PostgreSQL `"Songs"` shares its tags with `songs`.
 ///
 /// ```
 /// use querycache::tags::table_key;
@@ -187,12 +248,22 @@ pub fn write_tags(table: &str, ids: Option<&[String]>) -> Vec<Tag> {
 /// assert_eq!(table_key(None, "songs"), "songs");
 /// assert_eq!(table_key(Some("public"), "songs"), "songs");
 /// assert_eq!(table_key(Some("music"), "songs"), "music.songs");
+/// assert_eq!(table_key(Some("Music"), "Songs"), "music.songs");
+/// assert_eq!(table_key(Some("MAIN"), "Songs"), "songs");
 /// ```
 pub fn table_key(schema: Option<&str>, table: &str) -> String {
-    match schema {
-        None | Some("public") | Some("main") | Some("") => table.to_owned(),
-        Some(schema) => format!("{schema}.{table}"),
-    }
+    let mut key = match schema {
+        Some(schema)
+            if !schema.is_empty()
+                && !schema.eq_ignore_ascii_case("public")
+                && !schema.eq_ignore_ascii_case("main") =>
+        {
+            format!("{schema}.{table}")
+        }
+        _ => table.to_owned(),
+    };
+    key.make_ascii_lowercase();
+    key
 }
 
 /// A type that stands for a table in `#[cached_query(models = [..])]`.
@@ -435,5 +506,25 @@ mod tests {
         assert_eq!(Tag::bulk("app.songs").table(), Some("app.songs"));
         assert_eq!(Tag::all_models().table(), None);
         assert_eq!(Tag::new("user:1").unwrap().table(), None);
+    }
+
+    /// SQLite finds `songs` under `"Songs"`: reads and writes must name one tag, whatever
+    /// case either spells the table in. Ids keep theirs.
+    #[test]
+    fn model_tags_fold_the_table_to_lower_case_and_keep_the_id() {
+        assert_eq!(Tag::model("Songs").as_str(), "model:songs");
+        assert_eq!(Tag::bulk("SONGS").as_str(), "model:songs#bulk");
+        assert_eq!(Tag::row("App.Songs", "AbC").as_str(), "model:app.songs:AbC");
+        assert_eq!(Tag::table_write("Songs"), Tag::table_write("songs"));
+        assert_eq!(
+            Tag::new("model:Songs:AbC").unwrap().as_str(),
+            "model:songs:AbC"
+        );
+        assert_eq!(Tag::new("model:SONGS#bulk").unwrap(), Tag::bulk("songs"));
+        assert_eq!(Tag::new("model:#all").unwrap(), Tag::all_models());
+        assert_eq!(Tag::new("User:AbC").unwrap().as_str(), "User:AbC");
+        assert_eq!(Tag::row("Sóngs", 1).as_str(), "model:sóngs:1");
+        assert_eq!(table_key(Some("App"), "Songs"), "app.songs");
+        assert_eq!(table_key(Some("PUBLIC"), "Songs"), "songs");
     }
 }

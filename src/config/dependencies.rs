@@ -8,9 +8,17 @@
 //! Declarations are followed transitively: a trigger's write may fire another trigger.
 //!
 //! Tables are named the way model tags name them ([`table_key`]): `songs`, or `app.songs`
-//! outside the default schema (`public.songs` is `songs`).
+//! outside the default schema (`public.songs` is `songs`), folded to lower case (`Songs` is
+//! `songs`).
+//!
+//! A table may be declared to write itself (`songs=songs`): a self-referencing
+//! `ON DELETE CASCADE` or `SET NULL`, a trigger on a table that writes other rows of that
+//! table, SQLite's `UNIQUE .. ON CONFLICT REPLACE`. A write naming row 7 then changes rows
+//! it does not name, so every write to that table also bumps its bulk tag (`model:songs#bulk`):
+//! by-id entries of every row are invalidated. A cycle of declarations (`songs=stats;
+//! stats=songs`) makes a table write itself the same way. Querycache does not read such
+//! constraints from the catalog (yet): they must be declared.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::Error;
@@ -29,7 +37,8 @@ pub(crate) struct TableDependencies {
     /// As declared: a table → the tables a write to it also writes.
     declared: BTreeMap<String, BTreeSet<String>>,
     /// Everything a write to a table also writes, following declarations transitively
-    /// (never the table itself), sorted.
+    /// (the table itself when it is declared to write itself, directly or by a cycle),
+    /// sorted.
     closure: HashMap<String, Vec<String>>,
 }
 
@@ -49,7 +58,7 @@ impl TableDependencies {
         let mut queue: Vec<&str> = vec![table];
         while let Some(next) = queue.pop() {
             for also in self.declared.get(next).into_iter().flatten() {
-                if also != table && seen.insert(also) {
+                if seen.insert(also) {
                     queue.push(also);
                 }
             }
@@ -57,17 +66,18 @@ impl TableDependencies {
         seen.into_iter().map(str::to_owned).collect()
     }
 
-    /// The tables a write to `table` also writes (`public.songs` is `songs`).
+    /// The tables a write to `table` also writes (`public.songs` is `songs`, `Songs` is
+    /// `songs`).
     pub(crate) fn also_written(&self, table: &str) -> &[String] {
         let key = match table.split_once('.') {
-            Some((schema, name)) => Cow::Owned(table_key(Some(schema), name)),
-            None => Cow::Borrowed(table),
+            Some((schema, name)) => table_key(Some(schema), name),
+            None => table_key(None, table),
         };
-        self.closure.get(key.as_ref()).map_or(&[], Vec::as_slice)
+        self.closure.get(&key).map_or(&[], Vec::as_slice)
     }
 
     /// `tags` (a write's tags) plus, for every table they name, the table and bulk tags of
-    /// the tables it also writes.
+    /// the tables it also writes — its own bulk tag too, for a table that writes itself.
     #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
     pub(crate) fn expand(&self, mut tags: Vec<Tag>) -> Vec<Tag> {
         if self.closure.is_empty() {
@@ -106,14 +116,11 @@ where
     if also.is_empty() {
         return Err(bad(format!("{table} is declared to write no other table")));
     }
-    let mut names = Vec::with_capacity(also.len());
-    for name in &also {
-        let name = table_name(name).map_err(bad)?;
-        if name == table {
-            return Err(bad(format!("{table} is declared to also write itself")));
-        }
-        names.push(name);
-    }
+    let names = also
+        .iter()
+        .map(|name| table_name(name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
     Ok((table, names))
 }
 
@@ -211,8 +218,6 @@ mod tests {
             ("=song_counts", "a table name is empty"),
             ("songs=a,,b", "empty table name"),
             ("songs=song counts", "contains ' '"),
-            ("songs=songs", "also write itself"),
-            ("songs=public.songs", "also write itself"),
             ("songs=a.b.c", "is not `table` or `schema.table`"),
             ("songs=.counts", "is not `table` or `schema.table`"),
             ("songs=model:x", "contains ':'"),
@@ -234,18 +239,47 @@ mod tests {
             ("stats", &["songs"]),
             ("app.users", &["app.user_stats"]),
         ]);
+        // songs → song_counts → stats → songs: a trigger chain back to songs may write
+        // any of its rows.
         assert_eq!(
             d.also_written("songs"),
-            ["audit_log", "song_counts", "stats"]
+            ["audit_log", "song_counts", "songs", "stats"]
         );
         assert_eq!(d.also_written("public.songs"), d.also_written("songs"));
         assert_eq!(
             d.also_written("stats"),
-            ["audit_log", "song_counts", "songs"]
+            ["audit_log", "song_counts", "songs", "stats"]
         );
         assert_eq!(d.also_written("app.users"), ["app.user_stats"]);
         assert!(d.also_written("users").is_empty());
         assert!(d.also_written("audit_log").is_empty());
+    }
+
+    /// A self-referencing cascade changes rows the statement does not name: a table may
+    /// be declared to write itself, and its writes then bump its bulk tag.
+    #[test]
+    fn a_table_may_write_itself_and_then_every_write_to_it_is_bulk() {
+        let parsed = parse("songs=songs;Users=public.USERS,stats").unwrap();
+        assert_eq!(parsed[0], ("songs".to_owned(), vec!["songs".to_owned()]));
+        assert_eq!(
+            parsed[1],
+            (
+                "users".to_owned(),
+                vec!["users".to_owned(), "stats".to_owned()]
+            )
+        );
+        let d = deps(&[("songs", &["songs"]), ("a", &["b"]), ("b", &["a"])]);
+        assert_eq!(d.also_written("songs"), ["songs"]);
+        assert_eq!(d.also_written("Songs"), ["songs"]);
+        assert_eq!(d.also_written("a"), ["a", "b"], "a cycle writes itself too");
+        assert_eq!(
+            d.expand(vec![Tag::model("songs"), Tag::row("songs", 7)]),
+            [
+                Tag::model("songs"),
+                Tag::row("songs", 7),
+                Tag::bulk("songs")
+            ]
+        );
     }
 
     #[test]

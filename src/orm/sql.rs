@@ -17,6 +17,12 @@
 //! * Writes nested in queries (data-modifying CTEs) are found at any parenthesis depth.
 //! * Row ids are only taken from a `WHERE` whose top level is a conjunction containing
 //!   `pk = X` or `pk IN (X, ...)`, and from `INSERT ... VALUES` with literal or bound keys.
+//!   A text key (a string literal or a bound string) is only taken as written when no
+//!   backend can read it as another number (see `rows`): `'05'`, `' 5'`, `'5.0'` and
+//!   `'5abc'` all make the write a bulk write.
+//! * A single `INSERT ... VALUES` whose keys the text does not give (generated ids) reports
+//!   how many rows it inserts ([`Rows::Inserted`]), so that a caller seeing the rows it
+//!   returned can narrow the write to their ids — when every inserted row came back.
 //!
 //! Every loop advances through a token array with a precomputed table of matching
 //! parentheses, and recursion is capped at [`MAX_DEPTH`], so any input — however large, deep
@@ -39,6 +45,8 @@ use std::collections::{HashMap, HashSet};
 
 use lexer::{Dialect, Kind, Token};
 use parser::Parser;
+#[cfg(test)]
+pub(crate) use rows::NUMERIC_LOOKING_TEXT;
 
 /// A table named in SQL, unquoted. `schema` is None when the name is unqualified.
 ///
@@ -52,13 +60,29 @@ pub(crate) struct TableName {
     pub(crate) name: String,
 }
 
+/// A bound parameter's value, as far as row ids go (see [`classify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// An integer of any width.
+    Integer(i128),
+    /// Text. Compared with an integer key, SQLite and MySQL convert it to a number, so it is
+    /// an id only under the rule string literals follow (see `rows::string_id`).
+    Text(String),
+}
+
 /// Which rows of a table a write touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Rows {
-    /// Only rows whose primary key is one of these values (rendered as strings: integer
-    /// literals in canonical decimal, string literals unescaped, parameters as `param` renders
-    /// them).
+    /// Only rows whose primary key is one of these values (rendered as strings: integers in
+    /// canonical decimal, text unescaped — and only text no backend reads as another
+    /// number).
     Ids(Vec<String>),
+    /// The rows created by the text's only statement, a top-level `INSERT ... VALUES` with
+    /// this many tuples whose keys the text does not give (generated ids), and no other rows:
+    /// no `REPLACE`, no `ON CONFLICT DO UPDATE`, no `ON DUPLICATE KEY UPDATE` (`DO NOTHING`
+    /// and `OR IGNORE` only skip rows). A caller that saw the ids of exactly this many
+    /// returned rows may narrow the write to them; otherwise it is [`Rows::Unknown`].
+    Inserted(usize),
     /// Rows not known (bulk write, or a WHERE clause this module does not reduce to ids).
     Unknown,
 }
@@ -88,8 +112,8 @@ pub(crate) enum Effect {
     Unknown,
 }
 
-/// Classify `sql`. `param(i)` returns the bound value of the i-th placeholder (0-based)
-/// rendered as a row id string, or None if it is not usable as an id (NULL, float, blob...).
+/// Classify `sql`. `param(i)` returns the bound value of the i-th placeholder (0-based), or
+/// None if it is not usable as an id (NULL, float, blob...).
 /// `primary_key(table)` returns the primary-key column name of a table (the caller defaults it
 /// to "id").
 ///
@@ -97,7 +121,7 @@ pub(crate) enum Effect {
 /// N-1). If one text mixes styles, no placeholder is used as an id.
 pub(crate) fn classify(
     sql: &str,
-    param: &dyn Fn(usize) -> Option<String>,
+    param: &dyn Fn(usize) -> Option<Bound>,
     primary_key: &dyn Fn(&TableName) -> String,
 ) -> Effect {
     let env = Env {
@@ -115,12 +139,12 @@ const MAX_DEPTH: usize = 32;
 
 /// The caller's callbacks.
 struct Env<'p> {
-    param: &'p dyn Fn(usize) -> Option<String>,
+    param: &'p dyn Fn(usize) -> Option<Bound>,
     pk: &'p dyn Fn(&TableName) -> String,
 }
 
 /// Parameters of a prepared statement's body are bound later, by `EXECUTE`: none is known.
-fn no_param(_: usize) -> Option<String> {
+fn no_param(_: usize) -> Option<Bound> {
     None
 }
 
@@ -193,15 +217,20 @@ fn classify_tokens(toks: &[Token<'_>], env: &Env<'_>, depth: usize, lenient: boo
     };
     let end = toks.len();
     let mut start = 0;
+    let mut statements = 0;
     let mut i = 0;
     while i < end && !acc.unknown {
         if parser.punct(i, end, ";") {
+            statements += usize::from(start < i);
             parser.statement(start, i, depth, acc);
             start = i + 1;
         }
         i = parser.next(i, end);
     }
+    statements += usize::from(start < end);
     parser.statement(start, end, depth, acc);
+    // The rows several statements return are not those of any one INSERT.
+    acc.several |= statements > 1;
 }
 
 /// For each `(`, the index of its `)`; None if the parentheses do not balance.
@@ -231,6 +260,8 @@ fn match_parens(toks: &[Token<'_>]) -> Option<Vec<usize>> {
 #[derive(Default)]
 struct Acc {
     unknown: bool,
+    /// Some lexing found more than one statement in the text.
+    several: bool,
     writes: Vec<(TableName, RowSet)>,
     index: HashMap<TableName, usize>,
 }
@@ -238,6 +269,7 @@ struct Acc {
 enum RowSet {
     Unknown,
     Ids(Vec<String>, HashSet<String>),
+    Inserted(usize),
 }
 
 impl Acc {
@@ -245,30 +277,31 @@ impl Acc {
         self.unknown = true;
     }
 
+    /// Merges what one statement (in one lexing) writes into `table`. The same top-level
+    /// INSERT seen by two lexings stays [`Rows::Inserted`]; any other pair of writes to one
+    /// table is no longer "only the inserted rows".
     fn add(&mut self, table: TableName, rows: Rows) {
-        let slot = match self.index.get(&table) {
-            Some(&slot) => slot,
-            None => {
-                self.index.insert(table.clone(), self.writes.len());
-                let empty = RowSet::Ids(Vec::new(), HashSet::new());
-                self.writes.push((table, empty));
-                self.writes.len() - 1
-            }
+        let Some(&slot) = self.index.get(&table) else {
+            self.index.insert(table.clone(), self.writes.len());
+            let set = match rows {
+                Rows::Unknown => RowSet::Unknown,
+                Rows::Inserted(n) => RowSet::Inserted(n),
+                Rows::Ids(ids) => {
+                    let mut set = RowSet::Ids(Vec::new(), HashSet::new());
+                    set.extend(ids);
+                    set
+                }
+            };
+            self.writes.push((table, set));
+            return;
         };
         let Some((_, set)) = self.writes.get_mut(slot) else {
             return;
         };
-        match rows {
-            Rows::Unknown => *set = RowSet::Unknown,
-            Rows::Ids(ids) => {
-                if let RowSet::Ids(list, seen) = set {
-                    for id in ids {
-                        if seen.insert(id.clone()) {
-                            list.push(id);
-                        }
-                    }
-                }
-            }
+        match (&*set, rows) {
+            (RowSet::Ids(..), Rows::Ids(ids)) => set.extend(ids),
+            (RowSet::Inserted(a), Rows::Inserted(b)) if *a == b => {}
+            _ => *set = RowSet::Unknown,
         }
     }
 
@@ -279,13 +312,29 @@ impl Acc {
         if self.writes.is_empty() {
             return Effect::Read;
         }
+        let several = self.several;
         let writes = self.writes.into_iter().map(|(table, set)| TableWrite {
             table,
             rows: match set {
                 RowSet::Unknown => Rows::Unknown,
                 RowSet::Ids(list, _) => Rows::Ids(list),
+                RowSet::Inserted(_) if several => Rows::Unknown,
+                RowSet::Inserted(n) => Rows::Inserted(n),
             },
         });
         Effect::Writes(writes.collect())
+    }
+}
+
+impl RowSet {
+    /// Adds `ids` to an id list (keeping the first occurrence of each).
+    fn extend(&mut self, ids: Vec<String>) {
+        if let RowSet::Ids(list, seen) = self {
+            for id in ids {
+                if seen.insert(id.clone()) {
+                    list.push(id);
+                }
+            }
+        }
     }
 }

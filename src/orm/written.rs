@@ -2,18 +2,19 @@
 //! the tags. Shared by the ORM integrations, which differ only in how they see statements,
 //! their bound values and the rows they return.
 
-use crate::orm::sql::{self, Effect, Rows, TableName};
+use crate::orm::sql::{self, Bound, Effect, Rows, TableName};
 use crate::tags::{Tag, table_key, write_tags};
 
-/// The tags `sql` writes; `None` for a read. `param(i)` renders the i-th bound value as a
-/// row id (see `sql::classify`). `returned_ids` gives the ids of the rows the statement
-/// returned, when the integration can see them: a plain single-statement `INSERT` then
-/// touches those rows rather than the whole table in bulk.
+/// The tags `sql` writes; `None` for a read. `param(i)` gives the i-th bound value (see
+/// `sql::classify`). `returned_ids` gives the ids of the rows the statement returned, when
+/// the integration can see them: a single `INSERT ... VALUES` that only inserts then
+/// touches those rows rather than the whole table in bulk — if every row it inserted came
+/// back (SeaORM's `exec_with_returning` reads one row of a multi-row insert).
 ///
 /// A statement that cannot be classified writes `model:#all`, with a warning.
 pub(crate) fn written_tags(
     sql: &str,
-    param: &dyn Fn(usize) -> Option<String>,
+    param: &dyn Fn(usize) -> Option<Bound>,
     returned_ids: impl FnOnce() -> Option<Vec<String>>,
 ) -> Option<Vec<Tag>> {
     if is_plain_read(sql) {
@@ -23,24 +24,22 @@ pub(crate) fn written_tags(
     match sql::classify(sql, param, &primary_key) {
         Effect::Read => None,
         Effect::Writes(writes) => {
-            let returned = if writes.len() == 1 && is_plain_insert(sql) {
-                returned_ids()
-            } else {
-                None
-            };
-            Some(
-                writes
-                    .iter()
-                    .flat_map(|w| {
-                        let table = table_key(w.table.schema.as_deref(), &w.table.name);
-                        match (&w.rows, &returned) {
-                            (Rows::Ids(ids), _) => write_tags(&table, Some(ids)),
-                            (Rows::Unknown, Some(ids)) => write_tags(&table, Some(ids)),
-                            (Rows::Unknown, None) => write_tags(&table, None),
-                        }
-                    })
-                    .collect(),
-            )
+            let mut returned_ids = Some(returned_ids);
+            let mut tags = Vec::new();
+            for w in &writes {
+                let table = table_key(w.table.schema.as_deref(), &w.table.name);
+                let ids = match &w.rows {
+                    Rows::Ids(ids) => Some(row_keys(ids.clone())),
+                    // Only the rows of the text's one INSERT come back.
+                    Rows::Inserted(count) if writes.len() == 1 => returned_ids
+                        .take()
+                        .and_then(|returned| returned())
+                        .filter(|ids| ids.len() == *count),
+                    Rows::Inserted(_) | Rows::Unknown => None,
+                };
+                tags.extend(write_tags(&table, ids.as_deref()));
+            }
+            Some(tags)
         }
         Effect::Unknown => {
             let head: String = sql.chars().take(120).collect();
@@ -53,24 +52,15 @@ pub(crate) fn written_tags(
     }
 }
 
-/// A single-statement `INSERT` that is not an upsert: the rows it returns are exactly the
-/// rows it wrote (an upsert may update a row it does not name; an UPDATE may move a row to
-/// another id).
-fn is_plain_insert(sql: &str) -> bool {
-    let sql = sql.trim_start();
-    sql.get(..6)
-        .is_some_and(|head| head.eq_ignore_ascii_case("insert"))
-        && !sql.trim_end().trim_end_matches(';').contains(';')
-        && !contains_ignore_case(sql, "on conflict")
-        && !contains_ignore_case(sql, "on duplicate")
-        && !contains_ignore_case(sql, " or replace")
-}
-
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+/// The keys of the rows a list of ids may select, given that the key column's type is not
+/// known: the ids themselves and, when one of them is not an integer, row 0 too — MySQL
+/// compares text that does not start with a number (`'abc'`) with an integer key as 0.
+/// (Text that does start with one is only an id when canonical: see `sql::rows`.)
+fn row_keys(mut ids: Vec<String>) -> Vec<String> {
+    if ids.iter().any(|id| id.parse::<i128>().is_err()) && !ids.iter().any(|id| id == "0") {
+        ids.push("0".to_owned());
+    }
+    ids
 }
 
 /// A fast pass for the common case: a SELECT in which no word that could write appears
@@ -150,13 +140,115 @@ mod tests {
         let tags = written_tags("INSERT INTO songs (title) VALUES ('a')", &none, ids).unwrap();
         assert!(tags.contains(&Tag::row("songs", "7")));
         assert!(!tags.contains(&Tag::bulk("songs")));
-        let upsert = "INSERT INTO songs (title) VALUES ('a') ON CONFLICT (id) DO NOTHING";
+        // DO NOTHING only skips rows: the returned ones are all it wrote.
+        let skip = "INSERT INTO songs (title) VALUES ('a') ON CONFLICT (title) DO NOTHING";
+        let tags = written_tags(skip, &none, ids).unwrap();
+        assert_eq!(tags, [Tag::model("songs"), Tag::row("songs", "7")]);
+        let upsert =
+            "INSERT INTO songs (title) VALUES ('a') ON CONFLICT (title) DO UPDATE SET n = 1";
         let tags = written_tags(upsert, &none, ids).unwrap();
         assert!(tags.contains(&Tag::bulk("songs")));
         assert_eq!(written_tags("SELECT 1", &none, ids), None);
         assert_eq!(
             written_tags("CALL x()", &none, ids),
             Some(vec![Tag::all_models()])
+        );
+    }
+
+    /// SeaORM's `insert_many(..).exec_with_returning` reads one row of a multi-row insert:
+    /// the other rows' ids were never seen, so the write is bulk.
+    #[test]
+    fn returned_ids_narrow_only_when_every_inserted_row_came_back() {
+        let none = |_: usize| None;
+        let two = r#"INSERT INTO "songs" ("title") VALUES ($1), ($2) RETURNING "id""#;
+        let one_back = || Some(vec!["7".to_owned()]);
+        let tags = written_tags(two, &none, one_back).unwrap();
+        assert_eq!(tags, Tag::table_write("songs"));
+        let both_back = || Some(vec!["7".to_owned(), "8".to_owned()]);
+        let tags = written_tags(two, &none, both_back).unwrap();
+        assert_eq!(
+            tags,
+            [
+                Tag::model("songs"),
+                Tag::row("songs", 7),
+                Tag::row("songs", 8)
+            ]
+        );
+        // Rows from a query: how many were inserted is not known.
+        let select = r#"INSERT INTO "songs" ("title") SELECT "title" FROM "drafts" RETURNING "id""#;
+        let tags = written_tags(select, &none, one_back).unwrap();
+        assert_eq!(tags, Tag::table_write("songs"));
+        let default = r#"INSERT INTO "songs" DEFAULT VALUES RETURNING "id""#;
+        let tags = written_tags(default, &none, one_back).unwrap();
+        assert_eq!(tags, Tag::table_write("songs"));
+    }
+
+    /// `INSERT OR REPLACE` deletes rows conflicting on any unique key: whatever separates
+    /// its words, it is no plain insert (the substring check this replaced missed `\n`).
+    #[test]
+    fn replace_is_read_from_tokens_whatever_separates_its_words() {
+        let none = |_: usize| None;
+        let ids = || Some(vec!["7".to_owned()]);
+        for sql in [
+            "INSERT OR REPLACE INTO songs (title) VALUES ('a') RETURNING id",
+            "INSERT\nOR REPLACE INTO songs (title) VALUES ('a') RETURNING id",
+            "INSERT\tOR\tREPLACE INTO songs (title) VALUES ('a') RETURNING id",
+            "INSERT/**/OR/* or */REPLACE INTO songs (title) VALUES ('a') RETURNING id",
+            "insert -- upsert\n or replace into songs (title) values ('a') returning id",
+            "REPLACE INTO songs (title) VALUES ('a')",
+            "INSERT INTO songs (title) VALUES ('a') ON CONFLICT\nDO UPDATE SET n = 1",
+            "INSERT INTO songs (title) VALUES ('a') ON\tDUPLICATE KEY UPDATE n = 1",
+        ] {
+            let tags = written_tags(sql, &none, ids).unwrap();
+            assert!(tags.contains(&Tag::bulk("songs")), "{sql:?}: {tags:?}");
+        }
+    }
+
+    /// MySQL compares text that does not start with a number with an integer key as 0.
+    #[test]
+    fn a_text_id_also_touches_row_zero() {
+        let slug = |_: usize| Some(Bound::Text("abc".to_owned()));
+        let tags = written_tags("DELETE FROM songs WHERE id = ?", &slug, || None).unwrap();
+        assert_eq!(
+            tags,
+            [
+                Tag::model("songs"),
+                Tag::row("songs", "abc"),
+                Tag::row("songs", 0)
+            ]
+        );
+        let five = |_: usize| Some(Bound::Integer(5));
+        let tags = written_tags("DELETE FROM songs WHERE id = ?", &five, || None).unwrap();
+        assert_eq!(tags, [Tag::model("songs"), Tag::row("songs", 5)]);
+    }
+
+    /// `"Songs"` is `songs` to SQLite and MySQL: the tag a write bumps names the table in
+    /// lower case, as reads name it.
+    #[test]
+    fn quoted_table_names_fold_to_lower_case() {
+        let none = |_: usize| None;
+        for sql in [
+            r#"UPDATE "Songs" SET title = 'x'"#,
+            "UPDATE SONGS SET title = 'x'",
+            "UPDATE `Songs` SET title = 'x'",
+            "UPDATE [Songs] SET title = 'x'",
+            r#"UPDATE "Main"."Songs" SET title = 'x'"#,
+        ] {
+            let tags = written_tags(sql, &none, || None).unwrap();
+            assert_eq!(tags, Tag::table_write("songs"), "{sql}");
+        }
+        let tags = written_tags(
+            r#"DELETE FROM "App"."Songs" WHERE id = 'AbC'"#,
+            &none,
+            || None,
+        );
+        assert_eq!(
+            tags.unwrap(),
+            [
+                Tag::model("app.songs"),
+                Tag::row("app.songs", "AbC"),
+                Tag::row("app.songs", 0)
+            ]
         );
     }
 }

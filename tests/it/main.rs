@@ -52,6 +52,7 @@ mod on_sqlite {
     mod sea_orm_precision;
     mod sea_orm_writes;
     mod transactions;
+    mod write_precision;
 }
 #[path = "orm"]
 mod on_postgres {
@@ -76,6 +77,7 @@ mod on_postgres {
     mod sea_orm_precision;
     mod sea_orm_writes;
     mod transactions;
+    mod write_precision;
 }
 mod consistency;
 mod hostile;

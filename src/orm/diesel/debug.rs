@@ -10,8 +10,10 @@
 
 use std::fmt::Write as _;
 
-/// A statement read back: its SQL, and its bound values rendered as row ids where they
-/// can be (integers and strings; `None` for any other value). The values are read only
+use crate::orm::sql::Bound;
+
+/// A statement read back: its SQL, and its bound values where they can be row ids
+/// (integers and strings; `None` for any other value). The values are read only
 /// when asked for: most statements are reads, which need none.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Statement {
@@ -35,9 +37,10 @@ impl Statement {
         }
     }
 
-    /// The bound values, as row ids. Values that cannot be read leave the statement
-    /// classified without them.
-    pub(super) fn binds(&self) -> Vec<Option<String>> {
+    /// The bound values that can be row ids. Values that cannot be read leave the
+    /// statement classified without them. Strings stay text: the classifier decides whether
+    /// a database could read them as another number (`"05"` selects row 5 on SQLite).
+    pub(super) fn binds(&self) -> Vec<Option<Bound>> {
         self.binds
             .as_deref()
             .and_then(bind_list)
@@ -97,15 +100,15 @@ fn string_literal(s: &str) -> Option<(String, &str)> {
     None
 }
 
-/// `[a, b, ...]` of `Debug`-formatted values: each as a row id, or `None`.
-fn bind_list(s: &str) -> Option<Vec<Option<String>>> {
+/// `[a, b, ...]` of `Debug`-formatted values: each an integer, text, or `None`.
+fn bind_list(s: &str) -> Option<Vec<Option<Bound>>> {
     let inner = s.strip_prefix('[')?.strip_suffix(']')?;
     let mut binds = Vec::new();
     let mut rest = inner;
     while !rest.is_empty() {
         let (value, after) = if rest.starts_with('"') {
             let (text, after) = string_literal(rest)?;
-            (Some(text), after)
+            (Some(Bound::Text(text)), after)
         } else {
             let end = item_end(rest)?;
             let item = &rest[..end];
@@ -143,14 +146,17 @@ fn item_end(s: &str) -> Option<usize> {
     (depth == 0).then_some(s.len())
 }
 
-/// An integer in canonical decimal, as `Display` renders it.
-fn integer(item: &str) -> Option<String> {
+/// An integer as `Debug` renders it (canonical decimal); `None` for anything else.
+fn integer(item: &str) -> Option<Bound> {
     let digits = item.strip_prefix('-').unwrap_or(item);
     let canonical = !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'))
         && item != "-0";
-    canonical.then(|| item.to_owned())
+    canonical
+        .then(|| item.parse().ok())
+        .flatten()
+        .map(Bound::Integer)
 }
 
 #[cfg(test)]
@@ -168,13 +174,13 @@ mod tests {
         assert_eq!(
             statement.binds(),
             [
-                Some("it's \"x\", [y]".to_owned()),
-                Some("42".to_owned()),
+                Some(Bound::Text("it's \"x\", [y]".to_owned())),
+                Some(Bound::Integer(42)),
                 None,
                 None,
-                Some("-7".to_owned()),
+                Some(Bound::Integer(-7)),
                 None,
-                Some("é\n".to_owned()),
+                Some(Bound::Text("é\n".to_owned())),
             ]
         );
     }
@@ -200,6 +206,7 @@ mod tests {
         assert_eq!(parse_debug(r#""bad \q escape""#), None);
         assert_eq!(integer("007"), None);
         assert_eq!(integer("-0"), None);
-        assert_eq!(integer("0").as_deref(), Some("0"));
+        assert_eq!(integer("0"), Some(Bound::Integer(0)));
+        assert_eq!(integer("99999999999999999999999999999999999999999"), None);
     }
 }

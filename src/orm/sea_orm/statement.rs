@@ -2,6 +2,7 @@
 
 use sea_orm::{QueryResult, Statement, Value};
 
+use crate::orm::sql::Bound;
 use crate::orm::written;
 use crate::tags::Tag;
 
@@ -61,21 +62,22 @@ fn returned_id(row: &QueryResult) -> Option<String> {
         .ok()
 }
 
-/// A bound value rendered the way `Display` renders the same id in `row = id`.
-fn row_id(value: &Value) -> Option<String> {
+/// A bound value as a row id: integers of every width, and text (which the classifier
+/// takes as an id only where no database reads it as another number: `"05"` is a bulk
+/// write). Other types — UUIDs among them, whose variant exists only with a sea-query
+/// feature — make the write a bulk write: less precise, never wrong.
+fn row_id(value: &Value) -> Option<Bound> {
     Some(match value {
-        Value::TinyInt(Some(v)) => v.to_string(),
-        Value::SmallInt(Some(v)) => v.to_string(),
-        Value::Int(Some(v)) => v.to_string(),
-        Value::BigInt(Some(v)) => v.to_string(),
-        Value::TinyUnsigned(Some(v)) => v.to_string(),
-        Value::SmallUnsigned(Some(v)) => v.to_string(),
-        Value::Unsigned(Some(v)) => v.to_string(),
-        Value::BigUnsigned(Some(v)) => v.to_string(),
-        Value::String(Some(v)) => v.clone(),
-        Value::Char(Some(v)) => v.to_string(),
-        // Other types (UUIDs among them, whose variant exists only with a sea-query
-        // feature) make the write a bulk write: less precise, never wrong.
+        Value::TinyInt(Some(v)) => Bound::Integer((*v).into()),
+        Value::SmallInt(Some(v)) => Bound::Integer((*v).into()),
+        Value::Int(Some(v)) => Bound::Integer((*v).into()),
+        Value::BigInt(Some(v)) => Bound::Integer((*v).into()),
+        Value::TinyUnsigned(Some(v)) => Bound::Integer((*v).into()),
+        Value::SmallUnsigned(Some(v)) => Bound::Integer((*v).into()),
+        Value::Unsigned(Some(v)) => Bound::Integer((*v).into()),
+        Value::BigUnsigned(Some(v)) => Bound::Integer((*v).into()),
+        Value::String(Some(v)) => Bound::Text(v.clone()),
+        Value::Char(Some(v)) => Bound::Text(v.to_string()),
         _ => return None,
     })
 }
@@ -85,13 +87,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn row_ids_render_like_display() {
-        assert_eq!(row_id(&Value::Int(Some(7))).as_deref(), Some("7"));
+    fn bound_values_keep_their_type() {
+        assert_eq!(row_id(&Value::Int(Some(7))), Some(Bound::Integer(7)));
         assert_eq!(
-            row_id(&Value::String(Some("ab".into()))).as_deref(),
-            Some("ab")
+            row_id(&Value::BigUnsigned(Some(u64::MAX))),
+            Some(Bound::Integer(u64::MAX.into()))
+        );
+        assert_eq!(
+            row_id(&Value::String(Some("ab".into()))),
+            Some(Bound::Text("ab".into()))
         );
         assert_eq!(row_id(&Value::Int(None)), None);
         assert_eq!(row_id(&Value::Double(Some(1.5))), None);
+    }
+
+    /// Text bound for an integer key is read as a number by SQLite and MySQL: `"05"`
+    /// updates row 5, so it must not narrow the write to a row `05` no reader depends on.
+    #[test]
+    fn an_id_bound_as_non_canonical_text_is_a_bulk_write() {
+        let sql = r#"UPDATE "songs" SET "title" = ? WHERE "songs"."id" = ?"#;
+        for &id in crate::orm::sql::NUMERIC_LOOKING_TEXT {
+            let values = sea_orm::Values(vec!["x".into(), id.into()]);
+            let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
+            let tags = StatementText::of(&stmt).written_tags().unwrap();
+            assert!(tags.contains(&Tag::bulk("songs")), "{id:?}: {tags:?}");
+        }
+        for (id, tag) in [("5", "model:songs:5"), ("ab-1", "model:songs:ab-1")] {
+            let values = sea_orm::Values(vec!["x".into(), id.into()]);
+            let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
+            let tags = StatementText::of(&stmt).written_tags().unwrap();
+            assert!(tags.iter().any(|t| t.as_str() == tag), "{id:?}: {tags:?}");
+            assert!(!tags.contains(&Tag::bulk("songs")), "{id:?}: {tags:?}");
+        }
     }
 }

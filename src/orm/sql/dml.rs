@@ -70,7 +70,10 @@ impl<'p> Parser<'p> {
         let rows = if replace {
             Rows::Unknown
         } else {
-            self.inserted_ids(i, e, columns.as_deref(), &table)
+            // Only the statement itself returns its inserted rows (not a CTE's, not
+            // EXPLAIN's), and an UPSERT may update rows it does not insert.
+            let top = depth == 0 && self.kw(s, e, "INSERT");
+            self.inserted_ids(i, e, columns.as_deref(), &table, top)
         };
         acc.add(table, rows);
         self.scan_nested(s + 1, e, depth, acc);

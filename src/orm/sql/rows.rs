@@ -7,29 +7,28 @@
 use super::dml::Target;
 use super::lexer::Kind;
 use super::parser::Parser;
-use super::{MAX_DEPTH, Rows, TableName};
+use super::{Bound, MAX_DEPTH, Rows, TableName};
 
 impl<'p> Parser<'p> {
     /// Rows written by an insert whose source starts at `i`: the primary-key values of a
     /// `VALUES` list, if every tuple gives one and no upsert clause can touch other rows.
+    /// Otherwise, for a `top`-level insert of `n` tuples that can only insert (or skip) rows,
+    /// [`Rows::Inserted`]`(n)`.
     pub(super) fn inserted_ids(
         &self,
         i: usize,
         e: usize,
         columns: Option<&[String]>,
         table: &TableName,
+        top: bool,
     ) -> Rows {
         if !self.kw_any(i, e, &["VALUES", "VALUE"]) {
             return Rows::Unknown; // SELECT, DEFAULT VALUES, MySQL SET, ...
         }
-        let Some(columns) = columns else {
-            return Rows::Unknown;
-        };
         let pk = (self.env.pk)(table);
-        let Some(at) = columns.iter().position(|c| *c == pk) else {
-            return Rows::Unknown;
-        };
-        let mut ids = Vec::new();
+        let at = columns.and_then(|c| c.iter().position(|c| *c == pk));
+        let mut ids = Some(Vec::new());
+        let mut tuples = 0;
         let mut j = i + 1;
         loop {
             if !self.is_open(j, e) {
@@ -37,24 +36,44 @@ impl<'p> Parser<'p> {
             }
             let close = self.close_of(j);
             let items = self.split_commas(j + 1, close);
-            if items.len() != columns.len() {
+            if columns.is_some_and(|c| items.len() != c.len()) {
                 return Rows::Unknown;
             }
-            match items.get(at).and_then(|&(a, b)| self.value(a, b)) {
-                Some(id) => ids.push(id),
-                None => return Rows::Unknown,
+            let id = at
+                .and_then(|at| items.get(at))
+                .and_then(|&(a, b)| self.value(a, b));
+            match (&mut ids, id) {
+                (Some(ids), Some(id)) => ids.push(id),
+                (ids, _) => *ids = None,
             }
+            tuples += 1;
             j = close + 1;
             if !self.punct(j, e, ",") {
                 break;
             }
             j += 1;
         }
-        if self.upsert_keeps_ids(j, e, &pk) {
-            Rows::Ids(ids)
-        } else {
-            Rows::Unknown
+        match ids {
+            Some(ids) if self.upsert_keeps_ids(j, e, &pk) => Rows::Ids(ids),
+            _ if top && self.only_inserts(j, e) => Rows::Inserted(tuples),
+            _ => Rows::Unknown,
         }
+    }
+
+    /// Whether what follows an insert's `VALUES` list (`s..e`) lets it only insert rows or
+    /// skip them: nothing, `ON CONFLICT ... DO NOTHING`, then at most `RETURNING ...`.
+    fn only_inserts(&self, s: usize, e: usize) -> bool {
+        let mut i = s;
+        if self.kw(i, e, "ON") && self.kw(i + 1, e, "CONFLICT") {
+            let Some(action) = self.find_kw(i + 2, e, &["DO"]) else {
+                return false;
+            };
+            if !self.kw(action + 1, e, "NOTHING") {
+                return false;
+            }
+            i = action + 2;
+        }
+        i >= e || self.kw(i, e, "RETURNING")
     }
 
     /// Whether the upsert clauses in `s..e` (if any) only touch the inserted keys: `DO NOTHING`,
@@ -243,7 +262,8 @@ impl<'p> Parser<'p> {
     }
 
     /// A usable row id in `s..e`: an integer literal (optionally negative), an exactly
-    /// decoded string literal, or a placeholder whose value the caller renders.
+    /// decoded string literal, or a placeholder bound to an integer or to text (string
+    /// literals and bound text under the same rule, [`string_id`]).
     pub(super) fn value(&self, s: usize, e: usize) -> Option<String> {
         let t = self.tok(s, e)?;
         if e == s + 2 && self.op(s, e, "-") {
@@ -257,7 +277,10 @@ impl<'p> Parser<'p> {
         match t.kind {
             Kind::Number => integer_id(&t.text),
             Kind::Str { exact: true } => string_id(&t.text),
-            Kind::Param(Some(index)) => (self.env.param)(index),
+            Kind::Param(Some(index)) => match (self.env.param)(index)? {
+                Bound::Integer(n) => Some(n.to_string()),
+                Bound::Text(text) => string_id(&text),
+            },
             _ => None,
         }
     }
@@ -281,18 +304,57 @@ fn integer_id(text: &str) -> Option<String> {
     Some(if digits.is_empty() { "0" } else { digits }.to_string())
 }
 
-/// A string literal as a row id. Compared with an integer key, a database converts a
-/// numeric-looking string (`'07'`, `' 7'`, `'7.0'`), so such a string is only the id it spells
-/// in canonical form; trailing spaces may be ignored by MySQL's PAD SPACE collations.
-fn string_id(text: &str) -> Option<String> {
+/// Text (a string literal or a bound string) as a row id, or None when the write must be a
+/// bulk write because the text may select a row whose key is written differently.
+///
+/// The key's type is not known here, and compared with an integer key:
+///
+/// * SQLite applies numeric affinity: text that reads as a number (`'05'`, `' 5'`, `'+5'`,
+///   `'5.0'`, `'5e0'`, surrounding spaces allowed) becomes that number;
+/// * MySQL converts the text's *leading* number (`'5abc'` is 5, `'0x5'` is 0) and compares
+///   as double-precision floats, so beyond 2^53 neighbouring integers compare equal; text
+///   with no leading number is 0 (see `orm::written`, which adds row 0 for such ids);
+/// * PostgreSQL refuses text for an integer parameter or casts it strictly.
+///
+/// So text that starts like a number (a digit, a sign, a point or whitespace) is only an id
+/// when it is the canonical decimal of an integer of at most 15 digits (`5`, `-5`), exactly
+/// as `Display` renders the same integer; any trailing whitespace is refused too (MySQL's PAD
+/// SPACE collations ignore it for text keys). Other text (`abc`, a slug, a UUID starting
+/// with a letter) is the id it spells. A UUID starting with a digit is a bulk write: less
+/// precise, never wrong.
+pub(super) fn string_id(text: &str) -> Option<String> {
+    /// The longest integer a double represents exactly (2^53 has 16 digits).
+    const EXACT_DIGITS: usize = 15;
     let first = text.chars().next()?;
     if text.ends_with(char::is_whitespace) {
         return None;
     }
     if first.is_ascii_digit() || matches!(first, '+' | '-' | '.') || first.is_whitespace() {
         let digits = text.strip_prefix('-').unwrap_or(text);
-        let canonical = integer_id(digits).is_some_and(|c| c == digits) && text != "-0";
+        let canonical = integer_id(digits).is_some_and(|c| c == digits)
+            && text != "-0"
+            && digits.len() <= EXACT_DIGITS;
         return canonical.then(|| text.to_string());
     }
     Some(text.to_string())
 }
+
+/// Text that some backend reads as a number other than itself (or as several): never an id.
+#[cfg(test)]
+pub(crate) const NUMERIC_LOOKING_TEXT: &[&str] = &[
+    "05",
+    " 5",
+    "+5",
+    "5.0",
+    "5 ",
+    "5e0",
+    "5abc",
+    "0x5",
+    ".5",
+    "-05",
+    "-0",
+    "",
+    "\u{a0}5",
+    "1234567890123456",
+    "9007199254740993",
+];

@@ -3,11 +3,11 @@ use super::*;
 // ----- helpers -----------------------------------------------------------------------------------
 
 /// Every placeholder is bound; its value renders as `p<index>` so tests see which one was used.
-fn bound(i: usize) -> Option<String> {
-    Some(format!("p{i}"))
+fn bound(i: usize) -> Option<Bound> {
+    Some(Bound::Text(format!("p{i}")))
 }
 
-fn unbound(_: usize) -> Option<String> {
+fn unbound(_: usize) -> Option<Bound> {
     None
 }
 
@@ -78,11 +78,16 @@ fn check_all(sqls: &[&str], expected: Effect) {
 fn sea_orm_insert_returning_without_key() {
     check(
         r#"INSERT INTO "songs" ("title", "artist", "author_id") VALUES (?, ?, ?) RETURNING "id", "title", "artist", "author_id""#,
-        all_rows("songs"),
+        rows_of("songs", Rows::Inserted(1)),
     );
     check(
         r#"INSERT INTO "songs" ("title", "artist", "author_id") VALUES ($1, $2, $3) RETURNING "id""#,
-        all_rows("songs"),
+        rows_of("songs", Rows::Inserted(1)),
+    );
+    // `insert_many(..).exec_with_returning`: two rows, whatever SeaORM reads back.
+    check(
+        r#"INSERT INTO "songs" ("title") VALUES ($1), ($2) RETURNING "id", "title""#,
+        rows_of("songs", Rows::Inserted(2)),
     );
 }
 
@@ -266,7 +271,7 @@ fn unusable_parameter_values() {
         run_unbound(r#"DELETE FROM "songs" WHERE "id" IN (?, ?)"#),
         all_rows("songs")
     );
-    let only_first = |i: usize| (i == 0).then(|| "7".to_string());
+    let only_first = |i: usize| (i == 0).then_some(Bound::Integer(7));
     assert_eq!(
         classify("DELETE FROM t WHERE id IN (?, ?)", &only_first, &id_key),
         all_rows("t")
@@ -432,25 +437,135 @@ fn insert_literal_keys() {
         "INSERT INTO t (id, name) VALUES (1, 'a'), ('x', 'b'), (-2, 'c')",
         rows_of("t", ids(&["1", "x", "-2"])),
     );
-    check("INSERT INTO t (id) VALUES (1 + 1)", all_rows("t"));
-    check("INSERT INTO t (id) VALUES (DEFAULT)", all_rows("t"));
+    // Keys the text does not give: the one row inserted, known only by what it returns.
+    check_all(
+        &[
+            "INSERT INTO t (id) VALUES (1 + 1)",
+            "INSERT INTO t (id) VALUES (DEFAULT)",
+            "INSERT INTO t (id) VALUES (1.5)",
+        ],
+        rows_of("t", Rows::Inserted(1)),
+    );
     check("INSERT INTO t (id, a) VALUES (1)", all_rows("t"));
-    check("INSERT INTO t (id) VALUES (1.5)", all_rows("t"));
 }
 
 #[test]
 fn insert_without_usable_keys() {
+    check(
+        "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+        rows_of("t", Rows::Inserted(2)),
+    );
+    check(
+        "INSERT INTO t (a, b) VALUES (1, 2)",
+        rows_of("t", Rows::Inserted(1)),
+    );
+    // How many rows come from a query or DEFAULT VALUES is not in the text.
     check_all(
         &[
-            "INSERT INTO t VALUES (1, 'a')",
             "INSERT INTO t (id, a) SELECT id, a FROM u",
             "INSERT INTO t SELECT * FROM u",
             "INSERT INTO t DEFAULT VALUES",
             r#"INSERT INTO "t" DEFAULT VALUES RETURNING "id""#,
             "INSERT INTO t SET id = 1",
-            "INSERT INTO t (a, b) VALUES (1, 2)",
+            "INSERT INTO t (a) VALUES ROW(1)",
         ],
         all_rows("t"),
+    );
+}
+
+/// `Rows::Inserted` promises that the statement's own returned rows are exactly the rows
+/// it wrote: only a lone, top-level INSERT that cannot update or replace other rows.
+#[test]
+fn only_a_lone_top_level_plain_insert_counts_its_rows() {
+    let inserted = |n| rows_of("t", Rows::Inserted(n));
+    check_all(
+        &[
+            "INSERT INTO t (a) VALUES (1) RETURNING id",
+            "INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) WHERE a > 0 DO NOTHING",
+            "INSERT OR IGNORE INTO t (a) VALUES (1) RETURNING id",
+            "INSERT\nOR IGNORE INTO t (a) VALUES (1) RETURNING id",
+            "INSERT IGNORE INTO t (a) VALUES (1)",
+            "INSERT INTO t (a) VALUES (1);",
+        ],
+        inserted(1),
+    );
+    check_all(
+        &[
+            // Replaces delete rows that conflict on any unique key, whatever the spelling.
+            "REPLACE INTO t (a) VALUES (1)",
+            "INSERT OR REPLACE INTO t (a) VALUES (1) RETURNING id",
+            "INSERT\nOR REPLACE INTO t (a) VALUES (1) RETURNING id",
+            "INSERT\tOR\tREPLACE INTO t (a) VALUES (1) RETURNING id",
+            "INSERT/* x */OR/**/REPLACE INTO t (a) VALUES (1) RETURNING id",
+            "INSERT -- x\nOR REPLACE INTO t (a) VALUES (1) RETURNING id",
+            "UPSERT INTO t (a) VALUES (1)",
+            // Updates of rows the statement does not insert.
+            "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET b = 2 RETURNING id",
+            "INSERT INTO t (a) VALUES (1) ON CONFLICT\nDO UPDATE SET b = 2",
+            "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE b = 2",
+            "INSERT INTO t (a) VALUES (1) AS n ON DUPLICATE KEY UPDATE b = n.b",
+            // Several statements: the rows returned are not those of one INSERT.
+            "INSERT INTO t (a) VALUES (1); INSERT INTO t (a) VALUES (2)",
+            "INSERT INTO t (a) VALUES (1); UPDATE t SET b = 1",
+            // Another write to the same table in the statement.
+            "INSERT INTO t (a) VALUES ((WITH d AS (DELETE FROM t RETURNING a) SELECT 1))",
+        ],
+        all_rows("t"),
+    );
+    // Nested or explained inserts return other rows (a CTE's SELECT, a plan).
+    check_all(
+        &[
+            "WITH x AS (INSERT INTO t (a) VALUES (1) RETURNING id) SELECT 42 AS id",
+            "WITH x AS (SELECT 1) INSERT INTO t (a) VALUES (1) RETURNING id",
+            "EXPLAIN ANALYZE INSERT INTO t (a) VALUES (1) RETURNING id",
+        ],
+        all_rows("t"),
+    );
+    check(
+        "INSERT INTO t (a) VALUES (1); SELECT 2 AS id",
+        all_rows("t"),
+    );
+}
+
+/// Bound text goes through the rule string literals follow: SQLite and MySQL read text
+/// that looks like a number as that number when it meets an integer key.
+#[test]
+fn bound_text_that_may_read_as_another_number_is_no_id() {
+    let sql = "UPDATE songs SET title = ? WHERE id = ?";
+    let with = |id: &str| {
+        let id = id.to_owned();
+        move |i: usize| Some(Bound::Text(if i == 1 { id.clone() } else { "x".into() }))
+    };
+    for &id in super::rows::NUMERIC_LOOKING_TEXT {
+        assert_eq!(
+            classify(sql, &with(id), &id_key),
+            all_rows("songs"),
+            "{id:?}"
+        );
+    }
+    for id in ["5", "-5", "0", "123456789012345", "abc", "Song-5", "e5"] {
+        assert_eq!(
+            classify(sql, &with(id), &id_key),
+            rows_of("songs", ids(&[id])),
+            "{id:?}"
+        );
+    }
+    let integer = |i: usize| Some(Bound::Integer(if i == 1 { 5 } else { 0 }));
+    assert_eq!(
+        classify(sql, &integer, &id_key),
+        rows_of("songs", ids(&["5"]))
+    );
+    // The same rule for literals.
+    check("DELETE FROM songs WHERE id = '05'", all_rows("songs"));
+    check("DELETE FROM songs WHERE id = '5abc'", all_rows("songs"));
+    check(
+        "DELETE FROM songs WHERE id = '9007199254740993'",
+        all_rows("songs"),
+    );
+    check(
+        "DELETE FROM songs WHERE id = '5'",
+        rows_of("songs", ids(&["5"])),
     );
 }
 

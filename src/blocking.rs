@@ -119,6 +119,17 @@ pub(crate) fn io_handle() -> Handle {
     own_runtime().handle().clone()
 }
 
+/// Runs `future` in the background on querycache's own runtime, without waiting: for work
+/// that must not block its caller (a `Drop`, which may run on an async worker) and must not
+/// depend on the caller's runtime staying alive.
+#[cfg_attr(not(feature = "diesel"), allow(dead_code))]
+pub(crate) fn spawn_detached<F>(future: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    drop(own_runtime().spawn(future));
+}
+
 /// Runs a `Send` future on querycache's runtime and waits for it, parked. A panic in the
 /// future is resumed here, on the caller's thread.
 fn run_detached<F>(future: F) -> F::Output

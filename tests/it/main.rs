@@ -40,6 +40,8 @@ mod on_sqlite {
     #[cfg(feature = "diesel")]
     mod diesel_race;
     #[cfg(feature = "diesel")]
+    mod diesel_raw_transactions;
+    #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
     mod diesel_sqlite_only;
@@ -62,6 +64,8 @@ mod on_postgres {
     mod diesel_postgres_only;
     #[cfg(feature = "diesel")]
     mod diesel_race;
+    #[cfg(feature = "diesel")]
+    mod diesel_raw_transactions;
     #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]

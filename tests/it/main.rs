@@ -37,6 +37,8 @@ mod on_sqlite {
     mod common;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async_cancel;
     #[cfg(feature = "diesel")]
     mod diesel_race;
     #[cfg(feature = "diesel")]
@@ -60,6 +62,8 @@ mod on_postgres {
     mod common;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async_cancel;
     #[cfg(feature = "diesel")]
     mod diesel_postgres_only;
     #[cfg(feature = "diesel")]

@@ -80,7 +80,10 @@ fn spellings(f: &Fixture) -> Vec<(String, String)> {
         (format!("BEGIN; {write}"), "COMMIT -- done".to_owned()),
         (format!("BEGIN; {write}"), "COMMIT /* x */".to_owned()),
         (format!("/* start */ BEGIN; {write}"), "END".to_owned()),
-        (format!("BEGIN TRANSACTION; {write}"), "END TRANSACTION".to_owned()),
+        (
+            format!("BEGIN TRANSACTION; {write}"),
+            "END TRANSACTION".to_owned(),
+        ),
         // Raw savepoints inside a raw transaction.
         (
             format!("BEGIN; SAVEPOINT s1; {write}; RELEASE SAVEPOINT s1"),
@@ -93,7 +96,10 @@ fn spellings(f: &Fixture) -> Vec<(String, String)> {
     ];
     match DB {
         Db::Postgres => forms.extend([
-            (format!("START TRANSACTION; {write}"), "COMMIT WORK".to_owned()),
+            (
+                format!("START TRANSACTION; {write}"),
+                "COMMIT WORK".to_owned(),
+            ),
             (
                 format!("BEGIN ISOLATION LEVEL READ COMMITTED; {write}"),
                 "COMMIT".to_owned(),
@@ -101,9 +107,15 @@ fn spellings(f: &Fixture) -> Vec<(String, String)> {
         ]),
         Db::Sqlite => forms.extend([
             (format!("BEGIN IMMEDIATE; {write}"), "COMMIT".to_owned()),
-            (format!("BEGIN DEFERRED TRANSACTION; {write}"), "END".to_owned()),
+            (
+                format!("BEGIN DEFERRED TRANSACTION; {write}"),
+                "END".to_owned(),
+            ),
             // SQLite: a SAVEPOINT outside a transaction opens one, its RELEASE commits.
-            (format!("SAVEPOINT outer_sp; {write}"), "RELEASE outer_sp".to_owned()),
+            (
+                format!("SAVEPOINT outer_sp; {write}"),
+                "RELEASE outer_sp".to_owned(),
+            ),
         ]),
     }
     forms
@@ -134,8 +146,14 @@ fn a_raw_rollback_leaves_no_never_committed_value_in_the_cache() {
     let mut forms = vec![
         (format!("BEGIN; {write}"), "ROLLBACK"),
         (format!("BEGIN; {write}"), "ROLLBACK -- undo"),
-        (format!("BEGIN TRANSACTION; {write}"), "ROLLBACK TRANSACTION"),
-        (format!("BEGIN; SAVEPOINT s; {write}"), "ROLLBACK TO SAVEPOINT s; COMMIT"),
+        (
+            format!("BEGIN TRANSACTION; {write}"),
+            "ROLLBACK TRANSACTION",
+        ),
+        (
+            format!("BEGIN; SAVEPOINT s; {write}"),
+            "ROLLBACK TO SAVEPOINT s; COMMIT",
+        ),
     ];
     if DB == Db::Postgres {
         forms.extend([
@@ -184,9 +202,17 @@ fn commit_and_chain_commits_and_opens_a_new_level() {
     f.run("COMMIT AND CHAIN");
     assert_eq!(f.title(f.a).as_deref(), Some("A2"), "committed");
     f.run(&f.update(f.a, "A3"));
-    assert_eq!(f.title(f.a).as_deref(), Some("A2"), "inside the chained transaction");
+    assert_eq!(
+        f.title(f.a).as_deref(),
+        Some("A2"),
+        "inside the chained transaction"
+    );
     f.run("COMMIT");
-    assert_eq!(f.title(f.a).as_deref(), Some("A3"), "its COMMIT invalidated");
+    assert_eq!(
+        f.title(f.a).as_deref(),
+        Some("A3"),
+        "its COMMIT invalidated"
+    );
 }
 
 #[test]
@@ -194,8 +220,11 @@ fn a_diesel_transaction_inside_a_raw_begin_leaves_the_raw_level_open_until_the_r
     let Some(mut f) = Fixture::new() else { return };
     assert_eq!(f.title(f.a).as_deref(), Some("A"));
     f.run(&format!("BEGIN; {}", f.update(f.a, "A2")));
-    let b = f.b;
+    let (a, b) = (f.a, f.b);
+    let (cache, runs, other) = (&f.t.cache, &f.runs, &mut f.other);
     let result = f.conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        // Another connection re-caches the row the raw transaction wrote, not committed.
+        assert_eq!(song_title(cache, runs, other, a)?.as_deref(), Some("A"));
         diesel::update(songs::table.find(b))
             .set(songs::title.eq("B2"))
             .execute(conn)
@@ -206,7 +235,11 @@ fn a_diesel_transaction_inside_a_raw_begin_leaves_the_raw_level_open_until_the_r
             assert!(result.is_err(), "{result:?}");
             assert_eq!(f.title(f.a).as_deref(), Some("A"), "not committed yet");
             f.run("COMMIT");
-            assert_eq!(f.title(f.a).as_deref(), Some("A2"), "invalidated at the COMMIT");
+            assert_eq!(
+                f.title(f.a).as_deref(),
+                Some("A2"),
+                "invalidated at the COMMIT"
+            );
         }
         // PostgreSQL ignores the nested BEGIN (a warning): Diesel's COMMIT ends the raw
         // transaction too.
@@ -227,7 +260,10 @@ fn a_failed_text_with_transaction_control_fails_safe() {
     assert_eq!(f.title(f.a).as_deref(), Some("A"));
     // The transaction is opened and the second statement fails: SQLite leaves the
     // transaction open, PostgreSQL leaves it aborted.
-    let text = format!("BEGIN; {}; UPDATE no_such_table SET x = 1", f.update(f.a, "A2"));
+    let text = format!(
+        "BEGIN; {}; UPDATE no_such_table SET x = 1",
+        f.update(f.a, "A2")
+    );
     assert!(f.conn.batch_execute(&text).is_err());
     f.run("ROLLBACK");
     assert_eq!(f.title(f.a).as_deref(), Some("A"));
@@ -235,7 +271,10 @@ fn a_failed_text_with_transaction_control_fails_safe() {
     // commits with the COMMIT that follows.
     if DB == Db::Sqlite {
         f.run("BEGIN");
-        let text = format!("{}; UPDATE no_such_table SET x = 1; COMMIT", f.update(f.a, "A3"));
+        let text = format!(
+            "{}; UPDATE no_such_table SET x = 1; COMMIT",
+            f.update(f.a, "A3")
+        );
         assert!(f.conn.batch_execute(&text).is_err());
         assert_eq!(f.title(f.a).as_deref(), Some("A"));
         f.run("COMMIT");
@@ -259,7 +298,10 @@ fn an_explicit_invalidation_inside_a_transaction_applies_again_after_its_commit(
             Ok(())
         })
         .unwrap();
-    assert!(cache.get_blocking::<u8>("report").is_none(), "invalidated after COMMIT");
+    assert!(
+        cache.get_blocking::<u8>("report").is_none(),
+        "invalidated after COMMIT"
+    );
 
     // Rolled back: the repetition is dropped.
     let _ = f.conn.transaction::<(), _, _>(|conn| {

@@ -29,12 +29,30 @@
 //! * **Outside a transaction**, a write's tags are invalidated when the statement has
 //!   finished, before Diesel hands its result back.
 //! * **Inside a transaction** (`conn.transaction(..)`, `build_transaction()`, `begin_test_transaction`,
-//!   and a raw `BEGIN` ... `COMMIT` sent as SQL), tags are recorded and invalidated only after
+//!   and raw transaction control sent as SQL), tags are recorded and invalidated only after
 //!   the outermost `COMMIT` has succeeded. Diesel reports `CommitTransaction` *before* it
 //!   runs `COMMIT`, so the invalidation waits for the statement that follows the event; a
 //!   rollback discards the tags; a savepoint's tags move to its parent when it is released.
 //!   A `COMMIT` that fails invalidates anyway: whether it took effect is not known, and an
 //!   extra invalidation costs only a recomputation.
+//! * **Raw transaction control** is followed statement by statement: each text is split by
+//!   the classifier's lexer (`orm::sql::control`), so `BEGIN; UPDATE ..` opens a level and
+//!   records the write in it, `UPDATE ..; COMMIT` records then commits, and `COMMIT -- done`,
+//!   `END`, `ABORT`, `AND CHAIN`, raw savepoints, `PREPARE TRANSACTION` / `COMMIT PREPARED`,
+//!   MySQL's `XA` and `SET autocommit` are placed (the README lists them). What cannot be
+//!   placed — an unknown control statement, a failed text with control, one the dialects
+//!   read differently — puts the connection in doubt: writes are invalidated at once and
+//!   again at each transaction end, reads bypass the cache, until a COMMIT or ROLLBACK
+//!   succeeds. Diesel's own depth only counts Diesel's levels: a raw `BEGIN` then
+//!   `conn.transaction(..)` keeps the raw level until the real end.
+//! * **Cancellation** (diesel-async): writes are classified at `StartQuery`. Outside a
+//!   transaction on an async runtime they are invalidated in the background before they run,
+//!   and again at `FinishQuery`; a statement whose `FinishQuery` never comes (its future was
+//!   dropped) is invalidated at the next statement's end or when the instrumentation is
+//!   dropped (a pool discards such a connection), together with every level still open: an
+//!   unknown outcome invalidates.
+//! * [`invalidate_tags`] declares a write the cache cannot see, on behalf of the
+//!   connection's transaction: now, and again after its outermost `COMMIT`.
 //! * Cached reads (`#[cached_query]`) given a connection that is inside a transaction bypass
 //!   the cache for the tables the transaction wrote, and never store what they compute.
 //! * A statement that cannot be classified invalidates every model tag, with a warning.

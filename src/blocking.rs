@@ -119,17 +119,15 @@ pub(crate) fn io_handle() -> Handle {
     own_runtime().handle().clone()
 }
 
-/// Runs `future` to its end on its own, on the calling thread's runtime when there is one
-/// (else on querycache's): work that must finish although its caller stopped waiting.
-#[cfg(feature = "sea-orm")]
+/// Runs `future` in the background on querycache's own runtime, without waiting: for work
+/// that must not block its caller (a `Drop`, which may run on an async worker) and must not
+/// depend on the caller's runtime staying alive.
+#[cfg_attr(not(any(feature = "diesel", feature = "sea-orm")), allow(dead_code))]
 pub(crate) fn spawn_detached<F>(future: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    match Handle::try_current() {
-        Ok(handle) => drop(handle.spawn(future)),
-        Err(_) => drop(own_runtime().spawn(future)),
-    }
+    drop(own_runtime().spawn(future));
 }
 
 /// Runs a `Send` future on querycache's runtime and waits for it, parked. A panic in the

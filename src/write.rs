@@ -114,6 +114,13 @@ impl PendingWrites {
         parent.everything |= taken.everything;
     }
 
+    /// The recorded tags, left in place (for an invalidation that may come too early, and
+    /// will be repeated).
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))]
+    pub(crate) fn tags(&self) -> Vec<Tag> {
+        self.inner.lock().tags.iter().cloned().collect()
+    }
+
     /// Takes the recorded tags (the outermost transaction committed).
     pub(crate) fn take(&self) -> Vec<Tag> {
         std::mem::take(&mut self.inner.lock().tags)

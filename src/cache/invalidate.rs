@@ -57,6 +57,28 @@ impl Cache {
             .await
     }
 
+    /// [`invalidate_written`](Self::invalidate_written) from code that cannot wait: a `Drop`
+    /// (perhaps on an async worker) for writes whose outcome is unknown (a cancelled
+    /// statement or COMMIT, a connection dropped inside a transaction). The memory tier, if
+    /// there is one, is bumped before this returns; the full invalidation (Redis, the
+    /// channel) runs in the background on querycache's own runtime. An extra invalidation
+    /// only costs a recomputation.
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))]
+    pub(crate) fn invalidate_written_detached(&self, tags: Vec<Tag>) {
+        if tags.is_empty() || self.inner.config.strategy != InvalidationStrategy::Smart {
+            return;
+        }
+        let tags = self.with_table_dependencies(tags);
+        if let Some(memory) = self.inner.store.memory_tier() {
+            memory.bump(&tags);
+        }
+        tracing::debug!(tags = ?tags, "Cache INVALIDATED (detached): {} tags", tags.len());
+        let cache = self.clone();
+        crate::blocking::spawn_detached(async move {
+            cache.invalidate_written(tags).await;
+        });
+    }
+
     /// A write's `tags` plus `model:<t>` and `model:<t>#bulk` of every table `t` a table
     /// they name is declared to also write (triggers and the like, which no statement text
     /// shows). Used for invalidation, and by transactions to know which tables they wrote.

@@ -29,12 +29,30 @@
 //! * **Outside a transaction**, a write's tags are invalidated when the statement has
 //!   finished, before Diesel hands its result back.
 //! * **Inside a transaction** (`conn.transaction(..)`, `build_transaction()`, `begin_test_transaction`,
-//!   and a raw `BEGIN` ... `COMMIT` sent as SQL), tags are recorded and invalidated only after
+//!   and raw transaction control sent as SQL), tags are recorded and invalidated only after
 //!   the outermost `COMMIT` has succeeded. Diesel reports `CommitTransaction` *before* it
 //!   runs `COMMIT`, so the invalidation waits for the statement that follows the event; a
 //!   rollback discards the tags; a savepoint's tags move to its parent when it is released.
 //!   A `COMMIT` that fails invalidates anyway: whether it took effect is not known, and an
 //!   extra invalidation costs only a recomputation.
+//! * **Raw transaction control** is followed statement by statement: each text is split by
+//!   the classifier's lexer (`orm::sql::control`), so `BEGIN; UPDATE ..` opens a level and
+//!   records the write in it, `UPDATE ..; COMMIT` records then commits, and `COMMIT -- done`,
+//!   `END`, `ABORT`, `AND CHAIN`, raw savepoints, `PREPARE TRANSACTION` / `COMMIT PREPARED`,
+//!   MySQL's `XA` and `SET autocommit` are placed (the README lists them). What cannot be
+//!   placed — an unknown control statement, a failed text with control, one the dialects
+//!   read differently — puts the connection in doubt: writes are invalidated at once and
+//!   again at each transaction end, reads bypass the cache, until a COMMIT or ROLLBACK
+//!   succeeds. Diesel's own depth only counts Diesel's levels: a raw `BEGIN` then
+//!   `conn.transaction(..)` keeps the raw level until the real end.
+//! * **Cancellation** (diesel-async): writes are classified at `StartQuery`. Outside a
+//!   transaction on an async runtime they are invalidated in the background before they run,
+//!   and again at `FinishQuery`; a statement whose `FinishQuery` never comes (its future was
+//!   dropped) is invalidated at the next statement's end or when the instrumentation is
+//!   dropped (a pool discards such a connection), together with every level still open: an
+//!   unknown outcome invalidates.
+//! * [`invalidate_tags`] declares a write the cache cannot see, on behalf of the
+//!   connection's transaction: now, and again after its outermost `COMMIT`.
 //! * Cached reads (`#[cached_query]`) given a connection that is inside a transaction bypass
 //!   the cache for the tables the transaction wrote, and never store what they compute.
 //! * A statement that cannot be classified invalidates every model tag, with a warning.
@@ -55,6 +73,8 @@ use std::sync::Arc;
 use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, TransactionManager};
 
 use super::TxState;
+use super::sql;
+use super::written::written_tags;
 use crate::Cache;
 use crate::Tag;
 use crate::blocking::Bridge;
@@ -81,25 +101,80 @@ use crate::write::PendingWrites;
 pub struct CacheInstrumentation {
     cache: Cache,
     /// One entry per open transaction level, outermost first.
-    levels: Vec<Arc<PendingWrites>>,
+    levels: Vec<Level>,
     /// A transaction event whose statement has not finished yet.
-    control: Option<Control>,
+    control: Option<EventControl>,
+    /// The statement that has started and not finished yet.
+    in_flight: Option<InFlight>,
+    /// Tags of statements that started and never reported finishing (their future was
+    /// dropped): invalidated when the connection's next statement finishes (the database
+    /// runs a connection's statements in order) and when the connection is dropped.
+    orphans: Vec<Tag>,
+    /// Set when what the database's transaction state is cannot be known (a failed or
+    /// unreadable text with transaction control, a control statement not understood): every
+    /// write is then invalidated at once *and* kept here, to be invalidated again at every
+    /// transaction end, until a successful `COMMIT` / `ROLLBACK` proves no transaction is
+    /// open. Reads through the connection bypass the cache meanwhile.
+    doubt: Option<Vec<Tag>>,
+    /// `SET autocommit = 0` (MySQL): a new transaction opens after each end.
+    manual_commit: bool,
     /// Another instrumentation that sees every event after this one.
     next: Option<Box<dyn Instrumentation>>,
 }
 
+/// One open transaction level.
+struct Level {
+    writes: Arc<PendingWrites>,
+    /// Explicit invalidations made on behalf of this level ([`invalidate_tags`]), repeated
+    /// after the outermost `COMMIT`.
+    explicit: Vec<Tag>,
+    opened: Opened,
+}
+
+/// Who opened a level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Opened {
+    /// Diesel's transaction manager (a `BeginTransaction` event).
+    Diesel,
+    /// Raw SQL: `BEGIN`, `START TRANSACTION`, `COMMIT AND CHAIN`...
+    Raw,
+    /// Raw SQL: `SAVEPOINT name`.
+    Savepoint(String),
+}
+
+/// A Diesel transaction event and the depth it reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EventControl {
+    kind: Managed,
+    depth: u32,
+    /// Its statement has started.
+    started: bool,
+}
+
 /// What the statement after a transaction event does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Control {
+enum Managed {
     Begin,
     Commit,
     Rollback,
+}
+
+/// A statement that has started.
+enum InFlight {
+    /// A write outside any transaction: invalidated when it finishes.
+    Autocommit(Vec<Tag>),
+    /// A write already recorded in the open transaction level.
+    Recorded,
+    /// A text with transaction control, applied statement by statement when it finishes;
+    /// `tags`: everything it may write.
+    Walk { sql: String, tags: Vec<Tag> },
 }
 
 impl std::fmt::Debug for CacheInstrumentation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheInstrumentation")
             .field("transaction_depth", &self.levels.len())
+            .field("in_doubt", &self.doubt.is_some())
             .field("chained", &self.next.is_some())
             .finish_non_exhaustive()
     }
@@ -117,6 +192,10 @@ impl CacheInstrumentation {
             cache,
             levels: Vec::new(),
             control: None,
+            in_flight: None,
+            orphans: Vec::new(),
+            doubt: None,
+            manual_commit: false,
             next: None,
         }
     }
@@ -161,110 +240,457 @@ impl CacheInstrumentation {
 
     /// What the connection's transaction says about a cached read.
     fn tx_state(&self) -> TxState {
+        if self.doubt.is_some() {
+            // Perhaps inside a transaction nobody can see into.
+            return TxState::Untracked;
+        }
         match self.levels.last() {
-            Some(level) => TxState::Tracked(Arc::clone(level)),
+            Some(level) => TxState::Tracked(Arc::clone(&level.writes)),
             None => TxState::None,
         }
+    }
+
+    /// Records an explicit invalidation on behalf of the open transaction, if any, to be
+    /// repeated after its outermost `COMMIT`.
+    fn record_explicit(&mut self, tags: &[Tag]) {
+        if let Some(level) = self.levels.last_mut() {
+            level.explicit.extend(tags.iter().cloned());
+        }
+    }
+
+    // -- events ---------------------------------------------------------------------------
+
+    /// A Diesel transaction event: its statement comes next.
+    fn managed_event(&mut self, kind: Managed, depth: u32) {
+        self.abandon_in_flight();
+        if let Some(before) = self.control.take() {
+            // The statement of the previous event never finished (its future was dropped).
+            self.transaction_step(before, false);
+            self.enter_doubt(Vec::new());
+        }
+        let open = match kind {
+            Managed::Begin => depth.saturating_sub(1),
+            Managed::Commit | Managed::Rollback => depth,
+        };
+        self.resync(open as usize);
+        self.control = Some(EventControl {
+            kind,
+            depth,
+            started: false,
+        });
+    }
+
+    fn started(&mut self, query: &dyn diesel::connection::DebugQuery) {
+        if let Some(control) = &mut self.control {
+            if !control.started {
+                control.started = true;
+                return;
+            }
+            // A second statement after one transaction event: the first never finished.
+            if let Some(before) = self.control.take() {
+                self.transaction_step(before, false);
+                self.enter_doubt(Vec::new());
+            }
+        }
+        self.abandon_in_flight();
+        let statement = debug::Statement::read(query);
+        self.in_flight = self.begin_statement(&statement);
     }
 
     fn finished(&mut self, query: &dyn diesel::connection::DebugQuery, ok: bool) {
         if let Some(control) = self.control.take() {
             self.transaction_step(control, ok);
-            return;
-        }
-        let statement = debug::Statement::read(query);
-        // A transaction driven by raw SQL rather than Diesel's transaction manager.
-        if let Some(control) = raw_control(&statement.sql) {
-            if control == Control::Begin && !self.levels.is_empty() {
-                // Ignored by the database (PostgreSQL warns, SQLite errors).
-            } else {
-                self.transaction_step(control, ok);
+        } else {
+            let in_flight = match self.in_flight.take() {
+                Some(in_flight) => Some(in_flight),
+                // Installed while the statement ran, or a connection that reports only
+                // finished statements.
+                None => self.begin_statement(&debug::Statement::read(query)),
+            };
+            match in_flight {
+                None | Some(InFlight::Recorded) => {}
+                // Invalidate even when the statement failed: a multi-statement text may
+                // have written part of its work before the error.
+                Some(InFlight::Autocommit(tags)) => self.write(tags),
+                Some(InFlight::Walk { sql, tags }) => self.apply_walk(&sql, tags, ok),
             }
-            return;
+        }
+        // Statements cut off before this one have finished by now.
+        let orphans = std::mem::take(&mut self.orphans);
+        self.invalidate(orphans);
+    }
+
+    /// Classifies a statement as it starts. A write inside a transaction is recorded at
+    /// once; one outside is invalidated when it finishes, and already now (in the
+    /// background) on an async runtime, where its future may be dropped before it finishes.
+    fn begin_statement(&mut self, statement: &debug::Statement) -> Option<InFlight> {
+        let none = |_: usize| None;
+        if sql::transaction_walk(&statement.sql).is_some() {
+            let tags = written_tags(&statement.sql, &none, || None).unwrap_or_default();
+            return Some(InFlight::Walk {
+                sql: statement.sql.clone(),
+                tags,
+            });
         }
         let binds = std::cell::OnceCell::new();
         let param = |i: usize| {
             let binds = binds.get_or_init(|| statement.binds());
             binds.get(i).cloned().flatten()
         };
-        // Invalidate even when the statement failed: a multi-statement text may have
-        // written part of its work before the error.
-        let Some(tags) = super::written::written_tags(&statement.sql, &param, || None) else {
-            return;
-        };
-        match self.levels.last() {
+        let tags = written_tags(&statement.sql, &param, || None)?;
+        if self.doubt.is_none()
+            && let Some(level) = self.levels.last()
+        {
             // With the declared dependencies, so that the transaction's own cached reads of
             // a table its triggers write bypass the cache too.
-            Some(level) => level.record(&self.cache.with_table_dependencies(tags)),
+            level
+                .writes
+                .record(&self.cache.with_table_dependencies(tags));
+            return Some(InFlight::Recorded);
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.cache.invalidate_written_detached(tags.clone());
+        }
+        Some(InFlight::Autocommit(tags))
+    }
+
+    /// A statement started and the next event came without its `FinishQuery`: its future
+    /// was dropped, and the database may still be running it.
+    fn abandon_in_flight(&mut self) {
+        match self.in_flight.take() {
+            None | Some(InFlight::Recorded) => {}
+            Some(InFlight::Autocommit(tags)) => self.orphans.extend(tags),
+            Some(InFlight::Walk { tags, .. }) => {
+                self.orphans.extend(tags.iter().cloned());
+                self.enter_doubt(tags);
+            }
+        }
+    }
+
+    /// A write's tags, where they belong now.
+    fn write(&mut self, tags: Vec<Tag>) {
+        if let Some(doubt) = &mut self.doubt {
+            doubt.extend(tags.iter().cloned());
+            if let Some(level) = self.levels.last() {
+                level
+                    .writes
+                    .record(&self.cache.with_table_dependencies(tags.clone()));
+            }
+            self.invalidate(tags);
+            return;
+        }
+        match self.levels.last() {
+            Some(level) => level
+                .writes
+                .record(&self.cache.with_table_dependencies(tags)),
             None => self.invalidate(tags),
         }
     }
 
-    /// The statement of a transaction event finished (`ok`: without error).
-    fn transaction_step(&mut self, control: Control, ok: bool) {
-        match control {
-            Control::Begin => {
-                if ok {
-                    let level = match self.levels.last() {
-                        Some(parent) => PendingWrites::child(Arc::clone(parent)),
-                        None => PendingWrites::default(),
-                    };
-                    self.levels.push(Arc::new(level));
+    // -- transaction levels -----------------------------------------------------------------
+
+    fn push(&mut self, opened: Opened) {
+        let writes = match self.levels.last() {
+            Some(parent) => PendingWrites::child(Arc::clone(&parent.writes)),
+            None => PendingWrites::default(),
+        };
+        self.levels.push(Level {
+            writes: Arc::new(writes),
+            explicit: Vec::new(),
+            opened,
+        });
+    }
+
+    /// Closes `levels[from..]` into the level below (a savepoint released), or, for
+    /// `from == 0`, closes them all and returns what they recorded: (writes, explicit).
+    fn close_from(&mut self, from: usize) -> (Vec<Tag>, Vec<Tag>) {
+        let closed: Vec<Level> = self.levels.drain(from.min(self.levels.len())..).collect();
+        match self.levels.last_mut() {
+            Some(parent) => {
+                for level in closed {
+                    level.writes.merge_into(&parent.writes);
+                    parent.explicit.extend(level.explicit);
                 }
+                (Vec::new(), Vec::new())
             }
-            Control::Commit => {
-                let Some(level) = self.levels.pop() else {
-                    return;
-                };
-                match self.levels.last() {
-                    // COMMIT (or its failure: the outcome is unknown, so invalidate).
-                    None => self.invalidate(level.take()),
-                    Some(parent) if ok => level.merge_into(parent),
-                    // RELEASE SAVEPOINT failed: the level is still open.
-                    Some(_) => self.levels.push(level),
+            None => {
+                let mut writes = Vec::new();
+                let mut explicit = Vec::new();
+                for level in closed {
+                    writes.extend(level.writes.take());
+                    explicit.extend(level.explicit);
                 }
-            }
-            Control::Rollback => {
-                let Some(level) = self.levels.pop() else {
-                    return;
-                };
-                if !ok {
-                    // A failed rollback leaves the writes' fate open: keep them for the
-                    // enclosing level, or invalidate them at the top.
-                    match self.levels.last() {
-                        Some(parent) => level.merge_into(parent),
-                        None => self.invalidate(level.take()),
-                    }
-                }
+                (writes, explicit)
             }
         }
+    }
+
+    /// Every level closes with its writes committed (or their fate unknown): invalidate.
+    fn commit_all(&mut self) {
+        let (writes, explicit) = self.close_from(0);
+        self.invalidate(writes);
+        self.invalidate_explicit(explicit);
+    }
+
+    /// Every level closes, rolled back.
+    fn rollback_all(&mut self) {
+        self.levels.clear();
+    }
+
+    /// Everything recorded by the open levels, left in place.
+    fn pending_tags(&self) -> Vec<Tag> {
+        self.levels
+            .iter()
+            .flat_map(|level| {
+                level
+                    .writes
+                    .tags()
+                    .into_iter()
+                    .chain(level.explicit.clone())
+            })
+            .collect()
+    }
+
+    /// The index of the innermost level Diesel opened.
+    fn top_diesel(&self) -> Option<usize> {
+        self.levels
+            .iter()
+            .rposition(|level| level.opened == Opened::Diesel)
+    }
+
+    /// A transaction ended (`full`: no transaction is open any more, if `ok`): writes made
+    /// while in doubt are invalidated again, and a full successful end settles the doubt.
+    fn ended(&mut self, full: bool, ok: bool) {
+        if let Some(doubt) = self.doubt.clone() {
+            self.invalidate(doubt);
+            if full && ok {
+                self.doubt = None;
+            }
+        }
+    }
+
+    /// The statement of a Diesel transaction event finished (`ok`: without error).
+    fn transaction_step(&mut self, control: EventControl, ok: bool) {
+        let top_level = control.depth <= 1;
+        match control.kind {
+            Managed::Begin => {
+                if ok {
+                    if top_level && !self.levels.is_empty() {
+                        // BEGIN inside a raw transaction: PostgreSQL ignores it, MySQL
+                        // commits the open transaction first.
+                        let tags = self.pending_tags();
+                        self.invalidate(tags);
+                    }
+                    self.push(Opened::Diesel);
+                }
+            }
+            Managed::Commit if top_level => {
+                // Whatever raw levels lie below, the database's transaction is over (or,
+                // if COMMIT failed, its outcome is unknown): invalidate.
+                self.commit_all();
+                self.ended(true, ok);
+            }
+            Managed::Commit => {
+                // RELEASE SAVEPOINT; when it failed, the level is still open.
+                if ok && let Some(at) = self.top_diesel() {
+                    self.close_from(at.max(1));
+                }
+                self.ended(false, ok);
+            }
+            Managed::Rollback if top_level => {
+                if ok {
+                    self.rollback_all();
+                } else {
+                    // A failed rollback leaves the writes' fate open.
+                    self.commit_all();
+                }
+                self.ended(true, ok);
+            }
+            Managed::Rollback => {
+                if let Some(at) = self.top_diesel() {
+                    if ok {
+                        self.levels.truncate(at.max(1));
+                    } else {
+                        self.close_from(at.max(1));
+                    }
+                }
+                self.ended(false, ok);
+            }
+        }
+    }
+
+    /// Applies a text with transaction control, statement by statement.
+    fn apply_walk(&mut self, text: &str, tags: Vec<Tag>, ok: bool) {
+        let Some(walk) = sql::transaction_walk(text) else {
+            self.write(tags);
+            return;
+        };
+        let doubtful = walk.doubtful || !ok;
+        // Which of its statements ran is not known: everything pending may have committed.
+        let mut suspect = if doubtful {
+            self.pending_tags()
+        } else {
+            Vec::new()
+        };
+        let none = |_: usize| None;
+        for step in walk.steps {
+            match step {
+                sql::Step::Statements(statements) => {
+                    if let Some(tags) = written_tags(statements, &none, || None) {
+                        self.write(tags);
+                    }
+                }
+                sql::Step::Control(control) => self.raw_step(control, ok),
+            }
+        }
+        if doubtful {
+            tracing::warn!(
+                failed = !ok,
+                "a text with transaction control failed or reads differently per dialect; \
+                 invalidating its writes now and at every transaction end until a COMMIT or \
+                 ROLLBACK succeeds"
+            );
+            suspect.extend(tags);
+            suspect.extend(self.pending_tags());
+            self.enter_doubt(suspect);
+        }
+    }
+
+    /// One raw transaction-control statement (the text it came in finished `ok`).
+    fn raw_step(&mut self, control: sql::Control, ok: bool) {
+        use sql::Control;
+        tracing::debug!(?control, ok, "raw transaction control");
+        match control {
+            Control::Begin => {
+                if self.levels.is_empty() {
+                    self.push(Opened::Raw);
+                } else {
+                    // PostgreSQL ignores it (a warning), SQLite refuses it, MySQL commits the
+                    // open transaction first: invalidate now, and again at the real end.
+                    let tags = self.pending_tags();
+                    self.invalidate(tags);
+                }
+            }
+            Control::Commit { chain } => {
+                self.commit_all();
+                self.ended(true, ok);
+                if chain || self.manual_commit {
+                    self.push(Opened::Raw);
+                }
+            }
+            Control::Rollback { chain } => {
+                self.rollback_all();
+                self.ended(true, ok);
+                if chain || self.manual_commit {
+                    self.push(Opened::Raw);
+                }
+            }
+            Control::Savepoint(name) => {
+                if self.levels.is_empty() {
+                    // SQLite opens a transaction; MySQL in autocommit keeps none (the writes
+                    // that follow commit at once); PostgreSQL refuses.
+                    self.enter_doubt(Vec::new());
+                }
+                self.push(Opened::Savepoint(name));
+            }
+            Control::Release(name) => match self.find_savepoint(&name) {
+                Some(0) => {
+                    // SQLite: releasing the outermost savepoint commits.
+                    self.commit_all();
+                    self.ended(true, ok);
+                }
+                Some(at) => {
+                    self.close_from(at);
+                    self.ended(false, ok);
+                }
+                None => self.unknown_control(),
+            },
+            Control::RollbackTo(name) => {
+                // Nothing commits: the tags stay recorded (an extra invalidation at the
+                // commit is harmless), the savepoints above `name` are gone.
+                if let Some(at) = self.find_savepoint(&name) {
+                    self.close_from(at + 1);
+                }
+            }
+            Control::Prepare => {
+                // The transaction leaves the connection; `COMMIT PREPARED` may come from
+                // anywhere: invalidate now (it invalidates broadly again).
+                self.commit_all();
+                self.ended(true, ok);
+            }
+            Control::CommitPrepared => {
+                // Its writes may come from another connection: everything.
+                self.invalidate(vec![Tag::all_models()]);
+            }
+            Control::Autocommit(false) => {
+                self.manual_commit = true;
+                if self.levels.is_empty() {
+                    self.push(Opened::Raw);
+                }
+            }
+            Control::Autocommit(true) => {
+                if self.manual_commit {
+                    // MySQL commits the open transaction.
+                    self.commit_all();
+                    self.ended(true, ok);
+                }
+                self.manual_commit = false;
+            }
+            Control::Neutral => {}
+            Control::Unknown => self.unknown_control(),
+        }
+    }
+
+    /// The innermost raw savepoint called `name`.
+    fn find_savepoint(&self, name: &str) -> Option<usize> {
+        self.levels
+            .iter()
+            .rposition(|level| matches!(&level.opened, Opened::Savepoint(n) if n == name))
+    }
+
+    /// A control statement that cannot be placed: whatever is pending may have committed.
+    fn unknown_control(&mut self) {
+        tracing::warn!(
+            "transaction control statement not understood; invalidating the pending writes \
+             now and at every transaction end until a COMMIT or ROLLBACK succeeds"
+        );
+        let tags = self.pending_tags();
+        self.enter_doubt(tags);
+    }
+
+    /// The database's transaction state is not known any more: invalidate `tags` now, and
+    /// again at every transaction end until one settles it.
+    fn enter_doubt(&mut self, tags: Vec<Tag>) {
+        self.invalidate(tags.clone());
+        self.doubt.get_or_insert_with(Vec::new).extend(tags);
     }
 
     /// Brings the levels in line with Diesel's depth (`open` levels before the event's
     /// statement runs), after events this instrumentation did not see: installed inside a
     /// transaction, or a level the connection closed by itself (SQLite ends a transaction
-    /// on some errors).
+    /// on some errors). Only Diesel's own levels count: Diesel does not know about raw ones.
     fn resync(&mut self, open: usize) {
-        while self.levels.len() > open {
-            let Some(level) = self.levels.pop() else {
+        let diesel = |levels: &[Level]| {
+            levels
+                .iter()
+                .filter(|level| level.opened == Opened::Diesel)
+                .count()
+        };
+        while diesel(&self.levels) > open {
+            let Some(at) = self.top_diesel() else {
                 break;
             };
-            match self.levels.last() {
-                Some(parent) => level.merge_into(parent),
-                // Whether they committed is not known: invalidate, after the fact.
-                None => self.invalidate(level.take()),
-            }
+            // Whether they committed is not known: invalidate, after the fact.
+            let (writes, explicit) = self.close_from(at);
+            self.invalidate(writes);
+            self.invalidate_explicit(explicit);
         }
-        while self.levels.len() < open {
-            let level = match self.levels.last() {
-                Some(parent) => PendingWrites::child(Arc::clone(parent)),
-                None => PendingWrites::default(),
-            };
-            self.levels.push(Arc::new(level));
+        while diesel(&self.levels) < open {
+            self.push(Opened::Diesel);
         }
     }
 
-    /// Invalidates `tags` now, waiting for it.
+    /// Invalidates `tags` written through the connection now, waiting for it.
     fn invalidate(&self, tags: Vec<Tag>) {
         if tags.is_empty() {
             return;
@@ -274,23 +700,32 @@ impl CacheInstrumentation {
             cache.invalidate_written(tags).await;
         });
     }
+
+    /// Repeats explicit invalidations ([`invalidate_tags`]) after a commit.
+    fn invalidate_explicit(&self, tags: Vec<Tag>) {
+        if tags.is_empty() {
+            return;
+        }
+        let cache = self.cache.clone();
+        Bridge::current().wait(async move {
+            cache.invalidate_tags(tags).await;
+        });
+    }
 }
 
 impl Instrumentation for CacheInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match &event {
             InstrumentationEvent::BeginTransaction { depth, .. } => {
-                self.resync(depth.get().saturating_sub(1) as usize);
-                self.control = Some(Control::Begin);
+                self.managed_event(Managed::Begin, depth.get());
             }
             InstrumentationEvent::CommitTransaction { depth, .. } => {
-                self.resync(depth.get() as usize);
-                self.control = Some(Control::Commit);
+                self.managed_event(Managed::Commit, depth.get());
             }
             InstrumentationEvent::RollbackTransaction { depth, .. } => {
-                self.resync(depth.get() as usize);
-                self.control = Some(Control::Rollback);
+                self.managed_event(Managed::Rollback, depth.get());
             }
+            InstrumentationEvent::StartQuery { query, .. } => self.started(*query),
             InstrumentationEvent::FinishQuery { query, error, .. } => {
                 self.finished(*query, error.is_none());
             }
@@ -302,42 +737,25 @@ impl Instrumentation for CacheInstrumentation {
     }
 }
 
-/// A single transaction-control statement sent as raw SQL.
-fn raw_control(sql: &str) -> Option<Control> {
-    // Every statement comes here: most leave at their first word, without a scan or an
-    // allocation.
-    let first = sql.split_ascii_whitespace().next()?;
-    let first = first.strip_suffix(';').unwrap_or(first);
-    if !["BEGIN", "START", "COMMIT", "END", "ROLLBACK"]
-        .iter()
-        .any(|word| first.eq_ignore_ascii_case(word))
-    {
-        return None;
-    }
-    let text = sql.trim().trim_end_matches(';').trim_end();
-    if text.contains(';') {
-        return None;
-    }
-    let mut words = text.split_ascii_whitespace().map(str::to_ascii_uppercase);
-    let first = words.next()?;
-    let second = words.next();
-    match (first.as_str(), second.as_deref()) {
-        (
-            "BEGIN",
-            None
-            | Some(
-                "TRANSACTION" | "WORK" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE" | "ISOLATION"
-                | "READ",
-            ),
-        ) => Some(Control::Begin),
-        ("START", Some("TRANSACTION")) => Some(Control::Begin),
-        ("COMMIT" | "END", None | Some("TRANSACTION" | "WORK")) => Some(Control::Commit),
-        ("ROLLBACK", None | Some("TRANSACTION" | "WORK")) => match words.next().as_deref() {
-            // `ROLLBACK TRANSACTION TO SAVEPOINT x` is not the end of the transaction.
-            Some("TO") => None,
-            _ => Some(Control::Rollback),
-        },
-        _ => None,
+impl Drop for CacheInstrumentation {
+    /// The connection is gone (closed, or dropped by a pool because a statement or a COMMIT
+    /// was cut off): whatever it may have written and not invalidated yet — open levels, a
+    /// statement or COMMIT that never reported finishing — has an unknown outcome, and is
+    /// invalidated. Without waiting: this may run on an async worker.
+    fn drop(&mut self) {
+        let mut tags = self.pending_tags();
+        match self.in_flight.take() {
+            Some(InFlight::Autocommit(written) | InFlight::Walk { tags: written, .. }) => {
+                tags.extend(written);
+            }
+            None | Some(InFlight::Recorded) => {}
+        }
+        tags.append(&mut self.orphans);
+        tags.extend(self.doubt.take().unwrap_or_default());
+        if !tags.is_empty() {
+            tracing::debug!(tags = ?tags, "connection dropped with writes of unknown outcome");
+            self.cache.invalidate_written_detached(tags);
+        }
     }
 }
 
@@ -375,6 +793,88 @@ fn default_instrumentation() -> Option<Box<dyn Instrumentation>> {
     Some(Box::new(CacheInstrumentation::new(cache)))
 }
 
+/// Invalidates `tags` on behalf of the connection's transaction: now, and — when `conn` is
+/// inside a transaction — once more after its outermost `COMMIT`, so that a value another
+/// connection re-cached from the pre-commit rows meanwhile does not survive the commit (a
+/// rollback drops the repetition). For writes the cache cannot see: a function or trigger
+/// that writes, called from a `SELECT`.
+///
+/// Returns `false`, doing nothing, when the connection has no [`CacheInstrumentation`]
+/// (the tags then belong to [`Cache::invalidate_tags`] of your own cache).
+///
+/// ```
+/// use diesel::{Connection, RunQueryDsl, SqliteConnection};
+/// use querycache::{Cache, EntryOptions, Tag, orm::diesel::{CacheInstrumentation, invalidate_tags}};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cache = Cache::new();
+/// let mut conn = SqliteConnection::establish(":memory:")?;
+/// conn.set_instrumentation(CacheInstrumentation::new(cache.clone()));
+/// conn.transaction::<_, diesel::result::Error, _>(|conn| {
+///     // ... a write the cache cannot see ...
+///     assert!(invalidate_tags(conn, [Tag::new("report:daily").unwrap()]));
+///     // Another connection caches the pre-commit value meanwhile:
+///     cache.set_blocking("report", 1_u8, EntryOptions::new().tag(Tag::new("report:daily").unwrap())).unwrap();
+///     Ok(())
+/// })?;
+/// assert!(cache.get_blocking::<u8>("report").is_none(), "invalidated again after COMMIT");
+/// # Ok(()) }
+/// ```
+pub fn invalidate_tags<C: Connection>(conn: &mut C, tags: impl IntoIterator<Item = Tag>) -> bool {
+    let tags: Vec<Tag> = tags.into_iter().collect();
+    let Some(ours) = instrumentation_mut(conn.instrumentation()) else {
+        warn_uninstrumented();
+        return false;
+    };
+    ours.record_explicit(&tags);
+    ours.invalidate_explicit(tags);
+    true
+}
+
+/// [`invalidate_tags`] for a diesel-async connection.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use diesel::SqliteConnection;
+/// use diesel_async::{AsyncConnection, sync_connection_wrapper::SyncConnectionWrapper};
+/// use querycache::{Cache, Tag, orm::diesel::{CacheInstrumentation, invalidate_tags_async}};
+///
+/// let cache = Cache::new();
+/// let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(":memory:").await?;
+/// conn.set_instrumentation(CacheInstrumentation::new(cache.clone()));
+/// assert!(invalidate_tags_async(&mut conn, [Tag::new("report:daily")?]).await);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "diesel-async")]
+pub async fn invalidate_tags_async<C: diesel_async::AsyncConnection>(
+    conn: &mut C,
+    tags: impl IntoIterator<Item = Tag>,
+) -> bool {
+    let tags: Vec<Tag> = tags.into_iter().collect();
+    let Some(ours) = instrumentation_mut(conn.instrumentation()) else {
+        warn_uninstrumented();
+        return false;
+    };
+    ours.record_explicit(&tags);
+    let cache = ours.cache.clone();
+    cache.invalidate_tags(tags).await;
+    true
+}
+
+/// The connection's [`CacheInstrumentation`], if it has one.
+fn instrumentation_mut(
+    instrumentation: &mut dyn Instrumentation,
+) -> Option<&mut CacheInstrumentation> {
+    if instrumentation.is::<CacheInstrumentation>() {
+        return instrumentation.downcast_mut::<CacheInstrumentation>();
+    }
+    // Boxed once more by a caller who passed a `Box<dyn Instrumentation>`.
+    instrumentation
+        .downcast_mut::<Box<dyn Instrumentation>>()
+        .and_then(|boxed| boxed.downcast_mut::<CacheInstrumentation>())
+}
+
 /// What a Diesel connection passed to a cached function says about transactions.
 pub(crate) fn tx_state<C: Connection>(conn: &mut C) -> TxState {
     if let Some(state) = instrumented_state(conn.instrumentation()) {
@@ -398,14 +898,7 @@ pub(crate) fn async_tx_state<C: diesel_async::AsyncConnection>(conn: &mut C) -> 
 
 /// The state kept by the connection's [`CacheInstrumentation`], if it has one.
 fn instrumented_state(instrumentation: &mut dyn Instrumentation) -> Option<TxState> {
-    let ours = match instrumentation.downcast_ref::<CacheInstrumentation>() {
-        Some(ours) => Some(ours),
-        // Boxed once more by a caller who passed a `Box<dyn Instrumentation>`.
-        None => instrumentation
-            .downcast_ref::<Box<dyn Instrumentation>>()
-            .and_then(|boxed| boxed.downcast_ref::<CacheInstrumentation>()),
-    };
-    ours.map(CacheInstrumentation::tx_state)
+    instrumentation_mut(instrumentation).map(|ours| ours.tx_state())
 }
 
 /// A connection without querycache's instrumentation: its transaction manager says whether
@@ -429,31 +922,5 @@ fn warn_uninstrumented() {
              function: writes made through it do not invalidate the cache (see \
              querycache::orm::diesel::install_default)"
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn raw_transaction_statements() {
-        assert_eq!(raw_control("BEGIN"), Some(Control::Begin));
-        assert_eq!(raw_control("begin immediate;"), Some(Control::Begin));
-        assert_eq!(
-            raw_control("START TRANSACTION READ ONLY"),
-            Some(Control::Begin)
-        );
-        assert_eq!(raw_control(" COMMIT ; "), Some(Control::Commit));
-        assert_eq!(raw_control("end"), Some(Control::Commit));
-        assert_eq!(raw_control("ROLLBACK"), Some(Control::Rollback));
-        assert_eq!(raw_control("ROLLBACK TO SAVEPOINT a"), None);
-        assert_eq!(raw_control("ROLLBACK TRANSACTION TO SAVEPOINT a"), None);
-        assert_eq!(raw_control("BEGIN; UPDATE t SET a = 1; COMMIT"), None);
-        assert_eq!(
-            raw_control("BEGIN NOT ATOMIC UPDATE t SET a = 1; END"),
-            None
-        );
-        assert_eq!(raw_control("SELECT 1"), None);
     }
 }

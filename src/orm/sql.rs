@@ -33,6 +33,9 @@
 //! writes, `WITH`); `dml` (targets of INSERT / UPDATE / DELETE / MERGE); `rows` (which rows
 //! they touch); `utility` (DDL, EXPLAIN, COPY, PREPARE, transactions...); `tests`.
 
+// Only the Diesel integration follows raw transaction control.
+#[cfg(feature = "diesel")]
+mod control;
 mod dml;
 mod lexer;
 mod parser;
@@ -43,6 +46,8 @@ mod utility;
 
 use std::collections::{HashMap, HashSet};
 
+#[cfg(feature = "diesel")]
+pub(crate) use control::{Control, Step, transaction_walk};
 use lexer::{Dialect, Kind, Token};
 use parser::Parser;
 #[cfg(test)]

@@ -37,8 +37,12 @@ mod on_sqlite {
     mod common;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async_cancel;
     #[cfg(feature = "diesel")]
     mod diesel_race;
+    #[cfg(feature = "diesel")]
+    mod diesel_raw_transactions;
     #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
@@ -60,10 +64,14 @@ mod on_postgres {
     mod common;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async_cancel;
     #[cfg(feature = "diesel")]
     mod diesel_postgres_only;
     #[cfg(feature = "diesel")]
     mod diesel_race;
+    #[cfg(feature = "diesel")]
+    mod diesel_raw_transactions;
     #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]

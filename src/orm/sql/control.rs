@@ -1,0 +1,506 @@
+//! Transaction control inside a statement text: which of its statements begin, end or split
+//! a transaction, in order, and the other statements between them.
+//!
+//! The Diesel integration follows transactions driven by raw SQL (`batch_execute("BEGIN;
+//! UPDATE ..")`, `sql_query("COMMIT -- done")`) with [`transaction_walk`]: the text is split
+//! at top-level `;` by the classifier's lexer (comments and literals cannot hide or fake a
+//! separator), each statement is read as a [`Control`] or left to the write classifier, and
+//! the runs of ordinary statements come back as slices of the text, so their writes can be
+//! recorded at the transaction level that is open when they run.
+//!
+//! Fail safe, as everywhere in the classifier: a statement that starts like transaction
+//! control but is not understood is [`Control::Unknown`], and a text whose control statements
+//! the three lexings (PostgreSQL, MySQL, SQLite rules) disagree on, or that cannot be lexed,
+//! is [`Walk::doubtful`].
+
+use super::lexer::{self, Dialect, Kind, Token};
+use super::parser::Parser;
+use super::{Acc, Env};
+
+/// One transaction-control statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// `BEGIN [WORK | TRANSACTION | DEFERRED | IMMEDIATE | EXCLUSIVE | ISOLATION LEVEL ..]`,
+    /// `START TRANSACTION ..`, MySQL's `XA START | BEGIN`.
+    Begin,
+    /// `COMMIT`, `END` (with `WORK` / `TRANSACTION`), `AND [NO] CHAIN`; `XA COMMIT .. ONE
+    /// PHASE`. With `chain`, a new transaction opens at once.
+    Commit { chain: bool },
+    /// `ROLLBACK`, `ABORT` (PostgreSQL), `AND [NO] CHAIN`; `XA ROLLBACK`.
+    Rollback { chain: bool },
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`: not an end.
+    RollbackTo(String),
+    /// `PREPARE TRANSACTION 'x'`, `XA PREPARE x`: the transaction leaves this connection; its
+    /// outcome is decided later, possibly elsewhere.
+    Prepare,
+    /// `COMMIT PREPARED 'x'`, `XA COMMIT x`: commits a prepared transaction, whose writes this
+    /// connection may never have seen.
+    CommitPrepared,
+    /// `SET autocommit = ..` (MySQL): off makes every statement part of a transaction that
+    /// only `COMMIT` / `ROLLBACK` end (and a new one starts after them).
+    Autocommit(bool),
+    /// Control that changes nothing a cache cares about: `ROLLBACK PREPARED`, `XA END`,
+    /// `XA RECOVER`.
+    Neutral,
+    /// Starts like transaction control, but what it does is not known.
+    Unknown,
+}
+
+/// One step of a text, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step<'a> {
+    /// Consecutive statements that are not transaction control: a slice of the text.
+    Statements(&'a str),
+    /// A transaction-control statement.
+    Control(Control),
+}
+
+/// What a text does to the connection's transaction, statement by statement.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Walk<'a> {
+    /// The steps, in the order the database runs them.
+    pub(crate) steps: Vec<Step<'a>>,
+    /// The text cannot be lexed, or the dialects' lexings disagree about its control
+    /// statements: what it does to the transaction is not known for sure.
+    pub(crate) doubtful: bool,
+}
+
+/// Leading words of transaction-control statements.
+const CONTROL_WORDS: &[&str] = &[
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT",
+    "RELEASE",
+    "PREPARE",
+    "XA",
+    "SET",
+];
+
+/// The steps of `sql`, or `None` when it holds no transaction control (the common case: the
+/// caller classifies the whole text as one write, with its bound values).
+pub(crate) fn transaction_walk(sql: &str) -> Option<Walk<'_>> {
+    if !may_control(sql) {
+        return None;
+    }
+    let primary = lexer::lex(sql, Dialect::Postgres);
+    if !primary.complete {
+        // An unterminated literal or comment may hide anything, a COMMIT included.
+        return Some(Walk {
+            steps: vec![Step::Statements(sql)],
+            doubtful: true,
+        });
+    }
+    let steps = steps(sql, &primary.tokens);
+    let controls = |steps: &[Step<'_>]| -> Vec<Control> {
+        steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Control(control) => Some(control.clone()),
+                Step::Statements(_) => None,
+            })
+            .collect()
+    };
+    let expected = controls(&steps);
+    if expected.is_empty() {
+        return None;
+    }
+    let doubtful = [Dialect::MySql, Dialect::Sqlite]
+        .into_iter()
+        .any(|dialect| {
+            let alternate = lexer::lex(sql, dialect);
+            let tokens = super::runnable_prefix(&alternate.tokens, alternate.complete);
+            tokens != primary.tokens.as_slice() && controls(&self::steps(sql, tokens)) != expected
+        });
+    Some(Walk { steps, doubtful })
+}
+
+/// A cheap test that lets most statements skip the lexer: a single statement (no `;`)
+/// whose first word is not a control word.
+fn may_control(sql: &str) -> bool {
+    let text = sql.trim_start();
+    if text.contains(';') || !text.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return true;
+    }
+    let first = text
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .next()
+        .unwrap_or_default();
+    CONTROL_WORDS.iter().any(|w| first.eq_ignore_ascii_case(w))
+}
+
+/// Splits `tokens` (a lexing of `sql`) at top-level `;` into steps.
+fn steps<'a>(sql: &'a str, tokens: &[Token<'a>]) -> Vec<Step<'a>> {
+    let mut steps = Vec::new();
+    // The pending run of ordinary statements: byte range in `sql`.
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |run: &mut Option<(usize, usize)>, steps: &mut Vec<Step<'a>>| {
+        if let Some((from, to)) = run.take()
+            && let Some(text) = sql.get(from..to)
+        {
+            steps.push(Step::Statements(text));
+        }
+    };
+    let mut depth = 0usize;
+    let mut start_tok = 0;
+    let mut start_byte = 0;
+    for (i, token) in tokens.iter().enumerate() {
+        let end = i + 1 == tokens.len();
+        let separator = token.kind == Kind::Punct && token.text == ";" && depth == 0;
+        if token.kind == Kind::Punct {
+            match token.text.as_ref() {
+                "(" => depth += 1,
+                ")" => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if !separator && !end {
+            continue;
+        }
+        let (statement, end_byte) = if separator {
+            (tokens.get(start_tok..i).unwrap_or(&[]), offset(sql, token))
+        } else {
+            (tokens.get(start_tok..).unwrap_or(&[]), sql.len())
+        };
+        if !statement.is_empty() {
+            match control(statement) {
+                Some(control) => {
+                    flush(&mut run, &mut steps);
+                    steps.push(Step::Control(control));
+                }
+                None => {
+                    let from = run.map_or(start_byte, |(from, _)| from);
+                    run = Some((from, end_byte));
+                }
+            }
+        }
+        start_tok = i + 1;
+        start_byte = (end_byte + 1).min(sql.len());
+    }
+    flush(&mut run, &mut steps);
+    steps
+}
+
+/// The byte offset of a token borrowed from `sql` (separators always are).
+fn offset(sql: &str, token: &Token<'_>) -> usize {
+    let at = (token.text.as_ptr() as usize).wrapping_sub(sql.as_ptr() as usize);
+    at.min(sql.len())
+}
+
+/// The control a statement performs; `None` for any other statement.
+fn control(tokens: &[Token<'_>]) -> Option<Control> {
+    let words = Words(tokens);
+    let first = words.word(0)?;
+    let control = match first.as_str() {
+        "BEGIN" | "START" => {
+            if first == "START" && words.word(1).as_deref() != Some("TRANSACTION") {
+                return None;
+            }
+            if transaction_modes(tokens) {
+                Control::Begin
+            } else {
+                Control::Unknown
+            }
+        }
+        "COMMIT" | "END" => {
+            if first == "COMMIT" && words.word(1).as_deref() == Some("PREPARED") {
+                Control::CommitPrepared
+            } else {
+                match words.chain(1) {
+                    Some(chain) => Control::Commit { chain },
+                    None => Control::Unknown,
+                }
+            }
+        }
+        "ROLLBACK" | "ABORT" => {
+            let mut at = 1;
+            if matches!(words.word(at).as_deref(), Some("WORK" | "TRANSACTION")) {
+                at += 1;
+            }
+            if first == "ROLLBACK" && words.word(1).as_deref() == Some("PREPARED") {
+                Control::Neutral
+            } else if first == "ROLLBACK" && words.word(at).as_deref() == Some("TO") {
+                at += 1;
+                if words.word(at).as_deref() == Some("SAVEPOINT") {
+                    at += 1;
+                }
+                words
+                    .last_name(at)
+                    .map_or(Control::Unknown, Control::RollbackTo)
+            } else {
+                match words.chain(1) {
+                    Some(chain) => Control::Rollback { chain },
+                    None => Control::Unknown,
+                }
+            }
+        }
+        "SAVEPOINT" => words
+            .last_name(1)
+            .map_or(Control::Unknown, Control::Savepoint),
+        "RELEASE" => {
+            let at = if words.word(1).as_deref() == Some("SAVEPOINT") {
+                2
+            } else {
+                1
+            };
+            words
+                .last_name(at)
+                .map_or(Control::Unknown, Control::Release)
+        }
+        "PREPARE" => match words.word(1).as_deref() {
+            Some("TRANSACTION") => Control::Prepare,
+            _ => return None,
+        },
+        "XA" => match words.word(1).as_deref() {
+            Some("START" | "BEGIN") => Control::Begin,
+            Some("END" | "RECOVER") => Control::Neutral,
+            Some("PREPARE") => Control::Prepare,
+            Some("ROLLBACK") => Control::Rollback { chain: false },
+            Some("COMMIT") => {
+                let n = tokens.len();
+                if n >= 2 && words.word(n - 2).as_deref() == Some("ONE") {
+                    Control::Commit { chain: false }
+                } else {
+                    Control::CommitPrepared
+                }
+            }
+            _ => Control::Unknown,
+        },
+        "SET" => return autocommit(tokens),
+        _ => return None,
+    };
+    Some(control)
+}
+
+/// Whether a `BEGIN` / `START TRANSACTION` carries transaction modes only (the classifier's
+/// own test: anything else may be a compound block).
+fn transaction_modes(tokens: &[Token<'_>]) -> bool {
+    let no_param = |_: usize| None;
+    let primary_key = |_: &super::TableName| String::new();
+    let env = Env {
+        param: &no_param,
+        pk: &primary_key,
+    };
+    let close = vec![0; tokens.len()];
+    let parser = Parser {
+        toks: tokens,
+        close: &close,
+        env: &env,
+        lenient: false,
+    };
+    let mut acc = Acc::default();
+    parser.begin(0, tokens.len(), &mut acc);
+    !acc.unknown
+}
+
+/// `SET [GLOBAL | SESSION | LOCAL | @@[scope.]]autocommit {= | TO} value`: `None` when the
+/// statement does not name `autocommit`, `Unknown` when it does in another shape.
+fn autocommit(tokens: &[Token<'_>]) -> Option<Control> {
+    let words = Words(tokens);
+    let named = (0..tokens.len()).any(|i| words.word(i).as_deref() == Some("AUTOCOMMIT"));
+    if !named {
+        return None;
+    }
+    // Skip the scope: words and `@@`, `.` before the name.
+    let mut at = 1;
+    while at < tokens.len() && words.word(at).as_deref() != Some("AUTOCOMMIT") {
+        let scope = matches!(
+            words.word(at).as_deref(),
+            Some("SESSION" | "LOCAL" | "GLOBAL")
+        ) || tokens
+            .get(at)
+            .is_some_and(|t| matches!(t.kind, Kind::Op | Kind::Punct) && t.text != ",");
+        if !scope {
+            return Some(Control::Unknown);
+        }
+        at += 1;
+    }
+    let assign = tokens.get(at + 1).is_some_and(|t| {
+        (t.kind == Kind::Op && t.text == "=") || t.text.eq_ignore_ascii_case("TO")
+    });
+    let value = tokens.get(at + 2).filter(|_| tokens.len() == at + 3);
+    let on = match value.map(|t| t.text.to_ascii_uppercase()).as_deref() {
+        Some("1" | "ON" | "TRUE") => true,
+        Some("0" | "OFF" | "FALSE") => false,
+        _ => return Some(Control::Unknown),
+    };
+    Some(if assign {
+        Control::Autocommit(on)
+    } else {
+        Control::Unknown
+    })
+}
+
+/// Word access over one statement's tokens.
+struct Words<'t, 'a>(&'t [Token<'a>]);
+
+impl Words<'_, '_> {
+    /// The `i`-th token, upper-cased, if it is an unquoted word.
+    fn word(&self, i: usize) -> Option<String> {
+        self.0
+            .get(i)
+            .filter(|t| t.kind == Kind::Word)
+            .map(|t| t.text.to_ascii_uppercase())
+    }
+
+    /// After `COMMIT` / `ROLLBACK` at 0, from `at`: `[WORK | TRANSACTION] [AND [NO] CHAIN]`
+    /// and nothing else. `Some(chain)`, or `None` for another shape.
+    fn chain(&self, at: usize) -> Option<bool> {
+        let mut at = at;
+        if matches!(self.word(at).as_deref(), Some("WORK" | "TRANSACTION")) {
+            at += 1;
+        }
+        let rest: Vec<String> = (at..self.0.len())
+            .map(|i| self.word(i).unwrap_or_default())
+            .collect();
+        match rest
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [] | ["AND", "NO", "CHAIN"] => Some(false),
+            ["AND", "CHAIN"] => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The one name that ends the statement at `at` (a word or a quoted name), ASCII
+    /// lower-cased; `None` when something else follows or it is missing.
+    fn last_name(&self, at: usize) -> Option<String> {
+        let token = self.0.get(at)?;
+        (self.0.len() == at + 1 && matches!(token.kind, Kind::Word | Kind::Quoted))
+            .then(|| token.text.to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(sql: &str) -> Option<Walk<'_>> {
+        transaction_walk(sql)
+    }
+
+    fn controls(sql: &str) -> Vec<Control> {
+        walk(sql)
+            .map(|w| {
+                w.steps
+                    .into_iter()
+                    .filter_map(|s| match s {
+                        Step::Control(c) => Some(c),
+                        Step::Statements(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ordinary_statements_skip_the_walk() {
+        assert_eq!(walk("SELECT 1"), None);
+        assert_eq!(walk("UPDATE songs SET title = 'x' WHERE id = 1"), None);
+        assert_eq!(walk("UPDATE a SET x = 1; UPDATE b SET y = 2"), None);
+        assert_eq!(walk("SET TIME ZONE 'UTC'"), None);
+        assert_eq!(walk("PREPARE q AS SELECT 1"), None);
+        assert_eq!(walk("SELECT 'COMMIT; BEGIN'"), None);
+    }
+
+    #[test]
+    fn begin_then_a_write_in_one_text() {
+        let w = walk("BEGIN; UPDATE songs SET title = 'new' WHERE id = 1").unwrap();
+        assert!(!w.doubtful);
+        assert_eq!(
+            w.steps,
+            vec![
+                Step::Control(Control::Begin),
+                Step::Statements(" UPDATE songs SET title = 'new' WHERE id = 1"),
+            ]
+        );
+        let w = walk("UPDATE a SET x = 1; UPDATE b SET y = ';'; COMMIT;").unwrap();
+        assert_eq!(
+            w.steps,
+            vec![
+                Step::Statements("UPDATE a SET x = 1; UPDATE b SET y = ';'"),
+                Step::Control(Control::Commit { chain: false }),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_spelling_of_an_end() {
+        let commit = Control::Commit { chain: false };
+        let rollback = Control::Rollback { chain: false };
+        for (sql, control) in [
+            ("COMMIT -- done", commit.clone()),
+            ("COMMIT /* x */", commit.clone()),
+            ("/* x */ commit;", commit.clone()),
+            ("END", commit.clone()),
+            ("end transaction", commit.clone()),
+            ("COMMIT WORK AND NO CHAIN", commit.clone()),
+            ("COMMIT AND CHAIN", Control::Commit { chain: true }),
+            ("ROLLBACK AND CHAIN", Control::Rollback { chain: true }),
+            ("ABORT", rollback.clone()),
+            ("rollback work", rollback.clone()),
+            ("ROLLBACK TO SAVEPOINT x", Control::RollbackTo("x".into())),
+            ("ROLLBACK TRANSACTION TO y", Control::RollbackTo("y".into())),
+            ("SAVEPOINT \"Sp\"", Control::Savepoint("sp".into())),
+            ("RELEASE SAVEPOINT x", Control::Release("x".into())),
+            ("RELEASE x", Control::Release("x".into())),
+            ("PREPARE TRANSACTION 'g1'", Control::Prepare),
+            ("COMMIT PREPARED 'g1'", Control::CommitPrepared),
+            ("ROLLBACK PREPARED 'g1'", Control::Neutral),
+            ("XA START 'g'", Control::Begin),
+            ("XA END 'g'", Control::Neutral),
+            ("XA PREPARE 'g'", Control::Prepare),
+            ("XA COMMIT 'g'", Control::CommitPrepared),
+            ("XA COMMIT 'g' ONE PHASE", commit.clone()),
+            ("XA ROLLBACK 'g'", rollback.clone()),
+            ("START TRANSACTION READ ONLY", Control::Begin),
+            ("BEGIN WORK", Control::Begin),
+            ("BEGIN IMMEDIATE TRANSACTION", Control::Begin),
+            (
+                "BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE",
+                Control::Begin,
+            ),
+            ("SET autocommit = 0", Control::Autocommit(false)),
+            ("SET SESSION autocommit TO ON", Control::Autocommit(true)),
+            ("SET @@autocommit=OFF", Control::Autocommit(false)),
+            ("SET autocommit = 0, sql_mode = ''", Control::Unknown),
+            ("BEGIN NOT ATOMIC UPDATE t SET a = 1", Control::Unknown),
+            ("COMMIT RELEASE", Control::Unknown),
+        ] {
+            assert_eq!(controls(sql), vec![control], "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_hidden_separator_makes_the_walk_doubtful() {
+        // MySQL reads `#` as a comment: there the COMMIT is not run.
+        let w = walk("UPDATE t SET a = 1 # x\n; COMMIT").unwrap();
+        assert!(!w.doubtful, "the same control statements either way");
+        let w = walk("UPDATE t SET a = 'it\\'; COMMIT; --'").unwrap();
+        assert!(w.doubtful, "MySQL sees a COMMIT PostgreSQL does not");
+        let w = walk("BEGIN; SELECT 'unterminated").unwrap();
+        assert!(w.doubtful);
+        assert_eq!(
+            w.steps,
+            vec![Step::Statements("BEGIN; SELECT 'unterminated")]
+        );
+    }
+
+    #[test]
+    fn a_statement_after_comments_and_empty_statements() {
+        assert_eq!(
+            controls(";; BEGIN ;; /* c */ COMMIT -- x"),
+            vec![Control::Begin, Control::Commit { chain: false }]
+        );
+    }
+}

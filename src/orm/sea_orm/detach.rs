@@ -72,10 +72,15 @@ impl<T: Send + 'static> Drop for Detached<T> {
         tracing::debug!(
             "a write's caller stopped waiting: finishing it and its invalidation in the background"
         );
-        crate::blocking::spawn_detached(async move {
+        let finish = async move {
             let _output = work.await;
             drop(counted);
-        });
+        };
+        // On the caller's runtime: the connection's I/O is registered with its driver.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(finish)),
+            Err(_) => crate::blocking::spawn_detached(finish),
+        }
     }
 }
 

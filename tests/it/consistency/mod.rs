@@ -1,7 +1,8 @@
 //! The consistency checker: concurrent tasks read songs through `#[cached_query]` (by id,
 //! the whole list, the count) and write them through the ORM (single-row and bulk updates,
 //! deletes, inserts, transactions that commit or roll back, raw `BEGIN; ..; COMMIT` texts,
-//! updates and COMMITs whose callers stop waiting at a random point) against a real database,
+//! raw transactions split over several texts on Diesel connections ([`diesel_raw`]), updates
+//! and COMMITs whose callers stop waiting at a random point) against a real database,
 //! recording a history that [`history`] judges: no read returns data from before a write
 //! that had returned when it began, nor data no committed write ever wrote, and counts match
 //! the rows. Between rounds, with every task stopped, every cached read must equal the
@@ -13,6 +14,8 @@
 //! PostgreSQL. CI runs each combination for [`SHORT`]; `QUERYCACHE_SOAK_SECS=600` runs each
 //! for ten minutes and prints the operation counts.
 
+#[cfg(feature = "diesel")]
+mod diesel_raw;
 mod faults;
 mod history;
 
@@ -85,6 +88,9 @@ struct Run {
     slowest: AtomicU64,
     /// The slowest operation since the fault driver last asked, in nanoseconds.
     round_slowest: AtomicU64,
+    /// Raw transactions through instrumented Diesel connections, one writer per instance.
+    #[cfg(feature = "diesel")]
+    diesel: Arc<diesel_raw::DieselWriters>,
 }
 
 impl Run {
@@ -222,6 +228,19 @@ impl Run {
                     end: self.now(),
                     instance,
                 });
+            }
+            #[cfg(feature = "diesel")]
+            63..66 => {
+                let (id, value) = (self.pick_row(rng), self.value());
+                let start = self.now();
+                match self.diesel.retitle(rng, instance, id, &value).await {
+                    diesel_raw::Ended::Committed => {
+                        self.record_write(id, Some(value), (start, self.now()), instance);
+                    }
+                    diesel_raw::Ended::RolledBack | diesel_raw::Ended::Failed => {
+                        self.history.lock().rolled_back.push(value);
+                    }
+                }
             }
             66..69 => {
                 // A raw transaction in one text: its write lands at its COMMIT.
@@ -516,6 +535,8 @@ async fn check(setup: Setup) -> Option<Outcome> {
     } else {
         instances.clone()
     };
+    #[cfg(feature = "diesel")]
+    let writer_caches: Vec<querycache::Cache> = writers.iter().map(|w| w.cache().clone()).collect();
     let run = Arc::new(Run {
         instances,
         writers,
@@ -529,6 +550,12 @@ async fn check(setup: Setup) -> Option<Outcome> {
         stop: AtomicBool::new(false),
         slowest: AtomicU64::new(0),
         round_slowest: AtomicU64::new(0),
+        #[cfg(feature = "diesel")]
+        diesel: Arc::new(diesel_raw::DieselWriters::new(
+            db,
+            &t.diesel_url(),
+            &writer_caches,
+        )),
     });
     for _ in 0..SEED_ROWS {
         run.insert(&run.instances[0], 0).await;

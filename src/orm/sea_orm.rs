@@ -35,6 +35,11 @@
 //!   finish in the background, in that order ([`Health::writes_in_flight`](crate::Health::writes_in_flight)
 //!   counts them meanwhile). Inside a transaction, a statement cut short is recorded as
 //!   written; a savepoint's writes go to its parent before it is released.
+//! * **Raw transaction control** through the pool ([`CachedConnection`] runs each text on any
+//!   of its connections): a text that is a whole transaction is invalidated when it returns;
+//!   once a text may have left one open (`BEGIN; UPDATE ..`), writes are invalidated again
+//!   when a later text ends a transaction, and cached reads given the connection bypass the
+//!   cache until then.
 //! * Writes the cache cannot see inside a transaction (a function called from a `SELECT`):
 //!   [`CachedTransaction::invalidate_tags`] invalidates now and again after COMMIT.
 //! * A statement whose SQL cannot be classified invalidates every model tag (`model:#all`),
@@ -57,6 +62,7 @@ use sea_orm::{
 };
 
 mod detach;
+mod raw;
 mod statement;
 
 use statement::StatementText;
@@ -89,12 +95,18 @@ use crate::{Cache, Tag};
 pub struct CachedConnection {
     inner: DatabaseConnection,
     cache: Cache,
+    /// Raw transaction control seen through the pool ([`raw`]).
+    raw: Arc<raw::RawTransactions>,
 }
 
 impl CachedConnection {
     /// Wraps `db`; writes invalidate `cache`.
     pub fn new(db: DatabaseConnection, cache: Cache) -> Self {
-        CachedConnection { inner: db, cache }
+        CachedConnection {
+            inner: db,
+            cache,
+            raw: Arc::default(),
+        }
     }
 
     /// Wraps `db`; writes invalidate the [global](crate::global) cache.
@@ -257,6 +269,14 @@ impl CachedTransaction {
 
 /// Called by `#[cached_query]` code with each connection argument.
 pub(crate) fn transaction_state<C: ?Sized>(conn: &C) -> TxState {
+    if let Some(db) = downcast_ref::<C, CachedConnection>(conn) {
+        // A raw transaction may be open on one of the pool's connections (`raw`).
+        return if db.raw.may_be_open() {
+            TxState::Untracked
+        } else {
+            TxState::None
+        };
+    }
     if let Some(tx) = downcast_ref::<C, CachedTransaction>(conn) {
         return TxState::Tracked(Arc::clone(tx.pending()));
     }
@@ -323,14 +343,16 @@ fn returned_all(result: &Result<Vec<QueryResult>, DbErr>) -> Option<&[QueryResul
 
 impl CachedConnection {
     /// Runs `statement` (a write: `tags` is what it writes, before any narrowing by the rows
-    /// it returns) and then invalidates what it wrote. Both run to the end even if the
-    /// caller stops waiting ([`detach`]): the database runs a statement it was sent anyway.
+    /// it returns; or a text with transaction control: `plan`) and then invalidates what it
+    /// wrote. Both run to the end even if the caller stops waiting ([`detach`]): the database
+    /// runs a statement it was sent anyway.
     ///
     /// Invalidates even when the statement failed: a multi-statement text may have written
     /// part of its work before the error, and a failed COMMIT's outcome is unknown.
     async fn write<T, R>(
         &self,
         tags: Vec<Tag>,
+        plan: Option<raw::Plan>,
         statement: impl Future<Output = Result<T, DbErr>> + Send + 'static,
         narrow: R,
     ) -> Result<T, DbErr>
@@ -338,14 +360,28 @@ impl CachedConnection {
         T: Send + 'static,
         R: FnOnce(&Result<T, DbErr>) -> Option<Vec<Tag>> + Send + 'static,
     {
-        let cache = self.cache.clone();
+        let (cache, raw) = (self.cache.clone(), Arc::clone(&self.raw));
         detach::Detached::new(&self.cache, async move {
             let result = statement.await;
-            let tags = narrow(&result).unwrap_or(tags);
-            cache.invalidate_written(tags).await;
+            let mut tags = narrow(&result).unwrap_or(tags);
+            tags.extend(raw.after(plan.as_ref(), &tags));
+            if !tags.is_empty() {
+                cache.invalidate_written(tags).await;
+            }
             result
         })
         .await
+    }
+
+    /// What a text writes and its transaction control; `None` for a plain read, which
+    /// needs no bookkeeping.
+    fn classify(text: &StatementText<'_>, sql: &str) -> Option<(Vec<Tag>, Option<raw::Plan>)> {
+        let tags = text.written_tags();
+        let plan = raw::Plan::of(sql);
+        if tags.is_none() && plan.is_none() {
+            return None;
+        }
+        Some((tags.unwrap_or_default(), plan))
     }
 }
 
@@ -356,21 +392,27 @@ impl ConnectionTrait for CachedConnection {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
             return self.inner.execute_raw(stmt).await;
         };
         let inner = self.inner.clone();
-        self.write(tags, async move { inner.execute_raw(stmt).await }, |_| None)
-            .await
+        self.write(
+            tags,
+            plan,
+            async move { inner.execute_raw(stmt).await },
+            |_| None,
+        )
+        .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let Some(tags) = StatementText::unprepared(sql).written_tags() else {
+        let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql), sql) else {
             return self.inner.execute_unprepared(sql).await;
         };
         let (inner, sql) = (self.inner.clone(), sql.to_owned());
         self.write(
             tags,
+            plan,
             async move { inner.execute_unprepared(&sql).await },
             |_| None,
         )
@@ -378,13 +420,14 @@ impl ConnectionTrait for CachedConnection {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
             return self.inner.query_one_raw(stmt).await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
         self.write(
             tags,
+            plan,
             async move { inner.query_one_raw(stmt).await },
             move |result| {
                 StatementText::of(&narrow_by).written_tags_returning(returned_one(result))
@@ -394,13 +437,14 @@ impl ConnectionTrait for CachedConnection {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
             return self.inner.query_all_raw(stmt).await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
         self.write(
             tags,
+            plan,
             async move { inner.query_all_raw(stmt).await },
             move |result| {
                 StatementText::of(&narrow_by).written_tags_returning(returned_all(result))

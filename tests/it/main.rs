@@ -54,6 +54,7 @@ mod on_sqlite {
     mod mixed_orms;
     mod sea_orm_cancel;
     mod sea_orm_precision;
+    mod sea_orm_raw_transactions;
     mod sea_orm_writes;
     mod transactions;
     mod write_precision;
@@ -83,6 +84,7 @@ mod on_postgres {
     mod postgres_triggers;
     mod sea_orm_cancel;
     mod sea_orm_precision;
+    mod sea_orm_raw_transactions;
     mod sea_orm_writes;
     mod transactions;
     mod write_precision;

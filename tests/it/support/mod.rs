@@ -267,13 +267,26 @@ impl TestDb {
 
     /// Another pool on the same database, as SeaORM opens it.
     pub async fn another_pool(&self) -> DatabaseConnection {
+        self.pool_of(8).await
+    }
+
+    /// Another pool on the same database, of at most `connections` connections.
+    pub async fn pool_of(&self, connections: u32) -> DatabaseConnection {
         let url = match self.kind {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", self.diesel_url()),
             Db::Postgres => self.diesel_url(),
         };
-        Database::connect(pool_options(url))
+        let mut options = pool_options(url);
+        options.max_connections(connections);
+        let pool = Database::connect(options)
             .await
-            .expect("another pool on the test database")
+            .expect("another pool on the test database");
+        if self.kind == Db::Sqlite {
+            sea_orm::ConnectionTrait::execute_unprepared(&pool, "PRAGMA busy_timeout=30000;")
+                .await
+                .expect("pragmas");
+        }
+        pool
     }
 
     /// A statement for this database (see [`Db::statement`]).

@@ -158,10 +158,17 @@ mod tests {
     fn writes_after_an_open_begin_are_invalidated_again_at_the_commit() {
         let raw = RawTransactions::default();
         let songs = Tag::model("songs");
-        assert!(after(&raw, "BEGIN; UPDATE songs SET a = 1", &[songs.clone()]).is_empty());
+        assert!(
+            after(
+                &raw,
+                "BEGIN; UPDATE songs SET a = 1",
+                std::slice::from_ref(&songs)
+            )
+            .is_empty()
+        );
         assert!(raw.may_be_open());
         let users = Tag::model("users");
-        assert!(after(&raw, "UPDATE users SET a = 1", &[users.clone()]).is_empty());
+        assert!(after(&raw, "UPDATE users SET a = 1", std::slice::from_ref(&users)).is_empty());
         assert_eq!(after(&raw, "COMMIT -- done", &[]), vec![songs, users]);
         assert!(!raw.may_be_open());
         assert!(after(&raw, "COMMIT", &[]).is_empty(), "nothing left");
@@ -172,7 +179,7 @@ mod tests {
         let raw = RawTransactions::default();
         let songs = Tag::model("songs");
         after(&raw, "BEGIN", &[]);
-        after(&raw, "UPDATE songs SET a = 1", &[songs.clone()]);
+        after(&raw, "UPDATE songs SET a = 1", std::slice::from_ref(&songs));
         assert_eq!(after(&raw, "COMMIT AND CHAIN", &[]), vec![songs.clone()]);
         assert!(raw.may_be_open());
         after(&raw, "ROLLBACK", &[]);
@@ -180,7 +187,7 @@ mod tests {
         after(
             &raw,
             "SAVEPOINT a; UPDATE songs SET a = 1",
-            &[songs.clone()],
+            std::slice::from_ref(&songs),
         );
         assert!(
             raw.may_be_open(),

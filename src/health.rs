@@ -16,6 +16,12 @@ use crate::{StoreKind, WarmStatus};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Health {
+    /// `false` only while the instance is starting: a tiered store that has not yet
+    /// subscribed to its invalidation channel for the first time (its memory tier is not
+    /// used until then) and knows of no Redis outage. The management router's `GET /health`
+    /// answers 503 while it is `false`, for a load balancer's readiness check; a degraded
+    /// store (Redis down: memory serves) is ready, since it answers every query correctly.
+    pub ready: bool,
     /// `true` when the store works as configured: always for the memory store; for the
     /// Redis and tiered stores, when Redis answers (and, tiered, the invalidation channel
     /// is subscribed). `false` means degraded, never failing: callers still get answers.

@@ -473,6 +473,7 @@ impl Cache {
     pub async fn health(&self) -> crate::Health {
         match &self.inner.store {
             Backend::Memory(_) => crate::Health {
+                ready: true,
                 healthy: true,
                 store: crate::StoreKind::Memory,
                 redis_connected: false,
@@ -488,7 +489,12 @@ impl Cache {
             #[cfg(feature = "redis")]
             Backend::Tiered(store) => {
                 let h = store.health().await;
+                // Starting: the channel has not come up yet, nor failed to, and no outage
+                // explains it.
+                let starting =
+                    h.subscribed == Some(false) && !h.channel_settled && !h.fallback_active;
                 crate::Health {
+                    ready: !starting,
                     healthy: h.redis_connected && h.subscribed != Some(false),
                     store: self.inner.config.store_kind(),
                     redis_connected: h.redis_connected,

@@ -170,7 +170,7 @@ impl FromRef<Shared> for Arc<AdminToken> {
 ///
 /// | route | auth | answer |
 /// | --- | --- | --- |
-/// | `GET /health` | – | [`Cache::health`] (200 even when degraded: the body says `"healthy": false`) |
+/// | `GET /health` | – | [`Cache::health`]: 503 while the instance is starting ([`Health::ready`](crate::Health::ready)), then 200 even when degraded (the body says `"healthy": false`); `?strict=true`: 503 whenever not healthy |
 /// | `GET /metrics` | – | [`Cache::stats`]: hits, misses, hit rate, latencies, per namespace |
 /// | `GET /analytics` | – | [`Cache::analytics`]: efficiency, top keys, a 15-minute timeline, namespaces, recommendations |
 /// | `POST /clear` | admin | body `{"namespace", "pattern", "tags", "all"}`: what was cleared |

@@ -5,21 +5,49 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
-use serde::Serialize;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 
 use super::envelope::ApiResponse;
+use super::extract::ApiQuery;
 use super::management::Shared;
 use crate::{Analytics, CacheStats, Health, NamespaceStats};
 
-/// `GET /health`: [`Cache::health`](crate::Cache::health) as JSON, status 200 whether the
-/// store is healthy or degraded.
+/// `GET /health`: [`Cache::health`](crate::Cache::health) as JSON. Status 503 while the
+/// instance is starting ([`Health::ready`] is `false`: a tiered store not yet subscribed to
+/// its invalidation channel), 200 afterwards, degraded or not — for a load balancer's
+/// readiness check.
 ///
 /// A degraded cache still answers every query (from process memory or the database), so
-/// this is not a reason for a load balancer to take the instance out: the body says
-/// `"healthy": false` and why (`redis_connected`, `fallback_active`, `error`). Probes that
-/// should fail on degradation read the body.
-pub(crate) async fn health(State(shared): State<Shared>) -> ApiResponse<Health> {
-    ApiResponse::new(shared.cache.health().await)
+/// degradation is not a reason for a load balancer to take the instance out: if Redis went
+/// down, every instance would go at once, and a cache outage would become an outage of the
+/// application. The body says `"healthy": false` and why (`redis_connected`,
+/// `fallback_active`, `error`). A monitor that should fail on degradation asks
+/// `GET /health?strict=true`: 503 whenever `healthy` is `false`.
+pub(crate) async fn health(
+    State(shared): State<Shared>,
+    ApiQuery(query): ApiQuery<HealthQuery>,
+) -> ApiResponse<Health> {
+    let health = shared.cache.health().await;
+    let up = if query.strict {
+        health.healthy
+    } else {
+        health.ready
+    };
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    ApiResponse::new(health).with_status(status)
+}
+
+/// The query string of `GET /health`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct HealthQuery {
+    /// 503 whenever the store is not healthy, not only while starting.
+    strict: bool,
 }
 
 /// `GET /metrics`: [`Cache::stats`](crate::Cache::stats) as JSON.

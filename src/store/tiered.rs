@@ -66,6 +66,9 @@ pub(crate) struct StoreHealth {
     pub(crate) fallback_active: bool,
     pub(crate) subscribed: Option<bool>,
     pub(crate) channel_losses: u64,
+    /// Whether the channel was ever up, or failed to come up: the instance is past
+    /// starting.
+    pub(crate) channel_settled: bool,
     pub(crate) pending_invalidations: usize,
     pub(crate) error: Option<String>,
 }
@@ -89,6 +92,8 @@ struct Shared {
     subscribed: AtomicBool,
     /// Times the invalidation channel was lost (see [`crate::Health`]).
     channel_losses: AtomicU64,
+    /// The channel was up once, or an attempt to subscribe failed (see [`StoreHealth`]).
+    channel_settled: AtomicBool,
     started: AtomicBool,
     probing: AtomicBool,
     instance: String,
@@ -122,6 +127,7 @@ impl TieredStore {
                 applied: AtomicU64::new(0),
                 subscribed: AtomicBool::new(false),
                 channel_losses: AtomicU64::new(0),
+                channel_settled: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 probing: AtomicBool::new(false),
                 instance: format!("{:016x}", rand::random::<u64>()),
@@ -166,6 +172,7 @@ impl TieredStore {
             fallback_active: !s.breaker.is_closed(),
             subscribed: s.memory_tier.then(|| s.subscribed.load(Ordering::Acquire)),
             channel_losses: s.channel_losses.load(Ordering::Relaxed),
+            channel_settled: s.channel_settled.load(Ordering::Acquire),
             pending_invalidations: s.pending.lock().len(),
             error: s.last_error.lock().clone(),
         }
@@ -314,9 +321,11 @@ impl Listener for Shared {
         // Messages may have been missed while unsubscribed: nothing in memory is trusted.
         self.drop_memory();
         self.subscribed.store(true, Ordering::Release);
+        self.channel_settled.store(true, Ordering::Release);
     }
 
     fn lost(&self, error: &str) {
+        self.channel_settled.store(true, Ordering::Release);
         if self.subscribed.swap(false, Ordering::AcqRel) {
             self.channel_losses.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(

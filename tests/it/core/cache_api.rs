@@ -9,15 +9,15 @@ use querycache::{EntryOptions, Error, Tag};
 use super::STORE;
 use crate::support::stores::{self, TestCache};
 
-fn cache_with(
+async fn cache_with(
     f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
 ) -> Option<TestCache> {
-    stores::cache_with(STORE, f)
+    stores::ready(STORE, f).await
 }
 
 #[tokio::test]
 async fn set_get_delete_clear() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     cache
@@ -40,7 +40,7 @@ async fn set_get_delete_clear() {
 
 #[tokio::test]
 async fn entries_expire_after_their_ttl() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     cache
@@ -66,7 +66,9 @@ async fn ttl_longer_than_max_is_clamped() {
     let Some(cache) = cache_with(|b| {
         b.max_ttl(Duration::from_secs(1))
             .default_ttl(Duration::from_secs(1))
-    }) else {
+    })
+    .await
+    else {
         return;
     };
     cache
@@ -83,7 +85,7 @@ async fn ttl_longer_than_max_is_clamped() {
 
 #[tokio::test]
 async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
-    let Some(cache) = cache_with(|b| b.namespace_ttl("flash", Duration::from_secs(1))) else {
+    let Some(cache) = cache_with(|b| b.namespace_ttl("flash", Duration::from_secs(1))).await else {
         return;
     };
     let ns = EntryOptions::new().namespace("flash");
@@ -107,7 +109,7 @@ async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
 
 #[tokio::test]
 async fn count_queries_use_the_count_ttl() {
-    let Some(cache) = cache_with(|b| b.count_ttl(Duration::from_secs(1))) else {
+    let Some(cache) = cache_with(|b| b.count_ttl(Duration::from_secs(1))).await else {
         return;
     };
     cache
@@ -125,7 +127,7 @@ async fn count_queries_use_the_count_ttl() {
 
 #[tokio::test]
 async fn pattern_invalidation_removes_matching_keys_only() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     for key in ["user:1", "user:2:songs", "users", "song:1"] {
@@ -145,7 +147,7 @@ async fn pattern_invalidation_removes_matching_keys_only() {
 
 #[tokio::test]
 async fn pattern_invalidation_stops_a_computation_in_flight_from_storing() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
@@ -176,7 +178,7 @@ async fn pattern_invalidation_stops_a_computation_in_flight_from_storing() {
 
 #[tokio::test]
 async fn namespace_invalidation_is_one_bump() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     for i in 0..1000 {
@@ -202,7 +204,7 @@ async fn namespace_invalidation_is_one_bump() {
 
 #[tokio::test]
 async fn tags_invalidate_their_dependents_only() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let user7 = Tag::new("user:7").unwrap();
@@ -228,7 +230,7 @@ async fn tags_invalidate_their_dependents_only() {
 #[tokio::test]
 async fn ttl_strategy_ignores_tag_invalidations() {
     let Some(cache) =
-        cache_with(|b| b.invalidation_strategy(querycache::InvalidationStrategy::Ttl))
+        cache_with(|b| b.invalidation_strategy(querycache::InvalidationStrategy::Ttl)).await
     else {
         return;
     };
@@ -242,7 +244,7 @@ async fn ttl_strategy_ignores_tag_invalidations() {
 
 #[tokio::test]
 async fn disabled_cache_runs_every_call_through() {
-    let Some(cache) = cache_with(|b| b.enabled(false)) else {
+    let Some(cache) = cache_with(|b| b.enabled(false)).await else {
         return;
     };
     let runs = AtomicUsize::new(0);
@@ -264,7 +266,7 @@ async fn disabled_cache_runs_every_call_through() {
 
 #[tokio::test]
 async fn errors_are_not_cached_unless_asked() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let runs = AtomicUsize::new(0);
@@ -305,7 +307,7 @@ async fn errors_are_not_cached_unless_asked() {
 
 #[tokio::test]
 async fn a_value_of_another_type_is_a_miss_not_a_panic() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     cache
@@ -322,7 +324,7 @@ async fn a_value_of_another_type_is_a_miss_not_a_panic() {
 
 #[tokio::test]
 async fn invalid_keys_and_tags_are_clear_errors() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let err = cache.set("", 1_u8, EntryOptions::new()).await.unwrap_err();
@@ -338,7 +340,7 @@ async fn invalid_keys_and_tags_are_clear_errors() {
 
 #[tokio::test]
 async fn stats_count_hits_misses_sets_and_latency_per_namespace() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let options = EntryOptions::new().namespace("songs");
@@ -370,7 +372,7 @@ async fn stats_count_hits_misses_sets_and_latency_per_namespace() {
 async fn a_waiter_that_started_after_a_write_never_gets_the_older_value() {
     // The leader computes under the old version; a write lands and returns; a caller that
     // starts only then joins the leader's flight. It must not be handed the old value.
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let options = EntryOptions::new().tag(Tag::model("songs"));

@@ -12,8 +12,8 @@ use super::STORE;
 use crate::support::stores::{self, TestCache};
 use crate::support::until;
 
-fn cache() -> Option<TestCache> {
-    stores::cache_with(STORE, |b| b)
+async fn cache() -> Option<TestCache> {
+    stores::ready(STORE, |b| b).await
 }
 
 fn tag() -> Tag {
@@ -53,7 +53,7 @@ fn failing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn swr_serves_stale_within_the_window_then_fresh_after_one_background_refresh() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(300))
         .swr(Duration::from_secs(30))
@@ -120,7 +120,7 @@ async fn swr_serves_stale_within_the_window_then_fresh_after_one_background_refr
 
 #[tokio::test]
 async fn swr_never_serves_an_invalidated_value() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(200))
         .swr(Duration::from_secs(30))
@@ -151,7 +151,7 @@ async fn swr_never_serves_an_invalidated_value() {
 
 #[tokio::test]
 async fn a_plain_get_never_returns_a_stale_value() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(200))
         .swr(Duration::from_secs(30));
@@ -163,7 +163,7 @@ async fn a_plain_get_never_returns_a_stale_value() {
 
 #[tokio::test]
 async fn swr_with_a_borrowing_computation_refreshes_in_the_foreground() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(200))
         .swr(Duration::from_secs(30));
@@ -183,7 +183,7 @@ async fn swr_with_a_borrowing_computation_refreshes_in_the_foreground() {
 
 #[tokio::test]
 async fn a_failed_refresh_keeps_the_stale_value_and_is_counted() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(200))
         .swr(Duration::from_secs(30));
@@ -218,7 +218,7 @@ async fn a_failed_refresh_keeps_the_stale_value_and_is_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn early_refresh_keeps_a_hot_key_from_ever_missing_and_leaves_cold_keys_alone() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     // A 1 s TTL, a 50 ms computation, beta 3: a key read every 5 ms is refreshed long
     // before it expires; a key read once is not refreshed at all.
     let options = |key: &str| {
@@ -270,7 +270,7 @@ async fn early_refresh_keeps_a_hot_key_from_ever_missing_and_leaves_cold_keys_al
 
 #[tokio::test]
 async fn fail_safe_serves_the_bounded_last_good_value_throttles_retries_and_recovers() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(200))
         .fail_safe(Duration::from_secs(60))
@@ -333,7 +333,7 @@ async fn fail_safe_serves_the_bounded_last_good_value_throttles_retries_and_reco
 
 #[tokio::test]
 async fn fail_safe_is_bounded_by_its_max_staleness() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(100))
         .fail_safe(Duration::from_millis(300));
@@ -354,7 +354,7 @@ async fn fail_safe_is_bounded_by_its_max_staleness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_soft_timeout_serves_stale_and_the_background_computation_lands() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new()
         .ttl(Duration::from_millis(200))
         .fail_safe(Duration::from_secs(60))
@@ -393,7 +393,7 @@ async fn a_soft_timeout_serves_stale_and_the_background_computation_lands() {
 
 #[tokio::test]
 async fn a_hard_timeout_gives_up_with_a_clear_error() {
-    let Some(cache) = cache() else { return };
+    let Some(cache) = cache().await else { return };
     let options = EntryOptions::new().hard_timeout(Duration::from_millis(100));
     let runs = Arc::new(AtomicU32::new(0));
     let failed = cache
@@ -424,7 +424,7 @@ async fn a_hard_timeout_gives_up_with_a_clear_error() {
 #[tokio::test]
 async fn namespaces_carry_a_default_swr_window() {
     let Some(cache) =
-        stores::cache_with(STORE, |b| b.namespace_swr("feeds", Duration::from_secs(30)))
+        stores::ready(STORE, |b| b.namespace_swr("feeds", Duration::from_secs(30))).await
     else {
         return;
     };

@@ -23,10 +23,10 @@ use crate::support::fill;
 use crate::support::stores::{self, TestCache};
 use crate::support::{TestDb, new_song, song};
 
-fn cache_with(
+async fn cache_with(
     f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
 ) -> Option<TestCache> {
-    stores::cache_with(STORE, f)
+    stores::ready(STORE, f).await
 }
 
 pub(super) const COUNT_KEY: &str = "songs:count";
@@ -314,7 +314,7 @@ async fn a_read_that_starts_after_a_write_does_not_get_a_computation_begun_befor
 
 #[tokio::test]
 async fn invalidating_a_tag_with_one_dependent_entry_bumps_one_version() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     fill(&cache, 1).await;
@@ -339,7 +339,7 @@ impl Serialize for Unserializable {
 
 #[tokio::test]
 async fn a_value_that_cannot_be_serialized_is_returned_but_not_cached() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let computed = AtomicUsize::new(0);
@@ -374,7 +374,7 @@ async fn a_value_that_cannot_be_serialized_is_returned_but_not_cached() {
 
 #[tokio::test]
 async fn a_call_whose_key_arguments_cannot_be_serialized_runs_uncached() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let computed = AtomicUsize::new(0);
@@ -411,7 +411,7 @@ async fn a_call_whose_key_arguments_cannot_be_serialized_runs_uncached() {
 
 #[tokio::test]
 async fn get_or_compute_with_an_invalid_key_runs_uncached() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     let computed = AtomicUsize::new(0);
@@ -431,7 +431,7 @@ async fn get_or_compute_with_an_invalid_key_runs_uncached() {
 
 #[tokio::test]
 async fn a_value_of_another_type_under_a_key_is_a_miss_and_is_overwritten() {
-    let Some(cache) = cache_with(|b| b) else {
+    let Some(cache) = cache_with(|b| b).await else {
         return;
     };
     cache

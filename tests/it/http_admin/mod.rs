@@ -161,7 +161,13 @@ async fn http_admin_health_on_memory() {
     assert_eq!(data["invalidation_channel"], Value::Null);
     assert_eq!(data["pending_invalidations"], 0);
     assert_eq!(data["warming"]["state"], "idle");
+    assert_eq!(data["ready"], true);
     assert_eq!(answer.headers["content-type"], "application/json");
+    let strict = get(&server, "/health?strict=true").await;
+    assert_eq!(strict.data()["healthy"], true);
+    get(&server, "/health?strict=maybe")
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
 }
 
 #[cfg(feature = "redis")]
@@ -182,16 +188,28 @@ async fn http_admin_health_on_tiered_then_degraded_when_redis_dies() {
         .unwrap();
     let server = serve(&cache, None).await;
 
-    // The invalidation channel subscribes in the background: healthy once it has.
+    // The invalidation channel subscribes in the background: until it has, the instance
+    // is starting (503, `ready: false`, for a load balancer); healthy once it has.
     let deadline = Instant::now() + Duration::from_secs(10);
     let data = loop {
         let answer = get(&server, "/health").await;
-        let data = answer.data().clone();
+        let ready = answer.body["data"]["ready"] == true;
+        let expected = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        assert_eq!(answer.status, expected, "{}", answer.body);
+        let data = answer.body["data"].clone();
+        if !ready {
+            assert_eq!(data["healthy"], false, "starting is not healthy: {data}");
+        }
         if data["healthy"] == true || Instant::now() > deadline {
             break data;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    assert_eq!(data["ready"], true, "{data}");
     assert_eq!(data["healthy"], true, "{data}");
     assert_eq!(data["store"], "tiered");
     assert_eq!(data["redis_connected"], true);
@@ -208,8 +226,20 @@ async fn http_admin_health_on_tiered_then_degraded_when_redis_dies() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(status, StatusCode::OK, "degraded is still 200");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "degraded is still 200: ready, memory serves"
+    );
+    assert_eq!(data["ready"], true, "{data}");
     assert_eq!(data["healthy"], false, "{data}");
+    let strict = get(&server, "/health?strict=true").await;
+    assert_eq!(
+        strict.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "strict: 503 when not healthy"
+    );
+    assert_eq!(strict.body["data"]["healthy"], false, "{}", strict.body);
     assert_eq!(data["redis_connected"], false);
     assert_eq!(data["fallback_available"], true);
     assert_eq!(data["fallback_active"], true, "{data}");

@@ -25,7 +25,8 @@ async fn warming_finished(app: &SongsApp) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let health = app.get("/api/v1/cache/health").await;
-        let warming = health.data()["warming"].clone();
+        // 503 while a tiered instance is starting (`ready: false`): the body is the same.
+        let warming = health.body["data"]["warming"].clone();
         if warming["state"] == "finished" {
             return warming;
         }

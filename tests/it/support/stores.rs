@@ -58,6 +58,20 @@ pub fn cache_with(
     Some(TestCache { cache, server })
 }
 
+/// A cache on `kind`, configured by `f`, ready: a tiered cache has subscribed to its
+/// invalidation channel (until then it bypasses its memory tier, and drops it once
+/// subscribed: a test that looks at the memory tier must not start before).
+pub async fn ready(
+    kind: Kind,
+    f: impl FnOnce(CacheConfigBuilder) -> CacheConfigBuilder,
+) -> Option<TestCache> {
+    let cache = cache_with(kind, f)?;
+    if kind == Kind::Tiered && cache.config().enabled() {
+        super::subscribed(&cache).await;
+    }
+    Some(cache)
+}
+
 /// A second cache on the same store as `first` (another app instance): memory stores
 /// share nothing, Redis-backed ones share the server.
 pub fn another_instance(kind: Kind, first: &TestCache) -> Cache {

@@ -1,17 +1,23 @@
-//! How shared stores keep an entry: a small text header, then the value as JSON
-//! (compressed above a threshold).
+//! How shared stores keep an entry: a small text header, then the value as JSON, or as RON
+//! when JSON would not carry it exactly (see [`body`]), compressed above a threshold.
 //!
 //! ```text
-//! QC1\n                       magic and format version
-//! <flags>\n                   decimal bit set: 1 = body compressed (lz4, size-prepended)
+//! QC2\n                       magic and format version
+//! <flags>\n                   decimal bit set: 1 = body compressed (lz4, size-prepended),
+//!                             2 = timing line, 4 = body is RON (else JSON)
 //! <created_at_ms>\n           when the entry was stored, ms since the Unix epoch
 //! <fresh_until_ms> <delta_us>\n  (flag 2) when its TTL passes, ms since the Unix epoch, and
 //!                             how long its computation took, in µs; the entry itself lives
 //!                             longer in Redis when it may be served stale
 //! <n>\n                       number of tag versions in the snapshot
 //! <version key>\n<token>\n    n times: the Redis key of a tag's version, and its token
-//! <body>                      serde_json bytes, or their lz4 block
+//! <body>                      serde_json or RON bytes, or their lz4 block
 //! ```
+//!
+//! Format version 1 (`QC1`) kept every body as JSON, which wrote `Some(None)` as `null`
+//! (read back as `None`): its entries are not read any more. They are a clean miss (the
+//! Lua scripts and [`header`] refuse the magic), overwritten by the next computation, and
+//! Redis expires the rest with their TTL.
 //!
 //! The header is text on purpose: the Redis store's Lua scripts read it to compare the
 //! snapshot with the current versions on the server, so a hit costs one round trip (in
@@ -24,7 +30,10 @@
 use std::borrow::Cow;
 
 /// Magic and format version, first line of every entry.
-pub(crate) const MAGIC: &[u8] = b"QC1\n";
+pub(crate) const MAGIC: &[u8] = b"QC2\n";
+
+/// The magic's text, as errors name it.
+const MAGIC_TEXT: &str = "QC2";
 
 /// Body is lz4-compressed.
 pub(crate) const FLAG_COMPRESSED: u32 = 1;
@@ -32,6 +41,12 @@ pub(crate) const FLAG_COMPRESSED: u32 = 1;
 /// A timing line follows the creation time. Entries written before it existed have none:
 /// they are fresh until Redis expires them.
 pub(crate) const FLAG_TIMING: u32 = 2;
+
+/// Body is RON ([`BodyFormat::Ron`]); JSON without it.
+pub(crate) const FLAG_RON: u32 = 4;
+
+pub(crate) mod body;
+pub(crate) use body::{Body, BodyFormat};
 
 /// When an entry was written, when its TTL passes, and how long it took to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +78,16 @@ pub(crate) struct Framed<'a> {
     /// The snapshot. On a single server the Lua scripts compare it there; the tiered store
     /// reads it back to fill its memory tier.
     pub(crate) versions: Vec<(&'a str, &'a str)>,
+    /// How the body is written.
+    pub(crate) format: BodyFormat,
     pub(crate) body: Cow<'a, [u8]>,
 }
 
-/// Frames `body` (JSON bytes) with its snapshot; compresses when `compress_above` is set
-/// and the body is longer.
+/// Frames `body` (written as `format`) with its snapshot; compresses when `compress_above`
+/// is set and the body is longer.
 pub(crate) fn frame(
     body: &[u8],
+    format: BodyFormat,
     versions: &[(String, String)],
     stamps: Stamps,
     compress_above: Option<usize>,
@@ -84,7 +102,11 @@ pub(crate) fn frame(
         FLAG_COMPRESSED
     } else {
         0
-    } | if timing.is_some() { FLAG_TIMING } else { 0 };
+    } | if timing.is_some() { FLAG_TIMING } else { 0 }
+        | match format {
+            BodyFormat::Json => 0,
+            BodyFormat::Ron => FLAG_RON,
+        };
     let body: &[u8] = compressed.as_deref().unwrap_or(body);
     let header_len: usize = 64
         + versions
@@ -122,12 +144,12 @@ pub(crate) struct Header<'a> {
 /// Reads a framed payload's header only (the body is not decompressed): what the Redis
 /// store needs to validate an entry in cluster mode before handing it over.
 pub(crate) fn header(bytes: &[u8]) -> Result<Header<'_>, DecodeError> {
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or(DecodeError::Format { expected: "QC1" })?;
+    let rest = bytes.strip_prefix(MAGIC).ok_or(DecodeError::Format {
+        expected: MAGIC_TEXT,
+    })?;
     let mut lines = Lines { rest };
     let flags: u32 = lines.number("flags")?;
-    if flags & !(FLAG_COMPRESSED | FLAG_TIMING) != 0 {
+    if flags & !(FLAG_COMPRESSED | FLAG_TIMING | FLAG_RON) != 0 {
         return Err(DecodeError::Header("unknown flags"));
     }
     let created_at_ms: u64 = lines.number("created_at")?;
@@ -181,9 +203,15 @@ pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
     } else {
         Cow::Borrowed(raw_body)
     };
+    let format = if flags & FLAG_RON != 0 {
+        BodyFormat::Ron
+    } else {
+        BodyFormat::Json
+    };
     Ok(Framed {
         stamps,
         versions,
+        format,
         body,
     })
 }
@@ -269,7 +297,7 @@ mod tests {
 
     #[test]
     fn entries_without_a_timing_line_still_read() {
-        let back = unframe(b"QC1\n0\n42\n0\n{}").unwrap();
+        let back = unframe(b"QC2\n0\n42\n0\n{}").unwrap();
         assert_eq!(back.stamps.fresh_until_ms, None);
         assert_eq!(&*back.body, b"{}");
     }
@@ -278,7 +306,7 @@ mod tests {
     fn round_trip_plain_and_compressed() {
         let body = serde_json::to_vec(&"x".repeat(5000)).unwrap();
         for threshold in [None, Some(1024), Some(1 << 20)] {
-            let framed = frame(&body, &versions(), stamps(42), threshold);
+            let framed = frame(&body, BodyFormat::Json, &versions(), stamps(42), threshold);
             if threshold == Some(1024) {
                 assert!(framed.len() < body.len() / 4, "compressed");
             }
@@ -289,22 +317,38 @@ mod tests {
                 vec![("qc:v:model:songs", "00ab"), ("qc:v:user: 1", "ff01")]
             );
             assert_eq!(&*back.body, &body[..]);
+            assert_eq!(back.format, BodyFormat::Json);
+        }
+        let ron = frame(b"Some(None)", BodyFormat::Ron, &[], stamps(1), Some(0));
+        assert_eq!(unframe(&ron).unwrap().format, BodyFormat::Ron);
+    }
+
+    /// Format version 1 wrote every body as JSON (`Some(None)` as `null`): its entries are
+    /// refused, a miss the next computation overwrites.
+    #[test]
+    fn entries_of_format_version_1_are_refused() {
+        for old in [&b"QC1\n0\n42\n0\nnull"[..], b"QC1\n2\n42\n99 1\n0\n\"x\""] {
+            assert_eq!(
+                unframe(old).err(),
+                Some(DecodeError::Format { expected: "QC2" })
+            );
+            assert!(header(old).is_err());
         }
     }
 
     #[test]
     fn garbage_is_an_error_never_a_panic() {
-        let good = frame(b"{\"a\":1}", &versions(), stamps(7), None);
+        let good = frame(b"{\"a\":1}", BodyFormat::Ron, &versions(), stamps(7), None);
         assert!(matches!(unframe(b"hello"), Err(DecodeError::Format { .. })));
         assert!(matches!(
-            unframe(b"QC2\n0\n0\n0\n{}"),
+            unframe(b"QC3\n0\n0\n0\n{}"),
             Err(DecodeError::Format { .. })
         ));
-        assert!(unframe(b"QC1\n0\n0\n999999999\n").is_err());
-        assert!(unframe(b"QC1\n1\n0\n0\nnot lz4").is_err());
-        assert!(unframe(b"QC1\n8\n0\n0\n{}").is_err());
-        assert!(unframe(b"QC1\n2\n0\nsoon 5\n0\n{}").is_err());
-        assert!(unframe(b"QC1\n2\n0\n0\n{}").is_err(), "timing line missing");
+        assert!(unframe(b"QC2\n0\n0\n999999999\n").is_err());
+        assert!(unframe(b"QC2\n1\n0\n0\nnot lz4").is_err());
+        assert!(unframe(b"QC2\n8\n0\n0\n{}").is_err());
+        assert!(unframe(b"QC2\n2\n0\nsoon 5\n0\n{}").is_err());
+        assert!(unframe(b"QC2\n2\n0\n0\n{}").is_err(), "timing line missing");
         // Every truncation and every single-byte corruption of a good payload.
         for end in 0..good.len() {
             let _ = unframe(&good[..end]);

@@ -16,7 +16,7 @@ use crate::Error;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod checks;
-mod json;
+pub(crate) mod json;
 #[cfg(test)]
 mod props;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::read::{Failure, Inline};
-use super::{Cache, CacheValue, StoreTiming, decode, weigh};
+use super::{Cache, CacheValue, StoreTiming, decode, encode, weigh};
 use crate::blocking::Bridge;
 use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Store};
 use crate::{EntryOptions, Key};
@@ -319,7 +319,7 @@ impl Cache {
     ) {
         let ttl = meta.ttl;
         let weight = meta.weight;
-        let encode = || serde_json::to_vec(&*value).map_err(|e| e.to_string());
+        let encode = || encode(&*value);
         let any: AnyValue = value.clone();
         match self
             .inner

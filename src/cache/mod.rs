@@ -562,11 +562,37 @@ fn jittered(ttl: Duration, percent: u8, unit: f64) -> Duration {
     ttl.mul_f64(1.0 - cut).max(Duration::from_millis(1))
 }
 
-/// Decodes a stored JSON body into `T`, for stores that keep bytes.
-pub(crate) fn decode<T: CacheValue>(bytes: &[u8]) -> Result<AnyValue, String> {
-    serde_json::from_slice::<T>(bytes)
+/// Decodes a stored body into `T`, for stores that keep bytes.
+#[cfg(feature = "redis")]
+pub(crate) fn decode<T: CacheValue>(
+    format: crate::store::BodyFormat,
+    bytes: &[u8],
+) -> Result<AnyValue, String> {
+    crate::codec::body::decode::<T>(format, bytes)
         .map(|value| Arc::new(value) as AnyValue)
         .map_err(|e| e.to_string())
+}
+
+/// Without the `redis` feature no store keeps bytes, and nothing is decoded.
+#[cfg(not(feature = "redis"))]
+pub(crate) fn decode<T: CacheValue>(
+    format: crate::store::BodyFormat,
+    _bytes: &[u8],
+) -> Result<AnyValue, String> {
+    match format {}
+}
+
+/// Encodes `value` exactly for stores that keep bytes (JSON, or RON where JSON would lose
+/// something); an error when it cannot be, and the value is not stored.
+#[cfg(feature = "redis")]
+pub(crate) fn encode<T: CacheValue>(value: &T) -> Result<crate::store::Body, String> {
+    crate::codec::body::encode(value).map_err(|e| e.to_string())
+}
+
+/// Without the `redis` feature no store keeps bytes, and nothing is encoded.
+#[cfg(not(feature = "redis"))]
+pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, String> {
+    Err("no store of this build keeps bytes".to_owned())
 }
 
 /// The store `config` asks for ([`CacheConfig::store_kind`]): Redis-backed when
@@ -606,7 +632,8 @@ fn backend_for(config: &CacheConfig) -> Backend {
     Backend::Memory(memory)
 }
 
-/// Estimated bytes an entry costs: its JSON size, its key, and bookkeeping.
+/// Estimated bytes an entry costs: its JSON size, its key, and bookkeeping. Never an
+/// error (the `Result` is kept for the callers' shape).
 fn weigh<T: Serialize>(
     key: &Key,
     value: &T,
@@ -623,7 +650,12 @@ fn weigh<T: Serialize>(
         }
     }
     let mut counter = Counter(0);
-    serde_json::to_writer(&mut counter, value)?;
+    // serde_json refuses some values every store keeps exactly (a map keyed by tuples,
+    // which the Redis body writes as RON): those weigh what serde_json wrote before it
+    // refused, plus the value's own size — an estimate, as the JSON size is.
+    if serde_json::to_writer(&mut counter, value).is_err() {
+        counter.0 = counter.0.saturating_add(std::mem::size_of::<T>() as u64);
+    }
     // The entry's own tags, its namespace's and, for model tags, `model:#all`.
     Ok(crate::store::entry_weight(
         usize::try_from(counter.0).unwrap_or(usize::MAX),

@@ -6,7 +6,7 @@
 use super::*;
 
 /// What decoding gave, owned, to compare two decodings.
-pub(crate) fn decoded(framed: &Framed<'_>) -> (Stamps, Vec<(String, String)>, Vec<u8>) {
+pub(crate) fn decoded(framed: &Framed<'_>) -> (Stamps, Vec<(String, String)>, BodyFormat, Vec<u8>) {
     (
         framed.stamps,
         framed
@@ -14,6 +14,7 @@ pub(crate) fn decoded(framed: &Framed<'_>) -> (Stamps, Vec<(String, String)>, Ve
             .iter()
             .map(|(k, t)| ((*k).to_owned(), (*t).to_owned()))
             .collect(),
+        framed.format,
         framed.body.to_vec(),
     )
 }
@@ -22,13 +23,13 @@ pub(crate) fn decoded(framed: &Framed<'_>) -> (Stamps, Vec<(String, String)>, Ve
 /// decoder accepts nothing `frame` could not have written (but for spelling, like `+5`
 /// for `5`).
 pub(crate) fn assert_reframes(framed: &Framed<'_>) {
-    let (stamps, versions, body) = decoded(framed);
+    let (stamps, versions, format, body) = decoded(framed);
     for compress_above in [None, Some(0)] {
-        let again = frame(&body, &versions, stamps, compress_above);
+        let again = frame(&body, format, &versions, stamps, compress_above);
         let back = unframe(&again).expect("a re-framed payload decodes");
         assert_eq!(
             decoded(&back),
-            (stamps, versions.clone(), body.clone()),
+            (stamps, versions.clone(), format, body.clone()),
             "re-framed with compression above {compress_above:?}"
         );
     }

@@ -43,12 +43,19 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// Everything `frame` takes: body, snapshot, stamps, compression threshold.
-type Entry = (Vec<u8>, Vec<(String, String)>, Stamps, Option<usize>);
+/// Everything `frame` takes: body, its format, snapshot, stamps, compression threshold.
+type Entry = (
+    Vec<u8>,
+    BodyFormat,
+    Vec<(String, String)>,
+    Stamps,
+    Option<usize>,
+);
 
 fn entry() -> impl Strategy<Value = Entry> {
     (
         body(),
+        prop_oneof![Just(BodyFormat::Json), Just(BodyFormat::Ron)],
         versions(),
         stamps(),
         proptest::option::of(0..1024_usize),
@@ -112,10 +119,10 @@ proptest! {
 
     /// Any framed payload decodes to what was framed, compressed or not; `header` agrees.
     #[test]
-    fn framed_payloads_round_trip((body, versions, stamps, threshold) in entry()) {
-        let framed = frame(&body, &versions, stamps, threshold);
+    fn framed_payloads_round_trip((body, format, versions, stamps, threshold) in entry()) {
+        let framed = frame(&body, format, &versions, stamps, threshold);
         let back = unframe(&framed).expect("a framed payload decodes");
-        prop_assert_eq!(decoded(&back), (stamps, versions.clone(), body.clone()));
+        prop_assert_eq!(decoded(&back), (stamps, versions.clone(), format, body.clone()));
         let head = header(&framed).expect("its header reads");
         let compressed = threshold.is_some_and(|t| body.len() > t);
         prop_assert_eq!(head.flags & FLAG_COMPRESSED != 0, compressed);
@@ -127,10 +134,10 @@ proptest! {
     /// header as written and a prefix of the body (or, compressed, an error).
     #[test]
     fn truncated_payloads_err_or_give_a_prefix(
-        (body, versions, stamps, threshold) in entry(),
+        (body, format, versions, stamps, threshold) in entry(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let framed = frame(&body, &versions, stamps, threshold);
+        let framed = frame(&body, format, &versions, stamps, threshold);
         let header_len = header_len(&framed);
         let cut = cut.index(framed.len() + 1);
         let result = unframe(&framed[..cut]);
@@ -153,11 +160,11 @@ proptest! {
     /// uncompressed body changes that byte and nothing else.
     #[test]
     fn corrupted_payloads_never_panic(
-        (body, versions, stamps, threshold) in entry(),
+        (body, format, versions, stamps, threshold) in entry(),
         writes in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         flip in (any::<prop::sample::Index>(), 0..8_u8),
     ) {
-        let good = frame(&body, &versions, stamps, threshold);
+        let good = frame(&body, format, &versions, stamps, threshold);
         let mut bad = good.clone();
         let len = bad.len();
         for (at, byte) in &writes {
@@ -178,7 +185,7 @@ proptest! {
                 if at >= header_len && !compressed {
                     let mut expected = body.clone();
                     expected[at - header_len] ^= 1 << flip.1;
-                    prop_assert_eq!(decoded(&framed), (stamps, versions, expected));
+                    prop_assert_eq!(decoded(&framed), (stamps, versions, format, expected));
                 } else {
                     assert_reframes(&framed);
                 }
@@ -194,7 +201,7 @@ fn a_size_claim_beyond_the_lz4_ratio_is_refused_before_allocating() {
     // A real compressed entry whose size prefix is rewritten to claim 4 GiB: lz4_flex would
     // zero-allocate the claimed size and then decode the block fine.
     let body = serde_json::to_vec(&"x".repeat(5000)).unwrap();
-    let mut framed = frame(&body, &[], stamps_for_test(), Some(16));
+    let mut framed = frame(&body, BodyFormat::Json, &[], stamps_for_test(), Some(16));
     let at = header_len(&framed);
     framed[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     match unframe(&framed) {
@@ -208,7 +215,7 @@ fn a_size_claim_beyond_the_lz4_ratio_is_refused_before_allocating() {
     }
     // No size at all.
     assert!(matches!(
-        unframe(b"QC1\n1\n0\n0\n\x01\x02"),
+        unframe(b"QC2\n1\n0\n0\n\x01\x02"),
         Err(DecodeError::Decompress(_))
     ));
 }
@@ -218,7 +225,7 @@ fn the_lz4_ratio_bound_holds_for_the_most_compressible_body() {
     // One long run of one byte is lz4's best case: its size claim stays within the bound
     // the decoder checks, and it decodes.
     let body = vec![0_u8; 4 << 20];
-    let framed = frame(&body, &[], stamps_for_test(), Some(0));
+    let framed = frame(&body, BodyFormat::Json, &[], stamps_for_test(), Some(0));
     let raw = &framed[header_len(&framed)..];
     let claimed = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
     assert_eq!(claimed, body.len());

@@ -30,10 +30,28 @@ pub(super) fn write<A: Serialize + ?Sized>(
 ) -> Result<(), serde_json::Error> {
     let null = Cell::new(Null::Plain);
     let formatter = NullFormatter { next: &null };
+    write_tapped(buf, args, &null, formatter)
+}
+
+/// Writes `value` with serde_json and `formatter`, telling `null` before each `null`
+/// serde_json writes what it stands for (the formatter reads it in `write_null`, and
+/// should reset it to [`Null::Plain`]).
+///
+/// The payload codec (`codec::body`) uses it to notice the values plain JSON would not
+/// carry exactly; [`write`] to write a different token for each.
+///
+/// # Errors
+/// serde_json's, for what it cannot write (a map key that is not a string or a number).
+pub(crate) fn write_tapped<A: Serialize + ?Sized, F: serde_json::ser::Formatter>(
+    buf: &mut Vec<u8>,
+    value: &A,
+    null: &Cell<Null>,
+    formatter: F,
+) -> Result<(), serde_json::Error> {
     let mut serializer = serde_json::Serializer::with_formatter(buf, formatter);
-    args.serialize(Tap {
+    value.serialize(Tap {
         inner: &mut serializer,
-        null: &null,
+        null,
         some: 0,
     })
 }
@@ -41,7 +59,7 @@ pub(super) fn write<A: Serialize + ?Sized>(
 /// What the next `null` serde_json writes stands for, as the serializer in front of it
 /// knows and serde_json does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Null {
+pub(crate) enum Null {
     Plain,
     Nan,
     Infinity,

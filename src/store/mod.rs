@@ -103,11 +103,24 @@ pub(crate) fn computing_sync<R>(computation: impl FnOnce() -> R) -> R {
 /// A value as the memory store keeps it: the caller's `Arc<T>`, type-erased.
 pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
 
-/// Turns a stored JSON body into the caller's type (stores that keep bytes use it).
-pub(crate) type Decode<'a> = dyn Fn(&[u8]) -> Result<AnyValue, String> + Sync + 'a;
+/// Turns a stored body (JSON or RON, as its header says) into the caller's type (stores
+/// that keep bytes use it).
+pub(crate) type Decode<'a> = dyn Fn(BodyFormat, &[u8]) -> Result<AnyValue, String> + Sync + 'a;
 
-/// Serializes the caller's value to JSON (stores that keep bytes use it).
-pub(crate) type Encode<'a> = dyn Fn() -> Result<Vec<u8>, String> + Sync + 'a;
+/// Serializes the caller's value, exactly, for stores that keep bytes (`codec::body`); an
+/// error when it cannot be (the value is then not stored).
+pub(crate) type Encode<'a> = dyn Fn() -> Result<Body, String> + Sync + 'a;
+
+#[cfg(feature = "redis")]
+pub(crate) use crate::codec::{Body, BodyFormat};
+
+/// Without the `redis` feature no store keeps bytes: nothing is ever encoded.
+#[cfg(not(feature = "redis"))]
+pub(crate) type Body = std::convert::Infallible;
+
+/// Without the `redis` feature no store keeps bytes: nothing is ever decoded.
+#[cfg(not(feature = "redis"))]
+pub(crate) type BodyFormat = std::convert::Infallible;
 
 /// An entry found and still valid (its tags have not moved): fresh, or past its TTL but
 /// kept for its grace period (stale-while-revalidate, fail-safe).

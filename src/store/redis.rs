@@ -83,7 +83,7 @@ mod hints;
 const CURRENT_FN: &str = r"
 local find, sub, match = string.find, string.sub, string.match
 local function current(v)
-  local flags, pos = match(v, '^QC1\n(%d+)\n%d+\n()')
+  local flags, pos = match(v, '^QC2\n(%d+)\n%d+\n()')
   if not flags then return 2 end
   -- flag 2: a timing line follows the creation time
   if tonumber(flags) % 4 >= 2 then
@@ -493,13 +493,13 @@ impl RedisStore {
         }
     }
 
-    /// Stores `body` (JSON) under `key` unless `snapshot` is outdated.
+    /// Stores `body` under `key` unless `snapshot` is outdated.
     /// The entry lives in Redis for its TTL plus its grace period (it may be served stale
     /// then); its header says when the TTL passes.
     pub(crate) async fn store(
         &self,
         key: &str,
-        body: &[u8],
+        body: &codec::Body,
         snapshot: &RedisSnapshot,
         meta: &super::EntryMeta,
     ) -> Result<PutOutcome, String> {
@@ -510,7 +510,13 @@ impl RedisStore {
             fresh_until_ms: Some(now.saturating_add(millis(meta.ttl))),
             delta_us: u64::try_from(meta.delta.as_micros()).unwrap_or(u64::MAX),
         };
-        let framed = codec::frame(body, &snapshot.versions, stamps, self.compress_above);
+        let framed = codec::frame(
+            &body.bytes,
+            body.format,
+            &snapshot.versions,
+            stamps,
+            self.compress_above,
+        );
         let ttl_ms = millis(meta.ttl).saturating_add(millis(meta.grace)).max(1);
         let stored = match self.conn().await? {
             Conn::Single(mut conn) => {

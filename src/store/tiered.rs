@@ -433,7 +433,7 @@ impl Store for TieredStore {
             Ok(framed) => framed,
             Err(error) => return Ok(Lookup::Undecodable(error.to_string())),
         };
-        let value = match decode(&framed.body) {
+        let value = match decode(framed.format, &framed.body) {
             Ok(value) => value,
             Err(error) => {
                 return Ok(Lookup::Undecodable(format!(
@@ -490,7 +490,11 @@ impl Store for TieredStore {
             !s.breaker.is_closed() || (s.memory_tier && s.subscribed.load(Ordering::Acquire));
         if memory_writable {
             let meta = EntryMeta {
-                weight: super::entry_weight(body.len(), key.as_str().len(), snapshot.mem.len()),
+                weight: super::entry_weight(
+                    body.bytes.len(),
+                    key.as_str().len(),
+                    snapshot.mem.len(),
+                ),
                 ..meta
             };
             match s.memory.store(key, value, snapshot.mem, meta) {

@@ -52,6 +52,8 @@ mod on_sqlite {
     mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    #[cfg(feature = "redis")]
+    mod null_column;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
@@ -80,6 +82,8 @@ mod on_postgres {
     mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    #[cfg(feature = "redis")]
+    mod null_column;
     mod postgres_only;
     mod postgres_triggers;
     mod sea_orm_cancel;
@@ -131,6 +135,8 @@ mod macros;
 mod memory_api;
 mod memory_invariants;
 mod operations;
+#[cfg(feature = "redis")]
+mod payload_roundtrip;
 #[cfg(feature = "redis")]
 mod redis_cluster;
 #[cfg(feature = "redis")]

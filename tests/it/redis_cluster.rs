@@ -84,12 +84,12 @@ fn reset_all(cluster: &RedisCluster) {
     }
 }
 
-/// The version keys recorded in a framed entry's header (`QC1`, flags, created, the timing
+/// The version keys recorded in a framed entry's header (`QC2`, flags, created, the timing
 /// line when flag 2 is set, n, pairs).
 fn header_version_keys(framed: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(framed);
     let mut lines = text.split('\n');
-    assert_eq!(lines.next(), Some("QC1"));
+    assert_eq!(lines.next(), Some("QC2"));
     let flags: u32 = lines.next().expect("flags").parse().expect("numeric flags");
     let _created = lines.next();
     if flags & 2 != 0 {
@@ -143,7 +143,7 @@ async fn set_get_and_compute_hit_on_a_cluster() {
         let stored = raw_get(&mut raw, "qcc:e:greeting")
             .await
             .expect("entry under the prefix");
-        assert!(stored.starts_with(b"QC1\n"), "framed payload");
+        assert!(stored.starts_with(b"QC2\n"), "framed payload");
 
         let runs = AtomicUsize::new(0);
         for _ in 0..3 {
@@ -549,8 +549,8 @@ async fn garbage_under_a_key_is_a_miss_then_recomputed() {
         let cache = cache_on(&cluster, kind);
         let garbage: [&[u8]; 4] = [
             b"not a payload",
-            b"QC1\n0\n",
-            b"QC1\n1\n0\n0\nnot lz4",
+            b"QC2\n0\n",
+            b"QC2\n1\n0\n0\nnot lz4",
             b"QC9\n0\n0\n0\n1",
         ];
         for (i, bytes) in garbage.iter().enumerate() {
@@ -564,7 +564,7 @@ async fn garbage_under_a_key_is_a_miss_then_recomputed() {
         assert_eq!(*v, 9);
         assert_eq!(cache.get::<u64>("k").await.as_deref(), Some(&9), "{kind:?}");
         let stored = raw_get(&mut raw, "qcc:e:k").await.expect("overwritten");
-        assert!(stored.starts_with(b"QC1\n"), "{kind:?}");
+        assert!(stored.starts_with(b"QC2\n"), "{kind:?}");
         cache.clear().await;
     }
 }

@@ -46,7 +46,7 @@ async fn set_get_and_compute_round_trip_through_redis() {
     );
     let stored =
         raw(&server, redis::cmd("GET").arg("qctest:e:greeting")).expect("entry under the prefix");
-    assert!(stored.starts_with(b"QC1\n"), "framed payload");
+    assert!(stored.starts_with(b"QC2\n"), "framed payload");
 
     let runs = AtomicUsize::new(0);
     for _ in 0..3 {
@@ -250,8 +250,8 @@ async fn garbage_under_a_key_is_a_miss_then_overwritten() {
     let cache = cache_on(&server);
     for garbage in [
         &b"not a payload"[..],
-        b"QC1\n0\n",
-        b"QC1\n1\n0\n0\nnot lz4",
+        b"QC2\n0\n",
+        b"QC2\n1\n0\n0\nnot lz4",
         b"QC9\n0\n0\n0\n1",
     ] {
         let _: () = server.query(redis::cmd("SET").arg("qctest:e:k").arg(garbage));

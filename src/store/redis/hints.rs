@@ -155,7 +155,7 @@ mod tests {
             fresh_until_ms: Some(2),
             delta_us: 3,
         };
-        codec::frame(b"{}", &versions, stamps, None)
+        codec::frame(b"{}", codec::BodyFormat::Json, &versions, stamps, None)
     }
 
     fn tokens(tokens: &[Option<&str>]) -> Vec<Option<Vec<u8>>> {

@@ -396,6 +396,13 @@ impl Call {
         if let Some(error) = self.invalid.take() {
             return self.unusable(error);
         }
+        if crate::bypass::active() {
+            tracing::debug!(
+                function = self.path,
+                "Cache BYPASS: inside querycache::bypass"
+            );
+            return Plan::Bypass;
+        }
         let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
             KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
             KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),

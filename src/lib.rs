@@ -57,6 +57,7 @@
 //! | configure it | [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
 //! | set TTL, tags, namespace of an entry | [`EntryOptions`] |
 //! | serve stale while refreshing, refresh hot keys early, survive a failing database, bound slow computations | [`EntryOptions::swr`], [`EntryOptions::early_refresh`], [`EntryOptions::fail_safe`], [`EntryOptions::soft_timeout`], [`EntryOptions::hard_timeout`], read with [`Cache::fetch`] → [`Fetched`] (`is_stale`), [`FetchError`], [`TimedOut`]; the same options on `#[cached_query]` |
+//! | go straight to the database for one call or a whole scope (writes still invalidate) | [`bypass`], [`bypass_sync`] |
 //! | a process-wide cache | [`install`], [`global`] |
 //! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`StoreKind`] lists the stores |
 //! | know whether Redis is up | [`Cache::health`] → [`Health`] (circuit breaker, fallback, invalidation channel) |
@@ -113,6 +114,7 @@ pub mod __fuzz;
 pub mod __private;
 mod analytics;
 mod blocking;
+mod bypass;
 mod cache;
 mod clock;
 #[cfg(feature = "redis")]
@@ -141,6 +143,7 @@ pub use analytics::{
     Analytics, Efficiency, NamespaceAnalytics, Recommendation, RecommendationLevel, TOP_KEYS,
     TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
 };
+pub use bypass::{bypass, bypass_sync};
 pub use cache::{Cache, CacheValue, FetchError, Fetched, TimedOut};
 pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy, StoreKind};
 pub use error::Error;

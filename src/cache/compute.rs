@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::read::{Failure, Inline};
 use super::{Cache, CacheValue, StoreTiming, decode, encode, weigh};
 use crate::blocking::Bridge;
-use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Store};
+use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Storable, Store};
 use crate::{EntryOptions, Key};
 
 impl Cache {
@@ -132,7 +132,8 @@ impl Cache {
         key: &Key,
         options: &EntryOptions,
     ) -> Option<Arc<T>> {
-        if !self.inner.config.enabled {
+        if !self.inner.config.enabled || crate::bypass::active() {
+            self.trace_bypass(key.as_str());
             self.inner.stats.bypassed();
             return None;
         }
@@ -146,6 +147,16 @@ impl Cache {
         tracing::warn!(%error, "cannot cache under this key; computing without the cache");
         self.inner.stats.error();
         self.inner.stats.bypassed();
+    }
+
+    /// Says (at debug level) that a read of `key` goes around the cache: the cache is
+    /// disabled, or the read is inside a [`bypass`](crate::bypass) scope.
+    pub(crate) fn trace_bypass(&self, key: &str) {
+        tracing::debug!(
+            key,
+            enabled = self.inner.config.enabled,
+            "Cache BYPASS: {key}"
+        );
     }
 
     /// Counts a call that went around the cache.
@@ -239,6 +250,22 @@ impl Cache {
         (value, Some(snapshot))
     }
 
+    /// After a computation that must not be cached (it sent a locking read, see
+    /// [`mark_uncacheable`](crate::store::mark_uncacheable)): its value goes to its caller
+    /// only, and whatever is stored under `key` is removed — an entry stored before the
+    /// computation started locking (by an earlier version of the code) would otherwise
+    /// still answer later calls without taking the lock.
+    pub(super) async fn unstorable<T>(&self, key: &Key, value: T) -> (Arc<T>, Option<Snapshot>) {
+        tracing::debug!(
+            key = %key,
+            "Cache SET skipped: the computation sent a locking read (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE); never cached"
+        );
+        if let Err(error) = self.inner.store.remove(key.as_str()).await {
+            self.store_error("remove", key.as_str(), &error);
+        }
+        (Arc::new(value), None)
+    }
+
     /// [`compute_with`](Self::compute_with) for a synchronous computation on a thread of a
     /// current-thread runtime (see [`Bridge::Detached`]): each cache operation runs on
     /// querycache's runtime, the computation on this thread, and there is no single-flight
@@ -255,7 +282,8 @@ impl Cache {
         T: CacheValue,
     {
         let bridge = Bridge::Detached;
-        if !self.inner.config.enabled {
+        if !self.inner.config.enabled || crate::bypass::active() {
+            self.trace_bypass(key);
             self.inner.stats.bypassed();
             return compute().map(Arc::new);
         }
@@ -283,7 +311,13 @@ impl Cache {
         let snapshot = bridge.wait(async move { cache.inner.store.snapshot(&deps).await });
         self.inner.stats.computation(options.namespace_name());
         let started = std::time::Instant::now();
-        let value = crate::store::computing_sync(compute)?;
+        let (value, storable) = crate::store::computing_sync(compute);
+        let value = value?;
+        if storable == Storable::No {
+            let cache = self.clone();
+            let (value, _) = bridge.wait(async move { cache.unstorable(&key, value).await });
+            return Ok(value);
+        }
         let timing = StoreTiming {
             ttl: ttl_of(&value, self.resolve_ttl(&options, &key)),
             grace: self.plan(&options).grace(),

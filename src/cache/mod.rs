@@ -198,6 +198,11 @@ impl Cache {
         if !self.inner.config.enabled {
             return None;
         }
+        if crate::bypass::active() {
+            self.trace_bypass(key);
+            self.inner.stats.bypassed();
+            return None;
+        }
         // Direct reads have no namespace of their own.
         self.lookup::<T>(key, crate::options::DEFAULT_NAMESPACE)
             .await

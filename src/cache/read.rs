@@ -146,7 +146,8 @@ impl Cache {
         TF: Fn(&T, Duration) -> Duration,
         R: Runner<T, E, F, TF>,
     {
-        if !self.inner.config.enabled {
+        if !self.inner.config.enabled || crate::bypass::active() {
+            self.trace_bypass(key);
             return match self.bypass(compute()).await {
                 Ok(value) => Ok(Served::fresh(Arc::new(value))),
                 Err(error) => Err(Failure::Compute(error)),
@@ -200,7 +201,7 @@ impl Cache {
         take: impl FnOnce(&AnyValue) -> Option<R>,
     ) -> Option<(R, Timing)> {
         let inner = &*self.inner;
-        if !inner.config.enabled {
+        if !inner.config.enabled || crate::bypass::active() {
             return None;
         }
         let memory = inner.store.memory_tier()?;

@@ -23,6 +23,12 @@ impl Cache {
     /// assert_eq!(cache.get_blocking::<u32>("k").as_deref(), Some(&7));
     /// ```
     pub fn get_blocking<T: CacheValue>(&self, key: &str) -> Option<Arc<T>> {
+        // Read here: the lookup may move to another thread, outside this one's scope.
+        if crate::bypass::active() {
+            self.trace_bypass(key);
+            self.count_bypass();
+            return None;
+        }
         let (cache, key) = (self.clone(), key.to_owned());
         Bridge::current().wait(async move { cache.get::<T>(&key).await })
     }

@@ -324,6 +324,7 @@ impl CacheInstrumentation {
     /// once; one outside is invalidated when it finishes, and already now (in the
     /// background) on an async runtime, where its future may be dropped before it finishes.
     fn begin_statement(&mut self, statement: &debug::Statement) -> Option<InFlight> {
+        super::note_locking_read(&statement.sql);
         let none = |_: usize| None;
         if sql::transaction_walk(&statement.sql).is_some() {
             let tags = written_tags(&statement.sql, &none, || None).unwrap_or_default();

@@ -19,6 +19,21 @@ use std::sync::Arc;
 
 use crate::write::PendingWrites;
 
+/// Marks the cached computation running here uncacheable when `sql` is a locking read
+/// (`SELECT .. FOR UPDATE`, see `sql::locks`): its lock is its point, so its result must
+/// never be served from the cache. Outside a computation (a hit sends no statement, a
+/// call in a transaction or a bypass stores nothing) it costs one thread-local read.
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
+pub(crate) fn note_locking_read(sql: &str) {
+    if crate::store::in_computation() && sql::locks(sql) {
+        tracing::debug!(
+            sql,
+            "locking read in a cached computation: its value is returned, not cached"
+        );
+        crate::store::mark_uncacheable();
+    }
+}
+
 /// What a connection argument of a cached call says about transactions.
 #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 pub(crate) enum TxState {

@@ -392,6 +392,7 @@ impl ConnectionTrait for CachedConnection {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        super::note_locking_read(&stmt.sql);
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
             return self.inner.execute_raw(stmt).await;
         };
@@ -406,6 +407,7 @@ impl ConnectionTrait for CachedConnection {
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        super::note_locking_read(sql);
         let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql), sql) else {
             return self.inner.execute_unprepared(sql).await;
         };
@@ -420,6 +422,7 @@ impl ConnectionTrait for CachedConnection {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        super::note_locking_read(&stmt.sql);
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
             return self.inner.query_one_raw(stmt).await;
         };
@@ -437,6 +440,7 @@ impl ConnectionTrait for CachedConnection {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        super::note_locking_read(&stmt.sql);
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
             return self.inner.query_all_raw(stmt).await;
         };
@@ -514,6 +518,7 @@ impl ConnectionTrait for CachedTransaction {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        super::note_locking_read(&stmt.sql);
         let Some(tags) = StatementText::of(&stmt).written_tags() else {
             return self.inner.execute_raw(stmt).await;
         };
@@ -522,6 +527,7 @@ impl ConnectionTrait for CachedTransaction {
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        super::note_locking_read(sql);
         let Some(tags) = StatementText::unprepared(sql).written_tags() else {
             return self.inner.execute_unprepared(sql).await;
         };
@@ -530,6 +536,7 @@ impl ConnectionTrait for CachedTransaction {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        super::note_locking_read(&stmt.sql);
         let Some(tags) = StatementText::of(&stmt).written_tags() else {
             return self.inner.query_one_raw(stmt).await;
         };
@@ -540,6 +547,7 @@ impl ConnectionTrait for CachedTransaction {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        super::note_locking_read(&stmt.sql);
         let Some(tags) = StatementText::of(&stmt).written_tags() else {
             return self.inner.query_all_raw(stmt).await;
         };

@@ -38,6 +38,7 @@
 mod control;
 mod dml;
 mod lexer;
+mod locking;
 mod parser;
 mod rows;
 #[cfg(test)]
@@ -49,6 +50,7 @@ use std::collections::{HashMap, HashSet};
 #[cfg(feature = "diesel")]
 pub(crate) use control::{Control, Step, transaction_walk};
 use lexer::{Dialect, Kind, Token};
+pub(crate) use locking::locks;
 use parser::Parser;
 #[cfg(test)]
 pub(crate) use rows::NUMERIC_LOOKING_TEXT;

@@ -54,50 +54,119 @@ pub(crate) enum ReadScope {
 }
 
 tokio::task_local! {
-    /// Set while an entry is computed: the fingerprint of the snapshot it runs under.
-    static COMPUTING: Option<u64>;
+    /// Set while an entry is computed: the snapshot it runs under, and whether it may be
+    /// stored.
+    static COMPUTING: Computation;
 }
 
 thread_local! {
     static COMPUTING_SYNC: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Whether the synchronous computation running on this thread was marked uncacheable.
+    static UNCACHEABLE_SYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The state of one computation running on a task.
+struct Computation {
+    /// The fingerprint of the snapshot it runs under ([`computation_fingerprint`]).
+    fingerprint: Option<u64>,
+    /// Set by [`mark_uncacheable`].
+    uncacheable: std::cell::Cell<bool>,
+}
+
+/// Whether a computation's value may be stored, as [`computing`] / [`computing_sync`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Storable {
+    Yes,
+    /// It sent a statement whose result must not be cached (a locking read).
+    No,
 }
 
 /// The scope of a lookup starting here: inside [`computing`] / [`computing_sync`] or not.
 pub(crate) fn read_scope() -> ReadScope {
-    let sync = COMPUTING_SYNC.with(|depth| depth.get() > 0);
-    if sync || COMPUTING.try_with(|_| ()).is_ok() {
+    if in_computation() {
         ReadScope::InComputation
     } else {
         ReadScope::Caller
     }
 }
 
+/// Whether an entry's computation is running here (on this task, or on this thread).
+pub(crate) fn in_computation() -> bool {
+    COMPUTING_SYNC.with(|depth| depth.get() > 0) || COMPUTING.try_with(|_| ()).is_ok()
+}
+
+/// Marks the computation running here (on this task, and on this thread) uncacheable: its
+/// value is returned to its caller but not stored. The ORM integrations call it for a
+/// locking read. Outside a computation it does nothing.
+pub(crate) fn mark_uncacheable() {
+    let _ = COMPUTING.try_with(|computation| computation.uncacheable.set(true));
+    if COMPUTING_SYNC.with(|depth| depth.get() > 0) {
+        UNCACHEABLE_SYNC.with(|flag| flag.set(true));
+    }
+}
+
 /// Runs `computation` (an entry's computation, on this task) with its lookups in
 /// [`ReadScope::InComputation`]; `fingerprint` is that of the snapshot it runs under
-/// ([`computation_fingerprint`]).
-pub(crate) async fn computing<F: Future>(fingerprint: Option<u64>, computation: F) -> F::Output {
-    COMPUTING.scope(fingerprint, computation).await
+/// ([`computation_fingerprint`]). Says whether its value may be stored; an uncacheable
+/// computation makes the one around it (an outer cached call using its value) uncacheable
+/// too.
+pub(crate) async fn computing<F: Future>(
+    fingerprint: Option<u64>,
+    computation: F,
+) -> (F::Output, Storable) {
+    let state = Computation {
+        fingerprint,
+        uncacheable: std::cell::Cell::new(false),
+    };
+    let (state, output) = COMPUTING
+        .scope(state, async move {
+            let output = computation.await;
+            let uncacheable = COMPUTING.try_with(|c| c.uncacheable.get()).unwrap_or(false);
+            (uncacheable, output)
+        })
+        .await;
+    if state {
+        mark_uncacheable();
+        (output, Storable::No)
+    } else {
+        (output, Storable::Yes)
+    }
 }
 
 /// Inside a computation on this task: the fingerprint of the snapshot it runs under.
 pub(crate) fn computation_fingerprint() -> Option<u64> {
     COMPUTING
-        .try_with(|fingerprint| *fingerprint)
+        .try_with(|computation| computation.fingerprint)
         .ok()
         .flatten()
 }
 
 /// The same for a synchronous computation, on this thread.
-pub(crate) fn computing_sync<R>(computation: impl FnOnce() -> R) -> R {
-    struct Depth;
+pub(crate) fn computing_sync<R>(computation: impl FnOnce() -> R) -> (R, Storable) {
+    /// Restores the enclosing computation's depth and flag, also on unwinding.
+    struct Depth {
+        outer_uncacheable: bool,
+    }
     impl Drop for Depth {
         fn drop(&mut self) {
             COMPUTING_SYNC.with(|depth| depth.set(depth.get().saturating_sub(1)));
+            let outer = self.outer_uncacheable;
+            UNCACHEABLE_SYNC.with(|flag| flag.set(outer));
         }
     }
     COMPUTING_SYNC.with(|depth| depth.set(depth.get() + 1));
-    let _depth = Depth;
-    computation()
+    let depth = Depth {
+        outer_uncacheable: UNCACHEABLE_SYNC.with(|flag| flag.replace(false)),
+    };
+    let output = computation();
+    let uncacheable = UNCACHEABLE_SYNC.with(std::cell::Cell::get);
+    drop(depth);
+    if uncacheable {
+        mark_uncacheable();
+        (output, Storable::No)
+    } else {
+        (output, Storable::Yes)
+    }
 }
 
 /// A value as the memory store keeps it: the caller's `Arc<T>`, type-erased.

@@ -34,6 +34,7 @@ mod on_tiered {
 #[path = "orm"]
 mod on_sqlite {
     const DB: crate::support::Db = crate::support::Db::Sqlite;
+    mod bypass;
     mod common;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
@@ -50,6 +51,7 @@ mod on_sqlite {
     #[cfg(feature = "diesel")]
     mod diesel_writes;
     mod fail_safe;
+    mod locking_reads;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
     #[cfg(feature = "redis")]
@@ -80,6 +82,7 @@ mod on_postgres {
     #[cfg(feature = "diesel")]
     mod diesel_writes;
     mod fail_safe;
+    mod locking_reads;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
     #[cfg(feature = "redis")]

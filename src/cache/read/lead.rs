@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::{Kind, LeadJob};
 use crate::cache::{Cache, CacheValue, StoreTiming};
 use crate::flight::Handoff;
-use crate::store::{Lease, Snapshot, Store};
+use crate::store::{Lease, Snapshot, Storable, Store};
 use crate::{EntryOptions, Key};
 
 impl<F, TF> LeadJob<F, TF> {
@@ -228,9 +228,13 @@ impl Cache {
         let started = Instant::now();
         // The HTTP layer derives a deep ETag from the same snapshot (no second read).
         let fingerprint = snapshot.as_ref().ok().map(|s| s.fingerprint(&deps));
-        let value = crate::store::computing(fingerprint, compute()).await?;
+        let (value, storable) = crate::store::computing(fingerprint, compute()).await;
+        let value = value?;
         let delta = started.elapsed();
         tracing::debug!(key = %key, elapsed_us = delta.as_micros() as u64, "computed");
+        if storable == Storable::No {
+            return Ok(self.unstorable(key, value).await);
+        }
         let ttl = ttl_of(&value, self.resolve_ttl(options, key));
         let timing = StoreTiming { ttl, grace, delta };
         Ok(self.settle(key, value, snapshot, options, timing).await)

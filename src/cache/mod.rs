@@ -655,11 +655,19 @@ fn weigh<T: Serialize>(
         }
     }
     let mut counter = Counter(0);
-    // serde_json refuses some values every store keeps exactly (a map keyed by tuples,
-    // which the Redis body writes as RON): those weigh what serde_json wrote before it
-    // refused, plus the value's own size — an estimate, as the JSON size is.
-    if serde_json::to_writer(&mut counter, value).is_err() {
-        counter.0 = counter.0.saturating_add(std::mem::size_of::<T>() as u64);
+    // serde_json refuses some values the Redis body keeps exactly as RON (a map keyed by
+    // tuples): those weigh their RON size. A value RON refuses too cannot be stored
+    // anywhere but in this process's memory, and is not cached: the Redis-backed stores
+    // could not share it, and a memory-only cache would behave differently from them.
+    if let Err(json_refused) = serde_json::to_writer(&mut counter, value) {
+        #[cfg(feature = "redis")]
+        {
+            counter.0 = ron::to_string(value)
+                .map_err(|_| json_refused)?
+                .len() as u64;
+        }
+        #[cfg(not(feature = "redis"))]
+        return Err(json_refused);
     }
     // The entry's own tags, its namespace's and, for model tags, `model:#all`.
     Ok(crate::store::entry_weight(

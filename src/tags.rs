@@ -172,6 +172,12 @@ impl Tag {
         [Tag::model(table), Tag::bulk(table)]
     }
 
+    /// A model tag of `table` in the database namespace `ns` (`model:@ab12/songs` plus
+    /// `rest`, `:7` or `#bulk`): see [`Cache`](crate::Cache)'s multi-database rule.
+    pub(crate) fn model_in(ns: &str, table: &str, rest: &str) -> Self {
+        Tag(model_text(ns, format_args!("/{table}{rest}")))
+    }
+
     /// The tag bumped by a statement that could not be classified; every entry that
     /// depends on any model tag also depends on this one.
     pub fn all_models() -> Self {

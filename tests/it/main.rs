@@ -52,6 +52,7 @@ mod on_sqlite {
     mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    mod multi_database;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
@@ -80,6 +81,7 @@ mod on_postgres {
     mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    mod multi_database;
     mod postgres_only;
     mod postgres_triggers;
     mod sea_orm_cancel;

@@ -23,6 +23,11 @@
 //! | `model:songs#bulk` | a write whose rows are not known (`update_many`, raw SQL) | every by-id query on `songs` |
 //! | `model:#all` | a statement that could not be classified | every entry with a model tag |
 //!
+//! A cache serving several databases keeps these names for its first (default) database;
+//! another database's model tags carry its namespace before the table,
+//! `model:@tenant_42/songs:7` (`@` and `/` never appear in an unquoted table name, and
+//! [`Tag::table`] reads `@tenant_42/songs`).
+//!
 //! The table part of a model tag is folded to ASCII lower case, whoever builds the tag
 //! ([`Tag::model`], [`Tag::row`], [`Tag::bulk`], [`Tag::new`], [`table_key`]): SQLite and
 //! MySQL (on case-insensitive file systems, and always for SQLite) find `songs` under

@@ -56,6 +56,9 @@
 //! * Cached reads (`#[cached_query]`) given a connection that is inside a transaction bypass
 //!   the cache for the tables the transaction wrote, and never store what they compute.
 //! * A statement that cannot be classified invalidates every model tag, with a warning.
+//! * **Several databases on one cache**: every connection is the cache's default database
+//!   unless its instrumentation is named ([`CacheInstrumentation::database`]): a named one's
+//!   cached calls have keys of their own and its writes bump `model:@<name>/<table>`.
 //!
 //! Not seen: writes by other processes or by triggers (declare those dependencies), and
 //! statements of a connection whose instrumentation slot was given to something else

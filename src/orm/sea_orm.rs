@@ -44,6 +44,12 @@
 //!   [`CachedTransaction::invalidate_tags`] invalidates now and again after COMMIT.
 //! * A statement whose SQL cannot be classified invalidates every model tag (`model:#all`),
 //!   and says so at warn level: it fails safe, never silently.
+//! * **Several databases on one cache**: the connection learns its database once (one
+//!   query, the first time it is needed). The cache's first database keeps plain keys and
+//!   tags; each other one gets a namespace (`model:@…/songs`, keys `@…/module::fn:…`), so
+//!   its cached reads hold its own rows and its writes invalidate its own entries only.
+//!   [`CachedConnection::database`] names it instead (see the README's multi-database
+//!   section).
 //!
 //! Not seen: writes by other processes, statements sent through a plain `DatabaseConnection`
 //! that was not wrapped, and writes the database makes on its own — triggers, rules,
@@ -154,6 +160,22 @@ impl CachedConnection {
     /// cache's default database, `model:@…/songs` for another), for invalidating by hand;
     /// `None` until the connection has learnt its database (after its first cached call or
     /// write, or [`database`](Self::database)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sea_orm::DbErr> {
+    /// use querycache::{Cache, Tag, orm::sea_orm::CachedConnection};
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// let cache = Cache::new();
+    /// let db = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, cache);
+    /// assert_eq!(db.model_tag("songs"), None, "not learnt yet");
+    /// db.execute_unprepared("CREATE TABLE songs (id INTEGER PRIMARY KEY)").await?;
+    /// db.execute_unprepared("INSERT INTO songs DEFAULT VALUES").await?;
+    /// // The cache's first database: plain tags.
+    /// assert_eq!(db.model_tag("songs"), Some(Tag::model("songs")));
+    /// # Ok(()) }
+    /// ```
     pub fn model_tag(&self, table: &str) -> Option<Tag> {
         self.database.get().map(|ns| ns.tag(Tag::model(table)))
     }

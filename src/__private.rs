@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::blocking::Bridge;
+use crate::cache::databases::{CallDatabase, Namespace};
 use crate::write::PendingWrites;
 use crate::{Cache, CacheModel, CacheValue, EntryOptions, Error, Key, Tag};
 
@@ -67,8 +68,18 @@ pub mod probe_traits {
     pub use super::{ViaDiesel, ViaDieselTable};
 }
 
-/// The transaction state of a connection argument, as the probes report it.
-pub struct TxProbe(crate::orm::TxState);
+/// The transaction state and the database of a connection argument, as the probes report
+/// them.
+pub struct TxProbe(crate::orm::TxState, Option<CallDatabase>);
+
+impl TxProbe {
+    fn of<C: ?Sized>(conn: &C) -> Self {
+        TxProbe(
+            crate::orm::transaction_state(conn),
+            crate::orm::database_of(conn),
+        )
+    }
+}
 
 /// A `&mut` connection argument, probed by autoref: a Diesel connection first (through
 /// `ViaDiesel`), then a diesel-async one (`ViaDieselAsync`), then any other type (through
@@ -81,8 +92,10 @@ impl<'a, C: ?Sized> ConnProbe<'a, C> {
     }
 
     /// The state `read` finds in the connection (probed once: the reborrow is taken).
-    fn state(&self, read: impl FnOnce(&mut C) -> crate::orm::TxState) -> TxProbe {
-        TxProbe(self.0.take().map_or(crate::orm::TxState::None, read))
+    fn state(&self, read: impl FnOnce(&mut C) -> TxProbe) -> TxProbe {
+        self.0
+            .take()
+            .map_or(TxProbe(crate::orm::TxState::None, None), read)
     }
 }
 
@@ -95,7 +108,12 @@ pub trait ViaDiesel {
 #[cfg(feature = "diesel")]
 impl<C: diesel::Connection> ViaDiesel for &&ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
-        self.state(crate::orm::diesel::tx_state)
+        self.state(|conn| {
+            TxProbe(
+                crate::orm::diesel::tx_state(conn),
+                crate::orm::diesel::database_of(conn),
+            )
+        })
     }
 }
 
@@ -109,7 +127,12 @@ pub trait ViaDieselAsync {
 #[cfg(feature = "diesel-async")]
 impl<C: diesel_async::AsyncConnection> ViaDieselAsync for &ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
-        self.state(crate::orm::diesel::async_tx_state)
+        self.state(|conn| {
+            TxProbe(
+                crate::orm::diesel::async_tx_state(conn),
+                crate::orm::diesel::async_database_of(conn),
+            )
+        })
     }
 }
 
@@ -120,7 +143,7 @@ pub trait ViaRef {
 
 impl<C: ?Sized> ViaRef for ConnProbe<'_, C> {
     fn __querycache_tx_state(&self) -> TxProbe {
-        self.state(|conn| crate::orm::transaction_state::<C>(conn))
+        self.state(|conn| TxProbe::of::<C>(conn))
     }
 }
 
@@ -211,9 +234,14 @@ pub struct Call {
     owner: Option<&'static str>,
     options: EntryOptions,
     tables: Vec<String>,
+    /// The model and row tags of `models`/`row`, in the default database's terms: put in
+    /// the connection's database namespace when the call is planned.
+    model_tags: Vec<Tag>,
     key: KeySpec,
     invalid: Option<Error>,
     conn: ConnState,
+    /// The database of the first connection argument that knows its own.
+    database: Option<CallDatabase>,
 }
 
 /// How a call's key is made.
@@ -262,9 +290,11 @@ impl Call {
             owner: None,
             options: EntryOptions::new(),
             tables: Vec::new(),
+            model_tags: Vec::new(),
             key: KeySpec::Path,
             invalid: None,
             conn: ConnState::Free,
+            database: None,
         }
     }
 
@@ -291,14 +321,14 @@ impl Call {
 
     /// A table-level dependency on `table`.
     pub fn model(&mut self, table: String) {
-        self.options.tags.push(Tag::model(&table));
+        self.model_tags.push(Tag::model(&table));
         self.tables.push(table);
     }
 
     /// A row-level dependency on row `id` of `table`.
     pub fn model_row<I: std::fmt::Display + ?Sized>(&mut self, table: String, id: &I) {
-        self.options.tags.push(Tag::row(&table, id));
-        self.options.tags.push(Tag::bulk(&table));
+        self.model_tags.push(Tag::row(&table, id));
+        self.model_tags.push(Tag::bulk(&table));
         self.tables.push(table);
     }
 
@@ -312,12 +342,15 @@ impl Call {
 
     /// A connection argument: is the call inside a transaction?
     pub fn connection<C: ?Sized>(&mut self, conn: &C) {
-        self.connection_state(TxProbe(crate::orm::transaction_state(conn)));
+        self.connection_state(TxProbe::of(conn));
     }
 
     /// A connection argument's state, as a probe found it.
     pub fn connection_state(&mut self, state: TxProbe) {
-        let TxProbe(state) = state;
+        let TxProbe(state, database) = state;
+        if self.database.is_none() {
+            self.database = database;
+        }
         self.conn = match (std::mem::take(&mut self.conn), state) {
             (ConnState::Untracked, _) | (_, crate::orm::TxState::Untracked) => ConnState::Untracked,
             (current, crate::orm::TxState::None) => current,
@@ -335,7 +368,7 @@ impl Call {
     }
 
     /// `module::fn`, or `Type::fn` for a method.
-    fn key_path(&self) -> std::borrow::Cow<'static, str> {
+    fn function_path(&self) -> std::borrow::Cow<'static, str> {
         match self.owner {
             None => self.path.into(),
             Some(owner) => {
@@ -345,9 +378,42 @@ impl Call {
         }
     }
 
+    /// The namespace of the connection's database: the default one without a connection
+    /// that knows its database; `None` while it is not settled.
+    fn namespace(&self) -> Option<&Namespace> {
+        static DEFAULT: Namespace = Namespace::Default;
+        match &self.database {
+            None => Some(&DEFAULT),
+            Some(database) => database.id.get(),
+        }
+    }
+
+    /// The function's path, after the database namespace of a connection to another
+    /// database than the cache's default (`@ab12/module::fn`).
+    fn key_path(&self) -> std::borrow::Cow<'static, str> {
+        let path = self.function_path();
+        match self.namespace().and_then(Namespace::key_prefix) {
+            None => path,
+            Some(prefix) => format!("{prefix}/{path}").into(),
+        }
+    }
+
+    /// Settles the database of the connection argument, when it is not yet (SeaORM: one
+    /// query, once per connection).
+    async fn settle_database(&self) {
+        if let Some(CallDatabase {
+            id,
+            settle: Some(settle),
+        }) = &self.database
+            && id.get().is_none()
+        {
+            settle.settle().await;
+        }
+    }
+
     /// The default key: the function's path and a hash of its key arguments.
     pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
-        self.key = KeySpec::Args(crate::key::args_hash(&self.key_path(), args));
+        self.key = KeySpec::Args(crate::key::args_hash(&self.function_path(), args));
     }
 
     /// An explicit key from `key = ".."`.
@@ -362,6 +428,7 @@ impl Call {
         if self.invalid.is_some()
             || !matches!(self.conn, ConnState::Free)
             || self.options.fresh.early_refresh.is_some()
+            || self.namespace().is_none()
         {
             return None;
         }
@@ -375,7 +442,10 @@ impl Call {
                 crate::key::with_args_key(&self.key_path(), *hash, look)
             }
             KeySpec::Path | KeySpec::Args(Ok(None)) => look(&self.key_path()),
-            KeySpec::Explicit(Ok(key)) => look(key.as_str()),
+            KeySpec::Explicit(Ok(key)) => match self.namespace().and_then(Namespace::key_prefix) {
+                None => look(key.as_str()),
+                Some(prefix) => look(&format!("{prefix}/{}", key.as_str())),
+            },
             KeySpec::Args(Err(_)) | KeySpec::Explicit(Err(_)) => None,
         }
     }
@@ -403,11 +473,23 @@ impl Call {
             );
             return Plan::Bypass;
         }
+        let Some(namespace) = self.namespace().cloned() else {
+            tracing::debug!(
+                function = self.path,
+                "the connection's database is not known; running the call uncached"
+            );
+            return Plan::Bypass;
+        };
+        let model_tags = namespace.tags(std::mem::take(&mut self.model_tags));
+        self.options.tags.extend(model_tags);
         let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
             KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
             KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
             KeySpec::Args(Err(error)) => Err(error),
-            KeySpec::Explicit(key) => key,
+            KeySpec::Explicit(key) => match (key, namespace.key_prefix()) {
+                (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
+                (key, _) => key,
+            },
         };
         let key = match key {
             Ok(key) => key,
@@ -441,6 +523,7 @@ impl Call {
         T: CacheValue + Clone,
         Fut: Future<Output = T>,
     {
+        self.settle_database().await;
         match self.plan() {
             Plan::Bypass => self.cache.bypass(future).await,
             Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
@@ -462,6 +545,7 @@ impl Call {
         T: CacheValue + Clone,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.settle_database().await;
         match self.plan() {
             Plan::Bypass => self.cache.bypass(future).await,
             Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
@@ -483,6 +567,7 @@ impl Call {
         E: CacheValue + Clone,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.settle_database().await;
         match self.plan() {
             Plan::Bypass => self.cache.bypass(future).await,
             Plan::ReadOnly(key) => {

@@ -23,6 +23,11 @@
 //! | `model:songs#bulk` | a write whose rows are not known (`update_many`, raw SQL) | every by-id query on `songs` |
 //! | `model:#all` | a statement that could not be classified | every entry with a model tag |
 //!
+//! A cache serving several databases keeps these names for its first (default) database;
+//! another database's model tags carry its namespace before the table,
+//! `model:@tenant_42/songs:7` (`@` and `/` never appear in an unquoted table name, and
+//! [`Tag::table`] reads `@tenant_42/songs`).
+//!
 //! The table part of a model tag is folded to ASCII lower case, whoever builds the tag
 //! ([`Tag::model`], [`Tag::row`], [`Tag::bulk`], [`Tag::new`], [`table_key`]): SQLite and
 //! MySQL (on case-insensitive file systems, and always for SQLite) find `songs` under
@@ -170,6 +175,12 @@ impl Tag {
     /// ```
     pub fn table_write(table: &str) -> [Self; 2] {
         [Tag::model(table), Tag::bulk(table)]
+    }
+
+    /// A model tag of `table` in the database namespace `ns` (`model:@ab12/songs` plus
+    /// `rest`, `:7` or `#bulk`): see [`Cache`](crate::Cache)'s multi-database rule.
+    pub(crate) fn model_in(ns: &str, table: &str, rest: &str) -> Self {
+        Tag(model_text(ns, format_args!("/{table}{rest}")))
     }
 
     /// The tag bumped by a statement that could not be classified; every entry that

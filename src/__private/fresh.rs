@@ -75,6 +75,7 @@ impl Call {
         T: CacheValue + Clone,
         Fut: Future<Output = T> + Send + 'static,
     {
+        self.settle_database().await;
         match self.plan() {
             Plan::Bypass => self.cache.bypass(future).await,
             Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
@@ -136,6 +137,7 @@ impl Call {
         E: Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
+        self.settle_database().await;
         match self.plan() {
             // Outside the cache nothing runs in the background: the caller waits.
             Plan::Bypass => self.cache.bypass(future).await,
@@ -203,6 +205,7 @@ impl Call {
         E: CacheValue + Clone,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
+        self.settle_database().await;
         match self.plan() {
             Plan::Bypass => Ok(self.cache.bypass(future).await),
             Plan::ReadOnly(key) => {

@@ -50,11 +50,17 @@ impl Cache {
     /// ([`CacheConfigBuilder::table_also_writes`](crate::CacheConfigBuilder::table_also_writes)).
     #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
     pub(crate) async fn invalidate_written(&self, tags: Vec<Tag>) -> usize {
+        self.invalidate_written_expanded(self.with_table_dependencies(tags))
+            .await
+    }
+
+    /// [`invalidate_written`](Self::invalidate_written) of tags whose table dependencies
+    /// were already added.
+    pub(crate) async fn invalidate_written_expanded(&self, tags: Vec<Tag>) -> usize {
         if self.inner.config.strategy != InvalidationStrategy::Smart {
             return 0;
         }
-        self.invalidate_tags(self.with_table_dependencies(tags))
-            .await
+        self.invalidate_tags(tags).await
     }
 
     /// [`invalidate_written`](Self::invalidate_written) from code that cannot wait: a `Drop`
@@ -62,20 +68,20 @@ impl Cache {
     /// statement or COMMIT, a connection dropped inside a transaction). The memory tier, if
     /// there is one, is bumped before this returns; the full invalidation (Redis, the
     /// channel) runs in the background on querycache's own runtime. An extra invalidation
-    /// only costs a recomputation.
+    /// only costs a recomputation. `tags` already hold their table dependencies (see
+    /// `invalidate_written_detached_in`).
     #[cfg_attr(not(feature = "diesel"), allow(dead_code))]
-    pub(crate) fn invalidate_written_detached(&self, tags: Vec<Tag>) {
+    pub(crate) fn invalidate_written_detached_expanded(&self, tags: Vec<Tag>) {
         if tags.is_empty() || self.inner.config.strategy != InvalidationStrategy::Smart {
             return;
         }
-        let tags = self.with_table_dependencies(tags);
         if let Some(memory) = self.inner.store.memory_tier() {
             memory.bump(&tags);
         }
         tracing::debug!(tags = ?tags, "Cache INVALIDATED (detached): {} tags", tags.len());
         let cache = self.clone();
         crate::blocking::spawn_detached(async move {
-            cache.invalidate_written(tags).await;
+            cache.invalidate_written_expanded(tags).await;
         });
     }
 

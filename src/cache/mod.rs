@@ -1,6 +1,7 @@
 //! [`Cache`]: the handle applications and generated code talk to.
 
 mod compute;
+pub(crate) mod databases;
 mod fetch;
 mod fingerprint;
 mod invalidate;
@@ -72,6 +73,8 @@ struct Inner {
     /// Writes finishing in the background after their callers stopped waiting
     /// ([`Health::writes_in_flight`](crate::Health::writes_in_flight)).
     background_writes: std::sync::atomic::AtomicU64,
+    /// The databases ORM connections met through this cache ([`databases`]).
+    databases: databases::Databases,
 }
 
 /// An entry found valid (its tags unmoved), with its freshness.
@@ -140,6 +143,7 @@ impl Cache {
                 warming: Warming::default(),
                 failing: dashmap::DashMap::new(),
                 background_writes: std::sync::atomic::AtomicU64::new(0),
+                databases: databases::Databases::default(),
             }),
         }
     }

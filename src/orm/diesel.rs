@@ -56,6 +56,9 @@
 //! * Cached reads (`#[cached_query]`) given a connection that is inside a transaction bypass
 //!   the cache for the tables the transaction wrote, and never store what they compute.
 //! * A statement that cannot be classified invalidates every model tag, with a warning.
+//! * **Several databases on one cache**: every connection is the cache's default database
+//!   unless its instrumentation is named ([`CacheInstrumentation::database`]): a named one's
+//!   cached calls have keys of their own and its writes bump `model:@<name>/<table>`.
 //!
 //! Not seen: writes by other processes or by triggers (declare those dependencies), and
 //! statements of a connection whose instrumentation slot was given to something else
@@ -78,6 +81,7 @@ use super::written::written_tags;
 use crate::Cache;
 use crate::Tag;
 use crate::blocking::Bridge;
+use crate::cache::databases::{self, CallDatabase, DatabaseId, Namespace};
 use crate::write::PendingWrites;
 
 /// A Diesel [`Instrumentation`] that turns the connection's writes into invalidations of a
@@ -120,6 +124,9 @@ pub struct CacheInstrumentation {
     manual_commit: bool,
     /// Another instrumentation that sees every event after this one.
     next: Option<Box<dyn Instrumentation>>,
+    /// The connection's database in the cache: the default one unless named
+    /// ([`CacheInstrumentation::database`]).
+    database: Arc<DatabaseId>,
 }
 
 /// One open transaction level.
@@ -197,7 +204,35 @@ impl CacheInstrumentation {
             doubt: None,
             manual_commit: false,
             next: None,
+            database: Arc::new(DatabaseId::settled(Namespace::Default)),
         }
+    }
+
+    /// Names the connection's database in the cache: the keys of cached calls given the
+    /// connection start with `@<name>/`, and its writes bump `model:@<name>/<table>`. Diesel
+    /// connections are not told apart on their own: every connection without a name is the
+    /// cache's default database, so give each database but one a name when one cache serves
+    /// several (and the same name to a SeaORM connection to the same database).
+    ///
+    /// ```
+    /// use querycache::{Cache, orm::diesel::CacheInstrumentation};
+    ///
+    /// let tenant = CacheInstrumentation::new(Cache::new()).database("tenant_42").unwrap();
+    /// assert!(CacheInstrumentation::new(Cache::new()).database("tenant#42").is_err());
+    /// # let _ = tenant;
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`](crate::Error::InvalidName) when `name` is empty, longer than
+    /// 64 bytes, or holds anything but ASCII letters, digits, `_`, `-` and `.`.
+    pub fn database(mut self, name: &str) -> Result<Self, crate::Error> {
+        self.database = Arc::new(DatabaseId::settled(databases::named(name)?));
+        Ok(self)
+    }
+
+    /// The connection's namespace.
+    fn namespace(&self) -> Namespace {
+        self.database.get().cloned().unwrap_or(Namespace::Default)
     }
 
     /// Writes invalidate the [global](crate::global) cache.
@@ -350,7 +385,8 @@ impl CacheInstrumentation {
             return Some(InFlight::Recorded);
         }
         if tokio::runtime::Handle::try_current().is_ok() {
-            self.cache.invalidate_written_detached(tags.clone());
+            self.cache
+                .invalidate_written_detached_in(&self.namespace(), tags.clone());
         }
         Some(InFlight::Autocommit(tags))
     }
@@ -696,9 +732,9 @@ impl CacheInstrumentation {
         if tags.is_empty() {
             return;
         }
-        let cache = self.cache.clone();
+        let (cache, namespace) = (self.cache.clone(), self.namespace());
         Bridge::current().wait(async move {
-            cache.invalidate_written(tags).await;
+            cache.invalidate_written_in(&namespace, tags).await;
         });
     }
 
@@ -707,7 +743,7 @@ impl CacheInstrumentation {
         if tags.is_empty() {
             return;
         }
-        let cache = self.cache.clone();
+        let (cache, tags) = (self.cache.clone(), self.namespace().tags(tags));
         Bridge::current().wait(async move {
             cache.invalidate_tags(tags).await;
         });
@@ -755,7 +791,8 @@ impl Drop for CacheInstrumentation {
         tags.extend(self.doubt.take().unwrap_or_default());
         if !tags.is_empty() {
             tracing::debug!(tags = ?tags, "connection dropped with writes of unknown outcome");
-            self.cache.invalidate_written_detached(tags);
+            self.cache
+                .invalidate_written_detached_in(&self.namespace(), tags);
         }
     }
 }
@@ -858,9 +895,30 @@ pub async fn invalidate_tags_async<C: diesel_async::AsyncConnection>(
         return false;
     };
     ours.record_explicit(&tags);
-    let cache = ours.cache.clone();
+    let (cache, tags) = (ours.cache.clone(), ours.namespace().tags(tags));
     cache.invalidate_tags(tags).await;
     true
+}
+
+/// The database of a Diesel connection passed to a cached function, when its
+/// instrumentation is querycache's.
+pub(crate) fn database_of<C: Connection>(conn: &mut C) -> Option<CallDatabase> {
+    instrumented_database(conn.instrumentation())
+}
+
+/// The database of a diesel-async connection passed to a cached function.
+#[cfg(feature = "diesel-async")]
+pub(crate) fn async_database_of<C: diesel_async::AsyncConnection>(
+    conn: &mut C,
+) -> Option<CallDatabase> {
+    instrumented_database(conn.instrumentation())
+}
+
+fn instrumented_database(instrumentation: &mut dyn Instrumentation) -> Option<CallDatabase> {
+    instrumentation_mut(instrumentation).map(|ours| CallDatabase {
+        id: Arc::clone(&ours.database),
+        settle: None,
+    })
 }
 
 /// The connection's [`CacheInstrumentation`], if it has one.

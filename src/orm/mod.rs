@@ -17,6 +17,7 @@ pub(crate) mod written;
 
 use std::sync::Arc;
 
+use crate::cache::databases::CallDatabase;
 use crate::write::PendingWrites;
 
 /// Marks the cached computation running here uncacheable when `sql` is a locking read
@@ -55,5 +56,18 @@ pub(crate) fn transaction_state<C: ?Sized>(conn: &C) -> TxState {
     {
         let _ = conn;
         TxState::None
+    }
+}
+
+/// The database of a connection argument of a cached call, when the connection knows it.
+pub(crate) fn database_of<C: ?Sized>(conn: &C) -> Option<CallDatabase> {
+    #[cfg(feature = "sea-orm")]
+    {
+        sea_orm::database_of(conn)
+    }
+    #[cfg(not(feature = "sea-orm"))]
+    {
+        let _ = conn;
+        None
     }
 }

@@ -44,6 +44,12 @@
 //!   [`CachedTransaction::invalidate_tags`] invalidates now and again after COMMIT.
 //! * A statement whose SQL cannot be classified invalidates every model tag (`model:#all`),
 //!   and says so at warn level: it fails safe, never silently.
+//! * **Several databases on one cache**: the connection learns its database once (one
+//!   query, the first time it is needed). The cache's first database keeps plain keys and
+//!   tags; each other one gets a namespace (`model:@…/songs`, keys `@…/module::fn:…`), so
+//!   its cached reads hold its own rows and its writes invalidate its own entries only.
+//!   [`CachedConnection::database`] names it instead (see the README's multi-database
+//!   section).
 //!
 //! Not seen: writes by other processes, statements sent through a plain `DatabaseConnection`
 //! that was not wrapped, and writes the database makes on its own — triggers, rules,
@@ -61,6 +67,7 @@ use sea_orm::{
     TransactionSession, TransactionTrait,
 };
 
+mod database;
 mod detach;
 mod raw;
 mod statement;
@@ -68,6 +75,7 @@ mod statement;
 use statement::StatementText;
 
 use super::TxState;
+use crate::cache::databases::{self, CallDatabase, DatabaseId, Namespace};
 use crate::write::PendingWrites;
 use crate::{Cache, Tag};
 
@@ -97,15 +105,88 @@ pub struct CachedConnection {
     cache: Cache,
     /// Raw transaction control seen through the pool ([`raw`]).
     raw: Arc<raw::RawTransactions>,
+    /// The database's namespace in the cache, learnt once ([`database`]).
+    database: Arc<DatabaseId>,
+    /// Tells wrappers of databases that cannot be told apart from each other.
+    wrapper: u64,
 }
 
 impl CachedConnection {
     /// Wraps `db`; writes invalidate `cache`.
+    ///
+    /// One cache may serve several databases: the first database it meets keeps plain
+    /// keys and tags (`model:songs`); each other one gets its own namespace, learnt with one
+    /// query the first time it is needed (see [`database`](Self::database) and the README's
+    /// multi-database section).
     pub fn new(db: DatabaseConnection, cache: Cache) -> Self {
         CachedConnection {
             inner: db,
             cache,
             raw: Arc::default(),
+            database: Arc::default(),
+            wrapper: database::next_wrapper(),
+        }
+    }
+
+    /// Names this connection's database in the cache: its keys start with `@<name>/` and
+    /// its model tags read `model:@<name>/<table>`, whichever database the cache met first.
+    /// For several processes sharing Redis (where start-up order may differ), and for
+    /// databases the cache cannot tell apart itself (in-memory SQLite).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use querycache::{Cache, orm::sea_orm::CachedConnection};
+    ///
+    /// let cache = Cache::new();
+    /// let tenant = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let tenant = CachedConnection::new(tenant, cache.clone()).database("tenant_42")?;
+    /// assert_eq!(tenant.model_tag("songs").unwrap().as_str(), "model:@tenant_42/songs");
+    /// assert!(CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, cache)
+    ///     .database("tenant:42")
+    ///     .is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`](crate::Error::InvalidName) when `name` is empty, longer than
+    /// 64 bytes, or holds anything but ASCII letters, digits, `_`, `-` and `.`.
+    pub fn database(mut self, name: &str) -> Result<Self, crate::Error> {
+        self.database = Arc::new(DatabaseId::settled(databases::named(name)?));
+        Ok(self)
+    }
+
+    /// The table tag of `table` in this connection's database (`model:songs` for the
+    /// cache's default database, `model:@…/songs` for another), for invalidating by hand;
+    /// `None` until the connection has learnt its database (after its first cached call or
+    /// write, or [`database`](Self::database)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sea_orm::DbErr> {
+    /// use querycache::{Cache, Tag, orm::sea_orm::CachedConnection};
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// let cache = Cache::new();
+    /// let db = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, cache);
+    /// assert_eq!(db.model_tag("songs"), None, "not learnt yet");
+    /// db.execute_unprepared("CREATE TABLE songs (id INTEGER PRIMARY KEY)").await?;
+    /// db.execute_unprepared("INSERT INTO songs DEFAULT VALUES").await?;
+    /// // The cache's first database: plain tags.
+    /// assert_eq!(db.model_tag("songs"), Some(Tag::model("songs")));
+    /// # Ok(()) }
+    /// ```
+    pub fn model_tag(&self, table: &str) -> Option<Tag> {
+        self.database.get().map(|ns| ns.tag(Tag::model(table)))
+    }
+
+    /// How this connection learns its database.
+    fn settle(&self) -> database::Settle {
+        database::Settle {
+            inner: self.inner.clone(),
+            cache: self.cache.clone(),
+            id: Arc::clone(&self.database),
+            wrapper: self.wrapper,
         }
     }
 
@@ -134,6 +215,14 @@ impl CachedConnection {
             inner: tx,
             cache: self.cache.clone(),
             pending: Arc::new(PendingWrites::default()),
+            database: Arc::clone(&self.database),
+        }
+    }
+
+    /// Learns the database before a transaction begins, so that the transaction knows it.
+    async fn begin_settled(&self) {
+        if self.database.get().is_none() {
+            self.settle().namespace().await;
         }
     }
 }
@@ -165,6 +254,8 @@ pub struct CachedTransaction {
     cache: Cache,
     /// This level's writes; a savepoint's link to its parent's.
     pending: Arc<PendingWrites>,
+    /// The connection's database (settled when the transaction began, unless that failed).
+    database: Arc<DatabaseId>,
 }
 
 impl CachedTransaction {
@@ -186,6 +277,7 @@ impl CachedTransaction {
             inner,
             cache,
             pending,
+            database,
         } = self;
         if let Some(parent) = pending.parent() {
             pending.merge_into(parent);
@@ -196,11 +288,13 @@ impl CachedTransaction {
             let result = inner.commit().await;
             let tags = pending.take();
             if !tags.is_empty() {
-                cache.invalidate_written(tags).await;
+                invalidate_in(&cache, database.get(), tags).await;
             }
             let explicit = pending.take_explicit();
             if !explicit.is_empty() {
-                cache.invalidate_tags(explicit).await;
+                cache
+                    .invalidate_tags(in_database(database.get(), explicit))
+                    .await;
             }
             result
         })
@@ -238,7 +332,9 @@ impl CachedTransaction {
     pub async fn invalidate_tags(&self, tags: impl IntoIterator<Item = Tag>) -> usize {
         let tags: Vec<Tag> = tags.into_iter().collect();
         self.pending.record_explicit(&tags);
-        self.cache.invalidate_tags(tags).await
+        self.cache
+            .invalidate_tags(in_database(self.database.get(), tags))
+            .await
     }
 
     /// Rolls back; the transaction's writes invalidate nothing.
@@ -259,12 +355,61 @@ impl CachedTransaction {
             inner: tx,
             cache: self.cache.clone(),
             pending: Arc::new(PendingWrites::child(Arc::clone(&self.pending))),
+            database: Arc::clone(&self.database),
         }
     }
 
     pub(crate) fn pending(&self) -> &Arc<PendingWrites> {
         &self.pending
     }
+}
+
+/// Invalidates a write's `tags` in the database of `namespace`; when the database is not
+/// known, every model tag (whichever database it was, its entries are then misses).
+async fn invalidate_in(cache: &Cache, namespace: Option<&Namespace>, tags: Vec<Tag>) {
+    match namespace {
+        Some(namespace) => {
+            cache.invalidate_written_in(namespace, tags).await;
+        }
+        None => {
+            cache.invalidate_written(vec![Tag::all_models()]).await;
+        }
+    }
+}
+
+/// Tags given by hand on behalf of a connection, in its database: model tags in its
+/// namespace; when the database is not known, `model:#all` too.
+fn in_database(namespace: Option<&Namespace>, tags: Vec<Tag>) -> Vec<Tag> {
+    match namespace {
+        Some(namespace) => namespace.tags(tags),
+        None => {
+            let mut tags = tags;
+            tags.push(Tag::all_models());
+            tags
+        }
+    }
+}
+
+/// Called by `#[cached_query]` code with each connection argument: its database.
+pub(crate) fn database_of<C: ?Sized>(conn: &C) -> Option<CallDatabase> {
+    if let Some(db) = downcast_ref::<C, CachedConnection>(conn) {
+        let settle = db
+            .database
+            .get()
+            .is_none()
+            .then(|| Arc::new(db.settle()) as Arc<dyn databases::SettleDatabase>);
+        return Some(CallDatabase {
+            id: Arc::clone(&db.database),
+            settle,
+        });
+    }
+    if let Some(tx) = downcast_ref::<C, CachedTransaction>(conn) {
+        return Some(CallDatabase {
+            id: Arc::clone(&tx.database),
+            settle: None,
+        });
+    }
+    None
 }
 
 /// Called by `#[cached_query]` code with each connection argument.
@@ -360,13 +505,14 @@ impl CachedConnection {
         T: Send + 'static,
         R: FnOnce(&Result<T, DbErr>) -> Option<Vec<Tag>> + Send + 'static,
     {
-        let (cache, raw) = (self.cache.clone(), Arc::clone(&self.raw));
+        let (cache, raw, settle) = (self.cache.clone(), Arc::clone(&self.raw), self.settle());
         detach::Detached::new(&self.cache, async move {
             let result = statement.await;
             let mut tags = narrow(&result).unwrap_or(tags);
             tags.extend(raw.after(plan.as_ref(), &tags));
             if !tags.is_empty() {
-                cache.invalidate_written(tags).await;
+                let namespace = settle.namespace().await;
+                invalidate_in(&cache, namespace.as_ref(), tags).await;
             }
             result
         })
@@ -571,6 +717,7 @@ impl TransactionTrait for CachedConnection {
     type Transaction = CachedTransaction;
 
     async fn begin(&self) -> Result<CachedTransaction, DbErr> {
+        self.begin_settled().await;
         Ok(self.wrap(self.inner.begin().await?))
     }
 
@@ -579,6 +726,7 @@ impl TransactionTrait for CachedConnection {
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
     ) -> Result<CachedTransaction, DbErr> {
+        self.begin_settled().await;
         Ok(self.wrap(
             self.inner
                 .begin_with_config(isolation_level, access_mode)
@@ -590,6 +738,7 @@ impl TransactionTrait for CachedConnection {
         &self,
         options: TransactionOptions,
     ) -> Result<CachedTransaction, DbErr> {
+        self.begin_settled().await;
         Ok(self.wrap(self.inner.begin_with_options(options).await?))
     }
 

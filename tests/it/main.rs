@@ -54,6 +54,7 @@ mod on_sqlite {
     mod locking_reads;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    mod multi_database;
     #[cfg(feature = "redis")]
     mod null_column;
     mod sea_orm_cancel;
@@ -85,6 +86,7 @@ mod on_postgres {
     mod locking_reads;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    mod multi_database;
     #[cfg(feature = "redis")]
     mod null_column;
     mod postgres_only;

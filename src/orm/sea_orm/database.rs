@@ -1,0 +1,105 @@
+//! Which database a [`CachedConnection`](super::CachedConnection) talks to, learnt once: so
+//! that one cache can serve several databases (see `cache::databases` for the rule).
+//!
+//! SeaORM does not show a pool's connect options to a crate built without its sqlx
+//! features, so the connection asks the database itself, with one query the first time a
+//! cached call or a write needs the answer: PostgreSQL its database name, server address,
+//! port and cluster name; MySQL its database, host name and port; SQLite the file of its
+//! `main` database. An in-memory SQLite database has no file: it cannot be told apart from
+//! another one (name it with [`CachedConnection::database`](super::CachedConnection::database)).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, Statement};
+
+use crate::Cache;
+use crate::cache::databases::{DatabaseId, Fingerprint, Namespace, SettleDatabase, Settling};
+
+/// Tells connection wrappers of anonymous databases apart (see [`Fingerprint::Anonymous`]).
+pub(super) fn next_wrapper() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What a [`CachedConnection`](super::CachedConnection) needs to settle its database.
+#[derive(Debug, Clone)]
+pub(super) struct Settle {
+    pub(super) inner: DatabaseConnection,
+    pub(super) cache: Cache,
+    pub(super) id: Arc<DatabaseId>,
+    pub(super) wrapper: u64,
+}
+
+impl Settle {
+    /// The namespace of the connection's database, asking the database the first time;
+    /// `None` when the query failed (asked again next time).
+    pub(super) async fn namespace(&self) -> Option<Namespace> {
+        if let Some(namespace) = self.id.get() {
+            return Some(namespace.clone());
+        }
+        match fingerprint(&self.inner, self.wrapper).await {
+            Ok(fingerprint) => {
+                let namespace = self.cache.database_namespace(fingerprint);
+                Some(self.id.settle(namespace).clone())
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "cannot learn which database this connection talks to; its cached calls \
+                     run uncached and its writes invalidate every model tag until it can"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl SettleDatabase for Settle {
+    fn settle(&self) -> Settling {
+        let this = self.clone();
+        Box::pin(async move { this.namespace().await })
+    }
+}
+
+/// Asks the database who it is.
+async fn fingerprint(db: &DatabaseConnection, wrapper: u64) -> Result<Fingerprint, DbErr> {
+    use sea_orm::ConnectionTrait;
+
+    if db.is_mock_connection() {
+        return Ok(Fingerprint::Anonymous {
+            kind: "mock",
+            wrapper,
+        });
+    }
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT current_database() || '|' || COALESCE(host(inet_server_addr()), 'local') \
+             || '|' || current_setting('port') || '|' || current_setting('cluster_name')"
+        }
+        DbBackend::MySql => "SELECT CONCAT(COALESCE(DATABASE(), ''), '|', @@hostname, '|', @@port)",
+        DbBackend::Sqlite => "SELECT file FROM pragma_database_list WHERE name = 'main'",
+        _ => {
+            return Ok(Fingerprint::Anonymous {
+                kind: "unknown backend",
+                wrapper,
+            });
+        }
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?;
+    let text: String = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => String::new(),
+    };
+    if text.is_empty() {
+        // SQLite in memory (or a temporary database): no file to tell it by.
+        return Ok(Fingerprint::Anonymous {
+            kind: "in-memory SQLite",
+            wrapper,
+        });
+    }
+    Ok(Fingerprint::Known(format!("{backend:?}|{text}")))
+}

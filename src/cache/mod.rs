@@ -666,9 +666,7 @@ fn weigh<T: Serialize>(
     if let Err(json_refused) = serde_json::to_writer(&mut counter, value) {
         #[cfg(feature = "redis")]
         {
-            counter.0 = ron::to_string(value)
-                .map_err(|_| json_refused)?
-                .len() as u64;
+            counter.0 = ron::to_string(value).map_err(|_| json_refused)?.len() as u64;
         }
         #[cfg(not(feature = "redis"))]
         return Err(json_refused);

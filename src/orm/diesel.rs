@@ -45,9 +45,8 @@
 //!   again at each transaction end, reads bypass the cache, until a COMMIT or ROLLBACK
 //!   succeeds. Diesel's own depth only counts Diesel's levels: a raw `BEGIN` then
 //!   `conn.transaction(..)` keeps the raw level until the real end.
-//! * **Cancellation** (diesel-async): writes are classified at `StartQuery`. Outside a
-//!   transaction on an async runtime they are invalidated in the background before they run,
-//!   and again at `FinishQuery`; a statement whose `FinishQuery` never comes (its future was
+//! * **Cancellation** (diesel-async): writes are classified at `StartQuery` and invalidated
+//!   at `FinishQuery`; a statement whose `FinishQuery` never comes (its future was
 //!   dropped) is invalidated at the next statement's end or when the instrumentation is
 //!   dropped (a pool discards such a connection), together with every level still open: an
 //!   unknown outcome invalidates.
@@ -356,8 +355,9 @@ impl CacheInstrumentation {
     }
 
     /// Classifies a statement as it starts. A write inside a transaction is recorded at
-    /// once; one outside is invalidated when it finishes, and already now (in the
-    /// background) on an async runtime, where its future may be dropped before it finishes.
+    /// once; one outside is invalidated when it finishes — or, if its future is dropped
+    /// before that (diesel-async), when the connection's next statement finishes or the
+    /// connection is dropped.
     fn begin_statement(&mut self, statement: &debug::Statement) -> Option<InFlight> {
         super::note_locking_read(&statement.sql);
         let none = |_: usize| None;
@@ -383,10 +383,6 @@ impl CacheInstrumentation {
                 .writes
                 .record(&self.cache.with_table_dependencies(tags));
             return Some(InFlight::Recorded);
-        }
-        if tokio::runtime::Handle::try_current().is_ok() {
-            self.cache
-                .invalidate_written_detached_in(&self.namespace(), tags.clone());
         }
         Some(InFlight::Autocommit(tags))
     }

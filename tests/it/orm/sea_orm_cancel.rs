@@ -18,19 +18,22 @@ use super::DB;
 use super::common::{Fixture, song_by_id, title};
 use crate::support::{Db, cut_after, song, until};
 
-/// Where the writes are cut: right after their first poll, a few times (a fast statement may
-/// finish within that poll: SQLite's worker thread can answer before the poll returns), then
-/// at deadlines growing by half from 20 µs to 200 ms (the loop stops early once writes finish
-/// within their deadline three times in a row).
+/// Where the writes are cut after the first-poll rounds: at deadlines growing by half from
+/// 20 µs to 200 ms (the loop stops early once writes finish within their deadline three times
+/// in a row).
 fn timeouts() -> impl Iterator<Item = Duration> {
-    let growing = std::iter::successors(Some(20_u64), |&us| {
+    std::iter::successors(Some(20_u64), |&us| {
         let next = us + us / 2;
         (next <= 200_000).then_some(next)
-    });
-    std::iter::repeat_n(0, 8)
-        .chain(growing)
-        .map(Duration::from_micros)
+    })
+    .map(Duration::from_micros)
 }
+
+/// Rounds that cut right after the first poll: at least this many...
+const FIRST_POLL_ROUNDS: usize = 8;
+/// ...and more, up to this many, until one really cut the write short (a fast statement may
+/// finish within its first poll: SQLite's worker thread can answer before the poll returns).
+const FIRST_POLL_ROUNDS_MAX: usize = 400;
 
 /// How long background work may take on a loaded machine.
 const SETTLE: Duration = Duration::from_secs(30);
@@ -80,23 +83,34 @@ fn retitle(id: i32, title: &str) -> sea_orm::UpdateMany<song::Entity> {
         .filter(song::Column::Id.eq(id))
 }
 
-/// Runs `round(i, timeout)` for each timeout until three rounds in a row finished in time;
-/// `round` says whether its write finished within the timeout. Checks that some rounds were
-/// really cut short.
+/// Runs `round(i, timeout)`: first-poll rounds (`Duration::ZERO`), then each timeout until
+/// three rounds in a row finished in time; `round` says whether its write finished within
+/// its timeout. Checks that some rounds were really cut short.
 async fn cut_at_growing_points(mut round: impl AsyncFnMut(usize, Duration) -> bool) {
     let (mut cut, mut in_time_in_a_row) = (0, 0);
-    for (i, timeout) in timeouts().enumerate() {
+    let mut i = 0;
+    while i < FIRST_POLL_ROUNDS || (cut == 0 && i < FIRST_POLL_ROUNDS_MAX) {
+        if !round(i, Duration::ZERO).await {
+            cut += 1;
+        }
+        i += 1;
+    }
+    for timeout in timeouts() {
         if round(i, timeout).await {
             in_time_in_a_row += 1;
-            if in_time_in_a_row >= 3 && !timeout.is_zero() {
+            if in_time_in_a_row >= 3 {
                 break;
             }
         } else {
             cut += 1;
             in_time_in_a_row = 0;
         }
+        i += 1;
     }
-    assert!(cut > 0, "no write was cut short: the test proves nothing");
+    assert!(
+        cut > 0,
+        "no write was cut short in {i} rounds: the test proves nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

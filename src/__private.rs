@@ -58,14 +58,17 @@ impl<M: ?Sized> ModelProbe<M> {
 
 /// The traits the generated code imports to resolve model tables and connection states.
 pub mod probe_traits {
+    pub use super::ViaAnyIdentify;
     pub use super::ViaCacheModel;
     #[cfg(feature = "diesel-async")]
     pub use super::ViaDieselAsync;
+    #[cfg(feature = "diesel-async")]
+    pub use super::ViaDieselAsyncIdentify;
     pub use super::ViaRef;
     #[cfg(feature = "sea-orm")]
     pub use super::ViaSeaOrm;
     #[cfg(feature = "diesel")]
-    pub use super::{ViaDiesel, ViaDieselTable};
+    pub use super::{ViaDiesel, ViaDieselIdentified, ViaDieselTable};
 }
 
 /// The transaction state and the database of a connection argument, as the probes report
@@ -96,6 +99,30 @@ impl<'a, C: ?Sized> ConnProbe<'a, C> {
         self.0
             .take()
             .map_or(TxProbe(crate::orm::TxState::None, None), read)
+    }
+}
+
+/// State of a Diesel connection that can load rows (every real one): its instrumentation,
+/// its transaction manager, and its database, asked with one query the first time.
+#[cfg(feature = "diesel")]
+pub trait ViaDieselIdentified {
+    fn __querycache_tx_state(&self) -> TxProbe;
+}
+
+#[cfg(feature = "diesel")]
+impl<C> ViaDieselIdentified for &&&ConnProbe<'_, C>
+where
+    C: diesel::connection::LoadConnection,
+    for<'a> diesel::query_builder::SqlQuery:
+        diesel::query_dsl::LoadQuery<'a, C, crate::orm::diesel::Identity>,
+{
+    fn __querycache_tx_state(&self) -> TxProbe {
+        self.state(|conn| {
+            TxProbe(
+                crate::orm::diesel::tx_state(conn),
+                crate::orm::diesel::identified_database_of(conn),
+            )
+        })
     }
 }
 
@@ -133,6 +160,77 @@ impl<C: diesel_async::AsyncConnection> ViaDieselAsync for &ConnProbe<'_, C> {
                 crate::orm::diesel::async_database_of(conn),
             )
         })
+    }
+}
+
+/// A diesel-async connection given to a cached `async fn`: its database, asked with one
+/// query the first time (the probe of its state cannot await it).
+pub struct AsyncConnProbe<'a, C: ?Sized>(std::cell::Cell<Option<&'a mut C>>);
+
+impl<'a, C: ?Sized> AsyncConnProbe<'a, C> {
+    pub fn new(conn: &'a mut C) -> Self {
+        AsyncConnProbe(std::cell::Cell::new(Some(conn)))
+    }
+}
+
+/// The database of a diesel-async connection that can load rows.
+#[cfg(feature = "diesel-async")]
+pub trait ViaDieselAsyncIdentify<'a> {
+    fn __querycache_identify(&self) -> Identify<'a>;
+}
+
+/// What [`ViaAnyIdentify`] (and `ViaDieselAsyncIdentify`) return: nothing to ask (no
+/// allocation on a hit's path), or the query to await.
+pub enum Identify<'a> {
+    Nothing,
+    Ask(std::pin::Pin<Box<dyn Future<Output = Identified> + Send + 'a>>),
+}
+
+/// The database an async probe learnt, if any.
+pub struct Identified(Option<CallDatabase>);
+
+impl Future for Identify<'_> {
+    type Output = Identified;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            Identify::Nothing => std::task::Poll::Ready(Identified(None)),
+            Identify::Ask(ask) => ask.as_mut().poll(cx),
+        }
+    }
+}
+
+#[cfg(feature = "diesel-async")]
+impl<'a, C> ViaDieselAsyncIdentify<'a> for &AsyncConnProbe<'a, C>
+where
+    C: diesel_async::AsyncConnection + Send,
+    for<'q> diesel::query_builder::SqlQuery:
+        diesel_async::methods::LoadQuery<'q, C, crate::orm::diesel::Identity>,
+{
+    fn __querycache_identify(&self) -> Identify<'a> {
+        let Some(conn) = self.0.take() else {
+            return Identify::Nothing;
+        };
+        if crate::orm::diesel::async_database_known(&mut *conn) {
+            return Identify::Nothing;
+        }
+        Identify::Ask(Box::pin(async move {
+            Identified(crate::orm::diesel::identified_async_database_of(conn).await)
+        }))
+    }
+}
+
+/// Any other connection: nothing to ask.
+pub trait ViaAnyIdentify<'a> {
+    fn __querycache_identify(&self) -> Identify<'a>;
+}
+
+impl<'a, C: ?Sized> ViaAnyIdentify<'a> for AsyncConnProbe<'a, C> {
+    fn __querycache_identify(&self) -> Identify<'a> {
+        Identify::Nothing
     }
 }
 
@@ -362,6 +460,13 @@ impl Call {
         };
     }
 
+    /// A connection argument's database, as an async probe learnt it.
+    pub fn identified(&mut self, database: Identified) {
+        if let Identified(Some(database)) = database {
+            self.database = Some(database);
+        }
+    }
+
     /// A method of `S`: its key starts with `S`'s type name rather than the module path.
     pub fn method_of<S: ?Sized>(&mut self) {
         self.owner = Some(std::any::type_name::<S>());
@@ -480,7 +585,7 @@ impl Call {
             );
             return Plan::Bypass;
         };
-        let model_tags = namespace.tags(std::mem::take(&mut self.model_tags));
+        let model_tags = namespace.read_tags(std::mem::take(&mut self.model_tags));
         self.options.tags.extend(model_tags);
         let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
             KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
@@ -649,6 +754,14 @@ impl Call {
     where
         T: CacheValue + Clone,
     {
+        if let Some(CallDatabase {
+            id,
+            settle: Some(settle),
+        }) = &self.database
+            && id.get().is_none()
+        {
+            Bridge::Detached.wait(settle.settle());
+        }
         match self.plan() {
             Plan::Bypass => {
                 self.cache.count_bypass();

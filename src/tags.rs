@@ -183,6 +183,14 @@ impl Tag {
         Tag(model_text(ns, format_args!("/{table}{rest}")))
     }
 
+    /// The table tag of `table` in every database but the default one (`model:@*/songs`):
+    /// the entries of `#[cached_query]` calls on another database depend on it, and a write
+    /// through a connection whose database is not known bumps it (see
+    /// `cache::databases`).
+    pub(crate) fn other_databases(table: &str) -> Self {
+        Tag::model_in("@*", table, "")
+    }
+
     /// The tag bumped by a statement that could not be classified; every entry that
     /// depends on any model tag also depends on this one.
     pub fn all_models() -> Self {

@@ -152,13 +152,31 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         match role {
             // Reborrowed for the probe, which picks the Diesel connection's own state (its
             // instrumentation, its transaction manager) when the type is one, by autoref.
-            Role::Connection(conn, true) => setup.push(quote_spanned! {conn.span()=>
-                {
-                    use ::querycache::__private::probe_traits::*;
-                    let __qc_probe = ::querycache::__private::ConnProbe::new(&mut *#conn);
-                    #call.connection_state((&&&__qc_probe).__querycache_tx_state());
+            Role::Connection(conn, true) => {
+                setup.push(quote_spanned! {conn.span()=>
+                    {
+                        use ::querycache::__private::probe_traits::*;
+                        let __qc_probe = ::querycache::__private::ConnProbe::new(&mut *#conn);
+                        #call.connection_state((&&&&__qc_probe).__querycache_tx_state());
+                    }
+                });
+                // A diesel-async connection learns its database with a query, awaited.
+                if info.is_async {
+                    setup.push(quote_spanned! {conn.span()=>
+                        {
+                            // The probe (a `Cell`) is gone before the await: the caller's
+                            // future stays `Send`.
+                            let __qc_identify = {
+                                use ::querycache::__private::probe_traits::*;
+                                let __qc_probe =
+                                    ::querycache::__private::AsyncConnProbe::new(&mut *#conn);
+                                (&&__qc_probe).__querycache_identify()
+                            };
+                            #call.identified(__qc_identify.await);
+                        }
+                    });
                 }
-            }),
+            }
             Role::Connection(conn, false) => {
                 setup.push(quote_spanned!(conn.span()=> #call.connection(&#conn);));
             }

@@ -3,18 +3,21 @@
 //! caller of the other, nor let a write to `songs` in one invalidate (or keep valid) the
 //! other's entries.
 //!
-//! Each ORM connection learns its database's *fingerprint* once (SeaORM: one query the first
-//! time it is needed; Diesel: the URL it was established with, password removed) and
-//! registers it here. The rule users see:
+//! Each ORM connection learns its database's *fingerprint* once, with one query the first
+//! time it is needed (the same query for SeaORM and Diesel, so that both agree on a
+//! database they share), and registers it here. The rule users see:
 //!
-//! * the **first** database a cache meets is its *default* database: its keys and tags are
-//!   unchanged (`model:songs`), so an application with one database sees nothing of this;
+//! * one database is the cache's *default* database: its keys and tags are unchanged
+//!   (`model:songs`), so an application with one database sees nothing of this. With the
+//!   memory store it is the first database the cache meets; with a store shared with other
+//!   processes (Redis) it is the first database *any* of them met, recorded in the store
+//!   (`<prefix>@default-database`), so that every process agrees whatever order it meets
+//!   its databases in;
 //! * every **other** database gets a namespace `@<12 hex digits>` (a hash of its
 //!   fingerprint, the same in every process): keys of `#[cached_query]` calls on it start
 //!   with `@…/`, and its model tags read `model:@…/songs`;
 //! * a connection given a **name** (`CachedConnection::database`,
-//!   `CacheInstrumentation::database`) always uses `@<name>`, whatever came first — the way
-//!   to make namespaces independent of start-up order, which processes sharing Redis need.
+//!   `CacheInstrumentation::database`) always uses `@<name>`, whatever came first.
 //!
 //! A database that cannot be told apart from another of its kind (an in-memory SQLite
 //! database has no file name) shares the fingerprint of all such databases: a second one
@@ -70,6 +73,41 @@ impl Namespace {
         }
     }
 
+    /// What an entry read from this database depends on, for the model tags `tags`: the
+    /// tags in the namespace and, outside the default database, the table tags of every
+    /// other database (`model:@*/<table>`), which a write through a connection whose
+    /// database is not known bumps.
+    pub(crate) fn read_tags(&self, tags: Vec<Tag>) -> Vec<Tag> {
+        match self {
+            Namespace::Default => tags,
+            Namespace::Named(_) => {
+                let mut others = other_databases(&tags);
+                let mut tags = self.tags(tags);
+                tags.append(&mut others);
+                tags
+            }
+        }
+    }
+}
+
+/// The `model:@*/<table>` tag of each table among `tags`, once each.
+fn other_databases(tags: &[Tag]) -> Vec<Tag> {
+    let mut tables: Vec<&str> = tags.iter().filter_map(Tag::table).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    tables.into_iter().map(Tag::other_databases).collect()
+}
+
+/// Tags written through a connection whose database is not known: in the default
+/// database, and each table's `model:@*/<table>` for every other one (whichever database
+/// it was, its entries of those tables go; more than needed, never less).
+fn in_unknown_database(mut tags: Vec<Tag>) -> Vec<Tag> {
+    let mut others = other_databases(&tags);
+    tags.append(&mut others);
+    tags
+}
+
+impl Namespace {
     /// The namespace's prefix of keys (`@ab12/`); empty for the default database.
     pub(crate) fn key_prefix(&self) -> Option<&str> {
         match self {
@@ -165,26 +203,32 @@ pub(crate) struct Databases {
 
 #[derive(Debug, Default)]
 struct Registry {
-    /// The fingerprint of the default database (the first one met).
-    default: Option<Fingerprint>,
+    /// The namespace hash of the default database, once known (the first database met, or
+    /// the one recorded in a shared store).
+    default: Option<String>,
     /// Fingerprints met, with their namespaces.
     seen: HashMap<Fingerprint, Namespace>,
     /// Wrappers of anonymous databases met, by kind.
     anonymous: HashMap<&'static str, u64>,
+    /// The database of Diesel connections, by a hash of the URL they were established with
+    /// (never the URL itself: it may hold a password).
+    by_url: HashMap<u128, Arc<DatabaseId>>,
 }
 
 impl Databases {
-    /// The namespace of the database `fingerprint` names: the default one for the first
-    /// database met, `@<hash>` for the others. `shared` says whether the cache's store is
-    /// shared with other processes (where start-up order may differ: a warning says so).
-    pub(crate) fn namespace(&self, fingerprint: Fingerprint, shared: bool) -> Namespace {
-        let mut registry = match self.inner.lock() {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        match self.inner.lock() {
             Ok(registry) => registry,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        let fingerprint = match fingerprint {
+        }
+    }
+
+    /// The fingerprint as registered: anonymous databases of one kind share one (a second
+    /// wrapper of the kind is reported at warn level).
+    fn normalize(&self, fingerprint: Fingerprint) -> Fingerprint {
+        match fingerprint {
             Fingerprint::Anonymous { kind, wrapper } => {
-                match registry.anonymous.insert(kind, wrapper) {
+                match self.registry().anonymous.insert(kind, wrapper) {
                     Some(previous) if previous != wrapper => tracing::warn!(
                         kind,
                         "a second {kind} database wrapper on one cache: such databases cannot be \
@@ -196,67 +240,147 @@ impl Databases {
                 Fingerprint::Anonymous { kind, wrapper: 0 }
             }
             known => known,
-        };
+        }
+    }
+
+    /// The namespace registered for `fingerprint`, if it was met before.
+    fn known(&self, fingerprint: &Fingerprint) -> Option<Namespace> {
+        self.registry().seen.get(fingerprint).cloned()
+    }
+
+    /// Registers `fingerprint`, whose hash is `hash`, with `default` the hash of the
+    /// default database (`None`: the first database met is the default one). The first
+    /// registration of a fingerprint wins.
+    fn register(
+        &self,
+        fingerprint: Fingerprint,
+        hash: String,
+        default: Option<String>,
+    ) -> Namespace {
+        let mut registry = self.registry();
         if let Some(namespace) = registry.seen.get(&fingerprint) {
             return namespace.clone();
         }
-        let namespace = if registry.default.is_none() {
-            registry.default = Some(fingerprint.clone());
+        let default = match default {
+            Some(default) => registry.default.get_or_insert(default).clone(),
+            None => registry.default.get_or_insert_with(|| hash.clone()).clone(),
+        };
+        let namespace = if default == hash {
             Namespace::Default
         } else {
-            let text = match &fingerprint {
-                Fingerprint::Known(text) => text.as_str(),
-                Fingerprint::Anonymous { kind, .. } => kind,
-            };
-            let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
-            let namespace = Namespace::Named(Arc::from(format!("@{:012x}", hash >> 16)));
-            if shared {
-                tracing::warn!(
-                    namespace = ?namespace,
-                    "a second database on a cache shared with other processes: which one is \
-                     the default depends on the order each process meets them; name every \
-                     database but one (`CachedConnection::database`) so all processes agree"
-                );
-            }
-            namespace
+            Namespace::Named(Arc::from(format!("@{hash}")))
         };
         registry.seen.insert(fingerprint, namespace.clone());
         namespace
     }
+
+    /// The database shared by the connections established with `url`.
+    fn of_url(&self, url: &str) -> Arc<DatabaseId> {
+        let hash = xxhash_rust::xxh3::xxh3_128(url.as_bytes());
+        Arc::clone(self.registry().by_url.entry(hash).or_default())
+    }
+}
+
+/// The 12 hex digits of a fingerprint's namespace: the same in every process.
+fn hash_of(fingerprint: &Fingerprint) -> String {
+    let text = match fingerprint {
+        Fingerprint::Known(text) => text.as_str(),
+        Fingerprint::Anonymous { kind, .. } => kind,
+    };
+    let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    format!("{:012x}", hash >> 16)
 }
 
 impl Cache {
     /// The namespace of the database `fingerprint` names in this cache (see the module
-    /// docs); registers it the first time.
-    pub(crate) fn database_namespace(&self, fingerprint: Fingerprint) -> Namespace {
-        let shared = !matches!(self.inner.store, crate::store::Backend::Memory(_));
-        self.inner.databases.namespace(fingerprint, shared)
+    /// docs); registers it the first time. On a store shared with other processes the
+    /// default database is the one recorded in the store (claimed by the first process
+    /// to meet a database): `None` while the store cannot say (the caller then neither
+    /// reads nor stores, and asks again next time).
+    pub(crate) async fn database_namespace(&self, fingerprint: Fingerprint) -> Option<Namespace> {
+        let databases = &self.inner.databases;
+        let fingerprint = databases.normalize(fingerprint);
+        if let Some(namespace) = databases.known(&fingerprint) {
+            return Some(namespace);
+        }
+        let hash = hash_of(&fingerprint);
+        let default = match &self.inner.store {
+            crate::store::Backend::Memory(_) => None,
+            #[cfg(feature = "redis")]
+            crate::store::Backend::Tiered(tiered) => match tiered.default_database(&hash).await {
+                Ok(default) => Some(default),
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        namespace = %format_args!("@{hash}"),
+                        "cannot learn from Redis which database is the default one of the \
+                         caches sharing it; this database's cached calls run uncached until \
+                         it can"
+                    );
+                    return None;
+                }
+            },
+        };
+        let namespace = databases.register(fingerprint, hash, default);
+        tracing::debug!(namespace = ?namespace, "database met");
+        Some(namespace)
     }
 
-    /// [`invalidate_written`](Self::invalidate_written) for a write to the database of
+    /// The database of Diesel connections established with `url`: shared by all of them,
+    /// so that the first one to learn its database settles them all.
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))]
+    pub(crate) fn database_of_url(&self, url: &str) -> Arc<DatabaseId> {
+        self.inner.databases.of_url(url)
+    }
+
+    /// [`invalidate_written_expanded`](Self::invalidate_written_expanded) for a write to the database of
     /// `namespace`: the declared table dependencies are added first, then every model tag
-    /// is put in the namespace.
+    /// is put in the namespace. `None`, a database not known: the tags in the default
+    /// database and each table's tag in every other one (`model:@*/<table>`).
     pub(crate) async fn invalidate_written_in(
         &self,
-        namespace: &Namespace,
+        namespace: Option<&Namespace>,
         tags: Vec<Tag>,
     ) -> usize {
         if tags.is_empty() {
             return 0;
         }
-        let tags = namespace.tags(self.with_table_dependencies(tags));
-        self.invalidate_written_expanded(tags).await
+        self.invalidate_written_expanded(self.in_database(namespace, tags))
+            .await
     }
 
     /// [`invalidate_written_detached_expanded`](Self::invalidate_written_detached_expanded)
-    /// for a write to the database of `namespace`, table dependencies added first.
+    /// for a write to the database of `namespace` (see
+    /// [`invalidate_written_in`](Self::invalidate_written_in)).
     #[cfg_attr(not(feature = "diesel"), allow(dead_code))]
-    pub(crate) fn invalidate_written_detached_in(&self, namespace: &Namespace, tags: Vec<Tag>) {
+    pub(crate) fn invalidate_written_detached_in(
+        &self,
+        namespace: Option<&Namespace>,
+        tags: Vec<Tag>,
+    ) {
         if tags.is_empty() {
             return;
         }
-        let tags = namespace.tags(self.with_table_dependencies(tags));
-        self.invalidate_written_detached_expanded(tags);
+        self.invalidate_written_detached_expanded(self.in_database(namespace, tags));
+    }
+
+    /// Written `tags` with their table dependencies, in the database of `namespace`.
+    fn in_database(&self, namespace: Option<&Namespace>, tags: Vec<Tag>) -> Vec<Tag> {
+        let tags = self.with_table_dependencies(tags);
+        match namespace {
+            Some(namespace) => namespace.tags(tags),
+            None => in_unknown_database(tags),
+        }
+    }
+}
+
+/// Tags given by hand on behalf of a connection, in its database: model tags in its
+/// namespace; when the database is not known, as a write there (see
+/// [`Cache::invalidate_written_in`]).
+pub(crate) fn tags_in(namespace: Option<&Namespace>, tags: Vec<Tag>) -> Vec<Tag> {
+    match namespace {
+        Some(namespace) => namespace.tags(tags),
+        None => in_unknown_database(tags),
     }
 }
 
@@ -269,14 +393,62 @@ mod tests {
         let dbs = Databases::default();
         let a = Fingerprint::Known("postgres|a".into());
         let b = Fingerprint::Known("postgres|b".into());
-        assert_eq!(dbs.namespace(a.clone(), false), Namespace::Default);
-        let nb = dbs.namespace(b.clone(), false);
+        assert_eq!(
+            dbs.register(a.clone(), hash_of(&a), None),
+            Namespace::Default
+        );
+        let nb = dbs.register(b.clone(), hash_of(&b), None);
         assert_ne!(nb, Namespace::Default);
-        assert_eq!(dbs.namespace(a, false), Namespace::Default);
-        assert_eq!(dbs.namespace(b.clone(), false), nb);
+        assert_eq!(dbs.known(&a), Some(Namespace::Default));
+        assert_eq!(dbs.known(&b), Some(nb.clone()));
         let other = Databases::default();
-        other.namespace(Fingerprint::Known("x".into()), false);
-        assert_eq!(other.namespace(b, false), nb, "the same in every process");
+        let x = Fingerprint::Known("x".into());
+        other.register(x.clone(), hash_of(&x), None);
+        assert_eq!(
+            other.register(b.clone(), hash_of(&b), None),
+            nb,
+            "the same in every process"
+        );
+    }
+
+    #[test]
+    fn a_recorded_default_wins_over_the_order_databases_are_met_in() {
+        let (a, b) = (
+            Fingerprint::Known("postgres|a".into()),
+            Fingerprint::Known("postgres|b".into()),
+        );
+        // This process meets `b` first, but another one recorded `a` as the default.
+        let dbs = Databases::default();
+        let nb = dbs.register(b.clone(), hash_of(&b), Some(hash_of(&a)));
+        assert_eq!(nb, Namespace::Named(Arc::from(format!("@{}", hash_of(&b)))));
+        assert_eq!(
+            dbs.register(a.clone(), hash_of(&a), Some(hash_of(&a))),
+            Namespace::Default
+        );
+    }
+
+    #[test]
+    fn a_write_to_an_unknown_database_reaches_every_database_by_table() {
+        let named = named("tenant").unwrap();
+        let read = named.read_tags(vec![Tag::row("songs", 7), Tag::bulk("songs")]);
+        let written = tags_in(None, vec![Tag::row("songs", 7)]);
+        assert!(
+            written.contains(&Tag::row("songs", 7)),
+            "the default database's row"
+        );
+        assert!(
+            written.iter().any(|t| read.contains(t)),
+            "another database's entry of the table: {written:?} against {read:?}"
+        );
+        let unrelated = tags_in(None, vec![Tag::row("users", 1)]);
+        assert!(
+            !unrelated.iter().any(|t| read.contains(t)),
+            "other tables stay"
+        );
+        assert_eq!(
+            Namespace::Default.read_tags(vec![Tag::model("songs")]),
+            [Tag::model("songs")]
+        );
     }
 
     #[test]

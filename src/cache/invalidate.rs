@@ -45,17 +45,9 @@ impl Cache {
         }
     }
 
-    /// Invalidation that comes from a write seen by an ORM integration: applied under the
-    /// `smart` strategy only, with the tables the written ones are declared to also write
-    /// ([`CacheConfigBuilder::table_also_writes`](crate::CacheConfigBuilder::table_also_writes)).
-    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
-    pub(crate) async fn invalidate_written(&self, tags: Vec<Tag>) -> usize {
-        self.invalidate_written_expanded(self.with_table_dependencies(tags))
-            .await
-    }
-
-    /// [`invalidate_written`](Self::invalidate_written) of tags whose table dependencies
-    /// were already added.
+    /// Invalidation that comes from a write seen by an ORM integration, of tags whose table
+    /// dependencies were already added (see `invalidate_written_in`): applied under the
+    /// `smart` strategy only.
     pub(crate) async fn invalidate_written_expanded(&self, tags: Vec<Tag>) -> usize {
         if self.inner.config.strategy != InvalidationStrategy::Smart {
             return 0;
@@ -63,7 +55,7 @@ impl Cache {
         self.invalidate_tags(tags).await
     }
 
-    /// [`invalidate_written`](Self::invalidate_written) from code that cannot wait: a `Drop`
+    /// [`invalidate_written_expanded`](Self::invalidate_written_expanded) from code that cannot wait: a `Drop`
     /// (perhaps on an async worker) for writes whose outcome is unknown (a cancelled
     /// statement or COMMIT, a connection dropped inside a transaction). The memory tier, if
     /// there is one, is bumped before this returns; the full invalidation (Redis, the

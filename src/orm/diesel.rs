@@ -55,9 +55,14 @@
 //! * Cached reads (`#[cached_query]`) given a connection that is inside a transaction bypass
 //!   the cache for the tables the transaction wrote, and never store what they compute.
 //! * A statement that cannot be classified invalidates every model tag, with a warning.
-//! * **Several databases on one cache**: every connection is the cache's default database
-//!   unless its instrumentation is named ([`CacheInstrumentation::database`]): a named one's
-//!   cached calls have keys of their own and its writes bump `model:@<name>/<table>`.
+//! * **Several databases on one cache**: a connection learns which database it talks to
+//!   with one query, the first time a cached call is given it (or at [`identify`]), the
+//!   same query as SeaORM's; connections established with one URL while
+//!   [`install_default`] is in force share the answer. One database is the cache's
+//!   default (its keys and tags as they are), every other one gets keys and model tags of
+//!   its own (`model:@<hash>/<table>`); a named instrumentation
+//!   ([`CacheInstrumentation::database`]) uses `@<name>`. Until a connection's database is
+//!   known, its writes invalidate the written tables' entries in every database.
 //!
 //! Not seen: writes by other processes or by triggers (declare those dependencies), and
 //! statements of a connection whose instrumentation slot was given to something else
@@ -69,6 +74,12 @@
 //! stores; Redis: one round trip).
 
 mod debug;
+mod identity;
+
+#[cfg(feature = "diesel-async")]
+pub(crate) use identity::identified_async_database_of;
+pub(crate) use identity::identified_database_of;
+pub use identity::{Identity, identify};
 
 use std::sync::Arc;
 
@@ -123,9 +134,14 @@ pub struct CacheInstrumentation {
     manual_commit: bool,
     /// Another instrumentation that sees every event after this one.
     next: Option<Box<dyn Instrumentation>>,
-    /// The connection's database in the cache: the default one unless named
-    /// ([`CacheInstrumentation::database`]).
+    /// The connection's database in the cache: named ([`CacheInstrumentation::database`]),
+    /// or learnt by the identity query (see `identity`), shared by every connection
+    /// established with the same URL.
     database: Arc<DatabaseId>,
+    /// Whether `database` was named by the user (the URL then does not replace it).
+    named: bool,
+    /// Tells this connection from other anonymous (in-memory SQLite) ones.
+    wrapper: u64,
 }
 
 /// One open transaction level.
@@ -203,15 +219,18 @@ impl CacheInstrumentation {
             doubt: None,
             manual_commit: false,
             next: None,
-            database: Arc::new(DatabaseId::settled(Namespace::Default)),
+            database: Arc::new(DatabaseId::default()),
+            named: false,
+            wrapper: crate::orm::identity::next_wrapper(),
         }
     }
 
     /// Names the connection's database in the cache: the keys of cached calls given the
-    /// connection start with `@<name>/`, and its writes bump `model:@<name>/<table>`. Diesel
-    /// connections are not told apart on their own: every connection without a name is the
-    /// cache's default database, so give each database but one a name when one cache serves
-    /// several (and the same name to a SeaORM connection to the same database).
+    /// connection start with `@<name>/`, and its writes bump `model:@<name>/<table>`. Without
+    /// a name a connection learns its database with one query (see the module docs); a name
+    /// is needed for databases that cannot be told apart (in-memory SQLite), and gives keys
+    /// and tags that do not depend on the database's address (give the same name to a
+    /// SeaORM connection to the same database).
     ///
     /// ```
     /// use querycache::{Cache, orm::diesel::CacheInstrumentation};
@@ -226,12 +245,21 @@ impl CacheInstrumentation {
     /// 64 bytes, or holds anything but ASCII letters, digits, `_`, `-` and `.`.
     pub fn database(mut self, name: &str) -> Result<Self, crate::Error> {
         self.database = Arc::new(DatabaseId::settled(databases::named(name)?));
+        self.named = true;
         Ok(self)
     }
 
-    /// The connection's namespace.
-    fn namespace(&self) -> Namespace {
-        self.database.get().cloned().unwrap_or(Namespace::Default)
+    /// The namespace of the connection's database, for its writes; `None` while it is not
+    /// known (no cached call was given the connection yet, see [`identify`]): its writes
+    /// then reach the written tables' entries in every database.
+    fn namespace(&self) -> Option<Namespace> {
+        self.database.get().cloned()
+    }
+
+    /// Whether no transaction level is open as the instrumentation sees it (raw ones
+    /// included) and the connection is not in doubt.
+    fn outside_levels(&self) -> bool {
+        self.levels.is_empty() && self.doubt.is_none() && !self.manual_commit
     }
 
     /// Writes invalidate the [global](crate::global) cache.
@@ -730,7 +758,7 @@ impl CacheInstrumentation {
         }
         let (cache, namespace) = (self.cache.clone(), self.namespace());
         Bridge::current().wait(async move {
-            cache.invalidate_written_in(&namespace, tags).await;
+            cache.invalidate_written_in(namespace.as_ref(), tags).await;
         });
     }
 
@@ -739,7 +767,10 @@ impl CacheInstrumentation {
         if tags.is_empty() {
             return;
         }
-        let (cache, tags) = (self.cache.clone(), self.namespace().tags(tags));
+        let (cache, tags) = (
+            self.cache.clone(),
+            databases::tags_in(self.namespace().as_ref(), tags),
+        );
         Bridge::current().wait(async move {
             cache.invalidate_tags(tags).await;
         });
@@ -757,6 +788,11 @@ impl Instrumentation for CacheInstrumentation {
             }
             InstrumentationEvent::RollbackTransaction { depth, .. } => {
                 self.managed_event(Managed::Rollback, depth.get());
+            }
+            InstrumentationEvent::StartEstablishConnection { url, .. }
+                if !self.named && !in_memory(url) =>
+            {
+                self.database = self.cache.database_of_url(url);
             }
             InstrumentationEvent::StartQuery { query, .. } => self.started(*query),
             InstrumentationEvent::FinishQuery { query, error, .. } => {
@@ -788,7 +824,7 @@ impl Drop for CacheInstrumentation {
         if !tags.is_empty() {
             tracing::debug!(tags = ?tags, "connection dropped with writes of unknown outcome");
             self.cache
-                .invalidate_written_detached_in(&self.namespace(), tags);
+                .invalidate_written_detached_in(self.namespace().as_ref(), tags);
         }
     }
 }
@@ -891,7 +927,10 @@ pub async fn invalidate_tags_async<C: diesel_async::AsyncConnection>(
         return false;
     };
     ours.record_explicit(&tags);
-    let (cache, tags) = (ours.cache.clone(), ours.namespace().tags(tags));
+    let (cache, tags) = (
+        ours.cache.clone(),
+        databases::tags_in(ours.namespace().as_ref(), tags),
+    );
     cache.invalidate_tags(tags).await;
     true
 }
@@ -910,11 +949,24 @@ pub(crate) fn async_database_of<C: diesel_async::AsyncConnection>(
     instrumented_database(conn.instrumentation())
 }
 
+/// Whether a diesel-async connection's database is known, or cannot be (no querycache
+/// instrumentation): nothing to ask it.
+#[cfg(feature = "diesel-async")]
+pub(crate) fn async_database_known<C: diesel_async::AsyncConnection>(conn: &mut C) -> bool {
+    instrumentation_mut(conn.instrumentation()).is_none_or(|ours| ours.database.get().is_some())
+}
+
 fn instrumented_database(instrumentation: &mut dyn Instrumentation) -> Option<CallDatabase> {
     instrumentation_mut(instrumentation).map(|ours| CallDatabase {
         id: Arc::clone(&ours.database),
         settle: None,
     })
+}
+
+/// Whether `url` names an in-memory SQLite database: each connection to it is a database of
+/// its own, so connections established with it do not share their database.
+fn in_memory(url: &str) -> bool {
+    url.is_empty() || url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// The connection's [`CacheInstrumentation`], if it has one.

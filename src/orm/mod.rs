@@ -8,6 +8,8 @@
 
 #[cfg(feature = "diesel")]
 pub mod diesel;
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
+pub(crate) mod identity;
 #[cfg(feature = "sea-orm")]
 pub mod sea_orm;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]

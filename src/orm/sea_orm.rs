@@ -75,7 +75,7 @@ mod statement;
 use statement::StatementText;
 
 use super::TxState;
-use crate::cache::databases::{self, CallDatabase, DatabaseId, Namespace};
+use crate::cache::databases::{self, CallDatabase, DatabaseId};
 use crate::write::PendingWrites;
 use crate::{Cache, Tag};
 
@@ -124,7 +124,7 @@ impl CachedConnection {
             cache,
             raw: Arc::default(),
             database: Arc::default(),
-            wrapper: database::next_wrapper(),
+            wrapper: crate::orm::identity::next_wrapper(),
         }
     }
 
@@ -288,12 +288,12 @@ impl CachedTransaction {
             let result = inner.commit().await;
             let tags = pending.take();
             if !tags.is_empty() {
-                invalidate_in(&cache, database.get(), tags).await;
+                cache.invalidate_written_in(database.get(), tags).await;
             }
             let explicit = pending.take_explicit();
             if !explicit.is_empty() {
                 cache
-                    .invalidate_tags(in_database(database.get(), explicit))
+                    .invalidate_tags(databases::tags_in(database.get(), explicit))
                     .await;
             }
             result
@@ -333,7 +333,7 @@ impl CachedTransaction {
         let tags: Vec<Tag> = tags.into_iter().collect();
         self.pending.record_explicit(&tags);
         self.cache
-            .invalidate_tags(in_database(self.database.get(), tags))
+            .invalidate_tags(databases::tags_in(self.database.get(), tags))
             .await
     }
 
@@ -361,32 +361,6 @@ impl CachedTransaction {
 
     pub(crate) fn pending(&self) -> &Arc<PendingWrites> {
         &self.pending
-    }
-}
-
-/// Invalidates a write's `tags` in the database of `namespace`; when the database is not
-/// known, every model tag (whichever database it was, its entries are then misses).
-async fn invalidate_in(cache: &Cache, namespace: Option<&Namespace>, tags: Vec<Tag>) {
-    match namespace {
-        Some(namespace) => {
-            cache.invalidate_written_in(namespace, tags).await;
-        }
-        None => {
-            cache.invalidate_written(vec![Tag::all_models()]).await;
-        }
-    }
-}
-
-/// Tags given by hand on behalf of a connection, in its database: model tags in its
-/// namespace; when the database is not known, `model:#all` too.
-fn in_database(namespace: Option<&Namespace>, tags: Vec<Tag>) -> Vec<Tag> {
-    match namespace {
-        Some(namespace) => namespace.tags(tags),
-        None => {
-            let mut tags = tags;
-            tags.push(Tag::all_models());
-            tags
-        }
     }
 }
 
@@ -512,7 +486,7 @@ impl CachedConnection {
             tags.extend(raw.after(plan.as_ref(), &tags));
             if !tags.is_empty() {
                 let namespace = settle.namespace().await;
-                invalidate_in(&cache, namespace.as_ref(), tags).await;
+                cache.invalidate_written_in(namespace.as_ref(), tags).await;
             }
             result
         })

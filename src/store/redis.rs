@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `<prefix>:e:<key>` | an entry, framed by [`codec`](crate::codec): header with its snapshot, then the JSON body; expires with the entry's TTL |
 //! | `<prefix>:v:<tag>` | the tag's current version: a random 128-bit token |
+//! | `<prefix>@default-database` | which database is every cache's default one on this prefix (see `cache::databases`): claimed once with `SET NX`, no expiry, kept by `clear` |
 //! | `<prefix>:l:<key>` | the computation lease of a missing key: the holder's token, `SET NX PX` for `CACHE_LEASE_TTL_MS`; deleted by its holder (compare-and-delete) when done |
 //!
 //! An entry lives in Redis for its TTL plus its grace period (the larger of its
@@ -683,6 +684,35 @@ impl RedisStore {
             Backend::Single(conns) => vec![conns.client().clone()],
             Backend::Cluster { nodes, .. } => nodes.clone(),
         }
+    }
+
+    /// The key recording which database is the default one of every cache on this prefix:
+    /// `<prefix>@default-database` (outside `<prefix>:*`, so `clear` keeps it: processes
+    /// running on would otherwise disagree with one started after the clear).
+    fn default_database_key(&self) -> String {
+        format!("{}@default-database", self.prefix)
+    }
+
+    /// Claims `candidate` (a database's namespace hash) as the default database of every
+    /// cache on this prefix unless one is recorded already (`SET NX`, no expiry), and
+    /// returns the one recorded: every process sharing the store agrees on it, whatever
+    /// order each meets its databases in.
+    pub(crate) async fn claim_default_database(&self, candidate: &str) -> Result<String, String> {
+        let key = self.default_database_key();
+        let mut conn = self.conn().await?;
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(candidate)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let recorded: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        recorded.ok_or_else(|| format!("`{key}` vanished right after it was set"))
     }
 
     /// The command timeout.

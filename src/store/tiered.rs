@@ -157,6 +157,24 @@ impl TieredStore {
         !self.inner.breaker.is_closed()
     }
 
+    /// Which database is the default one of every cache sharing this Redis prefix: the
+    /// one recorded, after claiming `candidate` if none is (see
+    /// `RedisStore::claim_default_database`). An error while Redis cannot answer.
+    pub(crate) async fn default_database(&self, candidate: &str) -> Result<String, String> {
+        let s = &self.inner;
+        s.call(
+            "default database",
+            s.redis.claim_default_database(candidate),
+        )
+        .await
+        .map_err(|()| {
+            s.last_error
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "Redis is out (the breaker is open)".to_owned())
+        })
+    }
+
     /// Probes Redis (unless the breaker is open: the background probe is on it) and
     /// reports the state of each part.
     pub(crate) async fn health(&self) -> StoreHealth {

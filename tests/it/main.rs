@@ -67,6 +67,7 @@ mod on_sqlite {
 #[path = "orm"]
 mod on_postgres {
     const DB: crate::support::Db = crate::support::Db::Postgres;
+    mod bypass;
     mod common;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;

@@ -3,24 +3,17 @@
 //!
 //! SeaORM does not show a pool's connect options to a crate built without its sqlx
 //! features, so the connection asks the database itself, with one query the first time a
-//! cached call or a write needs the answer: PostgreSQL its database name, server address,
-//! port and cluster name; MySQL its database, host name and port; SQLite the file of its
-//! `main` database. An in-memory SQLite database has no file: it cannot be told apart from
-//! another one (name it with [`CachedConnection::database`](super::CachedConnection::database)).
+//! cached call or a write needs the answer (`orm::identity`). An in-memory SQLite database
+//! has no file: it cannot be told apart from another one (name it with
+//! [`CachedConnection::database`](super::CachedConnection::database)).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, Statement};
 
 use crate::Cache;
 use crate::cache::databases::{DatabaseId, Fingerprint, Namespace, SettleDatabase, Settling};
-
-/// Tells connection wrappers of anonymous databases apart (see [`Fingerprint::Anonymous`]).
-pub(super) fn next_wrapper() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
+use crate::orm::identity::Dialect;
 
 /// What a [`CachedConnection`](super::CachedConnection) needs to settle its database.
 #[derive(Debug, Clone)]
@@ -40,14 +33,15 @@ impl Settle {
         }
         match fingerprint(&self.inner, self.wrapper).await {
             Ok(fingerprint) => {
-                let namespace = self.cache.database_namespace(fingerprint);
+                let namespace = self.cache.database_namespace(fingerprint).await?;
                 Some(self.id.settle(namespace).clone())
             }
             Err(error) => {
                 tracing::warn!(
                     %error,
                     "cannot learn which database this connection talks to; its cached calls \
-                     run uncached and its writes invalidate every model tag until it can"
+                     run uncached and its writes invalidate the written tables in every database until \
+                     it can"
                 );
                 None
             }
@@ -73,13 +67,10 @@ async fn fingerprint(db: &DatabaseConnection, wrapper: u64) -> Result<Fingerprin
         });
     }
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "SELECT current_database() || '|' || COALESCE(host(inet_server_addr()), 'local') \
-             || '|' || current_setting('port') || '|' || current_setting('cluster_name')"
-        }
-        DbBackend::MySql => "SELECT CONCAT(COALESCE(DATABASE(), ''), '|', @@hostname, '|', @@port)",
-        DbBackend::Sqlite => "SELECT file FROM pragma_database_list WHERE name = 'main'",
+    let dialect = match backend {
+        DbBackend::Postgres => Dialect::Postgres,
+        DbBackend::MySql => Dialect::MySql,
+        DbBackend::Sqlite => Dialect::Sqlite,
         _ => {
             return Ok(Fingerprint::Anonymous {
                 kind: "unknown backend",
@@ -88,18 +79,11 @@ async fn fingerprint(db: &DatabaseConnection, wrapper: u64) -> Result<Fingerprin
         }
     };
     let row = db
-        .query_one_raw(Statement::from_string(backend, sql))
+        .query_one_raw(Statement::from_string(backend, dialect.identity_sql()))
         .await?;
-    let text: String = match row {
+    let answer: Option<String> = match row {
         Some(row) => row.try_get_by_index(0)?,
-        None => String::new(),
+        None => None,
     };
-    if text.is_empty() {
-        // SQLite in memory (or a temporary database): no file to tell it by.
-        return Ok(Fingerprint::Anonymous {
-            kind: "in-memory SQLite",
-            wrapper,
-        });
-    }
-    Ok(Fingerprint::Known(format!("{backend:?}|{text}")))
+    Ok(dialect.fingerprint(answer, wrapper))
 }

@@ -117,3 +117,49 @@ fn bypass_sync_covers_plain_cached_functions_and_blocking_reads() {
         "the entry from before is served after"
     );
 }
+
+/// Diesel: inside `bypass_sync`, a cached read runs every time and stores nothing, and a
+/// write still invalidates the entry stored before the scope.
+#[cfg(feature = "diesel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diesel_reads_inside_bypass_sync_run_every_time_and_writes_still_invalidate() {
+    use crate::support::diesel::DieselDb;
+    use crate::support::diesel::reads::song_titles;
+
+    let Some(d) = DieselDb::new(DB) else {
+        return;
+    };
+    tokio::task::block_in_place(|| {
+        let mut conn = d.conn();
+        let author = d.user(&mut conn, "ann");
+        d.song(&mut conn, author, "A");
+        let runs = AtomicUsize::new(0);
+        assert_eq!(song_titles(&d.cache, &runs, &mut conn).unwrap(), ["A"]);
+        let sets = d.cache.stats().sets;
+        querycache::bypass_sync(|| {
+            for _ in 0..2 {
+                assert_eq!(song_titles(&d.cache, &runs, &mut conn).unwrap(), ["A"]);
+            }
+            d.song(&mut conn, author, "B");
+            assert_eq!(song_titles(&d.cache, &runs, &mut conn).unwrap(), ["A", "B"]);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 4, "every call inside ran");
+        assert_eq!(
+            d.cache.stats().sets,
+            sets,
+            "nothing stored inside the scope"
+        );
+        assert_eq!(
+            song_titles(&d.cache, &runs, &mut conn).unwrap(),
+            ["A", "B"],
+            "the write inside invalidated the entry from before"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 5);
+        assert_eq!(song_titles(&d.cache, &runs, &mut conn).unwrap(), ["A", "B"]);
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            5,
+            "stored again after the scope"
+        );
+    });
+}

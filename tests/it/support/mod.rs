@@ -256,6 +256,11 @@ impl TestDb {
         }
     }
 
+    /// The URL of the private redis-server behind a Redis-backed cache.
+    pub fn redis_url(&self) -> Option<String> {
+        self._server.as_ref().map(redis::RedisServer::url)
+    }
+
     /// The same database as Diesel names it: the SQLite file's path, or the PostgreSQL URL.
     pub fn diesel_url(&self) -> String {
         match (&self._dir, &self._pg) {

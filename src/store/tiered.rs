@@ -346,10 +346,14 @@ impl Listener for Shared {
         self.channel_settled.store(true, Ordering::Release);
         if self.subscribed.swap(false, Ordering::AcqRel) {
             self.channel_losses.fetch_add(1, Ordering::Relaxed);
+            // What memory holds may miss the invalidations sent while the channel is down:
+            // it goes now, not when the channel comes back, so that a breaker opening
+            // meanwhile (which makes memory the fallback) cannot serve it.
+            self.drop_memory();
             tracing::warn!(
                 tier = "redis",
                 error,
-                "invalidation channel lost; memory tier bypassed until it is back"
+                "invalidation channel lost; memory tier dropped and bypassed until it is back"
             );
         } else {
             tracing::debug!(tier = "redis", error, "invalidation channel not available");
@@ -383,8 +387,13 @@ impl Store for TieredStore {
     type Snapshot = TieredSnapshot;
 
     fn is_current(&self, snapshot: &TieredSnapshot) -> bool {
-        // Local writes and received messages both reach the memory versions.
-        self.inner.memory.still_current(&snapshot.mem)
+        // The memory versions move with this instance's writes, and with other instances'
+        // only while their messages flow in (the memory tier subscribed) — or when nothing
+        // else can move (the breaker open: memory is the one authority left). Otherwise
+        // they cannot vouch for a value: the follower asks Redis (`peek`), whose script
+        // validates the leader's stored entry against the shared versions.
+        let s = &self.inner;
+        s.memory_readable() && s.memory.still_current(&snapshot.mem)
     }
 
     async fn snapshot(&self, tags: &[Tag]) -> Result<TieredSnapshot, String> {

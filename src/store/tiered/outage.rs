@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use super::Shared;
 use super::channel::Op;
 use crate::store::breaker::Failure;
-use crate::store::pending::Pending;
 
 impl Shared {
     pub(super) fn failed(self: &Arc<Self>, operation: &'static str, kind: Failure, error: String) {
@@ -79,11 +78,11 @@ impl Shared {
             return false;
         }
         loop {
-            let ops = self.pending.lock().ops();
-            for op in &ops {
-                let replay = tokio::time::timeout(timeout * 4, self.apply_remote(op)).await;
-                match replay {
-                    Ok(Ok(_)) => self.pending.lock().done(op),
+            let replay = self.pending.lock().replay();
+            for op in &replay.ops {
+                let applied = tokio::time::timeout(timeout * 4, self.apply_remote(op)).await;
+                match applied {
+                    Ok(Ok(_)) => self.pending.lock().done(op, replay.upto),
                     Ok(Err(error)) => {
                         *self.last_error.lock() = Some(format!("replay: {error}"));
                         return false;
@@ -98,7 +97,7 @@ impl Shared {
                 *self.last_error.lock() = Some(format!("lease release: {error}"));
                 return false;
             }
-            let mut pending = self.pending.lock();
+            let pending = self.pending.lock();
             if pending.is_empty() && !self.has_orphans() {
                 // Anything cached in memory during the outage may have missed other
                 // instances' invalidations: start again from Redis.
@@ -108,12 +107,11 @@ impl Shared {
                 drop(pending);
                 tracing::info!(
                     tier = "redis",
-                    replayed = ops.len(),
+                    replayed = replay.ops.len(),
                     "circuit breaker CLOSED: Redis reachable again"
                 );
                 return true;
             }
-            pending.clear = pending.clear || pending.len() > Pending::MAX;
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod diesel;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod postgres;
+pub mod proxy;
 pub mod redis;
 pub mod services;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]

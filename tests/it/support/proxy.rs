@@ -1,0 +1,160 @@
+//! A TCP proxy in front of a private redis-server, for faults the server itself cannot
+//! make: replies held back for a while (a slow network during a replay), and a flow that
+//! goes silent without a reset (a NAT, load balancer or proxy that forgets it).
+//!
+//! Blocking, on plain threads (like the redis-server harness), so it serves tests on any
+//! runtime. It listens on a loopback port of its own, which the OS picked (kept bound for
+//! the proxy's lifetime: no port race), and forwards every connection to `target`.
+
+// Fixtures: not every test uses every control.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+/// What every pump reads before it forwards a chunk.
+#[derive(Default)]
+struct Controls {
+    /// Milliseconds each chunk from the server waits before it goes on to the client.
+    reply_delay_ms: AtomicU64,
+    /// Everything read, both ways, is thrown away; connections stay open.
+    silent: AtomicBool,
+    /// The proxy is going away.
+    stopped: AtomicBool,
+    /// Chunks thrown away while silent (to tell a test that the silence was hit).
+    dropped: AtomicU64,
+    /// Every socket, to close them all on [`Proxy::cut`] and on drop.
+    sockets: Mutex<Vec<TcpStream>>,
+}
+
+/// A proxy to one server; stops (closing every connection) on drop.
+pub struct Proxy {
+    port: u16,
+    controls: Arc<Controls>,
+}
+
+impl Proxy {
+    /// A proxy to `127.0.0.1:target_port`.
+    pub fn start(target_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        let controls = Arc::new(Controls::default());
+        let accepting = Arc::clone(&controls);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if accepting.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                {
+                    let mut sockets = accepting
+                        .sockets
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for socket in [&client, &server] {
+                        if let Ok(copy) = socket.try_clone() {
+                            sockets.push(copy);
+                        }
+                    }
+                }
+                pump(client, s2, Arc::clone(&accepting), false);
+                pump(server, c2, Arc::clone(&accepting), true);
+            }
+        });
+        Proxy { port, controls }
+    }
+
+    /// The proxy's URL, for a client.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Every reply from now on waits `delay` before it reaches its client.
+    pub fn delay_replies(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.controls.reply_delay_ms.store(ms, Ordering::Release);
+    }
+
+    /// Silent: every byte, both ways, is dropped without a word (no reset, no close) until
+    /// `speak` — as a middlebox that forgot the flow. New connections are accepted and
+    /// silenced the same way.
+    pub fn silence(&self) {
+        self.controls.silent.store(true, Ordering::Release);
+    }
+
+    /// Forwards again (what was dropped meanwhile stays lost).
+    pub fn speak(&self) {
+        self.controls.silent.store(false, Ordering::Release);
+    }
+
+    /// How many chunks were dropped while silent.
+    pub fn dropped(&self) -> u64 {
+        self.controls.dropped.load(Ordering::Acquire)
+    }
+
+    /// Closes every connection made so far (the clients see them end).
+    pub fn cut(&self) {
+        let sockets = std::mem::take(
+            &mut *self
+                .controls
+                .sockets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for socket in sockets {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.controls.stopped.store(true, Ordering::Release);
+        self.cut();
+        // Wakes the acceptor, which then sees `stopped`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to` on a thread of its own, under the controls; `replies` says
+/// whether this is the server-to-client direction (the one `delay_replies` holds back).
+fn pump(mut from: TcpStream, mut to: TcpStream, controls: Arc<Controls>, replies: bool) {
+    thread::spawn(move || {
+        let mut buffer = vec![0_u8; 64 * 1024];
+        loop {
+            let read = match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            if controls.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            if controls.silent.load(Ordering::Acquire) {
+                controls.dropped.fetch_add(1, Ordering::AcqRel);
+                continue;
+            }
+            let delay = controls.reply_delay_ms.load(Ordering::Acquire);
+            if replies && delay > 0 {
+                thread::sleep(Duration::from_millis(delay));
+            }
+            if to.write_all(&buffer[..read]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}

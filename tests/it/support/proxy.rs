@@ -23,6 +23,8 @@ struct Controls {
     reply_delay_ms: AtomicU64,
     /// Everything read, both ways, is thrown away; connections stay open.
     silent: AtomicBool,
+    /// New connections are closed at once (the server "down"), existing ones were cut.
+    refusing: AtomicBool,
     /// The proxy is going away.
     stopped: AtomicBool,
     /// Chunks thrown away while silent (to tell a test that the silence was hit).
@@ -50,6 +52,10 @@ impl Proxy {
                     return;
                 }
                 let Ok(client) = client else { continue };
+                if accepting.refusing.load(Ordering::Acquire) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
@@ -98,6 +104,18 @@ impl Proxy {
     /// Forwards again (what was dropped meanwhile stays lost).
     pub fn speak(&self) {
         self.controls.silent.store(false, Ordering::Release);
+    }
+
+    /// The server "goes down" for the proxy's clients: every connection is cut, and new
+    /// ones are closed as soon as they are accepted, until [`accept`](Self::accept).
+    pub fn refuse(&self) {
+        self.controls.refusing.store(true, Ordering::Release);
+        self.cut();
+    }
+
+    /// Forwards new connections again.
+    pub fn accept(&self) {
+        self.controls.refusing.store(false, Ordering::Release);
     }
 
     /// How many chunks were dropped while silent.

@@ -156,9 +156,9 @@ pub(crate) async fn subscribe<L: Listener>(
                             // One ping in flight at a time: its deadline is `heard`'s.
                             if ping.is_none() {
                                 let mut sink = sink.clone();
-                                ping = Some(Box::pin(async move {
-                                    sink.ping::<redis::Value>().await
-                                }));
+                                ping = Some(Box::pin(
+                                    async move { sink.ping::<redis::Value>().await },
+                                ));
                             }
                         }
                         Event::Pong(Ok(_)) => {

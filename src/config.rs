@@ -20,6 +20,7 @@
 //! | `CACHE_REDIS_TIMEOUT_MS` | `100` | connect and command timeout of Redis |
 //! | `CACHE_BREAKER_THRESHOLD` | `3` | consecutive Redis errors that open the circuit breaker (a timeout opens it at once) |
 //! | `CACHE_BREAKER_COOLDOWN_MS` | `500` | how often an open breaker probes Redis, in the background |
+//! | `CACHE_CHANNEL_HEARTBEAT_MS` | `1000` | tiered store: how often the invalidation channel's subscriber pings its own connection; nothing heard on it for 3 intervals counts as a channel loss (memory tier dropped and bypassed until it is back) |
 //! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
 //! | `CACHE_WARM_ON_STARTUP` | `false` | run the registered warmers at start-up, when the application calls [`Cache::warm_on_startup`](crate::Cache::warm_on_startup) |
 //! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |
@@ -178,6 +179,7 @@ pub struct CacheConfig {
     pub(crate) store: Option<StoreKind>,
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
+    pub(crate) channel_heartbeat: Duration,
     pub(crate) table_dependencies: TableDependencies,
 }
 
@@ -208,6 +210,7 @@ impl Default for CacheConfig {
             store: None,
             breaker_threshold: 3,
             breaker_cooldown: Duration::from_millis(500),
+            channel_heartbeat: Duration::from_secs(1),
             table_dependencies: TableDependencies::default(),
         }
     }
@@ -390,6 +393,12 @@ impl CacheConfig {
     /// How often an open breaker probes Redis (`CACHE_BREAKER_COOLDOWN_MS`).
     pub fn breaker_cooldown(&self) -> Duration {
         self.breaker_cooldown
+    }
+    /// How often the tiered store's invalidation-channel subscriber pings its own
+    /// connection (`CACHE_CHANNEL_HEARTBEAT_MS`); silence for three intervals is a channel
+    /// loss.
+    pub fn channel_heartbeat(&self) -> Duration {
+        self.channel_heartbeat
     }
     /// The tables a write to `table` also writes, as declared with
     /// [`CacheConfigBuilder::table_also_writes`] or `CACHE_TABLE_DEPENDENCIES` and followed
@@ -576,6 +585,29 @@ impl CacheConfigBuilder {
         self.config.breaker_cooldown = cooldown;
         self
     }
+    /// Sets how often the tiered store's invalidation-channel subscriber sends a `PING` on
+    /// its own subscribed connection (`CACHE_CHANNEL_HEARTBEAT_MS`, default 1000 ms; between
+    /// 10 ms and 60 s). When nothing comes back on that connection (no message, no reply)
+    /// for three intervals, the flow is taken as dead — a NAT, load balancer or proxy can
+    /// forget a connection without resetting it — and handled as a channel loss: counted in
+    /// `invalidation_channel_losses`, the memory tier dropped and bypassed, the
+    /// subscription made again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::builder()
+    ///     .channel_heartbeat(Duration::from_millis(250))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.channel_heartbeat(), Duration::from_millis(250));
+    /// assert!(CacheConfig::builder().channel_heartbeat(Duration::ZERO).build().is_err());
+    /// ```
+    pub fn channel_heartbeat(mut self, interval: Duration) -> Self {
+        self.config.channel_heartbeat = interval;
+        self
+    }
 
     /// Declares that every write to `table` also writes `tables`: writes the database makes
     /// on its own, which querycache cannot see in the statement's text — a trigger
@@ -730,6 +762,15 @@ impl CacheConfigBuilder {
                 "must be between 1 and 3600000 milliseconds",
             ));
         }
+        if c.channel_heartbeat < Duration::from_millis(10)
+            || c.channel_heartbeat > Duration::from_secs(60)
+        {
+            return Err(Error::config(
+                "CACHE_CHANNEL_HEARTBEAT_MS",
+                c.channel_heartbeat.as_millis(),
+                "must be between 10 and 60000 milliseconds",
+            ));
+        }
         if let Some(url) = &c.redis_url {
             check_redis_url(url, c.cluster_mode)?;
         } else if let Some(kind @ (StoreKind::Redis | StoreKind::Tiered)) = c.store {
@@ -800,6 +841,7 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_STORE",
     "CACHE_BREAKER_THRESHOLD",
     "CACHE_BREAKER_COOLDOWN_MS",
+    "CACHE_CHANNEL_HEARTBEAT_MS",
     "CACHE_LEASE_TTL_MS",
     dependencies::VARIABLE,
 ];
@@ -833,6 +875,7 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
         "CACHE_CLUSTER_MODE" => b.cluster_mode(parse_bool(name, value)?),
         "CACHE_REDIS_TIMEOUT_MS" => b.redis_timeout(parse_ms(name, value)?),
         "CACHE_BREAKER_COOLDOWN_MS" => b.breaker_cooldown(parse_ms(name, value)?),
+        "CACHE_CHANNEL_HEARTBEAT_MS" => b.channel_heartbeat(parse_ms(name, value)?),
         "CACHE_LEASE_TTL_MS" => b.lease_ttl(parse_ms(name, value)?),
         "CACHE_BREAKER_THRESHOLD" => b.breaker_threshold(
             value
@@ -983,6 +1026,8 @@ mod tests {
             ("CACHE_STORE", "disk"),
             ("CACHE_BREAKER_THRESHOLD", "0"),
             ("CACHE_BREAKER_COOLDOWN_MS", "soon"),
+            ("CACHE_CHANNEL_HEARTBEAT_MS", "5"),
+            ("CACHE_CHANNEL_HEARTBEAT_MS", "often"),
             ("CACHE_TABLE_DEPENDENCIES", "songs"),
         ] {
             let err = CacheConfig::from_vars([(var, value)]).unwrap_err();

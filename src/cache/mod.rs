@@ -630,6 +630,7 @@ fn backend_for(config: &CacheConfig) -> Backend {
                     kind,
                     config.breaker_threshold,
                     config.breaker_cooldown,
+                    config.channel_heartbeat,
                 )));
             }
             // `CacheConfig::build` validated the URL; this is belt and braces.

@@ -62,17 +62,44 @@ pub(crate) trait Listener: Send + Sync + 'static {
     fn message(&self, payload: &[u8]);
 }
 
+/// How many heartbeat intervals the subscription may stay silent before it counts as lost.
+pub(crate) const HEARTBEAT_DEADLINE_FACTOR: u32 = 3;
+
+/// What happened next on a live subscription.
+enum Event {
+    Shutdown,
+    Message(Option<redis::Msg>),
+    Tick,
+    Pong(redis::RedisResult<redis::Value>),
+    Silent,
+}
+
+type PingFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = redis::RedisResult<redis::Value>> + Send>>;
+
 /// Subscribes to `channel` on the first of `clients` that answers, hands every message to
 /// `listener`, and reconnects (trying each client in turn, `retry` apart) whenever the
 /// connection drops. Returns when `listener` is gone or `shutdown` fires.
+///
+/// While subscribed it sends a `PING` on the subscribed connection itself every
+/// `heartbeat`: a flow that a NAT, load balancer or proxy forgot without a reset delivers
+/// nothing and closes nothing, so only a reply that must come back through this very
+/// connection tells it apart from a quiet channel. When nothing arrives on the connection
+/// (no message, no reply to a ping) within [`HEARTBEAT_DEADLINE_FACTOR`] × `heartbeat`, the
+/// subscription is lost: `listener.lost` is told, the connection dropped, and the normal
+/// reconnection path runs. Other instances' messages do not stand in for the ping's reply:
+/// what is measured is this connection's flow.
 pub(crate) async fn subscribe<L: Listener>(
     clients: Vec<redis::Client>,
     channel: String,
     timeout: Duration,
     retry: Duration,
+    heartbeat: Duration,
     listener: Weak<L>,
     mut shutdown: watch::Receiver<()>,
 ) {
+    let heartbeat = heartbeat.max(Duration::from_millis(1));
+    let deadline = heartbeat.saturating_mul(HEARTBEAT_DEADLINE_FACTOR);
     let mut next = 0usize;
     loop {
         let Some(client) = clients.get(next % clients.len().max(1)).cloned() else {
@@ -94,17 +121,64 @@ pub(crate) async fn subscribe<L: Listener>(
                 l.subscribed();
                 drop(l);
                 tracing::debug!(channel = %channel, "invalidation channel subscribed");
-                let mut stream = pubsub.into_on_message();
+                let (sink, mut stream) = pubsub.split();
+                let start = tokio::time::Instant::now();
+                // When this connection last delivered something.
+                let mut heard = start;
+                let mut ticker = tokio::time::interval_at(start + heartbeat, heartbeat);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut ping: Option<PingFuture> = None;
                 loop {
-                    let msg = tokio::select! {
-                        _ = shutdown.changed() => return,
-                        msg = stream.next() => msg,
+                    let event = tokio::select! {
+                        _ = shutdown.changed() => Event::Shutdown,
+                        msg = stream.next() => Event::Message(msg),
+                        _ = ticker.tick() => Event::Tick,
+                        pong = async {
+                            match ping.as_mut() {
+                                Some(ping) => ping.await,
+                                None => std::future::pending().await,
+                            }
+                        } => Event::Pong(pong),
+                        () = tokio::time::sleep_until(heard + deadline) => Event::Silent,
                     };
                     let Some(l) = listener.upgrade() else { return };
-                    match msg {
-                        Some(msg) => l.message(msg.get_payload_bytes()),
-                        None => {
+                    match event {
+                        Event::Shutdown => return,
+                        Event::Message(Some(msg)) => {
+                            heard = tokio::time::Instant::now();
+                            l.message(msg.get_payload_bytes());
+                        }
+                        Event::Message(None) => {
                             l.lost("the subscription's connection closed");
+                            break;
+                        }
+                        Event::Tick => {
+                            // One ping in flight at a time: its deadline is `heard`'s.
+                            if ping.is_none() {
+                                let mut sink = sink.clone();
+                                ping = Some(Box::pin(
+                                    async move { sink.ping::<redis::Value>().await },
+                                ));
+                            }
+                        }
+                        Event::Pong(Ok(_)) => {
+                            ping = None;
+                            heard = tokio::time::Instant::now();
+                        }
+                        Event::Pong(Err(error)) => {
+                            l.lost(&format!("heartbeat ping failed: {error}"));
+                            break;
+                        }
+                        Event::Silent => {
+                            let silent_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+                            tracing::warn!(
+                                channel = %channel,
+                                deadline_ms = silent_ms,
+                                "no heartbeat on the invalidation channel within its deadline; treating the subscription as lost"
+                            );
+                            l.lost(&format!(
+                                "no heartbeat within {deadline:?} (the connection went silent)"
+                            ));
                             break;
                         }
                     }

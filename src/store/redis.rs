@@ -248,6 +248,40 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// TCP keepalive probes start after this much idleness on a connection.
+const KEEPALIVE_TIME: Duration = Duration::from_secs(15);
+/// Then go this far apart.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// And this many unanswered ones close the connection.
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// `settings` with TCP keepalive on: a flow that a NAT, load balancer or proxy dropped
+/// without a reset is closed by the OS (about 30 s after it went idle) even where no
+/// heartbeat runs; the invalidation channel's own heartbeat (see `channel`) notices it
+/// much sooner.
+fn keepalive_settings(settings: redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
+    let keepalive = redis::io::tcp::socket2::TcpKeepalive::new().with_time(KEEPALIVE_TIME);
+    // Where the OS lets a socket set them; elsewhere its own defaults apply.
+    #[cfg(any(
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "linux",
+        target_os = "macos"
+    ))]
+    let keepalive = keepalive
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    settings.set_keepalive(keepalive)
+}
+
+/// A client for `url` whose connections (commands' and the subscriber's) use TCP
+/// keepalive, see [`keepalive_settings`].
+fn client_with_keepalive(url: &str) -> redis::RedisResult<redis::Client> {
+    let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+    let settings = keepalive_settings(info.tcp_settings().clone());
+    redis::Client::open(info.set_tcp_settings(settings))
+}
+
 /// The Redis store. See the module docs.
 pub(crate) struct RedisStore {
     backend: Backend,
@@ -287,12 +321,13 @@ impl RedisStore {
             }
             let nodes = urls
                 .iter()
-                .map(|one| redis::Client::open(*one))
+                .map(|one| client_with_keepalive(one))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad_url)?;
             // As for a single server: the store bounds every operation by `timeout` itself;
             // these only stop a dead node from hanging, and retries stay few and quick.
             let client = ClusterClient::builder(urls.iter().copied())
+                .tcp_settings(keepalive_settings(redis::io::tcp::TcpSettings::default()))
                 .connection_timeout(timeout * 2)
                 .response_timeout(timeout * 2)
                 .retries(1)
@@ -318,7 +353,7 @@ impl RedisStore {
                 .set_response_timeout(Some(timeout * 2))
                 .set_number_of_retries(0);
             Backend::Single(conns::Connections::new(
-                redis::Client::open(url).map_err(bad_url)?,
+                client_with_keepalive(url).map_err(bad_url)?,
                 config,
             ))
         };

@@ -104,6 +104,8 @@ struct Shared {
     /// Whether a task is giving orphaned leases back.
     releasing: AtomicBool,
     cooldown: Duration,
+    /// How often the subscriber pings its connection (`CACHE_CHANNEL_HEARTBEAT_MS`).
+    heartbeat: Duration,
     /// Dropped with the store: stops the background tasks.
     shutdown: watch::Sender<()>,
 }
@@ -115,6 +117,7 @@ impl TieredStore {
         kind: StoreKind,
         breaker_threshold: u32,
         cooldown: Duration,
+        heartbeat: Duration,
     ) -> Self {
         let (shutdown, _) = watch::channel(());
         TieredStore {
@@ -136,6 +139,7 @@ impl TieredStore {
                 orphans: Mutex::new(Vec::new()),
                 releasing: AtomicBool::new(false),
                 cooldown,
+                heartbeat,
                 shutdown,
             }),
         }
@@ -211,6 +215,7 @@ impl Shared {
             self.redis.channel(),
             self.redis.timeout(),
             self.cooldown,
+            self.heartbeat,
             Arc::downgrade(self),
             self.shutdown.subscribe(),
         ));

@@ -25,6 +25,10 @@ struct Controls {
     silent: AtomicBool,
     /// New connections are closed at once (the server "down"), existing ones were cut.
     refusing: AtomicBool,
+    /// Like `silent`, for subscriber connections only: those whose client sent
+    /// `SUBSCRIBE` (so a test can silence the invalidation channel's flow and leave the
+    /// commands' connections alone).
+    silent_subscribers: AtomicBool,
     /// The proxy is going away.
     stopped: AtomicBool,
     /// Chunks thrown away while silent (to tell a test that the silence was hit).
@@ -76,8 +80,15 @@ impl Proxy {
                         }
                     }
                 }
-                pump(client, s2, Arc::clone(&accepting), false);
-                pump(server, c2, Arc::clone(&accepting), true);
+                let subscriber = Arc::new(AtomicBool::new(false));
+                pump(
+                    client,
+                    s2,
+                    Arc::clone(&accepting),
+                    false,
+                    Arc::clone(&subscriber),
+                );
+                pump(server, c2, Arc::clone(&accepting), true, subscriber);
             }
         });
         Proxy { port, controls }
@@ -118,6 +129,22 @@ impl Proxy {
         self.controls.refusing.store(false, Ordering::Release);
     }
 
+    /// Silent for subscriber connections only (those whose client sent `SUBSCRIBE`, now or
+    /// later), as [`silence`](Self::silence) is for every connection; other connections
+    /// forward as before. Until [`speak_to_subscribers`](Self::speak_to_subscribers).
+    pub fn silence_subscribers(&self) {
+        self.controls
+            .silent_subscribers
+            .store(true, Ordering::Release);
+    }
+
+    /// Forwards subscriber connections again.
+    pub fn speak_to_subscribers(&self) {
+        self.controls
+            .silent_subscribers
+            .store(false, Ordering::Release);
+    }
+
     /// How many chunks were dropped while silent.
     pub fn dropped(&self) -> u64 {
         self.controls.dropped.load(Ordering::Acquire)
@@ -148,8 +175,16 @@ impl Drop for Proxy {
 }
 
 /// Copies `from` to `to` on a thread of its own, under the controls; `replies` says
-/// whether this is the server-to-client direction (the one `delay_replies` holds back).
-fn pump(mut from: TcpStream, mut to: TcpStream, controls: Arc<Controls>, replies: bool) {
+/// whether this is the server-to-client direction (the one `delay_replies` holds back);
+/// `subscriber`, shared by a connection's two pumps, is set once its client sends
+/// `SUBSCRIBE`.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    controls: Arc<Controls>,
+    replies: bool,
+    subscriber: Arc<AtomicBool>,
+) {
     thread::spawn(move || {
         let mut buffer = vec![0_u8; 64 * 1024];
         loop {
@@ -160,7 +195,17 @@ fn pump(mut from: TcpStream, mut to: TcpStream, controls: Arc<Controls>, replies
             if controls.stopped.load(Ordering::Acquire) {
                 break;
             }
-            if controls.silent.load(Ordering::Acquire) {
+            if !replies
+                && buffer[..read]
+                    .windows(b"SUBSCRIBE".len())
+                    .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+            {
+                subscriber.store(true, Ordering::Release);
+            }
+            if controls.silent.load(Ordering::Acquire)
+                || (controls.silent_subscribers.load(Ordering::Acquire)
+                    && subscriber.load(Ordering::Acquire))
+            {
                 controls.dropped.fetch_add(1, Ordering::AcqRel);
                 continue;
             }

@@ -45,6 +45,11 @@ pub struct Health {
     pub invalidation_channel_losses: u64,
     /// Invalidations made during a Redis outage, waiting to be replayed to Redis.
     pub pending_invalidations: usize,
+    /// Redis and tiered stores: invalidations this instance made while Redis was full
+    /// (`maxmemory` reached under `noeviction`), by deleting the tags' versions rather than
+    /// bumping them, and published as usual. Nothing is stored while Redis is full (the
+    /// cache works uncached, `error` says why); `0` otherwise, and for the memory store.
+    pub full_redis_invalidations: u64,
     /// Writes through an ORM integration whose callers stopped waiting (a timeout, a client
     /// that went away) and that are finishing in the background, each followed by its
     /// invalidation. Normally `0`; a number that stays up means the database is slow to

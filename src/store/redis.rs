@@ -151,6 +151,19 @@ if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n
 ";
 
+/// The bump of a full Redis (`maxmemory` reached under `noeviction`, where the plain bump's
+/// `SET`s are refused with its `PUBLISH`): the versions are deleted instead — a lost
+/// version comes back as a fresh token no entry has, so every entry that recorded it is
+/// dead, as a bump makes it — and the message is published. `allow-oom` lets the script
+/// run when full; it only deletes and publishes, which free memory or need none (Redis 7's
+/// script flags: older servers refuse the script, and the write then waits for the
+/// replay as any failed invalidation does).
+const BUMP_FULL: &str = r"#!lua flags=allow-oom
+local n = redis.call('DEL', unpack(KEYS))
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n
+";
+
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -295,6 +308,9 @@ pub(crate) struct RedisStore {
     put: redis::Script,
     snapshot: redis::Script,
     bump: redis::Script,
+    bump_full: redis::Script,
+    /// See [`full_bumps`](Self::full_bumps).
+    full_bumps: std::sync::atomic::AtomicU64,
     release: redis::Script,
 }
 
@@ -369,6 +385,8 @@ impl RedisStore {
             put: redis::Script::new(&format!("{CURRENT_FN}{PUT_BODY}")),
             snapshot: redis::Script::new(SNAPSHOT),
             bump: redis::Script::new(BUMP),
+            bump_full: redis::Script::new(BUMP_FULL),
+            full_bumps: std::sync::atomic::AtomicU64::new(0),
             release: redis::Script::new(RELEASE),
         })
     }
@@ -626,10 +644,13 @@ impl RedisStore {
                 for tag in tags {
                     invocation.key(self.version_key(tag)).arg(fresh_token());
                 }
-                invocation
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())
+                match invocation.invoke_async(&mut conn).await {
+                    Ok(moved) => Ok(moved),
+                    Err(error) if is_out_of_memory(&error) && !tags.is_empty() => {
+                        self.bump_full(&mut conn, tags, message, &error).await
+                    }
+                    Err(error) => Err(error.to_string()),
+                }
             }
             Conn::Cluster(mut conn) => {
                 let moved = try_join_all(tags.iter().map(|tag| {
@@ -647,17 +668,77 @@ impl RedisStore {
                         Ok::<_, redis::RedisError>(reply.is_some())
                     }
                 }))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await;
+                let moved = match moved {
+                    Ok(moved) => moved.into_iter().filter(|&m| m).count(),
+                    // Full: delete the versions instead (see `BUMP_FULL`), key by key.
+                    Err(error) if is_out_of_memory(&error) => {
+                        let deleted = try_join_all(tags.iter().map(|tag| {
+                            let mut conn = conn.clone();
+                            let key = self.version_key(tag);
+                            async move { conn.del::<_, usize>(key).await }
+                        }))
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "Redis is full ({error}), and deleting the versions failed \
+                                 too: {e}"
+                            )
+                        })?;
+                        self.counted_full_bump(tags.len());
+                        deleted.into_iter().sum()
+                    }
+                    Err(error) => return Err(error.to_string()),
+                };
                 if !message.is_empty() {
                     let _receivers: u64 = conn
                         .publish(self.channel(), message)
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                Ok(moved.into_iter().filter(|&m| m).count())
+                Ok(moved)
             }
         }
+    }
+
+    /// [`bump`](Self::bump) on a full Redis (`refused`: the plain bump's error): deletes
+    /// the versions and publishes `message` ([`BUMP_FULL`]). Counted, and logged at warn
+    /// level: a full Redis also refuses every entry, so the cache works uncached.
+    async fn bump_full(
+        &self,
+        conn: &mut ConnectionManager,
+        tags: &[Tag],
+        message: &[u8],
+        refused: &redis::RedisError,
+    ) -> Result<usize, String> {
+        let mut invocation = self.bump_full.prepare_invoke();
+        invocation.arg(self.channel()).arg(message);
+        for tag in tags {
+            invocation.key(self.version_key(tag));
+        }
+        let deleted: usize = invocation.invoke_async(conn).await.map_err(|e| {
+            format!("Redis is full ({refused}), and deleting the versions failed too: {e}")
+        })?;
+        self.counted_full_bump(tags.len());
+        Ok(deleted)
+    }
+
+    /// Counts an invalidation made on a full Redis, and says so at warn level.
+    fn counted_full_bump(&self, tags: usize) {
+        self.full_bumps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            tier = "redis",
+            tags,
+            "Redis is full (maxmemory under noeviction): invalidation made by deleting the \
+             tags' versions, and published; nothing can be stored until Redis has room"
+        );
+    }
+
+    /// How many invalidations found Redis full and deleted versions instead of bumping
+    /// them ([`bump_full`](Self::bump_full)).
+    pub(crate) fn full_bumps(&self) -> u64 {
+        self.full_bumps.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The pub/sub channel invalidations travel on: `<prefix>:invalidations`.
@@ -1071,6 +1152,11 @@ pub(crate) fn now_ms() -> u64 {
 /// The `MATCH` pattern of SCAN for everything under `prefix`.
 fn clear_matcher(prefix: &str) -> String {
     format!("{}:*", escape_glob(prefix))
+}
+
+/// Whether Redis refused a command because it is full (`maxmemory` under `noeviction`).
+fn is_out_of_memory(error: &redis::RedisError) -> bool {
+    error.code() == Some("OOM") || error.to_string().contains("OOM command not allowed")
 }
 
 /// Escapes Redis glob metacharacters in a literal (the key prefix).

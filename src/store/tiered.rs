@@ -70,6 +70,7 @@ pub(crate) struct StoreHealth {
     /// starting.
     pub(crate) channel_settled: bool,
     pub(crate) pending_invalidations: usize,
+    pub(crate) full_bumps: u64,
     pub(crate) error: Option<String>,
 }
 
@@ -196,6 +197,7 @@ impl TieredStore {
             channel_losses: s.channel_losses.load(Ordering::Relaxed),
             channel_settled: s.channel_settled.load(Ordering::Acquire),
             pending_invalidations: s.pending.lock().len(),
+            full_bumps: s.redis.full_bumps(),
             error: s.last_error.lock().clone(),
         }
     }

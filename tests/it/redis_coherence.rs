@@ -198,6 +198,54 @@ async fn a_follower_joining_after_another_instances_write_does_not_get_the_older
     assert_eq!(db.read(&a, "count").await, 2);
 }
 
+/// Item 2: a full Redis (`maxmemory` reached under `noeviction`) refuses the bump script
+/// whole, its `PUBLISH` with it. The invalidation must still reach the other instances
+/// (the versions are deleted instead, and the message published), and show in health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_still_carries_invalidations_to_other_instances() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (instance(server.url(), true), instance(server.url(), true));
+    crate::support::subscribed(&a).await;
+    crate::support::subscribed(&b).await;
+    let db = Db::default();
+    db.set(2);
+    assert_eq!(db.read(&a, "k").await, 2);
+    assert_eq!(db.read(&a, "k").await, 2, "A serves 2 from its memory tier");
+    // Redis is full: nothing that needs memory is accepted any more.
+    let _: () = server.query(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg("noeviction"),
+    );
+    let _: () = server.query(redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("1"));
+    let refused: redis::RedisResult<()> = server
+        .client()
+        .get_connection()
+        .and_then(|mut c| redis::cmd("SET").arg("probe").arg("x").query(&mut c));
+    assert!(refused.is_err(), "the server is full");
+
+    db.set(3);
+    b.invalidate_tags([Tag::model("songs")]).await;
+    assert_eq!(
+        b.health().await.full_redis_invalidations,
+        1,
+        "B's invalidation found Redis full"
+    );
+    until(
+        Duration::from_secs(10),
+        "A hears B's write although Redis is full",
+        async || db.read(&a, "k").await == 3,
+    )
+    .await;
+    // Nothing was stored meanwhile: every read recomputes, none serves 2.
+    for _ in 0..3 {
+        assert_eq!(db.read(&a, "k").await, 3);
+    }
+}
+
 /// Item 6: what the memory tier held when the channel was lost must not be served when
 /// the breaker opens later (memory then becomes the fallback).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

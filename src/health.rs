@@ -45,6 +45,11 @@ pub struct Health {
     pub invalidation_channel_losses: u64,
     /// Invalidations made during a Redis outage, waiting to be replayed to Redis.
     pub pending_invalidations: usize,
+    /// Redis and tiered stores (single server): how many times this instance found Redis
+    /// to be a new incarnation (a restart that loaded a snapshot or an AOF, a promoted
+    /// replica) and rotated the store epoch, which kills every entry stored before. `0`
+    /// for the memory store.
+    pub redis_epoch_rotations: u64,
     /// Writes through an ORM integration whose callers stopped waiting (a timeout, a client
     /// that went away) and that are finishing in the background, each followed by its
     /// invalidation. Normally `0`; a number that stays up means the database is slow to

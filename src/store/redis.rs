@@ -430,11 +430,13 @@ impl RedisStore {
             .invoke_async(conn)
             .await
             .map_err(|e| format!("rotating the store epoch: {e}"))?;
-        if rotated == 1 {
-            tracing::warn!(
+        match rotated {
+            1 => tracing::warn!(
                 %run_id,
                 "Redis is a new incarnation (run_id {run_id}): every entry stored before is dead"
-            );
+            ),
+            2 => tracing::info!(%run_id, "store epoch started on Redis (run_id {run_id})"),
+            _ => tracing::debug!(%run_id, "Redis incarnation checked: unchanged"),
         }
         self.incarnation.verified_at(generation, rotated == 1);
         Ok(generation)

@@ -146,6 +146,8 @@ mod payload_roundtrip;
 #[cfg(feature = "redis")]
 mod redis_cluster;
 #[cfg(feature = "redis")]
+mod redis_coherence;
+#[cfg(feature = "redis")]
 mod redis_faults;
 mod redis_harness;
 #[cfg(feature = "redis")]

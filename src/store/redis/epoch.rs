@@ -52,12 +52,16 @@ pub(crate) const EPOCH_TAG: &str = "querycache:#epoch";
 
 /// Rotates the epoch unless the server's `run_id` (`ARGV[1]`) is the one recorded in
 /// `KEYS[1]` (`<prefix>:epoch-run`): records it and gives the epoch version (`KEYS[2]`) a
-/// fresh token (`ARGV[2]`, for `ARGV[3]` ms). Returns 1 if it rotated, 0 if not.
+/// fresh token (`ARGV[2]`, for `ARGV[3]` ms). Returns 0 if the `run_id` was the one
+/// recorded, 1 if it rotated from another one (a new incarnation), 2 if none was recorded
+/// (a new store, or one cleared: it rotates all the same).
 pub(super) const ROTATE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+local recorded = redis.call('GET', KEYS[1])
+if recorded == ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 1
+if recorded then return 1 end
+return 2
 ";
 
 /// Whether the server's incarnation was checked since the last sign that it may have
@@ -67,7 +71,8 @@ pub(crate) struct Incarnation {
     verified: AtomicBool,
     /// Moved by every [`reset`](Self::reset).
     generation: AtomicU64,
-    /// How many times this instance rotated the epoch.
+    /// How many times this instance rotated the epoch for a new incarnation (not counting
+    /// the first record of a `run_id` on a new store).
     rotations: AtomicU64,
     /// One check at a time.
     checking: tokio::sync::Mutex<()>,

@@ -256,7 +256,10 @@ impl Shared {
     /// (filled from Redis hits, it may come from the very data the rotation kills).
     fn after_rotation(&self) {
         let rotations = self.redis.epoch_rotations();
-        if self.rotations_seen.swap(rotations, Ordering::AcqRel) != rotations {
+        // A load first: the common case writes nothing to the shared cache line.
+        if self.rotations_seen.load(Ordering::Acquire) != rotations
+            && self.rotations_seen.swap(rotations, Ordering::AcqRel) != rotations
+        {
             self.drop_memory();
         }
     }

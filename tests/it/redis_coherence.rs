@@ -153,7 +153,7 @@ async fn the_epoch_rotates_once_per_incarnation() {
     );
     assert!(
         server
-            .query::<Option<String>>(&redis::cmd("GET").arg("qccoherence:epoch-run"))
+            .query::<Option<String>>(redis::cmd("GET").arg("qccoherence:epoch-run"))
             .is_some(),
         "the run_id is recorded"
     );

@@ -50,6 +50,12 @@ pub struct Health {
     /// bumping them, and published as usual. Nothing is stored while Redis is full (the
     /// cache works uncached, `error` says why); `0` otherwise, and for the memory store.
     pub full_redis_invalidations: u64,
+    /// Redis and tiered stores (single server): how many times this instance found Redis
+    /// to be a new incarnation (a restart that loaded a snapshot or an AOF, a promoted
+    /// replica) and rotated the store epoch, which kills every entry stored before (the
+    /// first `run_id` recorded on a new or cleared store is not counted). `0` for the memory
+    /// store and on a cluster (no epoch there yet).
+    pub redis_epoch_rotations: u64,
     /// Writes through an ORM integration whose callers stopped waiting (a timeout, a client
     /// that went away) and that are finishing in the background, each followed by its
     /// invalidation. Normally `0`; a number that stays up means the database is slow to

@@ -6,6 +6,8 @@
 //! | `<prefix>:v:<tag>` | the tag's current version: a random 128-bit token |
 //! | `<prefix>@default-database` | which database is every cache's default one on this prefix (see `cache::databases`): claimed once with `SET NX`, no expiry, kept by `clear` |
 //! | `<prefix>:l:<key>` | the computation lease of a missing key: the holder's token, `SET NX PX` for `CACHE_LEASE_TTL_MS`; deleted by its holder (compare-and-delete) when done |
+//! | `<prefix>:v:querycache:#epoch` | the store epoch (single server): a version like a tag's, recorded by every entry, given a fresh token when the server is a new incarnation ([`epoch`]) |
+//! | `<prefix>:epoch-run` | the `run_id` of the server incarnation the epoch was last rotated for (single server; no expiry) |
 //!
 //! An entry lives in Redis for its TTL plus its grace period (the larger of its
 //! stale-while-revalidate and fail-safe windows); its header's timing line says when the TTL
@@ -26,7 +28,12 @@
 //!   the entry and those versions, and the store compares them ([`hints`]);
 //! * **put**: stores the entry only if its snapshot is still current (a value computed while
 //!   a write committed is never parked);
-//! * **bump**: gives each existing tag a fresh token (invalidation in O(tags)).
+//! * **bump**: gives each existing tag a fresh token (invalidation in O(tags));
+//! * **rotate-epoch**: gives the store epoch, which every snapshot on a single server reads
+//!   as one more version, a fresh token when the server's `run_id` is not the one recorded:
+//!   a server restarted from its RDB/AOF files, or a replica promoted, holds older data than
+//!   the instances saw, and every entry stored before it became that incarnation must die
+//!   ([`epoch`]; not on a cluster).
 //!
 //! Version keys carry a TTL of `CACHE_MAX_TTL` plus an hour, refreshed by every snapshot,
 //! so they outlive every entry that depends on them; if one is lost anyway (eviction,
@@ -74,7 +81,11 @@ use crate::{Error, Tag};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod checks;
 mod conns;
+mod epoch;
 mod hints;
+
+pub(crate) use epoch::EPOCH_TAG;
+use epoch::{Incarnation, Watched};
 
 /// Shared Lua: is an entry's snapshot current? 1 yes, 0 no, 2 not a payload we can read.
 ///
@@ -226,7 +237,7 @@ enum Backend {
 /// A connection of either kind. Commands that mean the same on both go through it.
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    Single(Watched),
     Cluster(ClusterConnection),
 }
 
@@ -312,6 +323,9 @@ pub(crate) struct RedisStore {
     /// See [`full_bumps`](Self::full_bumps).
     full_bumps: std::sync::atomic::AtomicU64,
     release: redis::Script,
+    rotate: redis::Script,
+    /// Whether the single server's incarnation was checked (see [`epoch`]).
+    incarnation: std::sync::Arc<Incarnation>,
 }
 
 impl RedisStore {
@@ -330,6 +344,7 @@ impl RedisStore {
         max_ttl: Duration,
     ) -> Result<Self, Error> {
         let bad_url = |e: redis::RedisError| Error::config("REDIS_URL", redact(url), e.to_string());
+        let incarnation = std::sync::Arc::new(Incarnation::new());
         let backend = if cluster {
             let urls = split_urls(url, true);
             if urls.is_empty() {
@@ -371,6 +386,7 @@ impl RedisStore {
             Backend::Single(conns::Connections::new(
                 client_with_keepalive(url).map_err(bad_url)?,
                 config,
+                std::sync::Arc::clone(&incarnation),
             ))
         };
         let max_ttl_ms = u64::try_from(max_ttl.as_millis()).unwrap_or(u64::MAX / 2);
@@ -388,6 +404,8 @@ impl RedisStore {
             bump_full: redis::Script::new(BUMP_FULL),
             full_bumps: std::sync::atomic::AtomicU64::new(0),
             release: redis::Script::new(RELEASE),
+            rotate: redis::Script::new(epoch::ROTATE),
+            incarnation,
         })
     }
 
@@ -398,7 +416,10 @@ impl RedisStore {
                     .get()
                     .await
                     .map_err(|e| format!("connecting to Redis: {e}"))?;
-                Ok(Conn::Single(conn))
+                Ok(Conn::Single(Watched {
+                    conn,
+                    incarnation: std::sync::Arc::clone(&self.incarnation),
+                }))
             }
             Backend::Cluster { client, conn, .. } => {
                 let conn = conn
@@ -421,6 +442,70 @@ impl RedisStore {
         format!("{}:v:{tag}", self.prefix)
     }
 
+    /// The store epoch's version key: `<prefix>:v:querycache:#epoch` (see [`epoch`]).
+    fn epoch_key(&self) -> String {
+        format!("{}:v:{EPOCH_TAG}", self.prefix)
+    }
+
+    /// The `run_id` the epoch was last rotated for: `<prefix>:epoch-run`.
+    fn epoch_run_key(&self) -> String {
+        format!("{}:epoch-run", self.prefix)
+    }
+
+    /// Checks the single server's incarnation unless it was checked since the last sign
+    /// that it may have changed: `INFO server`'s `run_id`, then the rotate script (see
+    /// [`epoch`]). Returns the generation the check holds for, to tell whether it still
+    /// held when a lookup's reply came back.
+    async fn incarnation_checked(&self, conn: &mut Watched) -> Result<u64, String> {
+        if let Some(generation) = self.incarnation.current() {
+            return Ok(generation);
+        }
+        let _turn = self.incarnation.checking().lock().await;
+        if let Some(generation) = self.incarnation.current() {
+            return Ok(generation);
+        }
+        let generation = self.incarnation.generation();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(conn)
+            .await
+            .map_err(|e| format!("checking the Redis incarnation: {e}"))?;
+        let run_id = epoch::run_id(&info)
+            .ok_or_else(|| "checking the Redis incarnation: INFO names no run_id".to_owned())?
+            .to_owned();
+        let rotated: u8 = self
+            .rotate
+            .key(self.epoch_run_key())
+            .key(self.epoch_key())
+            .arg(&run_id)
+            .arg(fresh_token())
+            .arg(self.version_ttl_ms)
+            .invoke_async(conn)
+            .await
+            .map_err(|e| format!("rotating the store epoch: {e}"))?;
+        match rotated {
+            1 => tracing::warn!(
+                %run_id,
+                "Redis is a new incarnation (run_id {run_id}): every entry stored before is dead"
+            ),
+            2 => tracing::info!(%run_id, "store epoch started on Redis (run_id {run_id})"),
+            _ => tracing::debug!(%run_id, "Redis incarnation checked: unchanged"),
+        }
+        self.incarnation.verified_at(generation, rotated == 1);
+        Ok(generation)
+    }
+
+    /// The server may be another one (the invalidation channel was lost or came back, the
+    /// breaker closed after an outage): the next operation checks its incarnation.
+    pub(crate) fn incarnation_unknown(&self, why: &str) {
+        self.incarnation.reset(why);
+    }
+
+    /// How many times this instance rotated the store epoch (see [`epoch`]).
+    pub(crate) fn epoch_rotations(&self) -> u64 {
+        self.incarnation.rotations()
+    }
+
     /// The removal marker: a token replaced by every key, pattern or namespace removal, so
     /// that a computation that began before a removal cannot store its result after it.
     /// (Entries do not record it: a removal must not kill the entries it does not match.)
@@ -430,14 +515,19 @@ impl RedisStore {
 
     /// Current versions of `tags`, created where missing, and the removal marker.
     pub(crate) async fn take_snapshot(&self, tags: &[Tag]) -> Result<RedisSnapshot, String> {
-        // The removal marker travels as one more version, split off at the end.
+        // The removal marker travels as one more version, split off at the end. On a
+        // single server the epoch is one more version too, just before it: every entry
+        // records it (see `epoch`).
+        let single = matches!(self.backend, Backend::Single(_));
         let keys: Vec<String> = tags
             .iter()
             .map(|t| self.version_key(t))
+            .chain(single.then(|| self.epoch_key()))
             .chain(std::iter::once(self.removals_key()))
             .collect();
         let tokens = match self.conn().await? {
             Conn::Single(mut conn) => {
+                self.incarnation_checked(&mut conn).await?;
                 let mut invocation = self.snapshot.prepare_invoke();
                 invocation.arg(self.version_ttl_ms);
                 for key in &keys {
@@ -500,9 +590,19 @@ impl RedisStore {
         let entry = self.entry_key(key);
         match self.conn().await? {
             Conn::Single(mut conn) => {
+                let generation = self.incarnation_checked(&mut conn).await?;
+                // A hit answered after the incarnation flag was reset may come from a new
+                // incarnation not checked yet (see `epoch`): a miss instead.
+                let checked = |found: RawLookup| match found {
+                    RawLookup::Hit(..) if !self.incarnation.still(generation) => {
+                        tracing::debug!("a Redis hit answered across a reconnection: dropped");
+                        RawLookup::Miss
+                    }
+                    found => found,
+                };
                 if let Some(hint) = self.hints.get(key) {
                     match hints::lookup(&mut conn, &entry, &hint).await? {
-                        hints::Hinted::Decided(found) => return Ok(found),
+                        hints::Hinted::Decided(found) => return Ok(checked(found)),
                         hints::Hinted::AskScript => {}
                     }
                 }
@@ -512,7 +612,7 @@ impl RedisStore {
                     .invoke_async(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
-                let found = parse_lookup(reply);
+                let found = checked(parse_lookup(reply));
                 if let RawLookup::Hit(bytes, _) = &found {
                     self.hints.learn_from(key, bytes);
                 }
@@ -574,6 +674,7 @@ impl RedisStore {
         let ttl_ms = millis(meta.ttl).saturating_add(millis(meta.grace)).max(1);
         let stored = match self.conn().await? {
             Conn::Single(mut conn) => {
+                self.incarnation_checked(&mut conn).await?;
                 let stored: u8 = self
                     .put
                     .key(self.entry_key(key))
@@ -706,7 +807,7 @@ impl RedisStore {
     /// level: a full Redis also refuses every entry, so the cache works uncached.
     async fn bump_full(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Watched,
         tags: &[Tag],
         message: &[u8],
         refused: &redis::RedisError,

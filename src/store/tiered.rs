@@ -71,6 +71,9 @@ pub(crate) struct StoreHealth {
     pub(crate) channel_settled: bool,
     pub(crate) pending_invalidations: usize,
     pub(crate) full_bumps: u64,
+    /// How many times this instance found Redis to be a new incarnation and rotated the
+    /// store epoch.
+    pub(crate) epoch_rotations: u64,
     pub(crate) error: Option<String>,
 }
 
@@ -93,6 +96,8 @@ struct Shared {
     subscribed: AtomicBool,
     /// Times the invalidation channel was lost (see [`crate::Health`]).
     channel_losses: AtomicU64,
+    /// The epoch rotations seen so far (see [`Shared::after_rotation`]).
+    rotations_seen: AtomicU64,
     /// The channel was up once, or an attempt to subscribe failed (see [`StoreHealth`]).
     channel_settled: AtomicBool,
     started: AtomicBool,
@@ -131,6 +136,7 @@ impl TieredStore {
                 applied: AtomicU64::new(0),
                 subscribed: AtomicBool::new(false),
                 channel_losses: AtomicU64::new(0),
+                rotations_seen: AtomicU64::new(0),
                 channel_settled: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 probing: AtomicBool::new(false),
@@ -198,6 +204,7 @@ impl TieredStore {
             channel_settled: s.channel_settled.load(Ordering::Acquire),
             pending_invalidations: s.pending.lock().len(),
             full_bumps: s.redis.full_bumps(),
+            epoch_rotations: s.redis.epoch_rotations(),
             error: s.last_error.lock().clone(),
         }
     }
@@ -236,6 +243,7 @@ impl Shared {
         match tokio::time::timeout(timeout, op).await {
             Ok(Ok(value)) => {
                 self.breaker.success();
+                self.after_rotation();
                 Ok(value)
             }
             Ok(Err(error)) => {
@@ -247,6 +255,19 @@ impl Shared {
                 self.failed(operation, Failure::Timeout, error);
                 Err(())
             }
+        }
+    }
+
+    /// Drops the memory tier if the store epoch was rotated since last seen: nothing this
+    /// process holds from before the server became a new incarnation survives in memory
+    /// (filled from Redis hits, it may come from the very data the rotation kills).
+    fn after_rotation(&self) {
+        let rotations = self.redis.epoch_rotations();
+        // A load first: the common case writes nothing to the shared cache line.
+        if self.rotations_seen.load(Ordering::Acquire) != rotations
+            && self.rotations_seen.swap(rotations, Ordering::AcqRel) != rotations
+        {
+            self.drop_memory();
         }
     }
 
@@ -343,6 +364,10 @@ impl Shared {
 
 impl Listener for Shared {
     fn subscribed(&self) {
+        // The server may be a new incarnation (a restart from its files, a failover): the
+        // next Redis operation checks before serving anything (see `redis::epoch`).
+        self.redis
+            .incarnation_unknown("invalidation channel subscribed");
         // Messages may have been missed while unsubscribed: nothing in memory is trusted.
         self.drop_memory();
         self.subscribed.store(true, Ordering::Release);
@@ -350,6 +375,7 @@ impl Listener for Shared {
     }
 
     fn lost(&self, error: &str) {
+        self.redis.incarnation_unknown("invalidation channel lost");
         self.channel_settled.store(true, Ordering::Release);
         if self.subscribed.swap(false, Ordering::AcqRel) {
             self.channel_losses.fetch_add(1, Ordering::Relaxed);

@@ -44,6 +44,9 @@ pub(super) struct Connections {
     shared: OnceCell<ConnectionManager>,
     /// One per runtime, made on first use by one of its tasks.
     per_runtime: RwLock<Vec<RuntimeConn>>,
+    /// Reset by every connection made, before its first caller has it: a new connection
+    /// may reach a new incarnation of the server (see [`super::epoch`]).
+    incarnation: Arc<super::epoch::Incarnation>,
 }
 
 /// A runtime's connection (made once, on first use), and whether the runtime still runs.
@@ -64,13 +67,19 @@ impl Drop for Sentinel {
 }
 
 impl Connections {
-    /// Connections to `client`'s server, each made with `config`, none made yet.
-    pub(super) fn new(client: redis::Client, config: ConnectionManagerConfig) -> Self {
+    /// Connections to `client`'s server, each made with `config`, none made yet; each one
+    /// made resets `incarnation`.
+    pub(super) fn new(
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+        incarnation: Arc<super::epoch::Incarnation>,
+    ) -> Self {
         Connections {
             client,
             config,
             shared: OnceCell::new(),
             per_runtime: RwLock::new(Vec::new()),
+            incarnation,
         }
     }
 
@@ -84,15 +93,23 @@ impl Connections {
     pub(super) async fn get(&self) -> RedisResult<ConnectionManager> {
         let connect =
             || ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
+        // The cell is filled once the init future returns: the reset comes first.
+        let made = |conn: ConnectionManager| {
+            self.incarnation.reset("new connection");
+            conn
+        };
         match Handle::try_current()
             .ok()
             .and_then(|h| self.runtime_cell(&h))
         {
             // Awaited here, on the caller's runtime: the driver is spawned there.
-            Some(cell) => cell.get_or_try_init(connect).await.cloned(),
+            Some(cell) => cell
+                .get_or_try_init(|| async { connect().await.map(made) })
+                .await
+                .cloned(),
             None => self
                 .shared
-                .get_or_try_init(|| super::on_io_runtime(connect()))
+                .get_or_try_init(|| async { super::on_io_runtime(connect()).await.map(made) })
                 .await
                 .cloned(),
         }
@@ -164,7 +181,7 @@ mod tests {
 
     fn connections() -> Connections {
         let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
-        Connections::new(client, ConnectionManagerConfig::new())
+        Connections::new(client, ConnectionManagerConfig::new(), Arc::default())
     }
 
     fn runtime() -> tokio::runtime::Runtime {

@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionLike;
 
 use super::RawLookup;
 use crate::codec;
@@ -85,7 +85,7 @@ impl Hints {
 
 /// Reads `entry` and the versions `hint` names in one transaction, and decides if it can.
 pub(super) async fn lookup(
-    conn: &mut ConnectionManager,
+    conn: &mut impl ConnectionLike,
     entry: &str,
     hint: &str,
 ) -> Result<Hinted, String> {

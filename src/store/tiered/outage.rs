@@ -102,6 +102,9 @@ impl Shared {
                 // Anything cached in memory during the outage may have missed other
                 // instances' invalidations: start again from Redis.
                 self.drop_memory();
+                // The server may be another incarnation than before the outage: the first
+                // operation after the close checks it (see `redis::epoch`), before any hit.
+                self.redis.incarnation_unknown("breaker closing");
                 self.breaker.close();
                 *self.last_error.lock() = None;
                 drop(pending);

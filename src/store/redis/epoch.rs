@@ -1,0 +1,239 @@
+//! The store epoch: what kills every entry stored before the server became a new
+//! incarnation (a restart that loaded an RDB snapshot or an AOF, the promotion of a lagging
+//! replica).
+//!
+//! Such a server holds older data than the one the instances talked to: entries that were
+//! invalidated since, under the very tag versions they recorded, so the tokens match and
+//! the get script would serve them. So every snapshot on a single server also reads one more
+//! version, the epoch (`<prefix>:v:querycache:#epoch`, see [`EPOCH_TAG`]), which every
+//! entry records in its header like a tag's version; both the get script and the hinted
+//! transaction ([`super::hints`]) compare it. The rotate script gives the epoch a fresh token
+//! when the server's `run_id` (new at every start, different on every server) is not the one
+//! recorded in `<prefix>:epoch-run`. That record is itself persisted with the old `run_id`,
+//! so a server restored from its files always fails the comparison: the first instance to
+//! check rotates, once per incarnation, and every entry from before is dead.
+//!
+//! # When an instance checks
+//!
+//! [`Incarnation`] holds a store-wide flag, "this server's incarnation was checked", false
+//! at start. Every lookup, snapshot and put checks it first, and while it is false runs
+//! `INFO server` and the rotate script before anything else. The flag is cleared:
+//!
+//! * by any connection-level error (I/O, dropped connection, refused connection, timeout)
+//!   on a single-server connection ([`Watched`]): with no connection retries (see
+//!   `RedisStore::new`) and RESP2 (no push messages), a `ConnectionManager` reconnects only
+//!   when a command through it fails that way, and it returns that error to the caller
+//!   within the same poll that starts the reconnection, so the flag is cleared before the
+//!   new connection has finished its TCP handshake, long before any command through it
+//!   can answer;
+//! * when a connection is made (a new runtime's, see [`super::conns`]), before it is
+//!   handed to its first caller;
+//! * by the tiered store when its subscriber loses or regains the invalidation channel,
+//!   and when the breaker closes after an outage.
+//!
+//! Every clearing also moves a generation counter. A lookup notes the generation once the
+//! check passed, and a hit is thrown away (reported as a miss) if the generation moved
+//! while the lookup was in flight: a command that went out before the flag was cleared may
+//! have been answered by the new incarnation. What remains is a window of scheduling, not
+//! of protocol: the erroring caller's thread would have to stall between the failed command
+//! and the clearing for longer than another caller's reconnection and round trip.
+//!
+//! Cluster mode is not covered (each master would need its own epoch and check): a
+//! limitation, documented in the README.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+
+/// The tag whose version is the store epoch. A user tag of this name shares it (bumping it
+/// then kills every entry, as a rotation does); nothing else can reach it.
+pub(crate) const EPOCH_TAG: &str = "querycache:#epoch";
+
+/// Rotates the epoch unless the server's `run_id` (`ARGV[1]`) is the one recorded in
+/// `KEYS[1]` (`<prefix>:epoch-run`): records it and gives the epoch version (`KEYS[2]`) a
+/// fresh token (`ARGV[2]`, for `ARGV[3]` ms). Returns 0 if the `run_id` was the one
+/// recorded, 1 if it rotated from another one (a new incarnation), 2 if none was recorded
+/// (a new store, or one cleared: it rotates all the same).
+pub(super) const ROTATE: &str = r"
+local recorded = redis.call('GET', KEYS[1])
+if recorded == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if recorded then return 1 end
+return 2
+";
+
+/// Whether the server's incarnation was checked since the last sign that it may have
+/// changed. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Incarnation {
+    verified: AtomicBool,
+    /// Moved by every [`reset`](Self::reset).
+    generation: AtomicU64,
+    /// How many times this instance rotated the epoch for a new incarnation (not counting
+    /// the first record of a `run_id` on a new store).
+    rotations: AtomicU64,
+    /// One check at a time.
+    checking: tokio::sync::Mutex<()>,
+}
+
+impl Incarnation {
+    /// Unchecked: the first operation checks.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The server may have changed: the next operation checks again, and hits of lookups
+    /// in flight are thrown away.
+    pub(crate) fn reset(&self, why: &str) {
+        // The generation first: a check that read it before this reset cannot mark the
+        // incarnation verified (see `verified_at`).
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if self.verified.swap(false, Ordering::AcqRel) {
+            tracing::debug!(why, "Redis incarnation to be checked again");
+        }
+    }
+
+    /// The generation now, if the incarnation is verified.
+    pub(super) fn current(&self) -> Option<u64> {
+        let generation = self.generation.load(Ordering::Acquire);
+        self.verified.load(Ordering::Acquire).then_some(generation)
+    }
+
+    /// Whether nothing reset the flag since [`current`](Self::current) answered
+    /// `generation`.
+    pub(super) fn still(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+            && self.verified.load(Ordering::Acquire)
+    }
+
+    /// The lock checks take turns on.
+    pub(super) fn checking(&self) -> &tokio::sync::Mutex<()> {
+        &self.checking
+    }
+
+    /// The generation to check under, read before the check's first command.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A check that began at `generation` passed: verified, unless something reset the
+    /// flag meanwhile (then the next operation checks again).
+    pub(super) fn verified_at(&self, generation: u64, rotated: bool) {
+        if rotated {
+            self.rotations.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.verified.store(true, Ordering::Release);
+            // A reset between the load and the store moved the generation: undo.
+            if self.generation.load(Ordering::Acquire) != generation {
+                self.verified.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// How many times this instance rotated the epoch.
+    pub(crate) fn rotations(&self) -> u64 {
+        self.rotations.load(Ordering::Relaxed)
+    }
+}
+
+/// `INFO server`'s `run_id`.
+pub(super) fn run_id(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|line| line.trim_end().strip_prefix("run_id:"))
+        .filter(|id| !id.is_empty())
+}
+
+/// A single server's connection that clears the incarnation flag on connection-level
+/// errors (see the module docs).
+#[derive(Clone)]
+pub(super) struct Watched {
+    pub(super) conn: ConnectionManager,
+    pub(super) incarnation: Arc<Incarnation>,
+}
+
+/// Whether `error` says the connection was lost (or never made): the server behind it
+/// may be another one when it comes back.
+fn connection_lost(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+}
+
+impl ConnectionLike for Watched {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        let incarnation = &self.incarnation;
+        let sent = self.conn.req_packed_command(cmd);
+        Box::pin(async move {
+            let reply = sent.await;
+            if let Err(error) = &reply
+                && connection_lost(error)
+            {
+                incarnation.reset("connection error");
+            }
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        let incarnation = &self.incarnation;
+        let sent = self.conn.req_packed_commands(pipeline, offset, count);
+        Box::pin(async move {
+            let reply = sent.await;
+            if let Err(error) = &reply
+                && connection_lost(error)
+            {
+                incarnation.reset("connection error");
+            }
+            reply
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_id_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.2.4\r\nrun_id:abc123\r\ntcp_port:6379\r\n";
+        assert_eq!(run_id(info), Some("abc123"));
+        assert_eq!(run_id("# Server\r\nrun_id:\r\n"), None);
+        assert_eq!(run_id("nothing"), None);
+    }
+
+    #[test]
+    fn a_reset_during_a_check_keeps_the_flag_down() {
+        let inc = Incarnation::new();
+        assert_eq!(inc.current(), None, "unchecked at start");
+        let at = inc.generation();
+        inc.verified_at(at, true);
+        let g = inc.current().unwrap();
+        assert!(inc.still(g));
+        assert_eq!(inc.rotations(), 1);
+        inc.reset("test");
+        assert!(!inc.still(g), "a lookup in flight throws its hit away");
+        assert_eq!(inc.current(), None);
+        let at = inc.generation();
+        inc.reset("during the check");
+        inc.verified_at(at, false);
+        assert_eq!(inc.current(), None, "the check began before the reset");
+        assert_eq!(inc.rotations(), 1);
+    }
+}

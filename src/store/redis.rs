@@ -5,7 +5,7 @@
 //! | `<prefix>:e:<key>` | an entry, framed by [`codec`](crate::codec): header with its snapshot, then the JSON body; expires with the entry's TTL |
 //! | `<prefix>:v:<tag>` | the tag's current version: a random 128-bit token |
 //! | `<prefix>@default-database` | which database is every cache's default one on this prefix (see `cache::databases`): claimed once with `SET NX`, no expiry, kept by `clear` |
-//! | `<prefix>:l:<key>` | the computation lease of a missing key: the holder's token, `SET NX PX` for `CACHE_LEASE_TTL_MS`; deleted by its holder (compare-and-delete) when done |
+//! | `<prefix>:l:<run_id>:<key>` | the computation lease of a missing key (named after the server incarnation's `run_id`, 12 characters, on a single server; `<prefix>:l:<key>` on a cluster): the holder's token, `SET NX PX` for `CACHE_LEASE_TTL_MS`; deleted by its holder (compare-and-delete) when done |
 //! | `<prefix>:v:querycache:#epoch` | the store epoch (single server): a version like a tag's, recorded by every entry, given a fresh token when the server is a new incarnation ([`epoch`]) |
 //! | `<prefix>:epoch-run` | the `run_id` of the server incarnation the epoch was last rotated for (single server; no expiry) |
 //!
@@ -473,6 +473,7 @@ impl RedisStore {
         let run_id = epoch::run_id(&info)
             .ok_or_else(|| "checking the Redis incarnation: INFO names no run_id".to_owned())?
             .to_owned();
+        self.incarnation.found(&run_id);
         let rotated: u8 = self
             .rotate
             .key(self.epoch_run_key())
@@ -970,8 +971,24 @@ impl RedisStore {
         Ok(removed > 0)
     }
 
-    fn lease_key(&self, key: &str) -> String {
-        format!("{}:l:{key}", self.prefix)
+    /// The lease key of `key`: `<prefix>:l:<key>` on a cluster; on a single server
+    /// `<prefix>:l:<run_id, 12 characters>:<key>`, so that a lease restored with an older
+    /// snapshot (a restart from RDB/AOF, a promoted replica), whose holder gave it back long
+    /// ago, holds no caller up for its TTL: each incarnation has leases of its own.
+    async fn lease_key(&self, conn: &mut Conn, key: &str) -> Result<String, String> {
+        match conn {
+            Conn::Single(watched) => {
+                self.incarnation_checked(watched).await?;
+                match self.incarnation.run_id() {
+                    Some(run_id) => {
+                        let run = run_id.get(..12).unwrap_or(&run_id);
+                        Ok(format!("{}:l:{run}:{key}", self.prefix))
+                    }
+                    None => Ok(format!("{}:l:{key}", self.prefix)),
+                }
+            }
+            Conn::Cluster(_) => Ok(format!("{}:l:{key}", self.prefix)),
+        }
     }
 
     /// Takes the computation lease of `key` for `ttl` under `token` (`SET NX PX`): whether
@@ -987,8 +1004,9 @@ impl RedisStore {
             .unwrap_or(u64::MAX / 4)
             .max(1);
         let mut conn = self.conn().await?;
+        let lease = self.lease_key(&mut conn, key).await?;
         let taken: Option<String> = redis::cmd("SET")
-            .arg(self.lease_key(key))
+            .arg(lease)
             .arg(token)
             .arg("NX")
             .arg("PX")
@@ -1003,8 +1021,9 @@ impl RedisStore {
     /// been taken by another instance since).
     pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<(), String> {
         let mut conn = self.conn().await?;
+        let lease = self.lease_key(&mut conn, key).await?;
         self.release
-            .key(self.lease_key(key))
+            .key(lease)
             .arg(token)
             .invoke_async::<u64>(&mut conn)
             .await

@@ -97,10 +97,18 @@ async fn a_lease_left_by_a_dead_holder_expires_and_another_instance_computes() {
     let lease = Duration::from_millis(800);
     let other = instance(&server, StoreKind::Tiered, lease);
     // What an instance that died mid-computation leaves behind: its lease, which nobody
-    // will give back (the key is `<CACHE_KEY_PREFIX>:l:<key>`).
+    // will give back
+    // (the key is `<CACHE_KEY_PREFIX>:l:<run_id, 12 characters>:<key>`).
+    let info: String = server.query(redis::cmd("INFO").arg("server"));
+    let run_id = info
+        .lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .expect("INFO server names the run_id")
+        .trim()
+        .to_owned();
     let taken: Option<String> = server.query(
         redis::cmd("SET")
-            .arg("querycache:l:orphan")
+            .arg(format!("querycache:l:{}:orphan", &run_id[..12]))
             .arg("token-of-a-dead-instance")
             .arg("NX")
             .arg("PX")

@@ -76,6 +76,9 @@ pub(crate) struct Incarnation {
     rotations: AtomicU64,
     /// One check at a time.
     checking: tokio::sync::Mutex<()>,
+    /// The `run_id` the last check found: computation leases are named after it, so that
+    /// a lease restored with an older snapshot (its holder long done) holds nobody up.
+    run_id: std::sync::Mutex<Option<std::sync::Arc<str>>>,
 }
 
 impl Incarnation {
@@ -131,6 +134,25 @@ impl Incarnation {
                 self.verified.store(false, Ordering::Release);
             }
         }
+    }
+
+    /// Records the `run_id` a check found.
+    pub(super) fn found(&self, run_id: &str) {
+        let mut slot = self
+            .run_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_deref() != Some(run_id) {
+            *slot = Some(std::sync::Arc::from(run_id));
+        }
+    }
+
+    /// The `run_id` the last check found, if any.
+    pub(super) fn run_id(&self) -> Option<std::sync::Arc<str>> {
+        self.run_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// How many times this instance rotated the epoch.

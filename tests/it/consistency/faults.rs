@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use querycache::{Cache, Health, StoreKind};
 
 use super::Run;
+use crate::support::proxy::Proxy;
 use crate::support::redis::RedisServer;
 use crate::support::stores::Kind;
 
@@ -52,18 +53,37 @@ pub enum Fault {
     EvictVersions,
     /// `maxmemory 1`, `noeviction`: every write refused with an OOM error (a full Redis).
     Full,
+    /// `SAVE`, [`HOLD`] of traffic (whose invalidations the snapshot does not hold), then
+    /// kill -9 and a restart that loads the snapshot: Redis comes back with older data, as a
+    /// restore or a lagging replica's promotion brings it.
+    RestartFromSnapshot,
+    /// The network refuses every connection for [`HOLD`] (invalidations wait for the
+    /// replay), then carries replies [`SLOW`] late while the replay runs and for a while
+    /// after: writes made while the replay is in flight.
+    SlowReplay,
+    /// The network silently drops the invalidation channel's flow (no reset, no close) for
+    /// [`HOLD`] past the heartbeat deadline: a middlebox that forgot it.
+    SilentChannel,
 }
+
+/// How late each reply comes during [`Fault::SlowReplay`].
+const SLOW: Duration = Duration::from_millis(150);
+/// The instances' channel heartbeat: a silent channel is noticed within three.
+const HEARTBEAT: Duration = Duration::from_millis(200);
 
 impl Fault {
     /// Every fault, in the order the rounds take them.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 11] = [
         Fault::Kill,
         Fault::KillSubscriptions,
         Fault::Pause,
         Fault::EvictVersions,
+        Fault::SilentChannel,
         Fault::DebugSleep,
         Fault::KillDataConnections,
+        Fault::RestartFromSnapshot,
         Fault::Full,
+        Fault::SlowReplay,
         Fault::RestartEmpty,
     ];
 }
@@ -79,6 +99,15 @@ impl fmt::Display for Fault {
             Fault::KillSubscriptions => "CLIENT KILL TYPE pubsub",
             Fault::EvictVersions => "maxmemory just above use, allkeys-random",
             Fault::Full => "maxmemory 1, noeviction (OOM on writes)",
+            Fault::RestartFromSnapshot => {
+                "SAVE, 0.8 s of writes, kill -9, restart from the snapshot"
+            }
+            Fault::SlowReplay => {
+                "connections refused 0.8 s, then replies 150 ms late during the replay"
+            }
+            Fault::SilentChannel => {
+                "the channel's flow silently dropped past the heartbeat deadline"
+            }
         })
     }
 }
@@ -92,12 +121,15 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
         Kind::Memory => panic!("faults need a Redis-backed store"),
     };
     let server = RedisServer::start_with(&[("enable-debug-command", "yes")])?;
+    // Every instance reaches the server through a proxy, for the network's faults.
+    let proxy = Proxy::start(server.port());
     let cache = || {
         Cache::builder()
-            .redis_url(server.url())
+            .redis_url(proxy.url())
             .store(store)
             .redis_timeout(TIMEOUT)
             .breaker_cooldown(Duration::from_millis(100))
+            .channel_heartbeat(HEARTBEAT)
             .build_cache()
             .expect("valid test configuration")
     };
@@ -106,6 +138,7 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
         caches,
         Driver {
             server,
+            proxy,
             tiered: kind == Kind::Tiered,
             next: 0,
             report: Vec::new(),
@@ -117,6 +150,7 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
 /// Injects one fault per round and accounts for it.
 pub struct Driver {
     server: RedisServer,
+    proxy: Proxy,
     tiered: bool,
     next: usize,
     report: Vec<String>,
@@ -266,6 +300,66 @@ impl Driver {
                 self.config("maxmemory-policy", "noeviction");
                 let states = healths(caches).await;
                 format!("{} (Redis answers throughout)", describe(&states))
+            }
+            Fault::RestartFromSnapshot => {
+                let rotations: Vec<u64> = healths(caches)
+                    .await
+                    .iter()
+                    .map(|h| h.redis_epoch_rotations)
+                    .collect();
+                assert!(!rotations.is_empty());
+                let () = self.server.query(&redis::cmd("SAVE"));
+                // Writes go on: their invalidations are not in the snapshot.
+                tokio::time::sleep(HOLD).await;
+                tokio::task::block_in_place(|| self.server.restart());
+                // The next rounds start empty again (`RestartEmpty` means it).
+                let _ = std::fs::remove_file(self.server.dir().join("dump.rdb"));
+                // One instance (whichever asks first) rotates the epoch for all.
+                let before: u64 = rotations.iter().sum();
+                let deadline = Instant::now() + LIMIT;
+                loop {
+                    let states = healths(caches).await;
+                    let now: u64 = states.iter().map(|h| h.redis_epoch_rotations).sum();
+                    if now > before {
+                        break format!(
+                            "the new incarnation noticed (store epoch rotated): {}",
+                            describe(&states)
+                        );
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "no instance rotated the store epoch within {LIMIT:?}: {}",
+                        describe(&states)
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            Fault::SlowReplay => {
+                self.proxy.refuse();
+                let seen = wait_for(caches, "Redis unreachable, memory serving", |_, h| {
+                    !h.healthy && !h.redis_connected && h.fallback_active
+                })
+                .await;
+                tokio::time::sleep(HOLD).await;
+                self.proxy.delay_replies(SLOW);
+                self.proxy.accept();
+                // Replies stay late through the replay and a while after.
+                tokio::time::sleep(HOLD * 2).await;
+                self.proxy.delay_replies(Duration::ZERO);
+                seen
+            }
+            Fault::SilentChannel => {
+                if !self.tiered {
+                    return "no channel to silence (the Redis store has no memory tier)".to_owned();
+                }
+                self.proxy.silence_subscribers();
+                let seen = wait_for(caches, "the silent channel counted as lost", |i, h| {
+                    h.invalidation_channel_losses > losses[i]
+                })
+                .await;
+                tokio::time::sleep(HOLD).await;
+                self.proxy.speak_to_subscribers();
+                seen
             }
             Fault::Full => {
                 self.config("maxmemory-policy", "noeviction");

@@ -5,7 +5,7 @@
 //! cargo run --example songs                                   # SQLite file + memory store
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example songs --features redis   # tiered
 //! DATABASE_URL=postgres://postgres@127.0.0.1/songs cargo run --example songs
-//! CACHE_ADMIN_TOKEN=secret cargo run --example songs          # enables clear and warm
+//! CACHE_ADMIN_TOKEN=$(openssl rand -hex 16) cargo run --example songs  # enables clear and warm
 //! ```
 //!
 //! Listens on `127.0.0.1:$PORT` (default 3000); the routes are listed in `app/mod.rs` and

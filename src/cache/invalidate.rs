@@ -102,12 +102,27 @@ impl Cache {
     /// }
     /// assert_eq!(cache.invalidate_pattern("user:*").await.unwrap(), 2);
     /// assert!(cache.invalidate_pattern("[").await.is_err());
+    /// assert!(cache.invalidate_pattern(&"*".repeat(5000)).await.is_err(), "longer than any key");
     /// # }
     /// ```
     ///
     /// # Errors
-    /// [`Error::Pattern`] when `pattern` is not a valid glob.
+    /// [`Error::Pattern`] when `pattern` is not a valid glob, or is longer than
+    /// [`MAX_KEY_LEN`](crate::key::MAX_KEY_LEN) bytes.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize, Error> {
+        // No key is longer than `MAX_KEY_LEN`: a longer pattern is a mistake or an attack (a
+        // compiled pattern is kept by the memory store's removal log, and sent to every
+        // instance).
+        if pattern.len() > crate::key::MAX_KEY_LEN {
+            return Err(Error::Pattern {
+                pattern: format!("{}…", pattern.chars().take(64).collect::<String>()),
+                reason: format!(
+                    "is {} bytes long; the limit is {} (the longest key)",
+                    pattern.len(),
+                    crate::key::MAX_KEY_LEN
+                ),
+            });
+        }
         let glob = glob::Pattern::new(pattern).map_err(|e| Error::Pattern {
             pattern: pattern.to_owned(),
             reason: e.msg.to_owned(),

@@ -1,10 +1,20 @@
-//! The admin bearer token: kept as a digest, compared in constant time.
+//! The admin bearer token: kept as a digest, compared in constant time, and guarded
+//! against guessing.
 //!
 //! Both the configured token and the presented one are hashed with SHA-256 and the two
 //! 32-byte digests are compared with [`subtle::ConstantTimeEq`]: the time a comparison takes
 //! depends neither on how many leading bytes match nor on either token's length.
+//!
+//! A request with more than one `Authorization` header is refused whatever they hold (a
+//! proxy and the application could otherwise read different ones). Failed attempts are
+//! throttled: past [`FAILURES_PER_WINDOW`] within [`WINDOW`], every admin request is
+//! answered 429 with `Retry-After`, *without* checking its token, until the window ends — so
+//! guessing runs at a few attempts a minute, and a guess that happens to be right during the
+//! throttle learns nothing. The price: an admin locked out with the attacker for at most one
+//! window.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -16,10 +26,23 @@ use subtle::ConstantTimeEq;
 
 use super::envelope::ApiError;
 
-/// The configured admin token, as its SHA-256 digest (`None`: admin routes are disabled).
-#[derive(Clone)]
+/// Failed attempts allowed per [`WINDOW`] before admin requests are throttled.
+pub(crate) const FAILURES_PER_WINDOW: u32 = 10;
+/// The throttle's window.
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+
+/// The configured admin token, as its SHA-256 digest (`None`: admin routes are disabled),
+/// and the failed attempts of the current window.
 pub(crate) struct AdminToken {
     digest: Option<[u8; 32]>,
+    failures: parking_lot::Mutex<Failures>,
+}
+
+/// Failed attempts in the window that began at `since`.
+#[derive(Debug)]
+struct Failures {
+    since: Instant,
+    count: u32,
 }
 
 impl AdminToken {
@@ -30,6 +53,40 @@ impl AdminToken {
                 .map(str::trim)
                 .filter(|token| !token.is_empty())
                 .map(digest),
+            failures: parking_lot::Mutex::new(Failures {
+                since: Instant::now(),
+                count: 0,
+            }),
+        }
+    }
+
+    /// How long admin requests are throttled for, if they are (too many failures in the
+    /// current window).
+    fn throttled(&self) -> Option<Duration> {
+        let mut failures = self.failures.lock();
+        let elapsed = failures.since.elapsed();
+        if elapsed >= WINDOW {
+            failures.since = Instant::now();
+            failures.count = 0;
+            return None;
+        }
+        (failures.count >= FAILURES_PER_WINDOW).then(|| WINDOW - elapsed)
+    }
+
+    /// Counts a failed attempt.
+    fn failed(&self) {
+        let mut failures = self.failures.lock();
+        if failures.since.elapsed() >= WINDOW {
+            failures.since = Instant::now();
+            failures.count = 0;
+        }
+        failures.count = failures.count.saturating_add(1);
+        if failures.count == FAILURES_PER_WINDOW {
+            tracing::warn!(
+                failures = failures.count,
+                window_s = WINDOW.as_secs(),
+                "too many failed admin attempts: admin requests throttled until the window ends"
+            );
         }
     }
 
@@ -47,18 +104,22 @@ impl AdminToken {
             tracing::debug!("admin request refused: no admin token configured");
             return Err(Denied::Disabled);
         };
-        let Some(value) = headers.get(AUTHORIZATION) else {
-            return Err(Denied::Missing);
-        };
-        let Some(presented) = bearer(value) else {
-            return Err(Denied::Malformed);
-        };
-        if bool::from(digest(presented).ct_eq(expected)) {
-            Ok(())
-        } else {
-            tracing::warn!("admin request refused: wrong bearer token");
-            Err(Denied::Wrong)
+        if let Some(retry) = self.throttled() {
+            return Err(Denied::Throttled(retry));
         }
+        let denied = match presented(headers) {
+            Err(denied) => denied,
+            Ok(presented) if bool::from(digest(presented).ct_eq(expected)) => return Ok(()),
+            Ok(_) => {
+                tracing::warn!("admin request refused: wrong bearer token");
+                Denied::Wrong
+            }
+        };
+        // A request without the header guesses nothing: it does not count.
+        if denied != Denied::Missing {
+            self.failed();
+        }
+        Err(denied)
     }
 }
 
@@ -71,6 +132,20 @@ impl std::fmt::Debug for AdminToken {
         };
         f.debug_tuple("AdminToken").field(&shown).finish()
     }
+}
+
+/// The token an admin request presents: its only `Authorization` header, of the form
+/// `Bearer <token>`.
+fn presented(headers: &HeaderMap) -> Result<&str, Denied> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(Denied::Missing);
+    };
+    if values.next().is_some() {
+        tracing::warn!("admin request refused: more than one Authorization header");
+        return Err(Denied::Malformed);
+    }
+    bearer(value).ok_or(Denied::Malformed)
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -96,6 +171,8 @@ pub(crate) enum Denied {
     Malformed,
     /// Another token: 401.
     Wrong,
+    /// Too many failed attempts lately: 429, with how long until the window ends.
+    Throttled(Duration),
 }
 
 impl IntoResponse for Denied {
@@ -119,6 +196,16 @@ impl IntoResponse for Denied {
                 r#"Bearer realm="querycache", error="invalid_token""#,
                 "invalid bearer token",
             ),
+            Denied::Throttled(retry) => {
+                let seconds = retry.as_secs().max(1);
+                return (
+                    [(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds))],
+                    ApiError::too_many_requests(format!(
+                        "too many failed admin attempts: try again in {seconds} s"
+                    )),
+                )
+                    .into_response();
+            }
         };
         (
             [(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))],
@@ -181,6 +268,40 @@ mod tests {
         assert_eq!(token.check(&HeaderMap::new()), Err(Denied::Missing));
         assert_eq!(token.check(&headers("Bearer nope")), Err(Denied::Wrong));
         assert_eq!(token.check(&headers("Basic x")), Err(Denied::Malformed));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_whatever_they_hold() {
+        let token = AdminToken::new(Some("s3cret-admin-token"));
+        let mut both = HeaderMap::new();
+        both.append(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret-admin-token"),
+        );
+        both.append(AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
+        assert_eq!(token.check(&both), Err(Denied::Malformed));
+    }
+
+    #[test]
+    fn failed_attempts_are_throttled_without_checking_the_token() {
+        let token = AdminToken::new(Some("s3cret-admin-token"));
+        for _ in 0..FAILURES_PER_WINDOW {
+            assert_eq!(token.check(&headers("Bearer guess")), Err(Denied::Wrong));
+        }
+        let denied = token
+            .check(&headers("Bearer s3cret-admin-token"))
+            .unwrap_err();
+        assert!(matches!(denied, Denied::Throttled(_)), "{denied:?}");
+        let response = denied.into_response();
+        assert_eq!(response.status(), 429);
+        assert!(
+            response
+                .headers()
+                .contains_key(axum::http::header::RETRY_AFTER)
+        );
+        // The window ends: the right token is accepted again.
+        token.failures.lock().since -= WINDOW;
+        assert!(token.check(&headers("Bearer s3cret-admin-token")).is_ok());
     }
 
     #[test]

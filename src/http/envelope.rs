@@ -113,6 +113,18 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 429 `too_many_requests`: too many failed admin attempts lately.
+    ///
+    /// ```
+    /// use querycache::http::ApiError;
+    ///
+    /// let error = ApiError::too_many_requests("slow down");
+    /// assert_eq!(error.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+    /// ```
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+    }
+
     /// 403 `forbidden`: the operation is disabled (no admin token configured).
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)

@@ -16,6 +16,8 @@ use crate::{Cache, Error};
 
 /// The environment variable holding the admin bearer token.
 const ADMIN_TOKEN_VAR: &str = "CACHE_ADMIN_TOKEN";
+/// The shortest admin token accepted from the environment.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// How [`management_router`] is set up: for now, the admin bearer token.
 ///
@@ -107,18 +109,22 @@ impl ManagementOptions {
     /// ```
     /// use querycache::http::ManagementOptions;
     ///
-    /// let options = ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "s3cret")]).unwrap();
+    /// let options =
+    ///     ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "3f9c1d7be2a04c55")]).unwrap();
     /// assert!(options.has_admin_token());
     /// let unset = ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "")]).unwrap();
     /// assert!(!unset.has_admin_token());
     ///
     /// let err = ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "two words")]).unwrap_err();
     /// assert!(err.to_string().contains("CACHE_ADMIN_TOKEN"));
+    /// let short = ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", "x")]).unwrap_err();
+    /// assert!(short.to_string().contains("at least 16"));
     /// ```
     ///
     /// # Errors
     /// [`Error::Config`] naming `CACHE_ADMIN_TOKEN` when the token (once trimmed) holds
-    /// anything but visible ASCII characters: a client could never send it in a header.
+    /// anything but visible ASCII characters (a client could never send it in a header), or
+    /// is shorter than [`MIN_ADMIN_TOKEN_LEN`] characters (guessable).
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, Error>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -136,6 +142,17 @@ impl ManagementOptions {
                     ADMIN_TOKEN_VAR,
                     "<redacted>",
                     "the token may hold visible ASCII characters only (no spaces, no control or non-ASCII characters)",
+                ));
+            }
+            if !token.is_empty() && token.len() < MIN_ADMIN_TOKEN_LEN {
+                return Err(Error::config(
+                    ADMIN_TOKEN_VAR,
+                    "<redacted>",
+                    format!(
+                        "the token is {} characters long: use at least {MIN_ADMIN_TOKEN_LEN} \
+                         random characters (for example `openssl rand -hex 32`)",
+                        token.len()
+                    ),
                 ));
             }
             options = options.admin_token(token);

@@ -409,3 +409,48 @@ async fn a_computation_never_parks_a_value_read_from_a_lagging_memory_tier_in_re
     // The caller's own lookups may still be answered by the lagging memory tier (until the
     // message arrives): the bound documented for other instances' writes.
 }
+
+/// Issue 20, item 7: health reports what Redis says now, not what it said when the outage
+/// began. Redis refuses connections (the breaker opens on "connection refused"-like
+/// errors), then comes back requiring a password: the probe's own error replaces the old
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_the_probes_own_error_not_the_outages_first() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = crate::support::proxy::Proxy::start(server.port());
+    let cache = Cache::builder()
+        .redis_url(proxy.url())
+        .store(StoreKind::Redis)
+        .redis_timeout(Duration::from_millis(1000))
+        .breaker_cooldown(Duration::from_millis(50))
+        .build_cache()
+        .unwrap();
+    cache.set("k", 1_u32, EntryOptions::new()).await.unwrap();
+    proxy.refuse();
+    until(Duration::from_secs(10), "the breaker opened", async || {
+        let _ = cache.get::<u32>("k").await;
+        cache.health().await.fallback_active
+    })
+    .await;
+    let first = cache.health().await.error.unwrap_or_default();
+    assert!(!first.contains("NOAUTH"), "{first}");
+    // Redis is back, but wants a password the cache does not have.
+    let () = server.query(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg("a-password-the-cache-lacks"),
+    );
+    proxy.accept();
+    until(
+        Duration::from_secs(10),
+        "health shows the authentication error",
+        async || {
+            let error = cache.health().await.error.unwrap_or_default();
+            error.contains("NOAUTH") || error.to_lowercase().contains("auth")
+        },
+    )
+    .await;
+}

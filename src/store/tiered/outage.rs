@@ -74,7 +74,18 @@ impl Shared {
     pub(super) async fn recover(self: &Arc<Self>) -> bool {
         let timeout = self.redis.timeout();
         let probe = tokio::time::timeout(timeout, self.redis.probe()).await;
-        if !matches!(probe, Ok(Ok(()))) {
+        let failure = match probe {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(format!("probe: {error}")),
+            Err(_) => Some(format!(
+                "probe: no answer within {} ms",
+                timeout.as_millis()
+            )),
+        };
+        if let Some(failure) = failure {
+            // What Redis says now, not what it said when the outage began (a server back
+            // but refusing the password is not "connection refused" any more).
+            *self.last_error.lock() = Some(failure);
             return false;
         }
         loop {

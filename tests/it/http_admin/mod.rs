@@ -468,6 +468,65 @@ async fn http_admin_auth() {
     assert!(!options.has_admin_token(), "empty counts as unset");
 }
 
+/// Issue 20, item 6: a pattern longer than any key is a 400, not a compiled pattern kept
+/// in memory and published to every instance; the answer does not echo it whole.
+#[tokio::test]
+async fn http_admin_clear_refuses_a_pattern_longer_than_any_key() {
+    let cache = Cache::new();
+    seed(&cache).await;
+    let server = serve(&cache, Some(TOKEN)).await;
+    let pattern = "a*".repeat(900_000);
+    let answer = clear(&server, json!({ "pattern": pattern })).await;
+    let message = answer.error(StatusCode::BAD_REQUEST, "invalid_pattern");
+    assert!(
+        message.len() < 1_000,
+        "the answer quotes a bounded part: {} bytes",
+        message.len()
+    );
+    assert_eq!(present(&cache).await.len(), 3, "nothing removed");
+}
+
+/// Issue 20, item 8: two `Authorization` headers (the right one first) are refused, and
+/// failed attempts are throttled — 429 with `Retry-After`, even for the right token, until
+/// the window ends.
+#[tokio::test]
+async fn http_admin_auth_refuses_two_headers_and_throttles_guessing() {
+    let cache = Cache::new();
+    let server = serve(&cache, Some(TOKEN)).await;
+    let body = r#"{"all": true}"#;
+    let answer = reqwest::Client::new()
+        .post(server.url(&format!("{PREFIX}/clear")))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("authorization", "Bearer wrong")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    Answer::from(answer)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Nine more guesses fill the window (ten failures, the two headers included).
+    for guess in 0..9 {
+        let answer = clear_raw(
+            &server,
+            Some(&format!("guess-{guess}")),
+            Some("application/json"),
+            body,
+        )
+        .await;
+        answer.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let answer = clear_raw(&server, Some(TOKEN), Some("application/json"), body).await;
+    answer.error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    let retry: u64 = answer.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+}
+
 #[tokio::test]
 async fn http_admin_unknown_routes_and_methods_answer_the_envelope() {
     let cache = Cache::new();

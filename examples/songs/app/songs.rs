@@ -60,6 +60,20 @@ pub struct Deleted {
     deleted: bool,
 }
 
+/// 400 when `value` holds a control character (a NUL, an escape...): PostgreSQL refuses
+/// NUL in text (a 500 otherwise), and none belongs in a name. `layout`: tabs and line
+/// breaks are allowed (a song's lyrics).
+pub(super) fn check_no_control(field: &str, value: &str, layout: bool) -> Result<(), ApiError> {
+    let allowed = |c: char| layout && matches!(c, '\n' | '\r' | '\t');
+    match value.chars().find(|&c| c.is_control() && !allowed(c)) {
+        Some(c) => Err(ApiError::invalid_body(format!(
+            "{field}: control characters are not allowed (found U+{:04X})",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn check_name(field: &str, value: &str) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > MAX_NAME {
@@ -67,6 +81,7 @@ fn check_name(field: &str, value: &str) -> Result<String, ApiError> {
             "{field}: must be 1 to {MAX_NAME} characters"
         )));
     }
+    check_no_control(field, value, false)?;
     Ok(value.to_owned())
 }
 
@@ -77,6 +92,7 @@ fn check_content(value: String) -> Result<String, ApiError> {
             value.len()
         )));
     }
+    check_no_control("content", &value, true)?;
     Ok(value)
 }
 

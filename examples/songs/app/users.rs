@@ -29,7 +29,9 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid_body("name: must be 1 to 200 characters"));
     }
+    super::songs::check_no_control("name", name, false)?;
     let email = body.email.trim();
+    super::songs::check_no_control("email", email, false)?;
     if !is_email(email) {
         return Err(ApiError::invalid_body(format!(
             "email: {email:?} is not an email address"

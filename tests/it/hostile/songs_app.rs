@@ -541,3 +541,52 @@ async fn the_body_limit_is_2_mib() {
         (413, &json!("payload_too_large"))
     );
 }
+
+/// Issue 20, item 5: a NUL (or any control character) in a text field is a 400, not a
+/// 500 from PostgreSQL (which refuses NUL in text); line breaks in lyrics stay allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_text_fields_are_a_400_on_postgres() {
+    let Some(app) = SongsApp::start_with(Kind::Memory, Db::Postgres, |b| b, None).await else {
+        return;
+    };
+    let answer = app
+        .post(
+            "/api/v1/users",
+            json!({"name": "a\u{0}b", "email": "nul@example.test"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    let author = app.user("Ann").await;
+    for (field, value) in [
+        ("title", "x\u{0}y"),
+        ("artist", "esc\u{1b}[31m"),
+        ("content", "lyrics\u{0}"),
+    ] {
+        let mut song = json!({"title": "t", "artist": "a", "author_id": author});
+        song[field] = json!(value);
+        let answer = app.post("/api/v1/songs", song).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{field}: {}",
+            answer.body
+        );
+        assert_eq!(
+            answer.body["error"]["code"], "invalid_body",
+            "{}",
+            answer.body
+        );
+    }
+    let id = app.song(author, "Fine").await;
+    let answer = app
+        .put(&format!("/api/v1/songs/{id}"), json!({"content": "a\u{0}"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    let answer = app
+        .put(
+            &format!("/api/v1/songs/{id}"),
+            json!({"content": "line one\nline two\tend"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+}

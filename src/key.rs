@@ -218,6 +218,38 @@ impl fmt::Debug for Key {
     }
 }
 
+/// The most of a key (or pattern) a log line quotes: a request path can make a key of
+/// several kilobytes, and logs are not the place for it.
+pub(crate) const LOGGED_KEY_LEN: usize = 200;
+
+/// `text` as a log line shows it: whole up to [`LOGGED_KEY_LEN`] bytes, else its start and
+/// how long it was.
+pub(crate) fn shown<S: AsRef<str> + ?Sized>(text: &S) -> Shown<'_> {
+    Shown(text.as_ref())
+}
+
+/// See [`shown`].
+pub(crate) struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() <= LOGGED_KEY_LEN {
+            return f.write_str(self.0);
+        }
+        let mut end = LOGGED_KEY_LEN;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}… ({} bytes)", &self.0[..end], self.0.len())
+    }
+}
+
+impl fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -319,6 +351,11 @@ mod tests {
         assert!(Key::new("").is_err());
         assert!(Key::new("a\nb").is_err());
         assert!(Key::new("x".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert_eq!(shown("short").to_string(), "short");
+        let long = "é".repeat(3000);
+        let logged = shown(&long).to_string();
+        assert!(logged.len() < LOGGED_KEY_LEN + 32, "{logged}");
+        assert!(logged.ends_with("(6000 bytes)"), "{logged}");
         assert!(Key::new("x".repeat(MAX_KEY_LEN)).is_ok());
     }
 

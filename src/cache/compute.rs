@@ -153,9 +153,10 @@ impl Cache {
     /// disabled, or the read is inside a [`bypass`](crate::bypass) scope.
     pub(crate) fn trace_bypass(&self, key: &str) {
         tracing::debug!(
-            key,
+            key = %crate::key::shown(key),
             enabled = self.inner.config.enabled,
-            "Cache BYPASS: {key}"
+            "Cache BYPASS: {}",
+            crate::key::shown(key)
         );
     }
 
@@ -222,7 +223,7 @@ impl Cache {
             match weigh(key, &value, options) {
                 Ok(weight) => weight,
                 Err(error) => {
-                    tracing::warn!(key = %key, %error, "value cannot be serialized; not cached");
+                    tracing::warn!(key = %crate::key::shown(&key), %error, "value cannot be serialized; not cached");
                     self.inner.stats.error();
                     return (Arc::new(value), Some(snapshot));
                 }
@@ -257,7 +258,7 @@ impl Cache {
     /// still answer later calls without taking the lock.
     pub(super) async fn unstorable<T>(&self, key: &Key, value: T) -> (Arc<T>, Option<Snapshot>) {
         tracing::debug!(
-            key = %key,
+            key = %crate::key::shown(&key),
             "Cache SET skipped: the computation sent a locking read (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE); never cached"
         );
         if let Err(error) = self.inner.store.remove(key.as_str()).await {
@@ -364,19 +365,19 @@ impl Cache {
             Ok(PutOutcome::Stored) => {
                 self.inner.stats.set(namespace);
                 tracing::debug!(
-                    tier = self.inner.store.tier(), namespace, key = %key, ttl_secs = ttl.as_secs(),
-                    "Cache SET: {namespace} {key} (TTL: {}s)", ttl.as_secs()
+                    tier = self.inner.store.tier(), namespace, key = %crate::key::shown(&key), ttl_secs = ttl.as_secs(),
+                    "Cache SET: {namespace} {} (TTL: {}s)", crate::key::shown(&key), ttl.as_secs()
                 );
             }
             Ok(PutOutcome::Outdated) => {
                 self.inner.stats.wasted();
-                tracing::debug!(tier = self.inner.store.tier(), key = %key, "Cache SET skipped: its tags moved while it was computed");
+                tracing::debug!(tier = self.inner.store.tier(), key = %crate::key::shown(&key), "Cache SET skipped: its tags moved while it was computed");
             }
             Ok(PutOutcome::Unavailable) => {
-                tracing::debug!(tier = self.inner.store.tier(), key = %key, "Cache SET skipped: store unreachable");
+                tracing::debug!(tier = self.inner.store.tier(), key = %crate::key::shown(&key), "Cache SET skipped: store unreachable");
             }
             Ok(PutOutcome::TooLarge) => {
-                tracing::debug!(tier = self.inner.store.tier(), key = %key, weight, "Cache SET skipped: larger than the store accepts");
+                tracing::debug!(tier = self.inner.store.tier(), key = %crate::key::shown(&key), weight, "Cache SET skipped: larger than the store accepts");
             }
             Err(error) => self.store_error("put", key.as_str(), &error),
         }

@@ -327,7 +327,7 @@ impl Cache {
             });
         if ttl > config.max_ttl {
             tracing::debug!(
-                key = %key,
+                key = %crate::key::shown(&key),
                 requested_secs = ttl.as_secs(),
                 max_secs = config.max_ttl.as_secs(),
                 "TTL clamped to CACHE_MAX_TTL"
@@ -382,10 +382,11 @@ impl Cache {
                 Ok(value) => {
                     tracing::debug!(
                         tier = found.tier,
-                        key,
+                        key = %crate::key::shown(key),
                         hit = true,
                         latency_ns = elapsed.as_nanos() as u64,
-                        "Cache HIT: {key} (age: {}s)",
+                        "Cache HIT: {} (age: {}s)",
+                        crate::key::shown(key),
                         found.age.as_secs()
                     );
                     Some((value, found.tier, found.timing))
@@ -399,7 +400,7 @@ impl Cache {
                 self.inner.stats.error();
                 tracing::warn!(
                     tier = self.inner.store.tier(),
-                    key,
+                    key = %crate::key::shown(key),
                     %error,
                     "stored value cannot be decoded; treated as a miss and overwritten"
                 );
@@ -416,10 +417,11 @@ impl Cache {
         } else {
             tracing::debug!(
                 tier = self.inner.store.tier(),
-                key,
+                key = %crate::key::shown(key),
                 hit = false,
                 latency_ns = elapsed.as_nanos() as u64,
-                "Cache MISS: {key}"
+                "Cache MISS: {}",
+                crate::key::shown(key)
             );
             Outcome::Miss
         };
@@ -434,7 +436,7 @@ impl Cache {
     fn type_mismatch(&self, key: &str, _found: &(dyn Any + Send + Sync)) {
         self.inner.stats.error();
         tracing::warn!(
-            key,
+            key = %crate::key::shown(key),
             "entry holds a value of another type than requested (two queries share a key?); treated as a miss"
         );
     }
@@ -444,7 +446,7 @@ impl Cache {
         tracing::warn!(
             tier = self.inner.store.tier(),
             operation,
-            key,
+            key = %crate::key::shown(key),
             error,
             "cache store failed; serving without it"
         );

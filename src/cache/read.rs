@@ -218,9 +218,10 @@ impl Cache {
         );
         tracing::debug!(
             tier = "memory",
-            key,
+            key = %crate::key::shown(key),
             hit = true,
-            "Cache HIT: {key} (age: {}s)",
+            "Cache HIT: {} (age: {}s)",
+            crate::key::shown(key),
             hit.age.as_secs()
         );
         Some((hit.value, hit.timing))
@@ -297,7 +298,7 @@ impl Cache {
                 if self.inner.flights.busy(&key) {
                     return Ok(Served::fresh(value));
                 }
-                tracing::debug!(key = %key, fresh_left_ms = timing.fresh_left.as_millis() as u64, "early refresh");
+                tracing::debug!(key = %crate::key::shown(&key), fresh_left_ms = timing.fresh_left.as_millis() as u64, "early refresh");
                 let job = self.job(&key, options, plan, compute, ttl_of, Kind::Refresh);
                 let counter = &self.inner.stats.fresh.early_refreshes;
                 return Ok(match self.start_refresh(job, counter, runner).await {
@@ -309,7 +310,7 @@ impl Cache {
             // window: served at once, refreshed once.
             Some(Looked { value, timing }) if timing.stale_for < plan.swr => {
                 FreshnessCounters::bump(&self.inner.stats.fresh.stale_served);
-                tracing::debug!(key = %key, stale_ms = timing.stale_for.as_millis() as u64, "Cache STALE: served within the swr window");
+                tracing::debug!(key = %crate::key::shown(&key), stale_ms = timing.stale_for.as_millis() as u64, "Cache STALE: served within the swr window");
                 if self.inner.flights.busy(&key) {
                     return Ok(Served::stale(value));
                 }
@@ -483,7 +484,7 @@ impl Cache {
         let fresh = &self.inner.stats.fresh;
         FreshnessCounters::bump(&fresh.fail_safe_activations);
         FreshnessCounters::bump(&fresh.stale_served);
-        tracing::debug!(key = %key, "fail-safe: serving the last good value");
+        tracing::debug!(key = %crate::key::shown(&key), "fail-safe: serving the last good value");
         Served::stale(value)
     }
 
@@ -499,7 +500,7 @@ impl Cache {
     /// most once per throttle), and the last good value served.
     fn failed_over<T>(&self, key: &Key, value: Arc<T>) -> Served<T> {
         if self.mark_failing(key) {
-            tracing::warn!(key = %key, "computation failed; serving the last good value (fail-safe)");
+            tracing::warn!(key = %crate::key::shown(&key), "computation failed; serving the last good value (fail-safe)");
         }
         self.fail_safe(key, value)
     }
@@ -523,9 +524,9 @@ impl Cache {
     pub(crate) fn refresh_failed(&self, key: &Key, why: &str) {
         FreshnessCounters::bump(&self.inner.stats.fresh.refresh_errors);
         if self.mark_failing(key) {
-            tracing::warn!(key = %key, why, "refresh failed; the stale value is served until its window ends");
+            tracing::warn!(key = %crate::key::shown(&key), why, "refresh failed; the stale value is served until its window ends");
         } else {
-            tracing::debug!(key = %key, why, "refresh failed again");
+            tracing::debug!(key = %crate::key::shown(&key), why, "refresh failed again");
         }
     }
 }

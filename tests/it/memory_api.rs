@@ -203,3 +203,28 @@ fn fetch_with_every_freshness_option_works_under_another_executor() {
         "stale, never a panic for want of a runtime"
     );
 }
+
+/// Issue 20, item 9: a log line quotes at most 200 bytes of a key, however long the key
+/// (a request path of kilobytes made log lines of kilobytes).
+#[tokio::test(flavor = "current_thread")]
+async fn log_lines_quote_a_bounded_part_of_a_long_key() {
+    let (logs, _guard) = capture_logs();
+    let cache = cache_with(|b| b);
+    let key = format!("songs:{}", "x".repeat(4000));
+    cache
+        .get_or_compute(&key, EntryOptions::new(), || async { 1_u8 })
+        .await;
+    cache
+        .get_or_compute(&key, EntryOptions::new(), || async { 1_u8 })
+        .await;
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("Cache MISS: songs:xxx"), "{logs}");
+    assert!(logs.contains("(4006 bytes)"), "{logs}");
+    for line in logs.lines() {
+        assert!(
+            line.len() < 1_000,
+            "a log line of {} bytes: {line}",
+            line.len()
+        );
+    }
+}

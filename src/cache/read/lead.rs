@@ -59,7 +59,7 @@ impl<F, TF> LeadJob<F, TF> {
                 Lease::Taken(token) => Some(token),
                 Lease::Unshared => None,
                 Lease::Held => {
-                    tracing::debug!(key = %self.key, "another instance is refreshing this key");
+                    tracing::debug!(key = %crate::key::shown(&self.key), "another instance is refreshing this key");
                     return Ok(None);
                 }
             }
@@ -87,10 +87,10 @@ impl<F, TF> LeadJob<F, TF> {
         } = self;
         let span = match kind {
             Kind::Miss => {
-                tracing::debug_span!("querycache.compute", key = %key, namespace = options.namespace_name())
+                tracing::debug_span!("querycache.compute", key = %crate::key::shown(&key), namespace = options.namespace_name())
             }
             Kind::Refresh | Kind::Warm => {
-                tracing::debug_span!("querycache.refresh", key = %key, namespace = options.namespace_name())
+                tracing::debug_span!("querycache.refresh", key = %crate::key::shown(&key), namespace = options.namespace_name())
             }
         };
         let lease = LeaseGuard {
@@ -183,7 +183,7 @@ impl Cache {
     async fn wait_for_lease_holder<T: CacheValue>(&self, key: &Key, ttl: Duration) -> Acquired<T> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(5);
-        tracing::debug!(key = %key, "another instance holds the computation lease; waiting for its value");
+        tracing::debug!(key = %crate::key::shown(&key), "another instance holds the computation lease; waiting for its value");
         let outcome = loop {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
@@ -194,7 +194,7 @@ impl Cache {
                 Lease::Taken(token) => break Acquired::Compute(Some(token)),
                 Lease::Unshared => break Acquired::Compute(None),
                 Lease::Held if started.elapsed() >= ttl => {
-                    tracing::warn!(key = %key, waited_ms = started.elapsed().as_millis() as u64, "the instance holding the lease did not answer in time; computing here");
+                    tracing::warn!(key = %crate::key::shown(&key), waited_ms = started.elapsed().as_millis() as u64, "the instance holding the lease did not answer in time; computing here");
                     break Acquired::Compute(None);
                 }
                 Lease::Held => {}
@@ -231,7 +231,7 @@ impl Cache {
         let (value, storable) = crate::store::computing(fingerprint, compute()).await;
         let value = value?;
         let delta = started.elapsed();
-        tracing::debug!(key = %key, elapsed_us = delta.as_micros() as u64, "computed");
+        tracing::debug!(key = %crate::key::shown(&key), elapsed_us = delta.as_micros() as u64, "computed");
         if storable == Storable::No {
             return Ok(self.unstorable(key, value).await);
         }

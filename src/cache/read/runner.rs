@@ -133,7 +133,7 @@ where
                 Ok(joined) => (joined, Some(stale)),
                 Err(_) => {
                     FreshnessCounters::bump(&cache.inner.stats.fresh.soft_timeouts);
-                    tracing::debug!(key = %key, soft_ms = soft.as_millis() as u64, "soft timeout: serving the stale value, the computation goes on");
+                    tracing::debug!(key = %crate::key::shown(&key), soft_ms = soft.as_millis() as u64, "soft timeout: serving the stale value, the computation goes on");
                     return Driven::SoftTimeout(stale);
                 }
             },
@@ -149,7 +149,7 @@ where
             // needs a stale value, and that is the answer.
             (_, Some(after), _) => {
                 FreshnessCounters::bump(&cache.inner.stats.fresh.hard_timeouts);
-                tracing::warn!(key = %key, hard_ms = after.as_millis() as u64, "hard timeout: the computation was abandoned");
+                tracing::warn!(key = %crate::key::shown(&key), hard_ms = after.as_millis() as u64, "hard timeout: the computation was abandoned");
                 Driven::TimedOut(crate::TimedOut::new(key.as_str(), after))
             }
             (_, None, Some(stale)) => Driven::SoftTimeout(stale),

@@ -195,7 +195,7 @@ where
         && stored.is_success()
         && stored.etag().as_ref() != Some(current)
     {
-        tracing::debug!(key = %key, "entry older than its tags' versions; recomputed");
+        tracing::debug!(key = %crate::key::shown(&key), "entry older than its tags' versions; recomputed");
         settings.cache.delete(key.as_str()).await;
         (result, source) = lookup.run().await;
     }
@@ -216,7 +216,7 @@ where
             response
         }
         Err((mut response, reason)) => {
-            tracing::debug!(key = %key, reason = reason.0, "HTTP answer not cached");
+            tracing::debug!(key = %crate::key::shown(&key), reason = reason.0, "HTTP answer not cached");
             if head {
                 response = body::strip_for_head(response);
             }

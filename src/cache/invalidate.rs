@@ -132,9 +132,10 @@ impl Cache {
                 self.inner.stats.invalidations(n as u64);
                 tracing::debug!(
                     tier = self.inner.store.tier(),
-                    pattern,
+                    pattern = %crate::key::shown(pattern),
                     removed = n,
-                    "Cache INVALIDATED: pattern {pattern}, {n} keys"
+                    "Cache INVALIDATED: pattern {}, {n} keys",
+                    crate::key::shown(pattern)
                 );
                 Ok(n)
             }

@@ -16,7 +16,15 @@ use crate::{Cache, Error};
 
 /// The environment variable holding the admin bearer token.
 const ADMIN_TOKEN_VAR: &str = "CACHE_ADMIN_TOKEN";
-/// The shortest admin token accepted from the environment.
+/// The shortest admin token accepted from the environment (`CACHE_ADMIN_TOKEN`): shorter
+/// ones are guessable, and refused at start-up.
+///
+/// ```
+/// use querycache::http::{MIN_ADMIN_TOKEN_LEN, ManagementOptions};
+///
+/// let short = "x".repeat(MIN_ADMIN_TOKEN_LEN - 1);
+/// assert!(ManagementOptions::from_vars([("CACHE_ADMIN_TOKEN", short)]).is_err());
+/// ```
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// How [`management_router`] is set up: for now, the admin bearer token.

@@ -200,7 +200,7 @@ pub use cache_control::CacheControl;
 pub use conditional::{ConditionalGet, ConditionalGetService};
 pub use envelope::{ApiError, ApiResponse};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use management::{ManagementOptions, management_router};
+pub use management::{MIN_ADMIN_TOKEN_LEN, ManagementOptions, management_router};
 pub use prometheus::prometheus_route;
 pub use response_cache::{
     CacheResponse, CacheResponseLayer, CacheResponseService, cache_api_response, cache_row_response,

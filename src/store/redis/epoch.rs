@@ -186,22 +186,29 @@ fn connection_lost(error: &redis::RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
+/// `sent`'s reply, after clearing the incarnation flag if it says the connection was lost.
+fn watched<'a, T: Send + 'a>(
+    incarnation: &'a Incarnation,
+    sent: redis::RedisFuture<'a, T>,
+) -> redis::RedisFuture<'a, T> {
+    Box::pin(async move {
+        let reply = sent.await;
+        if let Err(error) = &reply
+            && connection_lost(error)
+        {
+            incarnation.reset("connection error");
+        }
+        reply
+    })
+}
+
 impl ConnectionLike for Watched {
     fn req_packed_command<'a>(
         &'a mut self,
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
-        let incarnation = &self.incarnation;
         let sent = self.conn.req_packed_command(cmd);
-        Box::pin(async move {
-            let reply = sent.await;
-            if let Err(error) = &reply
-                && connection_lost(error)
-            {
-                incarnation.reset("connection error");
-            }
-            reply
-        })
+        watched(&self.incarnation, sent)
     }
 
     fn req_packed_commands<'a>(
@@ -210,17 +217,8 @@ impl ConnectionLike for Watched {
         offset: usize,
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        let incarnation = &self.incarnation;
         let sent = self.conn.req_packed_commands(pipeline, offset, count);
-        Box::pin(async move {
-            let reply = sent.await;
-            if let Err(error) = &reply
-                && connection_lost(error)
-            {
-                incarnation.reset("connection error");
-            }
-            reply
-        })
+        watched(&self.incarnation, sent)
     }
 
     fn get_db(&self) -> i64 {

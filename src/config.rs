@@ -24,6 +24,7 @@
 //! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
 //! | `CACHE_WARM_ON_STARTUP` | `false` | run the registered warmers at start-up, when the application calls [`Cache::warm_on_startup`](crate::Cache::warm_on_startup) |
 //! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |
+//! | `CACHE_KEY_SECRET` | unset: a random secret per process | feature `axum`: the secret (at least [`MIN_KEY_SECRET_LEN`] bytes; `openssl rand -hex 32`) that keys the hash of the `Authorization` and `Vary` values in the keys of cached HTTP answers. Set the same value on every instance sharing Redis, or they share no entry for requests carrying those headers; never logged or shown |
 //! | `CACHE_TABLE_DEPENDENCIES` | unset | writes the database makes on its own (triggers...), `songs=song_counts,audit_log;users=user_stats`: see [`CacheConfigBuilder::table_also_writes`] |
 
 use std::collections::HashMap;
@@ -34,8 +35,11 @@ use std::time::Duration;
 use crate::Error;
 
 mod dependencies;
+mod secret;
 
 pub(crate) use dependencies::TableDependencies;
+pub(crate) use secret::KeySecret;
+pub use secret::MIN_KEY_SECRET_LEN;
 
 /// Built-in namespace TTLs (the product brief's policies); `CACHE_TTL_<NAMESPACE>` and
 /// [`CacheConfigBuilder::namespace_ttl`] override them.
@@ -181,6 +185,8 @@ pub struct CacheConfig {
     pub(crate) breaker_cooldown: Duration,
     pub(crate) channel_heartbeat: Duration,
     pub(crate) table_dependencies: TableDependencies,
+    /// `Debug` shows `<redacted>`.
+    pub(crate) key_secret: Option<KeySecret>,
 }
 
 impl Default for CacheConfig {
@@ -212,6 +218,7 @@ impl Default for CacheConfig {
             breaker_cooldown: Duration::from_millis(500),
             channel_heartbeat: Duration::from_secs(1),
             table_dependencies: TableDependencies::default(),
+            key_secret: None,
         }
     }
 }
@@ -419,6 +426,29 @@ impl CacheConfig {
     pub fn tables_also_written(&self, table: &str) -> &[String] {
         self.table_dependencies.also_written(table)
     }
+
+    /// Whether a key secret is configured (`CACHE_KEY_SECRET`,
+    /// [`CacheConfigBuilder::key_secret`]). Without one, each process draws a random secret
+    /// of its own: instances sharing Redis then share no cached HTTP answer of a request
+    /// carrying `Authorization` or `Vary` values.
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// assert!(!CacheConfig::default().has_key_secret());
+    /// let config = CacheConfig::from_vars([("CACHE_KEY_SECRET", "0123456789abcdef0123")]).unwrap();
+    /// assert!(config.has_key_secret());
+    /// assert!(!format!("{config:?}").contains("0123456789abcdef"), "Debug never shows it");
+    /// ```
+    pub fn has_key_secret(&self) -> bool {
+        self.key_secret.is_some()
+    }
+
+    /// The configured key secret's bytes, if one is set (never logged).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn key_secret(&self) -> Option<&[u8]> {
+        self.key_secret.as_ref().map(KeySecret::bytes)
+    }
 }
 
 /// Builder of a [`CacheConfig`]; [`build`](Self::build) validates.
@@ -606,6 +636,34 @@ impl CacheConfigBuilder {
     /// ```
     pub fn channel_heartbeat(mut self, interval: Duration) -> Self {
         self.config.channel_heartbeat = interval;
+        self
+    }
+
+    /// Sets the key secret (`CACHE_KEY_SECRET`; feature `axum`): the key of the HMAC-SHA256
+    /// that hashes the `Authorization` header and the `Vary` values into the keys of cached
+    /// HTTP answers (`querycache::http::CacheResponse`), so that a key — in the
+    /// store, a log line or the admin analytics — cannot be used to test guesses of a
+    /// password offline. Every instance sharing a Redis store needs the same secret, or
+    /// they share no entry for requests carrying those headers.
+    ///
+    /// At least [`MIN_KEY_SECRET_LEN`] bytes (`openssl rand -hex 32` makes a good one);
+    /// shorter, [`build`](Self::build) fails naming `CACHE_KEY_SECRET`. Unset, each process
+    /// draws a random secret of its own. `Debug` never shows it.
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::builder().key_secret("6f1c0b7e2d9a4c33a1f0e8d7").build().unwrap();
+    /// assert!(config.has_key_secret());
+    /// let err = CacheConfig::builder().key_secret("short").build().unwrap_err();
+    /// assert!(err.to_string().contains("CACHE_KEY_SECRET"));
+    /// assert!(!err.to_string().contains("short"), "the value is not shown");
+    /// ```
+    pub fn key_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        match KeySecret::new(secret.as_ref()) {
+            Ok(secret) => self.config.key_secret = Some(secret),
+            Err(err) => self.errors.push(err),
+        }
         self
     }
 
@@ -844,6 +902,7 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_CHANNEL_HEARTBEAT_MS",
     "CACHE_LEASE_TTL_MS",
     dependencies::VARIABLE,
+    secret::VARIABLE,
 ];
 
 fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConfigBuilder, Error> {
@@ -884,6 +943,14 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
                 .map_err(|_| Error::config(name, value, "expected a whole number of failures"))?,
         ),
         "CACHE_STORE" => b.store(value.parse()?),
+        // Blank: unset (a random secret per process).
+        secret::VARIABLE if value.trim().is_empty() => b,
+        secret::VARIABLE => {
+            let secret = KeySecret::new(value.trim().as_bytes())?;
+            let mut b = b;
+            b.config.key_secret = Some(secret);
+            b
+        }
         dependencies::VARIABLE => dependencies::parse(value)?
             .into_iter()
             .fold(b, |b, (table, also)| b.table_also_writes(&table, also)),

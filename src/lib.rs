@@ -140,12 +140,14 @@ mod warm;
 mod write;
 
 pub use analytics::{
-    Analytics, Efficiency, NamespaceAnalytics, Recommendation, RecommendationLevel, TOP_KEYS,
-    TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
+    Analytics, Efficiency, NamespaceAnalytics, REDACTED_KEY, Recommendation, RecommendationLevel,
+    TOP_KEYS, TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
 };
 pub use bypass::{bypass, bypass_sync};
 pub use cache::{Cache, CacheValue, FetchError, Fetched, TimedOut};
-pub use config::{CacheConfig, CacheConfigBuilder, InvalidationStrategy, StoreKind};
+pub use config::{
+    CacheConfig, CacheConfigBuilder, InvalidationStrategy, MIN_KEY_SECRET_LEN, StoreKind,
+};
 pub use error::Error;
 pub use global::{global, install};
 pub use health::Health;

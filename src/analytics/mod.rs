@@ -19,6 +19,8 @@ use crate::{Cache, CacheStats};
 
 /// How many keys [`Usage::top_keys`] lists at most.
 pub const TOP_KEYS: usize = 20;
+/// What [`Analytics::redacted`] puts in place of each top key's text.
+pub const REDACTED_KEY: &str = "<redacted>";
 /// The window [`Turnover`] rates are computed over.
 pub const TURNOVER_WINDOW: Duration = Duration::from_secs(5 * 60);
 
@@ -110,6 +112,9 @@ pub struct Usage {
     /// sampled (counts are scaled back up) into a Space-Saving sketch of 256 counters, so
     /// a key accessed a handful of times may be missing, and counts are multiples of 16.
     pub top_keys: Vec<TopKey>,
+    /// Whether the text of [`top_keys`](Self::top_keys) was replaced by [`REDACTED_KEY`]
+    /// ([`Analytics::redacted`]: the public view of the management router).
+    pub keys_redacted: bool,
     /// Sets and invalidations per minute, recently.
     pub turnover: Turnover,
     /// Entries in process memory (may include expired entries not yet reclaimed).
@@ -321,6 +326,7 @@ impl Cache {
             },
             usage: Usage {
                 top_keys,
+                keys_redacted: false,
                 turnover,
                 keys_count: stats.keys_count,
                 memory_usage_bytes: stats.memory_usage_bytes,
@@ -329,6 +335,42 @@ impl Cache {
             namespaces,
             recommendations: recommend::recommend(&stats),
         }
+    }
+}
+
+impl Analytics {
+    /// These analytics without anything a client sent: each top key's text (a request's
+    /// path and query, or a hash of its credentials, for cached HTTP answers) is replaced
+    /// by [`REDACTED_KEY`]; its namespace and counts stay. [`Usage::keys_redacted`] says so.
+    /// The management router's `GET /analytics` answers this unless the request carries
+    /// the admin token: keys may hold other users' paths, and any client can plant text in
+    /// them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, EntryOptions, REDACTED_KEY};
+    ///
+    /// let cache = Cache::new();
+    /// let options = EntryOptions::new().namespace("http");
+    /// for _ in 0..100 {
+    ///     cache.get_or_compute("http:/users/42/secret-plans", options.clone(), || async { 1_u8 }).await;
+    /// }
+    /// let public = cache.analytics().redacted();
+    /// assert!(public.usage.keys_redacted);
+    /// let top = &public.usage.top_keys[0];
+    /// assert_eq!((top.key.as_str(), top.namespace.as_str()), (REDACTED_KEY, "http"));
+    /// assert!(top.hits > 0);
+    /// assert!(!serde_json::to_string(&public).unwrap().contains("secret-plans"));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn redacted(mut self) -> Analytics {
+        for top in &mut self.usage.top_keys {
+            REDACTED_KEY.clone_into(&mut top.key);
+        }
+        self.usage.keys_redacted = true;
+        self
     }
 }
 

@@ -1,11 +1,12 @@
 //! `GET /health`, `GET /metrics` and `GET /analytics` of the management router, and the
-//! Prometheus route: read-only, no token.
+//! Prometheus route: read-only, no token (the admin token only shows `/analytics`' keys).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::ApiResponse;
@@ -55,9 +56,31 @@ pub(crate) async fn metrics(State(shared): State<Shared>) -> ApiResponse<Metrics
     ApiResponse::new(MetricsReport::from(shared.cache.stats()))
 }
 
-/// `GET /analytics`: [`Cache::analytics`](crate::Cache::analytics) as JSON.
-pub(crate) async fn analytics(State(shared): State<Shared>) -> ApiResponse<Analytics> {
-    ApiResponse::new(shared.cache.analytics())
+/// `GET /analytics`: [`Cache::analytics`](crate::Cache::analytics) as JSON — with the key
+/// texts of the top keys only for a request carrying the admin token, [redacted](Analytics::redacted)
+/// for everyone else.
+///
+/// The route stays public: its figures are the same for everyone. Keys are not: they hold
+/// request paths and queries (other users'), and any client can plant text in them. The
+/// token is checked by the admin routes' own check, throttle included — a wrong or
+/// malformed one counts as a failed attempt, and while admin requests are throttled the
+/// token is not even looked at — but a request that fails it is not refused: it gets the
+/// public view, as a request without `Authorization` does (a dashboard polling with a
+/// mistyped token keeps working; `usage.keys_redacted` tells it the token did not count).
+/// Without an admin token configured, everyone gets the public view.
+pub(crate) async fn analytics(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+) -> ApiResponse<Analytics> {
+    let analytics = shared.cache.analytics();
+    let admin = headers.contains_key(AUTHORIZATION)
+        && shared.token.is_set()
+        && shared.token.check(&headers).is_ok();
+    ApiResponse::new(if admin {
+        analytics
+    } else {
+        analytics.redacted()
+    })
 }
 
 /// The `data` of `GET /metrics`. Times are in milliseconds (fractional).

@@ -3,6 +3,7 @@
 //! How a request is answered, why a deep ETag never validates old data, and the limits:
 //! see the [`http`](crate::http) module docs.
 
+mod keyed;
 mod service;
 mod stored;
 mod template;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, header};
 use tower::Layer;
 
+use keyed::KeyedHash;
 pub use service::CacheResponseService;
 use template::TagTemplate;
 
@@ -140,7 +142,10 @@ impl CacheResponse {
 
     /// Request headers the answer depends on (`accept-language`, `cookie`, …): their values
     /// are part of the key and of the ETag, and they are listed in `Vary`. `Authorization`
-    /// is always part of the key. Checked by [`build`](Self::build).
+    /// is always part of the key. Both are hashed into it with HMAC-SHA256 under the key
+    /// secret (`CACHE_KEY_SECRET`, [`CacheConfigBuilder::key_secret`](crate::CacheConfigBuilder::key_secret)),
+    /// so a key does not let anyone test guesses of their values offline. Checked by
+    /// [`build`](Self::build).
     ///
     /// ```
     /// let builder = querycache::http::CacheResponse::new(querycache::Cache::new()).vary(["accept-language"]);
@@ -408,6 +413,7 @@ impl CacheResponse {
             .cloned()
             .chain([header::AUTHORIZATION])
             .collect();
+        let keyed_hash = KeyedHash::new(config)?;
         Ok(CacheResponseLayer {
             settings: Arc::new(Settings {
                 cache: self.cache,
@@ -415,6 +421,7 @@ impl CacheResponse {
                 templates,
                 vary,
                 keyed,
+                keyed_hash,
                 namespace: self.namespace.into(),
                 cache_control,
                 max_body_bytes: self.max_body_bytes,
@@ -433,6 +440,8 @@ struct Settings {
     vary: Vec<HeaderName>,
     /// The request headers the key covers: `vary` and `Authorization`.
     keyed: Vec<HeaderName>,
+    /// What hashes their values into the key.
+    keyed_hash: KeyedHash,
     namespace: Arc<str>,
     cache_control: CacheControl,
     max_body_bytes: usize,

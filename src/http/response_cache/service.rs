@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, RawPathParams, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
@@ -451,45 +451,21 @@ impl Settings {
         Ok(tags)
     }
 
-    /// The entry's key: `<namespace>:<path>:<hash>`, the hash covering the query string,
-    /// the values of the `Vary` headers and the `Authorization` header. The method is not
-    /// part of it: GET and HEAD share the entry.
+    /// The entry's key: `<namespace>:<path>:<hash>`, the hash covering the query string and
+    /// the keyed MAC of the `Vary` headers' values and the `Authorization` header (see
+    /// [`keyed`](super::keyed): without the key secret, the key cannot be used to test
+    /// guesses of them). The method is not part of it: GET and HEAD share the entry.
     fn key(&self, parts: &Parts) -> Result<Key, crate::Error> {
         let uri = parts
             .extensions
             .get::<OriginalUri>()
             .map_or(&parts.uri, |original| &original.0);
-        let vary: Vec<Vec<&[u8]>> = self
-            .vary
-            .iter()
-            .map(|name| {
-                parts
-                    .headers
-                    .get_all(name)
-                    .iter()
-                    .map(|v| v.as_bytes())
-                    .collect()
-            })
-            .collect();
-        // Hashed: the credentials themselves are never kept in a key.
-        let authorization = {
-            let mut values = parts
-                .headers
-                .get_all(header::AUTHORIZATION)
-                .iter()
-                .peekable();
-            values.peek().is_some().then(|| {
-                let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-                for value in values {
-                    hasher.update(value.as_bytes());
-                    hasher.update(b"\n");
-                }
-                format!("{:032x}", hasher.digest128())
-            })
-        };
+        // `None` without any of those headers: such a request's key needs no secret, and
+        // instances share its entry even when their secrets differ.
+        let keyed = self.keyed_hash.digest(&parts.headers, &self.keyed);
         Key::for_args(
             &format!("{}:{}", self.namespace, uri.path()),
-            &(uri.query(), vary, authorization),
+            &(uri.query(), keyed),
         )
     }
 }

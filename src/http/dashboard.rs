@@ -4,7 +4,12 @@
 //! The page polls the management routes next to it with relative URLs (`health`,
 //! `metrics`, `analytics`) every 2 seconds, so it works wherever the router is nested. The
 //! admin token typed into it stays in page memory (and, if asked, the tab's
-//! `sessionStorage`), never in a URL. Data is inserted as text, never as HTML.
+//! `sessionStorage`), never in a URL; it is sent as `Authorization: Bearer` on the admin
+//! buttons' requests and, once "Show keys" is pressed (or an admin action passed with it),
+//! on the `analytics` polls — without it, the top keys' texts are redacted by the server,
+//! and a token the server does not accept is dropped rather than resent every 2 seconds
+//! (each failure counts against the admin throttle). Data is inserted as text
+//! (`textContent`), never as HTML: key texts come from clients.
 
 use axum::http::HeaderValue;
 use axum::http::header::{

@@ -1,7 +1,8 @@
 //! The dashboard in headless Chromium: it loads without JS exceptions, shows health, draws
-//! the hit-rate chart, lists the top keys and namespaces, and its admin buttons reach the
-//! server — a wrong token shows the 401 message, the right one invalidates the tag (checked
-//! on the server: the entry is then a miss).
+//! the hit-rate chart, lists the top keys (redacted until the admin token is given, then as
+//! text — a planted key with markup stays text) and namespaces, and its admin buttons reach
+//! the server — a wrong token shows the 401 message, the right one invalidates the tag
+//! (checked on the server: the entry is then a miss).
 
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::support::http::TestServer;
 const TOKEN: &str = "dashboard-test-token";
 /// Generous: Chromium shares two cores with everything else.
 const DEADLINE: Duration = Duration::from_secs(30);
+/// A key any client could make (a cached route's path or query): markup that runs script if
+/// the page ever parsed it as HTML.
+const PLANTED: &str = "planted:<img src=x onerror=\"window.planted=1\">";
 
 /// A cache with traffic: three keys read often (so that the sampled top-keys sketch sees
 /// them), some misses, in two namespaces.
@@ -43,6 +47,9 @@ async fn cache_with_traffic() -> Cache {
     }
     for i in 0..100 {
         assert!(cache.get::<String>(&format!("absent:{i}")).await.is_none());
+    }
+    for _ in 0..300 {
+        assert!(cache.get::<String>(PLANTED).await.is_none());
     }
     cache
 }
@@ -80,7 +87,23 @@ async fn http_dashboard_in_headless_chromium() {
         .await;
     assert!(points.as_f64().unwrap() >= 1.0, "points drawn: {points}");
 
-    // Top keys and namespaces.
+    // Top keys: without the token, their namespaces and counts, the texts redacted.
+    page.wait_for(
+        "(rows => rows.length >= 4 && rows.every(td => td.textContent === '<redacted>'))\
+         ([...document.querySelectorAll('#top-keys td.key:first-child')])",
+        DEADLINE,
+    )
+    .await;
+    let redacted = page.text("#top-keys").await;
+    assert!(
+        redacted.contains("songs") && !redacted.contains("song:1") && !redacted.contains("planted"),
+        "{redacted}"
+    );
+    assert!(page.text("#keys-note").await.contains("hidden"));
+
+    // With the token (Show keys), the key texts — a planted one as text, not markup.
+    page.type_into("#token", TOKEN).await;
+    page.click("#show-keys").await;
     page.wait_for(
         "['song:1', 'song:2', 'user:7:profile'].every(k => \
          [...document.querySelectorAll('#top-keys td.key')].some(td => td.textContent === k))",
@@ -89,6 +112,22 @@ async fn http_dashboard_in_headless_chromium() {
     .await;
     let first = page.text("#top-keys tr:first-child td.key").await;
     assert_eq!(first, "song:1", "the most read key first");
+    let planted = serde_json::to_string(PLANTED).unwrap();
+    page.wait_for(
+        &format!("[...document.querySelectorAll('#top-keys td.key')].some(td => td.textContent === {planted})"),
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.querySelectorAll('#top-keys img').length").await,
+        0,
+        "the planted key made no element"
+    );
+    assert_eq!(
+        page.eval("typeof window.planted").await,
+        "undefined",
+        "no planted script ran"
+    );
     let namespaces = page.text("#namespaces").await;
     assert!(
         namespaces.contains("songs") && namespaces.contains("users"),

@@ -9,6 +9,8 @@
 
 #[cfg(feature = "axum")]
 mod cache_response;
+#[cfg(feature = "axum")]
+mod http_keys;
 mod keys;
 mod patterns;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]

@@ -7,7 +7,7 @@ use querycache::{Cache, EntryOptions, Tag};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Answer, TOKEN, get, post_raw, seed, serve};
+use super::{Answer, PREFIX, TOKEN, get, post_raw, seed, serve};
 use crate::support::http::TestServer;
 
 /// `POST /warm` with `body`, the right token.
@@ -120,7 +120,7 @@ async fn http_admin_analytics_after_traffic() {
         assert!(cache.get::<String>("song:1").await.is_some());
     }
     let _ = cache.get::<String>("absent").await;
-    let server = serve(&cache, None).await;
+    let server = serve(&cache, Some(TOKEN)).await;
     let answer = get(&server, "/analytics").await;
     let data = answer.data();
     assert_eq!(data["efficiency"]["lookups"], 501);
@@ -128,10 +128,27 @@ async fn http_admin_analytics_after_traffic() {
     let timeline = data["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 90, "15 minutes of 10 s buckets");
     assert_eq!(timeline.last().unwrap()["hits"], 500);
-    assert_eq!(data["usage"]["top_keys"][0]["key"], "song:1");
+    // Public: the top keys' namespaces and counts, not their texts.
+    let top = &data["usage"]["top_keys"][0];
+    assert_eq!(top["key"], querycache::REDACTED_KEY, "{data}");
+    assert_eq!(top["namespace"], querycache::DEFAULT_NAMESPACE);
+    assert!(top["hits"].as_u64().unwrap() > 0, "{data}");
+    assert_eq!(data["usage"]["keys_redacted"], true);
     assert_eq!(data["usage"]["keys_count"], 3);
     assert!(data["namespaces"]["users"].is_object());
     assert!(data["recommendations"].is_array());
+
+    // With the admin token: the texts.
+    let response = reqwest::Client::new()
+        .get(server.url(&format!("{PREFIX}/analytics")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET");
+    let admin = Answer::from(response).await;
+    let data = admin.data();
+    assert_eq!(data["usage"]["top_keys"][0]["key"], "song:1", "{data}");
+    assert_eq!(data["usage"]["keys_redacted"], false);
 }
 
 #[tokio::test]

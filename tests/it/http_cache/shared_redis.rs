@@ -137,3 +137,59 @@ async fn a_conditional_get_never_gets_an_entry_older_than_redis_versions() {
         "the old entry is gone"
     );
 }
+
+/// Instances on one Redis key the credentials of a request with their key secret
+/// (`CACHE_KEY_SECRET`): with one secret they share the answer to a request carrying
+/// `Authorization`; with different secrets they cannot find each other's (and a request
+/// without credentials is shared either way).
+#[tokio::test]
+async fn instances_share_answers_to_credentialed_requests_only_with_one_key_secret() {
+    use crate::support::redis::RedisServer;
+
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let instance = |secret: &str| {
+        Cache::builder()
+            .redis_url(server.url())
+            .store(querycache::StoreKind::Tiered)
+            .key_prefix("qchttp")
+            .redis_timeout(Duration::from_millis(2000))
+            .key_secret(secret)
+            .build_cache()
+            .expect("valid config")
+    };
+    let db = Db::with_songs(&[(7, "Seven"), (8, "Eight")]);
+    let mut urls = Vec::new();
+    for secret in [
+        "shared-secret-0123456789",
+        "shared-secret-0123456789",
+        "another-secret-9876543210",
+    ] {
+        let cache = instance(secret);
+        let layer = cache_row_response(&cache, TTL, "songs", "id").unwrap();
+        urls.push(serve(songs(&db, layer)).await);
+    }
+    let credentials = [("authorization", "Basic YWxpY2U6aHVudGVyMg==")];
+
+    let on = |i: usize, id: u32| format!("{}/songs/{id}", urls[i]);
+    assert_eq!(x_cache(&fetch(&on(0, 7), &credentials).await), "MISS");
+    assert_eq!(
+        x_cache(&fetch(&on(1, 7), &credentials).await),
+        "HIT",
+        "the same secret: the same key, found in Redis"
+    );
+    assert_eq!(
+        x_cache(&fetch(&on(2, 7), &credentials).await),
+        "MISS",
+        "another secret: another key"
+    );
+    assert_eq!(db.queries(), 2);
+
+    assert_eq!(x_cache(&fetch(&on(2, 8), &[]).await), "MISS");
+    assert_eq!(
+        x_cache(&fetch(&on(0, 8), &[]).await),
+        "HIT",
+        "no credentials, no secret in the key: shared across secrets"
+    );
+}

@@ -119,7 +119,8 @@ async fn http_dashboard_in_headless_chromium() {
     )
     .await;
     assert_eq!(
-        page.eval("document.querySelectorAll('#top-keys img').length").await,
+        page.eval("document.querySelectorAll('#top-keys img').length")
+            .await,
         0,
         "the planted key made no element"
     );

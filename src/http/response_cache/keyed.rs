@@ -65,11 +65,7 @@ impl KeyedHash {
             }
         };
         let mac = HmacSha256::new_from_slice(secret).map_err(|_| {
-            Error::config(
-                "CACHE_KEY_SECRET",
-                "<redacted>",
-                "not a usable HMAC key",
-            )
+            Error::config("CACHE_KEY_SECRET", "<redacted>", "not a usable HMAC key")
         })?;
         Ok(KeyedHash { mac })
     }
@@ -133,15 +129,28 @@ mod tests {
         let names = [header::ACCEPT_LANGUAGE, header::AUTHORIZATION];
         let mut headers = HeaderMap::new();
         assert_eq!(keyed("secret-a-0123456789").digest(&headers, &names), None);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
-        let a = keyed("secret-a-0123456789").digest(&headers, &names).unwrap();
-        let b = keyed("secret-b-0123456789").digest(&headers, &names).unwrap();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YTpi"),
+        );
+        let a = keyed("secret-a-0123456789")
+            .digest(&headers, &names)
+            .unwrap();
+        let b = keyed("secret-b-0123456789")
+            .digest(&headers, &names)
+            .unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
-        assert_eq!(Some(a.clone()), keyed("secret-a-0123456789").digest(&headers, &names));
+        assert_eq!(
+            Some(a.clone()),
+            keyed("secret-a-0123456789").digest(&headers, &names)
+        );
         // A value moved from one header to the next is another input.
         let mut moved = HeaderMap::new();
-        moved.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("Basic YTpi"));
+        moved.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("Basic YTpi"),
+        );
         assert_ne!(Some(a), keyed("secret-a-0123456789").digest(&moved, &names));
     }
 }

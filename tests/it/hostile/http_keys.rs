@@ -111,7 +111,11 @@ async fn admin_key(app: &Router, prefix: &str) -> String {
 /// The key the old code made: `Key::for_args` over the query, the `Vary` values, and the
 /// unkeyed xxh3-128 of the `Authorization` values — what an attacker who knows the
 /// algorithm computes for each guess.
-fn unkeyed_key(path: &str, vary: &[&[u8]], authorization: Option<&str>) -> (String, Option<String>) {
+fn unkeyed_key(
+    path: &str,
+    vary: &[&[u8]],
+    authorization: Option<&str>,
+) -> (String, Option<String>) {
     let hash = authorization.map(|value| {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         hasher.update(value.as_bytes());
@@ -163,12 +167,21 @@ async fn http_entry_keys_hash_credentials_and_vary_values_with_the_key_secret() 
     let hash = hash.expect("a hash");
     let (guessed_language, _) = unkeyed_key(PATH, &[b"de-CH"], None);
     for key in [&a.0, &b.0] {
-        assert_ne!(key, &guessed, "the key cannot be recomputed without the secret");
+        assert_ne!(
+            key, &guessed,
+            "the key cannot be recomputed without the secret"
+        );
         assert!(!key.contains(&hash), "{key} holds the xxh3 of the header");
-        assert!(!key.contains("YWxpY2U6aHVudGVyMg"), "{key} holds the header");
+        assert!(
+            !key.contains("YWxpY2U6aHVudGVyMg"),
+            "{key} holds the header"
+        );
     }
     for key in [&a.1, &b.1] {
-        assert_ne!(key, &guessed_language, "the key cannot be recomputed without the secret");
+        assert_ne!(
+            key, &guessed_language,
+            "the key cannot be recomputed without the secret"
+        );
     }
 }
 
@@ -195,7 +208,10 @@ async fn public_analytics_show_no_path_query_or_hash_a_client_sent() {
         "http:/api/v1/songs/planted%3Cscript%3E:",
         "http:/api/v1/songs/8:",
     ] {
-        assert!(keys.iter().any(|k| k.contains(sent)), "admin view lists {sent}: {keys:?}");
+        assert!(
+            keys.iter().any(|k| k.contains(sent)),
+            "admin view lists {sent}: {keys:?}"
+        );
     }
 
     // No token, a wrong token, a malformed header: the public view, never a 401.
@@ -212,7 +228,13 @@ async fn public_analytics_show_no_path_query_or_hash_a_client_sent() {
             assert!(row["hits"].as_u64().unwrap() + row["misses"].as_u64().unwrap() > 0);
         }
         let text = public.to_string();
-        for sent in ["123456789", "planted", "script", "/api/v1/songs", "YWxpY2U6"] {
+        for sent in [
+            "123456789",
+            "planted",
+            "script",
+            "/api/v1/songs",
+            "YWxpY2U6",
+        ] {
             assert!(!text.contains(sent), "{authorization:?}: {sent} in {text}");
         }
         for key in &keys {
@@ -246,7 +268,11 @@ async fn wrong_tokens_on_analytics_count_as_failed_admin_attempts() {
         .body(Body::from(r#"{"all": true}"#))
         .expect("a request");
     let response = app.clone().oneshot(clear).await.expect("infallible");
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "one throttle for both");
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "one throttle for both"
+    );
 
     // Without an admin token configured, nobody sees keys.
     let open = self::app(&cache, None);
@@ -262,10 +288,20 @@ fn a_short_cache_key_secret_is_refused_naming_the_variable_and_never_shown() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("CACHE_KEY_SECRET"), "{err}");
-    assert!(err.contains(&format!("at least {MIN_KEY_SECRET_LEN}")), "{err}");
+    assert!(
+        err.contains(&format!("at least {MIN_KEY_SECRET_LEN}")),
+        "{err}"
+    );
     assert!(!err.contains(&short), "the value is not shown: {err}");
-    let err = Cache::builder().key_secret(&short).build_cache().unwrap_err().to_string();
-    assert!(err.contains("CACHE_KEY_SECRET") && !err.contains(&short), "{err}");
+    let err = Cache::builder()
+        .key_secret(&short)
+        .build_cache()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("CACHE_KEY_SECRET") && !err.contains(&short),
+        "{err}"
+    );
 
     let blank = CacheConfig::from_vars([("CACHE_KEY_SECRET", "  ")]).expect("blank: unset");
     assert!(!blank.has_key_secret());
@@ -278,7 +314,10 @@ fn a_short_cache_key_secret_is_refused_naming_the_variable_and_never_shown() {
         format!("{:?}", cache_with_secret(SECRET_A)),
     ] {
         assert!(!shown.contains(SECRET_A), "Debug shows the secret: {shown}");
-        assert!(!shown.contains("4f0c9e2b"), "Debug shows part of the secret: {shown}");
+        assert!(
+            !shown.contains("4f0c9e2b"),
+            "Debug shows part of the secret: {shown}"
+        );
     }
     assert!(format!("{config:?}").contains("key_secret: Some(<redacted>)"));
 }
@@ -311,7 +350,10 @@ async fn the_dashboard_renders_keys_as_text() {
         assert!(!page.contains(sink), "the dashboard uses {sink}");
     }
     assert!(page.contains("td.textContent = text;"), "cells are text");
-    assert!(page.contains(r#"cell(String(k.key), "key")"#), "a key is a text cell");
+    assert!(
+        page.contains(r#"cell(String(k.key), "key")"#),
+        "a key is a text cell"
+    );
     assert!(
         page.contains(r#"headers.Authorization = "Bearer " + token"#),
         "analytics are asked for with the token once given"

@@ -4,8 +4,8 @@
 //! ```text
 //! cargo run --example songs                                   # SQLite file + memory store
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example songs --features redis   # tiered
-//! # several instances on one Redis: one secret for the keys of credentialed requests
-//! CACHE_KEY_SECRET=$(openssl rand -hex 32) REDIS_URL=redis://127.0.0.1:6379 cargo run --example songs --features redis
+//! # several instances on one Redis share answers to credentialed requests with one secret:
+//! export CACHE_KEY_SECRET=$(openssl rand -hex 32)   # once; the same value for every instance
 //! DATABASE_URL=postgres://postgres@127.0.0.1/songs cargo run --example songs
 //! CACHE_ADMIN_TOKEN=$(openssl rand -hex 16) cargo run --example songs  # enables clear and warm
 //! ```

@@ -12,12 +12,14 @@ async fn instances_sharing_redis_agree_on_deep_etags() {
     let Some(server) = RedisServer::start() else {
         return;
     };
+    // One key secret, as instances of one deployment share it (`CACHE_KEY_SECRET`).
     let instance = || {
         Cache::builder()
             .redis_url(server.url())
             .store(querycache::StoreKind::Tiered)
             .key_prefix("qchttp")
             .redis_timeout(Duration::from_millis(2000))
+            .key_secret("shared-secret-0123456789")
             .build_cache()
             .expect("valid config")
     };

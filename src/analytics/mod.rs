@@ -339,8 +339,8 @@ impl Cache {
 }
 
 impl Analytics {
-    /// These analytics without anything a client sent: each top key's text (a request's
-    /// path and query, or a hash of its credentials, for cached HTTP answers) is replaced
+    /// These analytics without anything a client sent: each top key's text (for a cached
+    /// HTTP answer, the request's path and a hash of its query and credentials) is replaced
     /// by [`REDACTED_KEY`]; its namespace and counts stay. [`Usage::keys_redacted`] says so.
     /// The management router's `GET /analytics` answers this unless the request carries
     /// the admin token: keys may hold other users' paths, and any client can plant text in

@@ -110,6 +110,12 @@
 //! * The key covers path, query, the configured `Vary` headers and `Authorization`, nothing
 //!   else: an answer that depends on a cookie (a session), on `Host` or on `Accept` must
 //!   name that header in [`vary`](CacheResponse::vary), or it is shared across its values.
+//! * Only the `Vary` values and `Authorization` are hashed with the key secret; the path is
+//!   readable in the key and the query string is hashed without a secret (so that answers
+//!   to anonymous requests are shared by instances whatever their secrets). A credential
+//!   sent in a query string (`?api_key=…`) is therefore as guessable from a key as the old
+//!   unkeyed hashes were: send credentials in a header, and name it in `vary` unless it is
+//!   `Authorization`. Keys are shown only to the admin token (`GET <management>/analytics`).
 //! * A deep ETag says the *data* has not changed, not the code: a release that renders the
 //!   same data differently should change the [`namespace`](CacheResponse::namespace)
 //!   (`"http:v2"`), or clients keep their old copies until the data moves.

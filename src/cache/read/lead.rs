@@ -235,7 +235,7 @@ impl Cache {
         if storable == Storable::No {
             return Ok(self.unstorable(key, value).await);
         }
-        let ttl = ttl_of(&value, self.resolve_ttl(options, key));
+        let ttl = self.stored_ttl(&value, ttl_of(&value, self.resolve_ttl(options, key)));
         let timing = StoreTiming { ttl, grace, delta };
         Ok(self.settle(key, value, snapshot, options, timing).await)
     }

@@ -13,6 +13,8 @@ mod keys;
 mod patterns;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod raw_http;
+#[cfg(all(feature = "axum", feature = "sea-orm", feature = "redis"))]
+mod redis_growth;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod songs_app;
 

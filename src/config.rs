@@ -9,6 +9,7 @@
 //! | `CACHE_COUNT_TTL` | `300` | default TTL of count queries (`#[cache_count_query]`) |
 //! | `CACHE_JITTER_PERCENT` | `0` | each entry expires up to this percentage of its TTL early, at random, so that entries written together do not expire together (`jitter` on a query overrides it) |
 //! | `CACHE_ERROR_TTL` | `300` | TTL of cached errors when a function asks for `cache_errors` |
+//! | `CACHE_NEGATIVE_TTL` | `60` | longest TTL of an *absent* value (one that serializes to `null`: `Option::None`, a row not found), so that lookups of ids that do not exist cannot fill the store for long |
 //! | `CACHE_TTL_<NAMESPACE>` | see [`DEFAULT_NAMESPACE_TTLS`] | TTL of one namespace, e.g. `CACHE_TTL_BING_ANALYTICS=3600` |
 //! | `CACHE_SWR_<NAMESPACE>` | unset | stale-while-revalidate window of one namespace, in seconds, e.g. `CACHE_SWR_SONGS=30` (`swr` on a query overrides it) |
 //! | `CACHE_LEASE_TTL_MS` | `5000` | with Redis: how long the lease an instance takes to compute a missing key lasts; the other instances wait for its result at most that long, then compute themselves. `0` turns leases off |
@@ -168,6 +169,7 @@ pub struct CacheConfig {
     pub(crate) count_ttl: Duration,
     pub(crate) jitter_percent: u8,
     pub(crate) error_ttl: Duration,
+    pub(crate) negative_ttl: Duration,
     pub(crate) namespace_ttls: HashMap<String, Duration>,
     pub(crate) namespace_swr: HashMap<String, Duration>,
     pub(crate) lease_ttl: Duration,
@@ -198,6 +200,7 @@ impl Default for CacheConfig {
             count_ttl: Duration::from_secs(300),
             jitter_percent: 0,
             error_ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(60),
             namespace_ttls: DEFAULT_NAMESPACE_TTLS
                 .iter()
                 .map(|(ns, secs)| ((*ns).to_owned(), Duration::from_secs(*secs)))
@@ -320,6 +323,17 @@ impl CacheConfig {
     /// TTL of cached errors (`CACHE_ERROR_TTL`).
     pub fn error_ttl(&self) -> Duration {
         self.error_ttl
+    }
+    /// The longest TTL of an absent value, one that serializes to `null` such as
+    /// `Option::None` (`CACHE_NEGATIVE_TTL`, default 60 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = querycache::CacheConfig::builder().negative_ttl(Duration::from_secs(5)).build().unwrap();
+    /// assert_eq!(config.negative_ttl(), Duration::from_secs(5));
+    /// ```
+    pub fn negative_ttl(&self) -> Duration {
+        self.negative_ttl
     }
     /// The TTL policy of `namespace`, if one is configured.
     pub fn ttl_for_namespace(&self, namespace: &str) -> Option<Duration> {
@@ -505,6 +519,20 @@ impl CacheConfigBuilder {
     /// Sets the TTL of cached errors (`CACHE_ERROR_TTL`).
     pub fn error_ttl(mut self, ttl: Duration) -> Self {
         self.config.error_ttl = ttl;
+        self
+    }
+    /// Sets the longest TTL of an absent value (`CACHE_NEGATIVE_TTL`): a value that
+    /// serializes to `null` (`Option::None`: the row was not found) is kept at most this
+    /// long, whatever its query's TTL, so that a client asking for ids that do not exist
+    /// cannot fill the store for long.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = querycache::CacheConfig::builder().negative_ttl(Duration::from_secs(10)).build().unwrap();
+    /// assert_eq!(config.negative_ttl(), Duration::from_secs(10));
+    /// ```
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.config.negative_ttl = ttl;
         self
     }
     /// Sets the TTL policy of a namespace (`CACHE_TTL_<NAMESPACE>`).
@@ -759,6 +787,7 @@ impl CacheConfigBuilder {
             ("CACHE_DEFAULT_TTL", c.default_ttl),
             ("CACHE_COUNT_TTL", c.count_ttl),
             ("CACHE_ERROR_TTL", c.error_ttl),
+            ("CACHE_NEGATIVE_TTL", c.negative_ttl),
         ] {
             if ttl.is_zero() {
                 return Err(Error::config(
@@ -886,6 +915,7 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_MAX_TTL",
     "CACHE_COUNT_TTL",
     "CACHE_ERROR_TTL",
+    "CACHE_NEGATIVE_TTL",
     "CACHE_JITTER_PERCENT",
     "CACHE_MEMORY_MAX_BYTES",
     "CACHE_INVALIDATION_STRATEGY",
@@ -913,6 +943,7 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
         "CACHE_MAX_TTL" => b.max_ttl(parse_secs(name, value)?),
         "CACHE_COUNT_TTL" => b.count_ttl(parse_secs(name, value)?),
         "CACHE_ERROR_TTL" => b.error_ttl(parse_secs(name, value)?),
+        "CACHE_NEGATIVE_TTL" => b.negative_ttl(parse_secs(name, value)?),
         "CACHE_JITTER_PERCENT" => {
             b.jitter_percent(
                 value.trim().trim_end_matches('%').parse().map_err(|_| {
@@ -1079,6 +1110,7 @@ mod tests {
             ("CACHE_MAX_TTL", "0"),
             ("CACHE_COUNT_TTL", "1.5"),
             ("CACHE_ERROR_TTL", ""),
+            ("CACHE_NEGATIVE_TTL", "0"),
             ("CACHE_JITTER_PERCENT", "150"),
             ("CACHE_MEMORY_MAX_BYTES", "12"),
             ("CACHE_INVALIDATION_STRATEGY", "eventually"),

@@ -1,9 +1,15 @@
 //! One computation per key at a time: the first caller of a cold key computes, the others
 //! wait for its value.
 //!
-//! A leader that fails or is cancelled hands nothing to its followers: they wake up and the
-//! next one leads (so a failing query runs at most once at a time, and errors, which need
-//! not be `Clone`, are never shared).
+//! How a round ends for the callers waiting in it:
+//!
+//! * the leader's value: handed to every follower (if its tag versions are still current);
+//! * no value to hand, but the computation ended — it failed, or gave an answer that cannot
+//!   be shared or stored (an HTTP 404, an answer that sets a cookie, a value the store
+//!   refuses): the followers are **released together**, each computing on its own at once,
+//!   with no lease and no new round, rather than queueing behind one another's answers
+//!   (errors, which need not be `Clone`, are never shared);
+//! * the leader was cancelled (its caller went away): the next follower leads.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +29,16 @@ pub(crate) struct Handoff {
     pub(crate) still_current: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
-type Slot = watch::Sender<Option<Handoff>>;
+/// How a round ended, as its followers learn it.
+#[derive(Clone)]
+pub(crate) enum Ended {
+    /// The leader's value.
+    Value(Handoff),
+    /// The computation ended with nothing to hand over: compute yourselves, now.
+    Released,
+}
+
+type Slot = watch::Sender<Option<Ended>>;
 
 type Map = Mutex<HashMap<Key, Arc<Slot>>>;
 
@@ -35,10 +50,10 @@ pub(crate) struct Flights {
 
 /// What a caller of a cold key does.
 pub(crate) enum Role {
-    /// Compute, then [`Leader::finish`].
+    /// Compute, then [`Leader::finish`] or [`Leader::release`].
     Leader(Leader),
     /// Wait for the leader with [`wait`].
-    Follower(watch::Receiver<Option<Handoff>>),
+    Follower(watch::Receiver<Option<Ended>>),
 }
 
 impl Flights {
@@ -69,8 +84,8 @@ impl Flights {
 }
 
 /// The caller computing a key (or the task it handed the computation to). Dropping it
-/// without [`finish`](Self::finish) (an error, a cancelled future) releases the followers
-/// to try themselves.
+/// without [`finish`](Self::finish) or [`release`](Self::release) (a cancelled future)
+/// makes the next follower lead.
 pub(crate) struct Leader {
     map: Arc<Map>,
     key: Key,
@@ -80,8 +95,14 @@ pub(crate) struct Leader {
 impl Leader {
     /// Hands `handoff` to every follower.
     pub(crate) fn finish(self, handoff: Handoff) {
-        self.slot.send_replace(Some(handoff));
+        self.slot.send_replace(Some(Ended::Value(handoff)));
         // `Drop` unregisters the flight.
+    }
+
+    /// The computation ended with nothing to hand over (an error, an answer that is not
+    /// stored): every follower computes on its own, at once.
+    pub(crate) fn release(self) {
+        self.slot.send_replace(Some(Ended::Released));
     }
 }
 
@@ -97,11 +118,11 @@ impl Drop for Leader {
     }
 }
 
-/// Waits for the leader: its value, or `None` when it gave up without one.
-pub(crate) async fn wait(mut rx: watch::Receiver<Option<Handoff>>) -> Option<Handoff> {
+/// Waits for the leader: how its round ended, or `None` when it was cancelled.
+pub(crate) async fn wait(mut rx: watch::Receiver<Option<Ended>>) -> Option<Ended> {
     match rx.wait_for(Option::is_some).await {
-        Ok(value) => value.clone(),
-        // The leader dropped its slot without a value.
+        Ok(ended) => ended.clone(),
+        // The leader dropped its slot without a word.
         Err(_) => None,
     }
 }
@@ -124,9 +145,31 @@ mod tests {
             value: Arc::new(7u32),
             still_current: Arc::new(|| true),
         });
-        let got = wait(rx).await.unwrap();
+        let Some(Ended::Value(got)) = wait(rx).await else {
+            panic!("the leader's value")
+        };
         assert_eq!(got.value.downcast_ref::<u32>(), Some(&7));
         assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_released_round_frees_every_follower_at_once() {
+        let flights = Flights::default();
+        let key = Key::new("k").unwrap();
+        let Role::Leader(leader) = flights.join(&key) else {
+            panic!("first caller must lead")
+        };
+        let followers: Vec<_> = (0..3)
+            .map(|_| match flights.join(&key) {
+                Role::Follower(rx) => rx,
+                Role::Leader(_) => panic!("later callers follow"),
+            })
+            .collect();
+        leader.release();
+        for rx in followers {
+            assert!(matches!(wait(rx).await, Some(Ended::Released)));
+        }
+        assert_eq!(flights.len(), 0, "the round is over");
     }
 
     #[tokio::test]

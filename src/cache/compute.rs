@@ -320,7 +320,7 @@ impl Cache {
             return Ok(value);
         }
         let timing = StoreTiming {
-            ttl: ttl_of(&value, self.resolve_ttl(&options, &key)),
+            ttl: self.stored_ttl(&value, ttl_of(&value, self.resolve_ttl(&options, &key))),
             grace: self.plan(&options).grace(),
             delta: started.elapsed(),
         };

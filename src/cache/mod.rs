@@ -1,5 +1,6 @@
 //! [`Cache`]: the handle applications and generated code talk to.
 
+mod absent;
 mod compute;
 pub(crate) mod databases;
 mod fetch;
@@ -312,6 +313,17 @@ impl Cache {
         let ttl = self.capped_ttl(options, key);
         let percent = options.jitter.unwrap_or(self.inner.config.jitter_percent);
         jittered(ttl, percent, rand::random::<f64>())
+    }
+
+    /// The TTL `value` is stored with: `ttl`, or at most `CACHE_NEGATIVE_TTL` when the
+    /// value says nothing was found (see [`absent`]).
+    fn stored_ttl<T: Serialize>(&self, value: &T, ttl: Duration) -> Duration {
+        let negative = self.inner.config.negative_ttl;
+        if ttl > negative && absent::is_absent(value) {
+            negative
+        } else {
+            ttl
+        }
     }
 
     /// The TTL for an entry before jitter.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub(crate) use runner::{Detach, Driven, Inline, Runner};
 
 use super::{Cache, CacheValue, Looked};
-use crate::flight::{self, Handoff, Leader, Role};
+use crate::flight::{self, Ended, Handoff, Leader, Role};
 use crate::options::DEFAULT_FAIL_SAFE_THROTTLE;
 use crate::stats::FreshnessCounters;
 use crate::store::{AnyValue, ReadScope, Timing};
@@ -77,11 +77,25 @@ impl Plan {
     }
 }
 
+/// What a follower does once its round of the single flight is over.
+enum Followed<T> {
+    /// It has its answer.
+    Served(Served<T>),
+    /// The leader was cancelled, or its value predates a write: join the next round.
+    Again,
+    /// The leader's computation ended with nothing to hand over: compute here, now.
+    Released,
+}
+
 /// Why a computation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A caller found nothing usable.
     Miss,
+    /// A follower released by a leader that had nothing to hand over (see [`flight`]): it
+    /// computes at once, alongside the others of its round, and takes no lease — the answer
+    /// of that round was not one the store keeps.
+    Released,
     /// A stale-while-revalidate or early refresh: skipped when another instance is at it.
     Refresh,
     /// A forced warming run: no lookup, no waiting.
@@ -332,7 +346,7 @@ impl Cache {
         {
             return Ok(self.fail_safe(&key, Arc::clone(value)));
         }
-        let kind = if forced { Kind::Warm } else { Kind::Miss };
+        let mut kind = if forced { Kind::Warm } else { Kind::Miss };
         let mut pending = Some((options, compute, ttl_of));
         loop {
             let leader = if forced {
@@ -340,12 +354,14 @@ impl Cache {
             } else {
                 match self.inner.flights.join(&key) {
                     Role::Follower(rx) => {
-                        if let Some(served) =
-                            self.follow(&key, rx, &plan, &fallback, R::DETACHES).await
-                        {
-                            return Ok(served);
+                        match self.follow(&key, rx, &plan, &fallback, R::DETACHES).await {
+                            Followed::Served(served) => return Ok(served),
+                            Followed::Again => continue,
+                            Followed::Released => {
+                                kind = Kind::Released;
+                                None
+                            }
                         }
-                        continue;
                     }
                     Role::Leader(leader) => {
                         // A leader that finished between our lookup and `join` may have
@@ -390,41 +406,50 @@ impl Cache {
     async fn follow<T: CacheValue>(
         &self,
         key: &Key,
-        rx: tokio::sync::watch::Receiver<Option<Handoff>>,
+        rx: tokio::sync::watch::Receiver<Option<Ended>>,
         plan: &Plan,
         fallback: &Option<Arc<T>>,
         detaches: bool,
-    ) -> Option<Served<T>> {
-        let handoff = match (plan.soft, fallback) {
+    ) -> Followed<T> {
+        let ended = match (plan.soft, fallback) {
             (Some(soft), Some(stale))
                 if detaches && tokio::runtime::Handle::try_current().is_ok() =>
             {
                 match tokio::time::timeout(soft, flight::wait(rx)).await {
-                    Ok(handoff) => handoff,
+                    Ok(ended) => ended,
                     Err(_) => {
                         FreshnessCounters::bump(&self.inner.stats.fresh.stale_served);
-                        return Some(Served::stale(Arc::clone(stale)));
+                        return Followed::Served(Served::stale(Arc::clone(stale)));
                     }
                 }
             }
             _ => flight::wait(rx).await,
         };
-        if let Some(handoff) = handoff
-            && (handoff.still_current)()
-            && let Ok(value) = handoff.value.downcast::<T>()
-        {
-            return Some(Served::fresh(value));
-        }
-        // The leader failed, was cancelled, or computed under versions that have moved
-        // since: look again, then lead if still nothing.
+        let released = match ended {
+            Some(Ended::Value(handoff)) => {
+                if (handoff.still_current)()
+                    && let Ok(value) = handoff.value.downcast::<T>()
+                {
+                    return Followed::Served(Served::fresh(value));
+                }
+                false
+            }
+            Some(Ended::Released) => true,
+            None => false,
+        };
+        // The leader had nothing to hand over, was cancelled, or computed under versions
+        // that have moved since: look again, then compute if still nothing.
         if let Some(value) = self.peek::<T>(key).await {
-            return Some(Served::fresh(value));
+            return Followed::Served(Served::fresh(value));
         }
         match fallback {
             Some(value) if self.failing_within(key, plan.throttle) => {
-                Some(self.fail_safe(key, Arc::clone(value)))
+                Followed::Served(self.fail_safe(key, Arc::clone(value)))
             }
-            _ => None,
+            // With a last good value to fall back on, the next round keeps its single
+            // leader (whose failure, if it fails, marks the key failing for the others).
+            None if released => Followed::Released,
+            _ => Followed::Again,
         }
     }
 

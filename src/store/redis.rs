@@ -35,9 +35,13 @@
 //!   the instances saw, and every entry stored before it became that incarnation must die
 //!   ([`epoch`]; not on a cluster).
 //!
-//! Version keys carry a TTL of `CACHE_MAX_TTL` plus an hour, refreshed by every snapshot,
-//! so they outlive every entry that depends on them; if one is lost anyway (eviction,
-//! restart), entries that recorded it are misses.
+//! A version key lives as long as the entries that record it, and a minute more: a
+//! snapshot creates a missing one for a few minutes only ([`PROVISIONAL_VERSION_TTL_MS`],
+//! time for its computation to finish), and the put of an entry extends every version it
+//! records to the entry's lifetime. So a read that stores nothing (a request its handler
+//! rejects, an answer that is not cached) leaves nothing behind for long, and Redis holds
+//! no version nobody needs. If one is lost anyway (eviction, restart), entries that
+//! recorded it are misses.
 //!
 //! # Cluster mode
 //!
@@ -53,12 +57,13 @@
 //!   keys — split by the client into one `MGET` per slot, sent to their masters in
 //!   parallel — compared with the tokens in the header. A miss costs one round trip; an
 //!   outdated entry one more, best effort, to `UNLINK` it.
-//! * **snapshot**: per tag, `SET key token NX GET PX ttl` and `PEXPIRE key ttl`, pipelined
-//!   to the tag's master, all tags in parallel (one round trip).
+//! * **snapshot**: per tag, `SET key token NX GET PX ttl` and `PEXPIRE key ttl GT`,
+//!   pipelined to the tag's master, all tags in parallel (one round trip).
 //! * **put**: `MGET` the versions, then `SET` the entry only if they all still equal the
-//!   snapshot (two round trips). A write may move a tag between the check and the `SET`:
-//!   harmless, since every read compares the entry's snapshot with the versions again.
-//! * **bump**: per tag, `SET key token XX PX ttl`, all tags in parallel; then `PUBLISH`,
+//!   snapshot, then `PEXPIRE version lifetime GT` per version, in parallel (three round
+//!   trips). A write may move a tag between the check and the `SET`: harmless, since every
+//!   read compares the entry's snapshot with the versions again.
+//! * **bump**: per tag, `SET key token XX KEEPTTL`, all tags in parallel; then `PUBLISH`,
 //!   once every `SET` succeeded, so no instance hears of the bump before Redis holds it
 //!   (two round trips). Pub/sub messages reach subscribers on every node of the cluster.
 //! * **patterns and clear**: `SCAN` runs on one node at a time, so every master (from
@@ -94,7 +99,7 @@ use epoch::{Incarnation, Watched};
 /// and token) made into Lua strings.
 const CURRENT_FN: &str = r"
 local find, sub, match = string.find, string.sub, string.match
-local function current(v)
+local function current(v, keep)
   local flags, pos = match(v, '^QC2\n(%d+)\n%d+\n()')
   if not flags then return 2 end
   -- flag 2: a timing line follows the creation time
@@ -110,7 +115,9 @@ local function current(v)
     local nl = find(v, '\n', pos, true)
     local nl2 = nl and find(v, '\n', nl + 1, true)
     if not nl2 then return 2 end
-    if redis.call('GET', sub(v, pos, nl - 1)) ~= sub(v, nl + 1, nl2 - 1) then return 0 end
+    local key = sub(v, pos, nl - 1)
+    if redis.call('GET', key) ~= sub(v, nl + 1, nl2 - 1) then return 0 end
+    if keep then keep[#keep + 1] = key end
     pos = nl2 + 1
   end
   return 1
@@ -129,36 +136,53 @@ end
 return {2, v}
 ";
 
+/// The put: the entry is stored only under a current snapshot, and every version key it
+/// records is made to live at least as long as the entry (ARGV[4]: the entry's lifetime
+/// plus a margin) — a version created by a snapshot lives only a few minutes otherwise.
 const PUT_BODY: &str = r"
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
-if current(ARGV[1]) ~= 1 then return 0 end
+local keys = {}
+if current(ARGV[1], keys) ~= 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local want = tonumber(ARGV[4])
+for _, k in ipairs(keys) do
+  if redis.call('PTTL', k) < want then redis.call('PEXPIRE', k, want) end
+end
 return 1
 ";
 
+/// The snapshot: the versions of KEYS, a missing one created with the fresh token given
+/// for it. A version it creates, or finds about to expire, is given ARGV[1] (the
+/// provisional lifetime: long enough for a computation to finish and store its entry, which
+/// then extends it); one that lives longer is left alone. So a read that stores nothing —
+/// a request its handler rejects, an answer that is not cached — leaves nothing behind for
+/// long.
 const SNAPSHOT: &str = r"
 local out = {}
+local keep = tonumber(ARGV[1])
 for i, k in ipairs(KEYS) do
   local v = redis.call('GET', k)
   if not v then
     v = ARGV[i + 1]
-    redis.call('SET', k, v, 'PX', ARGV[1])
-  else
-    redis.call('PEXPIRE', k, ARGV[1])
+    redis.call('SET', k, v, 'PX', keep)
+  elseif redis.call('PTTL', k) < keep then
+    redis.call('PEXPIRE', k, keep)
   end
   out[i] = v
 end
 return out
 ";
 
+/// The bump: a fresh token for each existing version, which keeps its lifetime (the entries
+/// that recorded the old token set it; a snapshot or a put extends it again when needed).
 const BUMP: &str = r"
 local n = 0
 for i, k in ipairs(KEYS) do
-  if redis.call('SET', k, ARGV[i + 3], 'XX', 'PX', ARGV[1]) then
+  if redis.call('SET', k, ARGV[i + 2], 'XX', 'KEEPTTL') then
     n = n + 1
   end
 end
-if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return n
 ";
 
@@ -305,6 +329,16 @@ fn client_with_keepalive(url: &str) -> redis::RedisResult<redis::Client> {
     let settings = keepalive_settings(info.tcp_settings().clone());
     redis::Client::open(info.set_tcp_settings(settings))
 }
+
+/// How long a version key created by a snapshot lives unless an entry that records it is
+/// stored (which extends it to the entry's lifetime): long enough for a computation to
+/// finish, short enough that reads which store nothing — requests their handler rejects,
+/// answers that are not cached — leave nothing behind for long. A computation that takes
+/// longer finds its version gone and does not store its value (safe, only a miss).
+pub(crate) const PROVISIONAL_VERSION_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// How much longer than the entries that record it a version key lives.
+const VERSION_MARGIN_MS: u64 = 60 * 1000;
 
 /// The Redis store. See the module docs.
 pub(crate) struct RedisStore {
@@ -530,7 +564,7 @@ impl RedisStore {
             Conn::Single(mut conn) => {
                 self.incarnation_checked(&mut conn).await?;
                 let mut invocation = self.snapshot.prepare_invoke();
-                invocation.arg(self.version_ttl_ms);
+                invocation.arg(PROVISIONAL_VERSION_TTL_MS);
                 for key in &keys {
                     invocation.key(key).arg(fresh_token());
                 }
@@ -543,7 +577,8 @@ impl RedisStore {
             Conn::Cluster(conn) => {
                 // One pipeline per tag (both commands on its key, so on its slot); the tags
                 // in parallel. `SET NX GET` answers the current token, or nil when it set
-                // the fresh one; the PEXPIRE refreshes an existing version's TTL.
+                // the fresh one; the PEXPIRE ... GT gives an existing version the
+                // provisional lifetime if it had less (see `SNAPSHOT`).
                 try_join_all(keys.iter().map(|key| {
                     let mut conn = conn.clone();
                     let token = fresh_token();
@@ -555,10 +590,11 @@ impl RedisStore {
                             .arg("NX")
                             .arg("GET")
                             .arg("PX")
-                            .arg(self.version_ttl_ms)
+                            .arg(PROVISIONAL_VERSION_TTL_MS)
                             .cmd("PEXPIRE")
                             .arg(key)
-                            .arg(self.version_ttl_ms)
+                            .arg(PROVISIONAL_VERSION_TTL_MS)
+                            .arg("GT")
                             .query_async(&mut conn)
                             .await?;
                         Ok::<_, redis::RedisError>(old.unwrap_or(token))
@@ -683,6 +719,7 @@ impl RedisStore {
                     .arg(framed)
                     .arg(ttl_ms)
                     .arg(&snapshot.removals)
+                    .arg(ttl_ms.saturating_add(VERSION_MARGIN_MS))
                     .invoke_async(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -718,6 +755,22 @@ impl RedisStore {
                         .query_async(&mut conn)
                         .await
                         .map_err(|e| e.to_string())?;
+                    // The versions it records live at least as long (see `PUT_BODY`), in
+                    // parallel, each on its own slot's master.
+                    let want = ttl_ms.saturating_add(VERSION_MARGIN_MS);
+                    try_join_all(snapshot.versions.iter().map(|(version, _)| {
+                        let mut conn = conn.clone();
+                        async move {
+                            redis::cmd("PEXPIRE")
+                                .arg(version)
+                                .arg(want)
+                                .arg("GT")
+                                .query_async::<i64>(&mut conn)
+                                .await
+                        }
+                    }))
+                    .await
+                    .map_err(|e| e.to_string())?;
                     true
                 } else {
                     false
@@ -739,10 +792,7 @@ impl RedisStore {
         match self.conn().await? {
             Conn::Single(mut conn) => {
                 let mut invocation = self.bump.prepare_invoke();
-                invocation
-                    .arg(self.version_ttl_ms)
-                    .arg(self.channel())
-                    .arg(message);
+                invocation.arg(self.channel()).arg(message);
                 for tag in tags {
                     invocation.key(self.version_key(tag)).arg(fresh_token());
                 }
@@ -763,8 +813,7 @@ impl RedisStore {
                             .arg(key)
                             .arg(fresh_token())
                             .arg("XX")
-                            .arg("PX")
-                            .arg(self.version_ttl_ms)
+                            .arg("KEEPTTL")
                             .query_async(&mut conn)
                             .await?;
                         Ok::<_, redis::RedisError>(reply.is_some())

@@ -632,3 +632,46 @@ async fn one_computation_across_instances_and_stale_reads_on_a_cluster() {
         .unwrap();
     assert_eq!((*fresh, fresh.is_stale()), (3, false));
 }
+
+/// Issue 20, item 1, on a cluster (plain commands instead of scripts): a version made for
+/// a read that stores nothing lives minutes; an entry that records it extends it to its
+/// own lifetime (`PEXPIRE … GT` on the version's master); a bump keeps that lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_live_as_long_as_their_entries_on_a_cluster() {
+    let Some(cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    let cache = cache_on(&cluster, StoreKind::Redis);
+    const MINUTE: i64 = 60_000;
+    let tagged = || EntryOptions::new().tag(Tag::new("user:1").unwrap());
+    let version = "qcc:v:user:1";
+
+    let failed: Result<std::sync::Arc<u32>, &str> = cache
+        .try_get_or_compute("user-1:failing", tagged(), || async { Err("no such user") })
+        .await;
+    assert!(failed.is_err());
+    let provisional: i64 = raw.pttl(version).await.expect("PTTL");
+    assert!(
+        provisional > 0 && provisional <= 5 * MINUTE,
+        "a version nobody recorded lives {provisional} ms"
+    );
+
+    let two_hours = Duration::from_secs(2 * 3600);
+    cache
+        .get_or_compute("user-1", tagged().ttl(two_hours), || async { 1_u32 })
+        .await;
+    let extended: i64 = raw.pttl(version).await.expect("PTTL");
+    assert!(
+        extended >= 119 * MINUTE && extended <= 122 * MINUTE,
+        "the version of a 2 h entry lives {extended} ms"
+    );
+
+    cache.invalidate_tags([Tag::new("user:1").unwrap()]).await;
+    let bumped: i64 = raw.pttl(version).await.expect("PTTL");
+    assert!(
+        bumped > 0 && bumped <= extended,
+        "the bumped version lives {bumped} ms (had {extended} ms)"
+    );
+    assert_eq!(cache.stats().errors, 0);
+}

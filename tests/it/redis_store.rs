@@ -587,3 +587,67 @@ async fn jitter_spreads_the_expiries_of_entries_written_together() {
     let spread = plain_ttls.iter().max().unwrap() - plain_ttls.iter().min().unwrap();
     assert!(spread < 10_000, "no jitter: {spread} ms of spread");
 }
+
+/// Issue 20, item 1: a version key made for a read lives only as long as an entry that
+/// records it. A read that stores nothing leaves it for minutes (not `CACHE_MAX_TTL` plus
+/// an hour, as it did); storing an entry extends it to the entry's lifetime; a bump keeps
+/// the lifetime it had; an absent value (`None`) is kept at most `CACHE_NEGATIVE_TTL`.
+#[tokio::test]
+async fn versions_live_as_long_as_their_entries_and_absent_values_briefly() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = cache_on(&server);
+    let pttl = |key: &str| -> i64 { server.query(redis::cmd("PTTL").arg(key)) };
+    const MINUTE: i64 = 60_000;
+    let tagged = || EntryOptions::new().tags([Tag::new("user:1").unwrap()]);
+
+    // A computation that fails stores nothing; its snapshot made the version.
+    let failed: Result<Arc<u32>, &str> = cache
+        .try_get_or_compute("user-1:failing", tagged(), || async { Err("no such user") })
+        .await;
+    assert!(failed.is_err());
+    let provisional = pttl("qctest:v:user:1");
+    assert!(
+        provisional > 0 && provisional <= 5 * MINUTE,
+        "a version nobody recorded lives {provisional} ms"
+    );
+
+    // An entry that records it, for two hours: the version lives at least as long.
+    let two_hours = Duration::from_secs(2 * 3600);
+    cache
+        .get_or_compute("user-1", tagged().ttl(two_hours), || async { 1_u32 })
+        .await;
+    let extended = pttl("qctest:v:user:1");
+    assert!(
+        extended >= 120 * MINUTE - MINUTE && extended <= 122 * MINUTE,
+        "the version of a 2 h entry lives {extended} ms"
+    );
+
+    // A bump gives a fresh token and keeps the lifetime.
+    cache.invalidate_tags([Tag::new("user:1").unwrap()]).await;
+    let bumped = pttl("qctest:v:user:1");
+    assert!(
+        bumped > 0 && bumped <= extended,
+        "the bumped version lives {bumped} ms (had {extended} ms)"
+    );
+
+    // An absent value: at most a minute (`CACHE_NEGATIVE_TTL`), whatever the TTL asked.
+    let none = cache
+        .get_or_compute("user-2", tagged().ttl(two_hours), || async { None::<u32> })
+        .await;
+    assert_eq!(*none, None);
+    let absent = pttl("qctest:e:user-2");
+    assert!(
+        absent > 0 && absent <= MINUTE,
+        "an absent value is kept {absent} ms"
+    );
+    let present = cache
+        .get_or_compute("user-3", tagged().ttl(two_hours), || async { Some(3_u32) })
+        .await;
+    assert_eq!(*present, Some(3));
+    assert!(
+        pttl("qctest:e:user-3") > 119 * MINUTE,
+        "a present value keeps its TTL"
+    );
+}

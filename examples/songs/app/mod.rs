@@ -199,7 +199,7 @@ impl App {
     /// revalidate it each time, which costs the server one memory lookup.
     pub fn router(&self) -> Result<Router, AppError> {
         let cache = self.cache();
-        let layer = |ttl: u64, tags: &[&str]| {
+        let cached = |ttl: u64, tags: &[&str]| {
             CacheResponse::new(cache)
                 .ttl(Duration::from_secs(ttl))
                 .tags(tags)
@@ -207,17 +207,20 @@ impl App {
                 // Answers are never shared across credentials (the key includes a hash of
                 // `Authorization`); say so to any cache on the way.
                 .vary(["authorization"])
-                .build()
         };
+        let layer = |ttl: u64, tags: &[&str]| cached(ttl, tags).build();
+        // A by-id route takes the cache only for ids its handler accepts (`ApiPath<i32>`):
+        // `/songs/abc` or `/songs/99999999999` is a 400 that never touches the store.
+        let by_id = |ttl: u64, tags: &[&str]| cached(ttl, tags).path::<i32>().build();
         let api = Router::new()
             .route("/users", post(users::create))
             .route(
                 "/users/{id}",
-                get(users::get).route_layer(layer(600, &["model:users:{id}", "model:users#bulk"])?),
+                get(users::get).route_layer(by_id(600, &["model:users:{id}", "model:users#bulk"])?),
             )
             .route(
                 "/users/{id}/songs",
-                get(users::songs).route_layer(layer(
+                get(users::songs).route_layer(by_id(
                     300,
                     &["model:songs", "model:users:{id}", "model:users#bulk"],
                 )?),
@@ -236,7 +239,7 @@ impl App {
             .route(
                 "/songs/{id}",
                 get(songs::get)
-                    .route_layer(layer(600, &["model:songs:{id}", "model:songs#bulk"])?)
+                    .route_layer(by_id(600, &["model:songs:{id}", "model:songs#bulk"])?)
                     .put(songs::update)
                     .delete(songs::delete),
             );

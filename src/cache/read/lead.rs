@@ -86,7 +86,7 @@ impl<F, TF> LeadJob<F, TF> {
             kind,
         } = self;
         let span = match kind {
-            Kind::Miss => {
+            Kind::Miss | Kind::Released => {
                 tracing::debug_span!("querycache.compute", key = %crate::key::shown(&key), namespace = options.namespace_name())
             }
             Kind::Refresh | Kind::Warm => {
@@ -103,16 +103,30 @@ impl<F, TF> LeadJob<F, TF> {
             .instrument(span)
             .await;
         lease.release().await;
-        let (value, snapshot) = result?;
+        let (value, snapshot) = match result {
+            Ok(done) => done,
+            Err(error) => {
+                // Nothing to hand over: the followers compute now, together.
+                if let Some(leader) = leader {
+                    leader.release();
+                }
+                return Err(error);
+            }
+        };
         cache.inner.failing.remove(&key);
         if let Some(leader) = leader {
-            let inner = Arc::clone(&cache.inner);
-            leader.finish(Handoff {
-                value: value.clone(),
-                still_current: Arc::new(move || {
-                    snapshot.as_ref().is_some_and(|s| inner.store.is_current(s))
-                }),
-            });
+            match snapshot {
+                Some(snapshot) => {
+                    let inner = Arc::clone(&cache.inner);
+                    leader.finish(Handoff {
+                        value: value.clone(),
+                        still_current: Arc::new(move || inner.store.is_current(&snapshot)),
+                    });
+                }
+                // Not stored (a value the store refuses, a snapshot the store could not
+                // give): its freshness cannot be checked, so it is not handed over.
+                None => leader.release(),
+            }
         }
         Ok(value)
     }
@@ -166,7 +180,7 @@ impl Cache {
     /// computes. A forced warming run never waits.
     async fn lease_for_miss<T: CacheValue>(&self, key: &Key, kind: Kind) -> Acquired<T> {
         let ttl = self.inner.config.lease_ttl;
-        if ttl.is_zero() {
+        if ttl.is_zero() || kind == Kind::Released {
             return Acquired::Compute(None);
         }
         match self.inner.store.take_lease(key.as_str(), ttl).await {
@@ -235,7 +249,7 @@ impl Cache {
         if storable == Storable::No {
             return Ok(self.unstorable(key, value).await);
         }
-        let ttl = ttl_of(&value, self.resolve_ttl(options, key));
+        let ttl = self.stored_ttl(&value, ttl_of(&value, self.resolve_ttl(options, key)));
         let timing = StoreTiming { ttl, grace, delta };
         Ok(self.settle(key, value, snapshot, options, timing).await)
     }

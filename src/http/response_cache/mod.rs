@@ -11,7 +11,10 @@ mod template;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderName, header};
+use futures_util::future::BoxFuture;
 use tower::Layer;
 
 use keyed::KeyedHash;
@@ -86,6 +89,24 @@ pub struct CacheResponse {
     max_body_bytes: usize,
     cache_errors: bool,
     fresh: Freshness,
+    path_check: Option<PathCheck>,
+}
+
+/// Whether a request's path parameters deserialize into the type given to
+/// [`CacheResponse::path`].
+type PathCheck = for<'a> fn(&'a mut Parts) -> BoxFuture<'a, bool>;
+
+/// The [`PathCheck`] of `T`: axum's own `Path<T>` extractor, so the answer is the
+/// handler's.
+fn path_deserializes<T>(parts: &mut Parts) -> BoxFuture<'_, bool>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    Box::pin(async move {
+        axum::extract::Path::<T>::from_request_parts(parts, &())
+            .await
+            .is_ok()
+    })
 }
 
 impl CacheResponse {
@@ -108,6 +129,7 @@ impl CacheResponse {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cache_errors: false,
             fresh: Freshness::default(),
+            path_check: None,
         }
     }
 
@@ -192,6 +214,49 @@ impl CacheResponse {
     /// ```
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Only requests whose path parameters deserialize into `T`, as the handler's
+    /// [`Path<T>`](axum::extract::Path) or [`ApiPath<T>`](super::ApiPath) extractor would
+    /// read them, use the cache. Any other request (`/songs/abc`, `/songs/99999999999` for
+    /// an `i32`) goes straight to the handler, which rejects it, and never touches the
+    /// store: no tag version is read or created for it, so a client sending junk ids cannot
+    /// grow Redis. Without it every request that makes valid tags uses the cache.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
+    /// use querycache::{Cache, http::{ApiPath, CacheResponse}};
+    /// use tower::ServiceExt;
+    ///
+    /// let cache = Cache::new();
+    /// let layer = CacheResponse::new(&cache)
+    ///     .tags(["model:songs:{id}"])
+    ///     .path::<i32>()
+    ///     .build()?;
+    /// let app = Router::new()
+    ///     .route("/songs/{id}", get(|ApiPath(id): ApiPath<i32>| async move { id.to_string() }))
+    ///     .route_layer(layer);
+    /// let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    ///
+    /// let junk = app.clone().oneshot(get("/songs/99999999999")).await?;
+    /// assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
+    /// assert_eq!(junk.headers()["cache-status"], "querycache; fwd=bypass");
+    /// assert_eq!(cache.stats().misses, 0, "the cache never saw it");
+    ///
+    /// let song = app.oneshot(get("/songs/7")).await?;
+    /// assert_eq!(song.headers()["x-cache"], "MISS");
+    /// assert_eq!(cache.stats().misses, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn path<T>(mut self) -> Self
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.path_check = Some(path_deserializes::<T>);
         self
     }
 
@@ -427,6 +492,7 @@ impl CacheResponse {
                 max_body_bytes: self.max_body_bytes,
                 cache_errors: self.cache_errors,
                 fresh: self.fresh,
+                path_check: self.path_check,
             }),
         })
     }
@@ -447,6 +513,7 @@ struct Settings {
     max_body_bytes: usize,
     cache_errors: bool,
     fresh: Freshness,
+    path_check: Option<PathCheck>,
 }
 
 /// The layer [`CacheResponse::build`] makes: add it with

@@ -126,6 +126,16 @@ where
         return response;
     }
 
+    // A path the handler will reject (see `CacheResponse::path`) never reaches the store.
+    if let Some(check) = settings.path_check
+        && !check(&mut parts).await
+    {
+        tracing::debug!(
+            path = %crate::key::shown(&path),
+            "path parameters the handler rejects; answered without the cache"
+        );
+        return uncached(inner, parts, body, head).await;
+    }
     let tags = match settings.tags(&mut parts).await {
         Ok(tags) => tags,
         // A configuration error: said loudly (ApiError::internal logs it), on every request.

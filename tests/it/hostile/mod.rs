@@ -15,6 +15,10 @@ mod keys;
 mod patterns;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod raw_http;
+#[cfg(all(feature = "axum", feature = "sea-orm", feature = "redis"))]
+mod redis_growth;
+#[cfg(feature = "axum")]
+mod single_flight;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod songs_app;
 

@@ -571,7 +571,7 @@ async fn connection(
         Ok(()) => {}
         Err(error) if error.is_timeout() => tracing::debug!(
             %peer,
-            "connection closed: no complete request head within the header timeout"
+            "connection closed: no complete request head within the header timeout (a slow or idle client)"
         ),
         Err(error) => tracing::debug!(%peer, %error, "connection closed on an error"),
     }
@@ -610,51 +610,57 @@ async fn answer(
         (Request::from_parts(parts, Body::new(body)), state)
     };
     let response = match tokio::time::timeout(limits.request, router.call(request)).await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => Some(response),
         Ok(Err(infallible)) => match infallible {},
+        // Out of time while the body was still arriving past its own deadline: the
+        // client's delay, not the handler's.
+        Err(_elapsed)
+            if body.load(Ordering::Acquire) == BODY_READING && Instant::now() >= body_deadline =>
+        {
+            body.store(BODY_TIMED_OUT, Ordering::Release);
+            tracing::debug!(
+                body_timeout_ms = duration_ms(limits.body),
+                "request body timeout: answered 408"
+            );
+            None
+        }
         Err(_elapsed) => {
-            if body.load(Ordering::Acquire) == BODY_READING && Instant::now() >= body_deadline {
-                body.store(BODY_TIMED_OUT, Ordering::Release);
-                tracing::debug!(
-                    body_timeout_ms = duration_ms(limits.body),
-                    "request body timeout: answered 408"
-                );
-            } else {
-                tracing::debug!(
-                    request_timeout_ms = duration_ms(limits.request),
-                    "request timeout: the handler was dropped, answered 503"
-                );
-                return Ok(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "request_timeout",
-                    format!(
-                        "no answer within {} ms; try again later",
-                        duration_ms(limits.request)
-                    ),
-                )
-                .into_response());
-            }
-            Response::default()
+            tracing::debug!(
+                request_timeout_ms = duration_ms(limits.request),
+                "request timeout: the handler was dropped, answered 503"
+            );
+            return Ok(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                format!(
+                    "no answer within {} ms; try again later",
+                    duration_ms(limits.request)
+                ),
+            )
+            .into_response());
         }
     };
-    if body.load(Ordering::Acquire) != BODY_TIMED_OUT {
-        return Ok(response);
+    match response {
+        Some(response) if body.load(Ordering::Acquire) != BODY_TIMED_OUT => Ok(response),
+        // The body timed out, whatever the handler made of its failed read (axum's
+        // extractors answer 400).
+        _ => Ok(body_timeout(limits.body)),
     }
-    // Whatever the handler made of the failed read (axum's extractors answer 400).
+}
+
+/// `408 body_timeout`, closing the connection: the rest of the body may still be on its
+/// way, and is not worth reading.
+fn body_timeout(limit: Duration) -> Response {
     let mut response = ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         "body_timeout",
-        format!(
-            "the request body did not arrive within {} ms",
-            duration_ms(limits.body)
-        ),
+        BodyTimeout(limit).to_string(),
     )
     .into_response();
-    // The rest of the body may still be on its way: do not read it.
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    Ok(response)
+    response
 }
 
 fn duration_ms(duration: Duration) -> u64 {

@@ -13,6 +13,8 @@ mod keys;
 mod patterns;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod raw_http;
+#[cfg(feature = "axum")]
+mod serve;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod songs_app;
 

@@ -551,7 +551,8 @@ async fn connection(
     mut stopping: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let service = hyper::service::service_fn(move |request| answer(router.clone(), request, limits));
+    let service =
+        hyper::service::service_fn(move |request| answer(router.clone(), request, limits));
     let connection = http
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();

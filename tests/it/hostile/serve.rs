@@ -217,8 +217,14 @@ async fn a_handler_slower_than_the_request_timeout_is_answered_503() {
     assert_eq!(status, 503, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON envelope");
     assert_eq!(body["error"]["code"], "request_timeout");
-    assert!(took >= request_timeout, "answered after {took:?}, too early");
-    assert!(took <= request_timeout + MARGIN, "answered only after {took:?}");
+    assert!(
+        took >= request_timeout,
+        "answered after {took:?}, too early"
+    );
+    assert!(
+        took <= request_timeout + MARGIN,
+        "answered only after {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +326,9 @@ async fn serve_refuses_options_out_of_range_naming_their_variable() {
     )
     .await
     .expect_err("zero connections are refused");
-    assert!(matches!(&err, Error::Config { variable, .. } if variable == "CACHE_HTTP_MAX_CONNECTIONS"));
+    assert!(
+        matches!(&err, Error::Config { variable, .. } if variable == "CACHE_HTTP_MAX_CONNECTIONS")
+    );
 }
 
 #[test]
@@ -357,8 +365,8 @@ fn every_variable_is_read_and_a_bad_value_names_its_variable() {
         "CACHE_HTTP_SHUTDOWN_TIMEOUT_MS",
     ] {
         for bad in ["", "soon", "-1", "0", "1.5", "99999999999999999999"] {
-            let err = ServeOptions::from_vars([(variable, bad)])
-                .expect_err("a bad value is refused");
+            let err =
+                ServeOptions::from_vars([(variable, bad)]).expect_err("a bad value is refused");
             let message = err.to_string();
             assert!(
                 message.contains(variable) && message.contains(&format!("{bad:?}")),

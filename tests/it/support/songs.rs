@@ -8,10 +8,10 @@ pub mod app;
 
 use std::time::Duration;
 
+use querycache::http::ServeOptions;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use querycache::http::ServeOptions;
 use tokio::sync::oneshot;
 
 use super::Db;

@@ -315,20 +315,35 @@ async fn shutdown_finishes_the_request_in_flight_and_cuts_a_slow_client_at_the_d
 
 #[tokio::test]
 async fn serve_refuses_options_out_of_range_naming_their_variable() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    for (options, variable) in [
+        (
+            ServeOptions::new().max_connections(0),
+            "CACHE_HTTP_MAX_CONNECTIONS",
+        ),
+        (
+            ServeOptions::new().header_timeout(Duration::ZERO),
+            "CACHE_HTTP_HEADER_TIMEOUT_MS",
+        ),
+        (
+            ServeOptions::new().shutdown_timeout(Duration::from_secs(2 * 24 * 60 * 60)),
+            "CACHE_HTTP_SHUTDOWN_TIMEOUT_MS",
+        ),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let refused = timeout(
+            PATIENCE,
+            serve(listener, Router::new(), options, std::future::pending()),
+        )
         .await
-        .expect("a free port");
-    let err = serve(
-        listener,
-        Router::new(),
-        ServeOptions::new().max_connections(0),
-        std::future::pending(),
-    )
-    .await
-    .expect_err("zero connections are refused");
-    assert!(
-        matches!(&err, Error::Config { variable, .. } if variable == "CACHE_HTTP_MAX_CONNECTIONS")
-    );
+        .expect("refused at once, before serving");
+        let err = refused.expect_err("out of range: refused");
+        assert!(
+            matches!(&err, Error::Config { variable: named, .. } if named == variable),
+            "{variable}: {err}"
+        );
+    }
 }
 
 #[test]

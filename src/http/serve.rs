@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
@@ -361,7 +362,8 @@ fn connections_expected() -> String {
 /// until `shutdown` resolves; then stops accepting, lets the requests in flight finish,
 /// closes what is still open after [`ServeOptions::shutdown_timeout`], and returns.
 ///
-/// What `axum::serve` does, plus:
+/// What `axum::serve` does — handlers can extract the client's address with
+/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) — plus:
 ///
 /// * a client that does not send its request head within
 ///   [`header_timeout`](ServeOptions::header_timeout) — a slow-header (Slowloris) client, a
@@ -373,8 +375,9 @@ fn connections_expected() -> String {
 ///   [`ApiError`](super::ApiError) envelope);
 /// * at [`max_connections`](ServeOptions::max_connections) open connections it stops
 ///   accepting until one closes, so the process never runs out of file descriptors
-///   because of its clients; an accept error (`EMFILE` all the same, or `ENOMEM`) is
-///   logged and retried after 100 ms instead of ending the loop or spinning.
+///   because of its clients; should it run out all the same (`EMFILE`, `ENFILE`,
+///   `ENOMEM`), the accept error is logged and retried after 100 ms instead of ending the
+///   loop or spinning.
 ///
 /// Events (target `querycache::http::serve`): each timeout and each time the connection
 /// bound is reached at `debug`, accept errors at `warn` (at most every 10 s, `debug` in
@@ -420,7 +423,9 @@ fn connections_expected() -> String {
 /// request); terminate HTTP/2 and TLS in a proxy. The time a client takes to *read* an
 /// answer is not bounded; the kernel's send buffer and [`max_connections`](ServeOptions::max_connections)
 /// bound what it costs. Upgraded connections (WebSockets) leave the count of connections
-/// and are not closed by the shutdown.
+/// and are not closed by the shutdown. The idle time of a keep-alive connection is bounded
+/// by the header timeout (hyper starts that clock as soon as it waits for the next
+/// request), not by a limit of its own.
 pub async fn serve<F>(
     listener: TcpListener,
     router: Router,
@@ -552,7 +557,7 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let service =
-        hyper::service::service_fn(move |request| answer(router.clone(), request, limits));
+        hyper::service::service_fn(move |request| answer(router.clone(), request, peer, limits));
     let connection = http
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
@@ -601,11 +606,13 @@ fn is_connection_error(error: &std::io::Error) -> bool {
 async fn answer(
     mut router: Router,
     request: Request<Incoming>,
+    peer: SocketAddr,
     limits: Limits,
 ) -> Result<Response, Infallible> {
     let body_deadline = Instant::now() + limits.body;
     let (request, body) = {
-        let (parts, incoming) = request.into_parts();
+        let (mut parts, incoming) = request.into_parts();
+        parts.extensions.insert(ConnectInfo(peer));
         let body = DeadlineBody::new(incoming, body_deadline, limits.body);
         let state = Arc::clone(&body.state);
         (Request::from_parts(parts, Body::new(body)), state)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::routing::{get, post};
 use querycache::Error;
 use querycache::http::{ServeOptions, serve};
@@ -37,11 +37,15 @@ struct Held {
     release: Arc<Notify>,
 }
 
-/// `GET /fast`: `ok`. `POST /echo`: the body's length (read whole). `GET /held`: `done`,
+/// `GET /fast`: `ok`. `GET /peer`: the client's IP address. `POST /echo`: the body's length (read whole). `GET /held`: `done`,
 /// once the test releases it. `GET /never`: never answers.
 fn router(held: Held) -> Router {
     Router::new()
         .route("/fast", get(|| async { "ok" }))
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        )
         .route(
             "/echo",
             post(|body: Bytes| async move { body.len().to_string() }),
@@ -145,6 +149,11 @@ async fn a_client_that_stalls_mid_head_is_cut_within_the_header_timeout_while_ot
         .expect("half a head is sent");
 
     assert_eq!(fetch(server.addr, "/fast").await, (200, "ok".to_owned()));
+    assert_eq!(
+        fetch(server.addr, "/peer").await,
+        (200, "127.0.0.1".to_owned()),
+        "handlers see the client's address"
+    );
 
     read_until_closed(&mut slow)
         .await

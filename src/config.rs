@@ -931,6 +931,12 @@ const KNOWN_VARS: &[&str] = &[
     "CACHE_BREAKER_COOLDOWN_MS",
     "CACHE_CHANNEL_HEARTBEAT_MS",
     "CACHE_LEASE_TTL_MS",
+    // `http::ServeOptions::from_env` (feature `axum`).
+    "CACHE_HTTP_HEADER_TIMEOUT_MS",
+    "CACHE_HTTP_BODY_TIMEOUT_MS",
+    "CACHE_HTTP_REQUEST_TIMEOUT_MS",
+    "CACHE_HTTP_MAX_CONNECTIONS",
+    "CACHE_HTTP_SHUTDOWN_TIMEOUT_MS",
     dependencies::VARIABLE,
     secret::VARIABLE,
 ];

@@ -67,6 +67,7 @@
 //! | scrape it with Prometheus | [`Cache::prometheus_text`] (OpenMetrics text), [`Cache::register_metrics`] into your own registry (feature `prometheus`) |
 //! | fill it before traffic arrives | [`Cache::register_warmer`], then [`Cache::warm`] (background), [`Cache::warm_and_wait`], or [`Cache::warm_on_startup`] (`CACHE_WARM_ON_STARTUP`); progress in [`Health::warming`] |
 //! | manage it over HTTP: health, metrics, analytics, clear, warm, a dashboard | [`http::management_router`] (feature `axum`), [`http::prometheus_route`] for the app's `GET /metrics` |
+//! | serve the axum app without letting slow or idle clients hold it | [`http::serve`] with [`http::ServeOptions`] (`CACHE_HTTP_*`): header, body and request timeouts, a connection bound, a shutdown deadline |
 //!
 //! ## Features
 //!
@@ -77,7 +78,7 @@
 //! | `diesel-async` | no | the same for diesel-async 0.9 connections |
 //! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
-//! | `axum` | yes | [`http`]: the JSON envelope, the management router with its dashboard, the Prometheus route |
+//! | `axum` | yes | [`http`]: the JSON envelope, the management router with its dashboard, the Prometheus route, [`http::serve`] (hyper's HTTP/1 server, with timeouts) |
 //! | `prometheus` | yes (through `axum`) | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client |
 //!
 //! ## Guarantees, and their limits

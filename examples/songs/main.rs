@@ -11,7 +11,12 @@
 //! ```
 //!
 //! Listens on `127.0.0.1:$PORT` (default 3000); the routes are listed in `app/mod.rs` and
-//! in the README. Ctrl-C (or SIGTERM) stops it gracefully: in-flight requests finish.
+//! in the README. It is served by `querycache::http::serve`: a client that does not send its
+//! request head within `CACHE_HTTP_HEADER_TIMEOUT_MS` (10 s) or its body within
+//! `CACHE_HTTP_BODY_TIMEOUT_MS` (30 s) is cut, a handler slower than
+//! `CACHE_HTTP_REQUEST_TIMEOUT_MS` (30 s) answers 503, and at most `CACHE_HTTP_MAX_CONNECTIONS`
+//! (1024) connections are open. Ctrl-C (or SIGTERM) stops it gracefully: in-flight requests
+//! finish, for at most `CACHE_HTTP_SHUTDOWN_TIMEOUT_MS` (10 s).
 
 #[path = "../support/logging.rs"]
 mod logging;
@@ -36,6 +41,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), app::AppError> {
     let config = app::AppConfig::from_env()?;
     let port = config.port;
+    let limits = config.serve.clone();
     let app = app::App::start(config).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -47,6 +53,7 @@ async fn run() -> Result<(), app::AppError> {
         %address,
         store = %app.cache().config().store_kind(),
         database = %app.database_label(),
+        ?limits,
         "songs app listening on http://{address} (dashboard: http://{address}/api/v1/cache/dashboard)"
     );
     let served = app.clone();

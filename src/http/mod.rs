@@ -14,6 +14,7 @@
 //! | a Prometheus scrape endpoint (`GET /metrics`) | [`prometheus_route`] |
 //! | protect the admin routes | [`ManagementOptions::admin_token`], [`ManagementOptions::from_env`] (`CACHE_ADMIN_TOKEN`) |
 //! | watch the cache in a browser | `GET <prefix>/dashboard` of the [`management_router`] |
+//! | serve a router safely: header, body and request timeouts, a bound on connections, a deadline on graceful shutdown | [`serve`], [`ServeOptions`] (`CACHE_HTTP_*`) |
 //!
 //! # Deep ETags, in one example
 //!
@@ -201,6 +202,7 @@ mod headers;
 mod management;
 mod prometheus;
 mod response_cache;
+mod serve;
 mod status;
 mod warm;
 
@@ -213,3 +215,4 @@ pub use prometheus::prometheus_route;
 pub use response_cache::{
     CacheResponse, CacheResponseLayer, CacheResponseService, cache_api_response, cache_row_response,
 };
+pub use serve::{ServeOptions, serve};

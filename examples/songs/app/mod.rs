@@ -36,7 +36,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use querycache::Cache;
 use querycache::http::{
-    ApiError, CacheControl, CacheResponse, ManagementOptions, management_router, prometheus_route,
+    ApiError, CacheControl, CacheResponse, ManagementOptions, ServeOptions, management_router,
+    prometheus_route, serve,
 };
 use querycache::orm::sea_orm::CachedConnection;
 
@@ -77,9 +78,6 @@ pub enum AppError {
     /// The port cannot be bound.
     #[error("cannot listen on 127.0.0.1:{0}: {1}")]
     Bind(u16, #[source] std::io::Error),
-    /// Serving failed.
-    #[error("server error: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Everything the app is started with.
@@ -94,6 +92,9 @@ pub struct AppConfig {
     /// The management routes' options: `CACHE_ADMIN_TOKEN`, the bearer token of the admin
     /// routes (unset: they answer 403).
     pub management: ManagementOptions,
+    /// How the app is served: header, body and request timeouts, the connection bound and
+    /// the shutdown deadline (`CACHE_HTTP_*`, see [`ServeOptions`]).
+    pub serve: ServeOptions,
 }
 
 /// The default database: a SQLite file, created with its directory on first start.
@@ -109,11 +110,12 @@ impl AppConfig {
             database_url: database_url.into(),
             cache,
             management: ManagementOptions::new(),
+            serve: ServeOptions::new(),
         }
     }
 
-    /// From the environment: `PORT`, `DATABASE_URL`, `CACHE_ADMIN_TOKEN`, and the cache's
-    /// `CACHE_*` variables and `REDIS_URL`.
+    /// From the environment: `PORT`, `DATABASE_URL`, `CACHE_ADMIN_TOKEN`, the serving limits
+    /// (`CACHE_HTTP_*`), and the cache's `CACHE_*` variables and `REDIS_URL`.
     pub fn from_env() -> Result<Self, AppError> {
         let port = match std::env::var("PORT") {
             Ok(value) => value.trim().parse::<u16>().map_err(|e| AppError::Config {
@@ -132,6 +134,7 @@ impl AppConfig {
             database_url,
             cache: Cache::from_env()?,
             management: ManagementOptions::from_env()?,
+            serve: ServeOptions::from_env()?,
         })
     }
 }
@@ -146,6 +149,7 @@ struct Inner {
     db: CachedConnection,
     cache: Cache,
     management: ManagementOptions,
+    serve: ServeOptions,
     database_label: String,
     queries: Arc<AtomicU64>,
 }
@@ -162,6 +166,7 @@ impl App {
                 db,
                 cache: config.cache,
                 management: config.management,
+                serve: config.serve,
                 database_label,
                 queries,
             }),
@@ -257,16 +262,18 @@ impl App {
     }
 
     /// Serves the app on `listener` until `shutdown` resolves, then lets in-flight
-    /// requests finish.
+    /// requests finish — for at most the shutdown timeout of its [`ServeOptions`], whose
+    /// header, body and request timeouts and connection bound keep slow and idle clients
+    /// from holding the server.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
-        axum::serve(listener, self.router()?)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(AppError::Serve)
+        let router = self.router()?;
+        let options = self.inner.serve.clone();
+        serve(listener, router, options, shutdown).await?;
+        Ok(())
     }
 }
 

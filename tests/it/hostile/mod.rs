@@ -19,6 +19,8 @@ mod raw_http;
 mod redis_growth;
 #[cfg(feature = "axum")]
 mod single_flight;
+#[cfg(feature = "axum")]
+mod serve;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod songs_app;
 

@@ -8,6 +8,7 @@ pub mod app;
 
 use std::time::Duration;
 
+use querycache::http::ServeOptions;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -87,6 +88,17 @@ impl SongsApp {
         f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
         admin_token: Option<&str>,
     ) -> Option<SongsApp> {
+        Self::start_serving(kind, db, f, admin_token, ServeOptions::new()).await
+    }
+
+    /// The same, served within the limits of `serve` (timeouts, connections).
+    pub async fn start_serving(
+        kind: Kind,
+        db: Db,
+        f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+        admin_token: Option<&str>,
+        serve: ServeOptions,
+    ) -> Option<SongsApp> {
         let cache = stores::cache_with(kind, f)?;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let (url, postgres) = match db {
@@ -103,6 +115,7 @@ impl SongsApp {
         if let Some(token) = admin_token {
             config.management = config.management.admin_token(token);
         }
+        config.serve = serve;
         let app = app::App::start(config).await.expect("the app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -120,6 +133,9 @@ impl SongsApp {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
+            // Below the app's header timeout (10 s), which also closes idle keep-alive
+            // connections: a pooled connection is never reused as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .expect("an HTTP client");
         Some(SongsApp {

@@ -18,9 +18,9 @@ mod raw_http;
 #[cfg(all(feature = "axum", feature = "sea-orm", feature = "redis"))]
 mod redis_growth;
 #[cfg(feature = "axum")]
-mod single_flight;
-#[cfg(feature = "axum")]
 mod serve;
+#[cfg(feature = "axum")]
+mod single_flight;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 mod songs_app;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::blocking::Bridge;
 use crate::cache::databases::{CallDatabase, Namespace};
-use crate::write::PendingWrites;
+use crate::orm::write::PendingWrites;
 use crate::{Cache, CacheModel, CacheValue, EntryOptions, Error, Key, Tag};
 
 pub use serde;

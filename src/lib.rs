@@ -122,13 +122,11 @@ mod clock;
 mod codec;
 pub mod config;
 mod error;
-mod flight;
 mod global;
 mod health;
 #[cfg(feature = "axum")]
 pub mod http;
 mod key;
-mod options;
 pub mod orm;
 #[cfg(feature = "prometheus")]
 mod prometheus;
@@ -138,7 +136,6 @@ mod stats;
 mod store;
 pub mod tags;
 mod warm;
-mod write;
 
 pub use analytics::{
     Analytics, Efficiency, NamespaceAnalytics, REDACTED_KEY, Recommendation, RecommendationLevel,
@@ -146,6 +143,7 @@ pub use analytics::{
 };
 pub use bypass::{bypass, bypass_sync};
 pub use cache::{Cache, CacheValue, FetchError, Fetched, TimedOut};
+pub use cache::{DEFAULT_NAMESPACE, EntryOptions};
 pub use config::{
     CacheConfig, CacheConfigBuilder, InvalidationStrategy, MIN_KEY_SECRET_LEN, StoreKind,
 };
@@ -153,7 +151,6 @@ pub use error::Error;
 pub use global::{global, install};
 pub use health::Health;
 pub use key::{Key, MAX_KEY_LEN};
-pub use options::{DEFAULT_NAMESPACE, EntryOptions};
 #[cfg(feature = "prometheus")]
 pub use prometheus::OPENMETRICS_CONTENT_TYPE;
 

@@ -5,11 +5,14 @@ mod compute;
 pub(crate) mod databases;
 mod fetch;
 mod fingerprint;
+pub(crate) mod flight;
 mod invalidate;
+pub(crate) mod options;
 mod read;
 mod sync;
 
 pub use fetch::{FetchError, Fetched, TimedOut};
+pub use options::{DEFAULT_NAMESPACE, EntryOptions};
 
 use std::any::Any;
 use std::io;
@@ -19,14 +22,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::cache::flight::Flights;
 use crate::config::{CacheConfig, CacheConfigBuilder};
-use crate::flight::Flights;
 use crate::stats::{CacheStats, Outcome, StatsRecorder};
 use crate::store::Backend;
 use crate::store::memory::MemoryStore;
 use crate::store::{AnyValue, Lookup, Store};
 use crate::warm::Warming;
-use crate::{EntryOptions, Error, Key};
+use crate::{Error, Key};
 
 /// What a cached value must be: shareable across threads, and serializable (shared stores
 /// keep values as JSON, and the memory store weighs them by their JSON size).
@@ -209,7 +212,7 @@ impl Cache {
             return None;
         }
         // Direct reads have no namespace of their own.
-        self.lookup::<T>(key, crate::options::DEFAULT_NAMESPACE)
+        self.lookup::<T>(key, crate::cache::options::DEFAULT_NAMESPACE)
             .await
     }
 

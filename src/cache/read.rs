@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 pub(crate) use runner::{Detach, Driven, Inline, Runner};
 
 use super::{Cache, CacheValue, Looked};
-use crate::flight::{self, Ended, Handoff, Leader, Role};
-use crate::options::DEFAULT_FAIL_SAFE_THROTTLE;
+use crate::cache::flight::{self, Ended, Handoff, Leader, Role};
+use crate::cache::options::DEFAULT_FAIL_SAFE_THROTTLE;
 use crate::stats::FreshnessCounters;
 use crate::store::{AnyValue, ReadScope, Timing};
 use crate::{EntryOptions, Key};

@@ -92,7 +92,7 @@ use crate::Cache;
 use crate::Tag;
 use crate::blocking::Bridge;
 use crate::cache::databases::{self, CallDatabase, DatabaseId, Namespace};
-use crate::write::PendingWrites;
+use crate::orm::write::PendingWrites;
 
 /// A Diesel [`Instrumentation`] that turns the connection's writes into invalidations of a
 /// [`Cache`]. One per connection (Diesel's instrumentation slot holds one value).

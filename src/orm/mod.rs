@@ -14,13 +14,14 @@ pub(crate) mod identity;
 pub mod sea_orm;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod sql;
+pub(crate) mod write;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod written;
 
 use std::sync::Arc;
 
 use crate::cache::databases::CallDatabase;
-use crate::write::PendingWrites;
+use crate::orm::write::PendingWrites;
 
 /// Marks the cached computation running here uncacheable when `sql` is a locking read
 /// (`SELECT .. FOR UPDATE`, see `sql::locks`): its lock is its point, so its result must

@@ -76,7 +76,7 @@ use statement::StatementText;
 
 use super::TxState;
 use crate::cache::databases::{self, CallDatabase, DatabaseId};
-use crate::write::PendingWrites;
+use crate::orm::write::PendingWrites;
 use crate::{Cache, Tag};
 
 /// A SeaORM connection whose writes invalidate the cache. Cheap to clone.

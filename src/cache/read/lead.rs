@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::{Kind, LeadJob};
+use crate::cache::flight::Handoff;
 use crate::cache::{Cache, CacheValue, StoreTiming};
-use crate::flight::Handoff;
 use crate::store::{Lease, Snapshot, Storable, Store};
 use crate::{EntryOptions, Key};
 

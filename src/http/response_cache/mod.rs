@@ -23,7 +23,7 @@ use template::TagTemplate;
 
 use super::CacheControl;
 use super::conditional::DEFAULT_MAX_BODY_BYTES;
-use crate::options::Freshness;
+use crate::cache::options::Freshness;
 use crate::{Cache, Error, Tag};
 
 /// The namespace of cached responses unless set otherwise.

@@ -3,8 +3,6 @@
 //! recommendations.
 
 mod recommend;
-mod timeline;
-mod top_keys;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,9 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use recommend::{Recommendation, RecommendationLevel};
-pub(crate) use timeline::Timeline;
-pub(crate) use top_keys::TopKeys;
 
+use crate::stats::timeline::{self, Timeline};
 use crate::{Cache, CacheStats};
 
 /// How many keys [`Usage::top_keys`] lists at most.

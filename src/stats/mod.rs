@@ -2,6 +2,9 @@
 //! also feeds the activity that [`analytics`](crate::Cache::analytics) reads (the timeline
 //! and the most accessed keys).
 
+pub(crate) mod timeline;
+pub(crate) mod top_keys;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -11,7 +14,8 @@ use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use crate::analytics::{Timeline, TopKeys};
+pub(crate) use timeline::Timeline;
+pub(crate) use top_keys::TopKeys;
 
 /// A point-in-time copy of a cache's statistics.
 ///

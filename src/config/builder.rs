@@ -1,0 +1,449 @@
+//! [`CacheConfigBuilder`]: a configuration built in code, each setter recording what is
+//! wrong with its value, and [`build`](CacheConfigBuilder::build) checking the whole.
+
+use std::time::Duration;
+
+use super::{CacheConfig, InvalidationStrategy, KeySecret, StoreKind, dependencies};
+use crate::Error;
+
+/// Builder of a [`CacheConfig`]; [`build`](Self::build) validates.
+///
+/// ```
+/// use std::time::Duration;
+/// use querycache::CacheConfig;
+///
+/// let err = CacheConfig::builder()
+///     .default_ttl(Duration::from_secs(7200))
+///     .max_ttl(Duration::from_secs(3600))
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("CACHE_DEFAULT_TTL"));
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct CacheConfigBuilder {
+    pub(super) config: CacheConfig,
+    pub(super) errors: Vec<Error>,
+}
+
+impl CacheConfigBuilder {
+    /// Turns caching on or off (`CACHE_ENABLED`).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.config.enabled = enabled;
+        self
+    }
+    /// Sets the default TTL (`CACHE_DEFAULT_TTL`); must be at least one second.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.config.default_ttl = ttl;
+        self
+    }
+    /// Sets the maximum TTL (`CACHE_MAX_TTL`); longer TTLs are clamped to it.
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.config.max_ttl = ttl;
+        self
+    }
+    /// Sets the maximum TTL in seconds (`CACHE_MAX_TTL`).
+    pub fn max_ttl_secs(self, secs: u64) -> Self {
+        self.max_ttl(Duration::from_secs(secs))
+    }
+    /// Sets the default TTL jitter, in percent of the TTL (`CACHE_JITTER_PERCENT`, 0 to 100).
+    pub fn jitter_percent(mut self, percent: u8) -> Self {
+        self.config.jitter_percent = percent;
+        self
+    }
+
+    /// Sets the default TTL of count queries (`CACHE_COUNT_TTL`).
+    pub fn count_ttl(mut self, ttl: Duration) -> Self {
+        self.config.count_ttl = ttl;
+        self
+    }
+    /// Sets the TTL of cached errors (`CACHE_ERROR_TTL`).
+    pub fn error_ttl(mut self, ttl: Duration) -> Self {
+        self.config.error_ttl = ttl;
+        self
+    }
+    /// Sets the longest TTL of an absent value (`CACHE_NEGATIVE_TTL`): a value that
+    /// serializes to `null` (`Option::None`: the row was not found) is kept at most this
+    /// long, whatever its query's TTL, so that a client asking for ids that do not exist
+    /// cannot fill the store for long.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = querycache::CacheConfig::builder().negative_ttl(Duration::from_secs(10)).build().unwrap();
+    /// assert_eq!(config.negative_ttl(), Duration::from_secs(10));
+    /// ```
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.config.negative_ttl = ttl;
+        self
+    }
+    /// Sets the TTL policy of a namespace (`CACHE_TTL_<NAMESPACE>`).
+    pub fn namespace_ttl(mut self, namespace: impl Into<String>, ttl: Duration) -> Self {
+        let namespace = namespace.into();
+        if let Err(err) = crate::key::validate_name("namespace", &namespace, 256) {
+            self.errors.push(err);
+        }
+        self.config.namespace_ttls.insert(namespace, ttl);
+        self
+    }
+    /// Sets the stale-while-revalidate window of a namespace (`CACHE_SWR_<NAMESPACE>`):
+    /// entries of the namespace without an `swr` of their own get it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let config = querycache::CacheConfig::builder()
+    ///     .namespace_swr("songs", Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.swr_for_namespace("songs"), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn namespace_swr(mut self, namespace: impl Into<String>, window: Duration) -> Self {
+        let namespace = namespace.into();
+        if let Err(err) = crate::key::validate_name("namespace", &namespace, 256) {
+            self.errors.push(err);
+        }
+        self.config.namespace_swr.insert(namespace, window);
+        self
+    }
+    /// Sets how long a computation lease lasts in Redis (`CACHE_LEASE_TTL_MS`); zero turns
+    /// leases off (each instance then computes a missing key itself).
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::builder()
+    ///     .lease_ttl(std::time::Duration::from_secs(2))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.lease_ttl().as_secs(), 2);
+    /// ```
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.config.lease_ttl = ttl;
+        self
+    }
+    /// Sets the memory store's byte budget (`CACHE_MEMORY_MAX_BYTES`); at least 64 KiB.
+    pub fn memory_max_bytes(mut self, bytes: u64) -> Self {
+        self.config.memory_max_bytes = bytes;
+        self
+    }
+    /// Sets what invalidates entries (`CACHE_INVALIDATION_STRATEGY`).
+    pub fn invalidation_strategy(mut self, strategy: InvalidationStrategy) -> Self {
+        self.config.strategy = strategy;
+        self
+    }
+    /// Sets the key prefix of shared stores (`CACHE_KEY_PREFIX`).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.key_prefix = prefix.into();
+        self
+    }
+    /// Sets the connect and command timeout of Redis (`CACHE_REDIS_TIMEOUT_MS`, default
+    /// 100 ms): a cache that waits longer than that is slower than no cache.
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.config.redis_timeout = timeout;
+        self
+    }
+
+    /// Sets the Redis URL (`REDIS_URL`).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.config.redis_url = Some(url.into());
+        self
+    }
+    /// Turns payload compression on or off (`CACHE_COMPRESSION_ENABLED`).
+    pub fn compression_enabled(mut self, on: bool) -> Self {
+        self.config.compression_enabled = on;
+        self
+    }
+    /// Sets the compression threshold in bytes (`CACHE_COMPRESSION_THRESHOLD`).
+    pub fn compression_threshold(mut self, bytes: usize) -> Self {
+        self.config.compression_threshold = bytes;
+        self
+    }
+    /// Runs registered warmers at start-up (`CACHE_WARM_ON_STARTUP`).
+    pub fn warm_on_startup(mut self, on: bool) -> Self {
+        self.config.warm_on_startup = on;
+        self
+    }
+    /// Treats `REDIS_URL` as a list of cluster nodes (`CACHE_CLUSTER_MODE`).
+    pub fn cluster_mode(mut self, on: bool) -> Self {
+        self.config.cluster_mode = on;
+        self
+    }
+    /// Chooses the store (`CACHE_STORE`); `Redis` and `Tiered` need `REDIS_URL`.
+    pub fn store(mut self, kind: StoreKind) -> Self {
+        self.config.store = Some(kind);
+        self
+    }
+    /// Sets how many consecutive Redis failures open the circuit breaker
+    /// (`CACHE_BREAKER_THRESHOLD`, default 3; at least 1). A command timeout opens it at
+    /// once whatever this says: a stalled Redis must not cost every caller a timeout.
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.config.breaker_threshold = failures;
+        self
+    }
+    /// Sets how often an open breaker probes Redis in the background
+    /// (`CACHE_BREAKER_COOLDOWN_MS`, default 500 ms). Callers never wait for a probe.
+    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Self {
+        self.config.breaker_cooldown = cooldown;
+        self
+    }
+    /// Sets how often the tiered store's invalidation-channel subscriber sends a `PING` on
+    /// its own subscribed connection (`CACHE_CHANNEL_HEARTBEAT_MS`, default 1000 ms; between
+    /// 10 ms and 60 s). When nothing comes back on that connection (no message, no reply)
+    /// for three intervals, the flow is taken as dead — a NAT, load balancer or proxy can
+    /// forget a connection without resetting it — and handled as a channel loss: counted in
+    /// `invalidation_channel_losses`, the memory tier dropped and bypassed, the
+    /// subscription made again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::builder()
+    ///     .channel_heartbeat(Duration::from_millis(250))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.channel_heartbeat(), Duration::from_millis(250));
+    /// assert!(CacheConfig::builder().channel_heartbeat(Duration::ZERO).build().is_err());
+    /// ```
+    pub fn channel_heartbeat(mut self, interval: Duration) -> Self {
+        self.config.channel_heartbeat = interval;
+        self
+    }
+
+    /// Sets the key secret (`CACHE_KEY_SECRET`; feature `axum`): the key of the HMAC-SHA256
+    /// that hashes the `Authorization` header and the `Vary` values into the keys of cached
+    /// HTTP answers (`querycache::http::CacheResponse`), so that a key — in the
+    /// store, a log line or the admin analytics — cannot be used to test guesses of a
+    /// password offline. Every instance sharing a Redis store needs the same secret, or
+    /// they share no entry for requests carrying those headers.
+    ///
+    /// At least [`MIN_KEY_SECRET_LEN`](crate::MIN_KEY_SECRET_LEN) bytes (`openssl rand -hex 32` makes a good one);
+    /// shorter, [`build`](Self::build) fails naming `CACHE_KEY_SECRET`. Unset, each process
+    /// draws a random secret of its own. `Debug` never shows it.
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::builder().key_secret("6f1c0b7e2d9a4c33a1f0e8d7").build().unwrap();
+    /// assert!(config.has_key_secret());
+    /// let err = CacheConfig::builder().key_secret("short").build().unwrap_err();
+    /// assert!(err.to_string().contains("CACHE_KEY_SECRET"));
+    /// assert!(!err.to_string().contains("short"), "the value is not shown");
+    /// ```
+    pub fn key_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        match KeySecret::new(secret.as_ref()) {
+            Ok(secret) => self.config.key_secret = Some(secret),
+            Err(err) => self.errors.push(err),
+        }
+        self
+    }
+
+    /// Declares that every write to `table` also writes `tables`: writes the database makes
+    /// on its own, which querycache cannot see in the statement's text — a trigger
+    /// (`AFTER INSERT ON songs ... UPDATE song_counts`), a rule, an `ON DELETE CASCADE`, a
+    /// write through an updatable view. Every write to `table` seen by an ORM integration then
+    /// also invalidates `model:<t>` and `model:<t>#bulk` for each of `tables` (the rows
+    /// written behind the statement's back are not known), and a transaction that wrote
+    /// `table` bypasses the cache for reads of them too. Declarations add up, and are
+    /// followed transitively (a trigger's write may fire another trigger).
+    ///
+    /// Tables are named as model tags name them: `songs`, or `app.songs` outside the
+    /// default schema (`public.songs` is `songs`), in lower case (`Songs` is `songs`). The
+    /// same can be set with
+    /// `CACHE_TABLE_DEPENDENCIES="songs=song_counts,audit_log;users=user_stats"`.
+    ///
+    /// A table may write itself: a self-referencing `ON DELETE CASCADE` or `SET NULL`, a
+    /// trigger that changes other rows of its own table, SQLite's `UNIQUE .. ON CONFLICT
+    /// REPLACE`. Declared (`table_also_writes("songs", ["songs"])`, `songs=songs`), every
+    /// write to it also bumps `model:songs#bulk`, so the by-id entries of rows the statement
+    /// did not name are invalidated too. (Querycache does not derive this from the catalog's
+    /// foreign keys and triggers: declare it.)
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// // songs.parent_id REFERENCES songs (id) ON DELETE CASCADE
+    /// let config = CacheConfig::from_vars([("CACHE_TABLE_DEPENDENCIES", "songs=songs")]).unwrap();
+    /// assert_eq!(config.tables_also_written("songs"), ["songs"]);
+    /// ```
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// // AFTER INSERT OR DELETE ON songs, a trigger updates song_counts; one on
+    /// // app.users writes app.audit_log.
+    /// let cache = CacheConfig::builder()
+    ///     .table_also_writes("songs", ["song_counts"])
+    ///     .table_also_writes("app.users", ["app.audit_log"])
+    ///     .build_cache()
+    ///     .unwrap();
+    /// assert_eq!(cache.config().tables_also_written("songs"), ["song_counts"]);
+    /// assert_eq!(cache.config().tables_also_written("app.users"), ["app.audit_log"]);
+    ///
+    /// let bad = CacheConfig::builder().table_also_writes("songs", ["song counts"]).build();
+    /// assert!(bad.unwrap_err().to_string().contains("CACHE_TABLE_DEPENDENCIES"));
+    /// ```
+    pub fn table_also_writes<I>(mut self, table: &str, tables: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        match dependencies::checked(table, tables) {
+            Ok((table, also)) => self.config.table_dependencies.declare(table, also),
+            Err(err) => self.errors.push(err),
+        }
+        self
+    }
+
+    /// Validates and returns the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting (by its environment variable) at fault.
+    pub fn build(mut self) -> Result<CacheConfig, Error> {
+        if let Some(err) = self.errors.drain(..).next() {
+            return Err(err);
+        }
+        let c = self.config;
+        let secs = |d: Duration| d.as_secs_f64();
+        if c.jitter_percent > 100 {
+            return Err(Error::config(
+                "CACHE_JITTER_PERCENT",
+                c.jitter_percent,
+                "is a percentage of the TTL: 0 to 100",
+            ));
+        }
+        if c.lease_ttl > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "CACHE_LEASE_TTL_MS",
+                c.lease_ttl.as_millis(),
+                "must be at most 3600000 milliseconds (an hour); 0 turns leases off",
+            ));
+        }
+        if c.max_ttl.is_zero() {
+            return Err(Error::config(
+                "CACHE_MAX_TTL",
+                secs(c.max_ttl),
+                "must be at least one second",
+            ));
+        }
+        for (variable, ttl) in [
+            ("CACHE_DEFAULT_TTL", c.default_ttl),
+            ("CACHE_COUNT_TTL", c.count_ttl),
+            ("CACHE_ERROR_TTL", c.error_ttl),
+            ("CACHE_NEGATIVE_TTL", c.negative_ttl),
+        ] {
+            if ttl.is_zero() {
+                return Err(Error::config(
+                    variable,
+                    secs(ttl),
+                    "must be at least one second",
+                ));
+            }
+        }
+        if c.default_ttl > c.max_ttl {
+            return Err(Error::config(
+                "CACHE_DEFAULT_TTL",
+                secs(c.default_ttl),
+                format!("exceeds CACHE_MAX_TTL ({}s)", secs(c.max_ttl)),
+            ));
+        }
+        if let Some((ns, ttl)) = c.namespace_ttls.iter().find(|(_, ttl)| ttl.is_zero()) {
+            return Err(Error::config(
+                format!("CACHE_TTL_{}", ns.to_ascii_uppercase()),
+                secs(*ttl),
+                "must be at least one second",
+            ));
+        }
+        if c.memory_max_bytes < 64 * 1024 {
+            return Err(Error::config(
+                "CACHE_MEMORY_MAX_BYTES",
+                c.memory_max_bytes,
+                "must be at least 65536 (64 KiB)",
+            ));
+        }
+        if c.key_prefix
+            .chars()
+            .any(|ch| ch.is_control() || ch.is_whitespace())
+        {
+            return Err(Error::config(
+                "CACHE_KEY_PREFIX",
+                &c.key_prefix,
+                "must not contain spaces or control characters",
+            ));
+        }
+        if c.redis_timeout.is_zero() || c.redis_timeout > Duration::from_secs(60) {
+            return Err(Error::config(
+                "CACHE_REDIS_TIMEOUT_MS",
+                c.redis_timeout.as_millis(),
+                "must be between 1 and 60000 milliseconds",
+            ));
+        }
+        if c.breaker_threshold == 0 {
+            return Err(Error::config(
+                "CACHE_BREAKER_THRESHOLD",
+                c.breaker_threshold,
+                "must be at least 1",
+            ));
+        }
+        if c.breaker_cooldown.is_zero() || c.breaker_cooldown > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "CACHE_BREAKER_COOLDOWN_MS",
+                c.breaker_cooldown.as_millis(),
+                "must be between 1 and 3600000 milliseconds",
+            ));
+        }
+        if c.channel_heartbeat < Duration::from_millis(10)
+            || c.channel_heartbeat > Duration::from_secs(60)
+        {
+            return Err(Error::config(
+                "CACHE_CHANNEL_HEARTBEAT_MS",
+                c.channel_heartbeat.as_millis(),
+                "must be between 10 and 60000 milliseconds",
+            ));
+        }
+        if let Some(url) = &c.redis_url {
+            check_redis_url(url, c.cluster_mode)?;
+        } else if let Some(kind @ (StoreKind::Redis | StoreKind::Tiered)) = c.store {
+            return Err(Error::config(
+                "CACHE_STORE",
+                kind,
+                "needs REDIS_URL: set it, or use CACHE_STORE=memory",
+            ));
+        } else if c.cluster_mode {
+            return Err(Error::config(
+                "CACHE_CLUSTER_MODE",
+                true,
+                "needs REDIS_URL listing the cluster's nodes, separated by commas",
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// `REDIS_URL` must parse, and needs the `redis` feature: accepting it and quietly using
+/// process memory would hide from operators that their instances do not share a cache.
+/// With `CACHE_CLUSTER_MODE`, `REDIS_URL` lists nodes separated by commas; each must parse.
+#[cfg(feature = "redis")]
+fn check_redis_url(url: &str, cluster: bool) -> Result<(), Error> {
+    let urls = crate::store::redis::split_urls(url, cluster);
+    if urls.is_empty() {
+        return Err(Error::config(
+            "REDIS_URL",
+            crate::store::redis::redact(url),
+            "lists no server",
+        ));
+    }
+    for one in urls {
+        redis::Client::open(one).map(drop).map_err(|e| {
+            Error::config("REDIS_URL", crate::store::redis::redact(url), e.to_string())
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+fn check_redis_url(url: &str, _cluster: bool) -> Result<(), Error> {
+    Err(Error::config(
+        "REDIS_URL",
+        url,
+        "this build of querycache has no Redis store: enable the `redis` feature, or unset REDIS_URL to use the memory store",
+    ))
+}

@@ -1,0 +1,487 @@
+//! Configuration: [`CacheConfig`], built in code with [`CacheConfigBuilder`] or read from
+//! `CACHE_*` environment variables with [`CacheConfig::from_env`].
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `CACHE_ENABLED` | `true` | `false` makes every cached function run straight through |
+//! | `CACHE_DEFAULT_TTL` | `3600` | seconds an entry lives when nothing more specific is set |
+//! | `CACHE_MAX_TTL` | `86400` | longer TTLs are clamped to this |
+//! | `CACHE_COUNT_TTL` | `300` | default TTL of count queries (`#[cache_count_query]`) |
+//! | `CACHE_JITTER_PERCENT` | `0` | each entry expires up to this percentage of its TTL early, at random, so that entries written together do not expire together (`jitter` on a query overrides it) |
+//! | `CACHE_ERROR_TTL` | `300` | TTL of cached errors when a function asks for `cache_errors` |
+//! | `CACHE_NEGATIVE_TTL` | `60` | longest TTL of an *absent* value (one that serializes to `null`: `Option::None`, a row not found), so that lookups of ids that do not exist cannot fill the store for long |
+//! | `CACHE_TTL_<NAMESPACE>` | see [`DEFAULT_NAMESPACE_TTLS`] | TTL of one namespace, e.g. `CACHE_TTL_BING_ANALYTICS=3600` |
+//! | `CACHE_SWR_<NAMESPACE>` | unset | stale-while-revalidate window of one namespace, in seconds, e.g. `CACHE_SWR_SONGS=30` (`swr` on a query overrides it) |
+//! | `CACHE_LEASE_TTL_MS` | `5000` | with Redis: how long the lease an instance takes to compute a missing key lasts; the other instances wait for its result at most that long, then compute themselves. `0` turns leases off |
+//! | `CACHE_MEMORY_MAX_BYTES` | `268435456` | byte budget of the memory store (`64MiB`, `1GB` accepted) |
+//! | `CACHE_INVALIDATION_STRATEGY` | `smart` | `smart`: ORM writes invalidate; `manual`: only explicit calls; `ttl`: only expiry |
+//! | `CACHE_KEY_PREFIX` | `querycache` | prefix of every key in shared stores |
+//! | `REDIS_URL` | unset | Redis server (`redis://`, `rediss://`); comma-separated nodes with `CACHE_CLUSTER_MODE`. Needs the `redis` feature |
+//! | `CACHE_STORE` | `tiered` with `REDIS_URL`, else `memory` | see [`StoreKind`] |
+//! | `CACHE_REDIS_TIMEOUT_MS` | `100` | connect and command timeout of Redis |
+//! | `CACHE_BREAKER_THRESHOLD` | `3` | consecutive Redis errors that open the circuit breaker (a timeout opens it at once) |
+//! | `CACHE_BREAKER_COOLDOWN_MS` | `500` | how often an open breaker probes Redis, in the background |
+//! | `CACHE_CHANNEL_HEARTBEAT_MS` | `1000` | tiered store: how often the invalidation channel's subscriber pings its own connection; nothing heard on it for 3 intervals counts as a channel loss (memory tier dropped and bypassed until it is back) |
+//! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
+//! | `CACHE_WARM_ON_STARTUP` | `false` | run the registered warmers at start-up, when the application calls [`Cache::warm_on_startup`](crate::Cache::warm_on_startup) |
+//! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |
+//! | `CACHE_KEY_SECRET` | unset: a random secret per process | feature `axum`: the secret (at least [`MIN_KEY_SECRET_LEN`] bytes; `openssl rand -hex 32`) that keys the hash of the `Authorization` and `Vary` values in the keys of cached HTTP answers. Set the same value on every instance sharing Redis, or they share no entry for requests carrying those headers; never logged or shown |
+//! | `CACHE_TABLE_DEPENDENCIES` | unset | writes the database makes on its own (triggers...), `songs=song_counts,audit_log;users=user_stats`: see [`CacheConfigBuilder::table_also_writes`] |
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::Error;
+
+mod builder;
+mod dependencies;
+mod env;
+mod secret;
+
+pub use builder::CacheConfigBuilder;
+pub(crate) use dependencies::TableDependencies;
+pub(crate) use secret::KeySecret;
+pub use secret::MIN_KEY_SECRET_LEN;
+
+/// Built-in namespace TTLs (the product brief's policies); `CACHE_TTL_<NAMESPACE>` and
+/// [`CacheConfigBuilder::namespace_ttl`] override them.
+pub const DEFAULT_NAMESPACE_TTLS: &[(&str, u64)] = &[
+    ("platform_status", 30 * 60),
+    ("analytics_data", 60 * 60),
+    ("user_sites", 2 * 60 * 60),
+    ("bing_analytics", 60 * 60),
+];
+
+/// What invalidates entries. Read from `CACHE_INVALIDATION_STRATEGY`.
+///
+/// ```
+/// use querycache::InvalidationStrategy;
+///
+/// assert_eq!("manual".parse::<InvalidationStrategy>().unwrap(), InvalidationStrategy::Manual);
+/// assert!("sometimes".parse::<InvalidationStrategy>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum InvalidationStrategy {
+    /// Writes through the ORM integration invalidate the tags they touch (the default).
+    #[default]
+    Smart,
+    /// ORM writes invalidate nothing; only explicit `invalidate_*` calls do.
+    Manual,
+    /// Nothing but expiry removes entries: ORM writes and `invalidate_tags` are ignored
+    /// (`delete`, `clear`, patterns and namespaces still work, as operator actions).
+    Ttl,
+}
+
+impl FromStr for InvalidationStrategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "smart" => Ok(Self::Smart),
+            "manual" => Ok(Self::Manual),
+            "ttl" => Ok(Self::Ttl),
+            _ => Err(Error::config(
+                "CACHE_INVALIDATION_STRATEGY",
+                s,
+                "expected one of: smart, manual, ttl",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for InvalidationStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Smart => "smart",
+            Self::Manual => "manual",
+            Self::Ttl => "ttl",
+        })
+    }
+}
+
+/// Which store a cache keeps its entries in. Read from `CACHE_STORE`; when unset, the
+/// tiered store if `REDIS_URL` is set, the memory store otherwise.
+///
+/// ```
+/// use querycache::StoreKind;
+///
+/// assert_eq!("tiered".parse::<StoreKind>().unwrap(), StoreKind::Tiered);
+/// assert!("disk".parse::<StoreKind>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// Process memory only: fastest, but each instance has its own cache.
+    Memory,
+    /// Redis only (feature `redis`): every read is a round trip, shared by every instance.
+    /// While Redis is unreachable, process memory stands in for it.
+    Redis,
+    /// Process memory in front of Redis (feature `redis`), kept coherent across instances
+    /// by an invalidation channel: the default when `REDIS_URL` is set.
+    Tiered,
+}
+
+impl FromStr for StoreKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            "tiered" => Ok(Self::Tiered),
+            _ => Err(Error::config(
+                "CACHE_STORE",
+                s,
+                "expected one of: memory, redis, tiered",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+            Self::Tiered => "tiered",
+        })
+    }
+}
+
+/// Validated settings of a [`Cache`](crate::Cache).
+///
+/// ```
+/// use std::time::Duration;
+/// use querycache::CacheConfig;
+///
+/// let config = CacheConfig::builder()
+///     .default_ttl(Duration::from_secs(600))
+///     .namespace_ttl("songs", Duration::from_secs(60))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.ttl_for_namespace("songs"), Some(Duration::from_secs(60)));
+/// assert_eq!(config.ttl_for_namespace("user_sites"), Some(Duration::from_secs(7200)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub(crate) enabled: bool,
+    pub(crate) default_ttl: Duration,
+    pub(crate) max_ttl: Duration,
+    pub(crate) count_ttl: Duration,
+    pub(crate) jitter_percent: u8,
+    pub(crate) error_ttl: Duration,
+    pub(crate) negative_ttl: Duration,
+    pub(crate) namespace_ttls: HashMap<String, Duration>,
+    pub(crate) namespace_swr: HashMap<String, Duration>,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) memory_max_bytes: u64,
+    pub(crate) strategy: InvalidationStrategy,
+    pub(crate) key_prefix: String,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) redis_timeout: Duration,
+    pub(crate) compression_enabled: bool,
+    pub(crate) compression_threshold: usize,
+    pub(crate) warm_on_startup: bool,
+    pub(crate) cluster_mode: bool,
+    pub(crate) store: Option<StoreKind>,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_cooldown: Duration,
+    pub(crate) channel_heartbeat: Duration,
+    pub(crate) table_dependencies: TableDependencies,
+    /// `Debug` shows `<redacted>`.
+    pub(crate) key_secret: Option<KeySecret>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            default_ttl: Duration::from_secs(3600),
+            max_ttl: Duration::from_secs(86_400),
+            count_ttl: Duration::from_secs(300),
+            jitter_percent: 0,
+            error_ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(60),
+            namespace_ttls: DEFAULT_NAMESPACE_TTLS
+                .iter()
+                .map(|(ns, secs)| ((*ns).to_owned(), Duration::from_secs(*secs)))
+                .collect(),
+            namespace_swr: HashMap::new(),
+            lease_ttl: Duration::from_secs(5),
+            memory_max_bytes: 256 * 1024 * 1024,
+            strategy: InvalidationStrategy::Smart,
+            key_prefix: "querycache".to_owned(),
+            redis_url: None,
+            redis_timeout: Duration::from_millis(100),
+            compression_enabled: true,
+            compression_threshold: 1024,
+            warm_on_startup: false,
+            cluster_mode: false,
+            store: None,
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_millis(500),
+            channel_heartbeat: Duration::from_secs(1),
+            table_dependencies: TableDependencies::default(),
+            key_secret: None,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> CacheConfigBuilder {
+        CacheConfigBuilder {
+            config: CacheConfig::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Whether caching is on (`CACHE_ENABLED`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    /// TTL used when neither the call nor its namespace sets one (`CACHE_DEFAULT_TTL`).
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+    /// Upper bound of every TTL (`CACHE_MAX_TTL`).
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
+    }
+    /// Default TTL of count queries (`CACHE_COUNT_TTL`).
+    pub fn count_ttl(&self) -> Duration {
+        self.count_ttl
+    }
+
+    /// How much of an entry's TTL may be taken off at random, in percent
+    /// (`CACHE_JITTER_PERCENT`; [`EntryOptions::jitter_percent`](crate::EntryOptions::jitter_percent)
+    /// overrides it per entry).
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::builder().jitter_percent(10).build().unwrap();
+    /// assert_eq!(config.jitter_percent(), 10);
+    /// ```
+    pub fn jitter_percent(&self) -> u8 {
+        self.jitter_percent
+    }
+    /// TTL of cached errors (`CACHE_ERROR_TTL`).
+    pub fn error_ttl(&self) -> Duration {
+        self.error_ttl
+    }
+    /// The longest TTL of an absent value, one that serializes to `null` such as
+    /// `Option::None` (`CACHE_NEGATIVE_TTL`, default 60 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = querycache::CacheConfig::builder().negative_ttl(Duration::from_secs(5)).build().unwrap();
+    /// assert_eq!(config.negative_ttl(), Duration::from_secs(5));
+    /// ```
+    pub fn negative_ttl(&self) -> Duration {
+        self.negative_ttl
+    }
+    /// The TTL policy of `namespace`, if one is configured.
+    pub fn ttl_for_namespace(&self, namespace: &str) -> Option<Duration> {
+        self.namespace_ttls.get(namespace).copied()
+    }
+    /// The stale-while-revalidate window of `namespace` (`CACHE_SWR_<NAMESPACE>`), if one
+    /// is configured.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let config = querycache::CacheConfig::from_vars([("CACHE_SWR_SONGS", "30")]).unwrap();
+    /// assert_eq!(config.swr_for_namespace("songs"), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn swr_for_namespace(&self, namespace: &str) -> Option<Duration> {
+        self.namespace_swr.get(namespace).copied()
+    }
+    /// How long a computation lease lasts in Redis (`CACHE_LEASE_TTL_MS`; zero: no leases).
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::default();
+    /// assert_eq!(config.lease_ttl(), std::time::Duration::from_secs(5));
+    /// ```
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+    /// Byte budget of the memory store (`CACHE_MEMORY_MAX_BYTES`).
+    pub fn memory_max_bytes(&self) -> u64 {
+        self.memory_max_bytes
+    }
+    /// What invalidates entries (`CACHE_INVALIDATION_STRATEGY`).
+    pub fn invalidation_strategy(&self) -> InvalidationStrategy {
+        self.strategy
+    }
+    /// Prefix of every key in shared stores (`CACHE_KEY_PREFIX`).
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+    /// Whether registered warmers run at start-up (`CACHE_WARM_ON_STARTUP`).
+    pub fn warm_on_startup(&self) -> bool {
+        self.warm_on_startup
+    }
+    /// Whether payloads above [`compression_threshold`](Self::compression_threshold) are
+    /// compressed in shared stores (`CACHE_COMPRESSION_ENABLED`).
+    pub fn compression_enabled(&self) -> bool {
+        self.compression_enabled
+    }
+    /// Payload size in bytes above which compression applies (`CACHE_COMPRESSION_THRESHOLD`).
+    pub fn compression_threshold(&self) -> usize {
+        self.compression_threshold
+    }
+    /// Whether `REDIS_URL` names Redis Cluster nodes (`CACHE_CLUSTER_MODE`).
+    pub fn cluster_mode(&self) -> bool {
+        self.cluster_mode
+    }
+    /// The store in use (`CACHE_STORE`): as set, or tiered when `REDIS_URL` is set, memory
+    /// otherwise.
+    pub fn store_kind(&self) -> StoreKind {
+        self.store.unwrap_or(if self.redis_url.is_some() {
+            StoreKind::Tiered
+        } else {
+            StoreKind::Memory
+        })
+    }
+    /// The Redis URL (`REDIS_URL`) with its password masked, if one is set.
+    #[cfg(feature = "redis")]
+    pub fn redis_url_redacted(&self) -> Option<String> {
+        self.redis_url.as_deref().map(crate::store::redis::redact)
+    }
+    /// Command and connect timeout of Redis (`CACHE_REDIS_TIMEOUT_MS`).
+    pub fn redis_timeout(&self) -> Duration {
+        self.redis_timeout
+    }
+    /// Consecutive Redis failures that open the circuit breaker (`CACHE_BREAKER_THRESHOLD`).
+    pub fn breaker_threshold(&self) -> u32 {
+        self.breaker_threshold
+    }
+    /// How often an open breaker probes Redis (`CACHE_BREAKER_COOLDOWN_MS`).
+    pub fn breaker_cooldown(&self) -> Duration {
+        self.breaker_cooldown
+    }
+    /// How often the tiered store's invalidation-channel subscriber pings its own
+    /// connection (`CACHE_CHANNEL_HEARTBEAT_MS`); silence for three intervals is a channel
+    /// loss.
+    pub fn channel_heartbeat(&self) -> Duration {
+        self.channel_heartbeat
+    }
+    /// The tables a write to `table` also writes, as declared with
+    /// [`CacheConfigBuilder::table_also_writes`] or `CACHE_TABLE_DEPENDENCIES` and followed
+    /// transitively, sorted; empty when nothing is declared for `table`.
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::from_vars([(
+    ///     "CACHE_TABLE_DEPENDENCIES",
+    ///     "songs=song_counts;song_counts=stats",
+    /// )])
+    /// .unwrap();
+    /// assert_eq!(config.tables_also_written("songs"), ["song_counts", "stats"]);
+    /// assert_eq!(config.tables_also_written("public.songs"), ["song_counts", "stats"]);
+    /// assert!(config.tables_also_written("users").is_empty());
+    /// ```
+    pub fn tables_also_written(&self, table: &str) -> &[String] {
+        self.table_dependencies.also_written(table)
+    }
+
+    /// Whether a key secret is configured (`CACHE_KEY_SECRET`,
+    /// [`CacheConfigBuilder::key_secret`]). Without one, each process draws a random secret
+    /// of its own: instances sharing Redis then share no cached HTTP answer of a request
+    /// carrying `Authorization` or `Vary` values.
+    ///
+    /// ```
+    /// use querycache::CacheConfig;
+    ///
+    /// assert!(!CacheConfig::default().has_key_secret());
+    /// let config = CacheConfig::from_vars([("CACHE_KEY_SECRET", "0123456789abcdef0123")]).unwrap();
+    /// assert!(config.has_key_secret());
+    /// assert!(!format!("{config:?}").contains("0123456789abcdef"), "Debug never shows it");
+    /// ```
+    pub fn has_key_secret(&self) -> bool {
+        self.key_secret.is_some()
+    }
+
+    /// The configured key secret's bytes, if one is set (never logged).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn key_secret(&self) -> Option<&[u8]> {
+        self.key_secret.as_ref().map(KeySecret::bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_percent_from_the_environment() {
+        let config = CacheConfig::from_vars([("CACHE_JITTER_PERCENT", "15%")]).unwrap();
+        assert_eq!(config.jitter_percent(), 15);
+        assert_eq!(CacheConfig::default().jitter_percent(), 0);
+        let err = CacheConfig::from_vars([("CACHE_JITTER_PERCENT", "ten")]).unwrap_err();
+        assert!(err.to_string().contains("CACHE_JITTER_PERCENT"), "{err}");
+    }
+
+    #[test]
+    fn every_error_names_its_variable() {
+        for (var, value) in [
+            ("CACHE_ENABLED", "maybe"),
+            ("CACHE_DEFAULT_TTL", "-5"),
+            ("CACHE_MAX_TTL", "0"),
+            ("CACHE_COUNT_TTL", "1.5"),
+            ("CACHE_ERROR_TTL", ""),
+            ("CACHE_NEGATIVE_TTL", "0"),
+            ("CACHE_JITTER_PERCENT", "150"),
+            ("CACHE_MEMORY_MAX_BYTES", "12"),
+            ("CACHE_INVALIDATION_STRATEGY", "eventually"),
+            ("CACHE_COMPRESSION_ENABLED", "2"),
+            ("CACHE_COMPRESSION_THRESHOLD", "lots"),
+            ("CACHE_WARM_ON_STARTUP", "later"),
+            ("CACHE_CLUSTER_MODE", "cluster"),
+            ("CACHE_TTL_SONGS", "forever"),
+            ("CACHE_KEY_PREFIX", "my app"),
+            ("REDIS_URL", "no-such-scheme://127.0.0.1:6379"),
+            ("CACHE_REDIS_TIMEOUT_MS", "0"),
+            ("CACHE_STORE", "disk"),
+            ("CACHE_BREAKER_THRESHOLD", "0"),
+            ("CACHE_BREAKER_COOLDOWN_MS", "soon"),
+            ("CACHE_CHANNEL_HEARTBEAT_MS", "5"),
+            ("CACHE_CHANNEL_HEARTBEAT_MS", "often"),
+            ("CACHE_TABLE_DEPENDENCIES", "songs"),
+        ] {
+            let err = CacheConfig::from_vars([(var, value)]).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(var), "{var}: {msg}");
+            assert!(msg.contains(&format!("{value:?}")), "{var}: {msg}");
+        }
+    }
+
+    #[test]
+    fn namespace_ttls_from_env() {
+        let c = CacheConfig::from_vars([("CACHE_TTL_BING_ANALYTICS", "42")]).unwrap();
+        assert_eq!(
+            c.ttl_for_namespace("bing_analytics"),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            c.ttl_for_namespace("platform_status"),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(c.ttl_for_namespace("other"), None);
+    }
+
+    #[test]
+    fn disabled_and_strategy() {
+        let c = CacheConfig::from_vars([
+            ("CACHE_ENABLED", "false"),
+            ("CACHE_INVALIDATION_STRATEGY", "TTL"),
+            ("CACHE_MEMORY_MAX_BYTES", "1MiB"),
+        ])
+        .unwrap();
+        assert!(!c.enabled());
+        assert_eq!(c.invalidation_strategy(), InvalidationStrategy::Ttl);
+        assert_eq!(c.memory_max_bytes(), 1 << 20);
+    }
+}

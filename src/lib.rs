@@ -76,9 +76,8 @@
 //! | `sea-orm` | yes | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
 //! | `diesel` | yes | [`orm::diesel`]: Diesel 2.3 instrumentation, `models = [table]` |
 //! | `diesel-async` | no | the same for diesel-async 0.9 connections |
-//! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope |
+//! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope, the management router with its dashboard, the Prometheus route, [`http::serve`] (hyper's HTTP/1 server, with timeouts) |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
-//! | `axum` | yes | [`http`]: the JSON envelope, the management router with its dashboard, the Prometheus route, [`http::serve`] (hyper's HTTP/1 server, with timeouts) |
 //! | `prometheus` | yes (through `axum`) | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client |
 //!
 //! ## Guarantees, and their limits
@@ -103,6 +102,9 @@
 //!   invalidate them yourself.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// docs.rs builds with every feature (see `[package.metadata.docs.rs]`) and says which
+// feature each gated item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)

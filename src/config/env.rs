@@ -153,7 +153,7 @@ fn apply_var(b: CacheConfigBuilder, name: &str, value: &str) -> Result<CacheConf
         _ => {
             if let Some(ns) = namespace_of(name, value, "CACHE_SWR_", "SONGS")? {
                 b.namespace_swr(ns, parse_secs(name, value)?)
-            } else if let Some(ns) = namespace_of(name, value, "CACHE_TTL_", "BING_ANALYTICS")? {
+            } else if let Some(ns) = namespace_of(name, value, "CACHE_TTL_", "SONGS")? {
                 b.namespace_ttl(ns, parse_secs(name, value)?)
             } else {
                 if name.starts_with("CACHE_") && !KNOWN_VARS.contains(&name) {

@@ -10,7 +10,7 @@
 //! | `CACHE_JITTER_PERCENT` | `0` | each entry expires up to this percentage of its TTL early, at random, so that entries written together do not expire together (`jitter` on a query overrides it) |
 //! | `CACHE_ERROR_TTL` | `300` | TTL of cached errors when a function asks for `cache_errors` |
 //! | `CACHE_NEGATIVE_TTL` | `60` | longest TTL of an *absent* value (one that serializes to `null`: `Option::None`, a row not found), so that lookups of ids that do not exist cannot fill the store for long |
-//! | `CACHE_TTL_<NAMESPACE>` | see [`DEFAULT_NAMESPACE_TTLS`] | TTL of one namespace, e.g. `CACHE_TTL_BING_ANALYTICS=3600` |
+//! | `CACHE_TTL_<NAMESPACE>` | unset | TTL of one namespace, e.g. `CACHE_TTL_SONGS=600` (an application's policy: `examples/external_api.rs` sets five) |
 //! | `CACHE_SWR_<NAMESPACE>` | unset | stale-while-revalidate window of one namespace, in seconds, e.g. `CACHE_SWR_SONGS=30` (`swr` on a query overrides it) |
 //! | `CACHE_LEASE_TTL_MS` | `5000` | with Redis: how long the lease an instance takes to compute a missing key lasts; the other instances wait for its result at most that long, then compute themselves. `0` turns leases off |
 //! | `CACHE_MEMORY_MAX_BYTES` | `268435456` | byte budget of the memory store (`64MiB`, `1GB` accepted) |
@@ -44,15 +44,6 @@ pub use builder::CacheConfigBuilder;
 pub(crate) use dependencies::TableDependencies;
 pub(crate) use secret::KeySecret;
 pub use secret::MIN_KEY_SECRET_LEN;
-
-/// Built-in namespace TTLs (the product brief's policies); `CACHE_TTL_<NAMESPACE>` and
-/// [`CacheConfigBuilder::namespace_ttl`] override them.
-pub const DEFAULT_NAMESPACE_TTLS: &[(&str, u64)] = &[
-    ("platform_status", 30 * 60),
-    ("analytics_data", 60 * 60),
-    ("user_sites", 2 * 60 * 60),
-    ("bing_analytics", 60 * 60),
-];
 
 /// What invalidates entries. Read from `CACHE_INVALIDATION_STRATEGY`.
 ///
@@ -162,7 +153,7 @@ impl fmt::Display for StoreKind {
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(config.ttl_for_namespace("songs"), Some(Duration::from_secs(60)));
-/// assert_eq!(config.ttl_for_namespace("user_sites"), Some(Duration::from_secs(7200)));
+/// assert_eq!(config.ttl_for_namespace("user_sites"), None, "no policy: the default TTL");
 /// ```
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -204,10 +195,7 @@ impl Default for CacheConfig {
             jitter_percent: 0,
             error_ttl: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(60),
-            namespace_ttls: DEFAULT_NAMESPACE_TTLS
-                .iter()
-                .map(|(ns, secs)| ((*ns).to_owned(), Duration::from_secs(*secs)))
-                .collect(),
+            namespace_ttls: HashMap::new(),
             namespace_swr: HashMap::new(),
             lease_ttl: Duration::from_secs(5),
             memory_max_bytes: 256 * 1024 * 1024,
@@ -467,7 +455,8 @@ mod tests {
         );
         assert_eq!(
             c.ttl_for_namespace("platform_status"),
-            Some(Duration::from_secs(1800))
+            None,
+            "the library has no namespace policy of its own"
         );
         assert_eq!(c.ttl_for_namespace("other"), None);
     }

@@ -43,9 +43,24 @@ use attr::{Args, Flavor, Options};
 /// integration, or by `Cache::invalidate_tags`). Concurrent callers of a cold key wait for
 /// one computation instead of each running the query.
 ///
-/// ```text
+/// ```
 /// use querycache::cached_query;
 /// use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder, QuerySelect};
+/// # mod song {
+/// #     use sea_orm::entity::prelude::*;
+/// #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+/// #     #[sea_orm(table_name = "songs")]
+/// #     pub struct Model {
+/// #         #[sea_orm(primary_key)]
+/// #         pub id: i32,
+/// #         pub title: String,
+/// #         pub author_id: i32,
+/// #         pub created_at: i64,
+/// #     }
+/// #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// #     pub enum Relation {}
+/// #     impl ActiveModelBehavior for ActiveModel {}
+/// # }
 ///
 /// #[cached_query(ttl = "10m", models = [song::Entity])]
 /// pub async fn newest_songs(db: &DatabaseConnection, limit: u64) -> Result<Vec<song::Model>, DbErr> {
@@ -55,6 +70,44 @@ use attr::{Args, Flavor, Options};
 ///         .all(db)
 ///         .await
 /// }
+/// ```
+///
+/// A runnable example, without a database (the query is a counter; `cache = ..` names the
+/// cache instead of the process-wide one):
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use querycache::{Cache, CacheModel, Tag, cached_query};
+///
+/// struct Song;
+/// impl CacheModel for Song {
+///     const TABLE: &'static str = "songs";
+/// }
+///
+/// static QUERIES: AtomicUsize = AtomicUsize::new(0);
+/// static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+///
+/// #[cached_query(ttl = "10m", models = [Song], row = id, tags = ["user:{user_id}"], cache = CACHE.get().unwrap())]
+/// async fn song_title(id: i32, user_id: i32) -> Result<String, std::io::Error> {
+///     QUERIES.fetch_add(1, Ordering::SeqCst);
+///     Ok(format!("song {id}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), std::io::Error> {
+/// let cache = CACHE.get_or_init(Cache::new);
+/// assert_eq!(song_title(7, 1).await?, "song 7"); // miss
+/// assert_eq!(song_title(7, 1).await?, "song 7"); // hit
+/// assert_eq!(QUERIES.load(Ordering::SeqCst), 1);
+///
+/// cache.invalidate_tags([Tag::row("songs", 8)]).await; // another row: still a hit
+/// song_title(7, 1).await?;
+/// assert_eq!(QUERIES.load(Ordering::SeqCst), 1);
+///
+/// cache.invalidate_tags([Tag::row("songs", 7)]).await; // this row: a miss
+/// song_title(7, 1).await?;
+/// assert_eq!(QUERIES.load(Ordering::SeqCst), 2);
+/// # Ok(()) }
 /// ```
 ///
 /// The signature, visibility, attributes and doc comments are kept as written; only the
@@ -76,14 +129,19 @@ use attr::{Args, Flavor, Options};
 ///   SeaORM entity, or any type implementing `querycache::CacheModel` (a view, a table
 ///   without an entity):
 ///
-///   ```text
+///   ```
+///   # use querycache::cached_query;
+///   # use sea_orm::{DatabaseConnection, DbErr};
 ///   struct TopSongs;
 ///   impl querycache::CacheModel for TopSongs {
 ///       const TABLE: &'static str = "top_songs";
 ///   }
 ///
 ///   #[cached_query(models = [TopSongs])]
-///   async fn top_songs(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> { /* .. */ }
+///   async fn top_songs(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+///       # let _ = db;
+///       Ok(vec![/* .. */])
+///   }
 ///   ```
 ///
 /// * **`row = id`**: the query reads one row of the *first* model, whose primary key is the
@@ -92,9 +150,20 @@ use attr::{Args, Flavor, Options};
 ///   raw SQL), not by a write to row 8 when `id` is 7. The other models stay table-level.
 ///   The argument must implement `Display`, rendering the key as the database would.
 ///
-///   ```text
-///   #[cached_query(models = [song::Entity, user::Entity], row = id)]
-///   async fn song_with_author(db: &DatabaseConnection, id: i32) -> Result<Option<SongView>, DbErr> { /* .. */ }
+///   ```
+///   # use querycache::{CacheModel, cached_query};
+///   # use sea_orm::{DatabaseConnection, DbErr};
+///   # #[derive(Clone, serde::Serialize, serde::Deserialize)]
+///   # struct SongView;
+///   # struct Song;
+///   # impl CacheModel for Song { const TABLE: &'static str = "songs"; }
+///   # struct User;
+///   # impl CacheModel for User { const TABLE: &'static str = "users"; }
+///   #[cached_query(models = [Song, User], row = id)]
+///   async fn song_with_author(db: &DatabaseConnection, id: i32) -> Result<Option<SongView>, DbErr> {
+///       # let _ = (db, id);
+///       Ok(None /* .. */)
+///   }
 ///   ```
 ///
 /// * **`tags = ["user:{user_id}", "charts"]`**: application tags the entry depends on;
@@ -292,8 +361,24 @@ pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `fail_safe_throttle`, `soft_timeout`, `hard_timeout` and `cache`. Key arguments, connections, `#[cache_skip]`
 /// and the `Result` mode work as there.
 ///
-/// ```text
+/// ```
 /// use querycache::cache_model_query;
+/// use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+/// # mod song {
+/// #     use sea_orm::entity::prelude::*;
+/// #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+/// #     #[sea_orm(table_name = "songs")]
+/// #     pub struct Model {
+/// #         #[sea_orm(primary_key)]
+/// #         pub id: i32,
+/// #         pub title: String,
+/// #         pub author_id: i32,
+/// #         pub created_at: i64,
+/// #     }
+/// #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// #     pub enum Relation {}
+/// #     impl ActiveModelBehavior for ActiveModel {}
+/// # }
 ///
 /// // Invalidated by a write to song `id`, or by a bulk write to songs.
 /// #[cache_model_query(song::Entity, row = id, ttl = "1h")]
@@ -309,6 +394,40 @@ pub fn cached_query(args: TokenStream, item: TokenStream) -> TokenStream {
 ///         .all(db)
 ///         .await
 /// }
+/// ```
+///
+/// A runnable example (the count is a constant here):
+///
+/// ```
+/// use querycache::{Cache, CacheModel, Tag, cache_count_query, cache_model_query};
+///
+/// struct Song;
+/// impl CacheModel for Song {
+///     const TABLE: &'static str = "songs";
+/// }
+///
+/// static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+///
+/// #[cache_model_query(Song, ttl = 60, cache = CACHE.get_or_init(Cache::new))]
+/// async fn newest_titles(limit: u64) -> Vec<String> {
+///     (0..limit).map(|i| format!("song {i}")).collect()
+/// }
+///
+/// #[cache_count_query(Song, cache = CACHE.get_or_init(Cache::new))]
+/// async fn song_count() -> u64 {
+///     42
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(newest_titles(2).await, ["song 0", "song 1"]);
+/// assert_eq!(song_count().await, 42);
+/// let cache = CACHE.get().unwrap();
+/// assert_eq!(cache.stats().sets, 2);
+/// cache.invalidate_tags([Tag::model("songs")]).await; // any write to songs
+/// song_count().await;
+/// assert_eq!(cache.stats().computations, 3, "recomputed after the write");
+/// # }
 /// ```
 ///
 /// For a query reading several models, use `#[cached_query(models = [..])]`: giving
@@ -327,8 +446,24 @@ pub fn cache_model_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// are cheap to recompute and often displayed next to fresher data. Any write to the
 /// model's table invalidates it.
 ///
-/// ```text
+/// ```
 /// use querycache::cache_count_query;
+/// use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+/// # mod song {
+/// #     use sea_orm::entity::prelude::*;
+/// #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+/// #     #[sea_orm(table_name = "songs")]
+/// #     pub struct Model {
+/// #         #[sea_orm(primary_key)]
+/// #         pub id: i32,
+/// #         pub title: String,
+/// #         pub author_id: i32,
+/// #         pub created_at: i64,
+/// #     }
+/// #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// #     pub enum Relation {}
+/// #     impl ActiveModelBehavior for ActiveModel {}
+/// # }
 ///
 /// #[cache_count_query(song::Entity)]
 /// pub async fn song_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
@@ -360,16 +495,58 @@ pub fn cache_count_query(args: TokenStream, item: TokenStream) -> TokenStream {
 /// arguments share one entry. Skipped arguments can still appear in `key` and `tags`
 /// placeholders.
 ///
-/// ```text
+/// ```
+/// # use querycache::cached_query;
+/// # use sea_orm::{DatabaseConnection, DbErr};
+/// # mod song {
+/// #     use sea_orm::entity::prelude::*;
+/// #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+/// #     #[sea_orm(table_name = "songs")]
+/// #     pub struct Model {
+/// #         #[sea_orm(primary_key)]
+/// #         pub id: i32,
+/// #         pub title: String,
+/// #         pub author_id: i32,
+/// #         pub created_at: i64,
+/// #     }
+/// #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// #     pub enum Relation {}
+/// #     impl ActiveModelBehavior for ActiveModel {}
+/// # }
+/// # type Uuid = u128;
 /// #[cached_query(ttl = 60, models = [song::Entity])]
 /// async fn song_titles(
 ///     db: &DatabaseConnection,
 ///     author_id: i32,
 ///     #[cache_skip] request_id: Uuid,
 /// ) -> Result<Vec<String>, DbErr> {
-///     tracing::debug!(%request_id, "loading titles");
-///     /* .. */
+///     # let _ = (db, author_id);
+///     println!("{request_id}: loading titles");
+///     Ok(vec![/* .. */])
 /// }
+/// ```
+///
+/// A runnable example: the `trace_id` argument does not change the key.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use querycache::{Cache, cached_query};
+///
+/// static RUNS: AtomicUsize = AtomicUsize::new(0);
+/// static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+///
+/// #[cached_query(cache = CACHE.get_or_init(Cache::new))]
+/// async fn lookup(id: u32, #[cache_skip] trace_id: String) -> u32 {
+///     let _ = trace_id;
+///     RUNS.fetch_add(1, Ordering::SeqCst);
+///     id * 2
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(lookup(1, "trace-a".into()).await, 2);
+/// assert_eq!(lookup(1, "trace-b".into()).await, 2);
+/// assert_eq!(RUNS.load(Ordering::SeqCst), 1, "one key for both calls");
+/// # }
 /// ```
 ///
 /// Connections (`&DatabaseConnection`, `impl ConnectionTrait`...) are left out of the key
@@ -403,13 +580,32 @@ pub fn cache_skip(_args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[cache_model(table = "songs", schema = "app")]`, which wins over Diesel's. A table
 /// declared in a schema (`table! { app.songs .. }`) needs `#[cache_model]`.
 ///
-/// ```text
-/// #[derive(Queryable, Selectable, CacheModel)]
-/// #[diesel(table_name = crate::schema::songs)]
-/// pub struct Song { pub id: i32, pub title: String }
+/// ```
+/// use diesel::prelude::*;
+/// use querycache::{CacheModel, cached_query};
+///
+/// mod schema {
+///     diesel::table! {
+///         songs (id) {
+///             id -> Integer,
+///             title -> Text,
+///         }
+///     }
+/// }
+///
+/// #[derive(Clone, Queryable, Selectable, CacheModel, serde::Serialize, serde::Deserialize)]
+/// #[diesel(table_name = schema::songs)]
+/// pub struct Song {
+///     pub id: i32,
+///     pub title: String,
+/// }
 ///
 /// #[cached_query(models = [Song], row = id)]
-/// fn song(conn: &mut PgConnection, id: i32) -> QueryResult<Song> { .. }
+/// fn song(conn: &mut PgConnection, id: i32) -> QueryResult<Song> {
+///     schema::songs::table.find(id).select(Song::as_select()).first(conn)
+/// }
+///
+/// assert_eq!(<Song as querycache::CacheModel>::TABLE, "songs");
 /// ```
 #[proc_macro_derive(CacheModel, attributes(cache_model, diesel))]
 pub fn derive_cache_model(input: TokenStream) -> TokenStream {

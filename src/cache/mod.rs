@@ -603,8 +603,10 @@ pub(crate) fn decode<T: CacheValue>(
         .map_err(|e| e.to_string())
 }
 
-/// Without the `redis` feature no store keeps bytes, and nothing is decoded.
+/// Without the `redis` feature no store keeps bytes, and nothing is decoded (the type
+/// parameter keeps the signature of the build with Redis).
 #[cfg(not(feature = "redis"))]
+#[allow(clippy::extra_unused_type_parameters)]
 pub(crate) fn decode<T: CacheValue>(
     format: crate::store::BodyFormat,
     _bytes: &[u8],
@@ -685,14 +687,12 @@ fn weigh<T: Serialize>(
     // tuples): those weigh their RON size. A value RON refuses too cannot be stored
     // anywhere but in this process's memory, and is not cached: the Redis-backed stores
     // could not share it, and a memory-only cache would behave differently from them.
+    #[cfg(feature = "redis")]
     if let Err(json_refused) = serde_json::to_writer(&mut counter, value) {
-        #[cfg(feature = "redis")]
-        {
-            counter.0 = ron::to_string(value).map_err(|_| json_refused)?.len() as u64;
-        }
-        #[cfg(not(feature = "redis"))]
-        return Err(json_refused);
+        counter.0 = ron::to_string(value).map_err(|_| json_refused)?.len() as u64;
     }
+    #[cfg(not(feature = "redis"))]
+    serde_json::to_writer(&mut counter, value)?;
     // The entry's own tags, its namespace's and, for model tags, `model:#all`.
     Ok(crate::store::entry_weight(
         usize::try_from(counter.0).unwrap_or(usize::MAX),

@@ -1,6 +1,7 @@
 //! [`Cache`]: the handle applications and generated code talk to.
 
 mod absent;
+pub(crate) mod call;
 mod compute;
 pub(crate) mod databases;
 mod fetch;

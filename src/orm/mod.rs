@@ -10,6 +10,7 @@
 pub mod diesel;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod identity;
+pub(crate) mod probes;
 #[cfg(feature = "sea-orm")]
 pub mod sea_orm;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]

@@ -1,0 +1,504 @@
+//! One call of a `#[cached_query]` function, as the generated code builds it: its options,
+//! its connections' state, its key, the memory-tier hit path that returns before anything
+//! else is built, and the run methods that read, compute and store. Reached by generated
+//! code through `querycache::__private`.
+
+// What generated code calls, reached through the hidden `querycache::__private`: its
+// signatures are for the macro, not for readers of the public docs.
+#![allow(missing_docs)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::blocking::Bridge;
+use crate::cache::databases::{CallDatabase, Namespace};
+use crate::orm::probes::{Identified, TxProbe};
+use crate::orm::write::PendingWrites;
+use crate::{Cache, CacheValue, EntryOptions, Error, Key, Tag};
+
+/// `Call`'s freshness options and its run methods for computations that own their
+/// arguments.
+mod fresh;
+pub use fresh::TimeoutError;
+
+/// What the connection arguments of a call say about the cache.
+#[derive(Debug, Default)]
+enum ConnState {
+    /// Not in a transaction.
+    #[default]
+    Free,
+    /// In a transaction whose writes are tracked.
+    Tracked(Vec<Arc<PendingWrites>>),
+    /// In a transaction whose writes are not visible to querycache.
+    Untracked,
+}
+
+/// One call of a cached function, built by the generated code.
+///
+/// The generated code sets the call's options, probes its connections and hashes its key
+/// arguments, then asks [`hit`](Self::hit) (or [`hit_ok`](Self::hit_ok)) for a fresh
+/// memory-tier value — a hit returns before anything else is built; only then does it add
+/// the tags (models, rows, application tags) and run the body through one of the `run`
+/// methods.
+pub struct Call {
+    cache: Cache,
+    path: &'static str,
+    namespace: &'static str,
+    /// For methods: the type of `self`, which names the key instead of the module.
+    owner: Option<&'static str>,
+    options: EntryOptions,
+    tables: Vec<String>,
+    /// The model and row tags of `models`/`row`, in the default database's terms: put in
+    /// the connection's database namespace when the call is planned.
+    model_tags: Vec<Tag>,
+    key: KeySpec,
+    invalid: Option<Error>,
+    conn: ConnState,
+    /// The database of the first connection argument that knows its own.
+    database: Option<CallDatabase>,
+}
+
+/// How a call's key is made.
+enum KeySpec {
+    /// The function's path alone (no key arguments were given).
+    Path,
+    /// The path and the hash of the key arguments (`None`: the unit value, the path alone).
+    Args(Result<Option<u128>, Error>),
+    /// An explicit key from `key = ".."`.
+    Explicit(Result<Key, Error>),
+}
+
+/// A `Result`, as the return type of a function whose cached value is its `Ok` value:
+/// lets [`Call::hit_ok`] name `T` from the declared return type (which may be an alias).
+pub trait OkOf {
+    /// The `Ok` type.
+    type Ok;
+    /// `Ok(value)`.
+    fn from_ok(value: Self::Ok) -> Self;
+}
+
+impl<T, E> OkOf for Result<T, E> {
+    type Ok = T;
+    fn from_ok(value: T) -> Self {
+        Ok(value)
+    }
+}
+
+/// What to do with a call.
+enum Plan {
+    /// Read and store.
+    Cache(Key),
+    /// Serve a hit, but do not store a computed value (inside a transaction: its reads
+    /// may see a snapshot older than other readers').
+    ReadOnly(Key),
+    /// Straight to the computation.
+    Bypass,
+}
+
+impl Call {
+    pub fn new(cache: Cache, path: &'static str, namespace: &'static str) -> Self {
+        Call {
+            cache,
+            path,
+            namespace,
+            owner: None,
+            options: EntryOptions::new(),
+            tables: Vec::new(),
+            model_tags: Vec::new(),
+            key: KeySpec::Path,
+            invalid: None,
+            conn: ConnState::Free,
+            database: None,
+        }
+    }
+
+    pub fn ttl_secs(&mut self, secs: u64) {
+        self.options.ttl = Some(Duration::from_secs(secs));
+    }
+
+    pub fn count_query(&mut self) {
+        self.options.count_query = true;
+    }
+
+    pub fn jitter_percent(&mut self, percent: u8) {
+        self.options.jitter = Some(percent.min(100));
+    }
+
+    pub fn error_ttl_secs(&mut self, secs: u64) {
+        self.options.error_ttl = Some(Duration::from_secs(secs));
+    }
+
+    /// `cache_errors` without a TTL: the configured `CACHE_ERROR_TTL`.
+    pub fn cache_errors(&mut self) {
+        self.options.error_ttl = Some(self.cache.config().error_ttl());
+    }
+
+    /// A table-level dependency on `table`.
+    pub fn model(&mut self, table: String) {
+        self.model_tags.push(Tag::model(&table));
+        self.tables.push(table);
+    }
+
+    /// A row-level dependency on row `id` of `table`.
+    pub fn model_row<I: std::fmt::Display + ?Sized>(&mut self, table: String, id: &I) {
+        self.model_tags.push(Tag::row(&table, id));
+        self.model_tags.push(Tag::bulk(&table));
+        self.tables.push(table);
+    }
+
+    /// An application tag from `tags = [..]`.
+    pub fn tag(&mut self, tag: String) {
+        match Tag::new(tag) {
+            Ok(tag) => self.options.tags.push(tag),
+            Err(error) => self.invalid = Some(error),
+        }
+    }
+
+    /// A connection argument: is the call inside a transaction?
+    pub fn connection<C: ?Sized>(&mut self, conn: &C) {
+        self.connection_state(TxProbe::of(conn));
+    }
+
+    /// A connection argument's state, as a probe found it.
+    pub fn connection_state(&mut self, state: TxProbe) {
+        let TxProbe(state, database) = state;
+        if self.database.is_none() {
+            self.database = database;
+        }
+        self.conn = match (std::mem::take(&mut self.conn), state) {
+            (ConnState::Untracked, _) | (_, crate::orm::TxState::Untracked) => ConnState::Untracked,
+            (current, crate::orm::TxState::None) => current,
+            (ConnState::Free, crate::orm::TxState::Tracked(p)) => ConnState::Tracked(vec![p]),
+            (ConnState::Tracked(mut all), crate::orm::TxState::Tracked(p)) => {
+                all.push(p);
+                ConnState::Tracked(all)
+            }
+        };
+    }
+
+    /// A connection argument's database, as an async probe learnt it.
+    pub fn identified(&mut self, database: Identified) {
+        if let Identified(Some(database)) = database {
+            self.database = Some(database);
+        }
+    }
+
+    /// A method of `S`: its key starts with `S`'s type name rather than the module path.
+    pub fn method_of<S: ?Sized>(&mut self) {
+        self.owner = Some(std::any::type_name::<S>());
+    }
+
+    /// `module::fn`, or `Type::fn` for a method.
+    fn function_path(&self) -> std::borrow::Cow<'static, str> {
+        match self.owner {
+            None => self.path.into(),
+            Some(owner) => {
+                let name = self.path.rsplit("::").next().unwrap_or(self.path);
+                format!("{owner}::{name}").into()
+            }
+        }
+    }
+
+    /// The namespace of the connection's database: the default one without a connection
+    /// that knows its database; `None` while it is not settled.
+    fn namespace(&self) -> Option<&Namespace> {
+        static DEFAULT: Namespace = Namespace::Default;
+        match &self.database {
+            None => Some(&DEFAULT),
+            Some(database) => database.id.get(),
+        }
+    }
+
+    /// The function's path, after the database namespace of a connection to another
+    /// database than the cache's default (`@ab12/module::fn`).
+    fn key_path(&self) -> std::borrow::Cow<'static, str> {
+        let path = self.function_path();
+        match self.namespace().and_then(Namespace::key_prefix) {
+            None => path,
+            Some(prefix) => format!("{prefix}/{path}").into(),
+        }
+    }
+
+    /// Settles the database of the connection argument, when it is not yet (SeaORM: one
+    /// query, once per connection).
+    async fn settle_database(&self) {
+        if let Some(CallDatabase {
+            id,
+            settle: Some(settle),
+        }) = &self.database
+            && id.get().is_none()
+        {
+            settle.settle().await;
+        }
+    }
+
+    /// The default key: the function's path and a hash of its key arguments.
+    pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
+        self.key = KeySpec::Args(crate::key::args_hash(&self.function_path(), args));
+    }
+
+    /// An explicit key from `key = ".."`.
+    pub fn key_template(&mut self, key: String) {
+        self.key = KeySpec::Explicit(Key::new(key));
+    }
+
+    /// A fresh memory-tier value for this call, cloned; `None` when there is none (or the
+    /// call cannot be served from the cache as it stands: inside a transaction, an invalid
+    /// key, early refresh to consider), and the call goes on to `run`.
+    pub fn hit<T: CacheValue + Clone>(&self) -> Option<T> {
+        if self.invalid.is_some()
+            || !matches!(self.conn, ConnState::Free)
+            || self.options.fresh.early_refresh.is_some()
+            || self.namespace().is_none()
+        {
+            return None;
+        }
+        let look = |key: &str| {
+            let take = |value: &crate::store::AnyValue| value.downcast_ref::<T>().cloned();
+            let (value, _) = self.cache.memory_hit_with(key, self.namespace, take)?;
+            Some(value)
+        };
+        match &self.key {
+            KeySpec::Args(Ok(Some(hash))) => {
+                crate::key::with_args_key(&self.key_path(), *hash, look)
+            }
+            KeySpec::Path | KeySpec::Args(Ok(None)) => look(&self.key_path()),
+            KeySpec::Explicit(Ok(key)) => match self.namespace().and_then(Namespace::key_prefix) {
+                None => look(key.as_str()),
+                Some(prefix) => look(&format!("{prefix}/{}", key.as_str())),
+            },
+            KeySpec::Args(Err(_)) | KeySpec::Explicit(Err(_)) => None,
+        }
+    }
+
+    /// [`hit`](Self::hit) for a function returning `Result<T, E>` whose `T` is cached.
+    pub fn hit_ok<R>(&self) -> Option<R>
+    where
+        R: OkOf,
+        R::Ok: CacheValue + Clone,
+    {
+        self.hit::<R::Ok>().map(R::from_ok)
+    }
+
+    fn plan(&mut self) -> Plan {
+        if self.options.namespace.is_none() {
+            self.options = std::mem::take(&mut self.options).namespace(self.namespace);
+        }
+        if let Some(error) = self.invalid.take() {
+            return self.unusable(error);
+        }
+        if crate::bypass::active() {
+            tracing::debug!(
+                function = self.path,
+                "Cache BYPASS: inside querycache::bypass"
+            );
+            return Plan::Bypass;
+        }
+        let Some(namespace) = self.namespace().cloned() else {
+            tracing::debug!(
+                function = self.path,
+                "the connection's database is not known; running the call uncached"
+            );
+            return Plan::Bypass;
+        };
+        let model_tags = namespace.read_tags(std::mem::take(&mut self.model_tags));
+        self.options.tags.extend(model_tags);
+        let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
+            KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
+            KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
+            KeySpec::Args(Err(error)) => Err(error),
+            KeySpec::Explicit(key) => match (key, namespace.key_prefix()) {
+                (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
+                (key, _) => key,
+            },
+        };
+        let key = match key {
+            Ok(key) => key,
+            Err(error) => return self.unusable(error),
+        };
+        match &self.conn {
+            ConnState::Free => Plan::Cache(key),
+            ConnState::Untracked => Plan::Bypass,
+            ConnState::Tracked(pending) => {
+                let wrote = pending
+                    .iter()
+                    .any(|p| p.wrote_any(self.tables.iter().map(String::as_str)));
+                if wrote {
+                    Plan::Bypass
+                } else {
+                    Plan::ReadOnly(key)
+                }
+            }
+        }
+    }
+
+    fn unusable(&self, error: Error) -> Plan {
+        tracing::warn!(function = self.path, %error, "cannot cache this call; running it uncached");
+        self.cache.inner_stats_error();
+        Plan::Bypass
+    }
+
+    /// Runs a function returning a plain value.
+    pub async fn run<T, Fut>(mut self, future: Fut) -> T
+    where
+        T: CacheValue + Clone,
+        Fut: Future<Output = T>,
+    {
+        self.settle_database().await;
+        match self.plan() {
+            Plan::Bypass => self.cache.bypass(future).await,
+            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+                Some(hit) => (*hit).clone(),
+                None => future.await,
+            },
+            Plan::Cache(key) => (*self
+                .cache
+                .get_or_compute(key.as_str(), self.options, || future)
+                .await)
+                .clone(),
+        }
+    }
+
+    /// Runs a function returning `Result<T, E>`; errors are not cached (unless
+    /// `error_ttl`/`cache_errors` was given: see [`run_result_caching_errors`](Self::run_result_caching_errors)).
+    pub async fn run_result<T, E, Fut>(mut self, future: Fut) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.settle_database().await;
+        match self.plan() {
+            Plan::Bypass => self.cache.bypass(future).await,
+            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+                Some(hit) => Ok((*hit).clone()),
+                None => future.await,
+            },
+            Plan::Cache(key) => self
+                .cache
+                .try_get_or_compute(key.as_str(), self.options, || future)
+                .await
+                .map(|value| (*value).clone()),
+        }
+    }
+
+    /// Runs a function returning `Result<T, E>`, caching errors for the error TTL.
+    pub async fn run_result_caching_errors<T, E, Fut>(mut self, future: Fut) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+        E: CacheValue + Clone,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.settle_database().await;
+        match self.plan() {
+            Plan::Bypass => self.cache.bypass(future).await,
+            Plan::ReadOnly(key) => {
+                match self
+                    .cache
+                    .read_only::<Result<T, E>>(&key, &self.options)
+                    .await
+                {
+                    Some(hit) => (*hit).clone(),
+                    None => future.await,
+                }
+            }
+            Plan::Cache(key) => (*self
+                .cache
+                .get_or_compute_result(key.as_str(), self.options, || future)
+                .await)
+                .clone(),
+        }
+    }
+
+    /// Runs a plain (synchronous) function returning a plain value. See
+    /// [`run_result_sync`](Self::run_result_sync).
+    pub fn run_sync<T>(self, body: impl FnOnce() -> T) -> T
+    where
+        T: CacheValue + Clone,
+    {
+        let result: Result<T, std::convert::Infallible> = self.run_result_sync(|| Ok(body()));
+        match result {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Runs a plain function returning `Result<T, E>`; errors are not cached.
+    ///
+    /// The body runs on the calling thread (it holds the caller's connection). Waiting for
+    /// the cache goes through [`Bridge`]: outside tokio on querycache's own runtime, on a
+    /// multi-thread runtime through `block_in_place`, on a current-thread runtime detached
+    /// (each cache operation on querycache's runtime, no single-flight wait).
+    pub fn run_result_sync<T, E>(self, body: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+    {
+        match Bridge::current() {
+            Bridge::Here(here) => here.wait(self.run_result(async move { body() })),
+            Bridge::Detached => self.run_detached(body, |_: &T, ttl| ttl),
+        }
+    }
+
+    /// Runs a plain function returning `Result<T, E>`, caching errors for the error TTL.
+    pub fn run_result_caching_errors_sync<T, E>(
+        self,
+        body: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+        E: CacheValue + Clone,
+    {
+        match Bridge::current() {
+            Bridge::Here(here) => here.wait(self.run_result_caching_errors(async move { body() })),
+            Bridge::Detached => {
+                let ttl_of = self.cache.error_ttl_policy(&self.options);
+                let result: Result<Result<T, E>, std::convert::Infallible> =
+                    self.run_detached(|| Ok(body()), ttl_of);
+                match result {
+                    Ok(value) => value,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
+
+    /// A synchronous call on a current-thread runtime's thread (see [`Bridge::Detached`]).
+    fn run_detached<T, E>(
+        mut self,
+        body: impl FnOnce() -> Result<T, E>,
+        ttl_of: impl Fn(&T, Duration) -> Duration,
+    ) -> Result<T, E>
+    where
+        T: CacheValue + Clone,
+    {
+        if let Some(CallDatabase {
+            id,
+            settle: Some(settle),
+        }) = &self.database
+            && id.get().is_none()
+        {
+            Bridge::Detached.wait(settle.settle());
+        }
+        match self.plan() {
+            Plan::Bypass => {
+                self.cache.count_bypass();
+                body()
+            }
+            Plan::ReadOnly(key) => {
+                let (cache, options) = (self.cache.clone(), self.options.clone());
+                let hit = Bridge::Detached
+                    .wait(async move { cache.read_only::<T>(&key, &options).await });
+                match hit {
+                    Some(hit) => Ok((*hit).clone()),
+                    None => body(),
+                }
+            }
+            Plan::Cache(key) => self
+                .cache
+                .compute_detached(key.as_str(), self.options, body, ttl_of)
+                .map(|value| (*value).clone()),
+        }
+    }
+}

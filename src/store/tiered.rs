@@ -35,7 +35,8 @@ use super::{
     AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
 };
 use crate::config::StoreKind;
-use crate::{Key, Tag, codec};
+use super::codec;
+use crate::{Key, Tag};
 
 mod leases;
 mod outage;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use super::{Conn, RedisStore, hints, versions_current};
-use crate::codec;
+use crate::store::codec;
 
 pub(super) const GET_BODY: &str = r"
 local v = redis.call('GET', KEYS[1])

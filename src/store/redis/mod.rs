@@ -2,7 +2,7 @@
 //!
 //! | key | holds |
 //! | --- | --- |
-//! | `<prefix>:e:<key>` | an entry, framed by [`codec`](crate::codec): header with its snapshot, then the JSON body; expires with the entry's TTL |
+//! | `<prefix>:e:<key>` | an entry, framed by [`codec`](crate::store::codec): header with its snapshot, then the JSON body; expires with the entry's TTL |
 //! | `<prefix>:v:<tag>` | the tag's current version: a random 128-bit token |
 //! | `<prefix>@default-database` | which database is every cache's default one on this prefix (see `cache::databases`): claimed once with `SET NX`, no expiry, kept by `clear` |
 //! | `<prefix>:l:<run_id>:<key>` | the computation lease of a missing key (named after the server incarnation's `run_id`, 12 characters, on a single server; `<prefix>:l:<key>` on a cluster): the holder's token, `SET NX PX` for `CACHE_LEASE_TTL_MS`; deleted by its holder (compare-and-delete) when done |

@@ -11,8 +11,7 @@ use std::time::Duration;
 use futures_util::future::try_join_all;
 
 use super::{Conn, RedisSnapshot, RedisStore, now_ms, versions_current};
-use crate::codec;
-use crate::store::{EntryMeta, PutOutcome};
+use crate::store::{EntryMeta, PutOutcome, codec};
 
 /// The put: the entry is stored only under a current snapshot, and every version key it
 /// records is made to live at least as long as the entry (ARGV[4]: the entry's lifetime

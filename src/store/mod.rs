@@ -14,14 +14,8 @@
 //! [`Backend`] is the one a cache uses, chosen by configuration.
 
 #[cfg(feature = "redis")]
-pub(crate) mod breaker;
-#[cfg(feature = "redis")]
-pub(crate) mod channel;
-#[cfg(feature = "redis")]
 pub(crate) mod codec;
 pub(crate) mod memory;
-#[cfg(feature = "redis")]
-pub(crate) mod pending;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]

@@ -26,10 +26,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::breaker::{Breaker, Failure};
-use super::channel::{self, Listener, Message, Op};
+use self::breaker::{Breaker, Failure};
+use self::channel::{Listener, Message, Op};
+use self::pending::Pending;
 use super::memory::{MemSnapshot, MemoryStore};
-use super::pending::Pending;
 use super::redis::{RawLookup, RedisSnapshot, RedisStore, now_ms};
 use super::{
     AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
@@ -38,8 +38,11 @@ use crate::config::StoreKind;
 use super::codec;
 use crate::{Key, Tag};
 
+mod breaker;
+mod channel;
 mod leases;
 mod outage;
+mod pending;
 
 /// The versions an entry is computed under in each tier. `redis` is `None` when Redis
 /// could not be asked (breaker open or a failure): the value may then go to memory only.

@@ -203,7 +203,7 @@ const KEEPALIVE_RETRIES: u32 = 3;
 
 /// `settings` with TCP keepalive on: a flow that a NAT, load balancer or proxy dropped
 /// without a reset is closed by the OS (about 30 s after it went idle) even where no
-/// heartbeat runs; the invalidation channel's own heartbeat (see `channel`) notices it
+/// heartbeat runs; the invalidation channel's own heartbeat (see `store::tiered::channel`) notices it
 /// much sooner.
 fn keepalive_settings(settings: redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
     let keepalive = redis::io::tcp::socket2::TcpKeepalive::new().with_time(KEEPALIVE_TIME);

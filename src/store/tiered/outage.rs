@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::Shared;
 use super::channel::Op;
-use crate::store::breaker::Failure;
+use super::breaker::Failure;
 
 impl Shared {
     pub(super) fn failed(self: &Arc<Self>, operation: &'static str, kind: Failure, error: String) {

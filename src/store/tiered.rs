@@ -30,10 +30,11 @@ use self::breaker::{Breaker, Failure};
 use self::channel::{Listener, Message, Op};
 use self::pending::Pending;
 use super::memory::{MemSnapshot, MemoryStore};
-use super::redis::{RawLookup, RedisSnapshot, RedisStore, now_ms};
+use super::redis::{RawLookup, RedisSnapshot, RedisStore};
 use super::{
     AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
 };
+use crate::clock::now_ms;
 use crate::config::StoreKind;
 use super::codec;
 use crate::{Key, Tag};

@@ -480,13 +480,6 @@ pub(crate) fn fresh_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// The server URLs in `REDIS_URL`: one, or with cluster mode a comma-separated list.
 pub(crate) fn split_urls(url: &str, cluster: bool) -> Vec<&str> {
     if cluster {

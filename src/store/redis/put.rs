@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 
-use super::{Conn, RedisSnapshot, RedisStore, now_ms, versions_current};
+use super::{Conn, RedisSnapshot, RedisStore, versions_current};
+use crate::clock::now_ms;
 use crate::store::{EntryMeta, PutOutcome, codec};
 
 /// The put: the entry is stored only under a current snapshot, and every version key it

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use self::breaker::{Breaker, Failure};
 use self::channel::{Listener, Message, Op};
 use self::pending::Pending;
+use super::codec;
 use super::memory::{MemSnapshot, MemoryStore};
 use super::redis::{RawLookup, RedisSnapshot, RedisStore};
 use super::{
@@ -36,7 +37,6 @@ use super::{
 };
 use crate::clock::now_ms;
 use crate::config::StoreKind;
-use super::codec;
 use crate::{Key, Tag};
 
 mod breaker;

@@ -41,17 +41,17 @@
 //!   ([`epoch`]; not on a cluster).
 //!
 //! A version key lives as long as the entries that record it, and a minute more: a
-//! snapshot creates a missing one for a few minutes only ([`PROVISIONAL_VERSION_TTL_MS`](snapshot::PROVISIONAL_VERSION_TTL_MS),
-//! time for its computation to finish), and the put of an entry extends every version it
-//! records to the entry's lifetime. So a read that stores nothing (a request its handler
-//! rejects, an answer that is not cached) leaves nothing behind for long, and Redis holds
-//! no version nobody needs. If one is lost anyway (eviction, restart), entries that
-//! recorded it are misses.
+//! snapshot creates a missing one for a few minutes only
+//! ([`snapshot::PROVISIONAL_VERSION_TTL_MS`], time for its computation to finish), and the
+//! put of an entry extends every version it records to the entry's lifetime. So a read
+//! that stores nothing (a request its handler rejects, an answer that is not cached) leaves
+//! nothing behind for long, and Redis holds no version nobody needs. If one is lost anyway
+//! (eviction, restart), entries that recorded it are misses.
 //!
 //! # Cluster mode
 //!
 //! With `CACHE_CLUSTER_MODE`, `REDIS_URL` lists the cluster's nodes and the store talks to
-//! them through one [`ClusterConnection`](redis::cluster_async::ClusterConnection) (Redis 7.0
+//! them through one [`ClusterConnection`] (Redis 7.0
 //! or later: the snapshot uses `SET ... NX GET`). A script may only touch keys of one slot,
 //! and an entry and its tags' versions live in different slots — on purpose: no hash tag,
 //! so keys spread over every master. The scripts above are therefore replaced by plain
@@ -203,8 +203,8 @@ const KEEPALIVE_RETRIES: u32 = 3;
 
 /// `settings` with TCP keepalive on: a flow that a NAT, load balancer or proxy dropped
 /// without a reset is closed by the OS (about 30 s after it went idle) even where no
-/// heartbeat runs; the invalidation channel's own heartbeat (see `store::tiered::channel`) notices it
-/// much sooner.
+/// heartbeat runs; the invalidation channel's own heartbeat (see `store::tiered::channel`)
+/// notices it much sooner.
 fn keepalive_settings(settings: redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
     let keepalive = redis::io::tcp::socket2::TcpKeepalive::new().with_time(KEEPALIVE_TIME);
     // Where the OS lets a socket set them; elsewhere its own defaults apply.

@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::store::{EntryMeta, PutOutcome, codec};
 
 /// The put: the entry is stored only under a current snapshot, and every version key it
-/// records is made to live at least as long as the entry (ARGV[4]: the entry's lifetime
+/// records is made to live at least as long as the entry (`ARGV[4]`: the entry's lifetime
 /// plus a margin) — a version created by a snapshot lives only a few minutes otherwise.
 pub(super) const PUT_BODY: &str = r"
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end

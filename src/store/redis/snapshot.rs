@@ -12,7 +12,7 @@ use super::{Backend, Conn, RedisStore, fresh_token};
 use crate::Tag;
 
 /// The snapshot: the versions of KEYS, a missing one created with the fresh token given
-/// for it. A version it creates, or finds about to expire, is given ARGV[1] (the
+/// for it. A version it creates, or finds about to expire, is given `ARGV[1]` (the
 /// provisional lifetime: long enough for a computation to finish and store its entry, which
 /// then extends it); one that lives longer is left alone. So a read that stores nothing —
 /// a request its handler rejects, an answer that is not cached — leaves nothing behind for

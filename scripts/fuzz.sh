@@ -7,11 +7,12 @@
 #   TARGET   decode | key | pattern (default: all three, one after the other)
 #
 # Targets (fuzz/fuzz_targets/, calling `querycache::__fuzz`, feature `fuzzing`):
-#   decode   the Redis payload decoder (src/codec.rs) on arbitrary bytes
+#   decode   the Redis payload decoder (src/store/codec/mod.rs) on arbitrary bytes
 #   key      key building (src/key.rs) on arbitrary paths and arguments (`arbitrary`)
 #   pattern  pattern invalidation: the memory store's glob match against the Redis store's
-#            SCAN MATCH translation (src/store/redis.rs, with Redis' matcher ported)
-# The invariants are the property tests' own (src/*/checks.rs).
+#            SCAN MATCH translation (src/store/redis/remove.rs; Redis' matcher ported in
+#            src/store/redis/checks.rs)
+# The invariants are the property tests' own (src/key/checks.rs, src/store/*/checks.rs).
 #
 # How it runs on stable: cargo-fuzz passes rustc -Z flags (sanitizer, coverage), which
 # RUSTC_BOOTSTRAP=1 lets a stable rustc accept; AddressSanitizer works (`--sanitizer none`

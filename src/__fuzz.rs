@@ -2,17 +2,17 @@
 //! API: names and signatures here change without notice.
 //!
 //! Each function checks the invariants the property tests check (the same code: see
-//! `codec::checks`, `key::checks`, `store::redis::checks`) and panics on a violation.
+//! `store::codec::checks`, `key::checks`, `store::redis::checks`) and panics on a violation.
 
 pub use crate::key::checks::{Arg, Wrapper};
 
 /// The Redis payload decoder on arbitrary bytes, as they are and behind the format's
 /// magic (so that the fuzzer reaches the header parser at once).
 pub fn decode(bytes: &[u8]) {
-    crate::codec::checks::arbitrary_bytes(bytes);
-    let mut framed = crate::codec::MAGIC.to_vec();
+    crate::store::codec::checks::arbitrary_bytes(bytes);
+    let mut framed = crate::store::codec::MAGIC.to_vec();
     framed.extend_from_slice(bytes);
-    crate::codec::checks::arbitrary_bytes(&framed);
+    crate::store::codec::checks::arbitrary_bytes(&framed);
 }
 
 /// Key building on an arbitrary path, arguments and template values.

@@ -1,6 +1,7 @@
 //! The memory store's clock: monotonic nanoseconds since a point fixed when the process
 //! first asks, as a `u64` (8 bytes per timestamp where an `Instant` takes 16; 584 years of
-//! range).
+//! range). And the wall clock, [`now_ms`], for times other processes read (an entry's
+//! creation in its Redis header, a warm-up run's start and end).
 //!
 //! On Linux it reads `CLOCK_MONOTONIC_COARSE`, the monotonic clock as of the kernel's last
 //! tick: a few nanoseconds to read where the precise clock can take tens (75 ns on the
@@ -9,7 +10,7 @@
 //! clock once. Elsewhere it reads `Instant`.
 
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The origin: an `Instant` and the raw clock's reading taken together.
 struct Base {
@@ -64,6 +65,13 @@ pub(crate) fn nanos(duration: Duration) -> u64 {
 /// The time `duration` after `at`, saturating.
 pub(crate) fn after(at: u64, duration: Duration) -> u64 {
     at.saturating_add(nanos(duration))
+}
+
+/// The wall clock: milliseconds since the Unix epoch (0 before it, saturating far after).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

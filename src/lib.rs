@@ -121,8 +121,6 @@ mod blocking;
 mod bypass;
 mod cache;
 mod clock;
-#[cfg(feature = "redis")]
-mod codec;
 pub mod config;
 mod error;
 mod global;

@@ -599,7 +599,7 @@ pub(crate) fn decode<T: CacheValue>(
     format: crate::store::BodyFormat,
     bytes: &[u8],
 ) -> Result<AnyValue, String> {
-    crate::codec::body::decode::<T>(format, bytes)
+    crate::store::codec::body::decode::<T>(format, bytes)
         .map(|value| Arc::new(value) as AnyValue)
         .map_err(|e| e.to_string())
 }
@@ -619,7 +619,7 @@ pub(crate) fn decode<T: CacheValue>(
 /// something); an error when it cannot be, and the value is not stored.
 #[cfg(feature = "redis")]
 pub(crate) fn encode<T: CacheValue>(value: &T) -> Result<crate::store::Body, String> {
-    crate::codec::body::encode(value).map_err(|e| e.to_string())
+    crate::store::codec::body::encode(value).map_err(|e| e.to_string())
 }
 
 /// Without the `redis` feature no store keeps bytes, and nothing is encoded.

@@ -8,18 +8,14 @@
 //! | store | module | values held as |
 //! | --- | --- | --- |
 //! | memory (per process) | [`memory`] | the typed value behind an `Arc`: a hit is a pointer copy |
-//! | Redis (shared) | `redis` (feature `redis`) | framed JSON ([`codec`](crate::codec)), validated on the server |
+//! | Redis (shared) | `redis` (feature `redis`) | framed JSON ([`codec`]), validated on the server |
 //! | tiered, or Redis with a memory fallback | `tiered` (feature `redis`) | both of the above, kept coherent by an invalidation channel |
 //!
 //! [`Backend`] is the one a cache uses, chosen by configuration.
 
 #[cfg(feature = "redis")]
-pub(crate) mod breaker;
-#[cfg(feature = "redis")]
-pub(crate) mod channel;
+pub(crate) mod codec;
 pub(crate) mod memory;
-#[cfg(feature = "redis")]
-pub(crate) mod pending;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
@@ -181,7 +177,7 @@ pub(crate) type Decode<'a> = dyn Fn(BodyFormat, &[u8]) -> Result<AnyValue, Strin
 pub(crate) type Encode<'a> = dyn Fn() -> Result<Body, String> + Sync + 'a;
 
 #[cfg(feature = "redis")]
-pub(crate) use crate::codec::{Body, BodyFormat};
+pub(crate) use codec::{Body, BodyFormat};
 
 /// Without the `redis` feature no store keeps bytes: nothing is ever encoded.
 #[cfg(not(feature = "redis"))]

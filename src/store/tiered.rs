@@ -26,19 +26,24 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::breaker::{Breaker, Failure};
-use super::channel::{self, Listener, Message, Op};
+use self::breaker::{Breaker, Failure};
+use self::channel::{Listener, Message, Op};
+use self::pending::Pending;
+use super::codec;
 use super::memory::{MemSnapshot, MemoryStore};
-use super::pending::Pending;
-use super::redis::{RawLookup, RedisSnapshot, RedisStore, now_ms};
+use super::redis::{RawLookup, RedisSnapshot, RedisStore};
 use super::{
     AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
 };
+use crate::clock::now_ms;
 use crate::config::StoreKind;
-use crate::{Key, Tag, codec};
+use crate::{Key, Tag};
 
+mod breaker;
+mod channel;
 mod leases;
 mod outage;
+mod pending;
 
 /// The versions an entry is computed under in each tier. `redis` is `None` when Redis
 /// could not be asked (breaker open or a failure): the value may then go to memory only.

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tracing::Instrument;
 
 use super::{BoxError, WarmContext, WarmReport, WarmState, WarmStatus, WarmerReport, refresh};
+use crate::clock::now_ms;
 use crate::{Cache, Error};
 
 /// A registered warmer: its future reports how many entries it warmed.
@@ -24,12 +25,6 @@ pub(crate) struct Warming {
     /// In registration order.
     warmers: RwLock<Vec<(Arc<str>, WarmFn)>>,
     status: Mutex<WarmStatus>,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Milliseconds of `started.elapsed()`.

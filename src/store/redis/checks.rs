@@ -8,7 +8,7 @@
 //! glob matches: [`redis_match`] is Redis' matcher, ported, to check that here.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
-use super::{clear_matcher, entries_prefix, entry_matches, escape_glob, scan_matcher};
+use super::remove::{clear_matcher, entries_prefix, entry_matches, escape_glob, scan_matcher};
 
 /// Redis' `stringmatchlen` (`src/util.c`), case-sensitive as SCAN's `MATCH` is: `*`, `?`,
 /// `[..]` / `[^..]` with ranges and `\\` escapes inside, and `\\` escaping one byte.

@@ -46,6 +46,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 
+use super::{RedisStore, fresh_token};
+
 /// The tag whose version is the store epoch. A user tag of this name shares it (bumping it
 /// then kills every entry, as a rotation does); nothing else can reach it.
 pub(crate) const EPOCH_TAG: &str = "querycache:#epoch";
@@ -63,6 +65,68 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 if recorded then return 1 end
 return 2
 ";
+
+impl RedisStore {
+    /// The `run_id` the epoch was last rotated for: `<prefix>:epoch-run`.
+    fn epoch_run_key(&self) -> String {
+        format!("{}:epoch-run", self.prefix)
+    }
+
+    /// Checks the single server's incarnation unless it was checked since the last sign
+    /// that it may have changed: `INFO server`'s `run_id`, then the rotate script (see
+    /// the module docs). Returns the generation the check holds for, to tell whether it still
+    /// held when a lookup's reply came back.
+    pub(super) async fn incarnation_checked(&self, conn: &mut Watched) -> Result<u64, String> {
+        if let Some(generation) = self.incarnation.current() {
+            return Ok(generation);
+        }
+        let _turn = self.incarnation.checking().lock().await;
+        if let Some(generation) = self.incarnation.current() {
+            return Ok(generation);
+        }
+        let generation = self.incarnation.generation();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(conn)
+            .await
+            .map_err(|e| format!("checking the Redis incarnation: {e}"))?;
+        let run_id = run_id(&info)
+            .ok_or_else(|| "checking the Redis incarnation: INFO names no run_id".to_owned())?
+            .to_owned();
+        self.incarnation.found(&run_id);
+        let rotated: u8 = self
+            .rotate
+            .key(self.epoch_run_key())
+            .key(self.epoch_key())
+            .arg(&run_id)
+            .arg(fresh_token())
+            .arg(self.version_ttl_ms)
+            .invoke_async(conn)
+            .await
+            .map_err(|e| format!("rotating the store epoch: {e}"))?;
+        match rotated {
+            1 => tracing::warn!(
+                %run_id,
+                "Redis is a new incarnation (run_id {run_id}): every entry stored before is dead"
+            ),
+            2 => tracing::info!(%run_id, "store epoch started on Redis (run_id {run_id})"),
+            _ => tracing::debug!(%run_id, "Redis incarnation checked: unchanged"),
+        }
+        self.incarnation.verified_at(generation, rotated == 1);
+        Ok(generation)
+    }
+
+    /// The server may be another one (the invalidation channel was lost or came back, the
+    /// breaker closed after an outage): the next operation checks its incarnation.
+    pub(crate) fn incarnation_unknown(&self, why: &str) {
+        self.incarnation.reset(why);
+    }
+
+    /// How many times this instance rotated the store epoch (see the module docs).
+    pub(crate) fn epoch_rotations(&self) -> u64 {
+        self.incarnation.rotations()
+    }
+}
 
 /// Whether the server's incarnation was checked since the last sign that it may have
 /// changed. See the module docs.

@@ -28,7 +28,7 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use super::RawLookup;
-use crate::codec;
+use crate::store::codec;
 
 /// How many keys' hints are kept (the least used are forgotten first).
 pub(super) const CAPACITY: usize = 16_384;

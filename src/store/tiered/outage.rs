@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Shared;
+use super::breaker::Failure;
 use super::channel::Op;
-use crate::store::breaker::Failure;
 
 impl Shared {
     pub(super) fn failed(self: &Arc<Self>, operation: &'static str, kind: Failure, error: String) {

@@ -17,17 +17,30 @@ use super::lexer::{self, Dialect, Kind, Token};
 use super::parser::Parser;
 use super::{Acc, Env};
 
-/// One transaction-control statement.
+/// One transaction-control statement (see [`transaction_walk`]).
+///
+/// ```
+/// use querycache_sql::{Control, Step, transaction_walk};
+///
+/// let walk = transaction_walk("ROLLBACK TO SAVEPOINT before_import").unwrap();
+/// assert_eq!(walk.steps, vec![Step::Control(Control::RollbackTo("before_import".into()))]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Control {
+pub enum Control {
     /// `BEGIN [WORK | TRANSACTION | DEFERRED | IMMEDIATE | EXCLUSIVE | ISOLATION LEVEL ..]`,
     /// `START TRANSACTION ..`, MySQL's `XA START | BEGIN`.
     Begin,
     /// `COMMIT`, `END` (with `WORK` / `TRANSACTION`), `AND [NO] CHAIN`; `XA COMMIT .. ONE
     /// PHASE`. With `chain`, a new transaction opens at once.
-    Commit { chain: bool },
+    Commit {
+        /// `AND CHAIN`: a new transaction opens at once.
+        chain: bool,
+    },
     /// `ROLLBACK`, `ABORT` (PostgreSQL), `AND [NO] CHAIN`; `XA ROLLBACK`.
-    Rollback { chain: bool },
+    Rollback {
+        /// `AND CHAIN`: a new transaction opens at once.
+        chain: bool,
+    },
     /// `SAVEPOINT name`.
     Savepoint(String),
     /// `RELEASE [SAVEPOINT] name`.
@@ -50,23 +63,45 @@ pub(crate) enum Control {
     Unknown,
 }
 
-/// One step of a text, in order.
+/// One step of a text, in order (see [`transaction_walk`]).
+///
+/// ```
+/// use querycache_sql::{Control, Step, transaction_walk};
+///
+/// let walk = transaction_walk("UPDATE a SET x = 1; UPDATE b SET y = 2; COMMIT").unwrap();
+/// assert_eq!(
+///     walk.steps,
+///     vec![
+///         Step::Statements("UPDATE a SET x = 1; UPDATE b SET y = 2"),
+///         Step::Control(Control::Commit { chain: false }),
+///     ]
+/// );
+/// ```
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step<'a> {
+pub enum Step<'a> {
     /// Consecutive statements that are not transaction control: a slice of the text.
     Statements(&'a str),
     /// A transaction-control statement.
     Control(Control),
 }
 
-/// What a text does to the connection's transaction, statement by statement.
+/// What a text does to the connection's transaction, statement by statement (see
+/// [`transaction_walk`]).
+///
+/// ```
+/// use querycache_sql::transaction_walk;
+///
+/// // PostgreSQL and SQLite read one string; MySQL (backslash escapes) reads a COMMIT.
+/// let walk = transaction_walk(r"UPDATE t SET a = 'it\'; COMMIT; --'").unwrap();
+/// assert!(walk.doubtful);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Walk<'a> {
+pub struct Walk<'a> {
     /// The steps, in the order the database runs them.
-    pub(crate) steps: Vec<Step<'a>>,
+    pub steps: Vec<Step<'a>>,
     /// The text cannot be lexed, or the dialects' lexings disagree about its control
     /// statements: what it does to the transaction is not known for sure.
-    pub(crate) doubtful: bool,
+    pub doubtful: bool,
 }
 
 /// Leading words of transaction-control statements.
@@ -86,7 +121,29 @@ const CONTROL_WORDS: &[&str] = &[
 
 /// The steps of `sql`, or `None` when it holds no transaction control (the common case: the
 /// caller classifies the whole text as one write, with its bound values).
-pub(crate) fn transaction_walk(sql: &str) -> Option<Walk<'_>> {
+///
+/// The text is split at top-level `;` by the classifier's lexer (comments and literals cannot
+/// hide or fake a separator); each statement is read as a [`Control`] or left to
+/// [`classify`](crate::classify), and the runs of ordinary statements come back as slices of
+/// the text. A statement that starts like transaction control but is not understood is
+/// [`Control::Unknown`]; a text whose control statements the three lexings (PostgreSQL,
+/// MySQL, SQLite rules) disagree on, or that cannot be lexed, is [`Walk::doubtful`].
+///
+/// ```
+/// use querycache_sql::{Control, Step, transaction_walk};
+///
+/// assert_eq!(transaction_walk("UPDATE songs SET title = 'x' WHERE id = 1"), None);
+/// let walk = transaction_walk("BEGIN; UPDATE songs SET title = 'x' WHERE id = 1").unwrap();
+/// assert!(!walk.doubtful);
+/// assert_eq!(
+///     walk.steps,
+///     vec![
+///         Step::Control(Control::Begin),
+///         Step::Statements(" UPDATE songs SET title = 'x' WHERE id = 1"),
+///     ]
+/// );
+/// ```
+pub fn transaction_walk(sql: &str) -> Option<Walk<'_>> {
     if !may_control(sql) {
         return None;
     }

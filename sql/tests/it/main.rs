@@ -1,4 +1,8 @@
-use super::*;
+//! querycache-sql's tests, through its public API only.
+
+use std::collections::HashSet;
+
+use querycache_sql::{Bound, Effect, Rows, TableName, TableWrite, classify};
 
 // ----- helpers -----------------------------------------------------------------------------------
 
@@ -537,7 +541,7 @@ fn bound_text_that_may_read_as_another_number_is_no_id() {
         let id = id.to_owned();
         move |i: usize| Some(Bound::Text(if i == 1 { id.clone() } else { "x".into() }))
     };
-    for &id in super::rows::NUMERIC_LOOKING_TEXT {
+    for &id in querycache_sql::NUMERIC_LOOKING_TEXT {
         assert_eq!(
             classify(sql, &with(id), &id_key),
             all_rows("songs"),

@@ -14,8 +14,21 @@
 
 use super::lexer::{self, Dialect, Kind, Token};
 
-/// Whether `sql` contains a locking clause (see the module docs).
-pub(crate) fn locks(sql: &str) -> bool {
+/// Whether `sql` contains a locking clause: PostgreSQL's `FOR UPDATE`, `FOR NO KEY UPDATE`,
+/// `FOR SHARE`, `FOR KEY SHARE` (MySQL 8 shares `FOR UPDATE` / `FOR SHARE`), or MySQL's `LOCK
+/// IN SHARE MODE`, at any parenthesis depth, on word tokens only (never inside a string, a
+/// quoted name or a comment), under any of the three dialects' lexings. A text that holds
+/// `for` or `lock` (in any case, anywhere) and cannot be lexed to its end counts as locking
+/// (fail safe: at worst a read is not cached).
+///
+/// ```
+/// use querycache_sql::locks;
+///
+/// assert!(locks("SELECT * FROM songs WHERE id = $1 FOR UPDATE SKIP LOCKED"));
+/// assert!(!locks("SELECT 'FOR UPDATE' FROM songs"));
+/// assert!(locks("SELECT 'for"));
+/// ```
+pub fn locks(sql: &str) -> bool {
     // Cheap pre-filter: every locking clause has a `FOR` or a `LOCK` word, in any case.
     if !mentions_lock_word(sql) {
         return false;

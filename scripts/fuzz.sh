@@ -4,15 +4,17 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  how long each target runs (default 60)
-#   TARGET   decode | key | pattern (default: all three, one after the other)
+#   TARGET   classify | decode | key | pattern (default: all four, one after the other)
 #
-# Targets (fuzz/fuzz_targets/, calling `querycache::__fuzz`, feature `fuzzing`):
+# Targets (fuzz/fuzz_targets/; all but classify call `querycache::__fuzz`, feature `fuzzing`):
+#   classify the SQL classifier (the `querycache-sql` crate, sql/): `classify`, `locks` and
+#            `transaction_walk` on arbitrary text; its invariants are in the target itself
 #   decode   the Redis payload decoder (src/store/codec/mod.rs) on arbitrary bytes
 #   key      key building (src/key.rs) on arbitrary paths and arguments (`arbitrary`)
 #   pattern  pattern invalidation: the memory store's glob match against the Redis store's
 #            SCAN MATCH translation (src/store/redis/remove.rs; Redis' matcher ported in
 #            src/store/redis/checks.rs)
-# The invariants are the property tests' own (src/key/checks.rs, src/store/*/checks.rs).
+# The others' invariants are the property tests' own (src/key/checks.rs, src/store/*/checks.rs).
 #
 # How it runs on stable: cargo-fuzz passes rustc -Z flags (sanitizer, coverage), which
 # RUSTC_BOOTSTRAP=1 lets a stable rustc accept; AddressSanitizer works (`--sanitizer none`
@@ -30,7 +32,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(decode key pattern)
+    targets=(classify decode key pattern)
 fi
 case $seconds in
     '' | *[!0-9]*)

@@ -36,7 +36,7 @@
 //!   A `COMMIT` that fails invalidates anyway: whether it took effect is not known, and an
 //!   extra invalidation costs only a recomputation.
 //! * **Raw transaction control** is followed statement by statement: each text is split by
-//!   the classifier's lexer (`orm::sql::control`), so `BEGIN; UPDATE ..` opens a level and
+//!   the classifier's lexer (`querycache_sql::transaction_walk`), so `BEGIN; UPDATE ..` opens a level and
 //!   records the write in it, `UPDATE ..; COMMIT` records then commits, and `COMMIT -- done`,
 //!   `END`, `ABORT`, `AND CHAIN`, raw savepoints, `PREPARE TRANSACTION` / `COMMIT PREPARED`,
 //!   MySQL's `XA` and `SET autocommit` are placed (the README lists them). What cannot be
@@ -84,9 +84,9 @@ pub use identity::{Identity, identify};
 use std::sync::Arc;
 
 use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, TransactionManager};
+use querycache_sql::{Control, Step, transaction_walk};
 
 use super::TxState;
-use super::sql;
 use super::written::written_tags;
 use crate::Cache;
 use crate::Tag;
@@ -389,7 +389,7 @@ impl CacheInstrumentation {
     fn begin_statement(&mut self, statement: &debug::Statement) -> Option<InFlight> {
         super::note_locking_read(&statement.sql);
         let none = |_: usize| None;
-        if sql::transaction_walk(&statement.sql).is_some() {
+        if transaction_walk(&statement.sql).is_some() {
             let tags = written_tags(&statement.sql, &none, || None).unwrap_or_default();
             return Some(InFlight::Walk {
                 sql: statement.sql.clone(),
@@ -582,7 +582,7 @@ impl CacheInstrumentation {
 
     /// Applies a text with transaction control, statement by statement.
     fn apply_walk(&mut self, text: &str, tags: Vec<Tag>, ok: bool) {
-        let Some(walk) = sql::transaction_walk(text) else {
+        let Some(walk) = transaction_walk(text) else {
             self.write(tags);
             return;
         };
@@ -596,12 +596,12 @@ impl CacheInstrumentation {
         let none = |_: usize| None;
         for step in walk.steps {
             match step {
-                sql::Step::Statements(statements) => {
+                Step::Statements(statements) => {
                     if let Some(tags) = written_tags(statements, &none, || None) {
                         self.write(tags);
                     }
                 }
-                sql::Step::Control(control) => self.raw_step(control, ok),
+                Step::Control(control) => self.raw_step(control, ok),
             }
         }
         if doubtful {
@@ -618,8 +618,7 @@ impl CacheInstrumentation {
     }
 
     /// One raw transaction-control statement (the text it came in finished `ok`).
-    fn raw_step(&mut self, control: sql::Control, ok: bool) {
-        use sql::Control;
+    fn raw_step(&mut self, control: Control, ok: bool) {
         tracing::debug!(?control, ok, "raw transaction control");
         match control {
             Control::Begin => {

@@ -5,6 +5,12 @@
 //! | --- | --- | --- |
 //! | SeaORM 2.0 | [`sea_orm`] | `sea-orm` |
 //! | Diesel 2.3 | [`diesel`] | `diesel` |
+//!
+//! Both read statements with the SQL classifier, the [`querycache_sql`] crate (`sql/` in this
+//! workspace, no dependency on querycache): what a text writes ([`querycache_sql::classify`],
+//! tables as names and rows as id strings, turned into tags by `written`), whether it takes
+//! row locks ([`querycache_sql::locks`]), and where it begins or ends a transaction
+//! ([`querycache_sql::transaction_walk`]).
 
 #[cfg(feature = "diesel")]
 pub mod diesel;
@@ -13,8 +19,6 @@ pub(crate) mod identity;
 pub(crate) mod probes;
 #[cfg(feature = "sea-orm")]
 pub mod sea_orm;
-#[cfg(any(feature = "sea-orm", feature = "diesel"))]
-pub(crate) mod sql;
 pub(crate) mod write;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod written;
@@ -25,12 +29,12 @@ use crate::cache::databases::CallDatabase;
 use crate::orm::write::PendingWrites;
 
 /// Marks the cached computation running here uncacheable when `sql` is a locking read
-/// (`SELECT .. FOR UPDATE`, see `sql::locks`): its lock is its point, so its result must
+/// (`SELECT .. FOR UPDATE`, see [`querycache_sql::locks`]): its lock is its point, so its result must
 /// never be served from the cache. Outside a computation (a hit sends no statement, a
 /// call in a transaction or a bypass stores nothing) it costs one thread-local read.
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) fn note_locking_read(sql: &str) {
-    if crate::store::in_computation() && sql::locks(sql) {
+    if crate::store::in_computation() && querycache_sql::locks(sql) {
         tracing::debug!(
             sql,
             "locking read in a cached computation: its value is returned, not cached"

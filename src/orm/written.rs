@@ -1,13 +1,15 @@
-//! From a statement's SQL to the tags it writes: `orm::sql` classifies, this module names
-//! the tags. Shared by the ORM integrations, which differ only in how they see statements,
-//! their bound values and the rows they return.
+//! From a statement's SQL to the tags it writes: [`querycache_sql`] classifies (tables as
+//! [`TableName`]s, rows as id strings), this module turns that into tags (`table_key`,
+//! `write_tags`). Shared by the ORM integrations, which differ only in how they see
+//! statements, their bound values and the rows they return.
 
-use crate::orm::sql::{self, Bound, Effect, Rows, TableName};
+use querycache_sql::{Bound, Effect, Rows, TableName};
+
 use crate::tags::{Tag, table_key, write_tags};
 
 /// The tags `sql` writes; `None` for a read. `param(i)` gives the i-th bound value (see
-/// `sql::classify`). `returned_ids` gives the ids of the rows the statement returned, when
-/// the integration can see them: a single `INSERT ... VALUES` that only inserts then
+/// [`querycache_sql::classify`]). `returned_ids` gives the ids of the rows the statement
+/// returned, when the integration can see them: a single `INSERT ... VALUES` that only inserts then
 /// touches those rows rather than the whole table in bulk — if every row it inserted came
 /// back (SeaORM's `exec_with_returning` reads one row of a multi-row insert).
 ///
@@ -21,7 +23,7 @@ pub(crate) fn written_tags(
         return None;
     }
     let primary_key = |_: &TableName| "id".to_owned();
-    match sql::classify(sql, param, &primary_key) {
+    match querycache_sql::classify(sql, param, &primary_key) {
         Effect::Read => None,
         Effect::Writes(writes) => {
             let mut returned_ids = Some(returned_ids);
@@ -55,7 +57,7 @@ pub(crate) fn written_tags(
 /// The keys of the rows a list of ids may select, given that the key column's type is not
 /// known: the ids themselves and, when one of them is not an integer, row 0 too — MySQL
 /// compares text that does not start with a number (`'abc'`) with an integer key as 0.
-/// (Text that does start with one is only an id when canonical: see `sql::rows`.)
+/// (Text that does start with one is only an id when canonical: see [`Bound::Text`].)
 fn row_keys(mut ids: Vec<String>) -> Vec<String> {
     if ids.iter().any(|id| id.parse::<i128>().is_err()) && !ids.iter().any(|id| id == "0") {
         ids.push("0".to_owned());

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::orm::sql::Bound;
+use querycache_sql::Bound;
 
 /// A statement read back: its SQL, and its bound values where they can be row ids
 /// (integers and strings; `None` for any other value). The values are read only

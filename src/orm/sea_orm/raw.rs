@@ -19,9 +19,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
+use querycache_sql::{Control, Step, transaction_walk};
 
 use crate::Tag;
-use crate::orm::sql::{self, Control, Step};
 
 /// The transaction-control statements of one text, in order.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub(super) struct Plan {
 impl Plan {
     /// The control statements of `sql`; `None` when it holds none (nearly every text).
     pub(super) fn of(sql: &str) -> Option<Plan> {
-        let walk = sql::transaction_walk(sql)?;
+        let walk = transaction_walk(sql)?;
         let controls = walk
             .steps
             .into_iter()

@@ -1,8 +1,8 @@
 //! What a SeaORM statement writes: its SQL and bound values handed to `orm::written`.
 
+use querycache_sql::Bound;
 use sea_orm::{QueryResult, Statement, Value};
 
-use crate::orm::sql::Bound;
 use crate::orm::written;
 use crate::tags::Tag;
 
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn an_id_bound_as_non_canonical_text_is_a_bulk_write() {
         let sql = r#"UPDATE "songs" SET "title" = ? WHERE "songs"."id" = ?"#;
-        for &id in crate::orm::sql::NUMERIC_LOOKING_TEXT {
+        for &id in querycache_sql::NUMERIC_LOOKING_TEXT {
             let values = sea_orm::Values(vec!["x".into(), id.into()]);
             let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
             let tags = StatementText::of(&stmt).written_tags().unwrap();

@@ -1,4 +1,4 @@
-//! Tokenizer for [`super::classify`].
+//! Tokenizer for [`crate::classify`], [`crate::locks`] and [`crate::transaction_walk`].
 //!
 //! SQL dialects disagree about where comments and literals end, and text that one of them
 //! skips as a comment another may execute. Rather than guess the dialect, the classifier

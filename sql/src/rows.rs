@@ -313,7 +313,7 @@ fn integer_id(text: &str) -> Option<String> {
 ///   `'5.0'`, `'5e0'`, surrounding spaces allowed) becomes that number;
 /// * MySQL converts the text's *leading* number (`'5abc'` is 5, `'0x5'` is 0) and compares
 ///   as double-precision floats, so beyond 2^53 neighbouring integers compare equal; text
-///   with no leading number is 0 (see `orm::written`, which adds row 0 for such ids);
+///   with no leading number is 0 (querycache's `orm::written` adds row 0 for such ids);
 /// * PostgreSQL refuses text for an integer parameter or casts it strictly.
 ///
 /// So text that starts like a number (a digit, a sign, a point or whitespace) is only an id
@@ -340,8 +340,8 @@ pub(super) fn string_id(text: &str) -> Option<String> {
 }
 
 /// Text that some backend reads as a number other than itself (or as several): never an id.
-#[cfg(test)]
-pub(crate) const NUMERIC_LOOKING_TEXT: &[&str] = &[
+/// Test vectors for callers' tests (querycache's among them), not an API.
+pub const NUMERIC_LOOKING_TEXT: &[&str] = &[
     "05",
     " 5",
     "+5",

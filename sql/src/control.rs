@@ -17,17 +17,30 @@ use super::lexer::{self, Dialect, Kind, Token};
 use super::parser::Parser;
 use super::{Acc, Env};
 
-/// One transaction-control statement.
+/// One transaction-control statement (see [`transaction_walk`]).
+///
+/// ```
+/// use querycache_sql::{Control, Step, transaction_walk};
+///
+/// let walk = transaction_walk("ROLLBACK TO SAVEPOINT before_import").unwrap();
+/// assert_eq!(walk.steps, vec![Step::Control(Control::RollbackTo("before_import".into()))]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Control {
+pub enum Control {
     /// `BEGIN [WORK | TRANSACTION | DEFERRED | IMMEDIATE | EXCLUSIVE | ISOLATION LEVEL ..]`,
     /// `START TRANSACTION ..`, MySQL's `XA START | BEGIN`.
     Begin,
     /// `COMMIT`, `END` (with `WORK` / `TRANSACTION`), `AND [NO] CHAIN`; `XA COMMIT .. ONE
     /// PHASE`. With `chain`, a new transaction opens at once.
-    Commit { chain: bool },
+    Commit {
+        /// `AND CHAIN`: a new transaction opens at once.
+        chain: bool,
+    },
     /// `ROLLBACK`, `ABORT` (PostgreSQL), `AND [NO] CHAIN`; `XA ROLLBACK`.
-    Rollback { chain: bool },
+    Rollback {
+        /// `AND CHAIN`: a new transaction opens at once.
+        chain: bool,
+    },
     /// `SAVEPOINT name`.
     Savepoint(String),
     /// `RELEASE [SAVEPOINT] name`.
@@ -50,23 +63,45 @@ pub(crate) enum Control {
     Unknown,
 }
 
-/// One step of a text, in order.
+/// One step of a text, in order (see [`transaction_walk`]).
+///
+/// ```
+/// use querycache_sql::{Control, Step, transaction_walk};
+///
+/// let walk = transaction_walk("UPDATE a SET x = 1; UPDATE b SET y = 2; COMMIT").unwrap();
+/// assert_eq!(
+///     walk.steps,
+///     vec![
+///         Step::Statements("UPDATE a SET x = 1; UPDATE b SET y = 2"),
+///         Step::Control(Control::Commit { chain: false }),
+///     ]
+/// );
+/// ```
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step<'a> {
+pub enum Step<'a> {
     /// Consecutive statements that are not transaction control: a slice of the text.
     Statements(&'a str),
     /// A transaction-control statement.
     Control(Control),
 }
 
-/// What a text does to the connection's transaction, statement by statement.
+/// What a text does to the connection's transaction, statement by statement (see
+/// [`transaction_walk`]).
+///
+/// ```
+/// use querycache_sql::transaction_walk;
+///
+/// // PostgreSQL and SQLite read one string; MySQL (backslash escapes) reads a COMMIT.
+/// let walk = transaction_walk(r"UPDATE t SET a = 'it\'; COMMIT; --'").unwrap();
+/// assert!(walk.doubtful);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Walk<'a> {
+pub struct Walk<'a> {
     /// The steps, in the order the database runs them.
-    pub(crate) steps: Vec<Step<'a>>,
+    pub steps: Vec<Step<'a>>,
     /// The text cannot be lexed, or the dialects' lexings disagree about its control
     /// statements: what it does to the transaction is not known for sure.
-    pub(crate) doubtful: bool,
+    pub doubtful: bool,
 }
 
 /// Leading words of transaction-control statements.
@@ -86,7 +121,29 @@ const CONTROL_WORDS: &[&str] = &[
 
 /// The steps of `sql`, or `None` when it holds no transaction control (the common case: the
 /// caller classifies the whole text as one write, with its bound values).
-pub(crate) fn transaction_walk(sql: &str) -> Option<Walk<'_>> {
+///
+/// The text is split at top-level `;` by the classifier's lexer (comments and literals cannot
+/// hide or fake a separator); each statement is read as a [`Control`] or left to
+/// [`classify`](crate::classify), and the runs of ordinary statements come back as slices of
+/// the text. A statement that starts like transaction control but is not understood is
+/// [`Control::Unknown`]; a text whose control statements the three lexings (PostgreSQL,
+/// MySQL, SQLite rules) disagree on, or that cannot be lexed, is [`Walk::doubtful`].
+///
+/// ```
+/// use querycache_sql::{Control, Step, transaction_walk};
+///
+/// assert_eq!(transaction_walk("UPDATE songs SET title = 'x' WHERE id = 1"), None);
+/// let walk = transaction_walk("BEGIN; UPDATE songs SET title = 'x' WHERE id = 1").unwrap();
+/// assert!(!walk.doubtful);
+/// assert_eq!(
+///     walk.steps,
+///     vec![
+///         Step::Control(Control::Begin),
+///         Step::Statements(" UPDATE songs SET title = 'x' WHERE id = 1"),
+///     ]
+/// );
+/// ```
+pub fn transaction_walk(sql: &str) -> Option<Walk<'_>> {
     if !may_control(sql) {
         return None;
     }
@@ -378,129 +435,5 @@ impl Words<'_, '_> {
         let token = self.0.get(at)?;
         (self.0.len() == at + 1 && matches!(token.kind, Kind::Word | Kind::Quoted))
             .then(|| token.text.to_ascii_lowercase())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn walk(sql: &str) -> Option<Walk<'_>> {
-        transaction_walk(sql)
-    }
-
-    fn controls(sql: &str) -> Vec<Control> {
-        walk(sql)
-            .map(|w| {
-                w.steps
-                    .into_iter()
-                    .filter_map(|s| match s {
-                        Step::Control(c) => Some(c),
-                        Step::Statements(_) => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    #[test]
-    fn ordinary_statements_skip_the_walk() {
-        assert_eq!(walk("SELECT 1"), None);
-        assert_eq!(walk("UPDATE songs SET title = 'x' WHERE id = 1"), None);
-        assert_eq!(walk("UPDATE a SET x = 1; UPDATE b SET y = 2"), None);
-        assert_eq!(walk("SET TIME ZONE 'UTC'"), None);
-        assert_eq!(walk("PREPARE q AS SELECT 1"), None);
-        assert_eq!(walk("SELECT 'COMMIT; BEGIN'"), None);
-    }
-
-    #[test]
-    fn begin_then_a_write_in_one_text() {
-        let w = walk("BEGIN; UPDATE songs SET title = 'new' WHERE id = 1").unwrap();
-        assert!(!w.doubtful);
-        assert_eq!(
-            w.steps,
-            vec![
-                Step::Control(Control::Begin),
-                Step::Statements(" UPDATE songs SET title = 'new' WHERE id = 1"),
-            ]
-        );
-        let w = walk("UPDATE a SET x = 1; UPDATE b SET y = ';'; COMMIT;").unwrap();
-        assert_eq!(
-            w.steps,
-            vec![
-                Step::Statements("UPDATE a SET x = 1; UPDATE b SET y = ';'"),
-                Step::Control(Control::Commit { chain: false }),
-            ]
-        );
-    }
-
-    #[test]
-    fn every_spelling_of_an_end() {
-        let commit = Control::Commit { chain: false };
-        let rollback = Control::Rollback { chain: false };
-        for (sql, control) in [
-            ("COMMIT -- done", commit.clone()),
-            ("COMMIT /* x */", commit.clone()),
-            ("/* x */ commit;", commit.clone()),
-            ("END", commit.clone()),
-            ("end transaction", commit.clone()),
-            ("COMMIT WORK AND NO CHAIN", commit.clone()),
-            ("COMMIT AND CHAIN", Control::Commit { chain: true }),
-            ("ROLLBACK AND CHAIN", Control::Rollback { chain: true }),
-            ("ABORT", rollback.clone()),
-            ("rollback work", rollback.clone()),
-            ("ROLLBACK TO SAVEPOINT x", Control::RollbackTo("x".into())),
-            ("ROLLBACK TRANSACTION TO y", Control::RollbackTo("y".into())),
-            ("SAVEPOINT \"Sp\"", Control::Savepoint("sp".into())),
-            ("RELEASE SAVEPOINT x", Control::Release("x".into())),
-            ("RELEASE x", Control::Release("x".into())),
-            ("PREPARE TRANSACTION 'g1'", Control::Prepare),
-            ("COMMIT PREPARED 'g1'", Control::CommitPrepared),
-            ("ROLLBACK PREPARED 'g1'", Control::Neutral),
-            ("XA START 'g'", Control::Begin),
-            ("XA END 'g'", Control::Neutral),
-            ("XA PREPARE 'g'", Control::Prepare),
-            ("XA COMMIT 'g'", Control::CommitPrepared),
-            ("XA COMMIT 'g' ONE PHASE", commit.clone()),
-            ("XA ROLLBACK 'g'", rollback.clone()),
-            ("START TRANSACTION READ ONLY", Control::Begin),
-            ("BEGIN WORK", Control::Begin),
-            ("BEGIN IMMEDIATE TRANSACTION", Control::Begin),
-            (
-                "BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE",
-                Control::Begin,
-            ),
-            ("SET autocommit = 0", Control::Autocommit(false)),
-            ("SET SESSION autocommit TO ON", Control::Autocommit(true)),
-            ("SET @@autocommit=OFF", Control::Autocommit(false)),
-            ("SET autocommit = 0, sql_mode = ''", Control::Unknown),
-            ("BEGIN NOT ATOMIC UPDATE t SET a = 1", Control::Unknown),
-            ("COMMIT RELEASE", Control::Unknown),
-        ] {
-            assert_eq!(controls(sql), vec![control], "{sql}");
-        }
-    }
-
-    #[test]
-    fn a_hidden_separator_makes_the_walk_doubtful() {
-        // MySQL reads `#` as a comment: there the COMMIT is not run.
-        let w = walk("UPDATE t SET a = 1 # x\n; COMMIT").unwrap();
-        assert!(!w.doubtful, "the same control statements either way");
-        let w = walk("UPDATE t SET a = 'it\\'; COMMIT; --'").unwrap();
-        assert!(w.doubtful, "MySQL sees a COMMIT PostgreSQL does not");
-        let w = walk("BEGIN; SELECT 'unterminated").unwrap();
-        assert!(w.doubtful);
-        assert_eq!(
-            w.steps,
-            vec![Step::Statements("BEGIN; SELECT 'unterminated")]
-        );
-    }
-
-    #[test]
-    fn a_statement_after_comments_and_empty_statements() {
-        assert_eq!(
-            controls(";; BEGIN ;; /* c */ COMMIT -- x"),
-            vec![Control::Begin, Control::Commit { chain: false }]
-        );
     }
 }

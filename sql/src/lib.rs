@@ -1,10 +1,32 @@
 //! What does a SQL statement write?
 //!
-//! The ORM integration sees the text (and bound parameters) of every statement it sends and
-//! asks [`classify`] which tables — and, where the statement pins them down, which rows — to
-//! invalidate.
+//! querycache's ORM integrations see the text (and bound parameters) of every statement they
+//! send and ask [`classify`] which tables — and, where the statement pins them down, which
+//! rows — to invalidate. Two more questions are asked of the same lexer: does a read take row
+//! locks ([`locks`]), and where does a text begin, end or split a transaction
+//! ([`transaction_walk`]). This crate answers them from the text alone: it depends on nothing
+//! but the standard library, and knows nothing of caches, tags or ORMs.
 //!
-//! The rule throughout is **fail safe**: a statement that might write and that this module
+//! ```
+//! use querycache_sql::{Bound, Effect, Rows, TableName, TableWrite, classify};
+//!
+//! // `$1` is bound to 7; every table's primary key is `id`.
+//! let param = |i: usize| (i == 0).then_some(Bound::Integer(7));
+//! let primary_key = |_: &TableName| "id".to_owned();
+//! let effect = classify("DELETE FROM songs WHERE id = $1", &param, &primary_key);
+//! assert_eq!(
+//!     effect,
+//!     Effect::Writes(vec![TableWrite {
+//!         table: TableName { schema: None, name: "songs".into() },
+//!         rows: Rows::Ids(vec!["7".into()]),
+//!     }])
+//! );
+//! assert_eq!(classify("SELECT * FROM songs", &param, &primary_key), Effect::Read);
+//! // Cannot be read: the caller invalidates everything.
+//! assert_eq!(classify("CALL refresh_all()", &param, &primary_key), Effect::Unknown);
+//! ```
+//!
+//! The rule throughout is **fail safe**: a statement that might write and that this crate
 //! cannot read is [`Effect::Unknown`] (the caller then invalidates everything), and a write it
 //! cannot narrow to primary-key values is [`Rows::Unknown`]. Reporting too much costs cache
 //! hits; reporting too little serves stale data. So the parser is deliberately shallow — it
@@ -18,68 +40,113 @@
 //! * Row ids are only taken from a `WHERE` whose top level is a conjunction containing
 //!   `pk = X` or `pk IN (X, ...)`, and from `INSERT ... VALUES` with literal or bound keys.
 //!   A text key (a string literal or a bound string) is only taken as written when no
-//!   backend can read it as another number (see `rows`): `'05'`, `' 5'`, `'5.0'` and
-//!   `'5abc'` all make the write a bulk write.
+//!   backend can read it as another number (see [`Bound::Text`]): `'05'`, `' 5'`, `'5.0'`
+//!   and `'5abc'` all make the write a bulk write.
 //! * A single `INSERT ... VALUES` whose keys the text does not give (generated ids) reports
 //!   how many rows it inserts ([`Rows::Inserted`]), so that a caller seeing the rows it
 //!   returned can narrow the write to their ids — when every inserted row came back.
 //!
 //! Every loop advances through a token array with a precomputed table of matching
-//! parentheses, and recursion is capped at [`MAX_DEPTH`], so any input — however large, deep
-//! or malformed — classifies in time linear in its length, without panicking.
+//! parentheses, and recursion is capped (32 levels of sub-statements, `PREPARE` texts or
+//! parenthesised conditions), so any input — however large, deep or malformed — classifies in
+//! time linear in its length, without panicking. The crate has no `unsafe` code.
 //!
 //! Layout: `lexer` (tokens, per dialect); this file (public types, the driver from text to
 //! statements, the accumulated effect); `parser` (token helpers, statement dispatch, nested
 //! writes, `WITH`); `dml` (targets of INSERT / UPDATE / DELETE / MERGE); `rows` (which rows
-//! they touch); `utility` (DDL, EXPLAIN, COPY, PREPARE, transactions...); `tests`.
+//! they touch); `utility` (DDL, EXPLAIN, COPY, PREPARE, transactions...); `locking`
+//! ([`locks`]); `control` ([`transaction_walk`]). Tests: `tests/it/`, one file per concern,
+//! through the public API; fuzzing: the `classify` target of querycache's `fuzz/`.
 
-// Only the Diesel integration follows raw transaction control.
-#[cfg(feature = "diesel")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod control;
 mod dml;
 mod lexer;
 mod locking;
 mod parser;
 mod rows;
-#[cfg(test)]
-mod tests;
 mod utility;
 
 use std::collections::{HashMap, HashSet};
 
-#[cfg(feature = "diesel")]
-pub(crate) use control::{Control, Step, transaction_walk};
+pub use control::{Control, Step, Walk, transaction_walk};
 use lexer::{Dialect, Kind, Token};
-pub(crate) use locking::locks;
+pub use locking::locks;
 use parser::Parser;
-#[cfg(test)]
-pub(crate) use rows::NUMERIC_LOOKING_TEXT;
+#[doc(hidden)]
+pub use rows::NUMERIC_LOOKING_TEXT;
 
 /// A table named in SQL, unquoted. `schema` is None when the name is unqualified.
 ///
 /// Unquoted names are folded to ASCII lower case (as PostgreSQL does); quoted names keep
 /// their case.
+///
+/// ```
+/// use querycache_sql::{Effect, TableName, classify};
+///
+/// let effect = classify(r#"TRUNCATE App."Songs""#, &|_| None, &|_| "id".to_owned());
+/// let Effect::Writes(writes) = effect else { panic!("{effect:?}") };
+/// assert_eq!(
+///     writes[0].table,
+///     TableName { schema: Some("app".into()), name: "Songs".into() }
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct TableName {
+pub struct TableName {
     /// The qualifier (`app` in `app.songs`, `main` in SQLite's `main.songs`), as written.
-    pub(crate) schema: Option<String>,
+    pub schema: Option<String>,
     /// The table's own name.
-    pub(crate) name: String,
+    pub name: String,
 }
 
 /// A bound parameter's value, as far as row ids go (see [`classify`]).
+///
+/// ```
+/// use querycache_sql::{Bound, Effect, Rows, classify};
+///
+/// let sql = "UPDATE songs SET title = 'x' WHERE id = ?";
+/// let rows = |bound: Bound| match classify(sql, &|_| Some(bound.clone()), &|_| "id".into()) {
+///     Effect::Writes(writes) => writes[0].rows.clone(),
+///     other => panic!("{other:?}"),
+/// };
+/// assert_eq!(rows(Bound::Integer(5)), Rows::Ids(vec!["5".into()]));
+/// assert_eq!(rows(Bound::Text("ab-1".into())), Rows::Ids(vec!["ab-1".into()]));
+/// // SQLite and MySQL read '05' as 5 when it meets an integer key: not an id.
+/// assert_eq!(rows(Bound::Text("05".into())), Rows::Unknown);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Bound {
+pub enum Bound {
     /// An integer of any width.
     Integer(i128),
     /// Text. Compared with an integer key, SQLite and MySQL convert it to a number, so it is
-    /// an id only under the rule string literals follow (see `rows::string_id`).
+    /// an id only when no backend can read it as another number: text that starts with a
+    /// digit, a sign, a point or whitespace, or ends with whitespace, must be the canonical
+    /// decimal of an integer of at most 15 digits; other text (`abc`, a slug) is the id it
+    /// spells. String literals follow the same rule.
     Text(String),
 }
 
 /// Which rows of a table a write touches.
+///
+/// ```
+/// use querycache_sql::{Bound, Effect, Rows, classify};
+///
+/// let rows = |sql: &str| match classify(sql, &|_| None::<Bound>, &|_| "id".into()) {
+///     Effect::Writes(writes) => writes[0].rows.clone(),
+///     other => panic!("{other:?}"),
+/// };
+/// assert_eq!(rows("DELETE FROM t WHERE id IN (1, 2)"), Rows::Ids(vec!["1".into(), "2".into()]));
+/// assert_eq!(rows("INSERT INTO t (title) VALUES ('a'), ('b')"), Rows::Inserted(2));
+/// assert_eq!(rows("UPDATE t SET a = 1 WHERE a > 3"), Rows::Unknown);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Rows {
+pub enum Rows {
     /// Only rows whose primary key is one of these values (rendered as strings: integers in
     /// canonical decimal, text unescaped — and only text no backend reads as another
     /// number).
@@ -90,22 +157,42 @@ pub(crate) enum Rows {
     /// and `OR IGNORE` only skip rows). A caller that saw the ids of exactly this many
     /// returned rows may narrow the write to them; otherwise it is [`Rows::Unknown`].
     Inserted(usize),
-    /// Rows not known (bulk write, or a WHERE clause this module does not reduce to ids).
+    /// Rows not known (bulk write, or a WHERE clause this crate does not reduce to ids).
     Unknown,
 }
 
 /// One table a statement writes, and which of its rows.
+///
+/// ```
+/// use querycache_sql::{Effect, Rows, TableName, TableWrite, classify};
+///
+/// let effect = classify("UPDATE songs SET plays = plays + 1", &|_| None, &|_| "id".into());
+/// let expected = TableWrite {
+///     table: TableName { schema: None, name: "songs".into() },
+///     rows: Rows::Unknown,
+/// };
+/// assert_eq!(effect, Effect::Writes(vec![expected]));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TableWrite {
+pub struct TableWrite {
     /// The table written.
-    pub(crate) table: TableName,
+    pub table: TableName,
     /// The rows written.
-    pub(crate) rows: Rows,
+    pub rows: Rows,
 }
 
 /// What executing a SQL text does to the data a cached query can read.
+///
+/// ```
+/// use querycache_sql::{Effect, classify};
+///
+/// let effect = |sql: &str| classify(sql, &|_| None, &|_| "id".into());
+/// assert_eq!(effect("BEGIN; SELECT 1; COMMIT"), Effect::Read);
+/// assert!(matches!(effect("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"), Effect::Writes(_)));
+/// assert_eq!(effect("SELECT 'unterminated"), Effect::Unknown);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Effect {
+pub enum Effect {
     /// Writes nothing (SELECT without data-modifying CTE, PRAGMA reads, SHOW, EXPLAIN without
     /// ANALYZE, BEGIN/COMMIT/ROLLBACK/SAVEPOINT/RELEASE, SET, empty text, comments only,
     /// CREATE TABLE/INDEX/VIEW, VACUUM, ANALYZE...).
@@ -121,12 +208,25 @@ pub(crate) enum Effect {
 
 /// Classify `sql`. `param(i)` returns the bound value of the i-th placeholder (0-based), or
 /// None if it is not usable as an id (NULL, float, blob...).
-/// `primary_key(table)` returns the primary-key column name of a table (the caller defaults it
-/// to "id").
+/// `primary_key(table)` returns the primary-key column name of a table (querycache defaults
+/// it to "id").
 ///
 /// Placeholders are `?` (numbered in order of appearance), `?NNN` and `$N` (number N is index
 /// N-1). If one text mixes styles, no placeholder is used as an id.
-pub(crate) fn classify(
+///
+/// ```
+/// use querycache_sql::{Bound, Effect, Rows, TableName, classify};
+///
+/// let param = |i: usize| Some(Bound::Text(format!("slug-{i}")));
+/// let primary_key = |table: &TableName| match table.name.as_str() {
+///     "posts" => "slug".to_owned(),
+///     _ => "id".to_owned(),
+/// };
+/// let effect = classify("UPDATE posts SET body = ? WHERE slug = ?", &param, &primary_key);
+/// let Effect::Writes(writes) = effect else { panic!("{effect:?}") };
+/// assert_eq!(writes[0].rows, Rows::Ids(vec!["slug-1".into()]));
+/// ```
+pub fn classify(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
     primary_key: &dyn Fn(&TableName) -> String,

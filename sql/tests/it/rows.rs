@@ -1,0 +1,165 @@
+//! Which rows a write touches: primary-key values from `WHERE` clauses and bound or literal
+//! keys, and when text is no id.
+
+use super::*;
+
+/// Bound text goes through the rule string literals follow: SQLite and MySQL read text
+/// that looks like a number as that number when it meets an integer key.
+#[test]
+fn bound_text_that_may_read_as_another_number_is_no_id() {
+    let sql = "UPDATE songs SET title = ? WHERE id = ?";
+    let with = |id: &str| {
+        let id = id.to_owned();
+        move |i: usize| Some(Bound::Text(if i == 1 { id.clone() } else { "x".into() }))
+    };
+    for &id in querycache_sql::NUMERIC_LOOKING_TEXT {
+        assert_eq!(
+            classify(sql, &with(id), &id_key),
+            all_rows("songs"),
+            "{id:?}"
+        );
+    }
+    for id in ["5", "-5", "0", "123456789012345", "abc", "Song-5", "e5"] {
+        assert_eq!(
+            classify(sql, &with(id), &id_key),
+            rows_of("songs", ids(&[id])),
+            "{id:?}"
+        );
+    }
+    let integer = |i: usize| Some(Bound::Integer(if i == 1 { 5 } else { 0 }));
+    assert_eq!(
+        classify(sql, &integer, &id_key),
+        rows_of("songs", ids(&["5"]))
+    );
+    // The same rule for literals.
+    check("DELETE FROM songs WHERE id = '05'", all_rows("songs"));
+    check("DELETE FROM songs WHERE id = '5abc'", all_rows("songs"));
+    check(
+        "DELETE FROM songs WHERE id = '9007199254740993'",
+        all_rows("songs"),
+    );
+    check(
+        "DELETE FROM songs WHERE id = '5'",
+        rows_of("songs", ids(&["5"])),
+    );
+}
+
+#[test]
+fn where_shapes_that_narrow() {
+    let one = rows_of("t", ids(&["1"]));
+    check_all(
+        &[
+            "DELETE FROM t WHERE id = 1",
+            "DELETE FROM t WHERE (id = 1)",
+            "DELETE FROM t WHERE ((id = 1))",
+            "DELETE FROM t WHERE 1 = id",
+            "DELETE FROM t WHERE id == 1",
+            "DELETE FROM t WHERE id=1",
+            "DELETE FROM t WHERE t.id = 1",
+            "DELETE FROM t WHERE id = 1 AND x > 2",
+            "DELETE FROM t WHERE x > 2 AND id = 1",
+            "DELETE FROM t WHERE x BETWEEN 1 AND 2 AND id = 1",
+            "DELETE FROM t WHERE id = 1 AND (a OR b)",
+            "DELETE FROM t WHERE (a = 2 AND id = 1) AND b = 3",
+            "DELETE FROM t WHERE id = 1 AND CASE WHEN a OR b THEN 1 END = 1",
+            "DELETE FROM t WHERE id = 001",
+            "DELETE FROM t WHERE id = '1'",
+            "DELETE FROM t WHERE id IN (1)",
+        ],
+        one,
+    );
+    check("DELETE FROM t WHERE id = -3", rows_of("t", ids(&["-3"])));
+    check(
+        "DELETE FROM t WHERE id = 'a''b'",
+        rows_of("t", ids(&["a'b"])),
+    );
+    check(
+        r"DELETE FROM t WHERE id = E'a\'b'",
+        rows_of("t", ids(&["a'b"])),
+    );
+    check("DELETE FROM t WHERE id IN ()", rows_of("t", ids(&[])));
+    check(
+        "DELETE FROM t WHERE (id IN ('a', 'b'))",
+        rows_of("t", ids(&["a", "b"])),
+    );
+}
+
+#[test]
+fn where_shapes_that_do_not_narrow() {
+    check_all(
+        &[
+            "DELETE FROM t WHERE id = 1 OR id = 2",
+            "DELETE FROM t WHERE id = 1 AND a OR b",
+            "DELETE FROM t WHERE a OR b AND id = 1",
+            "DELETE FROM t WHERE id = 1 XOR a",
+            "DELETE FROM t WHERE id = 1 AND a || b",
+            "DELETE FROM t WHERE id > 1",
+            "DELETE FROM t WHERE id <> 1",
+            "DELETE FROM t WHERE id != 1",
+            "DELETE FROM t WHERE NOT id = 1",
+            "DELETE FROM t WHERE id NOT IN (1, 2)",
+            "DELETE FROM t WHERE id IN (SELECT id FROM u)",
+            "DELETE FROM t WHERE id IN (1, x)",
+            "DELETE FROM t WHERE id = 1 + 1",
+            "DELETE FROM t WHERE id = 1.0",
+            "DELETE FROM t WHERE id = 1e3",
+            "DELETE FROM t WHERE id = 0x10",
+            "DELETE FROM t WHERE id = '01'",
+            "DELETE FROM t WHERE id = ' 1'",
+            "DELETE FROM t WHERE id = 'a '",
+            "DELETE FROM t WHERE id = ''",
+            "DELETE FROM t WHERE id = '1'::int",
+            "DELETE FROM t WHERE id = ? COLLATE nocase",
+            "DELETE FROM t WHERE id = other_column",
+            "DELETE FROM t WHERE id = NULL",
+            "DELETE FROM t WHERE id IS 1",
+            "DELETE FROM t WHERE x BETWEEN 1 AND id = 5",
+            "DELETE FROM t WHERE CASE WHEN a AND id = 5 AND b THEN 1 END = 1",
+            "DELETE FROM t WHERE author_id = 1",
+            "DELETE FROM t WHERE u.t.id = 1",
+            "DELETE FROM t WHERE x.y.t.id = 1",
+            "DELETE FROM t WHERE",
+            // MySQL reads `$q$x$q$` as a column name.
+            "DELETE FROM t WHERE id = $q$x$q$",
+        ],
+        all_rows("t"),
+    );
+}
+
+#[test]
+fn custom_primary_key() {
+    let key = |t: &TableName| if t.name == "songs" { "song_id" } else { "id" }.to_string();
+    assert_eq!(
+        classify("DELETE FROM songs WHERE song_id = 4", &bound, &key),
+        rows_of("songs", ids(&["4"]))
+    );
+    assert_eq!(
+        classify("DELETE FROM songs WHERE id = 4", &bound, &key),
+        all_rows("songs")
+    );
+    assert_eq!(
+        classify(r#"INSERT INTO songs ("song_id") VALUES (?)"#, &bound, &key),
+        rows_of("songs", ids(&["p0"]))
+    );
+}
+
+#[test]
+fn schema_qualified_names() {
+    check(
+        r#"DELETE FROM "app"."songs" WHERE "app"."songs"."id" = 1"#,
+        rows_of("app.songs", ids(&["1"])),
+    );
+    check(
+        "DELETE FROM main.songs WHERE songs.id = 2",
+        rows_of("main.songs", ids(&["2"])),
+    );
+    check(
+        "DELETE FROM main.songs WHERE other.songs.id = 2",
+        all_rows("main.songs"),
+    );
+    check(
+        "DELETE FROM songs WHERE main.songs.id = 2",
+        all_rows("songs"),
+    );
+    check("DELETE FROM db.app.songs", all_rows("app.songs"));
+}

@@ -423,17 +423,17 @@ impl CacheConfigBuilder {
 /// With `CACHE_CLUSTER_MODE`, `REDIS_URL` lists nodes separated by commas; each must parse.
 #[cfg(feature = "redis")]
 fn check_redis_url(url: &str, cluster: bool) -> Result<(), Error> {
-    let urls = crate::store::redis::split_urls(url, cluster);
+    let urls = super::redis_url::split_urls(url, cluster);
     if urls.is_empty() {
         return Err(Error::config(
             "REDIS_URL",
-            crate::store::redis::redact(url),
+            super::redis_url::redact(url),
             "lists no server",
         ));
     }
     for one in urls {
         redis::Client::open(one).map(drop).map_err(|e| {
-            Error::config("REDIS_URL", crate::store::redis::redact(url), e.to_string())
+            Error::config("REDIS_URL", super::redis_url::redact(url), e.to_string())
         })?;
     }
     Ok(())

@@ -38,6 +38,8 @@ use crate::Error;
 mod builder;
 mod dependencies;
 mod env;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_url;
 mod secret;
 
 pub use builder::CacheConfigBuilder;
@@ -335,7 +337,7 @@ impl CacheConfig {
     /// The Redis URL (`REDIS_URL`) with its password masked, if one is set.
     #[cfg(feature = "redis")]
     pub fn redis_url_redacted(&self) -> Option<String> {
-        self.redis_url.as_deref().map(crate::store::redis::redact)
+        self.redis_url.as_deref().map(redis_url::redact)
     }
     /// Command and connect timeout of Redis (`CACHE_REDIS_TIMEOUT_MS`).
     pub fn redis_timeout(&self) -> Duration {

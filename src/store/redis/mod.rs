@@ -83,6 +83,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
+use crate::config::redis_url::{redact, split_urls};
 use crate::{Error, Tag};
 
 mod bump;
@@ -480,37 +481,6 @@ pub(crate) fn fresh_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-/// The server URLs in `REDIS_URL`: one, or with cluster mode a comma-separated list.
-pub(crate) fn split_urls(url: &str, cluster: bool) -> Vec<&str> {
-    if cluster {
-        url.split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .collect()
-    } else {
-        vec![url.trim()]
-    }
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// One `PING` through `conn`.
 async fn ping_one(conn: &mut ConnectionManager) -> Result<(), String> {
     redis::cmd("PING")
@@ -538,16 +508,6 @@ async fn on_io_runtime<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("redis://user:secret@host:6379/0"),
-            "redis://user:***@host:6379/0"
-        );
-        assert_eq!(redact("rediss://secret@host"), "rediss://***@host");
-        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-    }
 
     #[test]
     fn a_bad_url_names_redis_url() {

@@ -117,22 +117,18 @@ pub mod __fuzz;
 #[doc(hidden)]
 pub mod __private;
 mod analytics;
-mod blocking;
-mod bypass;
 mod cache;
 mod clock;
 pub mod config;
 mod error;
-mod global;
 mod health;
 #[cfg(feature = "axum")]
 pub mod http;
 mod key;
 pub mod orm;
-#[cfg(feature = "prometheus")]
-mod prometheus;
 #[cfg(test)]
 mod proptest_config;
+mod runtime;
 mod stats;
 mod store;
 pub mod tags;
@@ -142,18 +138,18 @@ pub use analytics::{
     Analytics, Efficiency, NamespaceAnalytics, REDACTED_KEY, Recommendation, RecommendationLevel,
     TOP_KEYS, TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
 };
-pub use bypass::{bypass, bypass_sync};
 pub use cache::{Cache, CacheValue, FetchError, Fetched, TimedOut};
 pub use cache::{DEFAULT_NAMESPACE, EntryOptions};
+pub use cache::{bypass, bypass_sync};
+pub use cache::{global, install};
 pub use config::{
     CacheConfig, CacheConfigBuilder, InvalidationStrategy, MIN_KEY_SECRET_LEN, StoreKind,
 };
 pub use error::Error;
-pub use global::{global, install};
 pub use health::Health;
 pub use key::{Key, MAX_KEY_LEN};
 #[cfg(feature = "prometheus")]
-pub use prometheus::OPENMETRICS_CONTENT_TYPE;
+pub use stats::OPENMETRICS_CONTENT_TYPE;
 
 // The macros: their options and examples live with them, in `querycache-macros`, where the
 // examples are compiled and run.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::read::{Failure, Inline};
 use super::{Cache, CacheValue, StoreTiming, decode, encode, weigh};
-use crate::blocking::Bridge;
+use crate::runtime::Bridge;
 use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Storable, Store};
 use crate::{EntryOptions, Key};
 
@@ -132,7 +132,7 @@ impl Cache {
         key: &Key,
         options: &EntryOptions,
     ) -> Option<Arc<T>> {
-        if !self.inner.config.enabled || crate::bypass::active() {
+        if !self.inner.config.enabled || crate::cache::bypass::active() {
             self.trace_bypass(key.as_str());
             self.inner.stats.bypassed();
             return None;
@@ -283,7 +283,7 @@ impl Cache {
         T: CacheValue,
     {
         let bridge = Bridge::Detached;
-        if !self.inner.config.enabled || crate::bypass::active() {
+        if !self.inner.config.enabled || crate::cache::bypass::active() {
             self.trace_bypass(key);
             self.inner.stats.bypassed();
             return compute().map(Arc::new);

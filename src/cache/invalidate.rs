@@ -72,7 +72,7 @@ impl Cache {
         }
         tracing::debug!(tags = ?tags, "Cache INVALIDATED (detached): {} tags", tags.len());
         let cache = self.clone();
-        crate::blocking::spawn_detached(async move {
+        crate::runtime::spawn_detached(async move {
             cache.invalidate_written_expanded(tags).await;
         });
     }

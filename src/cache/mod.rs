@@ -1,18 +1,22 @@
 //! [`Cache`]: the handle applications and generated code talk to.
 
 mod absent;
+pub(crate) mod bypass;
 pub(crate) mod call;
 mod compute;
 pub(crate) mod databases;
 mod fetch;
 mod fingerprint;
 pub(crate) mod flight;
+mod global;
 mod invalidate;
 pub(crate) mod options;
 mod read;
 mod sync;
 
+pub use bypass::{bypass, bypass_sync};
 pub use fetch::{FetchError, Fetched, TimedOut};
+pub use global::{global, install};
 pub use options::{DEFAULT_NAMESPACE, EntryOptions};
 
 use std::any::Any;
@@ -207,7 +211,7 @@ impl Cache {
         if !self.inner.config.enabled {
             return None;
         }
-        if crate::bypass::active() {
+        if crate::cache::bypass::active() {
             self.trace_bypass(key);
             self.inner.stats.bypassed();
             return None;

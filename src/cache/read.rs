@@ -160,7 +160,7 @@ impl Cache {
         TF: Fn(&T, Duration) -> Duration,
         R: Runner<T, E, F, TF>,
     {
-        if !self.inner.config.enabled || crate::bypass::active() {
+        if !self.inner.config.enabled || crate::cache::bypass::active() {
             self.trace_bypass(key);
             return match self.bypass(compute()).await {
                 Ok(value) => Ok(Served::fresh(Arc::new(value))),
@@ -215,7 +215,7 @@ impl Cache {
         take: impl FnOnce(&AnyValue) -> Option<R>,
     ) -> Option<(R, Timing)> {
         let inner = &*self.inner;
-        if !inner.config.enabled || crate::bypass::active() {
+        if !inner.config.enabled || crate::cache::bypass::active() {
             return None;
         }
         let memory = inner.store.memory_tier()?;

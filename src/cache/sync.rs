@@ -1,6 +1,6 @@
 //! The synchronous face of the cache, for code that is not async: Diesel's sync API,
 //! workers, CLIs. Each method waits for its async counterpart through the bridge of
-//! `crate::blocking`: it works outside any tokio runtime (querycache then drives its Redis
+//! `crate::runtime`: it works outside any tokio runtime (querycache then drives its Redis
 //! connections on a small runtime of its own), on a multi-thread runtime (through
 //! `block_in_place`), and on a current-thread runtime (the operation runs on querycache's
 //! runtime while the thread waits; `try_get_or_compute_blocking` then skips waiting for a
@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::{Cache, CacheValue};
-use crate::blocking::Bridge;
+use crate::runtime::Bridge;
 use crate::{EntryOptions, Error, Tag};
 
 impl Cache {
@@ -24,7 +24,7 @@ impl Cache {
     /// ```
     pub fn get_blocking<T: CacheValue>(&self, key: &str) -> Option<Arc<T>> {
         // Read here: the lookup may move to another thread, outside this one's scope.
-        if crate::bypass::active() {
+        if crate::cache::bypass::active() {
             self.trace_bypass(key);
             self.count_bypass();
             return None;

@@ -90,9 +90,9 @@ use super::TxState;
 use super::written::written_tags;
 use crate::Cache;
 use crate::Tag;
-use crate::blocking::Bridge;
 use crate::cache::databases::{self, CallDatabase, DatabaseId, Namespace};
 use crate::orm::write::PendingWrites;
+use crate::runtime::Bridge;
 
 /// A Diesel [`Instrumentation`] that turns the connection's writes into invalidations of a
 /// [`Cache`]. One per connection (Diesel's instrumentation slot holds one value).

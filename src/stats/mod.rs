@@ -2,6 +2,8 @@
 //! also feeds the activity that [`analytics`](crate::Cache::analytics) reads (the timeline
 //! and the most accessed keys).
 
+#[cfg(feature = "prometheus")]
+mod prometheus;
 pub(crate) mod timeline;
 pub(crate) mod top_keys;
 
@@ -14,6 +16,8 @@ use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+#[cfg(feature = "prometheus")]
+pub use prometheus::OPENMETRICS_CONTENT_TYPE;
 pub(crate) use timeline::Timeline;
 pub(crate) use top_keys::TopKeys;
 

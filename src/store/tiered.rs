@@ -224,7 +224,7 @@ impl Shared {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        crate::blocking::io_handle().spawn(channel::subscribe(
+        crate::runtime::io_handle().spawn(channel::subscribe(
             self.redis.pubsub_clients(),
             self.redis.channel(),
             self.redis.timeout(),

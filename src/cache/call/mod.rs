@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::blocking::Bridge;
 use crate::cache::databases::{CallDatabase, Namespace};
 use crate::orm::probes::{Identified, TxProbe};
 use crate::orm::write::PendingWrites;
+use crate::runtime::Bridge;
 use crate::{Cache, CacheValue, EntryOptions, Error, Key, Tag};
 
 /// `Call`'s freshness options and its run methods for computations that own their
@@ -290,7 +290,7 @@ impl Call {
         if let Some(error) = self.invalid.take() {
             return self.unusable(error);
         }
-        if crate::bypass::active() {
+        if crate::cache::bypass::active() {
             tracing::debug!(
                 function = self.path,
                 "Cache BYPASS: inside querycache::bypass"

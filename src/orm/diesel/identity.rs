@@ -231,7 +231,7 @@ where
     let Some(settle) = settle else {
         return Ok(false);
     };
-    let settled = crate::blocking::Bridge::current().wait(settle.settle());
+    let settled = crate::runtime::Bridge::current().wait(settle.settle());
     Ok(settled.is_some())
 }
 

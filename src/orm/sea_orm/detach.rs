@@ -79,7 +79,7 @@ impl<T: Send + 'static> Drop for Detached<T> {
         // On the caller's runtime: the connection's I/O is registered with its driver.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(finish)),
-            Err(_) => crate::blocking::spawn_detached(finish),
+            Err(_) => crate::runtime::spawn_detached(finish),
         }
     }
 }

@@ -15,7 +15,7 @@
 //! a connection of their own; code outside any tokio runtime, and runtimes beyond that, share
 //! one connection driven by querycache's I/O runtime, which outlives them all.
 //!
-//! Synchronous callers are safe (see `crate::blocking`): on a multi-thread runtime they wait
+//! Synchronous callers are safe (see `crate::runtime`): on a multi-thread runtime they wait
 //! in `block_in_place`, which hands the runtime's other tasks (the driver among them) to
 //! another thread; on a current-thread runtime their operations run on the I/O runtime, and
 //! so use its connection; outside any runtime they run inside the I/O runtime's context, with

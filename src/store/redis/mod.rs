@@ -495,7 +495,7 @@ async fn ping_one(conn: &mut ConnectionManager) -> Result<(), String> {
 async fn on_io_runtime<T: Send + 'static>(
     connect: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
 ) -> redis::RedisResult<T> {
-    match crate::blocking::io_handle().spawn(connect).await {
+    match crate::runtime::io_handle().spawn(connect).await {
         Ok(result) => result,
         Err(error) => Err(redis::RedisError::from((
             redis::ErrorKind::Io,

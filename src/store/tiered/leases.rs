@@ -66,7 +66,7 @@ impl Shared {
         }
         if self.breaker.is_closed() && !self.releasing.swap(true, Ordering::AcqRel) {
             let shared = Arc::clone(self);
-            crate::blocking::io_handle().spawn(async move {
+            crate::runtime::io_handle().spawn(async move {
                 loop {
                     shared.release_orphans_now().await;
                     shared.releasing.store(false, Ordering::Release);

@@ -50,7 +50,7 @@ impl Shared {
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let runtime = crate::blocking::io_handle();
+        let runtime = crate::runtime::io_handle();
         let weak = Arc::downgrade(self);
         let mut shutdown = self.shutdown.subscribe();
         let cooldown = self.cooldown;

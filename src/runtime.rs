@@ -1,5 +1,6 @@
-//! Waiting for the cache from synchronous code: Diesel's sync API, `#[cached_query]` on a
-//! plain `fn`, and the Diesel instrumentation, which runs on the thread of the statement.
+//! The sync bridge and querycache's I/O runtime: waiting for the cache from synchronous code
+//! (Diesel's sync API, `#[cached_query]` on a plain `fn`, and the Diesel instrumentation,
+//! which runs on the thread of the statement), and the runtime that drives Redis I/O.
 //!
 //! The cache is async inside (the Redis store is redis-rs on tokio). Synchronous callers
 //! reach it through [`Bridge`], chosen by where the calling thread is:

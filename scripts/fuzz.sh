@@ -10,7 +10,7 @@
 #   classify the SQL classifier (the `querycache-sql` crate, sql/): `classify`, `locks` and
 #            `transaction_walk` on arbitrary text; its invariants are in the target itself
 #   decode   the Redis payload decoder (src/store/codec/mod.rs) on arbitrary bytes
-#   key      key building (src/key.rs) on arbitrary paths and arguments (`arbitrary`)
+#   key      key building (src/key/mod.rs) on arbitrary paths and arguments (`arbitrary`)
 #   pattern  pattern invalidation: the memory store's glob match against the Redis store's
 #            SCAN MATCH translation (src/store/redis/remove.rs; Redis' matcher ported in
 #            src/store/redis/checks.rs)

@@ -52,7 +52,7 @@
 //! | cache a query function | [`cached_query`], [`cache_model_query`], [`cache_count_query`], [`cache_skip`] |
 //! | invalidate on every SeaORM write | [`orm::sea_orm::CachedConnection`] |
 //! | invalidate on every Diesel write (sync or diesel-async) | [`orm::diesel::install_default`], [`orm::diesel::CacheInstrumentation`] |
-//! | read how a `#[cached_query]` call is served (its hit path, then the read path) | `Call::hit` in `src/cache/call/`, then `src/cache/read.rs`; the probes of its models and connections in `src/orm/probes.rs` |
+//! | read how a `#[cached_query]` call is served (its hit path, then the read path) | `Call::hit` in `src/cache/call/`, then `src/cache/read/mod.rs`; the probes of its models and connections in `src/orm/probes.rs` |
 //! | cache from synchronous code | `#[cached_query]` on a plain `fn`; [`Cache::get_blocking`], [`Cache::try_get_or_compute_blocking`]: no runtime needed |
 //! | use the cache directly | [`Cache`]: [`get`](Cache::get), [`set`](Cache::set), [`get_or_compute`](Cache::get_or_compute), [`invalidate_tags`](Cache::invalidate_tags), [`invalidate_pattern`](Cache::invalidate_pattern), [`invalidate_namespace`](Cache::invalidate_namespace) |
 //! | configure it | [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |

@@ -4,14 +4,13 @@
 //!
 //! Runs on SQLite and on PostgreSQL (`super::DB`).
 //!
-//! The in-transaction reads go through `querycache::__private::Call`, the API the
-//! `#[cached_query]` expansion uses, with the transaction as its connection argument.
+//! The in-transaction reads are `#[cached_query]` functions whose connection argument is the
+//! transaction.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use querycache::__private::Call;
 use querycache::orm::sea_orm::CachedConnection;
-use querycache::{Cache, EntryOptions, Key, Tag};
+use querycache::{Cache, EntryOptions, Key, Tag, cached_query};
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryOrder, Set,
     TransactionError, TransactionTrait,
@@ -21,9 +20,6 @@ use super::DB;
 use super::common::{CALL_REFRESH_SONG_STATS, SONG_LIST, cached, refresh_song_stats_procedure};
 use super::common::{refreshed, song_key, user_key};
 use crate::support::{Db, TestDb, song, user};
-
-const SONG_BY_ID: &str = "transactions::song_by_id";
-const SONG_TITLES: &str = "transactions::song_titles";
 
 async fn titles_cached(t: &TestDb) -> (Vec<String>, bool) {
     let options = EntryOptions::new().tag(Tag::model("songs"));
@@ -62,52 +58,63 @@ async fn user_name_cached(t: &TestDb, id: i32) -> (Option<String>, bool) {
     .pair()
 }
 
-/// What `#[cached_query(models = [song::Entity], row = id)] async fn song_by_id(conn, id)`
-/// expands to: a by-id read whose connection argument is `conn`.
-async fn song_by_id_call<C>(
+/// A by-id read whose connection argument is `conn`: in a transaction the expansion
+/// bypasses the cache for what the transaction wrote, and never stores.
+#[cached_query(models = [song::Entity], row = id, namespace = "songs", cache = cache, key = "transactions::song_by_id:{id}")]
+async fn song_by_id<C>(
+    #[cache_skip] cache: &Cache,
+    conn: &C,
+    id: i32,
+    #[cache_skip] computed: &AtomicUsize,
+) -> Result<Option<song::Model>, DbErr>
+where
+    C: ConnectionTrait,
+{
+    computed.fetch_add(1, Ordering::SeqCst);
+    song::Entity::find_by_id(id).one(conn).await
+}
+
+/// A list read (`models = [song::Entity]`) whose connection argument is `conn`.
+#[cached_query(models = [song::Entity], namespace = "songs", cache = cache, key = "transactions::song_titles")]
+async fn song_titles<C>(
+    #[cache_skip] cache: &Cache,
+    conn: &C,
+    #[cache_skip] computed: &AtomicUsize,
+) -> Result<Vec<String>, DbErr>
+where
+    C: ConnectionTrait,
+{
+    computed.fetch_add(1, Ordering::SeqCst);
+    let songs = song::Entity::find()
+        .order_by_asc(song::Column::Id)
+        .all(conn)
+        .await?;
+    Ok(songs.into_iter().map(|s| s.title).collect())
+}
+
+async fn song_by_id_call<C: ConnectionTrait>(
     cache: &Cache,
     conn: &C,
     id: i32,
     computed: &AtomicUsize,
-) -> Option<song::Model>
-where
-    C: ConnectionTrait,
-{
-    let mut call = Call::new(cache.clone(), SONG_BY_ID, "songs");
-    call.model_row("songs".into(), &id);
-    call.connection(conn);
-    call.key_args(&(&id,));
-    call.run_result(async {
-        computed.fetch_add(1, Ordering::SeqCst);
-        song::Entity::find_by_id(id).one(conn).await
-    })
-    .await
-    .expect("song_by_id")
+) -> Option<song::Model> {
+    song_by_id(cache, conn, id, computed)
+        .await
+        .expect("song_by_id")
 }
 
-/// A list read (`models = [song::Entity]`) whose connection argument is `conn`.
-async fn song_titles_call<C>(cache: &Cache, conn: &C, computed: &AtomicUsize) -> Vec<String>
-where
-    C: ConnectionTrait,
-{
-    let mut call = Call::new(cache.clone(), SONG_TITLES, "songs");
-    call.model("songs".into());
-    call.connection(conn);
-    call.key_args(&());
-    call.run_result(async {
-        computed.fetch_add(1, Ordering::SeqCst);
-        let songs = song::Entity::find()
-            .order_by_asc(song::Column::Id)
-            .all(conn)
-            .await?;
-        Ok::<_, DbErr>(songs.into_iter().map(|s| s.title).collect())
-    })
-    .await
-    .expect("song_titles")
+async fn song_titles_call<C: ConnectionTrait>(
+    cache: &Cache,
+    conn: &C,
+    computed: &AtomicUsize,
+) -> Vec<String> {
+    song_titles(cache, conn, computed)
+        .await
+        .expect("song_titles")
 }
 
 fn call_key(id: i32) -> Key {
-    Key::for_args(SONG_BY_ID, &(&id,)).expect("key")
+    Key::new(format!("transactions::song_by_id:{id}")).expect("key")
 }
 
 async fn set_title<C: ConnectionTrait>(conn: &C, song: &song::Model, title: &str) {

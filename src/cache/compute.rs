@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::read::{Failure, Inline};
+use super::read::{Inline, ReadFailure};
 use super::{Cache, CacheValue, StoreTiming, decode, encode, weigh};
 use crate::runtime::Bridge;
 use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Storable, Store};
@@ -195,8 +195,8 @@ impl Cache {
             .await
         {
             Ok(served) => Ok(served.value),
-            Err(Failure::Compute(error)) => Err(error),
-            Err(Failure::TimedOut(never)) => match never {},
+            Err(ReadFailure::Compute(error)) => Err(error),
+            Err(ReadFailure::TimedOut(never)) => match never {},
         }
     }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::read::{Detach, Failure};
+use super::read::{Detach, ReadFailure};
 use super::{Cache, CacheValue};
 use crate::EntryOptions;
 
@@ -204,8 +204,8 @@ impl Cache {
                 value: served.value,
                 stale: served.stale,
             }),
-            Err(Failure::Compute(error)) => Err(FetchError::Failed(error)),
-            Err(Failure::TimedOut(timeout)) => Err(FetchError::TimedOut(timeout)),
+            Err(ReadFailure::Compute(error)) => Err(FetchError::Failed(error)),
+            Err(ReadFailure::TimedOut(timeout)) => Err(FetchError::TimedOut(timeout)),
         }
     }
 }

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 
 use crate::cache::flight::Flights;
 use crate::config::{CacheConfig, CacheConfigBuilder};
-use crate::stats::{CacheStats, Outcome, StatsRecorder};
+use crate::stats::{CacheStats, LookupOutcome, StatsRecorder};
 use crate::store::Backend;
 use crate::store::memory::MemoryStore;
 use crate::store::{AnyValue, Lookup, Store};
@@ -433,7 +433,7 @@ impl Cache {
             }
         };
         let outcome = if let Some((_, tier, _)) = &found {
-            Outcome::Hit(tier)
+            LookupOutcome::Hit(tier)
         } else {
             tracing::debug!(
                 tier = self.inner.store.tier(),
@@ -443,7 +443,7 @@ impl Cache {
                 "Cache MISS: {}",
                 crate::key::shown(key)
             );
-            Outcome::Miss
+            LookupOutcome::Miss
         };
         self.inner
             .stats

@@ -18,20 +18,20 @@ pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-statu
 
 /// What an answer of a cached route was, for the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum AnswerOutcome {
     Hit,
     Miss,
     Stale,
     NotModified,
 }
 
-impl Outcome {
+impl AnswerOutcome {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Outcome::Hit => "HIT",
-            Outcome::Miss => "MISS",
-            Outcome::Stale => "STALE",
-            Outcome::NotModified => "304",
+            AnswerOutcome::Hit => "HIT",
+            AnswerOutcome::Miss => "MISS",
+            AnswerOutcome::Stale => "STALE",
+            AnswerOutcome::NotModified => "304",
         }
     }
 }
@@ -57,11 +57,11 @@ pub(crate) enum Source {
 
 impl Source {
     /// The outcome logged for an answer from here (a 304 is logged as such instead).
-    pub(crate) fn outcome(self) -> Outcome {
+    pub(crate) fn outcome(self) -> AnswerOutcome {
         match self {
-            Source::Hit => Outcome::Hit,
-            Source::Stale => Outcome::Stale,
-            Source::Handler { .. } | Source::Bypass => Outcome::Miss,
+            Source::Hit => AnswerOutcome::Hit,
+            Source::Stale => AnswerOutcome::Stale,
+            Source::Handler { .. } | Source::Bypass => AnswerOutcome::Miss,
         }
     }
 

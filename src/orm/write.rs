@@ -19,13 +19,13 @@ use crate::Tag;
 /// Tags written by a transaction that has not committed yet.
 #[derive(Debug, Default)]
 pub(crate) struct PendingWrites {
-    inner: Mutex<Pending>,
+    inner: Mutex<PendingTags>,
     /// The enclosing transaction's writes, for a savepoint.
     parent: Option<std::sync::Arc<PendingWrites>>,
 }
 
 #[derive(Debug, Default)]
-struct Pending {
+struct PendingTags {
     tags: BTreeSet<Tag>,
     /// Tags the application invalidated on behalf of the transaction: applied at COMMIT
     /// under every strategy but `ttl`, as explicit invalidations are.

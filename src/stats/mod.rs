@@ -222,11 +222,11 @@ struct Counters {
 }
 
 impl Counters {
-    fn hit(&self, outcome: Outcome) {
+    fn hit(&self, outcome: LookupOutcome) {
         match outcome {
-            Outcome::Hit("redis") => self.redis_hits.fetch_add(1, Relaxed),
-            Outcome::Hit(_) => self.memory_hits.fetch_add(1, Relaxed),
-            Outcome::Miss => self.misses.fetch_add(1, Relaxed),
+            LookupOutcome::Hit("redis") => self.redis_hits.fetch_add(1, Relaxed),
+            LookupOutcome::Hit(_) => self.memory_hits.fetch_add(1, Relaxed),
+            LookupOutcome::Miss => self.misses.fetch_add(1, Relaxed),
         };
     }
 }
@@ -300,7 +300,7 @@ impl FreshnessCounters {
 
 /// What a lookup found, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum LookupOutcome {
     /// Answered by the named tier (`memory` or `redis`).
     Hit(&'static str),
     Miss,
@@ -367,7 +367,7 @@ impl StatsRecorder {
         &self,
         namespace: &str,
         key: &str,
-        outcome: Outcome,
+        outcome: LookupOutcome,
         started: Instant,
         elapsed: Duration,
     ) {
@@ -384,14 +384,14 @@ impl StatsRecorder {
         elapsed: Option<Duration>,
     ) {
         let at = crate::clock::instant(at);
-        self.count_lookup(namespace, key, Outcome::Hit("memory"), at, elapsed);
+        self.count_lookup(namespace, key, LookupOutcome::Hit("memory"), at, elapsed);
     }
 
     fn count_lookup(
         &self,
         namespace: &str,
         key: &str,
-        outcome: Outcome,
+        outcome: LookupOutcome,
         started: Instant,
         elapsed: Option<Duration>,
     ) {
@@ -400,7 +400,7 @@ impl StatsRecorder {
         ns.counters.hit(outcome);
         self.latency.record(elapsed);
         ns.latency.record(elapsed);
-        let hit = outcome != Outcome::Miss;
+        let hit = outcome != LookupOutcome::Miss;
         self.timeline.lookup(started, hit);
         self.top_keys.record(key, namespace, hit);
     }

@@ -7,7 +7,7 @@
 //!
 //! Expired entries are not swept by a thread: a lookup that finds one removes it, and the
 //! eviction policy, which prefers entries nobody reads, reclaims the rest when the byte
-//! budget is reached. The budget is therefore always respected; [`Usage`] may count
+//! budget is reached. The budget is therefore always respected; [`StoreUsage`] may count
 //! expired entries that nobody has touched since they expired.
 
 use std::collections::VecDeque;
@@ -20,7 +20,8 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
 
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreUsage,
+    Timing,
 };
 use crate::clock;
 use crate::key::key_id;
@@ -424,8 +425,8 @@ impl MemoryStore {
         self.entries.clear();
     }
 
-    pub(crate) fn usage_now(&self) -> Usage {
-        Usage {
+    pub(crate) fn usage_now(&self) -> StoreUsage {
+        StoreUsage {
             entries: self.entries.len() as u64,
             bytes: self.entries.weight(),
             errors: 0,
@@ -491,7 +492,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn usage(&self) -> Usage {
+    fn usage(&self) -> StoreUsage {
         self.usage_now()
     }
 

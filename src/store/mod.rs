@@ -263,7 +263,7 @@ pub(crate) struct EntryMeta {
 
 /// Sizes reported by a store.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Usage {
+pub(crate) struct StoreUsage {
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
     /// Failures the store handled itself (it fell back instead of returning an error).
@@ -331,7 +331,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn clear(&self) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Entries and bytes held in process memory (for stats).
-    fn usage(&self) -> Usage;
+    fn usage(&self) -> StoreUsage;
 
     /// Number of tags with a version held in process memory (diagnostics).
     fn tag_count(&self) -> usize;
@@ -527,7 +527,7 @@ impl Store for Backend {
         }
     }
 
-    fn usage(&self) -> Usage {
+    fn usage(&self) -> StoreUsage {
         match self {
             Backend::Memory(store) => store.usage(),
             #[cfg(feature = "redis")]

@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Call, Plan};
+use super::{Call, CallPlan};
 use crate::{CacheValue, FetchError, Fetched, TimedOut};
 
 /// The error type of a function with `hard_timeout`: a caller that gives up waiting gets
@@ -77,12 +77,12 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            Plan::Bypass => self.cache.bypass(future).await,
-            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache.bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
                 Some(hit) => (*hit).clone(),
                 None => future.await,
             },
-            Plan::Cache(key) => {
+            CallPlan::Cache(key) => {
                 let fetched = self
                     .cache
                     .fetch_with(
@@ -140,12 +140,12 @@ impl Call {
         self.settle_database().await;
         match self.plan() {
             // Outside the cache nothing runs in the background: the caller waits.
-            Plan::Bypass => self.cache.bypass(future).await,
-            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache.bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
                 Some(hit) => Ok((*hit).clone()),
                 None => future.await,
             },
-            Plan::Cache(key) => {
+            CallPlan::Cache(key) => {
                 let fetched = self
                     .cache
                     .fetch_with(
@@ -207,8 +207,8 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            Plan::Bypass => Ok(self.cache.bypass(future).await),
-            Plan::ReadOnly(key) => {
+            CallPlan::Bypass => Ok(self.cache.bypass(future).await),
+            CallPlan::ReadOnly(key) => {
                 match self
                     .cache
                     .read_only::<Result<T, E>>(&key, &self.options)
@@ -218,7 +218,7 @@ impl Call {
                     None => Ok(future.await),
                 }
             }
-            Plan::Cache(key) => {
+            CallPlan::Cache(key) => {
                 let ttl_of = self.cache.error_ttl_policy(&self.options);
                 let fetched = self
                     .cache

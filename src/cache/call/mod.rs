@@ -88,7 +88,7 @@ impl<T, E> OkOf for Result<T, E> {
 }
 
 /// What to do with a call.
-enum Plan {
+enum CallPlan {
     /// Read and store.
     Cache(Key),
     /// Serve a hit, but do not store a computed value (inside a transaction: its reads
@@ -283,7 +283,7 @@ impl Call {
         self.hit::<R::Ok>().map(R::from_ok)
     }
 
-    fn plan(&mut self) -> Plan {
+    fn plan(&mut self) -> CallPlan {
         if self.options.namespace.is_none() {
             self.options = std::mem::take(&mut self.options).namespace(self.namespace);
         }
@@ -295,14 +295,14 @@ impl Call {
                 function = self.path,
                 "Cache BYPASS: inside querycache::bypass"
             );
-            return Plan::Bypass;
+            return CallPlan::Bypass;
         }
         let Some(namespace) = self.namespace().cloned() else {
             tracing::debug!(
                 function = self.path,
                 "the connection's database is not known; running the call uncached"
             );
-            return Plan::Bypass;
+            return CallPlan::Bypass;
         };
         let model_tags = namespace.read_tags(std::mem::take(&mut self.model_tags));
         self.options.tags.extend(model_tags);
@@ -320,25 +320,25 @@ impl Call {
             Err(error) => return self.unusable(error),
         };
         match &self.conn {
-            ConnState::Free => Plan::Cache(key),
-            ConnState::Untracked => Plan::Bypass,
+            ConnState::Free => CallPlan::Cache(key),
+            ConnState::Untracked => CallPlan::Bypass,
             ConnState::Tracked(pending) => {
                 let wrote = pending
                     .iter()
                     .any(|p| p.wrote_any(self.tables.iter().map(String::as_str)));
                 if wrote {
-                    Plan::Bypass
+                    CallPlan::Bypass
                 } else {
-                    Plan::ReadOnly(key)
+                    CallPlan::ReadOnly(key)
                 }
             }
         }
     }
 
-    fn unusable(&self, error: Error) -> Plan {
+    fn unusable(&self, error: Error) -> CallPlan {
         tracing::warn!(function = self.path, %error, "cannot cache this call; running it uncached");
         self.cache.inner_stats_error();
-        Plan::Bypass
+        CallPlan::Bypass
     }
 
     /// Runs a function returning a plain value.
@@ -349,12 +349,12 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            Plan::Bypass => self.cache.bypass(future).await,
-            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache.bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
                 Some(hit) => (*hit).clone(),
                 None => future.await,
             },
-            Plan::Cache(key) => (*self
+            CallPlan::Cache(key) => (*self
                 .cache
                 .get_or_compute(key.as_str(), self.options, || future)
                 .await)
@@ -371,12 +371,12 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            Plan::Bypass => self.cache.bypass(future).await,
-            Plan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache.bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
                 Some(hit) => Ok((*hit).clone()),
                 None => future.await,
             },
-            Plan::Cache(key) => self
+            CallPlan::Cache(key) => self
                 .cache
                 .try_get_or_compute(key.as_str(), self.options, || future)
                 .await
@@ -393,8 +393,8 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            Plan::Bypass => self.cache.bypass(future).await,
-            Plan::ReadOnly(key) => {
+            CallPlan::Bypass => self.cache.bypass(future).await,
+            CallPlan::ReadOnly(key) => {
                 match self
                     .cache
                     .read_only::<Result<T, E>>(&key, &self.options)
@@ -404,7 +404,7 @@ impl Call {
                     None => future.await,
                 }
             }
-            Plan::Cache(key) => (*self
+            CallPlan::Cache(key) => (*self
                 .cache
                 .get_or_compute_result(key.as_str(), self.options, || future)
                 .await)
@@ -482,11 +482,11 @@ impl Call {
             Bridge::Detached.wait(settle.settle());
         }
         match self.plan() {
-            Plan::Bypass => {
+            CallPlan::Bypass => {
                 self.cache.count_bypass();
                 body()
             }
-            Plan::ReadOnly(key) => {
+            CallPlan::ReadOnly(key) => {
                 let (cache, options) = (self.cache.clone(), self.options.clone());
                 let hit = Bridge::Detached
                     .wait(async move { cache.read_only::<T>(&key, &options).await });
@@ -495,7 +495,7 @@ impl Call {
                     None => body(),
                 }
             }
-            Plan::Cache(key) => self
+            CallPlan::Cache(key) => self
                 .cache
                 .compute_detached(key.as_str(), self.options, body, ttl_of)
                 .map(|value| (*value).clone()),

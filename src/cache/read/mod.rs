@@ -53,7 +53,7 @@ pub(crate) enum Quick<T> {
 
 /// Why a read has no value: the computation's error, or its hard timeout (`X` is
 /// [`TimedOut`](crate::TimedOut) where timeouts apply, `Infallible` where they cannot).
-pub(crate) enum Failure<E, X> {
+pub(crate) enum ReadFailure<E, X> {
     Compute(E),
     TimedOut(X),
 }
@@ -61,7 +61,7 @@ pub(crate) enum Failure<E, X> {
 /// The freshness settings in force for one read: the entry's own, and its namespace's
 /// stale-while-revalidate window.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Plan {
+pub(crate) struct ReadPlan {
     swr: Duration,
     fail_safe: Duration,
     throttle: Duration,
@@ -70,7 +70,7 @@ pub(crate) struct Plan {
     pub(crate) hard: Option<Duration>,
 }
 
-impl Plan {
+impl ReadPlan {
     /// How long past its TTL an entry is kept, to be served stale.
     pub(crate) fn grace(&self) -> Duration {
         self.swr.max(self.fail_safe)
@@ -107,7 +107,7 @@ pub(crate) struct LeadJob<F, TF> {
     pub(crate) cache: Cache,
     pub(crate) key: Key,
     pub(crate) options: EntryOptions,
-    pub(crate) plan: Plan,
+    pub(crate) plan: ReadPlan,
     pub(crate) compute: F,
     pub(crate) ttl_of: TF,
     /// The flight this computation answers, finished with its value.
@@ -117,9 +117,9 @@ pub(crate) struct LeadJob<F, TF> {
 
 impl Cache {
     /// The freshness settings in force for `options`.
-    pub(crate) fn plan(&self, options: &EntryOptions) -> Plan {
+    pub(crate) fn plan(&self, options: &EntryOptions) -> ReadPlan {
         let fresh = &options.fresh;
-        Plan {
+        ReadPlan {
             swr: fresh
                 .swr
                 .or_else(|| {
@@ -152,7 +152,7 @@ impl Cache {
         ttl_of: TF,
         runner: R,
         fails: impl Fn(&E) -> bool,
-    ) -> Result<Served<T>, Failure<E, R::Timeout>>
+    ) -> Result<Served<T>, ReadFailure<E, R::Timeout>>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -164,7 +164,7 @@ impl Cache {
             self.trace_bypass(key);
             return match self.bypass(compute()).await {
                 Ok(value) => Ok(Served::fresh(Arc::new(value))),
-                Err(error) => Err(Failure::Compute(error)),
+                Err(error) => Err(ReadFailure::Compute(error)),
             };
         }
         let plan = self.plan(&options);
@@ -248,7 +248,7 @@ impl Cache {
         &self,
         key: &str,
         options: &EntryOptions,
-        plan: &Plan,
+        plan: &ReadPlan,
     ) -> Result<Arc<T>, Option<Looked<T>>> {
         if crate::warm::refreshing() {
             return Err(None);
@@ -279,13 +279,13 @@ impl Cache {
         &self,
         key: &str,
         options: EntryOptions,
-        plan: Plan,
+        plan: ReadPlan,
         found: Option<Looked<T>>,
         compute: F,
         ttl_of: TF,
         runner: R,
         fails: impl Fn(&E) -> bool,
-    ) -> Result<Served<T>, Failure<E, R::Timeout>>
+    ) -> Result<Served<T>, ReadFailure<E, R::Timeout>>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -302,7 +302,7 @@ impl Cache {
                 return compute()
                     .await
                     .map(|value| Served::fresh(Arc::new(value)))
-                    .map_err(Failure::Compute);
+                    .map_err(ReadFailure::Compute);
             }
         };
         let mut fallback = None;
@@ -391,11 +391,11 @@ impl Cache {
                 }
                 Driven::Failed(error) => match fallback {
                     Some(value) if fails(&error) => Ok(self.failed_over(&key, value)),
-                    _ => Err(Failure::Compute(error)),
+                    _ => Err(ReadFailure::Compute(error)),
                 },
                 Driven::TimedOut(timeout) => match fallback {
                     Some(value) => Ok(self.failed_over(&key, value)),
-                    None => Err(Failure::TimedOut(timeout)),
+                    None => Err(ReadFailure::TimedOut(timeout)),
                 },
             };
         }
@@ -407,7 +407,7 @@ impl Cache {
         &self,
         key: &Key,
         rx: tokio::sync::watch::Receiver<Option<Ended>>,
-        plan: &Plan,
+        plan: &ReadPlan,
         fallback: &Option<Arc<T>>,
         detaches: bool,
     ) -> Followed<T> {
@@ -487,7 +487,7 @@ impl Cache {
         &self,
         key: &Key,
         options: EntryOptions,
-        plan: Plan,
+        plan: ReadPlan,
         compute: F,
         ttl_of: TF,
         kind: Kind,

@@ -21,7 +21,7 @@ use super::stored::{self, Capture, Origin, Reason, StoredResponse};
 use super::template::FillError;
 use crate::http::conditional::{self, Policy};
 use crate::http::etag::{self, IfNoneMatch};
-use crate::http::headers::{Outcome, Source, mark, not_modified, vary_names};
+use crate::http::headers::{AnswerOutcome, Source, mark, not_modified, vary_names};
 use crate::http::{ApiError, body};
 use crate::{EntryOptions, FetchError, Key, Tag};
 
@@ -90,11 +90,11 @@ where
     let condition = IfNoneMatch::from_headers(&parts.headers);
     // HEAD is answered from the GET's entry (or the GET's handler, without its body).
     parts.method = Method::GET;
-    let log = |key: &str, outcome: Outcome, status: u16| {
+    let log = |key: &str, outcome: AnswerOutcome, status: u16| {
         tracing::debug!(
             key,
             outcome = outcome.as_str(),
-            hit = outcome != Outcome::Miss,
+            hit = outcome != AnswerOutcome::Miss,
             status,
             latency_us = started.elapsed().as_micros() as u64,
             "HTTP cache {}: {method} {path}",
@@ -118,9 +118,9 @@ where
             conditional::finish(response, condition.as_ref(), head, &policy).await;
         mark(&mut response, Source::Bypass);
         let outcome = if not_modified {
-            Outcome::NotModified
+            AnswerOutcome::NotModified
         } else {
-            Outcome::Miss
+            AnswerOutcome::Miss
         };
         log("(cache disabled)", outcome, response.status().as_u16());
         return response;
@@ -180,7 +180,7 @@ where
         if condition.matches(&etag) {
             let mut response = not_modified(etag, &settings.cache_control, &vary);
             mark(&mut response, Source::Hit);
-            log(key.as_str(), Outcome::NotModified, 304);
+            log(key.as_str(), AnswerOutcome::NotModified, 304);
             return response;
         }
     }
@@ -217,7 +217,7 @@ where
             {
                 let mut response = not_modified(etag, &settings.cache_control, &vary);
                 mark(&mut response, source);
-                log(key.as_str(), Outcome::NotModified, 304);
+                log(key.as_str(), AnswerOutcome::NotModified, 304);
                 return response;
             }
             let mut response = stored.respond(head, &settings.cache_control, &vary);
@@ -231,7 +231,11 @@ where
                 response = body::strip_for_head(response);
             }
             mark(&mut response, source);
-            log(key.as_str(), Outcome::Miss, response.status().as_u16());
+            log(
+                key.as_str(),
+                AnswerOutcome::Miss,
+                response.status().as_u16(),
+            );
             response
         }
     }

@@ -145,7 +145,7 @@ fn with_current(body: &str) -> redis::Script {
 // One per store, built once: the variants' sizes (which depend on redis-rs's TLS features)
 // do not matter.
 #[allow(clippy::large_enum_variant)]
-enum Backend {
+enum RedisBackend {
     /// One connection per runtime that uses the store (see [`conns`]).
     Single(conns::Connections),
     Cluster {
@@ -231,7 +231,7 @@ fn client_with_keepalive(url: &str) -> redis::RedisResult<redis::Client> {
 
 /// The Redis store. See the module docs.
 pub(crate) struct RedisStore {
-    backend: Backend,
+    backend: RedisBackend,
     prefix: String,
     timeout: Duration,
     compress_above: Option<usize>,
@@ -289,7 +289,7 @@ impl RedisStore {
                 .max_retry_wait(100)
                 .build()
                 .map_err(bad_url)?;
-            Backend::Cluster {
+            RedisBackend::Cluster {
                 client: Box::new(client),
                 nodes,
                 conn: OnceCell::new(),
@@ -306,7 +306,7 @@ impl RedisStore {
                 .set_connection_timeout(Some(timeout * 2))
                 .set_response_timeout(Some(timeout * 2))
                 .set_number_of_retries(0);
-            Backend::Single(conns::Connections::new(
+            RedisBackend::Single(conns::Connections::new(
                 client_with_keepalive(url).map_err(bad_url)?,
                 config,
                 std::sync::Arc::clone(&incarnation),
@@ -334,7 +334,7 @@ impl RedisStore {
 
     async fn conn(&self) -> Result<Conn, String> {
         match &self.backend {
-            Backend::Single(conns) => {
+            RedisBackend::Single(conns) => {
                 let conn = conns
                     .get()
                     .await
@@ -344,7 +344,7 @@ impl RedisStore {
                     incarnation: std::sync::Arc::clone(&self.incarnation),
                 }))
             }
-            Backend::Cluster { client, conn, .. } => {
+            RedisBackend::Cluster { client, conn, .. } => {
                 let conn = conn
                     .get_or_try_init(|| {
                         let client = client.clone();
@@ -413,7 +413,7 @@ impl RedisStore {
     /// connection gets a second `PING` if its first fails: that one waits for the
     /// reconnection the first one started, and fails only if the server does.
     pub(crate) async fn probe(&self) -> Result<(), String> {
-        let Backend::Single(conns) = &self.backend else {
+        let RedisBackend::Single(conns) = &self.backend else {
             return self.ping().await;
         };
         conns
@@ -433,8 +433,8 @@ impl RedisStore {
     /// the cluster.
     pub(crate) fn pubsub_clients(&self) -> Vec<redis::Client> {
         match &self.backend {
-            Backend::Single(conns) => vec![conns.client().clone()],
-            Backend::Cluster { nodes, .. } => nodes.clone(),
+            RedisBackend::Single(conns) => vec![conns.client().clone()],
+            RedisBackend::Cluster { nodes, .. } => nodes.clone(),
         }
     }
 

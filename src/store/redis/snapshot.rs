@@ -8,7 +8,7 @@
 
 use futures_util::future::try_join_all;
 
-use super::{Backend, Conn, RedisStore, fresh_token};
+use super::{Conn, RedisBackend, RedisStore, fresh_token};
 use crate::Tag;
 
 /// The snapshot: the versions of KEYS, a missing one created with the fresh token given
@@ -71,7 +71,7 @@ impl RedisStore {
         // The removal marker travels as one more version, split off at the end. On a
         // single server the epoch is one more version too, just before it: every entry
         // records it (see `epoch`).
-        let single = matches!(self.backend, Backend::Single(_));
+        let single = matches!(self.backend, RedisBackend::Single(_));
         let keys: Vec<String> = tags
             .iter()
             .map(|t| self.version_key(t))

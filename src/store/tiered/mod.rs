@@ -33,7 +33,8 @@ use super::codec;
 use super::memory::{MemSnapshot, MemoryStore};
 use super::redis::{RawLookup, RedisSnapshot, RedisStore};
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, Timing, Usage,
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreUsage,
+    Timing,
 };
 use crate::clock::now_ms;
 use crate::config::StoreKind;
@@ -595,8 +596,8 @@ impl Store for TieredStore {
         Ok(())
     }
 
-    fn usage(&self) -> Usage {
-        Usage {
+    fn usage(&self) -> StoreUsage {
+        StoreUsage {
             errors: self.inner.errors.load(Ordering::Relaxed),
             ..self.inner.memory.usage_now()
         }

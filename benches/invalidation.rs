@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 
 /// Entry counts: the under `cargo bench`, small ones in criterion's test mode.
 fn sizes() -> Vec<usize> {
@@ -59,7 +59,7 @@ fn invalidation(c: &mut Criterion) {
     for n in sizes() {
         let memory = Cache::builder()
             .memory_max_bytes(2 << 30)
-            .build_cache()
+            .build()
             .expect("valid configuration");
         fill(&runtime, &memory, n);
         assert_eq!(memory.stats().keys_count, n as u64, "every entry is held");
@@ -74,7 +74,7 @@ fn invalidation(c: &mut Criterion) {
             .store(StoreKind::Redis)
             .key_prefix(format!("bench{n}"))
             .redis_timeout(Duration::from_secs(2))
-            .build_cache()
+            .build()
             .expect("valid configuration");
         fill(&runtime, &redis, n);
         let stats = redis.stats();

@@ -70,7 +70,7 @@ fn main() {
     // The same songs in the memory store (budget large enough to hold them all).
     let cache = Cache::builder()
         .memory_max_bytes(1 << 30)
-        .build_cache()
+        .build()
         .expect("valid configuration");
     let options = EntryOptions::new().ttl_secs(3600).tag(Tag::model("songs"));
     let before = live();
@@ -96,7 +96,7 @@ fn main() {
     let budget: u64 = 16 << 20;
     let small = Cache::builder()
         .memory_max_bytes(budget)
-        .build_cache()
+        .build()
         .expect("valid configuration");
     let before = live();
     runtime.block_on(async {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cached::{AsyncRedisCache, IOCachedAsync};
 use criterion::{Criterion, criterion_group, criterion_main};
-use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 use support::{KEYS, Reader, Song};
 
 fn redis_hit(c: &mut Criterion) {
@@ -30,7 +30,7 @@ fn redis_hit(c: &mut Criterion) {
         .redis_url(server.url())
         .store(StoreKind::Redis)
         .redis_timeout(Duration::from_secs(2))
-        .build_cache()
+        .build()
         .expect("valid configuration");
     let raw = runtime.block_on(async {
         let client = redis::Client::open(server.url()).expect("a client");

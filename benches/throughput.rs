@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::{KEYS, Song};
@@ -91,7 +91,7 @@ fn throughput(c: &mut Criterion) {
             .redis_url(server.url())
             .store(StoreKind::Tiered)
             .redis_timeout(Duration::from_secs(2))
-            .build_cache()
+            .build()
             .expect("valid configuration");
         stores.push(("tiered", tiered));
     }

@@ -6,7 +6,8 @@
 #   SECONDS  how long each target runs (default 60)
 #   TARGET   classify | decode | key | pattern (default: all four, one after the other)
 #
-# Targets (fuzz/fuzz_targets/; all but classify call `querycache::__fuzz`, feature `fuzzing`):
+# Targets (fuzz/fuzz_targets/; all but classify call `querycache::__fuzz`, which exists only
+# under `--cfg fuzzing`, the cfg cargo-fuzz builds with):
 #   classify the SQL classifier (the `querycache-sql` crate, sql/): `classify`, `locks` and
 #            `transaction_walk` on arbitrary text; its invariants are in the target itself
 #   decode   the Redis payload decoder (src/store/codec/mod.rs) on arbitrary bytes

@@ -5,7 +5,7 @@ use std::fmt;
 /// Everything that can go wrong at querycache's public boundary.
 ///
 /// Cache *failures* never surface here when a query is being served: a store that cannot
-/// answer is a miss, counted in [`CacheStats::errors`](crate::CacheStats::errors) and logged.
+/// answer is a miss, counted in [`CacheStats::errors`](crate::stats::CacheStats::errors) and logged.
 /// `Error` is for mistakes a caller can fix: invalid configuration, an invalid pattern, a
 /// value that cannot be encoded.
 ///

@@ -1,6 +1,6 @@
 //! [`Health`]: what [`Cache::health`](crate::Cache::health) reports.
 
-use crate::{StoreKind, WarmStatus};
+use crate::{config::StoreKind, warm::WarmStatus};
 
 /// The state of a cache's store, for health endpoints and dashboards.
 ///

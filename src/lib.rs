@@ -55,16 +55,16 @@
 //! | read how a `#[cached_query]` call is served (its hit path, then the read path) | `Call::hit` in `src/cache/call/`, then `src/cache/read/mod.rs`; the probes of its models and connections in `src/orm/probes.rs` |
 //! | cache from synchronous code | `#[cached_query]` on a plain `fn`; [`Cache::get_blocking`], [`Cache::try_get_or_compute_blocking`]: no runtime needed |
 //! | use the cache directly | [`Cache`]: [`get`](Cache::get), [`set`](Cache::set), [`get_or_compute`](Cache::get_or_compute), [`invalidate_tags`](Cache::invalidate_tags), [`invalidate_pattern`](Cache::invalidate_pattern), [`invalidate_namespace`](Cache::invalidate_namespace) |
-//! | configure it | [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
+//! | configure it | [`Cache::builder`], or [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
 //! | set TTL, tags, namespace of an entry | [`EntryOptions`] |
 //! | serve stale while refreshing, refresh hot keys early, survive a failing database, bound slow computations | [`EntryOptions::swr`], [`EntryOptions::early_refresh`], [`EntryOptions::fail_safe`], [`EntryOptions::soft_timeout`], [`EntryOptions::hard_timeout`], read with [`Cache::fetch`] → [`Fetched`] (`is_stale`), [`FetchError`], [`TimedOut`]; the same options on `#[cached_query]` |
 //! | go straight to the database for one call or a whole scope (writes still invalidate) | [`bypass`], [`bypass_sync`] |
 //! | a process-wide cache | [`install`], [`global`] |
-//! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`StoreKind`] lists the stores |
+//! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`config::StoreKind`] lists the stores |
 //! | know whether Redis is up | [`Cache::health`] → [`Health`] (circuit breaker, fallback, invalidation channel) |
-//! | watch it | [`Cache::stats`] → [`CacheStats`]; `tracing` events under the `querycache` target |
+//! | watch it | [`Cache::stats`] → [`stats::CacheStats`]; `tracing` events under the `querycache` target |
 //! | cache whole axum answers, with ETags that are checked without running the handler | [`http::CacheResponse`], [`http::cache_row_response`]; the [`http`] module (feature `axum`) |
-//! | see how well it works, for a dashboard | [`Cache::analytics`] → [`Analytics`]: efficiency score, most accessed keys, turnover, a 15-minute timeline, per-namespace figures, [recommendations](Recommendation) |
+//! | see how well it works, for a dashboard | [`Cache::analytics`] → [`analytics::Analytics`]: efficiency score, most accessed keys, turnover, a 15-minute timeline, per-namespace figures, [recommendations](analytics::Recommendation) |
 //! | scrape it with Prometheus | [`Cache::prometheus_text`] (OpenMetrics text), [`Cache::register_metrics`] into your own registry (feature `prometheus`) |
 //! | fill it before traffic arrives | [`Cache::register_warmer`], then [`Cache::warm`] (background), [`Cache::warm_and_wait`], or [`Cache::warm_on_startup`] (`CACHE_WARM_ON_STARTUP`); progress in [`Health::warming`] |
 //! | manage it over HTTP: health, metrics, analytics, clear, warm, a dashboard | [`http::management_router`] (feature `axum`), [`http::prometheus_route`] for the app's `GET /metrics` |
@@ -87,7 +87,7 @@
 //!   its COMMIT returned) never gets data from before the write.
 //! * A value computed while a write committed is never served after that write.
 //! * Cache trouble never fails the caller: an unusable entry is a miss, an unserializable
-//!   value is returned uncached, and both are counted in [`CacheStats::errors`]. A Redis that
+//!   value is returned uncached, and both are counted in [`stats::CacheStats::errors`]. A Redis that
 //!   is down or stalled costs a caller at most one command timeout: a circuit breaker then
 //!   serves from process memory, and invalidations made meanwhile are replayed to Redis
 //!   before it is read again.
@@ -111,12 +111,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-#[cfg(feature = "fuzzing")]
+#[cfg(fuzzing)]
 #[doc(hidden)]
-pub mod __fuzz;
+pub use test_support::fuzz as __fuzz;
 #[doc(hidden)]
 pub mod __private;
-mod analytics;
+pub mod analytics;
 mod cache;
 mod clock;
 pub mod config;
@@ -126,30 +126,23 @@ mod health;
 pub mod http;
 mod key;
 pub mod orm;
-#[cfg(test)]
-mod proptest_config;
 mod runtime;
-mod stats;
+pub mod stats;
 mod store;
 pub mod tags;
-mod warm;
+#[cfg(any(test, fuzzing))]
+mod test_support;
+pub mod warm;
 
-pub use analytics::{
-    Analytics, Efficiency, NamespaceAnalytics, REDACTED_KEY, Recommendation, RecommendationLevel,
-    TOP_KEYS, TURNOVER_WINDOW, TimelineBucket, TopKey, Turnover, Usage,
+pub use cache::{
+    Cache, CacheValue, DEFAULT_NAMESPACE, EntryOptions, FetchError, Fetched, TimedOut,
 };
-pub use cache::{Cache, CacheValue, FetchError, Fetched, TimedOut};
-pub use cache::{DEFAULT_NAMESPACE, EntryOptions};
-pub use cache::{bypass, bypass_sync};
-pub use cache::{global, install};
-pub use config::{
-    CacheConfig, CacheConfigBuilder, InvalidationStrategy, MIN_KEY_SECRET_LEN, StoreKind,
-};
+pub use cache::{bypass, bypass_sync, global, install};
+pub use config::CacheConfig;
 pub use error::Error;
 pub use health::Health;
 pub use key::{Key, MAX_KEY_LEN};
-#[cfg(feature = "prometheus")]
-pub use stats::OPENMETRICS_CONTENT_TYPE;
+pub use tags::{CacheModel, Tag};
 
 // The macros: their options and examples live with them, in `querycache-macros`, where the
 // examples are compiled and run.
@@ -157,9 +150,3 @@ pub use stats::OPENMETRICS_CONTENT_TYPE;
 pub use querycache_macros::{cache_count_query, cache_model_query, cache_skip, cached_query};
 // The derive and the trait share the name `CacheModel`: one `use` brings both.
 pub use querycache_macros::CacheModel;
-pub use stats::{CacheStats, NamespaceStats};
-pub use tags::{CacheModel, Tag};
-pub use warm::{
-    BoxError, WarmContext, WarmReport, WarmRequest, WarmStarted, WarmState, WarmStatus,
-    WarmerReport,
-};

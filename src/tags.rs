@@ -255,7 +255,7 @@ pub fn write_tags(table: &str, ids: Option<&[String]>) -> Vec<Tag> {
 /// application whose search_path puts another schema first, and that writes `app.songs`
 /// as plain `songs`, must either qualify the names it writes the way its entities name
 /// them, or declare the dependency:
-/// [`table_also_writes("songs", ["app.songs"])`](crate::CacheConfigBuilder::table_also_writes).
+/// [`table_also_writes("songs", ["app.songs"])`](crate::config::CacheConfigBuilder::table_also_writes).
 /// The rule errs towards invalidating too much, never too little, in two cases: both
 /// `public` and `main` are taken as the default, so on PostgreSQL a schema named `main`
 /// shares its tables' tags with `public`; and names are folded to ASCII lower case (see the

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub use recommend::{Recommendation, RecommendationLevel};
 
 use crate::stats::timeline::{self, Timeline};
-use crate::{Cache, CacheStats};
+use crate::{Cache, stats::CacheStats};
 
 /// How many keys [`Usage::top_keys`] lists at most.
 pub const TOP_KEYS: usize = 20;
@@ -346,7 +346,7 @@ impl Analytics {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use querycache::{Cache, EntryOptions, REDACTED_KEY};
+    /// use querycache::{Cache, EntryOptions, analytics::REDACTED_KEY};
     ///
     /// let cache = Cache::new();
     /// let options = EntryOptions::new().namespace("http");

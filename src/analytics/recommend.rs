@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::CacheStats;
+use crate::stats::CacheStats;
 
 /// Below this many lookups the hit-rate rules stay silent.
 pub(crate) const MIN_LOOKUPS: u64 = 100;
@@ -23,7 +23,7 @@ pub(crate) const CRITICAL_ERROR_SHARE: f64 = 0.05;
 /// How urgent a [`Recommendation`] is.
 ///
 /// ```
-/// use querycache::RecommendationLevel;
+/// use querycache::analytics::RecommendationLevel;
 ///
 /// assert_eq!(serde_json::to_string(&RecommendationLevel::Warning).unwrap(), "\"warning\"");
 /// ```
@@ -52,7 +52,7 @@ pub enum RecommendationLevel {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use querycache::{Cache, RecommendationLevel};
+/// use querycache::{Cache, analytics::RecommendationLevel};
 ///
 /// let cache = Cache::new();
 /// let _ = cache.get::<u8>("nothing").await;
@@ -173,7 +173,7 @@ fn poor_hit_rate(stats: &CacheStats, lookups: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::NamespaceStats;
+    use crate::stats::NamespaceStats;
 
     fn stats(hits: u64, misses: u64) -> CacheStats {
         CacheStats {

@@ -6,7 +6,7 @@
 //! [`Cache::fetch`](crate::Cache::fetch), [`Cache::get`](crate::Cache::get) and the
 //! blocking forms — neither reads nor stores: computations run straight against the
 //! database, and `get` finds nothing. Each is counted as a bypass
-//! ([`CacheStats::bypassed`](crate::CacheStats::bypassed)) and traced at debug level.
+//! ([`CacheStats::bypassed`](crate::stats::CacheStats::bypassed)) and traced at debug level.
 //! Writes are untouched: they still invalidate, so entries stored before the scope are
 //! invalidated as usual, and one that was not written stays, to be served again after the
 //! scope. Explicit [`Cache::set`](crate::Cache::set) and invalidations still apply.

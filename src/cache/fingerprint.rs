@@ -39,7 +39,7 @@ impl Cache {
     /// cache.invalidate_tags([Tag::row("songs", 7)]).await; // this row
     /// assert_ne!(cache.tag_fingerprint(&tags).await, Some(before));
     ///
-    /// let off = Cache::builder().enabled(false).build_cache().unwrap();
+    /// let off = Cache::builder().enabled(false).build().unwrap();
     /// assert_eq!(off.tag_fingerprint(&tags).await, None);
     /// # }
     /// ```

@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::flight::Flights;
-use crate::config::{CacheConfig, CacheConfigBuilder};
+use crate::config::{CacheBuilder, CacheConfig};
 use crate::stats::{CacheStats, LookupOutcome, StatsRecorder};
 use crate::store::Backend;
 use crate::store::memory::MemoryStore;
@@ -157,7 +157,7 @@ impl Cache {
         }
     }
 
-    /// A configuration builder whose [`build_cache`](CacheConfigBuilder::build_cache) makes
+    /// A builder: the settings of [`CacheConfig`], then [`build`](CacheBuilder::build) makes
     /// the cache.
     ///
     /// ```
@@ -165,12 +165,12 @@ impl Cache {
     ///
     /// let cache = querycache::Cache::builder()
     ///     .default_ttl(Duration::from_secs(300))
-    ///     .build_cache()
+    ///     .build()
     ///     .unwrap();
     /// assert_eq!(cache.config().default_ttl(), Duration::from_secs(300));
     /// ```
-    pub fn builder() -> CacheConfigBuilder {
-        CacheConfig::builder()
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::from_config(CacheConfig::default())
     }
 
     /// A cache configured from the environment ([`CacheConfig::from_env`]).
@@ -497,7 +497,7 @@ impl Cache {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let health = querycache::Cache::new().health().await;
-    /// assert_eq!(health.store, querycache::StoreKind::Memory);
+    /// assert_eq!(health.store, querycache::config::StoreKind::Memory);
     /// assert!(health.healthy && health.fallback_available);
     /// # }
     /// ```
@@ -506,7 +506,7 @@ impl Cache {
             Backend::Memory(_) => crate::Health {
                 ready: true,
                 healthy: true,
-                store: crate::StoreKind::Memory,
+                store: crate::config::StoreKind::Memory,
                 redis_connected: false,
                 fallback_available: true,
                 fallback_active: false,
@@ -577,16 +577,6 @@ impl Cache {
     }
 }
 
-impl CacheConfigBuilder {
-    /// Validates the configuration and makes a [`Cache`] with it.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the setting at fault.
-    pub fn build_cache(self) -> Result<Cache, Error> {
-        Ok(Cache::with_config(self.build()?))
-    }
-}
-
 /// `ttl` shortened by `percent`% of itself times `unit` (a random number in `[0, 1)`):
 /// from `ttl` down to `ttl × (1 − percent/100)`, never below a millisecond.
 fn jittered(ttl: Duration, percent: u8, unit: f64) -> Duration {
@@ -637,8 +627,10 @@ pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, St
 fn backend_for(config: &CacheConfig) -> Backend {
     let memory = MemoryStore::new(config.memory_max_bytes);
     #[cfg(feature = "redis")]
-    if let (Some(url), kind @ (crate::StoreKind::Redis | crate::StoreKind::Tiered)) =
-        (&config.redis_url, config.store_kind())
+    if let (
+        Some(url),
+        kind @ (crate::config::StoreKind::Redis | crate::config::StoreKind::Tiered),
+    ) = (&config.redis_url, config.store_kind())
     {
         let compress_above = config
             .compression_enabled

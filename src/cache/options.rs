@@ -138,7 +138,7 @@ impl EntryOptions {
     /// **Invariant kept**: expiry is softened, invalidation is not. An entry whose tags
     /// were invalidated is dead, never stale: it is not served, within the window or not.
     /// A failed refresh keeps the stale value until the window ends (counted in
-    /// [`CacheStats::refresh_errors`](crate::CacheStats::refresh_errors), logged once).
+    /// [`CacheStats::refresh_errors`](crate::stats::CacheStats::refresh_errors), logged once).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -1,16 +1,23 @@
-//! [`CacheConfigBuilder`]: a configuration built in code, each setter recording what is
-//! wrong with its value, and [`build`](CacheConfigBuilder::build) checking the whole.
+//! [`CacheBuilder`]: a configuration built in code, each setter recording what is wrong with
+//! its value, and `build` checking the whole and returning what the builder was asked for —
+//! a [`Cache`] from [`Cache::builder`], a [`CacheConfig`] from [`CacheConfig::builder`].
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::{CacheConfig, InvalidationStrategy, KeySecret, StoreKind, dependencies};
-use crate::Error;
+use crate::{Cache, Error};
 
-/// Builder of a [`CacheConfig`]; [`build`](Self::build) validates.
+/// Builder of a [`Cache`] (from [`Cache::builder`]) or of a [`CacheConfig`] (from
+/// [`CacheConfig::builder`], as [`CacheConfigBuilder`]): the same setters, and a `build` that
+/// validates the whole and returns the one it was asked for.
 ///
 /// ```
 /// use std::time::Duration;
-/// use querycache::CacheConfig;
+/// use querycache::{Cache, CacheConfig};
+///
+/// let cache = Cache::builder().default_ttl(Duration::from_secs(300)).build().unwrap();
+/// assert_eq!(cache.config().default_ttl(), Duration::from_secs(300));
 ///
 /// let err = CacheConfig::builder()
 ///     .default_ttl(Duration::from_secs(7200))
@@ -19,14 +26,43 @@ use crate::Error;
 ///     .unwrap_err();
 /// assert!(err.to_string().contains("CACHE_DEFAULT_TTL"));
 /// ```
-#[derive(Debug)]
 #[must_use]
-pub struct CacheConfigBuilder {
+pub struct CacheBuilder<C = Cache> {
     pub(super) config: CacheConfig,
     pub(super) errors: Vec<Error>,
+    target: PhantomData<fn() -> C>,
 }
 
-impl CacheConfigBuilder {
+/// The builder [`CacheConfig::builder`] returns: its `build` returns the [`CacheConfig`]
+/// (to hand to [`Cache::with_config`] later, or to inspect).
+///
+/// ```
+/// use querycache::{CacheConfig, config::CacheConfigBuilder};
+///
+/// let builder: CacheConfigBuilder = CacheConfig::builder().jitter_percent(10);
+/// assert_eq!(builder.build().unwrap().jitter_percent(), 10);
+/// ```
+pub type CacheConfigBuilder = CacheBuilder<CacheConfig>;
+
+impl<C> std::fmt::Debug for CacheBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("config", &self.config)
+            .field("errors", &self.errors)
+            .finish()
+    }
+}
+
+impl<C> CacheBuilder<C> {
+    /// A builder starting from `config`.
+    pub(crate) fn from_config(config: CacheConfig) -> Self {
+        Self {
+            config,
+            errors: Vec::new(),
+            target: PhantomData,
+        }
+    }
+
     /// Turns caching on or off (`CACHE_ENABLED`).
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.config.enabled = enabled;
@@ -215,7 +251,7 @@ impl CacheConfigBuilder {
     /// password offline. Every instance sharing a Redis store needs the same secret, or
     /// they share no entry for requests carrying those headers.
     ///
-    /// At least [`MIN_KEY_SECRET_LEN`](crate::MIN_KEY_SECRET_LEN) bytes (`openssl rand -hex 32` makes a good one);
+    /// At least [`MIN_KEY_SECRET_LEN`](crate::config::MIN_KEY_SECRET_LEN) bytes (`openssl rand -hex 32` makes a good one);
     /// shorter, [`build`](Self::build) fails naming `CACHE_KEY_SECRET`. Unset, each process
     /// draws a random secret of its own. `Debug` never shows it.
     ///
@@ -273,7 +309,7 @@ impl CacheConfigBuilder {
     /// let cache = CacheConfig::builder()
     ///     .table_also_writes("songs", ["song_counts"])
     ///     .table_also_writes("app.users", ["app.audit_log"])
-    ///     .build_cache()
+    ///     .build()
     ///     .unwrap();
     /// assert_eq!(cache.config().tables_also_written("songs"), ["song_counts"]);
     /// assert_eq!(cache.config().tables_also_written("app.users"), ["app.audit_log"]);
@@ -293,11 +329,8 @@ impl CacheConfigBuilder {
         self
     }
 
-    /// Validates and returns the configuration.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the setting (by its environment variable) at fault.
-    pub fn build(mut self) -> Result<CacheConfig, Error> {
+    /// Validates the settings, each against the others.
+    fn validated(mut self) -> Result<CacheConfig, Error> {
         if let Some(err) = self.errors.drain(..).next() {
             return Err(err);
         }
@@ -415,6 +448,31 @@ impl CacheConfigBuilder {
             ));
         }
         Ok(c)
+    }
+}
+
+impl CacheBuilder<Cache> {
+    /// Validates the settings and makes a [`Cache`] with them.
+    ///
+    /// ```
+    /// let err = querycache::Cache::builder().jitter_percent(150).build().unwrap_err();
+    /// assert!(err.to_string().contains("CACHE_JITTER_PERCENT"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting (by its environment variable) at fault.
+    pub fn build(self) -> Result<Cache, Error> {
+        Ok(Cache::with_config(self.validated()?))
+    }
+}
+
+impl CacheBuilder<CacheConfig> {
+    /// Validates and returns the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting (by its environment variable) at fault.
+    pub fn build(self) -> Result<CacheConfig, Error> {
+        self.validated()
     }
 }
 

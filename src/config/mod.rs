@@ -42,7 +42,7 @@ mod env;
 pub(crate) mod redis_url;
 mod secret;
 
-pub use builder::CacheConfigBuilder;
+pub use builder::{CacheBuilder, CacheConfigBuilder};
 pub(crate) use dependencies::TableDependencies;
 pub(crate) use secret::KeySecret;
 pub use secret::MIN_KEY_SECRET_LEN;
@@ -50,7 +50,7 @@ pub use secret::MIN_KEY_SECRET_LEN;
 /// What invalidates entries. Read from `CACHE_INVALIDATION_STRATEGY`.
 ///
 /// ```
-/// use querycache::InvalidationStrategy;
+/// use querycache::config::InvalidationStrategy;
 ///
 /// assert_eq!("manual".parse::<InvalidationStrategy>().unwrap(), InvalidationStrategy::Manual);
 /// assert!("sometimes".parse::<InvalidationStrategy>().is_err());
@@ -98,7 +98,7 @@ impl fmt::Display for InvalidationStrategy {
 /// tiered store if `REDIS_URL` is set, the memory store otherwise.
 ///
 /// ```
-/// use querycache::StoreKind;
+/// use querycache::config::StoreKind;
 ///
 /// assert_eq!("tiered".parse::<StoreKind>().unwrap(), StoreKind::Tiered);
 /// assert!("disk".parse::<StoreKind>().is_err());
@@ -222,10 +222,7 @@ impl Default for CacheConfig {
 impl CacheConfig {
     /// A builder starting from the defaults.
     pub fn builder() -> CacheConfigBuilder {
-        CacheConfigBuilder {
-            config: CacheConfig::default(),
-            errors: Vec::new(),
-        }
+        CacheConfigBuilder::from_config(CacheConfig::default())
     }
 
     /// Whether caching is on (`CACHE_ENABLED`).

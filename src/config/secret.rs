@@ -20,11 +20,11 @@ use crate::Error;
 pub(crate) const VARIABLE: &str = "CACHE_KEY_SECRET";
 
 /// The shortest key secret accepted (`CACHE_KEY_SECRET`,
-/// [`CacheConfigBuilder::key_secret`](crate::CacheConfigBuilder::key_secret)), in bytes:
+/// [`CacheConfigBuilder::key_secret`](crate::config::CacheConfigBuilder::key_secret)), in bytes:
 /// shorter ones are guessable, and refused.
 ///
 /// ```
-/// use querycache::{CacheConfig, MIN_KEY_SECRET_LEN};
+/// use querycache::{CacheConfig, config::MIN_KEY_SECRET_LEN};
 ///
 /// let short = "x".repeat(MIN_KEY_SECRET_LEN - 1);
 /// let err = CacheConfig::from_vars([("CACHE_KEY_SECRET", short)]).unwrap_err();

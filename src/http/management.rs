@@ -197,7 +197,7 @@ impl FromRef<Shared> for Arc<AdminToken> {
 /// | --- | --- | --- |
 /// | `GET /health` | – | [`Cache::health`]: 503 while the instance is starting ([`Health::ready`](crate::Health::ready)), then 200 even when degraded (the body says `"healthy": false`); `?strict=true`: 503 whenever not healthy |
 /// | `GET /metrics` | – | [`Cache::stats`]: hits, misses, hit rate, latencies, per namespace |
-/// | `GET /analytics` | – (admin: key texts) | [`Cache::analytics`]: efficiency, top keys, a 15-minute timeline, namespaces, recommendations. The top keys' texts are [redacted](crate::Analytics::redacted) (`usage.keys_redacted: true`) unless the request carries the admin token; a wrong token gets the redacted view too (not a 401), and counts as a failed attempt |
+/// | `GET /analytics` | – (admin: key texts) | [`Cache::analytics`]: efficiency, top keys, a 15-minute timeline, namespaces, recommendations. The top keys' texts are [redacted](crate::analytics::Analytics::redacted) (`usage.keys_redacted: true`) unless the request carries the admin token; a wrong token gets the redacted view too (not a 401), and counts as a failed attempt |
 /// | `POST /clear` | admin | body `{"namespace", "pattern", "tags", "all"}`: what was cleared |
 /// | `POST /warm` | admin | body `{"types", "force"}`: 202 with the warmers started ([`Cache::warm`]); 400 `unknown_warmer`, 409 `warm_in_progress` |
 /// | `GET /dashboard` | – | an HTML page polling the routes above (the admin buttons, and the top keys' texts, ask for the token) |

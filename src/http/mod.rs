@@ -70,7 +70,7 @@
 //! 2. The route's tags are filled from its path parameters (`model:songs:{id}` →
 //!    `model:songs:7`) and the key is built: namespace, path, query string, and an
 //!    HMAC-SHA256 of the `Vary` headers' values and `Authorization`, keyed with the key
-//!    secret (`CACHE_KEY_SECRET`, [`CacheConfigBuilder::key_secret`](crate::CacheConfigBuilder::key_secret)):
+//!    secret (`CACHE_KEY_SECRET`, [`CacheConfigBuilder::key_secret`](crate::config::CacheConfigBuilder::key_secret)):
 //!    a key does not let anyone who sees it test guesses of a password offline.
 //! 3. `If-None-Match` with a deep ETag (`"qc-…"`): the fingerprint of the tags' current
 //!    versions is read (one memory lookup, or one Redis round trip) and the ETag derived

@@ -5,7 +5,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 
-use crate::{Cache, OPENMETRICS_CONTENT_TYPE};
+use crate::{Cache, stats::OPENMETRICS_CONTENT_TYPE};
 
 /// A `GET` route answering with `cache`'s metrics in the OpenMetrics text format
 /// ([`Cache::prometheus_text`], content type [`OPENMETRICS_CONTENT_TYPE`], which Prometheus
@@ -28,7 +28,7 @@ use crate::{Cache, OPENMETRICS_CONTENT_TYPE};
 /// let request = Request::get("/metrics").body(Body::empty()).unwrap();
 /// let response = app.oneshot(request).await.unwrap();
 /// assert_eq!(response.status(), 200);
-/// assert_eq!(response.headers()["content-type"], querycache::OPENMETRICS_CONTENT_TYPE);
+/// assert_eq!(response.headers()["content-type"], querycache::stats::OPENMETRICS_CONTENT_TYPE);
 /// let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
 /// let text = String::from_utf8(body.to_vec()).unwrap();
 /// assert!(text.contains("querycache_misses_total"));

@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::envelope::ApiResponse;
 use super::extract::ApiQuery;
 use super::management::Shared;
-use crate::{Analytics, CacheStats, Health, NamespaceStats};
+use crate::{
+    Health,
+    analytics::Analytics,
+    stats::{CacheStats, NamespaceStats},
+};
 
 /// `GET /health`: [`Cache::health`](crate::Cache::health) as JSON. Status 503 while the
 /// instance is starting ([`Health::ready`] is `false`: a tiered store not yet subscribed to

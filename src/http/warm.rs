@@ -8,7 +8,10 @@ use super::auth::Admin;
 use super::envelope::{ApiError, ApiResponse};
 use super::extract::ApiJson;
 use super::management::Shared;
-use crate::{Error, WarmRequest, WarmStarted};
+use crate::{
+    Error,
+    warm::{WarmRequest, WarmStarted},
+};
 
 /// The body of `POST /warm`: `{"types": [..], "force": bool}`, both optional (no types, or
 /// an empty list: every registered warmer).

@@ -15,7 +15,7 @@ use super::*;
 /// numbers, text that looks like the encoding's own tokens, options of options, nested
 /// lists, tuples, structs and maps.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
 pub enum Arg {
     Int(i64),
     Big(u128),
@@ -43,7 +43,7 @@ pub enum Arg {
 }
 
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
 pub struct Wrapper(pub Option<Box<Arg>>);
 
 /// Whether `arg` holds something serde_json writes as an ambiguous `null`: a float that is

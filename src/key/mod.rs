@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::Error;
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, fuzzing))]
 pub(crate) mod checks;
 pub(crate) mod json;
 #[cfg(test)]

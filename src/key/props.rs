@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::checks::{Arg, Wrapper};
 use super::*;
-use crate::proptest_config::cases;
+use crate::test_support::proptest_config::cases;
 
 fn float() -> impl Strategy<Value = f64> {
     prop_oneof![

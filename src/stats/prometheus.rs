@@ -26,7 +26,7 @@ use crate::Cache;
 /// Prometheus scrapes natively).
 ///
 /// ```
-/// assert!(querycache::OPENMETRICS_CONTENT_TYPE.starts_with("application/openmetrics-text"));
+/// assert!(querycache::stats::OPENMETRICS_CONTENT_TYPE.starts_with("application/openmetrics-text"));
 /// ```
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -57,7 +57,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Reads one figure of a namespace's statistics.
-type NamespaceFigure = fn(&crate::NamespaceStats) -> u64;
+type NamespaceFigure = fn(&crate::stats::NamespaceStats) -> u64;
 
 /// Reads a cache's statistics at each scrape.
 #[derive(Debug)]
@@ -74,7 +74,7 @@ impl Collector for CacheCollector {
         let stats = self.cache.stats();
         let recorder = self.cache.recorder();
         let (redis_connected, fallback_active) = self.cache.store_state();
-        let has_redis = self.cache.config().store_kind() != crate::StoreKind::Memory;
+        let has_redis = self.cache.config().store_kind() != crate::config::StoreKind::Memory;
 
         let mut hits = encoder.encode_descriptor(
             "hits",

@@ -34,7 +34,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use querycache::{BoxError, Cache, EntryOptions, WarmContext, WarmRequest};
+/// use querycache::{Cache, EntryOptions, warm::{BoxError, WarmContext, WarmRequest}};
 ///
 /// let cache = Cache::new();
 /// cache.register_warmer("greeting", |ctx: WarmContext| async move {
@@ -57,7 +57,7 @@ impl WarmContext {
     /// The cache being warmed.
     ///
     /// ```
-    /// # use querycache::{BoxError, Cache, WarmContext};
+    /// # use querycache::{Cache, warm::{BoxError, WarmContext}};
     /// let cache = Cache::new();
     /// cache.register_warmer("w", |ctx: WarmContext| async move {
     ///     let _ = ctx.cache().stats();
@@ -71,7 +71,7 @@ impl WarmContext {
     /// The name the warmer was registered under.
     ///
     /// ```
-    /// # use querycache::{BoxError, Cache, WarmContext};
+    /// # use querycache::{Cache, warm::{BoxError, WarmContext}};
     /// Cache::new().register_warmer("songs", |ctx: WarmContext| async move {
     ///     tracing::info!(warmer = ctx.name(), "warming");
     ///     Ok::<usize, BoxError>(0)
@@ -84,7 +84,7 @@ impl WarmContext {
     /// Whether this run recomputes entries that are present ([`WarmRequest::force`]).
     ///
     /// ```
-    /// # use querycache::{BoxError, Cache, WarmContext};
+    /// # use querycache::{Cache, warm::{BoxError, WarmContext}};
     /// Cache::new().register_warmer("songs", |ctx: WarmContext| async move {
     ///     let limit = if ctx.force() { 1_000 } else { 100 };
     ///     Ok::<usize, BoxError>(limit)
@@ -101,7 +101,7 @@ impl WarmContext {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use querycache::{BoxError, Cache, EntryOptions, WarmContext, WarmRequest};
+    /// use querycache::{Cache, EntryOptions, warm::{BoxError, WarmContext, WarmRequest}};
     ///
     /// let cache = Cache::new();
     /// cache.register_warmer("spawning", |ctx: WarmContext| async move {
@@ -127,7 +127,7 @@ impl WarmContext {
 /// both fields optional).
 ///
 /// ```
-/// use querycache::WarmRequest;
+/// use querycache::warm::WarmRequest;
 ///
 /// let all = WarmRequest::default();
 /// assert_eq!((all.types, all.force), (None, false));
@@ -148,7 +148,7 @@ pub struct WarmRequest {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use querycache::{BoxError, Cache, WarmContext, WarmRequest};
+/// use querycache::{Cache, warm::{BoxError, WarmContext, WarmRequest}};
 ///
 /// let cache = Cache::new();
 /// cache.register_warmer("songs", |_: WarmContext| async { Ok::<usize, BoxError>(0) });
@@ -172,7 +172,7 @@ pub struct WarmStarted {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use querycache::{BoxError, Cache, WarmContext, WarmRequest};
+/// use querycache::{Cache, warm::{BoxError, WarmContext, WarmRequest}};
 ///
 /// let cache = Cache::new();
 /// cache.register_warmer("ok", |_: WarmContext| async { Ok::<usize, BoxError>(3) });
@@ -220,7 +220,7 @@ impl WarmReport {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use querycache::{BoxError, Cache, WarmContext};
+/// use querycache::{Cache, warm::{BoxError, WarmContext}};
 ///
 /// let cache = Cache::new();
 /// cache.register_warmer("panicky", |_: WarmContext| async { panic!("oops"); #[allow(unreachable_code)] Ok::<usize, BoxError>(0) });
@@ -244,7 +244,7 @@ pub struct WarmerReport {
 /// Where warming stands. See [`WarmStatus`].
 ///
 /// ```
-/// use querycache::WarmState;
+/// use querycache::warm::WarmState;
 ///
 /// assert_eq!(serde_json::to_string(&WarmState::Running).unwrap(), "\"running\"");
 /// ```
@@ -268,7 +268,7 @@ pub enum WarmState {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use querycache::{BoxError, Cache, WarmContext, WarmState};
+/// use querycache::{Cache, warm::{BoxError, WarmContext, WarmState}};
 ///
 /// let cache = Cache::new();
 /// assert_eq!(cache.health().await.warming.state, WarmState::Idle);
@@ -310,7 +310,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use querycache::{BoxError, Cache, EntryOptions, WarmContext};
+    /// use querycache::{Cache, EntryOptions, warm::{BoxError, WarmContext}};
     ///
     /// let cache = Cache::new();
     /// cache.register_warmer("songs", |ctx: WarmContext| async move {
@@ -352,7 +352,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use querycache::{BoxError, Cache, Error, WarmContext, WarmRequest};
+    /// use querycache::{Cache, Error, warm::{BoxError, WarmContext, WarmRequest}};
     ///
     /// let cache = Cache::new();
     /// cache.register_warmer("songs", |_: WarmContext| async { Ok::<usize, BoxError>(1) });
@@ -384,7 +384,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use querycache::{BoxError, Cache, WarmContext, WarmRequest};
+    /// use querycache::{Cache, warm::{BoxError, WarmContext, WarmRequest}};
     ///
     /// let cache = Cache::new();
     /// cache.register_warmer("songs", |_: WarmContext| async { Ok::<usize, BoxError>(10) });
@@ -410,9 +410,9 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use querycache::{BoxError, Cache, WarmContext};
+    /// use querycache::{Cache, warm::{BoxError, WarmContext}};
     ///
-    /// let cache = Cache::builder().warm_on_startup(true).build_cache().unwrap();
+    /// let cache = Cache::builder().warm_on_startup(true).build().unwrap();
     /// cache.register_warmer("songs", |_: WarmContext| async { Ok::<usize, BoxError>(1) });
     /// assert!(cache.warm_on_startup().unwrap().is_some());
     /// assert!(Cache::new().warm_on_startup().unwrap().is_none(), "off by default");

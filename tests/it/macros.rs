@@ -482,7 +482,7 @@ async fn cache_model_query_is_models_with_one_model() {
 static TTL_CACHE: LazyLock<Cache> = LazyLock::new(|| {
     Cache::builder()
         .count_ttl(Duration::from_secs(1))
-        .build_cache()
+        .build()
         .expect("valid configuration")
 });
 

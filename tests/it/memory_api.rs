@@ -7,9 +7,9 @@ use std::time::Duration;
 use querycache::{Cache, CacheConfig, EntryOptions, Error, Tag};
 
 fn cache_with(
-    f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+    f: impl FnOnce(querycache::config::CacheBuilder) -> querycache::config::CacheBuilder,
 ) -> Cache {
-    f(Cache::builder()).build_cache().expect("valid config")
+    f(Cache::builder()).build().expect("valid config")
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::support::fill;
-use querycache::{Cache, CacheConfig, EntryOptions, Error, InvalidationStrategy, Key, Tag};
+use querycache::{Cache, CacheConfig, EntryOptions, Error, Key, Tag, config::InvalidationStrategy};
 use tokio::sync::{Notify, oneshot};
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 use redis::AsyncCommands;
 
 use crate::support::redis::{RedisCluster, RedisServer};
@@ -31,7 +31,7 @@ fn cache_on(cluster: &RedisCluster, kind: StoreKind) -> Cache {
         .store(kind)
         .key_prefix("qcc")
         .redis_timeout(Duration::from_millis(500))
-        .build_cache()
+        .build()
         .expect("valid config")
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 
 use crate::support::proxy::Proxy;
 use crate::support::redis::RedisServer;
@@ -23,7 +23,7 @@ fn instance(url: String, tiered: bool) -> Cache {
         })
         .redis_timeout(Duration::from_millis(2000))
         .breaker_cooldown(Duration::from_millis(50))
-        .build_cache()
+        .build()
         .expect("valid test configuration")
 }
 
@@ -298,7 +298,7 @@ mod heartbeat {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
-    use querycache::{Cache, EntryOptions, StoreKind, Tag};
+    use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 
     use crate::support::proxy::Proxy;
     use crate::support::redis::RedisServer;
@@ -318,7 +318,7 @@ mod heartbeat {
             .redis_timeout(Duration::from_millis(2000))
             .channel_heartbeat(HEARTBEAT)
             .breaker_cooldown(Duration::from_millis(100))
-            .build_cache()
+            .build()
             .expect("valid config")
     }
 
@@ -491,7 +491,7 @@ mod epoch {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::Duration;
 
-    use querycache::{Cache, EntryOptions, StoreKind, Tag};
+    use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 
     use crate::support::redis::RedisServer;
     use crate::support::{subscribed, until};
@@ -503,7 +503,7 @@ mod epoch {
             .key_prefix("qccoherence")
             .redis_timeout(Duration::from_millis(2000))
             .breaker_cooldown(Duration::from_millis(100))
-            .build_cache()
+            .build()
             .expect("valid config")
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 
 use crate::support::redis::RedisServer;
 use crate::support::{subscribed, until};
@@ -21,7 +21,7 @@ fn instance(server: &RedisServer, kind: StoreKind, timeout_ms: u64) -> Cache {
         .key_prefix("qcfault")
         .redis_timeout(Duration::from_millis(timeout_ms))
         .breaker_cooldown(Duration::from_millis(100))
-        .build_cache()
+        .build()
         .expect("valid config")
 }
 
@@ -425,7 +425,7 @@ async fn health_reports_the_probes_own_error_not_the_outages_first() {
         .store(StoreKind::Redis)
         .redis_timeout(Duration::from_millis(1000))
         .breaker_cooldown(Duration::from_millis(50))
-        .build_cache()
+        .build()
         .unwrap();
     cache.set("k", 1_u32, EntryOptions::new()).await.unwrap();
     proxy.refuse();

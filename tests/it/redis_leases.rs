@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use querycache::{Cache, EntryOptions, StoreKind};
+use querycache::{Cache, EntryOptions, config::StoreKind};
 
 use crate::support::redis::RedisServer;
 
@@ -17,7 +17,7 @@ fn instance(server: &RedisServer, kind: StoreKind, lease: Duration) -> Cache {
         .store(kind)
         .redis_timeout(Duration::from_millis(2000))
         .lease_ttl(lease)
-        .build_cache()
+        .build()
         .expect("valid test configuration")
 }
 
@@ -221,7 +221,7 @@ async fn a_lease_orphaned_by_an_outage_is_given_back_on_recovery() {
             .redis_timeout(Duration::from_millis(200))
             .breaker_cooldown(Duration::from_millis(50))
             .lease_ttl(Duration::from_secs(5))
-            .build_cache()
+            .build()
             .expect("valid test configuration")
     };
     let (a, b) = (instance(), instance());

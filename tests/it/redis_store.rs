@@ -15,10 +15,10 @@ use crate::support::redis::RedisServer;
 fn cache_on(server: &RedisServer) -> Cache {
     Cache::builder()
         .redis_url(server.url())
-        .store(querycache::StoreKind::Redis)
+        .store(querycache::config::StoreKind::Redis)
         .key_prefix("qctest")
         .redis_timeout(Duration::from_millis(500))
-        .build_cache()
+        .build()
         .expect("valid config")
 }
 
@@ -289,7 +289,7 @@ async fn compression_above_the_threshold() {
             .key_prefix(prefix)
             .compression_enabled(on)
             .compression_threshold(1024)
-            .build_cache()
+            .build()
             .unwrap();
         cache
             .set("big", big.clone(), EntryOptions::new())
@@ -359,7 +359,7 @@ async fn redis_down_never_fails_the_caller() {
         .redis_url(format!("redis://127.0.0.1:{port}"))
         .redis_timeout(Duration::from_millis(100))
         .breaker_threshold(1)
-        .build_cache()
+        .build()
         .unwrap();
     let started = Instant::now();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -458,8 +458,8 @@ async fn auth_in_the_url_works_and_a_wrong_password_falls_back_without_leaking_i
     let port = server.port();
     let good = Cache::builder()
         .redis_url(format!("redis://:s3cret@127.0.0.1:{port}"))
-        .store(querycache::StoreKind::Redis)
-        .build_cache()
+        .store(querycache::config::StoreKind::Redis)
+        .build()
         .unwrap();
     good.set("k", 1_u8, EntryOptions::new()).await.unwrap();
     assert_eq!(good.get::<u8>("k").await.as_deref(), Some(&1));
@@ -469,9 +469,9 @@ async fn auth_in_the_url_works_and_a_wrong_password_falls_back_without_leaking_i
 
     let bad = Cache::builder()
         .redis_url(format!("redis://:wrong-pass@127.0.0.1:{port}"))
-        .store(querycache::StoreKind::Redis)
+        .store(querycache::config::StoreKind::Redis)
         .breaker_threshold(1)
-        .build_cache()
+        .build()
         .unwrap();
     let v = bad
         .get_or_compute("k2", EntryOptions::new(), || async { 2_u8 })
@@ -532,9 +532,9 @@ async fn rediss_tls_works() {
     // `#insecure`: the certificate is self-signed (a real deployment trusts its CA instead).
     let cache = Cache::builder()
         .redis_url(format!("rediss://127.0.0.1:{tls_port}/#insecure"))
-        .store(querycache::StoreKind::Redis)
+        .store(querycache::config::StoreKind::Redis)
         .redis_timeout(Duration::from_millis(2000))
-        .build_cache()
+        .build()
         .unwrap();
     cache
         .set("over-tls", 7_u32, EntryOptions::new())

@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use querycache::{BoxError, WarmContext};
+use querycache::warm::{BoxError, WarmContext};
 use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
 use tower::ServiceExt;
 

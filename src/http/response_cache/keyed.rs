@@ -35,7 +35,7 @@ use axum::http::{HeaderMap, HeaderName};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::{CacheConfig, Error, StoreKind};
+use crate::{CacheConfig, Error, config::StoreKind};
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -165,7 +165,7 @@ impl CacheResponse {
     /// Request headers the answer depends on (`accept-language`, `cookie`, …): their values
     /// are part of the key and of the ETag, and they are listed in `Vary`. `Authorization`
     /// is always part of the key. Both are hashed into it with HMAC-SHA256 under the key
-    /// secret (`CACHE_KEY_SECRET`, [`CacheConfigBuilder::key_secret`](crate::CacheConfigBuilder::key_secret)),
+    /// secret (`CACHE_KEY_SECRET`, [`CacheConfigBuilder::key_secret`](crate::config::CacheConfigBuilder::key_secret)),
     /// so a key does not let anyone test guesses of their values offline. Checked by
     /// [`build`](Self::build).
     ///

@@ -54,7 +54,7 @@
 //! Not seen: writes by other processes, statements sent through a plain `DatabaseConnection`
 //! that was not wrapped, and writes the database makes on its own — triggers, rules,
 //! cascades. Declare the last with
-//! [`CacheConfigBuilder::table_also_writes`](crate::CacheConfigBuilder::table_also_writes)
+//! [`CacheConfigBuilder::table_also_writes`](crate::config::CacheConfigBuilder::table_also_writes)
 //! (`CACHE_TABLE_DEPENDENCIES`): "a write to `songs` also writes `song_counts`".
 
 use std::future::Future;

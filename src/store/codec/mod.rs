@@ -271,7 +271,7 @@ impl<'a> Lines<'a> {
     }
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, fuzzing))]
 pub(crate) mod checks;
 #[cfg(test)]
 mod props;

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::checks::{arbitrary_bytes, assert_reframes, decoded};
 use super::*;
-use crate::proptest_config::cases;
+use crate::test_support::proptest_config::cases;
 
 /// Keys and tokens as the header carries them: any text without a newline.
 fn versions() -> impl Strategy<Value = Vec<(String, String)>> {

@@ -149,7 +149,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::proptest_config::cases;
+    use crate::test_support::proptest_config::cases;
 
     #[test]
     fn the_ported_matcher_reads_patterns_as_redis_does() {

@@ -87,7 +87,7 @@ use crate::config::redis_url::{redact, split_urls};
 use crate::{Error, Tag};
 
 mod bump;
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, fuzzing))]
 pub(crate) mod checks;
 mod conns;
 mod default_database;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use querycache::{Cache, Health, StoreKind};
+use querycache::{Cache, Health, config::StoreKind};
 
 use super::Run;
 use crate::support::proxy::Proxy;
@@ -130,7 +130,7 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
             .redis_timeout(TIMEOUT)
             .breaker_cooldown(Duration::from_millis(100))
             .channel_heartbeat(HEARTBEAT)
-            .build_cache()
+            .build()
             .expect("valid test configuration")
     };
     let caches = vec![cache(), cache()];

@@ -10,7 +10,7 @@ use super::STORE;
 use crate::support::stores::{self, TestCache};
 
 async fn cache_with(
-    f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+    f: impl FnOnce(querycache::config::CacheBuilder) -> querycache::config::CacheBuilder,
 ) -> Option<TestCache> {
     stores::ready(STORE, f).await
 }
@@ -230,7 +230,8 @@ async fn tags_invalidate_their_dependents_only() {
 #[tokio::test]
 async fn ttl_strategy_ignores_tag_invalidations() {
     let Some(cache) =
-        cache_with(|b| b.invalidation_strategy(querycache::InvalidationStrategy::Ttl)).await
+        cache_with(|b| b.invalidation_strategy(querycache::config::InvalidationStrategy::Ttl))
+            .await
     else {
         return;
     };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use querycache::orm::sea_orm::CachedConnection;
-use querycache::{Cache, CacheConfig, EntryOptions, Error, InvalidationStrategy, Key, Tag};
+use querycache::{Cache, EntryOptions, Error, Key, Tag, config::InvalidationStrategy};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Unchanged, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
@@ -23,7 +23,7 @@ use crate::support::stores::{self, TestCache};
 use crate::support::{TestDb, new_song, song};
 
 async fn cache_with(
-    f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+    f: impl FnOnce(querycache::config::CacheBuilder) -> querycache::config::CacheBuilder,
 ) -> Option<TestCache> {
     stores::ready(STORE, f).await
 }
@@ -592,9 +592,9 @@ async fn failing_computations_release_their_waiters_together() {
 async fn manual_strategy_does_not_weaken_explicit_invalidation() {
     // The strategy only gates ORM-driven invalidation; invariant 2 still holds for
     // explicit invalidations racing a computation.
-    let cache = CacheConfig::builder()
+    let cache = Cache::builder()
         .invalidation_strategy(InvalidationStrategy::Manual)
-        .build_cache()
+        .build()
         .unwrap();
     let tag = Tag::new("user:1").unwrap();
     let value = cache

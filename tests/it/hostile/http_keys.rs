@@ -17,7 +17,7 @@ use axum::extract::Path;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use querycache::http::{CacheResponse, ManagementOptions, management_router};
-use querycache::{Cache, CacheConfig, Key, MIN_KEY_SECRET_LEN, REDACTED_KEY};
+use querycache::{Cache, CacheConfig, Key, analytics::REDACTED_KEY, config::MIN_KEY_SECRET_LEN};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -54,7 +54,7 @@ fn app(cache: &Cache, token: Option<&str>) -> Router {
 fn cache_with_secret(secret: &str) -> Cache {
     Cache::builder()
         .key_secret(secret)
-        .build_cache()
+        .build()
         .expect("a valid configuration")
 }
 
@@ -295,7 +295,7 @@ fn a_short_cache_key_secret_is_refused_naming_the_variable_and_never_shown() {
     assert!(!err.contains(&short), "the value is not shown: {err}");
     let err = Cache::builder()
         .key_secret(&short)
-        .build_cache()
+        .build()
         .unwrap_err()
         .to_string();
     assert!(

@@ -25,7 +25,7 @@ mod single_flight;
 mod songs_app;
 
 // The library's own configuration, shared rather than copied.
-#[path = "../../../src/proptest_config.rs"]
+#[path = "../../../src/test_support/proptest_config.rs"]
 mod proptest_config;
 pub(crate) use proptest_config::cases;
 

@@ -180,11 +180,11 @@ async fn http_admin_health_on_tiered_then_degraded_when_redis_dies() {
     };
     let cache = Cache::builder()
         .redis_url(redis.url())
-        .store(querycache::StoreKind::Tiered)
+        .store(querycache::config::StoreKind::Tiered)
         .redis_timeout(Duration::from_millis(300))
         .breaker_threshold(1)
         .breaker_cooldown(Duration::from_secs(60))
-        .build_cache()
+        .build()
         .unwrap();
     let server = serve(&cache, None).await;
 

@@ -27,7 +27,7 @@ async fn warm(server: &TestServer, body: Value) -> Answer {
 async fn http_admin_warm() {
     use std::sync::Arc;
 
-    use querycache::{BoxError, WarmContext};
+    use querycache::warm::{BoxError, WarmContext};
     use tokio::sync::Notify;
 
     let cache = Cache::new();
@@ -130,7 +130,7 @@ async fn http_admin_analytics_after_traffic() {
     assert_eq!(timeline.last().unwrap()["hits"], 500);
     // Public: the top keys' namespaces and counts, not their texts.
     let top = &data["usage"]["top_keys"][0];
-    assert_eq!(top["key"], querycache::REDACTED_KEY, "{data}");
+    assert_eq!(top["key"], querycache::analytics::REDACTED_KEY, "{data}");
     assert_eq!(top["namespace"], querycache::DEFAULT_NAMESPACE);
     assert!(top["hits"].as_u64().unwrap() > 0, "{data}");
     assert_eq!(data["usage"]["keys_redacted"], true);
@@ -165,7 +165,7 @@ async fn http_admin_prometheus_route() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"],
-        querycache::OPENMETRICS_CONTENT_TYPE
+        querycache::stats::OPENMETRICS_CONTENT_TYPE
     );
     let text = response.text().await.unwrap();
     assert!(text.contains("querycache_hits_total"), "{text}");

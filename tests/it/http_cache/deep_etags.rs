@@ -221,8 +221,8 @@ async fn tag_fingerprints_follow_invalidations() {
         "an unclassified write reaches every model tag"
     );
     let ttl_only = Cache::builder()
-        .invalidation_strategy(querycache::InvalidationStrategy::Ttl)
-        .build_cache()
+        .invalidation_strategy(querycache::config::InvalidationStrategy::Ttl)
+        .build()
         .unwrap();
     assert_eq!(ttl_only.tag_fingerprint(&row7).await, None);
 }
@@ -232,8 +232,8 @@ async fn tag_fingerprints_follow_invalidations() {
 #[tokio::test]
 async fn the_ttl_strategy_uses_body_hashes_checked_against_the_entry() {
     let cache = Cache::builder()
-        .invalidation_strategy(querycache::InvalidationStrategy::Ttl)
-        .build_cache()
+        .invalidation_strategy(querycache::config::InvalidationStrategy::Ttl)
+        .build()
         .unwrap();
     let db = Db::with_songs(&[(7, "Seven")]);
     let base = serve_rows(&cache, &db).await;

@@ -16,11 +16,11 @@ async fn instances_sharing_redis_agree_on_deep_etags() {
     let instance = || {
         Cache::builder()
             .redis_url(server.url())
-            .store(querycache::StoreKind::Tiered)
+            .store(querycache::config::StoreKind::Tiered)
             .key_prefix("qchttp")
             .redis_timeout(Duration::from_millis(2000))
             .key_secret("shared-secret-0123456789")
-            .build_cache()
+            .build()
             .expect("valid config")
     };
     let (cache_a, cache_b) = (instance(), instance());
@@ -85,10 +85,10 @@ async fn a_conditional_get_never_gets_an_entry_older_than_redis_versions() {
     };
     let cache = Cache::builder()
         .redis_url(server.url())
-        .store(querycache::StoreKind::Tiered)
+        .store(querycache::config::StoreKind::Tiered)
         .key_prefix("qchttp")
         .redis_timeout(Duration::from_millis(2000))
-        .build_cache()
+        .build()
         .expect("valid config");
     let db = Db::with_songs(&[(7, "Seven")]);
     let url = format!(
@@ -154,11 +154,11 @@ async fn instances_share_answers_to_credentialed_requests_only_with_one_key_secr
     let instance = |secret: &str| {
         Cache::builder()
             .redis_url(server.url())
-            .store(querycache::StoreKind::Tiered)
+            .store(querycache::config::StoreKind::Tiered)
             .key_prefix("qchttp")
             .redis_timeout(Duration::from_millis(2000))
             .key_secret(secret)
-            .build_cache()
+            .build()
             .expect("valid config")
     };
     let db = Db::with_songs(&[(7, "Seven"), (8, "Eight")]);

@@ -202,7 +202,7 @@ async fn other_methods_pass_through() {
 
 #[tokio::test]
 async fn a_disabled_cache_passes_through_with_body_hash_etags() {
-    let cache = Cache::builder().enabled(false).build_cache().unwrap();
+    let cache = Cache::builder().enabled(false).build().unwrap();
     let db = Db::with_songs(&[(7, "Seven")]);
     let base = serve_rows(&cache, &db).await;
     let url = format!("{base}/songs/7");

@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use querycache::{Cache, EntryOptions, RecommendationLevel, Tag};
+use querycache::{Cache, EntryOptions, Tag, analytics::RecommendationLevel};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -37,7 +37,7 @@ async fn top_keys_rank_the_most_accessed_keys_with_their_hits_and_misses() {
     let usage = cache.analytics().usage;
     let top: Vec<&str> = usage.top_keys.iter().map(|k| k.key.as_str()).collect();
     assert_eq!(&top[..3], ["song:hot", "song:warm", "user:cold"], "{top:?}");
-    assert!(usage.top_keys.len() <= querycache::TOP_KEYS);
+    assert!(usage.top_keys.len() <= querycache::analytics::TOP_KEYS);
 
     // 1600 lookups of the hot key, one of them a miss; sampled 1 in 16 and scaled back.
     let hot = &usage.top_keys[0];

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use querycache::{Cache, EntryOptions, StoreKind, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::StoreKind};
 
 use crate::support::redis::RedisServer;
 use crate::support::{subscribed, until};
@@ -213,7 +213,7 @@ fn tiered(server: &RedisServer) -> Cache {
         .key_prefix("qcmetrics")
         .redis_timeout(Duration::from_millis(200))
         .breaker_cooldown(Duration::from_millis(100))
-        .build_cache()
+        .build()
         .expect("valid config")
 }
 

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use querycache::{
-    BoxError, Cache, CacheConfig, EntryOptions, Error, Tag, WarmContext, WarmRequest, WarmState,
-    cached_query,
+    Cache, CacheConfig, EntryOptions, Error, Tag, cached_query,
+    warm::{BoxError, WarmContext, WarmRequest, WarmState},
 };
 use tokio::sync::{Notify, Semaphore};
 
@@ -31,7 +31,7 @@ fn request(types: &[&str], force: bool) -> WarmRequest {
 }
 
 /// Waits until the cache's warming run is no longer running.
-async fn finished(cache: &Cache) -> querycache::WarmStatus {
+async fn finished(cache: &Cache) -> querycache::warm::WarmStatus {
     until(Duration::from_secs(10), "warming finished", async || {
         cache.health().await.warming.state != WarmState::Running
     })

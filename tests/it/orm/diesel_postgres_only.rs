@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
-use querycache::{Cache, CacheConfig, CacheModel, cached_query};
+use querycache::{Cache, CacheModel, cached_query};
 
 use super::DB;
 use crate::support::diesel::reads::{
@@ -282,9 +282,9 @@ fn a_trigger_write_is_seen_once_declared() {
 
     for declared in [false, true] {
         let cache = if declared {
-            CacheConfig::builder()
+            Cache::builder()
                 .table_also_writes("songs", ["song_counts"])
-                .build_cache()
+                .build()
                 .unwrap()
         } else {
             Cache::new()

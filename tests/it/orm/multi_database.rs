@@ -411,9 +411,9 @@ async fn processes_sharing_redis_agree_on_which_database_is_the_default() {
     let server = one.redis_url().expect("a tiered cache has a redis-server");
     let other = querycache::Cache::builder()
         .redis_url(server)
-        .store(querycache::StoreKind::Tiered)
+        .store(querycache::config::StoreKind::Tiered)
         .redis_timeout(std::time::Duration::from_millis(2000))
-        .build_cache()
+        .build()
         .unwrap();
     crate::support::subscribed(&other).await;
     // The other process's connections to the same databases.

@@ -506,7 +506,7 @@ async fn an_unqualified_name_means_public_whatever_the_search_path_unless_declar
     // ... unless the application declares that a write to `songs` may write `app.songs`.
     let cache = Cache::builder()
         .table_also_writes("songs", ["app.songs"])
-        .build_cache()
+        .build()
         .expect("config");
     let Some((f, app)) = with_app_schema(cache).await else {
         return;

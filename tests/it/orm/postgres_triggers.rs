@@ -139,7 +139,7 @@ async fn a_trigger_write_is_not_seen_and_an_entry_on_the_table_it_wrote_stays_st
 async fn a_declared_dependency_invalidates_what_the_trigger_wrote_and_nothing_else() {
     let cache = Cache::builder()
         .table_also_writes("songs", ["song_counts"])
-        .build_cache()
+        .build()
         .expect("config");
     let Some((t, author, counts)) = setup(cache).await else {
         return;

@@ -3,7 +3,7 @@
 //! at all for reads, writes the wrapper cannot see (unless declared, for cascades), and ORM
 //! writes under the `manual` and `ttl` strategies. (What it must invalidate is in `sea_orm_writes`.)
 
-use querycache::{CacheConfig, EntryOptions, InvalidationStrategy, Tag};
+use querycache::{Cache, EntryOptions, Tag, config::InvalidationStrategy};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait,
@@ -277,7 +277,7 @@ async fn a_cascading_delete_is_not_seen_in_the_tables_it_cascades_to_unless_decl
 
     let cache = querycache::Cache::builder()
         .table_also_writes("users", ["songs"])
-        .build_cache()
+        .build()
         .expect("config");
     let Some(f) = Fixture::with_cache(cache).await else {
         return;
@@ -295,9 +295,9 @@ async fn a_cascading_delete_is_not_seen_in_the_tables_it_cascades_to_unless_decl
 
 #[tokio::test]
 async fn manual_strategy_ignores_orm_writes_but_honours_invalidate_tags() {
-    let cache = CacheConfig::builder()
+    let cache = Cache::builder()
         .invalidation_strategy(InvalidationStrategy::Manual)
-        .build_cache()
+        .build()
         .expect("config");
     let Some(f) = Fixture::with_cache(cache).await else {
         return;
@@ -335,9 +335,9 @@ async fn manual_strategy_ignores_orm_writes_but_honours_invalidate_tags() {
 
 #[tokio::test]
 async fn ttl_strategy_ignores_orm_writes_and_invalidate_tags() {
-    let cache = CacheConfig::builder()
+    let cache = Cache::builder()
         .invalidation_strategy(InvalidationStrategy::Ttl)
-        .build_cache()
+        .build()
         .expect("config");
     let Some(f) = Fixture::with_cache(cache).await else {
         return;

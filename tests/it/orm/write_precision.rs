@@ -315,10 +315,10 @@ async fn name_by_id(t: &TestDb, table: &str, id: i32) -> (Option<String>, bool) 
 /// A cache whose config declares `folders` (and `labels`) as writing themselves, by the
 /// builder or by `CACHE_TABLE_DEPENDENCIES`.
 fn self_writing_caches() -> [Cache; 2] {
-    let built = CacheConfig::builder()
+    let built = Cache::builder()
         .table_also_writes("folders", ["folders"])
         .table_also_writes("labels", ["labels"])
-        .build_cache()
+        .build()
         .expect("a table may be declared to write itself");
     let from_env =
         CacheConfig::from_vars([("CACHE_TABLE_DEPENDENCIES", "folders=folders;labels=labels")])

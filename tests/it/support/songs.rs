@@ -85,7 +85,7 @@ impl SongsApp {
     pub async fn start_with(
         kind: Kind,
         db: Db,
-        f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+        f: impl FnOnce(querycache::config::CacheBuilder) -> querycache::config::CacheBuilder,
         admin_token: Option<&str>,
     ) -> Option<SongsApp> {
         Self::start_serving(kind, db, f, admin_token, ServeOptions::new()).await
@@ -95,7 +95,7 @@ impl SongsApp {
     pub async fn start_serving(
         kind: Kind,
         db: Db,
-        f: impl FnOnce(querycache::CacheConfigBuilder) -> querycache::CacheConfigBuilder,
+        f: impl FnOnce(querycache::config::CacheBuilder) -> querycache::config::CacheBuilder,
         admin_token: Option<&str>,
         serve: ServeOptions,
     ) -> Option<SongsApp> {

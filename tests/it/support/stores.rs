@@ -7,7 +7,7 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-use querycache::{Cache, CacheConfigBuilder};
+use querycache::{Cache, config::CacheBuilder};
 
 use super::redis::RedisServer;
 
@@ -33,18 +33,15 @@ impl Deref for TestCache {
 }
 
 /// A cache on `kind`, configured by `f`.
-pub fn cache_with(
-    kind: Kind,
-    f: impl FnOnce(CacheConfigBuilder) -> CacheConfigBuilder,
-) -> Option<TestCache> {
+pub fn cache_with(kind: Kind, f: impl FnOnce(CacheBuilder) -> CacheBuilder) -> Option<TestCache> {
     let (builder, server) = match kind {
         Kind::Memory => (Cache::builder(), None),
         Kind::Redis | Kind::Tiered => {
             let server = RedisServer::start()?;
             let store = if kind == Kind::Redis {
-                querycache::StoreKind::Redis
+                querycache::config::StoreKind::Redis
             } else {
-                querycache::StoreKind::Tiered
+                querycache::config::StoreKind::Tiered
             };
             let builder = Cache::builder()
                 .redis_url(server.url())
@@ -54,17 +51,14 @@ pub fn cache_with(
             (builder, Some(server))
         }
     };
-    let cache = f(builder).build_cache().expect("valid test configuration");
+    let cache = f(builder).build().expect("valid test configuration");
     Some(TestCache { cache, server })
 }
 
 /// A cache on `kind`, configured by `f`, ready: a tiered cache has subscribed to its
 /// invalidation channel (until then it bypasses its memory tier, and drops it once
 /// subscribed: a test that looks at the memory tier must not start before).
-pub async fn ready(
-    kind: Kind,
-    f: impl FnOnce(CacheConfigBuilder) -> CacheConfigBuilder,
-) -> Option<TestCache> {
+pub async fn ready(kind: Kind, f: impl FnOnce(CacheBuilder) -> CacheBuilder) -> Option<TestCache> {
     let cache = cache_with(kind, f)?;
     if kind == Kind::Tiered && cache.config().enabled() {
         super::subscribed(&cache).await;
@@ -79,12 +73,12 @@ pub fn another_instance(kind: Kind, first: &TestCache) -> Cache {
         (Some(server), Kind::Redis | Kind::Tiered) => Cache::builder()
             .redis_url(server.url())
             .store(if kind == Kind::Redis {
-                querycache::StoreKind::Redis
+                querycache::config::StoreKind::Redis
             } else {
-                querycache::StoreKind::Tiered
+                querycache::config::StoreKind::Tiered
             })
             .redis_timeout(Duration::from_millis(2000))
-            .build_cache()
+            .build()
             .expect("valid test configuration"),
         _ => Cache::new(),
     }

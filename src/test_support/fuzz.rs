@@ -1,5 +1,5 @@
-//! What the cargo-fuzz targets in `fuzz/` call (feature `fuzzing`, off by default). Not an
-//! API: names and signatures here change without notice.
+//! What the cargo-fuzz targets in `fuzz/` call (only under `--cfg fuzzing`, which cargo-fuzz
+//! sets). Not an API: names and signatures here change without notice.
 //!
 //! Each function checks the invariants the property tests check (the same code: see
 //! `store::codec::checks`, `key::checks`, `store::redis::checks`) and panics on a violation.

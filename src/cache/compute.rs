@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::read::{Inline, ReadFailure};
 use super::{Cache, CacheValue, StoreTiming, decode, encode, weigh};
 use crate::runtime::Bridge;
-use crate::store::{AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Storable, Store};
+use crate::store::{
+    AnyValue, EntryMeta, Lookup, PutOutcome, Snapshot, Storable, Store, StoreError,
+};
 use crate::{EntryOptions, Key};
 
 impl Cache {
@@ -206,7 +208,7 @@ impl Cache {
         &self,
         key: &Key,
         value: T,
-        snapshot: Result<Snapshot, String>,
+        snapshot: Result<Snapshot, StoreError>,
         options: &EntryOptions,
         timing: StoreTiming,
     ) -> (Arc<T>, Option<Snapshot>) {

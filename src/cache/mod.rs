@@ -32,7 +32,7 @@ use crate::config::{CacheBuilder, CacheConfig};
 use crate::stats::{CacheStats, LookupOutcome, StatsRecorder};
 use crate::store::Backend;
 use crate::store::memory::MemoryStore;
-use crate::store::{AnyValue, Lookup, Store};
+use crate::store::{AnyValue, Lookup, Store, StoreError};
 use crate::warm::Warming;
 use crate::{Error, Key};
 
@@ -461,13 +461,13 @@ impl Cache {
         );
     }
 
-    fn store_error(&self, operation: &'static str, key: &str, error: &str) {
+    fn store_error(&self, operation: &'static str, key: &str, error: &StoreError) {
         self.inner.stats.error();
         tracing::warn!(
             tier = self.inner.store.tier(),
             operation,
             key = %crate::key::shown(key),
-            error,
+            %error,
             "cache store failed; serving without it"
         );
     }
@@ -592,10 +592,10 @@ fn jittered(ttl: Duration, percent: u8, unit: f64) -> Duration {
 pub(crate) fn decode<T: CacheValue>(
     format: crate::store::BodyFormat,
     bytes: &[u8],
-) -> Result<AnyValue, String> {
+) -> Result<AnyValue, StoreError> {
     crate::store::codec::body::decode::<T>(format, bytes)
         .map(|value| Arc::new(value) as AnyValue)
-        .map_err(|e| e.to_string())
+        .map_err(StoreError::Decode)
 }
 
 /// Without the `redis` feature no store keeps bytes, and nothing is decoded (the type
@@ -605,21 +605,21 @@ pub(crate) fn decode<T: CacheValue>(
 pub(crate) fn decode<T: CacheValue>(
     format: crate::store::BodyFormat,
     _bytes: &[u8],
-) -> Result<AnyValue, String> {
+) -> Result<AnyValue, StoreError> {
     match format {}
 }
 
 /// Encodes `value` exactly for stores that keep bytes (JSON, or RON where JSON would lose
 /// something); an error when it cannot be, and the value is not stored.
 #[cfg(feature = "redis")]
-pub(crate) fn encode<T: CacheValue>(value: &T) -> Result<crate::store::Body, String> {
-    crate::store::codec::body::encode(value).map_err(|e| e.to_string())
+pub(crate) fn encode<T: CacheValue>(value: &T) -> Result<crate::store::Body, StoreError> {
+    crate::store::codec::body::encode(value).map_err(StoreError::Encode)
 }
 
 /// Without the `redis` feature no store keeps bytes, and nothing is encoded.
 #[cfg(not(feature = "redis"))]
-pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, String> {
-    Err("no store of this build keeps bytes".to_owned())
+pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, StoreError> {
+    Err(StoreError::NoByteStore)
 }
 
 /// The store `config` asks for ([`CacheConfig::store_kind`]): Redis-backed when

@@ -20,8 +20,8 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
 
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreUsage,
-    Timing,
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreError,
+    StoreUsage, Timing,
 };
 use crate::clock;
 use crate::key::key_id;
@@ -446,11 +446,11 @@ impl Store for MemoryStore {
         self.still_current(snapshot)
     }
 
-    async fn snapshot(&self, tags: &[Tag]) -> Result<MemSnapshot, String> {
+    async fn snapshot(&self, tags: &[Tag]) -> Result<MemSnapshot, StoreError> {
         Ok(self.take_snapshot(tags))
     }
 
-    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, String> {
+    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, StoreError> {
         Ok(self.fingerprint_now(tags))
     }
 
@@ -460,7 +460,7 @@ impl Store for MemoryStore {
         key: &str,
         _decode: &Decode<'_>,
         _scope: ReadScope,
-    ) -> Result<Lookup, String> {
+    ) -> Result<Lookup, StoreError> {
         Ok(self.lookup(key))
     }
 
@@ -471,23 +471,27 @@ impl Store for MemoryStore {
         _encode: &Encode<'_>,
         snapshot: MemSnapshot,
         meta: EntryMeta,
-    ) -> Result<PutOutcome, String> {
+    ) -> Result<PutOutcome, StoreError> {
         Ok(self.store(key, value, snapshot, meta))
     }
 
-    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
+    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, StoreError> {
         Ok(self.bump(tags))
     }
 
-    async fn remove(&self, key: &str) -> Result<bool, String> {
+    async fn remove(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.remove_key(key))
     }
 
-    async fn remove_matching(&self, pattern: &glob::Pattern, _text: &str) -> Result<usize, String> {
+    async fn remove_matching(
+        &self,
+        pattern: &glob::Pattern,
+        _text: &str,
+    ) -> Result<usize, StoreError> {
         Ok(self.remove_pattern(pattern))
     }
 
-    async fn clear(&self) -> Result<(), String> {
+    async fn clear(&self) -> Result<(), StoreError> {
         self.clear_all();
         Ok(())
     }

@@ -15,12 +15,14 @@
 
 #[cfg(feature = "redis")]
 pub(crate) mod codec;
+mod error;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
 pub(crate) mod tiered;
 
+pub(crate) use error::StoreError;
 pub(crate) use memory::entry_weight;
 
 use std::any::Any;
@@ -170,11 +172,11 @@ pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
 
 /// Turns a stored body (JSON or RON, as its header says) into the caller's type (stores
 /// that keep bytes use it).
-pub(crate) type Decode<'a> = dyn Fn(BodyFormat, &[u8]) -> Result<AnyValue, String> + Sync + 'a;
+pub(crate) type Decode<'a> = dyn Fn(BodyFormat, &[u8]) -> Result<AnyValue, StoreError> + Sync + 'a;
 
 /// Serializes the caller's value, exactly, for stores that keep bytes (`codec::body`); an
 /// error when it cannot be (the value is then not stored).
-pub(crate) type Encode<'a> = dyn Fn() -> Result<Body, String> + Sync + 'a;
+pub(crate) type Encode<'a> = dyn Fn() -> Result<Body, StoreError> + Sync + 'a;
 
 #[cfg(feature = "redis")]
 pub(crate) use codec::{Body, BodyFormat};
@@ -271,8 +273,8 @@ pub(crate) struct StoreUsage {
 }
 
 /// The operations every store offers. Implementations answer quickly and never panic;
-/// the error type of a failing backend is the backend's own message (the cache counts and
-/// logs it, callers never see it).
+/// a failing backend says why with a [`StoreError`] (the cache counts and logs it, callers
+/// never see it).
 pub(crate) trait Store: Send + Sync + 'static {
     /// The tag versions an entry is computed under.
     type Snapshot: Clone + Send + Sync + 'static;
@@ -283,14 +285,16 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn is_current(&self, snapshot: &Self::Snapshot) -> bool;
 
     /// Reads the current versions of `tags`, before the computation starts.
-    fn snapshot(&self, tags: &[Tag])
-    -> impl Future<Output = Result<Self::Snapshot, String>> + Send;
+    fn snapshot(
+        &self,
+        tags: &[Tag],
+    ) -> impl Future<Output = Result<Self::Snapshot, StoreError>> + Send;
 
     /// A hash of the current versions of `tags`, read the way a snapshot reads them: it
     /// changes whenever one of them is invalidated or the store is cleared. Stores shared
     /// between instances answer from the shared versions, so every instance computes the
     /// same fingerprint (HTTP deep ETags rely on it).
-    fn fingerprint(&self, tags: &[Tag]) -> impl Future<Output = Result<u64, String>> + Send;
+    fn fingerprint(&self, tags: &[Tag]) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Looks `key` up and validates it against its tags' current versions; stores that
     /// keep bytes turn them into the caller's type with `decode`. `scope` says whether the
@@ -300,7 +304,7 @@ pub(crate) trait Store: Send + Sync + 'static {
         key: &str,
         decode: &Decode<'_>,
         scope: ReadScope,
-    ) -> impl Future<Output = Result<Lookup, String>> + Send;
+    ) -> impl Future<Output = Result<Lookup, StoreError>> + Send;
 
     /// Stores `value` under `key`, unless `snapshot` is already outdated; stores that keep
     /// bytes serialize it with `encode`.
@@ -311,13 +315,13 @@ pub(crate) trait Store: Send + Sync + 'static {
         encode: &Encode<'_>,
         snapshot: Self::Snapshot,
         meta: EntryMeta,
-    ) -> impl Future<Output = Result<PutOutcome, String>> + Send;
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
 
     /// Gives each tag a fresh version; returns how many tags had one.
-    fn invalidate(&self, tags: &[Tag]) -> impl Future<Output = Result<usize, String>> + Send;
+    fn invalidate(&self, tags: &[Tag]) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Removes one key; returns whether it was present.
-    fn remove(&self, key: &str) -> impl Future<Output = Result<bool, String>> + Send;
+    fn remove(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Removes every key matching `pattern` (also given as text, for stores that match on
     /// the server); returns how many were removed.
@@ -325,10 +329,10 @@ pub(crate) trait Store: Send + Sync + 'static {
         &self,
         pattern: &glob::Pattern,
         text: &str,
-    ) -> impl Future<Output = Result<usize, String>> + Send;
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Removes every entry, and makes computations in flight unable to store.
-    fn clear(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Entries and bytes held in process memory (for stats).
     fn usage(&self) -> StoreUsage;
@@ -445,7 +449,7 @@ impl Store for Backend {
         }
     }
 
-    async fn snapshot(&self, tags: &[Tag]) -> Result<Snapshot, String> {
+    async fn snapshot(&self, tags: &[Tag]) -> Result<Snapshot, StoreError> {
         match self {
             Backend::Memory(store) => store.snapshot(tags).await.map(Snapshot::Memory),
             #[cfg(feature = "redis")]
@@ -453,7 +457,7 @@ impl Store for Backend {
         }
     }
 
-    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, String> {
+    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, StoreError> {
         match self {
             Backend::Memory(store) => store.fingerprint(tags).await,
             #[cfg(feature = "redis")]
@@ -466,7 +470,7 @@ impl Store for Backend {
         key: &str,
         decode: &Decode<'_>,
         scope: ReadScope,
-    ) -> Result<Lookup, String> {
+    ) -> Result<Lookup, StoreError> {
         match self {
             Backend::Memory(store) => store.get(key, decode, scope).await,
             #[cfg(feature = "redis")]
@@ -481,7 +485,7 @@ impl Store for Backend {
         encode: &Encode<'_>,
         snapshot: Snapshot,
         meta: EntryMeta,
-    ) -> Result<PutOutcome, String> {
+    ) -> Result<PutOutcome, StoreError> {
         match (self, snapshot) {
             (Backend::Memory(store), Snapshot::Memory(s)) => {
                 store.put(key, value, encode, s, meta).await
@@ -491,11 +495,11 @@ impl Store for Backend {
                 store.put(key, value, encode, s, meta).await
             }
             #[allow(unreachable_patterns)]
-            _ => Err("snapshot taken by another store".to_owned()),
+            _ => Err(StoreError::ForeignSnapshot),
         }
     }
 
-    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
+    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, StoreError> {
         match self {
             Backend::Memory(store) => store.invalidate(tags).await,
             #[cfg(feature = "redis")]
@@ -503,7 +507,7 @@ impl Store for Backend {
         }
     }
 
-    async fn remove(&self, key: &str) -> Result<bool, String> {
+    async fn remove(&self, key: &str) -> Result<bool, StoreError> {
         match self {
             Backend::Memory(store) => store.remove(key).await,
             #[cfg(feature = "redis")]
@@ -511,7 +515,11 @@ impl Store for Backend {
         }
     }
 
-    async fn remove_matching(&self, pattern: &glob::Pattern, text: &str) -> Result<usize, String> {
+    async fn remove_matching(
+        &self,
+        pattern: &glob::Pattern,
+        text: &str,
+    ) -> Result<usize, StoreError> {
         match self {
             Backend::Memory(store) => store.remove_matching(pattern, text).await,
             #[cfg(feature = "redis")]
@@ -519,7 +527,7 @@ impl Store for Backend {
         }
     }
 
-    async fn clear(&self) -> Result<(), String> {
+    async fn clear(&self) -> Result<(), StoreError> {
         match self {
             Backend::Memory(store) => store.clear().await,
             #[cfg(feature = "redis")]

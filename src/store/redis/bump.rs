@@ -10,6 +10,7 @@ use redis::AsyncCommands;
 
 use super::{Conn, RedisStore, Watched, fresh_token};
 use crate::Tag;
+use crate::store::StoreError;
 
 /// The bump: a fresh token for each existing version, which keeps its lifetime (the entries
 /// that recorded the old token set it; a snapshot or a put extends it again when needed).
@@ -42,7 +43,7 @@ impl RedisStore {
     /// empty) on the invalidation channel — in the same script on a single server, after
     /// every version moved on a cluster — so that no instance can hear of the bump before
     /// Redis holds it. Returns how many tags had a version.
-    pub(crate) async fn bump(&self, tags: &[Tag], message: &[u8]) -> Result<usize, String> {
+    pub(crate) async fn bump(&self, tags: &[Tag], message: &[u8]) -> Result<usize, StoreError> {
         match self.conn().await? {
             Conn::Single(mut conn) => {
                 let mut invocation = self.bump.prepare_invoke();
@@ -53,9 +54,9 @@ impl RedisStore {
                 match invocation.invoke_async(&mut conn).await {
                     Ok(moved) => Ok(moved),
                     Err(error) if is_out_of_memory(&error) && !tags.is_empty() => {
-                        self.bump_full(&mut conn, tags, message, &error).await
+                        self.bump_full(&mut conn, tags, message, error).await
                     }
-                    Err(error) => Err(error.to_string()),
+                    Err(error) => Err(error.into()),
                 }
             }
             Conn::Cluster(mut conn) => {
@@ -84,22 +85,17 @@ impl RedisStore {
                             async move { conn.del::<_, usize>(key).await }
                         }))
                         .await
-                        .map_err(|e| {
-                            format!(
-                                "Redis is full ({error}), and deleting the versions failed \
-                                 too: {e}"
-                            )
+                        .map_err(|source| StoreError::Full {
+                            refused: error,
+                            source,
                         })?;
                         self.counted_full_bump(tags.len());
                         deleted.into_iter().sum()
                     }
-                    Err(error) => return Err(error.to_string()),
+                    Err(error) => return Err(error.into()),
                 };
                 if !message.is_empty() {
-                    let _receivers: u64 = conn
-                        .publish(self.channel(), message)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let _receivers: u64 = conn.publish(self.channel(), message).await?;
                 }
                 Ok(moved)
             }
@@ -114,16 +110,17 @@ impl RedisStore {
         conn: &mut Watched,
         tags: &[Tag],
         message: &[u8],
-        refused: &redis::RedisError,
-    ) -> Result<usize, String> {
+        refused: redis::RedisError,
+    ) -> Result<usize, StoreError> {
         let mut invocation = self.bump_full.prepare_invoke();
         invocation.arg(self.channel()).arg(message);
         for tag in tags {
             invocation.key(self.version_key(tag));
         }
-        let deleted: usize = invocation.invoke_async(conn).await.map_err(|e| {
-            format!("Redis is full ({refused}), and deleting the versions failed too: {e}")
-        })?;
+        let deleted: usize = invocation
+            .invoke_async(conn)
+            .await
+            .map_err(|source| StoreError::Full { refused, source })?;
         self.counted_full_bump(tags.len());
         Ok(deleted)
     }

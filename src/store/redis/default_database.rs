@@ -2,6 +2,7 @@
 //! the same commands on a single server and on a cluster (see `cache::databases`).
 
 use super::RedisStore;
+use crate::store::StoreError;
 
 impl RedisStore {
     /// The key recording which database is the default one of every cache on this prefix:
@@ -15,7 +16,10 @@ impl RedisStore {
     /// cache on this prefix unless one is recorded already (`SET NX`, no expiry), and
     /// returns the one recorded: every process sharing the store agrees on it, whatever
     /// order each meets its databases in.
-    pub(crate) async fn claim_default_database(&self, candidate: &str) -> Result<String, String> {
+    pub(crate) async fn claim_default_database(
+        &self,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
         let key = self.default_database_key();
         let mut conn = self.conn().await?;
         let _: Option<String> = redis::cmd("SET")
@@ -23,13 +27,8 @@ impl RedisStore {
             .arg(candidate)
             .arg("NX")
             .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        let recorded: Option<String> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        recorded.ok_or_else(|| format!("`{key}` vanished right after it was set"))
+            .await?;
+        let recorded: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        recorded.ok_or(StoreError::Vanished { key })
     }
 }

@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use redis::aio::{ConnectionLike, ConnectionManager};
 
 use super::{RedisStore, fresh_token};
+use crate::store::StoreError;
 
 /// The tag whose version is the store epoch. A user tag of this name shares it (bumping it
 /// then kills every entry, as a rotation does); nothing else can reach it.
@@ -66,6 +67,9 @@ if recorded then return 1 end
 return 2
 ";
 
+/// What an error of the incarnation check says it was doing.
+const CHECKING: &str = "checking the Redis incarnation";
+
 impl RedisStore {
     /// The `run_id` the epoch was last rotated for: `<prefix>:epoch-run`.
     fn epoch_run_key(&self) -> String {
@@ -76,7 +80,7 @@ impl RedisStore {
     /// that it may have changed: `INFO server`'s `run_id`, then the rotate script (see
     /// the module docs). Returns the generation the check holds for, to tell whether it still
     /// held when a lookup's reply came back.
-    pub(super) async fn incarnation_checked(&self, conn: &mut Watched) -> Result<u64, String> {
+    pub(super) async fn incarnation_checked(&self, conn: &mut Watched) -> Result<u64, StoreError> {
         if let Some(generation) = self.incarnation.current() {
             return Ok(generation);
         }
@@ -89,9 +93,15 @@ impl RedisStore {
             .arg("server")
             .query_async(conn)
             .await
-            .map_err(|e| format!("checking the Redis incarnation: {e}"))?;
+            .map_err(|source| StoreError::Epoch {
+                step: CHECKING,
+                source,
+            })?;
         let run_id = run_id(&info)
-            .ok_or_else(|| "checking the Redis incarnation: INFO names no run_id".to_owned())?
+            .ok_or(StoreError::Malformed {
+                context: CHECKING,
+                problem: "INFO names no run_id",
+            })?
             .to_owned();
         self.incarnation.found(&run_id);
         let rotated: u8 = self
@@ -103,7 +113,10 @@ impl RedisStore {
             .arg(self.version_ttl_ms)
             .invoke_async(conn)
             .await
-            .map_err(|e| format!("rotating the store epoch: {e}"))?;
+            .map_err(|source| StoreError::Epoch {
+                step: "rotating the store epoch",
+                source,
+            })?;
         match rotated {
             1 => tracing::warn!(
                 %run_id,

@@ -28,7 +28,7 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use super::RawLookup;
-use crate::store::codec;
+use crate::store::{StoreError, codec};
 
 /// How many keys' hints are kept (the least used are forgotten first).
 pub(super) const CAPACITY: usize = 16_384;
@@ -88,7 +88,7 @@ pub(super) async fn lookup(
     conn: &mut impl ConnectionLike,
     entry: &str,
     hint: &str,
-) -> Result<Hinted, String> {
+) -> Result<Hinted, StoreError> {
     let version_keys: Vec<&str> = if hint.is_empty() {
         Vec::new()
     } else {
@@ -97,12 +97,8 @@ pub(super) async fn lookup(
     let mut pipe = redis::pipe();
     pipe.atomic().cmd("GET").arg(entry);
     let (bytes, now, pttl): Reply = if version_keys.is_empty() {
-        let (bytes, pttl): (Option<Vec<u8>>, i64) = pipe
-            .cmd("PTTL")
-            .arg(entry)
-            .query_async(conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (bytes, pttl): (Option<Vec<u8>>, i64) =
+            pipe.cmd("PTTL").arg(entry).query_async(conn).await?;
         (bytes, Vec::new(), pttl)
     } else {
         // MGET by hand: redis-rs sends a single key's `mget` as GET, whose reply is no array.
@@ -111,8 +107,7 @@ pub(super) async fn lookup(
             .cmd("PTTL")
             .arg(entry)
             .query_async(conn)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
     };
     let Some(bytes) = bytes else {
         return Ok(Hinted::Decided(RawLookup::Miss));

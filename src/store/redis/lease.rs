@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::{Conn, RedisStore};
+use crate::store::StoreError;
 
 /// The release: deletes the lease (`KEYS[1]`) only if the holder's token (`ARGV[1]`) still
 /// holds it.
@@ -18,7 +19,7 @@ impl RedisStore {
     /// `<prefix>:l:<run_id, 12 characters>:<key>`, so that a lease restored with an older
     /// snapshot (a restart from RDB/AOF, a promoted replica), whose holder gave it back long
     /// ago, holds no caller up for its TTL: each incarnation has leases of its own.
-    async fn lease_key(&self, conn: &mut Conn, key: &str) -> Result<String, String> {
+    async fn lease_key(&self, conn: &mut Conn, key: &str) -> Result<String, StoreError> {
         match conn {
             Conn::Single(watched) => {
                 self.incarnation_checked(watched).await?;
@@ -42,7 +43,7 @@ impl RedisStore {
         key: &str,
         token: &str,
         ttl: Duration,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, StoreError> {
         let ttl_ms = u64::try_from(ttl.as_millis())
             .unwrap_or(u64::MAX / 4)
             .max(1);
@@ -55,22 +56,20 @@ impl RedisStore {
             .arg("PX")
             .arg(ttl_ms)
             .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(taken.is_some())
     }
 
     /// Gives the lease of `key` back, if `token` still holds it (it may have expired and
     /// been taken by another instance since).
-    pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<(), String> {
+    pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let lease = self.lease_key(&mut conn, key).await?;
         self.release
             .key(lease)
             .arg(token)
             .invoke_async::<u64>(&mut conn)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+            .await?;
+        Ok(())
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use super::{Conn, RedisStore, hints, versions_current};
-use crate::store::codec;
+use crate::store::{StoreError, codec};
 
 pub(super) const GET_BODY: &str = r"
 local v = redis.call('GET', KEYS[1])
@@ -45,7 +45,7 @@ impl RedisStore {
     /// server by one transaction when the entry's version keys are known ([`hints`]), else
     /// (or when the transaction cannot decide) by the script — one round trip for a hit
     /// either way; on a cluster by the store (two, see the module docs).
-    pub(crate) async fn lookup(&self, key: &str) -> Result<RawLookup, String> {
+    pub(crate) async fn lookup(&self, key: &str) -> Result<RawLookup, StoreError> {
         let entry = self.entry_key(key);
         match self.conn().await? {
             Conn::Single(mut conn) => {
@@ -65,12 +65,8 @@ impl RedisStore {
                         hints::Hinted::AskScript => {}
                     }
                 }
-                let reply: Option<Vec<redis::Value>> = self
-                    .get
-                    .key(entry)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let reply: Option<Vec<redis::Value>> =
+                    self.get.key(entry).invoke_async(&mut conn).await?;
                 let found = checked(parse_lookup(reply));
                 if let RawLookup::Hit(bytes, _) = &found {
                     self.hints.learn_from(key, bytes);
@@ -82,8 +78,7 @@ impl RedisStore {
                     .get(&entry)
                     .pttl(&entry)
                     .query_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 let Some(bytes) = bytes else {
                     return Ok(RawLookup::Miss);
                 };

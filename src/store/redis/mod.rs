@@ -84,6 +84,7 @@ use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
 use crate::config::redis_url::{redact, split_urls};
+use crate::store::StoreError;
 use crate::{Error, Tag};
 
 mod bump;
@@ -332,13 +333,13 @@ impl RedisStore {
         })
     }
 
-    async fn conn(&self) -> Result<Conn, String> {
+    async fn conn(&self) -> Result<Conn, StoreError> {
         match &self.backend {
             RedisBackend::Single(conns) => {
-                let conn = conns
-                    .get()
-                    .await
-                    .map_err(|e| format!("connecting to Redis: {e}"))?;
+                let conn = conns.get().await.map_err(|source| StoreError::Connect {
+                    target: "Redis",
+                    source,
+                })?;
                 Ok(Conn::Single(Watched {
                     conn,
                     incarnation: std::sync::Arc::clone(&self.incarnation),
@@ -351,7 +352,10 @@ impl RedisStore {
                         on_io_runtime(async move { client.get_async_connection().await })
                     })
                     .await
-                    .map_err(|e| format!("connecting to the Redis cluster: {e}"))?;
+                    .map_err(|source| StoreError::Connect {
+                        target: "the Redis cluster",
+                        source,
+                    })?;
                 Ok(Conn::Cluster(conn.clone()))
             }
         }
@@ -384,23 +388,17 @@ impl RedisStore {
 
     /// Publishes `message` on the invalidation channel (on a cluster, through any node:
     /// the cluster forwards it to subscribers on every node).
-    pub(crate) async fn publish(&self, message: &[u8]) -> Result<(), String> {
+    pub(crate) async fn publish(&self, message: &[u8]) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let _receivers: u64 = conn
-            .publish(self.channel(), message)
-            .await
-            .map_err(|e| e.to_string())?;
+        let _receivers: u64 = conn.publish(self.channel(), message).await?;
         Ok(())
     }
 
     /// One round trip to the server, or on a cluster to every master in parallel (the
     /// client routes PING to all of them, and fails if one fails).
-    pub(crate) async fn ping(&self) -> Result<(), String> {
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        redis::cmd("PING")
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(redis::cmd("PING").query_async::<()>(&mut conn).await?)
     }
 
     /// The breaker's probe, before it closes: on a cluster [`ping`](Self::ping); on a
@@ -412,14 +410,14 @@ impl RedisStore {
     /// counted, shown by `health()`, a step towards opening the breaker again). So each
     /// connection gets a second `PING` if its first fails: that one waits for the
     /// reconnection the first one started, and fails only if the server does.
-    pub(crate) async fn probe(&self) -> Result<(), String> {
+    pub(crate) async fn probe(&self) -> Result<(), StoreError> {
         let RedisBackend::Single(conns) = &self.backend else {
             return self.ping().await;
         };
-        conns
-            .get()
-            .await
-            .map_err(|e| format!("connecting to Redis: {e}"))?;
+        conns.get().await.map_err(|source| StoreError::Connect {
+            target: "Redis",
+            source,
+        })?;
         let pings = conns.made().into_iter().map(|mut conn| async move {
             if ping_one(&mut conn).await.is_ok() {
                 return Ok(());
@@ -454,7 +452,7 @@ impl RedisStore {
 async fn versions_current(
     conn: &mut ClusterConnection,
     versions: &[(&str, &str)],
-) -> Result<bool, String> {
+) -> Result<bool, StoreError> {
     if versions.is_empty() {
         return Ok(true);
     }
@@ -462,13 +460,13 @@ async fn versions_current(
     for (key, _) in versions {
         mget.arg(*key);
     }
-    let current: Vec<Option<Vec<u8>>> = mget.query_async(conn).await.map_err(|e| e.to_string())?;
+    let current: Vec<Option<Vec<u8>>> = mget.query_async(conn).await?;
     if current.len() != versions.len() {
-        return Err(format!(
-            "MGET returned {} values for {} keys",
-            current.len(),
-            versions.len()
-        ));
+        return Err(StoreError::ReplyLength {
+            command: "MGET",
+            got: current.len(),
+            asked: versions.len(),
+        });
     }
     Ok(versions
         .iter()
@@ -482,11 +480,8 @@ pub(crate) fn fresh_token() -> String {
 }
 
 /// One `PING` through `conn`.
-async fn ping_one(conn: &mut ConnectionManager) -> Result<(), String> {
-    redis::cmd("PING")
-        .query_async::<()>(conn)
-        .await
-        .map_err(|e| e.to_string())
+async fn ping_one(conn: &mut ConnectionManager) -> Result<(), StoreError> {
+    Ok(redis::cmd("PING").query_async::<()>(conn).await?)
 }
 
 /// Makes a connection on querycache's I/O runtime, so that the tasks that drive it live

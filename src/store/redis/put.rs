@@ -12,7 +12,7 @@ use futures_util::future::try_join_all;
 
 use super::{Conn, RedisSnapshot, RedisStore, versions_current};
 use crate::clock::now_ms;
-use crate::store::{EntryMeta, PutOutcome, codec};
+use crate::store::{EntryMeta, PutOutcome, StoreError, codec};
 
 /// The put: the entry is stored only under a current snapshot, and every version key it
 /// records is made to live at least as long as the entry (`ARGV[4]`: the entry's lifetime
@@ -42,7 +42,7 @@ impl RedisStore {
         body: &codec::Body,
         snapshot: &RedisSnapshot,
         meta: &EntryMeta,
-    ) -> Result<PutOutcome, String> {
+    ) -> Result<PutOutcome, StoreError> {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4);
         let now = now_ms();
         let stamps = codec::Stamps {
@@ -70,8 +70,7 @@ impl RedisStore {
                     .arg(&snapshot.removals)
                     .arg(ttl_ms.saturating_add(VERSION_MARGIN_MS))
                     .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 if stored == 1 {
                     let version_keys = snapshot.versions.iter().map(|(k, _)| k.as_str());
                     self.hints.learn(key, version_keys);
@@ -102,8 +101,7 @@ impl RedisStore {
                         .arg("PX")
                         .arg(ttl_ms)
                         .query_async(&mut conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                     // The versions it records live at least as long (see `PUT_BODY`), in
                     // parallel, each on its own slot's master.
                     let want = ttl_ms.saturating_add(VERSION_MARGIN_MS);
@@ -118,8 +116,7 @@ impl RedisStore {
                                 .await
                         }
                     }))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                     true
                 } else {
                     false

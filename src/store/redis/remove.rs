@@ -15,10 +15,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::{Conn, RedisStore, fresh_token};
+use crate::store::StoreError;
 
 impl RedisStore {
     /// Removes one entry (the removal marker moves first, in the same round trip).
-    pub(crate) async fn remove_key(&self, key: &str) -> Result<bool, String> {
+    pub(crate) async fn remove_key(&self, key: &str) -> Result<bool, StoreError> {
         let removed: u64 = match self.conn().await? {
             Conn::Single(mut conn) => {
                 let ((), removed): ((), u64) = redis::pipe()
@@ -30,33 +31,29 @@ impl RedisStore {
                     )
                     .unlink(self.entry_key(key))
                     .query_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 removed
             }
             // Two slots: the marker first, then the entry.
             Conn::Cluster(mut conn) => {
                 self.mark_removal().await?;
-                conn.unlink(self.entry_key(key))
-                    .await
-                    .map_err(|e| e.to_string())?
+                conn.unlink(self.entry_key(key)).await?
             }
         };
         Ok(removed > 0)
     }
 
     /// Moves the removal marker: computations that began before now cannot store.
-    async fn mark_removal(&self) -> Result<(), String> {
+    async fn mark_removal(&self) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.removals_key())
             .arg(fresh_token())
             .arg("PX")
             .arg(self.version_ttl_ms);
-        match self.conn().await? {
+        Ok(match self.conn().await? {
             Conn::Single(mut conn) => cmd.query_async::<()>(&mut conn).await,
             Conn::Cluster(mut conn) => cmd.query_async::<()>(&mut conn).await,
-        }
-        .map_err(|e| e.to_string())
+        }?)
     }
 
     /// Removes every entry whose key matches the glob `pattern`: the removal marker moves
@@ -68,9 +65,11 @@ impl RedisStore {
     /// (`[^a]` negates where glob writes `[!a]`, `\` escapes, `?` is one byte, not one
     /// character). So SCAN matches only the pattern's literal prefix, and each key found is
     /// matched here, by glob's rules, before it is unlinked.
-    pub(crate) async fn remove_pattern(&self, pattern: &str) -> Result<usize, String> {
-        let glob = glob::Pattern::new(pattern)
-            .map_err(|e| format!("invalid key pattern {pattern:?}: {}", e.msg))?;
+    pub(crate) async fn remove_pattern(&self, pattern: &str) -> Result<usize, StoreError> {
+        let glob = glob::Pattern::new(pattern).map_err(|e| StoreError::Pattern {
+            pattern: pattern.to_owned(),
+            reason: e.msg,
+        })?;
         self.mark_removal().await?;
         let entries = entries_prefix(&self.prefix);
         let matcher = scan_matcher(&entries, pattern);
@@ -79,7 +78,7 @@ impl RedisStore {
     }
 
     /// Removes every entry and every tag version under the prefix.
-    pub(crate) async fn clear_all(&self) -> Result<usize, String> {
+    pub(crate) async fn clear_all(&self) -> Result<usize, StoreError> {
         self.unlink_scan(&clear_matcher(&self.prefix), None).await
     }
 
@@ -88,7 +87,7 @@ impl RedisStore {
         &self,
         matcher: &str,
         keep: Option<KeyFilter<'_>>,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, StoreError> {
         match self.conn().await? {
             Conn::Single(conn) => unlink_scan_on(Conn::Single(conn), None, matcher, keep).await,
             Conn::Cluster(mut conn) => {
@@ -161,7 +160,7 @@ async fn unlink_scan_on(
     node: Option<(String, u16)>,
     matcher: &str,
     keep: Option<KeyFilter<'_>>,
-) -> Result<usize, String> {
+) -> Result<usize, StoreError> {
     const BATCH: usize = 500;
     let mut cursor: u64 = 0;
     let mut removed = 0;
@@ -178,23 +177,20 @@ async fn unlink_scan_on(
                     host: host.clone(),
                     port: *port,
                 });
-                let reply = cluster
-                    .route_command(scan, routing)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                redis::from_redis_value(reply).map_err(|e| e.to_string())?
+                let reply = cluster.route_command(scan, routing).await?;
+                redis::from_redis_value(reply).map_err(|source| StoreError::Unreadable {
+                    command: "SCAN",
+                    source,
+                })?
             }
-            _ => scan
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?,
+            _ => scan.query_async(&mut conn).await?,
         };
         let keys: Vec<String> = match keep {
             Some(keep) => keys.into_iter().filter(|key| keep(key)).collect(),
             None => keys,
         };
         if !keys.is_empty() {
-            let n: usize = conn.unlink(&keys).await.map_err(|e| e.to_string())?;
+            let n: usize = conn.unlink(&keys).await?;
             removed += n;
         }
         if next == 0 {
@@ -205,34 +201,35 @@ async fn unlink_scan_on(
 }
 
 /// The masters of the cluster that serve slots, as `(host, port)`, from `CLUSTER SLOTS`.
-async fn cluster_masters(conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>, String> {
-    let reply: redis::Value = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(conn)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn cluster_masters(conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>, StoreError> {
+    let reply: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
     parse_cluster_slots(reply)
 }
 
 /// `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replicas...], ...]`; the first
 /// node of each range is its master.
-fn parse_cluster_slots(reply: redis::Value) -> Result<Vec<(String, u16)>, String> {
-    let ranges: Vec<Vec<redis::Value>> =
-        redis::from_redis_value(reply).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+fn parse_cluster_slots(reply: redis::Value) -> Result<Vec<(String, u16)>, StoreError> {
+    let unreadable = |source| StoreError::Unreadable {
+        command: "CLUSTER SLOTS",
+        source,
+    };
+    let malformed = |problem| StoreError::Malformed {
+        context: "CLUSTER SLOTS",
+        problem,
+    };
+    let ranges: Vec<Vec<redis::Value>> = redis::from_redis_value(reply).map_err(unreadable)?;
     let mut masters: Vec<(String, u16)> = Vec::new();
     for range in ranges {
         let Some(master) = range.into_iter().nth(2) else {
-            return Err("CLUSTER SLOTS: a slot range without a node".into());
+            return Err(malformed("a slot range without a node"));
         };
-        let node: Vec<redis::Value> =
-            redis::from_redis_value(master).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+        let node: Vec<redis::Value> = redis::from_redis_value(master).map_err(unreadable)?;
         let mut fields = node.into_iter();
         let (Some(host), Some(port)) = (fields.next(), fields.next()) else {
-            return Err("CLUSTER SLOTS: a node without an address".into());
+            return Err(malformed("a node without an address"));
         };
-        let host: String =
-            redis::from_redis_value(host).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
-        let port: u16 = redis::from_redis_value(port).map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+        let host: String = redis::from_redis_value(host).map_err(unreadable)?;
+        let port: u16 = redis::from_redis_value(port).map_err(unreadable)?;
         if !masters.iter().any(|(h, p)| *h == host && *p == port) {
             masters.push((host, port));
         }

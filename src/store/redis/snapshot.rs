@@ -10,6 +10,7 @@ use futures_util::future::try_join_all;
 
 use super::{Conn, RedisBackend, RedisStore, fresh_token};
 use crate::Tag;
+use crate::store::StoreError;
 
 /// The snapshot: the versions of KEYS, a missing one created with the fresh token given
 /// for it. A version it creates, or finds about to expire, is given `ARGV[1]` (the
@@ -67,7 +68,7 @@ impl RedisSnapshot {
 
 impl RedisStore {
     /// Current versions of `tags`, created where missing, and the removal marker.
-    pub(crate) async fn take_snapshot(&self, tags: &[Tag]) -> Result<RedisSnapshot, String> {
+    pub(crate) async fn take_snapshot(&self, tags: &[Tag]) -> Result<RedisSnapshot, StoreError> {
         // The removal marker travels as one more version, split off at the end. On a
         // single server the epoch is one more version too, just before it: every entry
         // records it (see `epoch`).
@@ -86,10 +87,7 @@ impl RedisStore {
                 for key in &keys {
                     invocation.key(key).arg(fresh_token());
                 }
-                let tokens: Vec<String> = invocation
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let tokens: Vec<String> = invocation.invoke_async(&mut conn).await?;
                 tokens
             }
             Conn::Cluster(conn) => {
@@ -118,18 +116,17 @@ impl RedisStore {
                         Ok::<_, redis::RedisError>(old.unwrap_or(token))
                     }
                 }))
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             }
         };
         let mut tokens = tokens;
-        let removals = tokens.pop();
-        let (Some(removals), true) = (removals, tokens.len() + 1 == keys.len()) else {
-            return Err(format!(
-                "snapshot returned {} versions for {} tags",
-                tokens.len(),
-                keys.len() + 1
-            ));
+        let returned = tokens.len();
+        let (true, Some(removals)) = (returned == keys.len(), tokens.pop()) else {
+            return Err(StoreError::ReplyLength {
+                command: "snapshot",
+                got: returned,
+                asked: keys.len(),
+            });
         };
         Ok(RedisSnapshot {
             versions: keys.into_iter().zip(tokens).collect(),

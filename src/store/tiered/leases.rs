@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Shared, TieredStore};
-use crate::store::Lease;
+use crate::store::{Lease, StoreError};
 
 /// Orphaned leases remembered at most; past that they are left to expire.
 const MAX_ORPHANS: usize = 4096;
@@ -108,12 +108,15 @@ impl Shared {
 
     /// Gives back the orphaned leases (during recovery). On a failure, keeps those left and
     /// returns the error.
-    pub(super) async fn release_orphans(self: &Arc<Self>, timeout: Duration) -> Result<(), String> {
+    pub(super) async fn release_orphans(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
         let orphans = std::mem::take(&mut *self.orphans.lock());
         for (i, (key, token)) in orphans.iter().enumerate() {
             let released = tokio::time::timeout(timeout, self.redis.release_lease(key, token))
                 .await
-                .map_err(|_| "timed out".to_owned())
+                .map_err(|_| StoreError::Timeout { limit: timeout })
                 .and_then(|released| released);
             if let Err(error) = released {
                 self.orphans.lock().extend(orphans[i..].iter().cloned());

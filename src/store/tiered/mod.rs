@@ -26,15 +26,15 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use self::breaker::{Breaker, Failure};
+use self::breaker::Breaker;
 use self::channel::{Listener, Message, Op};
 use self::pending::Pending;
 use super::codec;
 use super::memory::{MemSnapshot, MemoryStore};
 use super::redis::{RawLookup, RedisSnapshot, RedisStore};
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreUsage,
-    Timing,
+    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreError,
+    StoreUsage, Timing,
 };
 use crate::clock::now_ms;
 use crate::config::StoreKind;
@@ -177,18 +177,15 @@ impl TieredStore {
     /// Which database is the default one of every cache sharing this Redis prefix: the
     /// one recorded, after claiming `candidate` if none is (see
     /// `RedisStore::claim_default_database`). An error while Redis cannot answer.
-    pub(crate) async fn default_database(&self, candidate: &str) -> Result<String, String> {
+    pub(crate) async fn default_database(&self, candidate: &str) -> Result<String, StoreError> {
         let s = &self.inner;
         s.call(
             "default database",
             s.redis.claim_default_database(candidate),
         )
         .await
-        .map_err(|()| {
-            s.last_error
-                .lock()
-                .clone()
-                .unwrap_or_else(|| "Redis is out (the breaker is open)".to_owned())
+        .map_err(|()| StoreError::Out {
+            last_error: s.last_error.lock().clone(),
         })
     }
 
@@ -240,7 +237,7 @@ impl Shared {
     async fn call<T>(
         self: &Arc<Self>,
         operation: &'static str,
-        op: impl Future<Output = Result<T, String>>,
+        op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, ()> {
         if !self.breaker.is_closed() {
             return Err(());
@@ -253,12 +250,11 @@ impl Shared {
                 Ok(value)
             }
             Ok(Err(error)) => {
-                self.failed(operation, Failure::Error, error);
+                self.failed(operation, error);
                 Err(())
             }
             Err(_) => {
-                let error = format!("no answer within {} ms", timeout.as_millis());
-                self.failed(operation, Failure::Timeout, error);
+                self.failed(operation, StoreError::Timeout { limit: timeout });
                 Err(())
             }
         }
@@ -279,7 +275,7 @@ impl Shared {
 
     /// Applies `op` to Redis and publishes it (one script for tags; the operation, then a
     /// message, for the others). Returns how many tags had a version, or keys were removed.
-    async fn apply_remote(&self, op: &Op) -> Result<usize, String> {
+    async fn apply_remote(&self, op: &Op) -> Result<usize, StoreError> {
         let message = Message {
             from: self.instance.clone(),
             op: op.clone(),
@@ -435,7 +431,7 @@ impl Store for TieredStore {
         s.memory_readable() && s.memory.still_current(&snapshot.mem)
     }
 
-    async fn snapshot(&self, tags: &[Tag]) -> Result<TieredSnapshot, String> {
+    async fn snapshot(&self, tags: &[Tag]) -> Result<TieredSnapshot, StoreError> {
         let s = &self.inner;
         s.start();
         let mem = s.memory.take_snapshot(tags);
@@ -443,7 +439,7 @@ impl Store for TieredStore {
         Ok(TieredSnapshot { mem, redis })
     }
 
-    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, String> {
+    async fn fingerprint(&self, tags: &[Tag]) -> Result<u64, StoreError> {
         let s = &self.inner;
         s.start();
         // Redis's versions when it answers, so that every instance agrees; process memory's
@@ -459,7 +455,7 @@ impl Store for TieredStore {
         key: &str,
         decode: &Decode<'_>,
         scope: ReadScope,
-    ) -> Result<Lookup, String> {
+    ) -> Result<Lookup, StoreError> {
         let s = &self.inner;
         s.start();
         // Inside a computation, Redis validates (see `ReadScope`); memory answers only if
@@ -501,11 +497,9 @@ impl Store for TieredStore {
         };
         let value = match decode(framed.format, &framed.body) {
             Ok(value) => value,
-            Err(error) => {
-                return Ok(Lookup::Undecodable(format!(
-                    "payload body does not fit the requested type: {error}"
-                )));
-            }
+            // The error says what did not fit: "payload body does not fit the requested
+            // type: ...".
+            Err(error) => return Ok(Lookup::Undecodable(error.to_string())),
         };
         let now = now_ms();
         let age = Duration::from_millis(now.saturating_sub(framed.stamps.created_at_ms));
@@ -536,7 +530,7 @@ impl Store for TieredStore {
         encode: &Encode<'_>,
         snapshot: TieredSnapshot,
         meta: EntryMeta,
-    ) -> Result<PutOutcome, String> {
+    ) -> Result<PutOutcome, StoreError> {
         let s = &self.inner;
         let body = encode()?;
         let mut stored = false;
@@ -576,22 +570,26 @@ impl Store for TieredStore {
         })
     }
 
-    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, String> {
+    async fn invalidate(&self, tags: &[Tag]) -> Result<usize, StoreError> {
         let tags = tags.iter().map(|t| t.as_str().to_owned()).collect();
         Ok(self.inner.invalidate(Op::Tags { tags }).await)
     }
 
-    async fn remove(&self, key: &str) -> Result<bool, String> {
+    async fn remove(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_owned();
         Ok(self.inner.invalidate(Op::Key { key }).await > 0)
     }
 
-    async fn remove_matching(&self, _pattern: &glob::Pattern, text: &str) -> Result<usize, String> {
+    async fn remove_matching(
+        &self,
+        _pattern: &glob::Pattern,
+        text: &str,
+    ) -> Result<usize, StoreError> {
         let pattern = text.to_owned();
         Ok(self.inner.invalidate(Op::Pattern { pattern }).await)
     }
 
-    async fn clear(&self) -> Result<(), String> {
+    async fn clear(&self) -> Result<(), StoreError> {
         self.inner.invalidate(Op::Clear).await;
         Ok(())
     }

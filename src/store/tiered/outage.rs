@@ -8,9 +8,17 @@ use std::sync::atomic::Ordering;
 use super::Shared;
 use super::breaker::Failure;
 use super::channel::Op;
+use crate::store::StoreError;
 
 impl Shared {
-    pub(super) fn failed(self: &Arc<Self>, operation: &'static str, kind: Failure, error: String) {
+    /// Counts and records a failed Redis operation; a timeout opens the breaker at once,
+    /// errors after enough of them in a row.
+    pub(super) fn failed(self: &Arc<Self>, operation: &'static str, error: StoreError) {
+        let kind = if error.is_timeout() {
+            Failure::Timeout
+        } else {
+            Failure::Error
+        };
         self.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(tier = "redis", operation, %error, "Redis operation failed; serving without it");
         *self.last_error.lock() = Some(format!("{operation}: {error}"));

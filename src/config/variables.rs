@@ -414,4 +414,33 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn families_need_a_namespace_and_other_names_change_nothing() {
+        let err = apply(crate::CacheConfig::builder(), "CACHE_TTL_", "60").unwrap_err();
+        assert!(err.to_string().contains("e.g. CACHE_TTL_SONGS"), "{err}");
+        let config = apply(crate::CacheConfig::builder(), "CACHE_SWR_SONGS", "30")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            config.swr_for_namespace("songs"),
+            Some(std::time::Duration::from_secs(30))
+        );
+        for (name, value) in [
+            ("CACHE_DEFAULT_TTLL", "soon"),
+            ("PATH", "/bin"),
+            ("CACHE_HTTP_MAX_CONNECTIONS", "x"),
+        ] {
+            let config = apply(crate::CacheConfig::builder(), name, value)
+                .unwrap()
+                .build()
+                .unwrap();
+            assert_eq!(
+                format!("{config:?}"),
+                format!("{:?}", crate::CacheConfig::default()),
+                "{name}"
+            );
+        }
+    }
 }

@@ -1,32 +1,10 @@
 //! Configuration: [`CacheConfig`], built in code with [`CacheConfigBuilder`] or read from
 //! `CACHE_*` environment variables with [`CacheConfig::from_env`].
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `CACHE_ENABLED` | `true` | `false` makes every cached function run straight through |
-//! | `CACHE_DEFAULT_TTL` | `3600` | seconds an entry lives when nothing more specific is set |
-//! | `CACHE_MAX_TTL` | `86400` | longer TTLs are clamped to this |
-//! | `CACHE_COUNT_TTL` | `300` | default TTL of count queries (`#[cache_count_query]`) |
-//! | `CACHE_JITTER_PERCENT` | `0` | each entry expires up to this percentage of its TTL early, at random, so that entries written together do not expire together (`jitter` on a query overrides it) |
-//! | `CACHE_ERROR_TTL` | `300` | TTL of cached errors when a function asks for `cache_errors` |
-//! | `CACHE_NEGATIVE_TTL` | `60` | longest TTL of an *absent* value (one that serializes to `null`: `Option::None`, a row not found), so that lookups of ids that do not exist cannot fill the store for long |
-//! | `CACHE_TTL_<NAMESPACE>` | unset | TTL of one namespace, e.g. `CACHE_TTL_SONGS=600` (an application's policy: `examples/external_api.rs` sets five) |
-//! | `CACHE_SWR_<NAMESPACE>` | unset | stale-while-revalidate window of one namespace, in seconds, e.g. `CACHE_SWR_SONGS=30` (`swr` on a query overrides it) |
-//! | `CACHE_LEASE_TTL_MS` | `5000` | with Redis: how long the lease an instance takes to compute a missing key lasts; the other instances wait for its result at most that long, then compute themselves. `0` turns leases off |
-//! | `CACHE_MEMORY_MAX_BYTES` | `268435456` | byte budget of the memory store (`64MiB`, `1GB` accepted) |
-//! | `CACHE_INVALIDATION_STRATEGY` | `smart` | `smart`: ORM writes invalidate; `manual`: only explicit calls; `ttl`: only expiry |
-//! | `CACHE_KEY_PREFIX` | `querycache` | prefix of every key in shared stores |
-//! | `REDIS_URL` | unset | Redis server (`redis://`, `rediss://`); comma-separated nodes with `CACHE_CLUSTER_MODE`. Needs the `redis` feature |
-//! | `CACHE_STORE` | `tiered` with `REDIS_URL`, else `memory` | see [`StoreKind`] |
-//! | `CACHE_REDIS_TIMEOUT_MS` | `100` | connect and command timeout of Redis |
-//! | `CACHE_BREAKER_THRESHOLD` | `3` | consecutive Redis errors that open the circuit breaker (a timeout opens it at once) |
-//! | `CACHE_BREAKER_COOLDOWN_MS` | `500` | how often an open breaker probes Redis, in the background |
-//! | `CACHE_CHANNEL_HEARTBEAT_MS` | `1000` | tiered store: how often the invalidation channel's subscriber pings its own connection; nothing heard on it for 3 intervals counts as a channel loss (memory tier dropped and bypassed until it is back) |
-//! | `CACHE_COMPRESSION_ENABLED`, `CACHE_COMPRESSION_THRESHOLD` | `true`, `1024` | payload compression in shared stores |
-//! | `CACHE_WARM_ON_STARTUP` | `false` | run the registered warmers at start-up, when the application calls [`Cache::warm_on_startup`](crate::Cache::warm_on_startup) |
-//! | `CACHE_CLUSTER_MODE` | `false` | `REDIS_URL` lists Redis Cluster nodes |
-//! | `CACHE_KEY_SECRET` | unset: a random secret per process | feature `axum`: the secret (at least [`MIN_KEY_SECRET_LEN`] bytes; `openssl rand -hex 32`) that keys the hash of the `Authorization` and `Vary` values in the keys of cached HTTP answers. Set the same value on every instance sharing Redis, or they share no entry for requests carrying those headers; never logged or shown |
-//! | `CACHE_TABLE_DEPENDENCIES` | unset | writes the database makes on its own (triggers...), `songs=song_counts,audit_log;users=user_stats`: see [`CacheConfigBuilder::table_also_writes`] |
+//! The variables (the README shows the same table, rendered from the same rows); those read
+//! elsewhere say by what:
+//!
+#![doc = include_str!("variables.md")]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,6 +19,7 @@ mod env;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_url;
 mod secret;
+mod variables;
 
 pub use builder::{CacheBuilder, CacheConfigBuilder};
 pub(crate) use dependencies::TableDependencies;

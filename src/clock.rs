@@ -3,6 +3,10 @@
 //! range). And the wall clock, [`now_ms`], for times other processes read (an entry's
 //! creation in its Redis header, a warm-up run's start and end).
 //!
+//! A cache reads the monotonic clock through its [`Clock`]: with the `test-util` feature a
+//! test can give a cache a [`ManualClock`](crate::testing::ManualClock) instead, which
+//! stands still until advanced. Without the feature a `Clock` is empty and reads [`now`].
+//!
 //! On Linux it reads `CLOCK_MONOTONIC_COARSE`, the monotonic clock as of the kernel's last
 //! tick: a few nanoseconds to read where the precise clock can take tens (75 ns on the
 //! virtual machines this crate is benchmarked on), at the price of a resolution of one tick
@@ -55,6 +59,48 @@ pub(crate) fn instant(at: u64) -> Instant {
     BASE.instant
         .checked_add(Duration::from_nanos(at))
         .unwrap_or(BASE.instant)
+}
+
+/// The memory-tier clock of one cache: what its memory store stamps entries with and judges
+/// their TTL, grace (stale-while-revalidate, fail-safe) and early refresh against, and what
+/// times its fail-safe throttle. [`now`] unless a test installed a
+/// [`ManualClock`](crate::testing::ManualClock) (feature `test-util`); without the feature it
+/// is empty, and reading it is reading [`now`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Clock {
+    #[cfg(feature = "test-util")]
+    manual: Option<crate::testing::ManualClock>,
+}
+
+impl Clock {
+    /// A clock that reads `manual`.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn manual(manual: crate::testing::ManualClock) -> Self {
+        Clock {
+            manual: Some(manual),
+        }
+    }
+
+    /// Now, in nanoseconds (see [`now`]).
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        #[cfg(feature = "test-util")]
+        if let Some(manual) = &self.manual {
+            return manual.now();
+        }
+        now()
+    }
+
+    /// The `Instant` of a reading `at` of this clock (see [`instant`]); under a manual clock,
+    /// whose readings have no `Instant`, the real one of now.
+    #[inline]
+    pub(crate) fn instant(&self, at: u64) -> Instant {
+        #[cfg(feature = "test-util")]
+        if self.manual.is_some() {
+            return Instant::now();
+        }
+        instant(at)
+    }
 }
 
 /// `duration` in nanoseconds, saturating.

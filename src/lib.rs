@@ -80,6 +80,7 @@
 //! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope, the management router with its dashboard, the Prometheus route, [`http::serve`] (hyper's HTTP/1 server, with timeouts) |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
 //! | `prometheus` | yes (through `axum`) | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client |
+//! | `test-util` | no | [`testing`]: a [`ManualClock`](testing::ManualClock) a test advances to expire entries, serve them stale, pass a fail-safe throttle — without sleeping (a dev-dependency feature) |
 //!
 //! ## Guarantees, and their limits
 //!
@@ -132,6 +133,8 @@ mod store;
 pub mod tags;
 #[cfg(any(test, fuzzing))]
 mod test_support;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod warm;
 
 pub use cache::{

@@ -76,9 +76,9 @@ struct Inner {
     stats: StatsRecorder,
     flights: Flights,
     warming: Warming,
-    /// Keys whose computation failed recently, and since when (fail-safe throttling, and
-    /// refresh errors logged once).
-    failing: dashmap::DashMap<Key, Instant>,
+    /// Keys whose computation failed recently, and since when (a reading of the memory
+    /// tier's clock, `config.clock`): fail-safe throttling, and refresh errors logged once.
+    failing: dashmap::DashMap<Key, u64>,
     /// Writes finishing in the background after their callers stopped waiting
     /// ([`Health::writes_in_flight`](crate::Health::writes_in_flight)).
     background_writes: std::sync::atomic::AtomicU64,
@@ -625,7 +625,7 @@ pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, St
 /// The store `config` asks for ([`CacheConfig::store_kind`]): Redis-backed when
 /// `REDIS_URL` is set (and the `redis` feature is on), process memory otherwise.
 fn backend_for(config: &CacheConfig) -> Backend {
-    let memory = MemoryStore::new(config.memory_max_bytes);
+    let memory = MemoryStore::new(config.memory_max_bytes).with_clock(config.clock.clone());
     #[cfg(feature = "redis")]
     if let (
         Some(url),

@@ -329,6 +329,26 @@ impl<C> CacheBuilder<C> {
         self
     }
 
+    /// Gives the cache `clock` for its memory tier (feature `test-util`): a test then moves
+    /// the cache's time forward with [`ManualClock::advance`](crate::testing::ManualClock::advance)
+    /// — entries expire, go stale, leave their fail-safe window — instead of sleeping. See
+    /// [`ManualClock`](crate::testing::ManualClock) for what it moves and what it leaves to
+    /// real time. Without it, the cache reads the monotonic clock.
+    ///
+    /// ```
+    /// use querycache::testing::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = querycache::Cache::builder().clock(clock.clone()).build().unwrap();
+    /// clock.advance(std::time::Duration::from_secs(3600));
+    /// # drop(cache);
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn clock(mut self, clock: crate::testing::ManualClock) -> Self {
+        self.config.clock = crate::clock::Clock::manual(clock);
+        self
+    }
+
     /// Validates the settings, each against the others.
     fn validated(mut self) -> Result<CacheConfig, Error> {
         if let Some(err) = self.errors.drain(..).next() {

@@ -164,6 +164,9 @@ pub struct CacheConfig {
     pub(crate) table_dependencies: TableDependencies,
     /// `Debug` shows `<redacted>`.
     pub(crate) key_secret: Option<KeySecret>,
+    /// The memory tier's clock: the monotonic clock, or a test's
+    /// [`ManualClock`](crate::testing::ManualClock) (feature `test-util`).
+    pub(crate) clock: crate::clock::Clock,
 }
 
 impl Default for CacheConfig {
@@ -194,6 +197,7 @@ impl Default for CacheConfig {
             channel_heartbeat: Duration::from_secs(1),
             table_dependencies: TableDependencies::default(),
             key_secret: None,
+            clock: crate::clock::Clock::default(),
         }
     }
 }

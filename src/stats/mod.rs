@@ -374,16 +374,15 @@ impl StatsRecorder {
         self.count_lookup(namespace, key, outcome, started, Some(elapsed));
     }
 
-    /// A fresh memory-tier hit on `key` at `at` (a [`clock`](crate::clock) reading), timed
-    /// when `elapsed` is given (see [`Latency`]).
+    /// A fresh memory-tier hit on `key` at `at`, timed when `elapsed` is given (see
+    /// [`Latency`]).
     pub(crate) fn memory_hit(
         &self,
         namespace: &str,
         key: &str,
-        at: u64,
+        at: Instant,
         elapsed: Option<Duration>,
     ) {
-        let at = crate::clock::instant(at);
         self.count_lookup(namespace, key, LookupOutcome::Hit("memory"), at, elapsed);
     }
 

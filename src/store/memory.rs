@@ -23,13 +23,13 @@ use super::{
     AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreError,
     StoreUsage, Timing,
 };
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::key::key_id;
 use crate::tags::{Stamp, TagVersions, is_current};
 use crate::{Key, Tag};
 
 /// A stored entry. Shared (`Arc`) so that a lookup clones a pointer, not the entry. Times
-/// are [`clock`] nanoseconds: 8 bytes each.
+/// are readings of the store's [`Clock`] ([`clock`] nanoseconds): 8 bytes each.
 struct MemEntry {
     /// The key's text (the map files the entry under a hash of it: see [`Id`]).
     key: Box<str>,
@@ -131,7 +131,7 @@ impl Weighter<Id, Arc<MemEntry>> for EntryWeighter {
 /// A fresh, valid entry found by [`MemoryStore::fresh`]: what `take` made of its value.
 pub(crate) struct FreshHit<R> {
     pub(crate) value: R,
-    /// When it was found ([`clock`] nanoseconds).
+    /// When it was found (a reading of the store's [`Clock`]).
     pub(crate) at: u64,
     pub(crate) timing: Timing,
     pub(crate) age: Duration,
@@ -211,6 +211,8 @@ pub(crate) struct MemoryStore {
     removal_seq: AtomicU64,
     removals: Mutex<RemovalLog>,
     max_bytes: u64,
+    /// What entries are stamped with and judged against: see [`Clock`].
+    clock: Clock,
 }
 
 impl MemoryStore {
@@ -236,7 +238,14 @@ impl MemoryStore {
                 recent: VecDeque::new(),
             }),
             max_bytes,
+            clock: Clock::default(),
         }
+    }
+
+    /// The store, reading `clock` (the cache's) rather than the monotonic clock.
+    pub(crate) fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The entry under `key` (see [`Id`]).
@@ -251,7 +260,7 @@ impl MemoryStore {
         let Some((id, entry)) = self.entry(key) else {
             return Lookup::Miss;
         };
-        let now = clock::now();
+        let now = self.clock.now();
         if now >= entry.expires_at {
             self.entries
                 .remove_if(&id, |current| Arc::ptr_eq(current, &entry));
@@ -279,7 +288,7 @@ impl MemoryStore {
         take: impl FnOnce(&AnyValue) -> Option<R>,
     ) -> Option<FreshHit<R>> {
         let (_, entry) = self.entry(key)?;
-        let now = clock::now();
+        let now = self.clock.now();
         if now >= entry.fresh_until || !self.valid(&entry) {
             return None;
         }
@@ -336,7 +345,7 @@ impl MemoryStore {
         if !self.still_current(&snapshot) || self.removed_since(&key, snapshot.removals_seen) {
             return PutOutcome::Outdated;
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let entry = MemEntry {
             key: key.as_str().into(),
             value,

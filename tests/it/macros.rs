@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use querycache::testing::ManualClock;
 use querycache::{Cache, CacheModel, Tag, cache_count_query, cache_model_query, cached_query};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -479,9 +480,12 @@ async fn cache_model_query_is_models_with_one_model() {
 // ---------------------------------------------------------------------------------------
 // TTLs, count queries, namespaces.
 
+/// The time of `TTL_CACHE`, which its test moves.
+static TTL_CLOCK: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
 static TTL_CACHE: LazyLock<Cache> = LazyLock::new(|| {
     Cache::builder()
         .count_ttl(Duration::from_secs(1))
+        .clock(TTL_CLOCK.clone())
         .build()
         .expect("valid configuration")
 });
@@ -516,21 +520,15 @@ async fn ttl_and_count_query_set_the_lifetime() {
     assert!(TTL_CACHE.get::<u8>(&path("one_second")).await.is_some());
     assert!(TTL_CACHE.get::<u64>(&path("count_things")).await.is_some());
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TTL_CACHE.get::<u8>(&path("one_second")).await.is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "`ttl = 1` entry still there after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    while TTL_CACHE.get::<u64>(&path("count_things")).await.is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "count query (1 s count TTL) still there"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    TTL_CLOCK.advance(Duration::from_millis(1_100));
+    assert!(
+        TTL_CACHE.get::<u8>(&path("one_second")).await.is_none(),
+        "`ttl = 1` entry still there after 1.1 s"
+    );
+    assert!(
+        TTL_CACHE.get::<u64>(&path("count_things")).await.is_none(),
+        "count query (1 s count TTL) still there after 1.1 s"
+    );
     assert!(
         TTL_CACHE.get::<u8>(&path("default_ttl")).await.is_some(),
         "a model query gets the default TTL (1 h), not the count TTL"
@@ -734,7 +732,14 @@ async fn methods_of_different_types_do_not_share_entries() {
 // argument is cloned into the computation), never past an invalidation; hard timeouts turn
 // into the function's own error.
 
-static FRESH_CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+/// The time of `FRESH_CACHE`, which its swr test moves.
+static FRESH_CLOCK: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
+static FRESH_CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .clock(FRESH_CLOCK.clone())
+        .build()
+        .expect("valid configuration")
+});
 static FRESH_RUNS: Runs = Runs::new();
 static FRESH_DELAY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -781,7 +786,7 @@ async fn swr_on_a_cached_query_refreshes_in_the_background_and_never_past_a_writ
     )
     .await
     .expect("insert behind the cache's back");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    FRESH_CLOCK.advance(Duration::from_millis(1100));
 
     FRESH_DELAY_MS.store(500, Ordering::SeqCst);
     let asked = Instant::now();
@@ -804,7 +809,7 @@ async fn swr_on_a_cached_query_refreshes_in_the_background_and_never_past_a_writ
 
     // A write through the ORM: the entry is dead, not stale, even within the window.
     FRESH_DELAY_MS.store(0, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    FRESH_CLOCK.advance(Duration::from_millis(1100));
     t.song(&author, "three").await;
     assert_eq!(song_count(&t.db).await, Ok(3), "computed, not served stale");
 }

@@ -172,7 +172,11 @@ fn block_on_without_tokio<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn fetch_with_every_freshness_option_works_under_another_executor() {
-    let cache = querycache::Cache::new();
+    let clock = querycache::testing::ManualClock::new();
+    let cache = querycache::Cache::builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let options = querycache::EntryOptions::new()
         .ttl(std::time::Duration::from_millis(50))
         .swr(std::time::Duration::from_secs(60))
@@ -185,7 +189,7 @@ fn fetch_with_every_freshness_option_works_under_another_executor() {
     )
     .unwrap();
     assert_eq!((*first, first.is_stale()), (1, false));
-    std::thread::sleep(std::time::Duration::from_millis(80));
+    clock.advance(std::time::Duration::from_millis(80));
     // Stale within the window: no runtime to refresh in the background, so this caller
     // refreshes in the foreground and gets the new value.
     let refreshed = block_on_without_tokio(
@@ -193,7 +197,7 @@ fn fetch_with_every_freshness_option_works_under_another_executor() {
     )
     .unwrap();
     assert_eq!(*refreshed, 2);
-    std::thread::sleep(std::time::Duration::from_millis(80));
+    clock.advance(std::time::Duration::from_millis(80));
     let failing = block_on_without_tokio(
         cache.fetch("k", options, || async { Err::<u32, _>("down".to_owned()) }),
     );

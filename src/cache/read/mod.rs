@@ -227,7 +227,7 @@ impl Cache {
         inner.stats.memory_hit(
             namespace,
             key,
-            hit.at,
+            inner.config.clock.instant(hit.at),
             timed.map(|started| started.elapsed()),
         );
         tracing::debug!(
@@ -513,12 +513,14 @@ impl Cache {
         Served::stale(value)
     }
 
-    /// Whether `key`'s computation failed less than `throttle` ago.
+    /// Whether `key`'s computation failed less than `throttle` ago (by the memory tier's
+    /// clock, which a test may advance).
     fn failing_within(&self, key: &Key, throttle: Duration) -> bool {
+        let now = self.inner.config.clock.now();
         self.inner
             .failing
             .get(key)
-            .is_some_and(|since| since.elapsed() < throttle)
+            .is_some_and(|since| now.saturating_sub(*since) < crate::clock::nanos(throttle))
     }
 
     /// A failed computation answered by fail-safe: the key is marked failing (retried at
@@ -534,14 +536,16 @@ impl Cache {
     /// the failure is worth a warning, once per failing spell).
     fn mark_failing(&self, key: &Key) -> bool {
         let failing = &self.inner.failing;
+        let now = self.inner.config.clock.now();
         // Bounded: keys that failed long ago are forgotten first.
         if failing.len() >= MAX_FAILING_KEYS {
-            failing.retain(|_, since| since.elapsed() < Duration::from_secs(60));
+            let minute = crate::clock::nanos(Duration::from_secs(60));
+            failing.retain(|_, since| now.saturating_sub(*since) < minute);
             if failing.len() >= MAX_FAILING_KEYS {
                 failing.clear();
             }
         }
-        failing.insert(key.clone(), Instant::now()).is_none()
+        failing.insert(key.clone(), now).is_none()
     }
 
     /// A background or early refresh failed: the stale value stays; counted, and logged

@@ -15,6 +15,13 @@ async fn cache_with(
     stores::ready(STORE, f).await
 }
 
+/// A cache whose time the test moves ([`TestCache::pass`]).
+async fn clocked(
+    f: impl FnOnce(querycache::config::CacheBuilder) -> querycache::config::CacheBuilder,
+) -> Option<TestCache> {
+    stores::clocked(STORE, f).await
+}
+
 #[tokio::test]
 async fn set_get_delete_clear() {
     let Some(cache) = cache_with(|b| b).await else {
@@ -40,7 +47,7 @@ async fn set_get_delete_clear() {
 
 #[tokio::test]
 async fn entries_expire_after_their_ttl() {
-    let Some(cache) = cache_with(|b| b).await else {
+    let Some(cache) = clocked(|b| b).await else {
         return;
     };
     cache
@@ -56,14 +63,14 @@ async fn entries_expire_after_their_ttl() {
         .await
         .unwrap();
     assert!(cache.get::<u8>("short").await.is_some());
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    cache.pass(Duration::from_millis(600)).await;
     assert!(cache.get::<u8>("short").await.is_none(), "expired");
     assert!(cache.get::<u8>("long").await.is_some());
 }
 
 #[tokio::test]
 async fn ttl_longer_than_max_is_clamped() {
-    let Some(cache) = cache_with(|b| {
+    let Some(cache) = clocked(|b| {
         b.max_ttl(Duration::from_secs(1))
             .default_ttl(Duration::from_secs(1))
     })
@@ -76,7 +83,7 @@ async fn ttl_longer_than_max_is_clamped() {
         .await
         .unwrap();
     assert!(cache.get::<u8>("k").await.is_some());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cache.pass(Duration::from_millis(1500)).await;
     assert!(
         cache.get::<u8>("k").await.is_none(),
         "a 1 h TTL must have been clamped to 1 s"
@@ -85,7 +92,7 @@ async fn ttl_longer_than_max_is_clamped() {
 
 #[tokio::test]
 async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
-    let Some(cache) = cache_with(|b| b.namespace_ttl("flash", Duration::from_secs(1))).await else {
+    let Some(cache) = clocked(|b| b.namespace_ttl("flash", Duration::from_secs(1))).await else {
         return;
     };
     let ns = EntryOptions::new().namespace("flash");
@@ -95,7 +102,7 @@ async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
         .set("default", 1_u8, EntryOptions::new())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cache.pass(Duration::from_millis(1500)).await;
     assert!(
         cache.get::<u8>("policy").await.is_none(),
         "namespace TTL of 1 s"
@@ -109,7 +116,7 @@ async fn namespace_policy_applies_when_the_call_sets_no_ttl() {
 
 #[tokio::test]
 async fn count_queries_use_the_count_ttl() {
-    let Some(cache) = cache_with(|b| b.count_ttl(Duration::from_secs(1))).await else {
+    let Some(cache) = clocked(|b| b.count_ttl(Duration::from_secs(1))).await else {
         return;
     };
     cache
@@ -120,7 +127,7 @@ async fn count_queries_use_the_count_ttl() {
         .set("list", vec![5_u64], EntryOptions::new())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cache.pass(Duration::from_millis(1500)).await;
     assert!(cache.get::<u64>("count").await.is_none());
     assert!(cache.get::<Vec<u64>>("list").await.is_some());
 }
@@ -267,7 +274,7 @@ async fn disabled_cache_runs_every_call_through() {
 
 #[tokio::test]
 async fn errors_are_not_cached_unless_asked() {
-    let Some(cache) = cache_with(|b| b).await else {
+    let Some(cache) = clocked(|b| b).await else {
         return;
     };
     let runs = AtomicUsize::new(0);
@@ -301,7 +308,7 @@ async fn errors_are_not_cached_unless_asked() {
         assert_eq!(*result, Err("boom".to_string()));
     }
     assert_eq!(runs.swap(0, Ordering::SeqCst), 1, "the error is cached");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    cache.pass(Duration::from_millis(700)).await;
     let _ = cache.get_or_compute_result("cached", options, fail).await;
     assert_eq!(runs.load(Ordering::SeqCst), 1, "for error_ttl only");
 }

@@ -12,8 +12,9 @@ use super::STORE;
 use crate::support::stores::{self, TestCache};
 use crate::support::until;
 
+/// A cache whose time the test moves ([`TestCache::pass`]).
 async fn cache() -> Option<TestCache> {
-    stores::ready(STORE, |b| b).await
+    stores::clocked(STORE, |b| b).await
 }
 
 fn tag() -> Tag {
@@ -64,7 +65,7 @@ async fn swr_serves_stale_within_the_window_then_fresh_after_one_background_refr
         .await
         .unwrap();
     assert_eq!((*first, first.is_stale()), (1, false));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    cache.pass(Duration::from_millis(400)).await;
 
     // 50 callers on the expired entry: every one gets the stale value at once, and the
     // refresh (slow: 300 ms) runs once, in the background.
@@ -130,7 +131,7 @@ async fn swr_never_serves_an_invalidated_value() {
         .fetch("dead", options.clone(), computing(&runs, Duration::ZERO, 1))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
     // Within the window, but its tag moved: dead, not stale.
     cache.invalidate_tags([tag()]).await;
     let fetched = cache
@@ -140,7 +141,7 @@ async fn swr_never_serves_an_invalidated_value() {
     assert_eq!((*fetched, fetched.is_stale()), (2, false), "a miss");
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     // The same through the borrowing API.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
     cache.invalidate_tags([tag()]).await;
     let value = cache
         .get_or_compute("dead", options, || async { 3_u32 })
@@ -157,7 +158,7 @@ async fn a_plain_get_never_returns_a_stale_value() {
         .swr(Duration::from_secs(30));
     cache.set("plain", 1_u32, options).await.unwrap();
     assert_eq!(cache.get::<u32>("plain").await.as_deref(), Some(&1));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
     assert!(cache.get::<u32>("plain").await.is_none(), "past its TTL");
 }
 
@@ -172,7 +173,7 @@ async fn swr_with_a_borrowing_computation_refreshes_in_the_foreground() {
         .get_or_compute("fg", options.clone(), || async { local.len() })
         .await;
     assert_eq!(*first, 8);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
     // This caller triggers the refresh and, its computation borrowing `local`, waits for it.
     let refreshed = cache
         .get_or_compute("fg", options, || async { local.len() + 1 })
@@ -196,7 +197,7 @@ async fn a_failed_refresh_keeps_the_stale_value_and_is_counted() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
     let stale = cache
         .fetch("flaky", options.clone(), failing(&runs))
         .await
@@ -219,8 +220,8 @@ async fn a_failed_refresh_keeps_the_stale_value_and_is_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn early_refresh_keeps_a_hot_key_from_ever_missing_and_leaves_cold_keys_alone() {
     let Some(cache) = cache().await else { return };
-    // A 1 s TTL, a 50 ms computation, beta 3: a key read every 5 ms is refreshed long
-    // before it expires; a key read once is not refreshed at all.
+    // A 1 s TTL, a 50 ms computation, beta 3: a key read every 5 ms (of the cache's time)
+    // is refreshed long before it expires; a key read once is not refreshed at all.
     let options = |key: &str| {
         EntryOptions::new()
             .ttl(Duration::from_secs(1))
@@ -234,16 +235,27 @@ async fn early_refresh_keeps_a_hot_key_from_ever_missing_and_leaves_cold_keys_al
         .fetch("cold", options("cold"), computing(&cold_runs, delta, 7))
         .await
         .unwrap();
-    let started = Instant::now();
     let mut reads = 0;
-    while started.elapsed() < Duration::from_millis(3500) {
+    let mut refreshes = 0;
+    // 3.5 s in steps of 5 ms. A refresh takes 50 ms of real time, which a manual clock
+    // does not see go by: the cache's time moves on once the refresh has landed.
+    for step in 1..=700_u32 {
         let fetched = cache
-            .fetch("hot", options("hot"), computing(&hot_runs, delta, 1))
+            .fetch("hot", options("hot"), computing(&hot_runs, delta, step))
             .await
             .unwrap();
         assert!(!fetched.is_stale());
         reads += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if cache.stats().early_refreshes > refreshes {
+            refreshes = cache.stats().early_refreshes;
+            until(
+                Duration::from_secs(10),
+                "the early refresh lands",
+                async || cache.get::<u32>("hot").await.as_deref() == Some(&step),
+            )
+            .await;
+        }
+        cache.pass(Duration::from_millis(5)).await;
     }
     let stats = cache.stats();
     let hot = &stats.namespaces["hot"];
@@ -281,7 +293,7 @@ async fn fail_safe_serves_the_bounded_last_good_value_throttles_retries_and_reco
         .fetch("fs", options.clone(), computing(&runs, Duration::ZERO, 1))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
 
     // The database fails: the last good value, marked stale.
     let served = cache
@@ -310,7 +322,7 @@ async fn fail_safe_serves_the_bounded_last_good_value_throttles_retries_and_reco
     assert!(stats.fail_safe_activations >= 7, "{stats:?}");
 
     // Past the throttle the key is tried again; the database is back.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    cache.pass(Duration::from_millis(600)).await;
     let back = cache
         .fetch("fs", options.clone(), computing(&runs, Duration::ZERO, 2))
         .await
@@ -346,7 +358,7 @@ async fn fail_safe_is_bounded_by_its_max_staleness() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    cache.pass(Duration::from_millis(600)).await;
     let failed = cache.fetch("bounded", options, failing(&runs)).await;
     assert!(matches!(failed, Err(FetchError::Failed(_))), "{failed:?}");
     assert_eq!(cache.stats().fail_safe_activations, 0);
@@ -364,7 +376,7 @@ async fn a_soft_timeout_serves_stale_and_the_background_computation_lands() {
         .fetch("soft", options.clone(), computing(&runs, Duration::ZERO, 1))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
     let started = Instant::now();
     let served = cache
         .fetch(
@@ -424,7 +436,7 @@ async fn a_hard_timeout_gives_up_with_a_clear_error() {
 #[tokio::test]
 async fn namespaces_carry_a_default_swr_window() {
     let Some(cache) =
-        stores::ready(STORE, |b| b.namespace_swr("feeds", Duration::from_secs(30))).await
+        stores::clocked(STORE, |b| b.namespace_swr("feeds", Duration::from_secs(30))).await
     else {
         return;
     };
@@ -436,7 +448,7 @@ async fn namespaces_carry_a_default_swr_window() {
         .fetch("feed", options.clone(), computing(&runs, Duration::ZERO, 1))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cache.pass(Duration::from_millis(300)).await;
     let served = cache
         .fetch("feed", options, computing(&runs, Duration::ZERO, 2))
         .await

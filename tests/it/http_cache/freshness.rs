@@ -2,9 +2,11 @@
 //! Expiry may be softened, invalidation may not: a stale answer is marked `X-Cache: STALE`
 //! and keeps its deep ETag; an invalidated one is never served.
 //!
-//! Handlers that must be slow wait at a gate the test opens, so nothing depends on timing
-//! but the TTLs (and `until` polls for what lands in the background).
+//! Handlers that must be slow wait at a gate the test opens, and the cache's time is a
+//! manual clock the test advances past the TTLs, so nothing depends on timing (`until`
+//! polls for what lands in the background).
 
+use querycache::testing::ManualClock;
 use tokio::sync::Semaphore;
 
 use super::*;
@@ -67,6 +69,16 @@ async fn serve_songs(backend: &Arc<Backend>, layer: CacheResponseLayer) -> Strin
     format!("{}/songs", serve(router).await)
 }
 
+/// A memory cache whose time is `clock`'s.
+fn clocked() -> (Cache, ManualClock) {
+    let clock = ManualClock::new();
+    let cache = Cache::builder()
+        .clock(clock.clone())
+        .build()
+        .expect("valid configuration");
+    (cache, clock)
+}
+
 fn builder(cache: &Cache, ttl: Duration) -> CacheResponse {
     CacheResponse::new(cache).ttl(ttl).tags(["model:songs"])
 }
@@ -88,7 +100,7 @@ fn songs_written() -> [Tag; 1] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swr_serves_stale_at_once_then_the_background_refresh() {
-    let cache = Cache::new();
+    let (cache, clock) = clocked();
     let backend = Backend::new("v1");
     let ttl = Duration::from_millis(500);
     let layer = builder(&cache, ttl)
@@ -108,7 +120,7 @@ async fn swr_serves_stale_at_once_then_the_background_refresh() {
     // The data changes without a write the tags see; the refresh will wait at the gate.
     backend.answer(StatusCode::OK, "v2");
     let gate = backend.close_gate();
-    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    clock.advance(ttl + Duration::from_millis(200));
 
     let stale = fetch(&url, &[]).await;
     assert_eq!(stale.status(), 200);
@@ -135,7 +147,7 @@ async fn swr_serves_stale_at_once_then_the_background_refresh() {
 
 #[tokio::test]
 async fn an_invalidated_answer_is_never_stale_and_a_stale_etag_still_304s() {
-    let cache = Cache::new();
+    let (cache, clock) = clocked();
     let backend = Backend::new("v1");
     let ttl = Duration::from_millis(300);
     let layer = builder(&cache, ttl)
@@ -145,7 +157,7 @@ async fn an_invalidated_answer_is_never_stale_and_a_stale_etag_still_304s() {
         .unwrap();
     let url = serve_songs(&backend, layer).await;
     let first_etag = etag(&fetch(&url, &[]).await);
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    clock.advance(ttl + Duration::from_millis(100));
 
     // Stale but valid: the tags did not move, so the client's copy is current — a 304,
     // without the handler (and without starting a refresh).
@@ -169,7 +181,7 @@ async fn an_invalidated_answer_is_never_stale_and_a_stale_etag_still_304s() {
     assert_eq!(backend.runs(), 2);
 
     // Nor is it a fail-safe answer: stale, invalidated, and the handler failing.
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    clock.advance(ttl + Duration::from_millis(100));
     backend.answer(StatusCode::SERVICE_UNAVAILABLE, "down");
     cache.invalidate_tags(songs_written()).await;
     let (status, marked, body) = get_answer(&url, &[]).await;
@@ -181,7 +193,7 @@ async fn an_invalidated_answer_is_never_stale_and_a_stale_etag_still_304s() {
 
 #[tokio::test]
 async fn fail_safe_serves_the_last_good_answer_within_its_bound() {
-    let cache = Cache::new();
+    let (cache, clock) = clocked();
     let backend = Backend::new("v1");
     let ttl = Duration::from_millis(200);
     let bound = Duration::from_secs(2);
@@ -190,7 +202,7 @@ async fn fail_safe_serves_the_last_good_answer_within_its_bound() {
     let first = fetch(&url, &[]).await;
     let first_etag = etag(&first);
     assert_eq!(first.text().await.unwrap(), "v1");
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    clock.advance(ttl + Duration::from_millis(100));
 
     // A 4xx is an answer, not a failure: it goes through (and is not kept).
     backend.answer(StatusCode::NOT_FOUND, "gone?");
@@ -217,12 +229,7 @@ async fn fail_safe_serves_the_last_good_answer_within_its_bound() {
     assert_eq!(backend.runs(), 3);
 
     // Past the bound the stored answer is gone: the 503 comes through.
-    until(
-        Duration::from_secs(15),
-        "past the fail-safe bound",
-        async || get_answer(&url, &[]).await.0 == 503,
-    )
-    .await;
+    clock.advance(bound);
     let (status, marked, body) = get_answer(&url, &[]).await;
     assert_eq!(
         (status, marked.as_str(), body.as_str()),
@@ -242,7 +249,7 @@ async fn fail_safe_serves_the_last_good_answer_within_its_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_soft_timeout_the_stale_answer_then_the_slow_one() {
-    let cache = Cache::new();
+    let (cache, clock) = clocked();
     let backend = Backend::new("v1");
     let ttl = Duration::from_millis(500);
     let layer = builder(&cache, ttl)
@@ -255,7 +262,7 @@ async fn past_the_soft_timeout_the_stale_answer_then_the_slow_one() {
 
     backend.answer(StatusCode::OK, "v2");
     let gate = backend.close_gate();
-    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    clock.advance(ttl + Duration::from_millis(200));
     let stale = fetch(&url, &[]).await;
     assert_eq!(x_cache(&stale), "STALE", "the handler is held at the gate");
     assert_eq!(cache_status(&stale), "querycache; hit; fwd=stale");
@@ -278,7 +285,7 @@ async fn past_the_soft_timeout_the_stale_answer_then_the_slow_one() {
 
 #[tokio::test]
 async fn past_the_hard_timeout_a_504_or_the_fail_safe_answer() {
-    let cache = Cache::new();
+    let (cache, clock) = clocked();
     let backend = Backend::new("v1");
     let ttl = Duration::from_millis(300);
     let layer = builder(&cache, ttl)
@@ -298,7 +305,7 @@ async fn past_the_hard_timeout_a_504_or_the_fail_safe_answer() {
 
     assert_eq!(get_answer(&url, &[]).await.1, "MISS");
     let gate = backend.close_gate();
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    clock.advance(ttl + Duration::from_millis(100));
     let (status, marked, body) = get_answer(&url, &[]).await;
     assert_eq!(
         (status, marked.as_str(), body.as_str()),

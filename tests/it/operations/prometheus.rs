@@ -273,7 +273,8 @@ async fn a_tiered_cache_labels_hits_by_tier_and_reports_the_breaker() {
 
 #[tokio::test]
 async fn freshness_counters_are_exposed() {
-    let cache = Cache::new();
+    let clock = querycache::testing::ManualClock::new();
+    let cache = Cache::builder().clock(clock.clone()).build().unwrap();
     let options = EntryOptions::new()
         .ttl(std::time::Duration::from_millis(100))
         .fail_safe(std::time::Duration::from_secs(60));
@@ -281,7 +282,7 @@ async fn freshness_counters_are_exposed() {
         .fetch("fs", options.clone(), || async { Ok::<_, String>(1_u8) })
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    clock.advance(std::time::Duration::from_millis(200));
     let served = cache
         .fetch("fs", options, || async { Err::<u8, _>("down".to_owned()) })
         .await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use querycache::testing::ManualClock;
 use querycache::{EntryOptions, FetchError, Tag};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait};
 
@@ -28,7 +29,13 @@ async fn count_songs(
 
 #[tokio::test]
 async fn a_closed_pool_serves_the_last_good_count_then_recovers() {
-    let Some(t) = TestDb::fresh(DB).await else {
+    // The cache's time moves when the test says (the throttle, the TTL), not as it waits.
+    let clock = ManualClock::new();
+    let cache = querycache::Cache::builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let Some(t) = TestDb::create(DB, cache).await else {
         return;
     };
     let author = t.user("ada").await;
@@ -51,7 +58,7 @@ async fn a_closed_pool_serves_the_last_good_count_then_recovers() {
     let direct = song::Entity::find().count(&doomed).await;
     assert!(direct.is_err(), "the query really fails now: {direct:?}");
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_millis(300));
     let mut stale_served = 0;
     for _ in 0..5 {
         let served = count_songs(&t.cache, &pool, options.clone()).await.unwrap();
@@ -71,7 +78,7 @@ async fn a_closed_pool_serves_the_last_good_count_then_recovers() {
 
     // Back up: a new pool; past the throttle the query runs again.
     *pool.lock() = t.raw.clone();
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    clock.advance(Duration::from_millis(350));
     let back = count_songs(&t.cache, &pool, options.clone()).await.unwrap();
     assert_eq!((*back, back.is_stale()), (2, false), "recovered");
 

@@ -3,10 +3,15 @@
 //! A Redis-backed cache gets a private redis-server of its own, stopped when the test's
 //! [`TestCache`] is dropped. Without redis-server, [`cache_with`] returns `None` (the test
 //! returns early, saying why) unless QUERYCACHE_REQUIRE_SERVICES=1, where it panics.
+//!
+//! A test of what time does to entries (TTLs, stale windows, fail-safe) lets it pass with
+//! [`TestCache::pass`]: a memory cache made by [`clocked`] has a manual clock, advanced at
+//! once; Redis judges its TTLs by its own clock, so a Redis-backed cache waits.
 
 use std::ops::Deref;
 use std::time::Duration;
 
+use querycache::testing::ManualClock;
 use querycache::{Cache, config::CacheBuilder};
 
 use super::redis::RedisServer;
@@ -23,6 +28,19 @@ pub enum Kind {
 pub struct TestCache {
     pub cache: Cache,
     pub server: Option<RedisServer>,
+    /// The memory cache's manual clock ([`clocked`]).
+    pub clock: Option<ManualClock>,
+}
+
+impl TestCache {
+    /// Lets `by` of the cache's time pass: a manual clock is advanced (no wait); otherwise
+    /// (Redis judges TTLs by its own clock) the test waits that long.
+    pub async fn pass(&self, by: Duration) {
+        match &self.clock {
+            Some(clock) => clock.advance(by),
+            None => tokio::time::sleep(by).await,
+        }
+    }
 }
 
 impl Deref for TestCache {
@@ -52,7 +70,11 @@ pub fn cache_with(kind: Kind, f: impl FnOnce(CacheBuilder) -> CacheBuilder) -> O
         }
     };
     let cache = f(builder).build().expect("valid test configuration");
-    Some(TestCache { cache, server })
+    Some(TestCache {
+        cache,
+        server,
+        clock: None,
+    })
 }
 
 /// A cache on `kind`, configured by `f`, ready: a tiered cache has subscribed to its
@@ -63,6 +85,22 @@ pub async fn ready(kind: Kind, f: impl FnOnce(CacheBuilder) -> CacheBuilder) -> 
     if kind == Kind::Tiered && cache.config().enabled() {
         super::subscribed(&cache).await;
     }
+    Some(cache)
+}
+
+/// A cache on `kind`, configured by `f`, ready (see [`ready`]), whose time the test moves
+/// with [`TestCache::pass`]: on the memory store, a [`ManualClock`] that stands still until
+/// then.
+pub async fn clocked(
+    kind: Kind,
+    f: impl FnOnce(CacheBuilder) -> CacheBuilder,
+) -> Option<TestCache> {
+    if kind != Kind::Memory {
+        return ready(kind, f).await;
+    }
+    let clock = ManualClock::new();
+    let mut cache = ready(kind, |b| f(b).clock(clock.clone())).await?;
+    cache.clock = Some(clock);
     Some(cache)
 }
 

@@ -248,7 +248,8 @@ const NOT_CALLS: &[&str] = &[
     "ORDINALITY", "OVER", "PARTITION", "PATH", "RECURSIVE", "REGEXP", "REPEATABLE",
     "RETURNING", "RLIKE", "ROLLUP", "ROW", "SELECT", "SET", "SETS", "SIMILAR", "SOME",
     "SYSTEM", "THEN", "TO", "UNION", "USING", "VALUES", "WHEN", "WHERE", "WITH", "WITHIN",
-    "XOR",
+    "XOR", "ZONE", "FOR", "PLACING", "LEADING", "TRAILING", "BOTH", "UNIQUE", "PRECEDING",
+    "FOLLOWING",
 ];
 
 /// Built-in functions free of side effects and of table reads, lower case: scalar,

@@ -391,6 +391,9 @@ fn built_in_functions_read_nothing() {
             "SELECT * FROM songs TABLESAMPLE SYSTEM (10) REPEATABLE (1)",
             "SELECT * FROM songs USE INDEX (by_title) WHERE title > 'a'",
             "SELECT * FROM songs PARTITION (p0) s",
+            "SELECT SUBSTRING(title FROM (1) FOR (2)), TRIM(LEADING ('x') FROM title) FROM songs",
+            "SELECT created_at AT TIME ZONE ('UTC'), OVERLAY(title PLACING 'x' FROM 1) FROM songs",
+            "SELECT * FROM songs FORCE INDEX FOR ORDER BY (by_title)",
         ],
         whole(&["songs"]),
     );

@@ -1,13 +1,16 @@
-//! The SQL classifier (`querycache-sql`: `classify`, `locks`, `transaction_walk`) on
-//! arbitrary text: never a panic, the same answer twice, a write's tables and ids listed once
-//! each, every table it reports spelled in the text (unless an escape or a doubled quote may
-//! have built the name), and a transaction walk whose statements are pieces of the text.
+//! The SQL classifier (`querycache-sql`: `classify`, `reads`, `locks`, `transaction_walk`)
+//! on arbitrary text: never a panic, the same answer twice, a write's (and a read's) tables
+//! and ids listed once each, every table reported spelled in the text (unless an escape or a
+//! doubled quote may have built the name), no read narrowed to ids without a `WHERE` nor to
+//! an insert count, and a transaction walk whose statements are pieces of the text.
 #![no_main]
 
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use querycache_sql::{Bound, Effect, Rows, Step, TableName, classify, locks, transaction_walk};
+use querycache_sql::{
+    Bound, Effect, ReadEffect, Rows, Step, TableName, classify, locks, reads, transaction_walk,
+};
 
 /// Placeholders alternate between text and integers, so both kinds of bound id are used.
 fn param(i: usize) -> Option<Bound> {
@@ -59,6 +62,36 @@ fuzz_target!(|bytes: &[u8]| {
             if let Rows::Ids(ids) = &write.rows {
                 let unique: HashSet<_> = ids.iter().collect();
                 assert_eq!(unique.len(), ids.len(), "{sql:?}: an id twice in {ids:?}");
+            }
+        }
+    }
+    let read = reads(sql, &param, &primary_key);
+    assert_eq!(read, reads(sql, &param, &primary_key), "{sql:?}");
+    if let ReadEffect::Reads(list) = &read {
+        let has_where = sql.to_ascii_lowercase().contains("where");
+        let mut tables = HashSet::new();
+        for read in list {
+            assert!(
+                tables.insert(&read.table),
+                "{sql:?}: {:?} read twice",
+                read.table
+            );
+            let TableName { schema, name } = &read.table;
+            assert!(spelled(sql, name), "{sql:?}: {name:?} is not in the text");
+            if let Some(schema) = schema {
+                assert!(
+                    spelled(sql, schema),
+                    "{sql:?}: {schema:?} is not in the text"
+                );
+            }
+            match &read.rows {
+                Rows::Ids(ids) => {
+                    assert!(has_where, "{sql:?}: ids without a WHERE");
+                    let unique: HashSet<_> = ids.iter().collect();
+                    assert_eq!(unique.len(), ids.len(), "{sql:?}: an id twice in {ids:?}");
+                }
+                Rows::Inserted(_) => panic!("{sql:?}: an insert count in a read"),
+                Rows::Unknown => {}
             }
         }
     }

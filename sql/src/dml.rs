@@ -5,31 +5,70 @@ use super::{Acc, Rows, TableName};
 
 /// Words that end a table reference instead of aliasing it.
 #[rustfmt::skip]
-const NOT_ALIAS: &[&str] = &[
+pub(super) const NOT_ALIAS: &[&str] = &[
     "ON", "USING", "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "NATURAL", "OUTER",
     "STRAIGHT_JOIN", "LATERAL", "WHERE", "SET", "ORDER", "LIMIT", "GROUP", "HAVING", "WINDOW",
     "RETURNING", "UNION", "FOR", "WITH", "USE", "FORCE", "IGNORE", "PARTITION", "TABLESAMPLE",
-    "INDEXED", "NOT",
+    "INDEXED", "NOT", "INTERSECT", "EXCEPT", "MINUS", "OFFSET", "FETCH", "APPLY", "QUALIFY",
 ];
 
 /// MySQL's `INSERT` modifiers.
 const INSERT_MODIFIERS: &[&str] = &["LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE"];
 
-/// A statement's write target and the alias it may be referred to by.
+/// A statement's target table and the alias it may be referred to by.
 pub(super) struct Target {
     pub(super) table: TableName,
     pub(super) alias: Option<String>,
+    /// An unqualified column may be the target's (the statement names no other table).
+    pub(super) bare: bool,
+}
+
+/// Where an update's table references start, where its `SET` is, and whether it is SQLite's
+/// `UPDATE OR REPLACE` (which deletes rows conflicting on any unique key).
+pub(super) struct UpdateHead {
+    pub(super) refs: usize,
+    pub(super) set: usize,
+    pub(super) or_replace: bool,
+}
+
+/// What precedes an insert's source: the table, its column list, where the source (`VALUES`,
+/// a query, `DEFAULT VALUES`, MySQL's `SET`) starts, and whether rows conflicting on any
+/// unique key are replaced.
+pub(super) struct InsertHead {
+    pub(super) table: TableName,
+    pub(super) columns: Option<Vec<String>>,
+    pub(super) source: usize,
+    pub(super) replace: bool,
 }
 
 impl<'p> Parser<'p> {
     /// `INSERT` / `REPLACE` / `UPSERT`, with MySQL modifiers and SQLite `OR <action>`.
     pub(super) fn insert(&self, s: usize, e: usize, depth: usize, acc: &mut Acc) {
+        let Some(head) = self.insert_head(s, e) else {
+            acc.fail();
+            return;
+        };
+        let rows = if head.replace {
+            Rows::Unknown
+        } else {
+            // Only the statement itself returns its inserted rows (not a CTE's, not
+            // EXPLAIN's), and an UPSERT may update rows it does not insert.
+            let top = depth == 0 && self.kw(s, e, "INSERT");
+            let columns = head.columns.as_deref();
+            self.inserted_ids(head.source, e, columns, &head.table, top)
+        };
+        acc.add(head.table, rows);
+        self.scan_nested(s + 1, e, depth, acc);
+    }
+
+    /// The head of the `INSERT` / `REPLACE` / `UPSERT` at `s`; None if it cannot be read
+    /// (or is Oracle's multi-table insert).
+    pub(super) fn insert_head(&self, s: usize, e: usize) -> Option<InsertHead> {
         // REPLACE deletes rows conflicting on *any* unique key, whatever their ids.
         let mut replace = self.kw(s, e, "REPLACE");
         let mut i = s + 1;
         if self.kw_any(i, e, &["ALL", "FIRST"]) {
-            acc.fail(); // Oracle's multi-table insert
-            return;
+            return None; // Oracle's multi-table insert
         }
         while self.kw_any(i, e, INSERT_MODIFIERS) {
             i += 1;
@@ -39,19 +78,13 @@ impl<'p> Parser<'p> {
                 replace |= action_replaces;
                 i += 2;
             }
-            None if self.kw(i, e, "OR") => {
-                acc.fail();
-                return;
-            }
+            None if self.kw(i, e, "OR") => return None,
             None => {}
         }
         if self.kw(i, e, "INTO") {
             i += 1;
         }
-        let Some((table, mut i)) = self.table_name(i, e) else {
-            acc.fail();
-            return;
-        };
+        let (table, mut i) = self.table_name(i, e)?;
         if self.kw(i, e, "AS") {
             i += 2; // PostgreSQL target alias
         }
@@ -59,7 +92,8 @@ impl<'p> Parser<'p> {
             i = self.skip_group(i + 1, e); // MySQL partition list
         }
         let mut columns = None;
-        if self.is_open(i, e) {
+        // `INSERT INTO t (SELECT ...)` has no column list.
+        if self.is_open(i, e) && !self.kw_any(i + 1, e, &["SELECT", "WITH", "VALUES", "TABLE"]) {
             let close = self.close_of(i);
             columns = self.column_list(i + 1, close);
             i = close + 1;
@@ -67,16 +101,36 @@ impl<'p> Parser<'p> {
         if self.kw(i, e, "OVERRIDING") {
             i += 3; // OVERRIDING { SYSTEM | USER } VALUE
         }
-        let rows = if replace {
-            Rows::Unknown
-        } else {
-            // Only the statement itself returns its inserted rows (not a CTE's, not
-            // EXPLAIN's), and an UPSERT may update rows it does not insert.
-            let top = depth == 0 && self.kw(s, e, "INSERT");
-            self.inserted_ids(i, e, columns.as_deref(), &table, top)
-        };
-        acc.add(table, rows);
-        self.scan_nested(s + 1, e, depth, acc);
+        Some(InsertHead {
+            table,
+            columns,
+            source: i,
+            replace,
+        })
+    }
+
+    /// The head of the `UPDATE` at `s` (MySQL modifiers, SQLite's `OR <action>`, the table
+    /// references, `SET`); None if it cannot be read.
+    pub(super) fn update_head(&self, s: usize, e: usize) -> Option<UpdateHead> {
+        let mut i = s + 1;
+        while self.kw_any(i, e, &["LOW_PRIORITY", "IGNORE"]) {
+            i += 1;
+        }
+        let mut or_replace = false;
+        match self.conflict_action(i, e) {
+            Some(replaces) => {
+                or_replace = replaces;
+                i += 2;
+            }
+            None if self.kw(i, e, "OR") => return None,
+            None => {}
+        }
+        let set = self.find_kw(i, e, &["SET"])?;
+        Some(UpdateHead {
+            refs: i,
+            set,
+            or_replace,
+        })
     }
 
     /// SQLite's `OR REPLACE | IGNORE | ABORT | FAIL | ROLLBACK` at `i`: Some(true) for
@@ -108,26 +162,11 @@ impl<'p> Parser<'p> {
 
     /// `UPDATE [modifiers] target SET ... [FROM ...] [WHERE ...] [RETURNING ...]`.
     pub(super) fn update(&self, s: usize, e: usize, depth: usize, acc: &mut Acc) {
-        let mut i = s + 1;
-        while self.kw_any(i, e, &["LOW_PRIORITY", "IGNORE"]) {
-            i += 1;
-        }
-        let mut or_replace = false;
-        match self.conflict_action(i, e) {
-            Some(replaces) => {
-                or_replace = replaces;
-                i += 2;
-            }
-            None if self.kw(i, e, "OR") => {
-                acc.fail();
-                return;
-            }
-            None => {}
-        }
-        let Some(set) = self.find_kw(i, e, &["SET"]) else {
+        let Some(head) = self.update_head(s, e) else {
             acc.fail();
             return;
         };
+        let (i, set, or_replace) = (head.refs, head.set, head.or_replace);
         match self.single_target(i, set, acc) {
             Some(target) => {
                 let set_end = self
@@ -229,7 +268,11 @@ impl<'p> Parser<'p> {
         } else if self.kw(j, end, "NOT") && self.kw(j + 1, end, "INDEXED") {
             j += 2;
         }
-        (j == end).then_some(Target { table, alias })
+        (j == end).then_some(Target {
+            table,
+            alias,
+            bare: true,
+        })
     }
 
     /// Reports every table in the table references `s..e` with unknown rows.

@@ -1,35 +1,43 @@
-//! What does a SQL statement write?
+//! What does a SQL statement write, and what does it read?
 //!
 //! querycache's ORM integrations see the text (and bound parameters) of every statement they
 //! send and ask [`classify`] which tables — and, where the statement pins them down, which
-//! rows — to invalidate. Two more questions are asked of the same lexer: does a read take row
-//! locks ([`locks`]), and where does a text begin, end or split a transaction
-//! ([`transaction_walk`]). This crate answers them from the text alone: it depends on nothing
-//! but the standard library, and knows nothing of caches, tags or ORMs.
+//! rows — to invalidate. While a cached query computes, they ask [`reads`] the converse of
+//! each statement it sends: which tables (and, where pinned, which rows) it read, so that the
+//! cached result depends on exactly those. Two more questions are asked of the same lexer:
+//! does a read take row locks ([`locks`]), and where does a text begin, end or split a
+//! transaction ([`transaction_walk`]). This crate answers them from the text alone: it
+//! depends on nothing but the standard library, and knows nothing of caches, tags or ORMs.
 //!
 //! ```
-//! use querycache_sql::{Bound, Effect, Rows, TableName, TableWrite, classify};
+//! use querycache_sql::{Bound, Effect, ReadEffect, Rows, TableName, TableRead, TableWrite, classify, reads};
 //!
 //! // `$1` is bound to 7; every table's primary key is `id`.
 //! let param = |i: usize| (i == 0).then_some(Bound::Integer(7));
 //! let primary_key = |_: &TableName| "id".to_owned();
+//! let songs = TableName { schema: None, name: "songs".into() };
 //! let effect = classify("DELETE FROM songs WHERE id = $1", &param, &primary_key);
 //! assert_eq!(
 //!     effect,
-//!     Effect::Writes(vec![TableWrite {
-//!         table: TableName { schema: None, name: "songs".into() },
-//!         rows: Rows::Ids(vec!["7".into()]),
-//!     }])
+//!     Effect::Writes(vec![TableWrite { table: songs.clone(), rows: Rows::Ids(vec!["7".into()]) }])
 //! );
 //! assert_eq!(classify("SELECT * FROM songs", &param, &primary_key), Effect::Read);
 //! // Cannot be read: the caller invalidates everything.
 //! assert_eq!(classify("CALL refresh_all()", &param, &primary_key), Effect::Unknown);
+//!
+//! // The same rows, read: a read's row and a write's row render identically.
+//! assert_eq!(
+//!     reads("SELECT title FROM songs WHERE id = $1", &param, &primary_key),
+//!     ReadEffect::Reads(vec![TableRead { table: songs, rows: Rows::Ids(vec!["7".into()]) }])
+//! );
 //! ```
 //!
 //! The rule throughout is **fail safe**: a statement that might write and that this crate
 //! cannot read is [`Effect::Unknown`] (the caller then invalidates everything), and a write it
-//! cannot narrow to primary-key values is [`Rows::Unknown`]. Reporting too much costs cache
-//! hits; reporting too little serves stale data. So the parser is deliberately shallow — it
+//! cannot narrow to primary-key values is [`Rows::Unknown`]; likewise a statement whose reads
+//! are not known — or that calls a function not known to be a side-effect-free built-in — is
+//! [`ReadEffect::Unknown`], and a read not narrowed to ids is of the whole table. Reporting
+//! too much costs cache hits; reporting too little serves stale data. So the parser is deliberately shallow — it
 //! recognises the shapes ORMs generate plus the common hand-written forms, and gives up
 //! (upwards) on everything else:
 //!
@@ -54,9 +62,11 @@
 //! Layout: `lexer` (tokens, per dialect); this file (public types, the driver from text to
 //! statements, the accumulated effect); `parser` (token helpers, statement dispatch, nested
 //! writes, `WITH`); `dml` (targets of INSERT / UPDATE / DELETE / MERGE); `rows` (which rows
-//! they touch); `utility` (DDL, EXPLAIN, COPY, PREPARE, transactions...); `locking`
+//! they touch — or a query reads); `utility` (DDL, EXPLAIN, COPY, PREPARE, transactions...);
+//! `reads` ([`reads`]: tables and rows a statement reads, built-in functions); `locking`
 //! ([`locks`]); `control` ([`transaction_walk`]). Tests: `tests/it/`, one file per concern,
-//! through the public API; fuzzing: the `classify` target of querycache's `fuzz/`.
+//! through the public API; fuzzing: the `classify` and `reads` targets of querycache's
+//! `fuzz/`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -70,6 +80,7 @@ mod dml;
 mod lexer;
 mod locking;
 mod parser;
+mod reads;
 mod rows;
 mod utility;
 
@@ -79,6 +90,7 @@ pub use control::{Control, Step, Walk, transaction_walk};
 use lexer::{Dialect, Kind, Token};
 pub use locking::locks;
 use parser::Parser;
+pub use reads::{ReadEffect, TableRead, UnknownRead, reads};
 #[doc(hidden)]
 pub use rows::NUMERIC_LOOKING_TEXT;
 
@@ -264,6 +276,19 @@ fn classify_text(sql: &str, env: &Env<'_>, depth: usize, acc: &mut Acc) {
         acc.fail();
         return;
     }
+    each_statement(sql, env, acc, &|parser, s, e, acc| {
+        parser.statement(s, e, depth, acc);
+    });
+}
+
+/// Hands each top-level statement of each lexing of `sql` to `visit`, which records what it
+/// finds in `acc`: the driver [`classify`] and [`reads`] share.
+fn each_statement(
+    sql: &str,
+    env: &Env<'_>,
+    acc: &mut Acc,
+    visit: &dyn Fn(&Parser<'_>, usize, usize, &mut Acc),
+) {
     // The primary lexing (PostgreSQL rules, which also read SQLite/MySQL quoting) must
     // succeed: an unterminated literal or comment may hide anything.
     let primary = lexer::lex(sql, Dialect::Postgres);
@@ -271,7 +296,7 @@ fn classify_text(sql: &str, env: &Env<'_>, depth: usize, acc: &mut Acc) {
         acc.fail();
         return;
     }
-    classify_tokens(&primary.tokens, env, depth, false, acc);
+    visit_tokens(&primary.tokens, env, false, acc, visit);
     // The other dialects only matter where they tokenize differently.
     for dialect in [Dialect::MySql, Dialect::Sqlite] {
         if acc.unknown {
@@ -280,7 +305,7 @@ fn classify_text(sql: &str, env: &Env<'_>, depth: usize, acc: &mut Acc) {
         let alternate = lexer::lex(sql, dialect);
         let tokens = runnable_prefix(&alternate.tokens, alternate.complete);
         if tokens != primary.tokens.as_slice() {
-            classify_tokens(tokens, env, depth, true, acc);
+            visit_tokens(tokens, env, true, acc, visit);
         }
     }
 }
@@ -309,9 +334,15 @@ fn runnable_prefix<'t, 'a>(tokens: &'t [Token<'a>], complete: bool) -> &'t [Toke
     }
 }
 
-/// Classifies each top-level `;`-separated statement of `toks`. `lenient` marks an alternate
-/// lexing (see [`Parser::lenient`]).
-fn classify_tokens(toks: &[Token<'_>], env: &Env<'_>, depth: usize, lenient: bool, acc: &mut Acc) {
+/// Hands each top-level `;`-separated statement of `toks` to `visit`. `lenient` marks an
+/// alternate lexing (see [`Parser::lenient`]).
+fn visit_tokens(
+    toks: &[Token<'_>],
+    env: &Env<'_>,
+    lenient: bool,
+    acc: &mut Acc,
+    visit: &dyn Fn(&Parser<'_>, usize, usize, &mut Acc),
+) {
     let Some(close) = match_parens(toks) else {
         acc.fail();
         return;
@@ -322,20 +353,14 @@ fn classify_tokens(toks: &[Token<'_>], env: &Env<'_>, depth: usize, lenient: boo
         env,
         lenient,
     };
-    let end = toks.len();
-    let mut start = 0;
     let mut statements = 0;
-    let mut i = 0;
-    while i < end && !acc.unknown {
-        if parser.punct(i, end, ";") {
-            statements += usize::from(start < i);
-            parser.statement(start, i, depth, acc);
-            start = i + 1;
+    for (start, end) in parser.split_at(0, toks.len(), ";") {
+        if acc.unknown {
+            break;
         }
-        i = parser.next(i, end);
+        statements += usize::from(start < end);
+        visit(&parser, start, end, acc);
     }
-    statements += usize::from(start < end);
-    parser.statement(start, end, depth, acc);
     // The rows several statements return are not those of any one INSERT.
     acc.several |= statements > 1;
 }
@@ -367,6 +392,8 @@ fn match_parens(toks: &[Token<'_>]) -> Option<Vec<usize>> {
 #[derive(Default)]
 struct Acc {
     unknown: bool,
+    /// Why the reads are unknown, when a reason was given ([`reads`] only).
+    why: Option<UnknownRead>,
     /// Some lexing found more than one statement in the text.
     several: bool,
     writes: Vec<(TableName, RowSet)>,

@@ -129,6 +129,11 @@ impl<'p> Parser<'p> {
 
     /// The pieces of `s..e` between top-level commas (none for an empty range).
     pub(super) fn split_commas(&self, s: usize, e: usize) -> Vec<(usize, usize)> {
+        self.split_at(s, e, ",")
+    }
+
+    /// The pieces of `s..e` between top-level `separator`s (none for an empty range).
+    pub(super) fn split_at(&self, s: usize, e: usize, separator: &str) -> Vec<(usize, usize)> {
         let mut parts = Vec::new();
         if s >= e {
             return parts;
@@ -136,7 +141,7 @@ impl<'p> Parser<'p> {
         let mut start = s;
         let mut i = s;
         while i < e {
-            if self.punct(i, e, ",") {
+            if self.punct(i, e, separator) {
                 parts.push((start, i));
                 start = i + 1;
             }
@@ -193,33 +198,31 @@ impl<'p> Parser<'p> {
         (s..e).all(|i| self.kw_any(i, e, words))
     }
 
-    /// Classifies the statement `s..e` (without its `;`).
-    pub(super) fn statement(&self, s: usize, e: usize, depth: usize, acc: &mut Acc) {
+    /// Whether the statement `s..e` at nesting `depth` is to be read: it is not empty, nothing
+    /// failed yet, and the nesting limit is not passed (which fails `acc`).
+    pub(super) fn enter(&self, s: usize, e: usize, depth: usize, acc: &mut Acc) -> bool {
         if s >= e || acc.unknown {
-            return;
+            return false;
         }
         if depth > MAX_DEPTH {
             acc.fail();
+            return false;
+        }
+        true
+    }
+
+    /// Classifies the statement `s..e` (without its `;`).
+    pub(super) fn statement(&self, s: usize, e: usize, depth: usize, acc: &mut Acc) {
+        if !self.enter(s, e, depth, acc) {
             return;
         }
         if self.is_open(s, e) {
             self.scan_nested(s, e, depth, acc); // `(SELECT ...) UNION (SELECT ...)`
             return;
         }
-        let verb = match self.tok(s, e) {
-            Some(t) if t.kind == Kind::Word && is_keyword_shaped(&t.text) => {
-                t.text.to_ascii_uppercase()
-            }
-            _ => {
-                if !self.lenient {
-                    acc.fail();
-                }
-                return;
-            }
+        let Some(verb) = self.verb(s, e, acc) else {
+            return;
         };
-        if self.lenient && !ALTERNATE_STATEMENTS.contains(&verb.as_str()) {
-            return; // e.g. `RETURN x` from a PostgreSQL function body read as MySQL
-        }
         match verb.as_str() {
             "SELECT" | "VALUES" | "TABLE" | "DECLARE" => self.scan_nested(s + 1, e, depth, acc),
             "WITH" => self.with(s, e, depth, acc),
@@ -241,6 +244,25 @@ impl<'p> Parser<'p> {
             v if READ_ONLY.contains(&v) => {}
             _ => acc.fail(), // CALL, DO, EXECUTE, and anything not known
         }
+    }
+
+    /// The leading keyword of the statement at `s` (upper case), or None when it does not
+    /// run: a statement an alternate lexing makes of text that is no statement there (e.g.
+    /// `RETURN x` from a PostgreSQL function body read as MySQL) is a syntax error in that
+    /// dialect; in the primary lexing, a statement without a keyword fails `acc`.
+    pub(super) fn verb(&self, s: usize, e: usize, acc: &mut Acc) -> Option<String> {
+        let verb = match self.tok(s, e) {
+            Some(t) if t.kind == Kind::Word && is_keyword_shaped(&t.text) => {
+                t.text.to_ascii_uppercase()
+            }
+            _ => {
+                if !self.lenient {
+                    acc.fail();
+                }
+                return None;
+            }
+        };
+        (!self.lenient || ALTERNATE_STATEMENTS.contains(&verb.as_str())).then_some(verb)
     }
 
     /// Finds writes nested anywhere in a query: a parenthesis opening `INSERT`, `UPDATE`,
@@ -268,19 +290,28 @@ impl<'p> Parser<'p> {
     /// `WITH [RECURSIVE] name [(cols)] AS [NOT] [MATERIALIZED] (body) [SEARCH|CYCLE ...], ...
     /// main-statement`: every body and the main statement are classified.
     pub(super) fn with(&self, s: usize, e: usize, depth: usize, acc: &mut Acc) {
-        let mut i = s + 1;
-        if self.kw(i, e, "RECURSIVE") {
-            i += 1;
+        let Some(with) = self.parse_with(s, e) else {
+            acc.fail();
+            return;
+        };
+        for cte in &with.ctes {
+            self.statement(cte.body.0, cte.body.1, depth + 1, acc);
         }
+        self.statement(with.main, e, depth + 1, acc);
+    }
+
+    /// The parts of the `WITH` clause at `s` (see [`Parser::with`]); None if malformed or
+    /// without a main statement.
+    pub(super) fn parse_with(&self, s: usize, e: usize) -> Option<With> {
+        let mut i = s + 1;
+        let recursive = self.kw(i, e, "RECURSIVE");
+        i += usize::from(recursive);
+        let mut ctes = Vec::new();
         loop {
-            if self.name_part(i, e).is_none() {
-                acc.fail();
-                return;
-            }
+            let name = self.name_part(i, e)?;
             i = self.skip_group(i + 1, e); // column names
             if !self.kw(i, e, "AS") {
-                acc.fail();
-                return;
+                return None;
             }
             i += 1;
             if self.kw(i, e, "NOT") {
@@ -290,11 +321,13 @@ impl<'p> Parser<'p> {
                 i += 1;
             }
             if !self.is_open(i, e) {
-                acc.fail();
-                return;
+                return None;
             }
             let close = self.close_of(i);
-            self.statement(i + 1, close, depth + 1, acc);
+            ctes.push(Cte {
+                name,
+                body: (i + 1, close),
+            });
             i = close + 1;
             if self.kw_any(i, e, &["SEARCH", "CYCLE"]) {
                 let main = [
@@ -313,12 +346,26 @@ impl<'p> Parser<'p> {
             }
             i += 1;
         }
-        if i >= e {
-            acc.fail();
-            return;
-        }
-        self.statement(i, e, depth + 1, acc);
+        (i < e).then_some(With {
+            recursive,
+            ctes,
+            main: i,
+        })
     }
+}
+
+/// A `WITH` clause: its common table expressions, and where its main statement starts.
+pub(super) struct With {
+    /// `WITH RECURSIVE`: each body sees its own name (and, in PostgreSQL, every other).
+    pub(super) recursive: bool,
+    pub(super) ctes: Vec<Cte>,
+    pub(super) main: usize,
+}
+
+/// One common table expression: its name and the range of its body (inside the parentheses).
+pub(super) struct Cte {
+    pub(super) name: String,
+    pub(super) body: (usize, usize),
 }
 
 /// Whether a word can be a statement keyword (letters and `_` only).

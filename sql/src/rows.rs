@@ -1,4 +1,5 @@
-//! Which rows a write touches: primary-key values from `WHERE` clauses and `VALUES` lists.
+//! Which rows a write touches (and a query reads): primary-key values from `WHERE` clauses
+//! and `VALUES` lists.
 //!
 //! Ids are only reported when the statement cannot touch any other row; every doubt
 //! (`OR`, ranges, expressions, collations, upserts that may hit another unique key...) gives
@@ -253,7 +254,7 @@ impl<'p> Parser<'p> {
         }
         let table = &target.table;
         match (parts.as_slice(), &target.alias) {
-            ([], _) => true,
+            ([], _) => target.bare,
             ([q], Some(alias)) => q == alias,
             ([q], None) => *q == table.name,
             ([schema, q], None) => table.schema.as_ref() == Some(schema) && *q == table.name,

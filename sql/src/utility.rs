@@ -27,7 +27,7 @@ const TRANSACTION_WORDS: &[&str] = &[
 
 /// Keywords that start a statement (used after `EXPLAIN` options).
 #[rustfmt::skip]
-const STATEMENT_START: &[&str] = &[
+pub(super) const STATEMENT_START: &[&str] = &[
     "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "MERGE", "VALUES", "TABLE", "REPLACE",
     "UPSERT", "EXECUTE", "DECLARE", "CREATE",
 ];

@@ -10,6 +10,7 @@ mod dialects;
 mod dml;
 mod lexing;
 mod locking;
+mod reads;
 mod robustness;
 mod rows;
 mod sea_orm;

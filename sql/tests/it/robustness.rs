@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use querycache_sql::{ReadEffect, reads};
+
 use super::*;
 
 /// Statements exercising most code paths, used for truncation and mutation tests.
@@ -17,10 +19,29 @@ const SEEDS: &[&str] = &[
     "PREPARE s FROM 'UPDATE t SET a = 1 WHERE id = 3'; ALTER TABLE t ADD COLUMN c INT",
     "DELETE FROM t WHERE CASE WHEN a AND id = 5 THEN 1 END = 1 OR id = -7 # x\n; SELECT 1 --1",
     "INSERT OR REPLACE INTO main.t (id) VALUES (1) /*!50000 ; DELETE FROM q */; DROP TABLE IF EXISTS z",
+    r#"WITH RECURSIVE r AS (SELECT id FROM "a" WHERE id = $1 UNION ALL SELECT a.id FROM a JOIN r ON a.p = r.id) SELECT count(*), (SELECT max(x) FROM b) FROM r, LATERAL json_each(r.doc) j WHERE EXISTS (SELECT 1 FROM c WHERE c.id IN (1, 2))"#,
+    r#"SELECT "s"."id" FROM ("songs" AS "s" INNER JOIN "users" ON ("s"."user_id" = "users"."id")) WHERE ("s"."id" = $1) AND f(x) UNION (TABLE t) ORDER BY 1 LIMIT $2"#,
 ];
 
-/// Checks the invariants every result must satisfy.
+/// Checks the invariants every result must satisfy, of [`classify`] and of [`reads`].
 fn check_sane(sql: &str) {
+    if let ReadEffect::Reads(list) = reads(sql, &bound, &id_key) {
+        let mut seen = HashSet::new();
+        for read in &list {
+            assert!(
+                seen.insert(read.table.clone()),
+                "duplicate read for {sql:?}"
+            );
+            match &read.rows {
+                Rows::Ids(ids) => {
+                    let unique: HashSet<_> = ids.iter().collect();
+                    assert_eq!(unique.len(), ids.len(), "duplicate id for {sql:?}");
+                }
+                Rows::Inserted(_) => panic!("{sql:?}: an insert count in {list:?}"),
+                Rows::Unknown => {}
+            }
+        }
+    }
     if let Effect::Writes(list) = run(sql) {
         assert!(!list.is_empty(), "{sql:?}");
         let mut seen = HashSet::new();
@@ -121,6 +142,8 @@ fn random_mutations_are_handled() {
         check_sane(&text);
         // Classification is deterministic.
         assert_eq!(run(&text), run(&text));
+        let read = |sql: &str| reads(sql, &bound, &id_key);
+        assert_eq!(read(&text), read(&text));
     }
 }
 
@@ -196,5 +219,67 @@ fn large_inputs_are_linear() {
             assert!(matches!(&list[0].rows, Rows::Ids(ids) if ids.len() == 45_000))
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reads_of_deep_and_large_inputs() {
+    use std::time::{Duration, Instant};
+    let read = |sql: &str| reads(sql, &bound, &id_key);
+    let depth = 30_000;
+    // Wrapping parentheses and expression parentheses cost no nesting level.
+    let wrapped = format!("{}SELECT * FROM t{}", "(".repeat(depth), ")".repeat(depth));
+    assert!(matches!(read(&wrapped), ReadEffect::Reads(list) if list.len() == 1));
+    let parens = format!("SELECT {}1{} FROM t", "(".repeat(depth), ")".repeat(depth));
+    assert!(matches!(read(&parens), ReadEffect::Reads(list) if list.len() == 1));
+    // Nested subqueries, joins and CTEs beyond the limit are unknown, not a stack overflow.
+    for deep in [
+        format!("{}1{}", "SELECT (".repeat(depth), ")".repeat(depth)),
+        format!(
+            "SELECT * FROM {}t{}",
+            "(SELECT * FROM ".repeat(depth),
+            ")".repeat(depth)
+        ),
+        format!(
+            "SELECT * FROM {}t{}",
+            "(a JOIN ".repeat(depth),
+            " ON x)".repeat(depth)
+        ),
+        format!(
+            "{}SELECT 1{}",
+            "(WITH a AS ".repeat(depth),
+            ")".repeat(depth)
+        ),
+    ] {
+        assert!(
+            matches!(read(&deep), ReadEffect::Unknown(_)),
+            "{}",
+            &deep[..40]
+        );
+    }
+    let tables: Vec<String> = (0..15_000).map(|i| format!("t{i} a{i}")).collect();
+    let joins = format!("SELECT * FROM {}", tables.join(", "));
+    let in_list: Vec<String> = (0..40_000).map(|i| i.to_string()).collect();
+    let pinned = format!("SELECT * FROM t WHERE id IN ({})", in_list.join(","));
+    let subqueries = format!(
+        "SELECT {} FROM t",
+        vec!["(SELECT max(a) FROM u)"; 8_000].join(", ")
+    );
+    let ctes: Vec<String> = (0..8_000)
+        .map(|i| format!("c{i} AS (SELECT * FROM c{})", i + 1))
+        .collect();
+    let with = format!("WITH {} SELECT * FROM c0", ctes.join(", "));
+    let statements = "SELECT * FROM t WHERE id = 2;".repeat(7_000);
+    for sql in [&joins, &pinned, &subqueries, &with, &statements] {
+        assert!(sql.len() >= 190_000, "{}", sql.len());
+        let started = Instant::now();
+        let effect = read(sql);
+        eprintln!("{} bytes: {:?}", sql.len(), started.elapsed());
+        assert!(matches!(effect, ReadEffect::Reads(_)));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::Cache;
 
 pub use serde;
 
-pub use crate::cache::call::{Call, OkOf, TimeoutError};
+pub use crate::cache::call::{CacheChoice, Call, OkOf, TimeoutError};
 pub use crate::orm::probes::*;
 
 /// Pins the output type of the generated `async move` block, so `?` and `return` inside the
@@ -27,12 +27,12 @@ pub fn typed_fn<R, F: FnOnce() -> R>(body: F) -> F {
 
 /// The cache named by `cache = <expr>`: a `Cache`, a `&Cache`, an `Arc<Cache>`...
 #[inline]
-pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> Cache {
-    cache.as_ref().clone()
+pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> CacheChoice {
+    CacheChoice::Named(cache.as_ref().clone())
 }
 
-/// The global cache, cloned.
+/// The global cache, cloned (a connection argument's own cache replaces it).
 #[inline]
-pub fn global() -> Cache {
-    crate::global().clone()
+pub fn global() -> CacheChoice {
+    CacheChoice::Global(crate::global().clone())
 }

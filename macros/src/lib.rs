@@ -230,8 +230,13 @@ use attr::{Args, Flavor, Options};
 ///
 /// * **`cache = <expr>`**: the cache to use, an expression evaluating to a
 ///   `querycache::Cache`, a `&Cache` or an `Arc<Cache>` (for example `cache = self.cache`
-///   in a method, or `cache = &*APP_CACHE`). Default: the global cache
-///   (`querycache::global()`, set up with `querycache::install`).
+///   in a method, or `cache = &*APP_CACHE`). Default: the cache of the function's
+///   connection argument when it has one (a SeaORM `CachedConnection` or
+///   `CachedTransaction`, a Diesel connection carrying `CacheInstrumentation`), so that the
+///   function reads through the cache its connection's writes invalidate; otherwise the
+///   global cache (`querycache::global()`, set up with `querycache::install`). A
+///   `cache = ..` that is not the connection's cache is kept, and a warning naming the
+///   function says, once, that writes through that connection do not invalidate it.
 ///
 /// # The key
 ///

@@ -1,10 +1,15 @@
 //! The process-wide cache used by `#[cached_query]` functions that name no `cache = ..`.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{Cache, CacheConfig, Error};
 
 static GLOBAL: OnceLock<Cache> = OnceLock::new();
+
+/// Whether the global cache was [`install`]ed (rather than made from the environment on
+/// first use).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Makes `cache` the process-wide cache returned by [`global`]. Call it once at start-up,
 /// before the first cached call.
@@ -19,7 +24,14 @@ static GLOBAL: OnceLock<Cache> = OnceLock::new();
 /// [`Error::AlreadyInstalled`] when a global cache exists already (installed, or created
 /// by a call to [`global`]).
 pub fn install(cache: Cache) -> Result<(), Error> {
-    GLOBAL.set(cache).map_err(|_| Error::AlreadyInstalled)
+    GLOBAL.set(cache).map_err(|_| Error::AlreadyInstalled)?;
+    INSTALLED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether the application [`install`]ed the global cache.
+pub(crate) fn installed() -> bool {
+    INSTALLED.load(Ordering::Relaxed)
 }
 
 /// The process-wide cache: the one [`install`]ed, or else one configured from the

@@ -186,6 +186,11 @@ impl Cache {
         Ok(Self::with_config(CacheConfig::from_env()?))
     }
 
+    /// Whether `other` is this cache (a clone of the same handle), not another one.
+    pub(crate) fn same_as(&self, other: &Cache) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &CacheConfig {
         &self.inner.config

@@ -67,6 +67,19 @@ pub(crate) fn transaction_state<C: ?Sized>(conn: &C) -> TxState {
     }
 }
 
+/// The cache a connection argument of a cached call invalidates, when it is one of ours.
+pub(crate) fn cache_of<C: ?Sized>(conn: &C) -> Option<crate::Cache> {
+    #[cfg(feature = "sea-orm")]
+    {
+        sea_orm::cache_of(conn)
+    }
+    #[cfg(not(feature = "sea-orm"))]
+    {
+        let _ = conn;
+        None
+    }
+}
+
 /// The database of a connection argument of a cached call, when the connection knows it.
 pub(crate) fn database_of<C: ?Sized>(conn: &C) -> Option<CallDatabase> {
     #[cfg(feature = "sea-orm")]

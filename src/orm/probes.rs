@@ -40,11 +40,14 @@ pub mod probe_traits {
     pub use super::{ViaDiesel, ViaDieselIdentified, ViaDieselTable};
 }
 
-/// The transaction state and the database of a connection argument, as the probes report
-/// them.
+/// The transaction state, the database and the cache of a connection argument, as the
+/// probes report them.
 pub struct TxProbe(
     pub(crate) crate::orm::TxState,
     pub(crate) Option<CallDatabase>,
+    /// The cache the connection invalidates (a `CachedConnection`'s, a Diesel connection's
+    /// `CacheInstrumentation`'s): the call reads through it unless told otherwise.
+    pub(crate) Option<crate::Cache>,
 );
 
 impl TxProbe {
@@ -52,6 +55,7 @@ impl TxProbe {
         TxProbe(
             crate::orm::transaction_state(conn),
             crate::orm::database_of(conn),
+            crate::orm::cache_of(conn),
         )
     }
 }
@@ -70,7 +74,7 @@ impl<'a, C: ?Sized> ConnProbe<'a, C> {
     fn state(&self, read: impl FnOnce(&mut C) -> TxProbe) -> TxProbe {
         self.0
             .take()
-            .map_or(TxProbe(crate::orm::TxState::None, None), read)
+            .map_or(TxProbe(crate::orm::TxState::None, None, None), read)
     }
 }
 
@@ -93,6 +97,7 @@ where
             TxProbe(
                 crate::orm::diesel::tx_state(conn),
                 crate::orm::diesel::identified_database_of(conn),
+                crate::orm::diesel::cache_of(conn),
             )
         })
     }
@@ -111,6 +116,7 @@ impl<C: diesel::Connection> ViaDiesel for &&ConnProbe<'_, C> {
             TxProbe(
                 crate::orm::diesel::tx_state(conn),
                 crate::orm::diesel::database_of(conn),
+                crate::orm::diesel::cache_of(conn),
             )
         })
     }
@@ -130,6 +136,7 @@ impl<C: diesel_async::AsyncConnection> ViaDieselAsync for &ConnProbe<'_, C> {
             TxProbe(
                 crate::orm::diesel::async_tx_state(conn),
                 crate::orm::diesel::async_database_of(conn),
+                crate::orm::diesel::async_cache_of(conn),
             )
         })
     }

@@ -36,6 +36,7 @@ mod on_sqlite {
     const DB: crate::support::Db = crate::support::Db::Sqlite;
     mod bypass;
     mod common;
+    mod connection_cache;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
     #[cfg(feature = "diesel-async")]
@@ -69,6 +70,7 @@ mod on_postgres {
     const DB: crate::support::Db = crate::support::Db::Postgres;
     mod bypass;
     mod common;
+    mod connection_cache;
     #[cfg(feature = "diesel-async")]
     mod diesel_async;
     #[cfg(feature = "diesel-async")]

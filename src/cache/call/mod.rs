@@ -45,6 +45,11 @@ enum ConnState {
 /// methods.
 pub struct Call {
     cache: Cache,
+    /// Where `cache` came from: `cache = ..`, the global cache, or a connection argument.
+    cache_source: CacheSource,
+    /// `cache_errors` without a TTL: the TTL is the configured one of the cache the call
+    /// ends up using.
+    default_error_ttl: bool,
     path: &'static str,
     namespace: &'static str,
     /// For methods: the type of `self`, which names the key instead of the module.
@@ -59,6 +64,25 @@ pub struct Call {
     conn: ConnState,
     /// The database of the first connection argument that knows its own.
     database: Option<CallDatabase>,
+}
+
+/// The cache a `#[cached_query]` call is given before its connections are probed: the one
+/// `cache = ..` names, or the global cache. The cache of a connection argument (a
+/// `CachedConnection`, a Diesel connection's `CacheInstrumentation`) replaces the global
+/// one, so a function reads through the cache its connection invalidates.
+pub enum CacheChoice {
+    /// `cache = ..`: kept, with a warning if a connection argument invalidates another.
+    Named(Cache),
+    /// No `cache = ..`: the global cache, unless a connection argument has its own.
+    Global(Cache),
+}
+
+/// Where a call's cache came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CacheSource {
+    Named,
+    Global,
+    Connection,
 }
 
 /// How a call's key is made.
@@ -99,9 +123,15 @@ enum CallPlan {
 }
 
 impl Call {
-    pub fn new(cache: Cache, path: &'static str, namespace: &'static str) -> Self {
+    pub fn new(cache: CacheChoice, path: &'static str, namespace: &'static str) -> Self {
+        let (cache, cache_source) = match cache {
+            CacheChoice::Named(cache) => (cache, CacheSource::Named),
+            CacheChoice::Global(cache) => (cache, CacheSource::Global),
+        };
         Call {
             cache,
+            cache_source,
+            default_error_ttl: false,
             path,
             namespace,
             owner: None,
@@ -134,6 +164,7 @@ impl Call {
     /// `cache_errors` without a TTL: the configured `CACHE_ERROR_TTL`.
     pub fn cache_errors(&mut self) {
         self.options.error_ttl = Some(self.cache.config().error_ttl());
+        self.default_error_ttl = true;
     }
 
     /// A table-level dependency on `table`.
@@ -164,7 +195,10 @@ impl Call {
 
     /// A connection argument's state, as a probe found it.
     pub fn connection_state(&mut self, state: TxProbe) {
-        let TxProbe(state, database) = state;
+        let TxProbe(state, database, cache) = state;
+        if let Some(cache) = cache {
+            self.connection_cache(cache);
+        }
         if self.database.is_none() {
             self.database = database;
         }
@@ -177,6 +211,42 @@ impl Call {
                 ConnState::Tracked(all)
             }
         };
+    }
+
+    /// A connection argument's cache: the one the call reads through, unless `cache = ..`
+    /// named another (then a warning, once per function, says that this connection's writes
+    /// do not invalidate what the function caches).
+    fn connection_cache(&mut self, cache: Cache) {
+        if self.cache.same_as(&cache) {
+            return;
+        }
+        match self.cache_source {
+            CacheSource::Named => warn_once(
+                self.path,
+                "reads through the cache named by `cache = ..`, but its connection argument \
+                 invalidates another cache: writes through that connection do not invalidate \
+                 this function's entries (drop `cache = ..` to use the connection's cache)",
+            ),
+            CacheSource::Connection => warn_once(
+                self.path,
+                "has connection arguments that invalidate different caches: it reads through \
+                 the first one's, and writes through the others do not invalidate its entries",
+            ),
+            CacheSource::Global => {
+                if crate::cache::global::installed() {
+                    warn_once(
+                        self.path,
+                        "reads through the cache of its connection argument, not through the \
+                         installed global cache: the connection invalidates only its own",
+                    );
+                }
+                self.cache = cache;
+                self.cache_source = CacheSource::Connection;
+                if self.default_error_ttl {
+                    self.options.error_ttl = Some(self.cache.config().error_ttl());
+                }
+            }
+        }
     }
 
     /// A connection argument's database, as an async probe learnt it.
@@ -500,5 +570,18 @@ impl Call {
                 .compute_detached(key.as_str(), self.options, body, ttl_of)
                 .map(|value| (*value).clone()),
         }
+    }
+}
+
+/// Logs `message` at warn level, once per function (`path`) for the process's life.
+fn warn_once(path: &'static str, message: &'static str) {
+    static WARNED: std::sync::LazyLock<
+        parking_lot::Mutex<std::collections::HashSet<&'static str>>,
+    > = std::sync::LazyLock::new(Default::default);
+    if WARNED.lock().insert(path) {
+        tracing::warn!(
+            function = path,
+            "querycache: #[cached_query] function {message}"
+        );
     }
 }

@@ -955,6 +955,18 @@ pub(crate) fn async_database_known<C: diesel_async::AsyncConnection>(conn: &mut 
     instrumentation_mut(conn.instrumentation()).is_none_or(|ours| ours.database.get().is_some())
 }
 
+/// The cache a Diesel connection passed to a cached function invalidates: its
+/// [`CacheInstrumentation`]'s.
+pub(crate) fn cache_of<C: Connection>(conn: &mut C) -> Option<Cache> {
+    instrumentation_mut(conn.instrumentation()).map(|ours| ours.cache.clone())
+}
+
+/// The same for a diesel-async connection.
+#[cfg(feature = "diesel-async")]
+pub(crate) fn async_cache_of<C: diesel_async::AsyncConnection>(conn: &mut C) -> Option<Cache> {
+    instrumentation_mut(conn.instrumentation()).map(|ours| ours.cache.clone())
+}
+
 fn instrumented_database(instrumentation: &mut dyn Instrumentation) -> Option<CallDatabase> {
     instrumentation_mut(instrumentation).map(|ours| CallDatabase {
         id: Arc::clone(&ours.database),

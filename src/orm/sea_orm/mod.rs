@@ -386,6 +386,14 @@ pub(crate) fn database_of<C: ?Sized>(conn: &C) -> Option<CallDatabase> {
     None
 }
 
+/// The cache a `CachedConnection` or `CachedTransaction` argument invalidates.
+pub(crate) fn cache_of<C: ?Sized>(conn: &C) -> Option<Cache> {
+    if let Some(db) = downcast_ref::<C, CachedConnection>(conn) {
+        return Some(db.cache.clone());
+    }
+    downcast_ref::<C, CachedTransaction>(conn).map(|tx| tx.cache.clone())
+}
+
 /// Called by `#[cached_query]` code with each connection argument.
 pub(crate) fn transaction_state<C: ?Sized>(conn: &C) -> TxState {
     if let Some(db) = downcast_ref::<C, CachedConnection>(conn) {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// A clock that stands still until a test advances it, for one cache's memory tier (moka's
 /// mock clock and tokio's `test-util` do the same for theirs). Give it to a cache with
-/// [`CacheConfigBuilder::clock`](crate::config::CacheConfigBuilder::clock); each cache has its own
+/// [`CacheBuilder::clock`](crate::config::CacheBuilder::clock); each cache has its own
 /// clock, so tests running in parallel in one process do not move each other's time.
 /// Clones share one time: keep a clone to advance it.
 ///

@@ -302,11 +302,11 @@ impl<C> CacheBuilder<C> {
     /// ```
     ///
     /// ```
-    /// use querycache::CacheConfig;
+    /// use querycache::{Cache, CacheConfig};
     ///
     /// // AFTER INSERT OR DELETE ON songs, a trigger updates song_counts; one on
     /// // app.users writes app.audit_log.
-    /// let cache = CacheConfig::builder()
+    /// let cache = Cache::builder()
     ///     .table_also_writes("songs", ["song_counts"])
     ///     .table_also_writes("app.users", ["app.audit_log"])
     ///     .build()

@@ -374,6 +374,17 @@ impl Cache {
     }
 }
 
+/// What an entry depends on for the model tags `tags` read from a connection's database
+/// ([`Namespace::read_tags`]); when the database is not known, both the default database's
+/// tags and every other database's table tags (more than needed, never less).
+#[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+pub(crate) fn read_tags_in(namespace: Option<&Namespace>, tags: Vec<Tag>) -> Vec<Tag> {
+    match namespace {
+        Some(namespace) => namespace.read_tags(tags),
+        None => in_unknown_database(tags),
+    }
+}
+
 /// Tags given by hand on behalf of a connection, in its database: model tags in its
 /// namespace; when the database is not known, as a write there (see
 /// [`Cache::invalidate_written_in`]).

@@ -10,6 +10,7 @@ mod fingerprint;
 pub(crate) mod flight;
 mod global;
 mod invalidate;
+pub(crate) mod observe;
 pub(crate) mod options;
 mod read;
 mod sync;
@@ -466,7 +467,7 @@ impl Cache {
         );
     }
 
-    fn store_error(&self, operation: &'static str, key: &str, error: &StoreError) {
+    pub(crate) fn store_error(&self, operation: &'static str, key: &str, error: &StoreError) {
         self.inner.stats.error();
         tracing::warn!(
             tier = self.inner.store.tier(),

@@ -10,12 +10,15 @@
 //! workspace, no dependency on querycache): what a text writes ([`querycache_sql::classify`],
 //! tables as names and rows as id strings, turned into tags by `written`), whether it takes
 //! row locks ([`querycache_sql::locks`]), and where it begins or ends a transaction
-//! ([`querycache_sql::transaction_walk`]).
+//! ([`querycache_sql::transaction_walk`]); and what a text reads ([`querycache_sql::reads`],
+//! turned into the tags a computation that sent it depends on by `observed`).
 
 #[cfg(feature = "diesel")]
 pub mod diesel;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod identity;
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
+pub(crate) mod observed;
 pub(crate) mod probes;
 #[cfg(feature = "sea-orm")]
 pub mod sea_orm;

@@ -58,7 +58,7 @@ pub(crate) fn written_tags(
 /// known: the ids themselves and, when one of them is not an integer, row 0 too — MySQL
 /// compares text that does not start with a number (`'abc'`) with an integer key as 0.
 /// (Text that does start with one is only an id when canonical: see [`Bound::Text`].)
-fn row_keys(mut ids: Vec<String>) -> Vec<String> {
+pub(super) fn row_keys(mut ids: Vec<String>) -> Vec<String> {
     if ids.iter().any(|id| id.parse::<i128>().is_err()) && !ids.iter().any(|id| id == "0") {
         ids.push("0".to_owned());
     }

@@ -164,6 +164,23 @@ pub(crate) struct MemSnapshot {
 }
 
 impl MemSnapshot {
+    /// This snapshot and `later` (of other tags, taken after it): both's versions, this
+    /// one's epoch, generation and removal mark — the older ones, so that a clear or a
+    /// removal since this one was taken still makes the put outdated.
+    pub(crate) fn joined(&self, later: &MemSnapshot) -> MemSnapshot {
+        MemSnapshot {
+            stamps: self
+                .stamps
+                .iter()
+                .chain(later.stamps.iter())
+                .cloned()
+                .collect(),
+            epoch: self.epoch,
+            generation: self.generation,
+            removals_seen: self.removals_seen,
+        }
+    }
+
     /// How many tags it holds versions of.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {

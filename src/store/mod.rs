@@ -67,6 +67,8 @@ thread_local! {
 struct Computation {
     /// The fingerprint of the snapshot it runs under ([`computation_fingerprint`]).
     fingerprint: Option<u64>,
+    /// What its statements read, as the ORM integrations report them ([`observation`]).
+    observation: Option<std::sync::Arc<crate::cache::observe::Observation>>,
     /// Set by [`mark_uncacheable`].
     uncacheable: std::cell::Cell<bool>,
 }
@@ -110,10 +112,12 @@ pub(crate) fn mark_uncacheable() {
 /// too.
 pub(crate) async fn computing<F: Future>(
     fingerprint: Option<u64>,
+    observation: Option<std::sync::Arc<crate::cache::observe::Observation>>,
     computation: F,
 ) -> (F::Output, Storable) {
     let state = Computation {
         fingerprint,
+        observation,
         uncacheable: std::cell::Cell::new(false),
     };
     let (state, output) = COMPUTING
@@ -129,6 +133,15 @@ pub(crate) async fn computing<F: Future>(
     } else {
         (output, Storable::Yes)
     }
+}
+
+/// Inside a computation on this task: what observes its statements' reads.
+#[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+pub(crate) fn observation() -> Option<std::sync::Arc<crate::cache::observe::Observation>> {
+    COMPUTING
+        .try_with(|computation| computation.observation.clone())
+        .ok()
+        .flatten()
 }
 
 /// Inside a computation on this task: the fingerprint of the snapshot it runs under.
@@ -374,6 +387,20 @@ pub(crate) enum Snapshot {
 }
 
 impl Snapshot {
+    /// This snapshot and `later`, taken after it of other tags (a statement's observed
+    /// reads): the versions of both, judged at `put` as one snapshot taken when this one
+    /// was (its clear epoch and removal marks, the older ones).
+    pub(crate) fn joined(&self, later: &Snapshot) -> Snapshot {
+        match (self, later) {
+            (Snapshot::Memory(a), Snapshot::Memory(b)) => Snapshot::Memory(a.joined(b)),
+            #[cfg(feature = "redis")]
+            (Snapshot::Tiered(a), Snapshot::Tiered(b)) => Snapshot::Tiered(a.joined(b)),
+            // One cache has one store, whose snapshots are all of one kind.
+            #[cfg(feature = "redis")]
+            _ => self.clone(),
+        }
+    }
+
     /// A hash of the versions this snapshot holds of `tags` (the tags it was taken of):
     /// what [`Store::fingerprint`] would have answered at the time it was taken.
     pub(crate) fn fingerprint(&self, tags: &[Tag]) -> u64 {

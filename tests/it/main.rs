@@ -58,6 +58,7 @@ mod on_sqlite {
     mod multi_database;
     #[cfg(feature = "redis")]
     mod null_column;
+    mod observed_reads;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
@@ -92,6 +93,7 @@ mod on_postgres {
     mod multi_database;
     #[cfg(feature = "redis")]
     mod null_column;
+    mod observed_reads;
     mod postgres_only;
     mod postgres_triggers;
     mod sea_orm_cancel;

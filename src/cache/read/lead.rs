@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use super::{Kind, LeadJob};
 use crate::cache::flight::Handoff;
+use crate::cache::observe::Observation;
 use crate::cache::{Cache, CacheValue, StoreTiming};
 use crate::store::{Lease, Snapshot, Storable, Store};
 use crate::{EntryOptions, Key};
@@ -242,8 +243,24 @@ impl Cache {
         let started = Instant::now();
         // The HTTP layer derives a deep ETag from the same snapshot (no second read).
         let fingerprint = snapshot.as_ref().ok().map(|s| s.fingerprint(&deps));
-        let (value, storable) = crate::store::computing(fingerprint, compute()).await;
+        let observation = Observation::new(self.clone(), &deps);
+        let (value, storable) =
+            crate::store::computing(fingerprint, Some(observation.clone()), compute()).await;
         let value = value?;
+        let observed = observation.finish();
+        if let Some(why) = &observed.spoiled {
+            tracing::debug!(key = %crate::key::shown(&key), reason = %why, "Cache SET skipped: what the computation read cannot be depended on");
+            return Ok((Arc::new(value), None));
+        }
+        if observed.statements == 0 && options.tags.is_empty() {
+            tracing::debug!(key = %crate::key::shown(&key), "the computation read nothing through an integrated connection and declares no tag: only its TTL ends the entry");
+        }
+        let snapshot = snapshot.map(|first| {
+            observed
+                .snapshots
+                .iter()
+                .fold(first, |joined, later| joined.joined(later))
+        });
         let delta = started.elapsed();
         tracing::debug!(key = %crate::key::shown(&key), elapsed_us = delta.as_micros() as u64, "computed");
         if storable == Storable::No {

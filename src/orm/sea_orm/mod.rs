@@ -501,6 +501,27 @@ impl CachedConnection {
         .await
     }
 
+    /// Inside an entry's computation, before a read is sent: reports what it reads (see
+    /// `cache::observe`), in this connection's database.
+    async fn observe(&self, text: &StatementText<'_>, sql: &str) {
+        let Some(observation) = crate::store::observation() else {
+            return;
+        };
+        match text.read_tags() {
+            Ok(tags) if tags.is_empty() => {}
+            Ok(tags) => {
+                let namespace = self.settle().namespace().await;
+                let tags = databases::read_tags_in(namespace.as_ref(), tags);
+                observation.before_read(tags).await;
+            }
+            Err(why) => {
+                observation
+                    .unreadable(crate::orm::observed::unreadable(&why, sql))
+                    .await
+            }
+        }
+    }
+
     /// What a text writes and its transaction control; `None` for a plain read, which
     /// needs no bookkeeping.
     fn classify(text: &StatementText<'_>, sql: &str) -> Option<(Vec<Tag>, Option<raw::Plan>)> {
@@ -552,6 +573,7 @@ impl ConnectionTrait for CachedConnection {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
+            self.observe(&StatementText::of(&stmt), &stmt.sql).await;
             return self.inner.query_one_raw(stmt).await;
         };
         let inner = self.inner.clone();
@@ -570,6 +592,7 @@ impl ConnectionTrait for CachedConnection {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
+            self.observe(&StatementText::of(&stmt), &stmt.sql).await;
             return self.inner.query_all_raw(stmt).await;
         };
         let inner = self.inner.clone();

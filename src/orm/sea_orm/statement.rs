@@ -24,6 +24,13 @@ impl<'a> StatementText<'a> {
         StatementText { sql, values: None }
     }
 
+    /// The tags this statement reads (see `orm::observed`); `Err` with the reason when it
+    /// cannot be read.
+    pub(super) fn read_tags(&self) -> Result<Vec<Tag>, String> {
+        let param = |i: usize| self.values.and_then(|v| v.get(i)).and_then(row_id);
+        crate::orm::observed::read_tags(self.sql, &param)
+    }
+
     /// The tags this statement's writes touch; `None` for a read.
     pub(super) fn written_tags(&self) -> Option<Vec<Tag>> {
         self.written_tags_returning(None)

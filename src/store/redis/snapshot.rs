@@ -50,6 +50,20 @@ pub(crate) struct RedisSnapshot {
 }
 
 impl RedisSnapshot {
+    /// This snapshot and `later` (of other tags, taken after it): both's versions, this
+    /// one's removal marker.
+    pub(crate) fn joined(&self, later: &RedisSnapshot) -> RedisSnapshot {
+        RedisSnapshot {
+            versions: self
+                .versions
+                .iter()
+                .chain(later.versions.iter())
+                .cloned()
+                .collect(),
+            removals: self.removals.clone(),
+        }
+    }
+
     /// A hash of the versions (not of the removal marker: removing keys changes no data).
     /// The same on every instance that shares the server.
     pub(crate) fn fingerprint(&self) -> u64 {

@@ -55,6 +55,18 @@ pub(crate) struct TieredSnapshot {
 }
 
 impl TieredSnapshot {
+    /// This snapshot and `later` (see [`MemSnapshot::joined`]); Redis's versions only when
+    /// both have them (a snapshot Redis did not answer is judged by process memory).
+    pub(crate) fn joined(&self, later: &TieredSnapshot) -> TieredSnapshot {
+        TieredSnapshot {
+            mem: self.mem.joined(&later.mem),
+            redis: match (&self.redis, &later.redis) {
+                (Some(a), Some(b)) => Some(a.joined(b)),
+                _ => None,
+            },
+        }
+    }
+
     /// The fingerprint [`Store::fingerprint`] reads, from this snapshot's versions: Redis's
     /// when it answered, process memory's otherwise.
     pub(crate) fn fingerprint(&self, tags: &[Tag]) -> u64 {

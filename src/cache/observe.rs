@@ -1,0 +1,124 @@
+//! Observed dependencies: while an entry is computed, the ORM integrations report each
+//! statement it reads with before sending it, and the entry comes to depend on what was
+//! read — not only on what its function declared.
+//!
+//! Each statement's tags get their versions read *before* the statement runs
+//! ([`Observation::before_read`]), exactly as the declared tags' versions are read before
+//! the computation starts: a write that commits after the statement read its rows bumps a
+//! version newer than the one recorded, so the value is born stale and never served
+//! (DESIGN.md invariant 2). The snapshots taken this way are joined to the computation's
+//! own when it is stored ([`Snapshot::joined`]).
+//!
+//! Observation is on the miss path only: a hit sends no statement.
+
+// Only the SeaORM integration reports reads so far.
+#![cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::store::{Snapshot, Store};
+use crate::{Cache, Tag};
+
+/// What one computation read, so far.
+pub(crate) struct Observation {
+    cache: Cache,
+    /// An async lock: a statement waits until the versions of what an earlier (concurrent)
+    /// statement of the same computation revealed are read, so that no statement runs
+    /// before the versions of its tags are known.
+    state: tokio::sync::Mutex<Progress>,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// Tags whose versions are already recorded (declared, or observed earlier).
+    known: HashSet<Tag>,
+    /// The snapshots of observed tags, in the order they were taken.
+    snapshots: Vec<Snapshot>,
+    /// How many statements were reported.
+    statements: u32,
+    /// Why the value must not be stored, if it must not: a statement that could not be
+    /// read, or versions the store could not give.
+    spoiled: Option<String>,
+}
+
+/// What a computation observed, once it has finished.
+pub(crate) struct Observed {
+    /// The snapshots of the tags it revealed.
+    pub(crate) snapshots: Vec<Snapshot>,
+    /// How many statements it reported.
+    pub(crate) statements: u32,
+    /// Why its value must not be stored, if it must not.
+    pub(crate) spoiled: Option<String>,
+}
+
+impl Observation {
+    /// An observation for a computation of `cache` whose snapshot holds `declared`.
+    pub(crate) fn new(cache: Cache, declared: &[Tag]) -> Arc<Self> {
+        let known = declared.iter().cloned().collect();
+        Arc::new(Observation {
+            cache,
+            state: tokio::sync::Mutex::new(Progress {
+                known,
+                ..Progress::default()
+            }),
+        })
+    }
+
+    /// Before a statement reading `tags` is sent: reads the versions of those not known yet
+    /// (and of `model:#all`, which every entry depending on a table depends on).
+    pub(crate) async fn before_read(&self, mut tags: Vec<Tag>) {
+        if tags.iter().any(Tag::is_model) {
+            tags.push(Tag::all_models());
+        }
+        let mut state = self.state.lock().await;
+        state.statements += 1;
+        let fresh: Vec<Tag> = tags
+            .into_iter()
+            .filter(|tag| !state.known.contains(tag))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if fresh.is_empty() || state.spoiled.is_some() {
+            return;
+        }
+        match self.cache.inner.store.snapshot(&fresh).await {
+            Ok(snapshot) => {
+                state.known.extend(fresh);
+                state.snapshots.push(snapshot);
+            }
+            Err(error) => {
+                self.cache
+                    .store_error("snapshot", "(a statement's observed reads)", &error);
+                state.spoiled = Some(format!(
+                    "the versions of what it read could not be read: {error}"
+                ));
+            }
+        }
+    }
+
+    /// A statement that cannot be read was sent: the value must not be stored.
+    pub(crate) async fn unreadable(&self, why: String) {
+        let mut state = self.state.lock().await;
+        state.statements += 1;
+        state.spoiled.get_or_insert(why);
+    }
+
+    /// What was observed (called once the computation has finished).
+    pub(crate) fn finish(&self) -> Observed {
+        match self.state.try_lock() {
+            Ok(mut state) => Observed {
+                snapshots: std::mem::take(&mut state.snapshots),
+                statements: state.statements,
+                spoiled: state.spoiled.take(),
+            },
+            // A statement of the finished computation still holds it (a future dropped
+            // mid-observation, its work spawned away): nothing can be known of it.
+            Err(_) => Observed {
+                snapshots: Vec::new(),
+                statements: 0,
+                spoiled: Some("a statement was still being observed when it finished".into()),
+            },
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! From a statement's SQL to the tags it reads: [`querycache_sql::reads`] finds the tables
+//! (and the rows, where the statement pins them by primary key), this module turns them into
+//! the tags a computation that sent the statement depends on — the same tags the write side
+//! bumps (`written`), so that a write to anything the statement read invalidates it.
+
+// Only the SeaORM integration reports reads so far.
+#![cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+
+use querycache_sql::{Bound, ReadEffect, Rows, TableName};
+
+use super::written::row_keys;
+use crate::tags::{Tag, table_key};
+
+/// What a statement reads, as tags; `Err` with the reason when it cannot be read (a
+/// function or statement whose effect is not known, unparsable text): the computation that
+/// sent it must not be cached.
+pub(crate) fn read_tags(
+    sql: &str,
+    param: &dyn Fn(usize) -> Option<Bound>,
+) -> Result<Vec<Tag>, String> {
+    let primary_key = |_: &TableName| "id".to_owned();
+    match querycache_sql::reads(sql, param, &primary_key) {
+        ReadEffect::Reads(tables) => {
+            let mut tags = Vec::with_capacity(tables.len() * 2);
+            for read in tables {
+                let table = table_key(read.table.schema.as_deref(), &read.table.name);
+                match read.rows {
+                    Rows::Ids(ids) => {
+                        tags.extend(row_keys(ids).iter().map(|id| Tag::row(&table, id)));
+                        tags.push(Tag::bulk(&table));
+                    }
+                    Rows::Inserted(_) | Rows::Unknown => tags.push(Tag::model(&table)),
+                }
+            }
+            Ok(tags)
+        }
+        ReadEffect::Unknown(why) => Err(why.to_string()),
+    }
+}
+
+/// The reason a computation's value is not stored when it sent `sql`, which cannot be read
+/// for `why`; logged at warn level the first time each statement text is seen (up to 1024
+/// texts), naming it.
+pub(crate) fn unreadable(why: &str, sql: &str) -> String {
+    static SEEN: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashSet<String>>> =
+        std::sync::LazyLock::new(Default::default);
+    let head: String = sql.chars().take(200).collect();
+    let mut seen = SEEN.lock();
+    if seen.len() < 1024 && seen.insert(head.clone()) {
+        tracing::warn!(
+            sql = %head,
+            reason = %why,
+            "a cached computation sent a read whose dependencies cannot be known; its value is not cached"
+        );
+    }
+    format!("it sent a read that {why}: {head}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(sql: &str, id: Option<i128>) -> Vec<String> {
+        let param = |i: usize| (i == 0).then_some(id.map(Bound::Integer)).flatten();
+        read_tags(sql, &param)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_by_id_read_depends_on_its_row_and_the_tables_bulk_writes() {
+        let sql =
+            r#"SELECT "songs"."id", "songs"."title" FROM "songs" WHERE "songs"."id" = $1 LIMIT $2"#;
+        assert_eq!(tags(sql, Some(7)), ["model:songs:7", "model:songs#bulk"]);
+    }
+
+    #[test]
+    fn a_join_depends_on_every_table_it_read() {
+        let sql = r#"SELECT s.title, u.name FROM songs s JOIN users u ON u.id = s.user_id"#;
+        assert_eq!(tags(sql, None), ["model:songs", "model:users"]);
+    }
+
+    #[test]
+    fn a_read_that_cannot_be_understood_is_an_error_naming_why() {
+        let err = read_tags("SELECT my_function(1)", &|_| None).unwrap_err();
+        assert!(err.contains("my_function"), "{err}");
+    }
+}

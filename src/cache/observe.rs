@@ -31,6 +31,9 @@ pub(crate) struct Observation {
 
 #[derive(Default)]
 struct Progress {
+    /// The tags the computation's own snapshot holds (declared), until the first statement
+    /// moves them into `known`: a computation that sends no statement builds no set.
+    declared: Vec<Tag>,
     /// Tags whose versions are already recorded (declared, or observed earlier).
     known: HashSet<Tag>,
     /// The snapshots of observed tags, in the order they were taken.
@@ -54,12 +57,11 @@ pub(crate) struct Observed {
 
 impl Observation {
     /// An observation for a computation of `cache` whose snapshot holds `declared`.
-    pub(crate) fn new(cache: Cache, declared: &[Tag]) -> Arc<Self> {
-        let known = declared.iter().cloned().collect();
+    pub(crate) fn new(cache: Cache, declared: Vec<Tag>) -> Arc<Self> {
         Arc::new(Observation {
             cache,
             state: tokio::sync::Mutex::new(Progress {
-                known,
+                declared,
                 ..Progress::default()
             }),
         })
@@ -73,6 +75,8 @@ impl Observation {
         }
         let mut state = self.state.lock().await;
         state.statements += 1;
+        let declared = std::mem::take(&mut state.declared);
+        state.known.extend(declared);
         let fresh: Vec<Tag> = tags
             .into_iter()
             .filter(|tag| !state.known.contains(tag))

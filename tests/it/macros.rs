@@ -741,7 +741,10 @@ static FRESH_CACHE: LazyLock<Cache> = LazyLock::new(|| {
         .expect("valid configuration")
 });
 static FRESH_RUNS: Runs = Runs::new();
-static FRESH_DELAY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Closed while the swr test proves the stale answer does not wait for the refresh: the
+/// refresh waits here until the test opens it (after the stale answer came back).
+static FRESH_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+static FRESH_GATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Debug, PartialEq)]
 enum AppError {
@@ -765,8 +768,9 @@ impl From<querycache::TimedOut> for AppError {
 async fn song_count(db: &querycache::orm::sea_orm::CachedConnection) -> Result<u64, AppError> {
     use sea_orm::PaginatorTrait;
     FRESH_RUNS.bump();
-    let delay = FRESH_DELAY_MS.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(delay)).await;
+    if FRESH_GATED.load(Ordering::SeqCst) {
+        drop(FRESH_GATE.acquire().await);
+    }
     Ok(song::Entity::find().count(db).await?)
 }
 
@@ -788,14 +792,17 @@ async fn swr_on_a_cached_query_refreshes_in_the_background_and_never_past_a_writ
     .expect("insert behind the cache's back");
     FRESH_CLOCK.advance(Duration::from_millis(1100));
 
-    FRESH_DELAY_MS.store(500, Ordering::SeqCst);
-    let asked = Instant::now();
-    assert_eq!(song_count(&t.db).await, Ok(1), "the stale count, at once");
-    assert!(
-        asked.elapsed() < Duration::from_millis(450),
-        "{:?}",
-        asked.elapsed()
+    // The refresh cannot finish before the gate opens, and the gate opens only once the
+    // stale count came back: a caller that waited for the refresh would hang to the deadline.
+    FRESH_GATED.store(true, Ordering::SeqCst);
+    let stale = tokio::time::timeout(Duration::from_secs(30), song_count(&t.db)).await;
+    assert_eq!(
+        stale,
+        Ok(Ok(1)),
+        "the stale count, without waiting for the refresh"
     );
+    FRESH_GATED.store(false, Ordering::SeqCst);
+    FRESH_GATE.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     crate::support::until(Duration::from_secs(10), "the refresh lands", async || {
         song_count(&t.db).await == Ok(2)
     })
@@ -808,7 +815,6 @@ async fn swr_on_a_cached_query_refreshes_in_the_background_and_never_past_a_writ
     assert_eq!(FRESH_CACHE.stats().background_refreshes, 1);
 
     // A write through the ORM: the entry is dead, not stale, even within the window.
-    FRESH_DELAY_MS.store(0, Ordering::SeqCst);
     FRESH_CLOCK.advance(Duration::from_millis(1100));
     t.song(&author, "three").await;
     assert_eq!(song_count(&t.db).await, Ok(3), "computed, not served stale");

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use querycache::{EntryOptions, FetchError, Tag};
 
@@ -33,6 +35,25 @@ fn computing(
         Box::pin(async move {
             runs.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(delay).await;
+            Ok(value)
+        })
+    }
+}
+
+/// A computation that counts its runs and returns `value` only once `gate` opens (a test
+/// proves "nobody waited for it" by opening the gate after the callers returned, not by
+/// timing them).
+fn gated(
+    runs: &Arc<AtomicU32>,
+    gate: &Arc<Semaphore>,
+    value: u32,
+) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>> + Send + 'static
+{
+    let (runs, gate) = (Arc::clone(runs), Arc::clone(gate));
+    move || {
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let _open = gate.acquire().await.map_err(|e| e.to_string())?;
             Ok(value)
         })
     }
@@ -68,34 +89,36 @@ async fn swr_serves_stale_within_the_window_then_fresh_after_one_background_refr
     cache.pass(Duration::from_millis(400)).await;
 
     // 50 callers on the expired entry: every one gets the stale value at once, and the
-    // refresh (slow: 300 ms) runs once, in the background.
-    let started = Instant::now();
+    // refresh runs once, in the background. The refresh cannot finish before the gate
+    // opens, and the gate opens only after every caller returned: a caller that waited for
+    // the refresh would hang here until the deadline.
+    let gate = Arc::new(Semaphore::new(0));
     let mut callers = tokio::task::JoinSet::new();
     for _ in 0..50 {
-        let (cache, options, runs) = (cache.cache.clone(), options.clone(), runs.clone());
-        callers.spawn(async move {
-            cache
-                .fetch(
-                    "swr",
-                    options,
-                    computing(&runs, Duration::from_millis(300), 2),
-                )
-                .await
-        });
+        let (cache, options, runs, gate) = (
+            cache.cache.clone(),
+            options.clone(),
+            runs.clone(),
+            gate.clone(),
+        );
+        callers.spawn(async move { cache.fetch("swr", options, gated(&runs, &gate, 2)).await });
     }
     let mut stale = 0;
-    while let Some(joined) = callers.join_next().await {
-        let fetched = joined.unwrap().unwrap();
-        assert_eq!(*fetched, 1, "the stale value, never a wait for the new one");
-        assert!(fetched.is_stale());
-        stale += 1;
-    }
+    let joined_all = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(joined) = callers.join_next().await {
+            let fetched = joined.unwrap().unwrap();
+            assert_eq!(*fetched, 1, "the stale value, never a wait for the new one");
+            assert!(fetched.is_stale());
+            stale += 1;
+        }
+    })
+    .await;
     assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "nobody waited for the 300 ms refresh: {:?}",
-        started.elapsed()
+        joined_all.is_ok(),
+        "{stale} of 50 callers returned; the others waited for the refresh"
     );
     assert_eq!(stale, 50);
+    gate.add_permits(Semaphore::MAX_PERMITS / 2);
 
     until(Duration::from_secs(10), "the refresh lands", async || {
         let fetched = cache
@@ -377,21 +400,19 @@ async fn a_soft_timeout_serves_stale_and_the_background_computation_lands() {
         .await
         .unwrap();
     cache.pass(Duration::from_millis(300)).await;
-    let started = Instant::now();
-    let served = cache
-        .fetch(
-            "soft",
-            options.clone(),
-            computing(&runs, Duration::from_millis(800), 2),
-        )
-        .await
-        .unwrap();
-    let waited = started.elapsed();
+    // The computation cannot finish before the gate opens, and the gate opens only after
+    // the caller returned: a caller that outlived its soft timeout would hang until the
+    // deadline.
+    let gate = Arc::new(Semaphore::new(0));
+    let served = tokio::time::timeout(
+        Duration::from_secs(30),
+        cache.fetch("soft", options.clone(), gated(&runs, &gate, 2)),
+    )
+    .await
+    .expect("left at the soft timeout, without waiting for the computation")
+    .unwrap();
     assert_eq!((*served, served.is_stale()), (1, true));
-    assert!(
-        waited < Duration::from_millis(700),
-        "left at the soft timeout: {waited:?}"
-    );
+    gate.add_permits(Semaphore::MAX_PERMITS / 2);
     // The computation goes on and lands, without another run.
     until(
         Duration::from_secs(10),

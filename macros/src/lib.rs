@@ -255,8 +255,8 @@ use attr::{Args, Flavor, Options};
 ///   (`db: &C` with `C: ConnectionTrait`). SeaORM 2.0's `ConnectionTrait` is not
 ///   dyn-compatible (its methods are generic), so `&dyn ConnectionTrait` cannot be written:
 ///   take `&impl ConnectionTrait` or a type parameter instead.
-///   Connections are shown to the cache: inside a transaction that wrote one of the
-///   `models` (or that querycache cannot see into, like a plain `DatabaseTransaction`) the
+///   Connections are shown to the cache: inside a transaction that has written anything
+///   (or that querycache cannot see into, like a plain `DatabaseTransaction`) the
 ///   cache is bypassed; inside other transactions hits are served but nothing computed is
 ///   stored. A Diesel connection (`&mut PgConnection`, `&mut PooledConnection<..>`...) tells
 ///   its transaction state through its querycache instrumentation;

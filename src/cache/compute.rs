@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::observe::Observation;
 use super::read::{Inline, ReadFailure};
 use super::{Cache, CacheValue, StoreTiming, decode, encode, weigh};
 use crate::runtime::Bridge;
@@ -314,8 +315,12 @@ impl Cache {
         let snapshot = bridge.wait(async move { cache.inner.store.snapshot(&deps).await });
         self.inner.stats.computation(options.namespace_name());
         let started = std::time::Instant::now();
-        let (value, storable) = crate::store::computing_sync(compute);
+        let observation = Observation::new(self.clone(), options.dependencies());
+        let (value, storable) = crate::store::computing_sync(Some(observation.clone()), compute);
         let value = value?;
+        let Some(snapshot) = observation.settle(&key, !options.tags.is_empty(), snapshot) else {
+            return Ok(Arc::new(value));
+        };
         if storable == Storable::No {
             let cache = self.clone();
             let (value, _) = bridge.wait(async move { cache.unstorable(&key, value).await });

@@ -11,8 +11,8 @@
 //!
 //! Observation is on the miss path only: a hit sends no statement.
 
-// Only the SeaORM integration reports reads so far.
-#![cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+// Only the SeaORM and Diesel integrations report reads.
+#![cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -46,13 +46,13 @@ struct Progress {
 }
 
 /// What a computation observed, once it has finished.
-pub(crate) struct Observed {
+struct Observed {
     /// The snapshots of the tags it revealed.
-    pub(crate) snapshots: Vec<Snapshot>,
+    snapshots: Vec<Snapshot>,
     /// How many statements it reported.
-    pub(crate) statements: u32,
+    statements: u32,
     /// Why its value must not be stored, if it must not.
-    pub(crate) spoiled: Option<String>,
+    spoiled: Option<String>,
 }
 
 impl Observation {
@@ -108,8 +108,34 @@ impl Observation {
         state.spoiled.get_or_insert(why);
     }
 
+    /// Once the computation of `key` has finished: the snapshot to store its value under,
+    /// `first` (taken before it started) joined to those of what it was observed to read;
+    /// `None` when the value must not be stored (logged at debug level, with why).
+    /// `declares_tags`: whether the entry declared tags of its own.
+    pub(crate) fn settle<E>(
+        &self,
+        key: &crate::key::Key,
+        declares_tags: bool,
+        first: Result<Snapshot, E>,
+    ) -> Option<Result<Snapshot, E>> {
+        let observed = self.finish();
+        if let Some(why) = &observed.spoiled {
+            tracing::debug!(key = %crate::key::shown(key), reason = %why, "Cache SET skipped: what the computation read cannot be depended on");
+            return None;
+        }
+        if observed.statements == 0 && !declares_tags {
+            tracing::debug!(key = %crate::key::shown(key), "the computation read nothing through an integrated connection and declares no tag: only its TTL ends the entry");
+        }
+        Some(first.map(|first| {
+            observed
+                .snapshots
+                .iter()
+                .fold(first, |joined, later| joined.joined(later))
+        }))
+    }
+
     /// What was observed (called once the computation has finished).
-    pub(crate) fn finish(&self) -> Observed {
+    fn finish(&self) -> Observed {
         match self.state.try_lock() {
             Ok(mut state) => Observed {
                 snapshots: std::mem::take(&mut state.snapshots),

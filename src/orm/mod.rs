@@ -46,6 +46,23 @@ pub(crate) fn note_locking_read(sql: &str) {
     }
 }
 
+/// Marks the cached computation running here uncacheable when it reads inside a
+/// transaction: the value may hold the transaction's uncommitted writes (gone if it rolls
+/// back), and under `REPEATABLE READ` or `SERIALIZABLE` it reads a database snapshot older
+/// than the tag versions read before the statement, so neither could be depended on. (A
+/// `#[cached_query]` called with a transaction never computes into the cache; this is for
+/// `Cache::get_or_compute` and its kin around code that reads through a transaction.)
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
+pub(crate) fn note_read_in_transaction(sql: &str) {
+    if crate::store::in_computation() {
+        tracing::debug!(
+            sql,
+            "read inside a transaction in a cached computation: its value is returned, not cached"
+        );
+        crate::store::mark_uncacheable();
+    }
+}
+
 /// What a connection argument of a cached call says about transactions.
 #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 pub(crate) enum TxState {

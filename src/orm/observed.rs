@@ -3,8 +3,8 @@
 //! the tags a computation that sent the statement depends on — the same tags the write side
 //! bumps (`written`), so that a write to anything the statement read invalidates it.
 
-// Only the SeaORM integration reports reads so far.
-#![cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+// Only the SeaORM and Diesel integrations report reads.
+#![cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 
 use querycache_sql::{Bound, ReadEffect, Rows, TableName};
 

@@ -77,13 +77,16 @@ impl PendingWrites {
         }
     }
 
-    /// Whether this transaction, or one enclosing it, wrote one of `tables` (or something
-    /// unknown).
-    pub(crate) fn wrote_any<'a>(&self, tables: impl Iterator<Item = &'a str> + Clone) -> bool {
+    /// Whether this transaction, or one enclosing it, wrote anything at all.
+    pub(crate) fn wrote_anything(&self) -> bool {
         let mut level = Some(self);
         while let Some(writes) = level {
             let pending = writes.inner.lock();
-            if pending.everything || tables.clone().any(|table| pending.tables.contains(table)) {
+            if pending.everything
+                || !pending.tables.is_empty()
+                || !pending.tags.is_empty()
+                || !pending.explicit.is_empty()
+            {
                 return true;
             }
             drop(pending);
@@ -146,11 +149,11 @@ mod tests {
         let parent = PendingWrites::default();
         let child = PendingWrites::default();
         child.record(&[Tag::model("songs"), Tag::row("songs", 1)]);
-        assert!(child.wrote_any(["songs"].into_iter()));
-        assert!(!parent.wrote_any(["songs"].into_iter()));
+        assert!(child.wrote_anything());
+        assert!(!parent.wrote_anything());
         child.merge_into(&parent);
         assert!(child.is_empty());
-        assert!(parent.wrote_any(["songs"].into_iter()));
+        assert!(parent.wrote_anything());
         assert_eq!(parent.take().len(), 2);
         assert!(parent.is_empty());
     }
@@ -159,18 +162,32 @@ mod tests {
     fn a_savepoint_sees_its_parents_writes_and_the_parent_sees_the_savepoints() {
         let outer = std::sync::Arc::new(PendingWrites::default());
         let inner = PendingWrites::child(outer.clone());
+        assert!(!inner.wrote_anything() && !outer.wrote_anything());
         outer.record(&[Tag::model("users")]);
+        assert!(
+            inner.wrote_anything(),
+            "the parent's write, seen by the savepoint"
+        );
+
+        let outer = std::sync::Arc::new(PendingWrites::default());
+        let inner = PendingWrites::child(outer.clone());
         inner.record(&[Tag::model("songs")]);
-        assert!(inner.wrote_any(["users"].into_iter()));
-        assert!(outer.wrote_any(["songs"].into_iter()));
+        assert!(
+            outer.wrote_anything(),
+            "the savepoint's write, seen by its parent"
+        );
         // The savepoint's tags stay its own until it commits.
-        assert_eq!(outer.take(), vec![Tag::model("users")]);
+        assert!(outer.take().is_empty());
+        assert_eq!(inner.take(), vec![Tag::model("songs")]);
     }
 
     #[test]
-    fn unknown_write_touches_every_table() {
+    fn an_unknown_write_or_an_explicit_tag_counts_as_a_write() {
         let pending = PendingWrites::default();
         pending.record(&[Tag::all_models()]);
-        assert!(pending.wrote_any(["anything"].into_iter()));
+        assert!(pending.wrote_anything());
+        let pending = PendingWrites::default();
+        pending.record_explicit(&[Tag::new("user:1").unwrap()]);
+        assert!(pending.wrote_anything());
     }
 }

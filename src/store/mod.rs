@@ -61,6 +61,9 @@ thread_local! {
     static COMPUTING_SYNC: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     /// Whether the synchronous computation running on this thread was marked uncacheable.
     static UNCACHEABLE_SYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// What observes the reads of the synchronous computation running on this thread.
+    static OBSERVING_SYNC: std::cell::RefCell<Option<std::sync::Arc<crate::cache::observe::Observation>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The state of one computation running on a task.
@@ -135,13 +138,19 @@ pub(crate) async fn computing<F: Future>(
     }
 }
 
-/// Inside a computation on this task: what observes its statements' reads.
-#[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+/// Inside a computation: what observes its statements' reads. A synchronous computation
+/// running on this thread ([`computing_sync`]) comes first: while it runs, nothing else runs
+/// on the thread (an async computation on this task, if any, is the one around it).
+#[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 pub(crate) fn observation() -> Option<std::sync::Arc<crate::cache::observe::Observation>> {
-    COMPUTING
-        .try_with(|computation| computation.observation.clone())
-        .ok()
-        .flatten()
+    OBSERVING_SYNC
+        .with(|observing| observing.borrow().clone())
+        .or_else(|| {
+            COMPUTING
+                .try_with(|computation| computation.observation.clone())
+                .ok()
+                .flatten()
+        })
 }
 
 /// Inside a computation on this task: the fingerprint of the snapshot it runs under.
@@ -152,22 +161,30 @@ pub(crate) fn computation_fingerprint() -> Option<u64> {
         .flatten()
 }
 
-/// The same for a synchronous computation, on this thread.
-pub(crate) fn computing_sync<R>(computation: impl FnOnce() -> R) -> (R, Storable) {
-    /// Restores the enclosing computation's depth and flag, also on unwinding.
+/// The same for a synchronous computation, on this thread, its reads observed by
+/// `observation`.
+pub(crate) fn computing_sync<R>(
+    observation: Option<std::sync::Arc<crate::cache::observe::Observation>>,
+    computation: impl FnOnce() -> R,
+) -> (R, Storable) {
+    /// Restores the enclosing computation's depth, flag and observation, also on unwinding.
     struct Depth {
         outer_uncacheable: bool,
+        outer_observation: Option<std::sync::Arc<crate::cache::observe::Observation>>,
     }
     impl Drop for Depth {
         fn drop(&mut self) {
             COMPUTING_SYNC.with(|depth| depth.set(depth.get().saturating_sub(1)));
             let outer = self.outer_uncacheable;
             UNCACHEABLE_SYNC.with(|flag| flag.set(outer));
+            let observation = self.outer_observation.take();
+            OBSERVING_SYNC.with(|observing| *observing.borrow_mut() = observation);
         }
     }
     COMPUTING_SYNC.with(|depth| depth.set(depth.get() + 1));
     let depth = Depth {
         outer_uncacheable: UNCACHEABLE_SYNC.with(|flag| flag.replace(false)),
+        outer_observation: OBSERVING_SYNC.with(|observing| observing.replace(observation)),
     };
     let output = computation();
     let uncacheable = UNCACHEABLE_SYNC.with(std::cell::Cell::get);

@@ -42,6 +42,8 @@ mod on_sqlite {
     #[cfg(feature = "diesel-async")]
     mod diesel_async_cancel;
     #[cfg(feature = "diesel")]
+    mod diesel_observed_reads;
+    #[cfg(feature = "diesel")]
     mod diesel_race;
     #[cfg(feature = "diesel")]
     mod diesel_raw_transactions;
@@ -76,6 +78,8 @@ mod on_postgres {
     mod diesel_async;
     #[cfg(feature = "diesel-async")]
     mod diesel_async_cancel;
+    #[cfg(feature = "diesel")]
+    mod diesel_observed_reads;
     #[cfg(feature = "diesel")]
     mod diesel_postgres_only;
     #[cfg(feature = "diesel")]

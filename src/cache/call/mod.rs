@@ -55,7 +55,6 @@ pub struct Call {
     /// For methods: the type of `self`, which names the key instead of the module.
     owner: Option<&'static str>,
     options: EntryOptions,
-    tables: Vec<String>,
     /// The model and row tags of `models`/`row`, in the default database's terms: put in
     /// the connection's database namespace when the call is planned.
     model_tags: Vec<Tag>,
@@ -136,7 +135,6 @@ impl Call {
             namespace,
             owner: None,
             options: EntryOptions::new(),
-            tables: Vec::new(),
             model_tags: Vec::new(),
             key: KeySpec::Path,
             invalid: None,
@@ -170,14 +168,12 @@ impl Call {
     /// A table-level dependency on `table`.
     pub fn model(&mut self, table: String) {
         self.model_tags.push(Tag::model(&table));
-        self.tables.push(table);
     }
 
     /// A row-level dependency on row `id` of `table`.
     pub fn model_row<I: std::fmt::Display + ?Sized>(&mut self, table: String, id: &I) {
         self.model_tags.push(Tag::row(&table, id));
         self.model_tags.push(Tag::bulk(&table));
-        self.tables.push(table);
     }
 
     /// An application tag from `tags = [..]`.
@@ -393,10 +389,10 @@ impl Call {
             ConnState::Free => CallPlan::Cache(key),
             ConnState::Untracked => CallPlan::Bypass,
             ConnState::Tracked(pending) => {
-                let wrote = pending
-                    .iter()
-                    .any(|p| p.wrote_any(self.tables.iter().map(String::as_str)));
-                if wrote {
+                // Any write of the transaction, not only to the declared tables: the entry
+                // also depends on what its computation was observed to read, which the
+                // declared tables need not name.
+                if pending.iter().any(|p| p.wrote_anything()) {
                     CallPlan::Bypass
                 } else {
                     CallPlan::ReadOnly(key)

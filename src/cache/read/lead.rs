@@ -247,20 +247,9 @@ impl Cache {
         let (value, storable) =
             crate::store::computing(fingerprint, Some(observation.clone()), compute()).await;
         let value = value?;
-        let observed = observation.finish();
-        if let Some(why) = &observed.spoiled {
-            tracing::debug!(key = %crate::key::shown(&key), reason = %why, "Cache SET skipped: what the computation read cannot be depended on");
+        let Some(snapshot) = observation.settle(key, !options.tags.is_empty(), snapshot) else {
             return Ok((Arc::new(value), None));
-        }
-        if observed.statements == 0 && options.tags.is_empty() {
-            tracing::debug!(key = %crate::key::shown(&key), "the computation read nothing through an integrated connection and declares no tag: only its TTL ends the entry");
-        }
-        let snapshot = snapshot.map(|first| {
-            observed
-                .snapshots
-                .iter()
-                .fold(first, |joined, later| joined.joined(later))
-        });
+        };
         let delta = started.elapsed();
         tracing::debug!(key = %crate::key::shown(&key), elapsed_us = delta.as_micros() as u64, "computed");
         if storable == Storable::No {

@@ -53,7 +53,9 @@
 //! * [`invalidate_tags`] declares a write the cache cannot see, on behalf of the
 //!   connection's transaction: now, and again after its outermost `COMMIT`.
 //! * Cached reads (`#[cached_query]`) given a connection that is inside a transaction bypass
-//!   the cache for the tables the transaction wrote, and never store what they compute.
+//!   the cache once the transaction has written anything, and never store what they
+//!   compute; a computation of `Cache::get_or_compute` and its kin that reads inside a
+//!   transaction returns its value without storing it.
 //! * A statement that cannot be classified invalidates every model tag, with a warning.
 //! * **Several databases on one cache**: a connection learns which database it talks to
 //!   with one query, the first time a cached call is given it (or at [`identify`]), the
@@ -185,7 +187,8 @@ enum Managed {
 enum InFlight {
     /// A write outside any transaction: invalidated when it finishes.
     Autocommit(Vec<Tag>),
-    /// A write already recorded in the open transaction level.
+    /// A write already recorded in the open transaction level, or a read (observed, inside
+    /// a computation, as it started): nothing to do when it finishes.
     Recorded,
     /// A text with transaction control, applied statement by statement when it finishes;
     /// `tags`: everything it may write.
@@ -356,7 +359,7 @@ impl CacheInstrumentation {
         }
         self.abandon_in_flight();
         let statement = debug::Statement::read(query);
-        self.in_flight = self.begin_statement(&statement);
+        self.in_flight = Some(self.begin_statement(&statement));
     }
 
     fn finished(&mut self, query: &dyn diesel::connection::DebugQuery, ok: bool) {
@@ -367,7 +370,11 @@ impl CacheInstrumentation {
                 Some(in_flight) => Some(in_flight),
                 // Installed while the statement ran, or a connection that reports only
                 // finished statements.
-                None => self.begin_statement(&debug::Statement::read(query)),
+                None => {
+                    let statement = debug::Statement::read(query);
+                    self.missed_start(&statement.sql);
+                    Some(self.begin_statement(&statement))
+                }
             };
             match in_flight {
                 None | Some(InFlight::Recorded) => {}
@@ -382,26 +389,34 @@ impl CacheInstrumentation {
         self.invalidate(orphans);
     }
 
-    /// Classifies a statement as it starts. A write inside a transaction is recorded at
-    /// once; one outside is invalidated when it finishes — or, if its future is dropped
+    /// Classifies a statement as it starts. A read inside an entry's computation is
+    /// observed at once; a write inside a transaction is recorded at once; one outside is
+    /// invalidated when it finishes — or, if its future is dropped
     /// before that (diesel-async), when the connection's next statement finishes or the
     /// connection is dropped.
-    fn begin_statement(&mut self, statement: &debug::Statement) -> Option<InFlight> {
+    fn begin_statement(&mut self, statement: &debug::Statement) -> InFlight {
         super::note_locking_read(&statement.sql);
         let none = |_: usize| None;
         if transaction_walk(&statement.sql).is_some() {
             let tags = written_tags(&statement.sql, &none, || None).unwrap_or_default();
-            return Some(InFlight::Walk {
+            return InFlight::Walk {
                 sql: statement.sql.clone(),
                 tags,
-            });
+            };
         }
         let binds = std::cell::OnceCell::new();
         let param = |i: usize| {
             let binds = binds.get_or_init(|| statement.binds());
             binds.get(i).cloned().flatten()
         };
-        let tags = written_tags(&statement.sql, &param, || None)?;
+        let Some(tags) = written_tags(&statement.sql, &param, || None) else {
+            if self.outside_levels() {
+                self.observe_read(&statement.sql, &param);
+            } else {
+                super::note_read_in_transaction(&statement.sql);
+            }
+            return InFlight::Recorded;
+        };
         if self.doubt.is_none()
             && let Some(level) = self.levels.last()
         {
@@ -410,9 +425,43 @@ impl CacheInstrumentation {
             level
                 .writes
                 .record(&self.cache.with_table_dependencies(tags));
-            return Some(InFlight::Recorded);
+            return InFlight::Recorded;
         }
-        Some(InFlight::Autocommit(tags))
+        InFlight::Autocommit(tags)
+    }
+
+    /// Inside an entry's computation, before a read is sent: reports what it reads (see
+    /// `cache::observe`), in this connection's database, and waits until the versions of
+    /// its tags are read.
+    fn observe_read(&self, sql: &str, param: &dyn Fn(usize) -> Option<querycache_sql::Bound>) {
+        let Some(observation) = crate::store::observation() else {
+            return;
+        };
+        match crate::orm::observed::read_tags(sql, param) {
+            Ok(tags) if tags.is_empty() => {}
+            Ok(tags) => {
+                let tags = databases::read_tags_in(self.namespace().as_ref(), tags);
+                Bridge::current().wait(async move { observation.before_read(tags).await });
+            }
+            Err(why) => {
+                let why = crate::orm::observed::unreadable(&why, sql);
+                Bridge::current().wait(async move { observation.unreadable(why).await });
+            }
+        }
+    }
+
+    /// A statement is reported only once it has finished: inside an entry's computation,
+    /// the versions of what it read can no longer be read before it ran, so the value must
+    /// not be stored.
+    fn missed_start(&self, sql: &str) {
+        let Some(observation) = crate::store::observation() else {
+            return;
+        };
+        let why = format!(
+            "its start was not reported (the instrumentation was installed while it ran): {}",
+            sql.chars().take(200).collect::<String>()
+        );
+        Bridge::current().wait(async move { observation.unreadable(why).await });
     }
 
     /// A statement started and the next event came without its `FinishQuery`: its future

@@ -689,6 +689,7 @@ impl ConnectionTrait for CachedTransaction {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
         let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_one_raw(stmt).await;
         };
         let text = StatementText::of(&stmt);
@@ -700,6 +701,7 @@ impl ConnectionTrait for CachedTransaction {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
         let Some(tags) = StatementText::of(&stmt).written_tags() else {
+            super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_all_raw(stmt).await;
         };
         let text = StatementText::of(&stmt);

@@ -20,6 +20,44 @@ use std::sync::Arc;
 use crate::store::{Snapshot, Store};
 use crate::{Cache, Tag};
 
+/// A connection's way to the computation it serves, for statements it runs on a thread of
+/// its own (diesel-async's `SyncConnectionWrapper` runs them on a `spawn_blocking` thread,
+/// where the computation's task-local state cannot be seen). A `#[cached_query]` call lends
+/// its computation's [`Observation`] to the relays of its connection arguments while the
+/// computation runs ([`Relay::lend`]); the connection is borrowed by the call meanwhile, so
+/// no other computation can use it.
+#[derive(Default)]
+pub(crate) struct Relay(parking_lot::Mutex<Option<Arc<Observation>>>);
+
+impl Relay {
+    /// The observation lent to this relay, if a computation is running with it.
+    pub(crate) fn current(&self) -> Option<Arc<Observation>> {
+        self.0.lock().clone()
+    }
+
+    /// Lends the computation's observation running here (if any) to `relays` until the
+    /// returned guard is dropped.
+    pub(crate) fn lend(relays: Vec<Arc<Relay>>) -> Lent {
+        if let Some(observation) = crate::store::observation() {
+            for relay in &relays {
+                *relay.0.lock() = Some(Arc::clone(&observation));
+            }
+        }
+        Lent(relays)
+    }
+}
+
+/// Lent observations, taken back on drop (a computation finished or cancelled).
+pub(crate) struct Lent(Vec<Arc<Relay>>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        for relay in &self.0 {
+            relay.0.lock().take();
+        }
+    }
+}
+
 /// What one computation read, so far.
 pub(crate) struct Observation {
     cache: Cache,

@@ -48,6 +48,9 @@ pub struct TxProbe(
     /// The cache the connection invalidates (a `CachedConnection`'s, a Diesel connection's
     /// `CacheInstrumentation`'s): the call reads through it unless told otherwise.
     pub(crate) Option<crate::Cache>,
+    /// Where the connection looks for the computation it serves when it runs statements
+    /// on a thread of its own (a Diesel connection's instrumentation).
+    pub(crate) Option<std::sync::Arc<crate::cache::observe::Relay>>,
 );
 
 impl TxProbe {
@@ -56,6 +59,7 @@ impl TxProbe {
             crate::orm::transaction_state(conn),
             crate::orm::database_of(conn),
             crate::orm::cache_of(conn),
+            None,
         )
     }
 }
@@ -74,7 +78,7 @@ impl<'a, C: ?Sized> ConnProbe<'a, C> {
     fn state(&self, read: impl FnOnce(&mut C) -> TxProbe) -> TxProbe {
         self.0
             .take()
-            .map_or(TxProbe(crate::orm::TxState::None, None, None), read)
+            .map_or(TxProbe(crate::orm::TxState::None, None, None, None), read)
     }
 }
 
@@ -98,6 +102,7 @@ where
                 crate::orm::diesel::tx_state(conn),
                 crate::orm::diesel::identified_database_of(conn),
                 crate::orm::diesel::cache_of(conn),
+                crate::orm::diesel::relay_of(conn),
             )
         })
     }
@@ -117,6 +122,7 @@ impl<C: diesel::Connection> ViaDiesel for &&ConnProbe<'_, C> {
                 crate::orm::diesel::tx_state(conn),
                 crate::orm::diesel::database_of(conn),
                 crate::orm::diesel::cache_of(conn),
+                crate::orm::diesel::relay_of(conn),
             )
         })
     }
@@ -137,6 +143,7 @@ impl<C: diesel_async::AsyncConnection> ViaDieselAsync for &ConnProbe<'_, C> {
                 crate::orm::diesel::async_tx_state(conn),
                 crate::orm::diesel::async_database_of(conn),
                 crate::orm::diesel::async_cache_of(conn),
+                crate::orm::diesel::async_relay_of(conn),
             )
         })
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cache::databases::{CallDatabase, Namespace};
+use crate::cache::observe::Relay;
 use crate::orm::probes::{Identified, TxProbe};
 use crate::orm::write::PendingWrites;
 use crate::runtime::Bridge;
@@ -61,6 +62,8 @@ pub struct Call {
     key: KeySpec,
     invalid: Option<Error>,
     conn: ConnState,
+    /// The relays of its connection arguments, lent the computation while it runs.
+    relays: Vec<Arc<Relay>>,
     /// The database of the first connection argument that knows its own.
     database: Option<CallDatabase>,
 }
@@ -139,6 +142,7 @@ impl Call {
             key: KeySpec::Path,
             invalid: None,
             conn: ConnState::Free,
+            relays: Vec::new(),
             database: None,
         }
     }
@@ -191,9 +195,12 @@ impl Call {
 
     /// A connection argument's state, as a probe found it.
     pub fn connection_state(&mut self, state: TxProbe) {
-        let TxProbe(state, database, cache) = state;
+        let TxProbe(state, database, cache, relay) = state;
         if let Some(cache) = cache {
             self.connection_cache(cache);
+        }
+        if let Some(relay) = relay {
+            self.relays.push(relay);
         }
         if self.database.is_none() {
             self.database = database;
@@ -422,7 +429,7 @@ impl Call {
             },
             CallPlan::Cache(key) => (*self
                 .cache
-                .get_or_compute(key.as_str(), self.options, || future)
+                .get_or_compute(key.as_str(), self.options, || relayed(self.relays, future))
                 .await)
                 .clone(),
         }
@@ -444,7 +451,7 @@ impl Call {
             },
             CallPlan::Cache(key) => self
                 .cache
-                .try_get_or_compute(key.as_str(), self.options, || future)
+                .try_get_or_compute(key.as_str(), self.options, || relayed(self.relays, future))
                 .await
                 .map(|value| (*value).clone()),
         }
@@ -472,7 +479,7 @@ impl Call {
             }
             CallPlan::Cache(key) => (*self
                 .cache
-                .get_or_compute_result(key.as_str(), self.options, || future)
+                .get_or_compute_result(key.as_str(), self.options, || relayed(self.relays, future))
                 .await)
                 .clone(),
         }
@@ -567,6 +574,16 @@ impl Call {
                 .map(|value| (*value).clone()),
         }
     }
+}
+
+/// `future`, the computation of a call, with its observation lent to the relays of the
+/// call's connection arguments while it runs.
+async fn relayed<F: Future>(relays: Vec<Arc<Relay>>, future: F) -> F::Output {
+    if relays.is_empty() {
+        return future.await;
+    }
+    let _lent = Relay::lend(relays);
+    future.await
 }
 
 /// Logs `message` at warn level, once per function (`path`) for the process's life.

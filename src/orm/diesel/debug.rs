@@ -112,7 +112,7 @@ fn bind_list(s: &str) -> Option<Vec<Option<Bound>>> {
         } else {
             let end = item_end(rest)?;
             let item = &rest[..end];
-            (integer(item), &rest[end..])
+            (integer(item).or_else(|| wrapped(item)), &rest[end..])
         };
         binds.push(value);
         rest = match after.strip_prefix(", ") {
@@ -144,6 +144,21 @@ fn item_end(s: &str) -> Option<usize> {
         i += 1;
     }
     (depth == 0).then_some(s.len())
+}
+
+/// A value in the `Debug` form of the bind value enums of diesel-async's
+/// `SyncConnectionWrapper` (SQLite's `I32(7)`, `I64(7)`, `String("x")`): the integer or text
+/// inside; `None` for any other variant (floats, blobs, `Null`).
+fn wrapped(item: &str) -> Option<Bound> {
+    let (variant, inner) = item.strip_suffix(')')?.split_once('(')?;
+    match variant {
+        "I16" | "I32" | "I64" => integer(inner),
+        "String" | "BorrowedString" => match string_literal(inner)? {
+            (text, "") => Some(Bound::Text(text)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// An integer as `Debug` renders it (canonical decimal); `None` for anything else.
@@ -181,6 +196,24 @@ mod tests {
                 Some(Bound::Integer(-7)),
                 None,
                 Some(Bound::Text("é\n".to_owned())),
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_the_bind_values_of_diesel_asyncs_sqlite_wrapper() {
+        let debug = r#"Query { sql: "UPDATE `songs` SET `title` = ? WHERE (`songs`.`id` = ?)", binds: [String("B2"), I32(2), I64(-3), BorrowedString("a\"b"), F64(1.0), Null, I32(007), Foo(1)] }"#;
+        assert_eq!(
+            parse_debug(debug).unwrap().binds(),
+            [
+                Some(Bound::Text("B2".to_owned())),
+                Some(Bound::Integer(2)),
+                Some(Bound::Integer(-3)),
+                Some(Bound::Text("a\"b".to_owned())),
+                None,
+                None,
+                None,
+                None,
             ]
         );
     }

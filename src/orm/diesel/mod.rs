@@ -93,6 +93,7 @@ use super::written::written_tags;
 use crate::Cache;
 use crate::Tag;
 use crate::cache::databases::{self, CallDatabase, DatabaseId, Namespace};
+use crate::cache::observe::{Observation, Relay};
 use crate::orm::write::PendingWrites;
 use crate::runtime::Bridge;
 
@@ -144,6 +145,8 @@ pub struct CacheInstrumentation {
     named: bool,
     /// Tells this connection from other anonymous (in-memory SQLite) ones.
     wrapper: u64,
+    /// The computation a cached call lent the connection (see `cache::observe::Relay`).
+    relay: Arc<Relay>,
 }
 
 /// One open transaction level.
@@ -225,6 +228,7 @@ impl CacheInstrumentation {
             database: Arc::new(DatabaseId::default()),
             named: false,
             wrapper: crate::orm::identity::next_wrapper(),
+            relay: Arc::default(),
         }
     }
 
@@ -430,11 +434,18 @@ impl CacheInstrumentation {
         InFlight::Autocommit(tags)
     }
 
+    /// The computation this statement is sent for, if any: the one running on this
+    /// thread or task, else the one a cached call lent the connection (statements run on a
+    /// thread of their own, as `SyncConnectionWrapper` runs them).
+    fn observation(&self) -> Option<Arc<Observation>> {
+        crate::store::observation().or_else(|| self.relay.current())
+    }
+
     /// Inside an entry's computation, before a read is sent: reports what it reads (see
     /// `cache::observe`), in this connection's database, and waits until the versions of
     /// its tags are read.
     fn observe_read(&self, sql: &str, param: &dyn Fn(usize) -> Option<querycache_sql::Bound>) {
-        let Some(observation) = crate::store::observation() else {
+        let Some(observation) = self.observation() else {
             return;
         };
         match crate::orm::observed::read_tags(sql, param) {
@@ -454,7 +465,7 @@ impl CacheInstrumentation {
     /// the versions of what it read can no longer be read before it ran, so the value must
     /// not be stored.
     fn missed_start(&self, sql: &str) {
-        let Some(observation) = crate::store::observation() else {
+        let Some(observation) = self.observation() else {
             return;
         };
         let why = format!(
@@ -1014,6 +1025,18 @@ pub(crate) fn cache_of<C: Connection>(conn: &mut C) -> Option<Cache> {
 #[cfg(feature = "diesel-async")]
 pub(crate) fn async_cache_of<C: diesel_async::AsyncConnection>(conn: &mut C) -> Option<Cache> {
     instrumentation_mut(conn.instrumentation()).map(|ours| ours.cache.clone())
+}
+
+/// Where a Diesel connection passed to a cached function finds the computation it serves.
+pub(crate) fn relay_of<C: Connection>(conn: &mut C) -> Option<Arc<Relay>> {
+    instrumentation_mut(conn.instrumentation()).map(|ours| Arc::clone(&ours.relay))
+}
+
+/// The same for a diesel-async connection (whose statements may run on a thread of their
+/// own: `SyncConnectionWrapper`).
+#[cfg(feature = "diesel-async")]
+pub(crate) fn async_relay_of<C: diesel_async::AsyncConnection>(conn: &mut C) -> Option<Arc<Relay>> {
+    instrumentation_mut(conn.instrumentation()).map(|ours| Arc::clone(&ours.relay))
 }
 
 fn instrumented_database(instrumentation: &mut dyn Instrumentation) -> Option<CallDatabase> {

@@ -14,7 +14,7 @@ use querycache::{Cache, cached_query};
 use super::DB;
 use crate::support::Db;
 use crate::support::diesel::DieselDb;
-use crate::support::diesel::schema::songs;
+use crate::support::diesel::schema::{songs, users};
 
 /// The async connection type of this database.
 macro_rules! with_conn {
@@ -127,6 +127,126 @@ macro_rules! scenario {
             "and the entry is still good"
         );
     }};
+}
+
+/// Observed dependencies through `$conn`: a join with nothing declared (the function uses
+/// the connection's cache) is left by writes to a table it did not read or to another song,
+/// and invalidated by a write to each table it read.
+macro_rules! observed {
+    ($t:expr, $conn:ident, $ty:ident, $a:expr, $b:expr, $author:expr) => {{
+        #[cached_query(ttl = "1h")]
+        async fn card(
+            conn: &mut $ty,
+            #[cache_skip] runs: &AtomicUsize,
+            id: i32,
+        ) -> QueryResult<Option<(String, String)>> {
+            runs.fetch_add(1, Ordering::SeqCst);
+            songs::table
+                .inner_join(users::table)
+                .filter(songs::id.eq(id))
+                .select((songs::title, users::name))
+                .first(conn)
+                .await
+                .optional()
+        }
+
+        let (a, b, author, runs) = ($a, $b, $author, AtomicUsize::new(0));
+        $conn.set_instrumentation(CacheInstrumentation::new($t.cache.clone()));
+        let ran = || AtomicUsize::load(&runs, Ordering::SeqCst);
+        let card_of = |title: &str, name: &str| Some((title.to_owned(), name.to_owned()));
+        assert_eq!(
+            card(&mut $conn, &runs, a).await.unwrap(),
+            card_of("A", "ann")
+        );
+        assert_eq!(
+            card(&mut $conn, &runs, a).await.unwrap(),
+            card_of("A", "ann")
+        );
+        assert_eq!(ran(), 1, "cached although nothing was declared");
+
+        diesel::sql_query("INSERT INTO notes (id, body) VALUES (1, 'unrelated')")
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            card(&mut $conn, &runs, a).await.unwrap(),
+            card_of("A", "ann")
+        );
+        assert_eq!(ran(), 1, "left by a write to a table it did not read");
+        diesel::update(songs::table.find(b))
+            .set(songs::title.eq("B2"))
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            card(&mut $conn, &runs, a).await.unwrap(),
+            card_of("A", "ann")
+        );
+        assert_eq!(ran(), 1, "left by writes to what it did not read");
+
+        diesel::update(users::table.find(author))
+            .set(users::name.eq("anne"))
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            card(&mut $conn, &runs, a).await.unwrap(),
+            card_of("A", "anne")
+        );
+        assert_eq!(ran(), 2, "a write to the joined table invalidates it");
+
+        diesel::update(songs::table.find(a))
+            .set(songs::title.eq("A2"))
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            card(&mut $conn, &runs, a).await.unwrap(),
+            card_of("A2", "anne")
+        );
+        assert_eq!(ran(), 3, "a write to the song it read invalidates it");
+        assert_eq!(
+            card(&mut $conn, &runs, a).await.unwrap(),
+            card_of("A2", "anne")
+        );
+        assert_eq!(ran(), 3);
+    }};
+}
+
+async fn run_observed() {
+    let Some(t) = DieselDb::new(DB) else { return };
+    let (a, b, author) = {
+        let mut sync = t.conn();
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut sync,
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+        )
+        .unwrap();
+        let author = t.user(&mut sync, "ann");
+        (
+            t.song(&mut sync, author, "A"),
+            t.song(&mut sync, author, "B"),
+            author,
+        )
+    };
+    with_conn!(t, |conn: DbConnection| observed!(
+        t,
+        conn,
+        DbConnection,
+        a,
+        b,
+        author
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observed_reads_on_a_multi_thread_runtime() {
+    run_observed().await;
+}
+
+#[tokio::test]
+async fn observed_reads_on_a_current_thread_runtime() {
+    run_observed().await;
 }
 
 async fn run() {

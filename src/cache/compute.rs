@@ -291,6 +291,11 @@ impl Cache {
             self.inner.stats.bypassed();
             return compute().map(Arc::new);
         }
+        if crate::store::observation().is_some() {
+            // Inside another entry's computation: see `Cache::nested`.
+            self.note_nested(key);
+            return compute().map(Arc::new);
+        }
         let key = match Key::new(key) {
             Ok(key) => key,
             Err(error) => {

@@ -65,6 +65,23 @@ impl Cache {
         crate::store::computation_fingerprint()
     }
 
+    /// Inside a computation that has observed reads so far: the fingerprint of the snapshot
+    /// it runs under joined to that of the versions it observed (see
+    /// `Observation::fingerprint`); `None` when it observed none (its deep ETag is then
+    /// [`computation_fingerprint`](Self::computation_fingerprint)'s), or outside one.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) async fn observed_fingerprint(&self) -> Option<u64> {
+        if self.inner.config.strategy == InvalidationStrategy::Ttl {
+            return None;
+        }
+        let observed = crate::store::observation()?.fingerprint().await?;
+        let declared = crate::store::computation_fingerprint()?;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&declared.to_le_bytes());
+        hasher.update(&observed.to_le_bytes());
+        Some(hasher.digest())
+    }
+
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) async fn entry_fingerprint(&self, options: &EntryOptions) -> Option<u64> {
         self.fingerprint_of(&options.dependencies()).await

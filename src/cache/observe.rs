@@ -36,24 +36,31 @@ impl Relay {
     }
 
     /// Lends the computation's observation running here (if any) to `relays` until the
-    /// returned guard is dropped.
+    /// returned guard is dropped, which gives each relay back what it held before (the
+    /// observation of a computation around this one, which may share the connection).
     pub(crate) fn lend(relays: Vec<Arc<Relay>>) -> Lent {
-        if let Some(observation) = crate::store::observation() {
-            for relay in &relays {
-                *relay.0.lock() = Some(Arc::clone(&observation));
-            }
-        }
+        let lent = crate::store::observation();
+        let relays = relays
+            .into_iter()
+            .map(|relay| {
+                let before = match &lent {
+                    Some(observation) => relay.0.lock().replace(Arc::clone(observation)),
+                    None => relay.current(),
+                };
+                (relay, before)
+            })
+            .collect();
         Lent(relays)
     }
 }
 
-/// Lent observations, taken back on drop (a computation finished or cancelled).
-pub(crate) struct Lent(Vec<Arc<Relay>>);
+/// Lent observations, given back on drop (a computation finished or was cancelled).
+pub(crate) struct Lent(Vec<(Arc<Relay>, Option<Arc<Observation>>)>);
 
 impl Drop for Lent {
     fn drop(&mut self) {
-        for relay in &self.0 {
-            relay.0.lock().take();
+        for (relay, before) in self.0.drain(..) {
+            *relay.0.lock() = before;
         }
     }
 }
@@ -74,8 +81,8 @@ struct Progress {
     declared: Vec<Tag>,
     /// Tags whose versions are already recorded (declared, or observed earlier).
     known: HashSet<Tag>,
-    /// The snapshots of observed tags, in the order they were taken.
-    snapshots: Vec<Snapshot>,
+    /// The snapshots of observed tags, each with its tags, in the order they were taken.
+    snapshots: Vec<(Vec<Tag>, Snapshot)>,
     /// How many statements were reported.
     statements: u32,
     /// Why the value must not be stored, if it must not: a statement that could not be
@@ -85,8 +92,8 @@ struct Progress {
 
 /// What a computation observed, once it has finished.
 struct Observed {
-    /// The snapshots of the tags it revealed.
-    snapshots: Vec<Snapshot>,
+    /// The snapshots of the tags it revealed, each with its tags.
+    snapshots: Vec<(Vec<Tag>, Snapshot)>,
     /// How many statements it reported.
     statements: u32,
     /// Why its value must not be stored, if it must not.
@@ -126,8 +133,8 @@ impl Observation {
         }
         match self.cache.inner.store.snapshot(&fresh).await {
             Ok(snapshot) => {
-                state.known.extend(fresh);
-                state.snapshots.push(snapshot);
+                state.known.extend(fresh.iter().cloned());
+                state.snapshots.push((fresh, snapshot));
             }
             Err(error) => {
                 self.cache
@@ -168,8 +175,24 @@ impl Observation {
             observed
                 .snapshots
                 .iter()
-                .fold(first, |joined, later| joined.joined(later))
+                .fold(first, |joined, (_, later)| joined.joined(later))
         }))
+    }
+
+    /// The fingerprint of the versions observed so far (each read before the statement
+    /// that revealed its tags ran), `None` when no statement revealed a tag: what a deep
+    /// ETag of the computation's answer adds to the fingerprint of its declared tags.
+    pub(crate) async fn fingerprint(&self) -> Option<u64> {
+        let state = self.state.lock().await;
+        if state.snapshots.is_empty() {
+            return None;
+        }
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(b"querycache:observed\0");
+        for (tags, snapshot) in &state.snapshots {
+            hasher.update(&snapshot.fingerprint(tags).to_le_bytes());
+        }
+        Some(hasher.digest())
     }
 
     /// What was observed (called once the computation has finished).

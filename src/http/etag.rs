@@ -6,12 +6,37 @@ use axum::http::{HeaderMap, HeaderValue, header};
 /// (path, query, `Vary` values, `Authorization` hash, namespace) and the fingerprint of its
 /// tags' versions. Stable across processes: instances sharing Redis mint the same one.
 pub(crate) fn deep(key: &str, fingerprint: u64) -> HeaderValue {
+    quoted(DECLARED, keyed(key, fingerprint))
+}
+
+/// The deep ETag of a cached route whose handler was observed reading through an
+/// integrated connection: `"qo-<32 hex digits>"`, from the key and the fingerprint of its
+/// declared tags' versions joined to those it was observed to read. It cannot be checked
+/// before the entry is found (what the handler reads is known only from the entry), so
+/// [`IfNoneMatch::may_be_deep`] leaves it to the lookup: a valid entry whose ETag matches
+/// is answered `304`.
+pub(crate) fn observed(key: &str, fingerprint: u64) -> HeaderValue {
+    quoted(OBSERVED, keyed(key, fingerprint))
+}
+
+/// The prefix of a deep ETag checked against the declared tags' versions.
+const DECLARED: &str = "qc-";
+/// The prefix of a deep ETag that includes observed reads.
+const OBSERVED: &str = "qo-";
+
+fn keyed(key: &str, fingerprint: u64) -> u128 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(b"querycache:etag\0");
     hasher.update(key.as_bytes());
     hasher.update(b"\0");
     hasher.update(&fingerprint.to_le_bytes());
-    quoted("qc-", hasher.digest128())
+    hasher.digest128()
+}
+
+/// Whether `etag` is a deep ETag of the declared tags alone (`"qc-..."`), which the current
+/// versions of those tags can confirm.
+pub(crate) fn is_declared_deep(etag: &HeaderValue) -> bool {
+    etag.as_bytes().starts_with(b"\"qc-")
 }
 
 /// A strong ETag from the body's bytes: `"<32 hex digits>"` (xxh3-128).

@@ -242,6 +242,10 @@ impl App {
                 get(songs::count).route_layer(layer(60, &["model:songs"])?),
             )
             .route(
+                "/songs/{id}/card",
+                get(songs::card).route_layer(by_id(600, &[])?),
+            )
+            .route(
                 "/songs/{id}",
                 get(songs::get)
                     .route_layer(by_id(600, &["model:songs:{id}", "model:songs#bulk"])?)

@@ -1,5 +1,7 @@
 //! The app's reads, each cached with `#[cached_query]` in the cache the connection carries.
-//! Writes need no code here: every write through the `CachedConnection` invalidates them.
+//! None declares what it depends on: each depends on what its SQL was observed to read (the
+//! tables of every join, the rows a by-id read pins). Writes need no code here either:
+//! every write through the `CachedConnection` invalidates exactly the reads it touches.
 
 use querycache::orm::sea_orm::CachedConnection;
 use querycache::{cache_count_query, cached_query};
@@ -9,8 +11,9 @@ use sea_orm::{
 
 use super::schema::{song, user};
 
-/// One song. Depends on its own row only: writes to other songs keep it cached.
-#[cached_query(ttl = "10m", models = [song::Entity], row = id, cache = db.cache())]
+/// One song. Depends on its own row only (its SQL pins it by primary key): writes to other
+/// songs keep it cached.
+#[cached_query(ttl = "10m")]
 pub async fn song_by_id(db: &CachedConnection, id: i32) -> Result<Option<song::Model>, DbErr> {
     song::Entity::find_by_id(id).one(db).await
 }
@@ -20,7 +23,7 @@ pub async fn song_by_id(db: &CachedConnection, id: i32) -> Result<Option<song::M
 /// The front page's list: for a minute past its TTL it is served stale while one background
 /// refresh runs (`swr`), and should the database fail it is served up to an hour stale
 /// (`fail_safe`). Neither ever serves a list a write has invalidated.
-#[cached_query(ttl = "5m", swr = "1m", fail_safe = "1h", models = [song::Entity], cache = db.cache())]
+#[cached_query(ttl = "5m", swr = "1m", fail_safe = "1h")]
 pub async fn newest_songs(db: &CachedConnection, limit: u64) -> Result<Vec<song::Model>, DbErr> {
     song::Entity::find()
         .order_by_desc(song::Column::CreatedAt)
@@ -31,19 +34,19 @@ pub async fn newest_songs(db: &CachedConnection, limit: u64) -> Result<Vec<song:
 }
 
 /// How many songs there are (count queries default to the shorter `CACHE_COUNT_TTL`).
-#[cache_count_query(song::Entity, cache = db.cache())]
+#[cache_count_query(song::Entity)]
 pub async fn song_count(db: &CachedConnection) -> Result<u64, DbErr> {
     song::Entity::find().count(db).await
 }
 
 /// One user. Depends on that user's row.
-#[cached_query(ttl = "10m", models = [user::Entity], row = id, cache = db.cache())]
+#[cached_query(ttl = "10m")]
 pub async fn user_by_id(db: &CachedConnection, id: i32) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find_by_id(id).one(db).await
 }
 
 /// A user's songs, newest first. Any write to `songs` invalidates it.
-#[cached_query(ttl = "5m", models = [song::Entity], cache = db.cache())]
+#[cached_query(ttl = "5m")]
 pub async fn songs_by_author(
     db: &CachedConnection,
     author_id: i32,
@@ -57,11 +60,24 @@ pub async fn songs_by_author(
 }
 
 /// The first `limit` users by id (the `users` warmer reads them).
-#[cached_query(ttl = "10m", models = [user::Entity], cache = db.cache())]
+#[cached_query(ttl = "10m")]
 pub async fn first_users(db: &CachedConnection, limit: u64) -> Result<Vec<user::Model>, DbErr> {
     user::Entity::find()
         .order_by_asc(user::Column::Id)
         .limit(limit)
         .all(db)
+        .await
+}
+
+/// A song's card: the song and its author (one query, a join). Nothing declared: it depends
+/// on the song's row and on the `users` table it joined, so renaming the author changes it.
+#[cached_query(ttl = "10m")]
+pub async fn song_card(
+    db: &CachedConnection,
+    id: i32,
+) -> Result<Option<(song::Model, Option<user::Model>)>, DbErr> {
+    song::Entity::find_by_id(id)
+        .find_also_related(user::Entity)
+        .one(db)
         .await
 }

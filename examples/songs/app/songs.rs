@@ -144,6 +144,43 @@ pub async fn get(
     found.map(ApiResponse::new).ok_or_else(|| no_song(id))
 }
 
+/// The body of `GET /api/v1/songs/{id}/card`: a song with its author's name.
+#[derive(Debug, Serialize)]
+pub struct Card {
+    id: i32,
+    title: String,
+    artist: String,
+    author: Option<Author>,
+}
+
+/// The author on a [`Card`].
+#[derive(Debug, Serialize)]
+pub struct Author {
+    id: i32,
+    name: String,
+}
+
+/// `GET /api/v1/songs/{id}/card` → the song and its author's name, or 404. Its route
+/// declares no tags: the answer (and its deep ETag) depends on what the handler read.
+pub async fn card(
+    State(app): State<App>,
+    ApiPath(id): ApiPath<i32>,
+) -> Result<ApiResponse<Card>, ApiError> {
+    let found = queries::song_card(app.db(), id)
+        .await
+        .map_err(ApiError::internal)?;
+    let (song, author) = found.ok_or_else(|| no_song(id))?;
+    Ok(ApiResponse::new(Card {
+        id: song.id,
+        title: song.title,
+        artist: song.artist,
+        author: author.map(|a| Author {
+            id: a.id,
+            name: a.name,
+        }),
+    }))
+}
+
 /// `PUT /api/v1/songs/{id}` → the updated song; 400 for an empty change, 404 for an
 /// unknown song.
 pub async fn update(

@@ -171,6 +171,12 @@ impl Cache {
         let found = match self.memory_hit::<T>(key, &options) {
             Quick::Hit(value) => return Ok(Served::fresh(value)),
             Quick::Early(looked) => Some(looked),
+            Quick::Look if crate::store::observation().is_some() => {
+                return Box::pin(self.nested(key, compute()))
+                    .await
+                    .map(|value| Served::fresh(Arc::new(value)))
+                    .map_err(ReadFailure::Compute);
+            }
             Quick::Look => match self.hit(key, &options, &plan).await {
                 Ok(value) => return Ok(Served::fresh(value)),
                 Err(found) => found,
@@ -179,6 +185,22 @@ impl Cache {
         // Boxed: the rest of the read path makes a large future, which a hit — the common
         // case, returned above — should not have to carry (and copy) through every caller.
         Box::pin(self.read_found(key, options, plan, found, compute, ttl_of, runner, fails)).await
+    }
+
+    /// A read inside another entry's computation (a cached function calling another): it
+    /// is computed right here, in that computation's scope, so that every statement it sends
+    /// is observed as the outer entry's own read, and the outer entry depends on everything
+    /// it depends on. It is neither looked up nor stored: a hit, a follower's wait or a
+    /// stale value would hand the outer computation a value whose reads it never saw.
+    async fn nested<T>(&self, key: &str, compute: impl Future<Output = T>) -> T {
+        self.note_nested(key);
+        compute.await
+    }
+
+    /// Says and counts (as a bypass) a read computed inside another entry's computation.
+    pub(crate) fn note_nested(&self, key: &str) {
+        tracing::debug!(key = %crate::key::shown(key), "inside another entry's computation: computed in its scope, its reads that entry's dependencies");
+        self.inner.stats.bypassed();
     }
 
     /// The hit path's first step: a fresh, valid entry of the memory tier (the memory

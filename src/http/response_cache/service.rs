@@ -200,9 +200,14 @@ where
     // With a conditional GET the current ETag is known. An entry that disagrees with it
     // predates a write (on a tiered cache: another instance's, whose message has not
     // arrived yet): it is dropped and the answer recomputed, never served — stale or not.
+    // (An entry whose ETag includes observed reads cannot be checked so: its reads are
+    // known only from the entry, which the store validated.)
     if let (Ok(stored), Source::Hit | Source::Stale, Some(current)) =
         (&result, source, &current_etag)
         && stored.is_success()
+        && stored
+            .etag()
+            .is_none_or(|etag| etag::is_declared_deep(&etag))
         && stored.etag().as_ref() != Some(current)
     {
         tracing::debug!(key = %crate::key::shown(&key), "entry older than its tags' versions; recomputed");
@@ -339,7 +344,12 @@ where
                 }
                 let Ok(response) = service.call(request).await;
                 let response = response.into_response();
-                let etag = fingerprint.map(|f| etag::deep(key.as_str(), f));
+                // What the handler was observed to read joins the declared tags: the ETag
+                // changes when any row the answer showed changes, declared or not.
+                let etag = match settings.cache.observed_fingerprint().await {
+                    Some(observed) => Some(etag::observed(key.as_str(), observed)),
+                    None => fingerprint.map(|f| etag::deep(key.as_str(), f)),
+                };
                 let rules = stored::Rules {
                     cache_errors: settings.cache_errors,
                     fail_safe: settings.fresh.fail_safe.is_some(),

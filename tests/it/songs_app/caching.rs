@@ -236,3 +236,59 @@ async fn with_the_cache_disabled_every_read_queries_and_304s_cost_a_query() {
     );
     assert_eq!(app.cache.stats().hits, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_card_route_declares_nothing_and_follows_a_rename_of_its_author_at_once() {
+    // `GET /songs/{id}/card` joins the song and its author; neither its query nor its
+    // route declares a dependency. Renaming the author changes its answer and its ETag at
+    // once; a write to another song does not touch it.
+    use sea_orm::ConnectionTrait;
+    let Some(app) = app().await else { return };
+    let author = app.user("Dexter").await;
+    let song = app.song(author, "Cheese Cake").await;
+    let other = app.song(author, "Apple Pie").await;
+    let path = format!("/api/v1/songs/{song}/card");
+    let first = expect(&app, &path, "MISS").await;
+    assert_eq!(first.data()["title"], "Cheese Cake");
+    assert_eq!(first.data()["author"]["name"], "Dexter");
+    let etag = first.etag();
+    assert_eq!(expect(&app, &path, "HIT").await.etag(), etag);
+
+    let queries = app.app.database_queries();
+    let not_modified = app.get_with(&path, &[("if-none-match", &etag)]).await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(app.app.database_queries(), queries, "the 304 ran no query");
+
+    app.put(
+        &format!("/api/v1/songs/{other}"),
+        json!({"title": "Apple Tart"}),
+    )
+    .await;
+    let still = app.get_with(&path, &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        still.status,
+        StatusCode::NOT_MODIFIED,
+        "another song's write leaves the card"
+    );
+
+    app.app
+        .db()
+        .execute_unprepared(&format!(
+            "UPDATE users SET name = 'Dexter II' WHERE id = {author}"
+        ))
+        .await
+        .unwrap();
+    let renamed = app.get_with(&path, &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        renamed.status,
+        StatusCode::OK,
+        "the old ETag no longer validates"
+    );
+    assert_eq!(renamed.x_cache(), "MISS");
+    assert_eq!(renamed.data()["author"]["name"], "Dexter II");
+    assert_ne!(renamed.etag(), etag, "the rename changed the ETag");
+    let again = app
+        .get_with(&path, &[("if-none-match", &renamed.etag())])
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+}

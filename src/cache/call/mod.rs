@@ -427,10 +427,16 @@ impl Call {
                 Some(hit) => (*hit).clone(),
                 None => future.await,
             },
-            CallPlan::Cache(key) => (*self
-                .cache
-                .get_or_compute(key.as_str(), self.options, || relayed(self.relays, future))
-                .await)
+            // Boxed, as below: the read path's future is large, and a cached function's
+            // future embeds it; a cached function calling others would otherwise nest
+            // them all in one frame (a stack overflow on a 2 MiB thread in debug builds).
+            // Allocated only past the quick memory hit of the generated code.
+            CallPlan::Cache(key) => (*Box::pin(self.cache.get_or_compute(
+                key.as_str(),
+                self.options,
+                || relayed(self.relays, future),
+            ))
+            .await)
                 .clone(),
         }
     }
@@ -449,11 +455,13 @@ impl Call {
                 Some(hit) => Ok((*hit).clone()),
                 None => future.await,
             },
-            CallPlan::Cache(key) => self
-                .cache
-                .try_get_or_compute(key.as_str(), self.options, || relayed(self.relays, future))
-                .await
-                .map(|value| (*value).clone()),
+            CallPlan::Cache(key) => Box::pin(self.cache.try_get_or_compute(
+                key.as_str(),
+                self.options,
+                || relayed(self.relays, future),
+            ))
+            .await
+            .map(|value| (*value).clone()),
         }
     }
 
@@ -477,10 +485,12 @@ impl Call {
                     None => future.await,
                 }
             }
-            CallPlan::Cache(key) => (*self
-                .cache
-                .get_or_compute_result(key.as_str(), self.options, || relayed(self.relays, future))
-                .await)
+            CallPlan::Cache(key) => (*Box::pin(self.cache.get_or_compute_result(
+                key.as_str(),
+                self.options,
+                || relayed(self.relays, future),
+            ))
+            .await)
                 .clone(),
         }
     }

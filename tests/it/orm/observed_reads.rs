@@ -183,3 +183,76 @@ async fn a_write_that_commits_after_an_observed_read_is_never_served_stale() {
     assert_eq!(read().await.unwrap().as_deref(), Some("ann!"));
     assert_eq!(runs.load(Ordering::SeqCst), 2, "the second value is cached");
 }
+
+/// A song's author's name, through another cached function: nothing declared on either.
+#[cached_query(ttl = "1h")]
+async fn author_name(db: &CachedConnection, id: i32) -> Result<Option<String>, DbErr> {
+    Ok(user::Entity::find_by_id(id).one(db).await?.map(|u| u.name))
+}
+
+/// A song's title and, through [`author_name`], its author's name.
+#[cached_query(ttl = "1h")]
+async fn title_and_author(
+    db: &CachedConnection,
+    #[cache_skip] runs: &AtomicUsize,
+    id: i32,
+) -> Result<Option<String>, DbErr> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    let Some(song) = song::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let author = author_name(db, song.author_id).await?.unwrap_or_default();
+    Ok(Some(format!("{} by {author}", song.title)))
+}
+
+#[test]
+fn a_cached_function_depends_on_what_the_cached_functions_it_calls_read() {
+    // Two levels of cached SeaORM functions take 3-4 MiB of stack in a debug build (each
+    // level of the read path and SeaORM's query futures, polled inside the one around it):
+    // more than a test thread's 2 MiB. Release builds need a fraction of it. The scenario
+    // runs on a thread of its own with room to spare; the README's Limits say so.
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(nested_scenario())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn nested_scenario() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    // The inner function is cached first: the outer computation must not take its hit
+    // without its dependencies.
+    assert_eq!(
+        author_name(&f.t.db, f.ann.id).await.unwrap().as_deref(),
+        Some("ann")
+    );
+    let runs = AtomicUsize::new(0);
+    let read = || title_and_author(&f.t.db, &runs, f.a.id);
+    assert_eq!(read().await.unwrap().as_deref(), Some("A by ann"));
+    assert_eq!(read().await.unwrap().as_deref(), Some("A by ann"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    f.rename_user("anne").await;
+    assert_eq!(
+        read().await.unwrap().as_deref(),
+        Some("A by anne"),
+        "a write to what only the inner function read invalidates the outer one"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    f.rename_song(&f.b, "B2").await;
+    assert_eq!(read().await.unwrap().as_deref(), Some("A by anne"));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "another song's write leaves it"
+    );
+}

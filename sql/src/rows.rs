@@ -202,7 +202,9 @@ impl<'p> Parser<'p> {
         Some(terms)
     }
 
-    /// `key = X`, `X = key` or `key IN (X, ...)`, exactly.
+    /// `key = X`, `X = key` or `key IN (X, ...)`, exactly; the key and each value may be
+    /// parenthesised, as a one-column row value is (`(key) IN ((X), (Y))`, SeaORM's loader
+    /// on PostgreSQL): a parenthesised single expression is that expression.
     pub(super) fn key_values(
         &self,
         s: usize,
@@ -210,24 +212,31 @@ impl<'p> Parser<'p> {
         target: &Target,
         pk: &str,
     ) -> Option<Vec<String>> {
+        let is_key = |a: usize, b: usize| {
+            let (a, b) = self.strip_parens(a, b);
+            self.is_key(a, b, target, pk)
+        };
+        let value = |a: usize, b: usize| {
+            let (a, b) = self.strip_parens(a, b);
+            self.value(a, b)
+        };
         if let Some(eq) = self.find_eq(s, e) {
-            if self.is_key(s, eq, target, pk) {
-                return self.value(eq + 1, e).map(|v| vec![v]);
+            if is_key(s, eq) {
+                return value(eq + 1, e).map(|v| vec![v]);
             }
-            if self.is_key(eq + 1, e, target, pk) {
-                return self.value(s, eq).map(|v| vec![v]);
+            if is_key(eq + 1, e) {
+                return value(s, eq).map(|v| vec![v]);
             }
             return None;
         }
         let at = self.find_kw(s, e, &["IN"])?;
         let open = at + 1;
-        if !self.is_key(s, at, target, pk) || !self.is_open(open, e) || self.close_of(open) + 1 != e
-        {
+        if !is_key(s, at) || !self.is_open(open, e) || self.close_of(open) + 1 != e {
             return None;
         }
         self.split_commas(open + 1, e - 1)
             .into_iter()
-            .map(|(a, b)| self.value(a, b))
+            .map(|(a, b)| value(a, b))
             .collect()
     }
 

@@ -668,6 +668,25 @@ fn sea_orm_queries() {
         r#"SELECT "users"."id", "users"."name" FROM "users" WHERE "users"."id" IN ($1, $2, $3)"#,
         tables(&[("users", ids(&["p0", "p1", "p2"]))]),
     );
+    // LoaderTrait::load_one by primary key on PostgreSQL: a one-column row value
+    // `(key) IN ((v), ...)`, which pins the rows as `key IN (v, ...)` does
+    check_reads(
+        r#"SELECT "users"."id", "users"."name" FROM "users" WHERE ("users"."id") IN (($1), ($2))"#,
+        tables(&[("users", ids(&["p0", "p1"]))]),
+    );
+    check_reads(
+        r#"SELECT "users"."id" FROM "users" WHERE ("users"."id") = ($1)"#,
+        tables(&[("users", ids(&["p0"]))]),
+    );
+    // ...but not a row value of several columns, nor a value that is not an id
+    check_reads_all(
+        &[
+            r#"SELECT "users"."id" FROM "users" WHERE ("users"."id", "users"."org") IN (($1, $2))"#,
+            r#"SELECT "users"."id" FROM "users" WHERE ("users"."id") IN (($1), ("users"."org"))"#,
+            r#"SELECT "users"."id" FROM "users" WHERE ("users"."id") IN ((SELECT 1), ($1))"#,
+        ],
+        whole(&["users"]),
+    );
     // paginator num_items, and .count()
     check_reads(
         r#"SELECT COUNT(*) AS num_items FROM (SELECT "songs"."id" FROM "songs" WHERE "songs"."user_id" = $1) AS "sub_query""#,

@@ -48,6 +48,8 @@ mod on_sqlite {
     #[cfg(feature = "diesel")]
     mod diesel_raw_transactions;
     #[cfg(feature = "diesel")]
+    mod diesel_related_loading;
+    #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
     mod diesel_sqlite_only;
@@ -87,6 +89,8 @@ mod on_postgres {
     mod diesel_race;
     #[cfg(feature = "diesel")]
     mod diesel_raw_transactions;
+    #[cfg(feature = "diesel")]
+    mod diesel_related_loading;
     #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]

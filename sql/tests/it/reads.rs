@@ -734,6 +734,42 @@ fn diesel_queries() {
         r#"SELECT "songs"."id" FROM "songs" WHERE ("songs"."id" = ANY($1))"#,
         whole(&["songs"]),
     );
+    // ...unless the array is bound: its elements are the ids, when each is one
+    let array = |items: Vec<Bound>| move |i: usize| (i == 0).then(|| Bound::List(items.clone()));
+    let any = r#"SELECT "songs"."id" FROM "songs" WHERE ("songs"."id" = ANY($1))"#;
+    let ints = vec![Bound::Integer(1), Bound::Integer(2)];
+    assert_eq!(
+        reads(any, &array(ints.clone()), &id_key),
+        tables(&[("songs", ids(&["1", "2"]))])
+    );
+    assert_eq!(
+        reads(
+            r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = SOME (($1))"#,
+            &array(ints),
+            &id_key
+        ),
+        tables(&[("songs", ids(&["1", "2"]))])
+    );
+    for not_ids in [
+        vec![],
+        vec![Bound::Integer(1), Bound::Text("05".into())],
+        vec![Bound::List(vec![Bound::Integer(1)])],
+    ] {
+        assert_eq!(reads(any, &array(not_ids), &id_key), whole(&["songs"]));
+    }
+    // an array compared the other way round, or a subquery, is not narrowed
+    let ints = vec![Bound::Integer(1)];
+    for sql in [
+        r#"SELECT "songs"."id" FROM "songs" WHERE ($1 = ANY("songs"."id"))"#,
+        r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = ANY($1) + 0"#,
+        r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = ALL($1)"#,
+    ] {
+        assert_eq!(
+            reads(sql, &array(ints.clone()), &id_key),
+            whole(&["songs"]),
+            "{sql}"
+        );
+    }
     check_reads(
         r#"SELECT `songs`.`id` FROM `songs` WHERE (`songs`.`id` IN (?, ?))"#,
         tables(&[("songs", ids(&["p0", "p1"]))]),

@@ -326,6 +326,24 @@ fn boxed_title(
     query.load(conn)
 }
 
+/// How many songs `author` wrote, and whether `user` exists: `count()` and `exists` (two
+/// statements).
+#[cached_query(ttl = "1h")]
+fn count_and_exists(
+    conn: &mut AnyConnection,
+    #[cache_skip] runs: &AtomicUsize,
+    author: i32,
+    user: i32,
+) -> QueryResult<(i64, bool)> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    let count = songs::table
+        .filter(songs::author_id.eq(author))
+        .count()
+        .get_result(conn)?;
+    let exists = diesel::select(diesel::dsl::exists(users::table.find(user))).get_result(conn)?;
+    Ok((count, exists))
+}
+
 #[test]
 fn inner_join_depends_on_its_row_and_the_joined_table() {
     let Some(mut f) = Fixture::new() else { return };
@@ -406,5 +424,18 @@ fn boxed_queries_depend_on_what_they_read() {
         &runs,
         &[SongA, SongC],
         |conn| boxed_title(conn, &runs, None),
+    );
+}
+
+#[test]
+fn count_and_exists_depend_on_both_statements() {
+    let Some(mut f) = Fixture::new() else { return };
+    let (runs, bob, ann) = (AtomicUsize::new(0), f.bob, f.ann);
+    check(
+        &mut f,
+        "count() + select(exists(find(..)))",
+        &runs,
+        &[SongA, SongC, Ann],
+        |conn| count_and_exists(conn, &runs, bob, ann),
     );
 }

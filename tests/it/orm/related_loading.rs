@@ -323,6 +323,23 @@ async fn songs_per_author(
         .await
 }
 
+/// The titles of the songs after `after`, two at a time: cursor pagination (`cursor_by`).
+#[cached_query(ttl = "1h")]
+async fn titles_after(
+    db: &CachedConnection,
+    #[cache_skip] runs: &AtomicUsize,
+    after: i32,
+) -> Result<Vec<String>, DbErr> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    let songs = song::Entity::find()
+        .cursor_by(song::Column::Id)
+        .after(after)
+        .first(2)
+        .all(db)
+        .await?;
+    Ok(songs.into_iter().map(|s| s.title).collect())
+}
+
 /// A song's card, from raw SQL.
 #[derive(Debug, FromQueryResult)]
 struct Card {
@@ -581,6 +598,22 @@ async fn into_partial_model_depends_on_what_it_reads() {
         &runs,
         &[SongA, Ann, Cat],
         async || partial_card(&f.t.db, &runs, f.a.id).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cursor_pagination_depends_on_its_table() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let runs = AtomicUsize::new(0);
+    check(
+        &f,
+        "cursor_by(..).after(..).first(..)",
+        &runs,
+        &[SongA, SongC],
+        async || titles_after(&f.t.db, &runs, 0).await,
     )
     .await;
 }

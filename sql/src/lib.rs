@@ -46,7 +46,9 @@
 //!   lexing by, say, a MySQL `#` comment or a backslash-escaped quote is still seen.
 //! * Writes nested in queries (data-modifying CTEs) are found at any parenthesis depth.
 //! * Row ids are only taken from a `WHERE` whose top level is a conjunction containing
-//!   `pk = X` or `pk IN (X, ...)`, and from `INSERT ... VALUES` with literal or bound keys.
+//!   `pk = X`, `pk IN (X, ...)` (the key and values may be parenthesised, as a one-column row
+//!   value is: `(pk) IN ((X), (Y))`) or `pk = ANY($n)` with an array of ids bound
+//!   ([`Bound::List`]), and from `INSERT ... VALUES` with literal or bound keys.
 //!   A text key (a string literal or a bound string) is only taken as written when no
 //!   backend can read it as another number (see [`Bound::Text`]): `'05'`, `' 5'`, `'5.0'`
 //!   and `'5abc'` all make the write a bulk write.
@@ -142,6 +144,9 @@ pub enum Bound {
     /// decimal of an integer of at most 15 digits; other text (`abc`, a slug) is the id it
     /// spells. String literals follow the same rule.
     Text(String),
+    /// An array of values (PostgreSQL's `key = ANY($1)`, as Diesel sends `eq_any`): the ids
+    /// of its elements when every one is an id under the rules above, else no id at all.
+    List(Vec<Bound>),
 }
 
 /// Which rows of a table a write touches.

@@ -125,8 +125,9 @@ impl fmt::Display for UnknownRead {
 ///
 /// * Queries (`SELECT`, `VALUES`, `TABLE`, `WITH`, parenthesised set operations) read the
 ///   tables they name, at any depth (see the module documentation). A table read by a
-///   `SELECT` whose top-level `WHERE` has a conjunct `pk = X` or `pk IN (X, ...)` is read at
-///   those ids only ([`Rows::Ids`], under the write side's rules, so that a read's and a
+///   `SELECT` whose top-level `WHERE` has a conjunct `pk = X`, `pk IN (X, ...)` (or the
+///   one-column row value `(pk) IN ((X), ...)`) or `pk = ANY($n)` bound to an array of ids
+///   is read at those ids only ([`Rows::Ids`], under the write side's rules, so that a read's and a
 ///   write's row render identically); with several tables in `FROM` the key must be
 ///   qualified (`t.id`, `alias.id`).
 /// * Writes (`INSERT`, `UPDATE`, `DELETE`, `MERGE`, `REPLACE`) read what their queries,

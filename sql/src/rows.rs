@@ -202,7 +202,9 @@ impl<'p> Parser<'p> {
         Some(terms)
     }
 
-    /// `key = X`, `X = key` or `key IN (X, ...)`, exactly.
+    /// `key = X`, `X = key` or `key IN (X, ...)`, exactly; the key and each value may be
+    /// parenthesised, as a one-column row value is (`(key) IN ((X), (Y))`, SeaORM's loader
+    /// on PostgreSQL): a parenthesised single expression is that expression.
     pub(super) fn key_values(
         &self,
         s: usize,
@@ -210,25 +212,61 @@ impl<'p> Parser<'p> {
         target: &Target,
         pk: &str,
     ) -> Option<Vec<String>> {
+        let is_key = |a: usize, b: usize| {
+            let (a, b) = self.strip_parens(a, b);
+            self.is_key(a, b, target, pk)
+        };
+        let value = |a: usize, b: usize| {
+            let (a, b) = self.strip_parens(a, b);
+            self.value(a, b)
+        };
         if let Some(eq) = self.find_eq(s, e) {
-            if self.is_key(s, eq, target, pk) {
-                return self.value(eq + 1, e).map(|v| vec![v]);
+            if is_key(s, eq) {
+                return value(eq + 1, e)
+                    .map(|v| vec![v])
+                    .or_else(|| self.any_of_array(eq + 1, e));
             }
-            if self.is_key(eq + 1, e, target, pk) {
-                return self.value(s, eq).map(|v| vec![v]);
+            if is_key(eq + 1, e) {
+                return value(s, eq).map(|v| vec![v]);
             }
             return None;
         }
         let at = self.find_kw(s, e, &["IN"])?;
         let open = at + 1;
-        if !self.is_key(s, at, target, pk) || !self.is_open(open, e) || self.close_of(open) + 1 != e
-        {
+        if !is_key(s, at) || !self.is_open(open, e) || self.close_of(open) + 1 != e {
             return None;
         }
         self.split_commas(open + 1, e - 1)
             .into_iter()
-            .map(|(a, b)| self.value(a, b))
+            .map(|(a, b)| value(a, b))
             .collect()
+    }
+
+    /// `ANY($n)` (or `SOME($n)`), the placeholder bound to a non-empty array of ids
+    /// ([`Bound::List`]): those ids (PostgreSQL's `key = ANY($1)`, Diesel's `eq_any`).
+    fn any_of_array(&self, s: usize, e: usize) -> Option<Vec<String>> {
+        if !self.kw_any(s, e, &["ANY", "SOME"]) {
+            return None;
+        }
+        let open = s + 1;
+        if !self.is_open(open, e) || self.close_of(open) + 1 != e {
+            return None;
+        }
+        let (a, b) = self.strip_parens(open, e);
+        if b != a + 1 {
+            return None;
+        }
+        let index = match self.tok(a, b)?.kind {
+            Kind::Param(Some(index)) => index,
+            _ => return None,
+        };
+        let Bound::List(items) = (self.env.param)(index)? else {
+            return None;
+        };
+        if items.is_empty() {
+            return None;
+        }
+        items.iter().map(bound_id).collect()
     }
 
     /// Whether `s..e` is the target's key column: `id`, `t.id` (`alias.id` when aliased) or
@@ -278,10 +316,7 @@ impl<'p> Parser<'p> {
         match t.kind {
             Kind::Number => integer_id(&t.text),
             Kind::Str { exact: true } => string_id(&t.text),
-            Kind::Param(Some(index)) => match (self.env.param)(index)? {
-                Bound::Integer(n) => Some(n.to_string()),
-                Bound::Text(text) => string_id(&text),
-            },
+            Kind::Param(Some(index)) => bound_id(&(self.env.param)(index)?),
             _ => None,
         }
     }
@@ -293,6 +328,16 @@ impl<'p> Parser<'p> {
             let eq = self.find_eq(a, b).unwrap_or(a);
             (a..eq).any(|i| self.name_part(i, eq).is_some_and(|n| n == column))
         })
+    }
+}
+
+/// A bound value as a row id: an integer, or text under [`string_id`]'s rule; never an
+/// array.
+fn bound_id(bound: &Bound) -> Option<String> {
+    match bound {
+        Bound::Integer(n) => Some(n.to_string()),
+        Bound::Text(text) => string_id(text),
+        Bound::List(_) => None,
     }
 }
 

@@ -48,6 +48,8 @@ mod on_sqlite {
     #[cfg(feature = "diesel")]
     mod diesel_raw_transactions;
     #[cfg(feature = "diesel")]
+    mod diesel_related_loading;
+    #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
     mod diesel_sqlite_only;
@@ -61,6 +63,7 @@ mod on_sqlite {
     #[cfg(feature = "redis")]
     mod null_column;
     mod observed_reads;
+    mod related_loading;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
@@ -87,6 +90,8 @@ mod on_postgres {
     #[cfg(feature = "diesel")]
     mod diesel_raw_transactions;
     #[cfg(feature = "diesel")]
+    mod diesel_related_loading;
+    #[cfg(feature = "diesel")]
     mod diesel_runtime;
     #[cfg(feature = "diesel")]
     mod diesel_writes;
@@ -100,6 +105,7 @@ mod on_postgres {
     mod observed_reads;
     mod postgres_only;
     mod postgres_triggers;
+    mod related_loading;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;

@@ -668,6 +668,25 @@ fn sea_orm_queries() {
         r#"SELECT "users"."id", "users"."name" FROM "users" WHERE "users"."id" IN ($1, $2, $3)"#,
         tables(&[("users", ids(&["p0", "p1", "p2"]))]),
     );
+    // LoaderTrait::load_one by primary key on PostgreSQL: a one-column row value
+    // `(key) IN ((v), ...)`, which pins the rows as `key IN (v, ...)` does
+    check_reads(
+        r#"SELECT "users"."id", "users"."name" FROM "users" WHERE ("users"."id") IN (($1), ($2))"#,
+        tables(&[("users", ids(&["p0", "p1"]))]),
+    );
+    check_reads(
+        r#"SELECT "users"."id" FROM "users" WHERE ("users"."id") = ($1)"#,
+        tables(&[("users", ids(&["p0"]))]),
+    );
+    // ...but not a row value of several columns, nor a value that is not an id
+    check_reads_all(
+        &[
+            r#"SELECT "users"."id" FROM "users" WHERE ("users"."id", "users"."org") IN (($1, $2))"#,
+            r#"SELECT "users"."id" FROM "users" WHERE ("users"."id") IN (($1), ("users"."org"))"#,
+            r#"SELECT "users"."id" FROM "users" WHERE ("users"."id") IN ((SELECT 1), ($1))"#,
+        ],
+        whole(&["users"]),
+    );
     // paginator num_items, and .count()
     check_reads(
         r#"SELECT COUNT(*) AS num_items FROM (SELECT "songs"."id" FROM "songs" WHERE "songs"."user_id" = $1) AS "sub_query""#,
@@ -715,6 +734,42 @@ fn diesel_queries() {
         r#"SELECT "songs"."id" FROM "songs" WHERE ("songs"."id" = ANY($1))"#,
         whole(&["songs"]),
     );
+    // ...unless the array is bound: its elements are the ids, when each is one
+    let array = |items: Vec<Bound>| move |i: usize| (i == 0).then(|| Bound::List(items.clone()));
+    let any = r#"SELECT "songs"."id" FROM "songs" WHERE ("songs"."id" = ANY($1))"#;
+    let ints = vec![Bound::Integer(1), Bound::Integer(2)];
+    assert_eq!(
+        reads(any, &array(ints.clone()), &id_key),
+        tables(&[("songs", ids(&["1", "2"]))])
+    );
+    assert_eq!(
+        reads(
+            r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = SOME (($1))"#,
+            &array(ints),
+            &id_key
+        ),
+        tables(&[("songs", ids(&["1", "2"]))])
+    );
+    for not_ids in [
+        vec![],
+        vec![Bound::Integer(1), Bound::Text("05".into())],
+        vec![Bound::List(vec![Bound::Integer(1)])],
+    ] {
+        assert_eq!(reads(any, &array(not_ids), &id_key), whole(&["songs"]));
+    }
+    // an array compared the other way round, or a subquery, is not narrowed
+    let ints = vec![Bound::Integer(1)];
+    for sql in [
+        r#"SELECT "songs"."id" FROM "songs" WHERE ($1 = ANY("songs"."id"))"#,
+        r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = ANY($1) + 0"#,
+        r#"SELECT "songs"."id" FROM "songs" WHERE "songs"."id" = ALL($1)"#,
+    ] {
+        assert_eq!(
+            reads(sql, &array(ints.clone()), &id_key),
+            whole(&["songs"]),
+            "{sql}"
+        );
+    }
     check_reads(
         r#"SELECT `songs`.`id` FROM `songs` WHERE (`songs`.`id` IN (?, ?))"#,
         tables(&[("songs", ids(&["p0", "p1"]))]),

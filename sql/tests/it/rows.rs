@@ -163,3 +163,29 @@ fn schema_qualified_names() {
     );
     check("DELETE FROM db.app.songs", all_rows("app.songs"));
 }
+
+/// PostgreSQL's `key = ANY($1)` (Diesel's `eq_any`) with the array bound: its elements are
+/// the rows written, when each is an id; a one-column row value pins as its column does.
+#[test]
+fn a_bound_array_of_ids_and_a_one_column_row_value_pin_rows() {
+    let array = |items: Vec<Bound>| move |i: usize| (i == 0).then(|| Bound::List(items.clone()));
+    let sql = r#"DELETE FROM "songs" WHERE ("songs"."id" = ANY($1))"#;
+    assert_eq!(
+        classify(
+            sql,
+            &array(vec![Bound::Integer(3), Bound::Text("7".into())]),
+            &id_key
+        ),
+        rows_of("songs", ids(&["3", "7"]))
+    );
+    assert_eq!(
+        classify(sql, &array(vec![Bound::Text("05".into())]), &id_key),
+        all_rows("songs")
+    );
+    assert_eq!(classify(sql, &array(vec![]), &id_key), all_rows("songs"));
+    assert_eq!(run(sql), all_rows("songs"), "text bound: not an array");
+    check(
+        r#"DELETE FROM "songs" WHERE ("songs"."id") IN ((3), (7))"#,
+        rows_of("songs", ids(&["3", "7"])),
+    );
+}

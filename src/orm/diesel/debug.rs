@@ -112,7 +112,10 @@ fn bind_list(s: &str) -> Option<Vec<Option<Bound>>> {
         } else {
             let end = item_end(rest)?;
             let item = &rest[..end];
-            (integer(item).or_else(|| wrapped(item)), &rest[end..])
+            let value = integer(item)
+                .or_else(|| wrapped(item))
+                .or_else(|| array(item));
+            (value, &rest[end..])
         };
         binds.push(value);
         rest = match after.strip_prefix(", ") {
@@ -159,6 +162,19 @@ fn wrapped(item: &str) -> Option<Bound> {
         },
         _ => None,
     }
+}
+
+/// An array bind (`[1, 2]`, `["a", "b"]`: PostgreSQL's `= ANY($1)`, as Diesel sends
+/// `eq_any`) whose every element is an integer or text; `None` for anything else.
+fn array(item: &str) -> Option<Bound> {
+    if !item.starts_with('[') {
+        return None;
+    }
+    let items = bind_list(item)?
+        .into_iter()
+        .map(|value| value.filter(|v| !matches!(v, Bound::List(_))))
+        .collect::<Option<Vec<Bound>>>()?;
+    Some(Bound::List(items))
 }
 
 /// An integer as `Debug` renders it (canonical decimal); `None` for anything else.
@@ -214,6 +230,24 @@ mod tests {
                 None,
                 None,
                 None,
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_an_array_bind_of_ids() {
+        let debug = r#"Query { sql: "SELECT 1 WHERE 1 = ANY($1)", binds: [[1, 2], ["a", "b"], [1, 1.5], [[1]], 3] }"#;
+        assert_eq!(
+            parse_debug(debug).unwrap().binds(),
+            [
+                Some(Bound::List(vec![Bound::Integer(1), Bound::Integer(2)])),
+                Some(Bound::List(vec![
+                    Bound::Text("a".to_owned()),
+                    Bound::Text("b".to_owned())
+                ])),
+                None,
+                None,
+                Some(Bound::Integer(3)),
             ]
         );
     }

@@ -148,6 +148,32 @@ fn create_pg() -> Option<super::postgres::PgDatabase> {
     .expect("creating the PostgreSQL database panicked")
 }
 
+/// The schema's rows as Diesel models, with the associations `belonging_to` needs.
+pub mod models {
+    use diesel::prelude::*;
+
+    use super::schema::{songs, users};
+
+    #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+    #[diesel(table_name = users)]
+    pub struct User {
+        pub id: i32,
+        pub name: String,
+        pub email: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Associations)]
+    #[diesel(table_name = songs, belongs_to(User, foreign_key = author_id))]
+    pub struct Song {
+        pub id: i32,
+        pub title: String,
+        pub artist: String,
+        pub author_id: i32,
+        pub content: String,
+        pub archived: bool,
+    }
+}
+
 /// Cached reads of the schema, each counting its runs in the `runs` it is given.
 pub mod reads {
     use std::sync::atomic::{AtomicUsize, Ordering};

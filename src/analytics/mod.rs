@@ -2,6 +2,7 @@
 //! accessed keys, turnover), a timeline of the last 15 minutes, per-namespace figures, and
 //! recommendations.
 
+mod audit;
 mod recommend;
 
 use std::collections::BTreeMap;
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub(crate) use audit::AuditLog;
+pub use audit::{AuditFinding, MAX_FINDINGS};
 pub use recommend::{Recommendation, RecommendationLevel};
 
 use crate::stats::timeline::{self, Timeline};

@@ -320,7 +320,8 @@ impl Cache {
         let snapshot = bridge.wait(async move { cache.inner.store.snapshot(&deps).await });
         self.inner.stats.computation(options.namespace_name());
         let started = std::time::Instant::now();
-        let observation = Observation::new(self.clone(), options.dependencies());
+        let observation =
+            Observation::new(self.clone(), options.dependencies(), options.origin, &key);
         let (value, storable) = crate::store::computing_sync(Some(observation.clone()), compute);
         let value = value?;
         let Some(snapshot) = observation.settle(&key, !options.tags.is_empty(), snapshot) else {

@@ -85,6 +85,8 @@ struct Inner {
     background_writes: std::sync::atomic::AtomicU64,
     /// The databases ORM connections met through this cache ([`databases`]).
     databases: databases::Databases,
+    /// What the audit of undeclared dependencies found (`CACHE_AUDIT`).
+    audit: crate::analytics::AuditLog,
 }
 
 /// An entry found valid (its tags unmoved), with its freshness.
@@ -154,6 +156,7 @@ impl Cache {
                 failing: dashmap::DashMap::new(),
                 background_writes: std::sync::atomic::AtomicU64::new(0),
                 databases: databases::Databases::default(),
+                audit: crate::analytics::AuditLog::default(),
             }),
         }
     }
@@ -575,6 +578,11 @@ impl Cache {
     /// The live statistics recorder (for the analytics and the metrics exposition).
     pub(crate) fn recorder(&self) -> &StatsRecorder {
         &self.inner.stats
+    }
+
+    /// What the audit of undeclared dependencies found (see `analytics::audit`).
+    pub(crate) fn audit_log(&self) -> &crate::analytics::AuditLog {
+        &self.inner.audit
     }
 
     /// Number of tags with a live version in the memory store (diagnostics).

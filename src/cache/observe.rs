@@ -68,6 +68,9 @@ impl Drop for Lent {
 /// What one computation read, so far.
 pub(crate) struct Observation {
     cache: Cache,
+    /// With `CACHE_AUDIT=warn`, for an entry that declares model tags: who computes it and
+    /// the tables it declares.
+    audit: Option<Audited>,
     /// An async lock: a statement waits until the versions of what an earlier (concurrent)
     /// statement of the same computation revealed are read, so that no statement runs
     /// before the versions of its tags are known.
@@ -90,6 +93,14 @@ struct Progress {
     spoiled: Option<String>,
 }
 
+/// The declaration an audited computation is checked against.
+struct Audited {
+    /// The function (or, for `get_or_compute` and its kin, the key).
+    origin: String,
+    /// The tables of its declared model tags (in their database's namespace).
+    tables: HashSet<String>,
+}
+
 /// What a computation observed, once it has finished.
 struct Observed {
     /// The snapshots of the tags it revealed, each with its tags.
@@ -101,10 +112,32 @@ struct Observed {
 }
 
 impl Observation {
-    /// An observation for a computation of `cache` whose snapshot holds `declared`.
-    pub(crate) fn new(cache: Cache, declared: Vec<Tag>) -> Arc<Self> {
+    /// An observation for a computation of `cache` whose snapshot holds `declared`:
+    /// computed by `origin` (a `#[cached_query]` function), else under `key`.
+    pub(crate) fn new(
+        cache: Cache,
+        declared: Vec<Tag>,
+        origin: Option<&'static str>,
+        key: &crate::key::Key,
+    ) -> Arc<Self> {
+        let audit = (cache.inner.config.audit == crate::config::Audit::Warn)
+            .then(|| {
+                let tables: HashSet<String> = declared
+                    .iter()
+                    .filter_map(|tag| tag.table().map(str::to_owned))
+                    .collect();
+                (!tables.is_empty()).then(|| Audited {
+                    origin: origin.map_or_else(
+                        || format!("entry {}", crate::key::shown(key)),
+                        str::to_owned,
+                    ),
+                    tables,
+                })
+            })
+            .flatten();
         Arc::new(Observation {
             cache,
+            audit,
             state: tokio::sync::Mutex::new(Progress {
                 declared,
                 ..Progress::default()
@@ -142,6 +175,19 @@ impl Observation {
                 state.spoiled = Some(format!(
                     "the versions of what it read could not be read: {error}"
                 ));
+            }
+        }
+    }
+
+    /// With `CACHE_AUDIT=warn`: warns, once per function and table, of each table `tags`
+    /// (what `sql` reads) name that the computation's declaration does not.
+    pub(crate) fn audit(&self, tags: &[Tag], sql: &str) {
+        let Some(audited) = &self.audit else {
+            return;
+        };
+        for table in tags.iter().filter_map(Tag::table) {
+            if !audited.tables.contains(table) {
+                self.cache.inner.audit.found(&audited.origin, table, sql);
             }
         }
     }

@@ -38,6 +38,9 @@ pub struct EntryOptions {
     /// What happens at the edges of the entry's life: stale-while-revalidate, early
     /// refresh, fail-safe, timeouts.
     pub(crate) fresh: Freshness,
+    /// The `#[cached_query]` function computing the entry, for the audit of undeclared
+    /// dependencies (`CACHE_AUDIT`).
+    pub(crate) origin: Option<&'static str>,
 }
 
 /// The freshness settings of [`EntryOptions`]; see the methods that set them.

@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::{CacheConfig, InvalidationStrategy, KeySecret, StoreKind, dependencies};
+use super::{Audit, CacheConfig, InvalidationStrategy, KeySecret, StoreKind, dependencies};
 use crate::{Cache, Error};
 
 /// Builder of a [`Cache`] (from [`Cache::builder`]) or of a [`CacheConfig`] (from
@@ -163,6 +163,19 @@ impl<C> CacheBuilder<C> {
     /// Sets what invalidates entries (`CACHE_INVALIDATION_STRATEGY`).
     pub fn invalidation_strategy(mut self, strategy: InvalidationStrategy) -> Self {
         self.config.strategy = strategy;
+        self
+    }
+    /// Sets the audit of undeclared dependencies (`CACHE_AUDIT`, see [`Audit`]).
+    ///
+    /// ```
+    /// use querycache::{Cache, config::Audit};
+    ///
+    /// let cache = Cache::builder().audit(Audit::Warn).build()?;
+    /// # let _ = cache;
+    /// # Ok::<(), querycache::Error>(())
+    /// ```
+    pub fn audit(mut self, audit: Audit) -> Self {
+        self.config.audit = audit;
         self
     }
     /// Sets the key prefix of shared stores (`CACHE_KEY_PREFIX`).

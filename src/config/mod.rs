@@ -47,6 +47,48 @@ pub enum InvalidationStrategy {
     Ttl,
 }
 
+/// Whether to report the dependencies a cached function reads but does not declare. Read
+/// from `CACHE_AUDIT`.
+///
+/// A function that declares `models` (or an entry declaring model tags) depends on what it
+/// declares *and* on what its statements were observed to read; with `Warn`, each table it
+/// read but did not declare is logged once per function at warn level, naming the function,
+/// the table and the statement: the dependency the declaration forgot, which observation now
+/// covers, and which a reader of the code would not guess. Functions that declare no model
+/// are not audited: declaring nothing is the intended way.
+///
+/// ```
+/// use querycache::config::Audit;
+///
+/// assert_eq!("warn".parse::<Audit>().unwrap(), Audit::Warn);
+/// assert_eq!("OFF".parse::<Audit>().unwrap(), Audit::Off);
+/// assert!("loud".parse::<Audit>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Audit {
+    /// No audit (the default).
+    #[default]
+    Off,
+    /// Warn once per function and table read but not declared.
+    Warn,
+}
+
+impl FromStr for Audit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(Self::Off),
+            "warn" => Ok(Self::Warn),
+            _ => Err(Error::config(
+                "CACHE_AUDIT",
+                s,
+                "expected one of: off, warn",
+            )),
+        }
+    }
+}
+
 impl FromStr for InvalidationStrategy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
@@ -150,6 +192,7 @@ pub struct CacheConfig {
     pub(crate) lease_ttl: Duration,
     pub(crate) memory_max_bytes: u64,
     pub(crate) strategy: InvalidationStrategy,
+    pub(crate) audit: Audit,
     pub(crate) key_prefix: String,
     pub(crate) redis_url: Option<String>,
     pub(crate) redis_timeout: Duration,
@@ -184,6 +227,7 @@ impl Default for CacheConfig {
             lease_ttl: Duration::from_secs(5),
             memory_max_bytes: 256 * 1024 * 1024,
             strategy: InvalidationStrategy::Smart,
+            audit: Audit::Off,
             key_prefix: "querycache".to_owned(),
             redis_url: None,
             redis_timeout: Duration::from_millis(100),

@@ -143,6 +143,12 @@ pub(crate) const VARIABLES: &[Variable] = &[
         Config(|b, _, v| Ok(b.invalidation_strategy(v.parse()?))),
     ),
     var(
+        "CACHE_AUDIT",
+        "`off`",
+        "`warn`: log once per function each table a function declaring `models` read but did not declare, naming the statement",
+        Config(|b, _, v| Ok(b.audit(v.parse()?))),
+    ),
+    var(
         "CACHE_KEY_PREFIX",
         "`querycache`",
         "prefix of keys in shared stores",

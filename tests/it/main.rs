@@ -34,6 +34,7 @@ mod on_tiered {
 #[path = "orm"]
 mod on_sqlite {
     const DB: crate::support::Db = crate::support::Db::Sqlite;
+    mod audit;
     mod bypass;
     mod common;
     mod connection_cache;
@@ -74,6 +75,7 @@ mod on_sqlite {
 #[path = "orm"]
 mod on_postgres {
     const DB: crate::support::Db = crate::support::Db::Postgres;
+    mod audit;
     mod bypass;
     mod common;
     mod connection_cache;

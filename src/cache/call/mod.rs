@@ -137,7 +137,10 @@ impl Call {
             path,
             namespace,
             owner: None,
-            options: EntryOptions::new(),
+            options: EntryOptions {
+                origin: Some(path),
+                ..EntryOptions::new()
+            },
             model_tags: Vec::new(),
             key: KeySpec::Path,
             invalid: None,

@@ -243,7 +243,7 @@ impl Cache {
         let started = Instant::now();
         // The HTTP layer derives a deep ETag from the same snapshot (no second read).
         let fingerprint = snapshot.as_ref().ok().map(|s| s.fingerprint(&deps));
-        let observation = Observation::new(self.clone(), deps);
+        let observation = Observation::new(self.clone(), deps, options.origin, key);
         let (value, storable) =
             crate::store::computing(fingerprint, Some(observation.clone()), compute()).await;
         let value = value?;

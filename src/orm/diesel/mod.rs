@@ -452,6 +452,7 @@ impl CacheInstrumentation {
             Ok(tags) if tags.is_empty() => {}
             Ok(tags) => {
                 let tags = databases::read_tags_in(self.namespace().as_ref(), tags);
+                observation.audit(&tags, sql);
                 Bridge::current().wait(async move { observation.before_read(tags).await });
             }
             Err(why) => {

@@ -512,6 +512,7 @@ impl CachedConnection {
             Ok(tags) => {
                 let namespace = self.settle().namespace().await;
                 let tags = databases::read_tags_in(namespace.as_ref(), tags);
+                observation.audit(&tags, sql);
                 observation.before_read(tags).await;
             }
             Err(why) => {

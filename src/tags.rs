@@ -164,6 +164,18 @@ impl Tag {
         Tag(model_text(table, format_args!("#bulk")))
     }
 
+    /// `model:<table>#guess`: depended on by reads pinned to rows by a guessed key (`id`),
+    /// bumped by writes pinned to rows by a known key other than `id` (see `orm::keys`).
+    pub(crate) fn guessed_key(table: &str) -> Self {
+        Tag(model_text(table, format_args!("#guess")))
+    }
+
+    /// `model:<table>#keyed`: depended on by reads pinned to rows by a known key other than
+    /// `id`, bumped by writes pinned to rows by a guessed key (see `orm::keys`).
+    pub(crate) fn known_key(table: &str) -> Self {
+        Tag(model_text(table, format_args!("#keyed")))
+    }
+
     /// What a write to unknown rows of `table` bumps: its table tag and its bulk tag.
     /// Invalidating these makes every entry that depends on the table a miss, by-id entries
     /// included — the manual counterpart of a write the ORM integration could not see.

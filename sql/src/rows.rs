@@ -32,9 +32,7 @@ impl<'p> Parser<'p> {
             if pk.is_empty() {
                 return None;
             }
-            pk.iter()
-                .map(|k| c.iter().position(|c| c == k))
-                .collect()
+            pk.iter().map(|k| c.iter().position(|c| c == k)).collect()
         });
         let mut ids = Some(Vec::new());
         let mut tuples = 0;
@@ -136,13 +134,7 @@ impl<'p> Parser<'p> {
 
     /// Rows selected by the `WHERE` clause found from `from` on (up to RETURNING / ORDER BY /
     /// LIMIT): ids if it pins the primary key, else unknown.
-    pub(super) fn where_rows(
-        &self,
-        from: usize,
-        e: usize,
-        target: &Target,
-        pk: &[String],
-    ) -> Rows {
+    pub(super) fn where_rows(&self, from: usize, e: usize, target: &Target, pk: &[String]) -> Rows {
         let Some(at) = self.find_kw(from, e, &["WHERE"]) else {
             return Rows::Unknown;
         };

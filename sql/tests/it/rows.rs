@@ -199,14 +199,23 @@ fn composite_keys_pin_a_row_only_when_every_column_is_pinned() {
             "{sql}"
         );
     }
-    let table = TableName { schema: None, name: "t".into() };
+    let table = TableName {
+        schema: None,
+        name: "t".into(),
+    };
     assert_eq!(
         read("SELECT * FROM t WHERE id = 7 AND tenant_id = 1"),
-        ReadEffect::Reads(vec![TableRead { table: table.clone(), rows: Rows::Ids(vec![pinned]) }])
+        ReadEffect::Reads(vec![TableRead {
+            table: table.clone(),
+            rows: Rows::Ids(vec![pinned])
+        }])
     );
     assert_eq!(
         read("SELECT * FROM t WHERE id = 7"),
-        ReadEffect::Reads(vec![TableRead { table, rows: Rows::Unknown }])
+        ReadEffect::Reads(vec![TableRead {
+            table,
+            rows: Rows::Unknown
+        }])
     );
 }
 
@@ -240,7 +249,10 @@ fn uuids_render_canonically() {
             "{spelled}"
         );
         let literal = format!("DELETE FROM t WHERE uuid = '{spelled}'");
-        assert_eq!(classify(&literal, &unbound, &key), rows_of("t", ids(&[canonical])));
+        assert_eq!(
+            classify(&literal, &unbound, &key),
+            rows_of("t", ids(&[canonical]))
+        );
     }
     let digit = |text: &str| {
         let param = |_: usize| Some(Bound::Text(text.to_string()));

@@ -219,10 +219,20 @@ impl CachedConnection {
         }
     }
 
-    /// Learns the database before a transaction begins, so that the transaction knows it.
+    /// Learns the database before a transaction begins, so that the transaction knows it
+    /// (and the primary keys of its tables).
     async fn begin_settled(&self) {
         if self.database.get().is_none() {
             self.settle().namespace().await;
+        }
+        self.learn_keys().await;
+    }
+
+    /// Asks the catalog for the primary keys of the database's tables when needed (see
+    /// `orm::keys`): before this connection classifies a statement.
+    async fn learn_keys(&self) {
+        if self.database.keys.wanted() {
+            self.settle().learn_keys().await;
         }
     }
 }
@@ -507,7 +517,13 @@ impl CachedConnection {
         let Some(observation) = crate::store::observation() else {
             return;
         };
-        match text.read_tags() {
+        let (mut tags, missed) = text.read_tags();
+        if missed {
+            // A table the catalog's last answer did not list (created since): ask again.
+            self.settle().learn_keys().await;
+            tags = text.read_tags().0;
+        }
+        match tags {
             Ok(tags) if tags.is_empty() => {}
             Ok(tags) => {
                 let namespace = self.settle().namespace().await;
@@ -525,6 +541,8 @@ impl CachedConnection {
     /// What a text writes and its transaction control; `None` for a plain read, which
     /// needs no bookkeeping.
     fn classify(text: &StatementText<'_>, sql: &str) -> Option<(Vec<Tag>, Option<raw::Plan>)> {
+        // The keys were asked for before (`learn_keys`); a table they do not list is guessed
+        // here, and asked about before the next statement.
         let tags = text.written_tags();
         let plan = raw::Plan::of(sql);
         if tags.is_none() && plan.is_none() {
@@ -542,7 +560,9 @@ impl ConnectionTrait for CachedConnection {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
             return self.inner.execute_raw(stmt).await;
         };
         let inner = self.inner.clone();
@@ -557,7 +577,9 @@ impl ConnectionTrait for CachedConnection {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql), sql) else {
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql, keys), sql) else {
             return self.inner.execute_unprepared(sql).await;
         };
         let (inner, sql) = (self.inner.clone(), sql.to_owned());
@@ -572,18 +594,23 @@ impl ConnectionTrait for CachedConnection {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
-            self.observe(&StatementText::of(&stmt), &stmt.sql).await;
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
+            self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
+                .await;
             return self.inner.query_one_raw(stmt).await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
+        let database = Arc::clone(&self.database);
         self.write(
             tags,
             plan,
             async move { inner.query_one_raw(stmt).await },
             move |result| {
-                StatementText::of(&narrow_by).written_tags_returning(returned_one(result))
+                StatementText::of(&narrow_by, &database.keys)
+                    .written_tags_returning(returned_one(result))
             },
         )
         .await
@@ -591,18 +618,23 @@ impl ConnectionTrait for CachedConnection {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
-            self.observe(&StatementText::of(&stmt), &stmt.sql).await;
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
+            self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
+                .await;
             return self.inner.query_all_raw(stmt).await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
+        let database = Arc::clone(&self.database);
         self.write(
             tags,
             plan,
             async move { inner.query_all_raw(stmt).await },
             move |result| {
-                StatementText::of(&narrow_by).written_tags_returning(returned_all(result))
+                StatementText::of(&narrow_by, &database.keys)
+                    .written_tags_returning(returned_all(result))
             },
         )
         .await
@@ -670,7 +702,7 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
             return self.inner.execute_raw(stmt).await;
         };
         self.write(tags, self.inner.execute_raw(stmt), |_| None)
@@ -679,7 +711,7 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
-        let Some(tags) = StatementText::unprepared(sql).written_tags() else {
+        let Some(tags) = StatementText::unprepared(sql, &self.database.keys).written_tags() else {
             return self.inner.execute_unprepared(sql).await;
         };
         self.write(tags, self.inner.execute_unprepared(sql), |_| None)
@@ -688,11 +720,11 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
             super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_one_raw(stmt).await;
         };
-        let text = StatementText::of(&stmt);
+        let text = StatementText::of(&stmt, &self.database.keys);
         let narrow = |result: &_| text.written_tags_returning(returned_one(result));
         self.write(tags, self.inner.query_one_raw(stmt.clone()), narrow)
             .await
@@ -700,11 +732,11 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
             super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_all_raw(stmt).await;
         };
-        let text = StatementText::of(&stmt);
+        let text = StatementText::of(&stmt, &self.database.keys);
         let narrow = |result: &_| text.written_tags_returning(returned_all(result));
         self.write(tags, self.inner.query_all_raw(stmt.clone()), narrow)
             .await

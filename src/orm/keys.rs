@@ -37,6 +37,8 @@ pub(crate) struct PrimaryKeys {
     tables: HashMap<String, Option<Vec<String>>>,
     /// Lookup names the catalog was asked about and did not list.
     absent: HashSet<String>,
+    /// The database's dialect, when the catalog answered.
+    dialect: Option<Dialect>,
 }
 
 /// What classification takes a table's key to be.
@@ -163,6 +165,7 @@ impl PrimaryKeys {
         PrimaryKeys {
             tables,
             absent: HashSet::new(),
+            dialect: Some(dialect),
         }
     }
 
@@ -275,6 +278,17 @@ impl KeyView<'_> {
                 Key::Guessed
             }
         }
+    }
+
+    /// Whether text ids may select rows of integer keys by MySQL's conversions (`'abc'` is
+    /// 0, `'12ab'` is 12; see `orm::written::row_keys`): unless the database is known to be
+    /// PostgreSQL or SQLite, which compare text with an integer key strictly (SQLite only
+    /// converts text that reads as a number, which the classifier never takes as an id).
+    pub(crate) fn text_reads_as_number(&self) -> bool {
+        !matches!(
+            self.keys.as_ref().and_then(|k| k.dialect),
+            Some(Dialect::Postgres | Dialect::Sqlite)
+        )
     }
 
     /// Whether a table named since this view was taken is not listed by its answer.

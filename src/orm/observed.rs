@@ -24,11 +24,12 @@ pub(crate) fn read_tags(
     match querycache_sql::reads(sql, param, &primary_key) {
         ReadEffect::Reads(tables) => {
             let mut tags = Vec::with_capacity(tables.len() * 2);
+            let numeric = keys.text_reads_as_number();
             for read in tables {
                 let table = table_key(read.table.schema.as_deref(), &read.table.name);
                 let key = keys.key(&read.table);
                 let ids = match read.rows {
-                    Rows::Ids(ids) => row_keys(ids, key.columns().len()),
+                    Rows::Ids(ids) => row_keys(ids, key.columns().len(), numeric),
                     Rows::Inserted(_) | Rows::Unknown => None,
                 };
                 match ids {

@@ -32,18 +32,19 @@ pub(crate) fn written_tags(
         Effect::Writes(writes) => {
             let mut returned_ids = Some(returned_ids);
             let mut tags = Vec::new();
+            let numeric = keys.text_reads_as_number();
             for w in &writes {
                 let table = table_key(w.table.schema.as_deref(), &w.table.name);
                 let key = keys.key(&w.table);
                 let columns = key.columns();
                 let ids = match &w.rows {
-                    Rows::Ids(ids) => row_keys(ids.clone(), columns.len()),
+                    Rows::Ids(ids) => row_keys(ids.clone(), columns.len(), numeric),
                     // Only the rows of the text's one INSERT come back.
                     Rows::Inserted(count) if writes.len() == 1 => returned_ids
                         .take()
                         .and_then(|returned| returned(&columns))
                         .filter(|ids| ids.len() == *count)
-                        .and_then(|ids| row_keys(ids, columns.len())),
+                        .and_then(|ids| row_keys(ids, columns.len(), numeric)),
                     Rows::Inserted(_) | Rows::Unknown => None,
                 };
                 tags.extend(write_tags(&table, ids.as_deref()));
@@ -80,13 +81,13 @@ pub(super) fn pinned_by(key: &Key, table: &str, read: bool) -> Tag {
 const MAX_ROW_KEYS: usize = 64;
 
 /// The keys of the rows a list of ids of a `columns`-column key may select, given that the
-/// key columns' types are not known: the ids themselves and, for each value that is not an
-/// integer, the integers MySQL compares it as with an integer column — 0 for text that does
-/// not start with a number (`'abc'`), the leading digits for text that does (a UUID
-/// `'12345678-…'`). (Other text that starts like a number is no id: see [`Bound::Text`].)
-/// `None` when an id cannot be read back or stands for too many keys: the rows are not
-/// known.
-pub(super) fn row_keys(ids: Vec<String>, columns: usize) -> Option<Vec<String>> {
+/// key columns' types are not known: the ids themselves and, when `numeric` (the database
+/// may be MySQL), for each value that is not an integer, the integers MySQL compares it as
+/// with an integer column — 0 for text that does not start with a number (`'abc'`), the
+/// leading digits for text that does (a UUID `'12345678-…'`). (Other text that starts like
+/// a number is no id: see [`Bound::Text`].) `None` when an id cannot be read back or stands
+/// for too many keys: the rows are not known.
+pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Option<Vec<String>> {
     let mut keys = Vec::with_capacity(ids.len() + 1);
     let push = |key: String, keys: &mut Vec<String>| {
         if !keys.contains(&key) {
@@ -95,7 +96,7 @@ pub(super) fn row_keys(ids: Vec<String>, columns: usize) -> Option<Vec<String>> 
     };
     for id in ids {
         if columns <= 1 {
-            for key in alternatives(&id) {
+            for key in alternatives(&id, numeric) {
                 push(key, &mut keys);
             }
             continue;
@@ -106,7 +107,7 @@ pub(super) fn row_keys(ids: Vec<String>, columns: usize) -> Option<Vec<String>> 
         }
         let mut rows: Vec<Vec<String>> = vec![Vec::new()];
         for part in &parts {
-            let options = alternatives(part);
+            let options = alternatives(part, numeric);
             if rows.len() * options.len() > MAX_ROW_KEYS {
                 return None;
             }
@@ -129,8 +130,8 @@ pub(super) fn row_keys(ids: Vec<String>, columns: usize) -> Option<Vec<String>> 
 }
 
 /// One key value and the integers MySQL may compare it as (see [`row_keys`]).
-fn alternatives(value: &str) -> Vec<String> {
-    if value.parse::<i128>().is_ok() {
+fn alternatives(value: &str, numeric: bool) -> Vec<String> {
+    if !numeric || value.parse::<i128>().is_ok() {
         return vec![value.to_owned()];
     }
     let rest = value.trim_start_matches(|c: char| c.is_ascii_digit());
@@ -385,7 +386,7 @@ mod key_tests {
     fn row_keys_of_composite_and_uuid_ids() {
         let id = querycache_sql::row_id(&["7".into(), "ab".into()]);
         assert_eq!(
-            row_keys(vec![id], 2).unwrap(),
+            row_keys(vec![id.clone()], 2, true).unwrap(),
             [r#"["7","ab"]"#, r#"["7","0"]"#]
         );
         let uuid = "12345678-9c0b-4ef8-bb6d-6bb9bd380a11".to_owned();

@@ -61,6 +61,7 @@ mod on_sqlite {
     #[cfg(feature = "redis")]
     mod null_column;
     mod observed_reads;
+    mod row_keys;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
@@ -100,6 +101,7 @@ mod on_postgres {
     mod observed_reads;
     mod postgres_only;
     mod postgres_triggers;
+    mod row_keys;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;

@@ -20,7 +20,10 @@
 //! | --- | --- | --- |
 //! | `model:songs` | every write to `songs` | list, count and aggregate queries |
 //! | `model:songs:7` | a write to the row with primary key 7 | by-id queries for song 7 (`row = id`) |
+//! | `model:members:["1","7"]` | a write to the row with the composite key `(1, 7)` | reads pinning that row |
 //! | `model:songs#bulk` | a write whose rows are not known (`update_many`, raw SQL) | every by-id query on `songs` |
+//! | `model:songs#guess` | a write to rows pinned by a known primary key other than `id` | by-row reads pinned by a guessed key (`id`, before the catalog answered) |
+//! | `model:songs#keyed` | a write to rows pinned by a guessed key (`id`) | by-row reads pinned by a known primary key other than `id` |
 //! | `model:#all` | a statement that could not be classified | every entry with a model tag |
 //!
 //! A cache serving several databases keeps these names for its first (default) database;

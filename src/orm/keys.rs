@@ -13,9 +13,10 @@
 //! read pinned by a guessed key also depends on `model:<table>#guess`, which every write
 //! pinned by a known key other than `id` bumps; and a read pinned by a known key other than
 //! `id` also depends on `model:<table>#keyed`, which every write pinned by a guessed key
-//! bumps. When the guess is right (or no connection knows better), those two tags never
-//! move; when it is wrong, the two sides invalidate each other's by-row entries: more than
-//! needed, never less.
+//! bumps. A known key `id` needs neither: it pins the rows the guess pins. When the guess is
+//! right (or no connection knows better), `#guess` never moves and nothing depends on
+//! `#keyed`; when it is wrong, the two sides invalidate each other's by-row entries: more
+//! than needed, never less.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -36,7 +36,7 @@ pub(crate) fn read_tags(
                     Some(ids) => {
                         tags.extend(ids.iter().map(|id| Tag::row(&table, id)));
                         tags.push(Tag::bulk(&table));
-                        tags.push(pinned_by(&key, &table, true));
+                        tags.extend(pinned_by(&key, &table, true));
                     }
                     None => tags.push(Tag::model(&table)),
                 }
@@ -98,5 +98,44 @@ mod tests {
     fn a_read_that_cannot_be_understood_is_an_error_naming_why() {
         let err = read_tags("SELECT my_function(1)", &|_| None, &KeyView::guessed()).unwrap_err();
         assert!(err.contains("my_function"), "{err}");
+    }
+
+    /// A connection that knows a table's key and one that guesses `id` pin rows by
+    /// different columns: each side's by-row entries are invalidated by the other side's
+    /// by-row writes (more than needed, never less); two sides that agree stay precise.
+    #[test]
+    fn a_guessed_key_and_a_known_one_never_miss_each_other() {
+        use crate::orm::keys::{KeySlot, PrimaryKeys};
+        use crate::orm::written::written_tags;
+
+        let known = KeySlot::default();
+        let row = "main\u{1f}tracks\u{1f}1\u{1f}song_id".to_owned();
+        known.install(PrimaryKeys::from_rows(
+            crate::orm::identity::Dialect::Sqlite,
+            [row],
+        ));
+        let known = known.view();
+        let guessed = KeyView::guessed();
+        let none = |_: usize| None;
+        let read = |sql: &str, keys: &KeyView<'_>| read_tags(sql, &none, keys).unwrap();
+        let write = |sql: &str, keys: &KeyView<'_>| {
+            written_tags(sql, &none, keys, |_: &[String]| None).unwrap()
+        };
+        let meets = |read: &[Tag], written: &[Tag]| read.iter().any(|t| written.contains(t));
+
+        let by_key = "SELECT * FROM tracks WHERE song_id = 1";
+        let by_id = "SELECT * FROM tracks WHERE id = 1";
+        let write_key = "UPDATE tracks SET title = 'x' WHERE song_id = 2";
+        let write_id = "UPDATE tracks SET title = 'x' WHERE id = 2";
+        // Known on both sides: another row stays.
+        assert!(!meets(&read(by_key, &known), &write(write_key, &known)));
+        // Guessed on both sides: the same column, another value stays.
+        assert!(!meets(&read(by_id, &guessed), &write(write_id, &guessed)));
+        // Mixed: every by-row write reaches the other rule's by-row reads.
+        assert!(meets(&read(by_key, &known), &write(write_id, &guessed)));
+        assert!(meets(&read(by_id, &guessed), &write(write_key, &known)));
+        // The guessed view cannot pin `song_id`: a whole-table read and a bulk write.
+        assert_eq!(read(by_key, &guessed), [Tag::model("tracks")]);
+        assert!(write(write_key, &guessed).contains(&Tag::bulk("tracks")));
     }
 }

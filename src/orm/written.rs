@@ -49,7 +49,7 @@ pub(crate) fn written_tags(
                 };
                 tags.extend(write_tags(&table, ids.as_deref()));
                 if ids.is_some() {
-                    tags.push(pinned_by(&key, &table, false));
+                    tags.extend(pinned_by(&key, &table, false));
                 }
             }
             Some(tags)
@@ -67,12 +67,13 @@ pub(crate) fn written_tags(
 
 /// The tag that makes rows pinned under `key` meet rows pinned under the other rule (see
 /// `orm::keys`): for a read (`read`), the tag it depends on; for a write, the tag it bumps.
-pub(super) fn pinned_by(key: &Key, table: &str, read: bool) -> Tag {
-    match (key.is_guess_like(), read) {
-        (true, true) => Tag::guessed_key(table),
-        (true, false) => Tag::known_key(table),
-        (false, true) => Tag::known_key(table),
-        (false, false) => Tag::guessed_key(table),
+/// None for a known key `id`: it pins the same rows as the guess, and no connection can
+/// know another key for the table.
+pub(super) fn pinned_by(key: &Key, table: &str, read: bool) -> Option<Tag> {
+    match (key, read) {
+        (Key::Known(_), _) if key.is_guess_like() => None,
+        (Key::Guessed, true) | (Key::Known(_), false) => Some(Tag::guessed_key(table)),
+        (Key::Guessed, false) | (Key::Known(_), true) => Some(Tag::known_key(table)),
     }
 }
 
@@ -391,9 +392,19 @@ mod key_tests {
         );
         let uuid = "12345678-9c0b-4ef8-bb6d-6bb9bd380a11".to_owned();
         assert_eq!(
-            row_keys(vec![uuid.clone()], 1).unwrap(),
+            row_keys(vec![uuid.clone()], 1, true).unwrap(),
             [uuid.as_str(), "0", "12345678"]
         );
-        assert_eq!(row_keys(vec!["7".into()], 2), None, "not a composite id");
+        assert_eq!(
+            row_keys(vec!["7".into()], 2, true),
+            None,
+            "not a composite id"
+        );
+        // PostgreSQL and SQLite compare text with an integer key strictly.
+        assert_eq!(
+            row_keys(vec![uuid.clone()], 1, false).unwrap(),
+            [uuid.as_str()]
+        );
+        assert_eq!(row_keys(vec![id.clone()], 2, false).unwrap(), [id.as_str()]);
     }
 }

@@ -286,13 +286,53 @@ where
     C: diesel_async::AsyncConnection + Send,
     for<'a> SqlQuery: diesel_async::methods::LoadQuery<'a, C, Identity>,
 {
-    let parts = match Parts::of(conn.instrumentation())? {
-        Ok(known) => return Some(known),
-        Err(parts) => parts,
+    let database = match Parts::of(conn.instrumentation())? {
+        Ok(known) => known,
+        Err(parts) => {
+            let outside = async_outside_transactions(conn);
+            let answer = ask_async(conn, parts.wrapper, outside).await;
+            parts.answered(answer)
+        }
     };
+    learn_keys_async(conn, &database.id).await;
+    Some(database)
+}
+
+/// [`learn_keys`] for a diesel-async connection.
+#[cfg(feature = "diesel-async")]
+async fn learn_keys_async<C>(conn: &mut C, id: &DatabaseId)
+where
+    C: diesel_async::AsyncConnection + Send,
+    for<'a> SqlQuery: diesel_async::methods::LoadQuery<'a, C, Identity>,
+{
+    use diesel_async::RunQueryDsl;
+
+    if !id.keys.wanted() {
+        return;
+    }
     let outside = async_outside_transactions(conn);
-    let answer = ask_async(conn, parts.wrapper, outside).await;
-    Some(parts.answered(answer))
+    let mut last = None;
+    for &dialect in dialects::<C::Backend>(outside) {
+        match diesel::sql_query(dialect.keys_sql())
+            .load::<Identity>(conn)
+            .await
+        {
+            Ok(rows) => {
+                let rows = rows.into_iter().filter_map(|row| row.identity);
+                id.keys.install(PrimaryKeys::from_rows(dialect, rows));
+                return;
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    if let Some(error) = last {
+        tracing::warn!(
+            %error,
+            "cannot read the primary keys of this database's tables from its catalog; rows \
+             are pinned by a column named `id` only"
+        );
+        id.keys.install(PrimaryKeys::default());
+    }
 }
 
 #[cfg(feature = "diesel-async")]

@@ -390,3 +390,108 @@ mod diesel_part {
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 }
+
+#[cfg(feature = "diesel-async")]
+mod diesel_async_part {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use diesel::OptionalExtension;
+    use diesel::sql_types::{Integer, Text};
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    use querycache::cached_query;
+    use querycache::orm::diesel::CacheInstrumentation;
+
+    use super::*;
+    use crate::support::diesel::DieselDb;
+
+    #[derive(diesel::QueryableByName)]
+    struct Title {
+        #[diesel(sql_type = Text)]
+        title: String,
+    }
+
+    /// The composite-key scenario on an async connection `$conn` of type `$ty`.
+    macro_rules! members {
+        ($t:expr, $conn:ident, $ty:ident) => {{
+            #[cached_query(ttl = "1h")]
+            async fn member(
+                conn: &mut $ty,
+                #[cache_skip] runs: &AtomicUsize,
+                tenant: i32,
+                id: i32,
+            ) -> diesel::QueryResult<Option<String>> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let sql = DB.sql("SELECT title FROM members WHERE tenant_id = ? AND id = ?");
+                let row = diesel::sql_query(sql)
+                    .bind::<Integer, _>(tenant)
+                    .bind::<Integer, _>(id)
+                    .get_result::<Title>(conn)
+                    .await
+                    .optional()?;
+                Ok(row.map(|r| r.title))
+            }
+
+            $conn.set_instrumentation(CacheInstrumentation::new($t.cache.clone()));
+            let runs = AtomicUsize::new(0);
+            let writes = member_writes();
+            assert_eq!(
+                member(&mut $conn, &runs, 1, 7).await.unwrap().as_deref(),
+                Some("a")
+            );
+            for sql in &writes.other_rows {
+                diesel::sql_query(sql).execute(&mut $conn).await.unwrap();
+                assert_eq!(
+                    member(&mut $conn, &runs, 1, 7).await.unwrap().as_deref(),
+                    Some("a")
+                );
+                assert_eq!(AtomicUsize::load(&runs, Ordering::SeqCst), 1, "{sql}");
+            }
+            // Bound values, read back from each connection's bind list.
+            let sql = DB.sql("UPDATE members SET title = ? WHERE tenant_id = ? AND id = ?");
+            diesel::sql_query(sql)
+                .bind::<Text, _>("a2")
+                .bind::<Integer, _>(1)
+                .bind::<Integer, _>(7)
+                .execute(&mut $conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                member(&mut $conn, &runs, 1, 7).await.unwrap().as_deref(),
+                Some("a2")
+            );
+            assert_eq!(AtomicUsize::load(&runs, Ordering::SeqCst), 2);
+            diesel::sql_query(writes.no_row.as_str())
+                .execute(&mut $conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                member(&mut $conn, &runs, 1, 7).await.unwrap().as_deref(),
+                Some("a2!")
+            );
+            assert_eq!(AtomicUsize::load(&runs, Ordering::SeqCst), 3);
+        }};
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_keyed_tenant_id_and_id_through_diesel_async() {
+        let Some(t) = DieselDb::new(DB) else { return };
+        {
+            let mut sync = t.conn();
+            diesel::connection::SimpleConnection::batch_execute(&mut sync, &schema(DB)).unwrap();
+        }
+        match DB {
+            Db::Sqlite => {
+                type DbConnection = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
+                    diesel::SqliteConnection,
+                >;
+                let mut conn = DbConnection::establish(&t.url).await.expect("connect");
+                members!(t, conn, DbConnection);
+            }
+            Db::Postgres => {
+                type DbConnection = diesel_async::AsyncPgConnection;
+                let mut conn = DbConnection::establish(&t.url).await.expect("connect");
+                members!(t, conn, DbConnection);
+            }
+        }
+    }
+}

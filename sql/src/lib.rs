@@ -142,7 +142,11 @@ pub enum Bound {
     /// an id only when no backend can read it as another number: text that starts with a
     /// digit, a sign, a point or whitespace, or ends with whitespace, must be the canonical
     /// decimal of an integer of at most 15 digits; other text (`abc`, a slug) is the id it
-    /// spells. String literals follow the same rule.
+    /// spells. String literals follow the same rule. Text that spells a UUID (32 hex digits,
+    /// hyphens anywhere, optionally in braces) is rendered canonically, lower case and
+    /// hyphenated 8-4-4-4-12, so that a UUID bound typed (as text), bound as text or written
+    /// as a literal renders alike; one starting with a digit only when hyphenated and not
+    /// followed by an `e` (MySQL would read its leading number as a float).
     Text(String),
 }
 

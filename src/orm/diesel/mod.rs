@@ -25,7 +25,10 @@
 //! * **Every statement**: `insert_into`, `update`, `delete`, `diesel::sql_query(..).execute`,
 //!   `batch_execute`, `replace_into`, upserts, `RETURNING` forms, whatever builds them. The
 //!   SQL is classified by the same parser as SeaORM's (`model:<table>` tags, the same for
-//!   both ORMs), with bound integer and string values used as row ids.
+//!   both ORMs), with bound integer, string and UUID values used as row ids. Rows are
+//!   pinned by each table's primary key as the database's catalog gives it (`song_id`,
+//!   `uuid`, `(tenant_id, id)`), learnt when a cached call is first given the connection
+//!   (or at [`identify`]); until then the key is guessed to be `id` (see `orm::keys`).
 //! * **Outside a transaction**, a write's tags are invalidated when the statement has
 //!   finished, before Diesel hands its result back.
 //! * **Inside a transaction** (`conn.transaction(..)`, `build_transaction()`, `begin_test_transaction`,

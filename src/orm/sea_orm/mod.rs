@@ -44,6 +44,10 @@
 //!   [`CachedTransaction::invalidate_tags`] invalidates now and again after COMMIT.
 //! * A statement whose SQL cannot be classified invalidates every model tag (`model:#all`),
 //!   and says so at warn level: it fails safe, never silently.
+//! * **Rows are pinned by each table's primary key** as the database's catalog gives it
+//!   (`song_id`, `uuid`, `(tenant_id, id)`): the connection asks once, before the first
+//!   statement it classifies, and again when a statement names a table the answer did not
+//!   list (outside transactions only; see `orm::keys`).
 //! * **Several databases on one cache**: the connection learns its database once (one
 //!   query, the first time it is needed). The cache's first database keeps plain keys and
 //!   tags; each other one gets a namespace (`model:@…/songs`, keys `@…/module::fn:…`), so

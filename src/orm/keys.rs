@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use querycache_sql::TableName;
@@ -64,7 +65,7 @@ impl Key {
     /// key that is `id` pins the same rows as the guess).
     pub(crate) fn is_guess_like(&self) -> bool {
         match self {
-            Key::Known(columns) => columns.len() == 1 && columns[0] == "id",
+            Key::Known(columns) => matches!(columns.as_slice(), [column] if column == "id"),
             Key::Guessed => true,
         }
     }
@@ -207,19 +208,25 @@ fn merge(slot: &mut Option<Vec<String>>, columns: &[String]) {
 pub(crate) struct KeySlot {
     keys: RwLock<Option<Arc<PrimaryKeys>>>,
     missed: Mutex<HashSet<String>>,
+    /// `missed` is not empty (read on every statement without taking the lock).
+    any_missed: AtomicBool,
 }
 
 impl KeySlot {
     /// Whether the catalog should be asked (again): never asked, or a table it did not list
     /// was named since.
     pub(crate) fn wanted(&self) -> bool {
-        self.keys.read().is_none() || !self.missed.lock().is_empty()
+        self.any_missed.load(Ordering::Acquire) || self.keys.read().is_none()
     }
 
     /// Installs the catalog's answer `keys`; the tables named since the last answer that it
     /// does not list either are remembered as absent (not asked about again).
     pub(crate) fn install(&self, mut keys: PrimaryKeys) {
-        let missed = std::mem::take(&mut *self.missed.lock());
+        let missed = {
+            let mut missed = self.missed.lock();
+            self.any_missed.store(false, Ordering::Release);
+            std::mem::take(&mut *missed)
+        };
         keys.absent = missed
             .into_iter()
             .filter(|name| !keys.tables.contains_key(name))
@@ -275,6 +282,7 @@ impl KeyView<'_> {
             None => {
                 if let Some(slot) = self.slot {
                     slot.missed.lock().insert(PrimaryKeys::lookup_name(table));
+                    slot.any_missed.store(true, Ordering::Release);
                 }
                 Key::Guessed
             }
@@ -294,7 +302,10 @@ impl KeyView<'_> {
 
     /// Whether a table named since this view was taken is not listed by its answer.
     pub(crate) fn missed(&self) -> bool {
-        self.keys.is_some() && self.slot.is_some_and(|slot| !slot.missed.lock().is_empty())
+        self.keys.is_some()
+            && self
+                .slot
+                .is_some_and(|slot| slot.any_missed.load(Ordering::Acquire))
     }
 }
 

@@ -199,6 +199,18 @@ fn composite_keys_pin_a_row_only_when_every_column_is_pinned() {
             "{sql}"
         );
     }
+    // With several tables, the key columns must be qualified.
+    let joined = "SELECT t.a FROM t JOIN u ON u.x = t.id WHERE t.tenant_id = 1 AND t.id = 7";
+    let ReadEffect::Reads(tables) = read(joined) else {
+        panic!("{joined}")
+    };
+    assert_eq!(tables[0].rows, Rows::Ids(vec![pinned.clone()]));
+    assert_eq!(tables[1].rows, Rows::Unknown);
+    let unqualified = "SELECT t.a FROM t JOIN u ON u.x = t.id WHERE tenant_id = 1 AND id = 7";
+    let ReadEffect::Reads(tables) = read(unqualified) else {
+        panic!("{unqualified}")
+    };
+    assert_eq!(tables[0].rows, Rows::Unknown);
     let table = TableName {
         schema: None,
         name: "t".into(),

@@ -77,8 +77,8 @@ pub(super) fn pinned_by(key: &Key, table: &str, read: bool) -> Option<Tag> {
     }
 }
 
-/// The most keys one row id may stand for (see [`row_keys`]); beyond, the rows are not
-/// known.
+/// The most keys one row id of a composite key may stand for (see [`row_keys`]); beyond,
+/// the rows are not known.
 const MAX_ROW_KEYS: usize = 64;
 
 /// The keys of the rows a list of ids of a `columns`-column key may select, given that the
@@ -90,8 +90,9 @@ const MAX_ROW_KEYS: usize = 64;
 /// for too many keys: the rows are not known.
 pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Option<Vec<String>> {
     let mut keys = Vec::with_capacity(ids.len() + 1);
-    let push = |key: String, keys: &mut Vec<String>| {
-        if !keys.contains(&key) {
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |key: String, keys: &mut Vec<String>| {
+        if seen.insert(key.clone()) {
             keys.push(key);
         }
     };
@@ -127,7 +128,7 @@ pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Optio
             push(querycache_sql::row_id(&row), &mut keys);
         }
     }
-    (keys.len() <= MAX_ROW_KEYS * 4).then_some(keys)
+    Some(keys)
 }
 
 /// One key value and the integers MySQL may compare it as (see [`row_keys`]).
@@ -400,6 +401,9 @@ mod key_tests {
             None,
             "not a composite id"
         );
+        // Long id lists keep every id (once), in order.
+        let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        assert_eq!(row_keys(many.clone(), 1, true).unwrap(), many);
         // PostgreSQL and SQLite compare text with an integer key strictly.
         assert_eq!(
             row_keys(vec![uuid.clone()], 1, false).unwrap(),

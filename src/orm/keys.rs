@@ -17,6 +17,11 @@
 //! right (or no connection knows better), `#guess` never moves and nothing depends on
 //! `#keyed`; when it is wrong, the two sides invalidate each other's by-row entries: more
 //! than needed, never less.
+//!
+//! Not covered: a primary key changed while the application runs (`ALTER TABLE ... PRIMARY
+//! KEY`). Two connections that learnt the keys on either side of the change both *know* a
+//! key, and pin rows by different columns without the tags above: restart (or give the
+//! connections new wrappers) after changing a primary key.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

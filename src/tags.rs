@@ -20,7 +20,10 @@
 //! | --- | --- | --- |
 //! | `model:songs` | every write to `songs` | list, count and aggregate queries |
 //! | `model:songs:7` | a write to the row with primary key 7 | by-id queries for song 7 (`row = id`) |
+//! | `model:members:["1","7"]` | a write to the row with the composite key `(1, 7)` | reads pinning that row |
 //! | `model:songs#bulk` | a write whose rows are not known (`update_many`, raw SQL) | every by-id query on `songs` |
+//! | `model:songs#guess` | a write to rows pinned by a known primary key other than `id` | by-row reads pinned by a guessed key (`id`, before the catalog answered) |
+//! | `model:songs#keyed` | a write to rows pinned by a guessed key (`id`) | by-row reads pinned by a known primary key other than `id` |
 //! | `model:#all` | a statement that could not be classified | every entry with a model tag |
 //!
 //! A cache serving several databases keeps these names for its first (default) database;
@@ -162,6 +165,18 @@ impl Tag {
     /// table name is folded to ASCII lower case.
     pub fn bulk(table: &str) -> Self {
         Tag(model_text(table, format_args!("#bulk")))
+    }
+
+    /// `model:<table>#guess`: depended on by reads pinned to rows by a guessed key (`id`),
+    /// bumped by writes pinned to rows by a known key other than `id` (see `orm::keys`).
+    pub(crate) fn guessed_key(table: &str) -> Self {
+        Tag(model_text(table, format_args!("#guess")))
+    }
+
+    /// `model:<table>#keyed`: depended on by reads pinned to rows by a known key other than
+    /// `id`, bumped by writes pinned to rows by a guessed key (see `orm::keys`).
+    pub(crate) fn known_key(table: &str) -> Self {
+        Tag(model_text(table, format_args!("#keyed")))
     }
 
     /// What a write to unknown rows of `table` bumps: its table tag and its bulk tag.

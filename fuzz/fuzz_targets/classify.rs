@@ -21,8 +21,8 @@ fn param(i: usize) -> Option<Bound> {
     })
 }
 
-fn primary_key(_: &TableName) -> String {
-    "id".to_owned()
+fn primary_key(_: &TableName) -> Vec<String> {
+    vec!["id".to_owned()]
 }
 
 /// Whether `name` is spelled in `text`, ignoring ASCII case (unquoted names fold to lower

@@ -340,7 +340,7 @@ fn control(tokens: &[Token<'_>]) -> Option<Control> {
 /// own test: anything else may be a compound block).
 fn transaction_modes(tokens: &[Token<'_>]) -> bool {
     let no_param = |_: usize| None;
-    let primary_key = |_: &super::TableName| String::new();
+    let primary_key = |_: &super::TableName| Vec::new();
     let env = Env {
         param: &no_param,
         pk: &primary_key,

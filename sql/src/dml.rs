@@ -174,7 +174,8 @@ impl<'p> Parser<'p> {
                     .unwrap_or(e);
                 let pk = (self.env.pk)(&target.table);
                 // Assigning the key moves a row to an id the WHERE clause does not name.
-                let rows = if or_replace || self.assigns_column(set + 1, set_end, &pk) {
+                let assigns_key = pk.iter().any(|k| self.assigns_column(set + 1, set_end, k));
+                let rows = if or_replace || assigns_key {
                     Rows::Unknown
                 } else {
                     self.where_rows(set_end, e, &target, &pk)

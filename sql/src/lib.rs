@@ -14,7 +14,7 @@
 //!
 //! // `$1` is bound to 7; every table's primary key is `id`.
 //! let param = |i: usize| (i == 0).then_some(Bound::Integer(7));
-//! let primary_key = |_: &TableName| "id".to_owned();
+//! let primary_key = |_: &TableName| vec!["id".to_owned()];
 //! let songs = TableName { schema: None, name: "songs".into() };
 //! let effect = classify("DELETE FROM songs WHERE id = $1", &param, &primary_key);
 //! assert_eq!(
@@ -48,7 +48,9 @@
 //! * Row ids are only taken from a `WHERE` whose top level is a conjunction containing
 //!   `pk = X`, `pk IN (X, ...)` (the key and values may be parenthesised, as a one-column row
 //!   value is: `(pk) IN ((X), (Y))`) or `pk = ANY($n)` with an array of ids bound
-//!   ([`Bound::List`]), and from `INSERT ... VALUES` with literal or bound keys.
+//!   ([`Bound::List`]); for a key of several columns, one value for each column; and from
+//!   `INSERT ... VALUES` with literal or bound keys. Text that spells a UUID is rendered
+//!   canonically (lower case, hyphenated), whatever its spelling.
 //!   A text key (a string literal or a bound string) is only taken as written when no
 //!   backend can read it as another number (see [`Bound::Text`]): `'05'`, `' 5'`, `'5.0'`
 //!   and `'5abc'` all make the write a bulk write.
@@ -104,7 +106,7 @@ pub use rows::NUMERIC_LOOKING_TEXT;
 /// ```
 /// use querycache_sql::{Effect, TableName, classify};
 ///
-/// let effect = classify(r#"TRUNCATE App."Songs""#, &|_| None, &|_| "id".to_owned());
+/// let effect = classify(r#"TRUNCATE App."Songs""#, &|_| None, &|_| vec!["id".to_owned()]);
 /// let Effect::Writes(writes) = effect else { panic!("{effect:?}") };
 /// assert_eq!(
 ///     writes[0].table,
@@ -125,7 +127,7 @@ pub struct TableName {
 /// use querycache_sql::{Bound, Effect, Rows, classify};
 ///
 /// let sql = "UPDATE songs SET title = 'x' WHERE id = ?";
-/// let rows = |bound: Bound| match classify(sql, &|_| Some(bound.clone()), &|_| "id".into()) {
+/// let rows = |bound: Bound| match classify(sql, &|_| Some(bound.clone()), &|_| vec!["id".into()]) {
 ///     Effect::Writes(writes) => writes[0].rows.clone(),
 ///     other => panic!("{other:?}"),
 /// };
@@ -142,11 +144,76 @@ pub enum Bound {
     /// an id only when no backend can read it as another number: text that starts with a
     /// digit, a sign, a point or whitespace, or ends with whitespace, must be the canonical
     /// decimal of an integer of at most 15 digits; other text (`abc`, a slug) is the id it
-    /// spells. String literals follow the same rule.
+    /// spells. String literals follow the same rule. Text that spells a UUID (32 hex digits,
+    /// hyphens anywhere, optionally in braces) is rendered canonically, lower case and
+    /// hyphenated 8-4-4-4-12, so that a UUID bound typed (as text), bound as text or written
+    /// as a literal renders alike; one starting with a digit only when hyphenated and not
+    /// followed by an `e` (MySQL would read its leading number as a float).
     Text(String),
     /// An array of values (PostgreSQL's `key = ANY($1)`, as Diesel sends `eq_any`): the ids
     /// of its elements when every one is an id under the rules above, else no id at all.
     List(Vec<Bound>),
+}
+
+/// The id of one row, from the values of its key columns in key order (each rendered as
+/// [`Rows::Ids`] renders ids): the value itself for a one-column key, and for a key of
+/// several columns a JSON array of strings, `["t1","7"]` (`"` and `\` escaped with a
+/// backslash), which no two different lists of values share.
+///
+/// ```
+/// use querycache_sql::{row_id, row_id_parts};
+///
+/// assert_eq!(row_id(&["7".into()]), "7");
+/// let id = row_id(&["t\"1".into(), "7".into()]);
+/// assert_eq!(id, r#"["t\"1","7"]"#);
+/// assert_eq!(row_id_parts(&id), Some(vec!["t\"1".to_owned(), "7".to_owned()]));
+/// assert_eq!(row_id_parts("7"), None);
+/// ```
+pub fn row_id(parts: &[String]) -> String {
+    if let [one] = parts {
+        return one.clone();
+    }
+    let mut id = String::from("[");
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            id.push(',');
+        }
+        id.push('"');
+        for c in part.chars() {
+            if matches!(c, '"' | '\\') {
+                id.push('\\');
+            }
+            id.push(c);
+        }
+        id.push('"');
+    }
+    id.push(']');
+    id
+}
+
+/// The values of a [`row_id`] of several columns; `None` for anything else.
+pub fn row_id_parts(id: &str) -> Option<Vec<String>> {
+    let mut chars = id.strip_prefix('[')?.strip_suffix(']')?.chars();
+    let mut parts = Vec::new();
+    loop {
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut part = String::new();
+        loop {
+            match chars.next()? {
+                '"' => break,
+                '\\' => part.push(chars.next()?),
+                c => part.push(c),
+            }
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return (parts.len() > 1).then_some(parts),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
 }
 
 /// Which rows of a table a write touches.
@@ -154,7 +221,7 @@ pub enum Bound {
 /// ```
 /// use querycache_sql::{Bound, Effect, Rows, classify};
 ///
-/// let rows = |sql: &str| match classify(sql, &|_| None::<Bound>, &|_| "id".into()) {
+/// let rows = |sql: &str| match classify(sql, &|_| None::<Bound>, &|_| vec!["id".into()]) {
 ///     Effect::Writes(writes) => writes[0].rows.clone(),
 ///     other => panic!("{other:?}"),
 /// };
@@ -183,7 +250,7 @@ pub enum Rows {
 /// ```
 /// use querycache_sql::{Effect, Rows, TableName, TableWrite, classify};
 ///
-/// let effect = classify("UPDATE songs SET plays = plays + 1", &|_| None, &|_| "id".into());
+/// let effect = classify("UPDATE songs SET plays = plays + 1", &|_| None, &|_| vec!["id".into()]);
 /// let expected = TableWrite {
 ///     table: TableName { schema: None, name: "songs".into() },
 ///     rows: Rows::Unknown,
@@ -203,7 +270,7 @@ pub struct TableWrite {
 /// ```
 /// use querycache_sql::{Effect, classify};
 ///
-/// let effect = |sql: &str| classify(sql, &|_| None, &|_| "id".into());
+/// let effect = |sql: &str| classify(sql, &|_| None, &|_| vec!["id".into()]);
 /// assert_eq!(effect("BEGIN; SELECT 1; COMMIT"), Effect::Read);
 /// assert!(matches!(effect("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"), Effect::Writes(_)));
 /// assert_eq!(effect("SELECT 'unterminated"), Effect::Unknown);
@@ -225,8 +292,9 @@ pub enum Effect {
 
 /// Classify `sql`. `param(i)` returns the bound value of the i-th placeholder (0-based), or
 /// None if it is not usable as an id (NULL, float, blob...).
-/// `primary_key(table)` returns the primary-key column name of a table (querycache defaults
-/// it to "id").
+/// `primary_key(table)` returns the primary-key columns of a table, in key order (empty when
+/// not known: nothing is narrowed to rows). A key of several columns pins a row only where
+/// every column is pinned to one value (`a = 1 AND b = 2`); its id is their [`row_id`].
 ///
 /// Placeholders are `?` (numbered in order of appearance), `?NNN` and `$N` (number N is index
 /// N-1). If one text mixes styles, no placeholder is used as an id.
@@ -236,8 +304,8 @@ pub enum Effect {
 ///
 /// let param = |i: usize| Some(Bound::Text(format!("slug-{i}")));
 /// let primary_key = |table: &TableName| match table.name.as_str() {
-///     "posts" => "slug".to_owned(),
-///     _ => "id".to_owned(),
+///     "posts" => vec!["slug".to_owned()],
+///     _ => vec!["id".to_owned()],
 /// };
 /// let effect = classify("UPDATE posts SET body = ? WHERE slug = ?", &param, &primary_key);
 /// let Effect::Writes(writes) = effect else { panic!("{effect:?}") };
@@ -246,7 +314,7 @@ pub enum Effect {
 pub fn classify(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
-    primary_key: &dyn Fn(&TableName) -> String,
+    primary_key: &dyn Fn(&TableName) -> Vec<String>,
 ) -> Effect {
     let env = Env {
         param,
@@ -264,7 +332,7 @@ const MAX_DEPTH: usize = 32;
 /// The caller's callbacks.
 struct Env<'p> {
     param: &'p dyn Fn(usize) -> Option<Bound>,
-    pk: &'p dyn Fn(&TableName) -> String,
+    pk: &'p dyn Fn(&TableName) -> Vec<String>,
 }
 
 /// Parameters of a prepared statement's body are bound later, by `EXECUTE`: none is known.

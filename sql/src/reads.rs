@@ -32,7 +32,7 @@ use super::{Acc, Bound, Env, MAX_DEPTH, Rows, TableName, each_statement};
 /// ```
 /// use querycache_sql::{ReadEffect, Rows, TableName, TableRead, UnknownRead, reads};
 ///
-/// let read = |sql: &str| reads(sql, &|_| None, &|_| "id".into());
+/// let read = |sql: &str| reads(sql, &|_| None, &|_| vec!["id".into()]);
 /// let songs = TableName { schema: None, name: "songs".into() };
 /// assert_eq!(
 ///     read("SELECT * FROM songs WHERE id IN (1, 2)"),
@@ -61,7 +61,7 @@ pub enum ReadEffect {
 /// ```
 /// use querycache_sql::{ReadEffect, Rows, TableName, TableRead, reads};
 ///
-/// let effect = reads(r#"SELECT * FROM "app"."Songs" s"#, &|_| None, &|_| "id".into());
+/// let effect = reads(r#"SELECT * FROM "app"."Songs" s"#, &|_| None, &|_| vec!["id".into()]);
 /// let expected = TableRead {
 ///     table: TableName { schema: Some("app".into()), name: "Songs".into() },
 ///     rows: Rows::Unknown,
@@ -83,7 +83,7 @@ pub struct TableRead {
 /// ```
 /// use querycache_sql::{ReadEffect, UnknownRead, reads};
 ///
-/// let why = |sql: &str| match reads(sql, &|_| None, &|_| "id".into()) {
+/// let why = |sql: &str| match reads(sql, &|_| None, &|_| vec!["id".into()]) {
 ///     ReadEffect::Unknown(why) => why,
 ///     other => panic!("{other:?}"),
 /// };
@@ -156,7 +156,7 @@ impl fmt::Display for UnknownRead {
 /// use querycache_sql::{Bound, ReadEffect, Rows, TableName, TableRead, reads};
 ///
 /// let param = |i: usize| (i == 0).then_some(Bound::Integer(7));
-/// let primary_key = |_: &TableName| "id".to_owned();
+/// let primary_key = |_: &TableName| vec!["id".to_owned()];
 /// let sql = r#"SELECT "songs".*, "users"."name" FROM "songs" INNER JOIN "users"
 ///     ON "songs"."user_id" = "users"."id" WHERE "songs"."id" = $1"#;
 /// let read = |table: &str, rows| TableRead {
@@ -171,7 +171,7 @@ impl fmt::Display for UnknownRead {
 pub fn reads(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
-    primary_key: &dyn Fn(&TableName) -> String,
+    primary_key: &dyn Fn(&TableName) -> Vec<String>,
 ) -> ReadEffect {
     let env = Env {
         param,

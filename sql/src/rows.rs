@@ -8,7 +8,7 @@
 use super::dml::Target;
 use super::lexer::Kind;
 use super::parser::Parser;
-use super::{Bound, MAX_DEPTH, Rows, TableName};
+use super::{Bound, MAX_DEPTH, Rows, TableName, row_id};
 
 impl<'p> Parser<'p> {
     /// Rows written by an insert whose source starts at `i`: the primary-key values of a
@@ -27,7 +27,13 @@ impl<'p> Parser<'p> {
             return Rows::Unknown; // SELECT, DEFAULT VALUES, MySQL SET, ...
         }
         let pk = (self.env.pk)(table);
-        let at = columns.and_then(|c| c.iter().position(|c| *c == pk));
+        // The position of each key column in the column list (all of them, or none).
+        let at: Option<Vec<usize>> = columns.and_then(|c| {
+            if pk.is_empty() {
+                return None;
+            }
+            pk.iter().map(|k| c.iter().position(|c| c == k)).collect()
+        });
         let mut ids = Some(Vec::new());
         let mut tuples = 0;
         let mut j = i + 1;
@@ -40,9 +46,13 @@ impl<'p> Parser<'p> {
             if columns.is_some_and(|c| items.len() != c.len()) {
                 return Rows::Unknown;
             }
-            let id = at
-                .and_then(|at| items.get(at))
-                .and_then(|&(a, b)| self.value(a, b));
+            let id = at.as_ref().and_then(|at| {
+                let parts: Option<Vec<String>> = at
+                    .iter()
+                    .map(|&at| items.get(at).and_then(|&(a, b)| self.value(a, b)))
+                    .collect();
+                parts.map(|parts| row_id(&parts))
+            });
             match (&mut ids, id) {
                 (Some(ids), Some(id)) => ids.push(id),
                 (ids, _) => *ids = None,
@@ -81,7 +91,7 @@ impl<'p> Parser<'p> {
     /// or `ON CONFLICT (pk) DO UPDATE` that does not assign the key. A conflict on another
     /// unique column, or MySQL's `ON DUPLICATE KEY UPDATE` (any unique key), updates a row
     /// whose id is not in the statement.
-    pub(super) fn upsert_keeps_ids(&self, s: usize, e: usize, pk: &str) -> bool {
+    pub(super) fn upsert_keeps_ids(&self, s: usize, e: usize, pk: &[String]) -> bool {
         let mut i = s;
         while i < e {
             if self.kw(i, e, "ON") && self.kw(i + 1, e, "DUPLICATE") {
@@ -92,7 +102,12 @@ impl<'p> Parser<'p> {
                 let mut on_pk = false;
                 if self.is_open(j, e) {
                     let close = self.close_of(j);
-                    on_pk = self.column_list(j + 1, close).is_some_and(|c| c == [pk]);
+                    on_pk = self.column_list(j + 1, close).is_some_and(|mut c| {
+                        let mut key = pk.to_vec();
+                        c.sort_unstable();
+                        key.sort_unstable();
+                        !key.is_empty() && c == key
+                    });
                     j = close + 1;
                 }
                 let Some(action) = self.find_kw(j, e, &["DO"]) else {
@@ -103,7 +118,7 @@ impl<'p> Parser<'p> {
                     let end = self
                         .find_kw(set, e, &["WHERE", "RETURNING", "ON"])
                         .unwrap_or(e);
-                    if !on_pk || self.assigns_column(set, end, pk) {
+                    if !on_pk || pk.iter().any(|k| self.assigns_column(set, end, k)) {
                         return false;
                     }
                 } else if !self.kw(action + 1, e, "NOTHING") {
@@ -119,7 +134,7 @@ impl<'p> Parser<'p> {
 
     /// Rows selected by the `WHERE` clause found from `from` on (up to RETURNING / ORDER BY /
     /// LIMIT): ids if it pins the primary key, else unknown.
-    pub(super) fn where_rows(&self, from: usize, e: usize, target: &Target, pk: &str) -> Rows {
+    pub(super) fn where_rows(&self, from: usize, e: usize, target: &Target, pk: &[String]) -> Rows {
         let Some(at) = self.find_kw(from, e, &["WHERE"]) else {
             return Rows::Unknown;
         };
@@ -132,9 +147,67 @@ impl<'p> Parser<'p> {
         }
     }
 
-    /// Ids the condition `s..e` restricts the key to: the condition itself is `key = X` or
-    /// `key IN (...)`, or it is a conjunction one of whose terms is.
+    /// Ids the condition `s..e` restricts the key to. A one-column key: the condition itself
+    /// is `key = X` or `key IN (...)`, or it is a conjunction one of whose terms is. A key of
+    /// several columns: every column is pinned to one value by a term of the conjunction
+    /// (`a = X AND b = Y`), and the id is the [`row_id`] of the values, in key order. An
+    /// empty key (not known) pins nothing.
     pub(super) fn narrow(
+        &self,
+        s: usize,
+        e: usize,
+        target: &Target,
+        pk: &[String],
+        depth: usize,
+    ) -> Option<Vec<String>> {
+        match pk {
+            [] => None,
+            [column] => self.narrow_column(s, e, target, column, depth),
+            columns => {
+                let mut terms = Vec::new();
+                self.flat_conjuncts(s, e, 0, &mut terms)?;
+                let parts: Option<Vec<String>> = columns
+                    .iter()
+                    .map(|column| {
+                        terms.iter().find_map(|&(a, b)| {
+                            self.key_values(a, b, target, column)
+                                .and_then(|values| <[String; 1]>::try_from(values).ok())
+                                .map(|[value]| value)
+                        })
+                    })
+                    .collect();
+                parts.map(|parts| vec![row_id(&parts)])
+            }
+        }
+    }
+
+    /// The terms of the conjunction `s..e`, parenthesised conjunctions flattened.
+    fn flat_conjuncts(
+        &self,
+        s: usize,
+        e: usize,
+        depth: usize,
+        out: &mut Vec<(usize, usize)>,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let (s, e) = self.strip_parens(s, e);
+        let terms = self.conjuncts(s, e)?;
+        if terms.len() == 1 {
+            out.push((s, e));
+            return Some(());
+        }
+        for (a, b) in terms {
+            // A term that is not itself a conjunction (an `OR`) pins nothing, and does not
+            // widen the conjunction: skip it.
+            let _ = self.flat_conjuncts(a, b, depth + 1, out);
+        }
+        Some(())
+    }
+
+    /// [`narrow`](Self::narrow) for a one-column key.
+    fn narrow_column(
         &self,
         s: usize,
         e: usize,
@@ -152,7 +225,7 @@ impl<'p> Parser<'p> {
         }
         terms
             .into_iter()
-            .find_map(|(a, b)| self.narrow(a, b, target, pk, depth + 1))
+            .find_map(|(a, b)| self.narrow_column(a, b, target, pk, depth + 1))
     }
 
     /// Removes parentheses around the whole of `s..e`.
@@ -371,6 +444,9 @@ fn integer_id(text: &str) -> Option<String> {
 pub(super) fn string_id(text: &str) -> Option<String> {
     /// The longest integer a double represents exactly (2^53 has 16 digits).
     const EXACT_DIGITS: usize = 15;
+    if let Some(uuid) = uuid_id(text) {
+        return uuid;
+    }
     let first = text.chars().next()?;
     if text.ends_with(char::is_whitespace) {
         return None;
@@ -383,6 +459,44 @@ pub(super) fn string_id(text: &str) -> Option<String> {
         return canonical.then(|| text.to_string());
     }
     Some(text.to_string())
+}
+
+/// Text that spells a UUID (32 hex digits, hyphens anywhere, optionally in braces, as
+/// PostgreSQL's `uuid` input reads it) as a row id: `Some(Some(id))` with the id in
+/// canonical form (lower case, hyphenated 8-4-4-4-12), so that a UUID bound as a typed value,
+/// as text or written as a literal renders alike whatever its spelling; `Some(None)` when
+/// it must be a bulk write; `None` when the text is no UUID.
+///
+/// A UUID that starts with a decimal digit is only an id in the hyphenated form, and when
+/// its leading digits are not followed by an `e` (MySQL reads the leading number of text
+/// compared with an integer key: `'12345678-…'` is 12345678, which querycache's
+/// `orm::written` adds as a row; `'1234e567…'` is a float).
+fn uuid_id(text: &str) -> Option<Option<String>> {
+    let inner = match text.strip_prefix('{') {
+        Some(rest) => rest.strip_suffix('}')?,
+        None => text,
+    };
+    let hex: String = inner.chars().filter(|&c| c != '-').collect();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hex = hex.to_ascii_lowercase();
+    let canonical = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    if text.starts_with(|c: char| c.is_ascii_digit()) {
+        let hyphenated = text.eq_ignore_ascii_case(&canonical);
+        let after_digits = text.trim_start_matches(|c: char| c.is_ascii_digit());
+        if !hyphenated || after_digits.starts_with(['e', 'E']) {
+            return Some(None);
+        }
+    }
+    Some(Some(canonical))
 }
 
 /// Text that some backend reads as a number other than itself (or as several): never an id.

@@ -147,6 +147,9 @@ pub(crate) fn named(name: &str) -> Result<Namespace, crate::Error> {
 #[derive(Debug, Default)]
 pub(crate) struct DatabaseId {
     namespace: OnceLock<Namespace>,
+    /// The primary keys of its tables, as the catalog answered (see `orm::keys`).
+    #[cfg(any(feature = "sea-orm", feature = "diesel"))]
+    pub(crate) keys: crate::orm::keys::KeySlot,
 }
 
 impl DatabaseId {

@@ -18,6 +18,8 @@ pub mod diesel;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod identity;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
+pub(crate) mod keys;
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod observed;
 pub(crate) mod probes;
 #[cfg(feature = "sea-orm")]

@@ -6,9 +6,10 @@
 // Only the SeaORM and Diesel integrations report reads.
 #![cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 
-use querycache_sql::{Bound, ReadEffect, Rows, TableName};
+use querycache_sql::{Bound, ReadEffect, Rows};
 
-use super::written::row_keys;
+use super::keys::KeyView;
+use super::written::{pinned_by, row_keys};
 use crate::tags::{Tag, table_key};
 
 /// What a statement reads, as tags; `Err` with the reason when it cannot be read (a
@@ -17,19 +18,27 @@ use crate::tags::{Tag, table_key};
 pub(crate) fn read_tags(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
+    keys: &KeyView<'_>,
 ) -> Result<Vec<Tag>, String> {
-    let primary_key = |_: &TableName| "id".to_owned();
+    let primary_key = |table: &querycache_sql::TableName| keys.key(table).columns();
     match querycache_sql::reads(sql, param, &primary_key) {
         ReadEffect::Reads(tables) => {
             let mut tags = Vec::with_capacity(tables.len() * 2);
+            let numeric = keys.text_reads_as_number();
             for read in tables {
                 let table = table_key(read.table.schema.as_deref(), &read.table.name);
-                match read.rows {
-                    Rows::Ids(ids) => {
-                        tags.extend(row_keys(ids).iter().map(|id| Tag::row(&table, id)));
+                let key = keys.key(&read.table);
+                let ids = match read.rows {
+                    Rows::Ids(ids) => row_keys(ids, key.columns().len(), numeric),
+                    Rows::Inserted(_) | Rows::Unknown => None,
+                };
+                match ids {
+                    Some(ids) => {
+                        tags.extend(ids.iter().map(|id| Tag::row(&table, id)));
                         tags.push(Tag::bulk(&table));
+                        tags.extend(pinned_by(&key, &table, true));
                     }
-                    Rows::Inserted(_) | Rows::Unknown => tags.push(Tag::model(&table)),
+                    None => tags.push(Tag::model(&table)),
                 }
             }
             Ok(tags)
@@ -62,7 +71,7 @@ mod tests {
 
     fn tags(sql: &str, id: Option<i128>) -> Vec<String> {
         let param = |i: usize| (i == 0).then_some(id.map(Bound::Integer)).flatten();
-        read_tags(sql, &param)
+        read_tags(sql, &param, &KeyView::guessed())
             .unwrap()
             .into_iter()
             .map(|t| t.as_str().to_owned())
@@ -73,7 +82,10 @@ mod tests {
     fn a_by_id_read_depends_on_its_row_and_the_tables_bulk_writes() {
         let sql =
             r#"SELECT "songs"."id", "songs"."title" FROM "songs" WHERE "songs"."id" = $1 LIMIT $2"#;
-        assert_eq!(tags(sql, Some(7)), ["model:songs:7", "model:songs#bulk"]);
+        assert_eq!(
+            tags(sql, Some(7)),
+            ["model:songs:7", "model:songs#bulk", "model:songs#guess"]
+        );
     }
 
     #[test]
@@ -84,7 +96,46 @@ mod tests {
 
     #[test]
     fn a_read_that_cannot_be_understood_is_an_error_naming_why() {
-        let err = read_tags("SELECT my_function(1)", &|_| None).unwrap_err();
+        let err = read_tags("SELECT my_function(1)", &|_| None, &KeyView::guessed()).unwrap_err();
         assert!(err.contains("my_function"), "{err}");
+    }
+
+    /// A connection that knows a table's key and one that guesses `id` pin rows by
+    /// different columns: each side's by-row entries are invalidated by the other side's
+    /// by-row writes (more than needed, never less); two sides that agree stay precise.
+    #[test]
+    fn a_guessed_key_and_a_known_one_never_miss_each_other() {
+        use crate::orm::keys::{KeySlot, PrimaryKeys};
+        use crate::orm::written::written_tags;
+
+        let known = KeySlot::default();
+        let row = "main\u{1f}tracks\u{1f}1\u{1f}song_id".to_owned();
+        known.install(PrimaryKeys::from_rows(
+            crate::orm::identity::Dialect::Sqlite,
+            [row],
+        ));
+        let known = known.view();
+        let guessed = KeyView::guessed();
+        let none = |_: usize| None;
+        let read = |sql: &str, keys: &KeyView<'_>| read_tags(sql, &none, keys).unwrap();
+        let write = |sql: &str, keys: &KeyView<'_>| {
+            written_tags(sql, &none, keys, |_: &[String]| None).unwrap()
+        };
+        let meets = |read: &[Tag], written: &[Tag]| read.iter().any(|t| written.contains(t));
+
+        let by_key = "SELECT * FROM tracks WHERE song_id = 1";
+        let by_id = "SELECT * FROM tracks WHERE id = 1";
+        let write_key = "UPDATE tracks SET title = 'x' WHERE song_id = 2";
+        let write_id = "UPDATE tracks SET title = 'x' WHERE id = 2";
+        // Known on both sides: another row stays.
+        assert!(!meets(&read(by_key, &known), &write(write_key, &known)));
+        // Guessed on both sides: the same column, another value stays.
+        assert!(!meets(&read(by_id, &guessed), &write(write_id, &guessed)));
+        // Mixed: every by-row write reaches the other rule's by-row reads.
+        assert!(meets(&read(by_key, &known), &write(write_id, &guessed)));
+        assert!(meets(&read(by_id, &guessed), &write(write_key, &known)));
+        // The guessed view cannot pin `song_id`: a whole-table read and a bulk write.
+        assert_eq!(read(by_key, &guessed), [Tag::model("tracks")]);
+        assert!(write(write_key, &guessed).contains(&Tag::bulk("tracks")));
     }
 }

@@ -3,13 +3,16 @@
 //! `write_tags`). Shared by the ORM integrations, which differ only in how they see
 //! statements, their bound values and the rows they return.
 
-use querycache_sql::{Bound, Effect, Rows, TableName};
+use querycache_sql::{Bound, Effect, Rows};
 
+use super::keys::{Key, KeyView};
 use crate::tags::{Tag, table_key, write_tags};
 
 /// The tags `sql` writes; `None` for a read. `param(i)` gives the i-th bound value (see
-/// [`querycache_sql::classify`]). `returned_ids` gives the ids of the rows the statement
-/// returned, when the integration can see them: a single `INSERT ... VALUES` that only inserts then
+/// [`querycache_sql::classify`]); `keys` the tables' primary keys (see `orm::keys`).
+/// `returned_ids(columns)` gives the ids of the rows the statement returned (the values of
+/// the key `columns`, rendered as [`querycache_sql::row_id`] renders them), when the
+/// integration can see them: a single `INSERT ... VALUES` that only inserts then
 /// touches those rows rather than the whole table in bulk — if every row it inserted came
 /// back (SeaORM's `exec_with_returning` reads one row of a multi-row insert).
 ///
@@ -17,29 +20,37 @@ use crate::tags::{Tag, table_key, write_tags};
 pub(crate) fn written_tags(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
-    returned_ids: impl FnOnce() -> Option<Vec<String>>,
+    keys: &KeyView<'_>,
+    returned_ids: impl FnOnce(&[String]) -> Option<Vec<String>>,
 ) -> Option<Vec<Tag>> {
     if is_plain_read(sql) {
         return None;
     }
-    let primary_key = |_: &TableName| "id".to_owned();
+    let primary_key = |table: &querycache_sql::TableName| keys.key(table).columns();
     match querycache_sql::classify(sql, param, &primary_key) {
         Effect::Read => None,
         Effect::Writes(writes) => {
             let mut returned_ids = Some(returned_ids);
             let mut tags = Vec::new();
+            let numeric = keys.text_reads_as_number();
             for w in &writes {
                 let table = table_key(w.table.schema.as_deref(), &w.table.name);
+                let key = keys.key(&w.table);
+                let columns = key.columns();
                 let ids = match &w.rows {
-                    Rows::Ids(ids) => Some(row_keys(ids.clone())),
+                    Rows::Ids(ids) => row_keys(ids.clone(), columns.len(), numeric),
                     // Only the rows of the text's one INSERT come back.
                     Rows::Inserted(count) if writes.len() == 1 => returned_ids
                         .take()
-                        .and_then(|returned| returned())
-                        .filter(|ids| ids.len() == *count),
+                        .and_then(|returned| returned(&columns))
+                        .filter(|ids| ids.len() == *count)
+                        .and_then(|ids| row_keys(ids, columns.len(), numeric)),
                     Rows::Inserted(_) | Rows::Unknown => None,
                 };
                 tags.extend(write_tags(&table, ids.as_deref()));
+                if ids.is_some() {
+                    tags.extend(pinned_by(&key, &table, false));
+                }
             }
             Some(tags)
         }
@@ -54,15 +65,88 @@ pub(crate) fn written_tags(
     }
 }
 
-/// The keys of the rows a list of ids may select, given that the key column's type is not
-/// known: the ids themselves and, when one of them is not an integer, row 0 too — MySQL
-/// compares text that does not start with a number (`'abc'`) with an integer key as 0.
-/// (Text that does start with one is only an id when canonical: see [`Bound::Text`].)
-pub(super) fn row_keys(mut ids: Vec<String>) -> Vec<String> {
-    if ids.iter().any(|id| id.parse::<i128>().is_err()) && !ids.iter().any(|id| id == "0") {
-        ids.push("0".to_owned());
+/// The tag that makes rows pinned under `key` meet rows pinned under the other rule (see
+/// `orm::keys`): for a read (`read`), the tag it depends on; for a write, the tag it bumps.
+/// None for a known key `id`: it pins the same rows as the guess, and no connection can
+/// know another key for the table.
+pub(super) fn pinned_by(key: &Key, table: &str, read: bool) -> Option<Tag> {
+    match (key, read) {
+        (Key::Known(_), _) if key.is_guess_like() => None,
+        (Key::Guessed, true) | (Key::Known(_), false) => Some(Tag::guessed_key(table)),
+        (Key::Guessed, false) | (Key::Known(_), true) => Some(Tag::known_key(table)),
     }
-    ids
+}
+
+/// The most keys one row id of a composite key may stand for (see [`row_keys`]); beyond,
+/// the rows are not known.
+const MAX_ROW_KEYS: usize = 64;
+
+/// The keys of the rows a list of ids of a `columns`-column key may select, given that the
+/// key columns' types are not known: the ids themselves and, when `numeric` (the database
+/// may be MySQL), for each value that is not an integer, the integers MySQL compares it as
+/// with an integer column — 0 for text that does not start with a number (`'abc'`), the
+/// leading digits for text that does (a UUID `'12345678-…'`). (Other text that starts like
+/// a number is no id: see [`Bound::Text`].) `None` when an id cannot be read back or stands
+/// for too many keys: the rows are not known.
+pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Option<Vec<String>> {
+    let mut keys = Vec::with_capacity(ids.len() + 1);
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |key: String, keys: &mut Vec<String>| {
+        if seen.insert(key.clone()) {
+            keys.push(key);
+        }
+    };
+    for id in ids {
+        if columns <= 1 {
+            for key in alternatives(&id, numeric) {
+                push(key, &mut keys);
+            }
+            continue;
+        }
+        let parts = querycache_sql::row_id_parts(&id)?;
+        if parts.len() != columns {
+            return None;
+        }
+        let mut rows: Vec<Vec<String>> = vec![Vec::new()];
+        for part in &parts {
+            let options = alternatives(part, numeric);
+            if rows.len() * options.len() > MAX_ROW_KEYS {
+                return None;
+            }
+            rows = rows
+                .iter()
+                .flat_map(|row| {
+                    options.iter().map(move |option| {
+                        let mut row = row.clone();
+                        row.push(option.clone());
+                        row
+                    })
+                })
+                .collect();
+        }
+        for row in rows {
+            push(querycache_sql::row_id(&row), &mut keys);
+        }
+    }
+    Some(keys)
+}
+
+/// One key value and the integers MySQL may compare it as (see [`row_keys`]).
+fn alternatives(value: &str, numeric: bool) -> Vec<String> {
+    if !numeric || value.parse::<i128>().is_ok() {
+        return vec![value.to_owned()];
+    }
+    let rest = value.trim_start_matches(|c: char| c.is_ascii_digit());
+    let digits = value.get(..value.len() - rest.len()).unwrap_or_default();
+    let leading = match digits.trim_start_matches('0') {
+        "" => "0",
+        trimmed => trimmed,
+    };
+    let mut keys = vec![value.to_owned(), "0".to_owned()];
+    if leading != "0" {
+        keys.push(leading.to_owned());
+    }
+    keys
 }
 
 /// A fast pass for the common case: a SELECT in which no word that could write appears
@@ -138,21 +222,37 @@ mod tests {
     #[test]
     fn returned_ids_narrow_only_a_plain_insert() {
         let none = |_: usize| None;
-        let ids = || Some(vec!["7".to_owned()]);
-        let tags = written_tags("INSERT INTO songs (title) VALUES ('a')", &none, ids).unwrap();
+        let ids = |_: &[String]| Some(vec!["7".to_owned()]);
+        let tags = written_tags(
+            "INSERT INTO songs (title) VALUES ('a')",
+            &none,
+            &KeyView::guessed(),
+            ids,
+        )
+        .unwrap();
         assert!(tags.contains(&Tag::row("songs", "7")));
         assert!(!tags.contains(&Tag::bulk("songs")));
         // DO NOTHING only skips rows: the returned ones are all it wrote.
         let skip = "INSERT INTO songs (title) VALUES ('a') ON CONFLICT (title) DO NOTHING";
-        let tags = written_tags(skip, &none, ids).unwrap();
-        assert_eq!(tags, [Tag::model("songs"), Tag::row("songs", "7")]);
+        let tags = written_tags(skip, &none, &KeyView::guessed(), ids).unwrap();
+        assert_eq!(
+            tags,
+            [
+                Tag::model("songs"),
+                Tag::row("songs", "7"),
+                Tag::known_key("songs")
+            ]
+        );
         let upsert =
             "INSERT INTO songs (title) VALUES ('a') ON CONFLICT (title) DO UPDATE SET n = 1";
-        let tags = written_tags(upsert, &none, ids).unwrap();
+        let tags = written_tags(upsert, &none, &KeyView::guessed(), ids).unwrap();
         assert!(tags.contains(&Tag::bulk("songs")));
-        assert_eq!(written_tags("SELECT 1", &none, ids), None);
         assert_eq!(
-            written_tags("CALL x()", &none, ids),
+            written_tags("SELECT 1", &none, &KeyView::guessed(), ids),
+            None
+        );
+        assert_eq!(
+            written_tags("CALL x()", &none, &KeyView::guessed(), ids),
             Some(vec![Tag::all_models()])
         );
     }
@@ -163,25 +263,26 @@ mod tests {
     fn returned_ids_narrow_only_when_every_inserted_row_came_back() {
         let none = |_: usize| None;
         let two = r#"INSERT INTO "songs" ("title") VALUES ($1), ($2) RETURNING "id""#;
-        let one_back = || Some(vec!["7".to_owned()]);
-        let tags = written_tags(two, &none, one_back).unwrap();
+        let one_back = |_: &[String]| Some(vec!["7".to_owned()]);
+        let tags = written_tags(two, &none, &KeyView::guessed(), one_back).unwrap();
         assert_eq!(tags, Tag::table_write("songs"));
-        let both_back = || Some(vec!["7".to_owned(), "8".to_owned()]);
-        let tags = written_tags(two, &none, both_back).unwrap();
+        let both_back = |_: &[String]| Some(vec!["7".to_owned(), "8".to_owned()]);
+        let tags = written_tags(two, &none, &KeyView::guessed(), both_back).unwrap();
         assert_eq!(
             tags,
             [
                 Tag::model("songs"),
                 Tag::row("songs", 7),
-                Tag::row("songs", 8)
+                Tag::row("songs", 8),
+                Tag::known_key("songs")
             ]
         );
         // Rows from a query: how many were inserted is not known.
         let select = r#"INSERT INTO "songs" ("title") SELECT "title" FROM "drafts" RETURNING "id""#;
-        let tags = written_tags(select, &none, one_back).unwrap();
+        let tags = written_tags(select, &none, &KeyView::guessed(), one_back).unwrap();
         assert_eq!(tags, Tag::table_write("songs"));
         let default = r#"INSERT INTO "songs" DEFAULT VALUES RETURNING "id""#;
-        let tags = written_tags(default, &none, one_back).unwrap();
+        let tags = written_tags(default, &none, &KeyView::guessed(), one_back).unwrap();
         assert_eq!(tags, Tag::table_write("songs"));
     }
 
@@ -190,7 +291,7 @@ mod tests {
     #[test]
     fn replace_is_read_from_tokens_whatever_separates_its_words() {
         let none = |_: usize| None;
-        let ids = || Some(vec!["7".to_owned()]);
+        let ids = |_: &[String]| Some(vec!["7".to_owned()]);
         for sql in [
             "INSERT OR REPLACE INTO songs (title) VALUES ('a') RETURNING id",
             "INSERT\nOR REPLACE INTO songs (title) VALUES ('a') RETURNING id",
@@ -201,7 +302,7 @@ mod tests {
             "INSERT INTO songs (title) VALUES ('a') ON CONFLICT\nDO UPDATE SET n = 1",
             "INSERT INTO songs (title) VALUES ('a') ON\tDUPLICATE KEY UPDATE n = 1",
         ] {
-            let tags = written_tags(sql, &none, ids).unwrap();
+            let tags = written_tags(sql, &none, &KeyView::guessed(), ids).unwrap();
             assert!(tags.contains(&Tag::bulk("songs")), "{sql:?}: {tags:?}");
         }
     }
@@ -210,18 +311,38 @@ mod tests {
     #[test]
     fn a_text_id_also_touches_row_zero() {
         let slug = |_: usize| Some(Bound::Text("abc".to_owned()));
-        let tags = written_tags("DELETE FROM songs WHERE id = ?", &slug, || None).unwrap();
+        let tags = written_tags(
+            "DELETE FROM songs WHERE id = ?",
+            &slug,
+            &KeyView::guessed(),
+            |_: &[String]| None,
+        )
+        .unwrap();
         assert_eq!(
             tags,
             [
                 Tag::model("songs"),
                 Tag::row("songs", "abc"),
-                Tag::row("songs", 0)
+                Tag::row("songs", 0),
+                Tag::known_key("songs")
             ]
         );
         let five = |_: usize| Some(Bound::Integer(5));
-        let tags = written_tags("DELETE FROM songs WHERE id = ?", &five, || None).unwrap();
-        assert_eq!(tags, [Tag::model("songs"), Tag::row("songs", 5)]);
+        let tags = written_tags(
+            "DELETE FROM songs WHERE id = ?",
+            &five,
+            &KeyView::guessed(),
+            |_: &[String]| None,
+        )
+        .unwrap();
+        assert_eq!(
+            tags,
+            [
+                Tag::model("songs"),
+                Tag::row("songs", 5),
+                Tag::known_key("songs")
+            ]
+        );
     }
 
     /// `"Songs"` is `songs` to SQLite and MySQL: the tag a write bumps names the table in
@@ -236,21 +357,58 @@ mod tests {
             "UPDATE [Songs] SET title = 'x'",
             r#"UPDATE "Main"."Songs" SET title = 'x'"#,
         ] {
-            let tags = written_tags(sql, &none, || None).unwrap();
+            let tags = written_tags(sql, &none, &KeyView::guessed(), |_: &[String]| None).unwrap();
             assert_eq!(tags, Tag::table_write("songs"), "{sql}");
         }
         let tags = written_tags(
             r#"DELETE FROM "App"."Songs" WHERE id = 'AbC'"#,
             &none,
-            || None,
+            &KeyView::guessed(),
+            |_: &[String]| None,
         );
         assert_eq!(
             tags.unwrap(),
             [
                 Tag::model("app.songs"),
                 Tag::row("app.songs", "AbC"),
-                Tag::row("app.songs", 0)
+                Tag::row("app.songs", 0),
+                Tag::known_key("app.songs")
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    /// A composite id stands for each combination of the integers MySQL may compare its
+    /// text values as; a UUID starting with digits also for its leading number.
+    #[test]
+    fn row_keys_of_composite_and_uuid_ids() {
+        let id = querycache_sql::row_id(&["7".into(), "ab".into()]);
+        assert_eq!(
+            row_keys(vec![id.clone()], 2, true).unwrap(),
+            [r#"["7","ab"]"#, r#"["7","0"]"#]
+        );
+        let uuid = "12345678-9c0b-4ef8-bb6d-6bb9bd380a11".to_owned();
+        assert_eq!(
+            row_keys(vec![uuid.clone()], 1, true).unwrap(),
+            [uuid.as_str(), "0", "12345678"]
+        );
+        assert_eq!(
+            row_keys(vec!["7".into()], 2, true),
+            None,
+            "not a composite id"
+        );
+        // Long id lists keep every id (once), in order.
+        let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        assert_eq!(row_keys(many.clone(), 1, true).unwrap(), many);
+        // PostgreSQL and SQLite compare text with an integer key strictly.
+        assert_eq!(
+            row_keys(vec![uuid.clone()], 1, false).unwrap(),
+            [uuid.as_str()]
+        );
+        assert_eq!(row_keys(vec![id.clone()], 2, false).unwrap(), [id.as_str()]);
     }
 }

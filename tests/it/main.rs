@@ -65,6 +65,7 @@ mod on_sqlite {
     mod null_column;
     mod observed_reads;
     mod related_loading;
+    mod row_keys;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
@@ -108,6 +109,7 @@ mod on_postgres {
     mod postgres_only;
     mod postgres_triggers;
     mod related_loading;
+    mod row_keys;
     mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;

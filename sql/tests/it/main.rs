@@ -25,8 +25,8 @@ fn unbound(_: usize) -> Option<Bound> {
     None
 }
 
-fn id_key(_: &TableName) -> String {
-    "id".to_string()
+fn id_key(_: &TableName) -> Vec<String> {
+    vec!["id".to_string()]
 }
 
 fn run(sql: &str) -> Effect {

@@ -280,9 +280,9 @@ fn a_pinned_primary_key_reads_those_rows() {
     // Another key column.
     let slug = |t: &TableName| {
         if t.name == "posts" {
-            "slug".into()
+            vec!["slug".into()]
         } else {
-            "id".into()
+            vec!["id".into()]
         }
     };
     assert_eq!(

@@ -128,7 +128,7 @@ fn where_shapes_that_do_not_narrow() {
 
 #[test]
 fn custom_primary_key() {
-    let key = |t: &TableName| if t.name == "songs" { "song_id" } else { "id" }.to_string();
+    let key = |t: &TableName| vec![if t.name == "songs" { "song_id" } else { "id" }.to_string()];
     assert_eq!(
         classify("DELETE FROM songs WHERE song_id = 4", &bound, &key),
         rows_of("songs", ids(&["4"]))
@@ -188,4 +188,118 @@ fn a_bound_array_of_ids_and_a_one_column_row_value_pin_rows() {
         r#"DELETE FROM "songs" WHERE ("songs"."id") IN ((3), (7))"#,
         rows_of("songs", ids(&["3", "7"])),
     );
+}
+
+/// A key of several columns pins a row only when every column is pinned to one value; the
+/// id is the values' `row_id`, on the write side and the read side alike.
+#[test]
+fn composite_keys_pin_a_row_only_when_every_column_is_pinned() {
+    use querycache_sql::{ReadEffect, TableRead, reads, row_id};
+    let key = |_: &TableName| vec!["tenant_id".to_string(), "id".to_string()];
+    let one = |t: &str, i: &str| row_id(&[t.to_string(), i.to_string()]);
+    let write = |sql: &str| classify(sql, &unbound, &key);
+    let read = |sql: &str| reads(sql, &unbound, &key);
+    let pinned = one("1", "7");
+    assert_eq!(pinned, r#"["1","7"]"#);
+    for sql in [
+        "DELETE FROM t WHERE tenant_id = 1 AND id = 7",
+        "DELETE FROM t WHERE id = 7 AND tenant_id = '1'",
+        "DELETE FROM t WHERE (id = 7 AND x > 2) AND (tenant_id IN (1))",
+        "UPDATE t SET a = 1 WHERE t.id = 7 AND t.tenant_id = 1",
+        "INSERT INTO t (a, id, tenant_id) VALUES (0, 7, 1)",
+        "INSERT INTO t (tenant_id, id) VALUES (1, 7) ON CONFLICT (id, tenant_id) DO UPDATE SET a = 1",
+    ] {
+        assert_eq!(write(sql), rows_of("t", ids(&[&pinned])), "{sql}");
+    }
+    for sql in [
+        "DELETE FROM t WHERE id = 7",
+        "DELETE FROM t WHERE tenant_id = 1",
+        "DELETE FROM t WHERE tenant_id = 1 AND id IN (7, 8)",
+        "DELETE FROM t WHERE tenant_id = 1 OR id = 7",
+        "UPDATE t SET tenant_id = 2 WHERE tenant_id = 1 AND id = 7",
+        "INSERT INTO t (id) VALUES (7)",
+        "INSERT INTO t (tenant_id, id) VALUES (1, 7) ON CONFLICT (id) DO UPDATE SET a = 1",
+    ] {
+        assert!(
+            matches!(write(sql), Effect::Writes(w) if w[0].rows != Rows::Ids(vec![pinned.clone()])),
+            "{sql}"
+        );
+    }
+    // With several tables, the key columns must be qualified.
+    let joined = "SELECT t.a FROM t JOIN u ON u.x = t.id WHERE t.tenant_id = 1 AND t.id = 7";
+    let ReadEffect::Reads(tables) = read(joined) else {
+        panic!("{joined}")
+    };
+    assert_eq!(tables[0].rows, Rows::Ids(vec![pinned.clone()]));
+    assert_eq!(tables[1].rows, Rows::Unknown);
+    let unqualified = "SELECT t.a FROM t JOIN u ON u.x = t.id WHERE tenant_id = 1 AND id = 7";
+    let ReadEffect::Reads(tables) = read(unqualified) else {
+        panic!("{unqualified}")
+    };
+    assert_eq!(tables[0].rows, Rows::Unknown);
+    let table = TableName {
+        schema: None,
+        name: "t".into(),
+    };
+    assert_eq!(
+        read("SELECT * FROM t WHERE id = 7 AND tenant_id = 1"),
+        ReadEffect::Reads(vec![TableRead {
+            table: table.clone(),
+            rows: Rows::Ids(vec![pinned])
+        }])
+    );
+    assert_eq!(
+        read("SELECT * FROM t WHERE id = 7"),
+        ReadEffect::Reads(vec![TableRead {
+            table,
+            rows: Rows::Unknown
+        }])
+    );
+}
+
+/// An empty key (not known) pins nothing.
+#[test]
+fn an_unknown_key_pins_nothing() {
+    let none = |_: &TableName| Vec::new();
+    assert_eq!(
+        classify("DELETE FROM t WHERE id = 7", &unbound, &none),
+        all_rows("t")
+    );
+}
+
+/// A UUID renders canonically (lower case, hyphenated) whatever its spelling, bound or
+/// written; one starting with a digit only when hyphenated and not read as a float.
+#[test]
+fn uuids_render_canonically() {
+    let key = |_: &TableName| vec!["uuid".to_string()];
+    let canonical = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    for spelled in [
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+        "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+        "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+        "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+    ] {
+        let param = |_: usize| Some(Bound::Text(spelled.to_string()));
+        assert_eq!(
+            classify("DELETE FROM t WHERE uuid = ?", &param, &key),
+            rows_of("t", ids(&[canonical])),
+            "{spelled}"
+        );
+        let literal = format!("DELETE FROM t WHERE uuid = '{spelled}'");
+        assert_eq!(
+            classify(&literal, &unbound, &key),
+            rows_of("t", ids(&[canonical]))
+        );
+    }
+    let digit = |text: &str| {
+        let param = |_: usize| Some(Bound::Text(text.to_string()));
+        classify("DELETE FROM t WHERE uuid = ?", &param, &key)
+    };
+    assert_eq!(
+        digit("12345678-9C0B-4EF8-BB6D-6BB9BD380A11"),
+        rows_of("t", ids(&["12345678-9c0b-4ef8-bb6d-6bb9bd380a11"]))
+    );
+    assert_eq!(digit("123456789c0b4ef8bb6d6bb9bd380a11"), all_rows("t"));
+    assert_eq!(digit("1234567e-9c0b-4ef8-bb6d-6bb9bd380a11"), all_rows("t"));
 }

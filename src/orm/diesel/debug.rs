@@ -114,7 +114,8 @@ fn bind_list(s: &str) -> Option<Vec<Option<Bound>>> {
             let item = &rest[..end];
             let value = integer(item)
                 .or_else(|| wrapped(item))
-                .or_else(|| array(item));
+                .or_else(|| array(item))
+                .or_else(|| uuid(item));
             (value, &rest[end..])
         };
         binds.push(value);
@@ -175,6 +176,17 @@ fn array(item: &str) -> Option<Bound> {
         .map(|value| value.filter(|v| !matches!(v, Bound::List(_))))
         .collect::<Option<Vec<Bound>>>()?;
     Some(Bound::List(items))
+}
+
+/// A UUID as `uuid::Uuid`'s `Debug` renders it (hyphenated, lower case), as text: the
+/// classifier renders it as it renders a UUID bound as text or written as a literal.
+fn uuid(item: &str) -> Option<Bound> {
+    let is_uuid = item.len() == 36
+        && item.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    is_uuid.then(|| Bound::Text(item.to_owned()))
 }
 
 /// An integer as `Debug` renders it (canonical decimal); `None` for anything else.
@@ -274,6 +286,9 @@ mod tests {
         assert_eq!(integer("007"), None);
         assert_eq!(integer("-0"), None);
         assert_eq!(integer("0"), Some(Bound::Integer(0)));
+        let id = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        assert_eq!(uuid(id), Some(Bound::Text(id.to_owned())));
+        assert_eq!(uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1"), None);
         assert_eq!(integer("99999999999999999999999999999999999999999"), None);
     }
 }

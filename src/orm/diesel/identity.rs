@@ -15,6 +15,7 @@ use super::instrumentation_mut;
 use crate::Cache;
 use crate::cache::databases::{CallDatabase, DatabaseId, Fingerprint, SettleDatabase, Settling};
 use crate::orm::identity::Dialect;
+use crate::orm::keys::PrimaryKeys;
 
 /// The row of the query a connection sends to learn which database it talks to (see
 /// [`identify`]); it appears in the bounds of [`identify`] only.
@@ -134,13 +135,52 @@ where
     C: LoadConnection,
     for<'a> SqlQuery: LoadQuery<'a, C, Identity>,
 {
-    let parts = match Parts::of(conn.instrumentation())? {
-        Ok(known) => return Some(known),
-        Err(parts) => parts,
+    let database = match Parts::of(conn.instrumentation())? {
+        Ok(known) => known,
+        Err(parts) => {
+            let outside = outside_transactions(conn);
+            let answer = ask(conn, parts.wrapper, outside);
+            parts.answered(answer)
+        }
     };
+    learn_keys(conn, &database.id);
+    Some(database)
+}
+
+/// Asks the catalog for the primary keys of the database's tables, when they were never
+/// asked for or a table the last answer did not list was named since (see `orm::keys`);
+/// only outside any transaction, as the identity query. A failure is logged and answers
+/// nothing: every key is then guessed.
+fn learn_keys<C>(conn: &mut C, id: &DatabaseId)
+where
+    C: LoadConnection,
+    for<'a> SqlQuery: LoadQuery<'a, C, Identity>,
+{
+    use diesel::RunQueryDsl;
+
+    if !id.keys.wanted() {
+        return;
+    }
     let outside = outside_transactions(conn);
-    let answer = ask(conn, parts.wrapper, outside);
-    Some(parts.answered(answer))
+    let mut last = None;
+    for &dialect in dialects::<C::Backend>(outside) {
+        match diesel::sql_query(dialect.keys_sql()).load::<Identity>(conn) {
+            Ok(rows) => {
+                let rows = rows.into_iter().filter_map(|row| row.identity);
+                id.keys.install(PrimaryKeys::from_rows(dialect, rows));
+                return;
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    if let Some(error) = last {
+        tracing::warn!(
+            %error,
+            "cannot read the primary keys of this database's tables from its catalog; rows \
+             are pinned by a column named `id` only"
+        );
+        id.keys.install(PrimaryKeys::default());
+    }
 }
 
 /// The dialects to try for backend `DB`, only outside any transaction (a query that fails
@@ -222,9 +262,13 @@ where
 {
     let parts = match Parts::of(conn.instrumentation()) {
         None => return Ok(false),
-        Some(Ok(_)) => return Ok(true),
+        Some(Ok(known)) => {
+            learn_keys(conn, &known.id);
+            return Ok(true);
+        }
         Some(Err(parts)) => parts,
     };
+    learn_keys(conn, &parts.id);
     let outside = outside_transactions(conn);
     let fingerprint = ask(conn, parts.wrapper, outside)?;
     let CallDatabase { settle, .. } = call_database(parts.cache, parts.id, fingerprint);
@@ -242,13 +286,53 @@ where
     C: diesel_async::AsyncConnection + Send,
     for<'a> SqlQuery: diesel_async::methods::LoadQuery<'a, C, Identity>,
 {
-    let parts = match Parts::of(conn.instrumentation())? {
-        Ok(known) => return Some(known),
-        Err(parts) => parts,
+    let database = match Parts::of(conn.instrumentation())? {
+        Ok(known) => known,
+        Err(parts) => {
+            let outside = async_outside_transactions(conn);
+            let answer = ask_async(conn, parts.wrapper, outside).await;
+            parts.answered(answer)
+        }
     };
+    learn_keys_async(conn, &database.id).await;
+    Some(database)
+}
+
+/// [`learn_keys`] for a diesel-async connection.
+#[cfg(feature = "diesel-async")]
+async fn learn_keys_async<C>(conn: &mut C, id: &DatabaseId)
+where
+    C: diesel_async::AsyncConnection + Send,
+    for<'a> SqlQuery: diesel_async::methods::LoadQuery<'a, C, Identity>,
+{
+    use diesel_async::RunQueryDsl;
+
+    if !id.keys.wanted() {
+        return;
+    }
     let outside = async_outside_transactions(conn);
-    let answer = ask_async(conn, parts.wrapper, outside).await;
-    Some(parts.answered(answer))
+    let mut last = None;
+    for &dialect in dialects::<C::Backend>(outside) {
+        match diesel::sql_query(dialect.keys_sql())
+            .load::<Identity>(conn)
+            .await
+        {
+            Ok(rows) => {
+                let rows = rows.into_iter().filter_map(|row| row.identity);
+                id.keys.install(PrimaryKeys::from_rows(dialect, rows));
+                return;
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    if let Some(error) = last {
+        tracing::warn!(
+            %error,
+            "cannot read the primary keys of this database's tables from its catalog; rows \
+             are pinned by a column named `id` only"
+        );
+        id.keys.install(PrimaryKeys::default());
+    }
 }
 
 #[cfg(feature = "diesel-async")]

@@ -25,7 +25,10 @@
 //! * **Every statement**: `insert_into`, `update`, `delete`, `diesel::sql_query(..).execute`,
 //!   `batch_execute`, `replace_into`, upserts, `RETURNING` forms, whatever builds them. The
 //!   SQL is classified by the same parser as SeaORM's (`model:<table>` tags, the same for
-//!   both ORMs), with bound integer and string values used as row ids.
+//!   both ORMs), with bound integer, string and UUID values used as row ids. Rows are
+//!   pinned by each table's primary key as the database's catalog gives it (`song_id`,
+//!   `uuid`, `(tenant_id, id)`), learnt when a cached call is first given the connection
+//!   (or at [`identify`]); until then the key is guessed to be `id` (see `orm::keys`).
 //! * **Outside a transaction**, a write's tags are invalidated when the statement has
 //!   finished, before Diesel hands its result back.
 //! * **Inside a transaction** (`conn.transaction(..)`, `build_transaction()`, `begin_test_transaction`,
@@ -89,6 +92,7 @@ use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, Tran
 use querycache_sql::{Control, Step, transaction_walk};
 
 use super::TxState;
+use super::keys::KeyView;
 use super::written::written_tags;
 use crate::Cache;
 use crate::Tag;
@@ -401,8 +405,9 @@ impl CacheInstrumentation {
     fn begin_statement(&mut self, statement: &debug::Statement) -> InFlight {
         super::note_locking_read(&statement.sql);
         let none = |_: usize| None;
+        let keys = self.database.keys.view();
         if transaction_walk(&statement.sql).is_some() {
-            let tags = written_tags(&statement.sql, &none, || None).unwrap_or_default();
+            let tags = written_tags(&statement.sql, &none, &keys, |_| None).unwrap_or_default();
             return InFlight::Walk {
                 sql: statement.sql.clone(),
                 tags,
@@ -413,9 +418,9 @@ impl CacheInstrumentation {
             let binds = binds.get_or_init(|| statement.binds());
             binds.get(i).cloned().flatten()
         };
-        let Some(tags) = written_tags(&statement.sql, &param, || None) else {
+        let Some(tags) = written_tags(&statement.sql, &param, &keys, |_| None) else {
             if self.outside_levels() {
-                self.observe_read(&statement.sql, &param);
+                self.observe_read(&statement.sql, &param, &keys);
             } else {
                 super::note_read_in_transaction(&statement.sql);
             }
@@ -444,11 +449,16 @@ impl CacheInstrumentation {
     /// Inside an entry's computation, before a read is sent: reports what it reads (see
     /// `cache::observe`), in this connection's database, and waits until the versions of
     /// its tags are read.
-    fn observe_read(&self, sql: &str, param: &dyn Fn(usize) -> Option<querycache_sql::Bound>) {
+    fn observe_read(
+        &self,
+        sql: &str,
+        param: &dyn Fn(usize) -> Option<querycache_sql::Bound>,
+        keys: &KeyView<'_>,
+    ) {
         let Some(observation) = self.observation() else {
             return;
         };
-        match crate::orm::observed::read_tags(sql, param) {
+        match crate::orm::observed::read_tags(sql, param, keys) {
             Ok(tags) if tags.is_empty() => {}
             Ok(tags) => {
                 let tags = databases::read_tags_in(self.namespace().as_ref(), tags);
@@ -658,7 +668,8 @@ impl CacheInstrumentation {
         for step in walk.steps {
             match step {
                 Step::Statements(statements) => {
-                    if let Some(tags) = written_tags(statements, &none, || None) {
+                    let keys = self.database.keys.view();
+                    if let Some(tags) = written_tags(statements, &none, &keys, |_| None) {
                         self.write(tags);
                     }
                 }

@@ -44,6 +44,10 @@
 //!   [`CachedTransaction::invalidate_tags`] invalidates now and again after COMMIT.
 //! * A statement whose SQL cannot be classified invalidates every model tag (`model:#all`),
 //!   and says so at warn level: it fails safe, never silently.
+//! * **Rows are pinned by each table's primary key** as the database's catalog gives it
+//!   (`song_id`, `uuid`, `(tenant_id, id)`): the connection asks once, before the first
+//!   statement it classifies, and again when a statement names a table the answer did not
+//!   list (outside transactions only; see `orm::keys`).
 //! * **Several databases on one cache**: the connection learns its database once (one
 //!   query, the first time it is needed). The cache's first database keeps plain keys and
 //!   tags; each other one gets a namespace (`model:@…/songs`, keys `@…/module::fn:…`), so
@@ -219,10 +223,20 @@ impl CachedConnection {
         }
     }
 
-    /// Learns the database before a transaction begins, so that the transaction knows it.
+    /// Learns the database before a transaction begins, so that the transaction knows it
+    /// (and the primary keys of its tables).
     async fn begin_settled(&self) {
         if self.database.get().is_none() {
             self.settle().namespace().await;
+        }
+        self.learn_keys().await;
+    }
+
+    /// Asks the catalog for the primary keys of the database's tables when needed (see
+    /// `orm::keys`): before this connection classifies a statement.
+    async fn learn_keys(&self) {
+        if self.database.keys.wanted() {
+            self.settle().learn_keys().await;
         }
     }
 }
@@ -507,7 +521,13 @@ impl CachedConnection {
         let Some(observation) = crate::store::observation() else {
             return;
         };
-        match text.read_tags() {
+        let (mut tags, missed) = text.read_tags();
+        if missed {
+            // A table the catalog's last answer did not list (created since): ask again.
+            self.settle().learn_keys().await;
+            tags = text.read_tags().0;
+        }
+        match tags {
             Ok(tags) if tags.is_empty() => {}
             Ok(tags) => {
                 let namespace = self.settle().namespace().await;
@@ -526,6 +546,8 @@ impl CachedConnection {
     /// What a text writes and its transaction control; `None` for a plain read, which
     /// needs no bookkeeping.
     fn classify(text: &StatementText<'_>, sql: &str) -> Option<(Vec<Tag>, Option<raw::Plan>)> {
+        // The keys were asked for before (`learn_keys`); a table they do not list is guessed
+        // here, and asked about before the next statement.
         let tags = text.written_tags();
         let plan = raw::Plan::of(sql);
         if tags.is_none() && plan.is_none() {
@@ -543,7 +565,9 @@ impl ConnectionTrait for CachedConnection {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
             return self.inner.execute_raw(stmt).await;
         };
         let inner = self.inner.clone();
@@ -558,7 +582,9 @@ impl ConnectionTrait for CachedConnection {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql), sql) else {
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql, keys), sql) else {
             return self.inner.execute_unprepared(sql).await;
         };
         let (inner, sql) = (self.inner.clone(), sql.to_owned());
@@ -573,18 +599,23 @@ impl ConnectionTrait for CachedConnection {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
-            self.observe(&StatementText::of(&stmt), &stmt.sql).await;
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
+            self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
+                .await;
             return self.inner.query_one_raw(stmt).await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
+        let database = Arc::clone(&self.database);
         self.write(
             tags,
             plan,
             async move { inner.query_one_raw(stmt).await },
             move |result| {
-                StatementText::of(&narrow_by).written_tags_returning(returned_one(result))
+                StatementText::of(&narrow_by, &database.keys)
+                    .written_tags_returning(returned_one(result))
             },
         )
         .await
@@ -592,18 +623,23 @@ impl ConnectionTrait for CachedConnection {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt), &stmt.sql) else {
-            self.observe(&StatementText::of(&stmt), &stmt.sql).await;
+        self.learn_keys().await;
+        let keys = &self.database.keys;
+        let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
+            self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
+                .await;
             return self.inner.query_all_raw(stmt).await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
+        let database = Arc::clone(&self.database);
         self.write(
             tags,
             plan,
             async move { inner.query_all_raw(stmt).await },
             move |result| {
-                StatementText::of(&narrow_by).written_tags_returning(returned_all(result))
+                StatementText::of(&narrow_by, &database.keys)
+                    .written_tags_returning(returned_all(result))
             },
         )
         .await
@@ -671,7 +707,7 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
             return self.inner.execute_raw(stmt).await;
         };
         self.write(tags, self.inner.execute_raw(stmt), |_| None)
@@ -680,7 +716,7 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
-        let Some(tags) = StatementText::unprepared(sql).written_tags() else {
+        let Some(tags) = StatementText::unprepared(sql, &self.database.keys).written_tags() else {
             return self.inner.execute_unprepared(sql).await;
         };
         self.write(tags, self.inner.execute_unprepared(sql), |_| None)
@@ -689,11 +725,11 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
             super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_one_raw(stmt).await;
         };
-        let text = StatementText::of(&stmt);
+        let text = StatementText::of(&stmt, &self.database.keys);
         let narrow = |result: &_| text.written_tags_returning(returned_one(result));
         self.write(tags, self.inner.query_one_raw(stmt.clone()), narrow)
             .await
@@ -701,11 +737,11 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
             super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_all_raw(stmt).await;
         };
-        let text = StatementText::of(&stmt);
+        let text = StatementText::of(&stmt, &self.database.keys);
         let narrow = |result: &_| text.written_tags_returning(returned_all(result));
         self.write(tags, self.inner.query_all_raw(stmt.clone()), narrow)
             .await

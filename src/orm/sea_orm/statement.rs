@@ -3,32 +3,43 @@
 use querycache_sql::Bound;
 use sea_orm::{QueryResult, Statement, Value};
 
+use crate::orm::keys::KeySlot;
 use crate::orm::written;
 use crate::tags::Tag;
 
-/// The text and values of a statement, for classification.
+/// The text and values of a statement, for classification, and the primary keys of its
+/// database's tables as the connection knows them.
 pub(super) struct StatementText<'a> {
     sql: &'a str,
     values: Option<&'a [Value]>,
+    keys: &'a KeySlot,
 }
 
 impl<'a> StatementText<'a> {
-    pub(super) fn of(stmt: &'a Statement) -> Self {
+    pub(super) fn of(stmt: &'a Statement, keys: &'a KeySlot) -> Self {
         StatementText {
             sql: &stmt.sql,
             values: stmt.values.as_ref().map(|v| v.0.as_slice()),
+            keys,
         }
     }
 
-    pub(super) fn unprepared(sql: &'a str) -> Self {
-        StatementText { sql, values: None }
+    pub(super) fn unprepared(sql: &'a str, keys: &'a KeySlot) -> Self {
+        StatementText {
+            sql,
+            values: None,
+            keys,
+        }
     }
 
     /// The tags this statement reads (see `orm::observed`); `Err` with the reason when it
-    /// cannot be read.
-    pub(super) fn read_tags(&self) -> Result<Vec<Tag>, String> {
+    /// cannot be read. The flag: a table the keys' last answer did not list was named (ask
+    /// the catalog again, then classify again).
+    pub(super) fn read_tags(&self) -> (Result<Vec<Tag>, String>, bool) {
         let param = |i: usize| self.values.and_then(|v| v.get(i)).and_then(row_id);
-        crate::orm::observed::read_tags(self.sql, &param)
+        let view = self.keys.view();
+        let tags = crate::orm::observed::read_tags(self.sql, &param, &view);
+        (tags, view.missed())
     }
 
     /// The tags this statement's writes touch; `None` for a read.
@@ -44,35 +55,68 @@ impl<'a> StatementText<'a> {
         returned: Option<&[QueryResult]>,
     ) -> Option<Vec<Tag>> {
         let param = |i: usize| self.values.and_then(|v| v.get(i)).and_then(row_id);
-        let returned_ids = || returned.and_then(inserted_ids);
-        written::written_tags(self.sql, &param, returned_ids)
+        let returned_ids = |columns: &[String]| returned.and_then(|r| inserted_ids(r, columns));
+        written::written_tags(self.sql, &param, &self.keys.view(), returned_ids)
     }
 }
 
-/// The `id`s of the rows an `INSERT ... RETURNING` returned, if each can be read.
-fn inserted_ids(rows: &[QueryResult]) -> Option<Vec<String>> {
-    if rows.is_empty() {
+/// The key values (`columns`) of the rows an `INSERT ... RETURNING` returned, if each can
+/// be read, each row's rendered as [`querycache_sql::row_id`] renders them.
+fn inserted_ids(rows: &[QueryResult], columns: &[String]) -> Option<Vec<String>> {
+    if rows.is_empty() || columns.is_empty() {
         return None;
     }
-    rows.iter().map(returned_id).collect()
+    rows.iter()
+        .map(|row| {
+            let parts: Option<Vec<String>> = columns.iter().map(|c| returned_id(row, c)).collect();
+            parts.map(|parts| querycache_sql::row_id(&parts))
+        })
+        .collect()
 }
 
-/// The `id` column of a returned row, rendered as `Display` renders it in `row = id`.
-/// Each integer width is tried: PostgreSQL decodes strictly by column type (`SERIAL` is
-/// `int4`, which does not decode as `i64`), while SQLite hands every integer back as `i64`.
-fn returned_id(row: &QueryResult) -> Option<String> {
-    row.try_get::<i64>("", "id")
-        .map(|id| id.to_string())
-        .or_else(|_| row.try_get::<i32>("", "id").map(|id| id.to_string()))
-        .or_else(|_| row.try_get::<i16>("", "id").map(|id| id.to_string()))
-        .or_else(|_| row.try_get::<String>("", "id"))
-        .ok()
+/// The key column `column` of a returned row, rendered as the classifier renders a bound
+/// value of its type. Each integer width is tried: PostgreSQL decodes strictly by column
+/// type (`SERIAL` is `int4`, which does not decode as `i64`), while SQLite hands every
+/// integer back as `i64`. Text goes through the classifier's rule (text that reads as
+/// another number is no id; a UUID's spelling is made canonical). A returned PostgreSQL
+/// `uuid` cannot be read without sea-query's `with-uuid` feature: the insert is then a bulk
+/// write (an insert that gives its UUID keys in the text is pinned by them).
+fn returned_id(row: &QueryResult, column: &str) -> Option<String> {
+    let bound = row
+        .try_get::<i64>("", column)
+        .map(|id| Bound::Integer(id.into()))
+        .or_else(|_| {
+            row.try_get::<i32>("", column)
+                .map(|id| Bound::Integer(id.into()))
+        })
+        .or_else(|_| {
+            row.try_get::<i16>("", column)
+                .map(|id| Bound::Integer(id.into()))
+        })
+        .or_else(|_| row.try_get::<String>("", column).map(Bound::Text))
+        .ok()?;
+    bound_id(bound)
 }
 
-/// A bound value as a row id: integers of every width, and text (which the classifier
+/// A bound value as the classifier renders it as an id (`None`: no id).
+fn bound_id(bound: Bound) -> Option<String> {
+    let sql = "DELETE FROM t WHERE k = ?";
+    let param = |_: usize| Some(bound.clone());
+    match querycache_sql::classify(sql, &param, &|_| vec!["k".to_owned()]) {
+        querycache_sql::Effect::Writes(writes) => match writes.into_iter().next()?.rows {
+            querycache_sql::Rows::Ids(mut ids) if ids.len() == 1 => ids.pop(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A bound value as a row id: integers of every width, text (which the classifier
 /// takes as an id only where no database reads it as another number: `"05"` is a bulk
-/// write). Other types — UUIDs among them, whose variant exists only with a sea-query
-/// feature — make the write a bulk write: less precise, never wrong.
+/// write), and UUIDs — whose variant exists only with sea-query's `with-uuid` feature, so it
+/// is read from its `Debug` form, `Uuid(Some(67e55044-…))`, as the text of the UUID (which
+/// the classifier renders canonically, as it renders a UUID bound as text or written as a
+/// literal). Other types make the write a bulk write: less precise, never wrong.
 fn row_id(value: &Value) -> Option<Bound> {
     Some(match value {
         Value::TinyInt(Some(v)) => Bound::Integer((*v).into()),
@@ -85,8 +129,16 @@ fn row_id(value: &Value) -> Option<Bound> {
         Value::BigUnsigned(Some(v)) => Bound::Integer((*v).into()),
         Value::String(Some(v)) => Bound::Text(v.clone()),
         Value::Char(Some(v)) => Bound::Text(v.to_string()),
-        _ => return None,
+        other => return uuid_of(other),
     })
+}
+
+/// A `Value::Uuid`, by its `Debug` form (see [`row_id`]).
+fn uuid_of(value: &Value) -> Option<Bound> {
+    let debug = format!("{value:?}");
+    let uuid = debug.strip_prefix("Uuid(Some(")?.strip_suffix("))")?;
+    let is_uuid = uuid.len() == 36 && uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    is_uuid.then(|| Bound::Text(uuid.to_owned()))
 }
 
 #[cfg(test)]
@@ -106,6 +158,12 @@ mod tests {
         );
         assert_eq!(row_id(&Value::Int(None)), None);
         assert_eq!(row_id(&Value::Double(Some(1.5))), None);
+        let uuid =
+            sea_orm::prelude::Uuid::parse_str("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11").unwrap();
+        assert_eq!(
+            row_id(&Value::Uuid(Some(uuid))),
+            Some(Bound::Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()))
+        );
     }
 
     /// Text bound for an integer key is read as a number by SQLite and MySQL: `"05"`
@@ -116,13 +174,17 @@ mod tests {
         for &id in querycache_sql::NUMERIC_LOOKING_TEXT {
             let values = sea_orm::Values(vec!["x".into(), id.into()]);
             let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
-            let tags = StatementText::of(&stmt).written_tags().unwrap();
+            let tags = StatementText::of(&stmt, &KeySlot::default())
+                .written_tags()
+                .unwrap();
             assert!(tags.contains(&Tag::bulk("songs")), "{id:?}: {tags:?}");
         }
         for (id, tag) in [("5", "model:songs:5"), ("ab-1", "model:songs:ab-1")] {
             let values = sea_orm::Values(vec!["x".into(), id.into()]);
             let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
-            let tags = StatementText::of(&stmt).written_tags().unwrap();
+            let tags = StatementText::of(&stmt, &KeySlot::default())
+                .written_tags()
+                .unwrap();
             assert!(tags.iter().any(|t| t.as_str() == tag), "{id:?}: {tags:?}");
             assert!(!tags.contains(&Tag::bulk("songs")), "{id:?}: {tags:?}");
         }

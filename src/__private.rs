@@ -31,8 +31,9 @@ pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> CacheChoice {
     CacheChoice::Named(cache.as_ref().clone())
 }
 
-/// The global cache, cloned (a connection argument's own cache replaces it).
+/// The global cache, resolved when the call needs it (a connection argument's own cache
+/// replaces it, and then the global cache is never created).
 #[inline]
 pub fn global() -> CacheChoice {
-    CacheChoice::Global(crate::global().clone())
+    CacheChoice::Global
 }

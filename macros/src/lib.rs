@@ -39,9 +39,72 @@ use attr::{Args, Flavor, Options};
 ///
 /// The first call with given arguments runs the function and stores its result; later
 /// calls with the same arguments return a clone of the stored value until its TTL runs out
-/// or one of the tables or tags it depends on is invalidated (by a write through the ORM
-/// integration, or by `Cache::invalidate_tags`). Concurrent callers of a cold key wait for
-/// one computation instead of each running the query.
+/// or something it depends on is invalidated (by a write through the ORM integration, or by
+/// `Cache::invalidate_tags`). Concurrent callers of a cold key wait for one computation
+/// instead of each running the query.
+///
+/// **What it depends on is observed, not declared.** While the function computes, every
+/// statement it sends through an integrated connection (a SeaORM `CachedConnection`, a
+/// Diesel connection carrying `CacheInstrumentation`, diesel-async) is read: each table it
+/// reads — joins, subqueries, CTEs and unions included — becomes a dependency, narrowed to
+/// the row where the statement pins the primary key. A write to any of them invalidates the
+/// entry; a write to another row, or to a table it did not read, does not. So the function
+/// below declares nothing, and renaming a song's author invalidates its card. `models`,
+/// `row` and `tags` are optional and *added* to what is observed (for reads the connection
+/// cannot see: another service's API, work spawned elsewhere). A statement whose reads
+/// cannot be known leaves the value uncached, with a warning naming the statement.
+///
+/// ```
+/// use querycache::cached_query;
+/// use querycache::orm::sea_orm::CachedConnection;
+/// use sea_orm::{DbErr, EntityTrait};
+/// # mod user {
+/// #     use sea_orm::entity::prelude::*;
+/// #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+/// #     #[sea_orm(table_name = "users")]
+/// #     pub struct Model {
+/// #         #[sea_orm(primary_key)]
+/// #         pub id: i32,
+/// #         pub name: String,
+/// #     }
+/// #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// #     pub enum Relation {}
+/// #     impl ActiveModelBehavior for ActiveModel {}
+/// # }
+/// # mod song {
+/// #     use sea_orm::entity::prelude::*;
+/// #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+/// #     #[sea_orm(table_name = "songs")]
+/// #     pub struct Model {
+/// #         #[sea_orm(primary_key)]
+/// #         pub id: i32,
+/// #         pub title: String,
+/// #         pub author_id: i32,
+/// #     }
+/// #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// #     pub enum Relation {
+/// #         #[sea_orm(belongs_to = "super::user::Entity", from = "Column::AuthorId", to = "super::user::Column::Id")]
+/// #         Author,
+/// #     }
+/// #     impl Related<super::user::Entity> for Entity {
+/// #         fn to() -> RelationDef { Relation::Author.def() }
+/// #     }
+/// #     impl ActiveModelBehavior for ActiveModel {}
+/// # }
+///
+/// /// A song and its author: depends on row `id` of `songs` and on the `users` table.
+/// #[cached_query(ttl = "10m")]
+/// pub async fn song_card(
+///     db: &CachedConnection,
+///     id: i32,
+/// ) -> Result<Option<(song::Model, Option<user::Model>)>, DbErr> {
+///     song::Entity::find_by_id(id)
+///         .find_also_related(user::Entity)
+///         .one(db)
+///         .await
+/// }
+/// # fn main() {}
+/// ```
 ///
 /// ```
 /// use querycache::cached_query;
@@ -124,10 +187,14 @@ use attr::{Args, Flavor, Options};
 ///   At least one second; checked at compile time. Without it, the namespace's TTL
 ///   (`CACHE_TTL_<NAMESPACE>`) or `CACHE_DEFAULT_TTL` applies; `CACHE_MAX_TTL` caps all.
 ///
-/// * **`models = [song::Entity, user::Entity]`**: the tables the query reads. Any write to
-///   one of them (through querycache's ORM integration) invalidates the entry. Each is a
-///   SeaORM entity, or any type implementing `querycache::CacheModel` (a view, a table
-///   without an entity):
+/// * **`models = [song::Entity, user::Entity]`**: tables the entry depends on, in addition
+///   to what its statements are observed to read (for reads no integrated connection sees:
+///   a plain `DatabaseConnection`, a view until views are resolved from the catalog). Any
+///   write to one of them (through querycache's ORM integration) invalidates the entry.
+///   Each is a SeaORM entity, a Diesel table, or any type implementing
+///   `querycache::CacheModel` (a view, a table without an entity). With `CACHE_AUDIT=warn`,
+///   each table the function reads without declaring it is reported once
+///   (`Cache::audit_findings`):
 ///
 ///   ```
 ///   # use querycache::cached_query;

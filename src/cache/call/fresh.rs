@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Call, CallPlan};
+use super::{Call, CallPlan, relayed};
 use crate::{CacheValue, FetchError, Fetched, TimedOut};
 
 /// The error type of a function with `hard_timeout`: a caller that gives up waiting gets
@@ -77,18 +77,19 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            CallPlan::Bypass => self.cache.bypass(future).await,
-            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache().bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache().read_only::<T>(&key, &self.options).await
+            {
                 Some(hit) => (*hit).clone(),
                 None => future.await,
             },
             CallPlan::Cache(key) => {
-                let fetched = self
-                    .cache
+                let (cache, relays) = (self.cache().clone(), std::mem::take(&mut self.relays));
+                let fetched = cache
                     .fetch_with(
                         key.as_str(),
                         self.options,
-                        move || async move { Ok::<T, Infallible>(future.await) },
+                        move || relayed(relays, async move { Ok::<T, Infallible>(future.await) }),
                         |_: &T, ttl| ttl,
                         |_: &Infallible| true,
                     )
@@ -140,18 +141,19 @@ impl Call {
         self.settle_database().await;
         match self.plan() {
             // Outside the cache nothing runs in the background: the caller waits.
-            CallPlan::Bypass => self.cache.bypass(future).await,
-            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache().bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache().read_only::<T>(&key, &self.options).await
+            {
                 Some(hit) => Ok((*hit).clone()),
                 None => future.await,
             },
             CallPlan::Cache(key) => {
-                let fetched = self
-                    .cache
+                let (cache, relays) = (self.cache().clone(), std::mem::take(&mut self.relays));
+                let fetched = cache
                     .fetch_with(
                         key.as_str(),
                         self.options,
-                        move || future,
+                        move || relayed(relays, future),
                         |_: &T, ttl| ttl,
                         |_: &E| true,
                     )
@@ -207,10 +209,10 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            CallPlan::Bypass => Ok(self.cache.bypass(future).await),
+            CallPlan::Bypass => Ok(self.cache().bypass(future).await),
             CallPlan::ReadOnly(key) => {
                 match self
-                    .cache
+                    .cache()
                     .read_only::<Result<T, E>>(&key, &self.options)
                     .await
                 {
@@ -219,13 +221,13 @@ impl Call {
                 }
             }
             CallPlan::Cache(key) => {
-                let ttl_of = self.cache.error_ttl_policy(&self.options);
-                let fetched = self
-                    .cache
+                let ttl_of = self.cache().error_ttl_policy(&self.options);
+                let (cache, relays) = (self.cache().clone(), std::mem::take(&mut self.relays));
+                let fetched = cache
                     .fetch_with(
                         key.as_str(),
                         std::mem::take(&mut self.options),
-                        move || async move { Ok::<_, Infallible>(future.await) },
+                        move || relayed(relays, async move { Ok::<_, Infallible>(future.await) }),
                         ttl_of,
                         |_: &Infallible| true,
                     )

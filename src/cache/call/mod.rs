@@ -45,7 +45,10 @@ enum ConnState {
 /// the tags (models, rows, application tags) and run the body through one of the `run`
 /// methods.
 pub struct Call {
-    cache: Cache,
+    /// The cache it reads through: `cache = ..`'s, its connection's, or (resolved only when
+    /// neither is given, so that a function whose connection has a cache never creates the
+    /// global one) the global cache.
+    cache: std::sync::OnceLock<Cache>,
     /// Where `cache` came from: `cache = ..`, the global cache, or a connection argument.
     cache_source: CacheSource,
     /// `cache_errors` without a TTL: the TTL is the configured one of the cache the call
@@ -75,8 +78,9 @@ pub struct Call {
 pub enum CacheChoice {
     /// `cache = ..`: kept, with a warning if a connection argument invalidates another.
     Named(Cache),
-    /// No `cache = ..`: the global cache, unless a connection argument has its own.
-    Global(Cache),
+    /// No `cache = ..`: the global cache (resolved when first needed), unless a connection
+    /// argument has its own.
+    Global,
 }
 
 /// Where a call's cache came from.
@@ -127,8 +131,8 @@ enum CallPlan {
 impl Call {
     pub fn new(cache: CacheChoice, path: &'static str, namespace: &'static str) -> Self {
         let (cache, cache_source) = match cache {
-            CacheChoice::Named(cache) => (cache, CacheSource::Named),
-            CacheChoice::Global(cache) => (cache, CacheSource::Global),
+            CacheChoice::Named(cache) => (std::sync::OnceLock::from(cache), CacheSource::Named),
+            CacheChoice::Global => (std::sync::OnceLock::new(), CacheSource::Global),
         };
         Call {
             cache,
@@ -166,10 +170,15 @@ impl Call {
         self.options.error_ttl = Some(Duration::from_secs(secs));
     }
 
-    /// `cache_errors` without a TTL: the configured `CACHE_ERROR_TTL`.
+    /// `cache_errors` without a TTL: the configured `CACHE_ERROR_TTL` of the cache the call
+    /// ends up using (set when the call is planned).
     pub fn cache_errors(&mut self) {
-        self.options.error_ttl = Some(self.cache.config().error_ttl());
         self.default_error_ttl = true;
+    }
+
+    /// The cache the call reads through (the global one when no other was given).
+    fn cache(&self) -> &Cache {
+        self.cache.get_or_init(|| crate::global().clone())
     }
 
     /// A table-level dependency on `table`.
@@ -223,7 +232,11 @@ impl Call {
     /// named another (then a warning, once per function, says that this connection's writes
     /// do not invalidate what the function caches).
     fn connection_cache(&mut self, cache: Cache) {
-        if self.cache.same_as(&cache) {
+        if self
+            .cache
+            .get()
+            .is_some_and(|current| current.same_as(&cache))
+        {
             return;
         }
         match self.cache_source {
@@ -246,11 +259,8 @@ impl Call {
                          installed global cache: the connection invalidates only its own",
                     );
                 }
-                self.cache = cache;
+                self.cache = std::sync::OnceLock::from(cache);
                 self.cache_source = CacheSource::Connection;
-                if self.default_error_ttl {
-                    self.options.error_ttl = Some(self.cache.config().error_ttl());
-                }
             }
         }
     }
@@ -334,7 +344,7 @@ impl Call {
         }
         let look = |key: &str| {
             let take = |value: &crate::store::AnyValue| value.downcast_ref::<T>().cloned();
-            let (value, _) = self.cache.memory_hit_with(key, self.namespace, take)?;
+            let (value, _) = self.cache().memory_hit_with(key, self.namespace, take)?;
             Some(value)
         };
         match &self.key {
@@ -360,6 +370,9 @@ impl Call {
     }
 
     fn plan(&mut self) -> CallPlan {
+        if self.default_error_ttl && self.options.error_ttl.is_none() {
+            self.options.error_ttl = Some(self.cache().config().error_ttl());
+        }
         if self.options.namespace.is_none() {
             self.options = std::mem::take(&mut self.options).namespace(self.namespace);
         }
@@ -413,7 +426,7 @@ impl Call {
 
     fn unusable(&self, error: Error) -> CallPlan {
         tracing::warn!(function = self.path, %error, "cannot cache this call; running it uncached");
-        self.cache.inner_stats_error();
+        self.cache().inner_stats_error();
         CallPlan::Bypass
     }
 
@@ -425,8 +438,9 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            CallPlan::Bypass => self.cache.bypass(future).await,
-            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache().bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache().read_only::<T>(&key, &self.options).await
+            {
                 Some(hit) => (*hit).clone(),
                 None => future.await,
             },
@@ -434,7 +448,7 @@ impl Call {
             // future embeds it; a cached function calling others would otherwise nest
             // them all in one frame (a stack overflow on a 2 MiB thread in debug builds).
             // Allocated only past the quick memory hit of the generated code.
-            CallPlan::Cache(key) => (*Box::pin(self.cache.get_or_compute(
+            CallPlan::Cache(key) => (*Box::pin(self.cache().clone().get_or_compute(
                 key.as_str(),
                 self.options,
                 || relayed(self.relays, future),
@@ -453,12 +467,13 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            CallPlan::Bypass => self.cache.bypass(future).await,
-            CallPlan::ReadOnly(key) => match self.cache.read_only::<T>(&key, &self.options).await {
+            CallPlan::Bypass => self.cache().bypass(future).await,
+            CallPlan::ReadOnly(key) => match self.cache().read_only::<T>(&key, &self.options).await
+            {
                 Some(hit) => Ok((*hit).clone()),
                 None => future.await,
             },
-            CallPlan::Cache(key) => Box::pin(self.cache.try_get_or_compute(
+            CallPlan::Cache(key) => Box::pin(self.cache().clone().try_get_or_compute(
                 key.as_str(),
                 self.options,
                 || relayed(self.relays, future),
@@ -477,10 +492,10 @@ impl Call {
     {
         self.settle_database().await;
         match self.plan() {
-            CallPlan::Bypass => self.cache.bypass(future).await,
+            CallPlan::Bypass => self.cache().bypass(future).await,
             CallPlan::ReadOnly(key) => {
                 match self
-                    .cache
+                    .cache()
                     .read_only::<Result<T, E>>(&key, &self.options)
                     .await
                 {
@@ -488,7 +503,7 @@ impl Call {
                     None => future.await,
                 }
             }
-            CallPlan::Cache(key) => (*Box::pin(self.cache.get_or_compute_result(
+            CallPlan::Cache(key) => (*Box::pin(self.cache().clone().get_or_compute_result(
                 key.as_str(),
                 self.options,
                 || relayed(self.relays, future),
@@ -539,7 +554,7 @@ impl Call {
         match Bridge::current() {
             Bridge::Here(here) => here.wait(self.run_result_caching_errors(async move { body() })),
             Bridge::Detached => {
-                let ttl_of = self.cache.error_ttl_policy(&self.options);
+                let ttl_of = self.cache().error_ttl_policy(&self.options);
                 let result: Result<Result<T, E>, std::convert::Infallible> =
                     self.run_detached(|| Ok(body()), ttl_of);
                 match result {
@@ -569,11 +584,11 @@ impl Call {
         }
         match self.plan() {
             CallPlan::Bypass => {
-                self.cache.count_bypass();
+                self.cache().count_bypass();
                 body()
             }
             CallPlan::ReadOnly(key) => {
-                let (cache, options) = (self.cache.clone(), self.options.clone());
+                let (cache, options) = (self.cache().clone(), self.options.clone());
                 let hit = Bridge::Detached
                     .wait(async move { cache.read_only::<T>(&key, &options).await });
                 match hit {
@@ -582,7 +597,8 @@ impl Call {
                 }
             }
             CallPlan::Cache(key) => self
-                .cache
+                .cache()
+                .clone()
                 .compute_detached(key.as_str(), self.options, body, ttl_of)
                 .map(|value| (*value).clone()),
         }
@@ -591,7 +607,7 @@ impl Call {
 
 /// `future`, the computation of a call, with its observation lent to the relays of the
 /// call's connection arguments while it runs.
-async fn relayed<F: Future>(relays: Vec<Arc<Relay>>, future: F) -> F::Output {
+pub(super) async fn relayed<F: Future>(relays: Vec<Arc<Relay>>, future: F) -> F::Output {
     if relays.is_empty() {
         return future.await;
     }

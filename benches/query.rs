@@ -126,6 +126,16 @@ fn queries(
         },
     );
     group.bench_function(
+        "classifying find_by_id's SELECT (querycache_sql::reads, the observation's own work)",
+        |b| {
+            use sea_orm::QueryTrait;
+            let statement = song::Entity::find_by_id(7).build(db.get_database_backend());
+            let param = |i: usize| (i == 0).then_some(querycache_sql::Bound::Integer(7));
+            let key = |_: &querycache_sql::TableName| vec!["id".to_owned()];
+            b.iter(|| black_box(querycache_sql::reads(&statement.sql, &param, &key)));
+        },
+    );
+    group.bench_function(
         "a cache miss alone (the computation returns at once)",
         |b| {
             // What a miss adds to its query, measured without one: snapshot, single-flight,

@@ -165,21 +165,12 @@ where
     let mut last = None;
     for &dialect in dialects::<C::Backend>(outside) {
         match diesel::sql_query(dialect.keys_sql()).load::<Identity>(conn) {
-            Ok(rows) => {
-                let rows = rows.into_iter().filter_map(|row| row.identity);
-                id.keys.install(PrimaryKeys::from_rows(dialect, rows));
-                return;
-            }
+            Ok(rows) => return install_keys(id, dialect, rows),
             Err(error) => last = Some(error),
         }
     }
     if let Some(error) = last {
-        tracing::warn!(
-            %error,
-            "cannot read the primary keys of this database's tables from its catalog; rows \
-             are pinned by a column named `id` only"
-        );
-        id.keys.install(PrimaryKeys::default());
+        keys_unreadable(id, &error);
     }
 }
 
@@ -298,6 +289,22 @@ where
     Some(database)
 }
 
+/// The catalog's answer, in `dialect`'s rows: the database's primary keys from now on.
+fn install_keys(id: &DatabaseId, dialect: Dialect, rows: Vec<Identity>) {
+    let rows = rows.into_iter().filter_map(|row| row.identity);
+    id.keys.install(PrimaryKeys::from_rows(dialect, rows));
+}
+
+/// No dialect's catalog query answered: logged, and every key is guessed from now on.
+fn keys_unreadable(id: &DatabaseId, error: &diesel::result::Error) {
+    tracing::warn!(
+        %error,
+        "cannot read the primary keys of this database's tables from its catalog; rows \
+         are pinned by a column named `id` only"
+    );
+    id.keys.install(PrimaryKeys::default());
+}
+
 /// [`learn_keys`] for a diesel-async connection.
 #[cfg(feature = "diesel-async")]
 async fn learn_keys_async<C>(conn: &mut C, id: &DatabaseId)
@@ -317,21 +324,12 @@ where
             .load::<Identity>(conn)
             .await
         {
-            Ok(rows) => {
-                let rows = rows.into_iter().filter_map(|row| row.identity);
-                id.keys.install(PrimaryKeys::from_rows(dialect, rows));
-                return;
-            }
+            Ok(rows) => return install_keys(id, dialect, rows),
             Err(error) => last = Some(error),
         }
     }
     if let Some(error) = last {
-        tracing::warn!(
-            %error,
-            "cannot read the primary keys of this database's tables from its catalog; rows \
-             are pinned by a column named `id` only"
-        );
-        id.keys.install(PrimaryKeys::default());
+        keys_unreadable(id, &error);
     }
 }
 

@@ -25,6 +25,7 @@
 //! | `model:songs#guess` | a write to rows pinned by a known primary key other than `id` | by-row reads pinned by a guessed key (`id`, before the catalog answered) |
 //! | `model:songs#keyed` | a write to rows pinned by a guessed key (`id`) | by-row reads pinned by a known primary key other than `id` |
 //! | `model:#all` | a statement that could not be classified | every entry with a model tag |
+//! | `model:#uncharted` | a write classified before the database's catalog answered | reads classified before it answered, and reads of what a view or cascading foreign key reaches |
 //!
 //! A cache serving several databases keeps these names for its first (default) database;
 //! another database's model tags carry its namespace before the table,
@@ -168,13 +169,13 @@ impl Tag {
     }
 
     /// `model:<table>#guess`: depended on by reads pinned to rows by a guessed key (`id`),
-    /// bumped by writes pinned to rows by a known key other than `id` (see `orm::keys`).
+    /// bumped by writes pinned to rows by a known key other than `id` (see `orm::catalog`).
     pub(crate) fn guessed_key(table: &str) -> Self {
         Tag(model_text(table, format_args!("#guess")))
     }
 
     /// `model:<table>#keyed`: depended on by reads pinned to rows by a known key other than
-    /// `id`, bumped by writes pinned to rows by a guessed key (see `orm::keys`).
+    /// `id`, bumped by writes pinned to rows by a guessed key (see `orm::catalog`).
     pub(crate) fn known_key(table: &str) -> Self {
         Tag(model_text(table, format_args!("#keyed")))
     }
@@ -210,6 +211,14 @@ impl Tag {
     /// depends on any model tag also depends on this one.
     pub fn all_models() -> Self {
         Tag(Arc::from("model:#all"))
+    }
+
+    /// `model:#uncharted`: bumped by a write classified before its database's catalog
+    /// answered, which cannot say what views or cascading foreign keys it reaches (see
+    /// `orm::catalog`).
+    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
+    pub(crate) fn uncharted() -> Self {
+        Tag(Arc::from("model:#uncharted"))
     }
 
     /// The tag every entry of a namespace depends on.

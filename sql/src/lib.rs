@@ -94,7 +94,7 @@ pub use control::{Control, Step, Walk, transaction_walk};
 use lexer::{Dialect, Kind, Token};
 pub use locking::locks;
 use parser::Parser;
-pub use reads::{ReadEffect, TableRead, UnknownRead, reads};
+pub use reads::{ReadEffect, TableRead, UnknownRead, reads, view_reads};
 #[doc(hidden)]
 pub use rows::NUMERIC_LOOKING_TEXT;
 

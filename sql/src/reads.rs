@@ -150,7 +150,8 @@ impl fmt::Display for UnknownRead {
 ///   computed with, as it keeps the time it was computed at.
 ///
 /// Not seen from the text: a view or a table with triggers or row-level security reads other
-/// tables than the one named; a name that is a view is reported as the table it spells.
+/// tables than the one named; a name that is a view is reported as the table it spells
+/// (a caller that knows the view's definition reads it with [`view_reads`]).
 ///
 /// ```
 /// use querycache_sql::{Bound, ReadEffect, Rows, TableName, TableRead, reads};
@@ -183,6 +184,72 @@ pub fn reads(
         parser.read_statement(s, e, 0, &Scope::root(&top), acc);
     });
     acc.finish_reads()
+}
+
+/// What a view reads, from its definition: a `CREATE [OR REPLACE] [TEMP] VIEW name [(columns)]
+/// AS query` text (SQLite's `sqlite_master.sql`) or the bare query (MySQL's
+/// `information_schema.VIEWS.VIEW_DEFINITION`). The tables are read whole ([`Rows::Unknown`]:
+/// a view's own `WHERE` pins rows of its base tables, not of the view); a definition whose
+/// query cannot be read (a function whose effect is not known...) is
+/// [`ReadEffect::Unknown`], as [`reads`] says of a query.
+///
+/// ```
+/// use querycache_sql::{ReadEffect, UnknownRead, view_reads};
+///
+/// let tables = |sql: &str| match view_reads(sql) {
+///     ReadEffect::Reads(reads) => reads.into_iter().map(|r| r.table.name).collect::<Vec<_>>(),
+///     ReadEffect::Unknown(why) => panic!("{why}"),
+/// };
+/// assert_eq!(
+///     tables("CREATE VIEW \"as\" (a, b) AS SELECT s.id, u.name FROM songs s JOIN users u ON u.id = s.user_id WHERE s.id = 1"),
+///     ["songs", "users"]
+/// );
+/// assert_eq!(tables("select `test`.`songs`.`id` AS `id` from `test`.`songs`"), ["songs"]);
+/// assert_eq!(
+///     view_reads("CREATE VIEW v AS SELECT my_function(id) FROM songs"),
+///     ReadEffect::Unknown(UnknownRead::Function("my_function".into()))
+/// );
+/// ```
+pub fn view_reads(definition: &str) -> ReadEffect {
+    let no_key = |_: &TableName| Vec::new();
+    let env = Env {
+        param: &|_| None,
+        pk: &no_key,
+    };
+    let mut acc = Acc::default();
+    let top = HashMap::new();
+    each_statement(definition, &env, &mut acc, &|parser, s, e, acc| {
+        let s = if parser.kw(s, e, "CREATE") {
+            match parser.find_kw(s, e, &["VIEW"]) {
+                Some(view) => match parser.find_kw(view + 1, e, &["AS"]) {
+                    Some(as_) => as_ + 1,
+                    None => {
+                        acc.fail();
+                        return;
+                    }
+                },
+                None => {
+                    acc.fail_because(UnknownRead::Statement("CREATE".into()));
+                    return;
+                }
+            }
+        } else {
+            s
+        };
+        parser.read_statement(s, e, 0, &Scope::root(&top), acc);
+    });
+    match acc.finish_reads() {
+        ReadEffect::Reads(reads) => ReadEffect::Reads(
+            reads
+                .into_iter()
+                .map(|read| TableRead {
+                    rows: Rows::Unknown,
+                    ..read
+                })
+                .collect(),
+        ),
+        unknown => unknown,
+    }
 }
 
 /// Common table expression names in scope: those of one `WITH` clause whose index is below

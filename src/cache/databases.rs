@@ -147,9 +147,9 @@ pub(crate) fn named(name: &str) -> Result<Namespace, crate::Error> {
 #[derive(Debug, Default)]
 pub(crate) struct DatabaseId {
     namespace: OnceLock<Namespace>,
-    /// The primary keys of its tables, as the catalog answered (see `orm::keys`).
+    /// The primary keys of its tables, as the catalog answered (see `orm::catalog`).
     #[cfg(any(feature = "sea-orm", feature = "diesel"))]
-    pub(crate) keys: crate::orm::keys::KeySlot,
+    pub(crate) catalog: crate::orm::catalog::CatalogSlot,
 }
 
 impl DatabaseId {

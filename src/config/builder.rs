@@ -299,17 +299,17 @@ impl<C> CacheBuilder<C> {
     /// same can be set with
     /// `CACHE_TABLE_DEPENDENCIES="songs=song_counts,audit_log;users=user_stats"`.
     ///
-    /// A table may write itself: a self-referencing `ON DELETE CASCADE` or `SET NULL`, a
-    /// trigger that changes other rows of its own table, SQLite's `UNIQUE .. ON CONFLICT
-    /// REPLACE`. Declared (`table_also_writes("songs", ["songs"])`, `songs=songs`), every
-    /// write to it also bumps `model:songs#bulk`, so the by-id entries of rows the statement
-    /// did not name are invalidated too. (Querycache does not derive this from the catalog's
-    /// foreign keys and triggers: declare it.)
+    /// Views and cascading foreign keys need no declaration: the ORM integrations read them
+    /// from the catalog. A table may write itself: a trigger that changes other rows of its
+    /// own table, SQLite's `UNIQUE .. ON CONFLICT REPLACE`. Declared
+    /// (`table_also_writes("songs", ["songs"])`, `songs=songs`), every write to it also
+    /// bumps `model:songs#bulk`, so the by-id entries of rows the statement did not name are
+    /// invalidated too.
     ///
     /// ```
     /// use querycache::CacheConfig;
     ///
-    /// // songs.parent_id REFERENCES songs (id) ON DELETE CASCADE
+    /// // AFTER UPDATE ON songs, a trigger renumbers the other songs of the album.
     /// let config = CacheConfig::from_vars([("CACHE_TABLE_DEPENDENCIES", "songs=songs")]).unwrap();
     /// assert_eq!(config.tables_also_written("songs"), ["songs"]);
     /// ```

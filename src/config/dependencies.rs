@@ -1,8 +1,9 @@
 //! Writes the database makes on its own: "a write to table X also writes tables Y, Z".
 //!
-//! Querycache sees the text of each statement, so it cannot see what a trigger, a rule, an
-//! `ON DELETE CASCADE` or a writable view does behind it. An application that knows declares
-//! it ([`CacheConfigBuilder::table_also_writes`](super::CacheConfigBuilder::table_also_writes)
+//! Querycache sees the text of each statement and reads views and cascading foreign keys
+//! from the catalog (`orm::catalog`), so it cannot see what a trigger or a rule does behind
+//! a statement. An application that knows declares it
+//! ([`CacheConfigBuilder::table_also_writes`](super::CacheConfigBuilder::table_also_writes)
 //! or `CACHE_TABLE_DEPENDENCIES`), and every ORM write to X then also invalidates
 //! `model:Y` and `model:Y#bulk` (the rows written behind the statement's back are unknown).
 //! Declarations are followed transitively: a trigger's write may fire another trigger.
@@ -11,13 +12,11 @@
 //! outside the default schema (`public.songs` is `songs`), folded to lower case (`Songs` is
 //! `songs`).
 //!
-//! A table may be declared to write itself (`songs=songs`): a self-referencing
-//! `ON DELETE CASCADE` or `SET NULL`, a trigger on a table that writes other rows of that
-//! table, SQLite's `UNIQUE .. ON CONFLICT REPLACE`. A write naming row 7 then changes rows
-//! it does not name, so every write to that table also bumps its bulk tag (`model:songs#bulk`):
-//! by-id entries of every row are invalidated. A cycle of declarations (`songs=stats;
-//! stats=songs`) makes a table write itself the same way. Querycache does not read such
-//! constraints from the catalog (yet): they must be declared.
+//! A table may be declared to write itself (`songs=songs`): a trigger on a table that writes
+//! other rows of that table, SQLite's `UNIQUE .. ON CONFLICT REPLACE`. A write naming row 7
+//! then changes rows it does not name, so every write to that table also bumps its bulk tag
+//! (`model:songs#bulk`): by-id entries of every row are invalidated. A cycle of declarations
+//! (`songs=stats; stats=songs`) makes a table write itself the same way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

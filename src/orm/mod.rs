@@ -13,12 +13,12 @@
 //! ([`querycache_sql::transaction_walk`]); and what a text reads ([`querycache_sql::reads`],
 //! turned into the tags a computation that sent it depends on by `observed`).
 
+#[cfg(any(feature = "sea-orm", feature = "diesel"))]
+pub(crate) mod catalog;
 #[cfg(feature = "diesel")]
 pub mod diesel;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod identity;
-#[cfg(any(feature = "sea-orm", feature = "diesel"))]
-pub(crate) mod keys;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod observed;
 pub(crate) mod probes;

@@ -8,25 +8,38 @@
 
 use querycache_sql::{Bound, ReadEffect, Rows};
 
-use super::keys::KeyView;
+use super::catalog::CatalogView;
 use super::written::{pinned_by, row_keys};
 use crate::tags::{Tag, table_key};
 
 /// What a statement reads, as tags; `Err` with the reason when it cannot be read (a
-/// function or statement whose effect is not known, unparsable text): the computation that
-/// sent it must not be cached.
+/// function or statement whose effect is not known, unparsable text, a view that calls
+/// such a function): the computation that sent it must not be cached. A view read also
+/// depends on its base tables; a read of what a relation reaches, or of a table the catalog
+/// does not chart, on `model:#uncharted` (see `orm::catalog`).
 pub(crate) fn read_tags(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
-    keys: &KeyView<'_>,
+    keys: &CatalogView<'_>,
 ) -> Result<Vec<Tag>, String> {
     let primary_key = |table: &querycache_sql::TableName| keys.key(table).columns();
     match querycache_sql::reads(sql, param, &primary_key) {
         ReadEffect::Reads(tables) => {
             let mut tags = Vec::with_capacity(tables.len() * 2);
             let numeric = keys.text_reads_as_number();
+            let mut uncharted = false;
             for read in tables {
                 let table = table_key(read.table.schema.as_deref(), &read.table.name);
+                // A view reads its base tables; what a relation reaches may be written by a
+                // write classified without the catalog (see `orm::catalog`).
+                match keys.relations(&read.table) {
+                    Some(relations) => {
+                        let bases = relations.read_through(&table)?;
+                        tags.extend(bases.iter().map(|base| Tag::model(base)));
+                        uncharted |= relations.names(&table);
+                    }
+                    None => uncharted = true,
+                }
                 let key = keys.key(&read.table);
                 let ids = match read.rows {
                     Rows::Ids(ids) => row_keys(ids, key.columns().len(), numeric),
@@ -40,6 +53,9 @@ pub(crate) fn read_tags(
                     }
                     None => tags.push(Tag::model(&table)),
                 }
+            }
+            if uncharted {
+                tags.push(Tag::uncharted());
             }
             Ok(tags)
         }
@@ -71,7 +87,7 @@ mod tests {
 
     fn tags(sql: &str, id: Option<i128>) -> Vec<String> {
         let param = |i: usize| (i == 0).then_some(id.map(Bound::Integer)).flatten();
-        read_tags(sql, &param, &KeyView::guessed())
+        read_tags(sql, &param, &CatalogView::guessed())
             .unwrap()
             .into_iter()
             .map(|t| t.as_str().to_owned())
@@ -96,7 +112,8 @@ mod tests {
 
     #[test]
     fn a_read_that_cannot_be_understood_is_an_error_naming_why() {
-        let err = read_tags("SELECT my_function(1)", &|_| None, &KeyView::guessed()).unwrap_err();
+        let err =
+            read_tags("SELECT my_function(1)", &|_| None, &CatalogView::guessed()).unwrap_err();
         assert!(err.contains("my_function"), "{err}");
     }
 
@@ -105,20 +122,20 @@ mod tests {
     /// by-row writes (more than needed, never less); two sides that agree stay precise.
     #[test]
     fn a_guessed_key_and_a_known_one_never_miss_each_other() {
-        use crate::orm::keys::{KeySlot, PrimaryKeys};
+        use crate::orm::catalog::{Catalog, CatalogSlot};
         use crate::orm::written::written_tags;
 
-        let known = KeySlot::default();
-        let row = "main\u{1f}tracks\u{1f}1\u{1f}song_id".to_owned();
-        known.install(PrimaryKeys::from_rows(
+        let known = CatalogSlot::default();
+        let row = "k\u{1f}main\u{1f}tracks\u{1f}1\u{1f}1\u{1f}song_id".to_owned();
+        known.install(Catalog::from_rows(
             crate::orm::identity::Dialect::Sqlite,
             [row],
         ));
         let known = known.view();
-        let guessed = KeyView::guessed();
+        let guessed = CatalogView::guessed();
         let none = |_: usize| None;
-        let read = |sql: &str, keys: &KeyView<'_>| read_tags(sql, &none, keys).unwrap();
-        let write = |sql: &str, keys: &KeyView<'_>| {
+        let read = |sql: &str, keys: &CatalogView<'_>| read_tags(sql, &none, keys).unwrap();
+        let write = |sql: &str, keys: &CatalogView<'_>| {
             written_tags(sql, &none, keys, |_: &[String]| None).unwrap()
         };
         let meets = |read: &[Tag], written: &[Tag]| read.iter().any(|t| written.contains(t));
@@ -137,5 +154,83 @@ mod tests {
         // The guessed view cannot pin `song_id`: a whole-table read and a bulk write.
         assert_eq!(read(by_key, &guessed), [Tag::model("tracks")]);
         assert!(write(write_key, &guessed).contains(&Tag::bulk("tracks")));
+    }
+}
+
+#[cfg(test)]
+mod relation_tests {
+    use super::*;
+    use crate::orm::catalog::Catalog;
+    use crate::orm::identity::Dialect;
+    use crate::orm::written::written_tags;
+
+    fn catalog() -> CatalogView<'static> {
+        let rows = [
+            "k\u{1f}main\u{1f}songs\u{1f}1\u{1f}1\u{1f}id",
+            "k\u{1f}main\u{1f}users\u{1f}1\u{1f}1\u{1f}id",
+            "k\u{1f}main\u{1f}listens\u{1f}1\u{1f}1\u{1f}id",
+            "k\u{1f}main\u{1f}albums\u{1f}1\u{1f}1\u{1f}id",
+            "s\u{1f}main\u{1f}cards\u{1f}CREATE VIEW cards AS SELECT s.id, u.name FROM songs s \
+             JOIN users u ON u.id = s.user_id",
+            "f\u{1f}main\u{1f}listens\u{1f}main\u{1f}songs\u{1f}NO ACTION\u{1f}CASCADE",
+        ];
+        CatalogView::of(Catalog::from_rows(Dialect::Sqlite, rows.map(str::to_owned)))
+    }
+
+    fn strings(tags: Vec<Tag>) -> Vec<String> {
+        tags.into_iter().map(|t| t.as_str().to_owned()).collect()
+    }
+
+    fn read(sql: &str, view: &CatalogView<'_>) -> Vec<String> {
+        strings(read_tags(sql, &|_| None, view).unwrap())
+    }
+
+    fn write(sql: &str, view: &CatalogView<'_>) -> Vec<String> {
+        strings(written_tags(sql, &|_| None, view, |_: &[String]| None).unwrap())
+    }
+
+    #[test]
+    fn a_view_read_depends_on_its_tables_and_on_uncharted_writes() {
+        let tags = read("SELECT * FROM cards WHERE id = 3", &catalog());
+        for tag in ["model:songs", "model:users", "model:#uncharted"] {
+            assert!(tags.contains(&tag.to_owned()), "{tag} in {tags:?}");
+        }
+        // A table no relation reaches needs no more than before.
+        assert_eq!(read("SELECT * FROM albums", &catalog()), ["model:albums"]);
+    }
+
+    #[test]
+    fn a_write_reaches_views_and_cascades_and_an_insert_only_views() {
+        let tags = write("DELETE FROM songs WHERE id = 3", &catalog());
+        for tag in [
+            "model:songs:3",
+            "model:listens",
+            "model:listens#bulk",
+            "model:cards#bulk",
+        ] {
+            assert!(tags.contains(&tag.to_owned()), "{tag} in {tags:?}");
+        }
+        let tags = write("INSERT INTO songs (title) VALUES ('x')", &catalog());
+        assert!(tags.contains(&"model:cards".to_owned()), "{tags:?}");
+        assert!(!tags.contains(&"model:listens".to_owned()), "{tags:?}");
+        assert!(!tags.contains(&"model:#uncharted".to_owned()), "{tags:?}");
+        assert!(!write("UPDATE albums SET x = 1", &catalog()).contains(&"model:songs".to_owned()));
+    }
+
+    #[test]
+    fn before_the_catalog_answered_reads_and_writes_meet_on_the_uncharted_tag() {
+        let unknown = CatalogView::default();
+        assert!(read("SELECT * FROM albums", &unknown).contains(&"model:#uncharted".to_owned()));
+        assert!(
+            write("UPDATE albums SET x = 1", &unknown).contains(&"model:#uncharted".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_view_calling_an_unknown_function_cannot_be_read() {
+        let rows = ["s\u{1f}main\u{1f}fv\u{1f}CREATE VIEW fv AS SELECT my_f(id) FROM songs"];
+        let view = CatalogView::of(Catalog::from_rows(Dialect::Sqlite, rows.map(str::to_owned)));
+        let why = read_tags("SELECT * FROM fv", &|_| None, &view).unwrap_err();
+        assert!(why.contains("fv") && why.contains("my_f"), "{why}");
     }
 }

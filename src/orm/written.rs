@@ -5,11 +5,13 @@
 
 use querycache_sql::{Bound, Effect, Rows};
 
-use super::keys::{Key, KeyView};
+use super::catalog::{CatalogView, Fires, Key};
 use crate::tags::{Tag, table_key, write_tags};
 
 /// The tags `sql` writes; `None` for a read. `param(i)` gives the i-th bound value (see
-/// [`querycache_sql::classify`]); `keys` the tables' primary keys (see `orm::keys`).
+/// [`querycache_sql::classify`]); `keys` the tables' primary keys and relations (see
+/// `orm::catalog`): a write also writes the views and cascades it reaches, and one to a
+/// table the catalog does not chart bumps `model:#uncharted`.
 /// `returned_ids(columns)` gives the ids of the rows the statement returned (the values of
 /// the key `columns`, rendered as [`querycache_sql::row_id`] renders them), when the
 /// integration can see them: a single `INSERT ... VALUES` that only inserts then
@@ -20,7 +22,7 @@ use crate::tags::{Tag, table_key, write_tags};
 pub(crate) fn written_tags(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
-    keys: &KeyView<'_>,
+    keys: &CatalogView<'_>,
     returned_ids: impl FnOnce(&[String]) -> Option<Vec<String>>,
 ) -> Option<Vec<Tag>> {
     if is_plain_read(sql) {
@@ -32,9 +34,25 @@ pub(crate) fn written_tags(
         Effect::Writes(writes) => {
             let mut returned_ids = Some(returned_ids);
             let mut tags = Vec::new();
+            let mut uncharted = false;
+            let mut fires = None;
             let numeric = keys.text_reads_as_number();
             for w in &writes {
                 let table = table_key(w.table.schema.as_deref(), &w.table.name);
+                // What the catalog says the write reaches beyond the table: views over it,
+                // cascades (see `orm::catalog`).
+                match keys.relations(&w.table) {
+                    Some(relations) => {
+                        let fires = match w.rows {
+                            Rows::Inserted(_) => Fires::default(),
+                            _ => *fires.get_or_insert_with(|| Fires::of_text(sql)),
+                        };
+                        for also in relations.also_written(&table, fires) {
+                            tags.extend(Tag::table_write(also));
+                        }
+                    }
+                    None => uncharted = true,
+                }
                 let key = keys.key(&w.table);
                 let columns = key.columns();
                 let ids = match &w.rows {
@@ -52,6 +70,9 @@ pub(crate) fn written_tags(
                     tags.extend(pinned_by(&key, &table, false));
                 }
             }
+            if uncharted {
+                tags.push(Tag::uncharted());
+            }
             Some(tags)
         }
         Effect::Unknown => {
@@ -66,7 +87,7 @@ pub(crate) fn written_tags(
 }
 
 /// The tag that makes rows pinned under `key` meet rows pinned under the other rule (see
-/// `orm::keys`): for a read (`read`), the tag it depends on; for a write, the tag it bumps.
+/// `orm::catalog`): for a read (`read`), the tag it depends on; for a write, the tag it bumps.
 /// None for a known key `id`: it pins the same rows as the guess, and no connection can
 /// know another key for the table.
 pub(super) fn pinned_by(key: &Key, table: &str, read: bool) -> Option<Tag> {
@@ -226,7 +247,7 @@ mod tests {
         let tags = written_tags(
             "INSERT INTO songs (title) VALUES ('a')",
             &none,
-            &KeyView::guessed(),
+            &CatalogView::guessed(),
             ids,
         )
         .unwrap();
@@ -234,7 +255,7 @@ mod tests {
         assert!(!tags.contains(&Tag::bulk("songs")));
         // DO NOTHING only skips rows: the returned ones are all it wrote.
         let skip = "INSERT INTO songs (title) VALUES ('a') ON CONFLICT (title) DO NOTHING";
-        let tags = written_tags(skip, &none, &KeyView::guessed(), ids).unwrap();
+        let tags = written_tags(skip, &none, &CatalogView::guessed(), ids).unwrap();
         assert_eq!(
             tags,
             [
@@ -245,14 +266,14 @@ mod tests {
         );
         let upsert =
             "INSERT INTO songs (title) VALUES ('a') ON CONFLICT (title) DO UPDATE SET n = 1";
-        let tags = written_tags(upsert, &none, &KeyView::guessed(), ids).unwrap();
+        let tags = written_tags(upsert, &none, &CatalogView::guessed(), ids).unwrap();
         assert!(tags.contains(&Tag::bulk("songs")));
         assert_eq!(
-            written_tags("SELECT 1", &none, &KeyView::guessed(), ids),
+            written_tags("SELECT 1", &none, &CatalogView::guessed(), ids),
             None
         );
         assert_eq!(
-            written_tags("CALL x()", &none, &KeyView::guessed(), ids),
+            written_tags("CALL x()", &none, &CatalogView::guessed(), ids),
             Some(vec![Tag::all_models()])
         );
     }
@@ -264,10 +285,10 @@ mod tests {
         let none = |_: usize| None;
         let two = r#"INSERT INTO "songs" ("title") VALUES ($1), ($2) RETURNING "id""#;
         let one_back = |_: &[String]| Some(vec!["7".to_owned()]);
-        let tags = written_tags(two, &none, &KeyView::guessed(), one_back).unwrap();
+        let tags = written_tags(two, &none, &CatalogView::guessed(), one_back).unwrap();
         assert_eq!(tags, Tag::table_write("songs"));
         let both_back = |_: &[String]| Some(vec!["7".to_owned(), "8".to_owned()]);
-        let tags = written_tags(two, &none, &KeyView::guessed(), both_back).unwrap();
+        let tags = written_tags(two, &none, &CatalogView::guessed(), both_back).unwrap();
         assert_eq!(
             tags,
             [
@@ -279,10 +300,10 @@ mod tests {
         );
         // Rows from a query: how many were inserted is not known.
         let select = r#"INSERT INTO "songs" ("title") SELECT "title" FROM "drafts" RETURNING "id""#;
-        let tags = written_tags(select, &none, &KeyView::guessed(), one_back).unwrap();
+        let tags = written_tags(select, &none, &CatalogView::guessed(), one_back).unwrap();
         assert_eq!(tags, Tag::table_write("songs"));
         let default = r#"INSERT INTO "songs" DEFAULT VALUES RETURNING "id""#;
-        let tags = written_tags(default, &none, &KeyView::guessed(), one_back).unwrap();
+        let tags = written_tags(default, &none, &CatalogView::guessed(), one_back).unwrap();
         assert_eq!(tags, Tag::table_write("songs"));
     }
 
@@ -302,7 +323,7 @@ mod tests {
             "INSERT INTO songs (title) VALUES ('a') ON CONFLICT\nDO UPDATE SET n = 1",
             "INSERT INTO songs (title) VALUES ('a') ON\tDUPLICATE KEY UPDATE n = 1",
         ] {
-            let tags = written_tags(sql, &none, &KeyView::guessed(), ids).unwrap();
+            let tags = written_tags(sql, &none, &CatalogView::guessed(), ids).unwrap();
             assert!(tags.contains(&Tag::bulk("songs")), "{sql:?}: {tags:?}");
         }
     }
@@ -314,7 +335,7 @@ mod tests {
         let tags = written_tags(
             "DELETE FROM songs WHERE id = ?",
             &slug,
-            &KeyView::guessed(),
+            &CatalogView::guessed(),
             |_: &[String]| None,
         )
         .unwrap();
@@ -331,7 +352,7 @@ mod tests {
         let tags = written_tags(
             "DELETE FROM songs WHERE id = ?",
             &five,
-            &KeyView::guessed(),
+            &CatalogView::guessed(),
             |_: &[String]| None,
         )
         .unwrap();
@@ -357,13 +378,14 @@ mod tests {
             "UPDATE [Songs] SET title = 'x'",
             r#"UPDATE "Main"."Songs" SET title = 'x'"#,
         ] {
-            let tags = written_tags(sql, &none, &KeyView::guessed(), |_: &[String]| None).unwrap();
+            let tags =
+                written_tags(sql, &none, &CatalogView::guessed(), |_: &[String]| None).unwrap();
             assert_eq!(tags, Tag::table_write("songs"), "{sql}");
         }
         let tags = written_tags(
             r#"DELETE FROM "App"."Songs" WHERE id = 'AbC'"#,
             &none,
-            &KeyView::guessed(),
+            &CatalogView::guessed(),
             |_: &[String]| None,
         );
         assert_eq!(

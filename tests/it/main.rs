@@ -65,6 +65,7 @@ mod on_sqlite {
     mod null_column;
     mod observed_reads;
     mod related_loading;
+    mod relations;
     mod row_keys;
     mod sea_orm_cancel;
     mod sea_orm_precision;
@@ -109,6 +110,7 @@ mod on_postgres {
     mod postgres_only;
     mod postgres_triggers;
     mod related_loading;
+    mod relations;
     mod row_keys;
     mod sea_orm_cancel;
     mod sea_orm_precision;

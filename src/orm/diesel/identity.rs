@@ -14,8 +14,8 @@ use diesel::query_dsl::LoadQuery;
 use super::instrumentation_mut;
 use crate::Cache;
 use crate::cache::databases::{CallDatabase, DatabaseId, Fingerprint, SettleDatabase, Settling};
+use crate::orm::catalog::Catalog;
 use crate::orm::identity::Dialect;
-use crate::orm::keys::PrimaryKeys;
 
 /// The row of the query a connection sends to learn which database it talks to (see
 /// [`identify`]); it appears in the bounds of [`identify`] only.
@@ -147,10 +147,10 @@ where
     Some(database)
 }
 
-/// Asks the catalog for the primary keys of the database's tables, when they were never
-/// asked for or a table the last answer did not list was named since (see `orm::keys`);
-/// only outside any transaction, as the identity query. A failure is logged and answers
-/// nothing: every key is then guessed.
+/// Asks the catalog for the primary keys and relations of the database's tables, when they
+/// were never asked for or a table the last answer did not list was named since (see
+/// `orm::catalog`); only outside any transaction, as the identity query. A failure is
+/// logged and answers nothing: every key is then guessed, and every table uncharted.
 fn learn_keys<C>(conn: &mut C, id: &DatabaseId)
 where
     C: LoadConnection,
@@ -158,13 +158,13 @@ where
 {
     use diesel::RunQueryDsl;
 
-    if !id.keys.wanted() {
+    if !id.catalog.wanted() {
         return;
     }
     let outside = outside_transactions(conn);
     let mut last = None;
     for &dialect in dialects::<C::Backend>(outside) {
-        match diesel::sql_query(dialect.keys_sql()).load::<Identity>(conn) {
+        match diesel::sql_query(dialect.catalog_sql()).load::<Identity>(conn) {
             Ok(rows) => return install_keys(id, dialect, rows),
             Err(error) => last = Some(error),
         }
@@ -289,20 +289,22 @@ where
     Some(database)
 }
 
-/// The catalog's answer, in `dialect`'s rows: the database's primary keys from now on.
+/// The catalog's answer, in `dialect`'s rows: the database's primary keys and relations
+/// from now on.
 fn install_keys(id: &DatabaseId, dialect: Dialect, rows: Vec<Identity>) {
     let rows = rows.into_iter().filter_map(|row| row.identity);
-    id.keys.install(PrimaryKeys::from_rows(dialect, rows));
+    id.catalog.install(Catalog::from_rows(dialect, rows));
 }
 
-/// No dialect's catalog query answered: logged, and every key is guessed from now on.
+/// No dialect's catalog query answered: logged, and from now on every key is guessed and
+/// every table uncharted.
 fn keys_unreadable(id: &DatabaseId, error: &diesel::result::Error) {
     tracing::warn!(
         %error,
-        "cannot read the primary keys of this database's tables from its catalog; rows \
-         are pinned by a column named `id` only"
+        "cannot read this database's catalog; rows are pinned by a column named `id` only, \
+         and every write invalidates what views and cascades may reach"
     );
-    id.keys.install(PrimaryKeys::default());
+    id.catalog.install(Catalog::default());
 }
 
 /// [`learn_keys`] for a diesel-async connection.
@@ -314,13 +316,13 @@ where
 {
     use diesel_async::RunQueryDsl;
 
-    if !id.keys.wanted() {
+    if !id.catalog.wanted() {
         return;
     }
     let outside = async_outside_transactions(conn);
     let mut last = None;
     for &dialect in dialects::<C::Backend>(outside) {
-        match diesel::sql_query(dialect.keys_sql())
+        match diesel::sql_query(dialect.catalog_sql())
             .load::<Identity>(conn)
             .await
         {

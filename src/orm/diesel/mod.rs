@@ -28,7 +28,7 @@
 //!   both ORMs), with bound integer, string and UUID values used as row ids. Rows are
 //!   pinned by each table's primary key as the database's catalog gives it (`song_id`,
 //!   `uuid`, `(tenant_id, id)`), learnt when a cached call is first given the connection
-//!   (or at [`identify`]); until then the key is guessed to be `id` (see `orm::keys`).
+//!   (or at [`identify`]); until then the key is guessed to be `id` (see `orm::catalog`).
 //! * **Outside a transaction**, a write's tags are invalidated when the statement has
 //!   finished, before Diesel hands its result back.
 //! * **Inside a transaction** (`conn.transaction(..)`, `build_transaction()`, `begin_test_transaction`,
@@ -69,6 +69,13 @@
 //!   ([`CacheInstrumentation::database`]) uses `@<name>`. Until a connection's database is
 //!   known, its writes invalidate the written tables' entries in every database.
 //!
+//! * **Views and cascading foreign keys** come from the catalog, asked with the primary
+//!   keys: a read of a view depends on its tables, a write reaches the views over what it
+//!   writes and the tables its foreign keys' actions write (see the README). Until a
+//!   connection has asked, its writes bump `model:#uncharted`, on which reads through
+//!   relations depend: call [`identify`] at startup on a connection of each database when
+//!   writes go through connections never given to a cached call.
+//!
 //! Not seen: writes by other processes or by triggers (declare those dependencies), and
 //! statements of a connection whose instrumentation slot was given to something else
 //! afterwards (Diesel has one slot per connection: chain other instrumentations with
@@ -92,7 +99,7 @@ use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, Tran
 use querycache_sql::{Control, Step, transaction_walk};
 
 use super::TxState;
-use super::keys::KeyView;
+use super::catalog::CatalogView;
 use super::written::written_tags;
 use crate::Cache;
 use crate::Tag;
@@ -405,7 +412,7 @@ impl CacheInstrumentation {
     fn begin_statement(&mut self, statement: &debug::Statement) -> InFlight {
         super::note_locking_read(&statement.sql);
         let none = |_: usize| None;
-        let keys = self.database.keys.view();
+        let keys = self.database.catalog.view();
         if transaction_walk(&statement.sql).is_some() {
             let tags = written_tags(&statement.sql, &none, &keys, |_| None).unwrap_or_default();
             return InFlight::Walk {
@@ -453,7 +460,7 @@ impl CacheInstrumentation {
         &self,
         sql: &str,
         param: &dyn Fn(usize) -> Option<querycache_sql::Bound>,
-        keys: &KeyView<'_>,
+        keys: &CatalogView<'_>,
     ) {
         let Some(observation) = self.observation() else {
             return;
@@ -668,7 +675,7 @@ impl CacheInstrumentation {
         for step in walk.steps {
             match step {
                 Step::Statements(statements) => {
-                    let keys = self.database.keys.view();
+                    let keys = self.database.catalog.view();
                     if let Some(tags) = written_tags(statements, &none, &keys, |_| None) {
                         self.write(tags);
                     }

@@ -13,8 +13,8 @@ use sea_orm::{DatabaseConnection, DbBackend, DbErr, Statement};
 
 use crate::Cache;
 use crate::cache::databases::{DatabaseId, Fingerprint, Namespace, SettleDatabase, Settling};
+use crate::orm::catalog::Catalog;
 use crate::orm::identity::Dialect;
-use crate::orm::keys::PrimaryKeys;
 
 /// What a [`CachedConnection`](super::CachedConnection) needs to settle its database.
 #[derive(Debug, Clone)]
@@ -51,11 +51,12 @@ impl Settle {
 }
 
 impl Settle {
-    /// Asks the catalog for the primary keys of the database's tables, when they were never
-    /// asked for or a table the last answer did not list was named since (see
-    /// `orm::keys`). A failure is logged and answers nothing: every key is then guessed.
+    /// Asks the catalog for the primary keys and relations of the database's tables, when
+    /// they were never asked for or a table the last answer did not list was named since
+    /// (see `orm::catalog`). A failure is logged and answers nothing: every key is then
+    /// guessed, and every table uncharted.
     pub(super) async fn learn_keys(&self) {
-        if !self.id.keys.wanted() {
+        if !self.id.catalog.wanted() {
             return;
         }
         let keys = match primary_keys(&self.inner).await {
@@ -63,39 +64,39 @@ impl Settle {
             Err(error) => {
                 tracing::warn!(
                     %error,
-                    "cannot read the primary keys of this database's tables from its catalog; \
-                     rows are pinned by a column named `id` only"
+                    "cannot read this database's catalog; rows are pinned by a column named \
+                     `id` only, and every write invalidates what views and cascades may reach"
                 );
-                PrimaryKeys::default()
+                Catalog::default()
             }
         };
-        self.id.keys.install(keys);
+        self.id.catalog.install(keys);
     }
 }
 
-/// Asks the catalog for the primary keys of the database's tables.
-async fn primary_keys(db: &DatabaseConnection) -> Result<PrimaryKeys, DbErr> {
+/// Asks the catalog for the primary keys and relations of the database's tables.
+async fn primary_keys(db: &DatabaseConnection) -> Result<Catalog, DbErr> {
     use sea_orm::ConnectionTrait;
 
     if db.is_mock_connection() {
-        return Ok(PrimaryKeys::default());
+        return Ok(Catalog::empty());
     }
     let backend = db.get_database_backend();
     let dialect = match backend {
         DbBackend::Postgres => Dialect::Postgres,
         DbBackend::MySql => Dialect::MySql,
         DbBackend::Sqlite => Dialect::Sqlite,
-        _ => return Ok(PrimaryKeys::default()),
+        _ => return Ok(Catalog::default()),
     };
     let rows = db
-        .query_all_raw(Statement::from_string(backend, dialect.keys_sql()))
+        .query_all_raw(Statement::from_string(backend, dialect.catalog_sql()))
         .await?;
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
         let line: Option<String> = row.try_get_by_index(0)?;
         lines.extend(line);
     }
-    Ok(PrimaryKeys::from_rows(dialect, lines))
+    Ok(Catalog::from_rows(dialect, lines))
 }
 
 impl SettleDatabase for Settle {

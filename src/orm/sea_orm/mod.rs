@@ -47,17 +47,20 @@
 //! * **Rows are pinned by each table's primary key** as the database's catalog gives it
 //!   (`song_id`, `uuid`, `(tenant_id, id)`): the connection asks once, before the first
 //!   statement it classifies, and again when a statement names a table the answer did not
-//!   list (outside transactions only; see `orm::keys`).
+//!   list (outside transactions only; see `orm::catalog`).
 //! * **Several databases on one cache**: the connection learns its database once (one
 //!   query, the first time it is needed). The cache's first database keeps plain keys and
 //!   tags; each other one gets a namespace (`model:@…/songs`, keys `@…/module::fn:…`), so
 //!   its cached reads hold its own rows and its writes invalidate its own entries only.
 //!   [`CachedConnection::database`] names it instead (see the README's multi-database
 //!   section).
+//! * **Views and cascading foreign keys** come from the catalog too: a read of a view
+//!   depends on its tables, a write reaches the views over what it writes and the tables
+//!   its foreign keys' `CASCADE`/`SET NULL`/`SET DEFAULT` actions write.
 //!
 //! Not seen: writes by other processes, statements sent through a plain `DatabaseConnection`
-//! that was not wrapped, and writes the database makes on its own — triggers, rules,
-//! cascades. Declare the last with
+//! that was not wrapped, and writes the database makes on its own through triggers and
+//! rules. Declare the last with
 //! [`CacheConfigBuilder::table_also_writes`](crate::config::CacheConfigBuilder::table_also_writes)
 //! (`CACHE_TABLE_DEPENDENCIES`): "a write to `songs` also writes `song_counts`".
 
@@ -233,9 +236,9 @@ impl CachedConnection {
     }
 
     /// Asks the catalog for the primary keys of the database's tables when needed (see
-    /// `orm::keys`): before this connection classifies a statement.
+    /// `orm::catalog`): before this connection classifies a statement.
     async fn learn_keys(&self) {
-        if self.database.keys.wanted() {
+        if self.database.catalog.wanted() {
             self.settle().learn_keys().await;
         }
     }
@@ -546,8 +549,9 @@ impl CachedConnection {
     /// What a text writes and its transaction control; `None` for a plain read, which
     /// needs no bookkeeping.
     fn classify(text: &StatementText<'_>, sql: &str) -> Option<(Vec<Tag>, Option<raw::Plan>)> {
-        // The keys were asked for before (`learn_keys`); a table they do not list is guessed
-        // here, and asked about before the next statement.
+        // The catalog was asked before (`learn_keys`); a table its answer does not list
+        // (created since, perhaps by this very text) is taken to have a guessed key and no
+        // relation here, and asked about before the next statement.
         let tags = text.written_tags();
         let plan = raw::Plan::of(sql);
         if tags.is_none() && plan.is_none() {
@@ -566,7 +570,7 @@ impl ConnectionTrait for CachedConnection {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
         self.learn_keys().await;
-        let keys = &self.database.keys;
+        let keys = &self.database.catalog;
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
             return self.inner.execute_raw(stmt).await;
         };
@@ -583,7 +587,7 @@ impl ConnectionTrait for CachedConnection {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
         self.learn_keys().await;
-        let keys = &self.database.keys;
+        let keys = &self.database.catalog;
         let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql, keys), sql) else {
             return self.inner.execute_unprepared(sql).await;
         };
@@ -600,7 +604,7 @@ impl ConnectionTrait for CachedConnection {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
         self.learn_keys().await;
-        let keys = &self.database.keys;
+        let keys = &self.database.catalog;
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
             self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
                 .await;
@@ -614,7 +618,7 @@ impl ConnectionTrait for CachedConnection {
             plan,
             async move { inner.query_one_raw(stmt).await },
             move |result| {
-                StatementText::of(&narrow_by, &database.keys)
+                StatementText::of(&narrow_by, &database.catalog)
                     .written_tags_returning(returned_one(result))
             },
         )
@@ -624,7 +628,7 @@ impl ConnectionTrait for CachedConnection {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
         self.learn_keys().await;
-        let keys = &self.database.keys;
+        let keys = &self.database.catalog;
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
             self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
                 .await;
@@ -638,7 +642,7 @@ impl ConnectionTrait for CachedConnection {
             plan,
             async move { inner.query_all_raw(stmt).await },
             move |result| {
-                StatementText::of(&narrow_by, &database.keys)
+                StatementText::of(&narrow_by, &database.catalog)
                     .written_tags_returning(returned_all(result))
             },
         )
@@ -707,7 +711,7 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
             return self.inner.execute_raw(stmt).await;
         };
         self.write(tags, self.inner.execute_raw(stmt), |_| None)
@@ -716,7 +720,8 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
-        let Some(tags) = StatementText::unprepared(sql, &self.database.keys).written_tags() else {
+        let Some(tags) = StatementText::unprepared(sql, &self.database.catalog).written_tags()
+        else {
             return self.inner.execute_unprepared(sql).await;
         };
         self.write(tags, self.inner.execute_unprepared(sql), |_| None)
@@ -725,11 +730,11 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
             super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_one_raw(stmt).await;
         };
-        let text = StatementText::of(&stmt, &self.database.keys);
+        let text = StatementText::of(&stmt, &self.database.catalog);
         let narrow = |result: &_| text.written_tags_returning(returned_one(result));
         self.write(tags, self.inner.query_one_raw(stmt.clone()), narrow)
             .await
@@ -737,11 +742,11 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt, &self.database.keys).written_tags() else {
+        let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
             super::note_read_in_transaction(&stmt.sql);
             return self.inner.query_all_raw(stmt).await;
         };
-        let text = StatementText::of(&stmt, &self.database.keys);
+        let text = StatementText::of(&stmt, &self.database.catalog);
         let narrow = |result: &_| text.written_tags_returning(returned_all(result));
         self.write(tags, self.inner.query_all_raw(stmt.clone()), narrow)
             .await

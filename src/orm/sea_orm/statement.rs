@@ -3,7 +3,7 @@
 use querycache_sql::Bound;
 use sea_orm::{QueryResult, Statement, Value};
 
-use crate::orm::keys::KeySlot;
+use crate::orm::catalog::CatalogSlot;
 use crate::orm::written;
 use crate::tags::Tag;
 
@@ -12,11 +12,11 @@ use crate::tags::Tag;
 pub(super) struct StatementText<'a> {
     sql: &'a str,
     values: Option<&'a [Value]>,
-    keys: &'a KeySlot,
+    keys: &'a CatalogSlot,
 }
 
 impl<'a> StatementText<'a> {
-    pub(super) fn of(stmt: &'a Statement, keys: &'a KeySlot) -> Self {
+    pub(super) fn of(stmt: &'a Statement, keys: &'a CatalogSlot) -> Self {
         StatementText {
             sql: &stmt.sql,
             values: stmt.values.as_ref().map(|v| v.0.as_slice()),
@@ -24,7 +24,7 @@ impl<'a> StatementText<'a> {
         }
     }
 
-    pub(super) fn unprepared(sql: &'a str, keys: &'a KeySlot) -> Self {
+    pub(super) fn unprepared(sql: &'a str, keys: &'a CatalogSlot) -> Self {
         StatementText {
             sql,
             values: None,
@@ -174,7 +174,7 @@ mod tests {
         for &id in querycache_sql::NUMERIC_LOOKING_TEXT {
             let values = sea_orm::Values(vec!["x".into(), id.into()]);
             let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
-            let tags = StatementText::of(&stmt, &KeySlot::default())
+            let tags = StatementText::of(&stmt, &CatalogSlot::default())
                 .written_tags()
                 .unwrap();
             assert!(tags.contains(&Tag::bulk("songs")), "{id:?}: {tags:?}");
@@ -182,7 +182,7 @@ mod tests {
         for (id, tag) in [("5", "model:songs:5"), ("ab-1", "model:songs:ab-1")] {
             let values = sea_orm::Values(vec!["x".into(), id.into()]);
             let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
-            let tags = StatementText::of(&stmt, &KeySlot::default())
+            let tags = StatementText::of(&stmt, &CatalogSlot::default())
                 .written_tags()
                 .unwrap();
             assert!(tags.iter().any(|t| t.as_str() == tag), "{id:?}: {tags:?}");

@@ -12,31 +12,8 @@ use querycache::orm::diesel::CacheInstrumentation;
 use querycache::{Cache, cached_query};
 
 use super::DB;
-use crate::support::Db;
-use crate::support::diesel::DieselDb;
 use crate::support::diesel::schema::{songs, users};
-
-/// The async connection type of this database.
-macro_rules! with_conn {
-    ($t:expr, |$conn:ident: $ty:ident| $body:expr) => {
-        match DB {
-            Db::Sqlite => {
-                type $ty = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-                    diesel::SqliteConnection,
-                >;
-                #[allow(unused_mut)]
-                let mut $conn = $ty::establish(&$t.url).await.expect("connect");
-                $body
-            }
-            Db::Postgres => {
-                type $ty = diesel_async::AsyncPgConnection;
-                #[allow(unused_mut)]
-                let mut $conn = $ty::establish(&$t.url).await.expect("connect");
-                $body
-            }
-        }
-    };
-}
+use crate::support::diesel::{DieselDb, with_async_conn};
 
 /// Cached reads and writes through `$conn` (of type `$ty`): a miss, a hit, a write outside
 /// a transaction, a committed transaction, a rolled-back one with a read inside it.
@@ -229,7 +206,7 @@ async fn run_observed() {
             author,
         )
     };
-    with_conn!(t, |conn: DbConnection| observed!(
+    with_async_conn!(DB, t.url, |conn: DbConnection| observed!(
         t,
         conn,
         DbConnection,
@@ -256,7 +233,12 @@ async fn run() {
         let author = t.user(&mut sync, "ann");
         t.song(&mut sync, author, "A")
     };
-    with_conn!(t, |conn: DbConnection| scenario!(t, conn, DbConnection, id));
+    with_async_conn!(DB, t.url, |conn: DbConnection| scenario!(
+        t,
+        conn,
+        DbConnection,
+        id
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -402,7 +402,7 @@ mod diesel_async_part {
     use querycache::orm::diesel::CacheInstrumentation;
 
     use super::*;
-    use crate::support::diesel::DieselDb;
+    use crate::support::diesel::{DieselDb, with_async_conn};
 
     #[derive(diesel::QueryableByName)]
     struct Title {
@@ -479,19 +479,10 @@ mod diesel_async_part {
             let mut sync = t.conn();
             diesel::connection::SimpleConnection::batch_execute(&mut sync, &schema(DB)).unwrap();
         }
-        match DB {
-            Db::Sqlite => {
-                type DbConnection = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-                    diesel::SqliteConnection,
-                >;
-                let mut conn = DbConnection::establish(&t.url).await.expect("connect");
-                members!(t, conn, DbConnection);
-            }
-            Db::Postgres => {
-                type DbConnection = diesel_async::AsyncPgConnection;
-                let mut conn = DbConnection::establish(&t.url).await.expect("connect");
-                members!(t, conn, DbConnection);
-            }
-        }
+        with_async_conn!(DB, t.url, |conn: DbConnection| members!(
+            t,
+            conn,
+            DbConnection
+        ));
     }
 }

@@ -230,3 +230,34 @@ pub mod reads {
             .optional()
     }
 }
+
+/// Runs `$body` with `$conn`, a new diesel-async connection of type `$ty` to the database
+/// at `$url` of kind `$db`: `AsyncPgConnection` on PostgreSQL,
+/// `SyncConnectionWrapper<SqliteConnection>` on SQLite.
+#[cfg(feature = "diesel-async")]
+macro_rules! with_async_conn {
+    ($db:expr, $url:expr, |$conn:ident: $ty:ident| $body:expr) => {
+        match $db {
+            $crate::support::Db::Sqlite => {
+                type $ty = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
+                    diesel::SqliteConnection,
+                >;
+                #[allow(unused_mut)]
+                let mut $conn = <$ty as diesel_async::AsyncConnection>::establish(&$url)
+                    .await
+                    .expect("connect");
+                $body
+            }
+            $crate::support::Db::Postgres => {
+                type $ty = diesel_async::AsyncPgConnection;
+                #[allow(unused_mut)]
+                let mut $conn = <$ty as diesel_async::AsyncConnection>::establish(&$url)
+                    .await
+                    .expect("connect");
+                $body
+            }
+        }
+    };
+}
+#[cfg(feature = "diesel-async")]
+pub(crate) use with_async_conn;

@@ -1,0 +1,463 @@
+//! What a database's catalog says about its tables, learnt once per database (and again when
+//! a statement names a table the last answer did not list): the columns that key each table
+//! ([`keys`]), and the relations no statement text shows ([`relations`]): which tables a view
+//! reads, and which tables a write also writes through a cascading foreign key.
+//!
+//! The catalog is asked where a connection can send a query of its own: SeaORM before it
+//! classifies a statement (outside transactions), Diesel when a cached call is given the
+//! connection, or at [`identify`](crate::orm::diesel::identify) (its instrumentation cannot
+//! send queries). All the catalog's rows come back in one query, of one text column: a kind
+//! letter and fields separated by [`SEPARATOR`] (see [`Dialect::catalog_sql`]).
+//!
+//! Until the catalog answered, a connection does not know the relations, and it fails safe
+//! with one tag, `model:#uncharted`: every write it classifies bumps it, every read it
+//! classifies depends on it. A connection that knows the catalog makes the reads that a
+//! relation can reach (of a view, of a view's base table, of either end of a cascading
+//! foreign key) depend on it too, so that writes sent by a connection that could not ask yet
+//! reach them. A Diesel connection asks at its first cached call: an application that
+//! writes through connections never given to a cached call should call
+//! [`identify`](crate::orm::diesel::identify) once at startup, or its first writes
+//! invalidate every entry that reads through a relation.
+
+mod keys;
+mod relations;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use querycache_sql::TableName;
+
+use crate::orm::identity::Dialect;
+use crate::tags::table_key;
+pub(crate) use keys::Key;
+use keys::PrimaryKeys;
+pub(crate) use relations::{Fires, Relations};
+
+/// Separates the fields of one catalog row (the ASCII unit separator: never in a name
+/// querycache can read back; a row that does not split into its kind's fields is skipped).
+pub(crate) const SEPARATOR: char = '\u{1f}';
+
+impl Dialect {
+    /// The catalog query: one text column (`identity`, the identity query's, so that Diesel
+    /// reads both with one row type), one row per fact, a kind letter first:
+    ///
+    /// | kind | fields | fact |
+    /// | --- | --- | --- |
+    /// | `k` | schema, table, the schema's rank in the search path, position, column | a primary key column |
+    /// | `v` | view schema, view, schema, table | a view (or materialized view) reads a table or view |
+    /// | `s` | view schema, view, definition | a view's SQL, read with [`querycache_sql::view_reads`] |
+    /// | `o` | view schema, view, function | a view calls a function whose effect is not known |
+    /// | `f` | schema, table, referenced schema, referenced table, on update, on delete | a foreign key |
+    /// | `d` | database | MySQL's current database (its tables' names need no schema) |
+    ///
+    /// PostgreSQL: keys of the tables of the connection's schemas (`current_schemas`), views
+    /// from `pg_rewrite`/`pg_depend` (a function a view depends on there is a user's one:
+    /// built-ins are not recorded), foreign keys from `pg_constraint`; MySQL: the current
+    /// database's, from `information_schema`; SQLite: `main`'s, from `sqlite_master` and
+    /// its pragmas. Read-only.
+    pub(crate) fn catalog_sql(self) -> &'static str {
+        match self {
+            Dialect::Postgres => {
+                "SELECT 'k' || chr(31) || n.nspname || chr(31) || c.relname || chr(31) \
+                 || array_position(current_schemas(false), n.nspname)::text || chr(31) \
+                 || k.ord::text || chr(31) || a.attname AS identity \
+                 FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+                 WHERE i.indisprimary AND n.nspname = ANY (current_schemas(false)) \
+                 UNION ALL \
+                 SELECT DISTINCT 'v' || chr(31) || vn.nspname || chr(31) || v.relname \
+                 || chr(31) || tn.nspname || chr(31) || t.relname \
+                 FROM pg_rewrite r \
+                 JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+                 AND d.refclassid = 'pg_class'::regclass \
+                 JOIN pg_class v ON v.oid = r.ev_class \
+                 JOIN pg_namespace vn ON vn.oid = v.relnamespace \
+                 JOIN pg_class t ON t.oid = d.refobjid \
+                 JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+                 WHERE v.relkind IN ('v', 'm') AND t.oid <> v.oid \
+                 AND t.relkind IN ('r', 'p', 'v', 'm', 'f') \
+                 AND vn.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 UNION ALL \
+                 SELECT DISTINCT 'o' || chr(31) || vn.nspname || chr(31) || v.relname \
+                 || chr(31) || pn.nspname || '.' || p.proname \
+                 FROM pg_rewrite r \
+                 JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+                 AND d.refclassid = 'pg_proc'::regclass \
+                 JOIN pg_class v ON v.oid = r.ev_class \
+                 JOIN pg_namespace vn ON vn.oid = v.relnamespace \
+                 JOIN pg_proc p ON p.oid = d.refobjid \
+                 JOIN pg_namespace pn ON pn.oid = p.pronamespace \
+                 WHERE v.relkind IN ('v', 'm') \
+                 AND vn.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 UNION ALL \
+                 SELECT 'f' || chr(31) || cn.nspname || chr(31) || c.relname || chr(31) \
+                 || pn.nspname || chr(31) || p.relname || chr(31) || f.confupdtype::text \
+                 || chr(31) || f.confdeltype::text \
+                 FROM pg_constraint f \
+                 JOIN pg_class c ON c.oid = f.conrelid \
+                 JOIN pg_namespace cn ON cn.oid = c.relnamespace \
+                 JOIN pg_class p ON p.oid = f.confrelid \
+                 JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+                 WHERE f.contype = 'f'"
+            }
+            Dialect::MySql => {
+                "SELECT CONCAT('k', CHAR(31 USING utf8mb4), table_schema, CHAR(31 USING utf8mb4), \
+                 table_name, CHAR(31 USING utf8mb4), '1', CHAR(31 USING utf8mb4), \
+                 ordinal_position, CHAR(31 USING utf8mb4), column_name) AS identity \
+                 FROM information_schema.key_column_usage \
+                 WHERE constraint_name = 'PRIMARY' AND table_schema = DATABASE() \
+                 UNION ALL \
+                 SELECT CONCAT('d', CHAR(31 USING utf8mb4), DATABASE()) \
+                 UNION ALL \
+                 SELECT CONCAT('s', CHAR(31 USING utf8mb4), table_schema, \
+                 CHAR(31 USING utf8mb4), table_name, CHAR(31 USING utf8mb4), view_definition) \
+                 FROM information_schema.views WHERE table_schema = DATABASE() \
+                 UNION ALL \
+                 SELECT CONCAT('f', CHAR(31 USING utf8mb4), constraint_schema, \
+                 CHAR(31 USING utf8mb4), table_name, CHAR(31 USING utf8mb4), \
+                 unique_constraint_schema, CHAR(31 USING utf8mb4), referenced_table_name, \
+                 CHAR(31 USING utf8mb4), update_rule, CHAR(31 USING utf8mb4), delete_rule) \
+                 FROM information_schema.referential_constraints \
+                 WHERE constraint_schema = DATABASE()"
+            }
+            Dialect::Sqlite => {
+                "SELECT 'k' || char(31) || 'main' || char(31) || m.name || char(31) || '1' \
+                 || char(31) || p.pk || char(31) || p.name AS identity \
+                 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND p.pk > 0 \
+                 UNION ALL \
+                 SELECT 's' || char(31) || 'main' || char(31) || name || char(31) || sql \
+                 FROM sqlite_master WHERE type = 'view' \
+                 UNION ALL \
+                 SELECT 'f' || char(31) || 'main' || char(31) || m.name || char(31) || 'main' \
+                 || char(31) || f.\"table\" || char(31) || f.on_update || char(31) || f.on_delete \
+                 FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f \
+                 WHERE m.type = 'table'"
+            }
+        }
+    }
+}
+
+/// One database's catalog, as it answered.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    keys: PrimaryKeys,
+    /// `None`: the relations are not known (the catalog could not be read).
+    relations: Option<Relations>,
+    /// The database's dialect, when the catalog answered.
+    dialect: Option<Dialect>,
+}
+
+impl Catalog {
+    /// A catalog with nothing in it, known to be complete (a mock connection's).
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn empty() -> Self {
+        Catalog {
+            relations: Some(Relations::default()),
+            ..Catalog::default()
+        }
+    }
+
+    /// The catalog in the rows of [`Dialect::catalog_sql`]'s answer. Rows of an unknown kind,
+    /// or without their kind's fields, are skipped.
+    pub(crate) fn from_rows(dialect: Dialect, rows: impl IntoIterator<Item = String>) -> Self {
+        let mut key_rows = Vec::new();
+        let mut relations = relations::Builder::default();
+        for row in rows {
+            let Some((kind, rest)) = row.split_once(SEPARATOR) else {
+                continue;
+            };
+            match kind {
+                "k" => key_rows.push(rest.to_owned()),
+                "d" => relations.default_schema(rest),
+                "v" => {
+                    if let [schema, view, base_schema, base] = fields::<4>(rest)[..] {
+                        relations.view_reads(schema, view, base_schema, base);
+                    }
+                }
+                "s" => {
+                    if let [schema, view, definition] = fields::<3>(rest)[..] {
+                        relations.view_definition(schema, view, definition);
+                    }
+                }
+                "o" => {
+                    if let [schema, view, function] = fields::<3>(rest)[..] {
+                        relations.view_calls(schema, view, function);
+                    }
+                }
+                "f" => {
+                    if let [schema, table, parent_schema, parent, on_update, on_delete] =
+                        fields::<6>(rest)[..]
+                    {
+                        relations.foreign_key(
+                            (schema, table),
+                            (parent_schema, parent),
+                            [on_update, on_delete],
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Catalog {
+            keys: PrimaryKeys::from_rows(dialect, key_rows),
+            relations: Some(relations.build()),
+            dialect: Some(dialect),
+        }
+    }
+}
+
+/// The `N` fields of a row's rest (the last one takes what remains, separators included), or
+/// fewer when the row has fewer.
+fn fields<const N: usize>(rest: &str) -> Vec<&str> {
+    rest.splitn(N, SEPARATOR).collect()
+}
+
+/// The catalog of one database as a connection knows it: the last answer, and the tables
+/// named since that it did not list.
+#[derive(Debug, Default)]
+pub(crate) struct CatalogSlot {
+    catalog: RwLock<Option<Arc<Catalog>>>,
+    missed: Mutex<HashSet<String>>,
+    /// `missed` is not empty (read on every statement without taking the lock).
+    any_missed: AtomicBool,
+}
+
+impl CatalogSlot {
+    /// Whether the catalog should be asked (again): never asked, or a table it did not list
+    /// was named since.
+    pub(crate) fn wanted(&self) -> bool {
+        self.any_missed.load(Ordering::Acquire) || self.catalog.read().is_none()
+    }
+
+    /// Installs the catalog's answer; the tables named since the last answer that it does
+    /// not list either are remembered as absent (not asked about again).
+    pub(crate) fn install(&self, mut catalog: Catalog) {
+        let missed = {
+            let mut missed = self.missed.lock();
+            self.any_missed.store(false, Ordering::Release);
+            std::mem::take(&mut *missed)
+        };
+        let previous = self.catalog.read().clone();
+        catalog
+            .keys
+            .remember_absent(missed, previous.as_ref().map(|p| &p.keys));
+        tracing::debug!(
+            tables = catalog.keys.len(),
+            relations = catalog.relations.as_ref().map(Relations::len),
+            "catalog learnt"
+        );
+        *self.catalog.write() = Some(Arc::new(catalog));
+    }
+
+    /// What classification may ask now.
+    pub(crate) fn view(&self) -> CatalogView<'_> {
+        CatalogView {
+            catalog: self.catalog.read().clone(),
+            slot: Some(self),
+        }
+    }
+}
+
+/// A table's key and relations, for classification: a snapshot of a [`CatalogSlot`]'s
+/// answer, noting the tables it does not list.
+#[derive(Debug, Default)]
+pub(crate) struct CatalogView<'a> {
+    catalog: Option<Arc<Catalog>>,
+    slot: Option<&'a CatalogSlot>,
+}
+
+impl CatalogView<'_> {
+    /// A catalog that lists nothing and knows no relation: every key guessed.
+    #[cfg(test)]
+    pub(crate) fn guessed() -> CatalogView<'static> {
+        CatalogView {
+            catalog: Some(Arc::new(Catalog::empty())),
+            slot: None,
+        }
+    }
+
+    /// The view of `catalog`, alone.
+    #[cfg(test)]
+    pub(crate) fn of(catalog: Catalog) -> CatalogView<'static> {
+        CatalogView {
+            catalog: Some(Arc::new(catalog)),
+            slot: None,
+        }
+    }
+
+    /// `table`'s key. A table the answer does not list is guessed, and noted so that the
+    /// catalog is asked again.
+    pub(crate) fn key(&self, table: &TableName) -> Key {
+        self.listed(table).unwrap_or(Key::Guessed)
+    }
+
+    /// `table`'s key when the answer lists it (or was asked about it since); `None`, noted
+    /// so that the catalog is asked again, when it does not.
+    fn listed(&self, table: &TableName) -> Option<Key> {
+        let catalog = self.catalog.as_ref()?;
+        let key = catalog.keys.key(table);
+        if key.is_none()
+            && let Some(slot) = self.slot
+        {
+            slot.missed.lock().insert(PrimaryKeys::lookup_name(table));
+            slot.any_missed.store(true, Ordering::Release);
+        }
+        key
+    }
+
+    /// The database's relations, when they are known: `None` (the table is *uncharted*)
+    /// until the catalog answered, or when it could not be read. A table the answer neither
+    /// lists nor names in a relation (created since) is taken to have no relation, and noted
+    /// so that the catalog is asked again (see [`listed`](Self::listed)).
+    pub(crate) fn relations(&self, table: &TableName) -> Option<&Relations> {
+        let relations = self.catalog.as_ref()?.relations.as_ref()?;
+        if !relations.names(&tag_name(table)) {
+            let _ = self.listed(table);
+        }
+        Some(relations)
+    }
+
+    /// Whether text ids may select rows of integer keys by MySQL's conversions (`'abc'` is
+    /// 0, `'12ab'` is 12; see `orm::written::row_keys`): unless the database is known to be
+    /// PostgreSQL or SQLite, which compare text with an integer key strictly (SQLite only
+    /// converts text that reads as a number, which the classifier never takes as an id).
+    pub(crate) fn text_reads_as_number(&self) -> bool {
+        !matches!(
+            self.catalog.as_ref().and_then(|c| c.dialect),
+            Some(Dialect::Postgres | Dialect::Sqlite)
+        )
+    }
+
+    /// Whether a table named since this view was taken is not listed by its answer.
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn missed(&self) -> bool {
+        self.catalog.is_some()
+            && self
+                .slot
+                .is_some_and(|slot| slot.any_missed.load(Ordering::Acquire))
+    }
+}
+
+/// The name model tags give `table`, as [`table_key`] gives it.
+pub(crate) fn tag_name(table: &TableName) -> String {
+    table_key(table.schema.as_deref(), &table.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(schema: &str, table: &str, rank: u32, position: u32, column: &str) -> String {
+        format!("k\u{1f}{schema}\u{1f}{table}\u{1f}{rank}\u{1f}{position}\u{1f}{column}")
+    }
+
+    fn table(schema: Option<&str>, name: &str) -> TableName {
+        TableName {
+            schema: schema.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn keys_by_table_in_search_path_order() {
+        let keys = Catalog::from_rows(
+            Dialect::Postgres,
+            [
+                row("app", "songs", 1, 1, "song_id"),
+                row("public", "songs", 2, 1, "id"),
+                row("public", "members", 2, 2, "id"),
+                row("public", "members", 2, 1, "tenant_id"),
+                "k\u{1f}broken\u{1f}x\u{1f}1\u{1f}1".to_owned(),
+            ]
+            .into_iter()
+            .chain(["no separators".to_owned()]),
+        );
+        let slot = CatalogSlot::default();
+        slot.install(keys);
+        let view = slot.view();
+        let known = |cols: &[&str]| Key::Known(cols.iter().map(|c| (*c).to_owned()).collect());
+        assert_eq!(view.key(&table(None, "songs")), known(&["song_id"]));
+        assert_eq!(view.key(&table(Some("public"), "songs")), known(&["id"]));
+        assert_eq!(
+            view.key(&table(None, "members")),
+            known(&["tenant_id", "id"])
+        );
+        assert!(!view.missed());
+        assert_eq!(view.key(&table(None, "other")), Key::Guessed);
+        assert!(view.missed() && slot.wanted());
+        slot.install(Catalog::default());
+        assert!(
+            !slot.wanted(),
+            "a table asked about once is not asked about again"
+        );
+        assert_eq!(slot.view().key(&table(None, "other")), Key::Guessed);
+        assert!(!slot.wanted());
+    }
+
+    #[test]
+    fn nothing_learnt_is_a_guess() {
+        let slot = CatalogSlot::default();
+        assert!(slot.wanted());
+        assert_eq!(slot.view().key(&table(None, "songs")), Key::Guessed);
+        assert!(!slot.view().missed());
+        assert!(Key::Guessed.is_guess_like());
+        assert!(Key::Known(vec!["id".into()]).is_guess_like());
+        assert!(!Key::Known(vec!["song_id".into()]).is_guess_like());
+    }
+}
+
+#[cfg(test)]
+mod relation_tests {
+    use super::*;
+
+    fn table(name: &str) -> TableName {
+        TableName {
+            schema: None,
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_catalog_rows_of_every_kind_are_read() {
+        let rows = [
+            "k\u{1f}main\u{1f}songs\u{1f}1\u{1f}1\u{1f}id",
+            "s\u{1f}main\u{1f}cards\u{1f}CREATE VIEW cards AS SELECT * FROM songs",
+            "f\u{1f}main\u{1f}listens\u{1f}main\u{1f}songs\u{1f}NO ACTION\u{1f}CASCADE",
+            "f\u{1f}too\u{1f}few",
+            "z\u{1f}unknown kind",
+            "no separator",
+        ];
+        let slot = CatalogSlot::default();
+        slot.install(Catalog::from_rows(Dialect::Sqlite, rows.map(str::to_owned)));
+        let view = slot.view();
+        let relations = view.relations(&table("songs")).expect("charted");
+        assert_eq!(relations.read_through("cards").unwrap(), ["songs"]);
+        assert_eq!(
+            relations.also_written("songs", Fires::BOTH),
+            ["cards", "listens"]
+        );
+        // `cards` has no key, but a relation names it: charted, nothing to ask.
+        assert!(view.relations(&table("cards")).is_some());
+        assert!(!slot.wanted());
+        // `albums` is neither listed nor related (created since?): taken to have no
+        // relation, and the catalog is asked again.
+        assert!(view.relations(&table("albums")).is_some());
+        assert!(slot.wanted());
+    }
+
+    #[test]
+    fn nothing_is_charted_before_the_catalog_answered_or_when_it_could_not() {
+        let slot = CatalogSlot::default();
+        assert!(slot.view().relations(&table("songs")).is_none());
+        slot.install(Catalog::default());
+        assert!(slot.view().relations(&table("songs")).is_none());
+        slot.install(Catalog::empty());
+        assert!(slot.view().relations(&table("songs")).is_some());
+    }
+}

@@ -1,0 +1,320 @@
+//! Views and cascades from the catalog (issue 22 item 4): a cached read that declares
+//! nothing and reads a view (of a view) is invalidated by a write to any table the view
+//! reads, and left by a write to a table it does not read; a cached read of a table a
+//! cascading foreign key writes is invalidated by the DELETE that cascades into it, and left
+//! by writes that fire no action (an INSERT into the parent, an UPDATE of a parent whose key
+//! acts on deletes only). Through SeaORM's `CachedConnection`, Diesel's
+//! `CacheInstrumentation` and diesel-async; on PostgreSQL also a materialized view, a view
+//! calling a user function (not cached), and a write sent by a Diesel connection that has not
+//! read the catalog yet.
+
+use super::DB;
+use crate::support::Db;
+
+/// `r_users` ← `r_songs` (ON DELETE CASCADE) ← `r_listens` (ON DELETE SET NULL), `r_albums`
+/// unrelated, `r_cards` a view joining songs and users, `r_top` a view of `r_cards`. On
+/// PostgreSQL also `r_counts`, a materialized view of songs per user, and `r_shouts`, a view
+/// calling a user function.
+fn schema(db: Db) -> String {
+    let common = "CREATE TABLE r_users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         CREATE TABLE r_songs (id INTEGER PRIMARY KEY,
+             user_id INTEGER NOT NULL REFERENCES r_users (id) ON DELETE CASCADE,
+             title TEXT NOT NULL);
+         CREATE TABLE r_listens (id INTEGER PRIMARY KEY,
+             song_id INTEGER REFERENCES r_songs (id) ON DELETE SET NULL);
+         CREATE TABLE r_albums (id INTEGER PRIMARY KEY, title TEXT NOT NULL);
+         CREATE VIEW r_cards AS SELECT s.id, s.title, u.name FROM r_songs s
+             JOIN r_users u ON u.id = s.user_id;
+         CREATE VIEW r_top AS SELECT id, title, name FROM r_cards WHERE id < 100;
+         INSERT INTO r_users (id, name) VALUES (1, 'Ann'), (2, 'Bob');
+         INSERT INTO r_songs (id, user_id, title) VALUES (1, 1, 'a'), (2, 2, 'b');
+         INSERT INTO r_listens (id, song_id) VALUES (1, 1), (2, 2);
+         INSERT INTO r_albums (id, title) VALUES (1, 'z');";
+    match db {
+        Db::Sqlite => common.to_owned(),
+        Db::Postgres => format!(
+            "{common}
+             CREATE MATERIALIZED VIEW r_counts AS
+                 SELECT user_id, count(*)::INTEGER AS n FROM r_songs GROUP BY user_id;
+             CREATE FUNCTION r_shout(t TEXT) RETURNS TEXT LANGUAGE sql AS 'SELECT upper(t)';
+             CREATE VIEW r_shouts AS SELECT id, r_shout(title) AS title FROM r_songs;"
+        ),
+    }
+}
+
+/// The card of song 1 through the view of a view, as `title by name`.
+const CARD: &str = "SELECT title || ' by ' || name AS text FROM r_top WHERE id = 1";
+/// How many listens still name a song.
+const LISTENED: &str =
+    "SELECT CAST(count(*) AS TEXT) AS text FROM r_listens WHERE song_id IS NOT NULL";
+/// Songs per user 1 in the materialized view (PostgreSQL).
+const COUNTED: &str = "SELECT CAST(n AS TEXT) AS text FROM r_counts WHERE user_id = 1";
+/// The shouted title of song 1 (PostgreSQL).
+const SHOUTED: &str = "SELECT title AS text FROM r_shouts WHERE id = 1";
+
+/// One scenario: reads of `read`, which counts its runs, around writes through `write`.
+/// `writes_cascade_without_the_catalog` runs one DELETE on a connection that never read it.
+macro_rules! scenarios {
+    ($read:expr, $write:expr, $runs:expr) => {{
+        let ran =
+            || std::sync::atomic::AtomicUsize::load(&$runs, std::sync::atomic::Ordering::SeqCst);
+        // A view of a view: its tables' writes reach it, others do not.
+        assert_eq!($read(CARD).await, "a by Ann");
+        assert_eq!($read(CARD).await, "a by Ann");
+        assert_eq!(ran(), 1, "cached although nothing was declared");
+        $write("UPDATE r_albums SET title = 'y' WHERE id = 1").await;
+        $write("INSERT INTO r_albums (id, title) VALUES (2, 'w')").await;
+        assert_eq!($read(CARD).await, "a by Ann");
+        assert_eq!(ran(), 1, "a table the view does not read leaves it");
+        $write("UPDATE r_users SET name = 'Ann2' WHERE id = 1").await;
+        assert_eq!(
+            $read(CARD).await,
+            "a by Ann2",
+            "a base table of the view's view"
+        );
+        assert_eq!(ran(), 2);
+        $write("UPDATE r_songs SET title = 'a2' WHERE id = 1").await;
+        assert_eq!($read(CARD).await, "a2 by Ann2", "the other base table");
+        assert_eq!(ran(), 3);
+
+        // A cascade: deleting user 2 deletes song 2, which sets listen 2's song to NULL.
+        assert_eq!($read(LISTENED).await, "2");
+        $write("INSERT INTO r_users (id, name) VALUES (3, 'Cy')").await;
+        $write("UPDATE r_users SET name = 'Bob2' WHERE id = 2").await;
+        $write("UPDATE r_albums SET title = 'x'").await;
+        assert_eq!($read(LISTENED).await, "2");
+        assert_eq!(ran(), 4, "writes that fire no action leave it");
+        $write("DELETE FROM r_users WHERE id = 2").await;
+        assert_eq!(
+            $read(LISTENED).await,
+            "1",
+            "the DELETE cascaded into r_listens"
+        );
+        assert_eq!(ran(), 5);
+    }};
+}
+
+/// The materialized view (PostgreSQL): a write to its table invalidates it (more than
+/// needed: the view keeps its rows until it is refreshed), and so does `REFRESH`.
+macro_rules! materialized {
+    ($read:expr, $write:expr, $runs:expr) => {{
+        let ran =
+            || std::sync::atomic::AtomicUsize::load(&$runs, std::sync::atomic::Ordering::SeqCst);
+        let before = ran();
+        assert_eq!($read(COUNTED).await, "1");
+        assert_eq!($read(COUNTED).await, "1");
+        assert_eq!(ran(), before + 1);
+        $write("INSERT INTO r_songs (id, user_id, title) VALUES (3, 1, 'c')").await;
+        assert_eq!($read(COUNTED).await, "1", "not refreshed yet");
+        assert_eq!(ran(), before + 2);
+        $write("REFRESH MATERIALIZED VIEW r_counts").await;
+        assert_eq!($read(COUNTED).await, "2");
+        assert_eq!(ran(), before + 3);
+        // A view calling a user function: what it reads is not known, so it is not cached
+        // (song 1 is titled `a2` by now).
+        assert_eq!($read(SHOUTED).await, "A2");
+        assert_eq!($read(SHOUTED).await, "A2");
+        assert_eq!(
+            ran(),
+            before + 5,
+            "a view calling a user function is not cached"
+        );
+    }};
+}
+
+mod sea_orm_part {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use querycache::cached_query;
+    use querycache::orm::sea_orm::CachedConnection;
+    use sea_orm::{ConnectionTrait, DbErr};
+
+    use super::*;
+    use crate::support::TestDb;
+
+    #[cached_query(ttl = "1h")]
+    async fn text(
+        db: &CachedConnection,
+        #[cache_skip] runs: &AtomicUsize,
+        sql: String,
+    ) -> Result<String, DbErr> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        let row = db.query_one_raw(DB.text(&sql)).await?;
+        let row = row.ok_or_else(|| DbErr::RecordNotFound(sql.clone()))?;
+        row.try_get::<String>("", "text")
+    }
+
+    #[tokio::test]
+    async fn views_and_cascades_reach_reads_that_declare_nothing() {
+        let Some(t) = TestDb::fresh(DB).await else {
+            return;
+        };
+        t.db.execute_unprepared(&schema(DB)).await.unwrap();
+        let runs = AtomicUsize::new(0);
+        let read = async |sql: &str| text(&t.db, &runs, sql.to_owned()).await.unwrap();
+        let write = async |sql: &str| {
+            t.db.execute_unprepared(sql).await.unwrap();
+        };
+        scenarios!(read, write, runs);
+        if DB == Db::Postgres {
+            materialized!(read, write, runs);
+        }
+    }
+}
+
+#[cfg(feature = "diesel")]
+mod diesel_part {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    use querycache::cached_query;
+
+    use super::*;
+    use crate::support::diesel::{AnyConnection, DieselDb};
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        text: String,
+    }
+
+    #[cached_query(ttl = "1h")]
+    fn text(
+        conn: &mut AnyConnection,
+        #[cache_skip] runs: &AtomicUsize,
+        sql: String,
+    ) -> QueryResult<String> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok(diesel::sql_query(sql).get_result::<Row>(conn)?.text)
+    }
+
+    fn fixture() -> Option<(DieselDb, AnyConnection)> {
+        let t = DieselDb::new(DB)?;
+        let mut conn = t.conn();
+        // SQLite acts on foreign keys only when asked to, per connection.
+        conn.batch_execute("PRAGMA foreign_keys = ON").ok();
+        conn.batch_execute(&schema(DB)).unwrap();
+        Some((t, conn))
+    }
+
+    #[tokio::test]
+    async fn views_and_cascades_reach_reads_that_declare_nothing() {
+        let Some((_t, conn)) = fixture() else {
+            return;
+        };
+        let conn = std::cell::RefCell::new(conn);
+        let runs = AtomicUsize::new(0);
+        let read = async |sql: &str| text(&mut conn.borrow_mut(), &runs, sql.to_owned()).unwrap();
+        let write = async |sql: &str| conn.borrow_mut().batch_execute(sql).unwrap();
+        scenarios!(read, write, runs);
+        if DB == Db::Postgres {
+            materialized!(read, write, runs);
+        }
+    }
+
+    /// A DELETE sent by a connection that never read the catalog (it was never given to a
+    /// cached call): it cannot know what cascades, so it bumps `model:#uncharted`, on which
+    /// reads of what a relation reaches depend.
+    #[test]
+    fn a_write_before_the_catalog_was_read_still_reaches_cascaded_tables() {
+        let Some((t, mut conn)) = fixture() else {
+            return;
+        };
+        let runs = AtomicUsize::new(0);
+        let read = |conn: &mut AnyConnection| text(conn, &runs, LISTENED.to_owned()).unwrap();
+        assert_eq!(read(&mut conn), "2");
+        assert_eq!(read(&mut conn), "2");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let mut stranger = t.conn();
+        stranger.batch_execute("PRAGMA foreign_keys = ON").ok();
+        stranger
+            .batch_execute("UPDATE r_albums SET title = 'q'")
+            .unwrap();
+        assert_eq!(read(&mut conn), "2");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "an uncharted write reaches what relations reach"
+        );
+        stranger
+            .batch_execute("DELETE FROM r_users WHERE id = 2")
+            .unwrap();
+        assert_eq!(read(&mut conn), "1");
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+}
+
+#[cfg(feature = "diesel-async")]
+mod diesel_async_part {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    use querycache::cached_query;
+    use querycache::orm::diesel::CacheInstrumentation;
+
+    use super::*;
+    use crate::support::diesel::{DieselDb, with_async_conn};
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        text: String,
+    }
+
+    /// The scenarios on an async connection `$conn` of type `$ty`.
+    macro_rules! on_async {
+        ($t:expr, $conn:ident, $ty:ty) => {{
+            #[cached_query(ttl = "1h")]
+            async fn text(
+                conn: &mut $ty,
+                #[cache_skip] runs: &AtomicUsize,
+                sql: String,
+            ) -> diesel::QueryResult<String> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(diesel::sql_query(sql).get_result::<Row>(conn).await?.text)
+            }
+
+            $conn.set_instrumentation(CacheInstrumentation::new($t.cache.clone()));
+            if DB == Db::Sqlite {
+                diesel::sql_query("PRAGMA foreign_keys = ON")
+                    .execute(&mut $conn)
+                    .await
+                    .unwrap();
+            }
+            let conn = tokio::sync::Mutex::new($conn);
+            let runs = AtomicUsize::new(0);
+            let read = async |sql: &str| {
+                text(&mut *conn.lock().await, &runs, sql.to_owned())
+                    .await
+                    .unwrap()
+            };
+            let write = async |sql: &str| {
+                diesel::sql_query(sql)
+                    .execute(&mut *conn.lock().await)
+                    .await
+                    .unwrap();
+            };
+            scenarios!(read, write, runs);
+            if DB == Db::Postgres {
+                materialized!(read, write, runs);
+            }
+        }};
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn views_and_cascades_reach_reads_that_declare_nothing() {
+        let Some(t) = DieselDb::new(DB) else { return };
+        {
+            let mut sync = t.conn();
+            diesel::connection::SimpleConnection::batch_execute(&mut sync, &schema(DB)).unwrap();
+        }
+        with_async_conn!(DB, t.url, |conn: DbConnection| on_async!(
+            t,
+            conn,
+            DbConnection
+        ));
+    }
+}

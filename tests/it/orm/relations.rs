@@ -160,6 +160,93 @@ mod sea_orm_part {
             materialized!(read, write, runs);
         }
     }
+
+    /// A self-referencing cascade: deleting folder 1 deletes its child 2, which no
+    /// statement names; the by-id read of folder 2 is invalidated (the table writes itself,
+    /// so its bulk tag moves), while an update of folder 1 (no `ON UPDATE` action) leaves it.
+    #[tokio::test]
+    async fn a_self_referencing_cascade_reaches_rows_no_statement_names() {
+        let Some(t) = TestDb::fresh(DB).await else {
+            return;
+        };
+        t.db.execute_unprepared(
+            "CREATE TABLE r_folders (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                 parent_id INTEGER REFERENCES r_folders (id) ON DELETE CASCADE);
+             INSERT INTO r_folders (id, name, parent_id) VALUES (1, 'root', NULL), (2, 'child', 1),
+                 (3, 'other', NULL);",
+        )
+        .await
+        .unwrap();
+        let runs = AtomicUsize::new(0);
+        let read = async || {
+            let sql = "SELECT CAST(count(*) AS TEXT) AS text FROM r_folders WHERE id = 2";
+            text(&t.db, &runs, sql.to_owned()).await.unwrap()
+        };
+        let ran = || runs.load(Ordering::SeqCst);
+        assert_eq!(read().await, "1");
+        t.db.execute_unprepared("UPDATE r_folders SET name = 'root2' WHERE id = 1")
+            .await
+            .unwrap();
+        t.db.execute_unprepared("DELETE FROM r_folders WHERE id = 3")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read().await, "1");
+        assert_eq!(
+            ran(),
+            2,
+            "a DELETE of a folder may delete others through the cascade: by-id reads go"
+        );
+        t.db.execute_unprepared("UPDATE r_folders SET name = 'root3' WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(read().await, "1");
+        assert_eq!(ran(), 2, "an UPDATE fires no ON DELETE action");
+        t.db.execute_unprepared("DELETE FROM r_folders WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(read().await, "0", "the cascade deleted folder 2");
+        assert_eq!(ran(), 3);
+    }
+
+    /// PostgreSQL schemas: a view in `app` over `public` tables, read qualified; its tables'
+    /// writes reach it, whether they name `public` or not.
+    #[tokio::test]
+    async fn a_view_in_another_schema_reads_its_tables_wherever_they_are() {
+        if DB != Db::Postgres {
+            return;
+        }
+        let Some(t) = TestDb::fresh(DB).await else {
+            return;
+        };
+        t.db.execute_unprepared(&schema(DB)).await.unwrap();
+        t.db.execute_unprepared(
+            "CREATE SCHEMA app;
+             CREATE VIEW app.cards AS SELECT s.id, s.title, u.name FROM public.r_songs s
+                 JOIN r_users u ON u.id = s.user_id;",
+        )
+        .await
+        .unwrap();
+        let runs = AtomicUsize::new(0);
+        let read = async || {
+            let sql = "SELECT title || ' by ' || name AS text FROM app.cards WHERE id = 1";
+            text(&t.db, &runs, sql.to_owned()).await.unwrap()
+        };
+        assert_eq!(read().await, "a by Ann");
+        t.db.execute_unprepared("UPDATE r_albums SET title = 'y'")
+            .await
+            .unwrap();
+        assert_eq!(read().await, "a by Ann");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        t.db.execute_unprepared("UPDATE public.r_users SET name = 'Ann2' WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(read().await, "a by Ann2");
+        t.db.execute_unprepared("UPDATE r_songs SET title = 'a2' WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(read().await, "a2 by Ann2");
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
 }
 
 #[cfg(feature = "diesel")]

@@ -24,8 +24,7 @@
 //! | `model:songs#bulk` | a write whose rows are not known (`update_many`, raw SQL) | every by-id query on `songs` |
 //! | `model:songs#guess` | a write to rows pinned by a known primary key other than `id` | by-row reads pinned by a guessed key (`id`, before the catalog answered) |
 //! | `model:songs#keyed` | a write to rows pinned by a guessed key (`id`) | by-row reads pinned by a known primary key other than `id` |
-//! | `model:#all` | a statement that could not be classified | every entry with a model tag |
-//! | `model:#uncharted` | a write classified before the database's catalog answered | reads classified before it answered, and reads of what a view or cascading foreign key reaches |
+//! | `model:#all` | a statement that could not be classified, a write sent before its connection read the catalog | every entry with a model tag |
 //!
 //! A cache serving several databases keeps these names for its first (default) database;
 //! another database's model tags carry its namespace before the table,
@@ -211,14 +210,6 @@ impl Tag {
     /// depends on any model tag also depends on this one.
     pub fn all_models() -> Self {
         Tag(Arc::from("model:#all"))
-    }
-
-    /// `model:#uncharted`: bumped by a write classified before its database's catalog
-    /// answered, which cannot say what views or cascading foreign keys it reaches (see
-    /// `orm::catalog`).
-    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
-    pub(crate) fn uncharted() -> Self {
-        Tag(Arc::from("model:#uncharted"))
     }
 
     /// The tag every entry of a namespace depends on.

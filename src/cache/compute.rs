@@ -291,8 +291,17 @@ impl Cache {
             self.inner.stats.bypassed();
             return compute().map(Arc::new);
         }
-        if crate::store::observation().is_some() {
-            // Inside another entry's computation: see `Cache::nested`.
+        if let Some(observation) = crate::store::observation() {
+            // Inside another entry's computation: see `Cache::nested_hit`, `Cache::nested`.
+            let (cache, key_text, inner_options) = (self.clone(), key.to_owned(), options.clone());
+            let hit = bridge.wait(async move {
+                cache
+                    .nested_hit::<T>(&key_text, &inner_options, &observation)
+                    .await
+            });
+            if let Some(value) = hit {
+                return Ok(value);
+            }
             self.note_nested(key);
             return compute().map(Arc::new);
         }

@@ -179,6 +179,27 @@ impl Observation {
         }
     }
 
+    /// An inner entry's hit was used: the versions it was computed under join the
+    /// computation's (see `Deps::Versions`).
+    pub(crate) async fn contribute(&self, versions: Snapshot) {
+        let mut state = self.state.lock().await;
+        state.statements += 1;
+        if state.spoiled.is_none() {
+            state.snapshots.push((Vec::new(), versions));
+        }
+    }
+
+    /// Whether the versions of every one of `tags` were read (before the statement, or
+    /// the inner lookup, that revealed them), so that a value depending on them alone can
+    /// be used: a change since makes this computation's value outdated.
+    pub(crate) async fn knows(&self, tags: &[Tag]) -> bool {
+        let state = self.state.lock().await;
+        state.spoiled.is_none()
+            && tags
+                .iter()
+                .all(|tag| state.known.contains(tag) || state.declared.contains(tag))
+    }
+
     /// With `CACHE_AUDIT=warn`: warns, once per function and table, of each table `tags`
     /// (what `sql` reads) name that the computation's declaration does not.
     pub(crate) fn audit(&self, tags: &[Tag], sql: &str) {

@@ -15,8 +15,7 @@ use crate::tags::{Tag, table_key};
 /// What a statement reads, as tags; `Err` with the reason when it cannot be read (a
 /// function or statement whose effect is not known, unparsable text, a view that calls
 /// such a function): the computation that sent it must not be cached. A view read also
-/// depends on its base tables; a read of what a relation reaches, or of a table the catalog
-/// does not chart, on `model:#uncharted` (see `orm::catalog`).
+/// depends on its base tables (see `orm::catalog`).
 pub(crate) fn read_tags(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
@@ -27,18 +26,15 @@ pub(crate) fn read_tags(
         ReadEffect::Reads(tables) => {
             let mut tags = Vec::with_capacity(tables.len() * 2);
             let numeric = keys.text_reads_as_number();
-            let mut uncharted = false;
             for read in tables {
                 let table = table_key(read.table.schema.as_deref(), &read.table.name);
-                // A view reads its base tables; what a relation reaches may be written by a
-                // write classified without the catalog (see `orm::catalog`).
-                match keys.relations(&read.table) {
-                    Some(relations) => {
-                        let bases = relations.read_through(&table)?;
-                        tags.extend(bases.iter().map(|base| Tag::model(base)));
-                        uncharted |= relations.names(&table);
-                    }
-                    None => uncharted = true,
+                // A view reads its base tables (see `orm::catalog`). Before the catalog
+                // answered, a view read depends on its name only: a write by a connection
+                // that knows the catalog bumps the views over what it writes, and one by a
+                // connection that does not, every model tag.
+                if let Some(relations) = keys.relations(&read.table) {
+                    let bases = relations.read_through(&table)?;
+                    tags.extend(bases.iter().map(|base| Tag::model(base)));
                 }
                 let key = keys.key(&read.table);
                 let ids = match read.rows {
@@ -53,9 +49,6 @@ pub(crate) fn read_tags(
                     }
                     None => tags.push(Tag::model(&table)),
                 }
-            }
-            if uncharted {
-                tags.push(Tag::uncharted());
             }
             Ok(tags)
         }
@@ -190,9 +183,9 @@ mod relation_tests {
     }
 
     #[test]
-    fn a_view_read_depends_on_its_tables_and_on_uncharted_writes() {
+    fn a_view_read_depends_on_its_tables() {
         let tags = read("SELECT * FROM cards WHERE id = 3", &catalog());
-        for tag in ["model:songs", "model:users", "model:#uncharted"] {
+        for tag in ["model:songs", "model:users", "model:cards:3"] {
             assert!(tags.contains(&tag.to_owned()), "{tag} in {tags:?}");
         }
         // A table no relation reaches needs no more than before.
@@ -213,17 +206,15 @@ mod relation_tests {
         let tags = write("INSERT INTO songs (title) VALUES ('x')", &catalog());
         assert!(tags.contains(&"model:cards".to_owned()), "{tags:?}");
         assert!(!tags.contains(&"model:listens".to_owned()), "{tags:?}");
-        assert!(!tags.contains(&"model:#uncharted".to_owned()), "{tags:?}");
+        assert!(!tags.contains(&"model:#all".to_owned()), "{tags:?}");
         assert!(!write("UPDATE albums SET x = 1", &catalog()).contains(&"model:songs".to_owned()));
     }
 
     #[test]
-    fn before_the_catalog_answered_reads_and_writes_meet_on_the_uncharted_tag() {
+    fn before_the_catalog_answered_a_write_invalidates_every_model_tag() {
         let unknown = CatalogView::default();
-        assert!(read("SELECT * FROM albums", &unknown).contains(&"model:#uncharted".to_owned()));
-        assert!(
-            write("UPDATE albums SET x = 1", &unknown).contains(&"model:#uncharted".to_owned())
-        );
+        assert_eq!(read("SELECT * FROM albums", &unknown), ["model:albums"]);
+        assert!(write("UPDATE albums SET x = 1", &unknown).contains(&"model:#all".to_owned()));
     }
 
     #[test]

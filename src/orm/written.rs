@@ -10,8 +10,9 @@ use crate::tags::{Tag, table_key, write_tags};
 
 /// The tags `sql` writes; `None` for a read. `param(i)` gives the i-th bound value (see
 /// [`querycache_sql::classify`]); `keys` the tables' primary keys and relations (see
-/// `orm::catalog`): a write also writes the views and cascades it reaches, and one to a
-/// table the catalog does not chart bumps `model:#uncharted`.
+/// `orm::catalog`): a write also writes the views and cascades it reaches; one classified
+/// before the catalog answered, which cannot know them, invalidates every model tag
+/// (`model:#all`, with a warning the first time).
 /// `returned_ids(columns)` gives the ids of the rows the statement returned (the values of
 /// the key `columns`, rendered as [`querycache_sql::row_id`] renders them), when the
 /// integration can see them: a single `INSERT ... VALUES` that only inserts then
@@ -71,7 +72,8 @@ pub(crate) fn written_tags(
                 }
             }
             if uncharted {
-                tags.push(Tag::uncharted());
+                uncharted_write(sql);
+                tags.push(Tag::all_models());
             }
             Some(tags)
         }
@@ -83,6 +85,22 @@ pub(crate) fn written_tags(
             );
             Some(vec![Tag::all_models()])
         }
+    }
+}
+
+/// A write classified before its connection read the database's catalog: what views and
+/// cascading foreign keys it reaches is not known, so it invalidates every model tag; said
+/// at warn level once per process, naming the statement.
+fn uncharted_write(sql: &str) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let head: String = sql.chars().take(120).collect();
+        tracing::warn!(
+            sql = %head,
+            "a write was sent through a connection that has not read its database's catalog \
+             (views, cascading foreign keys) yet: it invalidates every cached entry. Diesel: \
+             call querycache::orm::diesel::identify(&mut conn) once at startup (said once)"
+        );
     }
 }
 

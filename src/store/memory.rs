@@ -20,8 +20,8 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
 
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreError,
-    StoreUsage, Timing,
+    AnyValue, Decode, Deps, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Snapshot,
+    Store, StoreError, StoreUsage, Timing,
 };
 use crate::clock::{self, Clock};
 use crate::key::key_id;
@@ -194,9 +194,13 @@ impl MemSnapshot {
         // A domain of its own: a memory fingerprint never equals a Redis one.
         hasher.update(b"querycache:memory\0");
         hasher.update(&self.epoch.to_le_bytes());
-        for (tag, (_, version)) in tags.iter().zip(self.stamps.iter()) {
-            hasher.update(tag.as_str().as_bytes());
-            hasher.update(b"\0");
+        // Versions beyond `tags` (an inner entry's, joined without their names: see
+        // `Deps::Versions`) count by their tokens alone, which are never reused.
+        for (i, (_, version)) in self.stamps.iter().enumerate() {
+            if let Some(tag) = tags.get(i) {
+                hasher.update(tag.as_str().as_bytes());
+                hasher.update(b"\0");
+            }
             hasher.update(&version.to_le_bytes());
         }
         hasher.digest()
@@ -273,7 +277,14 @@ impl MemoryStore {
 
     /// Synchronous lookup: the memory store never waits. An entry past its life or
     /// invalidated is removed.
+    #[cfg_attr(not(any(feature = "redis", test)), allow(dead_code))]
     pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        self.lookup_with(key, false)
+    }
+
+    /// [`lookup`](Self::lookup); `with_versions`: a hit says the versions its entry was
+    /// computed under ([`Deps::Versions`]).
+    fn lookup_with(&self, key: &str, with_versions: bool) -> Lookup {
         let Some((id, entry)) = self.entry(key) else {
             return Lookup::Miss;
         };
@@ -288,7 +299,17 @@ impl MemoryStore {
                 .remove_if(&id, |current| Arc::ptr_eq(current, &entry));
             return Lookup::Invalidated;
         }
+        let deps = with_versions.then(|| {
+            Deps::Versions(Snapshot::Memory(MemSnapshot {
+                stamps: entry.stamps.iter().cloned().collect(),
+                epoch: entry.epoch,
+                // Taken by the snapshot this one is joined to.
+                generation: 0,
+                removals_seen: 0,
+            }))
+        });
         Lookup::Hit(Found {
+            deps,
             value: Arc::clone(&entry.value),
             age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
             tier: "memory",
@@ -480,14 +501,15 @@ impl Store for MemoryStore {
         Ok(self.fingerprint_now(tags))
     }
 
-    // One version space: a lookup inside a computation is as good as any other.
+    // One version space: a lookup inside a computation is as good as any other; it also
+    // says what the entry depends on.
     async fn get(
         &self,
         key: &str,
         _decode: &Decode<'_>,
-        _scope: ReadScope,
+        scope: ReadScope,
     ) -> Result<Lookup, StoreError> {
-        Ok(self.lookup(key))
+        Ok(self.lookup_with(key, scope == ReadScope::InComputation))
     }
 
     async fn put(

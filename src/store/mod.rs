@@ -229,6 +229,24 @@ pub(crate) struct Found {
     pub(crate) tier: &'static str,
     /// When the entry stops (or stopped) being fresh, and how long its computation took.
     pub(crate) timing: Timing,
+    /// What the entry depends on, for a lookup made inside another entry's computation
+    /// ([`ReadScope::InComputation`]); `None` for a caller's own lookup (the hit path pays
+    /// nothing for it) or when the store cannot say.
+    pub(crate) deps: Option<Deps>,
+}
+
+/// What an entry found inside another entry's computation depends on, so that the outer
+/// entry can depend on it too (a cached function calling another, whose hit it uses).
+pub(crate) enum Deps {
+    /// The versions the entry was computed under, as the memory store keeps them: joined to
+    /// the outer computation's snapshot as they are ([`Snapshot::joined`] keeps the outer
+    /// snapshot's clear epoch and removal marks).
+    Versions(Snapshot),
+    /// Its tags (read back from a shared store's entry header): the outer computation reads
+    /// their versions, then looks the entry up again, and uses it only if it is still valid
+    /// and depends on nothing else.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Tags(Vec<Tag>),
 }
 
 /// The freshness of a found entry.

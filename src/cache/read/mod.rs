@@ -171,7 +171,10 @@ impl Cache {
         let found = match self.memory_hit::<T>(key, &options) {
             Quick::Hit(value) => return Ok(Served::fresh(value)),
             Quick::Early(looked) => Some(looked),
-            Quick::Look if crate::store::observation().is_some() => {
+            Quick::Look if let Some(observation) = crate::store::observation() => {
+                if let Some(value) = self.nested_hit::<T>(key, &options, &observation).await {
+                    return Ok(Served::fresh(value));
+                }
                 return Box::pin(self.nested(key, compute()))
                     .await
                     .map(|value| Served::fresh(Arc::new(value)))
@@ -187,11 +190,88 @@ impl Cache {
         Box::pin(self.read_found(key, options, plan, found, compute, ttl_of, runner, fails)).await
     }
 
-    /// A read inside another entry's computation (a cached function calling another): it
-    /// is computed right here, in that computation's scope, so that every statement it sends
-    /// is observed as the outer entry's own read, and the outer entry depends on everything
-    /// it depends on. It is neither looked up nor stored: a hit, a follower's wait or a
-    /// stale value would hand the outer computation a value whose reads it never saw.
+    /// Inside another entry's computation (a cached function calling another), a fresh
+    /// entry under `key` whose dependencies the outer computation takes on: the versions it
+    /// was computed under join the outer snapshot (memory store); or, from a shared store,
+    /// its tags' versions are read first and the entry looked up again, used only if it is
+    /// still valid and depends on nothing whose versions were not read (a write in between
+    /// makes the outer value outdated, never served). `None`: compute it in the outer scope
+    /// ([`nested`](Self::nested)).
+    pub(crate) async fn nested_hit<T: CacheValue>(
+        &self,
+        key: &str,
+        options: &EntryOptions,
+        observation: &crate::cache::observe::Observation,
+    ) -> Option<Arc<T>> {
+        if crate::warm::refreshing() {
+            return None;
+        }
+        let (value, deps) = self.inner_lookup::<T>(key, options).await?;
+        match deps {
+            crate::store::Deps::Versions(versions) => {
+                observation.contribute(versions).await;
+                Some(value)
+            }
+            crate::store::Deps::Tags(tags) => {
+                observation.before_read(tags).await;
+                let (value, deps) = self.inner_lookup::<T>(key, options).await?;
+                match deps {
+                    crate::store::Deps::Tags(tags) if observation.knows(&tags).await => Some(value),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// A lookup inside another entry's computation: a fresh entry of type `T` and what it
+    /// depends on, counted as a hit; `None` (not counted: the caller computes in its scope,
+    /// counted as a bypass) otherwise.
+    async fn inner_lookup<T: CacheValue>(
+        &self,
+        key: &str,
+        options: &EntryOptions,
+    ) -> Option<(Arc<T>, crate::store::Deps)> {
+        use crate::store::{Lookup, Store};
+
+        let started = Instant::now();
+        let lookup = self
+            .inner
+            .store
+            .get(key, &super::decode::<T>, ReadScope::InComputation)
+            .await;
+        let Ok(Lookup::Hit(found)) = lookup else {
+            return None;
+        };
+        if found.timing.is_stale() {
+            return None;
+        }
+        let deps = found.deps?;
+        let value = found.value.downcast::<T>().ok()?;
+        let elapsed = started.elapsed();
+        tracing::debug!(
+            tier = found.tier,
+            key = %crate::key::shown(key),
+            hit = true,
+            latency_ns = elapsed.as_nanos() as u64,
+            "Cache HIT inside another entry's computation: {} (its dependencies join that entry's)",
+            crate::key::shown(key),
+        );
+        self.inner.stats.lookup(
+            options.namespace_name(),
+            key,
+            crate::stats::LookupOutcome::Hit(found.tier),
+            started,
+            elapsed,
+        );
+        Some((value, deps))
+    }
+
+    /// A read inside another entry's computation (a cached function calling another) that
+    /// found no usable entry ([`nested_hit`](Self::nested_hit)): it is computed right here,
+    /// in that computation's scope, so that every statement it sends is observed as the
+    /// outer entry's own read, and the outer entry depends on everything it depends on. It
+    /// is not stored: a follower's wait or a stale value would hand the outer computation a
+    /// value whose reads it never saw.
     async fn nested<T>(&self, key: &str, compute: impl Future<Output = T>) -> T {
         self.note_nested(key);
         compute.await

@@ -9,15 +9,13 @@
 //! send queries). All the catalog's rows come back in one query, of one text column: a kind
 //! letter and fields separated by [`SEPARATOR`] (see [`Dialect::catalog_sql`]).
 //!
-//! Until the catalog answered, a connection does not know the relations, and it fails safe
-//! with one tag, `model:#uncharted`: every write it classifies bumps it, every read it
-//! classifies depends on it. A connection that knows the catalog makes the reads that a
-//! relation can reach (of a view, of a view's base table, of either end of a cascading
-//! foreign key) depend on it too, so that writes sent by a connection that could not ask yet
-//! reach them. A Diesel connection asks at its first cached call: an application that
-//! writes through connections never given to a cached call should call
-//! [`identify`](crate::orm::diesel::identify) once at startup, or its first writes
-//! invalidate every entry that reads through a relation.
+//! Until the catalog answered, a connection does not know the relations, and it fails safe:
+//! every write it classifies invalidates every model tag (`model:#all`, with a warning the
+//! first time), since it cannot say which views and cascades it reaches. A read of a view
+//! classified then depends on the view's name only, which a write by a connection that knows
+//! the catalog bumps (it reaches the views over what it writes). A Diesel connection asks at
+//! its first cached call: an application that writes through connections never given to a
+//! cached call should call [`identify`](crate::orm::diesel::identify) once at startup.
 
 mod keys;
 mod relations;
@@ -311,7 +309,7 @@ impl CatalogView<'_> {
         key
     }
 
-    /// The database's relations, when they are known: `None` (the table is *uncharted*)
+    /// The database's relations, when they are known: `None`
     /// until the catalog answered, or when it could not be read. A table the answer neither
     /// lists nor names in a relation (created since) is taken to have no relation, and noted
     /// so that the catalog is asked again (see [`listed`](Self::listed)).

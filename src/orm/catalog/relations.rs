@@ -13,9 +13,6 @@
 //!   than the written ones change). A write through a view writes its base tables. Only the
 //!   actions a statement may fire are followed ([`Fires`]): `ON DELETE` ones for a text that
 //!   may delete, `ON UPDATE` ones for one that may update, none for a plain `INSERT`.
-//! * **Uncharted writes.** A read of anything a relation can reach — a view, a table a view
-//!   reads, a table a cascade writes — also depends on `model:#uncharted`, which a write
-//!   classified without the catalog bumps ([`Relations::names`]).
 //!
 //! Not covered: triggers and rules (declare what they write with
 //! [`table_also_writes`](crate::config::CacheConfigBuilder::table_also_writes)), and a view or
@@ -62,8 +59,7 @@ impl Relations {
     }
 
     /// Whether a relation names `table` (a view, a table a view reads, an end of a
-    /// cascading foreign key): a write classified without the catalog may have changed it
-    /// through that relation (see `model:#uncharted`).
+    /// cascading foreign key).
     pub(crate) fn names(&self, table: &str) -> bool {
         self.named.contains(table)
     }

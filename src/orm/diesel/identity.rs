@@ -150,7 +150,7 @@ where
 /// Asks the catalog for the primary keys and relations of the database's tables, when they
 /// were never asked for or a table the last answer did not list was named since (see
 /// `orm::catalog`); only outside any transaction, as the identity query. A failure is
-/// logged and answers nothing: every key is then guessed, and every table uncharted.
+/// logged and answers nothing: every key is then guessed, and every write invalidates every model tag.
 fn learn_keys<C>(conn: &mut C, id: &DatabaseId)
 where
     C: LoadConnection,
@@ -297,12 +297,12 @@ fn install_keys(id: &DatabaseId, dialect: Dialect, rows: Vec<Identity>) {
 }
 
 /// No dialect's catalog query answered: logged, and from now on every key is guessed and
-/// every table uncharted.
+/// every write invalidates every model tag.
 fn keys_unreadable(id: &DatabaseId, error: &diesel::result::Error) {
     tracing::warn!(
         %error,
         "cannot read this database's catalog; rows are pinned by a column named `id` only, \
-         and every write invalidates what views and cascades may reach"
+         and every write invalidates every cached entry"
     );
     id.catalog.install(Catalog::default());
 }

@@ -72,9 +72,9 @@
 //! * **Views and cascading foreign keys** come from the catalog, asked with the primary
 //!   keys: a read of a view depends on its tables, a write reaches the views over what it
 //!   writes and the tables its foreign keys' actions write (see the README). Until a
-//!   connection has asked, its writes bump `model:#uncharted`, on which reads through
-//!   relations depend: call [`identify`] at startup on a connection of each database when
-//!   writes go through connections never given to a cached call.
+//!   connection has asked, its writes invalidate every model tag (`model:#all`, with a
+//!   warning): call [`identify`] at startup on a connection of each database when writes go
+//!   through connections never given to a cached call.
 //!
 //! Not seen: writes by other processes or by triggers (declare those dependencies), and
 //! statements of a connection whose instrumentation slot was given to something else

@@ -54,7 +54,7 @@ impl Settle {
     /// Asks the catalog for the primary keys and relations of the database's tables, when
     /// they were never asked for or a table the last answer did not list was named since
     /// (see `orm::catalog`). A failure is logged and answers nothing: every key is then
-    /// guessed, and every table uncharted.
+    /// guessed, and every write invalidates every model tag.
     pub(super) async fn learn_keys(&self) {
         if !self.id.catalog.wanted() {
             return;
@@ -65,7 +65,7 @@ impl Settle {
                 tracing::warn!(
                     %error,
                     "cannot read this database's catalog; rows are pinned by a column named \
-                     `id` only, and every write invalidates what views and cascades may reach"
+                     `id` only, and every write invalidates every cached entry"
                 );
                 Catalog::default()
             }

@@ -33,8 +33,8 @@ use super::codec;
 use super::memory::{MemSnapshot, MemoryStore};
 use super::redis::{RawLookup, RedisSnapshot, RedisStore};
 use super::{
-    AnyValue, Decode, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store, StoreError,
-    StoreUsage, Timing,
+    AnyValue, Decode, Deps, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Store,
+    StoreError, StoreUsage, Timing,
 };
 use crate::clock::now_ms;
 use crate::config::StoreKind;
@@ -527,11 +527,15 @@ impl Store for TieredStore {
                 seq,
             );
         }
+        let deps = (scope == ReadScope::InComputation)
+            .then(|| tags_of(&s.redis.version_prefix(), &framed.versions).map(Deps::Tags))
+            .flatten();
         Ok(Lookup::Hit(Found {
             value,
             age,
             tier: "redis",
             timing,
+            deps,
         }))
     }
 
@@ -634,15 +638,7 @@ impl TieredStore {
         seq: u64,
     ) {
         let s = &self.inner;
-        let prefix = s.redis.version_prefix();
-        let tags: Option<Vec<Tag>> = versions
-            .iter()
-            .map(|(version_key, _)| {
-                version_key
-                    .strip_prefix(prefix.as_str())
-                    .and_then(|tag| Tag::new(tag).ok())
-            })
-            .collect();
+        let tags = tags_of(&s.redis.version_prefix(), versions);
         let (Some(tags), Ok(k), Some(ttl)) = (tags, Key::new(key), ttl) else {
             return;
         };
@@ -659,6 +655,20 @@ impl TieredStore {
         };
         s.memory.store(k, Arc::clone(value), snapshot, meta);
     }
+}
+
+/// The tags of an entry's `(version key, token)` pairs, read back from the version keys
+/// (`prefix` is the store's [`version_prefix`](RedisStore::version_prefix)); `None` when one
+/// is not a tag's.
+fn tags_of(prefix: &str, versions: &[(&str, &str)]) -> Option<Vec<Tag>> {
+    versions
+        .iter()
+        .map(|(version_key, _)| {
+            version_key
+                .strip_prefix(prefix)
+                .and_then(|tag| Tag::new(tag).ok())
+        })
+        .collect()
 }
 
 /// The freshness of an entry read from Redis at `now_ms`: from its header's timing line, or,

@@ -53,7 +53,12 @@ struct Fixture {
 impl Fixture {
     /// Songs A and B by ann, and a table `notes` that no read below reads.
     async fn new() -> Option<Fixture> {
-        let t = TestDb::fresh(DB).await?;
+        Self::on(crate::support::stores::Kind::Memory).await
+    }
+
+    /// [`new`](Self::new), with a cache on the store `kind`.
+    async fn on(kind: crate::support::stores::Kind) -> Option<Fixture> {
+        let t = TestDb::on_store(DB, kind).await?;
         t.db.execute_unprepared("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
             .await
             .unwrap();
@@ -205,24 +210,31 @@ async fn title_and_author(
     Ok(Some(format!("{} by {author}", song.title)))
 }
 
-#[test]
-fn a_cached_function_depends_on_what_the_cached_functions_it_calls_read() {
-    // Two levels of cached SeaORM functions take 3-4 MiB of stack in a debug build (each
-    // level of the read path and SeaORM's query futures, polled inside the one around it):
-    // more than a test thread's 2 MiB. Release builds need a fraction of it. The scenario
-    // runs on a thread of its own with room to spare; the README's Limits say so.
+/// Runs `scenario` on a current-thread runtime on a thread of its own with a 16 MiB stack:
+/// two levels of cached SeaORM functions take 3-4 MiB of stack in a debug build (each level
+/// of the read path and SeaORM's query futures, polled inside the one around it), more than
+/// a test thread's 2 MiB. Release builds need a fraction of it; the README's Limits say so.
+fn on_a_big_stack<F>(scenario: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
     std::thread::Builder::new()
         .stack_size(16 << 20)
-        .spawn(|| {
+        .spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(nested_scenario())
+                .block_on(scenario())
         })
         .unwrap()
         .join()
         .unwrap();
+}
+
+#[test]
+fn a_cached_function_depends_on_what_the_cached_functions_it_calls_read() {
+    on_a_big_stack(nested_scenario);
 }
 
 async fn nested_scenario() {
@@ -254,5 +266,98 @@ async fn nested_scenario() {
         runs.load(Ordering::SeqCst),
         2,
         "another song's write leaves it"
+    );
+}
+
+/// A song's author's name, through a cached function that counts its runs.
+#[cached_query(ttl = "1h")]
+async fn counted_author(
+    db: &CachedConnection,
+    #[cache_skip] runs: &AtomicUsize,
+    id: i32,
+) -> Result<Option<String>, DbErr> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    Ok(user::Entity::find_by_id(id).one(db).await?.map(|u| u.name))
+}
+
+/// A song's title and, through [`counted_author`], its author's name.
+#[cached_query(ttl = "1h")]
+async fn counted_card(
+    db: &CachedConnection,
+    #[cache_skip] runs: &AtomicUsize,
+    #[cache_skip] inner_runs: &AtomicUsize,
+    id: i32,
+) -> Result<Option<String>, DbErr> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    let Some(song) = song::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let author = counted_author(db, inner_runs, song.author_id)
+        .await?
+        .unwrap_or_default();
+    Ok(Some(format!("{} by {author}", song.title)))
+}
+
+/// An inner hit is used by the outer computation, which takes on the versions it was
+/// computed under: a write to what only the inner function read still invalidates the
+/// outer entry. On every store.
+#[test]
+fn an_inner_hit_is_used_and_contributes_the_versions_it_was_computed_under() {
+    on_a_big_stack(|| async {
+        use crate::support::stores::Kind;
+        for kind in [Kind::Memory, Kind::Redis, Kind::Tiered] {
+            inner_hit_scenario(kind).await;
+        }
+    });
+}
+
+async fn inner_hit_scenario(kind: crate::support::stores::Kind) {
+    let Some(f) = Fixture::on(kind).await else {
+        return;
+    };
+    let (runs, inner_runs) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let ran = || {
+        (
+            runs.load(Ordering::SeqCst),
+            inner_runs.load(Ordering::SeqCst),
+        )
+    };
+    let read = || counted_card(&f.t.db, &runs, &inner_runs, f.a.id);
+    let author = || counted_author(&f.t.db, &inner_runs, f.ann.id);
+
+    assert_eq!(author().await.unwrap().as_deref(), Some("ann"));
+    assert_eq!(read().await.unwrap().as_deref(), Some("A by ann"));
+    assert_eq!(
+        ran(),
+        (1, 1),
+        "{kind:?}: the outer computation used the inner hit"
+    );
+    assert_eq!(read().await.unwrap().as_deref(), Some("A by ann"));
+    assert_eq!(ran(), (1, 1), "{kind:?}: the outer entry is cached");
+
+    f.rename_user("anne").await;
+    assert_eq!(
+        read().await.unwrap().as_deref(),
+        Some("A by anne"),
+        "{kind:?}: a write to what only the inner hit read invalidates the outer entry"
+    );
+    assert_eq!(ran(), (2, 2), "{kind:?}");
+    f.rename_song(&f.b, "B2").await;
+    assert_eq!(read().await.unwrap().as_deref(), Some("A by anne"));
+    assert_eq!(ran(), (2, 2), "{kind:?}: another song's write leaves both");
+
+    // The inner entry cached on its own again; the outer one invalidated by its own read.
+    assert_eq!(author().await.unwrap().as_deref(), Some("anne"));
+    assert_eq!(
+        ran(),
+        (2, 3),
+        "{kind:?}: computed in the outer scope, it was not stored"
+    );
+    f.rename_song(&f.a, "A2").await;
+    assert_eq!(read().await.unwrap().as_deref(), Some("A2 by anne"));
+    assert_eq!(
+        ran(),
+        (3, 3),
+        "{kind:?}: the inner hit served the recomputation"
     );
 }

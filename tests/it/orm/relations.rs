@@ -302,8 +302,7 @@ mod diesel_part {
     }
 
     /// A DELETE sent by a connection that never read the catalog (it was never given to a
-    /// cached call): it cannot know what cascades, so it bumps `model:#uncharted`, on which
-    /// reads of what a relation reaches depend.
+    /// cached call): it cannot know what cascades, so it invalidates every model tag.
     #[test]
     fn a_write_before_the_catalog_was_read_still_reaches_cascaded_tables() {
         let Some((t, mut conn)) = fixture() else {
@@ -323,7 +322,7 @@ mod diesel_part {
         assert_eq!(
             runs.load(Ordering::SeqCst),
             2,
-            "an uncharted write reaches what relations reach"
+            "a write that cannot know its cascades invalidates every model tag"
         );
         stranger
             .batch_execute("DELETE FROM r_users WHERE id = 2")

@@ -190,6 +190,105 @@ macro_rules! observed {
     }};
 }
 
+/// A cached function calling another through `$conn`: the inner hit is used, and a write to
+/// what only the inner function read invalidates the outer entry.
+macro_rules! nested {
+    ($t:expr, $conn:ident, $ty:ident, $a:expr, $author:expr) => {{
+        #[cached_query(ttl = "1h")]
+        async fn author_named(
+            conn: &mut $ty,
+            #[cache_skip] runs: &AtomicUsize,
+            id: i32,
+        ) -> QueryResult<Option<String>> {
+            runs.fetch_add(1, Ordering::SeqCst);
+            users::table
+                .find(id)
+                .select(users::name)
+                .first(conn)
+                .await
+                .optional()
+        }
+
+        #[cached_query(ttl = "1h")]
+        async fn song_and_author(
+            conn: &mut $ty,
+            #[cache_skip] runs: &AtomicUsize,
+            #[cache_skip] inner_runs: &AtomicUsize,
+            id: i32,
+        ) -> QueryResult<Option<String>> {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let Some((title, author)) = songs::table
+                .find(id)
+                .select((songs::title, songs::author_id))
+                .first::<(String, i32)>(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let name = author_named(conn, inner_runs, author)
+                .await?
+                .unwrap_or_default();
+            Ok(Some(format!("{title} by {name}")))
+        }
+
+        let (a, author) = ($a, $author);
+        let (runs, inner_runs) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        $conn.set_instrumentation(CacheInstrumentation::new($t.cache.clone()));
+        let ran = || {
+            (
+                AtomicUsize::load(&runs, Ordering::SeqCst),
+                AtomicUsize::load(&inner_runs, Ordering::SeqCst),
+            )
+        };
+        let name = author_named(&mut $conn, &inner_runs, author).await.unwrap();
+        assert_eq!(name.as_deref(), Some("ann"));
+        for _ in 0..2 {
+            let card = song_and_author(&mut $conn, &runs, &inner_runs, a)
+                .await
+                .unwrap();
+            assert_eq!(card.as_deref(), Some("A by ann"));
+        }
+        assert_eq!(ran(), (1, 1), "the outer computation used the inner hit");
+        diesel::update(users::table.find(author))
+            .set(users::name.eq("anne"))
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        let card = song_and_author(&mut $conn, &runs, &inner_runs, a)
+            .await
+            .unwrap();
+        assert_eq!(card.as_deref(), Some("A by anne"));
+        assert_eq!(ran(), (2, 2), "a write to what only the inner one read");
+    }};
+}
+
+async fn run_nested() {
+    let Some(t) = DieselDb::new(DB) else { return };
+    let (a, author) = {
+        let mut sync = t.conn();
+        let author = t.user(&mut sync, "ann");
+        (t.song(&mut sync, author, "A"), author)
+    };
+    with_async_conn!(DB, t.url, |conn: DbConnection| nested!(
+        t,
+        conn,
+        DbConnection,
+        a,
+        author
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_cached_calls_on_a_multi_thread_runtime() {
+    run_nested().await;
+}
+
+#[tokio::test]
+async fn nested_cached_calls_on_a_current_thread_runtime() {
+    run_nested().await;
+}
+
 async fn run_observed() {
     let Some(t) = DieselDb::new(DB) else { return };
     let (a, b, author) = {

@@ -161,6 +161,94 @@ impl Fixture {
     }
 }
 
+/// A user's name through a cached function that counts its runs.
+#[cached_query(ttl = "1h")]
+fn author_named(
+    conn: &mut AnyConnection,
+    #[cache_skip] runs: &AtomicUsize,
+    id: i32,
+) -> QueryResult<Option<String>> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    users::table
+        .find(id)
+        .select(users::name)
+        .first(conn)
+        .optional()
+}
+
+/// A song's title and, through [`author_named`], its author's name.
+#[cached_query(ttl = "1h")]
+fn song_and_author(
+    conn: &mut AnyConnection,
+    #[cache_skip] runs: &AtomicUsize,
+    #[cache_skip] inner_runs: &AtomicUsize,
+    id: i32,
+) -> QueryResult<Option<String>> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    let Some((title, author)) = songs::table
+        .find(id)
+        .select((songs::title, songs::author_id))
+        .first::<(String, i32)>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let name = author_named(conn, inner_runs, author)?.unwrap_or_default();
+    Ok(Some(format!("{title} by {name}")))
+}
+
+impl Fixture {
+    /// A cached function calling another: the inner hit is used, and a write to what only
+    /// the inner function read invalidates the outer entry.
+    fn nested_calls_depend_on_what_the_inner_one_depends_on(&mut self) {
+        let (runs, inner_runs) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (a, ann) = (self.a, self.ann);
+        let ran = || {
+            (
+                runs.load(Ordering::SeqCst),
+                inner_runs.load(Ordering::SeqCst),
+            )
+        };
+        let card = |f: &mut Fixture| song_and_author(&mut f.conn, &runs, &inner_runs, a).unwrap();
+
+        assert_eq!(
+            author_named(&mut self.conn, &inner_runs, ann)
+                .unwrap()
+                .as_deref(),
+            Some("ann")
+        );
+        assert_eq!(card(self).as_deref(), Some("A by ann"));
+        assert_eq!(card(self).as_deref(), Some("A by ann"));
+        assert_eq!(ran(), (1, 1), "the outer computation used the inner hit");
+
+        self.rename_user("anne");
+        assert_eq!(card(self).as_deref(), Some("A by anne"));
+        assert_eq!(ran(), (2, 2), "a write to what only the inner one read");
+        let b = self.b;
+        self.rename_song(b, "B2");
+        assert_eq!(card(self).as_deref(), Some("A by anne"));
+        assert_eq!(ran(), (2, 2), "another song's write leaves both");
+    }
+}
+
+#[test]
+fn nested_cached_calls_on_a_plain_thread() {
+    let Some(mut f) = Fixture::new() else { return };
+    f.nested_calls_depend_on_what_the_inner_one_depends_on();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_cached_calls_on_a_runtime_worker() {
+    let Some(mut f) = Fixture::new() else { return };
+    f.nested_calls_depend_on_what_the_inner_one_depends_on();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nested_cached_calls_on_a_current_thread_runtime() {
+    let Some(mut f) = Fixture::new() else { return };
+    f.nested_calls_depend_on_what_the_inner_one_depends_on();
+}
+
 #[test]
 fn a_join_with_nothing_declared_depends_on_both_tables_and_its_row_on_a_plain_thread() {
     let Some(mut f) = Fixture::new() else { return };

@@ -52,7 +52,11 @@ use attr::{Args, Flavor, Options};
 /// below declares nothing, and renaming a song's author invalidates its card. `models`,
 /// `row` and `tags` are optional and *added* to what is observed (for reads the connection
 /// cannot see: another service's API, work spawned elsewhere). A statement whose reads
-/// cannot be known leaves the value uncached, with a warning naming the statement.
+/// cannot be known leaves the value uncached, with a warning naming the statement. A view
+/// read depends on the tables it reads, and a cascading foreign key's writes reach their
+/// readers (both from the database's catalog). A cached function calling another depends on
+/// everything the inner one depends on: its hit, with the versions it was computed under,
+/// or its statements, when it is computed in the outer scope.
 ///
 /// ```
 /// use querycache::cached_query;

@@ -87,6 +87,9 @@ async fn swr_serves_stale_within_the_window_then_fresh_after_one_background_refr
         .unwrap();
     assert_eq!((*first, first.is_stale()), (1, false));
     cache.pass(Duration::from_millis(400)).await;
+    // The refresh stores under the options of the caller that started it: a TTL that no
+    // delay on a loaded machine outlasts before the check below sees the refreshed value.
+    let options = options.ttl(Duration::from_secs(600));
 
     // 50 callers on the expired entry: every one gets the stale value at once, and the
     // refresh runs once, in the background. The refresh cannot finish before the gate
@@ -400,6 +403,9 @@ async fn a_soft_timeout_serves_stale_and_the_background_computation_lands() {
         .await
         .unwrap();
     cache.pass(Duration::from_millis(300)).await;
+    // The computation stores under this call's options: a TTL that no delay on a loaded
+    // machine outlasts before the check below sees the value land.
+    let options = options.ttl(Duration::from_secs(600));
     // The computation cannot finish before the gate opens, and the gate opens only after
     // the caller returned: a caller that outlived its soft timeout would hang until the
     // deadline.

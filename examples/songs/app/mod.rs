@@ -18,7 +18,7 @@
 //! | `GET /metrics` | Prometheus text |
 
 mod db;
-mod queries;
+pub mod queries;
 #[path = "../../support/schema.rs"]
 pub mod schema;
 mod songs;

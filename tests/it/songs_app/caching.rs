@@ -237,6 +237,51 @@ async fn with_the_cache_disabled_every_read_queries_and_304s_cost_a_query() {
     assert_eq!(app.cache.stats().hits, 0);
 }
 
+#[tokio::test]
+async fn the_card_route_computed_over_an_inner_hit_follows_a_rename_of_its_author() {
+    // The card's query is cached before the route computes its answer: the route's
+    // computation uses that hit, and takes on the versions it was computed under, so the
+    // rename still reaches the route's answer and its ETag.
+    use sea_orm::ConnectionTrait;
+    let Some(app) = app().await else { return };
+    let author = app.user("Mingus").await;
+    let song = app.song(author, "Fables").await;
+    let id = i32::try_from(song).expect("a small id");
+    let card = crate::support::songs::app::queries::song_card(app.app.db(), id)
+        .await
+        .unwrap()
+        .expect("the song");
+    assert_eq!(card.1.map(|u| u.name).as_deref(), Some("Mingus"));
+    let path = format!("/api/v1/songs/{song}/card");
+    let queries = app.app.database_queries();
+    let first = expect(&app, &path, "MISS").await;
+    assert_eq!(
+        app.app.database_queries(),
+        queries,
+        "the route's computation used the query's hit"
+    );
+    assert_eq!(first.data()["author"]["name"], "Mingus");
+    let etag = first.etag();
+    assert_eq!(expect(&app, &path, "HIT").await.etag(), etag);
+
+    app.app
+        .db()
+        .execute_unprepared(&format!(
+            "UPDATE users SET name = 'Charles Mingus' WHERE id = {author}"
+        ))
+        .await
+        .unwrap();
+    let renamed = app.get_with(&path, &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        renamed.status,
+        StatusCode::OK,
+        "the old ETag no longer validates"
+    );
+    assert_eq!(renamed.x_cache(), "MISS");
+    assert_eq!(renamed.data()["author"]["name"], "Charles Mingus");
+    assert_ne!(renamed.etag(), etag, "the rename changed the ETag");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_card_route_declares_nothing_and_follows_a_rename_of_its_author_at_once() {
     // `GET /songs/{id}/card` joins the song and its author; neither its query nor its

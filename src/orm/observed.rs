@@ -32,7 +32,7 @@ pub(crate) fn read_tags(
                 // answered, a view read depends on its name only: a write by a connection
                 // that knows the catalog bumps the views over what it writes, and one by a
                 // connection that does not, every model tag.
-                if let Some(relations) = keys.relations(&read.table) {
+                if let Some(relations) = keys.relations(&read.table, &table) {
                     let bases = relations.read_through(&table)?;
                     tags.extend(bases.iter().map(|base| Tag::model(base)));
                 }

@@ -42,7 +42,7 @@ pub(crate) fn written_tags(
                 let table = table_key(w.table.schema.as_deref(), &w.table.name);
                 // What the catalog says the write reaches beyond the table: views over it,
                 // cascades (see `orm::catalog`).
-                match keys.relations(&w.table) {
+                match keys.relations(&w.table, &table) {
                     Some(relations) => {
                         let fires = match w.rows {
                             Rows::Inserted(_) => Fires::default(),

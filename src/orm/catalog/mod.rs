@@ -28,7 +28,6 @@ use parking_lot::{Mutex, RwLock};
 use querycache_sql::TableName;
 
 use crate::orm::identity::Dialect;
-use crate::tags::table_key;
 pub(crate) use keys::Key;
 use keys::PrimaryKeys;
 pub(crate) use relations::{Fires, Relations};
@@ -313,9 +312,10 @@ impl CatalogView<'_> {
     /// until the catalog answered, or when it could not be read. A table the answer neither
     /// lists nor names in a relation (created since) is taken to have no relation, and noted
     /// so that the catalog is asked again (see [`listed`](Self::listed)).
-    pub(crate) fn relations(&self, table: &TableName) -> Option<&Relations> {
+    /// `name` is the name model tags give `table` ([`table_key`](crate::tags::table_key)), which the caller has.
+    pub(crate) fn relations(&self, table: &TableName, name: &str) -> Option<&Relations> {
         let relations = self.catalog.as_ref()?.relations.as_ref()?;
-        if !relations.names(&tag_name(table)) {
+        if !relations.names(name) {
             let _ = self.listed(table);
         }
         Some(relations)
@@ -340,11 +340,6 @@ impl CatalogView<'_> {
                 .slot
                 .is_some_and(|slot| slot.any_missed.load(Ordering::Acquire))
     }
-}
-
-/// The name model tags give `table`, as [`table_key`] gives it.
-pub(crate) fn tag_name(table: &TableName) -> String {
-    table_key(table.schema.as_deref(), &table.name)
 }
 
 #[cfg(test)]
@@ -434,28 +429,28 @@ mod relation_tests {
         let slot = CatalogSlot::default();
         slot.install(Catalog::from_rows(Dialect::Sqlite, rows.map(str::to_owned)));
         let view = slot.view();
-        let relations = view.relations(&table("songs")).expect("charted");
+        let relations = view.relations(&table("songs"), "songs").expect("charted");
         assert_eq!(relations.read_through("cards").unwrap(), ["songs"]);
         assert_eq!(
             relations.also_written("songs", Fires::BOTH),
             ["cards", "listens"]
         );
         // `cards` has no key, but a relation names it: charted, nothing to ask.
-        assert!(view.relations(&table("cards")).is_some());
+        assert!(view.relations(&table("cards"), "cards").is_some());
         assert!(!slot.wanted());
         // `albums` is neither listed nor related (created since?): taken to have no
         // relation, and the catalog is asked again.
-        assert!(view.relations(&table("albums")).is_some());
+        assert!(view.relations(&table("albums"), "albums").is_some());
         assert!(slot.wanted());
     }
 
     #[test]
     fn nothing_is_charted_before_the_catalog_answered_or_when_it_could_not() {
         let slot = CatalogSlot::default();
-        assert!(slot.view().relations(&table("songs")).is_none());
+        assert!(slot.view().relations(&table("songs"), "songs").is_none());
         slot.install(Catalog::default());
-        assert!(slot.view().relations(&table("songs")).is_none());
+        assert!(slot.view().relations(&table("songs"), "songs").is_none());
         slot.install(Catalog::empty());
-        assert!(slot.view().relations(&table("songs")).is_some());
+        assert!(slot.view().relations(&table("songs"), "songs").is_some());
     }
 }

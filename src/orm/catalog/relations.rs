@@ -243,6 +243,14 @@ impl Builder {
         let mut written = HashMap::new();
         for object in &named {
             let through: &[String] = bases.get(object).map_or(&[], Vec::as_slice);
+            // The object's views; through a view, its tables and their views: what any
+            // write to it reaches, whatever actions it fires.
+            let mut viewed: BTreeSet<String> = over(object).into_iter().collect();
+            for base in through {
+                viewed.insert(base.clone());
+                viewed.extend(over(base));
+            }
+            viewed.remove(object);
             for fires in [
                 Fires::default(),
                 Fires {
@@ -255,13 +263,7 @@ impl Builder {
                 },
                 Fires::BOTH,
             ] {
-                // The object's views; through a view, its tables and their views.
-                let mut also: BTreeSet<String> = over(object).into_iter().collect();
-                for base in through {
-                    also.insert(base.clone());
-                    also.extend(over(base));
-                }
-                also.remove(object);
+                let mut also = viewed.clone();
                 // What the actions the write fires reach, and the views over it.
                 for from in std::iter::once(object).chain(through) {
                     for table in cascade(from, fires) {

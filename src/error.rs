@@ -81,6 +81,18 @@ pub enum Error {
         /// When it started, unix milliseconds.
         started_at_ms: u64,
     },
+    /// A change feed ([`crate::feed`]) cannot follow its database: `reason` says what is
+    /// missing (a privilege, `wal_level`, a publication, the server itself) and how to
+    /// provide it.
+    #[error("change feed {mode} on {database}: {reason}")]
+    ChangeFeed {
+        /// The feed's mode (`logical`, `triggers`, `data_version`).
+        mode: String,
+        /// The database it follows (its URL without the password).
+        database: String,
+        /// What is wrong and what to do about it.
+        reason: String,
+    },
     /// An operation that spawns a task was called outside a tokio runtime.
     #[error("{operation} needs a tokio runtime to spawn on; call it from within one")]
     NoRuntime {

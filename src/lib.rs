@@ -122,6 +122,7 @@ mod cache;
 mod clock;
 pub mod config;
 mod error;
+pub mod feed;
 mod health;
 #[cfg(feature = "axum")]
 pub mod http;

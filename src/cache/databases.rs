@@ -367,6 +367,30 @@ impl Cache {
         self.invalidate_written_detached_expanded(self.in_database(namespace, tags));
     }
 
+    /// [`invalidate_feed`](Self::invalidate_feed) of what a change feed saw written in the
+    /// database of `namespace` (see [`invalidate_written_in`](Self::invalidate_written_in)).
+    #[cfg_attr(
+        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        allow(dead_code)
+    )]
+    pub(crate) async fn invalidate_feed_in(
+        &self,
+        namespace: Option<&Namespace>,
+        tags: Vec<Tag>,
+    ) -> Result<usize, crate::store::StoreError> {
+        self.invalidate_feed(self.in_database(namespace, tags))
+            .await
+    }
+
+    /// The store, for what a change feed shares through it (its lease and position).
+    #[cfg_attr(
+        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        allow(dead_code)
+    )]
+    pub(crate) fn backend(&self) -> &crate::store::Backend {
+        &self.inner.store
+    }
+
     /// Written `tags` with their table dependencies, in the database of `namespace`.
     fn in_database(&self, namespace: Option<&Namespace>, tags: Vec<Tag>) -> Vec<Tag> {
         let tags = self.with_table_dependencies(tags);

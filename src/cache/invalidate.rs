@@ -55,6 +55,26 @@ impl Cache {
         self.invalidate_tags(tags).await
     }
 
+    /// Invalidation from a change feed (`crate::feed`): like a write seen by an ORM
+    /// integration (applied under the `smart` strategy only), but the store's error is
+    /// returned, not logged: a feed acknowledges a transaction only once it was applied.
+    #[cfg_attr(
+        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        allow(dead_code)
+    )]
+    pub(crate) async fn invalidate_feed(
+        &self,
+        tags: Vec<Tag>,
+    ) -> Result<usize, crate::store::StoreError> {
+        if tags.is_empty() || self.inner.config.strategy != InvalidationStrategy::Smart {
+            return Ok(0);
+        }
+        let n = self.inner.store.invalidate(&tags).await?;
+        self.inner.stats.invalidations(tags.len() as u64);
+        tracing::debug!(tier = self.inner.store.tier(), tags = ?tags, "Cache INVALIDATED by the change feed: {} tags", tags.len());
+        Ok(n)
+    }
+
     /// [`invalidate_written_expanded`](Self::invalidate_written_expanded) from code that cannot wait: a `Drop`
     /// (perhaps on an async worker) for writes whose outcome is unknown (a cancelled
     /// statement or COMMIT, a connection dropped inside a transaction). The memory tier, if

@@ -93,6 +93,7 @@ pub(crate) mod checks;
 mod conns;
 mod default_database;
 mod epoch;
+mod feed;
 mod hints;
 mod lease;
 mod lookup;

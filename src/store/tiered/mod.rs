@@ -42,6 +42,7 @@ use crate::{Key, Tag};
 
 mod breaker;
 mod channel;
+mod feed;
 mod leases;
 mod outage;
 mod pending;

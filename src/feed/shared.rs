@@ -1,0 +1,178 @@
+//! What a feed shares with the other instances of a deployment through the cache's store:
+//! the consumer lease and the position applied (see `store::redis::feed`). With the memory
+//! store nothing is shared: the process is the only consumer of its own cache.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::Cache;
+use crate::feed::FeedState;
+use crate::feed::handle::Reporter;
+use crate::store::{Backend, StoreError};
+
+/// Whether the cache's store is shared with other processes (so that one consumer serves
+/// them all).
+pub(crate) fn is_shared(cache: &Cache) -> bool {
+    match cache.backend() {
+        Backend::Memory(_) => false,
+        #[cfg(feature = "redis")]
+        Backend::Tiered(_) => true,
+    }
+}
+
+/// Takes or renews the consumer lease `name` under `token`: whether this instance holds it.
+/// Always held with the memory store.
+#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
+pub(crate) async fn lease(
+    cache: &Cache,
+    name: &str,
+    token: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    match cache.backend() {
+        Backend::Memory(_) => {
+            let _ = (name, token, ttl);
+            Ok(true)
+        }
+        #[cfg(feature = "redis")]
+        Backend::Tiered(store) => store.feed_lease(name, token, ttl).await,
+    }
+}
+
+/// Gives the consumer lease `name` back (if `token` holds it).
+#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
+pub(crate) async fn release(cache: &Cache, name: &str, token: &str) {
+    match cache.backend() {
+        Backend::Memory(_) => {
+            let _ = (name, token);
+        }
+        #[cfg(feature = "redis")]
+        Backend::Tiered(store) => {
+            if let Err(error) = store.feed_release(name, token).await {
+                tracing::debug!(%error, feed = name, "feed lease not given back; it expires");
+            }
+        }
+    }
+}
+
+/// Waits until this instance holds the consumer lease `name` (at once with the memory
+/// store), reporting [`FeedState::Standby`] meanwhile: false when stopped first.
+#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
+pub(crate) async fn hold(
+    cache: &Cache,
+    name: &str,
+    token: &str,
+    ttl: Duration,
+    reporter: &Reporter,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        match lease(cache, name, token, ttl).await {
+            Ok(true) => return true,
+            Ok(false) => reporter.state(FeedState::Standby),
+            // Redis cannot say who consumes: nobody starts following blindly.
+            Err(error) => reporter.error(format!("consumer lease: {error}")),
+        }
+        if wait(stop, ttl / 3).await {
+            return false;
+        }
+    }
+}
+
+/// Waits `d`, or until stopped: whether stopped.
+pub(crate) async fn wait(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = stop.changed() => true,
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+    }
+}
+
+/// Where a feed's last consumer got to: the database it followed (so that a position is
+/// never taken for another database's), the position applied, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) database: String,
+    pub(crate) lsn: u64,
+    pub(crate) at_ms: u64,
+}
+
+impl Position {
+    fn encode(&self) -> String {
+        format!("v1 {} {} {}", self.lsn, self.at_ms, self.database)
+    }
+
+    fn decode(text: &str) -> Option<Position> {
+        let mut parts = text.splitn(4, ' ');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let lsn = parts.next()?.parse().ok()?;
+        let at_ms = parts.next()?.parse().ok()?;
+        let database = parts.next()?.to_owned();
+        Some(Position {
+            database,
+            lsn,
+            at_ms,
+        })
+    }
+}
+
+/// The position recorded for the feed `name` in the shared store; `None` with the memory
+/// store or when none (or an unreadable one) is recorded.
+#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
+pub(crate) async fn position(cache: &Cache, name: &str) -> Result<Option<Position>, StoreError> {
+    match cache.backend() {
+        Backend::Memory(_) => {
+            let _ = name;
+            Ok(None)
+        }
+        #[cfg(feature = "redis")]
+        Backend::Tiered(store) => Ok(store
+            .feed_position(name)
+            .await?
+            .as_deref()
+            .and_then(Position::decode)),
+    }
+}
+
+/// Records `position` for the feed `name` in the shared store (nothing with the memory
+/// store).
+#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
+pub(crate) async fn record(
+    cache: &Cache,
+    name: &str,
+    position: &Position,
+) -> Result<(), StoreError> {
+    match cache.backend() {
+        Backend::Memory(_) => {
+            let _ = (name, position);
+            Ok(())
+        }
+        #[cfg(feature = "redis")]
+        Backend::Tiered(store) => store.set_feed_position(name, &position.encode()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip() {
+        let p = Position {
+            database: "Postgres|app|5432|7312".into(),
+            lsn: 0x1_6B37_4D48,
+            at_ms: 1_790_000_000_000,
+        };
+        assert_eq!(Position::decode(&p.encode()), Some(p));
+        assert_eq!(Position::decode("v2 1 2 x"), None);
+        assert_eq!(Position::decode("v1 x 2 y"), None);
+    }
+}

@@ -163,6 +163,7 @@ mod memory_invariants;
 mod operations;
 #[cfg(feature = "redis")]
 mod payload_roundtrip;
+mod pg_server_selftest;
 #[cfg(feature = "redis")]
 mod redis_cluster;
 #[cfg(feature = "redis")]

@@ -10,6 +10,7 @@ pub mod chromium;
 pub mod diesel;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod pg_server;
 pub mod postgres;
 pub mod proxy;
 pub mod redis;

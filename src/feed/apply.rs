@@ -2,6 +2,9 @@
 //! write of those rows bumps (`model:<table>`, the row tags, `#bulk` when the rows are not
 //! known), so that entries cannot tell a write seen by the feed from one seen by the ORM.
 
+// Used by the PostgreSQL feeds; the SQLite one bumps everything.
+#![cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::tags::{Tag, table_key, write_tags};
@@ -25,10 +28,6 @@ enum Rows {
     All,
 }
 
-#[cfg_attr(
-    not(any(feature = "feed-postgres", feature = "feed-sqlite")),
-    allow(dead_code)
-)]
 impl Changes {
     /// A change to the row of `table` (in `schema`) whose key columns `columns` hold
     /// `values` (as text, in key order); `None` when the key cannot be read (no key, a

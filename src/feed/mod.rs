@@ -52,10 +52,7 @@ mod shared;
 #[cfg(feature = "feed-sqlite")]
 mod sqlite;
 
-#[cfg_attr(
-    not(any(feature = "feed-postgres", feature = "feed-sqlite")),
-    allow(unused_imports)
-)]
+#[cfg_attr(not(feature = "feed-postgres"), allow(unused_imports))]
 pub(crate) use apply::Changes;
 pub use config::{ChangeFeed, FeedMode};
 pub use handle::{ChangeFeedHandle, FeedState, FeedStatus};

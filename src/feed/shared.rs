@@ -2,6 +2,13 @@
 //! the consumer lease and the position applied (see `store::redis::feed`). With the memory
 //! store nothing is shared: the process is the only consumer of its own cache.
 
+// The lease and the position serve the PostgreSQL feeds; positions are only read back
+// from Redis.
+#![cfg_attr(
+    not(all(feature = "feed-postgres", feature = "redis")),
+    allow(dead_code)
+)]
+
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -23,7 +30,6 @@ pub(crate) fn is_shared(cache: &Cache) -> bool {
 
 /// Takes or renews the consumer lease `name` under `token`: whether this instance holds it.
 /// Always held with the memory store.
-#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
 pub(crate) async fn lease(
     cache: &Cache,
     name: &str,
@@ -41,7 +47,6 @@ pub(crate) async fn lease(
 }
 
 /// Gives the consumer lease `name` back (if `token` holds it).
-#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
 pub(crate) async fn release(cache: &Cache, name: &str, token: &str) {
     match cache.backend() {
         Backend::Memory(_) => {
@@ -58,7 +63,6 @@ pub(crate) async fn release(cache: &Cache, name: &str, token: &str) {
 
 /// Waits until this instance holds the consumer lease `name` (at once with the memory
 /// store), reporting [`FeedState::Standby`] meanwhile: false when stopped first.
-#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
 pub(crate) async fn hold(
     cache: &Cache,
     name: &str,
@@ -126,7 +130,6 @@ impl Position {
 
 /// The position recorded for the feed `name` in the shared store; `None` with the memory
 /// store or when none (or an unreadable one) is recorded.
-#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
 pub(crate) async fn position(cache: &Cache, name: &str) -> Result<Option<Position>, StoreError> {
     match cache.backend() {
         Backend::Memory(_) => {
@@ -144,7 +147,6 @@ pub(crate) async fn position(cache: &Cache, name: &str) -> Result<Option<Positio
 
 /// Records `position` for the feed `name` in the shared store (nothing with the memory
 /// store).
-#[cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
 pub(crate) async fn record(
     cache: &Cache,
     name: &str,

@@ -157,6 +157,12 @@ mod songs_on_postgres {
     mod consistency;
     mod routes;
 }
+#[cfg(all(
+    feature = "feed-postgres",
+    feature = "feed-sqlite",
+    feature = "sea-orm"
+))]
+mod feed;
 mod macros;
 mod memory_api;
 mod memory_invariants;

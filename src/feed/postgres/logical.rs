@@ -513,6 +513,10 @@ impl Consumer {
             database,
             lsn: mut applied,
         } = opened;
+        // The slot's own position is acknowledged already; say so, or a standby status
+        // update would report 0/0 until the first commit (and a shutdown would wait for
+        // one).
+        client.update_applied_lsn(Lsn::from_u64(applied));
         self.reporter.state(FeedState::Following);
         tracing::info!(slot = %self.slot, temporary = self.temporary, "change feed: following");
         let mut relations: HashMap<u32, Relation> = HashMap::new();
@@ -526,9 +530,12 @@ impl Consumer {
                 _ = tokio::time::sleep_until(next_renewal.into()) => {
                     next_renewal = Instant::now() + renew;
                     if !self.temporary {
-                        match shared::lease(&self.cache, &self.slot, &self.token, self.feed.lease).await {
-                            Ok(false) => return End::LostLease,
-                            Ok(true) | Err(_) => {}
+                        // An error (Redis out) keeps the lease as far as we know: nobody
+                        // else can take it through the same Redis.
+                        if let Ok(false) =
+                            shared::lease(&self.cache, &self.slot, &self.token, self.feed.lease).await
+                        {
+                            return End::LostLease;
                         }
                         // Still following: the recorded position is as recent as now.
                         if tx.is_none() {
@@ -593,6 +600,26 @@ impl Consumer {
                         }
                     }
                     self.reporter.applied(applied);
+                }
+                // Between transactions, everything up to the keepalive's position was
+                // sent before it (the stream is in order) and applied: acknowledge it, as
+                // PostgreSQL's own subscribers do. Without this an idle database's slot
+                // would hold WAL back, and a shutdown would wait for us forever.
+                ReplicationEvent::KeepAlive { wal_end, .. }
+                    if tx.is_none() && wal_end.as_u64() > applied =>
+                {
+                    let position = Position {
+                        database: database.clone(),
+                        lsn: wal_end.as_u64(),
+                        at_ms: unix_ms(),
+                    };
+                    if shared::record(&self.cache, &self.slot, &position)
+                        .await
+                        .is_ok()
+                    {
+                        applied = wal_end.as_u64();
+                        client.update_applied_lsn(wal_end);
+                    }
                 }
                 ReplicationEvent::Message { .. }
                 | ReplicationEvent::KeepAlive { .. }

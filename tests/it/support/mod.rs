@@ -213,7 +213,16 @@ impl TestDb {
 
     /// A fresh PostgreSQL database invalidating `cache`.
     async fn postgres(cache: Cache) -> Option<TestDb> {
-        let pg = postgres::PgDatabase::create().await?;
+        Self::postgres_in(postgres::PgDatabase::create().await?, cache).await
+    }
+
+    /// A fresh PostgreSQL database on the server of the maintenance database `admin_url`
+    /// (a private server, see `pg_server`), invalidating `cache`.
+    pub async fn postgres_at(admin_url: String, cache: Cache) -> Option<TestDb> {
+        Self::postgres_in(postgres::PgDatabase::create_at(admin_url).await?, cache).await
+    }
+
+    async fn postgres_in(pg: postgres::PgDatabase, cache: Cache) -> Option<TestDb> {
         let raw = Database::connect(pool_options(pg.url().to_owned()))
             .await
             .unwrap_or_else(|err| panic!("open {}: {err}", pg.name()));

@@ -59,7 +59,15 @@ impl PgDatabase {
     /// When the server answers but `CREATE DATABASE` fails.
     pub async fn create() -> Option<PgDatabase> {
         let admin_url = std::env::var(PG_URL_VAR).unwrap_or_else(|_| DEFAULT_URL.to_owned());
-        if let Some(reason) = lock(&UNREACHABLE).clone() {
+        Self::create_at(admin_url).await
+    }
+
+    /// [`create`](Self::create) on the server of the maintenance database `admin_url` (a
+    /// private server of `pg_server`, for instance).
+    pub async fn create_at(admin_url: String) -> Option<PgDatabase> {
+        if admin_url.contains(":5432/")
+            && let Some(reason) = lock(&UNREACHABLE).clone()
+        {
             return unavailable(reason);
         }
         let admin = match connect(&admin_url).await {
@@ -69,7 +77,9 @@ impl PgDatabase {
                     "PostgreSQL at {} cannot be reached ({err}); set {PG_URL_VAR} to use another server",
                     redact(&admin_url)
                 );
-                *lock(&UNREACHABLE) = Some(reason.clone());
+                if admin_url.contains(":5432/") {
+                    *lock(&UNREACHABLE) = Some(reason.clone());
+                }
                 return unavailable(reason);
             }
         };

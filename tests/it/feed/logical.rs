@@ -1,0 +1,386 @@
+//! The logical-replication feed: outside writes invalidate exactly what they touch, on one
+//! instance and on two sharing Redis (one consumer, taken over when it goes), and every
+//! fault ends in bumps, not stale reads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use querycache::feed::{ChangeFeed, FeedState};
+
+use super::{Followed, SEEN, card, reaches, scalar, shows, titles};
+use crate::support::stores::Kind;
+
+/// A feed with a short lease, so that takeovers are quick in tests.
+fn feed(f: &Followed) -> ChangeFeed {
+    ChangeFeed::logical(f.url()).lease(Duration::from_millis(900))
+}
+
+async fn outside_writes_invalidate_exactly_what_they_touch(kind: Kind) {
+    let Some(f) = Followed::new(kind).await else {
+        return;
+    };
+    let ann = f.t.user("ann").await;
+    let a = f.t.song(&ann, "A").await;
+    let b = f.t.song(&ann, "B").await;
+    f.psql(
+        "CREATE TABLE albums (id int PRIMARY KEY, name text);
+         CREATE TABLE tracks (id int PRIMARY KEY, album int REFERENCES albums ON DELETE CASCADE, title text);
+         CREATE TABLE genres (id int PRIMARY KEY, name text);
+         INSERT INTO albums VALUES (1, 'one'), (2, 'two');
+         INSERT INTO tracks VALUES (10, 1, 'x'), (20, 2, 'y');
+         INSERT INTO genres VALUES (1, 'rock');",
+    );
+    let feed = feed(&f).start(&f.t.cache).await.unwrap();
+    reaches(&feed, FeedState::Following).await;
+
+    let (cards, lists, raw) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let db = &f.t.db;
+    let card_of = async |id: i32| card(db, &cards, id).await.unwrap().unwrap();
+    let track = |id: i32| format!("SELECT title FROM tracks WHERE id = {id}");
+    assert_eq!(card_of(a.id).await, ("A".into(), "ann".into()));
+    assert_eq!(card_of(b.id).await, ("B".into(), "ann".into()));
+    titles(db, &lists).await.unwrap();
+    scalar(db, &raw, track(10)).await.unwrap();
+    scalar(db, &raw, track(20)).await.unwrap();
+    scalar(db, &raw, "SELECT string_agg(name, ',') FROM genres".into())
+        .await
+        .unwrap();
+    let counted = |n: &AtomicUsize| n.load(Ordering::SeqCst);
+    assert_eq!((counted(&cards), counted(&lists), counted(&raw)), (2, 1, 3));
+
+    // A row: that song's card and the list, not the other card.
+    f.psql(&format!(
+        "UPDATE songs SET title = 'A2' WHERE id = {}",
+        a.id
+    ));
+    shows("song A renamed by psql", "A2".to_owned(), async || {
+        card_of(a.id).await.0
+    })
+    .await;
+    let before = counted(&cards);
+    assert_eq!(card_of(b.id).await.0, "B");
+    assert_eq!(
+        counted(&cards),
+        before,
+        "song B's card was served from the cache"
+    );
+    assert_eq!(titles(db, &lists).await.unwrap(), ["A2", "B"]);
+    assert_eq!(counted(&lists), 2);
+
+    // A join's second table: both cards by that author.
+    f.psql(&format!(
+        "UPDATE users SET name = 'anne' WHERE id = {}",
+        ann.id
+    ));
+    shows("author renamed, card A", "anne".to_owned(), async || {
+        card_of(a.id).await.1
+    })
+    .await;
+    shows("author renamed, card B", "anne".to_owned(), async || {
+        card_of(b.id).await.1
+    })
+    .await;
+
+    // A table nothing read: no card recomputes.
+    f.psql("INSERT INTO genres VALUES (2, 'jazz')");
+    shows("genres list", Some("rock,jazz".to_owned()), async || {
+        scalar(
+            db,
+            &raw,
+            "SELECT string_agg(name, ',' ORDER BY id) FROM genres".into(),
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    let before = counted(&cards);
+    card_of(a.id).await;
+    card_of(b.id).await;
+    assert_eq!(
+        counted(&cards),
+        before,
+        "a write to genres left the cards cached"
+    );
+
+    // A truncate: the table's reads.
+    f.psql("TRUNCATE genres");
+    shows("genres truncated", None, async || {
+        scalar(
+            db,
+            &raw,
+            "SELECT string_agg(name, ',' ORDER BY id) FROM genres".into(),
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+
+    // A cascade: deleting album 1 deletes track 10 (by the database, not by any statement
+    // that names tracks); track 20 stays cached.
+    f.psql("DELETE FROM albums WHERE id = 1");
+    shows("track 10 deleted by the cascade", None, async || {
+        scalar(db, &raw, track(10)).await.unwrap()
+    })
+    .await;
+    let before = counted(&raw);
+    assert_eq!(
+        scalar(db, &raw, track(20)).await.unwrap().as_deref(),
+        Some("y")
+    );
+    assert_eq!(counted(&raw), before, "track 20 was served from the cache");
+
+    let status = feed.status();
+    assert!(status.applied >= 5, "{status:?}");
+    feed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_writes_invalidate_exactly_what_they_touch_on_memory() {
+    outside_writes_invalidate_exactly_what_they_touch(Kind::Memory).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_writes_invalidate_exactly_what_they_touch_on_tiered() {
+    outside_writes_invalidate_exactly_what_they_touch(Kind::Tiered).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_writes_invalidate_exactly_what_they_touch_on_redis() {
+    outside_writes_invalidate_exactly_what_they_touch(Kind::Redis).await;
+}
+
+/// Two instances sharing Redis: one consumes, both see every outside write; when the
+/// consumer goes, the other takes the slot over.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_consumer_and_take_over() {
+    let Some(f) = Followed::new(Kind::Tiered).await else {
+        return;
+    };
+    let ann = f.t.user("ann").await;
+    let a = f.t.song(&ann, "A").await;
+    let (cache2, db2) = f.instance().await;
+    let first = feed(&f).start(&f.t.cache).await.unwrap();
+    reaches(&first, FeedState::Following).await;
+    let second = feed(&f).start(&cache2).await.unwrap();
+    reaches(&second, FeedState::Standby).await;
+
+    let runs = AtomicUsize::new(0);
+    let title_on = async |db| card(db, &runs, a.id).await.unwrap().unwrap().0;
+    assert_eq!(title_on(&f.t.db).await, "A");
+    assert_eq!(title_on(&db2).await, "A");
+    f.psql(&format!(
+        "UPDATE songs SET title = 'A2' WHERE id = {}",
+        a.id
+    ));
+    shows("instance 1", "A2".to_owned(), async || {
+        title_on(&f.t.db).await
+    })
+    .await;
+    shows("instance 2", "A2".to_owned(), async || title_on(&db2).await).await;
+
+    // The consumer goes away: the other takes over, and sees what was written meanwhile.
+    let gone = Instant::now();
+    drop(first);
+    f.psql(&format!(
+        "UPDATE songs SET title = 'A3' WHERE id = {}",
+        a.id
+    ));
+    reaches(&second, FeedState::Following).await;
+    let took = gone.elapsed();
+    shows(
+        "instance 2 after the takeover",
+        "A3".to_owned(),
+        async || title_on(&db2).await,
+    )
+    .await;
+    shows(
+        "instance 1 after the takeover",
+        "A3".to_owned(),
+        async || title_on(&f.t.db).await,
+    )
+    .await;
+    eprintln!("takeover after the consumer stopped: {took:?} (lease 900 ms)");
+    assert!(took < SEEN);
+    second.stop().await;
+}
+
+/// The slot dropped by hand, a write made while it was gone: the feed cannot prove it saw
+/// everything, so it bumps every model tag (counted as a gap) and the write shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_slot_is_a_gap() {
+    let Some(f) = Followed::new(Kind::Memory).await else {
+        return;
+    };
+    // With the memory store the slot is temporary: it goes with its session, and the next
+    // session starts with a new one, which is a gap.
+    let ann = f.t.user("ann").await;
+    let a = f.t.song(&ann, "A").await;
+    let feed = feed(&f).start(&f.t.cache).await.unwrap();
+    reaches(&feed, FeedState::Following).await;
+    let runs = AtomicUsize::new(0);
+    assert_eq!(card(&f.t.db, &runs, a.id).await.unwrap().unwrap().0, "A");
+    let gaps = feed.status().gaps;
+    // End the walsender, drop its (temporary) slot as it goes, write meanwhile.
+    f.psql(&format!(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE active_pid IS NOT NULL;
+         UPDATE songs SET title = 'A2' WHERE id = {}",
+        a.id
+    ));
+    shows(
+        "the write made while the slot was gone",
+        "A2".to_owned(),
+        async || card(&f.t.db, &runs, a.id).await.unwrap().unwrap().0,
+    )
+    .await;
+    until_gaps(&feed, gaps + 1).await;
+    feed.stop().await;
+}
+
+async fn until_gaps(feed: &querycache::feed::ChangeFeedHandle, at_least: u64) {
+    crate::support::until(SEEN, "a gap is counted", async || {
+        feed.status().gaps >= at_least
+    })
+    .await;
+}
+
+/// With a shared store the slot is persistent: a consumer whose replication connection is
+/// killed resumes from its position (no gap), a slot dropped and recreated by hand is
+/// detected (a gap), and a server restart ends in the same place. No stale read in between.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_end_in_bumps_not_stale_reads() {
+    let Some(f) = Followed::new(Kind::Tiered).await else {
+        return;
+    };
+    let ann = f.t.user("ann").await;
+    let a = f.t.song(&ann, "A").await;
+    let feed = feed(&f).start(&f.t.cache).await.unwrap();
+    reaches(&feed, FeedState::Following).await;
+    let runs = AtomicUsize::new(0);
+    let title = async || card(&f.t.db, &runs, a.id).await.unwrap().unwrap().0;
+    assert_eq!(title().await, "A");
+    // The slot is the configured persistent one.
+    assert_eq!(
+        f.psql("SELECT slot_name || ' ' || temporary FROM pg_replication_slots"),
+        "querycache false"
+    );
+
+    // 1. The replication connection killed: resumed from the position, nothing missed.
+    let gaps = feed.status().gaps;
+    f.psql(&format!(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'querycache';
+         UPDATE songs SET title = 'A2' WHERE id = {}",
+        a.id
+    ));
+    shows("after pg_terminate_backend", "A2".to_owned(), title).await;
+    reaches(&feed, FeedState::Following).await;
+    assert_eq!(
+        feed.status().gaps,
+        gaps,
+        "a killed connection resumes without a gap"
+    );
+
+    // 2. The slot dropped and recreated by hand, a write in between: a gap.
+    f.psql(&format!(
+        "DO $$ BEGIN
+           LOOP
+             BEGIN
+               PERFORM pg_drop_replication_slot('querycache');
+               EXIT;
+             EXCEPTION WHEN object_in_use THEN
+               PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'querycache';
+               PERFORM pg_sleep(0.005);
+             END;
+           END LOOP;
+         END $$;
+         UPDATE songs SET title = 'A3' WHERE id = {};
+         SELECT 1 FROM pg_create_logical_replication_slot('querycache', 'pgoutput');",
+        a.id
+    ));
+    shows("after the slot was recreated", "A3".to_owned(), title).await;
+    until_gaps(&feed, gaps + 1).await;
+
+    // 3. PostgreSQL restarted, a write right after.
+    let server = f.server.clone();
+    tokio::task::spawn_blocking(move || server.restart())
+        .await
+        .unwrap();
+    f.psql(&format!(
+        "UPDATE songs SET title = 'A4' WHERE id = {}",
+        a.id
+    ));
+    shows("after a restart", "A4".to_owned(), title).await;
+    reaches(&feed, FeedState::Following).await;
+    feed.stop().await;
+}
+
+/// A consumer that goes away in the middle of a stream of transactions (its task dropped
+/// wherever it is, as a killed process would be) and another that takes over: every write
+/// shows, none is lost between them.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_mid_stream_loses_nothing() {
+    let Some(f) = Followed::new(Kind::Tiered).await else {
+        return;
+    };
+    let ann = f.t.user("ann").await;
+    let a = f.t.song(&ann, "A").await;
+    let (cache2, db2) = f.instance().await;
+    let first = feed(&f).start(&f.t.cache).await.unwrap();
+    reaches(&first, FeedState::Following).await;
+    let second = feed(&f).start(&cache2).await.unwrap();
+    reaches(&second, FeedState::Standby).await;
+    let runs = AtomicUsize::new(0);
+    assert_eq!(card(&db2, &runs, a.id).await.unwrap().unwrap().0, "A");
+
+    // Big transactions keep the stream busy; the last one renames song A.
+    let url = f.url();
+    let writer = std::process::Command::new(f.server.program("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url])
+        // One transaction each.
+        .args([
+            "-c",
+            "CREATE TABLE filler (id int PRIMARY KEY, pad text)",
+            "-c",
+            "INSERT INTO filler SELECT g, repeat('x', 100) FROM generate_series(1, 50000) g",
+            "-c",
+            "UPDATE filler SET pad = 'y'",
+            "-c",
+            "DELETE FROM filler",
+            "-c",
+        ])
+        .arg(format!("UPDATE songs SET title = 'A2' WHERE id = {}", a.id))
+        .spawn()
+        .expect("psql");
+    // The first consumer dies while those stream.
+    until(SEEN, "the stream is busy", async || {
+        first.status().applied >= 1
+    })
+    .await;
+    drop(first);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        writer.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success());
+    reaches(&second, FeedState::Following).await;
+    shows(
+        "the last write, through the second consumer",
+        "A2".to_owned(),
+        async || card(&db2, &runs, a.id).await.unwrap().unwrap().0,
+    )
+    .await;
+    second.stop().await;
+}
+
+use crate::support::until;

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::{Audit, CacheConfig, InvalidationStrategy, KeySecret, StoreKind, dependencies};
+use crate::feed::ChangeFeed;
 use crate::{Cache, Error};
 
 /// Builder of a [`Cache`] (from [`Cache::builder`]) or of a [`CacheConfig`] (from
@@ -30,6 +31,9 @@ use crate::{Cache, Error};
 pub struct CacheBuilder<C = Cache> {
     pub(super) config: CacheConfig,
     pub(super) errors: Vec<Error>,
+    /// The `CACHE_CHANGE_FEED*` variables (and `DATABASE_URL`) met by
+    /// [`CacheConfig::from_vars`], read as one [`ChangeFeed`] when the builder is built.
+    pub(super) feed_vars: Vec<(String, String)>,
     target: PhantomData<fn() -> C>,
 }
 
@@ -59,6 +63,7 @@ impl<C> CacheBuilder<C> {
         Self {
             config,
             errors: Vec::new(),
+            feed_vars: Vec::new(),
             target: PhantomData,
         }
     }
@@ -363,9 +368,45 @@ impl<C> CacheBuilder<C> {
     }
 
     /// Validates the settings, each against the others.
+    /// Follows the database's change stream (see [`crate::feed`]): writes the application
+    /// never sent invalidate too, once [`Cache::start_change_feed`] runs
+    /// (`CACHE_CHANGE_FEED` and the `CACHE_CHANGE_FEED_*` variables).
+    ///
+    /// ```
+    /// use querycache::Cache;
+    /// use querycache::feed::ChangeFeed;
+    ///
+    /// let cache = Cache::builder()
+    ///     .change_feed(ChangeFeed::logical("postgres://app@db/app").slot("app_cache"))
+    ///     .build()?;
+    /// assert_eq!(cache.config().change_feed().unwrap().mode(), querycache::feed::FeedMode::Logical);
+    /// # Ok::<(), querycache::Error>(())
+    /// ```
+    pub fn change_feed(mut self, feed: ChangeFeed) -> Self {
+        self.config.change_feed = Some(feed);
+        self
+    }
+
+    /// Records a `CACHE_CHANGE_FEED*` variable (or `DATABASE_URL`) for [`change_feed`](Self::change_feed).
+    pub(super) fn feed_var(mut self, name: &str, value: &str) -> Self {
+        self.feed_vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     fn validated(mut self) -> Result<CacheConfig, Error> {
         if let Some(err) = self.errors.drain(..).next() {
             return Err(err);
+        }
+        if self
+            .feed_vars
+            .iter()
+            .any(|(name, _)| name.starts_with("CACHE_CHANGE_FEED"))
+            && let Some(feed) = ChangeFeed::parse_vars(std::mem::take(&mut self.feed_vars))?
+        {
+            self.config.change_feed = Some(feed);
+        }
+        if let Some(feed) = &self.config.change_feed {
+            feed.validate()?;
         }
         let c = self.config;
         let secs = |d: Duration| d.as_secs_f64();

@@ -60,7 +60,13 @@ impl CacheConfig {
         // environment's order.
         vars.sort();
         for (name, value) in &vars {
-            builder = variables::apply(builder, name, value)?;
+            builder = if name == "DATABASE_URL" {
+                // Not ours, but the change feed follows it unless CACHE_CHANGE_FEED_URL says
+                // otherwise.
+                builder.feed_var(name, value)
+            } else {
+                variables::apply(builder, name, value)?
+            };
         }
         builder.build()
     }

@@ -210,6 +210,7 @@ pub struct CacheConfig {
     /// The memory tier's clock: the monotonic clock, or a test's
     /// [`ManualClock`](crate::testing::ManualClock) (feature `test-util`).
     pub(crate) clock: crate::clock::Clock,
+    pub(crate) change_feed: Option<crate::feed::ChangeFeed>,
 }
 
 impl Default for CacheConfig {
@@ -242,6 +243,7 @@ impl Default for CacheConfig {
             table_dependencies: TableDependencies::default(),
             key_secret: None,
             clock: crate::clock::Clock::default(),
+            change_feed: None,
         }
     }
 }
@@ -250,6 +252,21 @@ impl CacheConfig {
     /// A builder starting from the defaults.
     pub fn builder() -> CacheConfigBuilder {
         CacheConfigBuilder::from_config(CacheConfig::default())
+    }
+
+    /// The change feed [`Cache::start_change_feed`](crate::Cache::start_change_feed) starts
+    /// (`CACHE_CHANGE_FEED`), if any.
+    ///
+    /// ```
+    /// let config = querycache::CacheConfig::from_vars([
+    ///     ("CACHE_CHANGE_FEED", "triggers"),
+    ///     ("DATABASE_URL", "postgres://app@db/app"),
+    /// ]).unwrap();
+    /// assert_eq!(config.change_feed().unwrap().mode(), querycache::feed::FeedMode::Triggers);
+    /// assert!(querycache::CacheConfig::default().change_feed().is_none());
+    /// ```
+    pub fn change_feed(&self) -> Option<&crate::feed::ChangeFeed> {
+        self.change_feed.as_ref()
     }
 
     /// Whether caching is on (`CACHE_ENABLED`).

@@ -200,6 +200,30 @@ impl ChangeFeed {
         Self::with(FeedMode::DataVersion, url)
     }
 
+    /// The database to follow, when it was not given (an application whose own setting names
+    /// its database passes it here: `CACHE_CHANGE_FEED=data_version` alone then follows it).
+    ///
+    /// ```
+    /// use querycache::feed::ChangeFeed;
+    /// let feed = ChangeFeed::logical("postgres://db/app").url("postgres://db/other");
+    /// assert!(format!("{feed:?}").contains("db/other"));
+    /// ```
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// Whether the database to follow is known (given, or from `CACHE_CHANGE_FEED_URL` or
+    /// `DATABASE_URL`).
+    ///
+    /// ```
+    /// use querycache::feed::ChangeFeed;
+    /// assert!(ChangeFeed::logical("postgres://db/app").has_url());
+    /// ```
+    pub fn has_url(&self) -> bool {
+        !self.url.is_empty()
+    }
+
     /// The feed's mode.
     ///
     /// ```
@@ -315,6 +339,21 @@ impl ChangeFeed {
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        let feed = Self::parse_vars(vars)?;
+        if let Some(feed) = &feed {
+            feed.validate_to_start()?;
+        }
+        Ok(feed)
+    }
+
+    /// The feed `vars` describe, its settings checked but its database possibly not given
+    /// yet (see [`validate`](Self::validate)).
+    pub(crate) fn parse_vars<I, K, V>(vars: I) -> Result<Option<Self>, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
         let mut feed = Self::with(FeedMode::Off, "");
         let mut url = None;
         let mut database_url = None;
@@ -353,11 +392,25 @@ impl ChangeFeed {
         Ok(Some(feed))
     }
 
-    /// Checks the settings: every error names the variable at fault.
+    /// Checks the settings: every error names the variable at fault. The URL may still be
+    /// missing until the feed starts (an application may fill it in with
+    /// [`url`](Self::url) from its own database setting).
     pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.mode == FeedMode::Off || self.url.is_empty() {
+            return Ok(());
+        }
+        self.validate_url()
+    }
+
+    /// [`validate`](Self::validate), the URL included.
+    pub(crate) fn validate_to_start(&self) -> Result<(), Error> {
         if self.mode == FeedMode::Off {
             return Ok(());
         }
+        self.validate_url()
+    }
+
+    fn validate_url(&self) -> Result<(), Error> {
         if self.url.is_empty() {
             return Err(Error::config(
                 URL_VAR,

@@ -78,7 +78,7 @@ impl ChangeFeed {
     /// variable), [`Error::ChangeFeed`](crate::Error::ChangeFeed) when the database cannot
     /// be followed, saying what is missing.
     pub async fn start(self, cache: &crate::Cache) -> Result<ChangeFeedHandle, crate::Error> {
-        self.validate()?;
+        self.validate_to_start()?;
         match self.mode {
             #[cfg(feature = "feed-postgres")]
             FeedMode::Logical => postgres::logical::start(self, cache).await,
@@ -94,6 +94,29 @@ impl ChangeFeed {
                     "no feed to start (off, or not built in)",
                 ))
             }
+        }
+    }
+}
+
+impl crate::Cache {
+    /// Starts the change feed this cache was configured with
+    /// ([`CacheBuilder::change_feed`](crate::config::CacheBuilder::change_feed), or
+    /// `CACHE_CHANGE_FEED` through [`Cache::from_env`](crate::Cache::from_env)); `None` when
+    /// none is. See [`ChangeFeed::start`].
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), querycache::Error> {
+    /// let cache = querycache::Cache::new();
+    /// assert!(cache.start_change_feed().await?.is_none());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ChangeFeed::start`].
+    pub async fn start_change_feed(&self) -> Result<Option<ChangeFeedHandle>, crate::Error> {
+        match self.config().change_feed() {
+            Some(feed) => feed.clone().start(self).await.map(Some),
+            None => Ok(None),
         }
     }
 }

@@ -152,6 +152,8 @@ struct Inner {
     serve: ServeOptions,
     database_label: String,
     queries: Arc<AtomicU64>,
+    /// The change feed (`CACHE_CHANGE_FEED`), running as long as the app.
+    feed: Option<querycache::feed::ChangeFeedHandle>,
 }
 
 impl App {
@@ -161,6 +163,20 @@ impl App {
         let queries = Arc::new(AtomicU64::new(0));
         let (db, database_label) = db::connect(&config.database_url, Arc::clone(&queries)).await?;
         let db = CachedConnection::new(db, config.cache.clone());
+        // `CACHE_CHANGE_FEED=...` follows the app's own database unless
+        // `CACHE_CHANGE_FEED_URL` names another.
+        let feed = match config.cache.config().change_feed() {
+            Some(feed) => {
+                let feed = if feed.has_url() {
+                    feed.clone()
+                } else {
+                    feed.clone().url(config.database_url.clone())
+                };
+                tracing::info!(mode = %feed.mode(), "starting the change feed");
+                Some(feed.start(&config.cache).await?)
+            }
+            None => None,
+        };
         let app = App {
             inner: Arc::new(Inner {
                 db,
@@ -169,6 +185,7 @@ impl App {
                 serve: config.serve,
                 database_label,
                 queries,
+                feed,
             }),
         };
         warmers::register(&app);
@@ -191,6 +208,12 @@ impl App {
     /// The database in use, password masked (for logs).
     pub fn database_label(&self) -> &str {
         &self.inner.database_label
+    }
+
+    /// What the change feed is doing, when one runs.
+    #[allow(dead_code)] // the test suite reads it
+    pub fn feed_status(&self) -> Option<querycache::feed::FeedStatus> {
+        self.inner.feed.as_ref().map(|feed| feed.status())
     }
 
     /// SQL statements sent to the database since start-up.

@@ -232,8 +232,9 @@ impl Lag<'_> {
     }
 }
 
-/// Instances a run may have.
-const INSTANCES: usize = 2;
+/// Instances a run may have: two app instances, and the writer outside them
+/// (`outside::OUTSIDE`).
+const INSTANCES: usize = 3;
 
 /// One row's writes, indexed for judging reads in logarithmic time: by value, and its
 /// certain writes by start with, from each one on, the earliest return per instance.

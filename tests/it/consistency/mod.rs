@@ -18,6 +18,8 @@
 mod diesel_raw;
 mod faults;
 mod history;
+#[cfg(feature = "feed-postgres")]
+mod outside;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -92,6 +94,10 @@ struct Run {
     slowest: AtomicU64,
     /// The slowest operation since the fault driver last asked, in nanoseconds.
     round_slowest: AtomicU64,
+    /// The writer outside the application (a `psql` process), when writes come from there
+    /// and a change feed brings them in ([`outside`]).
+    #[cfg(feature = "feed-postgres")]
+    outside: Option<tokio::sync::Mutex<outside::Psql>>,
     /// Raw transactions through instrumented Diesel connections, one writer per instance.
     #[cfg(feature = "diesel")]
     diesel: Arc<diesel_raw::DieselWriters>,
@@ -203,7 +209,12 @@ impl Run {
         let instance = rng.random_range(0..self.instances.len());
         let db = &self.instances[instance];
         let writer = &self.writers[instance % self.writers.len()];
-        match rng.random_range(0..100) {
+        let pick = rng.random_range(0..100);
+        #[cfg(feature = "feed-postgres")]
+        if pick >= 56 && self.outside.is_some() {
+            return self.outside_write(rng).await;
+        }
+        match pick {
             0..40 => {
                 let id = self.pick_read(rng);
                 let start = self.now();
@@ -421,6 +432,23 @@ impl Run {
     /// With every task stopped: every cached read equals the database's answer.
     async fn quiescent_check(&self, raw: &sea_orm::DatabaseConnection) -> Vec<String> {
         self.writes_settled().await;
+        // Writes from outside show within the feed's bound: judge the last answer then.
+        #[cfg(feature = "feed-postgres")]
+        if self.outside.is_some() {
+            let deadline = Instant::now() + outside::FEED_BOUND;
+            loop {
+                let found = self.compare(raw).await;
+                if found.is_empty() || Instant::now() >= deadline {
+                    return found;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        self.compare(raw).await
+    }
+
+    /// Every cached read against the database, now.
+    async fn compare(&self, raw: &sea_orm::DatabaseConnection) -> Vec<String> {
         let mut found = Vec::new();
         let truth = song::Entity::find()
             .order_by_asc(song::Column::Id)
@@ -429,7 +457,11 @@ impl Run {
             .expect("read the database");
         let rows = self.known();
         // Another instance may see a write through the first after the bound.
-        tokio::time::sleep(if self.instances.len() > 1 {
+        #[cfg(feature = "feed-postgres")]
+        let outside = self.outside.is_some();
+        #[cfg(not(feature = "feed-postgres"))]
+        let outside = false;
+        tokio::time::sleep(if self.instances.len() > 1 && !outside {
             CROSS_INSTANCE_BOUND
         } else {
             Duration::ZERO
@@ -483,6 +515,10 @@ struct Setup {
     blind: bool,
     /// Redis is made to misbehave during every round ([`faults`]).
     faults: bool,
+    /// Writes come from a `psql` process, and a change feed brings them in ([`outside`]).
+    outside: bool,
+    /// With `outside`: no change feed (the checker must then find violations).
+    unfed: bool,
 }
 
 impl Setup {
@@ -493,6 +529,8 @@ impl Setup {
             duration,
             blind: false,
             faults: false,
+            outside: false,
+            unfed: false,
         }
     }
 }
@@ -522,6 +560,46 @@ async fn check(setup: Setup) -> Option<Outcome> {
         }
         (caches, None, Some(first))
     };
+    // Writes from outside need a server with logical replication, and a feed per instance.
+    #[cfg(feature = "feed-postgres")]
+    let (t, _server, _feeds, psql) = if setup.outside {
+        let server = tokio::task::spawn_blocking(crate::support::pg_server::PgServer::start)
+            .await
+            .expect("start a private PostgreSQL")?;
+        let t = TestDb::postgres_at(server.url("postgres"), caches[0].clone()).await?;
+        let mut feeds = Vec::new();
+        for cache in caches.iter().filter(|_| !setup.unfed) {
+            let feed = querycache::feed::ChangeFeed::logical(t.diesel_url())
+                .lease(Duration::from_millis(900))
+                .start(cache)
+                .await
+                .expect("start the change feed");
+            feeds.push(feed);
+        }
+        crate::support::until(Duration::from_secs(20), "a feed follows", async || {
+            setup.unfed
+                || feeds
+                    .iter()
+                    .any(|f| f.status().state == querycache::feed::FeedState::Following)
+        })
+        .await;
+        let name = t
+            .diesel_url()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let psql = outside::Psql::start(&server, &name);
+        (t, Some(server), feeds, Some(tokio::sync::Mutex::new(psql)))
+    } else {
+        (
+            TestDb::create(db, caches[0].clone()).await?,
+            None,
+            Vec::new(),
+            None,
+        )
+    };
+    #[cfg(not(feature = "feed-postgres"))]
     let t = TestDb::create(db, caches[0].clone()).await?;
     let mut instances = vec![t.db.clone()];
     instances.extend(
@@ -558,6 +636,8 @@ async fn check(setup: Setup) -> Option<Outcome> {
         stop: AtomicBool::new(false),
         slowest: AtomicU64::new(0),
         round_slowest: AtomicU64::new(0),
+        #[cfg(feature = "feed-postgres")]
+        outside: psql,
         #[cfg(feature = "diesel")]
         diesel: Arc::new(diesel_raw::DieselWriters::new(
             db,
@@ -604,9 +684,17 @@ async fn check(setup: Setup) -> Option<Outcome> {
     }
     let mut history = std::mem::take(&mut *run.history.lock());
     history.settle();
-    violations.extend(
-        history.violations(u64::try_from(CROSS_INSTANCE_BOUND.as_nanos()).unwrap_or(u64::MAX)),
-    );
+    let bound = if setup.outside {
+        #[cfg(feature = "feed-postgres")]
+        {
+            outside::FEED_BOUND
+        }
+        #[cfg(not(feature = "feed-postgres"))]
+        CROSS_INSTANCE_BOUND
+    } else {
+        CROSS_INSTANCE_BOUND
+    };
+    violations.extend(history.violations(u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX)));
     Some(Outcome {
         operations: history.operations(),
         violations,
@@ -708,6 +796,58 @@ combination!(redis_two_instances_on_postgres, Kind::Redis, Db::Postgres);
 combination!(tiered_two_instances_on_sqlite, Kind::Tiered, Db::Sqlite);
 #[cfg(feature = "redis")]
 combination!(tiered_two_instances_on_postgres, Kind::Tiered, Db::Postgres);
+
+/// Writes from outside the application ([`outside`]): a `psql` process writes, the logical
+/// change feed brings the writes in, reads are judged against its bound.
+#[cfg(feature = "feed-postgres")]
+async fn outside_writes(kind: Kind) {
+    let setup = Setup {
+        outside: true,
+        ..Setup::new(kind, Db::Postgres, duration())
+    };
+    run_and_assert(setup).await;
+}
+
+#[cfg(feature = "feed-postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_writes_through_the_feed_on_memory() {
+    outside_writes(Kind::Memory).await;
+}
+
+#[cfg(all(feature = "feed-postgres", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_writes_through_the_feed_on_two_tiered_instances() {
+    outside_writes(Kind::Tiered).await;
+}
+
+/// The outside mode is not vacuous: without a feed, the checker finds the stale reads.
+#[cfg(feature = "feed-postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_feed_the_checker_finds_the_outside_writes_stale() {
+    let setup = Setup {
+        outside: true,
+        unfed: true,
+        ..Setup::new(Kind::Memory, Db::Postgres, Duration::from_millis(1500))
+    };
+    let Some(outcome) = check(setup).await else {
+        return;
+    };
+    assert!(
+        outcome.operations > 200,
+        "{} operations",
+        outcome.operations
+    );
+    // Still different from the database once the feed's bound has passed (the quiescent
+    // check waits that long).
+    assert!(
+        outcome
+            .violations
+            .iter()
+            .any(|v| v.contains("differs from the database") || v.contains("the database has")),
+        "the quiescent check finds the outside writes unseen: {:?}",
+        outcome.violations.iter().take(3).collect::<Vec<_>>()
+    );
+}
 
 /// Redis misbehaves in every way [`faults`] knows while the checker runs on two instances:
 /// no caller sees an error, no read is stale beyond the bound (longer across an outage), and

@@ -58,6 +58,7 @@
 //! | configure it | [`Cache::builder`], or [`CacheConfig`] (builder, or `CACHE_*` variables via [`CacheConfig::from_env`]); the table of variables is in [`config`] |
 //! | set TTL, tags, namespace of an entry | [`EntryOptions`] |
 //! | serve stale while refreshing, refresh hot keys early, survive a failing database, bound slow computations | [`EntryOptions::swr`], [`EntryOptions::early_refresh`], [`EntryOptions::fail_safe`], [`EntryOptions::soft_timeout`], [`EntryOptions::hard_timeout`], read with [`Cache::fetch`] → [`Fetched`] (`is_stale`), [`FetchError`], [`TimedOut`]; the same options on `#[cached_query]` |
+//! | invalidate on writes the app never sent (`psql`, other services, cron jobs, triggers) | [`feed::ChangeFeed`] (`CACHE_CHANGE_FEED`): PostgreSQL logical replication or triggers + `NOTIFY` (feature `feed-postgres`), SQLite's `data_version` (feature `feed-sqlite`); [`Cache::start_change_feed`] |
 //! | go straight to the database for one call or a whole scope (writes still invalidate) | [`bypass`], [`bypass_sync`] |
 //! | a process-wide cache | [`install`], [`global`] |
 //! | share it between app instances | `REDIS_URL` (feature `redis`): the tiered store, memory in front of Redis, kept coherent by pub/sub; [`config::StoreKind`] lists the stores |
@@ -80,6 +81,8 @@
 //! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope, the management router with its dashboard, the Prometheus route, [`http::serve`] (hyper's HTTP/1 server, with timeouts) |
 //! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
 //! | `prometheus` | yes (through `axum`) | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client |
+//! | `feed-postgres` | no | [`feed`]: PostgreSQL change feeds, logical replication (pgwire-replication) and triggers + `NOTIFY` (sqlx) |
+//! | `feed-sqlite` | no | [`feed`]: the SQLite `data_version` feed (sqlx) |
 //! | `test-util` | no | [`testing`]: a [`ManualClock`](testing::ManualClock) a test advances to expire entries, serve them stale, pass a fail-safe throttle — without sleeping (a dev-dependency feature) |
 //!
 //! ## Guarantees, and their limits
@@ -87,6 +90,9 @@
 //! * A read that starts after a write through the ORM has returned (for a transaction: after
 //!   its COMMIT returned) never gets data from before the write.
 //! * A value computed while a write committed is never served after that write.
+//! * With a change feed ([`feed`]), a write the app never sent is seen within the feed's
+//!   measured bound; when the feed cannot prove it missed nothing it invalidates every model
+//!   tag.
 //! * Cache trouble never fails the caller: an unusable entry is a miss, an unserializable
 //!   value is returned uncached, and both are counted in [`stats::CacheStats::errors`]. A Redis that
 //!   is down or stalled costs a caller at most one command timeout: a circuit breaker then

@@ -274,7 +274,7 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var(
         "CACHE_CHANGE_FEED_PUBLICATION",
         "`querycache`",
-        "logical feed: the publication (created `FOR ALL TABLES` when missing, which needs a superuser; create it over your tables otherwise)",
+        "logical feed: the publication (created over the tables with a primary key when missing, and kept current as tables are created; one you create yourself is used as it is)",
         Config(|b, name, v| Ok(b.feed_var(name, v))),
     ),
     var(

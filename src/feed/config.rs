@@ -247,8 +247,9 @@ impl ChangeFeed {
     }
 
     /// The publication's name (logical mode; default `querycache`). When it does not exist
-    /// the feed creates it `FOR ALL TABLES` (which needs a superuser); create it yourself
-    /// over the tables you want followed otherwise.
+    /// the feed creates it over the tables with a primary key and adds tables created later
+    /// (not `FOR ALL TABLES`, which would make PostgreSQL refuse updates of tables without
+    /// one); a publication you create yourself is used as it is.
     ///
     /// ```
     /// let feed = querycache::feed::ChangeFeed::logical("postgres://db/app").publication("app_tables");

@@ -11,6 +11,11 @@ use tokio::task::JoinHandle;
 use super::FeedMode;
 
 /// What a feed is doing.
+///
+/// ```
+/// use querycache::feed::FeedState;
+/// assert_ne!(FeedState::Following, FeedState::Standby);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FeedState {
@@ -26,6 +31,15 @@ pub enum FeedState {
 }
 
 /// A feed's report ([`ChangeFeedHandle::status`]).
+///
+/// ```no_run
+/// # async fn f(feed: querycache::feed::ChangeFeedHandle) {
+/// let status = feed.status();
+/// if status.gaps > 0 {
+///     println!("the feed invalidated everything {} times: {:?}", status.gaps, status.last_error);
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FeedStatus {

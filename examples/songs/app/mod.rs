@@ -173,6 +173,13 @@ impl App {
                     feed.clone().url(config.database_url.clone())
                 };
                 tracing::info!(mode = %feed.mode(), "starting the change feed");
+                // The app owns its schema: with the trigger feed it installs the triggers
+                // after its migrations (idempotent, so every start may).
+                #[cfg(feature = "feed-postgres")]
+                if feed.mode() == querycache::feed::FeedMode::Triggers {
+                    let tables = querycache::feed::postgres::install_triggers(&feed).await?;
+                    tracing::info!(tables, "change feed triggers installed");
+                }
                 Some(feed.start(&config.cache).await?)
             }
             None => None,

@@ -77,6 +77,11 @@ pub async fn install_triggers(feed: &ChangeFeed) -> Result<usize, Error> {
         .begin()
         .await
         .map_err(|e| feed_error(feed, e.to_string()))?;
+    // `DROP TRIGGER IF EXISTS` of a trigger not there yet is a NOTICE: not worth a log line.
+    sqlx::query("SET LOCAL client_min_messages = warning")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| feed_error(feed, e.to_string()))?;
     sqlx::query("SET LOCAL lock_timeout = '5s'")
         .execute(&mut *tx)
         .await

@@ -37,6 +37,8 @@ use crate::{Cache, Error, Tag};
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest pause between two attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a managed publication is checked for new tables.
+const EXTEND_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts the logical feed of `feed` on `cache`: checks the server first (what is missing
 /// comes back as [`Error::ChangeFeed`]), then follows it in a task of its own.
@@ -65,7 +67,9 @@ pub(crate) async fn start(feed: ChangeFeed, cache: &Cache) -> Result<ChangeFeedH
         token: format!("{:032x}", rand::random::<u128>()),
         feed,
         pending_gap: None,
+        managed: false,
     };
+    let mut consumer = consumer;
     consumer.preflight().await?;
     let (stop, stopped) = watch::channel(false);
     let reporter = consumer.reporter.clone();
@@ -89,6 +93,8 @@ struct Consumer {
     /// Why the next session must start with a gap, when the last one ended so that
     /// continuity is not proven (it broke inside a transaction).
     pending_gap: Option<String>,
+    /// Whether the publication is querycache's own, extended with new tables as they come.
+    managed: bool,
 }
 
 /// What a session knows once its stream is open.
@@ -204,9 +210,9 @@ impl Consumer {
     }
 
     /// Checks, once, that the server can feed us: a replication connection is allowed,
-    /// `wal_level` is `logical`, the publication exists (created `FOR ALL TABLES` when it
-    /// does not and the user may).
-    async fn preflight(&self) -> Result<(), Error> {
+    /// `wal_level` is `logical`, the publication exists (created over the tables with a
+    /// primary key when it does not, see `publication`).
+    async fn preflight(&mut self) -> Result<(), Error> {
         let mut client = tokio::time::timeout(STEP_TIMEOUT, self.connect())
             .await
             .map_err(|_| {
@@ -218,7 +224,12 @@ impl Consumer {
             .map_err(|e| self.error(e))?;
         let result = self.check(&mut client).await;
         client.abort();
-        result.map_err(|e| self.error(e))
+        result.map_err(|e| self.error(e))?;
+        let publication = super::publication::ensure(&self.feed.url, &self.feed.publication)
+            .await
+            .map_err(|e| self.error(e))?;
+        self.managed = publication.managed;
+        Ok(())
     }
 
     async fn check(&self, client: &mut ReplicationClient) -> Result<(), String> {
@@ -232,34 +243,6 @@ impl Consumer {
                  (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL), or use \
                  CACHE_CHANGE_FEED=triggers"
             ));
-        }
-        let publication = &self.feed.publication;
-        let exists = self
-            .value(
-                client,
-                &format!("SELECT count(*) FROM pg_publication WHERE pubname = '{publication}'"),
-            )
-            .await?;
-        if exists.as_deref() != Some("1") {
-            self.query(
-                client,
-                &format!(
-                    "CREATE PUBLICATION \"{publication}\" FOR ALL TABLES \
-                     WITH (publish_via_partition_root = true)"
-                ),
-            )
-            .await
-            .map_err(|e| {
-                format!(
-                    "publication {publication:?} does not exist and could not be created \
-                         ({e}); create it as a superuser or the tables' owner: CREATE PUBLICATION \
-                         {publication} FOR ALL TABLES (or FOR TABLE ..., the tables to follow)"
-                )
-            })?;
-            tracing::info!(
-                publication,
-                "change feed: publication created FOR ALL TABLES"
-            );
         }
         Ok(())
     }
@@ -500,6 +483,33 @@ impl Consumer {
         }
     }
 
+    /// Adds the tables created since to the managed publication, and bumps their tags.
+    async fn extend(
+        &self,
+        manager: &mut Option<sqlx::postgres::PgConnection>,
+        namespace: Option<&Namespace>,
+    ) -> Result<(), String> {
+        use sqlx::Connection;
+        if manager.is_none() {
+            *manager = Some(
+                sqlx::postgres::PgConnection::connect(&self.feed.url)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let Some(conn) = manager.as_mut() else {
+            return Ok(());
+        };
+        let tags = super::publication::extend(conn, &self.feed.publication).await?;
+        if !tags.is_empty() {
+            self.cache
+                .invalidate_feed_in(namespace, tags)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Step 3: applies each committed transaction, until stopped, the lease is lost or the
     /// stream breaks.
     async fn stream(
@@ -522,13 +532,22 @@ impl Consumer {
         let mut relations: HashMap<u32, Relation> = HashMap::new();
         let mut tx: Option<Changes> = None;
         let mut unknown_relation = false;
-        let renew = self.feed.lease / 3;
+        let renew = (self.feed.lease / 3).min(EXTEND_EVERY);
         let mut next_renewal = Instant::now() + renew;
+        let mut next_extension = Instant::now();
+        let mut manager: Option<sqlx::postgres::PgConnection> = None;
         loop {
             let event = tokio::select! {
                 _ = stop.changed() => return End::Stopped,
                 _ = tokio::time::sleep_until(next_renewal.into()) => {
                     next_renewal = Instant::now() + renew;
+                    if self.managed && Instant::now() >= next_extension {
+                        next_extension = Instant::now() + EXTEND_EVERY;
+                        if let Err(e) = self.extend(&mut manager, namespace.as_ref()).await {
+                            tracing::warn!(error = %e, "change feed: the publication could not be extended");
+                            manager = None;
+                        }
+                    }
                     if !self.temporary {
                         // An error (Redis out) keeps the lease as far as we know: nobody
                         // else can take it through the same Redis.

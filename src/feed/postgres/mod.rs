@@ -5,6 +5,7 @@ mod install;
 pub(crate) mod listen;
 pub(crate) mod logical;
 pub(crate) mod pgoutput;
+mod publication;
 pub(crate) mod triggers;
 mod url;
 

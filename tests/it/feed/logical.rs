@@ -384,3 +384,89 @@ async fn a_consumer_killed_mid_stream_loses_nothing() {
 }
 
 use crate::support::until;
+
+/// The recorded position says when a consumer last followed: one away longer than
+/// `max_gap` is a gap when the next one starts; one away for less is not.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_away_past_the_bound_is_a_gap() {
+    let Some(f) = Followed::new(Kind::Tiered).await else {
+        return;
+    };
+    let start = async || {
+        let handle = feed(&f)
+            .max_gap(Duration::from_secs(60))
+            .start(&f.t.cache)
+            .await
+            .unwrap();
+        reaches(&handle, FeedState::Following).await;
+        handle
+    };
+    // The first consumer: no position was recorded, which is a gap.
+    let first = start().await;
+    assert_eq!(first.status().gaps, 1);
+    first.stop().await;
+    // Back at once: resumed, no gap.
+    let second = start().await;
+    assert_eq!(second.status().gaps, 0);
+    second.stop().await;
+    // The record says the last consumer followed an hour ago.
+    let url = f
+        .redis
+        .as_ref()
+        .expect("a tiered fixture has a redis-server")
+        .url();
+    let mut redis = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let key = "querycache@feed:querycache";
+    let recorded: String = redis::cmd("GET").arg(key).query(&mut redis).unwrap();
+    let mut parts: Vec<&str> = recorded.splitn(4, ' ').collect();
+    let an_hour_ago = (std::time::SystemTime::now() - Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    parts[2] = &an_hour_ago;
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(parts.join(" "))
+        .query(&mut redis)
+        .unwrap();
+    let third = start().await;
+    assert_eq!(
+        third.status().gaps,
+        1,
+        "away for an hour, past a max_gap of 60 s"
+    );
+    third.stop().await;
+}
+
+/// The publication the feed creates lists the tables with a primary key, so writes to a
+/// table without one keep working (`FOR ALL TABLES` would make PostgreSQL refuse its
+/// updates and deletes); a table created while the feed runs joins it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publication_follows_new_tables_and_breaks_no_write() {
+    let Some(f) = Followed::new(Kind::Memory).await else {
+        return;
+    };
+    f.psql("CREATE TABLE log_lines (line text); INSERT INTO log_lines VALUES ('a')");
+    let feed = feed(&f).start(&f.t.cache).await.unwrap();
+    reaches(&feed, FeedState::Following).await;
+    // A table without a primary key: its writes still work.
+    f.psql("UPDATE log_lines SET line = 'b'; DELETE FROM log_lines");
+    // A table created now, read, then written from outside.
+    f.psql("CREATE TABLE late (id int PRIMARY KEY, v text); INSERT INTO late VALUES (1, 'x')");
+    let runs = AtomicUsize::new(0);
+    let read = async || {
+        scalar(&f.t.db, &runs, "SELECT v FROM late WHERE id = 1".into())
+            .await
+            .unwrap()
+    };
+    assert_eq!(read().await.as_deref(), Some("x"));
+    crate::support::until(SEEN, "the new table joins the publication", async || {
+        f.psql("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'late'") == "1"
+    })
+    .await;
+    f.psql("UPDATE late SET v = 'y' WHERE id = 1");
+    shows("a write to the new table", Some("y".to_owned()), read).await;
+    feed.stop().await;
+}

@@ -16,6 +16,7 @@ use crate::Error;
 mod builder;
 mod dependencies;
 mod env;
+pub(crate) mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_url;
 mod secret;

@@ -2,9 +2,6 @@
 //! write of those rows bumps (`model:<table>`, the row tags, `#bulk` when the rows are not
 //! known), so that entries cannot tell a write seen by the feed from one seen by the ORM.
 
-// Used by the PostgreSQL feeds; the SQLite one bumps everything.
-#![cfg_attr(not(feature = "feed-postgres"), allow(dead_code))]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::tags::{Tag, table_key, write_tags};
@@ -50,7 +47,7 @@ impl Changes {
             return;
         };
         if let Rows::Keys { keys, .. } = entry {
-            keys.insert(querycache_sql_row_id(&values));
+            keys.insert(querycache_sql::row_id(&values));
             if keys.len() > MAX_ROWS_PER_TABLE {
                 *entry = Rows::All;
             }
@@ -82,31 +79,6 @@ impl Changes {
         }
         tags
     }
-}
-
-/// A row id as the ORM integrations render it: the value for a one-column key, a JSON-like
-/// list for a composite one (`querycache_sql::row_id`, repeated here so that the feeds
-/// need no SQL classifier).
-fn querycache_sql_row_id(parts: &[String]) -> String {
-    if let [one] = parts {
-        return one.clone();
-    }
-    let mut id = String::from("[");
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            id.push(',');
-        }
-        id.push('"');
-        for c in part.chars() {
-            if matches!(c, '"' | '\\') {
-                id.push('\\');
-            }
-            id.push(c);
-        }
-        id.push('"');
-    }
-    id.push(']');
-    id
 }
 
 #[cfg(test)]
@@ -142,11 +114,6 @@ mod tests {
                 "model:songs:7",
                 "model:songs:8",
             ]
-        );
-        #[cfg(any(feature = "sea-orm", feature = "diesel"))]
-        assert_eq!(
-            querycache_sql_row_id(&["1".into(), "a\"b".into()]),
-            querycache_sql::row_id(&["1".into(), "a\"b".into()])
         );
     }
 

@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "feed-postgres")]
 mod apply;
 mod config;
 mod handle;
@@ -52,7 +53,7 @@ mod shared;
 #[cfg(feature = "feed-sqlite")]
 mod sqlite;
 
-#[cfg_attr(not(feature = "feed-postgres"), allow(unused_imports))]
+#[cfg(feature = "feed-postgres")]
 pub(crate) use apply::Changes;
 pub use config::{ChangeFeed, FeedMode};
 pub use handle::{ChangeFeedHandle, FeedState, FeedStatus};

@@ -42,7 +42,8 @@
 //!
 //! Run: `cargo bench --bench feed_bound --features feed-postgres,sea-orm,redis`
 //! (`cargo bench --bench feed_bound --features feed-postgres,sea-orm,redis -- --test` runs
-//! every scenario with 20 writes, each criterion bench once).
+//! every scenario with 20 writes, each criterion bench once; so does `cargo test --benches`, as
+//! CI runs it).
 
 /// Private PostgreSQL servers: the test suite's harness (`super::services` below).
 #[path = "../tests/it/support/pg_server.rs"]
@@ -258,7 +259,7 @@ impl Scenario {
             instances: Vec::new(),
             feeds: Vec::new(),
             psql: Psql::spawn(server, db),
-            tolerate_stale: !std::env::args().any(|arg| arg == "--test"),
+            tolerate_stale: !test_mode(),
         };
         for _ in 0..instances {
             let cache = match redis {
@@ -717,8 +718,15 @@ async fn cpu_under_load(scenario: &mut Scenario) {
     );
 }
 
+/// Criterion's test mode: `-- --test`, or run by `cargo test --benches` (CI), which passes no
+/// `--bench` (as `cargo bench` does).
+fn test_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
+}
+
 fn main() {
-    let test_mode = std::env::args().any(|arg| arg == "--test");
+    let test_mode = test_mode();
     let writes = if test_mode { 20 } else { 1000 };
     let mut criterion = Criterion::default()
         .sample_size(10)

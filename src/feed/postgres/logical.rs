@@ -536,6 +536,8 @@ impl Consumer {
         let mut next_renewal = Instant::now() + renew;
         let mut next_extension = Instant::now();
         let mut manager: Option<sqlx::postgres::PgConnection> = None;
+        let mut visibility = super::visibility::Visibility::new(&self.feed.url);
+        let mut tx_xid = 0_u32;
         loop {
             let event = tokio::select! {
                 _ = stop.changed() => return End::Stopped,
@@ -572,8 +574,9 @@ impl Consumer {
                 Err(e) => return End::Broken(e.to_string(), tx.is_some()),
             };
             match event {
-                ReplicationEvent::Begin { .. } => {
+                ReplicationEvent::Begin { xid, .. } => {
                     tx = Some(Changes::default());
+                    tx_xid = xid;
                     unknown_relation = false;
                 }
                 ReplicationEvent::XLogData { data, .. } => {
@@ -594,6 +597,13 @@ impl Consumer {
                     let mut tags = changes.tags();
                     if unknown_relation {
                         tags.push(Tag::all_models());
+                    }
+                    // Bumped once other sessions see the transaction: a read before that
+                    // gets the old rows, and must not store them under the new versions.
+                    if !tags.is_empty()
+                        && let Err(e) = visibility.wait(tx_xid).await
+                    {
+                        return End::Broken(e, false);
                     }
                     if !tags.is_empty()
                         && let Err(e) = self

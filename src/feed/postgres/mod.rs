@@ -8,5 +8,6 @@ pub(crate) mod pgoutput;
 mod publication;
 pub(crate) mod triggers;
 mod url;
+mod visibility;
 
 pub use install::{install_triggers, remove_triggers};

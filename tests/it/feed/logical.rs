@@ -470,3 +470,62 @@ async fn the_publication_follows_new_tables_and_breaks_no_write() {
     shows("a write to the new table", Some("y".to_owned()), read).await;
     feed.stop().await;
 }
+
+/// A consumer that dies without a word (its runtime dropped with the session open, as a
+/// killed process's would be: no lease given back, no stream closed politely): another
+/// instance takes over once the lease expires, and sees what was written meanwhile.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_consumer_is_taken_over_when_its_lease_expires() {
+    let Some(f) = Followed::new(Kind::Tiered).await else {
+        return;
+    };
+    let ann = f.t.user("ann").await;
+    let a = f.t.song(&ann, "A").await;
+    let (cache2, db2) = f.instance().await;
+    // The first instance's feed runs on a runtime of its own, dropped below.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (cache1, url) = (f.t.cache.clone(), f.url());
+    let first = doomed
+        .spawn(async move {
+            let handle = ChangeFeed::logical(url)
+                .lease(Duration::from_millis(900))
+                .start(&cache1)
+                .await
+                .unwrap();
+            let deadline = Instant::now() + SEEN;
+            while handle.status().state != FeedState::Following {
+                assert!(Instant::now() < deadline, "the first feed never followed");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            handle
+        })
+        .await
+        .unwrap();
+    let second = feed(&f).start(&cache2).await.unwrap();
+    reaches(&second, FeedState::Standby).await;
+    let runs = AtomicUsize::new(0);
+    assert_eq!(card(&db2, &runs, a.id).await.unwrap().unwrap().0, "A");
+
+    let died = Instant::now();
+    std::mem::forget(first); // its Drop would ask the task to stop politely
+    doomed.shutdown_background();
+    f.psql(&format!(
+        "UPDATE songs SET title = 'A2' WHERE id = {}",
+        a.id
+    ));
+    reaches(&second, FeedState::Following).await;
+    let took = died.elapsed();
+    shows(
+        "the write made while no consumer followed",
+        "A2".to_owned(),
+        async || card(&db2, &runs, a.id).await.unwrap().unwrap().0,
+    )
+    .await;
+    eprintln!("takeover after a crash: {took:?} (lease 900 ms)");
+    second.stop().await;
+}

@@ -66,4 +66,25 @@ pub struct Health {
     /// The current or last cache warming run ([`Cache::warm`](crate::Cache::warm)):
     /// state, warmers done out of the total, entries so far, last error, times.
     pub warming: WarmStatus,
+    /// The change feeds running on this cache ([`crate::feed`]): what each is doing, the
+    /// transactions it applied, its gaps. A feed that is neither following nor standing by
+    /// (connecting after an error: `last_error` says which) makes `healthy` `false`, since
+    /// writes from outside the application are not seen meanwhile.
+    pub change_feeds: Vec<crate::feed::FeedStatus>,
+}
+
+impl Health {
+    /// This report with the change feeds' `statuses`: a feed that is not following nor
+    /// standing by makes it unhealthy.
+    pub(crate) fn with_feeds(mut self, statuses: Vec<crate::feed::FeedStatus>) -> Self {
+        use crate::feed::FeedState;
+        if statuses
+            .iter()
+            .any(|s| !matches!(s.state, FeedState::Following | FeedState::Standby))
+        {
+            self.healthy = false;
+        }
+        self.change_feeds = statuses;
+        self
+    }
 }

@@ -87,6 +87,9 @@ struct Inner {
     databases: databases::Databases,
     /// What the audit of undeclared dependencies found (`CACHE_AUDIT`).
     audit: crate::analytics::AuditLog,
+    /// The change feeds started on this cache, for [`Cache::health`] (gone when their
+    /// handles are dropped).
+    feeds: parking_lot::Mutex<Vec<std::sync::Weak<crate::feed::Reporter>>>,
 }
 
 /// An entry found valid (its tags unmoved), with its freshness.
@@ -157,6 +160,7 @@ impl Cache {
                 background_writes: std::sync::atomic::AtomicU64::new(0),
                 databases: databases::Databases::default(),
                 audit: crate::analytics::AuditLog::default(),
+                feeds: parking_lot::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -527,7 +531,9 @@ impl Cache {
                 writes_in_flight: self.writes_in_flight(),
                 error: None,
                 warming: self.warming().status(),
-            },
+                change_feeds: Vec::new(),
+            }
+            .with_feeds(self.feed_statuses()),
             #[cfg(feature = "redis")]
             Backend::Tiered(store) => {
                 let h = store.health().await;
@@ -550,9 +556,34 @@ impl Cache {
                     writes_in_flight: self.writes_in_flight(),
                     error: h.error,
                     warming: self.warming().status(),
+                    change_feeds: Vec::new(),
                 }
+                .with_feeds(self.feed_statuses())
             }
         }
+    }
+
+    /// Remembers a change feed started on this cache, for [`health`](Self::health).
+    #[cfg_attr(
+        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        allow(dead_code)
+    )]
+    pub(crate) fn register_feed(&self, reporter: &std::sync::Arc<crate::feed::Reporter>) {
+        let mut feeds = self.inner.feeds.lock();
+        feeds.retain(|feed| feed.strong_count() > 0);
+        feeds.push(std::sync::Arc::downgrade(reporter));
+    }
+
+    /// The status of every change feed still running on this cache.
+    fn feed_statuses(&self) -> Vec<crate::feed::FeedStatus> {
+        self.inner
+            .feeds
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|reporter| reporter.status())
+            .filter(|status| status.state != crate::feed::FeedState::Stopped)
+            .collect()
     }
 
     /// `(redis_connected, fallback_active)` as last seen, without a probe: Redis counts as

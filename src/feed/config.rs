@@ -34,7 +34,8 @@ pub(crate) const LEASE_VAR: &str = "CACHE_CHANGE_FEED_LEASE_MS";
 /// assert_eq!("data_version".parse::<FeedMode>().unwrap(), FeedMode::DataVersion);
 /// assert!("wal".parse::<FeedMode>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FeedMode {
     /// No feed: only the application's own writes invalidate (`off`).

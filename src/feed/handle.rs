@@ -16,7 +16,8 @@ use super::FeedMode;
 /// use querycache::feed::FeedState;
 /// assert_ne!(FeedState::Following, FeedState::Standby);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FeedState {
     /// Connecting, or reconnecting after an error (see [`FeedStatus::last_error`]).
@@ -40,7 +41,7 @@ pub enum FeedState {
 /// }
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct FeedStatus {
     /// The feed's mode.

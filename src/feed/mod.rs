@@ -56,6 +56,7 @@ mod sqlite;
 #[cfg(feature = "feed-postgres")]
 pub(crate) use apply::Changes;
 pub use config::{ChangeFeed, FeedMode};
+pub(crate) use handle::Reporter;
 pub use handle::{ChangeFeedHandle, FeedState, FeedStatus};
 
 impl ChangeFeed {

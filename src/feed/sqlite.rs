@@ -58,6 +58,7 @@ pub(crate) async fn start(feed: ChangeFeed, cache: &Cache) -> Result<ChangeFeedH
         .database_namespace(Fingerprint::Known(format!("Sqlite|{file}")))
         .await;
     let reporter = Reporter::new(FeedMode::DataVersion);
+    cache.register_feed(&reporter);
     let (stop, stopped) = watch::channel(false);
     let poller = Poller {
         cache: cache.clone(),

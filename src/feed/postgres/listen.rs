@@ -82,6 +82,7 @@ pub(crate) async fn start(feed: ChangeFeed, cache: &Cache) -> Result<ChangeFeedH
         .database_namespace(Fingerprint::Known(format!("Postgres|{identity}")))
         .await;
     let reporter = Reporter::new(FeedMode::Triggers);
+    cache.register_feed(&reporter);
     let (stop, stopped) = watch::channel(false);
     let listener = Listener {
         cache: cache.clone(),

@@ -71,8 +71,9 @@ pub(crate) async fn start(feed: ChangeFeed, cache: &Cache) -> Result<ChangeFeedH
     };
     let mut consumer = consumer;
     consumer.preflight().await?;
-    let (stop, stopped) = watch::channel(false);
     let reporter = consumer.reporter.clone();
+    cache.register_feed(&reporter);
+    let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(consumer.run(stopped));
     Ok(ChangeFeedHandle {
         reporter,

@@ -15,7 +15,7 @@ fn feed(f: &Followed) -> ChangeFeed {
     ChangeFeed::logical(f.url()).lease(Duration::from_millis(900))
 }
 
-async fn outside_writes_invalidate_exactly_what_they_touch(kind: Kind) {
+async fn outside_writes_invalidate_exactly_what_they_touch(kind: Kind, instances: usize) {
     let Some(f) = Followed::new(kind).await else {
         return;
     };
@@ -30,76 +30,115 @@ async fn outside_writes_invalidate_exactly_what_they_touch(kind: Kind) {
          INSERT INTO tracks VALUES (10, 1, 'x'), (20, 2, 'y');
          INSERT INTO genres VALUES (1, 'rock');",
     );
-    let feed = feed(&f).start(&f.t.cache).await.unwrap();
-    reaches(&feed, FeedState::Following).await;
+    // Every instance starts the feed; with Redis one follows and the others stand by.
+    let mut dbs = vec![f.t.db.clone()];
+    let mut feeds = vec![feed(&f).start(&f.t.cache).await.unwrap()];
+    reaches(&feeds[0], FeedState::Following).await;
+    for _ in 1..instances {
+        let (cache, db) = f.instance().await;
+        let handle = feed(&f).start(&cache).await.unwrap();
+        reaches(&handle, FeedState::Standby).await;
+        feeds.push(handle);
+        dbs.push(db);
+    }
+    // Health reports it.
+    let health = f.t.cache.health().await;
+    assert_eq!(health.change_feeds.len(), 1, "{health:?}");
+    assert_eq!(health.change_feeds[0].state, FeedState::Following);
+    assert_eq!(
+        health.change_feeds[0].mode,
+        querycache::feed::FeedMode::Logical
+    );
 
     let (cards, lists, raw) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
         AtomicUsize::new(0),
     );
-    let db = &f.t.db;
-    let card_of = async |id: i32| card(db, &cards, id).await.unwrap().unwrap();
+    let n = dbs.len();
+    // Each read, on every instance.
+    let cards_of = async |id: i32| {
+        let mut seen = Vec::new();
+        for db in &dbs {
+            seen.push(card(db, &cards, id).await.unwrap().unwrap());
+        }
+        seen
+    };
+    let scalars = async |sql: String| {
+        let mut seen = Vec::new();
+        for db in &dbs {
+            seen.push(scalar(db, &raw, sql.clone()).await.unwrap());
+        }
+        seen
+    };
+    let titles_everywhere = async || {
+        let mut seen = Vec::new();
+        for db in &dbs {
+            seen.push(titles(db, &lists).await.unwrap());
+        }
+        seen
+    };
+    let title = |c: Vec<(String, String)>| c.into_iter().map(|c| c.0).collect::<Vec<_>>();
+    let author = |c: Vec<(String, String)>| c.into_iter().map(|c| c.1).collect::<Vec<_>>();
+    let all = |v: &str| vec![v.to_owned(); n];
     let track = |id: i32| format!("SELECT title FROM tracks WHERE id = {id}");
-    assert_eq!(card_of(a.id).await, ("A".into(), "ann".into()));
-    assert_eq!(card_of(b.id).await, ("B".into(), "ann".into()));
-    titles(db, &lists).await.unwrap();
-    scalar(db, &raw, track(10)).await.unwrap();
-    scalar(db, &raw, track(20)).await.unwrap();
-    scalar(db, &raw, "SELECT string_agg(name, ',') FROM genres".into())
-        .await
-        .unwrap();
-    let counted = |n: &AtomicUsize| n.load(Ordering::SeqCst);
-    assert_eq!((counted(&cards), counted(&lists), counted(&raw)), (2, 1, 3));
+    let genres = || "SELECT string_agg(name, ',' ORDER BY id) FROM genres".to_owned();
+    assert_eq!(title(cards_of(a.id).await), all("A"));
+    assert_eq!(author(cards_of(b.id).await), all("ann"));
+    titles_everywhere().await;
+    scalars(track(10)).await;
+    scalars(track(20)).await;
+    scalars(genres()).await;
+    let counted = |c: &AtomicUsize| c.load(Ordering::SeqCst);
 
     // A row: that song's card and the list, not the other card.
     f.psql(&format!(
         "UPDATE songs SET title = 'A2' WHERE id = {}",
         a.id
     ));
-    shows("song A renamed by psql", "A2".to_owned(), async || {
-        card_of(a.id).await.0
+    shows("song A renamed by psql", all("A2"), async || {
+        title(cards_of(a.id).await)
     })
     .await;
     let before = counted(&cards);
-    assert_eq!(card_of(b.id).await.0, "B");
+    assert_eq!(title(cards_of(b.id).await), all("B"));
     assert_eq!(
         counted(&cards),
         before,
         "song B's card was served from the cache"
     );
-    assert_eq!(titles(db, &lists).await.unwrap(), ["A2", "B"]);
-    assert_eq!(counted(&lists), 2);
+    let before = counted(&lists);
+    assert_eq!(
+        titles_everywhere().await,
+        vec![vec!["A2".to_owned(), "B".to_owned()]; n]
+    );
+    assert!(counted(&lists) > before, "the list was computed again");
 
     // A join's second table: both cards by that author.
     f.psql(&format!(
         "UPDATE users SET name = 'anne' WHERE id = {}",
         ann.id
     ));
-    shows("author renamed, card A", "anne".to_owned(), async || {
-        card_of(a.id).await.1
+    shows("author renamed, card A", all("anne"), async || {
+        author(cards_of(a.id).await)
     })
     .await;
-    shows("author renamed, card B", "anne".to_owned(), async || {
-        card_of(b.id).await.1
+    shows("author renamed, card B", all("anne"), async || {
+        author(cards_of(b.id).await)
     })
     .await;
 
     // A table nothing read: no card recomputes.
     f.psql("INSERT INTO genres VALUES (2, 'jazz')");
-    shows("genres list", Some("rock,jazz".to_owned()), async || {
-        scalar(
-            db,
-            &raw,
-            "SELECT string_agg(name, ',' ORDER BY id) FROM genres".into(),
-        )
-        .await
-        .unwrap()
-    })
+    shows(
+        "genres list",
+        vec![Some("rock,jazz".to_owned()); n],
+        async || scalars(genres()).await,
+    )
     .await;
     let before = counted(&cards);
-    card_of(a.id).await;
-    card_of(b.id).await;
+    cards_of(a.id).await;
+    cards_of(b.id).await;
     assert_eq!(
         counted(&cards),
         before,
@@ -108,51 +147,50 @@ async fn outside_writes_invalidate_exactly_what_they_touch(kind: Kind) {
 
     // A truncate: the table's reads.
     f.psql("TRUNCATE genres");
-    shows("genres truncated", None, async || {
-        scalar(
-            db,
-            &raw,
-            "SELECT string_agg(name, ',' ORDER BY id) FROM genres".into(),
-        )
-        .await
-        .unwrap()
+    shows("genres truncated", vec![None; n], async || {
+        scalars(genres()).await
     })
     .await;
 
     // A cascade: deleting album 1 deletes track 10 (by the database, not by any statement
     // that names tracks); track 20 stays cached.
     f.psql("DELETE FROM albums WHERE id = 1");
-    shows("track 10 deleted by the cascade", None, async || {
-        scalar(db, &raw, track(10)).await.unwrap()
-    })
+    shows(
+        "track 10 deleted by the cascade",
+        vec![None; n],
+        async || scalars(track(10)).await,
+    )
     .await;
     let before = counted(&raw);
-    assert_eq!(
-        scalar(db, &raw, track(20)).await.unwrap().as_deref(),
-        Some("y")
-    );
+    assert_eq!(scalars(track(20)).await, vec![Some("y".to_owned()); n]);
     assert_eq!(counted(&raw), before, "track 20 was served from the cache");
 
-    let status = feed.status();
+    let status = feeds[0].status();
     assert!(status.applied >= 5, "{status:?}");
-    feed.stop().await;
+    for feed in feeds {
+        feed.stop().await;
+    }
+    assert!(
+        f.t.cache.health().await.change_feeds.is_empty(),
+        "a stopped feed is gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_writes_invalidate_exactly_what_they_touch_on_memory() {
-    outside_writes_invalidate_exactly_what_they_touch(Kind::Memory).await;
+    outside_writes_invalidate_exactly_what_they_touch(Kind::Memory, 1).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outside_writes_invalidate_exactly_what_they_touch_on_tiered() {
-    outside_writes_invalidate_exactly_what_they_touch(Kind::Tiered).await;
+async fn outside_writes_invalidate_exactly_what_they_touch_on_two_tiered_instances() {
+    outside_writes_invalidate_exactly_what_they_touch(Kind::Tiered, 2).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outside_writes_invalidate_exactly_what_they_touch_on_redis() {
-    outside_writes_invalidate_exactly_what_they_touch(Kind::Redis).await;
+async fn outside_writes_invalidate_exactly_what_they_touch_on_two_redis_instances() {
+    outside_writes_invalidate_exactly_what_they_touch(Kind::Redis, 2).await;
 }
 
 /// Two instances sharing Redis: one consumes, both see every outside write; when the

@@ -77,6 +77,7 @@ pub struct Followed {
     pub t: TestDb,
     pub server: Arc<PgServer>,
     pub redis: Option<RedisServer>,
+    pub kind: Kind,
 }
 
 impl Followed {
@@ -94,6 +95,7 @@ impl Followed {
             t,
             server,
             redis: tc.server,
+            kind,
         })
     }
 
@@ -103,7 +105,11 @@ impl Followed {
         let cache = match &self.redis {
             Some(redis) => Cache::builder()
                 .redis_url(redis.url())
-                .store(querycache::config::StoreKind::Tiered)
+                .store(if self.kind == Kind::Redis {
+                    querycache::config::StoreKind::Redis
+                } else {
+                    querycache::config::StoreKind::Tiered
+                })
                 .build()
                 .unwrap(),
             None => Cache::new(),

@@ -144,6 +144,28 @@ async fn outside_writes_reach_the_cache_through_triggers(kind: Kind) {
         feed.status().gaps > gaps
     })
     .await;
+
+    // A second instance sharing Redis: it stands by, and sees the writes all the same.
+    if kind != Kind::Memory {
+        let (cache2, db2) = f.instance().await;
+        let second = tf.clone().start(&cache2).await.unwrap();
+        reaches(&second, FeedState::Standby).await;
+        let runs = AtomicUsize::new(0);
+        assert_eq!(card(&db2, &runs, b.id).await.unwrap().unwrap().0, "B");
+        f.psql(&format!(
+            "UPDATE songs SET title = 'B2' WHERE id = {}",
+            b.id
+        ));
+        shows("instance 2", "B2".to_owned(), async || {
+            card(&db2, &runs, b.id).await.unwrap().unwrap().0
+        })
+        .await;
+        shows("instance 1", "B2".to_owned(), async || {
+            card_of(b.id).await.0
+        })
+        .await;
+        second.stop().await;
+    }
     feed.stop().await;
 
     // Removing is idempotent and leaves no trigger behind.

@@ -397,6 +397,11 @@ impl Consumer {
             None => self.confirmed(client).await?,
         };
         if let Some(reason) = gap {
+            // Committed transactions the stream will not bring may still be invisible for
+            // a moment (see `visibility`): bump once they have left that window too.
+            super::visibility::Visibility::new(&self.feed.url)
+                .settle()
+                .await?;
             self.cache
                 .invalidate_feed_in(namespace.as_ref(), vec![Tag::all_models()])
                 .await

@@ -92,6 +92,53 @@ impl Visibility {
     }
 }
 
+/// Committed transactions that new snapshots do not see yet: in the current snapshot's
+/// in-progress list, but committed in the commit log.
+const IN_THE_WINDOW: &str = "
+SELECT count(*) FROM txid_snapshot_xip(txid_current_snapshot()) AS x
+WHERE txid_status(x) = 'committed'";
+
+impl Visibility {
+    /// Returns once no committed transaction is invisible to new snapshots: after a gap,
+    /// the feed bumps everything only then, so that no transaction committed before the
+    /// stream's start (which the stream will not bring) is read as not yet there after the
+    /// bump.
+    pub(crate) async fn settle(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            if self.conn.is_none() {
+                self.conn = Some(
+                    PgConnection::connect(&self.url)
+                        .await
+                        .map_err(|e| format!("cannot connect to check visibility: {e}"))?,
+                );
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            let waiting: i64 = match sqlx::query_scalar(IN_THE_WINDOW)
+                .fetch_one(&mut *conn)
+                .await
+            {
+                Ok(waiting) => waiting,
+                Err(e) => {
+                    self.conn = None;
+                    return Err(format!("cannot check visibility: {e}"));
+                }
+            };
+            if waiting == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > DEADLINE {
+                return Err(format!(
+                    "{waiting} committed transactions still invisible after {DEADLINE:?}"
+                ));
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 /// Whether xid `a` is older than `b`, as PostgreSQL compares 32-bit xids (modulo 2^32).
 fn older(a: u32, b: u32) -> bool {
     let d = b.wrapping_sub(a);

@@ -142,6 +142,8 @@ pub mod tags;
 mod test_support;
 #[cfg(feature = "test-util")]
 pub mod testing;
+#[cfg(any(feature = "redis", feature = "feed-postgres"))]
+mod tls;
 pub mod warm;
 
 pub use cache::{

@@ -127,6 +127,9 @@ impl Consumer {
 
     fn config(&self) -> ReplicationConfig {
         let t = &self.target;
+        if !matches!(t.sslmode.as_str(), "disable" | "allow" | "prefer") {
+            crate::tls::ensure_crypto_provider();
+        }
         let tls = match t.sslmode.as_str() {
             "disable" | "allow" | "prefer" => TlsConfig::disabled(),
             "verify-ca" => TlsConfig::verify_ca(None),

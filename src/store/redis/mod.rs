@@ -269,6 +269,9 @@ impl RedisStore {
         max_ttl: Duration,
     ) -> Result<Self, Error> {
         let bad_url = |e: redis::RedisError| Error::config("REDIS_URL", redact(url), e.to_string());
+        if url.contains("rediss://") {
+            crate::tls::ensure_crypto_provider();
+        }
         let incarnation = std::sync::Arc::new(Incarnation::new());
         let backend = if cluster {
             let urls = split_urls(url, true);

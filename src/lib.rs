@@ -73,17 +73,22 @@
 //!
 //! ## Features
 //!
-//! | feature | default | what it adds |
-//! | --- | --- | --- |
-//! | `sea-orm` | yes | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
-//! | `diesel` | yes | [`orm::diesel`]: Diesel 2.3 instrumentation, `models = [table]` |
-//! | `diesel-async` | no | the same for diesel-async 0.9 connections |
-//! | `axum` | yes | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope, the management router with its dashboard, the Prometheus route, [`http::serve`] (hyper's HTTP/1 server, with timeouts) |
-//! | `redis` | no | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
-//! | `prometheus` | yes (through `axum`) | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client |
-//! | `feed-postgres` | no | [`feed`]: PostgreSQL change feeds, logical replication (pgwire-replication) and triggers + `NOTIFY` (sqlx) |
-//! | `feed-sqlite` | no | [`feed`]: the SQLite `data_version` feed (sqlx) |
-//! | `test-util` | no | [`testing`]: a [`ManualClock`](testing::ManualClock) a test advances to expire entries, serve them stale, pass a fail-safe throttle — without sleeping (a dev-dependency feature) |
+//! No feature is on by default: the cache itself (the memory store, `#[cached_query]`, the
+//! [`Cache`] API) needs none. Turn on the integrations the application uses; the README's
+//! feature table gives the number of crates each one brings.
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `sea-orm` | [`orm::sea_orm`]: SeaORM 2.0 connection wrapper, `models = [Entity]` |
+//! | `diesel` | [`orm::diesel`]: Diesel 2.3 and 2.4 instrumentation, `models = [table]` |
+//! | `diesel-async` | the same for diesel-async 0.9 and 0.10 connections |
+//! | `axum` | [`http`]: whole-response caching with deep ETags, conditional GETs, the JSON envelope, the management router with its dashboard, the Prometheus route, [`http::serve`] (hyper's HTTP/1 server, with timeouts); includes `prometheus` |
+//! | `redis` | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
+//! | `rustls-aws-lc-rs`, `rustls-ring` | the rustls crypto provider installed for `rediss://` (and a change feed's `sslmode=require`) when the application installed none; without either, a `rediss://` URL needs the application's own provider, and is a configuration error otherwise |
+//! | `prometheus` | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client 0.26 |
+//! | `feed-postgres` | [`feed`]: PostgreSQL change feeds, logical replication (pgwire-replication) and triggers + `NOTIFY` (sqlx) |
+//! | `feed-sqlite` | [`feed`]: the SQLite `data_version` feed (sqlx) |
+//! | `test-util` | [`testing`]: a [`ManualClock`](testing::ManualClock) a test advances to expire entries, serve them stale, pass a fail-safe throttle — without sleeping (a dev-dependency feature) |
 //!
 //! ## Guarantees, and their limits
 //!

@@ -169,12 +169,14 @@ impl Tag {
 
     /// `model:<table>#guess`: depended on by reads pinned to rows by a guessed key (`id`),
     /// bumped by writes pinned to rows by a known key other than `id` (see `orm::catalog`).
+    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
     pub(crate) fn guessed_key(table: &str) -> Self {
         Tag(model_text(table, format_args!("#guess")))
     }
 
     /// `model:<table>#keyed`: depended on by reads pinned to rows by a known key other than
     /// `id`, bumped by writes pinned to rows by a guessed key (see `orm::catalog`).
+    #[cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
     pub(crate) fn known_key(table: &str) -> Self {
         Tag(model_text(table, format_args!("#keyed")))
     }

@@ -25,6 +25,8 @@ const CONNECTION_TYPES: &[&str] = &[
     "Pool",
     "AsyncPgConnection",
     "AsyncMysqlConnection",
+    // diesel-async's wrapper of a synchronous connection (its way to SQLite).
+    "SyncConnectionWrapper",
 ];
 
 /// Traits whose implementors are database connections (`impl ConnectionTrait`, `C:

@@ -23,6 +23,17 @@
 //! database has no file name) shares the fingerprint of all such databases: a second one
 //! on the same cache is reported at warn level, and should be named.
 
+// Only the ORM integrations and the change feeds register databases.
+#![cfg_attr(
+    not(any(
+        feature = "sea-orm",
+        feature = "diesel",
+        feature = "feed-postgres",
+        feature = "feed-sqlite"
+    )),
+    allow(dead_code)
+)]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;

@@ -563,10 +563,16 @@ fn check_redis_url(url: &str, cluster: bool) -> Result<(), Error> {
             "lists no server",
         ));
     }
-    for one in urls {
-        redis::Client::open(one).map(drop).map_err(|e| {
+    for one in &urls {
+        redis::Client::open(*one).map(drop).map_err(|e| {
             Error::config("REDIS_URL", super::redis_url::redact(url), e.to_string())
         })?;
+    }
+    // TLS needs a rustls crypto provider: said now, rather than by a panic at the first
+    // handshake or a quiet fall back to process memory.
+    if urls.iter().any(|one| one.starts_with("rediss://")) {
+        crate::tls::ensure_crypto_provider()
+            .map_err(|reason| Error::config("REDIS_URL", super::redis_url::redact(url), reason))?;
     }
     Ok(())
 }

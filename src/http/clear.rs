@@ -1,12 +1,12 @@
 //! `POST /clear` of the management router (admin).
 
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use super::envelope::{ApiError, ApiResponse};
-use super::extract::ApiJson;
 use super::management::Shared;
 use crate::config::InvalidationStrategy;
 use crate::key::validate_name;
@@ -56,8 +56,9 @@ pub(crate) struct ClearReport {
 pub(crate) async fn clear(
     State(shared): State<Shared>,
     _admin: Admin,
-    ApiJson(request): ApiJson<ClearRequest>,
+    request: Result<axum::Json<ClearRequest>, JsonRejection>,
 ) -> Result<ApiResponse<ClearReport>, ApiError> {
+    let axum::Json(request) = request?;
     let all = request.all.unwrap_or(false);
     let tags = request
         .tags

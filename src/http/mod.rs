@@ -4,7 +4,7 @@
 //! | you want to | look at |
 //! | --- | --- |
 //! | the JSON shape every endpoint answers with | [`ApiResponse`], [`ApiError`] |
-//! | extractors whose rejections answer in that shape | [`ApiJson`], [`ApiPath`], [`ApiQuery`] |
+//! | rejections of axum's `Json`, `Path` and `Query` in that shape | take `Result<Json<T>, JsonRejection>` (and the like) and `?` it: [`ApiError`] converts each rejection |
 //! | cache a GET route's whole answer, invalidated by tags, with `X-Cache` | [`CacheResponse`] (builder), [`cache_api_response`], [`cache_row_response`] |
 //! | answer `If-None-Match` with `304` *without running the handler* | the deep ETags of [`CacheResponse`] |
 //! | ETags and `304` for a route that is not cached (admin, dashboards) | [`ConditionalGet`] |
@@ -197,7 +197,6 @@ mod conditional;
 mod dashboard;
 mod envelope;
 mod etag;
-mod extract;
 mod headers;
 mod management;
 mod prometheus;
@@ -209,7 +208,6 @@ mod warm;
 pub use cache_control::CacheControl;
 pub use conditional::{ConditionalGet, ConditionalGetService};
 pub use envelope::{ApiError, ApiResponse};
-pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use management::{MIN_ADMIN_TOKEN_LEN, ManagementOptions, management_router};
 pub use prometheus::prometheus_route;
 pub use response_cache::{

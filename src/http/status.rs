@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::envelope::ApiResponse;
-use super::extract::ApiQuery;
+use super::envelope::{ApiError, ApiResponse};
 use super::management::Shared;
 use crate::{
     Health,
@@ -31,8 +31,9 @@ use crate::{
 /// `GET /health?strict=true`: 503 whenever `healthy` is `false`.
 pub(crate) async fn health(
     State(shared): State<Shared>,
-    ApiQuery(query): ApiQuery<HealthQuery>,
-) -> ApiResponse<Health> {
+    query: Result<axum::extract::Query<HealthQuery>, QueryRejection>,
+) -> Result<ApiResponse<Health>, ApiError> {
+    let axum::extract::Query(query) = query?;
     let health = shared.cache.health().await;
     let up = if query.strict {
         health.healthy
@@ -44,7 +45,7 @@ pub(crate) async fn health(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    ApiResponse::new(health).with_status(status)
+    Ok(ApiResponse::new(health).with_status(status))
 }
 
 /// The query string of `GET /health`.

@@ -1,12 +1,12 @@
 //! `POST /warm` of the management router (admin).
 
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::auth::Admin;
 use super::envelope::{ApiError, ApiResponse};
-use super::extract::ApiJson;
 use super::management::Shared;
 use crate::{
     Error,
@@ -29,8 +29,9 @@ pub(crate) struct WarmBody {
 pub(crate) async fn warm(
     State(shared): State<Shared>,
     _admin: Admin,
-    ApiJson(body): ApiJson<WarmBody>,
+    body: Result<axum::Json<WarmBody>, JsonRejection>,
 ) -> Result<ApiResponse<WarmStarted>, ApiError> {
+    let axum::Json(body) = body?;
     let request = WarmRequest {
         types: body.types,
         force: body.force.unwrap_or(false),

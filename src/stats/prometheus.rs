@@ -198,7 +198,7 @@ impl Collector for CacheCollector {
             let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
                 .iter()
                 .copied()
-                .chain([f64::MAX])
+                .chain([f64::INFINITY])
                 .zip(counts)
                 .collect();
             let labels = [("namespace", namespace.as_str())];

@@ -18,6 +18,7 @@
 //! | `GET /metrics` | Prometheus text |
 
 mod db;
+mod extract;
 pub mod queries;
 #[path = "../../support/schema.rs"]
 pub mod schema;

@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use querycache::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResponse};
+use querycache::http::{ApiError, ApiResponse};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 
 use sea_orm::{ActiveModelTrait, EntityTrait, ModelTrait, Set};
 use serde::{Deserialize, Serialize};

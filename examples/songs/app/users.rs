@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use querycache::http::{ApiError, ApiJson, ApiPath, ApiResponse};
+use querycache::http::{ApiError, ApiResponse};
+
+use super::extract::{ApiJson, ApiPath};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};

@@ -125,10 +125,10 @@ impl Consumer {
         }
     }
 
-    fn config(&self) -> ReplicationConfig {
+    fn config(&self) -> Result<ReplicationConfig, String> {
         let t = &self.target;
         if !matches!(t.sslmode.as_str(), "disable" | "allow" | "prefer") {
-            crate::tls::ensure_crypto_provider();
+            crate::tls::ensure_crypto_provider()?;
         }
         let tls = match t.sslmode.as_str() {
             "disable" | "allow" | "prefer" => TlsConfig::disabled(),
@@ -136,7 +136,7 @@ impl Consumer {
             "verify-full" => TlsConfig::verify_full(None),
             _ => TlsConfig::require(),
         };
-        ReplicationConfig::new(
+        Ok(ReplicationConfig::new(
             t.host.clone(),
             t.user.clone(),
             t.password.clone(),
@@ -148,12 +148,12 @@ impl Consumer {
         .with_tls(tls)
         .with_status_interval(Duration::from_millis(500))
         .with_wakeup_interval(Duration::from_secs(1))
-        .with_application_name("querycache-feed")
+        .with_application_name("querycache-feed"))
     }
 
     /// Connects a gated session, with a bound.
     async fn connect(&self) -> Result<ReplicationClient, String> {
-        let client = ReplicationClient::connect_gated(self.config())
+        let client = ReplicationClient::connect_gated(self.config()?)
             .await
             .map_err(|e| self.explain(&e))?;
         Ok(client)

@@ -218,7 +218,7 @@ impl CacheResponse {
     }
 
     /// Only requests whose path parameters deserialize into `T`, as the handler's
-    /// [`Path<T>`](axum::extract::Path) or [`ApiPath<T>`](super::ApiPath) extractor would
+    /// [`Path<T>`](axum::extract::Path) extractor would
     /// read them, use the cache. Any other request (`/songs/abc`, `/songs/99999999999` for
     /// an `i32`) goes straight to the handler, which rejects it, and never touches the
     /// store: no tag version is read or created for it, so a client sending junk ids cannot
@@ -229,7 +229,8 @@ impl CacheResponse {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::time::Duration;
     /// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
-    /// use querycache::{Cache, http::{ApiPath, CacheResponse}};
+    /// use axum::extract::Path;
+    /// use querycache::{Cache, http::CacheResponse};
     /// use tower::ServiceExt;
     ///
     /// let cache = Cache::new();
@@ -238,7 +239,7 @@ impl CacheResponse {
     ///     .path::<i32>()
     ///     .build()?;
     /// let app = Router::new()
-    ///     .route("/songs/{id}", get(|ApiPath(id): ApiPath<i32>| async move { id.to_string() }))
+    ///     .route("/songs/{id}", get(|Path(id): Path<i32>| async move { id.to_string() }))
     ///     .route_layer(layer);
     /// let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
     ///

@@ -93,6 +93,7 @@ pub(crate) mod checks;
 mod conns;
 mod default_database;
 mod epoch;
+#[cfg(any(feature = "feed-postgres", feature = "feed-sqlite"))]
 mod feed;
 mod hints;
 mod lease;
@@ -270,7 +271,8 @@ impl RedisStore {
     ) -> Result<Self, Error> {
         let bad_url = |e: redis::RedisError| Error::config("REDIS_URL", redact(url), e.to_string());
         if url.contains("rediss://") {
-            crate::tls::ensure_crypto_provider();
+            crate::tls::ensure_crypto_provider()
+                .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
         }
         let incarnation = std::sync::Arc::new(Incarnation::new());
         let backend = if cluster {

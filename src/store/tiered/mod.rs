@@ -42,6 +42,7 @@ use crate::{Key, Tag};
 
 mod breaker;
 mod channel;
+#[cfg(any(feature = "feed-postgres", feature = "feed-sqlite"))]
 mod feed;
 mod leases;
 mod outage;

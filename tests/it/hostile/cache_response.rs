@@ -7,10 +7,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use querycache::Cache;
-use querycache::http::{ApiPath, ApiResponse, cache_api_response};
+use querycache::http::{ApiError, ApiResponse, cache_api_response};
 use tower::ServiceExt;
 
 fn router(cache: &Cache) -> Router {
@@ -20,8 +21,11 @@ fn router(cache: &Cache) -> Router {
     Router::new()
         .route(
             "/songs/{id}",
-            get(|ApiPath(id): ApiPath<i32>| async move { ApiResponse::new(id) })
-                .route_layer(layer(["model:songs:{id}", "model:songs#bulk"])),
+            get(|id: Result<Path<i32>, PathRejection>| async move {
+                let Path(id) = id?;
+                Ok::<_, ApiError>(ApiResponse::new(id))
+            })
+            .route_layer(layer(["model:songs:{id}", "model:songs#bulk"])),
         )
         .route(
             "/names/{name}",

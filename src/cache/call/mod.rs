@@ -252,7 +252,11 @@ impl Call {
                  the first one's, and writes through the others do not invalidate its entries",
             ),
             CacheSource::Global => {
-                if crate::cache::global::installed() {
+                // The connection's cache *is* the installed one (the usual set-up: `install`
+                // then wrap the connection): nothing to say.
+                if crate::cache::global::installed()
+                    && !crate::cache::global::global().same_as(&cache)
+                {
                     warn_once(
                         self.path,
                         "reads through the cache of its connection argument, not through the \

@@ -2,8 +2,14 @@
 //! also feeds the activity that [`analytics`](crate::Cache::analytics) reads (the timeline
 //! and the most accessed keys).
 
+#[cfg(feature = "metrics")]
+mod facade;
+pub(crate) mod families;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+mod span;
 pub(crate) mod timeline;
 pub(crate) mod top_keys;
 
@@ -16,8 +22,11 @@ use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+#[cfg(feature = "metrics")]
+pub use facade::{MetricsReporter, describe_metrics};
 #[cfg(feature = "prometheus")]
 pub use prometheus::OPENMETRICS_CONTENT_TYPE;
+pub use span::{HIT_FIELD, TIER_FIELD};
 pub(crate) use timeline::Timeline;
 pub(crate) use top_keys::TopKeys;
 
@@ -175,6 +184,26 @@ impl Latency {
         )
     }
 
+    /// The latency at each of `quantiles` (0 to 1), in seconds; 0 before any lookup was
+    /// timed.
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
+    fn quantiles(&self, quantiles: &[f64]) -> Vec<f64> {
+        let h = self.histogram.lock();
+        quantiles
+            .iter()
+            .map(|&q| {
+                if h.is_empty() {
+                    0.0
+                } else {
+                    h.value_at_quantile(q) as f64 / 1e9
+                }
+            })
+            .collect()
+    }
+
     /// The recorded latencies as `(sum in seconds, count, count per bucket)`, the buckets
     /// being `bounds` (upper bounds in seconds, ascending) and a last one for the rest.
     /// The sum is the histogram's mean times its count (hdrhistogram keeps no exact sum).
@@ -241,6 +270,15 @@ impl NamespaceRecorder {
         let lookups =
             c.memory_hits.load(Relaxed) + c.redis_hits.load(Relaxed) + c.misses.load(Relaxed);
         self.latency.buckets(bounds, lookups)
+    }
+
+    /// The namespace's lookup latency at each of `quantiles`, in seconds.
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
+    pub(crate) fn latency_quantiles(&self, quantiles: &[f64]) -> Vec<f64> {
+        self.latency.quantiles(quantiles)
     }
 }
 
@@ -394,6 +432,7 @@ impl StatsRecorder {
         started: Instant,
         elapsed: Option<Duration>,
     ) {
+        span::record(outcome);
         let ns = self.namespace(namespace);
         self.totals.hit(outcome);
         ns.counters.hit(outcome);
@@ -501,7 +540,10 @@ impl StatsRecorder {
     }
 
     /// The latency histogram of each namespace seen, for exposition.
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "prometheus", feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
     pub(crate) fn namespace_recorders(&self) -> Vec<(String, Arc<NamespaceRecorder>)> {
         self.namespaces
             .iter()

@@ -40,11 +40,10 @@ fn expressions(dashboard: &Value) -> Vec<String> {
 /// functions and variables never do), outside string literals.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let mut chars = expr.char_indices().peekable();
     let mut in_string = false;
     let mut start = None;
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in expr.char_indices() {
         if c == '"' {
             in_string = !in_string;
         }

@@ -7,15 +7,7 @@
 //! background task of [`Cache::spawn_metrics_reporter`]. Counters are set to their
 //! absolute values (`Counter::absolute`), gauges to theirs.
 //!
-//! | metric | kind | labels |
-//! | --- | --- | --- |
-//! | `querycache_hits_total` | counter | `namespace`, `tier` (`memory`, and `redis` with a Redis tier) |
-//! | `querycache_misses_total`, `querycache_sets_total`, `querycache_computations_total` | counter | `namespace` |
-//! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_bypassed_total`, `querycache_stale_served_total`, `querycache_background_refreshes_total`, `querycache_early_refreshes_total`, `querycache_refresh_errors_total`, `querycache_fail_safe_activations_total`, `querycache_soft_timeouts_total`, `querycache_hard_timeouts_total`, `querycache_lease_waits_total` | counter | |
-//! | `querycache_lease_wait_seconds_total` | gauge (a running total in seconds: the facade's counters are integers) | |
-//! | `querycache_lookup_duration_seconds` | gauge, the lookup latency at a quantile (the Prometheus exposition has a histogram instead) | `namespace`, `quantile` (`0.5`, `0.9`, `0.99`) |
-//! | `querycache_fallback_active`, `querycache_redis_connected` | gauge (0 or 1) | |
-//! | `querycache_memory_bytes`, `querycache_keys` | gauge | |
+//! The names are in [`stats`](crate::stats)'s table.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +63,7 @@ impl Cache {
     /// Publishes this cache's statistics to the `metrics` recorder in force (feature
     /// `metrics`): every counter at its absolute value, every gauge at its current value,
     /// under the names of the Prometheus exposition (the table is in
-    /// [`stats`](crate::stats)'s `metrics` section). The hit path records nothing; call this
+    /// [`stats`](crate::stats)). The hit path records nothing; call this
     /// before each export, or let [`spawn_metrics_reporter`](Self::spawn_metrics_reporter)
     /// call it periodically.
     ///

@@ -1,6 +1,46 @@
 //! Counters and latency figures: [`CacheStats`], overall and per namespace. The recorder
 //! also feeds the activity that [`analytics`](crate::Cache::analytics) reads (the timeline
 //! and the most accessed keys).
+//!
+//! ## Exporting them
+//!
+//! The same figures go out three ways, under one set of names, all read when collected —
+//! a lookup records nothing for any of them:
+//!
+//! | way | feature | how |
+//! | --- | --- | --- |
+//! | Prometheus / OpenMetrics text | `prometheus` | [`Cache::prometheus_text`](crate::Cache::prometheus_text), [`Cache::register_metrics`](crate::Cache::register_metrics) |
+//! | the `metrics` facade | `metrics` | [`Cache::record_metrics`](crate::Cache::record_metrics) before each export, or [`Cache::spawn_metrics_reporter`](crate::Cache::spawn_metrics_reporter); counters are set to their absolute values |
+//! | OpenTelemetry | `opentelemetry` | [`Cache::register_otel`](crate::Cache::register_otel): observable instruments on the app's `Meter` |
+//!
+//! | Prometheus and `metrics` name | OpenTelemetry instrument | kind | labels |
+//! | --- | --- | --- | --- |
+//! | `querycache_hits_total` | `querycache.hits` | counter | `namespace`, `tier` (`memory`, and `redis` with a Redis tier) |
+//! | `querycache_misses_total`, `querycache_sets_total`, `querycache_computations_total` | `querycache.misses`, `.sets`, `.computations` | counter | `namespace` |
+//! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_bypassed_total`, `querycache_stale_served_total`, `querycache_background_refreshes_total`, `querycache_early_refreshes_total`, `querycache_refresh_errors_total`, `querycache_fail_safe_activations_total`, `querycache_soft_timeouts_total`, `querycache_hard_timeouts_total`, `querycache_lease_waits_total` | `querycache.invalidations`, ... (the same words) | counter | |
+//! | `querycache_lease_wait_seconds_total` (a gauge through `metrics`, whose counters are integers) | `querycache.lease_wait` (`s`) | counter (seconds) | |
+//! | `querycache_lookup_duration_seconds`: a histogram in the Prometheus text; through `metrics`, a gauge per quantile | `querycache.lookup_duration` (`s`), a gauge per quantile (there is no observable histogram) | histogram / gauge | `namespace`; `quantile` (`0.5`, `0.9`, `0.99`) for the gauges |
+//! | `querycache_fallback_active`, `querycache_redis_connected` | `querycache.fallback_active`, `.redis_connected` | gauge (0 or 1) | |
+//! | `querycache_memory_bytes`, `querycache_keys` | `querycache.memory` (`By`), `querycache.keys` | gauge | |
+//!
+//! OpenTelemetry's names follow its own style (dots, the unit beside the name, no
+//! `_total`); its Prometheus translation (the collector's, the SDK exporters') turns them
+//! into the names of the first column, so the Grafana dashboard in the repository
+//! (`dashboards/grafana/querycache.json`) reads all three — except its latency panels, which
+//! need the histogram's buckets (Prometheus text only).
+//!
+//! ## Spans
+//!
+//! Each cached read (`#[cached_query]`, [`get_or_compute`](crate::Cache::get_or_compute),
+//! [`fetch`](crate::Cache::fetch), [`get`](crate::Cache::get), ...) records [`HIT_FIELD`]
+//! (`cache.hit`) and [`TIER_FIELD`] (`cache.tier`) on the caller's current span, if that span
+//! declares them (`cache.hit = tracing::field::Empty`). Work a read leaves running — a
+//! stale-while-revalidate or early refresh, a computation past its soft or hard timeout,
+//! warmers started by [`Cache::warm`](crate::Cache::warm), a write finishing after its
+//! caller gave up, a detached invalidation — runs in the span of the call that started it
+//! (under querycache's `querycache.compute`/`querycache.refresh` spans at debug level). The
+//! store's long-lived tasks (the invalidation subscriber, the circuit breaker's probe, the
+//! connections' drivers) belong to no caller and run in no span.
 
 #[cfg(feature = "metrics")]
 mod facade;

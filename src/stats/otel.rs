@@ -9,14 +9,7 @@
 //! `querycache_hits_total`, `querycache.memory` (unit `By`) into `querycache_memory_bytes` —
 //! so one dashboard serves both.
 //!
-//! | instrument | kind | attributes |
-//! | --- | --- | --- |
-//! | `querycache.hits` | observable counter (u64) | `namespace`, `tier` (`memory`, and `redis` with a Redis tier) |
-//! | `querycache.misses`, `querycache.sets`, `querycache.computations` | observable counter (u64) | `namespace` |
-//! | `querycache.invalidations`, `querycache.errors`, `querycache.wasted_computations`, `querycache.bypassed`, `querycache.stale_served`, `querycache.background_refreshes`, `querycache.early_refreshes`, `querycache.refresh_errors`, `querycache.fail_safe_activations`, `querycache.soft_timeouts`, `querycache.hard_timeouts`, `querycache.lease_waits` | observable counter (u64) | |
-//! | `querycache.lease_wait` (`s`) | observable counter (f64) | |
-//! | `querycache.lookup_duration` (`s`) | observable gauge (f64), the lookup latency at a quantile (an observable histogram does not exist) | `namespace`, `quantile` (`0.5`, `0.9`, `0.99`) |
-//! | `querycache.fallback_active`, `querycache.redis_connected`, `querycache.memory` (`By`), `querycache.keys` | observable gauge (u64) | |
+//! The names are in [`stats`](crate::stats)'s table.
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
@@ -73,8 +66,7 @@ fn u64_counter<R>(
 
 impl Cache {
     /// Creates observable OpenTelemetry instruments for this cache's statistics on `meter`
-    /// (feature `opentelemetry`; the table of instruments is in [`stats`](crate::stats)'s
-    /// OpenTelemetry section). Their callbacks read [`stats`](Self::stats) when the SDK
+    /// (feature `opentelemetry`; the instruments are listed in [`stats`](crate::stats)). Their callbacks read [`stats`](Self::stats) when the SDK
     /// collects, so the read path records nothing; they observe nothing once the cache is
     /// dropped (they hold no handle that keeps it alive). Call it once per cache and meter
     /// provider: OpenTelemetry cannot unregister a callback, and a second call would report

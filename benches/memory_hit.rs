@@ -70,6 +70,26 @@ fn memory_hit(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| song_by_id(black_box(reader.next_id())));
     });
+    group.bench_function(
+        "querycache #[cached_query] in a span recording cache.hit",
+        |b| {
+            // A subscriber (the registry, as under tracing-subscriber's fmt layer) and a
+            // request span that declares the fields: each hit records both on it.
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber =
+                tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new());
+            let _default = tracing::subscriber::set_default(subscriber);
+            let span = tracing::info_span!(
+                "request",
+                cache.hit = tracing::field::Empty,
+                cache.tier = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            let mut reader = Reader::new();
+            b.to_async(&runtime)
+                .iter(|| song_by_id(black_box(reader.next_id())));
+        },
+    );
     group.bench_function("RwLock<HashMap> get + Arc clone (floor)", |b| {
         let mut reader = Reader::new();
         b.iter(|| {

@@ -67,6 +67,10 @@
 //! | cache whole axum answers, with ETags that are checked without running the handler | [`http::CacheResponse`], [`http::cache_row_response`]; the [`http`] module (feature `axum`) |
 //! | see how well it works, for a dashboard | [`Cache::analytics`] → [`analytics::Analytics`]: efficiency score, most accessed keys, turnover, a 15-minute timeline, per-namespace figures, [recommendations](analytics::Recommendation) |
 //! | scrape it with Prometheus | [`Cache::prometheus_text`] (OpenMetrics text), [`Cache::register_metrics`] into your own registry (feature `prometheus`) |
+//! | publish it through the `metrics` facade (metrics-exporter-prometheus, StatsD, Datadog, ...) | [`Cache::record_metrics`], [`Cache::spawn_metrics_reporter`] (feature `metrics`): the Prometheus names, nothing recorded on the hit path |
+//! | export it to OpenTelemetry | [`Cache::register_otel`] (feature `opentelemetry`): observable instruments read at collection time |
+//! | see on a request's span whether its reads hit | declare [`stats::HIT_FIELD`] (`cache.hit`) and [`stats::TIER_FIELD`] (`cache.tier`) as `tracing::field::Empty` on it; refreshes, timed-out computations and warmers run in the span that started them |
+//! | a Grafana dashboard | `dashboards/grafana/querycache.json` in the repository: hit ratio, hits and misses by tier, latency quantiles, errors, Redis and its circuit breaker, invalidations, refreshes |
 //! | fill it before traffic arrives | [`Cache::register_warmer`], then [`Cache::warm`] (background), [`Cache::warm_and_wait`], or [`Cache::warm_on_startup`] (`CACHE_WARM_ON_STARTUP`); progress in [`Health::warming`] |
 //! | manage it over HTTP: health, metrics, analytics, clear, warm, a dashboard | [`http::management_router`] (feature `axum`), [`http::prometheus_route`] for the app's `GET /metrics` |
 //! | serve the axum app without letting slow or idle clients hold it | [`http::serve`] with [`http::ServeOptions`] (`CACHE_HTTP_*`): header, body and request timeouts, a connection bound, a shutdown deadline |
@@ -86,6 +90,8 @@
 //! | `redis` | the Redis and tiered stores, selected by `REDIS_URL` (redis-rs 1.x, TLS with rustls), Redis Cluster |
 //! | `rustls-aws-lc-rs`, `rustls-ring` | the rustls crypto provider installed for `rediss://` (and a change feed's `sslmode=require`) when the application installed none; without either, a `rediss://` URL needs the application's own provider, and is a configuration error otherwise |
 //! | `prometheus` | [`Cache::prometheus_text`] and [`Cache::register_metrics`]: the statistics in the OpenMetrics text format, through prometheus-client 0.26 |
+//! | `metrics` | [`Cache::record_metrics`], [`Cache::spawn_metrics_reporter`], [`stats::describe_metrics`]: the statistics through the `metrics` facade (metrics 0.24) |
+//! | `opentelemetry` | [`Cache::register_otel`]: observable OpenTelemetry instruments (opentelemetry 0.33, the API only) |
 //! | `feed-postgres` | [`feed`]: PostgreSQL change feeds, logical replication (pgwire-replication) and triggers + `NOTIFY` (sqlx) |
 //! | `feed-sqlite` | [`feed`]: the SQLite `data_version` feed (sqlx) |
 //! | `test-util` | [`testing`]: a [`ManualClock`](testing::ManualClock) a test advances to expire entries, serve them stale, pass a fail-safe throttle — without sleeping (a dev-dependency feature) |

@@ -122,13 +122,13 @@ pub(crate) fn io_handle() -> Handle {
 
 /// Runs `future` in the background on querycache's own runtime, without waiting: for work
 /// that must not block its caller (a `Drop`, which may run on an async worker) and must not
-/// depend on the caller's runtime staying alive.
+/// depend on the caller's runtime staying alive. It runs in the caller's current span.
 #[cfg_attr(not(any(feature = "diesel", feature = "sea-orm")), allow(dead_code))]
 pub(crate) fn spawn_detached<F>(future: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    drop(own_runtime().spawn(future));
+    drop(own_runtime().spawn(tracing::Instrument::in_current_span(future)));
 }
 
 /// Runs a `Send` future on querycache's runtime and waits for it, parked. A panic in the
@@ -138,7 +138,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match park_on(own_runtime().spawn(future)) {
+    // The caller's span goes along: a lookup records `cache.hit` on it, and the events of
+    // the work are its children.
+    match park_on(own_runtime().spawn(tracing::Instrument::in_current_span(future))) {
         Ok(output) => output,
         Err(error) => match error.try_into_panic() {
             Ok(payload) => std::panic::resume_unwind(payload),

@@ -71,6 +71,25 @@ pub struct Cache {
     inner: Arc<Inner>,
 }
 
+/// A [`Cache`] that may have been dropped ([`Cache::downgrade`]).
+#[derive(Clone)]
+#[cfg_attr(
+    not(any(feature = "metrics", feature = "opentelemetry")),
+    allow(dead_code)
+)]
+pub(crate) struct WeakCache(std::sync::Weak<Inner>);
+
+#[cfg_attr(
+    not(any(feature = "metrics", feature = "opentelemetry")),
+    allow(dead_code)
+)]
+impl WeakCache {
+    /// The cache, while any handle to it is left.
+    pub(crate) fn upgrade(&self) -> Option<Cache> {
+        self.0.upgrade().map(|inner| Cache { inner })
+    }
+}
+
 struct Inner {
     config: CacheConfig,
     store: Backend,
@@ -192,6 +211,16 @@ impl Cache {
     /// [`Error::Config`] naming the variable at fault.
     pub fn from_env() -> Result<Self, Error> {
         Ok(Self::with_config(CacheConfig::from_env()?))
+    }
+
+    /// A handle that does not keep the cache alive (for background tasks and metric
+    /// callbacks that should end with it).
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
+    pub(crate) fn downgrade(&self) -> WeakCache {
+        WeakCache(Arc::downgrade(&self.inner))
     }
 
     /// Whether `other` is this cache (a clone of the same handle), not another one.

@@ -1,9 +1,55 @@
 //! Counters and latency figures: [`CacheStats`], overall and per namespace. The recorder
 //! also feeds the activity that [`analytics`](crate::Cache::analytics) reads (the timeline
 //! and the most accessed keys).
+//!
+//! ## Exporting them
+//!
+//! The same figures go out three ways, under one set of names, all read when collected —
+//! a lookup records nothing for any of them:
+//!
+//! | way | feature | how |
+//! | --- | --- | --- |
+//! | Prometheus / OpenMetrics text | `prometheus` | [`Cache::prometheus_text`](crate::Cache::prometheus_text), [`Cache::register_metrics`](crate::Cache::register_metrics) |
+//! | the `metrics` facade | `metrics` | [`Cache::record_metrics`](crate::Cache::record_metrics) before each export, or [`Cache::spawn_metrics_reporter`](crate::Cache::spawn_metrics_reporter); counters are set to their absolute values |
+//! | OpenTelemetry | `opentelemetry` | [`Cache::register_otel`](crate::Cache::register_otel): observable instruments on the app's `Meter` |
+//!
+//! | Prometheus and `metrics` name | OpenTelemetry instrument | kind | labels |
+//! | --- | --- | --- | --- |
+//! | `querycache_hits_total` | `querycache.hits` | counter | `namespace`, `tier` (`memory`, and `redis` with a Redis tier) |
+//! | `querycache_misses_total`, `querycache_sets_total`, `querycache_computations_total` | `querycache.misses`, `.sets`, `.computations` | counter | `namespace` |
+//! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_bypassed_total`, `querycache_stale_served_total`, `querycache_background_refreshes_total`, `querycache_early_refreshes_total`, `querycache_refresh_errors_total`, `querycache_fail_safe_activations_total`, `querycache_soft_timeouts_total`, `querycache_hard_timeouts_total`, `querycache_lease_waits_total` | `querycache.invalidations`, ... (the same words) | counter | |
+//! | `querycache_lease_wait_seconds_total` (a gauge through `metrics`, whose counters are integers) | `querycache.lease_wait` (`s`) | counter (seconds) | |
+//! | `querycache_lookup_duration_seconds`: a histogram in the Prometheus text; through `metrics`, a gauge per quantile | `querycache.lookup_duration` (`s`), a gauge per quantile (there is no observable histogram) | histogram / gauge | `namespace`; `quantile` (`0.5`, `0.9`, `0.99`) for the gauges |
+//! | `querycache_fallback_active`, `querycache_redis_connected` | `querycache.fallback_active`, `.redis_connected` | gauge (0 or 1) | |
+//! | `querycache_memory_bytes`, `querycache_keys` | `querycache.memory` (`By`), `querycache.keys` | gauge | |
+//!
+//! OpenTelemetry's names follow its own style (dots, the unit beside the name, no
+//! `_total`); its Prometheus translation (the collector's, the SDK exporters') turns them
+//! into the names of the first column, so the Grafana dashboard in the repository
+//! (`dashboards/grafana/querycache.json`) reads all three — except its latency panels, which
+//! need the histogram's buckets (Prometheus text only).
+//!
+//! ## Spans
+//!
+//! Each cached read (`#[cached_query]`, [`get_or_compute`](crate::Cache::get_or_compute),
+//! [`fetch`](crate::Cache::fetch), [`get`](crate::Cache::get), ...) records [`HIT_FIELD`]
+//! (`cache.hit`) and [`TIER_FIELD`] (`cache.tier`) on the caller's current span, if that span
+//! declares them (`cache.hit = tracing::field::Empty`). Work a read leaves running — a
+//! stale-while-revalidate or early refresh, a computation past its soft or hard timeout,
+//! warmers started by [`Cache::warm`](crate::Cache::warm), a write finishing after its
+//! caller gave up, a detached invalidation — runs in the span of the call that started it
+//! (under querycache's `querycache.compute`/`querycache.refresh` spans at debug level). The
+//! store's long-lived tasks (the invalidation subscriber, the circuit breaker's probe, the
+//! connections' drivers) belong to no caller and run in no span.
 
+#[cfg(feature = "metrics")]
+mod facade;
+pub(crate) mod families;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+mod span;
 pub(crate) mod timeline;
 pub(crate) mod top_keys;
 
@@ -16,8 +62,11 @@ use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+#[cfg(feature = "metrics")]
+pub use facade::{MetricsReporter, describe_metrics};
 #[cfg(feature = "prometheus")]
 pub use prometheus::OPENMETRICS_CONTENT_TYPE;
+pub use span::{HIT_FIELD, TIER_FIELD};
 pub(crate) use timeline::Timeline;
 pub(crate) use top_keys::TopKeys;
 
@@ -175,6 +224,26 @@ impl Latency {
         )
     }
 
+    /// The latency at each of `quantiles` (0 to 1), in seconds; 0 before any lookup was
+    /// timed.
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
+    fn quantiles(&self, quantiles: &[f64]) -> Vec<f64> {
+        let h = self.histogram.lock();
+        quantiles
+            .iter()
+            .map(|&q| {
+                if h.is_empty() {
+                    0.0
+                } else {
+                    h.value_at_quantile(q) as f64 / 1e9
+                }
+            })
+            .collect()
+    }
+
     /// The recorded latencies as `(sum in seconds, count, count per bucket)`, the buckets
     /// being `bounds` (upper bounds in seconds, ascending) and a last one for the rest.
     /// The sum is the histogram's mean times its count (hdrhistogram keeps no exact sum).
@@ -241,6 +310,15 @@ impl NamespaceRecorder {
         let lookups =
             c.memory_hits.load(Relaxed) + c.redis_hits.load(Relaxed) + c.misses.load(Relaxed);
         self.latency.buckets(bounds, lookups)
+    }
+
+    /// The namespace's lookup latency at each of `quantiles`, in seconds.
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
+    pub(crate) fn latency_quantiles(&self, quantiles: &[f64]) -> Vec<f64> {
+        self.latency.quantiles(quantiles)
     }
 }
 
@@ -394,6 +472,7 @@ impl StatsRecorder {
         started: Instant,
         elapsed: Option<Duration>,
     ) {
+        span::record(outcome);
         let ns = self.namespace(namespace);
         self.totals.hit(outcome);
         ns.counters.hit(outcome);
@@ -501,7 +580,10 @@ impl StatsRecorder {
     }
 
     /// The latency histogram of each namespace seen, for exposition.
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "prometheus", feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
     pub(crate) fn namespace_recorders(&self) -> Vec<(String, Arc<NamespaceRecorder>)> {
         self.namespaces
             .iter()

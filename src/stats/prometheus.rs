@@ -20,6 +20,7 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use super::families::{self, GAUGES, HITS, LEASE_WAIT, LOOKUP_DURATION, PER_NAMESPACE, TOTALS};
 use crate::Cache;
 
 /// The `Content-Type` of [`Cache::prometheus_text`]'s output (OpenMetrics text 1.0, which
@@ -56,9 +57,6 @@ const LATENCY_BUCKETS: &[f64] = &[
     1.0,
 ];
 
-/// Reads one figure of a namespace's statistics.
-type NamespaceFigure = fn(&crate::stats::NamespaceStats) -> u64;
-
 /// Reads a cache's statistics at each scrape.
 #[derive(Debug)]
 struct CacheCollector {
@@ -73,123 +71,40 @@ impl Collector for CacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let stats = self.cache.stats();
         let recorder = self.cache.recorder();
-        let (redis_connected, fallback_active) = self.cache.store_state();
-        let has_redis = self.cache.config().store_kind() != crate::config::StoreKind::Memory;
 
-        let mut hits = encoder.encode_descriptor(
-            "hits",
-            "Lookups answered from the cache, by namespace and by the tier that answered",
-            None,
-            MetricType::Counter,
-        )?;
+        let mut hits =
+            encoder.encode_descriptor(HITS.stem, HITS.help, None, MetricType::Counter)?;
         for (namespace, ns) in &stats.namespaces {
-            let mut tiers = vec![("memory", ns.memory_hits)];
-            if has_redis {
-                tiers.push(("redis", ns.redis_hits));
-            }
-            for (tier, value) in tiers {
+            for (tier, value) in families::tiers(&self.cache, ns) {
                 let labels = [("namespace", namespace.as_str()), ("tier", tier)];
                 counter(&mut hits.encode_family(&labels)?, value)?;
             }
         }
-        let per_namespace: [(&str, &str, NamespaceFigure); 3] = [
-            (
-                "misses",
-                "Lookups that found nothing usable (absent, expired or invalidated)",
-                |n| n.misses,
-            ),
-            ("sets", "Values stored", |n| n.sets),
-            (
-                "computations",
-                "Computations run on a miss (one per key at a time)",
-                |n| n.computations,
-            ),
-        ];
-        for (name, help, value) in per_namespace {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for family in PER_NAMESPACE {
+            let mut metric =
+                encoder.encode_descriptor(family.stem, family.help, None, MetricType::Counter)?;
             for (namespace, ns) in &stats.namespaces {
                 let labels = [("namespace", namespace.as_str())];
-                counter(&mut metric.encode_family(&labels)?, value(ns))?;
+                counter(&mut metric.encode_family(&labels)?, (family.read)(ns))?;
             }
         }
-        let totals = [
-            (
-                "invalidations",
-                "Tags invalidated plus keys removed",
-                stats.invalidations,
-            ),
-            (
-                "errors",
-                "Store failures and unusable entries (never returned to callers)",
-                stats.errors,
-            ),
-            (
-                "wasted_computations",
-                "Computed values not stored because their tags moved meanwhile",
-                stats.wasted_computations,
-            ),
-            (
-                "bypassed",
-                "Calls that went straight to the computation",
-                stats.bypassed,
-            ),
-            (
-                "stale_served",
-                "Answers served past their TTL (swr window, soft timeout, fail-safe)",
-                stats.stale_served,
-            ),
-            (
-                "background_refreshes",
-                "Refreshes started by a stale-while-revalidate hit",
-                stats.background_refreshes,
-            ),
-            (
-                "early_refreshes",
-                "Refreshes started before expiry (XFetch)",
-                stats.early_refreshes,
-            ),
-            (
-                "refresh_errors",
-                "Refreshes whose computation failed (the stale value stayed)",
-                stats.refresh_errors,
-            ),
-            (
-                "fail_safe_activations",
-                "Failed computations answered with the last good value",
-                stats.fail_safe_activations,
-            ),
-            (
-                "soft_timeouts",
-                "Computations past their soft timeout while a stale value was served",
-                stats.soft_timeouts,
-            ),
-            (
-                "hard_timeouts",
-                "Computations abandoned at their hard timeout",
-                stats.hard_timeouts,
-            ),
-            (
-                "lease_waits",
-                "Waits for another instance's computation of the same key",
-                stats.lease_waits,
-            ),
-        ];
-        for (name, help, value) in totals {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            counter(&mut metric, value)?;
+        for family in TOTALS {
+            let mut metric =
+                encoder.encode_descriptor(family.stem, family.help, None, MetricType::Counter)?;
+            counter(&mut metric, (family.read)(&stats))?;
         }
         encoder
             .encode_descriptor(
-                "lease_wait",
-                "Time spent waiting for other instances' computations",
+                LEASE_WAIT.stem,
+                LEASE_WAIT.help,
                 Some(&Unit::Seconds),
                 MetricType::Counter,
             )?
-            .encode_counter::<NoLabelSet, f64, f64>(&stats.lease_wait_time.as_secs_f64(), None)?;
+            .encode_counter::<NoLabelSet, f64, f64>(&(LEASE_WAIT.read)(&stats), None)?;
 
         let mut latency = encoder.encode_descriptor(
-            "lookup_duration",
-            "Time to answer a lookup, hit or miss, without the computation",
+            LOOKUP_DURATION.stem,
+            LOOKUP_DURATION.help,
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
@@ -207,36 +122,11 @@ impl Collector for CacheCollector {
                 .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
 
-        let gauges: [(&str, &str, Option<Unit>, u64); 4] = [
-            (
-                "fallback_active",
-                "1 while process memory serves in Redis's place (circuit breaker open)",
-                None,
-                u64::from(fallback_active),
-            ),
-            (
-                "redis_connected",
-                "1 while Redis answers (circuit breaker closed); 0 for the memory store",
-                None,
-                u64::from(redis_connected),
-            ),
-            (
-                "memory",
-                "Estimated bytes held in process memory",
-                Some(Unit::Bytes),
-                stats.memory_usage_bytes,
-            ),
-            (
-                "keys",
-                "Entries held in process memory",
-                None,
-                stats.keys_count,
-            ),
-        ];
-        for (name, help, unit, value) in gauges {
+        for gauge in GAUGES {
+            let unit = (gauge.unit == families::Unit::Bytes).then_some(Unit::Bytes);
             encoder
-                .encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?
-                .encode_gauge(&value)?;
+                .encode_descriptor(gauge.stem, gauge.help, unit.as_ref(), MetricType::Gauge)?
+                .encode_gauge(&(gauge.read)(&self.cache, &stats))?;
         }
         Ok(())
     }

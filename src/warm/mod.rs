@@ -372,7 +372,8 @@ impl Cache {
             operation: "Cache::warm",
         })?;
         let (started, run) = self.begin_warm(request)?;
-        runtime.spawn(run);
+        // In the caller's span: the warmers' events and spans are its children.
+        runtime.spawn(tracing::Instrument::in_current_span(run));
         Ok(started)
     }
 

@@ -161,9 +161,10 @@ impl Drop for LeaseGuard {
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (cache, key) = (self.cache.clone(), self.key.clone());
-            runtime.spawn(async move {
+            let release = async move {
                 cache.inner.store.release_lease(key.as_str(), &token).await;
-            });
+            };
+            runtime.spawn(tracing::Instrument::in_current_span(release));
         }
     }
 }

@@ -4,6 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use super::LeadJob;
 use crate::cache::CacheValue;
 use crate::stats::FreshnessCounters;
@@ -94,7 +96,8 @@ where
             return Some(job.run_refresh().await);
         };
         let (cache, key, hard) = (job.cache.clone(), job.key.clone(), job.plan.hard);
-        runtime.spawn(async move {
+        // In the caller's span: the refresh's events and spans are its children.
+        let refresh = async move {
             match bounded(hard, job.run_refresh()).await {
                 Some(Ok(_)) => {}
                 Some(Err(_)) => cache.refresh_failed(&key, "the computation returned an error"),
@@ -103,7 +106,8 @@ where
                     cache.refresh_failed(&key, "the computation passed its hard timeout");
                 }
             }
-        });
+        };
+        runtime.spawn(refresh.in_current_span());
         None
     }
 
@@ -127,7 +131,7 @@ where
         let started = Instant::now();
         // On a task of its own, bounded by the hard timeout: past the soft timeout the
         // caller leaves with the stale value and the computation still lands.
-        let mut task = runtime.spawn(bounded(plan.hard, job.run_miss()));
+        let mut task = runtime.spawn(bounded(plan.hard, job.run_miss()).in_current_span());
         let (joined, stale) = match soft {
             Some((soft, stale)) => match tokio::time::timeout(soft, &mut task).await {
                 Ok(joined) => (joined, Some(stale)),

@@ -78,7 +78,7 @@ impl<T: Send + 'static> Drop for Detached<T> {
         };
         // On the caller's runtime: the connection's I/O is registered with its driver.
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(finish)),
+            Ok(runtime) => drop(runtime.spawn(tracing::Instrument::in_current_span(finish))),
             Err(_) => crate::runtime::spawn_detached(finish),
         }
     }

@@ -496,6 +496,8 @@ async fn ping_one(conn: &mut ConnectionManager) -> Result<(), StoreError> {
 async fn on_io_runtime<T: Send + 'static>(
     connect: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
 ) -> redis::RedisResult<T> {
+    // In the caller's span (it waits for it); the tasks that drive the connection are not.
+    let connect = tracing::Instrument::in_current_span(connect);
     match crate::runtime::io_handle().spawn(connect).await {
         Ok(result) => result,
         Err(error) => Err(redis::RedisError::from((

@@ -74,10 +74,16 @@ use sea_orm::{
     TransactionSession, TransactionTrait,
 };
 
+mod cached_select;
 mod database;
 mod detach;
+mod query_key;
 mod raw;
 mod statement;
+mod stream;
+mod typed_invalidation;
+
+pub use cached_select::{CacheQueryExt, CachedQuery, QUERY_NAMESPACE, QueryConnection};
 
 use statement::StatementText;
 

@@ -319,7 +319,10 @@ impl<'c, Q: sealed::Cacheable, C: QueryConnection> CachedQuery<'c, Q, C> {
         call.entry_options(options);
         call.key_template(key);
         call.connection(db);
-        db.run_cached(call, work(prepared)).await
+        // Boxed: the read path's future is large, and an application's future awaiting
+        // several cached queries would embed one each (a stack overflow on a 2 MiB thread
+        // in debug builds), as `Call::run` explains.
+        Box::pin(db.run_cached(call, work(prepared))).await
     }
 }
 

@@ -498,6 +498,15 @@ async fn invalidate_model_and_invalidate_row_bump_what_a_write_would() {
     let Some(f) = Fixture::new().await else {
         return;
     };
+    let author = || async {
+        user::Entity::find_by_id(f.ann.id)
+            .cached(f.db())
+            .one()
+            .await
+            .unwrap()
+            .map(|u| u.name)
+    };
+    assert_eq!(author().await.as_deref(), Some("ann"));
     assert_eq!(f.title(f.a.id).await.as_deref(), Some("A"));
     assert_eq!(f.title(f.b.id).await.as_deref(), Some("B"));
     assert_eq!(f.titles().await, ["A", "B"]);
@@ -505,7 +514,8 @@ async fn invalidate_model_and_invalidate_row_bump_what_a_write_would() {
 
     assert!(f.db().invalidate_row::<song::Entity>(f.b.id).await > 0);
     assert_eq!(f.title(f.a.id).await.as_deref(), Some("A"));
-    assert_eq!(f.computed(), before, "song A's entry stays");
+    assert_eq!(author().await.as_deref(), Some("ann"));
+    assert_eq!(f.computed(), before, "song A's entry and the author's stay");
     assert_eq!(f.title(f.b.id).await.as_deref(), Some("B"));
     assert_eq!(f.titles().await, ["A", "B"]);
     assert_eq!(
@@ -514,15 +524,27 @@ async fn invalidate_model_and_invalidate_row_bump_what_a_write_would() {
         "song B's and the list are computed again"
     );
 
-    f.db().invalidate_model::<user::Entity>().await;
-    assert_eq!(f.title(f.a.id).await.as_deref(), Some("A"));
-    assert_eq!(f.computed(), before + 2, "another table: nothing here");
-
     f.db().invalidate_model::<song::Entity>().await;
+    assert_eq!(author().await.as_deref(), Some("ann"));
+    assert_eq!(f.computed(), before + 2, "another table: the author stays");
     assert_eq!(f.title(f.a.id).await.as_deref(), Some("A"));
     assert_eq!(f.title(f.b.id).await.as_deref(), Some("B"));
     assert_eq!(f.titles().await, ["A", "B"]);
     assert_eq!(f.computed(), before + 5, "every entry of the table");
+
+    // `songs.author_id` references users ON DELETE CASCADE: a write to users may delete
+    // songs, so it invalidates what read songs too, as the write itself would.
+    f.db().invalidate_row::<user::Entity>(f.ann.id).await;
+    assert_eq!(author().await.as_deref(), Some("ann"));
+    assert_eq!(f.title(f.a.id).await.as_deref(), Some("A"));
+    assert_eq!(f.computed(), before + 7, "the row and the cascade");
+    let deleted = user::Entity::delete_by_id(f.ann.id)
+        .exec(f.db())
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected, 1);
+    assert_eq!(author().await, None);
+    assert_eq!(f.title(f.a.id).await, None, "the cascade deleted song A");
 }
 
 #[tokio::test]

@@ -1,51 +1,7 @@
 //! Per-query caching: a SeaORM query cached where it is written, without a
 //! `#[cached_query]` function around it.
 //!
-//! ```
-//! # mod song {
-//! #     use sea_orm::entity::prelude::*;
-//! #     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
-//! #     #[sea_orm(table_name = "songs")]
-//! #     pub struct Model { #[sea_orm(primary_key)] pub id: i32, pub title: String }
-//! #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-//! #     pub enum Relation {}
-//! #     impl ActiveModelBehavior for ActiveModel {}
-//! # }
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), sea_orm::DbErr> {
-//! use std::time::Duration;
-//! use querycache::{Cache, orm::sea_orm::{CacheQueryExt, CachedConnection}};
-//! use sea_orm::{ConnectionTrait, EntityTrait};
-//!
-//! let db = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, Cache::new());
-//! db.execute_unprepared("CREATE TABLE songs (id INTEGER PRIMARY KEY, title TEXT NOT NULL)").await?;
-//! db.execute_unprepared("INSERT INTO songs (id, title) VALUES (7, 'Blue')").await?;
-//!
-//! let song = song::Entity::find_by_id(7).cached(&db).ttl(Duration::from_secs(60)).one().await?;
-//! assert_eq!(song.map(|s| s.title).as_deref(), Some("Blue"));
-//! let again = song::Entity::find_by_id(7).cached(&db).ttl(Duration::from_secs(60)).one().await?;
-//! assert_eq!(db.cache().stats().hits, 1, "the second read was served from the cache");
-//! # let _ = again; Ok(()) }
-//! ```
-//!
-//! * **The key** is the statement as built for the connection's backend (SQL text and bound
-//!   values), the result shape (`one`, `all`, `count`) and the Rust type the rows decode
-//!   into ([`query_key`](super::query_key)), under the entry's namespace (default
-//!   [`QUERY_NAMESPACE`]): two decodings of the same SQL never share an entry. A connection
-//!   to another database than the cache's first one puts its namespace in front, as for
-//!   `#[cached_query]`.
-//! * **Dependencies are observed**: the query runs through the [`CachedConnection`] inside
-//!   the cache's computation, so the entry depends on what the statement read — every table
-//!   of a join, the row a by-id read pinned — exactly as a `#[cached_query]` body does; plus
-//!   any [`tag`](CachedQuery::tag) given.
-//! * **Transactions** are treated as `#[cached_query]` treats them: given a
-//!   [`CachedTransaction`], a query is served from the cache while the transaction has
-//!   written nothing, and never stores what it computes; once it has written, the query goes
-//!   to the database. A query given the [`CachedConnection`] runs on the pool, outside any
-//!   transaction, and sees only committed rows.
-//! * **Cache trouble never fails the caller**: a key that cannot be made, a store that
-//!   fails, a value that cannot be encoded run the query uncached. [`DbErr`] passes through
-//!   and is not cached.
+//! The rules are on [`CacheQueryExt`].
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -68,7 +24,25 @@ pub const QUERY_NAMESPACE: &str = "query";
 /// (`find_also_related`), a [`SelectTwoMany`] (`find_with_related`) or a [`Selector`]
 /// (`into_model`, `into_tuple`, `into_json`), then the freshness options, then
 /// [`one`](CachedQuery::one), [`all`](CachedQuery::all) or [`count`](CachedQuery::count).
-/// See the [module docs](self) for the key, the dependencies and transactions.
+///
+/// * **The key** is the statement as built for the connection's backend (SQL text and bound
+///   values), the result shape (`one`, `all`, `count`) and the Rust type the rows decode
+///   into , under the entry's namespace (default
+///   [`QUERY_NAMESPACE`]): two decodings of the same SQL never share an entry. A connection
+///   to another database than the cache's first one puts its namespace in front, as for
+///   `#[cached_query]`.
+/// * **Dependencies are observed**: the query runs through the [`CachedConnection`] inside
+///   the cache's computation, so the entry depends on what the statement read — every table
+///   of a join, the row a by-id read pinned — exactly as a `#[cached_query]` body does; plus
+///   any [`tag`](CachedQuery::tag) given.
+/// * **Transactions** are treated as `#[cached_query]` treats them: given a
+///   [`CachedTransaction`], a query is served from the cache while the transaction has
+///   written nothing, and never stores what it computes; once it has written, the query goes
+///   to the database. A query given the [`CachedConnection`] runs on the pool, outside any
+///   transaction, and sees only committed rows.
+/// * **Cache trouble never fails the caller**: a key that cannot be made, a store that
+///   fails, a value that cannot be encoded run the query uncached. [`DbErr`] passes through
+///   and is not cached.
 ///
 /// The rows must be `Serialize + DeserializeOwned` (derive serde's traits on the models).
 ///
@@ -194,6 +168,18 @@ impl<Q: sealed::Cacheable, C> std::fmt::Debug for CachedQuery<'_, Q, C> {
     }
 }
 
+/// The setters of [`CachedQuery`] that set one option of its [`EntryOptions`] through
+/// `EntryOptions`' own setter of the same name.
+macro_rules! entry_options {
+    ($($(#[doc = $doc:expr])* $name:ident($arg:ident: $ty:ty);)+) => {$(
+        $(#[doc = $doc])*
+        #[doc = concat!("\n\nSee [`EntryOptions::", stringify!($name), "`].")]
+        pub fn $name(self, $arg: $ty) -> Self {
+            self.with(|options| options.$name($arg))
+        }
+    )+};
+}
+
 impl<'c, Q: sealed::Cacheable, C: QueryConnection> CachedQuery<'c, Q, C> {
     /// Replaces every option with `options` (TTL, tags, namespace, freshness).
     pub fn options(mut self, options: EntryOptions) -> Self {
@@ -207,61 +193,32 @@ impl<'c, Q: sealed::Cacheable, C: QueryConnection> CachedQuery<'c, Q, C> {
         self
     }
 
-    /// [`EntryOptions::ttl`].
-    pub fn ttl(self, ttl: Duration) -> Self {
-        self.with(|o| o.ttl(ttl))
-    }
-
-    /// [`EntryOptions::swr`]: stale-while-revalidate; the refresh runs in the background.
-    pub fn swr(self, window: Duration) -> Self {
-        self.with(|o| o.swr(window))
-    }
-
-    /// [`EntryOptions::early_refresh`].
-    pub fn early_refresh(self, beta: f64) -> Self {
-        self.with(|o| o.early_refresh(beta))
-    }
-
-    /// [`EntryOptions::fail_safe`]: when the query fails, the last good value (not
-    /// invalidated) is served for up to `max_stale` past its TTL.
-    pub fn fail_safe(self, max_stale: Duration) -> Self {
-        self.with(|o| o.fail_safe(max_stale))
-    }
-
-    /// [`EntryOptions::fail_safe_throttle`].
-    pub fn fail_safe_throttle(self, every: Duration) -> Self {
-        self.with(|o| o.fail_safe_throttle(every))
-    }
-
-    /// [`EntryOptions::soft_timeout`].
-    pub fn soft_timeout(self, after: Duration) -> Self {
-        self.with(|o| o.soft_timeout(after))
-    }
-
-    /// [`EntryOptions::hard_timeout`]: a caller that gives up without a stale value to
-    /// serve gets [`DbErr::Custom`] naming the timeout.
-    pub fn hard_timeout(self, after: Duration) -> Self {
-        self.with(|o| o.hard_timeout(after))
-    }
-
-    /// [`EntryOptions::jitter_percent`].
-    pub fn jitter_percent(self, percent: u8) -> Self {
-        self.with(|o| o.jitter_percent(percent))
-    }
-
-    /// [`EntryOptions::namespace`] (default [`QUERY_NAMESPACE`]): the key's prefix too.
-    pub fn namespace(self, namespace: impl AsRef<str>) -> Self {
-        self.with(|o| o.namespace(namespace))
-    }
-
-    /// [`EntryOptions::tag`]: a dependency beyond what the query is observed to read.
-    pub fn tag(self, tag: Tag) -> Self {
-        self.with(|o| o.tag(tag))
-    }
-
-    /// [`EntryOptions::tags`].
-    pub fn tags(self, tags: impl IntoIterator<Item = Tag>) -> Self {
-        self.with(|o| o.tags(tags))
+    entry_options! {
+        /// The entry's TTL.
+        ttl(ttl: Duration);
+        /// Stale-while-revalidate; the refresh runs in the background.
+        swr(window: Duration);
+        /// Early refresh of hot entries (XFetch's `beta`).
+        early_refresh(beta: f64);
+        /// When the query fails, the last good value (not invalidated) is served for up to
+        /// `max_stale` past its TTL.
+        fail_safe(max_stale: Duration);
+        /// With `fail_safe`: how often a failing query is tried again.
+        fail_safe_throttle(every: Duration);
+        /// Past `after`, a stale value (if one may be served) is, and the query finishes in
+        /// the background.
+        soft_timeout(after: Duration);
+        /// Past `after`, the caller stops waiting: the stale value if one may be served,
+        /// else [`DbErr::Custom`] naming the timeout.
+        hard_timeout(after: Duration);
+        /// Up to this percentage of the TTL is taken off at random.
+        jitter_percent(percent: u8);
+        /// The entry's namespace (default [`QUERY_NAMESPACE`]), which is the key's prefix too.
+        namespace(namespace: impl AsRef<str>);
+        /// A dependency beyond what the query is observed to read.
+        tag(tag: Tag);
+        /// Dependencies beyond what the query is observed to read.
+        tags(tags: impl IntoIterator<Item = Tag>);
     }
 
     /// The statement the key is derived from, as built for the connection's backend.
@@ -442,82 +399,40 @@ impl<S: SelectorTrait + Send + 'static> sealed::Cacheable for Selector<S> {
     }
 }
 
-impl<E: EntityTrait> sealed::Fetch<Option<E::Model>> for One<Select<E>> {
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<Option<E::Model>, DbErr>> + Send + 'a {
-        self.0.one(db)
-    }
+/// The shapes of the queries SeaORM runs itself: `One<Select<E>>` is `Select::one`, ...
+macro_rules! run_by_sea_orm {
+    ($($shape:ident<$query:ident<$($param:ident),+>> = $method:ident -> $item:ty;)+) => {$(
+        impl<$($param: EntityTrait),+> sealed::Fetch<$item> for $shape<$query<$($param),+>>
+        where
+            $(<$param as EntityTrait>::Model: Sync),+
+        {
+            fn fetch<'a, C: ConnectionTrait>(
+                self,
+                db: &'a C,
+            ) -> impl Future<Output = Result<$item, DbErr>> + Send + 'a {
+                <$query<$($param),+>>::$method(self.0, db)
+            }
+        }
+    )+};
 }
 
-impl<E: EntityTrait> sealed::Fetch<Vec<E::Model>> for All<Select<E>> {
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<Vec<E::Model>, DbErr>> + Send + 'a {
-        self.0.all(db)
-    }
-}
-
-impl<E: EntityTrait> sealed::Fetch<u64> for Count<Select<E>>
-where
-    E::Model: Sync,
-{
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<u64, DbErr>> + Send + 'a {
-        PaginatorTrait::count(self.0, db)
-    }
-}
-
-impl<E: EntityTrait, F: EntityTrait> sealed::Fetch<Option<(E::Model, Option<F::Model>)>>
-    for One<SelectTwo<E, F>>
-{
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<Option<(E::Model, Option<F::Model>)>, DbErr>> + Send + 'a {
-        self.0.one(db)
-    }
-}
-
-impl<E: EntityTrait, F: EntityTrait> sealed::Fetch<Vec<(E::Model, Option<F::Model>)>>
-    for All<SelectTwo<E, F>>
-{
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<Vec<(E::Model, Option<F::Model>)>, DbErr>> + Send + 'a {
-        self.0.all(db)
-    }
-}
-
-impl<E: EntityTrait, F: EntityTrait> sealed::Fetch<Vec<(E::Model, Vec<F::Model>)>>
-    for All<SelectTwoMany<E, F>>
-{
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<Vec<(E::Model, Vec<F::Model>)>, DbErr>> + Send + 'a {
-        self.0.all(db)
-    }
+run_by_sea_orm! {
+    One<Select<E>> = one -> Option<E::Model>;
+    All<Select<E>> = all -> Vec<E::Model>;
+    Count<Select<E>> = count -> u64;
+    One<SelectTwo<E, F>> = one -> Option<(E::Model, Option<F::Model>)>;
+    All<SelectTwo<E, F>> = all -> Vec<(E::Model, Option<F::Model>)>;
+    All<SelectTwoMany<E, F>> = all -> Vec<(E::Model, Vec<F::Model>)>;
 }
 
 impl<S: SelectorTrait + Send + 'static> sealed::Fetch<Option<S::Item>> for One<SelectorRows<S>>
 where
     S::Item: Send,
 {
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<Option<S::Item>, DbErr>> + Send + 'a {
-        async move {
-            match db.query_one_raw(self.0.0).await? {
-                Some(row) => S::from_raw_query_result(row).map(Some),
-                None => Ok(None),
-            }
+    async fn fetch<C: ConnectionTrait>(self, db: &C) -> Result<Option<S::Item>, DbErr> {
+        match db.query_one_raw(self.0.0).await? {
+            Some(row) => S::from_raw_query_result(row).map(Some),
+            None => Ok(None),
         }
     }
 }
@@ -526,17 +441,12 @@ impl<S: SelectorTrait + Send + 'static> sealed::Fetch<Vec<S::Item>> for All<Sele
 where
     S::Item: Send,
 {
-    fn fetch<'a, C: ConnectionTrait>(
-        self,
-        db: &'a C,
-    ) -> impl Future<Output = Result<Vec<S::Item>, DbErr>> + Send + 'a {
-        async move {
-            db.query_all_raw(self.0.0)
-                .await?
-                .into_iter()
-                .map(S::from_raw_query_result)
-                .collect()
-        }
+    async fn fetch<C: ConnectionTrait>(self, db: &C) -> Result<Vec<S::Item>, DbErr> {
+        db.query_all_raw(self.0.0)
+            .await?
+            .into_iter()
+            .map(S::from_raw_query_result)
+            .collect()
     }
 }
 

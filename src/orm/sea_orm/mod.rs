@@ -58,6 +58,12 @@
 //!   depends on its tables, a write reaches the views over what it writes and the tables
 //!   its foreign keys' `CASCADE`/`SET NULL`/`SET DEFAULT` actions write.
 //!
+//! * **One query, cached where it is written**: [`CacheQueryExt::cached`]
+//!   (`Entity::find_by_id(7).cached(&db).ttl(..).one()`), beside `#[cached_query]`, with the
+//!   same observed dependencies, options and transaction rules; `.stream(&db)` on the
+//!   wrappers (never cached); [`CachedConnection::invalidate_model`] and
+//!   [`CachedConnection::invalidate_row`] for writes made elsewhere.
+//!
 //! Not seen: writes by other processes, statements sent through a plain `DatabaseConnection`
 //! that was not wrapped, and writes the database makes on its own through triggers and
 //! rules. Declare the last with

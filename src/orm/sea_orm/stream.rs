@@ -22,7 +22,10 @@ use super::{CachedConnection, CachedTransaction};
 /// The future `stream_raw` returns.
 type Streaming<'a, S> = Pin<Box<dyn Future<Output = Result<S, DbErr>> + 'a + Send>>;
 
-/// Streams the rows of a read; see the [module docs](self) for writes.
+/// Streams the rows of a read, observed as a read inside a cached computation (never
+/// cached itself). A statement that writes (or controls a transaction) is refused with
+/// [`DbErr::Custom`]: when a streamed write takes effect is not known, so it could not be
+/// invalidated after it.
 ///
 /// ```
 /// # mod song {
@@ -74,8 +77,9 @@ impl StreamTrait for CachedConnection {
     }
 }
 
-/// Streams the rows of a read in the transaction; a write is recorded for the commit (see
-/// the [module docs](self)).
+/// Streams the rows of a read in the transaction (inside a cached computation, the value is
+/// then not stored, as for any read in a transaction). A statement that writes is recorded
+/// as the transaction's write, invalidated when the outermost transaction commits.
 impl StreamTrait for CachedTransaction {
     type Stream<'a> = <DatabaseTransaction as StreamTrait>::Stream<'a>;
 

@@ -22,6 +22,46 @@ use super::{CachedConnection, CachedTransaction};
 /// The future `stream_raw` returns.
 type Streaming<'a, S> = Pin<Box<dyn Future<Output = Result<S, DbErr>> + 'a + Send>>;
 
+impl CachedConnection {
+    /// The database backend. Inherent, as on SeaORM's `DatabaseConnection`, so that
+    /// `db.get_database_backend()` is not ambiguous where both [`ConnectionTrait`] and
+    /// [`StreamTrait`] are in scope (`use sea_orm::*`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sea_orm::DbErr> {
+    /// use querycache::{Cache, orm::sea_orm::CachedConnection};
+    /// use sea_orm::{ConnectionTrait, StreamTrait};
+    ///
+    /// let db = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, Cache::new());
+    /// assert_eq!(db.get_database_backend(), sea_orm::DbBackend::Sqlite);
+    /// # Ok(()) }
+    /// ```
+    pub fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.inner)
+    }
+}
+
+impl CachedTransaction {
+    /// The database backend; inherent for the same reason as
+    /// [`CachedConnection::get_database_backend`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sea_orm::DbErr> {
+    /// use querycache::{Cache, orm::sea_orm::CachedConnection};
+    /// use sea_orm::{ConnectionTrait, StreamTrait, TransactionTrait};
+    ///
+    /// let db = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, Cache::new());
+    /// let tx = db.begin().await?;
+    /// assert_eq!(tx.get_database_backend(), sea_orm::DbBackend::Sqlite);
+    /// # tx.commit().await }
+    /// ```
+    pub fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.inner)
+    }
+}
+
 /// Streams the rows of a read, observed as a read inside a cached computation (never
 /// cached itself). A statement that writes (or controls a transaction) is refused with
 /// [`DbErr::Custom`]: when a streamed write takes effect is not known, so it could not be

@@ -127,8 +127,7 @@ impl Call {
         self.fetch_owned(future, E::from).await
     }
 
-    /// The two above (and per-query caching, `orm::sea_orm::cached_select`): `on_timeout`
-    /// turns a hard timeout into the function's error.
+    /// The two above, and `cached_select`: `on_timeout` turns a hard timeout into the error.
     pub(crate) async fn fetch_owned<T, E, Fut>(
         mut self,
         future: Fut,

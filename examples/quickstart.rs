@@ -7,14 +7,17 @@
 //! ```
 //!
 //! Defines songs and users, reads a song twice (a miss, then a hit), updates it through the
-//! ORM, reads it again (fresh, because the update invalidated it), and prints the stats.
+//! ORM, reads it again (fresh, because the update invalidated it), caches one query where it
+//! is written (`.cached(&db)`), and prints the stats.
 
 #[path = "support/logging.rs"]
 mod logging;
 #[path = "support/schema.rs"]
 mod schema;
 
-use querycache::orm::sea_orm::CachedConnection;
+use std::time::Duration;
+
+use querycache::orm::sea_orm::{CacheQueryExt, CachedConnection};
 use querycache::{Cache, cache_count_query, cached_query};
 use schema::{song, user};
 use sea_orm::{
@@ -104,6 +107,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     read("read after update").await?;
     read("read again").await?;
     println!("{:<22} {}", "count", count_songs(&db).await?);
+
+    // The same without a function around it: one query, cached where it is written. The
+    // entry depends on what the statement read (here, the whole songs table).
+    let songs = || {
+        song::Entity::find()
+            .cached(&db)
+            .ttl(Duration::from_secs(600))
+            .all()
+    };
+    println!(
+        "{:<22} {} song(s), a miss",
+        "per-query",
+        songs().await?.len()
+    );
+    println!(
+        "{:<22} {} song(s), a hit",
+        "per-query",
+        songs().await?.len()
+    );
 
     let stats = cache.stats();
     println!(

@@ -51,6 +51,7 @@
 //! | --- | --- |
 //! | cache a query function | [`cached_query`], [`cache_model_query`], [`cache_count_query`], [`cache_skip`] |
 //! | invalidate on every SeaORM write | [`orm::sea_orm::CachedConnection`] |
+//! | cache one SeaORM query where it is written, without a function around it (`Entity::find_by_id(7).cached(&db).ttl(..).one()`), stream through the wrapper (`.stream(&db)`), invalidate an entity's table or row by hand | [`orm::sea_orm::CacheQueryExt`] → [`orm::sea_orm::CachedQuery`]; `sea_orm::StreamTrait` on [`orm::sea_orm::CachedConnection`]; [`CachedConnection::invalidate_model`](orm::sea_orm::CachedConnection::invalidate_model), [`CachedConnection::invalidate_row`](orm::sea_orm::CachedConnection::invalidate_row) |
 //! | invalidate on every Diesel write (sync or diesel-async) | [`orm::diesel::install_default`], [`orm::diesel::CacheInstrumentation`] |
 //! | read how a `#[cached_query]` call is served (its hit path, then the read path) | `Call::hit` in `src/cache/call/`, then `src/cache/read/mod.rs`; the probes of its models and connections in `src/orm/probes.rs` |
 //! | cache from synchronous code | `#[cached_query]` on a plain `fn`; [`Cache::get_blocking`], [`Cache::try_get_or_compute_blocking`]: no runtime needed |

@@ -64,6 +64,7 @@ mod on_sqlite {
     #[cfg(feature = "redis")]
     mod null_column;
     mod observed_reads;
+    mod per_query;
     mod related_loading;
     mod relations;
     mod row_keys;
@@ -107,6 +108,7 @@ mod on_postgres {
     #[cfg(feature = "redis")]
     mod null_column;
     mod observed_reads;
+    mod per_query;
     mod postgres_only;
     mod postgres_triggers;
     mod related_loading;

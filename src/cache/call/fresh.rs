@@ -127,8 +127,8 @@ impl Call {
         self.fetch_owned(future, E::from).await
     }
 
-    /// The two above: `on_timeout` turns a hard timeout into the function's error.
-    async fn fetch_owned<T, E, Fut>(
+    /// The two above, and `cached_select`: `on_timeout` turns a hard timeout into the error.
+    pub(crate) async fn fetch_owned<T, E, Fut>(
         mut self,
         future: Fut,
         on_timeout: impl FnOnce(TimedOut) -> E,

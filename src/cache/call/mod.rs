@@ -154,6 +154,16 @@ impl Call {
         }
     }
 
+    /// Every option of `options` (per-query caching, `orm::sea_orm::cached_select`): the
+    /// call keeps its origin for the audit.
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn entry_options(&mut self, options: EntryOptions) {
+        self.options = EntryOptions {
+            origin: self.options.origin,
+            ..options
+        };
+    }
+
     pub fn ttl_secs(&mut self, secs: u64) {
         self.options.ttl = Some(Duration::from_secs(secs));
     }

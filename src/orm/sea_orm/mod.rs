@@ -58,6 +58,12 @@
 //!   depends on its tables, a write reaches the views over what it writes and the tables
 //!   its foreign keys' `CASCADE`/`SET NULL`/`SET DEFAULT` actions write.
 //!
+//! * **One query, cached where it is written**: [`CacheQueryExt::cached`]
+//!   (`Entity::find_by_id(7).cached(&db).ttl(..).one()`), beside `#[cached_query]`, with the
+//!   same observed dependencies, options and transaction rules; `.stream(&db)` on the
+//!   wrappers (never cached); [`CachedConnection::invalidate_model`] and
+//!   [`CachedConnection::invalidate_row`] for writes made elsewhere.
+//!
 //! Not seen: writes by other processes, statements sent through a plain `DatabaseConnection`
 //! that was not wrapped, and writes the database makes on its own through triggers and
 //! rules. Declare the last with
@@ -74,10 +80,16 @@ use sea_orm::{
     TransactionSession, TransactionTrait,
 };
 
+mod cached_select;
 mod database;
 mod detach;
+mod query_key;
 mod raw;
 mod statement;
+mod stream;
+mod typed_invalidation;
+
+pub use cached_select::{CacheQueryExt, CachedQuery, QUERY_NAMESPACE, QueryConnection};
 
 use statement::StatementText;
 

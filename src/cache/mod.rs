@@ -194,6 +194,21 @@ impl Cache {
         Ok(Self::with_config(CacheConfig::from_env()?))
     }
 
+    /// A cache configured from the environment variables named with `prefix` in place of
+    /// `CACHE_` ([`CacheConfig::from_env_prefixed`]: `MYAPP_CACHE_DEFAULT_TTL`,
+    /// `MYAPP_CACHE_REDIS_URL`; `DATABASE_URL` stays bare).
+    ///
+    /// ```
+    /// let cache = querycache::Cache::from_env_prefixed("MYAPP_CACHE_").unwrap();
+    /// assert!(cache.config().enabled());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the prefixed variable at fault.
+    pub fn from_env_prefixed(prefix: &str) -> Result<Self, Error> {
+        Ok(Self::with_config(CacheConfig::from_env_prefixed(prefix)?))
+    }
+
     /// Whether `other` is this cache (a clone of the same handle), not another one.
     pub(crate) fn same_as(&self, other: &Cache) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

@@ -575,7 +575,7 @@ fn check_redis_url(url: &str, cluster: bool) -> Result<(), Error> {
 fn check_redis_url(url: &str, _cluster: bool) -> Result<(), Error> {
     Err(Error::config(
         "REDIS_URL",
-        url,
+        super::redact::redact(url),
         "this build of querycache has no Redis store: enable the `redis` feature, or unset REDIS_URL to use the memory store",
     ))
 }

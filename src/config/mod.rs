@@ -20,10 +20,13 @@ pub(crate) mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_url;
 mod secret;
+#[cfg(feature = "serde")]
+mod settings;
 mod variables;
 
 pub use builder::{CacheBuilder, CacheConfigBuilder};
 pub(crate) use dependencies::TableDependencies;
+pub(crate) use env::parse_ms;
 pub(crate) use secret::KeySecret;
 pub use secret::MIN_KEY_SECRET_LEN;
 
@@ -179,7 +182,54 @@ impl fmt::Display for StoreKind {
 /// assert_eq!(config.ttl_for_namespace("songs"), Some(Duration::from_secs(60)));
 /// assert_eq!(config.ttl_for_namespace("user_sites"), None, "no policy: the default TTL");
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows every setting but the secrets: the Redis URL's password is masked and the
+/// key secret shows `<redacted>`.
+///
+/// ```
+/// let config = querycache::CacheConfig::from_vars([
+///     ("REDIS_URL", "redis://app:hunter2-hunter2@cache:6379"),
+/// ]);
+/// # #[cfg(feature = "redis")] {
+/// let shown = format!("{:?}", config.unwrap());
+/// assert!(shown.contains("redis://app:***@cache:6379") && !shown.contains("hunter2"));
+/// # }
+/// ```
+///
+/// With the feature `serde`, a `CacheConfig` is also read as a part of an application's
+/// settings: a table whose fields are the `CACHE_*` variables' names without `CACHE_`, in
+/// lower case (`redis_url` for `REDIS_URL`), each meaning what its variable means; the
+/// families `CACHE_TTL_<NAMESPACE>` and `CACHE_SWR_<NAMESPACE>` are the tables `ttl` and
+/// `swr`. Durations are numbers in the variable's unit (seconds; milliseconds for the `_ms`
+/// fields) or strings such as `"30m"`, `"1h30m"`, `"250ms"`; a field of no setting is an
+/// error naming it. The whole is checked as [`CacheConfigBuilder::build`] checks it.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use std::time::Duration;
+/// use querycache::CacheConfig;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     database_url: String,
+///     cache: CacheConfig,
+/// }
+///
+/// let settings: Settings = serde_json::from_str(r#"{
+///     "database_url": "postgres://app@db/app",
+///     "cache": { "default_ttl": "30m", "redis_timeout_ms": 50, "ttl": { "songs": "1h" } }
+/// }"#).unwrap();
+/// assert_eq!(settings.cache.default_ttl(), Duration::from_secs(1800));
+/// assert_eq!(settings.cache.redis_timeout(), Duration::from_millis(50));
+/// assert_eq!(settings.cache.ttl_for_namespace("songs"), Some(Duration::from_secs(3600)));
+///
+/// let err = serde_json::from_str::<Settings>(
+///     r#"{"database_url": "", "cache": {"default_tll": "30m"}}"#,
+/// ).err().unwrap();
+/// assert!(err.to_string().starts_with("unknown field `default_tll`, expected one of"));
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct CacheConfig {
     pub(crate) enabled: bool,
     pub(crate) default_ttl: Duration,
@@ -212,6 +262,74 @@ pub struct CacheConfig {
     /// [`ManualClock`](crate::testing::ManualClock) (feature `test-util`).
     pub(crate) clock: crate::clock::Clock,
     pub(crate) change_feed: Option<crate::feed::ChangeFeed>,
+}
+
+impl fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let CacheConfig {
+            enabled,
+            default_ttl,
+            max_ttl,
+            count_ttl,
+            jitter_percent,
+            error_ttl,
+            negative_ttl,
+            namespace_ttls,
+            namespace_swr,
+            lease_ttl,
+            memory_max_bytes,
+            strategy,
+            audit,
+            key_prefix,
+            redis_url,
+            redis_timeout,
+            compression_enabled,
+            compression_threshold,
+            warm_on_startup,
+            cluster_mode,
+            store,
+            breaker_threshold,
+            breaker_cooldown,
+            channel_heartbeat,
+            table_dependencies,
+            key_secret,
+            clock,
+            change_feed,
+        } = self;
+        // The password masked: `Debug` output ends up in logs.
+        let redis_url = redis_url.as_deref().map(redact::redact);
+        f.debug_struct("CacheConfig")
+            .field("enabled", enabled)
+            .field("default_ttl", default_ttl)
+            .field("max_ttl", max_ttl)
+            .field("count_ttl", count_ttl)
+            .field("jitter_percent", jitter_percent)
+            .field("error_ttl", error_ttl)
+            .field("negative_ttl", negative_ttl)
+            .field("namespace_ttls", namespace_ttls)
+            .field("namespace_swr", namespace_swr)
+            .field("lease_ttl", lease_ttl)
+            .field("memory_max_bytes", memory_max_bytes)
+            .field("strategy", strategy)
+            .field("audit", audit)
+            .field("key_prefix", key_prefix)
+            .field("redis_url", &redis_url)
+            .field("redis_timeout", redis_timeout)
+            .field("compression_enabled", compression_enabled)
+            .field("compression_threshold", compression_threshold)
+            .field("warm_on_startup", warm_on_startup)
+            .field("cluster_mode", cluster_mode)
+            .field("store", store)
+            .field("breaker_threshold", breaker_threshold)
+            .field("breaker_cooldown", breaker_cooldown)
+            .field("channel_heartbeat", channel_heartbeat)
+            .field("table_dependencies", table_dependencies)
+            .field("key_secret", key_secret)
+            .field("clock", clock)
+            .field("change_feed", change_feed)
+            .finish()
+    }
 }
 
 impl Default for CacheConfig {

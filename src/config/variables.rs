@@ -21,7 +21,7 @@ pub(crate) enum Applies {
         apply: fn(CacheConfigBuilder, String, &str, &str) -> Result<CacheConfigBuilder, Error>,
     },
     /// Read by another part of the crate, named here for the docs.
-    Elsewhere(#[cfg_attr(not(test), allow(dead_code))] &'static str),
+    Elsewhere(#[cfg_attr(not(any(test, feature = "serde")), allow(dead_code))] &'static str),
 }
 
 /// One environment variable.
@@ -372,6 +372,14 @@ pub(crate) fn apply(
         );
     }
     Ok(builder)
+}
+
+/// Whether `name` is one of the [`VARIABLES`] (or of a family's).
+pub(crate) fn known(name: &str) -> bool {
+    VARIABLES.iter().any(|variable| match variable.applies {
+        Namespace { prefix, .. } => name.starts_with(prefix),
+        Config(_) | Elsewhere(_) => variable.name == name,
+    })
 }
 
 /// The Markdown table of [`VARIABLES`], as the docs show it.

@@ -424,6 +424,63 @@ impl Call {
         }
     }
 
+    /// The key this call reads and stores under, as [`plan`](Self::plan) builds it (the
+    /// connection's database prefix included); `None` when it cannot be built (the database
+    /// not known, an invalid key).
+    fn entry_key(&mut self) -> Option<Key> {
+        let namespace = self.namespace().cloned()?;
+        let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
+            KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
+            KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
+            KeySpec::Args(Err(error)) => Err(error),
+            KeySpec::Explicit(key) => match (key, namespace.key_prefix()) {
+                (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
+                (key, _) => key,
+            },
+        };
+        match key {
+            Ok(key) => Some(key),
+            Err(error) => {
+                tracing::warn!(function = self.path, %error, "cannot build this call's key");
+                None
+            }
+        }
+    }
+
+    /// The generated `<fn>_invalidate` companion: removes the entry this call would read
+    /// (from its cache, under its key); whether there was one. A computation of it in flight
+    /// will not store its result ([`Cache::delete`]).
+    pub async fn invalidate(mut self) -> bool {
+        self.settle_database().await;
+        match self.entry_key() {
+            Some(key) => self.cache().delete(key.as_str()).await,
+            None => false,
+        }
+    }
+
+    /// [`invalidate`](Self::invalidate) for the companion of a plain `fn`, waiting as
+    /// [`run_result_sync`](Self::run_result_sync) does.
+    pub fn invalidate_sync(mut self) -> bool {
+        match Bridge::current() {
+            Bridge::Here(here) => here.wait(self.invalidate()),
+            Bridge::Detached => {
+                if let Some(CallDatabase {
+                    id,
+                    settle: Some(settle),
+                }) = &self.database
+                    && id.get().is_none()
+                {
+                    Bridge::Detached.wait(settle.settle());
+                }
+                let Some(key) = self.entry_key() else {
+                    return false;
+                };
+                let cache = self.cache().clone();
+                Bridge::Detached.wait(async move { cache.delete(key.as_str()).await })
+            }
+        }
+    }
+
     fn unusable(&self, error: Error) -> CallPlan {
         tracing::warn!(function = self.path, %error, "cannot cache this call; running it uncached");
         self.cache().inner_stats_error();

@@ -317,6 +317,13 @@ fn companion(
         Some(key) => key.placeholders().any(|p| name.unraw() == p),
         None => true,
     };
+    // `cache = <expr>` may name arguments (`#[cache_skip] cache: &Cache`): the companion
+    // takes those too, to find the same cache.
+    let mut cache_names = Vec::new();
+    if let Some(expr) = &options.cache {
+        idents_in(expr.to_token_stream(), &mut cache_names);
+    }
+    let in_cache = |name: &Ident| cache_names.iter().any(|n| n == &name.unraw().to_string());
     let inputs = sig
         .inputs
         .iter()
@@ -327,8 +334,12 @@ fn companion(
             };
             let name = match role {
                 Role::Connection(name, _) => name,
-                Role::Key(name) if in_key(name) => name,
-                Role::Skipped(Some(name)) if options.key.is_some() && in_key(name) => name,
+                Role::Key(name) if in_key(name) || in_cache(name) => name,
+                Role::Skipped(Some(name))
+                    if (options.key.is_some() && in_key(name)) || in_cache(name) =>
+                {
+                    name
+                }
                 _ => return None,
             };
             let ty = &arg.ty;
@@ -362,6 +373,17 @@ fn companion(
             #(#conn_setup)*
             #key_setup
             #finish
+        }
+    }
+}
+
+/// Every identifier in `tokens`, groups included, into `names`.
+fn idents_in(tokens: TokenStream, names: &mut Vec<String>) {
+    for tree in tokens {
+        match tree {
+            proc_macro2::TokenTree::Ident(ident) => names.push(ident.unraw().to_string()),
+            proc_macro2::TokenTree::Group(group) => idents_in(group.stream(), names),
+            _ => {}
         }
     }
 }

@@ -1,5 +1,15 @@
-//! Configuration: [`CacheConfig`], built in code with [`CacheConfigBuilder`] or read from
-//! `CACHE_*` environment variables with [`CacheConfig::from_env`].
+//! Configuration: [`CacheConfig`], built in code with [`CacheConfigBuilder`], read from
+//! `CACHE_*` environment variables with [`CacheConfig::from_env`] (or under a prefix of the
+//! application's, [`CacheConfig::from_env_prefixed`]: `MYAPP_CACHE_DEFAULT_TTL`), or, with
+//! the feature `serde`, deserialized as a part of the application's own settings (a
+//! `[cache]` table whose fields are the variables' names without `CACHE_`, in lower case:
+//! see [`CacheConfig`]).
+//!
+//! Durations are written the same way everywhere — `#[cached_query(ttl = "1h30m")]`,
+//! `CACHE_DEFAULT_TTL=1h30m`, `default_ttl = "1h30m"` — and read by one parser (the
+//! `querycache-duration` crate): numbers with units `d`, `h`, `m`, `s`, largest first, or
+//! milliseconds alone (`250ms`) where milliseconds are accepted (the `*_MS` variables). A
+//! bare number keeps the unit it always had: seconds, milliseconds for `*_MS`.
 //!
 //! The variables (the README shows the same table, rendered from the same rows); those read
 //! elsewhere say by what:
@@ -246,6 +256,10 @@ pub struct CacheConfig {
     pub(crate) audit: Audit,
     pub(crate) key_prefix: String,
     pub(crate) redis_url: Option<String>,
+    /// A client the application made ([`CacheBuilder::redis_client`]), instead of
+    /// `REDIS_URL`.
+    #[cfg(feature = "redis")]
+    pub(crate) redis_client: Option<redis::Client>,
     pub(crate) redis_timeout: Duration,
     pub(crate) compression_enabled: bool,
     pub(crate) compression_threshold: usize,
@@ -283,6 +297,8 @@ impl fmt::Debug for CacheConfig {
             audit,
             key_prefix,
             redis_url,
+            #[cfg(feature = "redis")]
+            redis_client,
             redis_timeout,
             compression_enabled,
             compression_threshold,
@@ -299,8 +315,8 @@ impl fmt::Debug for CacheConfig {
         } = self;
         // The password masked: `Debug` output ends up in logs.
         let redis_url = redis_url.as_deref().map(redact::redact);
-        f.debug_struct("CacheConfig")
-            .field("enabled", enabled)
+        let mut f = f.debug_struct("CacheConfig");
+        f.field("enabled", enabled)
             .field("default_ttl", default_ttl)
             .field("max_ttl", max_ttl)
             .field("count_ttl", count_ttl)
@@ -314,8 +330,17 @@ impl fmt::Debug for CacheConfig {
             .field("strategy", strategy)
             .field("audit", audit)
             .field("key_prefix", key_prefix)
-            .field("redis_url", &redis_url)
-            .field("redis_timeout", redis_timeout)
+            .field("redis_url", &redis_url);
+        // The server's address only: the client's credentials stay out.
+        #[cfg(feature = "redis")]
+        f.field(
+            "redis_client",
+            &redis_client.as_ref().map(|client| {
+                let info = client.get_connection_info();
+                format!("{} db {}", info.addr(), info.redis_settings().db())
+            }),
+        );
+        f.field("redis_timeout", redis_timeout)
             .field("compression_enabled", compression_enabled)
             .field("compression_threshold", compression_threshold)
             .field("warm_on_startup", warm_on_startup)
@@ -350,6 +375,8 @@ impl Default for CacheConfig {
             audit: Audit::Off,
             key_prefix: "querycache".to_owned(),
             redis_url: None,
+            #[cfg(feature = "redis")]
+            redis_client: None,
             redis_timeout: Duration::from_millis(100),
             compression_enabled: true,
             compression_threshold: 1024,
@@ -488,12 +515,22 @@ impl CacheConfig {
     /// The store in use (`CACHE_STORE`): as set, or tiered when `REDIS_URL` is set, memory
     /// otherwise.
     pub fn store_kind(&self) -> StoreKind {
-        self.store.unwrap_or(if self.redis_url.is_some() {
+        self.store.unwrap_or(if self.has_redis() {
             StoreKind::Tiered
         } else {
             StoreKind::Memory
         })
     }
+    /// Whether a Redis server is configured: `REDIS_URL`, or a client given to
+    /// [`CacheBuilder::redis_client`].
+    pub(crate) fn has_redis(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.redis_client.is_some() {
+            return true;
+        }
+        self.redis_url.is_some()
+    }
+
     /// The Redis URL (`REDIS_URL`) with its password masked, if one is set.
     #[cfg(feature = "redis")]
     pub fn redis_url_redacted(&self) -> Option<String> {

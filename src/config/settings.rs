@@ -321,7 +321,7 @@ mod tests {
             ),
             (
                 r#"{"default_ttl": "2h", "max_ttl": "1h"}"#,
-                "invalid `default_ttl` \"7200\": exceeds `max_ttl` (3600s)",
+                "invalid `default_ttl` \"7200\": exceeds max_ttl (3600s)",
             ),
             (
                 r#"{"defualt_ttl": 60}"#,

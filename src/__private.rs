@@ -20,14 +20,27 @@ pub use crate::orm::probes::*;
     label = "this argument is part of the `#[cached_query]` key, so it must implement `Serialize`",
     note = "derive it (`#[derive(serde::Serialize)]` on `{Self}`), or leave the argument out of the key with `#[cache_skip]` (one entry for all its values), or write the key yourself with `key = \"...{{name}}...\"` (its `Display`)"
 )]
-pub trait KeyArgument {}
+pub trait KeyArgument {
+    /// What the key serializes: the argument itself.
+    type Key: ?Sized + serde::Serialize;
+    /// The argument, as [`Key`](Self::Key).
+    fn key(&self) -> &Self::Key;
+}
 
-impl<T: ?Sized + serde::Serialize> KeyArgument for T {}
+impl<T: ?Sized + serde::Serialize> KeyArgument for T {
+    type Key = T;
+    #[inline]
+    fn key(&self) -> &T {
+        self
+    }
+}
 
-/// A key argument, checked to be [`KeyArgument`] where it is written.
+/// A key argument, checked to be [`KeyArgument`] where it is written. The result's type is
+/// the trait's projection: for an argument that is not `Serialize` it cannot be named, and
+/// the compiler reports nothing further about the key's tuple.
 #[inline]
-pub fn key_argument<T: ?Sized + KeyArgument>(arg: &T) -> &T {
-    arg
+pub fn key_argument<T: ?Sized + KeyArgument>(arg: &T) -> &T::Key {
+    arg.key()
 }
 
 /// Pins the output type of the generated `async move` block, so `?` and `return` inside the

@@ -395,16 +395,7 @@ impl Call {
         };
         let model_tags = namespace.read_tags(std::mem::take(&mut self.model_tags));
         self.options.tags.extend(model_tags);
-        let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
-            KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
-            KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
-            KeySpec::Args(Err(error)) => Err(error),
-            KeySpec::Explicit(key) => match (key, namespace.key_prefix()) {
-                (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
-                (key, _) => key,
-            },
-        };
-        let key = match key {
+        let key = match self.take_key(&namespace) {
             Ok(key) => key,
             Err(error) => return self.unusable(error),
         };
@@ -424,12 +415,9 @@ impl Call {
         }
     }
 
-    /// The key this call reads and stores under, as [`plan`](Self::plan) builds it (the
-    /// connection's database prefix included); `None` when it cannot be built (the database
-    /// not known, an invalid key).
-    fn entry_key(&mut self) -> Option<Key> {
-        let namespace = self.namespace().cloned()?;
-        let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
+    /// The key of the call (taken: built once), in the connection's database `namespace`.
+    fn take_key(&mut self, namespace: &Namespace) -> Result<Key, Error> {
+        match std::mem::replace(&mut self.key, KeySpec::Path) {
             KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
             KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
             KeySpec::Args(Err(error)) => Err(error),
@@ -437,8 +425,15 @@ impl Call {
                 (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
                 (key, _) => key,
             },
-        };
-        match key {
+        }
+    }
+
+    /// The key this call reads and stores under, as [`plan`](Self::plan) builds it (the
+    /// connection's database prefix included); `None` when it cannot be built (the database
+    /// not known, an invalid key).
+    fn entry_key(&mut self) -> Option<Key> {
+        let namespace = self.namespace().cloned()?;
+        match self.take_key(&namespace) {
             Ok(key) => Some(key),
             Err(error) => {
                 tracing::warn!(function = self.path, %error, "cannot build this call's key");

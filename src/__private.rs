@@ -35,9 +35,9 @@ impl<T: ?Sized + serde::Serialize> KeyArgument for T {
     }
 }
 
-/// A key argument, checked to be [`KeyArgument`] where it is written. The result's type is
-/// the trait's projection: for an argument that is not `Serialize` it cannot be named, and
-/// the compiler reports nothing further about the key's tuple.
+/// A key argument, checked to be [`KeyArgument`] where it is written: the first error is
+/// reported on the argument, with the trait's message. (The compiler still adds a second,
+/// plain one about the key's tuple: returning the trait's projection did not suppress it.)
 #[inline]
 pub fn key_argument<T: ?Sized + KeyArgument>(arg: &T) -> &T::Key {
     arg.key()

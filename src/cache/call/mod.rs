@@ -321,6 +321,18 @@ impl Call {
         }
     }
 
+    /// [`settle_database`](Self::settle_database) for a plain `fn` on a detached bridge.
+    fn settle_database_detached(&self) {
+        if let Some(CallDatabase {
+            id,
+            settle: Some(settle),
+        }) = &self.database
+            && id.get().is_none()
+        {
+            Bridge::Detached.wait(settle.settle());
+        }
+    }
+
     /// The default key: the function's path and a hash of its key arguments.
     pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
         self.key = KeySpec::Args(crate::key::args_hash(&self.function_path(), args));
@@ -459,14 +471,7 @@ impl Call {
         match Bridge::current() {
             Bridge::Here(here) => here.wait(self.invalidate()),
             Bridge::Detached => {
-                if let Some(CallDatabase {
-                    id,
-                    settle: Some(settle),
-                }) = &self.database
-                    && id.get().is_none()
-                {
-                    Bridge::Detached.wait(settle.settle());
-                }
+                self.settle_database_detached();
                 let Some(key) = self.entry_key() else {
                     return false;
                 };
@@ -626,14 +631,7 @@ impl Call {
     where
         T: CacheValue + Clone,
     {
-        if let Some(CallDatabase {
-            id,
-            settle: Some(settle),
-        }) = &self.database
-            && id.get().is_none()
-        {
-            Bridge::Detached.wait(settle.settle());
-        }
+        self.settle_database_detached();
         match self.plan() {
             CallPlan::Bypass => {
                 self.cache().count_bypass();

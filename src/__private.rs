@@ -12,6 +12,37 @@ pub use serde;
 pub use crate::cache::call::{CacheChoice, Call, OkOf, TimeoutError};
 pub use crate::orm::probes::*;
 
+/// What each key argument of a `#[cached_query]` function must be: serializable, since the
+/// default key hashes the arguments' JSON. Implemented for every `Serialize` type; a missing
+/// `Serialize` is reported on the argument, with what to do about it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
+    label = "this argument is part of the `#[cached_query]` key, so it must implement `Serialize`",
+    note = "derive it (`#[derive(serde::Serialize)]` on `{Self}`), or leave the argument out of the key with `#[cache_skip]` (one entry for all its values), or write the key yourself with `key = \"...{{name}}...\"` (its `Display`)"
+)]
+pub trait KeyArgument {
+    /// What the key serializes: the argument itself.
+    type Key: ?Sized + serde::Serialize;
+    /// The argument, as [`Key`](Self::Key).
+    fn key(&self) -> &Self::Key;
+}
+
+impl<T: ?Sized + serde::Serialize> KeyArgument for T {
+    type Key = T;
+    #[inline]
+    fn key(&self) -> &T {
+        self
+    }
+}
+
+/// A key argument, checked to be [`KeyArgument`] where it is written: the first error is
+/// reported on the argument, with the trait's message. (The compiler still adds a second,
+/// plain one about the key's tuple: returning the trait's projection did not suppress it.)
+#[inline]
+pub fn key_argument<T: ?Sized + KeyArgument>(arg: &T) -> &T::Key {
+    arg.key()
+}
+
 /// Pins the output type of the generated `async move` block, so `?` and `return` inside the
 /// user's body infer as they would in the original function.
 #[inline]

@@ -57,6 +57,7 @@ const OPTIONS: &[&str] = &[
     "soft_timeout",
     "hard_timeout",
     "cache",
+    "invalidate",
 ];
 
 /// The arguments as written: an optional leading model type, then `name = value` options.
@@ -97,6 +98,8 @@ enum Value {
     Percent(Expr),
     /// `cache = <expr>`.
     Expr(Expr),
+    /// `invalidate = false`.
+    Bool(syn::LitBool),
     /// An unknown option; its value was skipped.
     Unknown,
 }
@@ -210,6 +213,9 @@ fn parse_option(input: ParseStream<'_>) -> syn::Result<Opt> {
         "key" | "namespace" => Value::Str(input.parse().map_err(|error| {
             syn::Error::new(error.span(), format!("expected {}", example(&option)))
         })?),
+        "invalidate" => Value::Bool(input.parse().map_err(|error| {
+            syn::Error::new(error.span(), format!("expected {}", example(&option)))
+        })?),
         _ => Value::Expr(input.parse()?),
     };
     Ok(Opt { name, value })
@@ -250,6 +256,7 @@ fn example(option: &str) -> &'static str {
         "soft_timeout" => "`soft_timeout = \"250ms\"` or `soft_timeout = 1` (seconds)",
         "hard_timeout" => "`hard_timeout = \"2s\"` or `hard_timeout = 2` (seconds)",
         "cache" => "`cache = self.cache` (a `Cache`, `&Cache` or `Arc<Cache>`)",
+        "invalidate" => "`invalidate = false` (no `<fn>_invalidate` companion)",
         _ => "`cache_errors`",
     }
 }
@@ -302,6 +309,8 @@ pub(crate) struct Options {
     /// `swr`, `early_refresh`, `fail_safe`, `fail_safe_throttle` and the timeouts.
     pub(crate) fresh: Freshness,
     pub(crate) cache: Option<Expr>,
+    /// `invalidate = false`: no `<fn>_invalidate` companion.
+    pub(crate) no_companion: bool,
 }
 
 impl Options {
@@ -321,6 +330,7 @@ impl Options {
             jitter: None,
             fresh: Freshness::default(),
             cache: None,
+            no_companion: false,
         };
         let macro_name = flavor.name();
         let mut seen: Vec<String> = Vec::new();
@@ -449,6 +459,7 @@ impl Options {
                     Err(error) => errors.push(error),
                 },
                 Value::Expr(expr) => options.cache = Some(expr),
+                Value::Bool(on) => options.no_companion = !on.value,
             }
         }
         // A `fail_safe` with an invalid value is reported as such, not as missing.
@@ -606,92 +617,48 @@ fn duration_secs(option: &str, expr: &Expr) -> syn::Result<Secs> {
     Ok(Secs { secs, span })
 }
 
-/// Parses `"1h30m"` into seconds. Units: `s`, `m`, `h`, `d`, each at most once, largest
-/// first. The error says what is wrong; the caller appends an example.
+/// Parses `"1h30m"` into seconds with querycache's one duration parser
+/// (`querycache-duration`, which the configuration's `CACHE_*` variables use too). The error
+/// says what is wrong; the caller appends an example.
 pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
-    const UNITS: [(&str, u64); 4] = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
-    let invalid = |why: &str| format!("invalid duration {text:?}: {why}; write");
-    if text.is_empty() {
-        return Err(invalid("it is empty"));
+    querycache_duration::parse_secs(text).map_err(|err| message(&err))
+}
+
+/// A duration error as the attribute reports it: what is wrong, then `; write` for the
+/// caller's example. A bare number in quotes gets the hint to drop the quotes.
+pub(crate) fn message(err: &querycache_duration::Error) -> String {
+    match err.kind() {
+        querycache_duration::ErrorKind::MissingUnit => {
+            format!("{err}; for seconds, write an integer without quotes; write")
+        }
+        _ => format!("{err}; write"),
     }
-    let mut total: u64 = 0;
-    // Index in UNITS of the last unit seen: units must come in decreasing order.
-    let mut last: Option<usize> = None;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return Err(invalid(
-                "expected a number followed by a unit (`s`, `m`, `h` or `d`)",
-            ));
-        }
-        let (number, after) = rest.split_at(digits);
-        let spaced = after.starts_with(char::is_whitespace);
-        let after = after.trim_start();
-        let unit_len = after.len() - after.trim_start_matches(char::is_alphabetic).len();
-        let unit = &after[..unit_len];
-        if unit.is_empty() {
-            return Err(invalid(
-                "a number needs a unit (`s`, `m`, `h` or `d`); for seconds, write an integer \
-                 without quotes",
-            ));
-        }
-        let Some(index) = UNITS.iter().position(|(u, _)| *u == unit) else {
-            let what = if unit == "ms" {
-                "milliseconds are not supported (TTLs are whole seconds)".to_owned()
-            } else {
-                format!("unknown unit {unit:?}: the units are `s`, `m`, `h` and `d`")
-            };
-            return Err(invalid(&what));
-        };
-        if spaced {
-            return Err(invalid("remove the space between the number and its unit"));
-        }
-        if last.is_some_and(|last| index <= last) {
-            return Err(invalid(
-                "each unit may appear once, largest first (\"1d2h30m15s\")",
-            ));
-        }
-        last = Some(index);
-        let part = number
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(UNITS[index].1));
-        total = part
-            .and_then(|part| total.checked_add(part))
-            .ok_or_else(|| invalid("it is too large"))?;
-        rest = &after[unit_len..];
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
 mod tests {
     use super::parse_duration;
 
+    /// The parser is `querycache-duration`'s (tested there); the attribute's wording is
+    /// this crate's: `; write` for the caller's example, and the hint on a quoted number.
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("30m"), Ok(1_800));
-        assert_eq!(parse_duration("2h"), Ok(7_200));
-        assert_eq!(parse_duration("1d"), Ok(86_400));
+    fn messages() {
         assert_eq!(parse_duration("1h30m"), Ok(5_400));
-        assert_eq!(parse_duration("1d2h3m4s"), Ok(93_784));
-        assert_eq!(parse_duration("0s"), Ok(0));
-        for bad in [
-            "",
-            "1 fortnight",
-            "3600",
-            "1h 30m",
-            "500ms",
-            "30m1h",
-            "1h1h",
-            "h",
-            "1w",
-            "99999999999999999999d",
-            "-5s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
-        }
+        assert_eq!(
+            parse_duration("3600"),
+            Err(
+                "invalid duration \"3600\": a number needs a unit (`s`, `m`, `h` or `d`); for \
+                 seconds, write an integer without quotes; write"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse_duration("30m1h"),
+            Err(
+                "invalid duration \"30m1h\": each unit may appear once, largest first \
+                 (\"1d2h30m15s\"); write"
+                    .to_owned()
+            )
+        );
     }
 }

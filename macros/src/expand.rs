@@ -148,12 +148,15 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         let tag = tag.to_string_expr(find);
         tags.push(quote!(#call.tag(#tag);));
     }
+    // The connection probes, shared with the `_invalidate` companion: the cache and the
+    // database a call reads through are found the same way for both.
+    let mut conn_setup = Vec::new();
     for role in &info.args {
         match role {
             // Reborrowed for the probe, which picks the Diesel connection's own state (its
             // instrumentation, its transaction manager) when the type is one, by autoref.
             Role::Connection(conn, true) => {
-                setup.push(quote_spanned! {conn.span()=>
+                conn_setup.push(quote_spanned! {conn.span()=>
                     {
                         use ::querycache::__private::probe_traits::*;
                         let __qc_probe = ::querycache::__private::ConnProbe::new(&mut *#conn);
@@ -162,7 +165,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
                 });
                 // A diesel-async connection learns its database with a query, awaited.
                 if info.is_async {
-                    setup.push(quote_spanned! {conn.span()=>
+                    conn_setup.push(quote_spanned! {conn.span()=>
                         {
                             // The probe (a `Cell`) is gone before the await: the caller's
                             // future stays `Send`.
@@ -178,18 +181,35 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
                 }
             }
             Role::Connection(conn, false) => {
-                setup.push(quote_spanned!(conn.span()=> #call.connection(&#conn);));
+                conn_setup.push(quote_spanned!(conn.span()=> #call.connection(&#conn);));
             }
             _ => {}
         }
     }
-    match &options.key {
+    setup.extend(conn_setup.iter().cloned());
+    let key_setup = match &options.key {
         Some(key) => {
             let key = key.to_string_expr(find);
-            setup.push(quote!(#call.key_template(#key);));
+            quote!(#call.key_template(#key);)
         }
-        None => setup.push(key_args(&call, info)),
-    }
+        None => key_args(&call, info),
+    };
+    setup.push(key_setup.clone());
+    let companion = companion(
+        &sig,
+        &vis,
+        &outer,
+        options,
+        info,
+        Companion {
+            call: &call,
+            cache: &cache,
+            fn_name: &fn_name,
+            namespace: &namespace,
+            conn_setup: &conn_setup,
+            key_setup: &key_setup,
+        },
+    );
 
     let run = match (&options.errors, info.returns_result) {
         (Some(_), _) => "run_result_caching_errors",
@@ -255,6 +275,116 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
             #(#tags)*
             #run
         }
+        #companion
+    }
+}
+
+/// The parts of the expansion the `_invalidate` companion shares with the function.
+struct Companion<'a> {
+    call: &'a Ident,
+    cache: &'a TokenStream,
+    fn_name: &'a str,
+    namespace: &'a syn::LitStr,
+    conn_setup: &'a [TokenStream],
+    key_setup: &'a TokenStream,
+}
+
+/// `<fn>_invalidate`: removes the entry one call would read. Its arguments are the
+/// function's connection arguments and the arguments its key is made of (the key arguments,
+/// or the placeholders of `key = ".."`), in order; it finds the cache and the key exactly as
+/// the call does, and returns whether an entry was removed. `async` when the function is.
+/// None for a method (`self`), nor with `invalidate = false`.
+fn companion(
+    sig: &syn::Signature,
+    vis: &syn::Visibility,
+    outer: &[syn::Attribute],
+    options: &Options,
+    info: &FnInfo,
+    parts: Companion<'_>,
+) -> TokenStream {
+    let Companion {
+        call,
+        cache,
+        fn_name,
+        namespace,
+        conn_setup,
+        key_setup,
+    } = parts;
+    if options.no_companion || info.args.iter().any(|role| matches!(role, Role::Receiver)) {
+        return TokenStream::new();
+    }
+    let in_key = |name: &Ident| match &options.key {
+        Some(key) => key.placeholders().any(|p| name.unraw() == p),
+        None => true,
+    };
+    // `cache = <expr>` may name arguments (`#[cache_skip] cache: &Cache`): the companion
+    // takes those too, to find the same cache.
+    let mut cache_names = Vec::new();
+    if let Some(expr) = &options.cache {
+        idents_in(expr.to_token_stream(), &mut cache_names);
+    }
+    let in_cache = |name: &Ident| cache_names.iter().any(|n| n == &name.unraw().to_string());
+    let inputs = sig
+        .inputs
+        .iter()
+        .zip(&info.args)
+        .filter_map(|(input, role)| {
+            let syn::FnArg::Typed(arg) = input else {
+                return None;
+            };
+            let name = match role {
+                Role::Connection(name, _) => name,
+                Role::Key(name) if in_key(name) || in_cache(name) => name,
+                Role::Skipped(Some(name))
+                    if (options.key.is_some() && in_key(name)) || in_cache(name) =>
+                {
+                    name
+                }
+                _ => return None,
+            };
+            let ty = &arg.ty;
+            Some(quote!(#name: #ty))
+        });
+    let name = Ident::new(&format!("{fn_name}_invalidate"), sig.ident.span());
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let cfgs = outer.iter().filter(|attr| attr.path().is_ident("cfg"));
+    let doc = format!(
+        " Removes the cached entry of `{fn_name}` for these arguments, from the cache and \
+         under the key a call of `{fn_name}` with them reads (generated by `#[cached_query]`); \
+         returns whether there was one. A computation of it in flight will not store its \
+         result."
+    );
+    let (asyncness, finish) = if info.is_async {
+        (quote!(async), quote!(#call.invalidate().await))
+    } else {
+        (TokenStream::new(), quote!(#call.invalidate_sync()))
+    };
+    quote! {
+        #(#cfgs)*
+        #[doc = #doc]
+        #[allow(dead_code, clippy::needless_lifetimes)]
+        #vis #asyncness fn #name #generics (#(#inputs),*) -> bool #where_clause {
+            let mut #call = ::querycache::__private::Call::new(
+                #cache,
+                ::core::concat!(::core::module_path!(), "::", #fn_name),
+                #namespace,
+            );
+            #(#conn_setup)*
+            #key_setup
+            #finish
+        }
+    }
+}
+
+/// Every identifier in `tokens`, groups included, into `names`.
+fn idents_in(tokens: TokenStream, names: &mut Vec<String>) {
+    for tree in tokens {
+        match tree {
+            proc_macro2::TokenTree::Ident(ident) => names.push(ident.unraw().to_string()),
+            proc_macro2::TokenTree::Group(group) => idents_in(group.stream(), names),
+            _ => {}
+        }
     }
 }
 
@@ -292,20 +422,19 @@ fn models(call: &Ident, options: &Options, info: &FnInfo) -> TokenStream {
 
 /// `__qc_call.key_args(&(a, b,))`, the default key.
 ///
-/// Each argument goes through a method that exists only for `Serialize` types. One that is
-/// not serializable is then reported once, on the argument itself, instead of on the whole
-/// tuple; and since the failed call has no type, no other error follows from it. The JSON,
-/// and so the key, is the same as that of `&(&a, &b,)`.
+/// Each argument goes through `__private::key_argument`, whose bound (`KeyArgument`, with a
+/// `#[diagnostic::on_unimplemented]` message) exists only for `Serialize` types. One that is
+/// not serializable is then reported once, on the argument itself, saying what to do,
+/// instead of on the whole tuple. The JSON, and so the key, is the same as that of
+/// `&(&a, &b,)`.
 fn key_args(call: &Ident, info: &FnInfo) -> TokenStream {
-    let method = "__querycache_key_argument_must_implement_serialize";
     let args: Vec<_> = info
         .args
         .iter()
         .filter_map(|role| match role {
             Role::Key(arg) => {
                 let span = arg.span();
-                let method = Ident::new(method, Span::call_site().located_at(span));
-                Some(quote_spanned!(span=> (&#arg).#method(),))
+                Some(quote_spanned!(span=> ::querycache::__private::key_argument(&#arg),))
             }
             _ => None,
         })
@@ -313,23 +442,5 @@ fn key_args(call: &Ident, info: &FnInfo) -> TokenStream {
     if args.is_empty() {
         return quote!(#call.key_args(&()););
     }
-    let method = Ident::new(method, Span::call_site());
-    // In a block of its own, so the user's body does not see the trait.
-    quote! {
-        {
-            trait __QuerycacheKeyArgument {
-                fn #method(&self) -> &Self;
-            }
-            impl<T> __QuerycacheKeyArgument for T
-            where
-                T: ?::core::marker::Sized + ::querycache::__private::serde::Serialize,
-            {
-                #[inline]
-                fn #method(&self) -> &Self {
-                    self
-                }
-            }
-            #call.key_args(&(#(#args)*));
-        }
-    }
+    quote!(#call.key_args(&(#(#args)*));)
 }

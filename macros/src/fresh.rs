@@ -17,7 +17,7 @@ use syn::{Expr, ExprLit, ExprUnary, FnArg, Ident, Lit, Pat, Signature, UnOp};
 
 use crate::Errors;
 use crate::args::{Borrowed, FnInfo, Unownable};
-use crate::attr::{Secs, parse_duration};
+use crate::attr::Secs;
 
 /// A timeout in milliseconds, with where it was written.
 pub(crate) struct Millis {
@@ -336,24 +336,9 @@ pub(crate) fn duration_ms(option: &str, expr: &Expr, example: &str) -> syn::Resu
     Ok(Millis { ms, span })
 }
 
-/// Parses a timeout: `"250ms"` (milliseconds alone), or a duration as [`parse_duration`]
-/// reads it. The error says what is wrong; the caller appends an example.
+/// Parses a timeout: `"250ms"` (milliseconds alone), or a duration as `parse_duration`
+/// reads it, with querycache's one duration parser (`querycache-duration`). The error says
+/// what is wrong; the caller appends an example.
 pub(crate) fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    if let Some(number) = text.strip_suffix("ms")
-        && !number.is_empty()
-        && number.bytes().all(|b| b.is_ascii_digit())
-    {
-        return number
-            .parse::<u64>()
-            .map_err(|_| format!("invalid duration {text:?}: it is too large; write"));
-    }
-    if text.contains("ms") {
-        return Err(format!(
-            "invalid duration {text:?}: milliseconds stand alone (\"1500ms\", not \"1s500ms\"); \
-             write"
-        ));
-    }
-    parse_duration(text)?
-        .checked_mul(1000)
-        .ok_or_else(|| format!("invalid duration {text:?}: it is too large; write"))
+    querycache_duration::parse_millis(text).map_err(|err| crate::attr::message(&err))
 }

@@ -309,6 +309,55 @@ use attr::{Args, Flavor, Options};
 ///   `cache = ..` that is not the connection's cache is kept, and a warning naming the
 ///   function says, once, that writes through that connection do not invalidate it.
 ///
+/// * **`invalidate = false`**: no `<fn>_invalidate` companion (see below). Needed only
+///   where an extra item cannot go: a cached function without `self` inside a trait `impl`.
+///
+/// # Invalidating one call's entry: `<fn>_invalidate`
+///
+/// Beside each cached function without a receiver, the macro generates
+/// `<fn>_invalidate`, with the same visibility, generics and `#[cfg]`s: it removes exactly
+/// the entry a call with the same arguments would read, and returns whether there was one
+/// (a computation of it in flight will not store its result). It is `async` when the
+/// function is, and takes the function's arguments minus those that are not part of the
+/// key — skipped arguments go; connection arguments stay, since the call finds its cache
+/// (and, for a connection to another database, its key's database prefix) through them:
+///
+/// | function | companion |
+/// | --- | --- |
+/// | `async fn get_song(db: &CachedConnection, id: i32)` | `async fn get_song_invalidate(db: &CachedConnection, id: i32) -> bool` |
+/// | `fn count(conn: &mut PgConnection, #[cache_skip] trace: Span, album: i32)` | `fn count_invalidate(conn: &mut PgConnection, album: i32) -> bool` |
+/// | `#[cached_query(key = "top:{n}")] async fn top(n: u32, #[cache_skip] verbose: bool)` | `async fn top_invalidate(n: u32) -> bool` |
+///
+/// The key is built as the call builds it: the function's path and key arguments, or the
+/// `key = ".."` template with its placeholders; the cache is the one the call uses
+/// (`cache = ..`, the connection's, or the global one). Methods (with `self`) get no
+/// companion: their entries are invalidated by tags as usual. A function already named
+/// `<fn>_invalidate` in the same scope is a compile error ("defined multiple times"), never
+/// a silent replacement: rename one, or write `invalidate = false`.
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use querycache::{Cache, cached_query};
+///
+/// static CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+///
+/// #[cached_query(cache = &*CACHE, ttl = "1h")]
+/// async fn title(id: u32, #[cache_skip] log: bool) -> String {
+///     format!("song {id}")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// title(7, false).await;
+/// title(8, false).await;
+/// assert!(title_invalidate(7).await, "the entry of title(7, _) was there");
+/// assert!(!title_invalidate(7).await, "and is gone");
+/// let hits = CACHE.stats().hits;
+/// title(8, true).await;
+/// assert_eq!(CACHE.stats().hits, hits + 1, "title(8, _) is untouched");
+/// # }
+/// ```
+///
 /// # The key
 ///
 /// By default the key is the function's path (`my_app::songs::newest_songs`) followed by a

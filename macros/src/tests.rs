@@ -100,7 +100,7 @@ fn default_key_and_modes() {
             "\"count\", );",
             "__qc_call.count_query();",
             "__qc_call.connection(&db);",
-            "__qc_call.key_args(&((&a).__querycache_key_argument_must_implement_serialize(), (&c).__querycache_key_argument_must_implement_serialize(),));",
+            "__qc_call.key_args(&(::querycache::__private::key_argument(&a), ::querycache::__private::key_argument(&c),));",
             "__qc_call.hit::<u64>()",
             "__qc_call.model(",
             "__qc_call.run(::querycache::__private::typed::<u64, _>(async move { 1 }))",

@@ -213,6 +213,21 @@ impl Cache {
         Ok(Self::with_config(CacheConfig::from_env()?))
     }
 
+    /// A cache configured from the environment variables named with `prefix` in place of
+    /// `CACHE_` ([`CacheConfig::from_env_prefixed`]: `MYAPP_CACHE_DEFAULT_TTL`,
+    /// `MYAPP_CACHE_REDIS_URL`; `DATABASE_URL` stays bare).
+    ///
+    /// ```
+    /// let cache = querycache::Cache::from_env_prefixed("MYAPP_CACHE_").unwrap();
+    /// assert!(cache.config().enabled());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the prefixed variable at fault.
+    pub fn from_env_prefixed(prefix: &str) -> Result<Self, Error> {
+        Ok(Self::with_config(CacheConfig::from_env_prefixed(prefix)?))
+    }
+
     /// A handle that does not keep the cache alive (for background tasks and metric
     /// callbacks that should end with it).
     #[cfg_attr(
@@ -701,22 +716,35 @@ pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, St
 fn backend_for(config: &CacheConfig) -> Backend {
     let memory = MemoryStore::new(config.memory_max_bytes).with_clock(config.clock.clone());
     #[cfg(feature = "redis")]
-    if let (
-        Some(url),
-        kind @ (crate::config::StoreKind::Redis | crate::config::StoreKind::Tiered),
-    ) = (&config.redis_url, config.store_kind())
+    if let kind @ (crate::config::StoreKind::Redis | crate::config::StoreKind::Tiered) =
+        config.store_kind()
     {
         let compress_above = config
             .compression_enabled
             .then_some(config.compression_threshold);
-        match crate::store::redis::RedisStore::new(
-            url,
-            config.cluster_mode,
-            &config.key_prefix,
-            config.redis_timeout,
-            compress_above,
-            config.max_ttl,
-        ) {
+        let store = match (&config.redis_client, &config.redis_url) {
+            (Some(client), _) => crate::store::redis::RedisStore::with_client(
+                client,
+                &config.key_prefix,
+                config.redis_timeout,
+                compress_above,
+                config.max_ttl,
+            ),
+            (None, Some(url)) => crate::store::redis::RedisStore::new(
+                url,
+                config.cluster_mode,
+                &config.key_prefix,
+                config.redis_timeout,
+                compress_above,
+                config.max_ttl,
+            ),
+            (None, None) => Err(Error::config(
+                "CACHE_STORE",
+                kind,
+                "needs REDIS_URL (or CacheBuilder::redis_client)",
+            )),
+        };
+        match store {
             Ok(redis) => {
                 return Backend::Tiered(Box::new(crate::store::tiered::TieredStore::new(
                     memory,

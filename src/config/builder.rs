@@ -200,6 +200,43 @@ impl<C> CacheBuilder<C> {
         self.config.redis_url = Some(url.into());
         self
     }
+    /// Uses `client`, made by the application, for the Redis store instead of `REDIS_URL`
+    /// (feature `redis`): its address, credentials, database, protocol and TLS settings
+    /// (certificates included: `redis::Client::build_with_tls`) are the ones the store
+    /// connects with, TCP keepalive added. Selects the tiered store, as `REDIS_URL` does
+    /// (`store` chooses another). A single server only: not with `cluster_mode`, and not
+    /// together with `REDIS_URL` ([`build`](CacheBuilder::build) fails naming both).
+    ///
+    /// Why a `Client` and not a `ConnectionManager`: the store makes its connections
+    /// itself, from a client — one multiplexed connection per tokio runtime (a manager's
+    /// driver task lives on the runtime that made it and dies with it), a dedicated
+    /// connection subscribed to the invalidation channel (pub/sub takes a connection to
+    /// itself; a manager made for commands cannot be turned into one), and on every
+    /// connection it makes a check of the server's incarnation, so that a Redis that came
+    /// back older does not serve old entries. A `ConnectionManager` already made gives none
+    /// of these; pass the `redis::Client` it was made from instead (the two then share
+    /// nothing but the settings).
+    ///
+    /// ```
+    /// # #[cfg(feature = "redis")] {
+    /// use querycache::{Cache, config::StoreKind};
+    ///
+    /// let client = redis::Client::open("redis://app:s3cret@127.0.0.1:6390/2").unwrap();
+    /// let cache = Cache::builder().redis_client(client).build().unwrap();
+    /// assert_eq!(cache.config().store_kind(), StoreKind::Tiered);
+    /// assert!(!format!("{:?}", cache.config()).contains("s3cret"));
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1:6390").unwrap();
+    /// let both = Cache::builder().redis_url("redis://127.0.0.1:6391").redis_client(client).build();
+    /// assert!(both.unwrap_err().to_string().contains("REDIS_URL"));
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis_client(mut self, client: redis::Client) -> Self {
+        self.config.redis_client = Some(client);
+        self
+    }
+
     /// Turns payload compression on or off (`CACHE_COMPRESSION_ENABLED`).
     pub fn compression_enabled(mut self, on: bool) -> Self {
         self.config.compression_enabled = on;
@@ -506,6 +543,39 @@ impl<C> CacheBuilder<C> {
                 "must be between 10 and 60000 milliseconds",
             ));
         }
+        #[cfg(feature = "redis")]
+        if let Some(client) = &c.redis_client {
+            let addr = client.get_connection_info().addr().to_string();
+            if let Some(url) = &c.redis_url {
+                return Err(Error::config(
+                    "REDIS_URL",
+                    super::redact::redact(url),
+                    format!(
+                        "a Redis client ({addr}) is given too (CacheBuilder::redis_client): \
+                         keep one of them"
+                    ),
+                ));
+            }
+            if c.cluster_mode {
+                return Err(Error::config(
+                    "CACHE_CLUSTER_MODE",
+                    true,
+                    format!(
+                        "the Redis client given (CacheBuilder::redis_client, {addr}) is a \
+                         single server's: list the cluster's nodes in REDIS_URL instead"
+                    ),
+                ));
+            }
+            if matches!(
+                client.get_connection_info().addr(),
+                redis::ConnectionAddr::TcpTls { .. }
+            ) {
+                crate::tls::ensure_crypto_provider().map_err(|reason| {
+                    Error::config("CacheBuilder::redis_client", addr.clone(), reason)
+                })?;
+            }
+            return Ok(c);
+        }
         if let Some(url) = &c.redis_url {
             check_redis_url(url, c.cluster_mode)?;
         } else if let Some(kind @ (StoreKind::Redis | StoreKind::Tiered)) = c.store {
@@ -581,7 +651,7 @@ fn check_redis_url(url: &str, cluster: bool) -> Result<(), Error> {
 fn check_redis_url(url: &str, _cluster: bool) -> Result<(), Error> {
     Err(Error::config(
         "REDIS_URL",
-        url,
+        super::redact::redact(url),
         "this build of querycache has no Redis store: enable the `redis` feature, or unset REDIS_URL to use the memory store",
     ))
 }

@@ -1,5 +1,15 @@
-//! Configuration: [`CacheConfig`], built in code with [`CacheConfigBuilder`] or read from
-//! `CACHE_*` environment variables with [`CacheConfig::from_env`].
+//! Configuration: [`CacheConfig`], built in code with [`CacheConfigBuilder`], read from
+//! `CACHE_*` environment variables with [`CacheConfig::from_env`] (or under a prefix of the
+//! application's, [`CacheConfig::from_env_prefixed`]: `MYAPP_CACHE_DEFAULT_TTL`), or, with
+//! the feature `serde`, deserialized as a part of the application's own settings (a
+//! `[cache]` table whose fields are the variables' names without `CACHE_`, in lower case:
+//! see [`CacheConfig`]).
+//!
+//! Durations are written the same way everywhere — `#[cached_query(ttl = "1h30m")]`,
+//! `CACHE_DEFAULT_TTL=1h30m`, `default_ttl = "1h30m"` — and read by one parser (the
+//! `querycache-duration` crate): numbers with units `d`, `h`, `m`, `s`, largest first, or
+//! milliseconds alone (`250ms`) where milliseconds are accepted (the `*_MS` variables). A
+//! bare number keeps the unit it always had: seconds, milliseconds for `*_MS`.
 //!
 //! The variables (the README shows the same table, rendered from the same rows); those read
 //! elsewhere say by what:
@@ -20,10 +30,13 @@ pub(crate) mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_url;
 mod secret;
+#[cfg(feature = "serde")]
+mod settings;
 mod variables;
 
 pub use builder::{CacheBuilder, CacheConfigBuilder};
 pub(crate) use dependencies::TableDependencies;
+pub(crate) use env::parse_ms;
 pub(crate) use secret::KeySecret;
 pub use secret::MIN_KEY_SECRET_LEN;
 
@@ -179,7 +192,54 @@ impl fmt::Display for StoreKind {
 /// assert_eq!(config.ttl_for_namespace("songs"), Some(Duration::from_secs(60)));
 /// assert_eq!(config.ttl_for_namespace("user_sites"), None, "no policy: the default TTL");
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows every setting but the secrets: the Redis URL's password is masked and the
+/// key secret shows `<redacted>`.
+///
+/// ```
+/// let config = querycache::CacheConfig::from_vars([
+///     ("REDIS_URL", "redis://app:hunter2-hunter2@cache:6379"),
+/// ]);
+/// # #[cfg(feature = "redis")] {
+/// let shown = format!("{:?}", config.unwrap());
+/// assert!(shown.contains("redis://app:***@cache:6379") && !shown.contains("hunter2"));
+/// # }
+/// ```
+///
+/// With the feature `serde`, a `CacheConfig` is also read as a part of an application's
+/// settings: a table whose fields are the `CACHE_*` variables' names without `CACHE_`, in
+/// lower case (`redis_url` for `REDIS_URL`), each meaning what its variable means; the
+/// families `CACHE_TTL_<NAMESPACE>` and `CACHE_SWR_<NAMESPACE>` are the tables `ttl` and
+/// `swr`. Durations are numbers in the variable's unit (seconds; milliseconds for the `_ms`
+/// fields) or strings such as `"30m"`, `"1h30m"`, `"250ms"`; a field of no setting is an
+/// error naming it. The whole is checked as [`CacheConfigBuilder::build`] checks it.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use std::time::Duration;
+/// use querycache::CacheConfig;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     database_url: String,
+///     cache: CacheConfig,
+/// }
+///
+/// let settings: Settings = serde_json::from_str(r#"{
+///     "database_url": "postgres://app@db/app",
+///     "cache": { "default_ttl": "30m", "redis_timeout_ms": 50, "ttl": { "songs": "1h" } }
+/// }"#).unwrap();
+/// assert_eq!(settings.cache.default_ttl(), Duration::from_secs(1800));
+/// assert_eq!(settings.cache.redis_timeout(), Duration::from_millis(50));
+/// assert_eq!(settings.cache.ttl_for_namespace("songs"), Some(Duration::from_secs(3600)));
+///
+/// let err = serde_json::from_str::<Settings>(
+///     r#"{"database_url": "", "cache": {"default_tll": "30m"}}"#,
+/// ).err().unwrap();
+/// assert!(err.to_string().starts_with("unknown field `default_tll`, expected one of"));
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct CacheConfig {
     pub(crate) enabled: bool,
     pub(crate) default_ttl: Duration,
@@ -196,6 +256,10 @@ pub struct CacheConfig {
     pub(crate) audit: Audit,
     pub(crate) key_prefix: String,
     pub(crate) redis_url: Option<String>,
+    /// A client the application made ([`CacheBuilder::redis_client`]), instead of
+    /// `REDIS_URL`.
+    #[cfg(feature = "redis")]
+    pub(crate) redis_client: Option<redis::Client>,
     pub(crate) redis_timeout: Duration,
     pub(crate) compression_enabled: bool,
     pub(crate) compression_threshold: usize,
@@ -212,6 +276,85 @@ pub struct CacheConfig {
     /// [`ManualClock`](crate::testing::ManualClock) (feature `test-util`).
     pub(crate) clock: crate::clock::Clock,
     pub(crate) change_feed: Option<crate::feed::ChangeFeed>,
+}
+
+impl fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let CacheConfig {
+            enabled,
+            default_ttl,
+            max_ttl,
+            count_ttl,
+            jitter_percent,
+            error_ttl,
+            negative_ttl,
+            namespace_ttls,
+            namespace_swr,
+            lease_ttl,
+            memory_max_bytes,
+            strategy,
+            audit,
+            key_prefix,
+            redis_url,
+            #[cfg(feature = "redis")]
+            redis_client,
+            redis_timeout,
+            compression_enabled,
+            compression_threshold,
+            warm_on_startup,
+            cluster_mode,
+            store,
+            breaker_threshold,
+            breaker_cooldown,
+            channel_heartbeat,
+            table_dependencies,
+            key_secret,
+            clock,
+            change_feed,
+        } = self;
+        // The password masked: `Debug` output ends up in logs.
+        let redis_url = redis_url.as_deref().map(redact::redact);
+        let mut f = f.debug_struct("CacheConfig");
+        f.field("enabled", enabled)
+            .field("default_ttl", default_ttl)
+            .field("max_ttl", max_ttl)
+            .field("count_ttl", count_ttl)
+            .field("jitter_percent", jitter_percent)
+            .field("error_ttl", error_ttl)
+            .field("negative_ttl", negative_ttl)
+            .field("namespace_ttls", namespace_ttls)
+            .field("namespace_swr", namespace_swr)
+            .field("lease_ttl", lease_ttl)
+            .field("memory_max_bytes", memory_max_bytes)
+            .field("strategy", strategy)
+            .field("audit", audit)
+            .field("key_prefix", key_prefix)
+            .field("redis_url", &redis_url);
+        // The server's address only: the client's credentials stay out.
+        #[cfg(feature = "redis")]
+        f.field(
+            "redis_client",
+            &redis_client.as_ref().map(|client| {
+                let info = client.get_connection_info();
+                format!("{} db {}", info.addr(), info.redis_settings().db())
+            }),
+        );
+        f.field("redis_timeout", redis_timeout)
+            .field("compression_enabled", compression_enabled)
+            .field("compression_threshold", compression_threshold)
+            .field("warm_on_startup", warm_on_startup)
+            .field("cluster_mode", cluster_mode)
+            .field("store", store)
+            .field("breaker_threshold", breaker_threshold)
+            .field("breaker_cooldown", breaker_cooldown)
+            .field("channel_heartbeat", channel_heartbeat)
+            .field("table_dependencies", table_dependencies)
+            .field("key_secret", key_secret)
+            .field("clock", clock)
+            .field("change_feed", change_feed)
+            .finish()
+    }
 }
 
 impl Default for CacheConfig {
@@ -232,6 +375,8 @@ impl Default for CacheConfig {
             audit: Audit::Off,
             key_prefix: "querycache".to_owned(),
             redis_url: None,
+            #[cfg(feature = "redis")]
+            redis_client: None,
             redis_timeout: Duration::from_millis(100),
             compression_enabled: true,
             compression_threshold: 1024,
@@ -370,12 +515,22 @@ impl CacheConfig {
     /// The store in use (`CACHE_STORE`): as set, or tiered when `REDIS_URL` is set, memory
     /// otherwise.
     pub fn store_kind(&self) -> StoreKind {
-        self.store.unwrap_or(if self.redis_url.is_some() {
+        self.store.unwrap_or(if self.has_redis() {
             StoreKind::Tiered
         } else {
             StoreKind::Memory
         })
     }
+    /// Whether a Redis server is configured: `REDIS_URL`, or a client given to
+    /// [`CacheBuilder::redis_client`].
+    pub(crate) fn has_redis(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.redis_client.is_some() {
+            return true;
+        }
+        self.redis_url.is_some()
+    }
+
     /// The Redis URL (`REDIS_URL`) with its password masked, if one is set.
     #[cfg(feature = "redis")]
     pub fn redis_url_redacted(&self) -> Option<String> {

@@ -21,7 +21,7 @@ pub(crate) enum Applies {
         apply: fn(CacheConfigBuilder, String, &str, &str) -> Result<CacheConfigBuilder, Error>,
     },
     /// Read by another part of the crate, named here for the docs.
-    Elsewhere(#[cfg_attr(not(test), allow(dead_code))] &'static str),
+    Elsewhere(#[cfg_attr(not(any(test, feature = "serde")), allow(dead_code))] &'static str),
 }
 
 /// One environment variable.
@@ -66,7 +66,7 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var(
         "CACHE_DEFAULT_TTL",
         "`3600`",
-        "seconds an entry lives when nothing more specific says",
+        "how long an entry lives when nothing more specific says: seconds, or a duration such as `30m`, `1h30m`, `1d` (as in `#[cached_query(ttl = \"1h\")]`; every duration variable takes one, a bare number keeping its unit: seconds, milliseconds for `*_MS`, e.g. `CACHE_REDIS_TIMEOUT_MS=250ms`)",
         Config(|b, n, v| Ok(b.default_ttl(parse_secs(n, v)?))),
     ),
     var(
@@ -109,7 +109,7 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var(
         "CACHE_TTL_<NAMESPACE>",
         "unset",
-        "TTL policy of a namespace, e.g. `CACHE_TTL_SONGS=600`. The library has no policy of its own: an application sets its namespaces' TTLs (`examples/external_api.rs` plays one with five, any of which the variable overrides)",
+        "TTL policy of a namespace, e.g. `CACHE_TTL_SONGS=600` or `=10m`. The library has no policy of its own: an application sets its namespaces' TTLs (`examples/external_api.rs` plays one with five, any of which the variable overrides)",
         Namespace {
             prefix: "CACHE_TTL_",
             apply: |b, ns, n, v| Ok(b.namespace_ttl(ns, parse_secs(n, v)?)),
@@ -118,7 +118,7 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var(
         "CACHE_SWR_<NAMESPACE>",
         "unset",
-        "stale-while-revalidate window of a namespace, in seconds, e.g. `CACHE_SWR_SONGS=30` (`swr` on a query overrides it)",
+        "stale-while-revalidate window of a namespace, e.g. `CACHE_SWR_SONGS=30` or `=30s` (`swr` on a query overrides it)",
         Namespace {
             prefix: "CACHE_SWR_",
             apply: |b, ns, n, v| Ok(b.namespace_swr(ns, parse_secs(n, v)?)),
@@ -372,6 +372,14 @@ pub(crate) fn apply(
         );
     }
     Ok(builder)
+}
+
+/// Whether `name` is one of the [`VARIABLES`] (or of a family's).
+pub(crate) fn known(name: &str) -> bool {
+    VARIABLES.iter().any(|variable| match variable.applies {
+        Namespace { prefix, .. } => name.starts_with(prefix),
+        Config(_) | Elsewhere(_) => variable.name == name,
+    })
 }
 
 /// The Markdown table of [`VARIABLES`], as the docs show it.

@@ -485,12 +485,10 @@ impl ChangeFeed {
     }
 }
 
+/// A `CACHE_CHANGE_FEED_*_MS` variable: milliseconds, or a duration (`"5m"`), read as every
+/// `*_MS` variable is.
 fn ms(name: &str, value: &str) -> Result<Duration, Error> {
-    value
-        .trim()
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| Error::config(name, value, "expected a whole number of milliseconds"))
+    crate::config::parse_ms(name, value)
 }
 
 #[cfg(test)]

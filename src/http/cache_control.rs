@@ -50,6 +50,44 @@ impl CacheControl {
         CacheControl(HeaderValue::from_static("no-store"))
     }
 
+    /// This value with `stale-while-revalidate=<secs>` appended (RFC 5861): for `secs` past
+    /// its freshness a cache may answer with its stale copy while it revalidates in the
+    /// background. [`CacheResponse`](super::CacheResponse) appends it to its default
+    /// `private, max-age=<ttl>` when the layer has an [`swr`](super::CacheResponse::swr)
+    /// window (or its namespace a `CACHE_SWR_<NAMESPACE>`), which is what the layer does
+    /// itself. A browser revalidating afterwards sends its ETag: with deep ETags, a `304`
+    /// unless the answer's tags moved.
+    ///
+    /// ```
+    /// use querycache::http::CacheControl;
+    ///
+    /// let value = CacheControl::private_max_age(60).stale_while_revalidate(30);
+    /// assert_eq!(value.as_str(), "private, max-age=60, stale-while-revalidate=30");
+    /// ```
+    pub fn stale_while_revalidate(self, secs: u64) -> Self {
+        self.with_directive("stale-while-revalidate", secs)
+    }
+
+    /// This value with `stale-if-error=<secs>` appended (RFC 5861): for `secs` past its
+    /// freshness a cache may answer with its stale copy when revalidating fails (a 5xx, or
+    /// no answer). [`CacheResponse`](super::CacheResponse) appends it to its default value
+    /// when the layer has a [`fail_safe`](super::CacheResponse::fail_safe) window, which is
+    /// what the layer does itself on a failing handler.
+    ///
+    /// ```
+    /// use querycache::http::CacheControl;
+    ///
+    /// let value = CacheControl::public_max_age(60).stale_if_error(3600);
+    /// assert_eq!(value.as_str(), "public, max-age=60, stale-if-error=3600");
+    /// ```
+    pub fn stale_if_error(self, secs: u64) -> Self {
+        self.with_directive("stale-if-error", secs)
+    }
+
+    fn with_directive(self, name: &str, secs: u64) -> Self {
+        Self::from_string(format!("{}, {name}={secs}", self.as_str()))
+    }
+
     /// Any other value, written as it goes on the wire.
     ///
     /// # Errors

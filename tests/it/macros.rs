@@ -843,3 +843,127 @@ async fn a_hard_timeout_on_a_cached_query_is_the_functions_own_error() {
     );
     assert_eq!(slow_answer(1).await, Ok(1));
 }
+
+// ---------------------------------------------------------------------------------------
+// `<fn>_invalidate`: removes exactly one call's entry, found as the call finds it.
+
+static COMPANION_CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+static COMPANION_RUNS: Runs = Runs::new();
+
+/// Key arguments and a skipped one: the companion takes `(id, name)`.
+#[cached_query(cache = *COMPANION_CACHE, namespace = "companions")]
+pub(crate) async fn labelled(id: u32, #[cache_skip] _trace: u8, name: &str) -> String {
+    COMPANION_RUNS.bump();
+    format!("{id}:{name}")
+}
+
+#[tokio::test]
+async fn invalidate_companion_removes_one_entry() {
+    assert_eq!(labelled(1, 0, "a").await, "1:a");
+    assert_eq!(labelled(2, 0, "a").await, "2:a");
+    assert_eq!(labelled(1, 0, "b").await, "1:b");
+    assert_eq!(COMPANION_RUNS.get(), 3);
+
+    assert!(labelled_invalidate(1, "a").await, "the entry was there");
+    assert!(!labelled_invalidate(1, "a").await, "and is gone");
+    assert!(!labelled_invalidate(9, "a").await, "never computed");
+
+    // The others are still hits; the invalidated one is computed again.
+    labelled(2, 7, "a").await;
+    labelled(1, 7, "b").await;
+    assert_eq!(COMPANION_RUNS.get(), 3);
+    assert_eq!(labelled(1, 7, "a").await, "1:a");
+    assert_eq!(COMPANION_RUNS.get(), 4);
+    assert_eq!(COMPANION_CACHE.stats().keys_count, 3);
+}
+
+/// `key = ".."` names the entry: the companion takes the template's arguments (a skipped
+/// one included), the key is the template's, and the rest of the signature goes.
+static CHART_CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+
+#[cached_query(cache = *CHART_CACHE, key = "chart:{region}:top{top}")]
+async fn chart(region: &str, unused_in_key: u8, #[cache_skip] top: u32) -> Vec<u32> {
+    (0..top + u32::from(unused_in_key)).collect()
+}
+
+#[tokio::test]
+async fn invalidate_companion_follows_a_key_template() {
+    chart("eu", 0, 3).await;
+    assert!(CHART_CACHE.get::<Vec<u32>>("chart:eu:top3").await.is_some());
+    assert!(!chart_invalidate("eu", 4).await, "another key");
+    assert!(chart_invalidate("eu", 3).await);
+    assert!(CHART_CACHE.get::<Vec<u32>>("chart:eu:top3").await.is_none());
+}
+
+static SYNC_COMPANION_CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
+static SYNC_COMPANION_RUNS: Runs = Runs::new();
+
+/// A plain `fn` gets a plain companion.
+#[cached_query(cache = *SYNC_COMPANION_CACHE)]
+fn square(n: u64) -> u64 {
+    SYNC_COMPANION_RUNS.bump();
+    n * n
+}
+
+#[test]
+fn invalidate_companion_of_a_plain_fn() {
+    assert_eq!(square(3), 9);
+    assert_eq!(square(3), 9);
+    assert_eq!(SYNC_COMPANION_RUNS.get(), 1);
+    assert!(square_invalidate(3));
+    assert!(!square_invalidate(3));
+    assert_eq!(square(3), 9);
+    assert_eq!(SYNC_COMPANION_RUNS.get(), 2);
+}
+
+/// No `cache = ..`: the call reads through its connection's cache, and so does the
+/// companion, which takes the connection too.
+#[cache_model_query(song::Entity, row = id)]
+async fn song_title_via_connection(
+    db: &querycache::orm::sea_orm::CachedConnection,
+    id: i32,
+) -> Result<Option<String>, DbErr> {
+    Ok(song::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(|song| song.title))
+}
+
+#[tokio::test]
+async fn invalidate_companion_uses_the_connections_cache() {
+    let t = TestDb::with_cache(Cache::new()).await;
+    let author = t.user("ann").await;
+    let seven = t.song(&author, "seven").await;
+    let eight = t.song(&author, "eight").await;
+    song_title_via_connection(&t.db, seven.id)
+        .await
+        .expect("query");
+    song_title_via_connection(&t.db, eight.id)
+        .await
+        .expect("query");
+    assert_eq!(t.cache.stats().keys_count, 2);
+
+    assert!(song_title_via_connection_invalidate(&t.db, seven.id).await);
+    assert_eq!(t.cache.stats().keys_count, 1, "only song 7's entry went");
+    let hits = t.cache.stats().hits;
+    song_title_via_connection(&t.db, eight.id)
+        .await
+        .expect("query");
+    assert_eq!(t.cache.stats().hits, hits + 1, "song 8 is still a hit");
+}
+
+/// `invalidate = false`: no companion, so a function of that name may exist.
+#[cached_query(cache = *CHART_CACHE, invalidate = false)]
+async fn opted_out(n: u8) -> u8 {
+    n
+}
+
+fn opted_out_invalidate() -> &'static str {
+    "mine"
+}
+
+#[tokio::test]
+async fn invalidate_false_generates_no_companion() {
+    assert_eq!(opted_out(1).await, 1);
+    assert_eq!(opted_out_invalidate(), "mine");
+}

@@ -121,6 +121,8 @@ mod on_postgres {
     mod transactions;
     mod write_precision;
 }
+#[cfg(feature = "serde")]
+mod config_settings;
 mod consistency;
 mod hostile;
 #[cfg(feature = "axum")]

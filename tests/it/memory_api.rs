@@ -59,7 +59,9 @@ fn config_errors_name_variable_and_value() {
     let err = CacheConfig::from_vars([("CACHE_MAX_TTL", "ten")]).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid configuration: CACHE_MAX_TTL=\"ten\": expected a whole number of seconds"
+        "invalid configuration: CACHE_MAX_TTL=\"ten\": expected a number followed by a unit \
+         (`s`, `m`, `h` or `d`); write a whole number of seconds (`3600`) or a duration (`30m`, \
+         `1h30m`, `1d`)"
     );
     let err = CacheConfig::from_vars([("CACHE_DEFAULT_TTL", "7200"), ("CACHE_MAX_TTL", "3600")])
         .unwrap_err();

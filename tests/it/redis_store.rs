@@ -651,3 +651,74 @@ async fn versions_live_as_long_as_their_entries_and_absent_values_briefly() {
         "a present value keeps its TTL"
     );
 }
+
+/// `CacheBuilder::redis_client`: a client the application made (here with a database
+/// number of its own) is what the store connects with, for commands and for the
+/// invalidation channel: an instance on the client and one on `REDIS_URL` share entries,
+/// and an invalidation made by one reaches the other's memory tier.
+#[tokio::test]
+async fn a_client_made_by_the_application() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/3", server.port());
+    let client = redis::Client::open(url.as_str()).expect("valid URL");
+    let on_client = Cache::builder()
+        .redis_client(client)
+        .key_prefix("qcclient")
+        .redis_timeout(Duration::from_millis(2000))
+        .build()
+        .expect("valid config");
+    assert_eq!(
+        on_client.config().store_kind(),
+        querycache::config::StoreKind::Tiered
+    );
+    let shown = format!("{:?}", on_client.config());
+    assert!(
+        shown.contains(&format!("127.0.0.1:{} db 3", server.port())),
+        "{shown}"
+    );
+    let on_url = Cache::builder()
+        .redis_url(url)
+        .key_prefix("qcclient")
+        .redis_timeout(Duration::from_millis(2000))
+        .build()
+        .expect("valid config");
+    crate::support::subscribed(&on_client).await;
+    crate::support::subscribed(&on_url).await;
+
+    let songs = || EntryOptions::new().tag(Tag::model("songs"));
+    on_client
+        .set("k", 1_u32, songs())
+        .await
+        .expect("stored through the client");
+    assert_eq!(
+        on_url.get::<u32>("k").await.as_deref(),
+        Some(&1),
+        "one store"
+    );
+    // The database came from the client: the entry is in db 3, none in db 0.
+    let db0: u64 = server.query(&redis::cmd("DBSIZE"));
+    assert_eq!(db0, 0);
+    let mut db3 = redis::Client::open(format!("redis://127.0.0.1:{}/3", server.port()))
+        .expect("valid URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let in_db3: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut db3)
+        .await
+        .expect("DBSIZE");
+    assert!(in_db3 > 0, "the entry and its tag version are in db 3");
+    assert!(on_client.health().await.redis_connected);
+
+    // In both memory tiers now; an invalidation through one reaches the other.
+    assert_eq!(on_client.get::<u32>("k").await.as_deref(), Some(&1));
+    on_url.invalidate_tags([Tag::model("songs")]).await;
+    crate::support::until(
+        Duration::from_secs(5),
+        "the invalidation arrives",
+        async || on_client.get::<u32>("k").await.is_none(),
+    )
+    .await;
+}

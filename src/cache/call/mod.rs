@@ -335,6 +335,18 @@ impl Call {
         }
     }
 
+    /// [`settle_database`](Self::settle_database) for a plain `fn` on a detached bridge.
+    fn settle_database_detached(&self) {
+        if let Some(CallDatabase {
+            id,
+            settle: Some(settle),
+        }) = &self.database
+            && id.get().is_none()
+        {
+            Bridge::Detached.wait(settle.settle());
+        }
+    }
+
     /// The default key: the function's path and a hash of its key arguments.
     pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
         self.key = KeySpec::Args(crate::key::args_hash(&self.function_path(), args));
@@ -409,16 +421,7 @@ impl Call {
         };
         let model_tags = namespace.read_tags(std::mem::take(&mut self.model_tags));
         self.options.tags.extend(model_tags);
-        let key = match std::mem::replace(&mut self.key, KeySpec::Path) {
-            KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
-            KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
-            KeySpec::Args(Err(error)) => Err(error),
-            KeySpec::Explicit(key) => match (key, namespace.key_prefix()) {
-                (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
-                (key, _) => key,
-            },
-        };
-        let key = match key {
+        let key = match self.take_key(&namespace) {
             Ok(key) => key,
             Err(error) => return self.unusable(error),
         };
@@ -434,6 +437,60 @@ impl Call {
                 } else {
                     CallPlan::ReadOnly(key)
                 }
+            }
+        }
+    }
+
+    /// The key of the call (taken: built once), in the connection's database `namespace`.
+    fn take_key(&mut self, namespace: &Namespace) -> Result<Key, Error> {
+        match std::mem::replace(&mut self.key, KeySpec::Path) {
+            KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
+            KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
+            KeySpec::Args(Err(error)) => Err(error),
+            KeySpec::Explicit(key) => match (key, namespace.key_prefix()) {
+                (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
+                (key, _) => key,
+            },
+        }
+    }
+
+    /// The key this call reads and stores under, as [`plan`](Self::plan) builds it (the
+    /// connection's database prefix included); `None` when it cannot be built (the database
+    /// not known, an invalid key).
+    fn entry_key(&mut self) -> Option<Key> {
+        let namespace = self.namespace().cloned()?;
+        match self.take_key(&namespace) {
+            Ok(key) => Some(key),
+            Err(error) => {
+                tracing::warn!(function = self.path, %error, "cannot build this call's key");
+                None
+            }
+        }
+    }
+
+    /// The generated `<fn>_invalidate` companion: removes the entry this call would read
+    /// (from its cache, under its key); whether there was one. A computation of it in flight
+    /// will not store its result ([`Cache::delete`]).
+    pub async fn invalidate(mut self) -> bool {
+        self.settle_database().await;
+        match self.entry_key() {
+            Some(key) => self.cache().delete(key.as_str()).await,
+            None => false,
+        }
+    }
+
+    /// [`invalidate`](Self::invalidate) for the companion of a plain `fn`, waiting as
+    /// [`run_result_sync`](Self::run_result_sync) does.
+    pub fn invalidate_sync(mut self) -> bool {
+        match Bridge::current() {
+            Bridge::Here(here) => here.wait(self.invalidate()),
+            Bridge::Detached => {
+                self.settle_database_detached();
+                let Some(key) = self.entry_key() else {
+                    return false;
+                };
+                let cache = self.cache().clone();
+                Bridge::Detached.wait(async move { cache.delete(key.as_str()).await })
             }
         }
     }
@@ -588,14 +645,7 @@ impl Call {
     where
         T: CacheValue + Clone,
     {
-        if let Some(CallDatabase {
-            id,
-            settle: Some(settle),
-        }) = &self.database
-            && id.get().is_none()
-        {
-            Bridge::Detached.wait(settle.settle());
-        }
+        self.settle_database_detached();
         match self.plan() {
             CallPlan::Bypass => {
                 self.cache().count_bypass();

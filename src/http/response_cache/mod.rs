@@ -471,9 +471,21 @@ impl CacheResponse {
             .or_else(|| config.ttl_for_namespace(&self.namespace))
             .unwrap_or(config.default_ttl())
             .min(config.max_ttl());
-        let cache_control = self
-            .cache_control
-            .unwrap_or_else(|| CacheControl::private_max_age(ttl.as_secs()));
+        let cache_control = self.cache_control.unwrap_or_else(|| {
+            // What the layer itself does past the TTL, told to the browser (RFC 5861).
+            let mut value = CacheControl::private_max_age(ttl.as_secs());
+            let swr = self
+                .fresh
+                .swr
+                .or_else(|| config.swr_for_namespace(&self.namespace));
+            if let Some(window) = swr.filter(|w| w.as_secs() > 0) {
+                value = value.stale_while_revalidate(window.as_secs());
+            }
+            if let Some(window) = self.fresh.fail_safe.filter(|w| w.as_secs() > 0) {
+                value = value.stale_if_error(window.as_secs());
+            }
+            value
+        });
         let keyed = vary
             .iter()
             .cloned()

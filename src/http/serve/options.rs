@@ -283,15 +283,10 @@ impl ServeOptions {
     }
 }
 
+/// A `CACHE_HTTP_*_MS` variable: milliseconds, or a duration (`"10s"`), read as every
+/// `*_MS` variable is (`config::parse_ms`), then checked against the range.
 fn parse_ms(name: &str, value: &str) -> Result<Duration, Error> {
-    let ms: u64 = value.trim().parse().map_err(|_| {
-        Error::config(
-            name,
-            value,
-            format!("expected a whole number of milliseconds, {}", ms_range()),
-        )
-    })?;
-    let timeout = Duration::from_millis(ms);
+    let timeout = crate::config::parse_ms(name, value)?;
     if !timeout_in_range(timeout) {
         return Err(Error::config(name, value, ms_range()));
     }

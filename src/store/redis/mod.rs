@@ -232,6 +232,14 @@ fn client_with_keepalive(url: &str) -> redis::RedisResult<redis::Client> {
     redis::Client::open(info.set_tcp_settings(settings))
 }
 
+/// The connection policy of a single server's connections: see [`RedisStore::new`].
+fn single_server_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout * 2))
+        .set_response_timeout(Some(timeout * 2))
+        .set_number_of_retries(0)
+}
+
 /// The Redis store. See the module docs.
 pub(crate) struct RedisStore {
     backend: RedisBackend,
@@ -309,18 +317,69 @@ impl RedisStore {
             // server, which refuses connections at once, would cost each caller in flight
             // a full command timeout instead of an immediate error. The breaker is the
             // retry policy: errors open it, its background probe reconnects.
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout * 2))
-                .set_response_timeout(Some(timeout * 2))
-                .set_number_of_retries(0);
             RedisBackend::Single(conns::Connections::new(
                 client_with_keepalive(url).map_err(bad_url)?,
-                config,
+                single_server_config(timeout),
                 std::sync::Arc::clone(&incarnation),
             ))
         };
+        Ok(Self::from_backend(
+            backend,
+            incarnation,
+            prefix,
+            timeout,
+            compress_above,
+            max_ttl,
+        ))
+    }
+
+    /// A store on the server of `client`, made by the application
+    /// (`CacheBuilder::redis_client`): its connection info (address, credentials, database,
+    /// protocol, TLS parameters) with TCP keepalive added, and the same connection policy as
+    /// [`new`](Self::new)'s single server.
+    pub(crate) fn with_client(
+        client: &redis::Client,
+        prefix: &str,
+        timeout: Duration,
+        compress_above: Option<usize>,
+        max_ttl: Duration,
+    ) -> Result<Self, Error> {
+        let info = client.get_connection_info().clone();
+        let addr = info.addr().to_string();
+        if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            crate::tls::ensure_crypto_provider().map_err(|reason| {
+                Error::config("CacheBuilder::redis_client", addr.clone(), reason)
+            })?;
+        }
+        let settings = keepalive_settings(info.tcp_settings().clone());
+        let client = redis::Client::open(info.set_tcp_settings(settings))
+            .map_err(|e| Error::config("CacheBuilder::redis_client", addr, e.to_string()))?;
+        let incarnation = std::sync::Arc::new(Incarnation::new());
+        let backend = RedisBackend::Single(conns::Connections::new(
+            client,
+            single_server_config(timeout),
+            std::sync::Arc::clone(&incarnation),
+        ));
+        Ok(Self::from_backend(
+            backend,
+            incarnation,
+            prefix,
+            timeout,
+            compress_above,
+            max_ttl,
+        ))
+    }
+
+    fn from_backend(
+        backend: RedisBackend,
+        incarnation: std::sync::Arc<Incarnation>,
+        prefix: &str,
+        timeout: Duration,
+        compress_above: Option<usize>,
+        max_ttl: Duration,
+    ) -> Self {
         let max_ttl_ms = u64::try_from(max_ttl.as_millis()).unwrap_or(u64::MAX / 2);
-        Ok(RedisStore {
+        RedisStore {
             backend,
             prefix: prefix.to_owned(),
             timeout,
@@ -336,7 +395,7 @@ impl RedisStore {
             release: redis::Script::new(lease::RELEASE),
             rotate: redis::Script::new(epoch::ROTATE),
             incarnation,
-        })
+        }
     }
 
     async fn conn(&self) -> Result<Conn, StoreError> {

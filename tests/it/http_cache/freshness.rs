@@ -313,3 +313,77 @@ async fn past_the_hard_timeout_a_504_or_the_fail_safe_answer() {
     );
     backend.open_gate(&gate);
 }
+
+/// RFC 5861 in the emitted `Cache-Control`: a layer with an swr window tells the browser
+/// `stale-while-revalidate=<secs>` (as its namespace's `CACHE_SWR_<NAMESPACE>` does), a
+/// fail-safe one `stale-if-error=<secs>`, on the miss, the hit, the stale answer and the
+/// `304`; an explicit `cache_control` is sent as written; without either window nothing is
+/// added.
+#[tokio::test]
+async fn cache_control_carries_the_stale_windows() {
+    let (cache, clock) = clocked();
+    let backend = Backend::new("[]");
+    let layer = CacheResponse::new(&cache)
+        .ttl(Duration::from_secs(60))
+        .swr(Duration::from_secs(30))
+        .fail_safe(Duration::from_secs(3600))
+        .tags(["model:songs"])
+        .build()
+        .expect("valid layer");
+    let url = serve_songs(&backend, layer).await;
+    let expected = "private, max-age=60, stale-while-revalidate=30, stale-if-error=3600";
+
+    let miss = fetch(&url, &[]).await;
+    assert_eq!(x_cache(&miss), "MISS");
+    assert_eq!(header_of(&miss, "cache-control"), expected);
+    let hit = fetch(&url, &[]).await;
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(header_of(&hit, "cache-control"), expected);
+    let not_modified = fetch(&url, &[("if-none-match", &etag(&hit))]).await;
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header_of(&not_modified, "cache-control"), expected);
+    clock.advance(Duration::from_secs(70)); // past the TTL, within the swr window
+    let stale = fetch(&url, &[]).await;
+    assert_eq!(x_cache(&stale), "STALE");
+    assert_eq!(header_of(&stale, "cache-control"), expected);
+
+    // The namespace's window, when the layer has none of its own.
+    let cache = Cache::builder()
+        .namespace_swr("http", Duration::from_secs(15))
+        .build()
+        .expect("valid configuration");
+    let layer = CacheResponse::new(&cache)
+        .ttl(Duration::from_secs(60))
+        .tags(["model:songs"])
+        .build()
+        .expect("valid layer");
+    let url = serve_songs(&Backend::new("[]"), layer).await;
+    assert_eq!(
+        header_of(&fetch(&url, &[]).await, "cache-control"),
+        "private, max-age=60, stale-while-revalidate=15"
+    );
+
+    // Neither window: nothing added. An explicit value: sent as written.
+    let plain = CacheResponse::new(&cache)
+        .namespace("plain")
+        .ttl(Duration::from_secs(60))
+        .tags(["model:songs"])
+        .build()
+        .expect("valid layer");
+    let url = serve_songs(&Backend::new("[]"), plain).await;
+    assert_eq!(
+        header_of(&fetch(&url, &[]).await, "cache-control"),
+        "private, max-age=60"
+    );
+    let explicit = CacheResponse::new(&cache)
+        .swr(Duration::from_secs(30))
+        .cache_control(CacheControl::no_cache())
+        .tags(["model:songs"])
+        .build()
+        .expect("valid layer");
+    let url = serve_songs(&Backend::new("[]"), explicit).await;
+    assert_eq!(
+        header_of(&fetch(&url, &[]).await, "cache-control"),
+        "no-cache"
+    );
+}

@@ -43,6 +43,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The cache: configured from CACHE_* variables (defaults: memory store, 1 h TTL).
     let cache = Cache::from_env()?;
     querycache::install(cache.clone())?;
+    // A tiered store serves from its memory tier once it hears the other instances'
+    // invalidations (until then, from Redis): wait for that, as a readiness check would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cache.health().await.ready && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     println!("{:<22} {}", "store", cache.config().store_kind());
 
     // SQLite in memory (one connection, so every query sees the same database), wrapped

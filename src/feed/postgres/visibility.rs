@@ -49,6 +49,19 @@ impl Visibility {
         }
     }
 
+    /// The probe connection, connected again if the last query lost it.
+    async fn conn(&mut self) -> Result<&mut PgConnection, String> {
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            slot => {
+                let conn = PgConnection::connect(&self.url)
+                    .await
+                    .map_err(|e| format!("cannot connect to check visibility: {e}"))?;
+                Ok(slot.insert(conn))
+            }
+        }
+    }
+
     /// Returns once transaction `xid` is visible to new snapshots.
     pub(crate) async fn wait(&mut self, xid: u32) -> Result<(), String> {
         if self.horizon.is_some_and(|horizon| older(xid, horizon)) {
@@ -56,16 +69,7 @@ impl Visibility {
         }
         let started = Instant::now();
         loop {
-            if self.conn.is_none() {
-                self.conn = Some(
-                    PgConnection::connect(&self.url)
-                        .await
-                        .map_err(|e| format!("cannot connect to check visibility: {e}"))?,
-                );
-            }
-            let Some(conn) = self.conn.as_mut() else {
-                continue;
-            };
+            let conn = self.conn().await?;
             let answer: Result<(bool, i64), sqlx::Error> = sqlx::query_as(VISIBLE)
                 .bind(i64::from(xid))
                 .fetch_one(&mut *conn)
@@ -106,16 +110,7 @@ impl Visibility {
     pub(crate) async fn settle(&mut self) -> Result<(), String> {
         let started = Instant::now();
         loop {
-            if self.conn.is_none() {
-                self.conn = Some(
-                    PgConnection::connect(&self.url)
-                        .await
-                        .map_err(|e| format!("cannot connect to check visibility: {e}"))?,
-                );
-            }
-            let Some(conn) = self.conn.as_mut() else {
-                continue;
-            };
+            let conn = self.conn().await?;
             let waiting: i64 = match sqlx::query_scalar(IN_THE_WINDOW)
                 .fetch_one(&mut *conn)
                 .await

@@ -10,9 +10,10 @@ mod support;
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, Barrier, LazyLock, RwLock};
+use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use querycache::{Cache, CacheModel, cached_query};
 use support::{KEYS, Reader, Song};
 
@@ -121,5 +122,61 @@ fn memory_hit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, memory_hit);
+/// `threads` threads (a current-thread runtime each) hitting `song_by_id` at once, `iters`
+/// hits each, each thread starting at another place of the read order; the wall time from
+/// when all are ready to when the last is done.
+fn parallel_hits(threads: usize, iters: u64) -> Duration {
+    let ready = Barrier::new(threads + 1);
+    let done = Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let (ready, done) = (&ready, &done);
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a tokio runtime");
+                let mut reader = Reader::new();
+                for _ in 0..thread * 5_000 {
+                    reader.next_id();
+                }
+                ready.wait();
+                runtime.block_on(async {
+                    for _ in 0..iters {
+                        black_box(song_by_id(black_box(reader.next_id())).await);
+                    }
+                });
+                done.wait();
+            });
+        }
+        ready.wait();
+        let started = Instant::now();
+        done.wait();
+        started.elapsed()
+    })
+}
+
+/// Target 3 of issue 25: two threads hitting at once get (nearly) twice the hits of one —
+/// nothing a hit writes is shared between threads. Throughput in hits per second: one
+/// thread, then two.
+fn parallel(c: &mut Criterion) {
+    // Filled by `memory_hit` (run first): every song is cached.
+    assert_eq!(
+        CACHE.stats().keys_count,
+        u64::from(KEYS),
+        "every song is cached"
+    );
+    let mut group = c.benchmark_group("memory_hit_threads");
+    for threads in [1_usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
+        group.bench_function(
+            format!("querycache #[cached_query], {threads} thread(s)"),
+            |b| {
+                b.iter_custom(|iters| parallel_hits(threads, iters));
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, memory_hit, parallel);
 criterion_main!(benches);

@@ -62,6 +62,13 @@ pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> CacheChoice {
     CacheChoice::Named(cache.as_ref().clone())
 }
 
+/// The cache named by `cache = <expr>`, given to the call after its hit check
+/// ([`Call::named`]).
+#[inline]
+pub fn named_later() -> CacheChoice {
+    CacheChoice::Later
+}
+
 /// The global cache, resolved when the call needs it (a connection argument's own cache
 /// replaces it, and then the global cache is never created).
 #[inline]

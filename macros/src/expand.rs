@@ -232,12 +232,36 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
     // Spanned at the return type: a type that cannot be cached is reported there.
     let run_call = Ident::new("__qc_call", Span::mixed_site().located_at(ret_span));
     let hit = match (&options.errors, info.returns_result) {
-        (None, true) => Ident::new("hit_ok", ret_span),
-        _ => Ident::new("hit", ret_span),
+        (None, true) => "hit_ok",
+        _ => "hit",
     };
-    let hit = quote_spanned! {ret_span=>
-        if let ::core::option::Option::Some(__qc_hit) = #run_call.#hit::<#ret_ty>() {
-            return __qc_hit;
+    // With `cache = ..`, the hit reads the named cache in place (no clone of its `Arc`);
+    // the call is given its own handle only when it goes on.
+    let (fn_cache, hit) = match &options.cache {
+        Some(expr) => {
+            let hit = Ident::new(&format!("{hit}_in"), ret_span);
+            (
+                quote!(::querycache::__private::named_later()),
+                quote_spanned! {ret_span=>
+                    if let ::core::option::Option::Some(__qc_hit) =
+                        #run_call.#hit::<#ret_ty, _>(&(#expr))
+                    {
+                        return __qc_hit;
+                    }
+                    #run_call.named(&(#expr));
+                },
+            )
+        }
+        None => {
+            let hit = Ident::new(hit, ret_span);
+            (
+                cache.clone(),
+                quote_spanned! {ret_span=>
+                    if let ::core::option::Option::Some(__qc_hit) = #run_call.#hit::<#ret_ty>() {
+                        return __qc_hit;
+                    }
+                },
+            )
         }
     };
     let run = if info.is_async {
@@ -265,7 +289,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         #vis #sig {
             #(#inner)*
             let mut #call = ::querycache::__private::Call::new(
-                #cache,
+                #fn_cache,
                 ::core::concat!(::core::module_path!(), "::", #fn_name),
                 #namespace,
             );

@@ -57,15 +57,17 @@ fn every_option_in_contract_order() {
             "#[doc = r\" Docs.\"]",
             "pub async fn songs(&self, db: &DatabaseConnection, id: i32, user_id: i64, limit: u64) -> Result<Vec<Song>, DbErr> {",
             "let mut __qc_call = ::querycache::__private::Call::new(",
-            "::querycache::__private::cache_of(&(self.cache)),",
+            "::querycache::__private::named_later(),",
             "::core::concat!(::core::module_path!(), \"::\", \"songs\"),",
             "\"songs\", );",
             "__qc_call.ttl_secs(5400u64);",
             "__qc_call.error_ttl_secs(300u64);",
             "__qc_call.connection(&db);",
             "__qc_call.key_template(::std::format!(\"songs:{}:{{x}}\", limit));",
-            // A hit returns before the tags are built.
-            "if let ::core::option::Option::Some(__qc_hit) = __qc_call.hit::<Result<Vec<Song>, DbErr>>() { return __qc_hit; }",
+            // A hit reads the named cache in place and returns before the tags are built;
+            // the call gets its own handle of the cache only after it.
+            "if let ::core::option::Option::Some(__qc_hit) = __qc_call.hit_in::<Result<Vec<Song>, DbErr>, _>(&(self.cache)) { return __qc_hit; }",
+            "__qc_call.named(&(self.cache));",
             "use ::querycache::__private::probe_traits::*;",
             "__qc_call.model_row((&&::querycache::__private::ModelProbe::<song::Entity>::new()).__querycache_table(), &id);",
             "__qc_call.model((&&::querycache::__private::ModelProbe::<user::Entity>::new()).__querycache_table());",

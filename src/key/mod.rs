@@ -143,12 +143,81 @@ pub(crate) fn with_args_key<R>(path: &str, hash: u128, f: impl FnOnce(&str) -> R
     }
 }
 
-/// The identity under which the memory store files the entry of `key`: a 128-bit hash of
-/// its text, seeded per process (it never leaves the process, and a seed an attacker does
-/// not know keeps crafted keys from colliding on purpose).
-pub(crate) fn key_id(key: &str) -> u128 {
+/// The seed of [`key_id`]: chosen per process (ids never leave it, and a seed an attacker
+/// does not know keeps crafted keys from colliding on purpose).
+fn id_seed() -> u64 {
     static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
-    xxhash_rust::xxh3::xxh3_128_with_seed(key.as_bytes(), *SEED)
+    *SEED
+}
+
+/// The identity under which the memory store files the entry of `key`: a seeded 128-bit
+/// hash of its text. A default key `path:<32 hex digits>` is hashed from its path's hash
+/// and the 128 bits the digits spell ([`args_key_id`]), so that a hit finds its entry
+/// without writing the key's text; any other text, whole. Only lower-case digits count as
+/// that form (the form [`Key::for_args`] writes), so two texts never read as one.
+pub(crate) fn key_id(key: &str) -> u128 {
+    match split_args_key(key) {
+        Some((path, hash)) => args_key_id(path, hash),
+        None => xxhash_rust::xxh3::xxh3_128_with_seed(key.as_bytes(), id_seed()),
+    }
+}
+
+/// [`key_id`] of the key `path:<hex of hash>`, without its text.
+#[inline]
+pub(crate) fn args_key_id(path: &str, hash: u128) -> u128 {
+    let mut both = [0_u8; 32];
+    let path_id = xxhash_rust::xxh3::xxh3_128_with_seed(path.as_bytes(), id_seed());
+    both[..16].copy_from_slice(&path_id.to_le_bytes());
+    both[16..].copy_from_slice(&hash.to_le_bytes());
+    // Another seed than whole texts': the two domains do not meet.
+    xxhash_rust::xxh3::xxh3_128_with_seed(&both, id_seed() ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+/// The key of a memory-tier hit: its text, or a default key's path and argument hash, whose
+/// text is written only if something needs it (a sampled top-key count, a debug event).
+#[derive(Clone, Copy)]
+pub(crate) enum HitKey<'a> {
+    Text(&'a str),
+    Args { path: &'a str, hash: u128 },
+}
+
+impl HitKey<'_> {
+    /// The memory store's id of the key ([`key_id`]).
+    #[inline]
+    pub(crate) fn id(&self) -> u128 {
+        match *self {
+            HitKey::Text(text) => key_id(text),
+            HitKey::Args { path, hash } => args_key_id(path, hash),
+        }
+    }
+
+    /// What `f` makes of the key's text.
+    pub(crate) fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match *self {
+            HitKey::Text(text) => f(text),
+            HitKey::Args { path, hash } => with_args_key(path, hash, f),
+        }
+    }
+}
+
+/// `path` and the hash of a key of the form `path:<32 lower-case hex digits>`.
+fn split_args_key(key: &str) -> Option<(&str, u128)> {
+    let split = key.len().checked_sub(33)?;
+    let (path, tail) = (key.get(..split)?, key.as_bytes().get(split..)?);
+    let (&colon, digits) = tail.split_first()?;
+    if colon != b':' || path.is_empty() {
+        return None;
+    }
+    let mut hash = 0_u128;
+    for &digit in digits {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => return None,
+        };
+        hash = (hash << 4) | u128::from(value);
+    }
+    Some((path, hash))
 }
 
 /// Serializes `args` into `buf` (serde_json's text, made injective: see [`json`]) and
@@ -285,6 +354,36 @@ impl TryFrom<String> for Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_args_key_has_one_id_from_its_text_or_from_its_parts() {
+        let hash = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210_u128;
+        let key = Key::from_args_hash("app::songs::get", hash).unwrap();
+        assert_eq!(key_id(key.as_str()), args_key_id("app::songs::get", hash));
+        assert_ne!(
+            args_key_id("app::songs::get", hash),
+            args_key_id("app::songs::get", hash + 1)
+        );
+        assert_ne!(
+            args_key_id("app::songs::get", hash),
+            args_key_id("app::songs::got", hash)
+        );
+        // Upper-case digits are another text, not the same key: hashed whole.
+        let upper = format!("app::songs::get:{hash:032X}");
+        assert_eq!(split_args_key(&upper), None);
+        assert_ne!(key_id(&upper), key_id(key.as_str()));
+        for text in [
+            "",
+            ":",
+            "x",
+            "p:0123",
+            &format!(":{hash:032x}"),
+            &format!("p;{hash:032x}"),
+        ] {
+            assert_eq!(split_args_key(text), None, "{text:?}");
+        }
+        assert_eq!(split_args_key(&format!("p:{hash:032x}")), Some(("p", hash)));
+    }
 
     #[test]
     fn control_characters_are_found_byte_wise_as_char_is_control_finds_them() {

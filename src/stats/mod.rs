@@ -50,6 +50,7 @@ mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod span;
+mod striped;
 pub(crate) mod timeline;
 pub(crate) mod top_keys;
 
@@ -59,6 +60,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+
+use crate::key::HitKey;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
@@ -283,21 +286,10 @@ impl Latency {
 
 #[derive(Default)]
 struct Counters {
-    memory_hits: AtomicU64,
-    redis_hits: AtomicU64,
-    misses: AtomicU64,
+    /// Striped: bumped on every lookup (see [`striped`]).
+    lookups: striped::LookupCounters,
     sets: AtomicU64,
     computations: AtomicU64,
-}
-
-impl Counters {
-    fn hit(&self, outcome: LookupOutcome) {
-        match outcome {
-            LookupOutcome::Hit("redis") => self.redis_hits.fetch_add(1, Relaxed),
-            LookupOutcome::Hit(_) => self.memory_hits.fetch_add(1, Relaxed),
-            LookupOutcome::Miss => self.misses.fetch_add(1, Relaxed),
-        };
-    }
 }
 
 impl NamespaceRecorder {
@@ -306,9 +298,7 @@ impl NamespaceRecorder {
     /// rest; scaled to every lookup (see [`Latency`]).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn latency_buckets(&self, bounds: &[f64]) -> (f64, u64, Vec<u64>) {
-        let c = &self.counters;
-        let lookups =
-            c.memory_hits.load(Relaxed) + c.redis_hits.load(Relaxed) + c.misses.load(Relaxed);
+        let lookups = self.counters.lookups.read().total();
         self.latency.buckets(bounds, lookups)
     }
 
@@ -402,21 +392,31 @@ impl StatsRecorder {
         }
     }
 
-    fn namespace(&self, namespace: &str) -> Arc<NamespaceRecorder> {
+    /// What `f` makes of the recorder of `namespace` (created on first use).
+    #[inline]
+    fn with_namespace<R>(&self, namespace: &str, f: impl FnOnce(&NamespaceRecorder) -> R) -> R {
+        /// This thread's last recorder, and whose it is.
+        struct Last {
+            stats: u64,
+            ns: Arc<NamespaceRecorder>,
+        }
         thread_local! {
             /// The recorder last used on this thread: most threads count into one
-            /// namespace over and over, and skip the map (hashing the name, a shard lock).
-            static LAST: std::cell::RefCell<Option<(u64, Arc<NamespaceRecorder>)>> =
-                const { std::cell::RefCell::new(None) };
+            /// namespace over and over, and skip the map (hashing the name, a shard lock)
+            /// — and lend it in place, without cloning its `Arc` (a write to a line every
+            /// thread counting into it shares).
+            static LAST: std::cell::RefCell<Option<Last>> = const { std::cell::RefCell::new(None) };
         }
-        let cached = LAST.with(|last| {
-            let last = last.try_borrow().ok()?;
-            let (id, ns) = last.as_ref()?;
-            (*id == self.id && &*ns.name == namespace).then(|| Arc::clone(ns))
-        });
-        if let Some(ns) = cached {
-            return ns;
-        }
+        // `f` back when this thread's last recorder is another one.
+        let f = match LAST.with(|last| match last.try_borrow().ok().as_deref() {
+            Some(Some(last)) if last.stats == self.id && &*last.ns.name == namespace => {
+                Ok(f(&last.ns))
+            }
+            _ => Err(f),
+        }) {
+            Ok(done) => return done,
+            Err(f) => f,
+        };
         let ns = match self.namespaces.get(namespace) {
             Some(ns) => Arc::clone(ns.value()),
             None => Arc::clone(
@@ -434,10 +434,13 @@ impl StatsRecorder {
         };
         LAST.with(|last| {
             if let Ok(mut last) = last.try_borrow_mut() {
-                *last = Some((self.id, Arc::clone(&ns)));
+                *last = Some(Last {
+                    stats: self.id,
+                    ns: Arc::clone(&ns),
+                });
             }
         });
-        ns
+        f(&ns)
     }
 
     /// A lookup of `key` that started at `started` and took `elapsed`.
@@ -449,35 +452,44 @@ impl StatsRecorder {
         started: Instant,
         elapsed: Duration,
     ) {
-        self.count_lookup(namespace, key, outcome, started, Some(elapsed));
+        self.count_lookup(
+            namespace,
+            HitKey::Text(key),
+            outcome,
+            started,
+            Some(elapsed),
+        );
     }
 
     /// A fresh memory-tier hit on `key` at `at`, timed when `elapsed` is given (see
     /// [`Latency`]).
+    #[inline]
     pub(crate) fn memory_hit(
         &self,
         namespace: &str,
-        key: &str,
+        key: HitKey<'_>,
         at: Instant,
         elapsed: Option<Duration>,
     ) {
         self.count_lookup(namespace, key, LookupOutcome::Hit("memory"), at, elapsed);
     }
 
+    #[inline]
     fn count_lookup(
         &self,
         namespace: &str,
-        key: &str,
+        key: HitKey<'_>,
         outcome: LookupOutcome,
         started: Instant,
         elapsed: Option<Duration>,
     ) {
         span::record(outcome);
-        let ns = self.namespace(namespace);
-        self.totals.hit(outcome);
-        ns.counters.hit(outcome);
+        self.totals.lookups.count(outcome);
+        self.with_namespace(namespace, |ns| {
+            ns.counters.lookups.count(outcome);
+            ns.latency.record(elapsed);
+        });
         self.latency.record(elapsed);
-        ns.latency.record(elapsed);
         let hit = outcome != LookupOutcome::Miss;
         self.timeline.lookup(started, hit);
         self.top_keys.record(key, namespace, hit);
@@ -486,18 +498,14 @@ impl StatsRecorder {
     pub(crate) fn set(&self, namespace: &str) {
         self.timeline.set(Instant::now());
         self.totals.sets.fetch_add(1, Relaxed);
-        self.namespace(namespace)
-            .counters
-            .sets
-            .fetch_add(1, Relaxed);
+        self.with_namespace(namespace, |ns| ns.counters.sets.fetch_add(1, Relaxed));
     }
 
     pub(crate) fn computation(&self, namespace: &str) {
         self.totals.computations.fetch_add(1, Relaxed);
-        self.namespace(namespace)
-            .counters
-            .computations
-            .fetch_add(1, Relaxed);
+        self.with_namespace(namespace, |ns| {
+            ns.counters.computations.fetch_add(1, Relaxed)
+        });
     }
 
     pub(crate) fn invalidations(&self, n: u64) {
@@ -521,20 +529,24 @@ impl StatsRecorder {
 
     pub(crate) fn snapshot(&self, keys_count: u64, memory_usage_bytes: u64) -> CacheStats {
         let (avg, p99) = self.latency.figures();
-        let memory_hits = self.totals.memory_hits.load(Relaxed);
-        let redis_hits = self.totals.redis_hits.load(Relaxed);
+        let striped::Lookups {
+            memory_hits,
+            redis_hits,
+            misses,
+        } = self.totals.lookups.read();
         let hits = memory_hits + redis_hits;
-        let misses = self.totals.misses.load(Relaxed);
         let namespaces = self
             .namespaces
             .iter()
             .map(|entry| {
                 let ns = entry.value();
                 let (avg, p99) = ns.latency.figures();
-                let memory_hits = ns.counters.memory_hits.load(Relaxed);
-                let redis_hits = ns.counters.redis_hits.load(Relaxed);
+                let striped::Lookups {
+                    memory_hits,
+                    redis_hits,
+                    misses,
+                } = ns.counters.lookups.read();
                 let hits = memory_hits + redis_hits;
-                let misses = ns.counters.misses.load(Relaxed);
                 let stats = NamespaceStats {
                     hits,
                     misses,

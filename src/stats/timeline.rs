@@ -4,9 +4,12 @@
 //! unix milliseconds divided by 10 000), but their position is computed from a monotonic
 //! clock: the lookup path passes the `Instant` it measured its latency from, so recording
 //! costs no extra clock read — an atomic load of the slot's bucket number and one
-//! `fetch_add`. A slot is recycled by the first writer that sees it holding a bucket from
-//! 15 minutes ago; an increment racing that reset can be lost, which only blurs the first
-//! moment of a bucket.
+//! `fetch_add`. Lookups, counted on every hit, are striped (see [`striped`](super::striped)):
+//! each thread adds to a row of counters that it alone writes (a plain load and store),
+//! and a read sums the rows. A slot is recycled by the first writer that sees it holding a bucket from
+//! 15 minutes ago; an increment racing that reset can be lost, or (a thread's load before
+//! the reset, its store after) carry the count it held 15 minutes earlier — both only at
+//! the first instant of a bucket, and only in the activity timeline, never in the totals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,10 +25,18 @@ const BUCKET_MS: u64 = BUCKET.as_millis() as u64;
 struct Slot {
     /// The bucket number this slot's counters belong to (0: never used).
     bucket: AtomicU64,
-    hits: AtomicU64,
-    misses: AtomicU64,
     sets: AtomicU64,
     invalidations: AtomicU64,
+}
+
+/// One stripe's lookup counters, `[hits, misses]` for each slot, on lines of their own.
+#[repr(align(128))]
+struct LookupRow([[AtomicU64; 2]; BUCKETS]);
+
+impl Default for LookupRow {
+    fn default() -> Self {
+        LookupRow(std::array::from_fn(|_| Default::default()))
+    }
 }
 
 /// The counts of one bucket, read back.
@@ -46,6 +57,8 @@ pub(crate) struct Timeline {
     /// Unix milliseconds at `origin`.
     origin_ms: u64,
     slots: Box<[Slot]>,
+    /// Lookups per slot, one row per stripe.
+    lookups: Box<[LookupRow]>,
 }
 
 impl Timeline {
@@ -57,6 +70,9 @@ impl Timeline {
             origin: Instant::now(),
             origin_ms,
             slots: (0..BUCKETS).map(|_| Slot::default()).collect(),
+            lookups: (0..super::striped::STRIPES)
+                .map(|_| LookupRow::default())
+                .collect(),
         }
     }
 
@@ -78,12 +94,13 @@ impl Timeline {
 
     /// The slot for the bucket of `at`, recycled if it held an older bucket; `None` when it
     /// already holds a newer one (`at` is from a caller that stalled for 15 minutes).
-    fn slot(&self, at: Instant) -> Option<&Slot> {
+    fn slot(&self, at: Instant) -> Option<(usize, &Slot)> {
         let bucket = self.bucket_of(at);
-        let slot = &self.slots[(bucket % BUCKETS as u64) as usize];
+        let index = (bucket % BUCKETS as u64) as usize;
+        let slot = &self.slots[index];
         let held = slot.bucket.load(Ordering::Acquire);
         if held == bucket {
-            return Some(slot);
+            return Some((index, slot));
         }
         if held > bucket {
             return None;
@@ -93,31 +110,35 @@ impl Timeline {
             .compare_exchange(held, bucket, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            for counter in [&slot.hits, &slot.misses, &slot.sets, &slot.invalidations] {
+            let lookups = self.lookups.iter().flat_map(|row| &row.0[index]);
+            for counter in [&slot.sets, &slot.invalidations].into_iter().chain(lookups) {
                 counter.store(0, Ordering::Relaxed);
             }
         }
-        Some(slot)
+        Some((index, slot))
     }
 
     /// A lookup that started at `at`.
+    #[inline]
     pub(crate) fn lookup(&self, at: Instant, hit: bool) {
-        if let Some(slot) = self.slot(at) {
-            let counter = if hit { &slot.hits } else { &slot.misses };
-            counter.fetch_add(1, Ordering::Relaxed);
+        let (stripe, owned) = super::striped::stripe();
+        if let Some((index, _)) = self.slot(at)
+            && let Some(row) = self.lookups.get(stripe)
+        {
+            super::striped::bump(&row.0[index][usize::from(!hit)], owned);
         }
     }
 
     /// A value stored at `at`.
     pub(crate) fn set(&self, at: Instant) {
-        if let Some(slot) = self.slot(at) {
+        if let Some((_, slot)) = self.slot(at) {
             slot.sets.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// `n` invalidations at `at`.
     pub(crate) fn invalidations(&self, at: Instant, n: u64) {
-        if let Some(slot) = self.slot(at) {
+        if let Some((_, slot)) = self.slot(at) {
             slot.invalidations.fetch_add(n, Ordering::Relaxed);
         }
     }
@@ -129,14 +150,17 @@ impl Timeline {
         let first = current.saturating_sub(BUCKETS as u64 - 1);
         (first..=current)
             .map(|bucket| {
-                let slot = &self.slots[(bucket % BUCKETS as u64) as usize];
+                let index = (bucket % BUCKETS as u64) as usize;
+                let slot = &self.slots[index];
                 let mut counts = Counts {
                     start_ms: bucket * BUCKET_MS,
                     ..Counts::default()
                 };
                 if slot.bucket.load(Ordering::Acquire) == bucket {
-                    counts.hits = slot.hits.load(Ordering::Relaxed);
-                    counts.misses = slot.misses.load(Ordering::Relaxed);
+                    for row in &self.lookups {
+                        counts.hits += row.0[index][0].load(Ordering::Relaxed);
+                        counts.misses += row.0[index][1].load(Ordering::Relaxed);
+                    }
                     counts.sets = slot.sets.load(Ordering::Relaxed);
                     counts.invalidations = slot.invalidations.load(Ordering::Relaxed);
                 }

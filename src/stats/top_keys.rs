@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::key::HitKey;
+
 /// Keys monitored at most.
 pub(crate) const CAPACITY: usize = 256;
 /// One lookup in this many (on average) is recorded.
@@ -154,12 +156,12 @@ impl TopKeys {
     }
 
     /// A lookup of `key` (sampled: most calls return at once).
-    pub(crate) fn record(&self, key: &str, namespace: &str, hit: bool) {
+    pub(crate) fn record(&self, key: HitKey<'_>, namespace: &str, hit: bool) {
         if !sampled() {
             return;
         }
         if let Some(mut sketch) = self.sketch.try_lock() {
-            sketch.observe(key, namespace, hit);
+            key.with_text(|key| sketch.observe(key, namespace, hit));
         }
     }
 
@@ -221,7 +223,7 @@ mod tests {
         let keys = TopKeys::new();
         let n = 32_000;
         for _ in 0..n {
-            keys.record("k", "ns", true);
+            keys.record(HitKey::Text("k"), "ns", true);
         }
         let recorded = keys.top(1)[0].hits;
         let expected = n as u64;

@@ -23,7 +23,7 @@ pub(crate) mod redis;
 pub(crate) mod tiered;
 
 pub(crate) use error::StoreError;
-pub(crate) use memory::entry_weight;
+pub(crate) use memory::{Held, entry_weight};
 
 use std::any::Any;
 use std::future::Future;

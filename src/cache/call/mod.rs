@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::cache::databases::{CallDatabase, Namespace};
 use crate::cache::observe::Relay;
+use crate::key::HitKey;
 use crate::orm::probes::{Identified, TxProbe};
 use crate::orm::write::PendingWrites;
 use crate::runtime::Bridge;
@@ -48,7 +49,10 @@ pub struct Call {
     /// The cache it reads through: `cache = ..`'s, its connection's, or (resolved only when
     /// neither is given, so that a function whose connection has a cache never creates the
     /// global one) the global cache.
-    cache: std::sync::OnceLock<Cache>,
+    cache: CallCache,
+    /// A connection argument's cache while `cache = ..`'s is not given yet
+    /// ([`CacheChoice::Later`]): compared with it by [`named`](Self::named).
+    conn_cache: Option<Cache>,
     /// Where `cache` came from: `cache = ..`, the global cache, or a connection argument.
     cache_source: CacheSource,
     /// `cache_errors` without a TTL: the TTL is the configured one of the cache the call
@@ -63,7 +67,9 @@ pub struct Call {
     /// the connection's database namespace when the call is planned.
     model_tags: Vec<Tag>,
     key: KeySpec,
-    invalid: Option<Error>,
+    /// Boxed, as in `key`: an error is rare, and the call is moved into the caller's
+    /// future, whose size it adds to.
+    invalid: Option<Box<Error>>,
     conn: ConnState,
     /// The relays of its connection arguments, lent the computation while it runs.
     relays: Vec<Arc<Relay>>,
@@ -78,9 +84,23 @@ pub struct Call {
 pub enum CacheChoice {
     /// `cache = ..`: kept, with a warning if a connection argument invalidates another.
     Named(Cache),
+    /// `cache = ..`, given after the hit check ([`Call::hit_in`], then [`Call::named`]):
+    /// a hit reads the cache where it is, without cloning its `Arc` (a write to a line
+    /// every thread calling the function shares).
+    Later,
     /// No `cache = ..`: the global cache (resolved when first needed), unless a connection
     /// argument has its own.
     Global,
+}
+
+/// The cache a call holds.
+enum CallCache {
+    /// `cache = ..`'s, not given yet.
+    Later,
+    /// The global cache.
+    Global,
+    /// Its own handle.
+    Owned(Cache),
 }
 
 /// Where a call's cache came from.
@@ -96,9 +116,9 @@ enum KeySpec {
     /// The function's path alone (no key arguments were given).
     Path,
     /// The path and the hash of the key arguments (`None`: the unit value, the path alone).
-    Args(Result<Option<u128>, Error>),
+    Args(Result<Option<u128>, Box<Error>>),
     /// An explicit key from `key = ".."`.
-    Explicit(Result<Key, Error>),
+    Explicit(Result<Key, Box<Error>>),
 }
 
 /// A `Result`, as the return type of a function whose cached value is its `Ok` value:
@@ -131,11 +151,13 @@ enum CallPlan {
 impl Call {
     pub fn new(cache: CacheChoice, path: &'static str, namespace: &'static str) -> Self {
         let (cache, cache_source) = match cache {
-            CacheChoice::Named(cache) => (std::sync::OnceLock::from(cache), CacheSource::Named),
-            CacheChoice::Global => (std::sync::OnceLock::new(), CacheSource::Global),
+            CacheChoice::Named(cache) => (CallCache::Owned(cache), CacheSource::Named),
+            CacheChoice::Later => (CallCache::Later, CacheSource::Named),
+            CacheChoice::Global => (CallCache::Global, CacheSource::Global),
         };
         Call {
             cache,
+            conn_cache: None,
             cache_source,
             default_error_ttl: false,
             path,
@@ -188,7 +210,25 @@ impl Call {
 
     /// The cache the call reads through (the global one when no other was given).
     fn cache(&self) -> &Cache {
-        self.cache.get_or_init(|| crate::global().clone())
+        match &self.cache {
+            CallCache::Owned(cache) => cache,
+            // `Later` is given before anything reads it (the generated code calls `named`
+            // right after the hit check).
+            CallCache::Global | CallCache::Later => crate::global(),
+        }
+    }
+
+    /// `cache = ..`'s cache, after a [`CacheChoice::Later`] call's hit check: the call
+    /// reads and stores through it, and says once if a connection argument invalidates
+    /// another cache.
+    pub fn named<C: AsRef<Cache> + ?Sized>(&mut self, cache: &C) {
+        let cache = cache.as_ref().clone();
+        if let Some(conn) = self.conn_cache.take()
+            && !conn.same_as(&cache)
+        {
+            warn_named_elsewhere(self.path);
+        }
+        self.cache = CallCache::Owned(cache);
     }
 
     /// A table-level dependency on `table`.
@@ -206,7 +246,7 @@ impl Call {
     pub fn tag(&mut self, tag: String) {
         match Tag::new(tag) {
             Ok(tag) => self.options.tags.push(tag),
-            Err(error) => self.invalid = Some(error),
+            Err(error) => self.invalid = Some(Box::new(error)),
         }
     }
 
@@ -242,20 +282,22 @@ impl Call {
     /// named another (then a warning, once per function, says that this connection's writes
     /// do not invalidate what the function caches).
     fn connection_cache(&mut self, cache: Cache) {
-        if self
-            .cache
-            .get()
-            .is_some_and(|current| current.same_as(&cache))
-        {
+        let current = match &self.cache {
+            CallCache::Owned(current) => Some(current),
+            CallCache::Global => None,
+            CallCache::Later => {
+                // Compared when `cache = ..`'s is given.
+                if self.conn_cache.is_none() {
+                    self.conn_cache = Some(cache);
+                }
+                return;
+            }
+        };
+        if current.is_some_and(|current| current.same_as(&cache)) {
             return;
         }
         match self.cache_source {
-            CacheSource::Named => warn_once(
-                self.path,
-                "reads through the cache named by `cache = ..`, but its connection argument \
-                 invalidates another cache: writes through that connection do not invalidate \
-                 this function's entries (drop `cache = ..` to use the connection's cache)",
-            ),
+            CacheSource::Named => warn_named_elsewhere(self.path),
             CacheSource::Connection => warn_once(
                 self.path,
                 "has connection arguments that invalidate different caches: it reads through \
@@ -273,7 +315,7 @@ impl Call {
                          installed global cache: the connection invalidates only its own",
                     );
                 }
-                self.cache = std::sync::OnceLock::from(cache);
+                self.cache = CallCache::Owned(cache);
                 self.cache_source = CacheSource::Connection;
             }
         }
@@ -349,18 +391,41 @@ impl Call {
 
     /// The default key: the function's path and a hash of its key arguments.
     pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
-        self.key = KeySpec::Args(crate::key::args_hash(&self.function_path(), args));
+        self.key =
+            KeySpec::Args(crate::key::args_hash(&self.function_path(), args).map_err(Box::new));
     }
 
     /// An explicit key from `key = ".."`.
     pub fn key_template(&mut self, key: String) {
-        self.key = KeySpec::Explicit(Key::new(key));
+        self.key = KeySpec::Explicit(Key::new(key).map_err(Box::new));
     }
 
     /// A fresh memory-tier value for this call, cloned; `None` when there is none (or the
     /// call cannot be served from the cache as it stands: inside a transaction, an invalid
     /// key, early refresh to consider), and the call goes on to `run`.
     pub fn hit<T: CacheValue + Clone>(&self) -> Option<T> {
+        self.hit_from(self.cache())
+    }
+
+    /// [`hit`](Self::hit) in `cache = ..`'s cache, not given yet ([`CacheChoice::Later`]).
+    #[inline]
+    pub fn hit_in<T: CacheValue + Clone, C: AsRef<Cache> + ?Sized>(&self, cache: &C) -> Option<T> {
+        self.hit_from(cache.as_ref())
+    }
+
+    /// [`hit_ok`](Self::hit_ok) in `cache = ..`'s cache, not given yet.
+    #[inline]
+    pub fn hit_ok_in<R, C>(&self, cache: &C) -> Option<R>
+    where
+        R: OkOf,
+        R::Ok: CacheValue + Clone,
+        C: AsRef<Cache> + ?Sized,
+    {
+        self.hit_from::<R::Ok>(cache.as_ref()).map(R::from_ok)
+    }
+
+    #[inline]
+    fn hit_from<T: CacheValue + Clone>(&self, cache: &Cache) -> Option<T> {
         if self.invalid.is_some()
             || !matches!(self.conn, ConnState::Free)
             || self.options.fresh.early_refresh.is_some()
@@ -368,19 +433,21 @@ impl Call {
         {
             return None;
         }
-        let look = |key: &str| {
-            let take = |value: &crate::store::AnyValue| value.downcast_ref::<T>().cloned();
-            let (value, _) = self.cache().memory_hit_with(key, self.namespace, take)?;
+        let look = |key: HitKey<'_>| {
+            let take = |held: crate::store::Held<'_>| held.cloned::<T>();
+            let (value, _) = cache.memory_hit_with(key, self.namespace, take)?;
             Some(value)
         };
         match &self.key {
-            KeySpec::Args(Ok(Some(hash))) => {
-                crate::key::with_args_key(&self.key_path(), *hash, look)
-            }
-            KeySpec::Path | KeySpec::Args(Ok(None)) => look(&self.key_path()),
+            // No key text: the store's id of the key comes from the path and the hash.
+            KeySpec::Args(Ok(Some(hash))) => look(HitKey::Args {
+                path: &self.key_path(),
+                hash: *hash,
+            }),
+            KeySpec::Path | KeySpec::Args(Ok(None)) => look(HitKey::Text(&self.key_path())),
             KeySpec::Explicit(Ok(key)) => match self.namespace().and_then(Namespace::key_prefix) {
-                None => look(key.as_str()),
-                Some(prefix) => look(&format!("{prefix}/{}", key.as_str())),
+                None => look(HitKey::Text(key.as_str())),
+                Some(prefix) => look(HitKey::Text(&format!("{prefix}/{}", key.as_str()))),
             },
             KeySpec::Args(Err(_)) | KeySpec::Explicit(Err(_)) => None,
         }
@@ -403,7 +470,7 @@ impl Call {
             self.options = std::mem::take(&mut self.options).namespace(self.namespace);
         }
         if let Some(error) = self.invalid.take() {
-            return self.unusable(error);
+            return self.unusable(*error);
         }
         if crate::cache::bypass::active() {
             tracing::debug!(
@@ -446,10 +513,10 @@ impl Call {
         match std::mem::replace(&mut self.key, KeySpec::Path) {
             KeySpec::Path | KeySpec::Args(Ok(None)) => Key::new(self.key_path()),
             KeySpec::Args(Ok(Some(hash))) => Key::from_args_hash(&self.key_path(), hash),
-            KeySpec::Args(Err(error)) => Err(error),
+            KeySpec::Args(Err(error)) => Err(*error),
             KeySpec::Explicit(key) => match (key, namespace.key_prefix()) {
                 (Ok(key), Some(prefix)) => Key::new(format!("{prefix}/{}", key.as_str())),
-                (key, _) => key,
+                (key, _) => key.map_err(|error| *error),
             },
         }
     }
@@ -690,4 +757,15 @@ fn warn_once(path: &'static str, message: &'static str) {
             "querycache: #[cached_query] function {message}"
         );
     }
+}
+
+/// The warning of a function whose `cache = ..` is not the cache its connection argument
+/// invalidates.
+fn warn_named_elsewhere(path: &'static str) {
+    warn_once(
+        path,
+        "reads through the cache named by `cache = ..`, but its connection argument \
+         invalidates another cache: writes through that connection do not invalidate \
+         this function's entries (drop `cache = ..` to use the connection's cache)",
+    );
 }

@@ -17,8 +17,9 @@ pub(crate) use runner::{Detach, Driven, Inline, Runner};
 use super::{Cache, CacheValue, Looked};
 use crate::cache::flight::{self, Ended, Handoff, Leader, Role};
 use crate::cache::options::DEFAULT_FAIL_SAFE_THROTTLE;
+use crate::key::HitKey;
 use crate::stats::FreshnessCounters;
-use crate::store::{AnyValue, ReadScope, Timing};
+use crate::store::{ReadScope, Timing};
 use crate::{EntryOptions, Key};
 
 /// What a read answered.
@@ -289,8 +290,8 @@ impl Cache {
     /// fresh in memory, a lookup inside a computation, a warming run, another type).
     pub(crate) fn memory_hit<T: CacheValue>(&self, key: &str, options: &EntryOptions) -> Quick<T> {
         let early = options.fresh.early_refresh;
-        let hit = self.memory_hit_with(key, options.namespace_name(), |value| {
-            Arc::clone(value).downcast::<T>().ok()
+        let hit = self.memory_hit_with(HitKey::Text(key), options.namespace_name(), |held| {
+            held.shared::<T>()
         });
         match hit {
             None => Quick::Look,
@@ -312,9 +313,9 @@ impl Cache {
     /// which reports it), and the entry's timing.
     pub(crate) fn memory_hit_with<R>(
         &self,
-        key: &str,
+        key: HitKey<'_>,
         namespace: &str,
-        take: impl FnOnce(&AnyValue) -> Option<R>,
+        take: impl FnOnce(crate::store::Held<'_>) -> Option<R>,
     ) -> Option<(R, Timing)> {
         let inner = &*self.inner;
         if !inner.config.enabled || crate::cache::bypass::active() {
@@ -325,21 +326,25 @@ impl Cache {
             return None;
         }
         let timed = crate::stats::time_this_hit().then(Instant::now);
-        let hit = memory.fresh(key, take)?;
+        let hit = memory.fresh(key.id(), take)?;
         inner.stats.memory_hit(
             namespace,
             key,
             inner.config.clock.instant(hit.at),
             timed.map(|started| started.elapsed()),
         );
-        tracing::debug!(
-            tier = "memory",
-            key = %crate::key::shown(key),
-            hit = true,
-            "Cache HIT: {} (age: {}s)",
-            crate::key::shown(key),
-            hit.age.as_secs()
-        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            key.with_text(|key| {
+                tracing::debug!(
+                    tier = "memory",
+                    key = %crate::key::shown(key),
+                    hit = true,
+                    "Cache HIT: {} (age: {}s)",
+                    crate::key::shown(key),
+                    hit.age.as_secs()
+                );
+            });
+        }
         Some((hit.value, hit.timing))
     }
 

@@ -1,7 +1,7 @@
 //! The in-process memory store.
 //!
-//! Entries live in a [`quick_cache`] map (sharded, weighted by bytes, CLOCK-Pro eviction
-//! that resists scans). Each entry holds the caller's value behind an `Arc` — a hit is a
+//! Entries live inline in the store's own map ([`map`]: sharded, weighted by bytes, CLOCK
+//! eviction with a frequency count, read in place by a hit). Each entry holds the caller's value behind an `Arc` — a hit is a
 //! pointer copy, with no decoding — and an `Arc` to the version cell of each tag it depends
 //! on, so validating a hit is one atomic load per tag.
 //!
@@ -11,13 +11,11 @@
 //! expired entries that nobody has touched since they expired.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use quick_cache::Weighter;
-use quick_cache::sync::Cache as QuickCache;
 
 use super::{
     AnyValue, Decode, Deps, Encode, EntryMeta, Found, Lookup, PutOutcome, ReadScope, Snapshot,
@@ -28,27 +26,82 @@ use crate::key::key_id;
 use crate::tags::{Stamp, TagVersions, is_current};
 use crate::{Key, Tag};
 
-/// A stored entry. Shared (`Arc`) so that a lookup clones a pointer, not the entry. Times
-/// are readings of the store's [`Clock`] ([`clock`] nanoseconds): 8 bytes each.
+/// Small values kept inline in their entry's slot.
+mod inline;
+/// The map the entries live in.
+mod map;
+
+use inline::Inline;
+
+/// A fresh entry's value, as the hit path's `take` sees it (see [`MemoryStore::fresh`]).
+pub(crate) struct Held<'a> {
+    value: &'a AnyValue,
+    small: &'a OnceLock<Inline>,
+}
+
+impl Held<'_> {
+    /// The value, shared, if it is a `T`.
+    pub(crate) fn shared<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        Arc::clone(self.value).downcast::<T>().ok()
+    }
+
+    /// A clone of the value, if it is a `T`. From the copy kept in the entry's slot when
+    /// the value is small (made here the first time), so that the value's own allocation
+    /// is not read.
+    #[inline]
+    pub(crate) fn cloned<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        if let Some(small) = self.small.get() {
+            if let Some(value) = small.get::<T>() {
+                return Some(value.clone());
+            }
+        }
+        let value = self.value.downcast_ref::<T>()?;
+        if self.small.get().is_none() {
+            if let Some(small) = Inline::new(value.clone()) {
+                // Another hit may have set it first: either copy is the value.
+                let _ = self.small.set(small);
+            }
+        }
+        Some(value.clone())
+    }
+}
+
+/// A stored entry, held inline in the map's slot ([`map`]). Times are readings of the
+/// store's [`Clock`] ([`clock`] nanoseconds): 8 bytes each. The fields a hit reads come
+/// first (`repr(C)`), so that they share the slot's first cache line.
+#[repr(C)]
 struct MemEntry {
-    /// The key's text (the map files the entry under a hash of it: see [`Id`]).
-    key: Box<str>,
-    value: AnyValue,
-    stamps: Box<[Stamp]>,
+    /// When the TTL passes; the entry may be served stale until `expires_at`.
+    fresh_until: u64,
     epoch: u64,
     /// The store's [generation](MemoryStore::generation) at which `stamps` were last seen
     /// current: while it has not moved, nothing was invalidated and the stamps need no
     /// reading (nor their cells, cache misses of their own).
     checked: AtomicU64,
-    stored_at: u64,
-    /// When the TTL passes; the entry may be served stale until `expires_at`.
-    fresh_until: u64,
+    value: AnyValue,
+    /// A clone of the value in the slot itself, when it is small: made by the first hit
+    /// that clones the value ([`Held::cloned`]).
+    small: OnceLock<Inline>,
     /// When it is gone for good: the TTL plus the grace period.
     expires_at: u64,
+    stored_at: u64,
+    /// The key's text (the map files the entry under a hash of it: see [`key_id`]).
+    key: Box<str>,
+    stamps: Box<[Stamp]>,
     /// How long its computation took, in microseconds (saturating: 71 minutes).
     delta_us: u32,
-    /// Its weight against the byte budget (at most an eighth of it: see `store`).
+    /// Its weight against the byte budget (at most a shard's share of it: see `store`).
     weight: u32,
+}
+
+impl map::MapEntry for MemEntry {
+    fn weight(&self) -> u64 {
+        u64::from(self.weight)
+    }
+
+    fn dead(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
 }
 
 impl MemEntry {
@@ -76,55 +129,6 @@ impl MemEntry {
             self.checked.store(generation, Ordering::Relaxed);
         }
         current
-    }
-}
-
-/// What the map files an entry under: the 128-bit seeded hash of its key's text
-/// ([`key_id`]). Comparing two of them is comparing two integers, with no pointer to
-/// follow to the key's text — the lookup of a hit touches the map's slot and the entry only.
-/// Two texts with one hash would share a slot: a 2⁻¹²⁸ chance per pair of keys, with a seed
-/// chosen per process that nobody outside it sees (so keys cannot be crafted to collide) —
-/// the odds a function's default key already takes with its 128-bit hash of the arguments.
-/// The hit path therefore does not read the entry's key text (a cache miss of its own).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Id(u128);
-
-impl std::hash::Hash for Id {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // Already a good hash: its low half is all the map needs.
-        state.write_u64(self.0 as u64);
-    }
-}
-
-/// A hasher that passes an [`Id`]'s bits through.
-#[derive(Clone, Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (by `Id`); fold anything else in rather than drop it.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-type IdHash = std::hash::BuildHasherDefault<IdHasher>;
-
-#[derive(Clone)]
-struct EntryWeighter;
-
-impl Weighter<Id, Arc<MemEntry>> for EntryWeighter {
-    fn weight(&self, _key: &Id, entry: &Arc<MemEntry>) -> u64 {
-        u64::from(entry.weight)
     }
 }
 
@@ -222,7 +226,13 @@ const REMOVAL_LOG_LEN: usize = 256;
 
 /// The memory store. See the module docs.
 pub(crate) struct MemoryStore {
-    entries: QuickCache<Id, Arc<MemEntry>, EntryWeighter, IdHash>,
+    /// Entries filed under the 128-bit seeded hash of their key's text ([`key_id`]):
+    /// comparing two is comparing two integers, with no pointer to follow to the key's text.
+    /// Two texts with one hash would share a slot: a 2⁻¹²⁸ chance per pair of keys, with a
+    /// seed chosen per process that nobody outside it sees (so keys cannot be crafted to
+    /// collide) — the odds a function's default key already takes with its 128-bit hash of
+    /// the arguments.
+    entries: map::EntryMap<MemEntry>,
     versions: TagVersions,
     /// Bumped by `clear`: entries and snapshots of an older epoch are dead.
     epoch: AtomicU64,
@@ -231,7 +241,6 @@ pub(crate) struct MemoryStore {
     generation: AtomicU64,
     removal_seq: AtomicU64,
     removals: Mutex<RemovalLog>,
-    max_bytes: u64,
     /// What entries are stamped with and judged against: see [`Clock`].
     clock: Clock,
 }
@@ -239,18 +248,9 @@ pub(crate) struct MemoryStore {
 impl MemoryStore {
     /// A store holding at most `max_bytes` of (estimated) entry weight.
     pub(crate) fn new(max_bytes: u64) -> Self {
-        // A guess at entry count for pre-sizing: 1 KiB per entry, within sane bounds.
-        let estimated = usize::try_from(max_bytes / 1024)
-            .unwrap_or(usize::MAX)
-            .clamp(1024, 1 << 20);
         MemoryStore {
-            entries: QuickCache::with(
-                estimated,
-                max_bytes,
-                EntryWeighter,
-                IdHash::default(),
-                Default::default(),
-            ),
+            // Not pre-sized: the tables grow with what is stored, not with the budget.
+            entries: map::EntryMap::new(max_bytes, 0),
             versions: TagVersions::new(),
             epoch: AtomicU64::new(0),
             generation: AtomicU64::new(0),
@@ -258,7 +258,6 @@ impl MemoryStore {
             removals: Mutex::new(RemovalLog {
                 recent: VecDeque::new(),
             }),
-            max_bytes,
             clock: Clock::default(),
         }
     }
@@ -267,12 +266,6 @@ impl MemoryStore {
     pub(crate) fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
-    }
-
-    /// The entry under `key` (see [`Id`]).
-    fn entry(&self, key: &str) -> Option<(Id, Arc<MemEntry>)> {
-        let id = Id(key_id(key));
-        self.entries.get(&id).map(|entry| (id, entry))
     }
 
     /// Synchronous lookup: the memory store never waits. An entry past its life or
@@ -285,57 +278,75 @@ impl MemoryStore {
     /// [`lookup`](Self::lookup); `with_versions`: a hit says the versions its entry was
     /// computed under ([`Deps::Versions`]).
     fn lookup_with(&self, key: &str, with_versions: bool) -> Lookup {
-        let Some((id, entry)) = self.entry(key) else {
-            return Lookup::Miss;
-        };
+        enum Seen {
+            Hit(Found),
+            Gone(u64, Lookup),
+        }
+        let id = key_id(key);
         let now = self.clock.now();
-        if now >= entry.expires_at {
-            self.entries
-                .remove_if(&id, |current| Arc::ptr_eq(current, &entry));
-            return Lookup::Expired;
-        }
-        if !self.valid(&entry) {
-            self.entries
-                .remove_if(&id, |current| Arc::ptr_eq(current, &entry));
-            return Lookup::Invalidated;
-        }
-        let deps = with_versions.then(|| {
-            Deps::Versions(Snapshot::Memory(MemSnapshot {
-                stamps: entry.stamps.iter().cloned().collect(),
-                epoch: entry.epoch,
-                // Taken by the snapshot this one is joined to.
-                generation: 0,
-                removals_seen: 0,
-            }))
+        let seen = self.entries.get(id, |entry, seq| {
+            if now >= entry.expires_at {
+                return Seen::Gone(seq, Lookup::Expired);
+            }
+            if !self.valid(entry) {
+                return Seen::Gone(seq, Lookup::Invalidated);
+            }
+            let deps = with_versions.then(|| {
+                Deps::Versions(Snapshot::Memory(MemSnapshot {
+                    stamps: entry.stamps.iter().cloned().collect(),
+                    epoch: entry.epoch,
+                    // Taken by the snapshot this one is joined to.
+                    generation: 0,
+                    removals_seen: 0,
+                }))
+            });
+            Seen::Hit(Found {
+                deps,
+                value: Arc::clone(&entry.value),
+                age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
+                tier: "memory",
+                timing: entry.timing(now),
+            })
         });
-        Lookup::Hit(Found {
-            deps,
-            value: Arc::clone(&entry.value),
-            age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
-            tier: "memory",
-            timing: entry.timing(now),
-        })
+        match seen {
+            None => Lookup::Miss,
+            Some(Seen::Hit(found)) => Lookup::Hit(found),
+            Some(Seen::Gone(seq, lookup)) => {
+                // Only the entry looked at: not one stored since.
+                self.entries.remove(id, Some(seq));
+                lookup
+            }
+        }
     }
 
-    /// The hit path: what `take` makes of the value of a fresh, valid entry under `key`
+    /// The hit path: what `take` makes of the value of a fresh, valid entry filed under `id`
+    /// (the [`key_id`] of its key)
     /// (`None` from `take`: no hit), and nothing else — what is stale, expired or
     /// invalidated is left to [`lookup`](Self::lookup).
+    #[inline]
     pub(crate) fn fresh<R>(
         &self,
-        key: &str,
-        take: impl FnOnce(&AnyValue) -> Option<R>,
+        id: u128,
+        take: impl FnOnce(Held<'_>) -> Option<R>,
     ) -> Option<FreshHit<R>> {
-        let (_, entry) = self.entry(key)?;
         let now = self.clock.now();
-        if now >= entry.fresh_until || !self.valid(&entry) {
-            return None;
-        }
-        Some(FreshHit {
-            value: take(&entry.value)?,
-            at: now,
-            timing: entry.timing(now),
-            age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
-        })
+        self.entries
+            .get(id, |entry, _| {
+                if now >= entry.fresh_until || !self.valid(entry) {
+                    return None;
+                }
+                let held = Held {
+                    value: &entry.value,
+                    small: &entry.small,
+                };
+                Some(FreshHit {
+                    value: take(held)?,
+                    at: now,
+                    timing: entry.timing(now),
+                    age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
+                })
+            })
+            .flatten()
     }
 
     fn valid(&self, entry: &MemEntry) -> bool {
@@ -376,8 +387,8 @@ impl MemoryStore {
         snapshot: MemSnapshot,
         meta: EntryMeta,
     ) -> PutOutcome {
-        if meta.weight > self.max_bytes / 8 || meta.weight > u64::from(u32::MAX) {
-            // quick_cache would reject it anyway (it exceeds a shard); say so.
+        if meta.weight > self.entries.max_entry_weight() || meta.weight > u64::from(u32::MAX) {
+            // More than a shard's share of the budget.
             return PutOutcome::TooLarge;
         }
         if !self.still_current(&snapshot) || self.removed_since(&key, snapshot.removals_seen) {
@@ -387,6 +398,7 @@ impl MemoryStore {
         let entry = MemEntry {
             key: key.as_str().into(),
             value,
+            small: OnceLock::new(),
             stamps: snapshot.stamps.iter().cloned().collect(),
             epoch: snapshot.epoch,
             checked: AtomicU64::new(snapshot.generation),
@@ -396,8 +408,10 @@ impl MemoryStore {
             delta_us: u32::try_from(meta.delta.as_micros()).unwrap_or(u32::MAX),
             weight: u32::try_from(meta.weight.max(1)).unwrap_or(u32::MAX),
         };
-        self.entries.insert(Id(key_id(&entry.key)), Arc::new(entry));
-        PutOutcome::Stored
+        match self.entries.insert(key_id(&entry.key), entry, now) {
+            Ok(()) => PutOutcome::Stored,
+            Err(_) => PutOutcome::TooLarge,
+        }
     }
 
     /// Whether `key` was removed (by key or pattern) after sequence number `seen`.
@@ -444,26 +458,12 @@ impl MemoryStore {
             return false;
         };
         self.log_removal(Removal::Key(k));
-        match self.entry(key) {
-            Some((id, entry)) => self
-                .entries
-                .remove_if(&id, |current| Arc::ptr_eq(current, &entry))
-                .is_some(),
-            None => false,
-        }
+        self.entries.remove(key_id(key), None).is_some()
     }
 
     pub(crate) fn remove_pattern(&self, pattern: &glob::Pattern) -> usize {
         self.log_removal(Removal::Pattern(pattern.clone()));
-        let removed = std::sync::atomic::AtomicUsize::new(0);
-        self.entries.retain(|_, entry| {
-            let keep = !pattern.matches(&entry.key);
-            if !keep {
-                removed.fetch_add(1, Ordering::Relaxed);
-            }
-            keep
-        });
-        removed.into_inner()
+        self.entries.retain(|entry| !pattern.matches(&entry.key))
     }
 
     pub(crate) fn clear_all(&self) {

@@ -16,6 +16,8 @@ use crate::Error;
 
 #[cfg(any(test, fuzzing))]
 pub(crate) mod checks;
+/// The text of simple arguments, written without serde_json.
+mod fast;
 pub(crate) mod json;
 #[cfg(test)]
 mod props;
@@ -165,8 +167,54 @@ pub(crate) fn key_id(key: &str) -> u128 {
 /// [`key_id`] of the key `path:<hex of hash>`, without its text.
 #[inline]
 pub(crate) fn args_key_id(path: &str, hash: u128) -> u128 {
+    args_key_id_of(path_id(path), hash)
+}
+
+/// The hash of a default key's path that [`args_key_id`] starts from.
+pub(crate) fn args_path_id(path: &str) -> u128 {
+    path_id(path)
+}
+
+fn path_id(path: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128_with_seed(path.as_bytes(), id_seed())
+}
+
+/// [`path_id`] of a function's path, `owner::fn` for a method (the `owner` type's name and
+/// the last segment of `path`), remembered per thread: both are `&'static str`s, so their
+/// addresses name them, and a hit does not hash the path again.
+pub(crate) fn function_path_id(
+    owner: Option<&'static str>,
+    path: &'static str,
+    text: impl FnOnce() -> std::borrow::Cow<'static, str>,
+) -> u128 {
+    const WAYS: usize = 16;
+    type Slot = Option<((usize, usize), (usize, usize), u128)>;
+    thread_local! {
+        static IDS: [std::cell::Cell<Slot>; WAYS] =
+            const { [const { std::cell::Cell::new(None) }; WAYS] };
+    }
+    let address = |s: &'static str| (s.as_ptr() as usize, s.len());
+    let owner = owner.map_or((0, 0), address);
+    let path_at = address(path);
+    let way = ((path_at.0 >> 3) ^ (owner.0 >> 3)) % WAYS;
+    IDS.with(|ids| {
+        let slot = &ids[way];
+        if let Some((o, p, id)) = slot.get()
+            && o == owner
+            && p == path_at
+        {
+            return id;
+        }
+        let id = path_id(&text());
+        slot.set(Some((owner, path_at, id)));
+        id
+    })
+}
+
+/// [`args_key_id`] from the path's [`path_id`].
+#[inline]
+pub(crate) fn args_key_id_of(path_id: u128, hash: u128) -> u128 {
     let mut both = [0_u8; 32];
-    let path_id = xxhash_rust::xxh3::xxh3_128_with_seed(path.as_bytes(), id_seed());
     both[..16].copy_from_slice(&path_id.to_le_bytes());
     both[16..].copy_from_slice(&hash.to_le_bytes());
     // Another seed than whole texts': the two domains do not meet.
@@ -178,7 +226,13 @@ pub(crate) fn args_key_id(path: &str, hash: u128) -> u128 {
 #[derive(Clone, Copy)]
 pub(crate) enum HitKey<'a> {
     Text(&'a str),
-    Args { path: &'a str, hash: u128 },
+    /// A default key: its path's [`path_id`], the path itself (written only if needed) and
+    /// the arguments' hash.
+    Args {
+        path_id: u128,
+        path: &'a (dyn Fn() -> std::borrow::Cow<'static, str> + 'a),
+        hash: u128,
+    },
 }
 
 impl HitKey<'_> {
@@ -187,7 +241,7 @@ impl HitKey<'_> {
     pub(crate) fn id(&self) -> u128 {
         match *self {
             HitKey::Text(text) => key_id(text),
-            HitKey::Args { path, hash } => args_key_id(path, hash),
+            HitKey::Args { path_id, hash, .. } => args_key_id_of(path_id, hash),
         }
     }
 
@@ -195,7 +249,7 @@ impl HitKey<'_> {
     pub(crate) fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         match *self {
             HitKey::Text(text) => f(text),
-            HitKey::Args { path, hash } => with_args_key(path, hash, f),
+            HitKey::Args { path, hash, .. } => with_args_key(&path(), hash, f),
         }
     }
 }
@@ -227,6 +281,12 @@ fn hash_args<A: Serialize + ?Sized>(
     args: &A,
     buf: &mut Vec<u8>,
 ) -> Result<Option<u128>, Error> {
+    // The same text, when the arguments are simple enough to write without serde_json
+    // (never `null`: the unit value is not among them).
+    buf.clear();
+    if fast::write(buf, args) {
+        return Ok(Some(xxhash_rust::xxh3::xxh3_128(buf)));
+    }
     buf.clear();
     json::write(buf, args).map_err(|source| Error::Encode {
         key: path.to_owned(),

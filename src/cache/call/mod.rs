@@ -440,10 +440,20 @@ impl Call {
         };
         match &self.key {
             // No key text: the store's id of the key comes from the path and the hash.
-            KeySpec::Args(Ok(Some(hash))) => look(HitKey::Args {
-                path: &self.key_path(),
-                hash: *hash,
-            }),
+            KeySpec::Args(Ok(Some(hash))) => {
+                let path = || self.key_path();
+                let path_id = match self.namespace().and_then(Namespace::key_prefix) {
+                    None => {
+                        crate::key::function_path_id(self.owner, self.path, || self.function_path())
+                    }
+                    Some(_) => crate::key::args_path_id(&self.key_path()),
+                };
+                look(HitKey::Args {
+                    path_id,
+                    path: &path,
+                    hash: *hash,
+                })
+            }
             KeySpec::Path | KeySpec::Args(Ok(None)) => look(HitKey::Text(&self.key_path())),
             KeySpec::Explicit(Ok(key)) => match self.namespace().and_then(Namespace::key_prefix) {
                 None => look(HitKey::Text(key.as_str())),

@@ -1,0 +1,295 @@
+//! The key text of the arguments most cached functions take — integers, booleans, plain
+//! strings, and tuples or lists of them — written straight into the key buffer, byte for
+//! byte what [`json`](super::json) writes for them (serde_json's text), without
+//! serde_json's serializer in between. Anything else (a float, an option, a map, a struct,
+//! a string that needs escaping) makes it give up, and the caller writes
+//! the arguments with [`json`](super::json) instead: the text, and so the key, is the same
+//! either way.
+
+use serde::ser::{self, Impossible, Serialize, Serializer};
+
+/// Why the fast writer gave up (never shown: the caller takes the JSON way).
+#[derive(Debug)]
+pub(super) struct GiveUp;
+
+impl std::fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a simple argument")
+    }
+}
+
+impl std::error::Error for GiveUp {}
+
+impl ser::Error for GiveUp {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        GiveUp
+    }
+}
+
+/// The text written so far.
+struct Text<'a>(&'a mut Vec<u8>);
+
+impl Text<'_> {
+    #[inline]
+    fn push(&mut self, more: &[u8]) -> Result<(), GiveUp> {
+        self.0.extend_from_slice(more);
+        Ok(())
+    }
+
+    fn decimal(&mut self, negative: bool, value: u128) -> Result<(), GiveUp> {
+        const TEN_19: u128 = 10_000_000_000_000_000_000;
+        // 39 digits at most, and the sign.
+        let mut digits = [0_u8; 40];
+        let mut at = digits.len();
+        let mut rest = value;
+        loop {
+            // 19 digits at a time by 64-bit division (a 128-bit one is a library call).
+            let (next, mut chunk) = match u64::try_from(rest) {
+                Ok(small) => (0, small),
+                Err(_) => (rest / TEN_19, (rest % TEN_19) as u64),
+            };
+            let mut written = 0;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (chunk % 10) as u8;
+                chunk /= 10;
+                written += 1;
+                if chunk == 0 && (next == 0 || written == 19) {
+                    break;
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            rest = next;
+        }
+        if negative {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        self.push(&digits[at..])
+    }
+
+    fn string(&mut self, value: &str) -> Result<(), GiveUp> {
+        // serde_json escapes `"`, `\` and the C0 controls: leave those to it.
+        if value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            return Err(GiveUp);
+        }
+        self.push(b"\"")?;
+        self.push(value.as_bytes())?;
+        self.push(b"\"")
+    }
+}
+
+/// Writes `args`' text after what `buf` holds; `false` when the fast writer cannot (what
+/// it wrote is then to be cleared).
+pub(super) fn write<A: Serialize + ?Sized>(buf: &mut Vec<u8>, args: &A) -> bool {
+    let mut text = Text(buf);
+    args.serialize(Writer { text: &mut text }).is_ok()
+}
+
+/// The serializer. See the module docs.
+struct Writer<'a, 'b> {
+    text: &'a mut Text<'b>,
+}
+
+/// A list or tuple being written: whether an element was written yet.
+struct Seq<'a, 'b> {
+    text: &'a mut Text<'b>,
+    first: bool,
+}
+
+impl Seq<'_, '_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
+        if !self.first {
+            self.text.push(b",")?;
+        }
+        self.first = false;
+        value.serialize(Writer {
+            text: &mut *self.text,
+        })
+    }
+
+    fn close(self) -> Result<(), GiveUp> {
+        self.text.push(b"]")
+    }
+}
+
+macro_rules! give_up {
+    ($($name:ident($($arg:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(self, $(_: $arg),*) -> Result<$ret, GiveUp> { Err(GiveUp) })*
+    };
+}
+
+impl<'a, 'b> Serializer for Writer<'a, 'b> {
+    type Ok = ();
+    type Error = GiveUp;
+    type SerializeSeq = Seq<'a, 'b>;
+    type SerializeTuple = Seq<'a, 'b>;
+    type SerializeTupleStruct = Seq<'a, 'b>;
+    type SerializeTupleVariant = Impossible<(), GiveUp>;
+    type SerializeMap = Impossible<(), GiveUp>;
+    type SerializeStruct = Impossible<(), GiveUp>;
+    type SerializeStructVariant = Impossible<(), GiveUp>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), GiveUp> {
+        self.text.push(if v { b"true" } else { b"false" })
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), GiveUp> {
+        self.serialize_i128(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), GiveUp> {
+        self.serialize_i128(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), GiveUp> {
+        self.serialize_i128(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), GiveUp> {
+        self.serialize_i128(v.into())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), GiveUp> {
+        self.text.decimal(v < 0, v.unsigned_abs())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), GiveUp> {
+        self.serialize_u128(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), GiveUp> {
+        self.serialize_u128(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), GiveUp> {
+        self.serialize_u128(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), GiveUp> {
+        self.serialize_u128(v.into())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), GiveUp> {
+        self.text.decimal(false, v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), GiveUp> {
+        self.text.string(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), GiveUp> {
+        self.text.string(v)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Seq<'a, 'b>, GiveUp> {
+        self.text.push(b"[")?;
+        Ok(Seq {
+            text: self.text,
+            first: true,
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Seq<'a, 'b>, GiveUp> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Seq<'a, 'b>, GiveUp> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), GiveUp> {
+        // serde_json writes a newtype struct as its content.
+        value.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), GiveUp> {
+        Err(GiveUp)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), GiveUp> {
+        Err(GiveUp)
+    }
+    give_up! {
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+impl ser::SerializeSeq for Seq<'_, '_> {
+    type Ok = ();
+    type Error = GiveUp;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), GiveUp> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTuple for Seq<'_, '_> {
+    type Ok = ();
+    type Error = GiveUp;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), GiveUp> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleStruct for Seq<'_, '_> {
+    type Ok = ();
+    type Error = GiveUp;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), GiveUp> {
+        self.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same_as_json<A: Serialize>(args: A) {
+        let mut json = Vec::new();
+        super::super::json::write(&mut json, &args).unwrap();
+        let mut fast = Vec::new();
+        assert!(write(&mut fast, &args), "written fast");
+        assert_eq!(
+            String::from_utf8_lossy(&fast),
+            String::from_utf8_lossy(&json)
+        );
+    }
+
+    #[test]
+    fn writes_serde_jsons_text_or_gives_up() {
+        same_as_json((7_u32,));
+        same_as_json((-12_i64, u128::MAX, i128::MIN, true, 'x', "plain é 🎵"));
+        same_as_json((
+            0_u8,
+            u64::MAX,
+            u128::from(u64::MAX) + 1,
+            10_u128.pow(19),
+            10_u128.pow(38),
+        ));
+        same_as_json((i64::MIN, 10_000_000_000_000_000_000_000_u128 + 7));
+        same_as_json((vec![1_u8, 2, 3], Vec::<i32>::new(), ("a", ("b", 0_u16))));
+        let buf = &mut Vec::new();
+        for written in [
+            write(buf, &(1.5_f64,)),
+            write(buf, &(Some(1),)),
+            write(buf, &(None::<i32>,)),
+            write(buf, &("quote \"",)),
+            write(buf, &("tab\t",)),
+            write(buf, &(std::collections::BTreeMap::<String, i32>::new(),)),
+        ] {
+            assert!(!written);
+        }
+    }
+}

@@ -36,6 +36,28 @@ impl Text<'_> {
         Ok(())
     }
 
+    /// `value` in decimal, after a `-` if `negative`.
+    #[inline]
+    fn decimal64(&mut self, negative: bool, mut value: u64) -> Result<(), GiveUp> {
+        // 20 digits at most, and the sign.
+        let mut digits = [0_u8; 21];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        if negative {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        self.push(&digits[at..])
+    }
+
+    /// [`decimal64`](Self::decimal64) of a 128-bit value.
     fn decimal(&mut self, negative: bool, value: u128) -> Result<(), GiveUp> {
         const TEN_19: u128 = 10_000_000_000_000_000_000;
         // 39 digits at most, and the sign.
@@ -136,31 +158,31 @@ impl<'a, 'b> Serializer for Writer<'a, 'b> {
         self.text.push(if v { b"true" } else { b"false" })
     }
     fn serialize_i8(self, v: i8) -> Result<(), GiveUp> {
-        self.serialize_i128(v.into())
+        self.serialize_i64(v.into())
     }
     fn serialize_i16(self, v: i16) -> Result<(), GiveUp> {
-        self.serialize_i128(v.into())
+        self.serialize_i64(v.into())
     }
     fn serialize_i32(self, v: i32) -> Result<(), GiveUp> {
-        self.serialize_i128(v.into())
+        self.serialize_i64(v.into())
     }
     fn serialize_i64(self, v: i64) -> Result<(), GiveUp> {
-        self.serialize_i128(v.into())
+        self.text.decimal64(v < 0, v.unsigned_abs())
     }
     fn serialize_i128(self, v: i128) -> Result<(), GiveUp> {
         self.text.decimal(v < 0, v.unsigned_abs())
     }
     fn serialize_u8(self, v: u8) -> Result<(), GiveUp> {
-        self.serialize_u128(v.into())
+        self.serialize_u64(v.into())
     }
     fn serialize_u16(self, v: u16) -> Result<(), GiveUp> {
-        self.serialize_u128(v.into())
+        self.serialize_u64(v.into())
     }
     fn serialize_u32(self, v: u32) -> Result<(), GiveUp> {
-        self.serialize_u128(v.into())
+        self.serialize_u64(v.into())
     }
     fn serialize_u64(self, v: u64) -> Result<(), GiveUp> {
-        self.serialize_u128(v.into())
+        self.text.decimal64(false, v)
     }
     fn serialize_u128(self, v: u128) -> Result<(), GiveUp> {
         self.text.decimal(false, v)

@@ -106,6 +106,14 @@ pub(crate) fn args_hash<A: Serialize + ?Sized>(
     path: &str,
     args: &A,
 ) -> Result<Option<u128>, Error> {
+    args_hash_named(|| path.to_owned(), args)
+}
+
+/// [`args_hash`], `path` written only for an error.
+pub(crate) fn args_hash_named<A: Serialize + ?Sized>(
+    path: impl FnOnce() -> String,
+    args: &A,
+) -> Result<Option<u128>, Error> {
     thread_local! {
         static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
@@ -277,7 +285,7 @@ fn split_args_key(key: &str) -> Option<(&str, u128)> {
 /// Serializes `args` into `buf` (serde_json's text, made injective: see [`json`]) and
 /// hashes them; `None` for the unit value.
 fn hash_args<A: Serialize + ?Sized>(
-    path: &str,
+    path: impl FnOnce() -> String,
     args: &A,
     buf: &mut Vec<u8>,
 ) -> Result<Option<u128>, Error> {
@@ -289,7 +297,7 @@ fn hash_args<A: Serialize + ?Sized>(
     }
     buf.clear();
     json::write(buf, args).map_err(|source| Error::Encode {
-        key: path.to_owned(),
+        key: path(),
         source,
     })?;
     if buf.as_slice() == b"null" {

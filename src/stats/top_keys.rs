@@ -18,6 +18,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -32,6 +33,27 @@ pub(crate) const SAMPLE_EVERY: u32 = 16;
 thread_local! {
     /// Lookups left on this thread before the next sample.
     static COUNTDOWN: Cell<u32> = const { Cell::new(1) };
+}
+
+/// Passes a key id's low bits through: ids are seeded hashes already.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used; fold anything else in rather than drop it.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
+    }
 }
 
 /// Whether this lookup is sampled.
@@ -50,6 +72,8 @@ fn sampled() -> bool {
 }
 
 struct Counter {
+    /// The key's [`key_id`](crate::key::key_id): what the index files it under.
+    id: u128,
     key: Arc<str>,
     namespace: Box<str>,
     hits: u64,
@@ -69,7 +93,9 @@ pub(crate) struct KeyCounts {
 /// The Space-Saving table. See the module docs.
 #[derive(Default)]
 struct SpaceSaving {
-    index: HashMap<Arc<str>, usize>,
+    /// Counters by key id: a sample reads no key text (a default key's is not even
+    /// written unless the key gets a counter).
+    index: HashMap<u128, usize, BuildHasherDefault<IdHasher>>,
     counters: Vec<Counter>,
     /// Samples counted for each counter, including the count inherited on takeover; apart
     /// from the rest so that finding the minimum scans 2 KiB.
@@ -77,13 +103,14 @@ struct SpaceSaving {
 }
 
 impl SpaceSaving {
-    fn observe(&mut self, key: &str, namespace: &str, hit: bool) {
-        let at = match self.index.get(key) {
+    fn observe(&mut self, key: HitKey<'_>, id: u128, namespace: &str, hit: bool) {
+        let at = match self.index.get(&id) {
             Some(&at) => at,
             None if self.counters.len() < CAPACITY => {
-                let key: Arc<str> = Arc::from(key);
-                self.index.insert(Arc::clone(&key), self.counters.len());
+                let key: Arc<str> = key.with_text(|text| Arc::<str>::from(text));
+                self.index.insert(id, self.counters.len());
                 self.counters.push(Counter {
+                    id,
                     key,
                     namespace: namespace.into(),
                     hits: 0,
@@ -99,13 +126,13 @@ impl SpaceSaving {
                         (at, min) = (i, count);
                     }
                 }
-                let key: Arc<str> = Arc::from(key);
                 let Some(counter) = self.counters.get_mut(at) else {
                     return;
                 };
-                self.index.remove(&counter.key);
-                self.index.insert(Arc::clone(&key), at);
-                counter.key = key;
+                self.index.remove(&counter.id);
+                self.index.insert(id, at);
+                counter.id = id;
+                counter.key = key.with_text(|text| Arc::<str>::from(text));
                 if *counter.namespace != *namespace {
                     counter.namespace = namespace.into();
                 }
@@ -161,7 +188,7 @@ impl TopKeys {
             return;
         }
         if let Some(mut sketch) = self.sketch.try_lock() {
-            key.with_text(|key| sketch.observe(key, namespace, hit));
+            sketch.observe(key, key.id(), namespace, hit);
         }
     }
 
@@ -179,13 +206,13 @@ mod tests {
     fn ranks_keys_and_splits_hits_from_misses() {
         let mut s = SpaceSaving::default();
         for _ in 0..5 {
-            s.observe("a", "ns", true);
+            s.observe(HitKey::Text("a"), crate::key::key_id("a"), "ns", true);
         }
-        s.observe("a", "ns", false);
+        s.observe(HitKey::Text("a"), crate::key::key_id("a"), "ns", false);
         for _ in 0..3 {
-            s.observe("b", "other", true);
+            s.observe(HitKey::Text("b"), crate::key::key_id("b"), "other", true);
         }
-        s.observe("c", "ns", false);
+        s.observe(HitKey::Text("c"), crate::key::key_id("c"), "ns", false);
         let top = s.top(2, 1);
         assert_eq!(top.len(), 2);
         assert_eq!(
@@ -206,9 +233,14 @@ mod tests {
     fn memory_stays_bounded_and_heavy_hitters_survive() {
         let mut s = SpaceSaving::default();
         for i in 0..20_000 {
-            s.observe(&format!("cold:{i}"), "ns", false);
+            s.observe(
+                HitKey::Text(&format!("cold:{i}")),
+                crate::key::key_id(&format!("cold:{i}")),
+                "ns",
+                false,
+            );
             if i % 4 == 0 {
-                s.observe("hot", "ns", true);
+                s.observe(HitKey::Text("hot"), crate::key::key_id("hot"), "ns", true);
             }
         }
         assert_eq!(s.counters.len(), CAPACITY);

@@ -391,8 +391,10 @@ impl Call {
 
     /// The default key: the function's path and a hash of its key arguments.
     pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
-        self.key =
-            KeySpec::Args(crate::key::args_hash(&self.function_path(), args).map_err(Box::new));
+        self.key = KeySpec::Args(
+            crate::key::args_hash_named(|| self.function_path().into_owned(), args)
+                .map_err(Box::new),
+        );
     }
 
     /// An explicit key from `key = ".."`.

@@ -1,8 +1,10 @@
-//! Question 2: a Redis-tier hit (the Redis store: no memory tier in front) beside its floor, a
-//! raw redis-rs `GET` of the same JSON followed by serde_json decoding, and beside the peer,
-//! the `cached` crate's `AsyncRedisCache` (a `GET` of its JSON envelope, no invalidation), all
-//! on one private redis-server over loopback. Also counts the round trips of a hit (must be
-//! one), and prints the server's own time per command (`INFO commandstats`).
+//! Question 2: a Redis-tier hit (the Redis store: no memory tier in front) beside its floors
+//! — a raw redis-rs `GET` of the same JSON followed by serde_json decoding, and the same
+//! `GET` pipelined with an `MGET` of as many version keys as a querycache entry records
+//! (what a version check on every hit cannot go below) — and beside the peer, the `cached`
+//! crate's `AsyncRedisCache` (a `GET` of its JSON envelope, no invalidation), all on one
+//! private redis-server over loopback. Also counts the round trips of a hit (must be one),
+//! and prints the server's own time per command (`INFO commandstats`).
 //!
 //! Run: `cargo bench --all-features --bench redis_hit`.
 
@@ -54,9 +56,33 @@ fn redis_hit(c: &mut Criterion) {
                 .query_async::<()>(&mut raw)
                 .await
                 .expect("SET");
+            redis::cmd("SET")
+                .arg(format!("raw:v:songs:{id}"))
+                .arg(format!("{:032x}", u128::from(id) * 0x9E37_79B9_7F4A_7C15))
+                .query_async::<()>(&mut raw)
+                .await
+                .expect("SET");
+        }
+        for shared in ["raw:v:songs", "raw:v:epoch"] {
+            redis::cmd("SET")
+                .arg(shared)
+                .arg(format!("{:032x}", 0x5EED_u128))
+                .query_async::<()>(&mut raw)
+                .await
+                .expect("SET");
         }
         raw
     });
+    // How many versions an entry of the key set records (its two tags' and the store
+    // epoch's): the version lines of its header, read back from Redis. (Also a warm-up.)
+    runtime.block_on(async { cache.get::<Arc<Song>>("song:0").await.expect("a hit") });
+    let stored: Vec<u8> = server.query(redis::cmd("GET").arg("querycache:e:song:0"));
+    let version_count = stored
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"querycache:v:"))
+        .count();
+    assert!(version_count >= 2, "an entry records its tags' versions");
+    eprintln!("redis hit: an entry records {version_count} versions");
     // The peer: redis-rs 0.32 on its own multiplexed connection, keys `cached:song:<id>`.
     let peer = runtime.block_on(async {
         let peer: AsyncRedisCache<u32, Song> =
@@ -72,10 +98,8 @@ fn redis_hit(c: &mut Criterion) {
         peer
     });
 
-    // One round trip per hit: a transaction reading the entry and the versions its header
-    // lists (the store knows them: it stored the entry), or the script when it does not.
-    // (Warm up first: a first script call also loads the script.)
-    runtime.block_on(async { cache.get::<Arc<Song>>("song:0").await.expect("a hit") });
+    // One round trip per hit: a pipeline reading the entry and the versions its header lists
+    // (the store knows them: it stored the entry), or the script when it does not.
     server.reset_stats();
     runtime.block_on(async {
         for id in 0..100 {
@@ -88,13 +112,23 @@ fn redis_hit(c: &mut Criterion) {
         }
     });
     let scripts = server.command_count("evalsha") + server.command_count("eval");
-    let transactions = server.command_count("exec");
-    assert_eq!(scripts + transactions, 100, "one round trip per hit");
-    assert_eq!(server.command_count("multi"), transactions);
+    // Each pipeline of a hit holds one MGET (of the versions) and one PTTL.
+    let pipelines = server.command_count("mget");
+    assert_eq!(scripts + pipelines, 100, "one round trip per hit");
+    assert_eq!(server.command_count("pttl"), pipelines);
+    assert_eq!(server.command_count("exec"), 0, "no transaction");
     eprintln!(
-        "redis hit: {} round trips for 100 hits ({transactions} transactions, {scripts} scripts)",
-        scripts + transactions
+        "redis hit: {} round trips for 100 hits ({pipelines} pipelines, {scripts} scripts)",
+        scripts + pipelines
     );
+    // The server's time per command of those 100 hits alone: a hit's pipeline (GET, MGET,
+    // PTTL; EXEC and MULTI stay at zero) or script (EVALSHA).
+    server_time(&server, "100 hits");
+    let version_keys = |id: u32| {
+        let mut keys = vec!["raw:v:songs".to_owned(), format!("raw:v:songs:{id}")];
+        keys.resize(version_count, "raw:v:epoch".to_owned());
+        keys
+    };
 
     let mut group = c.benchmark_group("redis_hit");
     group.bench_function("querycache Redis store get", |b| {
@@ -122,6 +156,28 @@ fn redis_hit(c: &mut Criterion) {
             }
         });
     });
+    group.bench_function(
+        "redis-rs GET + MGET versions pipeline + serde_json decode (floor)",
+        |b| {
+            let mut reader = Reader::new();
+            b.to_async(&runtime).iter(|| {
+                let id = reader.next_id();
+                let mut pipe = redis::pipe();
+                pipe.cmd("GET").arg(format!("raw:song:{id}"));
+                pipe.cmd("MGET").arg(version_keys(id));
+                let mut raw = raw.clone();
+                async move {
+                    let (bytes, versions): (Vec<u8>, Vec<Option<Vec<u8>>>) =
+                        pipe.query_async(&mut raw).await.expect("GET + MGET");
+                    assert_eq!(versions.len(), version_count);
+                    black_box(versions);
+                    black_box(Arc::new(
+                        serde_json::from_slice::<Song>(&bytes).expect("a song"),
+                    ))
+                }
+            });
+        },
+    );
     group.bench_function("cached AsyncRedisCache get (peer)", |b| {
         let mut reader = Reader::new();
         b.to_async(&runtime).iter(|| {
@@ -135,13 +191,38 @@ fn redis_hit(c: &mut Criterion) {
     });
     group.finish();
 
-    // Where the server's time goes: a hit's transaction (EXEC, with the commands it ran) or
-    // script (EVALSHA), against a GET (whose figure also counts the GETs inside them).
+    // Where the server's time goes over the whole run: the floors' GET and MGET count here
+    // too (the hits' own figures are printed above).
+    server_time(&server, "whole run");
+}
+
+/// Prints the server's time per call (`INFO commandstats`) of the commands a hit or a floor
+/// runs, since the last reset of the statistics.
+fn server_time(server: &support::redis::RedisServer, what: &str) {
     let info: String = server.query(redis::cmd("INFO").arg("commandstats"));
     for (name, stats) in info.lines().filter_map(|line| line.split_once(':')) {
-        if ["cmdstat_exec", "cmdstat_evalsha", "cmdstat_get"].contains(&name) {
-            let per_call = stats.split(',').find(|f| f.starts_with("usec_per_call="));
-            eprintln!("redis hit: server time, {name} {}", per_call.unwrap_or("?"));
+        if [
+            "cmdstat_exec",
+            "cmdstat_multi",
+            "cmdstat_evalsha",
+            "cmdstat_get",
+            "cmdstat_mget",
+            "cmdstat_pttl",
+        ]
+        .contains(&name)
+        {
+            let field = |prefix: &str| {
+                stats
+                    .split(',')
+                    .find(|f| f.starts_with(prefix))
+                    .unwrap_or("?")
+                    .to_owned()
+            };
+            eprintln!(
+                "redis hit: server time ({what}), {name} {} {}",
+                field("calls="),
+                field("usec_per_call=")
+            );
         }
     }
 }

@@ -58,6 +58,17 @@ pub(crate) fn arbitrary_bytes(bytes: &[u8]) {
             framed.is_err() || head.is_ok(),
             "unframe reads what header reads"
         );
+        if let Ok(head) = &head {
+            let (n, lines) = snapshot_lines(bytes).expect("snapshot_lines reads what header reads");
+            assert_eq!(n, head.versions.len());
+            assert!(
+                lines.eq(head
+                    .versions
+                    .iter()
+                    .map(|(k, t)| (k.as_bytes(), t.as_bytes()))),
+                "the same snapshot"
+            );
+        }
         if let Err(error) = &framed {
             assert!(!error.to_string().is_empty());
         }

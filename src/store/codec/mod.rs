@@ -190,6 +190,48 @@ pub(crate) fn header(bytes: &[u8]) -> Result<Header<'_>, DecodeError> {
     })
 }
 
+/// The snapshot of a framed payload, read as bytes and lazily: how many versions its header
+/// records, and their `(version key, token)` lines (fewer if the payload ends early).
+///
+/// What the Redis store's hit path compares with the versions it read, without building a
+/// [`Header`] (the payload's header is read again, by [`unframe`], when it is decoded).
+/// Only the lines before the snapshot are checked, as the get script checks them:
+/// whatever [`header`] reads, this reads the same; a payload it lets through that
+/// [`unframe`] refuses is refused there, before anything is served.
+pub(crate) fn snapshot_lines(bytes: &[u8]) -> Result<(usize, SnapshotLines<'_>), DecodeError> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or(DecodeError::Format {
+        expected: MAGIC_TEXT,
+    })?;
+    let mut lines = Lines { rest };
+    let flags: u32 = lines.number("flags")?;
+    lines.line("created_at")?;
+    if flags & FLAG_TIMING != 0 {
+        lines.line("timing")?;
+    }
+    let n: usize = lines.number("version count")?;
+    if n > lines.rest.len() / 2 {
+        return Err(DecodeError::Header("version count exceeds the payload"));
+    }
+    Ok((n, SnapshotLines { lines, left: n }))
+}
+
+/// The `(version key, token)` lines of a payload's snapshot: see [`snapshot_lines`].
+pub(crate) struct SnapshotLines<'a> {
+    lines: Lines<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for SnapshotLines<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        let key = self.lines.line("version key").ok()?;
+        let token = self.lines.line("version token").ok()?;
+        Some((key, token))
+    }
+}
+
 /// Reads a framed payload.
 pub(crate) fn unframe(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
     let Header {
@@ -250,11 +292,8 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn line(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or(DecodeError::Header(what))?;
+        // memchr: the hit path reads every line of the header, twice (see `store::redis`).
+        let end = memchr::memchr(b'\n', self.rest).ok_or(DecodeError::Header(what))?;
         let (line, rest) = self.rest.split_at(end);
         self.rest = &rest[1..];
         Ok(line)
@@ -293,6 +332,38 @@ mod tests {
             fresh_until_ms: Some(created_at_ms + 60_000),
             delta_us: 1_500,
         }
+    }
+
+    #[test]
+    fn snapshot_lines_are_the_headers() {
+        for timing in [None, Some(60_000)] {
+            let stamps = Stamps {
+                fresh_until_ms: timing,
+                ..stamps(42)
+            };
+            let framed = frame(b"{}", BodyFormat::Json, &versions(), stamps, None);
+            let (n, lines) = snapshot_lines(&framed).unwrap();
+            let lines: Vec<(&[u8], &[u8])> = lines.collect();
+            let header = header(&framed).unwrap();
+            assert_eq!(n, header.versions.len());
+            let expected: Vec<(&[u8], &[u8])> = header
+                .versions
+                .iter()
+                .map(|(k, t)| (k.as_bytes(), t.as_bytes()))
+                .collect();
+            assert_eq!(lines, expected);
+        }
+        assert!(snapshot_lines(b"QC1\n0\n42\n0\n{}").is_err());
+        assert!(
+            snapshot_lines(b"QC2\n0\n42\n9\n").is_err(),
+            "more than it holds"
+        );
+        let (n, lines) = snapshot_lines(b"QC2\n0\n42\n2\nk\nt\nk2\n{}").unwrap();
+        assert_eq!(
+            (n, lines.count()),
+            (2, 1),
+            "a truncated snapshot reads short"
+        );
     }
 
     #[test]

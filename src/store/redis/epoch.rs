@@ -7,7 +7,7 @@
 //! the get script would serve them. So every snapshot on a single server also reads one more
 //! version, the epoch (`<prefix>:v:querycache:#epoch`, see [`EPOCH_TAG`]), which every
 //! entry records in its header like a tag's version; both the get script and the hinted
-//! transaction ([`super::hints`]) compare it. The rotate script gives the epoch a fresh token
+//! pipeline ([`super::hints`]) compare it. The rotate script gives the epoch a fresh token
 //! when the server's `run_id` (new at every start, different on every server) is not the one
 //! recorded in `<prefix>:epoch-run`. That record is itself persisted with the old `run_id`,
 //! so a server restored from its files always fails the comparison: the first instance to
@@ -264,9 +264,11 @@ fn connection_lost(error: &redis::RedisError) -> bool {
 }
 
 /// `sent`'s reply, after clearing the incarnation flag if it says the connection was lost.
+/// `sent` is the manager's own method's future, not its `ConnectionLike` one (boxed): one
+/// boxed future per command, not two (every hit comes this way).
 fn watched<'a, T: Send + 'a>(
     incarnation: &'a Incarnation,
-    sent: redis::RedisFuture<'a, T>,
+    sent: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'a,
 ) -> redis::RedisFuture<'a, T> {
     Box::pin(async move {
         let reply = sent.await;
@@ -284,7 +286,7 @@ impl ConnectionLike for Watched {
         &'a mut self,
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
-        let sent = self.conn.req_packed_command(cmd);
+        let sent = self.conn.send_packed_command(cmd);
         watched(&self.incarnation, sent)
     }
 
@@ -294,7 +296,7 @@ impl ConnectionLike for Watched {
         offset: usize,
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        let sent = self.conn.req_packed_commands(pipeline, offset, count);
+        let sent = self.conn.send_packed_commands(pipeline, offset, count);
         watched(&self.incarnation, sent)
     }
 

@@ -6,17 +6,47 @@
 //! `redis.call` — costs the server about ten times a plain `GET` (`benches/redis_hit.rs`
 //! prints both). When the store knows which version keys the entry under a key recorded
 //! (from the last time this process stored or read that key), a hit is instead one
-//! transaction:
+//! pipeline, one round trip:
 //!
 //! ```text
-//! MULTI; GET <entry>; MGET <version keys>; PTTL <entry>; EXEC
+//! GET <entry>; MGET <version keys>; PTTL <entry>
 //! ```
 //!
-//! It is atomic, so the entry and the versions are read at one instant, and it is one round
-//! trip; the store then compares the snapshot in the entry's header with the versions, as
-//! the script does on the server.
+//! and the store compares the snapshot in the entry's header with the versions, as the
+//! script does on the server.
 //!
-//! A hint only ever shortens a hit or a miss. Whenever the transaction's answer is anything
+//! # Why a plain pipeline is proof enough
+//!
+//! The pipeline is not a transaction (`MULTI`/`EXEC` would cost the server a queued reply
+//! per command and an `EXEC` on top): another client's commands may run between its
+//! `GET` and its `MGET`. It proves the entry current all the same, because Redis runs the
+//! commands of one connection in the order they were sent, so the `GET` (at `t1`) runs
+//! before the `MGET` (at `t2 > t1`), and:
+//!
+//! * the entry was stored (at `t0 < t1`) by the put script, which stores it only if every
+//!   version its header records is the current one at that instant, on the server;
+//! * version tokens are never reused: a bump writes a fresh random 128-bit token, a lost
+//!   version comes back as a fresh one, a new server incarnation rotates the store epoch
+//!   (one more version every entry records, see [`super::epoch`]) — a version key never
+//!   goes back to a token it held before.
+//!
+//! So if the `MGET` reads, for every version key, the very token the header records, each
+//! of them held that token from `t0` to `t2` without a change in between: no invalidation
+//! of the entry's tags committed between its store and the `MGET`, and at `t1`, when the
+//! `GET` read it, the entry was current. The read is linearizable at `t1`, as the
+//! transaction's was at its one instant. (An entry replaced between the `GET` and the
+//! `MGET` does not matter: what is served is the one read, current when read.)
+//!
+//! The `PTTL` is no proof of anything, only how long the entry has left in Redis, which
+//! the tiered store uses to bound how long its memory tier keeps a value (not how long it
+//! is fresh: that is in the header). It runs after the `GET`, so it may see a newer entry
+//! stored under the key in between (a lifetime that is that entry's), or none (`-2`:
+//! reported as unknown, and the memory tier is not filled). In the first case, a race of
+//! a few microseconds, the memory tier may keep the value read as long as Redis keeps the
+//! newer entry: never fresh past the time its own header says, and dropped, like any
+//! memory entry, by an invalidation of its tags.
+//!
+//! A hint only ever shortens a hit or a miss. Whenever the pipeline's answer is anything
 //! else — the header lists other version keys than the hint, a version moved or is gone,
 //! the payload does not parse — the store asks the script, whose answer is authoritative
 //! (it unlinks an outdated entry, reports garbage). Hints are bounded ([`CAPACITY`] keys)
@@ -25,6 +55,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::Value;
 use redis::aio::ConnectionLike;
 
 use super::RawLookup;
@@ -35,14 +66,22 @@ pub(super) const CAPACITY: usize = 16_384;
 
 /// Version keys per cache key: each hint is the keys joined by newlines (keys never
 /// contain one), in the order the entry's header lists them.
+///
+/// Cache keys are known by their 64-bit xxh3 hash only: no copy of the key is kept, and a
+/// lookup compares no string (on a hit path whose hints are scattered in memory, the key
+/// comparison was a cache miss of its own). Two keys with the same hash share a hint, which
+/// is then wrong for one of them: harmless, as any wrong hint (the header lists other
+/// version keys) sends the lookup to the script.
 pub(super) struct Hints {
-    map: quick_cache::sync::Cache<String, Arc<str>>,
+    map: quick_cache::sync::Cache<u64, Arc<str>>,
 }
 
-/// The transaction's answer: the entry, the versions (in the hint's order), its PTTL.
-type Reply = (Option<Vec<u8>>, Vec<Option<Vec<u8>>>, i64);
+/// What a cache key is known by in [`Hints`].
+fn hashed(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
 
-/// What the transaction found.
+/// What the pipeline found.
 #[derive(Debug)]
 pub(super) enum Hinted {
     /// A plain answer: a hit whose snapshot is current, or no entry.
@@ -60,15 +99,16 @@ impl Hints {
 
     /// The version keys the entry under `key` recorded last time we looked, if known.
     pub(super) fn get(&self, key: &str) -> Option<Arc<str>> {
-        self.map.get(key)
+        self.map.get(&hashed(key))
     }
 
     /// Remembers that the entry under `key` records `version_keys` (in header order).
     pub(super) fn learn<'a>(&self, key: &str, version_keys: impl Iterator<Item = &'a str>) {
         let joined: Vec<&str> = version_keys.collect();
         let hint: Arc<str> = Arc::from(joined.join("\n"));
-        if self.map.peek(key).as_deref() != Some(&*hint) {
-            self.map.insert(key.to_owned(), hint);
+        let key = hashed(key);
+        if self.map.peek(&key).as_deref() != Some(&*hint) {
+            self.map.insert(key, hint);
         }
     }
 
@@ -83,57 +123,94 @@ impl Hints {
     }
 }
 
-/// Reads `entry` and the versions `hint` names in one transaction, and decides if it can.
+/// Reads `entry` and the versions `hint` names in one pipeline (see the module docs for
+/// why it needs no transaction), and decides if it can.
+///
+/// The replies are read as they come (no conversion through redis-rs's typed results): a
+/// reply of any other shape than a plain hit's or miss's — an error reply among them — is
+/// left to the script.
 pub(super) async fn lookup(
     conn: &mut impl ConnectionLike,
     entry: &str,
     hint: &str,
 ) -> Result<Hinted, StoreError> {
-    let version_keys: Vec<&str> = if hint.is_empty() {
-        Vec::new()
-    } else {
-        hint.split('\n').collect()
+    // Each command sized up front: built on every hit, they would otherwise grow by steps.
+    let on_entry = |name: &str| {
+        let mut cmd = redis::Cmd::with_capacity(2, name.len() + entry.len());
+        cmd.arg(name).arg(entry);
+        cmd
     };
-    let mut pipe = redis::pipe();
-    pipe.atomic().cmd("GET").arg(entry);
-    let (bytes, now, pttl): Reply = if version_keys.is_empty() {
-        let (bytes, pttl): (Option<Vec<u8>>, i64) =
-            pipe.cmd("PTTL").arg(entry).query_async(conn).await?;
-        (bytes, Vec::new(), pttl)
-    } else {
+    let mut pipe = redis::Pipeline::with_capacity(3);
+    // The GET first: the MGET after it is what proves the entry current (module docs).
+    pipe.add_command(on_entry("GET"));
+    if !hint.is_empty() {
         // MGET by hand: redis-rs sends a single key's `mget` as GET, whose reply is no array.
-        pipe.cmd("MGET")
-            .arg(&version_keys)
-            .cmd("PTTL")
-            .arg(entry)
-            .query_async(conn)
-            .await?
-    };
-    let Some(bytes) = bytes else {
-        return Ok(Hinted::Decided(RawLookup::Miss));
-    };
-    if !current(&bytes, &version_keys, &now) {
+        // Room for as many keys as an entry usually records (more grow the list).
+        let mut mget = redis::Cmd::with_capacity(8, 4 + hint.len());
+        mget.arg("MGET");
+        for version_key in hint.split('\n') {
+            mget.arg(version_key);
+        }
+        pipe.add_command(mget);
+    }
+    pipe.add_command(on_entry("PTTL"));
+    let mut replies = conn.req_packed_commands(&pipe, 0, pipe.len()).await?;
+    if replies.len() != pipe.len() {
         return Ok(Hinted::AskScript);
     }
+    let pttl = match replies.as_slice() {
+        [Value::Nil, ..] => return Ok(Hinted::Decided(RawLookup::Miss)),
+        [Value::BulkString(_), .., Value::Int(pttl)] => *pttl,
+        _ => return Ok(Hinted::AskScript),
+    };
+    let now = match replies.get(1) {
+        _ if hint.is_empty() => &[][..],
+        Some(Value::Array(now)) => now.as_slice(),
+        _ => return Ok(Hinted::AskScript),
+    };
+    let bytes = match replies.first() {
+        Some(Value::BulkString(bytes)) => bytes.as_slice(),
+        _ => return Ok(Hinted::AskScript),
+    };
+    if !current(bytes, hint, now) {
+        return Ok(Hinted::AskScript);
+    }
+    // The payload is moved out of the reply, not copied.
+    let bytes = match replies.swap_remove(0) {
+        Value::BulkString(bytes) => bytes,
+        _ => return Ok(Hinted::AskScript),
+    };
     let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
     Ok(Hinted::Decided(RawLookup::Hit(bytes, ttl)))
 }
 
-/// Whether `payload`'s header lists exactly `version_keys`, each with the token it holds
-/// `now` (read in the same transaction).
-fn current(payload: &[u8], version_keys: &[&str], now: &[Option<Vec<u8>>]) -> bool {
-    let Ok(header) = codec::header(payload) else {
+/// Whether `payload`'s header lists exactly the version keys of `hint` (joined by
+/// newlines, in order), each with the token it holds `now` (the `MGET`'s reply, read after
+/// the payload). Compared as bytes, without decoding the header (the tiered store does,
+/// to decode the entry).
+fn current(payload: &[u8], hint: &str, now: &[Value]) -> bool {
+    let Ok((n, mut recorded)) = codec::snapshot_lines(payload) else {
         return false;
     };
-    header.versions.len() == version_keys.len()
-        && now.len() == version_keys.len()
-        && header
-            .versions
-            .iter()
-            .zip(version_keys.iter().zip(now))
-            .all(|((key, token), (hinted, now))| {
-                key == hinted && now.as_deref() == Some(token.as_bytes())
-            })
+    if n != now.len() {
+        return false;
+    }
+    if n == 0 {
+        return hint.is_empty();
+    }
+    let mut hinted = hint.split('\n');
+    for now in now {
+        let (Some((key, token)), Some(hinted)) = (recorded.next(), hinted.next()) else {
+            return false;
+        };
+        if key != hinted.as_bytes() {
+            return false;
+        }
+        if !matches!(now, Value::BulkString(now) if now.as_slice() == token) {
+            return false;
+        }
+    }
+    hinted.next().is_none()
 }
 
 #[cfg(test)]
@@ -153,43 +230,46 @@ mod tests {
         codec::frame(b"{}", codec::BodyFormat::Json, &versions, stamps, None)
     }
 
-    fn tokens(tokens: &[Option<&str>]) -> Vec<Option<Vec<u8>>> {
+    fn tokens(tokens: &[Option<&str>]) -> Vec<Value> {
         tokens
             .iter()
-            .map(|t| t.map(|t| t.as_bytes().to_vec()))
+            .map(|t| t.map_or(Value::Nil, |t| Value::BulkString(t.as_bytes().to_vec())))
             .collect()
     }
 
     #[test]
     fn current_only_when_keys_match_and_no_version_moved() {
         let entry = payload(&[("qc:v:a", "t1"), ("qc:v:b", "t2")]);
-        let keys = ["qc:v:a", "qc:v:b"];
-        assert!(current(&entry, &keys, &tokens(&[Some("t1"), Some("t2")])));
+        let keys = "qc:v:a\nqc:v:b";
+        assert!(current(&entry, keys, &tokens(&[Some("t1"), Some("t2")])));
         assert!(!current(
             &entry,
-            &keys,
+            keys,
             &tokens(&[Some("t1"), Some("moved")])
         ));
+        assert!(!current(&entry, keys, &tokens(&[Some("t1"), None])), "lost");
         assert!(
-            !current(&entry, &keys, &tokens(&[Some("t1"), None])),
-            "lost"
+            !current(&entry, "qc:v:b\nqc:v:a", &tokens(&[Some("t2"), Some("t1")])),
+            "another order is another hint"
         );
+        assert!(!current(&entry, "qc:v:a", &tokens(&[Some("t1")])), "fewer");
         assert!(
             !current(
                 &entry,
-                &["qc:v:b", "qc:v:a"],
-                &tokens(&[Some("t2"), Some("t1")])
+                "qc:v:a\nqc:v:b\nqc:v:c",
+                &tokens(&[Some("t1"), Some("t2")])
             ),
-            "another order is another hint"
+            "more keys in the hint than in the header"
         );
         assert!(
-            !current(&entry, &["qc:v:a"], &tokens(&[Some("t1")])),
-            "fewer"
+            !current(&entry, keys, &[Value::Int(1), Value::Int(2)]),
+            "not tokens"
         );
-        assert!(!current(b"garbage", &[], &[]));
+        assert!(!current(b"garbage", "", &[]));
+        assert!(current(&payload(&[]), "", &[]), "no tags, nothing to check");
         assert!(
-            current(&payload(&[]), &[], &[]),
-            "no tags, nothing to check"
+            !current(&payload(&[]), "qc:v:a", &[]),
+            "a hint for another entry"
         );
     }
 

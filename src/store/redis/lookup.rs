@@ -1,7 +1,7 @@
 //! The lookup: the entry under a key, served only if the snapshot in its header is still
 //! current.
 //!
-//! Single server: the hinted transaction when the entry's version keys are known
+//! Single server: the hinted pipeline when the entry's version keys are known
 //! ([`hints`]), else the get script ([`GET_BODY`] after
 //! [`CURRENT_FN`](super::CURRENT_FN)), which unlinks an outdated entry on the spot — one
 //! round trip for a hit either way. Cluster: `GET` and `PTTL` of the entry, then one
@@ -42,8 +42,8 @@ pub(crate) enum RawLookup {
 
 impl RedisStore {
     /// The entry under `key`, validated against its tags' current versions: on a single
-    /// server by one transaction when the entry's version keys are known ([`hints`]), else
-    /// (or when the transaction cannot decide) by the script — one round trip for a hit
+    /// server by one pipeline when the entry's version keys are known ([`hints`]), else
+    /// (or when the pipeline cannot decide) by the script — one round trip for a hit
     /// either way; on a cluster by the store (two, see the module docs).
     pub(crate) async fn lookup(&self, key: &str) -> Result<RawLookup, StoreError> {
         let entry = self.entry_key(key);

@@ -29,7 +29,7 @@
 //! * **get**: reads the entry, compares the snapshot in its header with the current
 //!   versions, and returns it only if they all match — one round trip for a hit; an
 //!   outdated entry is unlinked on the spot. When the store already knows which version
-//!   keys the entry records, a hit skips the script: one `MULTI`/`EXEC` transaction reads
+//!   keys the entry records, a hit skips the script: one pipeline (`GET`, then `MGET`) reads
 //!   the entry and those versions, and the store compares them ([`hints`]);
 //! * **put**: stores the entry only if its snapshot is still current (a value computed while
 //!   a write committed is never parked);
@@ -426,8 +426,14 @@ impl RedisStore {
         }
     }
 
+    /// The Redis key of the entry under `key`: `<prefix>:e:<key>`.
     pub(crate) fn entry_key(&self, key: &str) -> String {
-        format!("{}:e:{key}", self.prefix)
+        // Not `format!`: this runs on every lookup.
+        let mut entry = String::with_capacity(self.prefix.len() + 3 + key.len());
+        entry.push_str(&self.prefix);
+        entry.push_str(":e:");
+        entry.push_str(key);
+        entry
     }
 
     fn version_key(&self, tag: &Tag) -> String {

@@ -15,7 +15,7 @@ secs=${2:-10}
 connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 cargo build --quiet --release --example songs
-bin="$PWD/target/release/examples/songs"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/songs"
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

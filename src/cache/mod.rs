@@ -13,6 +13,7 @@ mod invalidate;
 pub(crate) mod observe;
 pub(crate) mod options;
 mod read;
+pub(crate) use read::Quick;
 mod sync;
 
 pub use bypass::{bypass, bypass_sync};

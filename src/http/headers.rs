@@ -94,6 +94,41 @@ pub(crate) fn vary_names(configured: &[HeaderName], request: &HeaderMap) -> Vec<
     names
 }
 
+/// The `Vary` value of a layer's answers, made once from its configured names: one for
+/// requests without `Authorization`, one for requests with it (what [`vary_names`] and
+/// [`merge_vary`] make of a response without a `Vary` of its own, per request).
+#[derive(Debug, Clone)]
+pub(crate) struct VaryValue {
+    plain: Option<HeaderValue>,
+    authorized: Option<HeaderValue>,
+}
+
+impl VaryValue {
+    /// The values for the configured `names`.
+    pub(crate) fn new(names: &[HeaderName]) -> Self {
+        let value = |request: &HeaderMap| {
+            let mut headers = HeaderMap::new();
+            merge_vary(&mut headers, &vary_names(names, request));
+            headers.remove(header::VARY)
+        };
+        let mut authorized = HeaderMap::new();
+        authorized.insert(header::AUTHORIZATION, HeaderValue::from_static("x"));
+        VaryValue {
+            plain: value(&HeaderMap::new()),
+            authorized: value(&authorized),
+        }
+    }
+
+    /// The value for an answer to a request with `headers`; `None`: no `Vary`.
+    pub(crate) fn for_request(&self, headers: &HeaderMap) -> Option<&HeaderValue> {
+        if headers.contains_key(header::AUTHORIZATION) {
+            self.authorized.as_ref()
+        } else {
+            self.plain.as_ref()
+        }
+    }
+}
+
 /// Adds `names` to the response's `Vary` (keeping what the handler put there, once each;
 /// a `Vary: *` is left alone).
 pub(crate) fn merge_vary(headers: &mut HeaderMap, names: &[HeaderName]) {
@@ -136,6 +171,29 @@ pub(crate) fn not_modified(
     merge_vary(headers, vary);
     response
 }
+
+/// [`not_modified`] with the `Vary` value made beforehand ([`VaryValue`]), and room for
+/// `extra` more headers.
+pub(crate) fn not_modified_with(
+    etag: HeaderValue,
+    cache_control: &CacheControl,
+    vary: Option<&HeaderValue>,
+    extra: usize,
+) -> Response {
+    let mut headers = HeaderMap::with_capacity(3 + extra);
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::CACHE_CONTROL, cache_control.header_value());
+    if let Some(vary) = vary {
+        headers.insert(header::VARY, vary.clone());
+    }
+    let mut response = Response::new(no_body());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// The headers [`mark`] adds: room to make for them.
+pub(crate) const MARK_HEADERS: usize = 2;
 
 /// Marks `response` with where it came from: `X-Cache` (replacing any), and this cache's
 /// `Cache-Status` member after those of the caches behind it (RFC 9211 §2: the last member

@@ -23,6 +23,7 @@ use template::TagTemplate;
 
 use super::CacheControl;
 use super::conditional::DEFAULT_MAX_BODY_BYTES;
+use super::headers::VaryValue;
 use crate::cache::options::Freshness;
 use crate::{Cache, Error, Tag};
 
@@ -492,11 +493,16 @@ impl CacheResponse {
             .chain([header::AUTHORIZATION])
             .collect();
         let keyed_hash = KeyedHash::new(config)?;
+        let mut options = crate::EntryOptions::new().namespace(&self.namespace);
+        if let Some(ttl) = self.ttl {
+            options = options.ttl(ttl);
+        }
+        options.fresh = self.fresh;
         Ok(CacheResponseLayer {
             settings: Arc::new(Settings {
                 cache: self.cache,
-                ttl: self.ttl,
                 templates,
+                vary_value: VaryValue::new(&vary),
                 vary,
                 keyed,
                 keyed_hash,
@@ -506,6 +512,7 @@ impl CacheResponse {
                 cache_errors: self.cache_errors,
                 fresh: self.fresh,
                 path_check: self.path_check,
+                options,
             }),
         })
     }
@@ -514,9 +521,10 @@ impl CacheResponse {
 /// What [`CacheResponse::build`] checked, shared by every request of the route.
 struct Settings {
     cache: Cache,
-    ttl: Option<Duration>,
     templates: Vec<TagTemplate>,
     vary: Vec<HeaderName>,
+    /// The `Vary` value of the answers, made from `vary` once.
+    vary_value: VaryValue,
     /// The request headers the key covers: `vary` and `Authorization`.
     keyed: Vec<HeaderName>,
     /// What hashes their values into the key.
@@ -527,6 +535,8 @@ struct Settings {
     cache_errors: bool,
     fresh: Freshness,
     path_check: Option<PathCheck>,
+    /// The options of every entry, but for the request's tags: namespace, TTL, freshness.
+    options: crate::EntryOptions,
 }
 
 /// The layer [`CacheResponse::build`] makes: add it with

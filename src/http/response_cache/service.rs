@@ -19,9 +19,12 @@ use tower::Service;
 use super::Settings;
 use super::stored::{self, Capture, Origin, Reason, StoredResponse};
 use super::template::FillError;
+use crate::cache::Quick;
 use crate::http::conditional::{self, Policy};
 use crate::http::etag::{self, IfNoneMatch};
-use crate::http::headers::{AnswerOutcome, Source, mark, not_modified, vary_names};
+use crate::http::headers::{
+    AnswerOutcome, MARK_HEADERS, Source, mark, not_modified_with, vary_names,
+};
 use crate::http::{ApiError, body};
 use crate::{EntryOptions, FetchError, Key, Tag};
 
@@ -85,8 +88,9 @@ where
     let started = Instant::now();
     let head = method == Method::HEAD;
     let (mut parts, body) = request.into_parts();
-    let path = parts.uri.path().to_owned();
-    let vary = vary_names(&settings.vary, &parts.headers);
+    // A clone of the URI shares its bytes: the path, for the logs, costs no copy.
+    let uri = parts.uri.clone();
+    let path = uri.path();
     let condition = IfNoneMatch::from_headers(&parts.headers);
     // HEAD is answered from the GET's entry (or the GET's handler, without its body).
     parts.method = Method::GET;
@@ -104,6 +108,7 @@ where
 
     if !settings.cache.config().enabled() {
         // No caching; conditional GETs still answered, from a hash of the body.
+        let vary = vary_names(&settings.vary, &parts.headers);
         let response = inner
             .call(Request::from_parts(parts, body))
             .await
@@ -131,10 +136,30 @@ where
         && !check(&mut parts).await
     {
         tracing::debug!(
-            path = %crate::key::shown(&path),
+            path = %crate::key::shown(path),
             "path parameters the handler rejects; answered without the cache"
         );
         return uncached(inner, parts, body, head).await;
+    }
+    let vary = settings.vary_value.for_request(&parts.headers).cloned();
+    let key = settings.key(&parts);
+    // A plain GET (or HEAD) whose answer is fresh in the memory tier: answered from it at
+    // once — the first step of the full lookup below, which would find and count the same
+    // hit, without first making the request's tags (which only a miss, an invalidation
+    // check or a conditional GET needs). Not with early refresh, whose hit may start a
+    // refresh: that one takes the full way.
+    if let Ok(key) = &key
+        && condition.is_none()
+        && settings.fresh.early_refresh.is_none()
+        && let Quick::Hit(stored) = settings
+            .cache
+            .memory_hit::<StoredResponse>(key.as_str(), &settings.options)
+    {
+        let mut response =
+            stored.respond(head, &settings.cache_control, vary.as_ref(), MARK_HEADERS);
+        mark(&mut response, Source::Hit);
+        log(key.as_str(), AnswerOutcome::Hit, stored.status());
+        return response;
     }
     let tags = match settings.tags(&mut parts).await {
         Ok(tags) => tags,
@@ -154,20 +179,14 @@ where
             return uncached(inner, parts, body, head).await;
         }
     };
-    let key = match settings.key(&parts) {
+    let key = match key {
         Ok(key) => key,
         Err(error) => {
             tracing::warn!(%error, path, "cannot key this request; answered without the cache");
             return uncached(inner, parts, body, head).await;
         }
     };
-    let mut options = EntryOptions::new()
-        .tags(tags)
-        .namespace(&*settings.namespace);
-    if let Some(ttl) = settings.ttl {
-        options = options.ttl(ttl);
-    }
-    options.fresh = settings.fresh;
+    let options = settings.options.clone().tags(tags);
 
     // A deep ETag is checked against the tags' current versions: no handler, no entry.
     let mut current_etag = None;
@@ -178,7 +197,8 @@ where
         let etag = etag::deep(key.as_str(), fingerprint);
         current_etag = Some(etag.clone());
         if condition.matches(&etag) {
-            let mut response = not_modified(etag, &settings.cache_control, &vary);
+            let mut response =
+                not_modified_with(etag, &settings.cache_control, vary.as_ref(), MARK_HEADERS);
             mark(&mut response, Source::Hit);
             log(key.as_str(), AnswerOutcome::NotModified, 304);
             return response;
@@ -205,10 +225,8 @@ where
     if let (Ok(stored), Source::Hit | Source::Stale, Some(current)) =
         (&result, source, &current_etag)
         && stored.is_success()
-        && stored
-            .etag()
-            .is_none_or(|etag| etag::is_declared_deep(&etag))
-        && stored.etag().as_ref() != Some(current)
+        && stored.etag().is_none_or(etag::is_declared_deep)
+        && stored.etag() != Some(current)
     {
         tracing::debug!(key = %crate::key::shown(&key), "entry older than its tags' versions; recomputed");
         settings.cache.delete(key.as_str()).await;
@@ -218,14 +236,20 @@ where
         Ok(stored) => {
             if let (Some(condition), Some(etag), true) =
                 (&condition, stored.etag(), stored.is_success())
-                && condition.matches(&etag)
+                && condition.matches(etag)
             {
-                let mut response = not_modified(etag, &settings.cache_control, &vary);
+                let mut response = not_modified_with(
+                    etag.clone(),
+                    &settings.cache_control,
+                    vary.as_ref(),
+                    MARK_HEADERS,
+                );
                 mark(&mut response, source);
                 log(key.as_str(), AnswerOutcome::NotModified, 304);
                 return response;
             }
-            let mut response = stored.respond(head, &settings.cache_control, &vary);
+            let mut response =
+                stored.respond(head, &settings.cache_control, vary.as_ref(), MARK_HEADERS);
             mark(&mut response, source);
             log(key.as_str(), source.outcome(), stored.status());
             response
@@ -415,11 +439,10 @@ impl Settings {
     /// What is misconfigured, when a template names a parameter the route does not have
     /// (or the layer is not on a route: `Router::route_layer`, not `Router::layer`).
     async fn tags(&self, parts: &mut Parts) -> Result<Vec<Tag>, TagsError> {
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or("?", MatchedPath::as_str)
-            .to_owned();
+        // Only the error messages name the route: borrowed from a copy of the matched path
+        // (an `Arc`) rather than copied per request.
+        let matched = parts.extensions.get::<MatchedPath>().cloned();
+        let route = matched.as_ref().map_or("?", MatchedPath::as_str);
         let needs_params = self.templates.iter().any(|t| t.params().next().is_some());
         let params = if needs_params {
             Some(
@@ -487,9 +510,20 @@ impl Settings {
         // `None` without any of those headers: such a request's key needs no secret, and
         // instances share its entry even when their secrets differ.
         let keyed = self.keyed_hash.digest(&parts.headers, &self.keyed);
-        Key::for_args(
-            &format!("{}:{}", self.namespace, uri.path()),
-            &(uri.query(), keyed),
-        )
+        thread_local! {
+            /// `<namespace>:<path>`, written in place: the key copies it.
+            static PATH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let key_of = |text: &mut String| {
+            text.clear();
+            text.push_str(&self.namespace);
+            text.push(':');
+            text.push_str(uri.path());
+            Key::for_args(text, &(uri.query(), &keyed))
+        };
+        PATH.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => key_of(&mut buffer),
+            Err(_) => key_of(&mut String::new()),
+        })
     }
 }

@@ -7,11 +7,15 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::http::body::{self, Collected};
-use crate::http::headers::merge_vary;
 use crate::http::{ApiError, CacheControl, etag};
 
 /// A cached answer: status, the headers worth keeping, the body, and its ETag.
+///
+/// What is stored (in Redis, as JSON) is the text form; the head a hit answers with is
+/// parsed once, when the answer is captured or read back ([`Rendered`]), so that serving it
+/// costs clones of shared bytes rather than header parsing and formatting per request.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(from = "StoredWire")]
 pub(crate) struct StoredResponse {
     status: u16,
     headers: Vec<(String, String)>,
@@ -21,6 +25,60 @@ pub(crate) struct StoredResponse {
     /// read back from Redis.
     #[serde(skip)]
     origin: u64,
+    /// The head, parsed: never stored, made again when read back.
+    #[serde(skip)]
+    rendered: Rendered,
+}
+
+/// The stored form of a [`StoredResponse`], as read back.
+#[derive(Deserialize)]
+struct StoredWire {
+    status: u16,
+    headers: Vec<(String, String)>,
+    etag: String,
+    body: StoredBody,
+}
+
+impl From<StoredWire> for StoredResponse {
+    fn from(wire: StoredWire) -> Self {
+        let rendered = Rendered::new(wire.status, &wire.headers, &wire.etag);
+        StoredResponse {
+            status: wire.status,
+            headers: wire.headers,
+            etag: wire.etag,
+            body: wire.body,
+            origin: 0,
+            rendered,
+        }
+    }
+}
+
+/// The head of a [`StoredResponse`] as it goes out: the status, the kept headers that are
+/// valid as header names and values (the others are left out, as they always were), and
+/// the ETag.
+#[derive(Debug, Default)]
+struct Rendered {
+    status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    etag: Option<HeaderValue>,
+}
+
+impl Rendered {
+    fn new(status: u16, headers: &[(String, String)], etag: &str) -> Self {
+        Rendered {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            headers: headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        HeaderValue::from_str(value).ok()?,
+                    ))
+                })
+                .collect(),
+            etag: HeaderValue::from_str(etag).ok(),
+        }
+    }
 }
 
 /// One request through a cached route, told apart from every other: an answer whose
@@ -120,19 +178,23 @@ pub(crate) async fn capture(
         }
     };
     let etag = etag.unwrap_or_else(|| etag::body_hash(&bytes));
+    let status = parts.status.as_u16();
+    let etag = etag.to_str().unwrap_or_default().to_owned();
+    let rendered = Rendered::new(status, &kept, &etag);
     Capture::Stored(StoredResponse {
-        status: parts.status.as_u16(),
+        status,
         headers: kept,
-        etag: etag.to_str().unwrap_or_default().to_owned(),
+        etag,
         body: StoredBody(bytes),
         origin: origin.0,
+        rendered,
     })
 }
 
 impl StoredResponse {
     /// The ETag it was stored with.
-    pub(crate) fn etag(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&self.etag).ok()
+    pub(crate) fn etag(&self) -> Option<&HeaderValue> {
+        self.rendered.etag.as_ref()
     }
 
     /// Whether the stored status is a 2xx (only those carry an ETag and can be a 304).
@@ -151,30 +213,31 @@ impl StoredResponse {
     }
 
     /// The answer: the stored status, headers and body (none for HEAD), with `ETag` (2xx),
-    /// `Cache-Control` and `Vary`.
+    /// `Cache-Control` and `Vary` (`vary`: the value, see
+    /// [`VaryValue`](crate::http::headers::VaryValue); a stored answer has no `Vary` of
+    /// its own to merge it with). `extra` is room for the headers the caller adds.
     pub(crate) fn respond(
         &self,
         head: bool,
         cache_control: &CacheControl,
-        vary: &[HeaderName],
+        vary: Option<&HeaderValue>,
+        extra: usize,
     ) -> Response {
-        let mut response = Response::new(Body::from(self.body.0.clone()));
-        *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let headers = response.headers_mut();
-        for (name, value) in &self.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.append(name, value);
-            }
+        let rendered = &self.rendered;
+        let mut headers = HeaderMap::with_capacity(rendered.headers.len() + 3 + extra);
+        for (name, value) in &rendered.headers {
+            headers.append(name.clone(), value.clone());
         }
-        if let (true, Some(etag)) = (self.is_success(), self.etag()) {
-            headers.insert(header::ETAG, etag);
+        if let (true, Some(etag)) = (self.is_success(), &rendered.etag) {
+            headers.insert(header::ETAG, etag.clone());
         }
         headers.insert(header::CACHE_CONTROL, cache_control.header_value());
-        merge_vary(headers, vary);
+        if let Some(vary) = vary {
+            headers.insert(header::VARY, vary.clone());
+        }
+        let mut response = Response::new(Body::from(self.body.0.clone()));
+        *response.status_mut() = rendered.status;
+        *response.headers_mut() = headers;
         if head {
             response = body::strip_for_head(response);
         }

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -301,7 +302,16 @@ async fn answer(
         let state = Arc::clone(&body.state);
         (Request::from_parts(parts, Body::new(body)), state)
     };
-    let response = match tokio::time::timeout(limits.request, router.call(request)).await {
+    let request_deadline = Instant::now() + limits.request;
+    // Polled once before the deadline's timer is armed: an answer ready at once (a cache
+    // hit, a 304) costs no timer registration; any other is then bounded as before, the
+    // deadline counted from the start.
+    let mut call = pin!(router.call(request));
+    let result = match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+        Poll::Ready(answered) => Ok(answered),
+        Poll::Pending => tokio::time::timeout_at(request_deadline, call).await,
+    };
+    let response = match result {
         Ok(Ok(response)) => Some(response),
         Ok(Err(infallible)) => match infallible {},
         // Out of time while the body was still arriving past its own deadline: the

@@ -326,14 +326,16 @@ impl Cache {
             return None;
         }
         let timed = crate::stats::time_this_hit().then(Instant::now);
-        let hit = memory.fresh(key.id(), take)?;
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
+        let hit = memory.fresh(key.id(), debug, take)?;
         inner.stats.memory_hit(
             namespace,
             key,
             inner.config.clock.instant(hit.at),
             timed.map(|started| started.elapsed()),
         );
-        if tracing::enabled!(tracing::Level::DEBUG) {
+        if let Some(stored_at) = hit.stored_at {
+            let age = Duration::from_nanos(hit.at.saturating_sub(stored_at));
             key.with_text(|key| {
                 tracing::debug!(
                     tier = "memory",
@@ -341,7 +343,7 @@ impl Cache {
                     hit = true,
                     "Cache HIT: {} (age: {}s)",
                     crate::key::shown(key),
-                    hit.age.as_secs()
+                    age.as_secs()
                 );
             });
         }

@@ -82,16 +82,22 @@ struct MemEntry {
     /// A clone of the value in the slot itself, when it is small: made by the first hit
     /// that clones the value ([`Held::cloned`]).
     small: OnceLock<Inline>,
+    /// How long its computation took, in microseconds (saturating: 71 minutes).
+    delta_us: u32,
+    /// Its weight against the byte budget (at most a shard's share of it: see `store`).
+    weight: u32,
+    /// What a fresh hit does not read, apart: the slot stays within two cache lines.
+    cold: Box<Cold>,
+}
+
+/// The parts of an entry a fresh hit does not read (see [`MemEntry::cold`]).
+struct Cold {
     /// When it is gone for good: the TTL plus the grace period.
     expires_at: u64,
     stored_at: u64,
     /// The key's text (the map files the entry under a hash of it: see [`key_id`]).
     key: Box<str>,
     stamps: Box<[Stamp]>,
-    /// How long its computation took, in microseconds (saturating: 71 minutes).
-    delta_us: u32,
-    /// Its weight against the byte budget (at most a shard's share of it: see `store`).
-    weight: u32,
 }
 
 impl map::MapEntry for MemEntry {
@@ -100,7 +106,7 @@ impl map::MapEntry for MemEntry {
     }
 
     fn dead(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now >= self.cold.expires_at
     }
 }
 
@@ -124,7 +130,7 @@ impl MemEntry {
         }
         // Read after `generation`: a bump this misses moves the generation past it, and
         // the next hit looks again.
-        let current = is_current(&self.stamps);
+        let current = is_current(&self.cold.stamps);
         if current {
             self.checked.store(generation, Ordering::Relaxed);
         }
@@ -138,7 +144,9 @@ pub(crate) struct FreshHit<R> {
     /// When it was found (a reading of the store's [`Clock`]).
     pub(crate) at: u64,
     pub(crate) timing: Timing,
-    pub(crate) age: Duration,
+    /// When the entry was stored (a reading of the store's clock): read from the entry
+    /// only when asked (`detail`), for a debug event.
+    pub(crate) stored_at: Option<u64>,
 }
 
 /// What an entry of `json_len` bytes of JSON under a key of `key_len` bytes, depending on
@@ -285,7 +293,7 @@ impl MemoryStore {
         let id = key_id(key);
         let now = self.clock.now();
         let seen = self.entries.get(id, |entry, seq| {
-            if now >= entry.expires_at {
+            if now >= entry.cold.expires_at {
                 return Seen::Gone(seq, Lookup::Expired);
             }
             if !self.valid(entry) {
@@ -293,7 +301,7 @@ impl MemoryStore {
             }
             let deps = with_versions.then(|| {
                 Deps::Versions(Snapshot::Memory(MemSnapshot {
-                    stamps: entry.stamps.iter().cloned().collect(),
+                    stamps: entry.cold.stamps.iter().cloned().collect(),
                     epoch: entry.epoch,
                     // Taken by the snapshot this one is joined to.
                     generation: 0,
@@ -303,7 +311,7 @@ impl MemoryStore {
             Seen::Hit(Found {
                 deps,
                 value: Arc::clone(&entry.value),
-                age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
+                age: Duration::from_nanos(now.saturating_sub(entry.cold.stored_at)),
                 tier: "memory",
                 timing: entry.timing(now),
             })
@@ -327,6 +335,7 @@ impl MemoryStore {
     pub(crate) fn fresh<R>(
         &self,
         id: u128,
+        detail: bool,
         take: impl FnOnce(Held<'_>) -> Option<R>,
     ) -> Option<FreshHit<R>> {
         let now = self.clock.now();
@@ -343,7 +352,7 @@ impl MemoryStore {
                     value: take(held)?,
                     at: now,
                     timing: entry.timing(now),
-                    age: Duration::from_nanos(now.saturating_sub(entry.stored_at)),
+                    stored_at: detail.then(|| entry.cold.stored_at),
                 })
             })
             .flatten()
@@ -395,20 +404,23 @@ impl MemoryStore {
             return PutOutcome::Outdated;
         }
         let now = self.clock.now();
+        let id = key_id(key.as_str());
         let entry = MemEntry {
-            key: key.as_str().into(),
             value,
             small: OnceLock::new(),
-            stamps: snapshot.stamps.iter().cloned().collect(),
             epoch: snapshot.epoch,
             checked: AtomicU64::new(snapshot.generation),
-            stored_at: now,
             fresh_until: clock::after(now, meta.ttl),
-            expires_at: clock::after(now, meta.ttl.saturating_add(meta.grace)),
             delta_us: u32::try_from(meta.delta.as_micros()).unwrap_or(u32::MAX),
             weight: u32::try_from(meta.weight.max(1)).unwrap_or(u32::MAX),
+            cold: Box::new(Cold {
+                key: key.as_str().into(),
+                stamps: snapshot.stamps.iter().cloned().collect(),
+                stored_at: now,
+                expires_at: clock::after(now, meta.ttl.saturating_add(meta.grace)),
+            }),
         };
-        match self.entries.insert(key_id(&entry.key), entry, now) {
+        match self.entries.insert(id, entry, now) {
             Ok(()) => PutOutcome::Stored,
             Err(_) => PutOutcome::TooLarge,
         }
@@ -463,7 +475,8 @@ impl MemoryStore {
 
     pub(crate) fn remove_pattern(&self, pattern: &glob::Pattern) -> usize {
         self.log_removal(Removal::Pattern(pattern.clone()));
-        self.entries.retain(|entry| !pattern.matches(&entry.key))
+        self.entries
+            .retain(|entry| !pattern.matches(&entry.cold.key))
     }
 
     pub(crate) fn clear_all(&self) {
@@ -576,6 +589,11 @@ mod tests {
             Lookup::Hit(found) => found.value.downcast_ref::<u32>().copied(),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_slot_is_one_aligned_pair_of_cache_lines() {
+        assert_eq!(map::slot_size::<MemEntry>(), 128);
     }
 
     #[test]

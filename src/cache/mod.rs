@@ -13,6 +13,7 @@ mod invalidate;
 pub(crate) mod observe;
 pub(crate) mod options;
 mod read;
+#[cfg(feature = "axum")]
 pub(crate) use read::Quick;
 mod sync;
 

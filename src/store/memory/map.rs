@@ -7,13 +7,14 @@
 //! entry. Here a hit is one probe of the shard's table (its control bytes, then the slot,
 //! which *is* the entry), with the shard's read lock taken and released around it; the
 //! caller reads what it needs from the entry through a closure. Nothing else is written
-//! on a hit once an entry has been read fifteen times (the frequency counter saturates).
+//! on a hit once an entry has been read three times (the frequency counter saturates).
 //!
-//! Eviction is CLOCK with a 4-bit frequency per entry (S3-FIFO's main queue counts to 3;
-//! counting to 15 kept 0.5 points more of the hits on the Zipf workloads of
-//! `benches/eviction.rs`): a hit raises it, the hand lowers it, and evicts an entry it finds
-//! at 0 — or any entry past its life, first. A new entry starts at 0, so entries read once
-//! (a scan) go before those read again. Each shard holds at most its share of the total weight, so the whole map
+//! Eviction is CLOCK with a 2-bit frequency per entry (as in S3-FIFO's main queue): a hit
+//! raises it, the hand lowers it, and evicts an entry it finds at 0 — or any entry past its
+//! life, first. A new entry starts at 0, so entries read once (a scan) go before those read
+//! again. (Counting to 15 kept 0.5 points more of the hits on the Zipf workloads of
+//! `benches/eviction.rs`, but made hits on 10 000 keys 1.9× slower in `memory_hit`: kept
+//! at 3.) Each shard holds at most its share of the total weight, so the whole map
 //! never holds more than its capacity.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -30,7 +31,7 @@ pub(super) trait MapEntry {
 }
 
 /// The highest frequency a slot counts to.
-const MAX_FREQ: u8 = 15;
+const MAX_FREQ: u8 = 3;
 
 /// An entry in its table slot, under its 128-bit id. Aligned on 128 bytes: a slot of at
 /// most that size sits on one aligned pair of cache lines, which x86 fetches together.

@@ -50,17 +50,17 @@ impl Held<'_> {
     /// is not read.
     #[inline]
     pub(crate) fn cloned<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        if let Some(small) = self.small.get() {
-            if let Some(value) = small.get::<T>() {
-                return Some(value.clone());
-            }
+        if let Some(small) = self.small.get()
+            && let Some(value) = small.get::<T>()
+        {
+            return Some(value.clone());
         }
         let value = self.value.downcast_ref::<T>()?;
-        if self.small.get().is_none() {
-            if let Some(small) = Inline::new(value.clone()) {
-                // Another hit may have set it first: either copy is the value.
-                let _ = self.small.set(small);
-            }
+        if self.small.get().is_none()
+            && let Some(small) = Inline::new(value.clone())
+        {
+            // Another hit may have set it first: either copy is the value.
+            let _ = self.small.set(small);
         }
         Some(value.clone())
     }
@@ -152,12 +152,13 @@ pub(crate) struct FreshHit<R> {
 /// What an entry of `json_len` bytes of JSON under a key of `key_len` bytes, depending on
 /// `dependencies` tags, is counted for against the memory budget: its in-memory form
 /// (taken as its JSON size plus an eighth: the struct headers and string capacities Rust
-/// keeps where JSON keeps quotes), its key, and the store's own bookkeeping — the entry
-/// (112 B), its map slot (about 56 B), and a (cell, version) pair per dependency, whose
-/// row-level cells cost the map about 56 B more. These constants come from the counting
-/// allocator of `benches/memory_footprint.rs`.
+/// keeps where JSON keeps quotes), its key, and the store's own bookkeeping — the entry's
+/// 128-byte slot at the table's usual load (about 170 B), its cold part (56 B), and a
+/// (cell, version) pair per dependency, whose row-level cells cost the map about 56 B
+/// more. These constants come from the counting allocator of
+/// `benches/memory_footprint.rs`.
 pub(crate) fn entry_weight(json_len: usize, key_len: usize, dependencies: usize) -> u64 {
-    const ENTRY: u64 = 112 + 56;
+    const ENTRY: u64 = 170 + 56;
     const PER_DEPENDENCY: u64 = 16 + 14;
     let json = json_len as u64;
     (json + json / 8)
@@ -352,7 +353,12 @@ impl MemoryStore {
                     value: take(held)?,
                     at: now,
                     timing: entry.timing(now),
-                    stored_at: detail.then(|| entry.cold.stored_at),
+                    // Not read unless asked: the cold part is another cache miss.
+                    stored_at: if detail {
+                        Some(entry.cold.stored_at)
+                    } else {
+                        None
+                    },
                 })
             })
             .flatten()

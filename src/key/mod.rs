@@ -179,11 +179,7 @@ pub(crate) fn args_key_id(path: &str, hash: u128) -> u128 {
 }
 
 /// The hash of a default key's path that [`args_key_id`] starts from.
-pub(crate) fn args_path_id(path: &str) -> u128 {
-    path_id(path)
-}
-
-fn path_id(path: &str) -> u128 {
+pub(crate) fn path_id(path: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(path.as_bytes(), id_seed())
 }
 

@@ -448,7 +448,7 @@ impl Call {
                     None => {
                         crate::key::function_path_id(self.owner, self.path, || self.function_path())
                     }
-                    Some(_) => crate::key::args_path_id(&self.key_path()),
+                    Some(_) => crate::key::path_id(&self.key_path()),
                 };
                 look(HitKey::Args {
                     path_id,

@@ -437,7 +437,7 @@ impl Call {
         }
         let look = |key: HitKey<'_>| {
             let take = |held: crate::store::Held<'_>| held.cloned::<T>();
-            let (value, _) = cache.memory_hit_with(key, self.namespace, take)?;
+            let (value, _) = cache.memory_hit_with(key, self.namespace, false, take)?;
             Some(value)
         };
         match &self.key {

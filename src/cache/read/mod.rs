@@ -290,9 +290,12 @@ impl Cache {
     /// fresh in memory, a lookup inside a computation, a warming run, another type).
     pub(crate) fn memory_hit<T: CacheValue>(&self, key: &str, options: &EntryOptions) -> Quick<T> {
         let early = options.fresh.early_refresh;
-        let hit = self.memory_hit_with(HitKey::Text(key), options.namespace_name(), |held| {
-            held.shared::<T>()
-        });
+        let hit = self.memory_hit_with(
+            HitKey::Text(key),
+            options.namespace_name(),
+            early.is_some(),
+            |held| held.shared::<T>(),
+        );
         match hit {
             None => Quick::Look,
             Some((value, timing)) => {
@@ -310,11 +313,13 @@ impl Cache {
 
     /// The memory-tier hit of [`memory_hit`](Self::memory_hit), counted in `namespace`:
     /// what `take` makes of the stored value (`None`: another type, looked up the full way,
-    /// which reports it), and the entry's timing.
+    /// which reports it), and the entry's timing (its `delta` zero unless `timed`: it is
+    /// read from the entry's cold part).
     pub(crate) fn memory_hit_with<R>(
         &self,
         key: HitKey<'_>,
         namespace: &str,
+        timed: bool,
         take: impl FnOnce(crate::store::Held<'_>) -> Option<R>,
     ) -> Option<(R, Timing)> {
         let inner = &*self.inner;
@@ -325,17 +330,25 @@ impl Cache {
         if crate::warm::refreshing() || crate::store::read_scope() != ReadScope::Caller {
             return None;
         }
-        let timed = crate::stats::time_this_hit().then(Instant::now);
+        let latency_from = crate::stats::time_this_hit().then(Instant::now);
         let debug = tracing::enabled!(tracing::Level::DEBUG);
-        let hit = memory.fresh(key.id(), debug, take)?;
+        let hit = memory.fresh(key.id(), debug || timed, take)?;
         inner.stats.memory_hit(
             namespace,
             key,
             inner.config.clock.instant(hit.at),
-            timed.map(|started| started.elapsed()),
+            latency_from.map(|started| started.elapsed()),
         );
-        if let Some(stored_at) = hit.stored_at {
-            let age = Duration::from_nanos(hit.at.saturating_sub(stored_at));
+        let timing = Timing {
+            fresh_left: hit.fresh_left,
+            stale_for: Duration::ZERO,
+            delta: hit
+                .detail
+                .as_ref()
+                .map_or(Duration::ZERO, |detail| detail.delta),
+        };
+        if debug && let Some(detail) = &hit.detail {
+            let age = Duration::from_nanos(hit.at.saturating_sub(detail.stored_at));
             key.with_text(|key| {
                 tracing::debug!(
                     tier = "memory",
@@ -347,7 +360,7 @@ impl Cache {
                 );
             });
         }
-        Some((hit.value, hit.timing))
+        Some((hit.value, timing))
     }
 
     /// The hit path: the lookup, and the value of a fresh entry that early refresh leaves

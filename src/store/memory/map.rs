@@ -17,7 +17,7 @@
 //! at 3.) Each shard holds at most its share of the total weight, so the whole map
 //! never holds more than its capacity.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -31,21 +31,31 @@ pub(super) trait MapEntry {
 }
 
 /// The highest frequency a slot counts to.
-const MAX_FREQ: u8 = 3;
+const MAX_FREQ: u64 = 3;
+/// The bits of a slot's [`mark`](Slot::mark) that hold its frequency.
+const FREQ_BITS: u32 = 2;
 
-/// An entry in its table slot, under its 128-bit id. Aligned on 128 bytes: a slot of at
-/// most that size sits on one aligned pair of cache lines, which x86 fetches together.
-#[repr(C, align(128))]
+/// An entry in its table slot, under its 128-bit id. Aligned on 64 bytes: a slot of at most
+/// that size is one cache line (the memory store's is exactly one).
+#[repr(C, align(64))]
 struct Slot<E> {
     id: u128,
+    /// Which insertion this is (the high bits: lets a removal take out the entry it looked
+    /// at and not one that replaced it since), and the CLOCK frequency (the low
+    /// [`FREQ_BITS`]). Readers change only the frequency, with plain stores (racy on
+    /// purpose: two readers may both raise it to the same value); the sequence number
+    /// changes only under the shard's write lock.
+    mark: AtomicU64,
     entry: E,
-    /// Which insertion this is: lets a removal take out the entry it looked at and not one
-    /// that replaced it since.
-    seq: u64,
-    freq: AtomicU8,
 }
 
-/// The size of the slot of an `E`, for the test that keeps the memory store's at 128 bytes.
+impl<E> Slot<E> {
+    fn seq(&self) -> u64 {
+        self.mark.load(Ordering::Relaxed) >> FREQ_BITS
+    }
+}
+
+/// The size of the slot of an `E`, for the test that keeps the memory store's at 64 bytes.
 #[cfg(test)]
 pub(super) const fn slot_size<E>() -> usize {
     std::mem::size_of::<Slot<E>>()
@@ -126,12 +136,12 @@ impl<E: MapEntry> EntryMap<E> {
     pub(super) fn get<R>(&self, id: u128, read: impl FnOnce(&E, u64) -> R) -> Option<R> {
         let shard = self.shard(id).read();
         let slot = shard.table.find(table_hash(id), |slot| slot.id == id)?;
-        let freq = slot.freq.load(Ordering::Relaxed);
-        if freq < MAX_FREQ {
+        let mark = slot.mark.load(Ordering::Relaxed);
+        if mark & MAX_FREQ < MAX_FREQ {
             // Racy on purpose: two readers may both raise it to the same value.
-            slot.freq.store(freq + 1, Ordering::Relaxed);
+            slot.mark.store(mark + 1, Ordering::Relaxed);
         }
-        Some(read(&slot.entry, slot.seq))
+        Some(read(&slot.entry, mark >> FREQ_BITS))
     }
 
     /// Files `entry` under `id`, replacing what was there; evicts what the shard must give
@@ -145,8 +155,7 @@ impl<E: MapEntry> EntryMap<E> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let slot = Slot {
             id,
-            seq,
-            freq: AtomicU8::new(0),
+            mark: AtomicU64::new(seq << FREQ_BITS),
             entry,
         };
         let mut shard = self.shard(id).write();
@@ -185,7 +194,7 @@ impl<E: MapEntry> EntryMap<E> {
             .table
             .find_entry(table_hash(id), |slot| slot.id == id)
             .ok()?;
-        if seq.is_some_and(|seq| found.get().seq != seq) {
+        if seq.is_some_and(|seq| found.get().seq() != seq) {
             return None;
         }
         let (slot, _) = found.remove();
@@ -254,7 +263,7 @@ fn evict<E: MapEntry>(
     keep: Option<u128>,
 ) {
     let buckets = table.num_buckets();
-    let mut budget = buckets.saturating_mul(usize::from(MAX_FREQ) + 2);
+    let mut budget = buckets.saturating_mul(MAX_FREQ as usize + 2);
     while held.saturating_add(incoming) > capacity && budget > 0 {
         budget -= 1;
         if *hand >= buckets {
@@ -268,9 +277,9 @@ fn evict<E: MapEntry>(
         if keep == Some(slot.id) {
             continue;
         }
-        let freq = slot.freq.load(Ordering::Relaxed);
-        if freq > 0 && !slot.entry.dead(now) {
-            slot.freq.store(freq - 1, Ordering::Relaxed);
+        let mark = slot.mark.load(Ordering::Relaxed);
+        if mark & MAX_FREQ > 0 && !slot.entry.dead(now) {
+            slot.mark.store(mark - 1, Ordering::Relaxed);
             continue;
         }
         if let Ok(occupied) = table.get_bucket_entry(index) {

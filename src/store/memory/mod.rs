@@ -11,8 +11,8 @@
 //! expired entries that nobody has touched since they expired.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -35,66 +35,61 @@ use inline::Inline;
 
 /// A fresh entry's value, as the hit path's `take` sees it (see [`MemoryStore::fresh`]).
 pub(crate) struct Held<'a> {
-    value: &'a AnyValue,
-    small: &'a OnceLock<Inline>,
+    entry: &'a MemEntry,
 }
 
 impl Held<'_> {
     /// The value, shared, if it is a `T`.
     pub(crate) fn shared<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        Arc::clone(self.value).downcast::<T>().ok()
+        Arc::clone(&self.entry.cold.value).downcast::<T>().ok()
     }
 
     /// A clone of the value, if it is a `T`. From the copy kept in the entry's slot when
-    /// the value is small (made here the first time), so that the value's own allocation
-    /// is not read.
+    /// the value is small (made here the first time), so that neither the entry's cold
+    /// part nor the value's own allocation is read.
     #[inline]
     pub(crate) fn cloned<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        if let Some(small) = self.small.get()
-            && let Some(value) = small.get::<T>()
-        {
+        if let Some(value) = self.entry.small.get::<T>() {
             return Some(value.clone());
         }
-        let value = self.value.downcast_ref::<T>()?;
-        if self.small.get().is_none()
-            && let Some(small) = Inline::new(value.clone())
-        {
-            // Another hit may have set it first: either copy is the value.
-            let _ = self.small.set(small);
+        let value = self.entry.cold.value.downcast_ref::<T>()?;
+        if Inline::fits::<T>() && self.entry.small.is_empty() {
+            // Another hit may fill it first: either copy is the value.
+            self.entry.small.fill(value.clone());
         }
         Some(value.clone())
     }
 }
 
-/// A stored entry, held inline in the map's slot ([`map`]). Times are readings of the
-/// store's [`Clock`] ([`clock`] nanoseconds): 8 bytes each. The fields a hit reads come
-/// first (`repr(C)`), so that they share the slot's first cache line.
-#[repr(C)]
+/// A stored entry, held inline in the map's slot ([`map`]): what a fresh hit reads, in the
+/// slot's one cache line, and the rest behind a box. Times are readings of the store's
+/// [`Clock`] ([`clock`] nanoseconds): 8 bytes each.
 struct MemEntry {
-    /// When the TTL passes; the entry may be served stale until `expires_at`.
+    /// When the TTL passes; the entry may be served stale until `cold.expires_at`.
     fresh_until: u64,
-    epoch: u64,
-    /// The store's [generation](MemoryStore::generation) at which `stamps` were last seen
-    /// current: while it has not moved, nothing was invalidated and the stamps need no
-    /// reading (nor their cells, cache misses of their own).
+    /// The store's [generation](MemoryStore::generation) at which the entry was last seen
+    /// valid (its epoch and `stamps` current): while it has not moved, nothing was
+    /// invalidated (nor cleared) and the cold part needs no reading.
     checked: AtomicU64,
-    value: AnyValue,
-    /// A clone of the value in the slot itself, when it is small: made by the first hit
+    /// A clone of the value in the slot itself, when it is one word: made by the first hit
     /// that clones the value ([`Held::cloned`]).
-    small: OnceLock<Inline>,
-    /// How long its computation took, in microseconds (saturating: 71 minutes).
-    delta_us: u32,
-    /// Its weight against the byte budget (at most a shard's share of it: see `store`).
-    weight: u32,
-    /// What a fresh hit does not read, apart: the slot stays within two cache lines.
+    small: Inline,
+    /// What a fresh hit of a small value does not read, apart: the slot stays one line.
     cold: Box<Cold>,
 }
 
 /// The parts of an entry a fresh hit does not read (see [`MemEntry::cold`]).
 struct Cold {
+    value: AnyValue,
+    /// The store's clear epoch it was computed in.
+    epoch: u64,
     /// When it is gone for good: the TTL plus the grace period.
     expires_at: u64,
     stored_at: u64,
+    /// How long its computation took, in microseconds (saturating: 71 minutes).
+    delta_us: u32,
+    /// Its weight against the byte budget (at most a shard's share of it: see `store`).
+    weight: u32,
     /// The key's text (the map files the entry under a hash of it: see [`key_id`]).
     key: Box<str>,
     stamps: Box<[Stamp]>,
@@ -102,7 +97,7 @@ struct Cold {
 
 impl map::MapEntry for MemEntry {
     fn weight(&self) -> u64 {
-        u64::from(self.weight)
+        u64::from(self.cold.weight)
     }
 
     fn dead(&self, now: u64) -> bool {
@@ -115,18 +110,19 @@ impl MemEntry {
         Timing {
             fresh_left: Duration::from_nanos(self.fresh_until.saturating_sub(now)),
             stale_for: Duration::from_nanos(now.saturating_sub(self.fresh_until)),
-            delta: Duration::from_micros(u64::from(self.delta_us)),
+            delta: Duration::from_micros(u64::from(self.cold.delta_us)),
         }
     }
 
     /// Whether nothing invalidated the entry: its epoch and tag versions are current.
-    /// `generation` is the store's, read before the call.
-    fn valid(&self, epoch: u64, generation: u64) -> bool {
-        if self.epoch != epoch {
-            return false;
-        }
+    /// `generation` is the store's, read before the call, and `epoch` (read only when the
+    /// entry was not checked at `generation`: a `clear` moves the generation too).
+    fn valid(&self, epoch: impl FnOnce() -> u64, generation: u64) -> bool {
         if self.checked.load(Ordering::Relaxed) == generation {
             return true;
+        }
+        if self.cold.epoch != epoch() {
+            return false;
         }
         // Read after `generation`: a bump this misses moves the generation past it, and
         // the next hit looks again.
@@ -143,10 +139,19 @@ pub(crate) struct FreshHit<R> {
     pub(crate) value: R,
     /// When it was found (a reading of the store's [`Clock`]).
     pub(crate) at: u64,
-    pub(crate) timing: Timing,
-    /// When the entry was stored (a reading of the store's clock): read from the entry
-    /// only when asked (`detail`), for a debug event.
-    pub(crate) stored_at: Option<u64>,
+    /// How long it stays fresh.
+    pub(crate) fresh_left: Duration,
+    /// What the entry's cold part says: read only when asked (`detail`), for a debug
+    /// event or an early-refresh draw.
+    pub(crate) detail: Option<HitDetail>,
+}
+
+/// The facts of a hit's entry kept apart from its slot (see [`FreshHit::detail`]).
+pub(crate) struct HitDetail {
+    /// When the entry was stored (a reading of the store's clock).
+    pub(crate) stored_at: u64,
+    /// How long its computation took.
+    pub(crate) delta: Duration,
 }
 
 /// What an entry of `json_len` bytes of JSON under a key of `key_len` bytes, depending on
@@ -303,7 +308,7 @@ impl MemoryStore {
             let deps = with_versions.then(|| {
                 Deps::Versions(Snapshot::Memory(MemSnapshot {
                     stamps: entry.cold.stamps.iter().cloned().collect(),
-                    epoch: entry.epoch,
+                    epoch: entry.cold.epoch,
                     // Taken by the snapshot this one is joined to.
                     generation: 0,
                     removals_seen: 0,
@@ -311,7 +316,7 @@ impl MemoryStore {
             });
             Seen::Hit(Found {
                 deps,
-                value: Arc::clone(&entry.value),
+                value: Arc::clone(&entry.cold.value),
                 age: Duration::from_nanos(now.saturating_sub(entry.cold.stored_at)),
                 tier: "memory",
                 timing: entry.timing(now),
@@ -329,9 +334,9 @@ impl MemoryStore {
     }
 
     /// The hit path: what `take` makes of the value of a fresh, valid entry filed under `id`
-    /// (the [`key_id`] of its key)
-    /// (`None` from `take`: no hit), and nothing else — what is stale, expired or
-    /// invalidated is left to [`lookup`](Self::lookup).
+    /// (the [`key_id`] of its key) (`None` from `take`: no hit), and nothing else — what is
+    /// stale, expired or invalidated is left to [`lookup`](Self::lookup). `detail`: read
+    /// the entry's [`HitDetail`] too (its cold part: another cache miss).
     #[inline]
     pub(crate) fn fresh<R>(
         &self,
@@ -345,20 +350,14 @@ impl MemoryStore {
                 if now >= entry.fresh_until || !self.valid(entry) {
                     return None;
                 }
-                let held = Held {
-                    value: &entry.value,
-                    small: &entry.small,
-                };
                 Some(FreshHit {
-                    value: take(held)?,
+                    value: take(Held { entry })?,
                     at: now,
-                    timing: entry.timing(now),
-                    // Not read unless asked: the cold part is another cache miss.
-                    stored_at: if detail {
-                        Some(entry.cold.stored_at)
-                    } else {
-                        None
-                    },
+                    fresh_left: Duration::from_nanos(entry.fresh_until - now),
+                    detail: detail.then(|| HitDetail {
+                        stored_at: entry.cold.stored_at,
+                        delta: Duration::from_micros(u64::from(entry.cold.delta_us)),
+                    }),
                 })
             })
             .flatten()
@@ -366,7 +365,7 @@ impl MemoryStore {
 
     fn valid(&self, entry: &MemEntry) -> bool {
         let generation = self.generation.load(Ordering::SeqCst);
-        entry.valid(self.epoch.load(Ordering::Acquire), generation)
+        entry.valid(|| self.epoch.load(Ordering::Acquire), generation)
     }
 
     pub(crate) fn take_snapshot(&self, tags: &[Tag]) -> MemSnapshot {
@@ -412,14 +411,14 @@ impl MemoryStore {
         let now = self.clock.now();
         let id = key_id(key.as_str());
         let entry = MemEntry {
-            value,
-            small: OnceLock::new(),
-            epoch: snapshot.epoch,
+            small: Inline::empty(),
             checked: AtomicU64::new(snapshot.generation),
             fresh_until: clock::after(now, meta.ttl),
-            delta_us: u32::try_from(meta.delta.as_micros()).unwrap_or(u32::MAX),
-            weight: u32::try_from(meta.weight.max(1)).unwrap_or(u32::MAX),
             cold: Box::new(Cold {
+                value,
+                epoch: snapshot.epoch,
+                delta_us: u32::try_from(meta.delta.as_micros()).unwrap_or(u32::MAX),
+                weight: u32::try_from(meta.weight.max(1)).unwrap_or(u32::MAX),
                 key: key.as_str().into(),
                 stamps: snapshot.stamps.iter().cloned().collect(),
                 stored_at: now,
@@ -598,8 +597,8 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_one_aligned_pair_of_cache_lines() {
-        assert_eq!(map::slot_size::<MemEntry>(), 128);
+    fn a_slot_is_one_cache_line() {
+        assert_eq!(map::slot_size::<MemEntry>(), 64);
     }
 
     #[test]

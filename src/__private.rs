@@ -9,7 +9,9 @@ use crate::Cache;
 
 pub use serde;
 
-pub use crate::cache::call::{CacheChoice, Call, OkOf, TimeoutError};
+pub use crate::cache::call::{
+    CacheChoice, Call, OkOf, Site, TimeoutError, quick_hit, quick_hit_ok,
+};
 pub use crate::orm::probes::*;
 
 /// What each key argument of a `#[cached_query]` function must be: serializable, since the
@@ -67,6 +69,19 @@ pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> CacheChoice {
 #[inline]
 pub fn named_later() -> CacheChoice {
     CacheChoice::Later
+}
+
+/// The cache named by `cache = <expr>`, borrowed for the quick hit check.
+#[inline]
+pub fn cache_ref<C: AsRef<Cache> + ?Sized>(cache: &C) -> &Cache {
+    cache.as_ref()
+}
+
+/// The global cache, for the quick hit check of a call without `cache = ..` (created on
+/// first use, as the call's own check would).
+#[inline]
+pub fn global_ref() -> &'static Cache {
+    crate::global()
 }
 
 /// The global cache, resolved when the call needs it (a connection argument's own cache

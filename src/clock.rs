@@ -54,11 +54,9 @@ pub(crate) fn now() -> u64 {
     raw().saturating_sub(BASE.raw)
 }
 
-/// The `Instant` of a reading of [`now`] (as close as the two clocks agree: a tick).
-pub(crate) fn instant(at: u64) -> Instant {
-    BASE.instant
-        .checked_add(Duration::from_nanos(at))
-        .unwrap_or(BASE.instant)
+/// The reading of [`now`] at `at` (0 before the base).
+pub(crate) fn of_instant(at: Instant) -> u64 {
+    nanos(at.saturating_duration_since(BASE.instant))
 }
 
 /// The memory-tier clock of one cache: what its memory store stamps entries with and judges
@@ -91,15 +89,15 @@ impl Clock {
         now()
     }
 
-    /// The `Instant` of a reading `at` of this clock (see [`instant`]); under a manual clock,
-    /// whose readings have no `Instant`, the real one of now.
+    /// A reading `at` of this clock as a reading of [`now`]: itself; under a manual clock,
+    /// whose readings are not the monotonic clock's, [`now`].
     #[inline]
-    pub(crate) fn instant(&self, at: u64) -> Instant {
+    pub(crate) fn monotonic(&self, at: u64) -> u64 {
         #[cfg(feature = "test-util")]
         if self.manual.is_some() {
-            return Instant::now();
+            return now();
         }
-        instant(at)
+        at
     }
 }
 
@@ -139,8 +137,10 @@ mod tests {
             later - first
         );
         assert!(later - first <= elapsed + 10_000_000);
-        let gap = instant(later).saturating_duration_since(Instant::now());
-        assert!(gap < Duration::from_millis(10), "{gap:?}");
+        // The same scale as `Instant`'s, within a tick.
+        let mapped = of_instant(Instant::now());
+        assert!(mapped + 10_000_000 >= later, "{mapped} against {later}");
+        assert!(later <= mapped + 10_000_000 && mapped <= later + 10_000_000);
     }
 
     #[test]

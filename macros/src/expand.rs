@@ -235,9 +235,53 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         (None, true) => "hit_ok",
         _ => "hit",
     };
+    // The quick hit check, before the call is built, when nothing the call sets up is
+    // needed to find the entry: no connection argument, no `key = ".."`, no early
+    // refresh, some key argument. It checks what the call's own hit check would, which is
+    // then left out.
+    let quick = conn_setup.is_empty()
+        && options.key.is_none()
+        && options.fresh.early_refresh.is_none()
+        && info.args.iter().any(|role| matches!(role, Role::Key(_)));
+    let quick_hit = if quick {
+        let quick = Ident::new(&format!("quick_{hit}"), ret_span);
+        let cache_ref = match &options.cache {
+            Some(expr) => {
+                quote_spanned!(expr.span()=> ::querycache::__private::cache_ref(&(#expr)))
+            }
+            None => quote!(::querycache::__private::global_ref()),
+        };
+        let owner = if info.args.iter().any(|role| matches!(role, Role::Receiver)) {
+            quote!(::core::option::Option::Some(
+                ::core::any::type_name::<Self>()
+            ))
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        let args = key_tuple(info);
+        quote_spanned! {ret_span=>
+            if let ::core::option::Option::Some(__qc_hit) = ::querycache::__private::#quick::<#ret_ty, _>(
+                #cache_ref,
+                ::querycache::__private::Site {
+                    path: ::core::concat!(::core::module_path!(), "::", #fn_name),
+                    owner: #owner,
+                    namespace: #namespace,
+                },
+                &#args,
+            ) {
+                return __qc_hit;
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     // With `cache = ..`, the hit reads the named cache in place (no clone of its `Arc`);
     // the call is given its own handle only when it goes on.
     let (fn_cache, hit) = match &options.cache {
+        Some(expr) if quick => (
+            quote!(::querycache::__private::named_later()),
+            quote_spanned!(ret_span=> #run_call.named(&(#expr));),
+        ),
         Some(expr) => {
             let hit = Ident::new(&format!("{hit}_in"), ret_span);
             (
@@ -252,6 +296,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
                 },
             )
         }
+        None if quick => (cache.clone(), TokenStream::new()),
         None => {
             let hit = Ident::new(hit, ret_span);
             (
@@ -288,6 +333,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         #(#outer)*
         #vis #sig {
             #(#inner)*
+            #quick_hit
             let mut #call = ::querycache::__private::Call::new(
                 #fn_cache,
                 ::core::concat!(::core::module_path!(), "::", #fn_name),
@@ -452,6 +498,13 @@ fn models(call: &Ident, options: &Options, info: &FnInfo) -> TokenStream {
 /// instead of on the whole tuple. The JSON, and so the key, is the same as that of
 /// `&(&a, &b,)`.
 fn key_args(call: &Ident, info: &FnInfo) -> TokenStream {
+    let args = key_tuple(info);
+    quote!(#call.key_args(&#args);)
+}
+
+/// `(a, b,)` of the key arguments, each through `__private::key_argument` (see
+/// [`key_args`]); `()` without any.
+fn key_tuple(info: &FnInfo) -> TokenStream {
     let args: Vec<_> = info
         .args
         .iter()
@@ -464,7 +517,7 @@ fn key_args(call: &Ident, info: &FnInfo) -> TokenStream {
         })
         .collect();
     if args.is_empty() {
-        return quote!(#call.key_args(&()););
+        return quote!(());
     }
-    quote!(#call.key_args(&(#(#args)*));)
+    quote!((#(#args)*))
 }

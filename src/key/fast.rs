@@ -26,13 +26,52 @@ impl ser::Error for GiveUp {
     }
 }
 
+/// Where the text goes: a buffer on the caller's stack, of [`Buf::CAPACITY`] bytes (what
+/// does not fit gives up, and takes the JSON way).
+pub(super) struct Buf {
+    bytes: [u8; Buf::CAPACITY],
+    len: usize,
+}
+
+impl Buf {
+    /// Arguments up to this long are written here.
+    pub(super) const CAPACITY: usize = 192;
+
+    pub(super) fn new() -> Self {
+        Buf {
+            bytes: [0; Buf::CAPACITY],
+            len: 0,
+        }
+    }
+
+    /// The text written.
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// The text written so far.
-struct Text<'a>(&'a mut Vec<u8>);
+struct Text<'a>(&'a mut Buf);
 
 impl Text<'_> {
     #[inline]
     fn push(&mut self, more: &[u8]) -> Result<(), GiveUp> {
-        self.0.extend_from_slice(more);
+        let buf = &mut *self.0;
+        let end = buf.len + more.len();
+        buf.bytes
+            .get_mut(buf.len..end)
+            .ok_or(GiveUp)?
+            .copy_from_slice(more);
+        buf.len = end;
+        Ok(())
+    }
+
+    /// One byte.
+    #[inline]
+    fn byte(&mut self, byte: u8) -> Result<(), GiveUp> {
+        let buf = &mut *self.0;
+        *buf.bytes.get_mut(buf.len).ok_or(GiveUp)? = byte;
+        buf.len += 1;
         Ok(())
     }
 
@@ -97,15 +136,15 @@ impl Text<'_> {
         if value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
             return Err(GiveUp);
         }
-        self.push(b"\"")?;
+        self.byte(b'"')?;
         self.push(value.as_bytes())?;
-        self.push(b"\"")
+        self.byte(b'"')
     }
 }
 
-/// Writes `args`' text after what `buf` holds; `false` when the fast writer cannot (what
-/// it wrote is then to be cleared).
-pub(super) fn write<A: Serialize + ?Sized>(buf: &mut Vec<u8>, args: &A) -> bool {
+/// Writes `args`' text after what `buf` holds; `false` when the fast writer cannot, or the
+/// text does not fit (what it wrote is then to be ignored).
+pub(super) fn write<A: Serialize + ?Sized>(buf: &mut Buf, args: &A) -> bool {
     let mut text = Text(buf);
     args.serialize(Writer { text: &mut text }).is_ok()
 }
@@ -124,7 +163,7 @@ struct Seq<'a, 'b> {
 impl Seq<'_, '_> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
         if !self.first {
-            self.text.push(b",")?;
+            self.text.byte(b',')?;
         }
         self.first = false;
         value.serialize(Writer {
@@ -133,7 +172,7 @@ impl Seq<'_, '_> {
     }
 
     fn close(self) -> Result<(), GiveUp> {
-        self.text.push(b"]")
+        self.text.byte(b']')
     }
 }
 
@@ -194,7 +233,7 @@ impl<'a, 'b> Serializer for Writer<'a, 'b> {
         self.text.string(v)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Seq<'a, 'b>, GiveUp> {
-        self.text.push(b"[")?;
+        self.text.byte(b'[')?;
         Ok(Seq {
             text: self.text,
             first: true,
@@ -281,10 +320,10 @@ mod tests {
     fn same_as_json<A: Serialize>(args: A) {
         let mut json = Vec::new();
         super::super::json::write(&mut json, &args).unwrap();
-        let mut fast = Vec::new();
+        let mut fast = Buf::new();
         assert!(write(&mut fast, &args), "written fast");
         assert_eq!(
-            String::from_utf8_lossy(&fast),
+            String::from_utf8_lossy(fast.as_bytes()),
             String::from_utf8_lossy(&json)
         );
     }
@@ -302,8 +341,9 @@ mod tests {
         ));
         same_as_json((i64::MIN, 10_000_000_000_000_000_000_000_u128 + 7));
         same_as_json((vec![1_u8, 2, 3], Vec::<i32>::new(), ("a", ("b", 0_u16))));
-        let buf = &mut Vec::new();
+        let buf = &mut Buf::new();
         for written in [
+            write(buf, &("x".repeat(Buf::CAPACITY),)),
             write(buf, &(1.5_f64,)),
             write(buf, &(Some(1),)),
             write(buf, &(None::<i32>,)),

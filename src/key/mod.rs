@@ -110,10 +110,18 @@ pub(crate) fn args_hash<A: Serialize + ?Sized>(
 }
 
 /// [`args_hash`], `path` written only for an error.
+#[inline]
 pub(crate) fn args_hash_named<A: Serialize + ?Sized>(
     path: impl FnOnce() -> String,
     args: &A,
 ) -> Result<Option<u128>, Error> {
+    // The same text as the JSON way's, when the arguments are simple and short enough to
+    // write without serde_json, on the stack (never `null`: the unit value is not among
+    // them).
+    let mut stack = fast::Buf::new();
+    if fast::write(&mut stack, args) {
+        return Ok(Some(xxhash_rust::xxh3::xxh3_128(stack.as_bytes())));
+    }
     thread_local! {
         static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
@@ -285,12 +293,6 @@ fn hash_args<A: Serialize + ?Sized>(
     args: &A,
     buf: &mut Vec<u8>,
 ) -> Result<Option<u128>, Error> {
-    // The same text, when the arguments are simple enough to write without serde_json
-    // (never `null`: the unit value is not among them).
-    buf.clear();
-    if fast::write(buf, args) {
-        return Ok(Some(xxhash_rust::xxh3::xxh3_128(buf)));
-    }
     buf.clear();
     json::write(buf, args).map_err(|source| Error::Encode {
         key: path(),

@@ -456,19 +456,19 @@ impl StatsRecorder {
             namespace,
             HitKey::Text(key),
             outcome,
-            started,
+            crate::clock::of_instant(started),
             Some(elapsed),
         );
     }
 
-    /// A fresh memory-tier hit on `key` at `at`, timed when `elapsed` is given (see
-    /// [`Latency`]).
+    /// A fresh memory-tier hit on `key` at `at` (a reading of [`clock::now`](crate::clock::now)),
+    /// timed when `elapsed` is given (see [`Latency`]).
     #[inline]
     pub(crate) fn memory_hit(
         &self,
         namespace: &str,
         key: HitKey<'_>,
-        at: Instant,
+        at: u64,
         elapsed: Option<Duration>,
     ) {
         self.count_lookup(namespace, key, LookupOutcome::Hit("memory"), at, elapsed);
@@ -480,18 +480,19 @@ impl StatsRecorder {
         namespace: &str,
         key: HitKey<'_>,
         outcome: LookupOutcome,
-        started: Instant,
+        started: u64,
         elapsed: Option<Duration>,
     ) {
         span::record(outcome);
-        self.totals.lookups.count(outcome);
+        let stripe = striped::stripe();
+        self.totals.lookups.count_in(outcome, stripe);
         self.with_namespace(namespace, |ns| {
-            ns.counters.lookups.count(outcome);
+            ns.counters.lookups.count_in(outcome, stripe);
             ns.latency.record(elapsed);
         });
         self.latency.record(elapsed);
         let hit = outcome != LookupOutcome::Miss;
-        self.timeline.lookup(started, hit);
+        self.timeline.lookup_at(started, hit, stripe);
         self.top_keys.record(key, namespace, hit);
     }
 

@@ -120,9 +120,14 @@ impl Default for LookupCounters {
 
 impl LookupCounters {
     /// Counts one lookup that found `outcome`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn count(&self, outcome: LookupOutcome) {
-        let (index, owned) = stripe();
+        self.count_in(outcome, stripe());
+    }
+
+    /// [`count`](Self::count) in the calling thread's `stripe`, already looked up.
+    #[inline]
+    pub(crate) fn count_in(&self, outcome: LookupOutcome, (index, owned): (usize, bool)) {
         let Some(stripe) = self.stripes.get(index) else {
             return;
         };

@@ -2,9 +2,9 @@
 //!
 //! Buckets are aligned on wall-clock multiples of 10 s (a bucket's number is its start in
 //! unix milliseconds divided by 10 000), but their position is computed from a monotonic
-//! clock: the lookup path passes the `Instant` it measured its latency from, so recording
-//! costs no extra clock read — an atomic load of the slot's bucket number and one
-//! `fetch_add`. Lookups, counted on every hit, are striped (see [`striped`](super::striped)):
+//! clock: the lookup path passes the reading of [`clock::now`] (or the `Instant`) it
+//! already took, so recording costs no extra clock read — an atomic load of the slot's
+//! bucket number and one increment. Lookups, counted on every hit, are striped (see [`striped`](super::striped)):
 //! each thread adds to a row of counters that it alone writes (a plain load and store),
 //! and a read sums the rows. A slot is recycled by the first writer that sees it holding a bucket from
 //! 15 minutes ago; an increment racing that reset can be lost, or (a thread's load before
@@ -13,6 +13,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::clock;
 
 /// Width of one bucket.
 pub(crate) const BUCKET: Duration = Duration::from_secs(10);
@@ -54,6 +56,8 @@ pub(crate) struct Counts {
 pub(crate) struct Timeline {
     /// The monotonic instant that corresponds to `origin_ms`.
     origin: Instant,
+    /// `origin` as a reading of [`clock::now`].
+    origin_clock: u64,
     /// Unix milliseconds at `origin`.
     origin_ms: u64,
     slots: Box<[Slot]>,
@@ -66,8 +70,10 @@ impl Timeline {
         let origin_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let origin = Instant::now();
         Timeline {
-            origin: Instant::now(),
+            origin,
+            origin_clock: clock::of_instant(origin),
             origin_ms,
             slots: (0..BUCKETS).map(|_| Slot::default()).collect(),
             lookups: (0..super::striped::STRIPES)
@@ -92,10 +98,22 @@ impl Timeline {
         self.unix_ms(at) / BUCKET_MS
     }
 
+    /// The bucket of `at`, a reading of [`clock::now`] (the same as [`bucket_of`]'s within
+    /// a tick of the coarse clock).
+    fn bucket_at(&self, at: u64) -> u64 {
+        let since_ms = at.saturating_sub(self.origin_clock) / 1_000_000;
+        self.origin_ms.saturating_add(since_ms) / BUCKET_MS
+    }
+
     /// The slot for the bucket of `at`, recycled if it held an older bucket; `None` when it
     /// already holds a newer one (`at` is from a caller that stalled for 15 minutes).
     fn slot(&self, at: Instant) -> Option<(usize, &Slot)> {
-        let bucket = self.bucket_of(at);
+        self.slot_of(self.bucket_of(at))
+    }
+
+    /// [`slot`](Self::slot) of a bucket number.
+    #[inline]
+    fn slot_of(&self, bucket: u64) -> Option<(usize, &Slot)> {
         let index = (bucket % BUCKETS as u64) as usize;
         let slot = &self.slots[index];
         let held = slot.bucket.load(Ordering::Acquire);
@@ -119,10 +137,16 @@ impl Timeline {
     }
 
     /// A lookup that started at `at`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn lookup(&self, at: Instant, hit: bool) {
-        let (stripe, owned) = super::striped::stripe();
-        if let Some((index, _)) = self.slot(at)
+        self.lookup_at(clock::of_instant(at), hit, super::striped::stripe());
+    }
+
+    /// A lookup that started at `at`, a reading of [`clock::now`], counted in `stripe`
+    /// (the calling thread's: see [`striped::stripe`](super::striped::stripe)).
+    #[inline]
+    pub(crate) fn lookup_at(&self, at: u64, hit: bool, (stripe, owned): (usize, bool)) {
+        if let Some((index, _)) = self.slot_of(self.bucket_at(at))
             && let Some(row) = self.lookups.get(stripe)
         {
             super::striped::bump(&row.0[index][usize::from(!hit)], owned);

@@ -25,6 +25,9 @@ use crate::{Cache, CacheValue, EntryOptions, Error, Key, Tag};
 /// arguments.
 mod fresh;
 pub use fresh::TimeoutError;
+/// The hit check that runs before a call is built.
+mod quick;
+pub use quick::{Site, quick_hit, quick_hit_ok};
 
 /// What the connection arguments of a call say about the cache.
 #[derive(Debug, Default)]
@@ -134,6 +137,20 @@ impl<T, E> OkOf for Result<T, E> {
     type Ok = T;
     fn from_ok(value: T) -> Self {
         Ok(value)
+    }
+}
+
+/// `path` (`module::fn`), or `Type::fn` for a method of `owner`.
+fn function_path(
+    owner: Option<&'static str>,
+    path: &'static str,
+) -> std::borrow::Cow<'static, str> {
+    match owner {
+        None => path.into(),
+        Some(owner) => {
+            let name = path.rsplit("::").next().unwrap_or(path);
+            format!("{owner}::{name}").into()
+        }
     }
 }
 
@@ -335,13 +352,7 @@ impl Call {
 
     /// `module::fn`, or `Type::fn` for a method.
     fn function_path(&self) -> std::borrow::Cow<'static, str> {
-        match self.owner {
-            None => self.path.into(),
-            Some(owner) => {
-                let name = self.path.rsplit("::").next().unwrap_or(self.path);
-                format!("{owner}::{name}").into()
-            }
-        }
+        function_path(self.owner, self.path)
     }
 
     /// The namespace of the connection's database: the default one without a connection

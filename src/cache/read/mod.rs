@@ -336,7 +336,7 @@ impl Cache {
         inner.stats.memory_hit(
             namespace,
             key,
-            inner.config.clock.instant(hit.at),
+            inner.config.clock.monotonic(hit.at),
             latency_from.map(|started| started.elapsed()),
         );
         let timing = Timing {

@@ -1,0 +1,63 @@
+//! The quick hit check of a `#[cached_query]` call whose key needs nothing the call sets
+//! up: no connection argument (so no transaction to respect and no database namespace), no
+//! `key = ".."`, no early refresh, at least one key argument. The generated code asks it
+//! before it builds a [`Call`](super::Call): a hit returns without the call's options,
+//! vectors and their drop. When it finds nothing (or cannot tell), the call is built and
+//! goes the usual way, its own hit check included.
+
+use serde::Serialize;
+
+use crate::key::HitKey;
+use crate::{Cache, CacheValue};
+
+use super::OkOf;
+
+/// Where a cached function is: what its default key is made of.
+#[derive(Clone, Copy)]
+pub struct Site {
+    /// `module::fn`.
+    pub path: &'static str,
+    /// For a method: the type of `self` (its key names the type, not the module).
+    pub owner: Option<&'static str>,
+    /// The statistics namespace of its lookups.
+    pub namespace: &'static str,
+}
+
+/// A fresh memory-tier value of the function at `site` for the key arguments `args`, from
+/// `cache`; `None` when there is none or the quick check cannot tell (the arguments do not
+/// serialize, or serialize to the unit value): the call then goes the usual way.
+#[inline]
+pub fn quick_hit<T, A>(cache: &Cache, site: Site, args: &A) -> Option<T>
+where
+    T: CacheValue + Clone,
+    A: Serialize + ?Sized,
+{
+    let Site {
+        path,
+        owner,
+        namespace,
+    } = site;
+    let text = || super::function_path(owner, path);
+    // An error is reported by the call's own key, built next.
+    let hash = crate::key::args_hash_named(String::new, args).ok()??;
+    let key = HitKey::Args {
+        path_id: crate::key::function_path_id(owner, path, text),
+        path: &text,
+        hash,
+    };
+    let take = |held: crate::store::Held<'_>| held.cloned::<T>();
+    cache
+        .memory_hit_with(key, namespace, false, take)
+        .map(|(value, _)| value)
+}
+
+/// [`quick_hit`] for a function returning `Result<T, E>` whose `T` is cached.
+#[inline]
+pub fn quick_hit_ok<R, A>(cache: &Cache, site: Site, args: &A) -> Option<R>
+where
+    R: OkOf,
+    R::Ok: CacheValue + Clone,
+    A: Serialize + ?Sized,
+{
+    quick_hit::<R::Ok, A>(cache, site, args).map(R::from_ok)
+}

@@ -10,7 +10,7 @@ use crate::Cache;
 pub use serde;
 
 pub use crate::cache::call::{
-    CacheChoice, Call, OkOf, Site, TimeoutError, quick_hit, quick_hit_ok,
+    CacheChoice, Call, OkOf, PathId, Site, TimeoutError, quick_hit, quick_hit_ok,
 };
 pub use crate::orm::probes::*;
 

@@ -251,21 +251,29 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
             }
             None => quote!(::querycache::__private::global_ref()),
         };
-        let owner = if info.args.iter().any(|role| matches!(role, Role::Receiver)) {
-            quote!(::core::option::Option::Some(
-                ::core::any::type_name::<Self>()
-            ))
+        let (owner, path_id) = if info.args.iter().any(|role| matches!(role, Role::Receiver)) {
+            (
+                quote!(::core::option::Option::Some(
+                    ::core::any::type_name::<Self>()
+                )),
+                quote!(::core::option::Option::None),
+            )
         } else {
-            quote!(::core::option::Option::None)
+            (
+                quote!(::core::option::Option::None),
+                quote!(::core::option::Option::Some(&__QC_PATH_ID)),
+            )
         };
         let args = key_tuple(info);
         quote_spanned! {ret_span=>
+            static __QC_PATH_ID: ::querycache::__private::PathId = ::querycache::__private::PathId::new();
             if let ::core::option::Option::Some(__qc_hit) = ::querycache::__private::#quick::<#ret_ty, _>(
                 #cache_ref,
                 ::querycache::__private::Site {
                     path: ::core::concat!(::core::module_path!(), "::", #fn_name),
                     owner: #owner,
                     namespace: #namespace,
+                    path_id: #path_id,
                 },
                 &#args,
             ) {

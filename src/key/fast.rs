@@ -75,25 +75,41 @@ impl Text<'_> {
         Ok(())
     }
 
-    /// `value` in decimal, after a `-` if `negative`.
+    /// `value` in decimal, after a `-` if `negative`: written in place, two digits at a
+    /// time, from the last.
     #[inline]
     fn decimal64(&mut self, negative: bool, mut value: u64) -> Result<(), GiveUp> {
-        // 20 digits at most, and the sign.
-        let mut digits = [0_u8; 21];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                break;
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let digits = value.checked_ilog10().unwrap_or(0) as usize + 1;
+        let buf = &mut *self.0;
+        let start = buf.len + usize::from(negative);
+        let out = buf.bytes.get_mut(buf.len..start + digits).ok_or(GiveUp)?;
+        if let Some(sign) = out.first_mut()
+            && negative
+        {
+            *sign = b'-';
+        }
+        let mut at = out.len();
+        while value >= 10 {
+            let pair = (value % 100) as usize * 2;
+            value /= 100;
+            at -= 2;
+            if let (Some(slot), Some(from)) = (out.get_mut(at..at + 2), PAIRS.get(pair..pair + 2)) {
+                slot.copy_from_slice(from);
             }
         }
-        if negative {
+        if value > 0 || at > usize::from(negative) {
             at -= 1;
-            digits[at] = b'-';
+            if let Some(slot) = out.get_mut(at) {
+                *slot = b'0' + value as u8;
+            }
         }
-        self.push(&digits[at..])
+        buf.len = start + digits;
+        Ok(())
     }
 
     /// [`decimal64`](Self::decimal64) of a 128-bit value.
@@ -340,6 +356,12 @@ mod tests {
             10_u128.pow(38),
         ));
         same_as_json((i64::MIN, 10_000_000_000_000_000_000_000_u128 + 7));
+        for n in (0..1_000_u64).chain((1..20).flat_map(|e| {
+            let p = 10_u64.pow(e);
+            [p - 1, p, p + 1]
+        })) {
+            same_as_json((n, -(n as i64), n as i64));
+        }
         same_as_json((vec![1_u8, 2, 3], Vec::<i32>::new(), ("a", ("b", 0_u16))));
         let buf = &mut Buf::new();
         for written in [

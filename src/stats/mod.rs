@@ -209,6 +209,7 @@ impl Latency {
     }
 
     /// A lookup, timed (`Some`) or not (counted by the hit and miss counters).
+    #[inline]
     fn record(&self, elapsed: Option<Duration>) {
         if let Some(elapsed) = elapsed {
             let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);

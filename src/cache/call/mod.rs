@@ -27,7 +27,7 @@ mod fresh;
 pub use fresh::TimeoutError;
 /// The hit check that runs before a call is built.
 mod quick;
-pub use quick::{Site, quick_hit, quick_hit_ok};
+pub use quick::{PathId, Site, quick_hit, quick_hit_ok};
 
 /// What the connection arguments of a call say about the cache.
 #[derive(Debug, Default)]

@@ -21,6 +21,20 @@ pub struct Site {
     pub owner: Option<&'static str>,
     /// The statistics namespace of its lookups.
     pub namespace: &'static str,
+    /// For a function that is not a method: where its path's id is kept once computed (a
+    /// static of its own). A method's depends on `Self`, and is remembered per thread.
+    pub path_id: Option<&'static PathId>,
+}
+
+/// The id of a function's path, computed on first use and kept: see [`Site::path_id`].
+pub struct PathId(std::sync::OnceLock<u128>);
+
+impl PathId {
+    /// Not computed yet.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        PathId(std::sync::OnceLock::new())
+    }
 }
 
 /// A fresh memory-tier value of the function at `site` for the key arguments `args`, from
@@ -36,12 +50,17 @@ where
         path,
         owner,
         namespace,
+        path_id,
     } = site;
     let text = || super::function_path(owner, path);
     // An error is reported by the call's own key, built next.
     let hash = crate::key::args_hash_named(String::new, args).ok()??;
+    let path_id = match (owner, path_id) {
+        (None, Some(kept)) => *kept.0.get_or_init(|| crate::key::path_id(path)),
+        _ => crate::key::function_path_id(owner, path, text),
+    };
     let key = HitKey::Args {
-        path_id: crate::key::function_path_id(owner, path, text),
+        path_id,
         path: &text,
         hash,
     };

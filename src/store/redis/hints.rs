@@ -37,7 +37,7 @@
 //! transaction's was at its one instant. (An entry replaced between the `GET` and the
 //! `MGET` does not matter: what is served is the one read, current when read.)
 //!
-//! The `PTTL` is no proof of anything, only how long the entry has left in Redis, which
+//! The `PTTL` (sent only when a memory tier is in front) is no proof of anything, only how long the entry has left in Redis, which
 //! the tiered store uses to bound how long its memory tier keeps a value (not how long it
 //! is fresh: that is in the header). It runs after the `GET`, so it may see a newer entry
 //! stored under the key in between (a lifetime that is that entry's), or none (`-2`:
@@ -124,7 +124,8 @@ impl Hints {
 }
 
 /// Reads `entry` and the versions `hint` names in one pipeline (see the module docs for
-/// why it needs no transaction), and decides if it can.
+/// why it needs no transaction), and decides if it can; with `with_ttl`, also how long
+/// the entry has left in Redis (a `PTTL`: only a memory tier in front needs it).
 ///
 /// The replies are read as they come (no conversion through redis-rs's typed results): a
 /// reply of any other shape than a plain hit's or miss's — an error reply among them — is
@@ -133,6 +134,7 @@ pub(super) async fn lookup(
     conn: &mut impl ConnectionLike,
     entry: &str,
     hint: &str,
+    with_ttl: bool,
 ) -> Result<Hinted, StoreError> {
     // Each command sized up front: built on every hit, they would otherwise grow by steps.
     let on_entry = |name: &str| {
@@ -153,14 +155,17 @@ pub(super) async fn lookup(
         }
         pipe.add_command(mget);
     }
-    pipe.add_command(on_entry("PTTL"));
+    if with_ttl {
+        pipe.add_command(on_entry("PTTL"));
+    }
     let mut replies = conn.req_packed_commands(&pipe, 0, pipe.len()).await?;
     if replies.len() != pipe.len() {
         return Ok(Hinted::AskScript);
     }
     let pttl = match replies.as_slice() {
         [Value::Nil, ..] => return Ok(Hinted::Decided(RawLookup::Miss)),
-        [Value::BulkString(_), .., Value::Int(pttl)] => *pttl,
+        [Value::BulkString(_), .., Value::Int(pttl)] if with_ttl => Some(*pttl),
+        [Value::BulkString(_), ..] if !with_ttl => None,
         _ => return Ok(Hinted::AskScript),
     };
     let now = match replies.get(1) {
@@ -180,7 +185,9 @@ pub(super) async fn lookup(
         Value::BulkString(bytes) => bytes,
         _ => return Ok(Hinted::AskScript),
     };
-    let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+    let ttl = pttl
+        .and_then(|pttl| u64::try_from(pttl).ok())
+        .map(Duration::from_millis);
     Ok(Hinted::Decided(RawLookup::Hit(bytes, ttl)))
 }
 

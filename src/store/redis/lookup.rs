@@ -44,8 +44,10 @@ impl RedisStore {
     /// The entry under `key`, validated against its tags' current versions: on a single
     /// server by one pipeline when the entry's version keys are known ([`hints`]), else
     /// (or when the pipeline cannot decide) by the script — one round trip for a hit
-    /// either way; on a cluster by the store (two, see the module docs).
-    pub(crate) async fn lookup(&self, key: &str) -> Result<RawLookup, StoreError> {
+    /// either way; on a cluster by the store (two, see the module docs). A hit says how
+    /// long the entry has left in Redis when it can, always with `with_ttl` on a single
+    /// server (one more command in the pipeline).
+    pub(crate) async fn lookup(&self, key: &str, with_ttl: bool) -> Result<RawLookup, StoreError> {
         let entry = self.entry_key(key);
         match self.conn().await? {
             Conn::Single(mut conn) => {
@@ -60,7 +62,7 @@ impl RedisStore {
                     found => found,
                 };
                 if let Some(hint) = self.hints.get(key) {
-                    match hints::lookup(&mut conn, &entry, &hint).await? {
+                    match hints::lookup(&mut conn, &entry, &hint, with_ttl).await? {
                         hints::Hinted::Decided(found) => return Ok(checked(found)),
                         hints::Hinted::AskScript => {}
                     }

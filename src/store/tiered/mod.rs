@@ -483,7 +483,7 @@ impl Store for TieredStore {
             None
         };
         let seq = s.applied.load(Ordering::Acquire);
-        let raw = match s.call("get", s.redis.lookup(key)).await {
+        let raw = match s.call("get", s.redis.lookup(key, s.memory_tier)).await {
             Ok(raw) => raw,
             // Redis is out: memory answers (it was checked above unless it just became
             // the fallback).

@@ -16,6 +16,7 @@
 //! No crate was used: the sketches on crates.io count one number per item, and this one
 //! needs hits and misses per key.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -74,10 +75,34 @@ fn sampled() -> bool {
 struct Counter {
     /// The key's [`key_id`](crate::key::key_id): what the index files it under.
     id: u128,
-    key: Arc<str>,
+    key: KeyText,
     namespace: Box<str>,
     hits: u64,
     misses: u64,
+}
+
+/// A monitored key's text, or what it is written from: a default key's path and hash are
+/// kept as they are (a `&'static` path is not even copied), and written out only when the
+/// top keys are read. With many keys read evenly, most samples take over a counter.
+enum KeyText {
+    Text(Arc<str>),
+    Args(Cow<'static, str>, u128),
+}
+
+impl KeyText {
+    fn of(key: HitKey<'_>) -> KeyText {
+        match key {
+            HitKey::Text(text) => KeyText::Text(Arc::from(text)),
+            HitKey::Args { path, hash, .. } => KeyText::Args(path(), hash),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            KeyText::Text(text) => text.to_string(),
+            KeyText::Args(path, hash) => crate::key::with_args_key(path, *hash, str::to_owned),
+        }
+    }
 }
 
 /// One key as reported: counts already scaled up by the sampling rate.
@@ -100,6 +125,12 @@ struct SpaceSaving {
     /// Samples counted for each counter, including the count inherited on takeover; apart
     /// from the rest so that finding the minimum scans 2 KiB.
     counts: Vec<u64>,
+    /// At most the smallest count (counts only grow), and where the last takeover found
+    /// a counter at it: the next takeover looks on from there, and scans the whole list
+    /// for the new minimum only once no counter past it is at `floor` any more — once per
+    /// [`CAPACITY`] takeovers when many keys are read evenly, instead of every time.
+    floor: u64,
+    cursor: usize,
 }
 
 impl SpaceSaving {
@@ -107,11 +138,10 @@ impl SpaceSaving {
         let at = match self.index.get(&id) {
             Some(&at) => at,
             None if self.counters.len() < CAPACITY => {
-                let key: Arc<str> = key.with_text(|text| Arc::<str>::from(text));
                 self.index.insert(id, self.counters.len());
                 self.counters.push(Counter {
                     id,
-                    key,
+                    key: KeyText::of(key),
                     namespace: namespace.into(),
                     hits: 0,
                     misses: 0,
@@ -120,19 +150,16 @@ impl SpaceSaving {
                 self.counters.len() - 1
             }
             None => {
-                let (mut at, mut min) = (0, u64::MAX);
-                for (i, &count) in self.counts.iter().enumerate() {
-                    if count < min {
-                        (at, min) = (i, count);
-                    }
-                }
+                let Some(at) = self.smallest() else {
+                    return;
+                };
                 let Some(counter) = self.counters.get_mut(at) else {
                     return;
                 };
                 self.index.remove(&counter.id);
                 self.index.insert(id, at);
                 counter.id = id;
-                counter.key = key.with_text(|text| Arc::<str>::from(text));
+                counter.key = KeyText::of(key);
                 if *counter.namespace != *namespace {
                     counter.namespace = namespace.into();
                 }
@@ -150,18 +177,35 @@ impl SpaceSaving {
         }
     }
 
+    /// A counter with the smallest count (see [`floor`](Self::floor)).
+    fn smallest(&mut self) -> Option<usize> {
+        loop {
+            let rest = self.counts.get(self.cursor..).unwrap_or_default();
+            if let Some(offset) = rest.iter().position(|&count| count == self.floor) {
+                let at = self.cursor + offset;
+                self.cursor = at + 1;
+                return Some(at);
+            }
+            // None left at `floor` past the cursor: look for the smallest count again.
+            let min = *self.counts.iter().min()?;
+            self.floor = min;
+            self.cursor = 0;
+        }
+    }
+
     fn top(&self, n: usize, scale: u64) -> Vec<KeyCounts> {
-        let mut ranked: Vec<(&Counter, u64)> = self
+        let mut ranked: Vec<(&Counter, u64, String)> = self
             .counters
             .iter()
             .zip(self.counts.iter().copied())
+            .map(|(counter, count)| (counter, count, counter.key.text()))
             .collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.key.cmp(&b.0.key)));
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.2.cmp(&b.2)));
         ranked
             .into_iter()
             .take(n)
-            .map(|(c, count)| KeyCounts {
-                key: c.key.to_string(),
+            .map(|(c, count, key)| KeyCounts {
+                key,
                 namespace: c.namespace.to_string(),
                 estimated_accesses: count * scale,
                 hits: c.hits * scale,
@@ -263,5 +307,33 @@ mod tests {
             recorded > expected * 8 / 10 && recorded < expected * 12 / 10,
             "{recorded} recorded for {expected} lookups"
         );
+    }
+
+    #[test]
+    fn a_takeover_always_finds_a_smallest_count() {
+        let mut s = SpaceSaving::default();
+        let mut state = 7_u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for n in 0..20_000_u64 {
+            // Mostly new keys (takeovers), some repeats of a few hot ones.
+            let key = if next() % 4 == 0 {
+                format!("hot:{}", next() % 8)
+            } else {
+                format!("k:{n}")
+            };
+            if s.counters.len() == CAPACITY && !s.index.contains_key(&crate::key::key_id(&key)) {
+                let min = *s.counts.iter().min().unwrap();
+                let at = s.smallest().unwrap();
+                assert_eq!(s.counts[at], min, "takeover {n}");
+                // Undo the cursor step: `observe` takes its own.
+                s.cursor = at;
+            }
+            s.observe(HitKey::Text(&key), crate::key::key_id(&key), "ns", true);
+        }
     }
 }

@@ -116,7 +116,11 @@ fn redis_hit(c: &mut Criterion) {
     // for a memory tier in front, which the Redis store has not.
     let pipelines = server.command_count("mget");
     assert_eq!(scripts + pipelines, 100, "one round trip per hit");
-    assert_eq!(server.command_count("pttl"), 0, "no PTTL without a memory tier");
+    assert_eq!(
+        server.command_count("pttl"),
+        0,
+        "no PTTL without a memory tier"
+    );
     assert_eq!(server.command_count("exec"), 0, "no transaction");
     eprintln!(
         "redis hit: {} round trips for 100 hits ({pipelines} pipelines, {scripts} scripts)",

@@ -159,16 +159,12 @@ pub(crate) fn header(bytes: &[u8]) -> Result<Header<'_>, DecodeError> {
         delta_us: 0,
     };
     if flags & FLAG_TIMING != 0 {
-        let timing = lines.text("timing")?;
-        let (fresh_until, delta) = timing
-            .split_once(' ')
-            .ok_or(DecodeError::Header("timing"))?;
-        stamps.fresh_until_ms = Some(
-            fresh_until
-                .parse()
-                .map_err(|_| DecodeError::Header("fresh_until"))?,
-        );
-        stamps.delta_us = delta.parse().map_err(|_| DecodeError::Header("delta"))?;
+        let timing = lines.line("timing")?;
+        let space = memchr::memchr(b' ', timing).ok_or(DecodeError::Header("timing"))?;
+        let (fresh_until, delta) = (&timing[..space], &timing[space + 1..]);
+        stamps.fresh_until_ms =
+            Some(decimal(fresh_until).ok_or(DecodeError::Header("fresh_until"))?);
+        stamps.delta_us = decimal(delta).ok_or(DecodeError::Header("delta"))?;
     }
     let n: usize = lines.number("version count")?;
     // Each version needs at least two bytes ("\n\n"): a count larger than what remains is
@@ -286,6 +282,21 @@ fn decompress(raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
     lz4_flex::decompress_size_prepended(raw).map_err(|e| DecodeError::Decompress(e.to_string()))
 }
 
+/// An unsigned decimal number, as `str::parse::<u64>` reads it (digits after an optional
+/// `+`), from its bytes.
+fn decimal(text: &[u8]) -> Option<u64> {
+    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |value, &byte| {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
+    })
+}
+
 struct Lines<'a> {
     rest: &'a [u8],
 }
@@ -303,10 +314,12 @@ impl<'a> Lines<'a> {
         std::str::from_utf8(self.line(what)?).map_err(|_| DecodeError::Header(what))
     }
 
-    fn number<N: std::str::FromStr>(&mut self, what: &'static str) -> Result<N, DecodeError> {
-        self.text(what)?
-            .parse()
-            .map_err(|_| DecodeError::Header(what))
+    /// A line holding an unsigned decimal number, read from its bytes (what `str::parse`
+    /// accepts: digits, after an optional `+`; nothing else, and no overflow of `N`).
+    fn number<N: TryFrom<u64>>(&mut self, what: &'static str) -> Result<N, DecodeError> {
+        decimal(self.line(what)?)
+            .and_then(|value| N::try_from(value).ok())
+            .ok_or(DecodeError::Header(what))
     }
 }
 
@@ -318,6 +331,36 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_str_parse_reads_them() {
+        for text in [
+            "0",
+            "+5",
+            "",
+            "+",
+            "-1",
+            "12a",
+            " 1",
+            "007",
+            "4294967295",
+            "4294967296",
+            "18446744073709551615",
+            "18446744073709551616",
+        ] {
+            let line = format!("{text}\n");
+            let as_u32: Result<u32, _> = Lines {
+                rest: line.as_bytes(),
+            }
+            .number("n");
+            let as_u64: Result<u64, _> = Lines {
+                rest: line.as_bytes(),
+            }
+            .number("n");
+            assert_eq!(as_u32.ok(), text.parse::<u32>().ok(), "{text:?} as u32");
+            assert_eq!(as_u64.ok(), text.parse::<u64>().ok(), "{text:?} as u64");
+        }
+    }
 
     fn versions() -> Vec<(String, String)> {
         vec![

@@ -158,12 +158,12 @@ pub(crate) struct HitDetail {
 /// `dependencies` tags, is counted for against the memory budget: its in-memory form
 /// (taken as its JSON size plus an eighth: the struct headers and string capacities Rust
 /// keeps where JSON keeps quotes), its key, and the store's own bookkeeping — the entry's
-/// 128-byte slot at the table's usual load (about 170 B), its cold part (56 B), and a
+/// 64-byte slot at the table's usual load (about 84 B), its cold part (80 B), and a
 /// (cell, version) pair per dependency, whose row-level cells cost the map about 56 B
 /// more. These constants come from the counting allocator of
 /// `benches/memory_footprint.rs`.
 pub(crate) fn entry_weight(json_len: usize, key_len: usize, dependencies: usize) -> u64 {
-    const ENTRY: u64 = 170 + 56;
+    const ENTRY: u64 = 84 + 80;
     const PER_DEPENDENCY: u64 = 16 + 14;
     let json = json_len as u64;
     (json + json / 8)

@@ -1,7 +1,8 @@
 //! Support for the code `#[cached_query]` generates, as tracing's `__macro_support`: re-exports
 //! and one-line functions, no logic a reader must find here. The call path lives in
-//! `cache/call/` (a hit is served by `Call::hit`), the probes of models and connections in
-//! `orm/probes.rs`. Not a public API: names and signatures here change without notice.
+//! `cache/call/` (a hit is served by `quick_hit` or `Call::hit`), the probes of models and
+//! connections in `orm/probes.rs`. Not a public API: names and signatures here change without
+//! notice.
 
 use std::future::Future;
 
@@ -10,7 +11,7 @@ use crate::Cache;
 pub use serde;
 
 pub use crate::cache::call::{
-    CacheChoice, Call, OkOf, PathId, Site, TimeoutError, quick_hit, quick_hit_ok,
+    CacheChoice, Call, KeyHash, OkOf, PathId, Site, TimeoutError, key_hash, quick_hit, quick_hit_ok,
 };
 pub use crate::orm::probes::*;
 

@@ -192,9 +192,21 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
             let key = key.to_string_expr(find);
             quote!(#call.key_template(#key);)
         }
-        None => key_args(&call, info),
+        None => key_args(&call, info, &fn_name, &namespace),
     };
-    setup.push(key_setup.clone());
+    // The quick hit check, before the call is built, when nothing the call sets up is
+    // needed to find the entry: no connection argument, no `key = ".."`, no early
+    // refresh, some key argument. It checks what the call's own hit check would, which is
+    // then left out; the call takes the arguments' hash it computed.
+    let quick = conn_setup.is_empty()
+        && options.key.is_none()
+        && options.fresh.early_refresh.is_none()
+        && info.args.iter().any(|role| matches!(role, Role::Key(_)));
+    setup.push(if quick {
+        quote!(#call.key_hashed(__qc_key);)
+    } else {
+        key_setup.clone()
+    });
     let companion = companion(
         &sig,
         &vis,
@@ -235,14 +247,6 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         (None, true) => "hit_ok",
         _ => "hit",
     };
-    // The quick hit check, before the call is built, when nothing the call sets up is
-    // needed to find the entry: no connection argument, no `key = ".."`, no early
-    // refresh, some key argument. It checks what the call's own hit check would, which is
-    // then left out.
-    let quick = conn_setup.is_empty()
-        && options.key.is_none()
-        && options.fresh.early_refresh.is_none()
-        && info.args.iter().any(|role| matches!(role, Role::Key(_)));
     let quick_hit = if quick {
         let quick = Ident::new(&format!("quick_{hit}"), ret_span);
         let cache_ref = match &options.cache {
@@ -261,22 +265,30 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         } else {
             (
                 quote!(::core::option::Option::None),
-                quote!(::core::option::Option::Some(&__QC_PATH_ID)),
+                quote!(::core::option::Option::Some({
+                    static __QC_PATH_ID: ::querycache::__private::PathId =
+                        ::querycache::__private::PathId::new();
+                    &__QC_PATH_ID
+                })),
             )
         };
         let args = key_tuple(info);
+        // The arguments' hash at the attribute, as the call's own `key_args` was: a key
+        // argument that does not serialize is reported there (and on the argument).
+        let key_hash = quote! {
+            let __qc_site = ::querycache::__private::Site {
+                path: ::core::concat!(::core::module_path!(), "::", #fn_name),
+                owner: #owner,
+                namespace: #namespace,
+                path_id: #path_id,
+            };
+            let __qc_key = ::querycache::__private::key_hash(&__qc_site, &#args);
+        };
         quote_spanned! {ret_span=>
-            static __QC_PATH_ID: ::querycache::__private::PathId = ::querycache::__private::PathId::new();
-            if let ::core::option::Option::Some(__qc_hit) = ::querycache::__private::#quick::<#ret_ty, _>(
-                #cache_ref,
-                ::querycache::__private::Site {
-                    path: ::core::concat!(::core::module_path!(), "::", #fn_name),
-                    owner: #owner,
-                    namespace: #namespace,
-                    path_id: #path_id,
-                },
-                &#args,
-            ) {
+            #key_hash
+            if let ::core::option::Option::Some(__qc_hit) =
+                ::querycache::__private::#quick::<#ret_ty>(#cache_ref, &__qc_site, &__qc_key)
+            {
                 return __qc_hit;
             }
         }
@@ -498,16 +510,35 @@ fn models(call: &Ident, options: &Options, info: &FnInfo) -> TokenStream {
     }
 }
 
-/// `__qc_call.key_args(&(a, b,))`, the default key.
+/// `__qc_call.key_hashed(key_hash(&site, &(a, b,)))`, the default key: the same hashing,
+/// with the same bound at the same place, as the quick hit check's (a key argument that
+/// does not serialize is then reported once for the tuple, not once per use of it).
 ///
 /// Each argument goes through `__private::key_argument`, whose bound (`KeyArgument`, with a
 /// `#[diagnostic::on_unimplemented]` message) exists only for `Serialize` types. One that is
 /// not serializable is then reported once, on the argument itself, saying what to do,
 /// instead of on the whole tuple. The JSON, and so the key, is the same as that of
 /// `&(&a, &b,)`.
-fn key_args(call: &Ident, info: &FnInfo) -> TokenStream {
+fn key_args(call: &Ident, info: &FnInfo, fn_name: &str, namespace: &syn::LitStr) -> TokenStream {
     let args = key_tuple(info);
-    quote!(#call.key_args(&#args);)
+    let owner = if info.args.iter().any(|role| matches!(role, Role::Receiver)) {
+        quote!(::core::option::Option::Some(
+            ::core::any::type_name::<Self>()
+        ))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    quote! {
+        #call.key_hashed(::querycache::__private::key_hash(
+            &::querycache::__private::Site {
+                path: ::core::concat!(::core::module_path!(), "::", #fn_name),
+                owner: #owner,
+                namespace: #namespace,
+                path_id: ::core::option::Option::None,
+            },
+            &#args,
+        ));
+    }
 }
 
 /// `(a, b,)` of the key arguments, each through `__private::key_argument` (see

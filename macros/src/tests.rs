@@ -102,7 +102,8 @@ fn default_key_and_modes() {
             "\"count\", );",
             "__qc_call.count_query();",
             "__qc_call.connection(&db);",
-            "__qc_call.key_args(&(::querycache::__private::key_argument(&a), ::querycache::__private::key_argument(&c),));",
+            "__qc_call.key_hashed(::querycache::__private::key_hash(",
+            "&(::querycache::__private::key_argument(&a), ::querycache::__private::key_argument(&c),), ));",
             "__qc_call.hit::<u64>()",
             "__qc_call.model(",
             "__qc_call.run(::querycache::__private::typed::<u64, _>(async move { 1 }))",
@@ -125,7 +126,8 @@ fn default_key_and_modes() {
     assert_in_order(
         &expanded,
         &[
-            "__qc_call.key_args(&());",
+            "__qc_call.key_hashed(::querycache::__private::key_hash(",
+            "&(), ));",
             "__qc_call.hit_ok::<std::io::Result<u64>>()",
             "__qc_call.run_result(",
         ],
@@ -187,7 +189,7 @@ fn freshness_setters_and_owned_arguments() {
             "__qc_call.soft_timeout_ms(250u64);",
             "__qc_call.hard_timeout_ms(2000u64);",
             "__qc_call.connection(&db);",
-            "__qc_call.key_args(",
+            "__qc_call.key_hashed(::querycache::__private::key_hash(",
             "let db = <AppConnection as ::std::borrow::ToOwned>::to_owned(db);",
             "let title = <str as ::std::borrow::ToOwned>::to_owned(title);",
             "__qc_call.run_fresh_result_timeout(::querycache::__private::typed::<Result<Vec<Song>, AppError>, _>(async move {",

@@ -11,8 +11,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::cache::databases::{CallDatabase, Namespace};
 use crate::cache::observe::Relay;
 use crate::key::HitKey;
@@ -27,7 +25,7 @@ mod fresh;
 pub use fresh::TimeoutError;
 /// The hit check that runs before a call is built.
 mod quick;
-pub use quick::{PathId, Site, quick_hit, quick_hit_ok};
+pub use quick::{KeyHash, PathId, Site, key_hash, quick_hit, quick_hit_ok};
 
 /// What the connection arguments of a call say about the cache.
 #[derive(Debug, Default)]
@@ -400,12 +398,10 @@ impl Call {
         }
     }
 
-    /// The default key: the function's path and a hash of its key arguments.
-    pub fn key_args<A: Serialize + ?Sized>(&mut self, args: &A) {
-        self.key = KeySpec::Args(
-            crate::key::args_hash_named(|| self.function_path().into_owned(), args)
-                .map_err(Box::new),
-        );
+    /// The default key: the function's path and the hash of its key arguments, taken by
+    /// [`key_hash`] (once, for the quick hit check too when there is one).
+    pub fn key_hashed(&mut self, hash: KeyHash) {
+        self.key = KeySpec::Args(hash.0);
     }
 
     /// An explicit key from `key = ".."`.

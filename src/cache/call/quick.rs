@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::key::HitKey;
-use crate::{Cache, CacheValue};
+use crate::{Cache, CacheValue, Error};
 
 use super::OkOf;
 
@@ -37,24 +37,39 @@ impl PathId {
     }
 }
 
-/// A fresh memory-tier value of the function at `site` for the key arguments `args`, from
-/// `cache`; `None` when there is none or the quick check cannot tell (the arguments do not
-/// serialize, or serialize to the unit value): the call then goes the usual way.
+/// The hash of a call's key arguments, taken once: by the quick check, then by the call
+/// ([`Call::key_hashed`](super::Call::key_hashed)) when it goes on.
+pub struct KeyHash(pub(super) Result<Option<u128>, Box<Error>>);
+
+/// The hash of the key arguments `args` of the function at `site` (an error names the
+/// function).
 #[inline]
-pub fn quick_hit<T, A>(cache: &Cache, site: Site, args: &A) -> Option<T>
+pub fn key_hash<A: Serialize + ?Sized>(site: &Site, args: &A) -> KeyHash {
+    let (owner, path) = (site.owner, site.path);
+    KeyHash(
+        crate::key::args_hash_named(|| super::function_path(owner, path).into_owned(), args)
+            .map_err(Box::new),
+    )
+}
+
+/// A fresh memory-tier value of the function at `site` for the key arguments whose hash is
+/// `key`, from `cache`; `None` when there is none or the quick check cannot tell (the
+/// arguments did not serialize, or serialized to the unit value): the call then goes the
+/// usual way.
+#[inline]
+pub fn quick_hit<T>(cache: &Cache, site: &Site, key: &KeyHash) -> Option<T>
 where
     T: CacheValue + Clone,
-    A: Serialize + ?Sized,
 {
     let Site {
         path,
         owner,
         namespace,
         path_id,
-    } = site;
+    } = *site;
     let text = || super::function_path(owner, path);
-    // An error is reported by the call's own key, built next.
-    let hash = crate::key::args_hash_named(String::new, args).ok()??;
+    // An error is reported by the call, which goes on.
+    let hash = (*key.0.as_ref().ok()?)?;
     let path_id = match (owner, path_id) {
         (None, Some(kept)) => *kept.0.get_or_init(|| crate::key::path_id(path)),
         _ => crate::key::function_path_id(owner, path, text),
@@ -72,11 +87,10 @@ where
 
 /// [`quick_hit`] for a function returning `Result<T, E>` whose `T` is cached.
 #[inline]
-pub fn quick_hit_ok<R, A>(cache: &Cache, site: Site, args: &A) -> Option<R>
+pub fn quick_hit_ok<R>(cache: &Cache, site: &Site, key: &KeyHash) -> Option<R>
 where
     R: OkOf,
     R::Ok: CacheValue + Clone,
-    A: Serialize + ?Sized,
 {
-    quick_hit::<R::Ok, A>(cache, site, args).map(R::from_ok)
+    quick_hit::<R::Ok>(cache, site, key).map(R::from_ok)
 }

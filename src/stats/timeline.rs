@@ -4,10 +4,10 @@
 //! unix milliseconds divided by 10 000), but their position is computed from a monotonic
 //! clock: the lookup path passes the reading of [`clock::now`] (or the `Instant`) it
 //! already took, so recording costs no extra clock read — an atomic load of the slot's
-//! bucket number and one increment. Lookups, counted on every hit, are striped (see [`striped`](super::striped)):
-//! each thread adds to a row of counters that it alone writes (a plain load and store),
-//! and a read sums the rows. A slot is recycled by the first writer that sees it holding a bucket from
-//! 15 minutes ago; an increment racing that reset can be lost, or (a thread's load before
+//! bucket number and one increment. Lookups, counted on every hit, are striped (see
+//! [`striped`](super::striped)): each thread adds to a row of counters that it alone writes
+//! (a plain load and store), and a read sums the rows. A slot is recycled by the first
+//! writer that sees it holding a bucket from 15 minutes ago; an increment racing that reset can be lost, or (a thread's load before
 //! the reset, its store after) carry the count it held 15 minutes earlier — both only at
 //! the first instant of a bucket, and only in the activity timeline, never in the totals.
 
@@ -84,9 +84,13 @@ impl Timeline {
 
     /// Unix milliseconds at `at`.
     pub(crate) fn unix_ms(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.origin);
-        self.origin_ms
-            .saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        self.unix_ms_at(clock::of_instant(at))
+    }
+
+    /// Unix milliseconds at `at`, a reading of [`clock::now`].
+    fn unix_ms_at(&self, at: u64) -> u64 {
+        let since_ms = at.saturating_sub(self.origin_clock) / 1_000_000;
+        self.origin_ms.saturating_add(since_ms)
     }
 
     /// How long ago the timeline started.
@@ -95,14 +99,13 @@ impl Timeline {
     }
 
     fn bucket_of(&self, at: Instant) -> u64 {
-        self.unix_ms(at) / BUCKET_MS
+        self.bucket_at(clock::of_instant(at))
     }
 
-    /// The bucket of `at`, a reading of [`clock::now`] (the same as [`bucket_of`]'s within
-    /// a tick of the coarse clock).
+    /// The bucket of `at`, a reading of [`clock::now`]: the one computation of a bucket,
+    /// whether the caller holds a clock reading (a hit) or an `Instant`.
     fn bucket_at(&self, at: u64) -> u64 {
-        let since_ms = at.saturating_sub(self.origin_clock) / 1_000_000;
-        self.origin_ms.saturating_add(since_ms) / BUCKET_MS
+        self.unix_ms_at(at) / BUCKET_MS
     }
 
     /// The slot for the bucket of `at`, recycled if it held an older bucket; `None` when it

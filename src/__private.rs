@@ -11,7 +11,8 @@ use crate::Cache;
 pub use serde;
 
 pub use crate::cache::call::{
-    CacheChoice, Call, KeyHash, OkOf, PathId, Site, TimeoutError, key_hash, quick_hit, quick_hit_ok,
+    CacheChoice, Call, KeyHash, OkOf, PathId, Site, TimeoutError, key_hash, quick_conn_hit,
+    quick_conn_hit_ok, quick_hit, quick_hit_ok,
 };
 pub use crate::orm::probes::*;
 

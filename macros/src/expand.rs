@@ -195,10 +195,25 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         None => key_args(&call, info, &fn_name, &namespace),
     };
     // The quick hit check, before the call is built, when nothing the call sets up is
-    // needed to find the entry: no connection argument, no `key = ".."`, no early
-    // refresh, some key argument. It checks what the call's own hit check would, which is
-    // then left out; the call takes the arguments' hash it computed.
-    let quick = conn_setup.is_empty()
+    // needed to find the entry: no connection argument, no `key = ".."`, no early refresh,
+    // some key argument. It checks what the call's own hit check would, which is then left
+    // out; the call takes the arguments' hash it computed. A function whose one connection
+    // argument is a shared reference (SeaORM's) has the check too, in the cache that
+    // connection names; its call keeps its own hit check, for the connections the quick
+    // one cannot tell about (a database other than the cache's default one).
+    let connections: Vec<_> = info
+        .args
+        .iter()
+        .filter_map(|role| match role {
+            Role::Connection(conn, by_mut) => Some((conn, *by_mut)),
+            _ => None,
+        })
+        .collect();
+    let quick_conn = match connections.as_slice() {
+        [(conn, false)] if options.cache.is_none() => Some(*conn),
+        _ => None,
+    };
+    let quick = (connections.is_empty() || quick_conn.is_some())
         && options.key.is_none()
         && options.fresh.early_refresh.is_none()
         && info.args.iter().any(|role| matches!(role, Role::Key(_)));
@@ -284,11 +299,20 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
             };
             let __qc_key = ::querycache::__private::key_hash(&__qc_site, &#args);
         };
+        let check = match quick_conn {
+            Some(conn) => {
+                let quick = Ident::new(&format!("quick_conn_{hit}"), ret_span);
+                quote_spanned! {ret_span=>
+                    ::querycache::__private::#quick::<#ret_ty, _>(&#conn, &__qc_site, &__qc_key)
+                }
+            }
+            None => quote_spanned! {ret_span=>
+                ::querycache::__private::#quick::<#ret_ty>(#cache_ref, &__qc_site, &__qc_key)
+            },
+        };
         quote_spanned! {ret_span=>
             #key_hash
-            if let ::core::option::Option::Some(__qc_hit) =
-                ::querycache::__private::#quick::<#ret_ty>(#cache_ref, &__qc_site, &__qc_key)
-            {
+            if let ::core::option::Option::Some(__qc_hit) = #check {
                 return __qc_hit;
             }
         }
@@ -316,7 +340,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
                 },
             )
         }
-        None if quick => (cache.clone(), TokenStream::new()),
+        None if quick && quick_conn.is_none() => (cache.clone(), TokenStream::new()),
         None => {
             let hit = Ident::new(hit, ret_span);
             (

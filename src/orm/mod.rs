@@ -76,6 +76,23 @@ pub(crate) enum TxState {
     Untracked,
 }
 
+/// Where a cached call with the connection argument `conn` (its only one, taken by shared
+/// reference) finds its hits, when that needs none of the call's set-up: `Some(Some(cache))`
+/// the connection's own cache, `Some(None)` the function's (the connection is not one of
+/// ours); `None` when only the call can tell (a transaction, a database not settled yet or
+/// other than the cache's default).
+pub(crate) fn quick_read<C: ?Sized>(conn: &C) -> Option<Option<&crate::Cache>> {
+    #[cfg(feature = "sea-orm")]
+    {
+        sea_orm::quick_read(conn)
+    }
+    #[cfg(not(feature = "sea-orm"))]
+    {
+        let _ = conn;
+        Some(None)
+    }
+}
+
 /// Inspects a connection argument of a cached call.
 pub(crate) fn transaction_state<C: ?Sized>(conn: &C) -> TxState {
     #[cfg(feature = "sea-orm")]

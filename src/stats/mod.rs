@@ -127,7 +127,8 @@ pub struct CacheStats {
     /// Answers served stale: within a stale-while-revalidate window, past a soft timeout,
     /// or by fail-safe.
     pub stale_served: u64,
-    /// Refreshes started in the background by a stale-while-revalidate hit.
+    /// Refreshes started in the background by a stale-while-revalidate hit (not counting
+    /// one that found the entry already refreshed by another caller's).
     pub background_refreshes: u64,
     /// Refreshes started before expiry by early refresh (XFetch).
     pub early_refreshes: u64,

@@ -25,7 +25,9 @@ mod fresh;
 pub use fresh::TimeoutError;
 /// The hit check that runs before a call is built.
 mod quick;
-pub use quick::{KeyHash, PathId, Site, key_hash, quick_hit, quick_hit_ok};
+pub use quick::{
+    KeyHash, PathId, Site, key_hash, quick_conn_hit, quick_conn_hit_ok, quick_hit, quick_hit_ok,
+};
 
 /// What the connection arguments of a call say about the cache.
 #[derive(Debug, Default)]

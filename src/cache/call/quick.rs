@@ -1,9 +1,10 @@
 //! The quick hit check of a `#[cached_query]` call whose key needs nothing the call sets
-//! up: no connection argument (so no transaction to respect and no database namespace), no
-//! `key = ".."`, no early refresh, at least one key argument. The generated code asks it
-//! before it builds a [`Call`](super::Call): a hit returns without the call's options,
-//! vectors and their drop. When it finds nothing (or cannot tell), the call is built and
-//! goes the usual way, its own hit check included.
+//! up: no `key = ".."`, no early refresh, at least one key argument, and either no
+//! connection argument or one taken by shared reference (SeaORM's), which then answers
+//! [`quick_conn_hit`]'s question first: not a transaction, its database the cache's
+//! default one (else the call tells, as usual). The generated code asks it before it builds
+//! a [`Call`](super::Call): a hit returns without the call's options, vectors and their
+//! drop. When it finds nothing (or cannot tell), the call is built and goes the usual way.
 
 use serde::Serialize;
 
@@ -93,4 +94,33 @@ where
     R::Ok: CacheValue + Clone,
 {
     quick_hit::<R::Ok>(cache, site, key).map(R::from_ok)
+}
+
+/// [`quick_hit`] for a function without `cache = ..` whose only connection argument,
+/// `conn`, is taken by shared reference: a hit is looked up in the cache the call would
+/// read through (a `CachedConnection`'s own, else the global one, which is created only
+/// then), and only when the connection lets the call be served from the cache as it is (not
+/// a transaction, its database the cache's default one).
+#[inline]
+pub fn quick_conn_hit<T, C>(conn: &C, site: &Site, key: &KeyHash) -> Option<T>
+where
+    T: CacheValue + Clone,
+    C: ?Sized,
+{
+    let cache = match crate::orm::quick_read(conn)? {
+        Some(own) => own,
+        None => crate::global(),
+    };
+    quick_hit::<T>(cache, site, key)
+}
+
+/// [`quick_conn_hit`] for a function returning `Result<T, E>` whose `T` is cached.
+#[inline]
+pub fn quick_conn_hit_ok<R, C>(conn: &C, site: &Site, key: &KeyHash) -> Option<R>
+where
+    R: OkOf,
+    R::Ok: CacheValue + Clone,
+    C: ?Sized,
+{
+    quick_conn_hit::<R::Ok, C>(conn, site, key).map(R::from_ok)
 }

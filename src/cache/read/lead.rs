@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::{Kind, LeadJob};
+use super::{Kind, LeadJob, Refreshing};
 use crate::cache::flight::Handoff;
 use crate::cache::observe::Observation;
 use crate::cache::{Cache, CacheValue, StoreTiming};
+use crate::stats::FreshnessCounters;
 use crate::store::{Lease, Snapshot, Storable, Store};
 use crate::{EntryOptions, Key};
 
@@ -46,6 +47,23 @@ impl<F, TF> LeadJob<F, TF> {
         Fut: Future<Output = Result<T, E>>,
         TF: Fn(&T, Duration) -> Duration,
     {
+        // A stale-while-revalidate refresh (an early one is counted when it starts): the
+        // caller saw the entry stale, but a refresh that finished after its lookup and
+        // before its flight began may have stored a fresh one since. Then that is the
+        // answer, and nothing is computed twice.
+        if self.kind == Kind::Refresh(Refreshing::Background) {
+            if let Some(value) = self.cache.peek::<T>(&self.key).await {
+                tracing::debug!(key = %crate::key::shown(&self.key), "already refreshed");
+                if let Some(leader) = self.leader {
+                    leader.finish(Handoff {
+                        value: value.clone(),
+                        still_current: Arc::new(|| false),
+                    });
+                }
+                return Ok(Some(value));
+            }
+            FreshnessCounters::bump(&self.cache.inner.stats.fresh.background_refreshes);
+        }
         let ttl = self.cache.inner.config.lease_ttl;
         let lease = if ttl.is_zero() {
             None
@@ -90,7 +108,7 @@ impl<F, TF> LeadJob<F, TF> {
             Kind::Miss | Kind::Released => {
                 tracing::debug_span!("querycache.compute", key = %crate::key::shown(&key), namespace = options.namespace_name())
             }
-            Kind::Refresh | Kind::Warm => {
+            Kind::Refresh(_) | Kind::Warm => {
                 tracing::debug_span!("querycache.refresh", key = %crate::key::shown(&key), namespace = options.namespace_name())
             }
         };

@@ -98,9 +98,19 @@ pub(crate) enum Kind {
     /// of that round was not one the store keeps.
     Released,
     /// A stale-while-revalidate or early refresh: skipped when another instance is at it.
-    Refresh,
+    Refresh(Refreshing),
     /// A forced warming run: no lookup, no waiting.
     Warm,
+}
+
+/// Which refresh a [`Kind::Refresh`] computation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refreshing {
+    /// Early refresh (XFetch), before expiry: the entry it refreshes is still fresh.
+    Early,
+    /// Stale-while-revalidate: skipped when the entry is fresh again by the time it runs
+    /// (another caller's refresh landed between this caller's lookup and its flight).
+    Background,
 }
 
 /// One computation, with everything it needs to run on another task.
@@ -435,9 +445,9 @@ impl Cache {
                     return Ok(Served::fresh(value));
                 }
                 tracing::debug!(key = %crate::key::shown(&key), fresh_left_ms = timing.fresh_left.as_millis() as u64, "early refresh");
-                let job = self.job(&key, options, plan, compute, ttl_of, Kind::Refresh);
-                let counter = &self.inner.stats.fresh.early_refreshes;
-                return Ok(match self.start_refresh(job, counter, runner).await {
+                let kind = Kind::Refresh(Refreshing::Early);
+                let job = self.job(&key, options, plan, compute, ttl_of, kind);
+                return Ok(match self.start_refresh(job, runner).await {
                     Some(refreshed) => Served::fresh(refreshed),
                     None => Served::fresh(value),
                 });
@@ -450,9 +460,9 @@ impl Cache {
                 if self.inner.flights.busy(&key) {
                     return Ok(Served::stale(value));
                 }
-                let job = self.job(&key, options, plan, compute, ttl_of, Kind::Refresh);
-                let counter = &self.inner.stats.fresh.background_refreshes;
-                return Ok(match self.start_refresh(job, counter, runner).await {
+                let kind = Kind::Refresh(Refreshing::Background);
+                let job = self.job(&key, options, plan, compute, ttl_of, kind);
+                return Ok(match self.start_refresh(job, runner).await {
                     // Refreshed in the foreground (a computation that borrows).
                     Some(refreshed) => Served::fresh(refreshed),
                     None => Served::stale(value),
@@ -581,7 +591,6 @@ impl Cache {
     async fn start_refresh<T, E, F, TF, R>(
         &self,
         mut job: LeadJob<F, TF>,
-        counter: &std::sync::atomic::AtomicU64,
         runner: R,
     ) -> Option<Arc<T>>
     where
@@ -591,7 +600,10 @@ impl Cache {
         let Role::Leader(leader) = self.inner.flights.join(&job.key) else {
             return None;
         };
-        FreshnessCounters::bump(counter);
+        // A background refresh is counted when it computes (`run_refresh`).
+        if job.kind == Kind::Refresh(Refreshing::Early) {
+            FreshnessCounters::bump(&self.inner.stats.fresh.early_refreshes);
+        }
         job.leader = Some(leader);
         let key = job.key.clone();
         match R::refresh(runner, job).await {

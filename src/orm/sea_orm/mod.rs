@@ -423,6 +423,26 @@ pub(crate) fn cache_of<C: ?Sized>(conn: &C) -> Option<Cache> {
     downcast_ref::<C, CachedTransaction>(conn).map(|tx| tx.cache.clone())
 }
 
+/// [`crate::orm::quick_read`] on SeaORM's types: the same answers as [`transaction_state`],
+/// [`database_of`] and [`cache_of`] give a call, without their clones.
+pub(crate) fn quick_read<C: ?Sized>(conn: &C) -> Option<Option<&Cache>> {
+    if let Some(db) = downcast_ref::<C, CachedConnection>(conn) {
+        if db.raw.may_be_open() {
+            return None;
+        }
+        return match db.database.get() {
+            Some(namespace) if namespace.key_prefix().is_none() => Some(Some(&db.cache)),
+            _ => None,
+        };
+    }
+    if downcast_ref::<C, CachedTransaction>(conn).is_some()
+        || downcast_ref::<C, DatabaseTransaction>(conn).is_some()
+    {
+        return None;
+    }
+    Some(None)
+}
+
 /// Called by `#[cached_query]` code with each connection argument.
 pub(crate) fn transaction_state<C: ?Sized>(conn: &C) -> TxState {
     if let Some(db) = downcast_ref::<C, CachedConnection>(conn) {

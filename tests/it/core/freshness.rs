@@ -131,12 +131,12 @@ async fn swr_serves_stale_within_the_window_then_fresh_after_one_background_refr
         !fetched.is_stale() && *fetched == 2
     })
     .await;
+    let stats = cache.stats();
     assert_eq!(
         runs.load(Ordering::SeqCst),
         2,
-        "one computation, one refresh"
+        "one computation, one refresh: {stats:?}"
     );
-    let stats = cache.stats();
     assert!(stats.stale_served >= 50, "{stats:?}");
     assert_eq!(stats.background_refreshes, 1, "{stats:?}");
     eprintln!(

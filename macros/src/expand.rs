@@ -210,7 +210,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         })
         .collect();
     let quick_conn = match connections.as_slice() {
-        [(conn, false)] if options.cache.is_none() => Some(*conn),
+        [(conn, false)] => Some(*conn),
         _ => None,
     };
     let quick = (connections.is_empty() || quick_conn.is_some())
@@ -302,8 +302,14 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         let check = match quick_conn {
             Some(conn) => {
                 let quick = Ident::new(&format!("quick_conn_{hit}"), ret_span);
+                let named = match &options.cache {
+                    Some(_) => quote!(::core::option::Option::Some(#cache_ref)),
+                    None => quote!(::core::option::Option::None),
+                };
                 quote_spanned! {ret_span=>
-                    ::querycache::__private::#quick::<#ret_ty, _>(&#conn, &__qc_site, &__qc_key)
+                    ::querycache::__private::#quick::<#ret_ty, _>(
+                        &#conn, #named, &__qc_site, &__qc_key,
+                    )
                 }
             }
             None => quote_spanned! {ret_span=>
@@ -322,7 +328,7 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
     // With `cache = ..`, the hit reads the named cache in place (no clone of its `Arc`);
     // the call is given its own handle only when it goes on.
     let (fn_cache, hit) = match &options.cache {
-        Some(expr) if quick => (
+        Some(expr) if quick && quick_conn.is_none() => (
             quote!(::querycache::__private::named_later()),
             quote_spanned!(ret_span=> #run_call.named(&(#expr));),
         ),

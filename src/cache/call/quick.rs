@@ -96,31 +96,43 @@ where
     quick_hit::<R::Ok>(cache, site, key).map(R::from_ok)
 }
 
-/// [`quick_hit`] for a function without `cache = ..` whose only connection argument,
-/// `conn`, is taken by shared reference: a hit is looked up in the cache the call would
-/// read through (a `CachedConnection`'s own, else the global one, which is created only
+/// [`quick_hit`] for a function whose only connection argument, `conn`, is taken by shared
+/// reference: a hit is looked up in the cache the call would read through (`named`, the
+/// one of `cache = ..`; else a `CachedConnection`'s own; else the global one, created only
 /// then), and only when the connection lets the call be served from the cache as it is (not
 /// a transaction, its database the cache's default one).
 #[inline]
-pub fn quick_conn_hit<T, C>(conn: &C, site: &Site, key: &KeyHash) -> Option<T>
+pub fn quick_conn_hit<T, C>(
+    conn: &C,
+    named: Option<&Cache>,
+    site: &Site,
+    key: &KeyHash,
+) -> Option<T>
 where
     T: CacheValue + Clone,
     C: ?Sized,
 {
-    let cache = match crate::orm::quick_read(conn)? {
-        Some(own) => own,
-        None => crate::global(),
+    let own = crate::orm::quick_read(conn)?;
+    let cache = match (named, own) {
+        (Some(named), _) => named,
+        (None, Some(own)) => own,
+        (None, None) => crate::global(),
     };
     quick_hit::<T>(cache, site, key)
 }
 
 /// [`quick_conn_hit`] for a function returning `Result<T, E>` whose `T` is cached.
 #[inline]
-pub fn quick_conn_hit_ok<R, C>(conn: &C, site: &Site, key: &KeyHash) -> Option<R>
+pub fn quick_conn_hit_ok<R, C>(
+    conn: &C,
+    named: Option<&Cache>,
+    site: &Site,
+    key: &KeyHash,
+) -> Option<R>
 where
     R: OkOf,
     R::Ok: CacheValue + Clone,
     C: ?Sized,
 {
-    quick_conn_hit::<R::Ok, C>(conn, site, key).map(R::from_ok)
+    quick_conn_hit::<R::Ok, C>(conn, named, site, key).map(R::from_ok)
 }

@@ -39,6 +39,17 @@ async fn title_elsewhere(
     Ok(song::Entity::find_by_id(id).one(db).await?.map(|s| s.title))
 }
 
+/// The same through any SeaORM connection, in a cache of its own: the quick hit check asks
+/// the connection first (a plain `DatabaseTransaction` may hold writes the cache never saw).
+#[cached_query(cache = cache, ttl = "1h", models = [song::Entity], row = id)]
+async fn title_through<C: sea_orm::ConnectionTrait>(
+    #[cache_skip] cache: &Cache,
+    db: &C,
+    id: i32,
+) -> Result<Option<String>, DbErr> {
+    Ok(song::Entity::find_by_id(id).one(db).await?.map(|s| s.title))
+}
+
 /// Renames song `id` through `db`, so that its cache is invalidated.
 async fn rename(db: &CachedConnection, song: &song::Model, title: &str) {
     let mut active = song.clone().into_active_model();
@@ -111,6 +122,46 @@ async fn a_named_cache_is_kept() {
     }
     assert_eq!((other.stats().misses, other.stats().hits), (1, 1));
     assert_eq!(t.cache.stats().misses + t.cache.stats().hits, 0);
+}
+
+#[tokio::test]
+async fn a_plain_transaction_reads_its_own_writes_never_the_cached_value() {
+    let Some(t) = TestDb::create(DB, Cache::new()).await else {
+        return;
+    };
+    let author = t.user("ann").await;
+    let song = t.song(&author, "Old").await;
+    for _ in 0..2 {
+        let title = title_through(&t.cache, &t.db, song.id).await.unwrap();
+        assert_eq!(title.as_deref(), Some("Old"));
+    }
+    assert_eq!((t.cache.stats().misses, t.cache.stats().hits), (1, 1));
+
+    // A transaction querycache cannot see into, with a write the cache never heard of.
+    let tx = t.raw.begin().await.unwrap();
+    let mut active = song.clone().into_active_model();
+    active.title = Set("Uncommitted".to_owned());
+    active.update(&tx).await.unwrap();
+    let title = title_through(&t.cache, &tx, song.id).await.unwrap();
+    assert_eq!(
+        title.as_deref(),
+        Some("Uncommitted"),
+        "inside the transaction, its own write"
+    );
+    assert_eq!(
+        t.cache.stats().hits,
+        1,
+        "the cached value was not served inside it"
+    );
+    tx.rollback().await.unwrap();
+
+    let title = title_through(&t.cache, &t.db, song.id).await.unwrap();
+    assert_eq!(
+        title.as_deref(),
+        Some("Old"),
+        "rolled back: the cached value"
+    );
+    assert_eq!(t.cache.stats().hits, 2);
 }
 
 #[cfg(feature = "diesel")]

@@ -701,10 +701,11 @@ pub(crate) fn decode<T: CacheValue>(
 }
 
 /// Encodes `value` exactly for stores that keep bytes (JSON, or RON where JSON would lose
-/// something); an error when it cannot be, and the value is not stored.
+/// something), checked to read back as a `T`; an error when it cannot be, and the value is
+/// not stored.
 #[cfg(feature = "redis")]
 pub(crate) fn encode<T: CacheValue>(value: &T) -> Result<crate::store::Body, StoreError> {
-    crate::store::codec::body::encode(value).map_err(StoreError::Encode)
+    crate::store::codec::body::encode_checked(value).map_err(StoreError::Encode)
 }
 
 /// Without the `redis` feature no store keeps bytes, and nothing is encoded.

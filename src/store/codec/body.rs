@@ -58,6 +58,34 @@ pub(crate) enum EncodeError {
     /// Neither JSON (exactly) nor RON can write it.
     #[error("value cannot be stored exactly: RON refuses it ({ron}) and JSON {json}")]
     Unencodable { json: String, ron: String },
+    /// Written, but what was written does not read back as the value's own type (serde
+    /// attributes that disagree with each other, such as a `#[serde(flatten)]` map holding
+    /// a key a field of the struct also writes): stored, every read of it would be a miss.
+    #[error(
+        "value of type `{type_name}` does not read back from its own {format} form ({message}); \
+         not stored, since every read of it would miss"
+    )]
+    DoesNotReadBack {
+        type_name: &'static str,
+        format: &'static str,
+        message: String,
+    },
+}
+
+/// [`encode`], then a check that the body reads back as a `T` (see
+/// [`EncodeError::DoesNotReadBack`]).
+pub(crate) fn encode_checked<T: Serialize + DeserializeOwned>(
+    value: &T,
+) -> Result<Body, EncodeError> {
+    let body = encode(value)?;
+    match decode::<T>(body.format, &body.bytes) {
+        Ok(_) => Ok(body),
+        Err(error) => Err(EncodeError::DoesNotReadBack {
+            type_name: std::any::type_name::<T>(),
+            format: error.format,
+            message: error.message,
+        }),
+    }
 }
 
 /// Why a body did not turn into the requested type (the entry is then a miss).
@@ -263,5 +291,32 @@ mod tests {
         let error = decode::<u32>(body.format, &body.bytes).unwrap_err();
         assert!(error.to_string().starts_with("JSON body"), "{error}");
         assert!(decode::<u32>(BodyFormat::Ron, b"Some(").is_err());
+    }
+
+    #[test]
+    fn a_value_whose_own_form_does_not_read_back_is_refused() {
+        #[derive(Serialize, serde::Deserialize)]
+        struct Flat {
+            id: u32,
+            #[serde(flatten)]
+            rest: BTreeMap<String, u32>,
+        }
+        // A flattened key that a field also writes: `{"id":1,"id":2}`, which no format
+        // reads back.
+        let clashing = Flat {
+            id: 1,
+            rest: BTreeMap::from([("id".to_owned(), 2)]),
+        };
+        let error = encode_checked(&clashing).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("Flat"), "names the type: {message}");
+        assert!(message.contains("does not read back"), "{message}");
+        // The same type with keys of its own is stored.
+        let fine = Flat {
+            id: 1,
+            rest: BTreeMap::from([("plays".to_owned(), 2)]),
+        };
+        let body = encode_checked(&fine).unwrap();
+        assert_eq!(body.format, BodyFormat::Json);
     }
 }

@@ -98,12 +98,17 @@ fn default_key_and_modes() {
         &expanded,
         &[
             "async fn count(db: &impl ConnectionTrait, a: u8, b: Ctx, c: &str) -> u64",
+            // The quick check, through the one connection argument (no `cache = ..`).
+            "let __qc_key = ::querycache::__private::key_hash(&__qc_site,",
+            "&(::querycache::__private::key_argument(&a), ::querycache::__private::key_argument(&c),));",
+            "::querycache::__private::quick_conn_hit::<u64, _>(&db, ::core::option::Option::None, &__qc_site, &__qc_key,)",
+            "{ return __qc_hit; }",
             "::querycache::__private::global(),",
             "\"count\", );",
             "__qc_call.count_query();",
             "__qc_call.connection(&db);",
-            "__qc_call.key_hashed(::querycache::__private::key_hash(",
-            "&(::querycache::__private::key_argument(&a), ::querycache::__private::key_argument(&c),), ));",
+            // The call takes the hash the quick check took, and keeps its own hit check.
+            "__qc_call.key_hashed(__qc_key);",
             "__qc_call.hit::<u64>()",
             "__qc_call.model(",
             "__qc_call.run(::querycache::__private::typed::<u64, _>(async move { 1 }))",

@@ -67,47 +67,32 @@ fn main() {
     let value_bytes = (live() - before) as f64 / entries as f64;
     drop(values);
 
-    // The same songs in the memory store (budget large enough to hold them all).
-    let cache = Cache::builder()
-        .memory_max_bytes(1 << 30)
-        .build()
-        .expect("valid configuration");
+    // The same songs in the memory store (budget large enough to hold them all), each
+    // tagged with its table and its row, as `#[cached_query(row = id)]` tags them.
     let options = EntryOptions::new().ttl_secs(3600).tag(Tag::model("songs"));
-    let before = live();
-    runtime.block_on(async {
-        for id in 0..entries as u32 {
-            let options = options.clone().tag(Tag::row("songs", id));
-            cache
-                .set(&format!("songs:{id}"), Song::new(id), options)
-                .await
-                .expect("a valid entry");
-        }
-    });
-    let cached_bytes = (live() - before) as f64 / entries as f64;
-    assert_eq!(
-        cache.stats().keys_count,
-        entries as u64,
-        "every entry is held"
-    );
+    let cache = with_budget(1 << 30);
+    let cached_bytes = fill(&runtime, &cache, entries, |id| {
+        options.clone().tag(Tag::row("songs", id))
+    }) as f64
+        / entries as f64;
+    // Again with the table's tag alone: what a row tag costs is the difference.
+    let table_only = with_budget(1 << 30);
+    let table_only_bytes =
+        fill(&runtime, &table_only, entries, |_| options.clone()) as f64 / entries as f64;
+    for held in [&cache, &table_only] {
+        assert_eq!(
+            held.stats().keys_count,
+            entries as u64,
+            "every entry is held"
+        );
+    }
     let overhead = cached_bytes - value_bytes;
     let accounted = cache.stats().memory_usage_bytes as f64 / entries as f64;
 
     // A budget smaller than the entries: it must hold.
     let budget: u64 = 16 << 20;
-    let small = Cache::builder()
-        .memory_max_bytes(budget)
-        .build()
-        .expect("valid configuration");
-    let before = live();
-    runtime.block_on(async {
-        for id in 0..entries as u32 {
-            small
-                .set(&format!("songs:{id}"), Song::new(id), options.clone())
-                .await
-                .expect("a valid entry");
-        }
-    });
-    let small_live = live() - before;
+    let small = with_budget(budget);
+    let small_live = fill(&runtime, &small, entries, |_| options.clone());
     let small_stats = small.stats();
 
     println!(
@@ -117,6 +102,11 @@ fn main() {
     println!("  value alone (Arc<Song> and its strings)   {value_bytes:8.1} B per entry");
     println!("  cached in the memory store (live bytes)   {cached_bytes:8.1} B per entry");
     println!("  overhead beyond the value                 {overhead:8.1} B per entry");
+    println!(
+        "    of which the row tag (same entries without it: {:.1} B)   {:8.1} B per entry",
+        table_only_bytes - value_bytes,
+        cached_bytes - table_only_bytes
+    );
     println!("  what the budget counts for it             {accounted:8.1} B per entry");
     println!(
         "  budget {} MiB: {} entries kept, {} B counted, {} B live ({})",
@@ -134,4 +124,31 @@ fn main() {
         small_stats.memory_usage_bytes <= budget,
         "the budget is never exceeded"
     );
+}
+
+/// A memory cache holding at most `budget` bytes.
+fn with_budget(budget: u64) -> Cache {
+    Cache::builder()
+        .memory_max_bytes(budget)
+        .build()
+        .expect("valid configuration")
+}
+
+/// Stores `entries` songs in `cache`, each with `options(id)`; the live bytes that took.
+fn fill(
+    runtime: &tokio::runtime::Runtime,
+    cache: &Cache,
+    entries: usize,
+    options: impl Fn(u32) -> EntryOptions,
+) -> isize {
+    let before = live();
+    runtime.block_on(async {
+        for id in 0..entries as u32 {
+            cache
+                .set(&format!("songs:{id}"), Song::new(id), options(id))
+                .await
+                .expect("a valid entry");
+        }
+    });
+    live() - before
 }

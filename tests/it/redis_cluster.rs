@@ -583,13 +583,14 @@ async fn one_computation_across_instances_and_stale_reads_on_a_cluster() {
         .map(|_| cache_on(&cluster, StoreKind::Tiered))
         .collect();
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let options = EntryOptions::new()
-        .ttl(Duration::from_millis(500))
-        .swr(Duration::from_secs(30))
+    // Cold callers: a TTL no caller outlives however slowly the machine starts them (an
+    // entry gone stale while callers still arrive would rightly be refreshed once more).
+    let cold = EntryOptions::new()
+        .ttl(Duration::from_secs(600))
         .tag(Tag::model("songs"));
     let mut callers = tokio::task::JoinSet::new();
     for caller in 0..60 {
-        let (cache, runs, options) = (instances[caller % 3].clone(), runs.clone(), options.clone());
+        let (cache, runs, options) = (instances[caller % 3].clone(), runs.clone(), cold.clone());
         callers.spawn(async move {
             cache
                 .fetch("cluster:cold", options, move || async move {
@@ -611,10 +612,21 @@ async fn one_computation_across_instances_and_stale_reads_on_a_cluster() {
     );
     // Past the TTL: stale from the entry's header, with the timing line read through the
     // cluster's GET + PTTL path on the Redis-only store.
+    let options = EntryOptions::new()
+        .ttl(Duration::from_millis(500))
+        .swr(Duration::from_secs(30))
+        .tag(Tag::model("songs"));
+    let seeded = instances[0]
+        .fetch("cluster:stale", options.clone(), || async {
+            Ok::<_, String>(1_u32)
+        })
+        .await
+        .unwrap();
+    assert_eq!((*seeded, seeded.is_stale()), (1, false));
     let redis_only = cache_on(&cluster, StoreKind::Redis);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let stale = redis_only
-        .fetch("cluster:cold", options.clone(), || async {
+        .fetch("cluster:stale", options.clone(), || async {
             Ok::<_, String>(2_u32)
         })
         .await
@@ -623,7 +635,7 @@ async fn one_computation_across_instances_and_stale_reads_on_a_cluster() {
     // The background refresh lands; once it has expired too, an invalidation kills it.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            redis_only.get::<u32>("cluster:cold").await == Some(std::sync::Arc::new(2))
+            redis_only.get::<u32>("cluster:stale").await == Some(std::sync::Arc::new(2))
         })
         .await,
         "the refresh lands"
@@ -632,7 +644,9 @@ async fn one_computation_across_instances_and_stale_reads_on_a_cluster() {
     // Invalidated: dead, not stale.
     redis_only.invalidate_tags([Tag::model("songs")]).await;
     let fresh = redis_only
-        .fetch("cluster:cold", options, || async { Ok::<_, String>(3_u32) })
+        .fetch("cluster:stale", options, || async {
+            Ok::<_, String>(3_u32)
+        })
         .await
         .unwrap();
     assert_eq!((*fresh, fresh.is_stale()), (3, false));

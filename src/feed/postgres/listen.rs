@@ -162,6 +162,11 @@ impl Listener {
             Ok(listener) => listener,
             Err(e) => return End::Broken(format!("cannot connect: {e}")),
         };
+        // A lost connection must end the session (every restart of listening is a gap),
+        // never be replaced behind our back: with eager reconnection, a `try_recv` dropped
+        // while reconnecting would leave the next one listening again on a new connection,
+        // the notifications sent in between lost and no gap counted.
+        listener.eager_reconnect(false);
         if let Err(e) = listener.listen(&self.feed.channel).await {
             return End::Broken(format!("cannot LISTEN: {e}"));
         }
@@ -175,18 +180,26 @@ impl Listener {
         let renew = self.feed.lease / 3;
         let mut next_renewal = tokio::time::Instant::now() + renew;
         loop {
-            let received = tokio::select! {
-                _ = stop.changed() => return End::Stopped,
-                _ = tokio::time::sleep_until(next_renewal) => {
-                    next_renewal = tokio::time::Instant::now() + renew;
-                    if self.shared
-                        && let Ok(false) = shared::lease(&self.cache, &self.lease_name, &self.token, self.feed.lease).await
-                    {
-                        return End::LostLease;
+            // One `try_recv` per notification, never dropped half-way: a renewal polls
+            // beside it (sqlx's listener notices a lost connection inside the call, and a
+            // call cancelled there could hide it from the next).
+            let received = {
+                let receiving = listener.try_recv();
+                tokio::pin!(receiving);
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return End::Stopped,
+                        _ = tokio::time::sleep_until(next_renewal) => {
+                            next_renewal = tokio::time::Instant::now() + renew;
+                            if self.shared
+                                && let Ok(false) = shared::lease(&self.cache, &self.lease_name, &self.token, self.feed.lease).await
+                            {
+                                return End::LostLease;
+                            }
+                        }
+                        received = &mut receiving => break received,
                     }
-                    continue;
                 }
-                received = listener.try_recv() => received,
             };
             let notification = match received {
                 Ok(Some(n)) => n,

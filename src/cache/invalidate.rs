@@ -9,8 +9,10 @@ use crate::{Error, Tag};
 
 impl Cache {
     /// Invalidates `tags`: every entry depending on one of them becomes a miss, in time
-    /// independent of how many entries that is. Returns how many of the tags had a version
-    /// (a tag nothing ever depended on has none and needs no work).
+    /// independent of how many entries that is. Returns how many of the tags were given a
+    /// new version: every tag with the memory store (which keeps versions only for the
+    /// tags invalidated lately, whatever depends on them); with Redis, only the tags that
+    /// had one (a tag nothing ever depended on has none and needs no work).
     ///
     /// Under `CACHE_INVALIDATION_STRATEGY=ttl` this does nothing.
     ///

@@ -662,7 +662,20 @@ impl Cache {
         &self.inner.audit
     }
 
-    /// Number of tags with a live version in the memory store (diagnostics).
+    /// Number of tags whose versions the memory store (or the tiered store's memory tier)
+    /// keeps: those invalidated lately; a tag nothing invalidated has none (diagnostics).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use querycache::{Cache, Tag};
+    ///
+    /// let cache = Cache::new();
+    /// assert_eq!(cache.tag_versions_count(), 0);
+    /// cache.invalidate_tags([Tag::model("songs")]).await;
+    /// assert_eq!(cache.tag_versions_count(), 1);
+    /// # }
+    /// ```
     pub fn tag_versions_count(&self) -> usize {
         Store::tag_count(&self.inner.store)
     }

@@ -35,7 +35,8 @@ pub(crate) struct ClearRequest {
 pub(crate) struct ClearReport {
     /// The tags invalidated (as given).
     tags_invalidated: Vec<String>,
-    /// How many of them had a version (something had depended on them).
+    /// How many of them were given a new version: with Redis, those something had depended
+    /// on; the memory store versions every tag it is given.
     tags_with_entries: usize,
     /// The pattern applied, if any.
     pattern: Option<String>,

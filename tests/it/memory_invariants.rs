@@ -17,8 +17,8 @@ async fn invalidating_a_tag_with_100_000_dependent_entries_bumps_one_version_and
         N as u64,
         "premise: nothing evicted"
     );
-    // model:songs, model:#all and the namespace tag: versions are per tag, not per entry.
-    assert_eq!(cache.tag_versions_count(), 3);
+    // Versions are kept per invalidated tag, never per entry: none yet.
+    assert_eq!(cache.tag_versions_count(), 0);
     let sample = || (0..N).step_by(997).chain([N - 1]);
     for i in sample() {
         assert!(cache.get::<u64>(&format!("list:{i}")).await.is_some());
@@ -30,6 +30,7 @@ async fn invalidating_a_tag_with_100_000_dependent_entries_bumps_one_version_and
         1,
         "one tag, one version, whatever the number of entries"
     );
+    assert_eq!(cache.tag_versions_count(), 1);
     assert_eq!(cache.stats().invalidations, invalidations + 1);
 
     for i in sample() {
@@ -40,26 +41,25 @@ async fn invalidating_a_tag_with_100_000_dependent_entries_bumps_one_version_and
     }
 }
 
-// --- 4. A lost tag version never resurrects old entries --------------------------------
+// --- 4. A forgotten tag version never resurrects old entries ---------------------------
 //
-// In the memory store an entry holds its tags' version cells, so a cell an entry (or an
-// in-flight snapshot) depends on cannot be reclaimed: the public API cannot produce an
-// entry whose cell was lost. What can be pinned: reclaim happens, it keeps every cell still
-// depended upon (so later invalidations still reach held entries and computations in
-// flight), and a reclaimed tag comes back with a fresh version.
+// The memory store keeps the versions of the tags invalidated since its floor, and forgets
+// the ones below the oldest live entry's snapshot when the table grows (a snapshot older
+// than the floor is outdated). What can be pinned: a prune keeps every version a held
+// entry needs (so later invalidations still reach it), a computation in flight across a
+// prune stores nothing it could have missed an invalidation for, and a tag forgotten and
+// used again still invalidates.
 
-const RECLAIM_AT: usize = 4096;
+const PRUNE_AT: usize = 4096;
 
-/// Creates and drops entries with `n` distinct tags, so that their version cells become
-/// unreferenced; returns whether the tag-version map shrank on the way.
+/// Invalidates `n` distinct tags; returns whether the table of versions shrank on the way
+/// (a prune forgot some).
 async fn churn_tags(cache: &Cache, prefix: &str, n: usize) -> bool {
     let mut largest = 0;
     let mut shrank = false;
     for i in 0..n {
-        let key = format!("{prefix}:{i}");
-        let options = EntryOptions::new().tag(Tag::new(&key).unwrap());
-        cache.set(&key, i as u64, options).await.unwrap();
-        assert!(cache.delete(&key).await);
+        let tag = Tag::new(format!("{prefix}:{i}")).unwrap();
+        assert_eq!(cache.invalidate_tags([tag]).await, 1);
         let count = cache.tag_versions_count();
         shrank |= count < largest;
         largest = largest.max(count);
@@ -68,37 +68,39 @@ async fn churn_tags(cache: &Cache, prefix: &str, n: usize) -> bool {
 }
 
 #[tokio::test]
-async fn reclaiming_tag_versions_keeps_the_ones_held_entries_depend_on() {
+async fn pruning_tag_versions_keeps_the_ones_held_entries_depend_on() {
     let cache = Cache::new();
     let held = EntryOptions::new().tag(Tag::new("user:held").unwrap());
     cache.set("held", 1_u64, held).await.unwrap();
 
-    assert!(
-        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
-        "premise: a reclaim ran"
-    );
-    assert!(cache.tag_versions_count() < RECLAIM_AT);
-
+    // Every version since the held entry's snapshot is one it may need: none forgotten.
+    assert!(!churn_tags(&cache, "tmp", PRUNE_AT + 500).await);
+    assert_eq!(cache.tag_versions_count(), PRUNE_AT + 500);
     assert_eq!(
         cache.get::<u64>("held").await.as_deref(),
         Some(&1),
         "still valid"
     );
-    assert_eq!(
-        cache
-            .invalidate_tags([Tag::new("user:held").unwrap()])
-            .await,
-        1,
-        "the held entry's tag still has its version"
-    );
+    cache
+        .invalidate_tags([Tag::new("user:held").unwrap()])
+        .await;
     assert!(
         cache.get::<u64>("held").await.is_none(),
-        "invalidating the tag after a reclaim must still reach the entry"
+        "invalidating the tag after a prune must still reach the entry"
     );
+
+    // Nothing holds them any more (the read above removed the invalidated entry): the
+    // next prune forgets them.
+    assert_eq!(cache.stats().keys_count, 0);
+    assert!(
+        churn_tags(&cache, "more", 2 * PRUNE_AT + 1000).await,
+        "premise: a prune forgot versions"
+    );
+    assert!(cache.tag_versions_count() < 2 * PRUNE_AT + 1000);
 }
 
 #[tokio::test]
-async fn reclaiming_tag_versions_during_a_computation_does_not_lose_its_snapshot() {
+async fn pruning_tag_versions_during_a_computation_does_not_lose_its_snapshot() {
     let cache = Cache::new();
     let tag = Tag::new("user:inflight").unwrap();
     let release = Arc::new(Notify::new());
@@ -117,14 +119,10 @@ async fn reclaiming_tag_versions_during_a_computation_does_not_lose_its_snapshot
     });
     has_started.await.unwrap();
 
+    cache.invalidate_tags([tag]).await;
     assert!(
-        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
-        "premise: a reclaim ran"
-    );
-    assert_eq!(
-        cache.invalidate_tags([tag]).await,
-        1,
-        "the snapshot kept the cell alive"
+        churn_tags(&cache, "tmp", 2 * PRUNE_AT + 1000).await,
+        "premise: a prune forgot versions, the invalidation's among them"
     );
     release.notify_one();
     computing.await.unwrap();
@@ -137,24 +135,20 @@ async fn reclaiming_tag_versions_during_a_computation_does_not_lose_its_snapshot
 }
 
 #[tokio::test]
-async fn a_tag_reclaimed_and_recreated_still_invalidates_the_entries_stored_under_it() {
+async fn a_tag_forgotten_and_used_again_still_invalidates_the_entries_stored_under_it() {
     let cache = Cache::new();
     let options = || EntryOptions::new().tag(Tag::new("user:7").unwrap());
     cache.set("first", 1_u64, options()).await.unwrap();
-    assert!(cache.delete("first").await);
-    let with_tag = cache.tag_versions_count();
+    cache.invalidate_tags([Tag::new("user:7").unwrap()]).await;
+    assert!(cache.get::<u64>("first").await.is_none());
     assert!(
-        churn_tags(&cache, "tmp", RECLAIM_AT + 500).await,
-        "premise: a reclaim ran"
+        churn_tags(&cache, "tmp", 2 * PRUNE_AT + 1000).await,
+        "premise: a prune forgot versions"
     );
-    assert!(cache.tag_versions_count() < with_tag + RECLAIM_AT);
 
     cache.set("second", 2_u64, options()).await.unwrap();
     assert_eq!(cache.get::<u64>("second").await.as_deref(), Some(&2));
-    assert_eq!(
-        cache.invalidate_tags([Tag::new("user:7").unwrap()]).await,
-        1
-    );
+    cache.invalidate_tags([Tag::new("user:7").unwrap()]).await;
     assert!(cache.get::<u64>("second").await.is_none());
 }
 

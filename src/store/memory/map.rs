@@ -222,6 +222,15 @@ impl<E: MapEntry> EntryMap<E> {
         removed
     }
 
+    /// `visit` called with every entry, under its shard's read lock (one shard at a time).
+    pub(super) fn for_each(&self, mut visit: impl FnMut(&E)) {
+        for shard in self.shards.iter() {
+            for slot in shard.0.read().table.iter() {
+                visit(&slot.entry);
+            }
+        }
+    }
+
     /// Removes every entry.
     pub(super) fn clear(&self) {
         for shard in self.shards.iter() {

@@ -1,9 +1,11 @@
 //! The in-process memory store.
 //!
 //! Entries live inline in the store's own map ([`map`]: sharded, weighted by bytes, CLOCK
-//! eviction with a frequency count, read in place by a hit). Each entry holds the caller's value behind an `Arc` — a hit is a
-//! pointer copy, with no decoding — and an `Arc` to the version cell of each tag it depends
-//! on, so validating a hit is one atomic load per tag.
+//! eviction with a frequency count, read in place by a hit). Each entry holds the caller's
+//! value behind an `Arc` — a hit is a pointer copy, with no decoding — and what it depends
+//! on as the sequence number its computation started at and its tags' 8-byte ids
+//! ([`versions`]): the store keeps versions only for tags invalidated lately, and a hit
+//! looks them up only after an invalidation (the store's generation moved).
 //!
 //! Expired entries are not swept by a thread: a lookup that finds one removes it, and the
 //! eviction policy, which prefers entries nobody reads, reclaims the rest when the byte
@@ -23,15 +25,20 @@ use super::{
 };
 use crate::clock::{self, Clock};
 use crate::key::key_id;
-use crate::tags::{Stamp, TagVersions, is_current};
 use crate::{Key, Tag};
 
 /// Small values kept inline in their entry's slot.
 mod inline;
 /// The map the entries live in.
 mod map;
+/// An entry's dependencies and key text, packed.
+mod tail;
+/// Tag versions as one sequence.
+mod versions;
 
 use inline::Inline;
+use tail::Tail;
+use versions::{TagVersions, tag_id};
 
 /// A fresh entry's value, as the hit path's `take` sees it (see [`MemoryStore::fresh`]).
 pub(crate) struct Held<'a> {
@@ -81,8 +88,6 @@ struct MemEntry {
 /// The parts of an entry a fresh hit does not read (see [`MemEntry::cold`]).
 struct Cold {
     value: AnyValue,
-    /// The store's clear epoch it was computed in.
-    epoch: u64,
     /// When it is gone for good: the TTL plus the grace period.
     expires_at: u64,
     stored_at: u64,
@@ -90,9 +95,9 @@ struct Cold {
     delta_us: u32,
     /// Its weight against the byte budget (at most a shard's share of it: see `store`).
     weight: u32,
-    /// The key's text (the map files the entry under a hash of it: see [`key_id`]).
-    key: Box<str>,
-    stamps: Box<[Stamp]>,
+    /// What it depends on (its snapshots and tag ids) and its key's text (the map files
+    /// the entry under a hash of it: see [`key_id`]).
+    tail: Tail,
 }
 
 impl map::MapEntry for MemEntry {
@@ -114,19 +119,16 @@ impl MemEntry {
         }
     }
 
-    /// Whether nothing invalidated the entry: its epoch and tag versions are current.
-    /// `generation` is the store's, read before the call, and `epoch` (read only when the
-    /// entry was not checked at `generation`: a `clear` moves the generation too).
-    fn valid(&self, epoch: impl FnOnce() -> u64, generation: u64) -> bool {
+    /// Whether nothing invalidated the entry (nor cleared the store) since its snapshots.
+    /// `generation` is the store's, read before the call; `versions` are read only when the
+    /// entry was not checked at `generation`.
+    fn valid(&self, versions: &TagVersions, generation: u64) -> bool {
         if self.checked.load(Ordering::Relaxed) == generation {
             return true;
         }
-        if self.cold.epoch != epoch() {
-            return false;
-        }
         // Read after `generation`: a bump this misses moves the generation past it, and
         // the next hit looks again.
-        let current = is_current(&self.cold.stamps);
+        let current = deps_current(versions, self.cold.tail.words());
         if current {
             self.checked.store(generation, Ordering::Relaxed);
         }
@@ -158,13 +160,13 @@ pub(crate) struct HitDetail {
 /// `dependencies` tags, is counted for against the memory budget: its in-memory form
 /// (taken as its JSON size plus an eighth: the struct headers and string capacities Rust
 /// keeps where JSON keeps quotes), its key, and the store's own bookkeeping — the entry's
-/// 64-byte slot at the table's usual load (about 84 B), its cold part (80 B), and a
-/// (cell, version) pair per dependency, whose row-level cells cost the map about 56 B
-/// more. These constants come from the counting allocator of
-/// `benches/memory_footprint.rs`.
+/// 64-byte slot at the table's usual load (about 84 B), its cold part and the head of its
+/// dependencies (76 B), and per dependency its 8-byte id plus 8 B for the versions the
+/// store keeps of tags invalidated lately. These constants come from the counting
+/// allocator of `benches/memory_footprint.rs`.
 pub(crate) fn entry_weight(json_len: usize, key_len: usize, dependencies: usize) -> u64 {
-    const ENTRY: u64 = 84 + 80;
-    const PER_DEPENDENCY: u64 = 16 + 14;
+    const ENTRY: u64 = 84 + 76;
+    const PER_DEPENDENCY: u64 = 8 + 8;
     let json = json_len as u64;
     (json + json / 8)
         .saturating_add(key_len as u64)
@@ -172,26 +174,36 @@ pub(crate) fn entry_weight(json_len: usize, key_len: usize, dependencies: usize)
         .saturating_add(PER_DEPENDENCY.saturating_mul(dependencies as u64))
 }
 
-/// The tag versions (and removal sequence) a computation started under.
+/// Whether the dependency groups in `words` (see [`tail`]) are all current.
+fn deps_current(versions: &TagVersions, words: impl Iterator<Item = u64>) -> bool {
+    tail::for_each_group(words, |snapshot, ids| versions.current(snapshot, ids))
+}
+
+/// What a computation started under: the dependency groups it will be judged by (see
+/// [`tail`]), its tags' versions then (for its fingerprint), and the store's generation,
+/// clear epoch and removal sequence.
 #[derive(Clone)]
 pub(crate) struct MemSnapshot {
-    stamps: Arc<[Stamp]>,
+    deps: Arc<[u64]>,
+    /// One per tag id in `deps`, in order.
+    versions: Arc<[u64]>,
     epoch: u64,
     generation: u64,
     removals_seen: u64,
 }
 
 impl MemSnapshot {
-    /// This snapshot and `later` (of other tags, taken after it): both's versions, this
-    /// one's epoch, generation and removal mark — the older ones, so that a clear or a
-    /// removal since this one was taken still makes the put outdated.
+    /// This snapshot and `later` (of other tags, taken after it): both's groups, each
+    /// judged at its own snapshot, and this one's epoch, generation and removal mark — the
+    /// older ones, so that a removal since this one was taken still makes the put outdated.
     pub(crate) fn joined(&self, later: &MemSnapshot) -> MemSnapshot {
         MemSnapshot {
-            stamps: self
-                .stamps
+            deps: self.deps.iter().chain(later.deps.iter()).copied().collect(),
+            versions: self
+                .versions
                 .iter()
-                .chain(later.stamps.iter())
-                .cloned()
+                .chain(later.versions.iter())
+                .copied()
                 .collect(),
             epoch: self.epoch,
             generation: self.generation,
@@ -202,7 +214,7 @@ impl MemSnapshot {
     /// How many tags it holds versions of.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
-        self.stamps.len()
+        self.versions.len()
     }
 
     /// A hash of the clear epoch and the versions of `tags` (the tags this snapshot was
@@ -213,8 +225,8 @@ impl MemSnapshot {
         hasher.update(b"querycache:memory\0");
         hasher.update(&self.epoch.to_le_bytes());
         // Versions beyond `tags` (an inner entry's, joined without their names: see
-        // `Deps::Versions`) count by their tokens alone, which are never reused.
-        for (i, (_, version)) in self.stamps.iter().enumerate() {
+        // `Deps::Versions`) count by their numbers alone, which a bump never reuses.
+        for (i, version) in self.versions.iter().enumerate() {
             if let Some(tag) = tags.get(i) {
                 hasher.update(tag.as_str().as_bytes());
                 hasher.update(b"\0");
@@ -248,7 +260,8 @@ pub(crate) struct MemoryStore {
     /// the arguments.
     entries: map::EntryMap<MemEntry>,
     versions: TagVersions,
-    /// Bumped by `clear`: entries and snapshots of an older epoch are dead.
+    /// Moved by `clear`, for fingerprints (the versions' floor outdates what it cleared).
+    /// Starts at a random number: a fingerprint from another process never matches.
     epoch: AtomicU64,
     /// Moves after every invalidation (tag bumps, `clear`), once its versions are in
     /// place: an entry checked at the current generation is still valid.
@@ -266,7 +279,7 @@ impl MemoryStore {
             // Not pre-sized: the tables grow with what is stored, not with the budget.
             entries: map::EntryMap::new(max_bytes, 0),
             versions: TagVersions::new(),
-            epoch: AtomicU64::new(0),
+            epoch: AtomicU64::new(rand::random()),
             generation: AtomicU64::new(0),
             removal_seq: AtomicU64::new(0),
             removals: Mutex::new(RemovalLog {
@@ -306,9 +319,15 @@ impl MemoryStore {
                 return Seen::Gone(seq, Lookup::Invalidated);
             }
             let deps = with_versions.then(|| {
+                let ids = tail::ids(entry.cold.tail.words());
                 Deps::Versions(Snapshot::Memory(MemSnapshot {
-                    stamps: entry.cold.stamps.iter().cloned().collect(),
-                    epoch: entry.cold.epoch,
+                    deps: entry.cold.tail.words().collect(),
+                    // Valid now: nothing moved them since its snapshots.
+                    versions: ids
+                        .into_iter()
+                        .map(|id| self.versions.version(id))
+                        .collect(),
+                    epoch: self.epoch.load(Ordering::Acquire),
                     // Taken by the snapshot this one is joined to.
                     generation: 0,
                     removals_seen: 0,
@@ -365,17 +384,25 @@ impl MemoryStore {
 
     fn valid(&self, entry: &MemEntry) -> bool {
         let generation = self.generation.load(Ordering::SeqCst);
-        entry.valid(|| self.epoch.load(Ordering::Acquire), generation)
+        entry.valid(&self.versions, generation)
     }
 
     pub(crate) fn take_snapshot(&self, tags: &[Tag]) -> MemSnapshot {
-        // Order matters: the epoch and removal sequence are read before the versions, so
-        // a clear or removal that lands between them is still seen at `put`.
+        // Order matters: the generation and removal sequence are read before the
+        // sequence number, so a removal that lands between them is still seen at `put`;
+        // the versions (for the fingerprint) after it, before the computation reads.
         let epoch = self.epoch.load(Ordering::Acquire);
         let generation = self.generation.load(Ordering::SeqCst);
         let removals_seen = self.removal_seq.load(Ordering::Acquire);
+        let seq = self.versions.now();
+        let ids: Vec<u64> = tags.iter().map(tag_id).collect();
+        let versions = ids.iter().map(|id| self.versions.version(*id)).collect();
+        let mut deps = Vec::with_capacity(ids.len() + 2);
+        deps.extend([seq, ids.len() as u64]);
+        deps.extend(ids);
         MemSnapshot {
-            stamps: self.versions.snapshot(tags).into(),
+            deps: deps.into(),
+            versions,
             epoch,
             generation,
             removals_seen,
@@ -391,7 +418,7 @@ impl MemoryStore {
 
     /// Whether nothing invalidated `snapshot` since it was taken (tags, `clear`).
     pub(crate) fn still_current(&self, snapshot: &MemSnapshot) -> bool {
-        snapshot.epoch == self.epoch.load(Ordering::Acquire) && is_current(&snapshot.stamps)
+        deps_current(&self.versions, snapshot.deps.iter().copied())
     }
 
     pub(crate) fn store(
@@ -416,11 +443,9 @@ impl MemoryStore {
             fresh_until: clock::after(now, meta.ttl),
             cold: Box::new(Cold {
                 value,
-                epoch: snapshot.epoch,
                 delta_us: u32::try_from(meta.delta.as_micros()).unwrap_or(u32::MAX),
                 weight: u32::try_from(meta.weight.max(1)).unwrap_or(u32::MAX),
-                key: key.as_str().into(),
-                stamps: snapshot.stamps.iter().cloned().collect(),
+                tail: Tail::new(&snapshot.deps, key.as_str()),
                 stored_at: now,
                 expires_at: clock::after(now, meta.ttl.saturating_add(meta.grace)),
             }),
@@ -465,6 +490,21 @@ impl MemoryStore {
 
     pub(crate) fn bump(&self, tags: &[Tag]) -> usize {
         let bumped = self.versions.bump(tags);
+        if self.versions.prune_due() {
+            // Forget what no live entry needs: the versions below its oldest snapshot.
+            let mut oldest = None::<u64>;
+            self.entries.for_each(|entry| {
+                if let Some(seen) = tail::oldest(entry.cold.tail.words()) {
+                    oldest = Some(oldest.map_or(seen, |o| o.min(seen)));
+                }
+            });
+            let floor = self.versions.prune(oldest);
+            tracing::debug!(
+                floor,
+                kept = self.versions.len(),
+                "memory store: tag versions pruned"
+            );
+        }
         // After the versions: see `generation`.
         self.generation.fetch_add(1, Ordering::SeqCst);
         bumped
@@ -481,11 +521,12 @@ impl MemoryStore {
     pub(crate) fn remove_pattern(&self, pattern: &glob::Pattern) -> usize {
         self.log_removal(Removal::Pattern(pattern.clone()));
         self.entries
-            .retain(|entry| !pattern.matches(&entry.cold.key))
+            .retain(|entry| !pattern.matches(entry.cold.tail.key()))
     }
 
     pub(crate) fn clear_all(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.versions.clear();
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.entries.clear();
     }
@@ -498,7 +539,7 @@ impl MemoryStore {
         }
     }
 
-    /// Number of tags with a live version (for diagnostics and tests).
+    /// Number of tags invalidated lately, whose versions the store keeps (diagnostics).
     pub(crate) fn tag_count(&self) -> usize {
         self.versions.len()
     }

@@ -227,10 +227,11 @@ async fn tags_invalidate_their_dependents_only() {
     assert_eq!(cache.invalidate_tags([user7]).await, 1);
     assert!(cache.get::<i32>("seven").await.is_none());
     assert!(cache.get::<i32>("eight").await.is_some());
-    // A tag nothing depends on has no version to bump.
+    // Redis: a tag nothing depends on has no version to bump. The memory store versions
+    // every tag it is given (it keeps versions only of the tags invalidated lately).
     assert_eq!(
         cache.invalidate_tags([Tag::new("nobody").unwrap()]).await,
-        0
+        usize::from(super::STORE == stores::Kind::Memory)
     );
 }
 

@@ -490,7 +490,7 @@ impl MemoryStore {
 
     pub(crate) fn bump(&self, tags: &[Tag]) -> usize {
         let bumped = self.versions.bump(tags);
-        if self.versions.prune_due() {
+        if self.versions.prune_due(|| self.entries.len()) {
             // Forget what no live entry needs: the versions below its oldest snapshot.
             let mut oldest = None::<u64>;
             self.entries.for_each(|entry| {

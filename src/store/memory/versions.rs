@@ -108,11 +108,15 @@ impl TagVersions {
         self.bumped.len()
     }
 
-    /// Whether the table has grown enough to prune; if so, this caller is the one to
-    /// call [`prune`](Self::prune) (others go on).
-    pub(super) fn prune_due(&self) -> bool {
+    /// Whether the table has grown enough to prune, with `entries` entries to scan for
+    /// their oldest snapshot (a prune waits for a quarter of that many versions, so that
+    /// scanning costs each invalidation at most four entries' visits); if so, this caller
+    /// is the one to call [`prune`](Self::prune) (others go on).
+    pub(super) fn prune_due(&self, entries: impl FnOnce() -> usize) -> bool {
         let threshold = self.prune_at.load(Ordering::Relaxed);
-        self.bumped.len() >= threshold
+        let len = self.bumped.len();
+        len >= threshold
+            && len >= entries() / 4
             && self
                 .prune_at
                 .compare_exchange(threshold, usize::MAX, Ordering::AcqRel, Ordering::Relaxed)
@@ -198,8 +202,12 @@ mod tests {
         for i in 1..=MIN_PRUNE_AT as u64 {
             versions.bump(&[Tag::row("t", i)]);
         }
-        assert!(versions.prune_due());
-        assert!(!versions.prune_due(), "one pruner at a time");
+        assert!(
+            !versions.prune_due(|| 4 * (MIN_PRUNE_AT + 2)),
+            "fewer versions than a quarter of the entries"
+        );
+        assert!(versions.prune_due(|| 0));
+        assert!(!versions.prune_due(|| 0), "one pruner at a time");
         assert_eq!(versions.prune(Some(held)), held);
         assert_eq!(versions.len(), MIN_PRUNE_AT, "every bump after `held` kept");
         let held_ids = ids(&[Tag::row("t", 0)]);

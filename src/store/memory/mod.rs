@@ -319,14 +319,15 @@ impl MemoryStore {
                 return Seen::Gone(seq, Lookup::Invalidated);
             }
             let deps = with_versions.then(|| {
-                let ids = tail::ids(entry.cold.tail.words());
+                let deps: Arc<[u64]> = entry.cold.tail.words().collect();
+                // Valid now: nothing moved them since its snapshots.
+                let versions = tail::ids(deps.iter().copied())
+                    .into_iter()
+                    .map(|id| self.versions.version(id))
+                    .collect();
                 Deps::Versions(Snapshot::Memory(MemSnapshot {
-                    deps: entry.cold.tail.words().collect(),
-                    // Valid now: nothing moved them since its snapshots.
-                    versions: ids
-                        .into_iter()
-                        .map(|id| self.versions.version(id))
-                        .collect(),
+                    deps,
+                    versions,
                     epoch: self.epoch.load(Ordering::Acquire),
                     // Taken by the snapshot this one is joined to.
                     generation: 0,

@@ -129,14 +129,13 @@ impl TagVersions {
     /// [`prune_due`](Self::prune_due) said so.
     pub(super) fn prune(&self, oldest: Option<u64>) -> u64 {
         let mut floor = oldest.unwrap_or_else(|| self.now());
-        let kept: Vec<u64> = self
+        let mut kept: Vec<u64> = self
             .bumped
             .iter()
             .map(|entry| *entry.value())
             .filter(|version| *version > floor)
             .collect();
         if kept.len() > MAX_PINNED {
-            let mut kept = kept;
             let middle = kept.len() / 2;
             let (_, median, _) = kept.select_nth_unstable(middle);
             floor = *median;

@@ -8,7 +8,6 @@
 //! error: the checker's tasks fail the test on any.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use querycache::{Cache, Health, config::StoreKind};
@@ -173,10 +172,11 @@ impl Driver {
 
     /// Ends the last round's line with its slowest operation.
     fn close(&mut self, run: &Run) {
-        let slowest = Duration::from_nanos(run.round_slowest.swap(0, Ordering::Relaxed));
+        let (took, what) = std::mem::take(&mut *run.round_slowest.lock());
+        let slowest = Duration::from_nanos(took);
         if let Some(line) = self.open.take() {
             self.report
-                .push(format!("{line}; slowest operation {slowest:?}"));
+                .push(format!("{line}; slowest operation {slowest:?} ({what})"));
         }
     }
 

@@ -92,8 +92,9 @@ struct Run {
     stop: AtomicBool,
     /// The slowest operation so far, in nanoseconds.
     slowest: AtomicU64,
-    /// The slowest operation since the fault driver last asked, in nanoseconds.
-    round_slowest: AtomicU64,
+    /// The slowest operation since the fault driver last asked: nanoseconds, and what it
+    /// was (its kind and instance), for the report.
+    round_slowest: Mutex<(u64, String)>,
     /// The writer outside the application (a `psql` process), when writes come from there
     /// and a change feed brings them in ([`outside`]).
     #[cfg(feature = "feed-postgres")]
@@ -204,12 +205,35 @@ impl Run {
         self.rows.lock().push(id);
     }
 
-    /// One random operation through instance `instance`.
-    async fn step(&self, rng: &mut StdRng) {
+    /// One random operation through a random instance; returns what it was (for the report
+    /// of the slowest).
+    async fn step(&self, rng: &mut StdRng) -> String {
         let instance = rng.random_range(0..self.instances.len());
+        let pick = rng.random_range(0..100);
+        self.step_with(rng, instance, pick).await;
+        let what = match pick {
+            #[cfg(feature = "feed-postgres")]
+            56.. if self.outside.is_some() => "outside write",
+            0..40 => "read by id",
+            40..48 => "list",
+            48..56 => "count",
+            #[cfg(feature = "diesel")]
+            63..66 => "diesel retitle",
+            66..69 => "raw transaction",
+            69..72 => "write cut short",
+            56..72 => "update",
+            72..77 => "bulk update",
+            77..91 => "delete or insert",
+            91..96 => "two-row transaction",
+            _ => "rolled-back transaction",
+        };
+        format!("{what} on instance {instance}")
+    }
+
+    /// The operation `pick` (of 100) through instance `instance`.
+    async fn step_with(&self, rng: &mut StdRng, instance: usize, pick: u32) {
         let db = &self.instances[instance];
         let writer = &self.writers[instance % self.writers.len()];
-        let pick = rng.random_range(0..100);
         #[cfg(feature = "feed-postgres")]
         if pick >= 56 && self.outside.is_some() {
             return self.outside_write(rng).await;
@@ -635,7 +659,7 @@ async fn check(setup: Setup) -> Option<Outcome> {
         deleted: Mutex::new(std::collections::VecDeque::new()),
         stop: AtomicBool::new(false),
         slowest: AtomicU64::new(0),
-        round_slowest: AtomicU64::new(0),
+        round_slowest: Mutex::new((0, String::new())),
         #[cfg(feature = "feed-postgres")]
         outside: psql,
         #[cfg(feature = "diesel")]
@@ -662,10 +686,13 @@ async fn check(setup: Setup) -> Option<Outcome> {
                 let mut rng = StdRng::seed_from_u64(round * 1_000 + task as u64);
                 while !run.stop.load(Ordering::SeqCst) {
                     let began = Instant::now();
-                    run.step(&mut rng).await;
+                    let what = run.step(&mut rng).await;
                     let took = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
                     run.slowest.fetch_max(took, Ordering::Relaxed);
-                    run.round_slowest.fetch_max(took, Ordering::Relaxed);
+                    let mut round = run.round_slowest.lock();
+                    if took > round.0 {
+                        *round = (took, what);
+                    }
                 }
             });
         }

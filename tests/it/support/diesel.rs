@@ -85,8 +85,11 @@ impl DieselDb {
         // `install_default` sets one briefly), this connection reports to nobody.
         conn.set_instrumentation(None::<Box<dyn diesel::connection::Instrumentation>>);
         if self.db == Db::Sqlite {
-            conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")
-                .expect("pragmas");
+            // No fsync for a throwaway file (see the SQLite pool's options).
+            conn.batch_execute(
+                "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;",
+            )
+            .expect("pragmas");
         }
         conn
     }

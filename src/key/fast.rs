@@ -6,6 +6,8 @@
 //! the arguments with [`json`](super::json) instead: the text, and so the key, is the same
 //! either way.
 
+use std::mem::MaybeUninit;
+
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
 /// Why the fast writer gave up (never shown: the caller takes the JSON way).
@@ -27,9 +29,11 @@ impl ser::Error for GiveUp {
 }
 
 /// Where the text goes: a buffer on the caller's stack, of [`Buf::CAPACITY`] bytes (what
-/// does not fit gives up, and takes the JSON way).
+/// does not fit gives up, and takes the JSON way). Left uninitialized past what was
+/// written: a hit's key would otherwise start by zeroing all of it.
 pub(super) struct Buf {
-    bytes: [u8; Buf::CAPACITY],
+    bytes: [MaybeUninit<u8>; Buf::CAPACITY],
+    /// The bytes below it are written.
     len: usize,
 }
 
@@ -39,14 +43,18 @@ impl Buf {
 
     pub(super) fn new() -> Self {
         Buf {
-            bytes: [0; Buf::CAPACITY],
+            bytes: [MaybeUninit::uninit(); Buf::CAPACITY],
             len: 0,
         }
     }
 
     /// The text written.
     pub(super) fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or_default()
+        let written = self.bytes.get(..self.len).unwrap_or_default();
+        // SAFETY: every byte below `len` was written (`Text::push` and `Text::byte` are
+        // the only writers, and they raise `len` only past what they wrote), and
+        // `MaybeUninit<u8>` has the layout of `u8`.
+        unsafe { &*(std::ptr::from_ref(written) as *const [u8]) }
     }
 }
 
@@ -61,7 +69,7 @@ impl Text<'_> {
         buf.bytes
             .get_mut(buf.len..end)
             .ok_or(GiveUp)?
-            .copy_from_slice(more);
+            .write_copy_of_slice(more);
         buf.len = end;
         Ok(())
     }
@@ -70,81 +78,15 @@ impl Text<'_> {
     #[inline]
     fn byte(&mut self, byte: u8) -> Result<(), GiveUp> {
         let buf = &mut *self.0;
-        *buf.bytes.get_mut(buf.len).ok_or(GiveUp)? = byte;
+        buf.bytes.get_mut(buf.len).ok_or(GiveUp)?.write(byte);
         buf.len += 1;
         Ok(())
     }
 
-    /// `value` in decimal, after a `-` if `negative`: written in place, two digits at a
-    /// time, from the last.
+    /// An integer in decimal, as serde_json writes it (with the same `itoa`).
     #[inline]
-    fn decimal64(&mut self, negative: bool, mut value: u64) -> Result<(), GiveUp> {
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-            2021222324252627282930313233343536373839\
-            4041424344454647484950515253545556575859\
-            6061626364656667686970717273747576777879\
-            8081828384858687888990919293949596979899";
-        let digits = value.checked_ilog10().unwrap_or(0) as usize + 1;
-        let buf = &mut *self.0;
-        let start = buf.len + usize::from(negative);
-        let out = buf.bytes.get_mut(buf.len..start + digits).ok_or(GiveUp)?;
-        if let Some(sign) = out.first_mut()
-            && negative
-        {
-            *sign = b'-';
-        }
-        let mut at = out.len();
-        while value >= 10 {
-            let pair = (value % 100) as usize * 2;
-            value /= 100;
-            at -= 2;
-            if let (Some(slot), Some(from)) = (out.get_mut(at..at + 2), PAIRS.get(pair..pair + 2)) {
-                slot.copy_from_slice(from);
-            }
-        }
-        if value > 0 || at > usize::from(negative) {
-            at -= 1;
-            if let Some(slot) = out.get_mut(at) {
-                *slot = b'0' + value as u8;
-            }
-        }
-        buf.len = start + digits;
-        Ok(())
-    }
-
-    /// [`decimal64`](Self::decimal64) of a 128-bit value.
-    fn decimal(&mut self, negative: bool, value: u128) -> Result<(), GiveUp> {
-        const TEN_19: u128 = 10_000_000_000_000_000_000;
-        // 39 digits at most, and the sign.
-        let mut digits = [0_u8; 40];
-        let mut at = digits.len();
-        let mut rest = value;
-        loop {
-            // 19 digits at a time by 64-bit division (a 128-bit one is a library call).
-            let (next, mut chunk) = match u64::try_from(rest) {
-                Ok(small) => (0, small),
-                Err(_) => (rest / TEN_19, (rest % TEN_19) as u64),
-            };
-            let mut written = 0;
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (chunk % 10) as u8;
-                chunk /= 10;
-                written += 1;
-                if chunk == 0 && (next == 0 || written == 19) {
-                    break;
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            rest = next;
-        }
-        if negative {
-            at -= 1;
-            digits[at] = b'-';
-        }
-        self.push(&digits[at..])
+    fn integer(&mut self, value: impl itoa::Integer) -> Result<(), GiveUp> {
+        self.push(itoa::Buffer::new().format(value).as_bytes())
     }
 
     fn string(&mut self, value: &str) -> Result<(), GiveUp> {
@@ -213,34 +155,34 @@ impl<'a, 'b> Serializer for Writer<'a, 'b> {
         self.text.push(if v { b"true" } else { b"false" })
     }
     fn serialize_i8(self, v: i8) -> Result<(), GiveUp> {
-        self.serialize_i64(v.into())
+        self.text.integer(v)
     }
     fn serialize_i16(self, v: i16) -> Result<(), GiveUp> {
-        self.serialize_i64(v.into())
+        self.text.integer(v)
     }
     fn serialize_i32(self, v: i32) -> Result<(), GiveUp> {
-        self.serialize_i64(v.into())
+        self.text.integer(v)
     }
     fn serialize_i64(self, v: i64) -> Result<(), GiveUp> {
-        self.text.decimal64(v < 0, v.unsigned_abs())
+        self.text.integer(v)
     }
     fn serialize_i128(self, v: i128) -> Result<(), GiveUp> {
-        self.text.decimal(v < 0, v.unsigned_abs())
+        self.text.integer(v)
     }
     fn serialize_u8(self, v: u8) -> Result<(), GiveUp> {
-        self.serialize_u64(v.into())
+        self.text.integer(v)
     }
     fn serialize_u16(self, v: u16) -> Result<(), GiveUp> {
-        self.serialize_u64(v.into())
+        self.text.integer(v)
     }
     fn serialize_u32(self, v: u32) -> Result<(), GiveUp> {
-        self.serialize_u64(v.into())
+        self.text.integer(v)
     }
     fn serialize_u64(self, v: u64) -> Result<(), GiveUp> {
-        self.text.decimal64(false, v)
+        self.text.integer(v)
     }
     fn serialize_u128(self, v: u128) -> Result<(), GiveUp> {
-        self.text.decimal(false, v)
+        self.text.integer(v)
     }
     fn serialize_char(self, v: char) -> Result<(), GiveUp> {
         self.text.string(v.encode_utf8(&mut [0; 4]))

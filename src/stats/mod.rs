@@ -54,6 +54,7 @@ mod striped;
 pub(crate) mod timeline;
 pub(crate) mod top_keys;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -213,9 +214,15 @@ impl Latency {
     #[inline]
     fn record(&self, elapsed: Option<Duration>) {
         if let Some(elapsed) = elapsed {
-            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
-            self.histogram.lock().saturating_record(nanos);
+            self.record_timed(elapsed);
         }
+    }
+
+    /// A timed lookup (one in [`HIT_SAMPLE_EVERY`] hits): out of the hit's line.
+    #[cold]
+    fn record_timed(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.histogram.lock().saturating_record(nanos);
     }
 
     fn figures(&self) -> (Duration, Duration) {
@@ -324,7 +331,10 @@ pub(crate) struct NamespaceRecorder {
 pub(crate) struct StatsRecorder {
     /// Unique in the process: names this recorder in each thread's namespace cache.
     id: u64,
-    totals: Counters,
+    /// Values stored, in every namespace (lookups are counted per namespace only).
+    sets: AtomicU64,
+    /// Computations run, in every namespace.
+    computations: AtomicU64,
     invalidations: AtomicU64,
     errors: AtomicU64,
     wasted: AtomicU64,
@@ -336,6 +346,25 @@ pub(crate) struct StatsRecorder {
     /// The most accessed keys (sampled).
     pub(crate) top_keys: TopKeys,
     pub(crate) fresh: FreshnessCounters,
+}
+
+/// A thread's last namespace recorder, and whose it is ([`StatsRecorder::last_namespace`]):
+/// plain values, so that reading it checks no borrow flag and no destructor registration.
+#[derive(Clone, Copy)]
+struct LastNamespace {
+    /// The id of the [`StatsRecorder`] it belongs to (`u64::MAX`: none yet).
+    stats: u64,
+    /// Borrowed from that recorder's map, which keeps it alive.
+    ns: *const NamespaceRecorder,
+}
+
+thread_local! {
+    static LAST_NAMESPACE: Cell<LastNamespace> = const {
+        Cell::new(LastNamespace {
+            stats: u64::MAX,
+            ns: std::ptr::null(),
+        })
+    };
 }
 
 /// Counters of what happens at the edges of entries' lives (see [`CacheStats`]).
@@ -381,7 +410,8 @@ impl StatsRecorder {
         static IDS: AtomicU64 = AtomicU64::new(0);
         StatsRecorder {
             id: IDS.fetch_add(1, Relaxed),
-            totals: Counters::default(),
+            sets: AtomicU64::new(0),
+            computations: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
@@ -397,28 +427,34 @@ impl StatsRecorder {
     /// What `f` makes of the recorder of `namespace` (created on first use).
     #[inline]
     fn with_namespace<R>(&self, namespace: &str, f: impl FnOnce(&NamespaceRecorder) -> R) -> R {
-        /// This thread's last recorder, and whose it is.
-        struct Last {
-            stats: u64,
-            ns: Arc<NamespaceRecorder>,
+        match self.last_namespace(namespace) {
+            Some(ns) => f(ns),
+            None => f(&self.namespace(namespace)),
         }
-        thread_local! {
-            /// The recorder last used on this thread: most threads count into one
-            /// namespace over and over, and skip the map (hashing the name, a shard lock)
-            /// — and lend it in place, without cloning its `Arc` (a write to a line every
-            /// thread counting into it shares).
-            static LAST: std::cell::RefCell<Option<Last>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// This thread's last recorder when it is `namespace`'s of these statistics: most
+    /// threads count into one namespace over and over, and skip the map (hashing the name,
+    /// a shard lock, an `Arc` clone: a write to a line every thread counting shares).
+    #[inline]
+    fn last_namespace(&self, namespace: &str) -> Option<&NamespaceRecorder> {
+        let last = LAST_NAMESPACE.with(Cell::get);
+        if last.stats != self.id {
+            return None;
         }
-        // `f` back when this thread's last recorder is another one.
-        let f = match LAST.with(|last| match last.try_borrow().ok().as_deref() {
-            Some(Some(last)) if last.stats == self.id && &*last.ns.name == namespace => {
-                Ok(f(&last.ns))
-            }
-            _ => Err(f),
-        }) {
-            Ok(done) => return done,
-            Err(f) => f,
-        };
+        // SAFETY: `last.ns` was taken (by `namespace` below) from the map of the recorder
+        // whose id is `last.stats`, which is `self`: ids are never reused, and a recorder's
+        // map never drops a namespace's `Arc` while the recorder lives, which `&self`
+        // proves. So it points to a live `NamespaceRecorder`, shared (`Sync`), for at
+        // least the lifetime of `&self`.
+        let ns = unsafe { &*last.ns };
+        (*ns.name == *namespace).then_some(ns)
+    }
+
+    /// The recorder of `namespace` from the map (created on first use), remembered as this
+    /// thread's last.
+    #[cold]
+    fn namespace(&self, namespace: &str) -> Arc<NamespaceRecorder> {
         let ns = match self.namespaces.get(namespace) {
             Some(ns) => Arc::clone(ns.value()),
             None => Arc::clone(
@@ -434,15 +470,13 @@ impl StatsRecorder {
                     .value(),
             ),
         };
-        LAST.with(|last| {
-            if let Ok(mut last) = last.try_borrow_mut() {
-                *last = Some(Last {
-                    stats: self.id,
-                    ns: Arc::clone(&ns),
-                });
-            }
+        LAST_NAMESPACE.with(|last| {
+            last.set(LastNamespace {
+                stats: self.id,
+                ns: Arc::as_ptr(&ns),
+            });
         });
-        f(&ns)
+        ns
     }
 
     /// A lookup of `key` that started at `started` and took `elapsed`.
@@ -487,7 +521,6 @@ impl StatsRecorder {
     ) {
         span::record(outcome);
         let stripe = striped::stripe();
-        self.totals.lookups.count_in(outcome, stripe);
         self.with_namespace(namespace, |ns| {
             ns.counters.lookups.count_in(outcome, stripe);
             ns.latency.record(elapsed);
@@ -500,12 +533,12 @@ impl StatsRecorder {
 
     pub(crate) fn set(&self, namespace: &str) {
         self.timeline.set(Instant::now());
-        self.totals.sets.fetch_add(1, Relaxed);
+        self.sets.fetch_add(1, Relaxed);
         self.with_namespace(namespace, |ns| ns.counters.sets.fetch_add(1, Relaxed));
     }
 
     pub(crate) fn computation(&self, namespace: &str) {
-        self.totals.computations.fetch_add(1, Relaxed);
+        self.computations.fetch_add(1, Relaxed);
         self.with_namespace(namespace, |ns| {
             ns.counters.computations.fetch_add(1, Relaxed)
         });
@@ -532,23 +565,21 @@ impl StatsRecorder {
 
     pub(crate) fn snapshot(&self, keys_count: u64, memory_usage_bytes: u64) -> CacheStats {
         let (avg, p99) = self.latency.figures();
-        let striped::Lookups {
-            memory_hits,
-            redis_hits,
-            misses,
-        } = self.totals.lookups.read();
-        let hits = memory_hits + redis_hits;
+        // Every lookup is counted in its namespace: the totals are their sums.
+        let mut totals = striped::Lookups::default();
         let namespaces = self
             .namespaces
             .iter()
             .map(|entry| {
                 let ns = entry.value();
                 let (avg, p99) = ns.latency.figures();
+                let lookups = ns.counters.lookups.read();
+                totals.add(lookups);
                 let striped::Lookups {
                     memory_hits,
                     redis_hits,
                     misses,
-                } = ns.counters.lookups.read();
+                } = lookups;
                 let hits = memory_hits + redis_hits;
                 let stats = NamespaceStats {
                     hits,
@@ -564,16 +595,22 @@ impl StatsRecorder {
                 (entry.key().to_string(), stats)
             })
             .collect();
+        let striped::Lookups {
+            memory_hits,
+            redis_hits,
+            misses,
+        } = totals;
+        let hits = memory_hits + redis_hits;
         CacheStats {
             hits,
             misses,
             hit_rate: rate(hits, misses),
             memory_hits,
             redis_hits,
-            sets: self.totals.sets.load(Relaxed),
+            sets: self.sets.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             errors: self.errors.load(Relaxed),
-            computations: self.totals.computations.load(Relaxed),
+            computations: self.computations.load(Relaxed),
             wasted_computations: self.wasted.load(Relaxed),
             bypassed: self.bypassed.load(Relaxed),
             keys_count,

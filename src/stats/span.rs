@@ -45,11 +45,17 @@ pub const TIER_FIELD: &str = "cache.tier";
 
 /// Records `outcome` on the current span, if it declares either field. No span is cloned
 /// and nothing is allocated: the dispatcher's current span is looked at in place.
+#[inline]
 pub(crate) fn record(outcome: LookupOutcome) {
     // No subscriber was ever set: there is no span (what `tracing`'s own macros check).
-    if !tracing::dispatcher::has_been_set() {
-        return;
+    if tracing::dispatcher::has_been_set() {
+        record_on_current(outcome);
     }
+}
+
+/// [`record`] once a subscriber was set.
+#[inline(never)]
+fn record_on_current(outcome: LookupOutcome) {
     tracing::dispatcher::get_default(|dispatch| {
         let current = dispatch.current_span();
         let Some((id, metadata)) = current.into_inner() else {

@@ -104,6 +104,13 @@ pub(crate) struct Lookups {
 }
 
 impl Lookups {
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: Lookups) {
+        self.memory_hits += other.memory_hits;
+        self.redis_hits += other.redis_hits;
+        self.misses += other.misses;
+    }
+
     /// Every lookup counted.
     pub(crate) fn total(&self) -> u64 {
         self.memory_hits + self.redis_hits + self.misses

@@ -57,18 +57,39 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-/// Whether this lookup is sampled.
+/// Whether this lookup is sampled: a countdown, and when it runs out, the next stride.
+#[inline]
 fn sampled() -> bool {
     COUNTDOWN.with(|left| {
         let n = left.get();
         if n > 1 {
             left.set(n - 1);
-            false
-        } else {
-            // Uniform in 1..2N: mean N, never the same stride twice in a row for long.
-            left.set(rand::random_range(1..2 * SAMPLE_EVERY));
-            true
+            return false;
         }
+        left.set(next_stride());
+        true
+    })
+}
+
+/// The lookups until the next sample: uniform in 1..2N (mean N), so that lookups made in a
+/// fixed order are not always sampled at the same position. Drawn from a per-thread
+/// xorshift (no cryptographic quality needed, nor the cost of a `ThreadRng`).
+#[cold]
+fn next_stride() -> u32 {
+    thread_local! {
+        static STATE: Cell<u64> = const { Cell::new(0) };
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            // Seeded once per thread; xorshift never reaches 0 from a nonzero state.
+            x = rand::random::<u64>() | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        1 + (x % u64::from(2 * SAMPLE_EVERY - 1)) as u32
     })
 }
 
@@ -227,10 +248,16 @@ impl TopKeys {
     }
 
     /// A lookup of `key` (sampled: most calls return at once).
+    #[inline]
     pub(crate) fn record(&self, key: HitKey<'_>, namespace: &str, hit: bool) {
-        if !sampled() {
-            return;
+        if sampled() {
+            self.observe(key, namespace, hit);
         }
+    }
+
+    /// A sampled lookup, counted unless another thread is counting one.
+    #[cold]
+    fn observe(&self, key: HitKey<'_>, namespace: &str, hit: bool) {
         if let Some(mut sketch) = self.sketch.try_lock() {
             sketch.observe(key, key.id(), namespace, hit);
         }

@@ -64,8 +64,8 @@ use crate::store::{StoreError, codec};
 /// How many keys' hints are kept (the least used are forgotten first).
 pub(super) const CAPACITY: usize = 16_384;
 
-/// Version keys per cache key: each hint is the keys joined by newlines (keys never
-/// contain one), in the order the entry's header lists them.
+/// Version keys per cache key: each hint is the keys, in the order the entry's header lists
+/// them (kept as separate strings: a hit never splits text).
 ///
 /// Cache keys are known by their 64-bit xxh3 hash only: no copy of the key is kept, and a
 /// lookup compares no string (on a hit path whose hints are scattered in memory, the key
@@ -73,8 +73,11 @@ pub(super) const CAPACITY: usize = 16_384;
 /// is then wrong for one of them: harmless, as any wrong hint (the header lists other
 /// version keys) sends the lookup to the script.
 pub(super) struct Hints {
-    map: quick_cache::sync::Cache<u64, Arc<str>>,
+    map: quick_cache::sync::Cache<u64, Hint>,
 }
+
+/// The version keys of one entry, in header order.
+pub(super) type Hint = Arc<[Box<str>]>;
 
 /// What a cache key is known by in [`Hints`].
 fn hashed(key: &str) -> u64 {
@@ -98,18 +101,20 @@ impl Hints {
     }
 
     /// The version keys the entry under `key` recorded last time we looked, if known.
-    pub(super) fn get(&self, key: &str) -> Option<Arc<str>> {
+    pub(super) fn get(&self, key: &str) -> Option<Hint> {
         self.map.get(&hashed(key))
     }
 
     /// Remembers that the entry under `key` records `version_keys` (in header order).
     pub(super) fn learn<'a>(&self, key: &str, version_keys: impl Iterator<Item = &'a str>) {
-        let joined: Vec<&str> = version_keys.collect();
-        let hint: Arc<str> = Arc::from(joined.join("\n"));
+        let keys: Vec<&str> = version_keys.collect();
         let key = hashed(key);
-        if self.map.peek(&key).as_deref() != Some(&*hint) {
-            self.map.insert(key, hint);
+        let known = self.map.peek(&key);
+        if known.is_some_and(|known| known.iter().map(|k| &**k).eq(keys.iter().copied())) {
+            return;
         }
+        self.map
+            .insert(key, keys.into_iter().map(Box::from).collect());
     }
 
     /// Remembers the version keys listed by `payload`'s header (a framed entry just read).
@@ -133,7 +138,7 @@ impl Hints {
 pub(super) async fn lookup(
     conn: &mut impl ConnectionLike,
     entry: &str,
-    hint: &str,
+    hint: &[Box<str>],
     with_ttl: bool,
 ) -> Result<Hinted, StoreError> {
     // Each command sized up front: built on every hit, they would otherwise grow by steps.
@@ -148,10 +153,11 @@ pub(super) async fn lookup(
     if !hint.is_empty() {
         // MGET by hand: redis-rs sends a single key's `mget` as GET, whose reply is no array.
         // Room for as many keys as an entry usually records (more grow the list).
-        let mut mget = redis::Cmd::with_capacity(8, 4 + hint.len());
+        let bytes = hint.iter().map(|key| key.len()).sum::<usize>();
+        let mut mget = redis::Cmd::with_capacity(1 + hint.len(), 4 + bytes);
         mget.arg("MGET");
-        for version_key in hint.split('\n') {
-            mget.arg(version_key);
+        for version_key in hint {
+            mget.arg(&**version_key);
         }
         pipe.add_command(mget);
     }
@@ -191,21 +197,17 @@ pub(super) async fn lookup(
     Ok(Hinted::Decided(RawLookup::Hit(bytes, ttl)))
 }
 
-/// Whether `payload`'s header lists exactly the version keys of `hint` (joined by
-/// newlines, in order), each with the token it holds `now` (the `MGET`'s reply, read after
-/// the payload). Compared as bytes, without decoding the header (the tiered store does,
-/// to decode the entry).
-fn current(payload: &[u8], hint: &str, now: &[Value]) -> bool {
+/// Whether `payload`'s header lists exactly the version keys of `hint` (in order), each
+/// with the token it holds `now` (the `MGET`'s reply, read after the payload). Compared as
+/// bytes, without decoding the header (the tiered store does, to decode the entry).
+fn current(payload: &[u8], hint: &[Box<str>], now: &[Value]) -> bool {
     let Ok((n, mut recorded)) = codec::snapshot_lines(payload) else {
         return false;
     };
-    if n != now.len() {
+    if n != now.len() || n != hint.len() {
         return false;
     }
-    if n == 0 {
-        return hint.is_empty();
-    }
-    let mut hinted = hint.split('\n');
+    let mut hinted = hint.iter();
     for now in now {
         let (Some((key, token)), Some(hinted)) = (recorded.next(), hinted.next()) else {
             return false;
@@ -237,6 +239,15 @@ mod tests {
         codec::frame(b"{}", codec::BodyFormat::Json, &versions, stamps, None)
     }
 
+    /// A hint written as its keys joined by newlines ("" for none).
+    fn h(joined: &str) -> Vec<Box<str>> {
+        joined
+            .split('\n')
+            .filter(|k| !k.is_empty())
+            .map(Box::from)
+            .collect()
+    }
+
     fn tokens(tokens: &[Option<&str>]) -> Vec<Value> {
         tokens
             .iter()
@@ -248,34 +259,51 @@ mod tests {
     fn current_only_when_keys_match_and_no_version_moved() {
         let entry = payload(&[("qc:v:a", "t1"), ("qc:v:b", "t2")]);
         let keys = "qc:v:a\nqc:v:b";
-        assert!(current(&entry, keys, &tokens(&[Some("t1"), Some("t2")])));
+        assert!(current(
+            &entry,
+            &h(keys),
+            &tokens(&[Some("t1"), Some("t2")])
+        ));
         assert!(!current(
             &entry,
-            keys,
+            &h(keys),
             &tokens(&[Some("t1"), Some("moved")])
         ));
-        assert!(!current(&entry, keys, &tokens(&[Some("t1"), None])), "lost");
         assert!(
-            !current(&entry, "qc:v:b\nqc:v:a", &tokens(&[Some("t2"), Some("t1")])),
-            "another order is another hint"
+            !current(&entry, &h(keys), &tokens(&[Some("t1"), None])),
+            "lost"
         );
-        assert!(!current(&entry, "qc:v:a", &tokens(&[Some("t1")])), "fewer");
         assert!(
             !current(
                 &entry,
-                "qc:v:a\nqc:v:b\nqc:v:c",
+                &h("qc:v:b\nqc:v:a"),
+                &tokens(&[Some("t2"), Some("t1")])
+            ),
+            "another order is another hint"
+        );
+        assert!(
+            !current(&entry, &h("qc:v:a"), &tokens(&[Some("t1")])),
+            "fewer"
+        );
+        assert!(
+            !current(
+                &entry,
+                &h("qc:v:a\nqc:v:b\nqc:v:c"),
                 &tokens(&[Some("t1"), Some("t2")])
             ),
             "more keys in the hint than in the header"
         );
         assert!(
-            !current(&entry, keys, &[Value::Int(1), Value::Int(2)]),
+            !current(&entry, &h(keys), &[Value::Int(1), Value::Int(2)]),
             "not tokens"
         );
-        assert!(!current(b"garbage", "", &[]));
-        assert!(current(&payload(&[]), "", &[]), "no tags, nothing to check");
+        assert!(!current(b"garbage", &h(""), &[]));
         assert!(
-            !current(&payload(&[]), "qc:v:a", &[]),
+            current(&payload(&[]), &h(""), &[]),
+            "no tags, nothing to check"
+        );
+        assert!(
+            !current(&payload(&[]), &h("qc:v:a"), &[]),
             "a hint for another entry"
         );
     }
@@ -285,9 +313,9 @@ mod tests {
         let hints = Hints::new();
         assert!(hints.get("k").is_none());
         hints.learn_from("k", &payload(&[("qc:v:a", "t1"), ("qc:v:b", "t2")]));
-        assert_eq!(hints.get("k").as_deref(), Some("qc:v:a\nqc:v:b"));
+        assert_eq!(hints.get("k").as_deref(), Some(&h("qc:v:a\nqc:v:b")[..]));
         hints.learn("k", std::iter::empty());
-        assert_eq!(hints.get("k").as_deref(), Some(""));
+        assert_eq!(hints.get("k").as_deref(), Some(&[][..]));
         hints.learn_from("other", b"not a payload");
         assert!(hints.get("other").is_none());
     }

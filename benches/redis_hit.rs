@@ -238,18 +238,7 @@ fn redis_hit(c: &mut Criterion) {
         2
     };
     for (name, store) in [("default", &cache), ("compression off", &plain)] {
-        let ratio = runtime.block_on(paired(
-            rounds,
-            |id| async move {
-                black_box(
-                    store
-                        .get::<Arc<Song>>(&format!("song:{id}"))
-                        .await
-                        .expect("a hit"),
-                );
-            },
-            floor,
-        ));
+        let ratio = runtime.block_on(paired(rounds, |id| hit(store, id), floor));
         eprintln!(
             "redis hit: paired, {name}: {ratio:.3}× the GET + MGET floor (median of {rounds} rounds of 100 hits each)"
         );
@@ -292,21 +281,7 @@ fn redis_hit(c: &mut Criterion) {
             ));
         }
     };
-    let ratio = runtime.block_on(paired(
-        rounds,
-        |id| {
-            let plain = &plain;
-            async move {
-                black_box(
-                    plain
-                        .get::<Arc<Song>>(&format!("song:{id}"))
-                        .await
-                        .expect("a hit"),
-                );
-            }
-        },
-        own_floor,
-    ));
+    let ratio = runtime.block_on(paired(rounds, |id| hit(&plain, id), own_floor));
     eprintln!(
         "redis hit: paired, compression off: {ratio:.3}× the GET + MGET floor on querycache's own entries and version keys"
     );
@@ -318,6 +293,16 @@ fn redis_hit(c: &mut Criterion) {
     // Where the server's time goes over the whole run: the floors' GET and MGET count here
     // too (the hits' own figures are printed above).
     server_time(&server, "whole run");
+}
+
+/// One hit of song `id` through `store`, for [`paired`].
+async fn hit(store: &Cache, id: u32) {
+    black_box(
+        store
+            .get::<Arc<Song>>(&format!("song:{id}"))
+            .await
+            .expect("a hit"),
+    );
 }
 
 /// The median over `rounds` of how long 100 calls of `ours` take against 100 of `floor`,

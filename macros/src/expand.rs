@@ -379,21 +379,36 @@ pub(crate) fn expand(func: ItemFn, options: &Options, info: &FnInfo) -> TokenStr
         }
     };
 
+    let rest = quote! {
+        let mut #call = ::querycache::__private::Call::new(
+            #fn_cache,
+            ::core::concat!(::core::module_path!(), "::", #fn_name),
+            #namespace,
+        );
+        #method_of
+        #(#setup)*
+        #hit
+        #(#tags)*
+        #run
+    };
+    // An async function with the quick hit check runs the rest (the call, the
+    // computation) as a boxed future of its own: its own future then holds the arguments
+    // and a pointer, not the kilobytes of the call's machinery, which every hit would
+    // otherwise carry and copy wherever its caller moves the future. Only a miss boxes.
+    let rest = if quick && info.is_async {
+        quote! {
+            ::std::boxed::Box::pin(async move { #rest }).await
+        }
+    } else {
+        rest
+    };
+
     quote! {
         #(#outer)*
         #vis #sig {
             #(#inner)*
             #quick_hit
-            let mut #call = ::querycache::__private::Call::new(
-                #fn_cache,
-                ::core::concat!(::core::module_path!(), "::", #fn_name),
-                #namespace,
-            );
-            #method_of
-            #(#setup)*
-            #hit
-            #(#tags)*
-            #run
+            #rest
         }
         #companion
     }

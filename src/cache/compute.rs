@@ -318,8 +318,9 @@ impl Cache {
             let scope = crate::store::read_scope();
             let hit = bridge.wait(async move {
                 cache
-                    .lookup_in::<T>(lookup_key.as_str(), &namespace, scope)
+                    .lookup_found::<T>(lookup_key.as_str(), &namespace, scope, false)
                     .await
+                    .map(|looked| looked.value)
             });
             if let Some(hit) = hit {
                 return Ok(hit);

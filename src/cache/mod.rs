@@ -275,9 +275,12 @@ impl Cache {
             self.inner.stats.bypassed();
             return None;
         }
-        // Direct reads have no namespace of their own.
-        self.lookup::<T>(key, crate::cache::options::DEFAULT_NAMESPACE)
+        // Direct reads have no namespace of their own. (Not through `lookup`: each async
+        // layer a hit goes through moves its future, kilobytes, once more.)
+        let namespace = crate::cache::options::DEFAULT_NAMESPACE;
+        self.lookup_found::<T>(key, namespace, crate::store::read_scope(), false)
             .await
+            .map(|looked| looked.value)
     }
 
     /// Stores `value` under `key` with `options`, tagged with the current versions of its
@@ -417,19 +420,7 @@ impl Cache {
     }
 
     async fn lookup<T: CacheValue>(&self, key: &str, namespace: &str) -> Option<Arc<T>> {
-        self.lookup_in(key, namespace, crate::store::read_scope())
-            .await
-    }
-
-    /// [`lookup`](Self::lookup) with the scope read by the caller (a synchronous caller
-    /// reads it on its own thread, before the lookup moves to another).
-    async fn lookup_in<T: CacheValue>(
-        &self,
-        key: &str,
-        namespace: &str,
-        scope: crate::store::ReadScope,
-    ) -> Option<Arc<T>> {
-        self.lookup_found(key, namespace, scope, false)
+        self.lookup_found(key, namespace, crate::store::read_scope(), false)
             .await
             .map(|looked| looked.value)
     }

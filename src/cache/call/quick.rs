@@ -4,7 +4,10 @@
 //! [`quick_conn_hit`]'s question first: not a transaction, its database the cache's
 //! default one (else the call tells, as usual). The generated code asks it before it builds
 //! a [`Call`](super::Call): a hit returns without the call's options, vectors and their
-//! drop. When it finds nothing (or cannot tell), the call is built and goes the usual way.
+//! drop. When it finds nothing (or cannot tell), the call is built and goes the usual way:
+//! in an async function, as a boxed future of its own, so that the function's future (which
+//! a hit still creates, and its caller moves into place) holds only the arguments and a
+//! pointer, not the call's kilobytes.
 
 use serde::Serialize;
 

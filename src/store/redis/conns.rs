@@ -90,7 +90,35 @@ impl Connections {
 
     /// The connection for the calling task: its runtime's (made now if it has none yet), or
     /// the shared one.
+    ///
+    /// Made once, a connection is handed out without awaiting anything: the future of a
+    /// lookup then holds no connect future (about a kilobyte that every hit would otherwise
+    /// carry, and copy as its futures are moved into place).
     pub(super) async fn get(&self) -> RedisResult<ConnectionManager> {
+        match self.made_for_caller() {
+            Some(conn) => Ok(conn),
+            None => Box::pin(self.connect_for_caller()).await,
+        }
+    }
+
+    /// The calling task's connection, if it was made already.
+    fn made_for_caller(&self) -> Option<ConnectionManager> {
+        match Handle::try_current() {
+            Ok(runtime) => {
+                let id = runtime.id();
+                let all = self.per_runtime.read();
+                // A runtime without a cell of its own (past the limit) goes the long way,
+                // which may find it room.
+                all.iter()
+                    .find(|c| c.runtime == id)
+                    .and_then(|made| made.conn.get().cloned())
+            }
+            Err(_) => self.shared.get().cloned(),
+        }
+    }
+
+    /// [`get`](Self::get) when the caller's connection is not made yet (or being made).
+    async fn connect_for_caller(&self) -> RedisResult<ConnectionManager> {
         let connect =
             || ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
         // The cell is filled once the init future returns: the reset comes first.

@@ -81,9 +81,15 @@ impl RedisStore {
     /// the module docs). Returns the generation the check holds for, to tell whether it still
     /// held when a lookup's reply came back.
     pub(super) async fn incarnation_checked(&self, conn: &mut Watched) -> Result<u64, StoreError> {
-        if let Some(generation) = self.incarnation.current() {
-            return Ok(generation);
+        match self.incarnation.current() {
+            Some(generation) => Ok(generation),
+            // Boxed: a lookup's future holds the check's only while one runs.
+            None => Box::pin(self.check_incarnation(conn)).await,
         }
+    }
+
+    /// [`incarnation_checked`](Self::incarnation_checked) when the flag is down.
+    async fn check_incarnation(&self, conn: &mut Watched) -> Result<u64, StoreError> {
         let _turn = self.incarnation.checking().lock().await;
         if let Some(generation) = self.incarnation.current() {
             return Ok(generation);
@@ -265,20 +271,43 @@ fn connection_lost(error: &redis::RedisError) -> bool {
 
 /// `sent`'s reply, after clearing the incarnation flag if it says the connection was lost.
 /// `sent` is the manager's own method's future, not its `ConnectionLike` one (boxed): one
-/// boxed future per command, not two (every hit comes this way).
+/// boxed future per command, not two (every hit comes this way). It is polled where it is
+/// boxed (an `async` block would move it once more, on its first poll: more than a
+/// kilobyte per command).
 fn watched<'a, T: Send + 'a>(
     incarnation: &'a Incarnation,
     sent: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'a,
 ) -> redis::RedisFuture<'a, T> {
-    Box::pin(async move {
-        let reply = sent.await;
-        if let Err(error) = &reply
+    use futures_util::FutureExt;
+    Box::pin(sent.inspect(move |reply| {
+        if let Err(error) = reply
             && connection_lost(error)
         {
             incarnation.reset("connection error");
         }
+    }))
+}
+
+impl Watched {
+    /// Sends `pipeline` and reads its replies, as [`ConnectionLike::req_packed_commands`]
+    /// does, without boxing the manager's future: a hit's pipeline comes this way, and a
+    /// boxed future of more than a kilobyte per hit was an allocation of its own, in a size
+    /// class the reply's buffers also use.
+    pub(super) async fn send_pipeline(
+        &mut self,
+        pipeline: &redis::Pipeline,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        let reply = self
+            .conn
+            .send_packed_commands(pipeline, 0, pipeline.len())
+            .await;
+        if let Err(error) = &reply
+            && connection_lost(error)
+        {
+            self.incarnation.reset("connection error");
+        }
         reply
-    })
+    }
 }
 
 impl ConnectionLike for Watched {

@@ -56,7 +56,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::ConnectionLike;
 
 use super::RawLookup;
 use crate::store::{StoreError, codec};
@@ -136,7 +135,7 @@ impl Hints {
 /// reply of any other shape than a plain hit's or miss's — an error reply among them — is
 /// left to the script.
 pub(super) async fn lookup(
-    conn: &mut impl ConnectionLike,
+    conn: &mut super::epoch::Watched,
     entry: &str,
     hint: &[Box<str>],
     with_ttl: bool,
@@ -164,7 +163,7 @@ pub(super) async fn lookup(
     if with_ttl {
         pipe.add_command(on_entry("PTTL"));
     }
-    let mut replies = conn.req_packed_commands(&pipe, 0, pipe.len()).await?;
+    let mut replies = conn.send_pipeline(&pipe).await?;
     if replies.len() != pipe.len() {
         return Ok(Hinted::AskScript);
     }

@@ -49,59 +49,82 @@ impl RedisStore {
     /// server (one more command in the pipeline).
     pub(crate) async fn lookup(&self, key: &str, with_ttl: bool) -> Result<RawLookup, StoreError> {
         let entry = self.entry_key(key);
+        // What a hit needs is awaited here; the rest (the script, a cluster) is boxed, so
+        // that a hit's future carries none of it.
         match self.conn().await? {
             Conn::Single(mut conn) => {
                 let generation = self.incarnation_checked(&mut conn).await?;
-                // A hit answered after the incarnation flag was reset may come from a new
-                // incarnation not checked yet (see `epoch`): a miss instead.
-                let checked = |found: RawLookup| match found {
-                    RawLookup::Hit(..) if !self.incarnation.still(generation) => {
-                        tracing::debug!("a Redis hit answered across a reconnection: dropped");
-                        RawLookup::Miss
-                    }
-                    found => found,
-                };
                 if let Some(hint) = self.hints.get(key) {
                     match hints::lookup(&mut conn, &entry, &hint, with_ttl).await? {
-                        hints::Hinted::Decided(found) => return Ok(checked(found)),
+                        hints::Hinted::Decided(found) => {
+                            return Ok(self.checked(found, generation));
+                        }
                         hints::Hinted::AskScript => {}
                     }
                 }
-                let reply: Option<Vec<redis::Value>> =
-                    self.get.key(entry).invoke_async(&mut conn).await?;
-                let found = checked(parse_lookup(reply));
-                if let RawLookup::Hit(bytes, _) = &found {
-                    self.hints.learn_from(key, bytes);
-                }
-                Ok(found)
+                Box::pin(self.lookup_by_script(key, entry, conn, generation)).await
             }
-            Conn::Cluster(mut conn) => {
-                let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-                    .get(&entry)
-                    .pttl(&entry)
-                    .query_async(&mut conn)
-                    .await?;
-                let Some(bytes) = bytes else {
-                    return Ok(RawLookup::Miss);
-                };
-                let current = match codec::header(&bytes) {
-                    Ok(header) => versions_current(&mut conn, &header.versions).await?,
-                    Err(_) => return Ok(RawLookup::Garbage),
-                };
-                if current {
-                    let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
-                    return Ok(RawLookup::Hit(bytes, ttl));
-                }
-                // Best effort, and not atomic with the check: should another instance store
-                // a fresh entry in between, it is unlinked too — a later miss, never a
-                // stale hit.
-                if let Err(error) = conn.unlink::<_, u64>(&entry).await {
-                    tracing::debug!(%error, "unlinking an outdated entry failed");
-                }
-                Ok(RawLookup::Invalidated)
-            }
+            Conn::Cluster(conn) => Box::pin(lookup_on_cluster(entry, conn)).await,
         }
     }
+
+    /// `found`, unless it is a hit answered after the incarnation flag was reset: it may
+    /// come from a new incarnation not checked yet (see `epoch`), and is then a miss.
+    fn checked(&self, found: RawLookup, generation: u64) -> RawLookup {
+        match found {
+            RawLookup::Hit(..) if !self.incarnation.still(generation) => {
+                tracing::debug!("a Redis hit answered across a reconnection: dropped");
+                RawLookup::Miss
+            }
+            found => found,
+        }
+    }
+
+    /// The lookup by the get script (no hint, or one the pipeline could not decide with),
+    /// which learns the hint of a hit.
+    async fn lookup_by_script(
+        &self,
+        key: &str,
+        entry: String,
+        mut conn: super::epoch::Watched,
+        generation: u64,
+    ) -> Result<RawLookup, StoreError> {
+        let reply: Option<Vec<redis::Value>> = self.get.key(entry).invoke_async(&mut conn).await?;
+        let found = self.checked(parse_lookup(reply), generation);
+        if let RawLookup::Hit(bytes, _) = &found {
+            self.hints.learn_from(key, bytes);
+        }
+        Ok(found)
+    }
+}
+
+/// The lookup on a cluster: see the module docs.
+async fn lookup_on_cluster(
+    entry: String,
+    mut conn: super::ClusterConnection,
+) -> Result<RawLookup, StoreError> {
+    let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+        .get(&entry)
+        .pttl(&entry)
+        .query_async(&mut conn)
+        .await?;
+    let Some(bytes) = bytes else {
+        return Ok(RawLookup::Miss);
+    };
+    let current = match codec::header(&bytes) {
+        Ok(header) => versions_current(&mut conn, &header.versions).await?,
+        Err(_) => return Ok(RawLookup::Garbage),
+    };
+    if current {
+        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+        return Ok(RawLookup::Hit(bytes, ttl));
+    }
+    // Best effort, and not atomic with the check: should another instance store a fresh
+    // entry in between, it is unlinked too — a later miss, never a stale hit.
+    if let Err(error) = conn.unlink::<_, u64>(&entry).await {
+        tracing::debug!(%error, "unlinking an outdated entry failed");
+    }
+    Ok(RawLookup::Invalidated)
 }
 
 /// Reads the get script's reply: nil, `{0, ''}`, `{1, payload, pttl}` or `{2, payload}`.

@@ -398,6 +398,8 @@ impl RedisStore {
         }
     }
 
+    /// A connection for the calling task. Made once, it is handed out without awaiting
+    /// anything: the making is boxed, so a lookup's future does not carry it.
     async fn conn(&self) -> Result<Conn, StoreError> {
         match &self.backend {
             RedisBackend::Single(conns) => {
@@ -411,17 +413,19 @@ impl RedisStore {
                 }))
             }
             RedisBackend::Cluster { client, conn, .. } => {
-                let conn = conn
-                    .get_or_try_init(|| {
-                        let client = client.clone();
-                        on_io_runtime(async move { client.get_async_connection().await })
-                    })
-                    .await
-                    .map_err(|source| StoreError::Connect {
-                        target: "the Redis cluster",
-                        source,
-                    })?;
-                Ok(Conn::Cluster(conn.clone()))
+                if let Some(made) = conn.get() {
+                    return Ok(Conn::Cluster(made.clone()));
+                }
+                let made = Box::pin(conn.get_or_try_init(|| {
+                    let client = client.clone();
+                    on_io_runtime(async move { client.get_async_connection().await })
+                }))
+                .await
+                .map_err(|source| StoreError::Connect {
+                    target: "the Redis cluster",
+                    source,
+                })?;
+                Ok(Conn::Cluster(made.clone()))
             }
         }
     }

@@ -248,30 +248,42 @@ impl Shared {
     }
 
     /// Runs one Redis operation under the breaker and the command timeout.
-    async fn call<T>(
+    ///
+    /// Not an `async fn`: one would hold `op` twice (as its argument, and moved into the
+    /// timeout), and copy it once more when first polled. Built from combinators, `op` is
+    /// moved once, into the timeout, and polled where it lies: a hit's future is that much
+    /// smaller, and every hit copies it as it is moved into place.
+    fn call<T, F>(
         self: &Arc<Self>,
         operation: &'static str,
-        op: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, ()> {
+        op: F,
+    ) -> impl Future<Output = Result<T, ()>> + use<'_, T, F>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        use futures_util::FutureExt;
+        use futures_util::future::Either;
         if !self.breaker.is_closed() {
-            return Err(());
+            return Either::Left(std::future::ready(Err(())));
         }
         let timeout = self.redis.timeout();
-        match tokio::time::timeout(timeout, op).await {
-            Ok(Ok(value)) => {
-                self.breaker.success();
-                self.after_rotation();
-                Ok(value)
-            }
-            Ok(Err(error)) => {
-                self.failed(operation, error);
-                Err(())
-            }
-            Err(_) => {
-                self.failed(operation, StoreError::Timeout { limit: timeout });
-                Err(())
-            }
-        }
+        Either::Right(
+            tokio::time::timeout(timeout, op).map(move |result| match result {
+                Ok(Ok(value)) => {
+                    self.breaker.success();
+                    self.after_rotation();
+                    Ok(value)
+                }
+                Ok(Err(error)) => {
+                    self.failed(operation, error);
+                    Err(())
+                }
+                Err(_) => {
+                    self.failed(operation, StoreError::Timeout { limit: timeout });
+                    Err(())
+                }
+            }),
+        )
     }
 
     /// Drops the memory tier if the store epoch was rotated since last seen: nothing this

@@ -279,20 +279,24 @@ fn watched<'a, T: Send + 'a>(
     sent: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'a,
 ) -> redis::RedisFuture<'a, T> {
     use futures_util::FutureExt;
-    Box::pin(sent.inspect(move |reply| {
+    Box::pin(sent.inspect(move |reply| incarnation.note(reply)))
+}
+
+impl Incarnation {
+    /// Clears the flag if `reply` says the connection was lost.
+    fn note<T>(&self, reply: &redis::RedisResult<T>) {
         if let Err(error) = reply
             && connection_lost(error)
         {
-            incarnation.reset("connection error");
+            self.reset("connection error");
         }
-    }))
+    }
 }
 
 impl Watched {
     /// Sends `pipeline` and reads its replies, as [`ConnectionLike::req_packed_commands`]
-    /// does, without boxing the manager's future: a hit's pipeline comes this way, and a
-    /// boxed future of more than a kilobyte per hit was an allocation of its own, in a size
-    /// class the reply's buffers also use.
+    /// does, without boxing the manager's future: a hit's pipeline comes this way, and the
+    /// boxed future (more than a kilobyte) was an allocation and a copy per hit.
     pub(super) async fn send_pipeline(
         &mut self,
         pipeline: &redis::Pipeline,
@@ -301,11 +305,7 @@ impl Watched {
             .conn
             .send_packed_commands(pipeline, 0, pipeline.len())
             .await;
-        if let Err(error) = &reply
-            && connection_lost(error)
-        {
-            self.incarnation.reset("connection error");
-        }
+        self.incarnation.note(&reply);
         reply
     }
 }

@@ -147,6 +147,7 @@ pub mod http;
 mod key;
 pub mod orm;
 mod runtime;
+mod scopes;
 pub mod stats;
 mod store;
 pub mod tags;

@@ -12,11 +12,12 @@
 //! scope. Explicit [`Cache::set`](crate::Cache::set) and invalidations still apply.
 //!
 //! The hit path pays for this with one relaxed atomic load while no scope is open anywhere
-//! in the process (a count of open scopes), and a task-local read while one is.
+//! in the process (the count of [`scopes`](crate::scopes)), and a task-local read while one is.
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::scopes::Open;
 
 tokio::task_local! {
     static BYPASS: ();
@@ -24,25 +25,6 @@ tokio::task_local! {
 
 thread_local! {
     static BYPASS_SYNC: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Scopes open in the process, on any task or thread.
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts an open scope while alive.
-struct Open;
-
-impl Open {
-    fn enter() -> Self {
-        OPEN.fetch_add(1, Ordering::Relaxed);
-        Open
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Runs `future` without the cache: no cached read inside it reads or stores: `#[cached_query]`
@@ -107,7 +89,7 @@ pub fn bypass_sync<R>(body: impl FnOnce() -> R) -> R {
 /// Whether a read starting here is inside a [`bypass`] / [`bypass_sync`] scope.
 #[inline]
 pub(crate) fn active() -> bool {
-    OPEN.load(Ordering::Relaxed) != 0 && in_scope()
+    crate::scopes::any_open() && in_scope()
 }
 
 #[cold]

@@ -58,11 +58,49 @@ impl Buf {
     }
 }
 
+/// The two-digit numbers, `00` to `99`, one after the other.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// How many decimal digits `value` has (1 for 0): the bit length's estimate of the
+/// logarithm, corrected by one comparison.
+#[inline(always)]
+fn decimal_len(value: u64) -> usize {
+    const POWERS: [u64; 20] = {
+        let mut powers = [1_u64; 20];
+        let mut i = 1;
+        while i < 20 {
+            powers[i] = powers[i - 1] * 10;
+            i += 1;
+        }
+        powers
+    };
+    // `| 1`: 0 has one digit, as 1 does; it changes no other count (each power of ten
+    // above 1 is even, so an even value below it stays below once made odd).
+    let value = value | 1;
+    let bits = 64 - value.leading_zeros() as usize;
+    // ⌊bits · log10 2⌋, at most 19: the digits of 2^(bits-1) ..= 2^bits - 1, less one or not.
+    let floor = (bits * 1233) >> 12;
+    floor + usize::from(POWERS.get(floor).is_some_and(|&power| value >= power))
+}
+
+/// Writes the pair of digits at `PAIRS[pair..pair + 2]` to `digits[at..at + 2]`.
+#[inline(always)]
+fn write_pair(digits: &mut [MaybeUninit<u8>], at: usize, pair: usize) {
+    if let (Some(out), Some(pair)) = (digits.get_mut(at..at + 2), PAIRS.get(pair..pair + 2)) {
+        out.write_copy_of_slice(pair);
+    }
+}
+
 /// The text written so far.
 struct Text<'a>(&'a mut Buf);
 
 impl Text<'_> {
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, more: &[u8]) -> Result<(), GiveUp> {
         let buf = &mut *self.0;
         let end = buf.len + more.len();
@@ -75,7 +113,7 @@ impl Text<'_> {
     }
 
     /// One byte.
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self, byte: u8) -> Result<(), GiveUp> {
         let buf = &mut *self.0;
         buf.bytes.get_mut(buf.len).ok_or(GiveUp)?.write(byte);
@@ -83,10 +121,43 @@ impl Text<'_> {
         Ok(())
     }
 
-    /// An integer in decimal, as serde_json writes it (with the same `itoa`).
+    /// A 128-bit integer in decimal, as serde_json writes it (with the same `itoa`).
     #[inline]
     fn integer(&mut self, value: impl itoa::Integer) -> Result<(), GiveUp> {
         self.push(itoa::Buffer::new().format(value).as_bytes())
+    }
+
+    /// A signed integer of up to 64 bits in decimal, as serde_json writes it.
+    #[inline(always)]
+    fn signed(&mut self, value: i64) -> Result<(), GiveUp> {
+        if value < 0 {
+            self.byte(b'-')?;
+        }
+        self.unsigned(value.unsigned_abs())
+    }
+
+    /// An unsigned integer of up to 64 bits in decimal, as serde_json (itoa) writes it:
+    /// the digits straight into the buffer, two at a time from the last, with no copy.
+    #[inline(always)]
+    fn unsigned(&mut self, mut value: u64) -> Result<(), GiveUp> {
+        let len = decimal_len(value);
+        let buf = &mut *self.0;
+        let end = buf.len + len;
+        let digits = buf.bytes.get_mut(buf.len..end).ok_or(GiveUp)?;
+        let mut at = len;
+        while value >= 100 {
+            let pair = (value % 100) as usize * 2;
+            value /= 100;
+            at -= 2;
+            write_pair(digits, at, pair);
+        }
+        if value >= 10 {
+            write_pair(digits, at - 2, value as usize * 2);
+        } else if let Some(first) = digits.first_mut() {
+            first.write(b'0' + value as u8);
+        }
+        buf.len = end;
+        Ok(())
     }
 
     fn string(&mut self, value: &str) -> Result<(), GiveUp> {
@@ -102,6 +173,7 @@ impl Text<'_> {
 
 /// Writes `args`' text after what `buf` holds; `false` when the fast writer cannot, or the
 /// text does not fit (what it wrote is then to be ignored).
+#[inline]
 pub(super) fn write<A: Serialize + ?Sized>(buf: &mut Buf, args: &A) -> bool {
     let mut text = Text(buf);
     args.serialize(Writer { text: &mut text }).is_ok()
@@ -129,6 +201,7 @@ impl Seq<'_, '_> {
         })
     }
 
+    #[inline(always)]
     fn close(self) -> Result<(), GiveUp> {
         self.text.byte(b']')
     }
@@ -151,45 +224,59 @@ impl<'a, 'b> Serializer for Writer<'a, 'b> {
     type SerializeStruct = Impossible<(), GiveUp>;
     type SerializeStructVariant = Impossible<(), GiveUp>;
 
+    #[inline(always)]
     fn serialize_bool(self, v: bool) -> Result<(), GiveUp> {
         self.text.push(if v { b"true" } else { b"false" })
     }
+    #[inline(always)]
     fn serialize_i8(self, v: i8) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.signed(v.into())
     }
+    #[inline(always)]
     fn serialize_i16(self, v: i16) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.signed(v.into())
     }
+    #[inline(always)]
     fn serialize_i32(self, v: i32) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.signed(v.into())
     }
+    #[inline(always)]
     fn serialize_i64(self, v: i64) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.signed(v)
     }
+    #[inline(always)]
     fn serialize_i128(self, v: i128) -> Result<(), GiveUp> {
         self.text.integer(v)
     }
+    #[inline(always)]
     fn serialize_u8(self, v: u8) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.unsigned(v.into())
     }
+    #[inline(always)]
     fn serialize_u16(self, v: u16) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.unsigned(v.into())
     }
+    #[inline(always)]
     fn serialize_u32(self, v: u32) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.unsigned(v.into())
     }
+    #[inline(always)]
     fn serialize_u64(self, v: u64) -> Result<(), GiveUp> {
-        self.text.integer(v)
+        self.text.unsigned(v)
     }
+    #[inline(always)]
     fn serialize_u128(self, v: u128) -> Result<(), GiveUp> {
         self.text.integer(v)
     }
+    #[inline(always)]
     fn serialize_char(self, v: char) -> Result<(), GiveUp> {
         self.text.string(v.encode_utf8(&mut [0; 4]))
     }
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<(), GiveUp> {
         self.text.string(v)
     }
+    #[inline(always)]
     fn serialize_seq(self, _: Option<usize>) -> Result<Seq<'a, 'b>, GiveUp> {
         self.text.byte(b'[')?;
         Ok(Seq {
@@ -197,12 +284,15 @@ impl<'a, 'b> Serializer for Writer<'a, 'b> {
             first: true,
         })
     }
+    #[inline(always)]
     fn serialize_tuple(self, len: usize) -> Result<Seq<'a, 'b>, GiveUp> {
         self.serialize_seq(Some(len))
     }
+    #[inline(always)]
     fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Seq<'a, 'b>, GiveUp> {
         self.serialize_seq(Some(len))
     }
+    #[inline(always)]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -211,9 +301,11 @@ impl<'a, 'b> Serializer for Writer<'a, 'b> {
         // serde_json writes a newtype struct as its content.
         value.serialize(self)
     }
+    #[inline(always)]
     fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), GiveUp> {
         Err(GiveUp)
     }
+    #[inline(always)]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -241,9 +333,11 @@ impl<'a, 'b> Serializer for Writer<'a, 'b> {
 impl ser::SerializeSeq for Seq<'_, '_> {
     type Ok = ();
     type Error = GiveUp;
+    #[inline(always)]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
         self.element(value)
     }
+    #[inline(always)]
     fn end(self) -> Result<(), GiveUp> {
         self.close()
     }
@@ -252,9 +346,11 @@ impl ser::SerializeSeq for Seq<'_, '_> {
 impl ser::SerializeTuple for Seq<'_, '_> {
     type Ok = ();
     type Error = GiveUp;
+    #[inline(always)]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
         self.element(value)
     }
+    #[inline(always)]
     fn end(self) -> Result<(), GiveUp> {
         self.close()
     }
@@ -263,9 +359,11 @@ impl ser::SerializeTuple for Seq<'_, '_> {
 impl ser::SerializeTupleStruct for Seq<'_, '_> {
     type Ok = ();
     type Error = GiveUp;
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
         self.element(value)
     }
+    #[inline(always)]
     fn end(self) -> Result<(), GiveUp> {
         self.close()
     }

@@ -187,6 +187,7 @@ pub(crate) struct Latency {
 pub(crate) const HIT_SAMPLE_EVERY: u32 = 64;
 
 /// Whether this thread times its next memory-tier hit; the first one on each thread is.
+#[inline]
 pub(crate) fn time_this_hit() -> bool {
     thread_local! {
         static HITS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -356,6 +357,9 @@ struct LastNamespace {
     stats: u64,
     /// Borrowed from that recorder's map, which keeps it alive.
     ns: *const NamespaceRecorder,
+    /// The address of the `'static` name the caller gave when it was found (null: none):
+    /// the same address and length is the same name, without comparing its bytes.
+    given: *const u8,
 }
 
 thread_local! {
@@ -363,8 +367,28 @@ thread_local! {
         Cell::new(LastNamespace {
             stats: u64::MAX,
             ns: std::ptr::null(),
+            given: std::ptr::null(),
         })
     };
+}
+
+/// A namespace's name as a lookup gives it: a `'static` one (a `#[cached_query]`
+/// function's, a literal) is recognised by its address on the hit path.
+#[derive(Clone, Copy)]
+pub(crate) enum NamespaceName<'a> {
+    Static(&'static str),
+    Borrowed(&'a str),
+}
+
+impl<'a> NamespaceName<'a> {
+    /// The name.
+    #[inline]
+    pub(crate) fn as_str(self) -> &'a str {
+        match self {
+            NamespaceName::Static(name) => name,
+            NamespaceName::Borrowed(name) => name,
+        }
+    }
 }
 
 /// Counters of what happens at the edges of entries' lives (see [`CacheStats`]).
@@ -427,9 +451,9 @@ impl StatsRecorder {
     /// What `f` makes of the recorder of `namespace` (created on first use).
     #[inline]
     fn with_namespace<R>(&self, namespace: &str, f: impl FnOnce(&NamespaceRecorder) -> R) -> R {
-        match self.last_namespace(namespace) {
+        match self.last_namespace(NamespaceName::Borrowed(namespace)) {
             Some(ns) => f(ns),
-            None => f(&self.namespace(namespace)),
+            None => f(&self.namespace(NamespaceName::Borrowed(namespace))),
         }
     }
 
@@ -437,7 +461,7 @@ impl StatsRecorder {
     /// threads count into one namespace over and over, and skip the map (hashing the name,
     /// a shard lock, an `Arc` clone: a write to a line every thread counting shares).
     #[inline]
-    fn last_namespace(&self, namespace: &str) -> Option<&NamespaceRecorder> {
+    fn last_namespace(&self, namespace: NamespaceName<'_>) -> Option<&NamespaceRecorder> {
         let last = LAST_NAMESPACE.with(Cell::get);
         if last.stats != self.id {
             return None;
@@ -448,21 +472,46 @@ impl StatsRecorder {
         // proves. So it points to a live `NamespaceRecorder`, shared (`Sync`), for at
         // least the lifetime of `&self`.
         let ns = unsafe { &*last.ns };
-        (*ns.name == *namespace).then_some(ns)
+        let same = match namespace {
+            // A `'static` name's bytes never change: the name found at this address, of
+            // this length, is the same name.
+            NamespaceName::Static(name)
+                if std::ptr::eq(name.as_ptr(), last.given) && name.len() == ns.name.len() =>
+            {
+                true
+            }
+            NamespaceName::Static(name) => {
+                let same = *ns.name == *name;
+                if same {
+                    // Recognised by its address from now on.
+                    LAST_NAMESPACE.with(|last| {
+                        last.set(LastNamespace {
+                            given: name.as_ptr(),
+                            ..last.get()
+                        });
+                    });
+                }
+                same
+            }
+            NamespaceName::Borrowed(name) => *ns.name == *name,
+        };
+        same.then_some(ns)
     }
 
     /// The recorder of `namespace` from the map (created on first use), remembered as this
     /// thread's last.
     #[cold]
-    fn namespace(&self, namespace: &str) -> Arc<NamespaceRecorder> {
-        let ns = match self.namespaces.get(namespace) {
+    #[inline(never)]
+    fn namespace(&self, namespace: NamespaceName<'_>) -> Arc<NamespaceRecorder> {
+        let name = namespace.as_str();
+        let ns = match self.namespaces.get(name) {
             Some(ns) => Arc::clone(ns.value()),
             None => Arc::clone(
                 self.namespaces
-                    .entry(Arc::from(namespace))
+                    .entry(Arc::from(name))
                     .or_insert_with(|| {
                         Arc::new(NamespaceRecorder {
-                            name: Arc::from(namespace),
+                            name: Arc::from(name),
                             counters: Counters::default(),
                             latency: Latency::new(),
                         })
@@ -470,10 +519,15 @@ impl StatsRecorder {
                     .value(),
             ),
         };
+        let given = match namespace {
+            NamespaceName::Static(name) => name.as_ptr(),
+            NamespaceName::Borrowed(_) => std::ptr::null(),
+        };
         LAST_NAMESPACE.with(|last| {
             last.set(LastNamespace {
                 stats: self.id,
                 ns: Arc::as_ptr(&ns),
+                given,
             });
         });
         ns
@@ -489,7 +543,7 @@ impl StatsRecorder {
         elapsed: Duration,
     ) {
         self.count_lookup(
-            namespace,
+            NamespaceName::Borrowed(namespace),
             HitKey::Text(key),
             outcome,
             crate::clock::of_instant(started),
@@ -502,7 +556,7 @@ impl StatsRecorder {
     #[inline]
     pub(crate) fn memory_hit(
         &self,
-        namespace: &str,
+        namespace: NamespaceName<'_>,
         key: HitKey<'_>,
         at: u64,
         elapsed: Option<Duration>,
@@ -510,10 +564,14 @@ impl StatsRecorder {
         self.count_lookup(namespace, key, LookupOutcome::Hit("memory"), at, elapsed);
     }
 
-    #[inline]
+    /// Counts a lookup. The hit path's work is inline and writes only lines of this
+    /// thread's stripe; what is rare (a namespace not the thread's last, a timed lookup, a
+    /// sampled key) is out of line, so the common case stays a short run of loads and
+    /// stores, inlined into the hit's own function (no call, no second frame).
+    #[inline(always)]
     fn count_lookup(
         &self,
-        namespace: &str,
+        namespace: NamespaceName<'_>,
         key: HitKey<'_>,
         outcome: LookupOutcome,
         started: u64,
@@ -521,14 +579,39 @@ impl StatsRecorder {
     ) {
         span::record(outcome);
         let stripe = striped::stripe();
-        self.with_namespace(namespace, |ns| {
-            ns.counters.lookups.count_in(outcome, stripe);
-            ns.latency.record(elapsed);
-        });
-        self.latency.record(elapsed);
+        match self.last_namespace(namespace) {
+            Some(ns) => ns.counters.lookups.count_in(outcome, stripe),
+            None => self.count_in_namespace(namespace, outcome, stripe),
+        }
+        if let Some(elapsed) = elapsed {
+            self.record_latency(namespace.as_str(), elapsed);
+        }
         let hit = outcome != LookupOutcome::Miss;
         self.timeline.lookup_at(started, hit, stripe);
-        self.top_keys.record(key, namespace, hit);
+        self.top_keys.record(key, namespace.as_str(), hit);
+    }
+
+    /// [`count_lookup`](Self::count_lookup) in a namespace that is not this thread's last.
+    #[cold]
+    #[inline(never)]
+    fn count_in_namespace(
+        &self,
+        namespace: NamespaceName<'_>,
+        outcome: LookupOutcome,
+        stripe: (usize, bool),
+    ) {
+        self.namespace(namespace)
+            .counters
+            .lookups
+            .count_in(outcome, stripe);
+    }
+
+    /// A timed lookup, in the namespace's latency and the cache's.
+    #[cold]
+    #[inline(never)]
+    fn record_latency(&self, namespace: &str, elapsed: Duration) {
+        self.with_namespace(namespace, |ns| ns.latency.record(Some(elapsed)));
+        self.latency.record(Some(elapsed));
     }
 
     pub(crate) fn set(&self, namespace: &str) {

@@ -60,6 +60,9 @@ pub(crate) struct Timeline {
     origin_clock: u64,
     /// Unix milliseconds at `origin`.
     origin_ms: u64,
+    /// Unix nanoseconds at `origin`, less `origin_clock`: a clock reading plus this is
+    /// (up to the millisecond `origin_ms` was truncated to) Unix nanoseconds.
+    unix_offset_ns: u64,
     slots: Box<[Slot]>,
     /// Lookups per slot, one row per stripe.
     lookups: Box<[LookupRow]>,
@@ -71,10 +74,14 @@ impl Timeline {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let origin = Instant::now();
+        let origin_clock = clock::of_instant(origin);
         Timeline {
             origin,
-            origin_clock: clock::of_instant(origin),
+            origin_clock,
             origin_ms,
+            unix_offset_ns: origin_ms
+                .saturating_mul(1_000_000)
+                .wrapping_sub(origin_clock),
             slots: (0..BUCKETS).map(|_| Slot::default()).collect(),
             lookups: (0..super::striped::STRIPES)
                 .map(|_| LookupRow::default())
@@ -103,9 +110,12 @@ impl Timeline {
     }
 
     /// The bucket of `at`, a reading of [`clock::now`]: the one computation of a bucket,
-    /// whether the caller holds a clock reading (a hit) or an `Instant`.
+    /// whether the caller holds a clock reading (a hit) or an `Instant`. That of
+    /// [`unix_ms_at`](Self::unix_ms_at)`(at) / BUCKET_MS` in one division (⌊⌊x / a⌋ / b⌋ is
+    /// ⌊x / ab⌋).
+    #[inline(always)]
     fn bucket_at(&self, at: u64) -> u64 {
-        self.unix_ms_at(at) / BUCKET_MS
+        at.max(self.origin_clock).wrapping_add(self.unix_offset_ns) / (BUCKET_MS * 1_000_000)
     }
 
     /// The slot for the bucket of `at`, recycled if it held an older bucket; `None` when it
@@ -115,14 +125,28 @@ impl Timeline {
     }
 
     /// [`slot`](Self::slot) of a bucket number.
-    #[inline]
+    #[inline(always)]
     fn slot_of(&self, bucket: u64) -> Option<(usize, &Slot)> {
         let index = (bucket % BUCKETS as u64) as usize;
-        let slot = &self.slots[index];
+        let slot = self.slots.get(index)?;
         let held = slot.bucket.load(Ordering::Acquire);
         if held == bucket {
             return Some((index, slot));
         }
+        self.recycle(index, slot, held, bucket)
+    }
+
+    /// [`slot_of`](Self::slot_of) when the slot holds another bucket than `bucket`
+    /// (`held`): once every ten seconds, out of the hit's line.
+    #[cold]
+    #[inline(never)]
+    fn recycle<'a>(
+        &self,
+        index: usize,
+        slot: &'a Slot,
+        held: u64,
+        bucket: u64,
+    ) -> Option<(usize, &'a Slot)> {
         if held > bucket {
             return None;
         }
@@ -147,7 +171,7 @@ impl Timeline {
 
     /// A lookup that started at `at`, a reading of [`clock::now`], counted in `stripe`
     /// (the calling thread's: see [`striped::stripe`](super::striped::stripe)).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lookup_at(&self, at: u64, hit: bool, (stripe, owned): (usize, bool)) {
         if let Some((index, _)) = self.slot_of(self.bucket_at(at))
             && let Some(row) = self.lookups.get(stripe)

@@ -93,8 +93,15 @@ pub(crate) fn read_scope() -> ReadScope {
     }
 }
 
-/// Whether an entry's computation is running here (on this task, or on this thread).
+/// Whether an entry's computation is running here (on this task, or on this thread): one
+/// relaxed load while no scope of [`scopes`](crate::scopes) is open anywhere.
+#[inline]
 pub(crate) fn in_computation() -> bool {
+    crate::scopes::any_open() && in_computation_here()
+}
+
+#[cold]
+fn in_computation_here() -> bool {
     COMPUTING_SYNC.with(|depth| depth.get() > 0) || COMPUTING.try_with(|_| ()).is_ok()
 }
 
@@ -123,6 +130,7 @@ pub(crate) async fn computing<F: Future>(
         observation,
         uncacheable: std::cell::Cell::new(false),
     };
+    let _open = crate::scopes::Open::enter();
     let (state, output) = COMPUTING
         .scope(state, async move {
             let output = computation.await;
@@ -181,6 +189,7 @@ pub(crate) fn computing_sync<R>(
             OBSERVING_SYNC.with(|observing| *observing.borrow_mut() = observation);
         }
     }
+    let open = crate::scopes::Open::enter();
     COMPUTING_SYNC.with(|depth| depth.set(depth.get() + 1));
     let depth = Depth {
         outer_uncacheable: UNCACHEABLE_SYNC.with(|flag| flag.replace(false)),
@@ -189,6 +198,7 @@ pub(crate) fn computing_sync<R>(
     let output = computation();
     let uncacheable = UNCACHEABLE_SYNC.with(std::cell::Cell::get);
     drop(depth);
+    drop(open);
     if uncacheable {
         mark_uncacheable();
         (output, Storable::No)

@@ -9,12 +9,16 @@ tokio::task_local! {
     static REFRESH: bool;
 }
 
-/// Whether the current task is in a refresh scope.
+/// Whether the current task is in a refresh scope (one relaxed load while no scope of
+/// [`scopes`](crate::scopes) is open anywhere).
+#[inline]
 pub(crate) fn refreshing() -> bool {
-    REFRESH.try_with(|on| *on).unwrap_or(false)
+    crate::scopes::any_open() && REFRESH.try_with(|on| *on).unwrap_or(false)
 }
 
-/// Runs `future` with the refresh scope set to `on`.
-pub(crate) fn scope<F: Future>(on: bool, future: F) -> impl Future<Output = F::Output> {
-    REFRESH.scope(on, future)
+/// Runs `future` with the refresh scope set to `on`, counted among the open
+/// [`scopes`](crate::scopes) while it runs.
+pub(crate) async fn scope<F: Future>(on: bool, future: F) -> F::Output {
+    let _open = crate::scopes::Open::enter();
+    REFRESH.scope(on, future).await
 }

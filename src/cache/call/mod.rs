@@ -17,6 +17,7 @@ use crate::key::HitKey;
 use crate::orm::probes::{Identified, TxProbe};
 use crate::orm::write::PendingWrites;
 use crate::runtime::Bridge;
+use crate::stats::NamespaceName;
 use crate::{Cache, CacheValue, EntryOptions, Error, Key, Tag};
 
 /// `Call`'s freshness options and its run methods for computations that own their
@@ -446,7 +447,8 @@ impl Call {
         }
         let look = |key: HitKey<'_>| {
             let take = |held: crate::store::Held<'_>| held.cloned::<T>();
-            let (value, _) = cache.memory_hit_with(key, self.namespace, false, take)?;
+            let (value, _) =
+                cache.memory_hit_with(key, NamespaceName::Static(self.namespace), false, take)?;
             Some(value)
         };
         match &self.key {

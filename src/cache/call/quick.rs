@@ -85,7 +85,12 @@ where
     };
     let take = |held: crate::store::Held<'_>| held.cloned::<T>();
     cache
-        .memory_hit_with(key, namespace, false, take)
+        .memory_hit_with(
+            key,
+            crate::stats::NamespaceName::Static(namespace),
+            false,
+            take,
+        )
         .map(|(value, _)| value)
 }
 

@@ -302,13 +302,14 @@ impl Cache {
         let early = options.fresh.early_refresh;
         let hit = self.memory_hit_with(
             HitKey::Text(key),
-            options.namespace_name(),
+            crate::stats::NamespaceName::Borrowed(options.namespace_name()),
             early.is_some(),
             |held| held.shared::<T>(),
         );
         match hit {
             None => Quick::Look,
             Some((value, timing)) => {
+                let timing = timing.timing();
                 let early = early.is_some_and(|beta| {
                     xfetch(timing.delta, beta, timing.fresh_left, rand::random::<f64>())
                 });
@@ -328,10 +329,10 @@ impl Cache {
     pub(crate) fn memory_hit_with<R>(
         &self,
         key: HitKey<'_>,
-        namespace: &str,
+        namespace: crate::stats::NamespaceName<'_>,
         timed: bool,
         take: impl FnOnce(crate::store::Held<'_>) -> Option<R>,
-    ) -> Option<(R, Timing)> {
+    ) -> Option<(R, HitTiming)> {
         let inner = &*self.inner;
         if !inner.config.enabled || crate::cache::bypass::active() {
             return None;
@@ -349,9 +350,8 @@ impl Cache {
             inner.config.clock.monotonic(hit.at),
             latency_from.map(|started| started.elapsed()),
         );
-        let timing = Timing {
-            fresh_left: hit.fresh_left,
-            stale_for: Duration::ZERO,
+        let timing = HitTiming {
+            fresh_left_ns: hit.fresh_left_ns,
             delta: hit
                 .detail
                 .as_ref()
@@ -696,6 +696,24 @@ impl Cache {
 
 /// Keys remembered as failing, at most.
 const MAX_FAILING_KEYS: usize = 10_000;
+
+/// A memory-tier hit's [`Timing`], as found: made a `Timing` (whose `Duration`s take a
+/// division each) only by a caller that reads it.
+pub(crate) struct HitTiming {
+    fresh_left_ns: u64,
+    delta: Duration,
+}
+
+impl HitTiming {
+    /// The hit's timing: fresh for `fresh_left_ns` more, its computation's `delta`.
+    pub(crate) fn timing(&self) -> Timing {
+        Timing {
+            fresh_left: Duration::from_nanos(self.fresh_left_ns),
+            stale_for: Duration::ZERO,
+            delta: self.delta,
+        }
+    }
+}
 
 /// XFetch: whether to recompute now, `fresh_left` before expiry, an entry whose
 /// computation took `delta` — `delta × beta × −ln(u) ≥ fresh_left`, `u` uniform in (0, 1].

@@ -141,8 +141,9 @@ pub(crate) struct FreshHit<R> {
     pub(crate) value: R,
     /// When it was found (a reading of the store's [`Clock`]).
     pub(crate) at: u64,
-    /// How long it stays fresh.
-    pub(crate) fresh_left: Duration,
+    /// How long it stays fresh, in nanoseconds (made a `Duration` only by a caller that
+    /// wants one: a hit need not divide).
+    pub(crate) fresh_left_ns: u64,
     /// What the entry's cold part says: read only when asked (`detail`), for a debug
     /// event or an early-refresh draw.
     pub(crate) detail: Option<HitDetail>,
@@ -373,7 +374,7 @@ impl MemoryStore {
                 Some(FreshHit {
                     value: take(Held { entry })?,
                     at: now,
-                    fresh_left: Duration::from_nanos(entry.fresh_until - now),
+                    fresh_left_ns: entry.fresh_until - now,
                     detail: detail.then(|| HitDetail {
                         stored_at: entry.cold.stored_at,
                         delta: Duration::from_micros(u64::from(entry.cold.delta_us)),

@@ -113,6 +113,48 @@ fn memory_hit(c: &mut Criterion) {
                 .map(|song| Arc::clone(&song))
         });
     });
+    // Two floors on querycache's own values (the `Arc<Song>`s its entries hold, where its
+    // misses allocated them), under ids of 128 bits as its table's: a `DashMap` bucket of
+    // 32 bytes (the id and the `Arc`), and one of 64 bytes, the size of querycache's slot
+    // (the id, the `Arc`, and 40 bytes of the checks a hit reads). What the second costs
+    // over the first is the price of a slot's line on this machine's caches.
+    let own: dashmap::DashMap<u128, OwnSlot> = runtime.block_on(async {
+        let map = dashmap::DashMap::new();
+        for id in 0..KEYS {
+            let slot = OwnSlot {
+                song: song_by_id(id).await,
+                checks: [0; 5],
+            };
+            map.insert(wide_id(id), slot);
+        }
+        map
+    });
+    assert_eq!(std::mem::size_of::<(u128, OwnSlot)>(), 64, "a slot's size");
+    let own_arcs: dashmap::DashMap<u128, Arc<Song>> = own
+        .iter()
+        .map(|slot| (*slot.key(), Arc::clone(&slot.song)))
+        .collect();
+    group.bench_function(
+        "DashMap<u128, Arc> on querycache's own values (floor)",
+        |b| {
+            let mut reader = Reader::new();
+            b.iter(|| {
+                own_arcs
+                    .get(&wide_id(black_box(reader.next_id())))
+                    .map(|song| Arc::clone(&song))
+            });
+        },
+    );
+    group.bench_function(
+        "DashMap<u128, 48 B> on querycache's own values (floor)",
+        |b| {
+            let mut reader = Reader::new();
+            b.iter(|| {
+                own.get(&wide_id(black_box(reader.next_id())))
+                    .map(|slot| (black_box(slot.checks[0]), Arc::clone(&slot.song)))
+            });
+        },
+    );
     group.bench_function("moka future::Cache::get", |b| {
         let mut reader = Reader::new();
         let moka = &moka;
@@ -127,6 +169,18 @@ fn memory_hit(c: &mut Criterion) {
             .iter(|| cached_song(black_box(reader.next_id())));
     });
     group.finish();
+}
+
+/// A floor's entry as large as querycache's slot with its 128-bit id: the value and
+/// 40 bytes standing for the checks a hit reads (the floor reads one).
+struct OwnSlot {
+    song: Arc<Song>,
+    checks: [u64; 5],
+}
+
+/// A 128-bit id for `id`, spread as querycache's ids are (they are hashes).
+fn wide_id(id: u32) -> u128 {
+    u128::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
 }
 
 /// `threads` threads (a current-thread runtime each) hitting `song_by_id` at once, `iters`

@@ -211,17 +211,9 @@ impl Latency {
         }
     }
 
-    /// A lookup, timed (`Some`) or not (counted by the hit and miss counters).
-    #[inline]
-    fn record(&self, elapsed: Option<Duration>) {
-        if let Some(elapsed) = elapsed {
-            self.record_timed(elapsed);
-        }
-    }
-
-    /// A timed lookup (one in [`HIT_SAMPLE_EVERY`] hits): out of the hit's line.
-    #[cold]
-    fn record_timed(&self, elapsed: Duration) {
+    /// A timed lookup (every lookup past the memory tier, one memory-tier hit in
+    /// [`HIT_SAMPLE_EVERY`]; the others are counted by the hit and miss counters alone).
+    fn record(&self, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
         self.histogram.lock().saturating_record(nanos);
     }
@@ -610,8 +602,8 @@ impl StatsRecorder {
     #[cold]
     #[inline(never)]
     fn record_latency(&self, namespace: &str, elapsed: Duration) {
-        self.with_namespace(namespace, |ns| ns.latency.record(Some(elapsed)));
-        self.latency.record(Some(elapsed));
+        self.with_namespace(namespace, |ns| ns.latency.record(elapsed));
+        self.latency.record(elapsed);
     }
 
     pub(crate) fn set(&self, namespace: &str) {

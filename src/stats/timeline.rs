@@ -54,14 +54,12 @@ pub(crate) struct Counts {
 
 /// The ring. See the module docs.
 pub(crate) struct Timeline {
-    /// The monotonic instant that corresponds to `origin_ms`.
+    /// When the timeline started (its Unix time is read at the same moment).
     origin: Instant,
     /// `origin` as a reading of [`clock::now`].
     origin_clock: u64,
-    /// Unix milliseconds at `origin`.
-    origin_ms: u64,
-    /// Unix nanoseconds at `origin`, less `origin_clock`: a clock reading plus this is
-    /// (up to the millisecond `origin_ms` was truncated to) Unix nanoseconds.
+    /// Unix nanoseconds at `origin` (truncated to the millisecond), less `origin_clock`:
+    /// a clock reading plus this is Unix nanoseconds.
     unix_offset_ns: u64,
     slots: Box<[Slot]>,
     /// Lookups per slot, one row per stripe.
@@ -78,7 +76,6 @@ impl Timeline {
         Timeline {
             origin,
             origin_clock,
-            origin_ms,
             unix_offset_ns: origin_ms
                 .saturating_mul(1_000_000)
                 .wrapping_sub(origin_clock),
@@ -96,8 +93,14 @@ impl Timeline {
 
     /// Unix milliseconds at `at`, a reading of [`clock::now`].
     fn unix_ms_at(&self, at: u64) -> u64 {
-        let since_ms = at.saturating_sub(self.origin_clock) / 1_000_000;
-        self.origin_ms.saturating_add(since_ms)
+        self.unix_ns_at(at) / 1_000_000
+    }
+
+    /// Unix nanoseconds at `at`, a reading of [`clock::now`] (at `origin` when earlier), on
+    /// the millisecond grid of `origin`'s Unix time.
+    #[inline(always)]
+    fn unix_ns_at(&self, at: u64) -> u64 {
+        at.max(self.origin_clock).wrapping_add(self.unix_offset_ns)
     }
 
     /// How long ago the timeline started.
@@ -110,12 +113,11 @@ impl Timeline {
     }
 
     /// The bucket of `at`, a reading of [`clock::now`]: the one computation of a bucket,
-    /// whether the caller holds a clock reading (a hit) or an `Instant`. That of
-    /// [`unix_ms_at`](Self::unix_ms_at)`(at) / BUCKET_MS` in one division (⌊⌊x / a⌋ / b⌋ is
-    /// ⌊x / ab⌋).
+    /// whether the caller holds a clock reading (a hit) or an `Instant`: its Unix
+    /// milliseconds over `BUCKET_MS`, in one division (⌊⌊x / a⌋ / b⌋ is ⌊x / ab⌋).
     #[inline(always)]
     fn bucket_at(&self, at: u64) -> u64 {
-        at.max(self.origin_clock).wrapping_add(self.unix_offset_ns) / (BUCKET_MS * 1_000_000)
+        self.unix_ns_at(at) / (BUCKET_MS * 1_000_000)
     }
 
     /// The slot for the bucket of `at`, recycled if it held an older bucket; `None` when it

@@ -150,6 +150,7 @@ mod runtime;
 mod scopes;
 pub mod stats;
 mod store;
+mod stripes;
 pub mod tags;
 #[cfg(any(test, fuzzing))]
 mod test_support;

@@ -570,7 +570,7 @@ impl StatsRecorder {
         elapsed: Option<Duration>,
     ) {
         span::record(outcome);
-        let stripe = striped::stripe();
+        let stripe = crate::stripes::stripe();
         match self.last_namespace(namespace) {
             Some(ns) => ns.counters.lookups.count_in(outcome, stripe),
             None => self.count_in_namespace(namespace, outcome, stripe),

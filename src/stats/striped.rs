@@ -1,84 +1,15 @@
 //! Lookup counters that a hit can bump without writing a cache line another thread
-//! writes, and without a locked instruction: one set of counters per stripe, each stripe on
-//! lines of its own, the figures being the sums, taken when read.
-//!
-//! A thread owns a stripe while it lives (the first [`OWNED`] threads that count at once:
-//! tokio's workers, in practice) and bumps its counters with a plain load and store; the
-//! stripe goes back to the pool when the thread ends, and the thread that takes it next
-//! sees its counts (the pool's lock orders the two). Threads beyond those share the last
-//! stripe, whose counters they bump with `fetch_add`.
+//! writes, and without a locked instruction: one set of counters per
+//! [stripe](crate::stripes), each stripe on lines of its own, the figures being the sums,
+//! taken when read. A thread that owns its stripe bumps with a plain load and store; the
+//! threads that share the last one, with `fetch_add`.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use parking_lot::Mutex;
-
 use super::LookupOutcome;
-
-/// Stripes owned by one thread at a time.
-const OWNED: usize = 15;
-/// All stripes: the owned ones and the shared one.
-pub(super) const STRIPES: usize = OWNED + 1;
-
-/// The stripes no live thread owns.
-static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-/// How many stripes were ever handed out (those below it not in `FREE` are owned).
-static HANDED: Mutex<usize> = Mutex::new(0);
-
-/// A thread's stripe: given back to the pool when the thread ends.
-struct Owned(usize);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        if self.0 < OWNED {
-            FREE.lock().push(self.0);
-        }
-    }
-}
-
-/// Takes a stripe for this thread: a free one, a new one, or the shared one.
-fn take_stripe() -> usize {
-    if let Some(free) = FREE.lock().pop() {
-        return free;
-    }
-    let mut handed = HANDED.lock();
-    if *handed < OWNED {
-        *handed += 1;
-        return *handed - 1;
-    }
-    OWNED
-}
-
-/// The stripe of the calling thread, and whether it owns it.
-#[inline]
-pub(super) fn stripe() -> (usize, bool) {
-    thread_local! {
-        static MINE: Owned = Owned(take_stripe());
-        // Its index, readable without the destructor's registration check.
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    let index = INDEX.with(|index| {
-        let current = index.get();
-        if current != usize::MAX {
-            return current;
-        }
-        // The shared stripe if the thread is being torn down.
-        let taken = MINE.try_with(|mine| mine.0).unwrap_or(OWNED);
-        index.set(taken);
-        taken
-    });
-    (index, index < OWNED)
-}
-
-/// Adds one to `counter` of a stripe: a plain load and store when the thread owns it.
-#[inline]
-pub(super) fn bump(counter: &AtomicU64, owned: bool) {
-    if owned {
-        counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
-    } else {
-        counter.fetch_add(1, Relaxed);
-    }
-}
+#[cfg(test)]
+use crate::stripes::stripe;
+use crate::stripes::{STRIPES, bump};
 
 /// One stripe's counters, alone on its cache lines (128 bytes: adjacent-line prefetching
 /// pairs lines on x86).

@@ -80,7 +80,7 @@ impl Timeline {
                 .saturating_mul(1_000_000)
                 .wrapping_sub(origin_clock),
             slots: (0..BUCKETS).map(|_| Slot::default()).collect(),
-            lookups: (0..super::striped::STRIPES)
+            lookups: (0..crate::stripes::STRIPES)
                 .map(|_| LookupRow::default())
                 .collect(),
         }
@@ -168,17 +168,17 @@ impl Timeline {
     /// A lookup that started at `at`.
     #[cfg(test)]
     pub(crate) fn lookup(&self, at: Instant, hit: bool) {
-        self.lookup_at(clock::of_instant(at), hit, super::striped::stripe());
+        self.lookup_at(clock::of_instant(at), hit, crate::stripes::stripe());
     }
 
     /// A lookup that started at `at`, a reading of [`clock::now`], counted in `stripe`
-    /// (the calling thread's: see [`striped::stripe`](super::striped::stripe)).
+    /// (the calling thread's: see [`stripes::stripe`](crate::stripes::stripe)).
     #[inline(always)]
     pub(crate) fn lookup_at(&self, at: u64, hit: bool, (stripe, owned): (usize, bool)) {
         if let Some((index, _)) = self.slot_of(self.bucket_at(at))
             && let Some(row) = self.lookups.get(stripe)
         {
-            super::striped::bump(&row.0[index][usize::from(!hit)], owned);
+            crate::stripes::bump(&row.0[index][usize::from(!hit)], owned);
         }
     }
 

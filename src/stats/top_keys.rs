@@ -9,9 +9,16 @@
 //!
 //! **Cheap on the hit path.** A lookup costs one thread-local decrement. Every
 //! [`SAMPLE_EVERY`]-th lookup on average (the gap between two samples is drawn at random,
-//! so lookups made in a fixed order are not always sampled at the same position) takes the
-//! sketch's lock with `try_lock` — a contended sample is dropped rather than waited for —
-//! and the counts reported are scaled back up by `SAMPLE_EVERY`.
+//! so lookups made in a fixed order are not always sampled at the same position) is counted
+//! in a sketch, and the counts reported are scaled back up by `SAMPLE_EVERY`.
+//!
+//! **Nothing shared written.** There is one sketch per [stripe](crate::stripes): a thread
+//! counts its samples in its own, so two threads sampling at once do not pass the sketch's
+//! lines (a sample touches several) between their cores. A sample takes its sketch's lock
+//! with `try_lock` (a contended sample, possible only on the stripe threads share, is
+//! dropped rather than waited for). The top keys are the sketches merged: a key's counts
+//! summed over the sketches that monitor it. A key read more than `1/CAPACITY` of the time
+//! is more than that in some thread's share of the reads, so it is still monitored.
 //!
 //! No crate was used: the sketches on crates.io count one number per item, and this one
 //! needs hits and misses per key.
@@ -25,6 +32,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::key::HitKey;
+use crate::stripes::{STRIPES, stripe};
 
 /// Keys monitored at most.
 pub(crate) const CAPACITY: usize = 256;
@@ -214,37 +222,73 @@ impl SpaceSaving {
         }
     }
 
+    /// Adds this sketch's counters to `merged` (by key id).
+    fn merge_into(&self, merged: &mut HashMap<u128, Merged>) {
+        for (counter, &count) in self.counters.iter().zip(self.counts.iter()) {
+            let entry = merged.entry(counter.id).or_insert_with(|| Merged {
+                key: counter.key.text(),
+                namespace: counter.namespace.to_string(),
+                count: 0,
+                hits: 0,
+                misses: 0,
+            });
+            entry.count += count;
+            entry.hits += counter.hits;
+            entry.misses += counter.misses;
+        }
+    }
+
+    #[cfg(test)]
     fn top(&self, n: usize, scale: u64) -> Vec<KeyCounts> {
-        let mut ranked: Vec<(&Counter, u64, String)> = self
-            .counters
-            .iter()
-            .zip(self.counts.iter().copied())
-            .map(|(counter, count)| (counter, count, counter.key.text()))
-            .collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.2.cmp(&b.2)));
-        ranked
-            .into_iter()
-            .take(n)
-            .map(|(c, count, key)| KeyCounts {
-                key,
-                namespace: c.namespace.to_string(),
-                estimated_accesses: count * scale,
-                hits: c.hits * scale,
-                misses: c.misses * scale,
-            })
-            .collect()
+        let mut merged = HashMap::new();
+        self.merge_into(&mut merged);
+        ranked(merged, n, scale)
     }
 }
 
-/// The sampled sketch of a cache.
+/// One key's counts summed over the sketches.
+struct Merged {
+    key: String,
+    namespace: String,
+    count: u64,
+    hits: u64,
+    misses: u64,
+}
+
+/// The `n` keys of `merged` with the most samples, counts scaled by `scale`; ties in key
+/// order.
+fn ranked(merged: HashMap<u128, Merged>, n: usize, scale: u64) -> Vec<KeyCounts> {
+    let mut ranked: Vec<Merged> = merged.into_values().collect();
+    ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    ranked
+        .into_iter()
+        .take(n)
+        .map(|m| KeyCounts {
+            key: m.key,
+            namespace: m.namespace,
+            estimated_accesses: m.count * scale,
+            hits: m.hits * scale,
+            misses: m.misses * scale,
+        })
+        .collect()
+}
+
+/// A stripe's sketch, on lines of its own (128 bytes: adjacent-line prefetching pairs
+/// lines on x86).
 #[derive(Default)]
+#[repr(align(128))]
+struct Sketch(Mutex<SpaceSaving>);
+
+/// The sampled sketches of a cache, one per stripe. See the module docs.
 pub(crate) struct TopKeys {
-    sketch: Mutex<SpaceSaving>,
+    sketches: Box<[Sketch; STRIPES]>,
 }
 
 impl TopKeys {
     pub(crate) fn new() -> Self {
-        Self::default()
+        TopKeys {
+            sketches: Box::new(std::array::from_fn(|_| Sketch::default())),
+        }
     }
 
     /// A lookup of `key` (sampled: most calls return at once).
@@ -255,17 +299,23 @@ impl TopKeys {
         }
     }
 
-    /// A sampled lookup, counted unless another thread is counting one.
+    /// A sampled lookup, counted in this thread's sketch unless another thread is
+    /// counting one there.
     #[cold]
     fn observe(&self, key: HitKey<'_>, namespace: &str, hit: bool) {
-        if let Some(mut sketch) = self.sketch.try_lock() {
+        let (stripe, _) = stripe();
+        if let Some(mut sketch) = self.sketches[stripe % STRIPES].0.try_lock() {
             sketch.observe(key, key.id(), namespace, hit);
         }
     }
 
     /// The `n` most accessed keys, most accessed first.
     pub(crate) fn top(&self, n: usize) -> Vec<KeyCounts> {
-        self.sketch.lock().top(n, u64::from(SAMPLE_EVERY))
+        let mut merged = HashMap::new();
+        for sketch in self.sketches.iter() {
+            sketch.0.lock().merge_into(&mut merged);
+        }
+        ranked(merged, n, u64::from(SAMPLE_EVERY))
     }
 }
 
@@ -334,6 +384,56 @@ mod tests {
             recorded > expected * 8 / 10 && recorded < expected * 12 / 10,
             "{recorded} recorded for {expected} lookups"
         );
+    }
+
+    #[test]
+    fn the_top_sums_a_key_over_the_sketches_that_monitor_it() {
+        let (mut a, mut b) = (SpaceSaving::default(), SpaceSaving::default());
+        let id = |key: &str| crate::key::key_id(key);
+        for _ in 0..3 {
+            a.observe(HitKey::Text("k"), id("k"), "ns", true);
+            b.observe(HitKey::Text("k"), id("k"), "ns", false);
+        }
+        for _ in 0..5 {
+            b.observe(HitKey::Text("only-b"), id("only-b"), "ns", true);
+        }
+        let mut merged = HashMap::new();
+        a.merge_into(&mut merged);
+        b.merge_into(&mut merged);
+        let top = ranked(merged, 2, 1);
+        assert_eq!(
+            (top[0].key.as_str(), top[0].hits, top[0].misses),
+            ("k", 3, 3)
+        );
+        assert_eq!(
+            (top[1].key.as_str(), top[1].estimated_accesses),
+            ("only-b", 5)
+        );
+    }
+
+    #[test]
+    fn threads_count_in_their_own_sketches_and_the_top_sums_them() {
+        let keys = TopKeys::new();
+        let n = 16_000;
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for i in 0..n {
+                        keys.record(HitKey::Text("shared"), "ns", true);
+                        keys.record(HitKey::Text(&format!("own:{i}")), "ns", false);
+                    }
+                });
+            }
+        });
+        let top = keys.top(1);
+        let expected = 2 * n as u64;
+        assert_eq!(top[0].key, "shared");
+        assert!(
+            top[0].hits > expected * 8 / 10 && top[0].hits < expected * 12 / 10,
+            "{} recorded for {expected} lookups over two threads",
+            top[0].hits
+        );
+        assert_eq!(top[0].misses, 0);
     }
 
     #[test]

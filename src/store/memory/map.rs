@@ -20,7 +20,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashTable;
-use parking_lot::RwLock;
+
+use super::lock::{MAX_SHARDS, Sharded};
 
 /// What the map needs to know of an entry.
 pub(super) trait MapEntry {
@@ -68,15 +69,10 @@ struct Shard<E> {
     weight: u64,
 }
 
-/// A lock on a cache line of its own: readers of two shards write two lines.
-#[repr(align(128))]
-struct Padded<T>(T);
-
 /// The map. See the module docs.
 pub(super) struct EntryMap<E> {
-    shards: Box<[Padded<RwLock<Shard<E>>>]>,
-    /// `shards.len() - 1` (a power of two).
-    mask: usize,
+    /// The shards, behind locks whose readers write only their own thread's lines.
+    shards: Sharded<Shard<E>>,
     shard_capacity: u64,
     seq: AtomicU64,
 }
@@ -91,7 +87,7 @@ fn table_hash(id: u128) -> u64 {
 fn shard_count(parallelism: usize) -> usize {
     (parallelism.saturating_mul(4))
         .next_power_of_two()
-        .clamp(8, 16)
+        .clamp(8, MAX_SHARDS)
 }
 
 impl<E: MapEntry> EntryMap<E> {
@@ -104,18 +100,14 @@ impl<E: MapEntry> EntryMap<E> {
     /// [`new`](Self::new) with `count` shards (a power of two).
     fn with_shards(capacity: u64, entries: usize, count: usize) -> Self {
         let per_shard = entries / count;
+        let shards = Sharded::new(count, || Shard {
+            table: HashTable::with_capacity(per_shard),
+            hand: 0,
+            weight: 0,
+        });
         EntryMap {
-            shards: (0..count)
-                .map(|_| {
-                    Padded(RwLock::new(Shard {
-                        table: HashTable::with_capacity(per_shard),
-                        hand: 0,
-                        weight: 0,
-                    }))
-                })
-                .collect(),
-            mask: count - 1,
-            shard_capacity: capacity / count as u64,
+            shard_capacity: capacity / shards.len() as u64,
+            shards,
             seq: AtomicU64::new(0),
         }
     }
@@ -125,16 +117,17 @@ impl<E: MapEntry> EntryMap<E> {
         self.shard_capacity
     }
 
-    fn shard(&self, id: u128) -> &RwLock<Shard<E>> {
-        // The high half picks the shard, the low half the slot: independent bits.
-        &self.shards[((id >> 64) as usize) & self.mask].0
+    /// The index of `id`'s shard: the high half picks the shard, the low half the slot
+    /// (independent bits).
+    fn shard(id: u128) -> usize {
+        (id >> 64) as usize
     }
 
     /// What `read` makes of the entry under `id` (and the sequence number of its insertion),
     /// read in place under the shard's read lock; counts as a use for eviction.
     #[inline]
     pub(super) fn get<R>(&self, id: u128, read: impl FnOnce(&E, u64) -> R) -> Option<R> {
-        let shard = self.shard(id).read();
+        let shard = self.shards.read(Self::shard(id));
         let slot = shard.table.find(table_hash(id), |slot| slot.id == id)?;
         let mark = slot.mark.load(Ordering::Relaxed);
         if mark & MAX_FREQ < MAX_FREQ {
@@ -158,7 +151,7 @@ impl<E: MapEntry> EntryMap<E> {
             mark: AtomicU64::new(seq << FREQ_BITS),
             entry,
         };
-        let mut shard = self.shard(id).write();
+        let mut shard = self.shards.write(Self::shard(id));
         let shard = &mut *shard;
         if let Some(old) = shard.table.find_mut(table_hash(id), |slot| slot.id == id) {
             let replaced = std::mem::replace(old, slot);
@@ -188,7 +181,7 @@ impl<E: MapEntry> EntryMap<E> {
     /// Removes the entry under `id` if it is the insertion `seq` (any, with `None`); the
     /// entry removed.
     pub(super) fn remove(&self, id: u128, seq: Option<u64>) -> Option<E> {
-        let mut shard = self.shard(id).write();
+        let mut shard = self.shards.write(Self::shard(id));
         let shard = &mut *shard;
         let found = shard
             .table
@@ -205,8 +198,8 @@ impl<E: MapEntry> EntryMap<E> {
     /// Keeps the entries `keep` says to keep; how many were removed.
     pub(super) fn retain(&self, mut keep: impl FnMut(&E) -> bool) -> usize {
         let mut removed = 0;
-        for shard in self.shards.iter() {
-            let mut shard = shard.0.write();
+        for index in 0..self.shards.len() {
+            let mut shard = self.shards.write(index);
             let shard = &mut *shard;
             let mut gone = 0;
             shard.table.retain(|slot| {
@@ -224,8 +217,8 @@ impl<E: MapEntry> EntryMap<E> {
 
     /// `visit` called with every entry, under its shard's read lock (one shard at a time).
     pub(super) fn for_each(&self, mut visit: impl FnMut(&E)) {
-        for shard in self.shards.iter() {
-            for slot in shard.0.read().table.iter() {
+        for index in 0..self.shards.len() {
+            for slot in self.shards.read(index).table.iter() {
                 visit(&slot.entry);
             }
         }
@@ -233,8 +226,8 @@ impl<E: MapEntry> EntryMap<E> {
 
     /// Removes every entry.
     pub(super) fn clear(&self) {
-        for shard in self.shards.iter() {
-            let mut shard = shard.0.write();
+        for index in 0..self.shards.len() {
+            let mut shard = self.shards.write(index);
             // Dropped after the lock: an entry's drop may be slow (a large value).
             let table = std::mem::take(&mut shard.table);
             shard.weight = 0;
@@ -246,15 +239,16 @@ impl<E: MapEntry> EntryMap<E> {
 
     /// How many entries it holds.
     pub(super) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.0.read().table.len())
+        (0..self.shards.len())
+            .map(|index| self.shards.read(index).table.len())
             .sum()
     }
 
     /// The weight it holds.
     pub(super) fn weight(&self) -> u64 {
-        self.shards.iter().map(|shard| shard.0.read().weight).sum()
+        (0..self.shards.len())
+            .map(|index| self.shards.read(index).weight)
+            .sum()
     }
 }
 

@@ -29,6 +29,8 @@ use crate::{Key, Tag};
 
 /// Small values kept inline in their entry's slot.
 mod inline;
+/// The map's shard locks.
+mod lock;
 /// The map the entries live in.
 mod map;
 /// An entry's dependencies and key text, packed.
@@ -122,10 +124,16 @@ impl MemEntry {
     /// Whether nothing invalidated the entry (nor cleared the store) since its snapshots.
     /// `generation` is the store's, read before the call; `versions` are read only when the
     /// entry was not checked at `generation`.
+    #[inline(always)]
     fn valid(&self, versions: &TagVersions, generation: u64) -> bool {
-        if self.checked.load(Ordering::Relaxed) == generation {
-            return true;
-        }
+        self.checked.load(Ordering::Relaxed) == generation || self.recheck(versions, generation)
+    }
+
+    /// [`valid`](Self::valid) when the store's generation moved since the entry's last
+    /// check: its dependencies looked up.
+    #[cold]
+    #[inline(never)]
+    fn recheck(&self, versions: &TagVersions, generation: u64) -> bool {
         // Read after `generation`: a bump this misses moves the generation past it, and
         // the next hit looks again.
         let current = deps_current(versions, self.cold.tail.words());
@@ -384,6 +392,7 @@ impl MemoryStore {
             .flatten()
     }
 
+    #[inline(always)]
     fn valid(&self, entry: &MemEntry) -> bool {
         let generation = self.generation.load(Ordering::SeqCst);
         entry.valid(&self.versions, generation)

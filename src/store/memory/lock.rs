@@ -32,6 +32,11 @@ pub(super) const MAX_SHARDS: usize = 16;
 
 /// Spins a waiting writer makes before it yields its thread between looks.
 const SPINS: u32 = 64;
+/// Yields a waiting writer makes after its spins, before it sleeps between looks.
+const YIELDS: u32 = 32;
+/// A waiting writer's sleep between looks once it has spun and yielded: a long read (the
+/// versions' pruning visits every entry of a shard) costs the writer time, not a core.
+const NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// A stripe's reader counts, one per shard, on lines no other stripe writes (128 bytes:
 /// adjacent-line prefetching pairs lines on x86).
@@ -129,13 +134,15 @@ impl<T> Sharded<T> {
         shard.writing.store(true, Ordering::SeqCst);
         for readers in self.readers.iter() {
             let count = &readers.0[index];
-            let mut spins = 0;
+            let mut looks = 0_u32;
             while count.load(Ordering::SeqCst) != 0 {
-                if spins < SPINS {
-                    spins += 1;
+                looks = looks.saturating_add(1);
+                if looks <= SPINS {
                     std::hint::spin_loop();
-                } else {
+                } else if looks <= SPINS + YIELDS {
                     std::thread::yield_now();
+                } else {
+                    std::thread::sleep(NAP);
                 }
             }
         }
@@ -241,21 +248,56 @@ mod tests {
         assert_eq!(total, 4 * 250, "every write landed");
     }
 
+    /// Waits (30 s at most) until a writer of shard `index` has raised its flag.
+    fn wait_for_flag<T>(sharded: &Sharded<T>, index: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !sharded.shards[index].writing.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never came"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn a_nested_read_does_not_wait_for_a_waiting_writer() {
         let sharded = Sharded::new(1, || 0_u32);
         let outer = sharded.read(0);
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| *sharded.write(0) += 1);
-            // Until the writer has raised its flag, or is done.
-            while !sharded.shards[0].writing.load(Ordering::SeqCst) && !writer.is_finished() {
-                std::thread::yield_now();
-            }
+            // Until the writer has raised its flag (it cannot finish while `outer` reads).
+            wait_for_flag(&sharded, 0);
             assert_eq!(*sharded.read(0), 0, "read inside the outer read");
             drop(outer);
             writer.join().expect("the writer");
         });
         assert_eq!(*sharded.read(0), 1);
+    }
+
+    #[test]
+    fn a_writer_waits_out_a_long_read() {
+        let sharded = Sharded::new(2, || 0_u32);
+        let read = sharded.read(1);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                *sharded.write(1) += 1;
+                done.store(true, Ordering::SeqCst);
+            });
+            // The other shard is free meanwhile.
+            *sharded.write(0) += 1;
+            // Once the writer has raised its flag it is past its mutex, waiting on the
+            // read's count: it must stay there, however long the read lasts.
+            wait_for_flag(&sharded, 1);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            assert!(!done.load(Ordering::SeqCst), "the write waits for the read");
+            assert_eq!(*read, 0);
+            drop(read);
+            writer.join().expect("the writer");
+        });
+        assert!(done.load(Ordering::SeqCst));
+        assert_eq!((*sharded.read(0), *sharded.read(1)), (1, 1));
     }
 
     #[test]

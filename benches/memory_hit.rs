@@ -1,7 +1,8 @@
 //! Question 1: a memory-tier hit through `#[cached_query]`, beside what a user would pick
 //! instead — a `HashMap` behind an `RwLock` and a `DashMap` (the floors: a get and an `Arc`
 //! clone), moka's `future::Cache::get` (the popular cache), and the `cached` crate's
-//! `#[cached]` (the peer). 10 000 songs of about 1 KB, read in a fixed random order.
+//! `#[cached]` (the peer: with no TTL, and with the function under test's one-hour TTL).
+//! 10 000 songs of about 1 KB, read in a fixed random order.
 //!
 //! Run: `cargo bench --bench memory_hit` (all features it needs are on by default).
 
@@ -36,6 +37,13 @@ async fn cached_song(id: u32) -> Arc<Song> {
     Song::shared(id)
 }
 
+/// The peer configured as the function under test is: the same one-hour TTL
+/// (`TimedSizedCache`: a hit also reads the clock and checks the entry's age).
+#[cached::proc_macro::cached(size = 20_000, time = 3600)]
+async fn cached_song_ttl(id: u32) -> Arc<Song> {
+    Song::shared(id)
+}
+
 fn memory_hit(c: &mut Criterion) {
     let size = Song::json_len(1234);
     assert!(
@@ -57,6 +65,7 @@ fn memory_hit(c: &mut Criterion) {
             moka.insert(id, Song::shared(id)).await;
             song_by_id(id).await;
             cached_song(id).await;
+            cached_song_ttl(id).await;
         }
     });
     assert_eq!(
@@ -168,6 +177,11 @@ fn memory_hit(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| cached_song(black_box(reader.next_id())));
     });
+    group.bench_function("cached #[cached] with the same TTL (peer)", |b| {
+        let mut reader = Reader::new();
+        b.to_async(&runtime)
+            .iter(|| cached_song_ttl(black_box(reader.next_id())));
+    });
     group.finish();
 
     // The same comparisons paired. On a shared VM the speed of a core drifts by more than
@@ -182,17 +196,34 @@ fn memory_hit(c: &mut Criterion) {
     let peer = |id| async move {
         black_box(cached_song(id).await);
     };
+    let peer_ttl = |id| async move {
+        black_box(cached_song_ttl(id).await);
+    };
     let floor = |id| {
         black_box(dashmap.get(&id).map(|song| Arc::clone(&song)));
         async {}
     };
-    let ratio = runtime.block_on(paired(rounds, ours, peer));
-    eprintln!(
-        "memory hit: paired, #[cached_query]: {ratio:.3}x cached's #[cached] hit (median of {rounds} rounds of {BLOCK} hits each)"
+    let against = |what: &str, measured: Paired| {
+        let Paired {
+            ratio,
+            ours_ns,
+            other_ns,
+        } = measured;
+        eprintln!(
+            "memory hit: paired, #[cached_query]: {ratio:.3}x {what} ({ours_ns:.1} against {other_ns:.1} ns per hit; medians of {rounds} rounds of {BLOCK} hits each)"
+        );
+    };
+    against(
+        "cached's #[cached] hit",
+        runtime.block_on(paired(rounds, ours, peer)),
     );
-    let ratio = runtime.block_on(paired(rounds, ours, floor));
-    eprintln!(
-        "memory hit: paired, #[cached_query]: {ratio:.3}x a DashMap get + Arc clone (median of {rounds} rounds of {BLOCK} hits each)"
+    against(
+        "cached's #[cached] hit with the same TTL",
+        runtime.block_on(paired(rounds, ours, peer_ttl)),
+    );
+    against(
+        "a DashMap get + Arc clone",
+        runtime.block_on(paired(rounds, ours, floor)),
     );
 }
 
@@ -209,10 +240,18 @@ fn paired_rounds() -> usize {
     }
 }
 
+/// What [`paired`] measured: the median of the rounds' ratios, and each side's median time
+/// per call.
+struct Paired {
+    ratio: f64,
+    ours_ns: f64,
+    other_ns: f64,
+}
+
 /// The median over `rounds` of how long [`BLOCK`] calls of `ours` take against as many of
 /// `other`, timed back to back (which goes first alternates), each side reading on in the
 /// read order from its own place.
-async fn paired<A, AF, B, BF>(rounds: usize, ours: A, other: B) -> f64
+async fn paired<A, AF, B, BF>(rounds: usize, ours: A, other: B) -> Paired
 where
     A: Fn(u32) -> AF,
     AF: std::future::Future<Output = ()>,
@@ -224,6 +263,7 @@ where
         theirs.next_id();
     }
     let mut ratios = Vec::with_capacity(rounds);
+    let (mut ours_ns, mut other_ns) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for round in 0..rounds {
         let (mut ours_took, mut other_took) = (Duration::ZERO, Duration::ZERO);
         for turn in 0..2 {
@@ -241,8 +281,14 @@ where
             }
         }
         ratios.push(ours_took.as_secs_f64() / other_took.as_secs_f64());
+        ours_ns.push(ours_took.as_nanos() as f64 / f64::from(BLOCK));
+        other_ns.push(other_took.as_nanos() as f64 / f64::from(BLOCK));
     }
-    median(ratios)
+    Paired {
+        ratio: median(ratios),
+        ours_ns: median(ours_ns),
+        other_ns: median(other_ns),
+    }
 }
 
 /// The median of `values` (not empty).

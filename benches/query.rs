@@ -228,7 +228,7 @@ fn query(c: &mut Criterion) {
     queries(c, "sqlite", &runtime, &sqlite);
 
     let postgres = runtime.block_on(async {
-        let pg = support::postgres::PgDatabase::create().await?;
+        let pg = support::throwaway::PgDatabase::create().await?;
         let db = sea_orm::Database::connect(pg.url())
             .await
             .expect("open PostgreSQL");

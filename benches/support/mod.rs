@@ -7,9 +7,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// Throwaway PostgreSQL databases, dropped on drop: the test suite's harness.
-#[path = "../../tests/it/support/postgres.rs"]
-pub mod postgres;
 /// Private `redis-server`s on free loopback ports, stopped on drop: the test suite's harness.
 #[path = "../../tests/it/support/redis.rs"]
 pub mod redis;
@@ -18,6 +15,9 @@ pub mod redis;
 pub mod schema;
 #[path = "../../tests/it/support/services.rs"]
 pub mod services;
+/// Throwaway PostgreSQL databases, dropped on drop: the test suite's harness.
+#[path = "../../tests/it/support/throwaway.rs"]
+pub mod throwaway;
 
 /// Songs in the key set.
 pub const KEYS: u32 = 10_000;

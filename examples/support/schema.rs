@@ -10,6 +10,10 @@ pub fn migrations(backend: DbBackend) -> &'static [(&'static str, &'static str)]
             "0001_users_songs.sql",
             include_str!("../../migrations/postgres/0001_users_songs.sql"),
         )],
+        DbBackend::MySql => &[(
+            "0001_users_songs.sql",
+            include_str!("../../migrations/mysql/0001_users_songs.sql"),
+        )],
         _ => &[(
             "0001_users_songs.sql",
             include_str!("../../migrations/sqlite/0001_users_songs.sql"),
@@ -17,12 +21,16 @@ pub fn migrations(backend: DbBackend) -> &'static [(&'static str, &'static str)]
     }
 }
 
-/// Applies every migration of the connection's dialect (they are idempotent).
+/// Applies every migration of the connection's dialect (they are idempotent), one statement
+/// at a time (a MySQL connection runs one statement per query unless the client asked for
+/// more when it connected).
 pub async fn migrate(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     for (name, sql) in migrations(db.get_database_backend()) {
-        db.execute_unprepared(sql)
-            .await
-            .map_err(|e| DbErr::Migration(format!("{name}: {e}")))?;
+        for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+            db.execute_unprepared(statement)
+                .await
+                .map_err(|e| DbErr::Migration(format!("{name}: {e}")))?;
+        }
     }
     Ok(())
 }

@@ -62,7 +62,7 @@ impl DieselWriters {
         let end = match (commit, db.db) {
             (true, _) => "COMMIT -- done",
             (false, Db::Postgres) => "ABORT",
-            (false, Db::Sqlite) => "ROLLBACK",
+            (false, Db::Sqlite | Db::MySql) => "ROLLBACK",
         };
         let texts: Vec<String> = match form {
             0 => vec!["BEGIN".into(), update.into(), end.into()],

@@ -197,10 +197,19 @@ impl Fixture {
 /// The statement of unknown effect the suites send: a stored procedure may write anything.
 pub const CALL_REFRESH_SONG_STATS: &str = "CALL refresh_song_stats()";
 
-/// On PostgreSQL, creates the procedure [`CALL_REFRESH_SONG_STATS`] calls (through the
-/// unwrapped connection): it appends `!` to every song's title. SQLite has no procedures and
-/// rejects the call.
+/// On PostgreSQL and MariaDB, creates the procedure [`CALL_REFRESH_SONG_STATS`] calls
+/// (through the unwrapped connection): it appends `!` to every song's title. SQLite has no
+/// procedures and rejects the call.
 pub async fn refresh_song_stats_procedure(t: &TestDb) {
+    if DB == Db::MySql {
+        t.raw
+            .execute_unprepared(
+                "CREATE PROCEDURE refresh_song_stats() \
+                 UPDATE songs SET title = CONCAT(title, '!')",
+            )
+            .await
+            .expect("create procedure");
+    }
     if DB == Db::Postgres {
         t.raw
             .execute_unprepared(
@@ -216,6 +225,6 @@ pub async fn refresh_song_stats_procedure(t: &TestDb) {
 pub fn refreshed(title: &str) -> String {
     match DB {
         Db::Sqlite => title.to_owned(),
-        Db::Postgres => format!("{title}!"),
+        Db::Postgres | Db::MySql => format!("{title}!"),
     }
 }

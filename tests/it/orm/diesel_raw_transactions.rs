@@ -117,6 +117,7 @@ fn spellings(f: &Fixture) -> Vec<(String, String)> {
                 "RELEASE outer_sp".to_owned(),
             ),
         ]),
+        Db::MySql => unreachable!("diesel_raw_transactions.rs is not in the MariaDB suite yet"),
     }
     forms
 }
@@ -251,6 +252,7 @@ fn a_diesel_transaction_inside_a_raw_begin_leaves_the_raw_level_open_until_the_r
             f.run(&f.update(f.a, "A3"));
             assert_eq!(f.title(f.a).as_deref(), Some("A3"));
         }
+        Db::MySql => unreachable!("diesel_raw_transactions.rs is not in the MariaDB suite yet"),
     }
 }
 

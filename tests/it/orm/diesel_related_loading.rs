@@ -159,7 +159,7 @@ fn check<T: Debug>(
 /// The placeholder of the `n`-th (1-based) bound value in raw SQL.
 fn ph(n: usize) -> String {
     match DB {
-        Db::Sqlite => "?".to_owned(),
+        Db::Sqlite | Db::MySql => "?".to_owned(),
         Db::Postgres => format!("${n}"),
     }
 }

@@ -17,6 +17,7 @@ fn schema(db: Db) -> String {
     let uuid = match db {
         Db::Postgres => "UUID",
         Db::Sqlite => "TEXT",
+        Db::MySql => unreachable!("row_keys.rs is not in the MariaDB suite yet"),
     };
     format!(
         "CREATE TABLE tracks (song_id INTEGER PRIMARY KEY, title TEXT NOT NULL);
@@ -51,6 +52,7 @@ fn thing_writes(db: Db) -> Writes {
     let same = match db {
         Db::Postgres => THING.to_uppercase(),
         Db::Sqlite => THING.to_owned(),
+        Db::MySql => unreachable!("row_keys.rs is not in the MariaDB suite yet"),
     };
     Writes {
         same_row: vec![format!(
@@ -125,6 +127,7 @@ mod sea_orm_part {
                 Value::from(uuid)
             }
             Db::Sqlite => Value::from(uuid),
+            Db::MySql => unreachable!("row_keys.rs is not in the MariaDB suite yet"),
         };
         title_of(db, "SELECT title FROM things WHERE uuid = ?", vec![value]).await
     }

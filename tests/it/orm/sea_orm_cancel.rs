@@ -268,6 +268,7 @@ async fn an_invalidation_on_behalf_of_a_transaction_applies_again_at_commit() {
                 .await
                 .expect("an unseen write");
         }
+        Db::MySql => unreachable!("sea_orm_cancel.rs is not in the MariaDB suite yet"),
     }
     tx.invalidate_tags(querycache::Tag::table_write("songs"))
         .await;

@@ -208,6 +208,7 @@ async fn a_write_naming_the_table_in_another_case_invalidates_reads_of_it() {
     let spellings: &[&str] = match DB {
         Db::Sqlite => &["\"Songs\"", "SONGS", "`Songs`", "\"main\".\"SONGS\""],
         Db::Postgres => &["SONGS", "\"public\".songs"],
+        Db::MySql => unreachable!("write_precision.rs is not in the MariaDB suite yet"),
     };
     for (n, table) in spellings.iter().enumerate() {
         let sql = format!("UPDATE {table} SET title = 'B{n}' WHERE id = {}", f.b.id);

@@ -27,7 +27,7 @@ pub struct DieselDb {
     pub db: Db,
     pub cache: Cache,
     _sqlite_dir: Option<tempfile::TempDir>,
-    _pg: Option<super::postgres::PgDatabase>,
+    _pg: Option<super::throwaway::PgDatabase>,
 }
 
 impl DieselDb {
@@ -49,6 +49,7 @@ impl DieselDb {
                 let pg = create_pg()?;
                 (pg.url().to_owned(), None, Some(pg))
             }
+            Db::MySql => unreachable!("Diesel's MySQL backend is not in the suite yet"),
         };
         let this = DieselDb {
             url,
@@ -104,7 +105,7 @@ impl DieselDb {
     /// The placeholder of the `n`-th (1-based) bound value in raw SQL.
     pub fn ph(&self, n: usize) -> String {
         match self.db {
-            Db::Sqlite => "?".to_owned(),
+            Db::Sqlite | Db::MySql => "?".to_owned(),
             Db::Postgres => format!("${n}"),
         }
     }
@@ -139,13 +140,13 @@ impl DieselDb {
 
 /// A throwaway PostgreSQL database, created from a thread of its own (the caller may be on
 /// a runtime's thread).
-fn create_pg() -> Option<super::postgres::PgDatabase> {
+fn create_pg() -> Option<super::throwaway::PgDatabase> {
     std::thread::spawn(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(super::postgres::PgDatabase::create())
+            .block_on(super::throwaway::PgDatabase::create())
     })
     .join()
     .expect("creating the PostgreSQL database panicked")
@@ -258,6 +259,9 @@ macro_rules! with_async_conn {
                     .await
                     .expect("connect");
                 $body
+            }
+            $crate::support::Db::MySql => {
+                unreachable!("diesel-async's MySQL connection is not in the suite yet")
             }
         }
     };

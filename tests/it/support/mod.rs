@@ -11,13 +11,13 @@ pub mod diesel;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod pg_server;
-pub mod postgres;
 pub mod proxy;
 pub mod redis;
 pub mod services;
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 pub mod songs;
 pub mod stores;
+pub mod throwaway;
 
 use std::time::Duration;
 
@@ -98,8 +98,11 @@ pub async fn fill(cache: &Cache, n: usize) {
 pub enum Db {
     /// A SQLite file of the test's own.
     Sqlite,
-    /// A database of the test's own on the shared PostgreSQL server (see [`postgres`]).
+    /// A database of the test's own on the shared PostgreSQL server (see [`throwaway`]).
     Postgres,
+    /// A database of the test's own on the shared MariaDB (or MySQL) server (see
+    /// [`throwaway`]).
+    MySql,
 }
 
 impl Db {
@@ -108,6 +111,7 @@ impl Db {
         match self {
             Db::Sqlite => DbBackend::Sqlite,
             Db::Postgres => DbBackend::Postgres,
+            Db::MySql => DbBackend::MySql,
         }
     }
 
@@ -115,7 +119,7 @@ impl Db {
     /// `$2`, ... on PostgreSQL). The text must not contain `?` anywhere else.
     pub fn sql(self, sql: &str) -> String {
         match self {
-            Db::Sqlite => sql.to_owned(),
+            Db::Sqlite | Db::MySql => sql.to_owned(),
             Db::Postgres => {
                 let mut out = String::with_capacity(sql.len() + 8);
                 let mut n = 0;
@@ -179,8 +183,8 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
     /// The private redis-server of a Redis-backed cache, stopped on drop.
     _server: Option<redis::RedisServer>,
-    /// The PostgreSQL database, dropped after the connections above.
-    _pg: Option<postgres::PgDatabase>,
+    /// The server's database (PostgreSQL or MariaDB), dropped after the connections above.
+    _pg: Option<throwaway::ThrowawayDb>,
 }
 
 impl TestDb {
@@ -216,21 +220,27 @@ impl TestDb {
         match db {
             Db::Sqlite => Some(Self::with_cache(cache).await),
             Db::Postgres => Self::postgres(cache).await,
+            Db::MySql => Self::server_in(throwaway::ThrowawayDb::mysql().await?, cache).await,
         }
     }
 
     /// A fresh PostgreSQL database invalidating `cache`.
     async fn postgres(cache: Cache) -> Option<TestDb> {
-        Self::postgres_in(postgres::PgDatabase::create().await?, cache).await
+        Self::postgres_in(throwaway::PgDatabase::create().await?, cache).await
     }
 
     /// A fresh PostgreSQL database on the server of the maintenance database `admin_url`
     /// (a private server, see `pg_server`), invalidating `cache`.
     pub async fn postgres_at(admin_url: String, cache: Cache) -> Option<TestDb> {
-        Self::postgres_in(postgres::PgDatabase::create_at(admin_url).await?, cache).await
+        Self::postgres_in(throwaway::PgDatabase::create_at(admin_url).await?, cache).await
     }
 
-    async fn postgres_in(pg: postgres::PgDatabase, cache: Cache) -> Option<TestDb> {
+    async fn postgres_in(pg: throwaway::PgDatabase, cache: Cache) -> Option<TestDb> {
+        Self::server_in(pg, cache).await
+    }
+
+    /// A fresh database of a server (PostgreSQL or MariaDB), migrated, invalidating `cache`.
+    async fn server_in(pg: throwaway::ThrowawayDb, cache: Cache) -> Option<TestDb> {
         let raw = Database::connect(pool_options(pg.url().to_owned()))
             .await
             .unwrap_or_else(|err| panic!("open {}: {err}", pg.name()));
@@ -240,7 +250,10 @@ impl TestDb {
             db,
             cache,
             raw,
-            kind: Db::Postgres,
+            kind: match pg.server() {
+                throwaway::Server::Postgres => Db::Postgres,
+                throwaway::Server::MySql => Db::MySql,
+            },
             _dir: None,
             _server: None,
             _pg: Some(pg),
@@ -277,12 +290,12 @@ impl TestDb {
         self._server.as_ref().map(redis::RedisServer::url)
     }
 
-    /// The same database as Diesel names it: the SQLite file's path, or the PostgreSQL URL.
+    /// The same database as Diesel names it: the SQLite file's path, or the server's URL.
     pub fn diesel_url(&self) -> String {
         match (&self._dir, &self._pg) {
             (_, Some(pg)) => pg.url().to_owned(),
             (Some(dir), None) => dir.path().join("test.db").display().to_string(),
-            (None, None) => unreachable!("a TestDb is a SQLite file or a PostgreSQL database"),
+            (None, None) => unreachable!("a TestDb is a SQLite file or a server's database"),
         }
     }
 
@@ -295,7 +308,7 @@ impl TestDb {
     pub async fn pool_of(&self, connections: u32) -> DatabaseConnection {
         let url = match self.kind {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", self.diesel_url()),
-            Db::Postgres => self.diesel_url(),
+            Db::Postgres | Db::MySql => self.diesel_url(),
         };
         let mut options = pool_options(url);
         options.max_connections(connections);

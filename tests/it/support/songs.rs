@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::Db;
-use super::postgres::PgDatabase;
 use super::stores::{self, Kind, TestCache};
+use super::throwaway::PgDatabase;
 
 /// A running songs app. Stopped (gracefully) on drop; its database is a SQLite file in a
 /// temporary directory or a throwaway PostgreSQL database, its Redis (tiered store) a private
@@ -108,6 +108,10 @@ impl SongsApp {
             }
             Db::Postgres => {
                 let database = PgDatabase::create().await?;
+                (database.url().to_owned(), Some(database))
+            }
+            Db::MySql => {
+                let database = PgDatabase::mysql().await?;
                 (database.url().to_owned(), Some(database))
             }
         };

@@ -15,7 +15,8 @@ pub mod redis;
 pub mod schema;
 #[path = "../../tests/it/support/services.rs"]
 pub mod services;
-/// Throwaway PostgreSQL databases, dropped on drop: the test suite's harness.
+/// Throwaway databases on the shared PostgreSQL (and MariaDB), dropped on drop: the test
+/// suite's harness.
 #[path = "../../tests/it/support/throwaway.rs"]
 pub mod throwaway;
 

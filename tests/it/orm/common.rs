@@ -201,24 +201,20 @@ pub const CALL_REFRESH_SONG_STATS: &str = "CALL refresh_song_stats()";
 /// (through the unwrapped connection): it appends `!` to every song's title. SQLite has no
 /// procedures and rejects the call.
 pub async fn refresh_song_stats_procedure(t: &TestDb) {
-    if DB == Db::MySql {
-        t.raw
-            .execute_unprepared(
-                "CREATE PROCEDURE refresh_song_stats() \
-                 UPDATE songs SET title = CONCAT(title, '!')",
-            )
-            .await
-            .expect("create procedure");
-    }
-    if DB == Db::Postgres {
-        t.raw
-            .execute_unprepared(
-                "CREATE PROCEDURE refresh_song_stats() LANGUAGE SQL \
-                 AS $$ UPDATE songs SET title = title || '!' $$",
-            )
-            .await
-            .expect("create procedure");
-    }
+    let sql = match DB {
+        Db::Sqlite => return,
+        Db::Postgres => {
+            "CREATE PROCEDURE refresh_song_stats() LANGUAGE SQL \
+             AS $$ UPDATE songs SET title = title || '!' $$"
+        }
+        Db::MySql => {
+            "CREATE PROCEDURE refresh_song_stats() UPDATE songs SET title = CONCAT(title, '!')"
+        }
+    };
+    t.raw
+        .execute_unprepared(sql)
+        .await
+        .expect("create procedure");
 }
 
 /// What `title` reads after [`CALL_REFRESH_SONG_STATS`] ran (or failed, on SQLite).

@@ -184,7 +184,7 @@ pub struct TestDb {
     /// The private redis-server of a Redis-backed cache, stopped on drop.
     _server: Option<redis::RedisServer>,
     /// The server's database (PostgreSQL or MariaDB), dropped after the connections above.
-    _pg: Option<throwaway::ThrowawayDb>,
+    _database: Option<throwaway::ThrowawayDb>,
 }
 
 impl TestDb {
@@ -219,44 +219,35 @@ impl TestDb {
     pub async fn create(db: Db, cache: Cache) -> Option<TestDb> {
         match db {
             Db::Sqlite => Some(Self::with_cache(cache).await),
-            Db::Postgres => Self::postgres(cache).await,
+            Db::Postgres => Self::server_in(throwaway::ThrowawayDb::create().await?, cache).await,
             Db::MySql => Self::server_in(throwaway::ThrowawayDb::mysql().await?, cache).await,
         }
-    }
-
-    /// A fresh PostgreSQL database invalidating `cache`.
-    async fn postgres(cache: Cache) -> Option<TestDb> {
-        Self::postgres_in(throwaway::PgDatabase::create().await?, cache).await
     }
 
     /// A fresh PostgreSQL database on the server of the maintenance database `admin_url`
     /// (a private server, see `pg_server`), invalidating `cache`.
     pub async fn postgres_at(admin_url: String, cache: Cache) -> Option<TestDb> {
-        Self::postgres_in(throwaway::PgDatabase::create_at(admin_url).await?, cache).await
-    }
-
-    async fn postgres_in(pg: throwaway::PgDatabase, cache: Cache) -> Option<TestDb> {
-        Self::server_in(pg, cache).await
+        Self::server_in(throwaway::PgDatabase::create_at(admin_url).await?, cache).await
     }
 
     /// A fresh database of a server (PostgreSQL or MariaDB), migrated, invalidating `cache`.
-    async fn server_in(pg: throwaway::ThrowawayDb, cache: Cache) -> Option<TestDb> {
-        let raw = Database::connect(pool_options(pg.url().to_owned()))
+    async fn server_in(database: throwaway::ThrowawayDb, cache: Cache) -> Option<TestDb> {
+        let raw = Database::connect(pool_options(database.url().to_owned()))
             .await
-            .unwrap_or_else(|err| panic!("open {}: {err}", pg.name()));
+            .unwrap_or_else(|err| panic!("open {}: {err}", database.name()));
         schema::migrate(&raw).await.expect("migrate");
         let db = CachedConnection::new(raw.clone(), cache.clone());
         Some(TestDb {
             db,
             cache,
             raw,
-            kind: match pg.server() {
+            kind: match database.server() {
                 throwaway::Server::Postgres => Db::Postgres,
                 throwaway::Server::MySql => Db::MySql,
             },
             _dir: None,
             _server: None,
-            _pg: Some(pg),
+            _database: Some(database),
         })
     }
 
@@ -281,7 +272,7 @@ impl TestDb {
             kind: Db::Sqlite,
             _dir: Some(dir),
             _server: None,
-            _pg: None,
+            _database: None,
         }
     }
 
@@ -292,8 +283,8 @@ impl TestDb {
 
     /// The same database as Diesel names it: the SQLite file's path, or the server's URL.
     pub fn diesel_url(&self) -> String {
-        match (&self._dir, &self._pg) {
-            (_, Some(pg)) => pg.url().to_owned(),
+        match (&self._dir, &self._database) {
+            (_, Some(database)) => database.url().to_owned(),
             (Some(dir), None) => dir.path().join("test.db").display().to_string(),
             (None, None) => unreachable!("a TestDb is a SQLite file or a server's database"),
         }

@@ -111,7 +111,7 @@ impl SongsApp {
                 (database.url().to_owned(), Some(database))
             }
             Db::MySql => {
-                let database = PgDatabase::mysql().await?;
+                let database = super::throwaway::ThrowawayDb::mysql().await?;
                 (database.url().to_owned(), Some(database))
             }
         };

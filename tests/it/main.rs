@@ -121,15 +121,35 @@ mod on_postgres {
     mod transactions;
     mod write_precision;
 }
-// MariaDB (issue 26): the SeaORM files of the ORM suite that run there so far. To come:
-// the files that mix in Diesel (its MySQL backend is not built yet), those whose SQL is
-// PostgreSQL's or SQLite's only (`||`, casts to TEXT, UUID columns), and the others.
+// MariaDB (issue 26), with Diesel's `mysql` backend (sync and diesel-async's
+// `AsyncMysqlConnection`). To come: the files whose SQL is PostgreSQL's or SQLite's only
+// (`||`, casts to TEXT, UUID columns).
 #[path = "orm"]
 mod on_mariadb {
     const DB: crate::support::Db = crate::support::Db::MySql;
     mod audit;
+    mod bypass;
     mod common;
+    mod connection_cache;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async;
+    #[cfg(feature = "diesel-async")]
+    mod diesel_async_cancel;
+    #[cfg(feature = "diesel")]
+    mod diesel_observed_reads;
+    #[cfg(feature = "diesel")]
+    mod diesel_race;
+    #[cfg(feature = "diesel")]
+    mod diesel_raw_transactions;
+    #[cfg(feature = "diesel")]
+    mod diesel_related_loading;
+    #[cfg(feature = "diesel")]
+    mod diesel_runtime;
+    #[cfg(feature = "diesel")]
+    mod diesel_writes;
     mod fail_safe;
+    #[cfg(feature = "diesel")]
+    mod mixed_orms;
     mod observed_reads;
     mod per_query;
     mod related_loading;

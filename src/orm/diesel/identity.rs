@@ -39,13 +39,13 @@ pub struct Identity {
 }
 
 /// The dialect of Diesel backend `DB`, by its type (`diesel::pg::Pg`, `..::Sqlite`,
-/// `..::Mysql`): querycache is built without Diesel's backend features, so it cannot name
-/// the types themselves.
+/// `..::Mysql`, and Diesel 2.4's `..::Mariadb`): querycache is built without Diesel's backend
+/// features, so it cannot name the types themselves.
 fn dialect_of<DB>() -> Option<Dialect> {
     match std::any::type_name::<DB>().rsplit("::").next() {
         Some("Pg") => Some(Dialect::Postgres),
         Some("Sqlite") => Some(Dialect::Sqlite),
-        Some("Mysql") => Some(Dialect::MySql),
+        Some("Mysql" | "Mariadb") => Some(Dialect::MySql),
         _ => None,
     }
 }
@@ -382,6 +382,10 @@ mod tests {
             Some(Dialect::Sqlite)
         );
         assert_eq!(dialect_of::<diesel::pg::Pg>(), Some(Dialect::Postgres));
+        assert_eq!(dialect_of::<diesel::mysql::Mysql>(), Some(Dialect::MySql));
+        // Diesel 2.4's `diesel::mysql::Mariadb` (feature `mariadb_backend`), by its name.
+        struct Mariadb;
+        assert_eq!(dialect_of::<Mariadb>(), Some(Dialect::MySql));
         assert_eq!(dialect_of::<u8>(), None);
     }
 }

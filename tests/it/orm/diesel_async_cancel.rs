@@ -14,10 +14,9 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use querycache::orm::diesel::CacheInstrumentation;
 
 use super::DB;
-use crate::support::Db;
 use crate::support::diesel::reads::song_title;
 use crate::support::diesel::schema::songs;
-use crate::support::diesel::{AnyConnection, DieselDb};
+use crate::support::diesel::{AnyConnection, DieselDb, with_async_conn};
 
 /// Where the cut-off write sits.
 #[derive(Debug, Clone, Copy)]
@@ -100,34 +99,16 @@ async fn cut_off_at_growing_timeouts(kind: Kind) {
         let before = song_title(&cache, &runs, &mut reader, id).expect("read");
         assert_eq!(before.as_deref(), Some(stored(&mut raw, id).as_str()));
         let budget = Duration::from_micros(step * 25);
-        let done = match DB {
-            Db::Sqlite => {
-                type Conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-                    diesel::SqliteConnection,
-                >;
-                let mut conn = Conn::establish(&t.url).await.expect("connect");
-                conn.set_instrumentation(CacheInstrumentation::new(cache.clone()));
-                let done = tokio::time::timeout(budget, async {
-                    write!(&mut conn, kind, id, title.as_str())
-                })
-                .await;
-                // A pool drops a connection whose future was cut off.
-                drop(conn);
-                done
-            }
-            Db::Postgres => {
-                type Conn = diesel_async::AsyncPgConnection;
-                let mut conn = Conn::establish(&t.url).await.expect("connect");
-                conn.set_instrumentation(CacheInstrumentation::new(cache.clone()));
-                let done = tokio::time::timeout(budget, async {
-                    write!(&mut conn, kind, id, title.as_str())
-                })
-                .await;
-                drop(conn);
-                done
-            }
-            Db::MySql => unreachable!("diesel_async_cancel.rs is not in the MariaDB suite yet"),
-        };
+        let done = with_async_conn!(DB, t.url, |conn: Conn| {
+            conn.set_instrumentation(CacheInstrumentation::new(cache.clone()));
+            let done = tokio::time::timeout(budget, async {
+                write!(&mut conn, kind, id, title.as_str())
+            })
+            .await;
+            // A pool drops a connection whose future was cut off.
+            drop(conn);
+            done
+        });
         let completed = matches!(done, Ok(Ok(())));
         let within = if completed { 5_000 } else { 300 };
         let applied = shows(&mut raw, id, &title, Duration::from_millis(within)).await;

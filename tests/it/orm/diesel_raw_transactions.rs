@@ -79,21 +79,26 @@ fn spellings(f: &Fixture) -> Vec<(String, String)> {
         ("BEGIN".to_owned(), format!("{write}; COMMIT")),
         (format!("BEGIN; {write}"), "COMMIT -- done".to_owned()),
         (format!("BEGIN; {write}"), "COMMIT /* x */".to_owned()),
-        (format!("/* start */ BEGIN; {write}"), "END".to_owned()),
-        (
-            format!("BEGIN TRANSACTION; {write}"),
-            "END TRANSACTION".to_owned(),
-        ),
         // Raw savepoints inside a raw transaction.
         (
             format!("BEGIN; SAVEPOINT s1; {write}; RELEASE SAVEPOINT s1"),
             "COMMIT".to_owned(),
         ),
-        (
-            format!("BEGIN; SAVEPOINT s1; {write}; SAVEPOINT s2"),
-            "RELEASE s1; COMMIT".to_owned(),
-        ),
     ];
+    if DB != Db::MySql {
+        // `END` and `RELEASE` without `SAVEPOINT` are not MySQL's.
+        forms.extend([
+            (format!("/* start */ BEGIN; {write}"), "END".to_owned()),
+            (
+                format!("BEGIN TRANSACTION; {write}"),
+                "END TRANSACTION".to_owned(),
+            ),
+            (
+                format!("BEGIN; SAVEPOINT s1; {write}; SAVEPOINT s2"),
+                "RELEASE s1; COMMIT".to_owned(),
+            ),
+        ]);
+    }
     match DB {
         Db::Postgres => forms.extend([
             (
@@ -117,7 +122,30 @@ fn spellings(f: &Fixture) -> Vec<(String, String)> {
                 "RELEASE outer_sp".to_owned(),
             ),
         ]),
-        Db::MySql => unreachable!("diesel_raw_transactions.rs is not in the MariaDB suite yet"),
+        Db::MySql => forms.extend([
+            (
+                format!("START TRANSACTION; {write}"),
+                "COMMIT WORK".to_owned(),
+            ),
+            (
+                format!("BEGIN WORK; {write}"),
+                "COMMIT AND NO CHAIN".to_owned(),
+            ),
+            (
+                format!("START TRANSACTION READ WRITE, WITH CONSISTENT SNAPSHOT; {write}"),
+                "COMMIT".to_owned(),
+            ),
+            (
+                format!("# start\nBEGIN; SAVEPOINT s1; {write}; SAVEPOINT s2"),
+                "RELEASE SAVEPOINT s1; COMMIT".to_owned(),
+            ),
+            // Autocommit off: the write waits for the next COMMIT.
+            (format!("SET autocommit = 0; {write}"), "COMMIT".to_owned()),
+            (
+                format!("XA START 'x1'; {write}"),
+                "XA END 'x1'; XA COMMIT 'x1' ONE PHASE".to_owned(),
+            ),
+        ]),
     }
     forms
 }
@@ -148,19 +176,28 @@ fn a_raw_rollback_leaves_no_never_committed_value_in_the_cache() {
         (format!("BEGIN; {write}"), "ROLLBACK"),
         (format!("BEGIN; {write}"), "ROLLBACK -- undo"),
         (
-            format!("BEGIN TRANSACTION; {write}"),
-            "ROLLBACK TRANSACTION",
-        ),
-        (
             format!("BEGIN; SAVEPOINT s; {write}"),
             "ROLLBACK TO SAVEPOINT s; COMMIT",
         ),
     ];
-    if DB == Db::Postgres {
-        forms.extend([
+    match DB {
+        Db::Postgres => forms.extend([
+            (
+                format!("BEGIN TRANSACTION; {write}"),
+                "ROLLBACK TRANSACTION",
+            ),
             (format!("BEGIN; {write}"), "ABORT"),
             (format!("BEGIN; {write}"), "ROLLBACK AND CHAIN; COMMIT"),
-        ]);
+        ]),
+        Db::Sqlite => forms.push((
+            format!("BEGIN TRANSACTION; {write}"),
+            "ROLLBACK TRANSACTION",
+        )),
+        Db::MySql => forms.extend([
+            (format!("START TRANSACTION; {write}"), "ROLLBACK WORK"),
+            (format!("BEGIN; {write}"), "ROLLBACK AND CHAIN; COMMIT"),
+            (format!("SET autocommit = 0; {write}"), "ROLLBACK"),
+        ]),
     }
     for (open, close) in forms {
         let mut f = Fixture::new().expect("database");
@@ -194,7 +231,7 @@ fn after_commit_with_a_comment_later_autocommit_writes_invalidate_at_once() {
 
 #[test]
 fn commit_and_chain_commits_and_opens_a_new_level() {
-    if DB != Db::Postgres {
+    if DB == Db::Sqlite {
         return; // SQLite has no AND CHAIN.
     }
     let Some(mut f) = Fixture::new() else { return };
@@ -223,9 +260,11 @@ fn a_diesel_transaction_inside_a_raw_begin_leaves_the_raw_level_open_until_the_r
     f.run(&format!("BEGIN; {}", f.update(f.a, "A2")));
     let (a, b) = (f.a, f.b);
     let (cache, runs, other) = (&f.t.cache, &f.runs, &mut f.other);
+    // MySQL commits the raw transaction at Diesel's BEGIN; the others keep it open.
+    let inside = if DB == Db::MySql { "A2" } else { "A" };
     let result = f.conn.transaction::<_, diesel::result::Error, _>(|conn| {
-        // Another connection re-caches the row the raw transaction wrote, not committed.
-        assert_eq!(song_title(cache, runs, other, a)?.as_deref(), Some("A"));
+        // Another connection re-caches the row the raw transaction wrote, committed or not.
+        assert_eq!(song_title(cache, runs, other, a)?.as_deref(), Some(inside));
         diesel::update(songs::table.find(b))
             .set(songs::title.eq("B2"))
             .execute(conn)
@@ -243,8 +282,8 @@ fn a_diesel_transaction_inside_a_raw_begin_leaves_the_raw_level_open_until_the_r
             );
         }
         // PostgreSQL ignores the nested BEGIN (a warning): Diesel's COMMIT ends the raw
-        // transaction too.
-        Db::Postgres => {
+        // transaction too. MySQL commits the raw transaction at the nested BEGIN.
+        Db::Postgres | Db::MySql => {
             assert_eq!(result, Ok(1));
             assert_eq!(f.title(f.a).as_deref(), Some("A2"));
             assert_eq!(f.title(f.b).as_deref(), Some("B2"));
@@ -252,7 +291,6 @@ fn a_diesel_transaction_inside_a_raw_begin_leaves_the_raw_level_open_until_the_r
             f.run(&f.update(f.a, "A3"));
             assert_eq!(f.title(f.a).as_deref(), Some("A3"));
         }
-        Db::MySql => unreachable!("diesel_raw_transactions.rs is not in the MariaDB suite yet"),
     }
 }
 
@@ -322,14 +360,19 @@ fn an_explicit_invalidation_inside_a_transaction_applies_again_after_its_commit(
 
 #[test]
 fn a_write_by_a_database_function_declared_inside_a_transaction_is_invalidated_after_commit() {
-    if DB != Db::Postgres {
-        return; // PL/pgSQL; the app-tag test above covers SQLite.
-    }
+    let function = match DB {
+        Db::Postgres => {
+            "CREATE FUNCTION archive_all() RETURNS void LANGUAGE plpgsql AS $$ \
+             BEGIN UPDATE songs SET title = title || ' (archived)'; END $$"
+        }
+        Db::MySql => {
+            "CREATE FUNCTION archive_all() RETURNS INT MODIFIES SQL DATA BEGIN \
+             UPDATE songs SET title = CONCAT(title, ' (archived)'); RETURN 1; END"
+        }
+        Db::Sqlite => return, // No stored functions; the app-tag test above covers SQLite.
+    };
     let Some(mut f) = Fixture::new() else { return };
-    f.run(
-        "CREATE FUNCTION archive_all() RETURNS void LANGUAGE plpgsql AS $$ \
-         BEGIN UPDATE songs SET title = title || ' (archived)'; END $$",
-    );
+    f.run(function);
     assert_eq!(f.title(f.a).as_deref(), Some("A"));
     let (a, cache, runs) = (f.a, f.t.cache.clone(), AtomicUsize::new(0));
     let mut other = f.t.conn();

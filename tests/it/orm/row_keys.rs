@@ -282,6 +282,11 @@ mod diesel_part {
                 .bind::<Text, _>(uuid)
                 .get_result::<Title>(sqlite)
                 .optional()?,
+            // MySQL: the text form in a CHAR(36).
+            AnyConnection::Mysql(mysql) => diesel::sql_query(sql)
+                .bind::<Text, _>(uuid)
+                .get_result::<Title>(mysql)
+                .optional()?,
         };
         Ok(row.map(|r| r.title))
     }

@@ -1,5 +1,6 @@
-//! Diesel fixtures: a throwaway database (SQLite file or PostgreSQL database), migrated,
-//! whose connections report their writes to a cache of the test's own.
+//! Diesel fixtures: a throwaway database (SQLite file, or a database on the PostgreSQL or
+//! MariaDB server), migrated, whose connections report their writes to a cache of the test's
+//! own.
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -14,12 +15,31 @@ use super::Db;
 /// Held by the tests that set Diesel's process-wide default instrumentation, one at a time.
 pub static PROCESS_DEFAULT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// One connection type for both databases, as an application supporting both would write.
+/// One connection type for the three databases, as an application supporting them all would
+/// write. MySQL has no `RETURNING`, so neither has this type: [`returning!`] runs a query
+/// that has one on the PostgreSQL or SQLite connection inside.
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
     Postgresql(diesel::PgConnection),
     Sqlite(diesel::SqliteConnection),
+    Mysql(diesel::MysqlConnection),
 }
+
+/// Evaluates `$body` with `$conn` bound to the PostgreSQL or SQLite connection inside
+/// `$any` (an [`AnyConnection`]), for the queries with a `RETURNING` clause MySQL lacks.
+/// Panics on MySQL: the caller runs such a query only on the other two.
+macro_rules! returning {
+    ($any:expr, |$conn:ident| $body:expr) => {
+        match $any {
+            $crate::support::diesel::AnyConnection::Postgresql($conn) => $body,
+            $crate::support::diesel::AnyConnection::Sqlite($conn) => $body,
+            $crate::support::diesel::AnyConnection::Mysql(_) => {
+                panic!("MySQL has no RETURNING: this query runs on PostgreSQL and SQLite only")
+            }
+        }
+    };
+}
+pub(crate) use returning;
 
 /// A migrated database and a cache its instrumented connections invalidate.
 pub struct DieselDb {
@@ -27,36 +47,36 @@ pub struct DieselDb {
     pub db: Db,
     pub cache: Cache,
     _sqlite_dir: Option<tempfile::TempDir>,
-    _pg: Option<super::throwaway::PgDatabase>,
+    _server: Option<super::throwaway::ThrowawayDb>,
 }
 
 impl DieselDb {
-    /// A fresh database of kind `db` with a fresh memory cache; `None` when PostgreSQL is
-    /// not reachable (the test returns early) unless QUERYCACHE_REQUIRE_SERVICES=1.
+    /// A fresh database of kind `db` with a fresh memory cache; `None` when its server
+    /// (PostgreSQL, MariaDB) is not reachable (the test returns early) unless
+    /// QUERYCACHE_REQUIRE_SERVICES=1.
     pub fn new(db: Db) -> Option<DieselDb> {
         Self::with_cache(db, Cache::new())
     }
 
     /// A fresh database of kind `db` whose connections invalidate `cache`.
     pub fn with_cache(db: Db, cache: Cache) -> Option<DieselDb> {
-        let (url, dir, pg) = match db {
+        let (url, dir, server) = match db {
             Db::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
                 let url = dir.path().join("diesel.db").display().to_string();
                 (url, Some(dir), None)
             }
-            Db::Postgres => {
-                let pg = create_pg()?;
-                (pg.url().to_owned(), None, Some(pg))
+            Db::Postgres | Db::MySql => {
+                let database = create_on_server(db)?;
+                (database.url().to_owned(), None, Some(database))
             }
-            Db::MySql => unreachable!("Diesel's MySQL backend is not in the suite yet"),
         };
         let this = DieselDb {
             url,
             db,
             cache,
             _sqlite_dir: dir,
-            _pg: pg,
+            _server: server,
         };
         let mut conn = this.raw();
         for (name, sql) in schema::migrations(&this.url) {
@@ -66,7 +86,7 @@ impl DieselDb {
         Some(this)
     }
 
-    /// An existing, migrated database at `url` (a SQLite path or a PostgreSQL URL), owned by
+    /// An existing, migrated database at `url` (a SQLite path or a server's URL), owned by
     /// someone else (a SeaORM [`TestDb`](super::TestDb)), whose connections invalidate `cache`.
     pub fn attach(db: Db, url: String, cache: Cache) -> DieselDb {
         DieselDb {
@@ -74,7 +94,7 @@ impl DieselDb {
             db,
             cache,
             _sqlite_dir: None,
-            _pg: None,
+            _server: None,
         }
     }
 
@@ -113,43 +133,67 @@ impl DieselDb {
     /// Inserts a user, returning its id.
     pub fn user(&self, conn: &mut AnyConnection, name: &str) -> i32 {
         use schema::users::dsl;
-        diesel::insert_into(dsl::users)
-            .values((
-                dsl::name.eq(name),
-                dsl::email.eq(format!("{name}@example.test")),
-            ))
+        let insert = diesel::insert_into(dsl::users).values((
+            dsl::name.eq(name),
+            dsl::email.eq(format!("{name}@example.test")),
+        ));
+        if let AnyConnection::Mysql(mysql) = conn {
+            insert.execute(mysql).expect("insert user");
+            return last_insert_id(mysql);
+        }
+        returning!(conn, |conn| insert
             .returning(dsl::id)
             .get_result(conn)
-            .expect("insert user")
+            .expect("insert user"))
     }
 
     /// Inserts a song, returning its id.
     pub fn song(&self, conn: &mut AnyConnection, author: i32, title: &str) -> i32 {
         use schema::songs::dsl;
-        diesel::insert_into(dsl::songs)
-            .values((
-                dsl::title.eq(title),
-                dsl::artist.eq(format!("{title} artist")),
-                dsl::author_id.eq(author),
-            ))
+        let insert = diesel::insert_into(dsl::songs).values((
+            dsl::title.eq(title),
+            dsl::artist.eq(format!("{title} artist")),
+            dsl::author_id.eq(author),
+        ));
+        if let AnyConnection::Mysql(mysql) = conn {
+            insert.execute(mysql).expect("insert song");
+            return last_insert_id(mysql);
+        }
+        returning!(conn, |conn| insert
             .returning(dsl::id)
             .get_result(conn)
-            .expect("insert song")
+            .expect("insert song"))
     }
 }
 
-/// A throwaway PostgreSQL database, created from a thread of its own (the caller may be on
-/// a runtime's thread).
-fn create_pg() -> Option<super::throwaway::PgDatabase> {
-    std::thread::spawn(|| {
+/// The id MySQL generated for `conn`'s last insert (it has no `RETURNING`).
+pub fn last_insert_id(conn: &mut diesel::MysqlConnection) -> i32 {
+    let id: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "CAST(LAST_INSERT_ID() AS SIGNED)",
+    ))
+    .get_result(conn)
+    .expect("LAST_INSERT_ID()");
+    i32::try_from(id).expect("an id in i32's range")
+}
+
+/// A throwaway database on the server of `db` (PostgreSQL, MariaDB), created from a thread
+/// of its own (the caller may be on a runtime's thread).
+fn create_on_server(db: Db) -> Option<super::throwaway::ThrowawayDb> {
+    use super::throwaway::{Server, ThrowawayDb};
+    let server = match db {
+        Db::Postgres => Server::Postgres,
+        Db::MySql => Server::MySql,
+        Db::Sqlite => unreachable!("SQLite has no server"),
+    };
+    std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(super::throwaway::PgDatabase::create())
+            .block_on(ThrowawayDb::on(server))
     })
     .join()
-    .expect("creating the PostgreSQL database panicked")
+    .expect("creating the server database panicked")
 }
 
 /// The schema's rows as Diesel models, with the associations `belonging_to` needs.
@@ -236,8 +280,8 @@ pub mod reads {
 }
 
 /// Runs `$body` with `$conn`, a new diesel-async connection of type `$ty` to the database
-/// at `$url` of kind `$db`: `AsyncPgConnection` on PostgreSQL,
-/// `SyncConnectionWrapper<SqliteConnection>` on SQLite.
+/// at `$url` of kind `$db`: `AsyncPgConnection` on PostgreSQL, `AsyncMysqlConnection` on
+/// MariaDB, `SyncConnectionWrapper<SqliteConnection>` on SQLite.
 #[cfg(feature = "diesel-async")]
 macro_rules! with_async_conn {
     ($db:expr, $url:expr, |$conn:ident: $ty:ident| $body:expr) => {
@@ -261,7 +305,12 @@ macro_rules! with_async_conn {
                 $body
             }
             $crate::support::Db::MySql => {
-                unreachable!("diesel-async's MySQL connection is not in the suite yet")
+                type $ty = diesel_async::AsyncMysqlConnection;
+                #[allow(unused_mut)]
+                let mut $conn = <$ty as diesel_async::AsyncConnection>::establish(&$url)
+                    .await
+                    .expect("connect");
+                $body
             }
         }
     };

@@ -59,6 +59,25 @@ pub enum Control {
     /// Control that changes nothing a cache cares about: `ROLLBACK PREPARED`, `XA END`,
     /// `XA RECOVER`.
     Neutral,
+    /// A statement MySQL and MariaDB run only after committing the open transaction (their
+    /// manual's "Statements That Cause an Implicit Commit"): DDL other than on temporary
+    /// tables (`CREATE`, `ALTER`, `DROP`, `RENAME`, `TRUNCATE`), `LOCK` / `UNLOCK TABLES`,
+    /// account statements (`GRANT`, `REVOKE`, `SET PASSWORD`), table maintenance (`ANALYZE`,
+    /// `CHECK`, `OPTIMIZE`, `REPAIR TABLE`, `CACHE INDEX`, `LOAD INDEX`, `FLUSH`, `RESET`),
+    /// plugins and replication control. PostgreSQL and SQLite run them inside the
+    /// transaction. The statement itself follows in the walk as [`Step::Statements`], for its
+    /// own writes.
+    ///
+    /// ```
+    /// use querycache_sql::{Control, Step, transaction_walk};
+    ///
+    /// let walk = transaction_walk("BEGIN; UPDATE t SET a = 1; CREATE TABLE u (id INT)").unwrap();
+    /// assert_eq!(walk.steps[2], Step::Control(Control::ImplicitCommit));
+    /// assert_eq!(walk.steps[3], Step::Statements(" CREATE TABLE u (id INT)"));
+    /// // Temporary tables commit nothing.
+    /// assert_eq!(transaction_walk("CREATE TEMPORARY TABLE u (id INT)"), None);
+    /// ```
+    ImplicitCommit,
     /// Starts like transaction control, but what it does is not known.
     Unknown,
 }
@@ -104,6 +123,25 @@ pub struct Walk<'a> {
     pub doubtful: bool,
 }
 
+impl Walk<'_> {
+    /// Whether its only control is [`Control::ImplicitCommit`]: a text of DDL and the like,
+    /// which changes nothing outside a transaction (and whose doubtfulness, a function body
+    /// in `$$` that MySQL lexes differently, matters only inside one).
+    ///
+    /// ```
+    /// use querycache_sql::transaction_walk;
+    ///
+    /// assert!(transaction_walk("CREATE TABLE t (id INT); DROP TABLE u").unwrap().implicit_commits_only());
+    /// assert!(!transaction_walk("CREATE TABLE t (id INT); COMMIT").unwrap().implicit_commits_only());
+    /// ```
+    pub fn implicit_commits_only(&self) -> bool {
+        self.steps.iter().all(|step| match step {
+            Step::Control(control) => *control == Control::ImplicitCommit,
+            Step::Statements(_) => true,
+        })
+    }
+}
+
 /// Leading words of transaction-control statements.
 const CONTROL_WORDS: &[&str] = &[
     "BEGIN",
@@ -117,6 +155,28 @@ const CONTROL_WORDS: &[&str] = &[
     "PREPARE",
     "XA",
     "SET",
+    // Statements MySQL commits the open transaction before (Control::ImplicitCommit).
+    "CREATE",
+    "ALTER",
+    "DROP",
+    "RENAME",
+    "TRUNCATE",
+    "LOCK",
+    "UNLOCK",
+    "GRANT",
+    "REVOKE",
+    "ANALYZE",
+    "CHECK",
+    "OPTIMIZE",
+    "REPAIR",
+    "CACHE",
+    "LOAD",
+    "FLUSH",
+    "RESET",
+    "INSTALL",
+    "UNINSTALL",
+    "CHANGE",
+    "STOP",
 ];
 
 /// The steps of `sql`, or `None` when it holds no transaction control (the common case: the
@@ -228,6 +288,12 @@ fn steps<'a>(sql: &'a str, tokens: &[Token<'a>]) -> Vec<Step<'a>> {
         };
         if !statement.is_empty() {
             match control(statement) {
+                Some(Control::ImplicitCommit) => {
+                    // The commit, then the statement itself (it may write: TRUNCATE).
+                    flush(&mut run, &mut steps);
+                    steps.push(Step::Control(Control::ImplicitCommit));
+                    run = Some((start_byte, end_byte));
+                }
                 Some(control) => {
                     flush(&mut run, &mut steps);
                     steps.push(Step::Control(control));
@@ -258,7 +324,8 @@ fn control(tokens: &[Token<'_>]) -> Option<Control> {
     let control = match first.as_str() {
         "BEGIN" | "START" => {
             if first == "START" && words.word(1).as_deref() != Some("TRANSACTION") {
-                return None;
+                // `START SLAVE`, `START REPLICA`...
+                return implicitly_commits(&words).then_some(Control::ImplicitCommit);
             }
             if transaction_modes(tokens) {
                 Control::Begin
@@ -330,10 +397,39 @@ fn control(tokens: &[Token<'_>]) -> Option<Control> {
             }
             _ => Control::Unknown,
         },
+        "SET" if words.word(1).as_deref() == Some("PASSWORD") => Control::ImplicitCommit,
         "SET" => return autocommit(tokens),
+        _ if implicitly_commits(&words) => Control::ImplicitCommit,
         _ => return None,
     };
     Some(control)
+}
+
+/// Whether MySQL commits the open transaction before running the statement of `words` (see
+/// [`Control::ImplicitCommit`]; `BEGIN`, `START TRANSACTION` and `SET autocommit = 1` are
+/// placed as what they are). Broad where the manual is narrow (`UNLOCK TABLES` commits only
+/// with tables locked, `LOAD DATA` only on NDB): a commit assumed in vain costs only an
+/// extra invalidation.
+fn implicitly_commits(words: &Words<'_, '_>) -> bool {
+    let Some(first) = words.word(0) else {
+        return false;
+    };
+    let second = words.word(1);
+    match first.as_str() {
+        "CREATE" | "DROP" => {
+            // `CREATE [OR REPLACE] TEMPORARY TABLE`, `DROP TEMPORARY TABLE`.
+            !(1..4).any(|i| matches!(words.word(i).as_deref(), Some("TEMPORARY" | "TEMP")))
+        }
+        "ALTER" | "RENAME" | "TRUNCATE" | "LOCK" | "UNLOCK" | "GRANT" | "REVOKE" | "ANALYZE"
+        | "OPTIMIZE" | "REPAIR" | "FLUSH" | "RESET" | "INSTALL" | "UNINSTALL" | "CHANGE" => true,
+        "CHECK" | "CACHE" => matches!(second.as_deref(), Some("TABLE" | "TABLES" | "INDEX")),
+        "LOAD" => second.as_deref() == Some("INDEX"),
+        "START" | "STOP" => matches!(
+            second.as_deref(),
+            Some("SLAVE" | "REPLICA" | "ALL" | "GROUP_REPLICATION")
+        ),
+        _ => false,
+    }
 }
 
 /// Whether a `BEGIN` / `START TRANSACTION` carries transaction modes only (the classifier's

@@ -11,6 +11,7 @@
 #![cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
@@ -22,6 +23,9 @@ pub(crate) struct PendingWrites {
     inner: Mutex<PendingTags>,
     /// The enclosing transaction's writes, for a savepoint.
     parent: Option<std::sync::Arc<PendingWrites>>,
+    /// On the outermost level: MySQL committed the transaction before its end (a statement
+    /// with an implicit commit, such as DDL), so what follows runs outside any transaction.
+    committed_early: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -41,7 +45,47 @@ impl PendingWrites {
         PendingWrites {
             inner: Mutex::default(),
             parent: Some(parent),
+            committed_early: AtomicBool::new(false),
         }
+    }
+
+    /// The outermost level.
+    fn root(&self) -> &PendingWrites {
+        let mut level = self;
+        while let Some(parent) = level.parent.as_deref() {
+            level = parent;
+        }
+        level
+    }
+
+    /// Marks the transaction as committed by the database before its end (MySQL's implicit
+    /// commits): from now on its writes are to be invalidated as they are made.
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn mark_committed_early(&self) {
+        self.root().committed_early.store(true, Ordering::Release);
+    }
+
+    /// Whether [`mark_committed_early`](Self::mark_committed_early) was called on any level
+    /// of this transaction.
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn committed_early(&self) -> bool {
+        self.root().committed_early.load(Ordering::Acquire)
+    }
+
+    /// Every tag recorded by this level and the enclosing ones, left in place (an outermost
+    /// COMMIT invalidates them again): the written ones, and the explicit ones.
+    #[cfg_attr(not(feature = "sea-orm"), allow(dead_code))]
+    pub(crate) fn tags_up(&self) -> (Vec<Tag>, Vec<Tag>) {
+        let (mut written, mut explicit) = (Vec::new(), Vec::new());
+        let mut level = Some(self);
+        while let Some(writes) = level {
+            let pending = writes.inner.lock();
+            written.extend(pending.tags.iter().cloned());
+            explicit.extend(pending.explicit.iter().cloned());
+            drop(pending);
+            level = writes.parent.as_deref();
+        }
+        (written, explicit)
     }
 
     /// Records the tags of one write. The written tables are marked in every enclosing
@@ -179,6 +223,26 @@ mod tests {
         // The savepoint's tags stay its own until it commits.
         assert!(outer.take().is_empty());
         assert_eq!(inner.take(), vec![Tag::model("songs")]);
+    }
+
+    #[test]
+    fn an_early_commit_marks_the_whole_transaction_and_every_level_s_tags_are_found() {
+        let outer = std::sync::Arc::new(PendingWrites::default());
+        let inner = PendingWrites::child(outer.clone());
+        outer.record(&[Tag::model("users")]);
+        inner.record(&[Tag::model("songs")]);
+        inner.record_explicit(&[Tag::new("report:daily").unwrap()]);
+        assert!(!outer.committed_early() && !inner.committed_early());
+        inner.mark_committed_early();
+        assert!(outer.committed_early() && inner.committed_early());
+        let (written, explicit) = inner.tags_up();
+        assert_eq!(written, vec![Tag::model("songs"), Tag::model("users")]);
+        assert_eq!(explicit, vec![Tag::new("report:daily").unwrap()]);
+        assert_eq!(
+            outer.tags_up(),
+            (vec![Tag::model("users")], Vec::new()),
+            "the parent's only"
+        );
     }
 
     #[test]

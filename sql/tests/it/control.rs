@@ -155,3 +155,82 @@ fn a_statement_after_comments_and_empty_statements() {
         vec![Control::Begin, Control::Commit { chain: false }]
     );
 }
+
+#[test]
+fn statements_mysql_commits_the_transaction_before() {
+    for sql in [
+        "CREATE TABLE t (id INT)",
+        "create or replace table t (id int)",
+        "CREATE INDEX i ON t (a)",
+        "CREATE DATABASE d",
+        "CREATE VIEW v AS SELECT 1",
+        "ALTER TABLE t ADD COLUMN b INT",
+        "DROP TABLE t",
+        "DROP TABLE IF EXISTS `t`",
+        "RENAME TABLE t TO u",
+        "TRUNCATE TABLE t",
+        "LOCK TABLES t WRITE",
+        "UNLOCK TABLES",
+        "GRANT SELECT ON d.* TO u",
+        "REVOKE SELECT ON d.* FROM u",
+        "SET PASSWORD = 'x'",
+        "ANALYZE TABLE t",
+        "CHECK TABLE t",
+        "OPTIMIZE TABLE t",
+        "REPAIR TABLE t",
+        "CACHE INDEX t IN k",
+        "LOAD INDEX INTO CACHE t",
+        "FLUSH TABLES",
+        "RESET QUERY CACHE",
+        "INSTALL PLUGIN p SONAME 'p.so'",
+        "START SLAVE",
+        "STOP REPLICA",
+        "CHANGE MASTER TO MASTER_HOST = 'h'",
+        "/* note */ CREATE TABLE t (id INT)",
+    ] {
+        assert_eq!(controls(sql), vec![Control::ImplicitCommit], "{sql}");
+        // The statement itself follows the commit, for its own writes.
+        let steps = walk(sql).unwrap().steps;
+        assert_eq!(steps.len(), 2, "{sql}: {steps:?}");
+        assert!(
+            matches!(steps[1], Step::Statements(s) if sql.ends_with(s.trim())),
+            "{sql}"
+        );
+    }
+}
+
+#[test]
+fn statements_that_commit_nothing_skip_the_walk() {
+    for sql in [
+        "CREATE TEMPORARY TABLE t (id INT)",
+        "CREATE OR REPLACE TEMPORARY TABLE t (id INT)",
+        "DROP TEMPORARY TABLE IF EXISTS t",
+        "CREATE TEMP TABLE t (id INT)",
+        "LOAD DATA INFILE 'x' INTO TABLE t",
+        "START TRANSACTION",
+        "SELECT 'CREATE TABLE t (id INT)'",
+        "UPDATE t SET a = 1 -- DROP TABLE t",
+    ] {
+        assert!(
+            !controls(sql).contains(&Control::ImplicitCommit),
+            "{sql}: {:?}",
+            controls(sql)
+        );
+    }
+}
+
+#[test]
+fn an_implicit_commit_in_the_middle_of_a_text_splits_it() {
+    let w = walk("BEGIN; UPDATE a SET x = 1; DROP TABLE b; UPDATE c SET y = 2; ROLLBACK").unwrap();
+    assert!(!w.doubtful);
+    assert_eq!(
+        w.steps,
+        vec![
+            Step::Control(Control::Begin),
+            Step::Statements(" UPDATE a SET x = 1"),
+            Step::Control(Control::ImplicitCommit),
+            Step::Statements(" DROP TABLE b; UPDATE c SET y = 2"),
+            Step::Control(Control::Rollback { chain: false }),
+        ]
+    );
+}

@@ -413,7 +413,7 @@ impl CacheInstrumentation {
         super::note_locking_read(&statement.sql);
         let none = |_: usize| None;
         let keys = self.database.catalog.view();
-        if transaction_walk(&statement.sql).is_some() {
+        if self.walks(&statement.sql) {
             let tags = written_tags(&statement.sql, &none, &keys, |_| None).unwrap_or_default();
             return InFlight::Walk {
                 sql: statement.sql.clone(),
@@ -658,9 +658,21 @@ impl CacheInstrumentation {
         }
     }
 
+    /// Whether `sql` is followed statement by statement: it holds transaction control,
+    /// other than the implicit commits of DDL outside any transaction (which end nothing).
+    fn walks(&self, sql: &str) -> bool {
+        self.walk(sql).is_some()
+    }
+
+    /// The walk of `sql`, when it is to be followed (see [`walks`](Self::walks)).
+    fn walk<'s>(&self, sql: &'s str) -> Option<querycache_sql::Walk<'s>> {
+        transaction_walk(sql)
+            .filter(|walk| !(self.levels.is_empty() && walk.implicit_commits_only()))
+    }
+
     /// Applies a text with transaction control, statement by statement.
     fn apply_walk(&mut self, text: &str, tags: Vec<Tag>, ok: bool) {
-        let Some(walk) = transaction_walk(text) else {
+        let Some(walk) = self.walk(text) else {
             self.write(tags);
             return;
         };
@@ -774,6 +786,22 @@ impl CacheInstrumentation {
                     self.ended(true, ok);
                 }
                 self.manual_commit = false;
+            }
+            Control::ImplicitCommit => {
+                if !self.levels.is_empty() {
+                    // MySQL has committed what is pending and runs the statements that
+                    // follow outside any transaction until the next BEGIN (with autocommit
+                    // off, in a new one), while Diesel's depth and the levels still say
+                    // "inside"; PostgreSQL and SQLite stay inside. Either way, from here on:
+                    // what is pending now, and every write as it is made, invalidated at
+                    // once and again at each transaction end, until one settles it.
+                    tracing::debug!(
+                        "a statement MySQL commits the open transaction before (DDL, LOCK \
+                         TABLES...): its pending writes are invalidated now"
+                    );
+                    let tags = self.pending_tags();
+                    self.enter_doubt(tags);
+                }
             }
             Control::Neutral => {}
             Control::Unknown => self.unknown_control(),

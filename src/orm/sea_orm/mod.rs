@@ -366,12 +366,24 @@ impl CachedTransaction {
             .await
     }
 
-    /// Rolls back; the transaction's writes invalidate nothing.
+    /// Rolls back; the transaction's writes invalidate nothing — unless the database
+    /// committed them before (a raw `COMMIT` sent through the transaction, or one of MySQL's
+    /// implicit commits such as DDL): then they are invalidated again.
     ///
     /// # Errors
     /// The database's error.
     pub async fn rollback(self) -> Result<(), DbErr> {
-        self.inner.rollback().await
+        let CachedTransaction {
+            inner,
+            cache,
+            pending,
+            database,
+        } = self;
+        let result = inner.rollback().await;
+        if pending.committed_early() {
+            invalidate_recorded(&cache, &database, &pending).await;
+        }
+        result
     }
 
     /// The wrapped SeaORM transaction. Writes made through it directly are *not* seen.
@@ -691,10 +703,87 @@ impl ConnectionTrait for CachedConnection {
 }
 
 impl CachedTransaction {
+    /// Runs `statement`, the text `sql`. When the database commits the transaction before or
+    /// while running it (a raw `COMMIT`, MySQL's implicit commits: DDL, `LOCK TABLES`...),
+    /// what the transaction has written so far is committed: it is invalidated once the
+    /// statement has returned, and from then on each write as it is made (on MySQL what
+    /// follows runs outside any transaction), and again at the end, whether `commit` or
+    /// `rollback`. The transaction is marked before the statement is sent: if the caller
+    /// stops waiting, its end still invalidates everything.
+    async fn statement<T>(
+        &self,
+        sql: &str,
+        statement: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, DbErr> {
+        if !self.ends_early(sql) {
+            return statement.await;
+        }
+        self.pending.mark_committed_early();
+        tracing::debug!(
+            sql,
+            "a statement that commits the open transaction, sent inside one: its writes are \
+             invalidated now, and each later write at once"
+        );
+        let result = statement.await;
+        invalidate_recorded(&self.cache, &self.database, &self.pending).await;
+        result
+    }
+
+    /// Whether the database commits (or ends) the open transaction before, or while,
+    /// running `sql`: transaction control in the text, a text whose control the dialects
+    /// read differently, or on MySQL a statement with an implicit commit.
+    fn ends_early(&self, sql: &str) -> bool {
+        let Some(walk) = querycache_sql::transaction_walk(sql) else {
+            return false;
+        };
+        let mysql = self.inner.get_database_backend() == DbBackend::MySql;
+        if walk.implicit_commits_only() {
+            // DDL: PostgreSQL and SQLite run it inside the transaction.
+            return mysql;
+        }
+        walk.doubtful
+            || walk.steps.iter().any(|step| match step {
+                querycache_sql::Step::Control(control) => match control {
+                    querycache_sql::Control::ImplicitCommit => mysql,
+                    querycache_sql::Control::Neutral
+                    | querycache_sql::Control::Savepoint(_)
+                    | querycache_sql::Control::Release(_)
+                    | querycache_sql::Control::RollbackTo(_) => false,
+                    _ => true,
+                },
+                querycache_sql::Step::Statements(_) => false,
+            })
+    }
+
+    /// Runs `stmt`, a query that returns rows, with `run`: a read, or a write whose tags
+    /// are narrowed to the rows it returns (`returned`).
+    async fn query<T, F>(
+        &self,
+        stmt: Statement,
+        run: impl Fn(Statement) -> F,
+        returned: fn(&Result<T, DbErr>) -> Option<&[QueryResult]>,
+    ) -> Result<T, DbErr>
+    where
+        F: Future<Output = Result<T, DbErr>>,
+    {
+        super::note_locking_read(&stmt.sql);
+        let text = StatementText::of(&stmt, &self.database.catalog);
+        self.statement(&stmt.sql, async {
+            let Some(tags) = text.written_tags() else {
+                super::note_read_in_transaction(&stmt.sql);
+                return run(stmt.clone()).await;
+            };
+            let narrow = |result: &_| text.written_tags_returning(returned(result));
+            self.write(tags, run(stmt.clone()), narrow).await
+        })
+        .await
+    }
+
     /// Runs `statement` (a write: `tags` is what it writes, before any narrowing by the rows
     /// it returns) and records what it wrote, for the outermost COMMIT to invalidate. If the
     /// caller stops waiting, the statement may still run in the transaction: `tags` are
-    /// recorded then, when the future is dropped.
+    /// recorded then, when the future is dropped. In a transaction the database committed
+    /// early (see [`statement`](Self::statement)), the write is also invalidated at once.
     async fn write<T>(
         &self,
         tags: Vec<Tag>,
@@ -707,8 +796,14 @@ impl CachedTransaction {
         };
         let result = statement.await;
         let tags = narrow(&result).or_else(|| unfinished.tags.take());
+        let now = tags.clone().filter(|_| self.pending.committed_early());
         unfinished.tags = tags;
         drop(unfinished);
+        if let Some(tags) = now {
+            self.cache
+                .invalidate_written_in(self.database.get(), tags)
+                .await;
+        }
         result
     }
 
@@ -717,6 +812,20 @@ impl CachedTransaction {
     fn record(&self, tags: Vec<Tag>) {
         self.pending
             .record(&self.cache.with_table_dependencies(tags));
+    }
+}
+
+/// Invalidates everything a transaction has recorded (`pending` and the levels enclosing
+/// it), leaving it in place: the transaction's end invalidates it again.
+async fn invalidate_recorded(cache: &Cache, database: &DatabaseId, pending: &PendingWrites) {
+    let (written, explicit) = pending.tags_up();
+    if !written.is_empty() {
+        cache.invalidate_written_in(database.get(), written).await;
+    }
+    if !explicit.is_empty() {
+        cache
+            .invalidate_tags(databases::tags_in(database.get(), explicit))
+            .await;
     }
 }
 
@@ -743,44 +852,37 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
-            return self.inner.execute_raw(stmt).await;
-        };
-        self.write(tags, self.inner.execute_raw(stmt), |_| None)
-            .await
+        let sql = stmt.sql.clone();
+        self.statement(&sql, async {
+            let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
+                return self.inner.execute_raw(stmt).await;
+            };
+            self.write(tags, self.inner.execute_raw(stmt), |_| None)
+                .await
+        })
+        .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
-        let Some(tags) = StatementText::unprepared(sql, &self.database.catalog).written_tags()
-        else {
-            return self.inner.execute_unprepared(sql).await;
-        };
-        self.write(tags, self.inner.execute_unprepared(sql), |_| None)
-            .await
+        self.statement(sql, async {
+            let Some(tags) = StatementText::unprepared(sql, &self.database.catalog).written_tags()
+            else {
+                return self.inner.execute_unprepared(sql).await;
+            };
+            self.write(tags, self.inner.execute_unprepared(sql), |_| None)
+                .await
+        })
+        .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
-            super::note_read_in_transaction(&stmt.sql);
-            return self.inner.query_one_raw(stmt).await;
-        };
-        let text = StatementText::of(&stmt, &self.database.catalog);
-        let narrow = |result: &_| text.written_tags_returning(returned_one(result));
-        self.write(tags, self.inner.query_one_raw(stmt.clone()), narrow)
+        self.query(stmt, |stmt| self.inner.query_one_raw(stmt), returned_one)
             .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        super::note_locking_read(&stmt.sql);
-        let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
-            super::note_read_in_transaction(&stmt.sql);
-            return self.inner.query_all_raw(stmt).await;
-        };
-        let text = StatementText::of(&stmt, &self.database.catalog);
-        let narrow = |result: &_| text.written_tags_returning(returned_all(result));
-        self.write(tags, self.inner.query_all_raw(stmt.clone()), narrow)
+        self.query(stmt, |stmt| self.inner.query_all_raw(stmt), returned_all)
             .await
     }
 

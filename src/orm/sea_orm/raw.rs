@@ -29,12 +29,16 @@ pub(super) struct Plan {
     controls: Vec<Control>,
     /// The text's control could not be read for sure.
     doubtful: bool,
+    /// Its only control is MySQL's implicit commits (DDL): nothing to do unless a raw
+    /// transaction may be open.
+    implicit_only: bool,
 }
 
 impl Plan {
     /// The control statements of `sql`; `None` when it holds none (nearly every text).
     pub(super) fn of(sql: &str) -> Option<Plan> {
         let walk = transaction_walk(sql)?;
+        let implicit_only = walk.implicit_commits_only();
         let controls = walk
             .steps
             .into_iter()
@@ -46,6 +50,7 @@ impl Plan {
         Some(Plan {
             controls,
             doubtful: walk.doubtful,
+            implicit_only,
         })
     }
 }
@@ -73,7 +78,7 @@ impl RawTransactions {
         let mut open = self.open.load(Ordering::Acquire);
         let mut ended = false;
         let mut everything = false;
-        if let Some(plan) = plan {
+        if let Some(plan) = plan.filter(|plan| open || !plan.implicit_only) {
             for control in &plan.controls {
                 match control {
                     Control::Begin | Control::Autocommit(false) => open = true,
@@ -88,6 +93,9 @@ impl RawTransactions {
                     // May commit a transaction prepared by any connection.
                     Control::CommitPrepared => everything = true,
                     Control::Neutral | Control::RollbackTo(_) => {}
+                    // MySQL commits the open transaction first (DDL, LOCK TABLES...); with
+                    // autocommit off a new one opens: whether one is open stays as it was.
+                    Control::ImplicitCommit => ended = true,
                     // SQLite's SAVEPOINT outside a transaction opens one, and RELEASE of it
                     // commits: where this text stands is not known.
                     Control::Savepoint(_) | Control::Release(_) | Control::Unknown => {
@@ -194,6 +202,35 @@ mod tests {
             "a savepoint may have opened a transaction"
         );
         assert_eq!(after(&raw, "RELEASE a", &[]), vec![songs]);
+    }
+
+    #[test]
+    fn a_statement_mysql_commits_before_invalidates_what_is_pending() {
+        let raw = RawTransactions::default();
+        let songs = Tag::model("songs");
+        after(
+            &raw,
+            "BEGIN; UPDATE songs SET a = 1",
+            std::slice::from_ref(&songs),
+        );
+        assert_eq!(
+            after(&raw, "ALTER TABLE songs ADD COLUMN b INT", &[]),
+            vec![songs.clone()]
+        );
+        assert!(raw.may_be_open(), "with autocommit off a new one is open");
+        assert!(
+            after(&raw, "CREATE TABLE t (id INT)", &[]).is_empty(),
+            "nothing left"
+        );
+        // Outside a raw transaction, DDL leaves nothing open, even a function body that
+        // MySQL lexes differently.
+        let raw = RawTransactions::default();
+        assert!(after(&raw, "CREATE TABLE t (id INT)", &[]).is_empty());
+        let function = "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                        BEGIN UPDATE t SET n = 'it''s'; RETURN NULL; END $$";
+        assert!(transaction_walk(function).unwrap().doubtful, "premise");
+        assert!(after(&raw, function, &[]).is_empty());
+        assert!(!raw.may_be_open());
     }
 
     #[test]

@@ -389,3 +389,87 @@ fn a_write_by_a_database_function_declared_inside_a_transaction_is_invalidated_a
         .unwrap();
     assert_eq!(f.title(a).as_deref(), Some("A (archived)"));
 }
+
+impl Fixture {
+    /// Song `id`'s title as the database holds it now (a connection of its own).
+    fn stored(&self, id: i32) -> Option<String> {
+        songs::table
+            .find(id)
+            .select(songs::title)
+            .first(&mut self.t.raw())
+            .optional()
+            .expect("read the database")
+    }
+
+    /// The cached reads of songs A and B through the other connection agree with the
+    /// database; returns what it holds.
+    fn agree(&mut self, what: &str) -> (Option<String>, Option<String>) {
+        let (a, b) = (self.a, self.b);
+        let stored = (self.stored(a), self.stored(b));
+        assert_eq!((self.title(a), self.title(b)), stored, "{what}");
+        stored
+    }
+}
+
+/// What MySQL keeps of `BEGIN; UPDATE A; <DDL>; UPDATE B; ROLLBACK`: the DDL committed the
+/// first update, and the second ran outside any transaction. PostgreSQL and SQLite keep
+/// nothing.
+fn kept_after_ddl_and_rollback() -> (Option<String>, Option<String>) {
+    if DB == Db::MySql {
+        (Some("A2".to_owned()), Some("B2".to_owned()))
+    } else {
+        (Some("A".to_owned()), Some("B".to_owned()))
+    }
+}
+
+#[test]
+fn ddl_inside_a_raw_transaction_leaves_no_stale_entry_whatever_ends_it() {
+    for close in ["ROLLBACK", "COMMIT"] {
+        let Some(mut f) = Fixture::new() else { return };
+        f.agree("before");
+        f.run(&format!("BEGIN; {}", f.update(f.a, "A2")));
+        f.agree("inside, before the DDL");
+        // MySQL commits the open transaction before running it.
+        f.run("CREATE TABLE early_commit (id INT PRIMARY KEY)");
+        f.agree("after the DDL");
+        f.run(&f.update(f.b, "B2"));
+        f.agree("after the write that follows");
+        f.run(close);
+        let kept = f.agree(close);
+        if close == "ROLLBACK" {
+            assert_eq!(kept, kept_after_ddl_and_rollback(), "premise");
+        } else {
+            assert_eq!(kept, (Some("A2".to_owned()), Some("B2".to_owned())));
+        }
+        // A later transaction is followed as usual.
+        f.run(&format!("BEGIN; {}", f.update(f.a, "A3")));
+        f.agree("a new transaction");
+        f.run("COMMIT");
+        assert_eq!(f.agree("its commit").0.as_deref(), Some("A3"));
+    }
+}
+
+#[test]
+fn ddl_inside_diesel_s_transaction_leaves_no_stale_entry_after_its_rollback() {
+    let Some(mut f) = Fixture::new() else { return };
+    f.agree("before");
+    let (a, b) = (f.a, f.b);
+    let (cache, runs, other) = (&f.t.cache, &f.runs, &mut f.other);
+    let result = f.conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        diesel::update(songs::table.find(a))
+            .set(songs::title.eq("A2"))
+            .execute(conn)?;
+        diesel::sql_query("CREATE TABLE early_commit (id INT PRIMARY KEY)").execute(conn)?;
+        // Another connection reads (and caches) meanwhile.
+        song_title(cache, runs, other, a)?;
+        song_title(cache, runs, other, b)?;
+        diesel::update(songs::table.find(b))
+            .set(songs::title.eq("B2"))
+            .execute(conn)?;
+        song_title(cache, runs, other, a)?;
+        song_title(cache, runs, other, b)?;
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert_eq!(result, Err(diesel::result::Error::RollbackTransaction));
+    assert_eq!(f.agree("after the rollback"), kept_after_ddl_and_rollback());
+}

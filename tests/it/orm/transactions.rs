@@ -643,3 +643,72 @@ async fn plain_sea_orm_transaction_as_connection_bypasses_the_cache() {
     assert_eq!(computed.load(Ordering::SeqCst), 3);
     tx.rollback().await.unwrap();
 }
+
+// --- A transaction the database ends early -------------------------------------------------
+
+/// Song titles as the database holds them now, in id order.
+async fn stored_titles(t: &TestDb) -> Vec<String> {
+    song::Entity::find()
+        .order_by_asc(song::Column::Id)
+        .all(&t.raw)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.title)
+        .collect()
+}
+
+/// The cached list and both cached songs agree with the database; returns what it holds.
+async fn agree(f: &Fixture, what: &str) -> Vec<String> {
+    let stored = stored_titles(&f.t).await;
+    let (titles, ..) = f.read_all().await;
+    assert_eq!(titles, stored, "the list, {what}");
+    let (a, _) = title_cached(&f.t, f.a.id).await;
+    let (b, _) = title_cached(&f.t, f.b.id).await;
+    let by_id: Vec<String> = [a, b].into_iter().flatten().collect();
+    assert_eq!(by_id, stored, "by id, {what}");
+    stored
+}
+
+#[tokio::test]
+async fn ddl_in_a_transaction_leaves_no_stale_entry_after_its_rollback() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let tx = f.db().begin().await.unwrap();
+    set_title(&tx, &f.a, "A2").await;
+    agree(&f, "inside, before the DDL").await;
+    // MySQL commits the open transaction before running it; the others run it inside.
+    tx.execute_unprepared("CREATE TABLE early_commit (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    agree(&f, "after the DDL").await;
+    set_title(&tx, &f.b, "B2").await;
+    agree(&f, "after the write that follows").await;
+    tx.rollback().await.unwrap();
+    let kept = agree(&f, "after the rollback").await;
+    let expected = if DB == Db::MySql {
+        ["A2", "B2"]
+    } else {
+        ["A", "B"]
+    };
+    assert_eq!(kept, expected, "premise: what the database kept");
+}
+
+#[tokio::test]
+async fn a_raw_commit_sent_through_a_transaction_ends_it_early() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let tx = f.db().begin().await.unwrap();
+    set_title(&tx, &f.a, "A2").await;
+    tx.execute_unprepared("COMMIT").await.unwrap();
+    agree(&f, "after the raw COMMIT").await;
+    // Outside any transaction now: the write commits at once.
+    set_title(&tx, &f.b, "B2").await;
+    agree(&f, "after the write that follows").await;
+    // SeaORM's ROLLBACK finds no transaction (a warning on PostgreSQL, an error on SQLite).
+    let _ = tx.rollback().await;
+    let kept = agree(&f, "after the rollback").await;
+    assert_eq!(kept, ["A2", "B2"], "premise: both writes committed");
+}

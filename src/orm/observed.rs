@@ -129,7 +129,7 @@ mod tests {
         let none = |_: usize| None;
         let read = |sql: &str, keys: &CatalogView<'_>| read_tags(sql, &none, keys).unwrap();
         let write = |sql: &str, keys: &CatalogView<'_>| {
-            written_tags(sql, &none, keys, |_: &[String]| None).unwrap()
+            written_tags(sql, &none, keys, |_: &[String], _: bool| None).unwrap()
         };
         let meets = |read: &[Tag], written: &[Tag]| read.iter().any(|t| written.contains(t));
 
@@ -179,7 +179,7 @@ mod relation_tests {
     }
 
     fn write(sql: &str, view: &CatalogView<'_>) -> Vec<String> {
-        strings(written_tags(sql, &|_| None, view, |_: &[String]| None).unwrap())
+        strings(written_tags(sql, &|_| None, view, |_: &[String], _: bool| None).unwrap())
     }
 
     #[test]

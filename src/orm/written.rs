@@ -13,18 +13,21 @@ use crate::tags::{Tag, table_key, write_tags};
 /// `orm::catalog`): a write also writes the views and cascades it reaches; one classified
 /// before the catalog answered, which cannot know them, invalidates every model tag
 /// (`model:#all`, with a warning the first time).
-/// `returned_ids(columns)` gives the ids of the rows the statement returned (the values of
-/// the key `columns`, rendered as [`querycache_sql::row_id`] renders them), when the
-/// integration can see them: a single `INSERT ... VALUES` that only inserts then
-/// touches those rows rather than the whole table in bulk — if every row it inserted came
-/// back (SeaORM's `exec_with_returning` reads one row of a multi-row insert).
+/// `returned_ids(columns, generated)` gives the ids of the rows the statement inserted (the
+/// values of the key `columns`, rendered as [`querycache_sql::row_id`] renders them), when
+/// the integration can see them: the rows it returned, or on MySQL the id `AUTO_INCREMENT`
+/// generated for a one-row insert, which is the row's key when `generated` (the key is the
+/// table's one `AUTO_INCREMENT` column, as the catalog answered). A single `INSERT ...
+/// VALUES` that only inserts then touches those rows rather than the whole table in bulk —
+/// if every row it inserted is accounted for (SeaORM's `exec_with_returning` reads one row
+/// of a multi-row insert).
 ///
 /// A statement that cannot be classified writes `model:#all`, with a warning.
 pub(crate) fn written_tags(
     sql: &str,
     param: &dyn Fn(usize) -> Option<Bound>,
     keys: &CatalogView<'_>,
-    returned_ids: impl FnOnce(&[String]) -> Option<Vec<String>>,
+    returned_ids: impl FnOnce(&[String], bool) -> Option<Vec<String>>,
 ) -> Option<Vec<Tag>> {
     if is_plain_read(sql) {
         return None;
@@ -61,7 +64,7 @@ pub(crate) fn written_tags(
                     // Only the rows of the text's one INSERT come back.
                     Rows::Inserted(count) if writes.len() == 1 => returned_ids
                         .take()
-                        .and_then(|returned| returned(&columns))
+                        .and_then(|returned| returned(&columns, keys.key_is_generated(&w.table)))
                         .filter(|ids| ids.len() == *count)
                         .and_then(|ids| row_keys(ids, columns.len(), numeric)),
                     Rows::Inserted(_) | Rows::Unknown => None,
@@ -261,7 +264,7 @@ mod tests {
     #[test]
     fn returned_ids_narrow_only_a_plain_insert() {
         let none = |_: usize| None;
-        let ids = |_: &[String]| Some(vec!["7".to_owned()]);
+        let ids = |_: &[String], _: bool| Some(vec!["7".to_owned()]);
         let tags = written_tags(
             "INSERT INTO songs (title) VALUES ('a')",
             &none,
@@ -302,10 +305,10 @@ mod tests {
     fn returned_ids_narrow_only_when_every_inserted_row_came_back() {
         let none = |_: usize| None;
         let two = r#"INSERT INTO "songs" ("title") VALUES ($1), ($2) RETURNING "id""#;
-        let one_back = |_: &[String]| Some(vec!["7".to_owned()]);
+        let one_back = |_: &[String], _: bool| Some(vec!["7".to_owned()]);
         let tags = written_tags(two, &none, &CatalogView::guessed(), one_back).unwrap();
         assert_eq!(tags, Tag::table_write("songs"));
-        let both_back = |_: &[String]| Some(vec!["7".to_owned(), "8".to_owned()]);
+        let both_back = |_: &[String], _: bool| Some(vec!["7".to_owned(), "8".to_owned()]);
         let tags = written_tags(two, &none, &CatalogView::guessed(), both_back).unwrap();
         assert_eq!(
             tags,
@@ -330,7 +333,7 @@ mod tests {
     #[test]
     fn replace_is_read_from_tokens_whatever_separates_its_words() {
         let none = |_: usize| None;
-        let ids = |_: &[String]| Some(vec!["7".to_owned()]);
+        let ids = |_: &[String], _: bool| Some(vec!["7".to_owned()]);
         for sql in [
             "INSERT OR REPLACE INTO songs (title) VALUES ('a') RETURNING id",
             "INSERT\nOR REPLACE INTO songs (title) VALUES ('a') RETURNING id",
@@ -354,7 +357,7 @@ mod tests {
             "DELETE FROM songs WHERE id = ?",
             &slug,
             &CatalogView::guessed(),
-            |_: &[String]| None,
+            |_: &[String], _: bool| None,
         )
         .unwrap();
         assert_eq!(
@@ -371,7 +374,7 @@ mod tests {
             "DELETE FROM songs WHERE id = ?",
             &five,
             &CatalogView::guessed(),
-            |_: &[String]| None,
+            |_: &[String], _: bool| None,
         )
         .unwrap();
         assert_eq!(
@@ -396,15 +399,20 @@ mod tests {
             "UPDATE [Songs] SET title = 'x'",
             r#"UPDATE "Main"."Songs" SET title = 'x'"#,
         ] {
-            let tags =
-                written_tags(sql, &none, &CatalogView::guessed(), |_: &[String]| None).unwrap();
+            let tags = written_tags(
+                sql,
+                &none,
+                &CatalogView::guessed(),
+                |_: &[String], _: bool| None,
+            )
+            .unwrap();
             assert_eq!(tags, Tag::table_write("songs"), "{sql}");
         }
         let tags = written_tags(
             r#"DELETE FROM "App"."Songs" WHERE id = 'AbC'"#,
             &none,
             &CatalogView::guessed(),
-            |_: &[String]| None,
+            |_: &[String], _: bool| None,
         );
         assert_eq!(
             tags.unwrap(),

@@ -20,7 +20,7 @@
 mod keys;
 mod relations;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -48,6 +48,7 @@ impl Dialect {
     /// | `o` | view schema, view, function | a view calls a function whose effect is not known |
     /// | `f` | schema, table, referenced schema, referenced table, on update, on delete | a foreign key |
     /// | `d` | database | MySQL's current database (its tables' names need no schema) |
+    /// | `a` | schema, table, column | MySQL: the table's `AUTO_INCREMENT` column |
     ///
     /// PostgreSQL: keys of the tables of the connection's schemas (`current_schemas`), views
     /// from `pg_rewrite`/`pg_depend` (a function a view depends on there is a user's one:
@@ -115,6 +116,11 @@ impl Dialect {
                  CHAR(31 USING utf8mb4), table_name, CHAR(31 USING utf8mb4), view_definition) \
                  FROM information_schema.views WHERE table_schema = DATABASE() \
                  UNION ALL \
+                 SELECT CONCAT('a', CHAR(31 USING utf8mb4), table_schema, \
+                 CHAR(31 USING utf8mb4), table_name, CHAR(31 USING utf8mb4), column_name) \
+                 FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND extra LIKE '%auto_increment%' \
+                 UNION ALL \
                  SELECT CONCAT('f', CHAR(31 USING utf8mb4), constraint_schema, \
                  CHAR(31 USING utf8mb4), table_name, CHAR(31 USING utf8mb4), \
                  unique_constraint_schema, CHAR(31 USING utf8mb4), referenced_table_name, \
@@ -148,6 +154,9 @@ pub(crate) struct Catalog {
     relations: Option<Relations>,
     /// The database's dialect, when the catalog answered.
     dialect: Option<Dialect>,
+    /// MySQL: each table's `AUTO_INCREMENT` column (lower case), by the table's lookup
+    /// names (qualified and bare, as [`PrimaryKeys`] keys them).
+    generated: HashMap<String, String>,
 }
 
 impl Catalog {
@@ -164,6 +173,7 @@ impl Catalog {
     /// or without their kind's fields, are skipped.
     pub(crate) fn from_rows(dialect: Dialect, rows: impl IntoIterator<Item = String>) -> Self {
         let mut key_rows = Vec::new();
+        let mut generated = HashMap::new();
         let mut relations = relations::Builder::default();
         for row in rows {
             let Some((kind, rest)) = row.split_once(SEPARATOR) else {
@@ -172,6 +182,14 @@ impl Catalog {
             match kind {
                 "k" => key_rows.push(rest.to_owned()),
                 "d" => relations.default_schema(rest),
+                "a" => {
+                    if let [schema, table, column] = fields::<3>(rest)[..] {
+                        let (table, column) = (table.to_lowercase(), column.to_lowercase());
+                        let qualified = format!("{}.{table}", schema.to_lowercase());
+                        generated.insert(qualified, column.clone());
+                        generated.insert(table, column);
+                    }
+                }
                 "v" => {
                     if let [schema, view, base_schema, base] = fields::<4>(rest)[..] {
                         relations.view_reads(schema, view, base_schema, base);
@@ -205,6 +223,7 @@ impl Catalog {
             keys: PrimaryKeys::from_rows(dialect, key_rows),
             relations: Some(relations.build()),
             dialect: Some(dialect),
+            generated,
         }
     }
 }
@@ -294,6 +313,22 @@ impl CatalogView<'_> {
         self.listed(table).unwrap_or(Key::Guessed)
     }
 
+    /// Whether `table`'s primary key is its one `AUTO_INCREMENT` column (MySQL), as the
+    /// catalog answered: then the id MySQL reports for a one-row insert that left the key to
+    /// the database is that row's key.
+    pub(crate) fn key_is_generated(&self, table: &TableName) -> bool {
+        let Some(catalog) = self.catalog.as_ref() else {
+            return false;
+        };
+        let name = PrimaryKeys::lookup_name(table);
+        match (catalog.keys.key(table), catalog.generated.get(&name)) {
+            (Some(Key::Known(columns)), Some(generated)) => {
+                matches!(columns.as_slice(), [column] if column == generated)
+            }
+            _ => false,
+        }
+    }
+
     /// `table`'s key when the answer lists it (or was asked about it since); `None`, noted
     /// so that the catalog is asked again, when it does not.
     fn listed(&self, table: &TableName) -> Option<Key> {
@@ -355,6 +390,38 @@ mod tests {
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
         }
+    }
+
+    #[test]
+    fn a_key_is_generated_only_when_it_is_the_table_s_one_auto_increment_column() {
+        let generated = |schema: &str, table: &str, column: &str| {
+            format!("a\u{1f}{schema}\u{1f}{table}\u{1f}{column}")
+        };
+        let catalog = Catalog::from_rows(
+            Dialect::MySql,
+            [
+                row("app", "Songs", 1, 1, "ID"),
+                generated("app", "Songs", "ID"),
+                // Keyed by another column than the auto-numbered one.
+                row("app", "coded", 1, 1, "code"),
+                generated("app", "coded", "seq"),
+                // A composite key with an auto-numbered part.
+                row("app", "members", 1, 1, "tenant_id"),
+                row("app", "members", 1, 2, "id"),
+                generated("app", "members", "id"),
+                // No AUTO_INCREMENT column at all.
+                row("app", "plain", 1, 1, "id"),
+            ],
+        );
+        let slot = CatalogSlot::default();
+        slot.install(catalog);
+        let view = slot.view();
+        assert!(view.key_is_generated(&table(None, "songs")));
+        assert!(view.key_is_generated(&table(Some("APP"), "SONGS")));
+        for name in ["coded", "members", "plain", "unlisted"] {
+            assert!(!view.key_is_generated(&table(None, name)), "{name}");
+        }
+        assert!(!CatalogView::guessed().key_is_generated(&table(None, "songs")));
     }
 
     #[test]

@@ -414,7 +414,7 @@ impl CacheInstrumentation {
         let none = |_: usize| None;
         let keys = self.database.catalog.view();
         if self.walks(&statement.sql) {
-            let tags = written_tags(&statement.sql, &none, &keys, |_| None).unwrap_or_default();
+            let tags = written_tags(&statement.sql, &none, &keys, |_, _| None).unwrap_or_default();
             return InFlight::Walk {
                 sql: statement.sql.clone(),
                 tags,
@@ -425,7 +425,7 @@ impl CacheInstrumentation {
             let binds = binds.get_or_init(|| statement.binds());
             binds.get(i).cloned().flatten()
         };
-        let Some(tags) = written_tags(&statement.sql, &param, &keys, |_| None) else {
+        let Some(tags) = written_tags(&statement.sql, &param, &keys, |_, _| None) else {
             if self.outside_levels() {
                 self.observe_read(&statement.sql, &param, &keys);
             } else {
@@ -688,7 +688,7 @@ impl CacheInstrumentation {
             match step {
                 Step::Statements(statements) => {
                     let keys = self.database.catalog.view();
-                    if let Some(tags) = written_tags(statements, &none, &keys, |_| None) {
+                    if let Some(tags) = written_tags(statements, &none, &keys, |_, _| None) {
                         self.write(tags);
                     }
                 }

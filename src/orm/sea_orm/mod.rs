@@ -619,11 +619,18 @@ impl ConnectionTrait for CachedConnection {
             return self.inner.execute_raw(stmt).await;
         };
         let inner = self.inner.clone();
+        // MySQL answers a write with the id AUTO_INCREMENT generated (see `generated`).
+        let backend = self.inner.get_database_backend();
+        let narrow_by = (backend == DbBackend::MySql).then(|| stmt.clone());
+        let database = Arc::clone(&self.database);
         self.write(
             tags,
             plan,
             async move { inner.execute_raw(stmt).await },
-            |_| None,
+            move |result| {
+                StatementText::of(narrow_by.as_ref()?, &database.catalog)
+                    .written_tags_generated(statement::generated(backend, result))
+            },
         )
         .await
     }
@@ -636,11 +643,17 @@ impl ConnectionTrait for CachedConnection {
             return self.inner.execute_unprepared(sql).await;
         };
         let (inner, sql) = (self.inner.clone(), sql.to_owned());
+        let backend = self.inner.get_database_backend();
+        let narrow_by = (backend == DbBackend::MySql).then(|| sql.clone());
+        let database = Arc::clone(&self.database);
         self.write(
             tags,
             plan,
             async move { inner.execute_unprepared(&sql).await },
-            |_| None,
+            move |result| {
+                StatementText::unprepared(narrow_by.as_deref()?, &database.catalog)
+                    .written_tags_generated(statement::generated(backend, result))
+            },
         )
         .await
     }
@@ -854,10 +867,14 @@ impl ConnectionTrait for CachedTransaction {
         super::note_locking_read(&stmt.sql);
         let sql = stmt.sql.clone();
         self.statement(&sql, async {
-            let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
-                return self.inner.execute_raw(stmt).await;
+            let text = StatementText::of(&stmt, &self.database.catalog);
+            let Some(tags) = text.written_tags() else {
+                return self.inner.execute_raw(stmt.clone()).await;
             };
-            self.write(tags, self.inner.execute_raw(stmt), |_| None)
+            let backend = self.inner.get_database_backend();
+            let narrow =
+                |result: &_| text.written_tags_generated(statement::generated(backend, result));
+            self.write(tags, self.inner.execute_raw(stmt.clone()), narrow)
                 .await
         })
         .await
@@ -866,11 +883,14 @@ impl ConnectionTrait for CachedTransaction {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
         self.statement(sql, async {
-            let Some(tags) = StatementText::unprepared(sql, &self.database.catalog).written_tags()
-            else {
+            let text = StatementText::unprepared(sql, &self.database.catalog);
+            let Some(tags) = text.written_tags() else {
                 return self.inner.execute_unprepared(sql).await;
             };
-            self.write(tags, self.inner.execute_unprepared(sql), |_| None)
+            let backend = self.inner.get_database_backend();
+            let narrow =
+                |result: &_| text.written_tags_generated(statement::generated(backend, result));
+            self.write(tags, self.inner.execute_unprepared(sql), narrow)
                 .await
         })
         .await

@@ -55,9 +55,40 @@ impl<'a> StatementText<'a> {
         returned: Option<&[QueryResult]>,
     ) -> Option<Vec<Tag>> {
         let param = |i: usize| self.values.and_then(|v| v.get(i)).and_then(row_id);
-        let returned_ids = |columns: &[String]| returned.and_then(|r| inserted_ids(r, columns));
+        let returned_ids =
+            |columns: &[String], _: bool| returned.and_then(|r| inserted_ids(r, columns));
         written::written_tags(self.sql, &param, &self.keys.view(), returned_ids)
     }
+
+    /// [`written_tags`](Self::written_tags), narrowed by what MySQL answered a statement
+    /// without `RETURNING` (`None`: it failed, or the database is another): a one-row insert
+    /// that left the key to `AUTO_INCREMENT` wrote the row `last_insert_id` names, when the
+    /// table's key is that column. Anything else stays a bulk write: a multi-row insert's
+    /// ids need not be consecutive (`innodb_autoinc_lock_mode = 2`,
+    /// `auto_increment_increment`).
+    pub(super) fn written_tags_generated(&self, answer: Option<(u64, u64)>) -> Option<Vec<Tag>> {
+        let param = |i: usize| self.values.and_then(|v| v.get(i)).and_then(row_id);
+        let returned_ids = |columns: &[String], generated: bool| match answer {
+            Some((id, 1)) if id != 0 && generated && columns.len() == 1 => {
+                Some(vec![id.to_string()])
+            }
+            _ => None,
+        };
+        written::written_tags(self.sql, &param, &self.keys.view(), returned_ids)
+    }
+}
+
+/// What MySQL answered a write, for [`StatementText::written_tags_generated`]: the id
+/// `AUTO_INCREMENT` generated first (0: none) and the rows affected. Only MySQL's answer
+/// carries an id the key can be read from: SQLite's `last_insert_rowid` is the rowid of
+/// whatever the connection inserted last, and PostgreSQL reports none.
+pub(super) fn generated(
+    backend: sea_orm::DbBackend,
+    result: &Result<sea_orm::ExecResult, sea_orm::DbErr>,
+) -> Option<(u64, u64)> {
+    let answer = result.as_ref().ok()?;
+    (backend == sea_orm::DbBackend::MySql)
+        .then(|| (answer.last_insert_id(), answer.rows_affected()))
 }
 
 /// The key values (`columns`) of the rows an `INSERT ... RETURNING` returned, if each can

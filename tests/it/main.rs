@@ -123,7 +123,8 @@ mod on_postgres {
 }
 // MariaDB (issue 26), with Diesel's `mysql` backend (sync and diesel-async's
 // `AsyncMysqlConnection`). To come: the files whose SQL is PostgreSQL's or SQLite's only
-// (`||`, casts to TEXT, UUID columns).
+// (`||`, casts to TEXT, UUID columns, materialized views): relations, row_keys,
+// write_precision, locking_reads, sea_orm_cancel, multi_database.
 #[path = "orm"]
 mod on_mariadb {
     const DB: crate::support::Db = crate::support::Db::MySql;
@@ -150,9 +151,13 @@ mod on_mariadb {
     mod fail_safe;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    #[cfg(feature = "redis")]
+    mod null_column;
     mod observed_reads;
     mod per_query;
     mod related_loading;
+    mod sea_orm_precision;
+    mod sea_orm_raw_transactions;
     mod sea_orm_writes;
     mod transactions;
 }
@@ -166,7 +171,7 @@ mod http_admin;
 mod http_cache;
 #[cfg(feature = "axum")]
 mod http_dashboard;
-// The songs app (`examples/songs`): SQLite on each store, and PostgreSQL.
+// The songs app (`examples/songs`): SQLite on each store, PostgreSQL and MariaDB.
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 #[path = "songs_app"]
 mod songs_on_memory {
@@ -192,6 +197,15 @@ mod songs_on_tiered {
 mod songs_on_postgres {
     const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
     const DB: crate::support::Db = crate::support::Db::Postgres;
+    mod caching;
+    mod consistency;
+    mod routes;
+}
+#[cfg(all(feature = "axum", feature = "sea-orm"))]
+#[path = "songs_app"]
+mod songs_on_mariadb {
+    const STORE: crate::support::stores::Kind = crate::support::stores::Kind::Memory;
+    const DB: crate::support::Db = crate::support::Db::MySql;
     mod caching;
     mod consistency;
     mod routes;

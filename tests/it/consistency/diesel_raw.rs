@@ -68,6 +68,12 @@ impl DieselWriters {
             0 => vec!["BEGIN".into(), update.into(), end.into()],
             1 => vec![format!("BEGIN; {update}"), end.into()],
             2 => vec!["BEGIN".into(), format!("{update}; {end}")],
+            // MySQL spells it START TRANSACTION and has no END.
+            _ if db.db == Db::MySql => vec![
+                "START TRANSACTION".into(),
+                update.into(),
+                if commit { "COMMIT WORK" } else { end }.into(),
+            ],
             _ => vec![
                 "BEGIN TRANSACTION".into(),
                 update.into(),
@@ -82,7 +88,10 @@ impl DieselWriters {
             if let Err(error) = conn.batch_execute(text) {
                 let text = error.to_string();
                 assert!(
-                    text.contains("deadlock detected") || text.contains("database is locked"),
+                    text.contains("deadlock detected")
+                        || text.contains("database is locked")
+                        || text.contains("Deadlock found")
+                        || text.contains("Lock wait timeout"),
                     "raw transaction through Diesel: {text}"
                 );
                 // Ends the transaction whatever state it is in; the connection stays usable.

@@ -823,6 +823,11 @@ combination!(redis_two_instances_on_postgres, Kind::Redis, Db::Postgres);
 combination!(tiered_two_instances_on_sqlite, Kind::Tiered, Db::Sqlite);
 #[cfg(feature = "redis")]
 combination!(tiered_two_instances_on_postgres, Kind::Tiered, Db::Postgres);
+combination!(memory_on_mariadb, Kind::Memory, Db::MySql);
+#[cfg(feature = "redis")]
+combination!(redis_two_instances_on_mariadb, Kind::Redis, Db::MySql);
+#[cfg(feature = "redis")]
+combination!(tiered_two_instances_on_mariadb, Kind::Tiered, Db::MySql);
 
 /// Writes from outside the application ([`outside`]): a `psql` process writes, the logical
 /// change feed brings the writes in, reads are judged against its bound.

@@ -12,8 +12,9 @@ use querycache::cached_query;
 use querycache::orm::sea_orm::CachedConnection;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 
+use super::DB;
 use super::common::Fixture;
-use crate::support::song;
+use crate::support::{Db, song};
 
 #[cached_query(ttl = "1h", models = [song::Entity], row = id, cache = db.cache())]
 async fn title_by_id(db: &CachedConnection, id: i32) -> Result<Option<String>, DbErr> {
@@ -31,6 +32,17 @@ async fn a_write_in_a_raw_transaction_left_open_is_invalidated_again_at_its_comm
         return;
     };
     let db = one_connection(&f).await;
+    // MySQL has neither `BEGIN TRANSACTION` nor `END`.
+    let third = match DB {
+        Db::MySql => (
+            "START TRANSACTION; UPDATE songs SET title = 'raw 3' WHERE id = {id}",
+            "COMMIT WORK",
+        ),
+        Db::Sqlite | Db::Postgres => (
+            "BEGIN TRANSACTION; UPDATE songs SET title = 'raw 3' WHERE id = {id}",
+            "END",
+        ),
+    };
     for (begin, end) in [
         (
             "BEGIN; UPDATE songs SET title = 'raw 1' WHERE id = {id}",
@@ -40,10 +52,7 @@ async fn a_write_in_a_raw_transaction_left_open_is_invalidated_again_at_its_comm
             "BEGIN",
             "UPDATE songs SET title = 'raw 2' WHERE id = {id}; COMMIT",
         ),
-        (
-            "BEGIN TRANSACTION; UPDATE songs SET title = 'raw 3' WHERE id = {id}",
-            "END",
-        ),
+        third,
     ] {
         let begin = begin.replace("{id}", &f.a.id.to_string());
         let end = end.replace("{id}", &f.a.id.to_string());

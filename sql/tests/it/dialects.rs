@@ -83,3 +83,17 @@ fn syntax_errors_of_other_dialects_stop_there() {
     check("DELETE FROM x; SELECT $$ ( $$", all_rows("x"));
     check("SELECT $$ ) $$; DELETE FROM x", all_rows("x"));
 }
+
+#[test]
+fn mysql_double_quotes_with_and_without_ansi_quotes() {
+    // Default MySQL: a string with a backslash escape, so no DELETE. With ANSI_QUOTES (and
+    // on PostgreSQL and SQLite): the identifier `x\`, then a DELETE.
+    check(r#"SELECT "x\"; DELETE FROM t; -- ""#, all_rows("t"));
+    // Both readings agree: a quoted name either way.
+    check(
+        r#"UPDATE "songs" SET title = 'a' WHERE id = 1"#,
+        rows_of("songs", ids(&["1"])),
+    );
+    // A doubled quote is the same escape in both modes.
+    check(r#"SELECT "a""; DELETE FROM t; --""#, Effect::Read);
+}

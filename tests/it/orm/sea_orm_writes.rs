@@ -1,6 +1,6 @@
 //! Every kind of SeaORM write, made through `CachedConnection`, invalidates the cached
-//! queries that depend on what it wrote — with no application code — on SQLite and on
-//! PostgreSQL (`super::DB`).
+//! queries that depend on what it wrote — with no application code — on SQLite, on
+//! PostgreSQL and on MariaDB (`super::DB`).
 //!
 //! Each test caches a list query (`model:songs`) and by-id queries for songs A and B (row
 //! tag + `#bulk`), performs one write, then re-reads through the cache: `computed` says

@@ -2,7 +2,7 @@
 //! returns and never on rollback; savepoints hand their writes to their parent; cached reads
 //! inside a transaction bypass the cache for the tables it wrote and never store.
 //!
-//! Runs on SQLite and on PostgreSQL (`super::DB`).
+//! Runs on SQLite, PostgreSQL and MariaDB (`super::DB`).
 //!
 //! The in-transaction reads are `#[cached_query]` functions whose connection argument is the
 //! transaction.

@@ -124,7 +124,7 @@ mod on_postgres {
 // MariaDB (issue 26), with Diesel's `mysql` backend (sync and diesel-async's
 // `AsyncMysqlConnection`). To come: the files whose SQL is PostgreSQL's or SQLite's only
 // (`||`, casts to TEXT, UUID columns, materialized views): relations, row_keys,
-// write_precision, locking_reads, sea_orm_cancel, multi_database.
+// write_precision, sea_orm_cancel, multi_database.
 #[path = "orm"]
 mod on_mariadb {
     const DB: crate::support::Db = crate::support::Db::MySql;
@@ -149,6 +149,7 @@ mod on_mariadb {
     #[cfg(feature = "diesel")]
     mod diesel_writes;
     mod fail_safe;
+    mod locking_reads;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
     #[cfg(feature = "redis")]

@@ -723,17 +723,18 @@ impl CachedTransaction {
     /// follows runs outside any transaction), and again at the end, whether `commit` or
     /// `rollback`. The transaction is marked before the statement is sent: if the caller
     /// stops waiting, its end still invalidates everything.
+    /// `early` is [`ends_early`](Self::ends_early) of the statement's text, asked before it
+    /// is moved into `statement`.
     async fn statement<T>(
         &self,
-        sql: &str,
+        early: bool,
         statement: impl Future<Output = Result<T, DbErr>>,
     ) -> Result<T, DbErr> {
-        if !self.ends_early(sql) {
+        if !early {
             return statement.await;
         }
         self.pending.mark_committed_early();
         tracing::debug!(
-            sql,
             "a statement that commits the open transaction, sent inside one: its writes are \
              invalidated now, and each later write at once"
         );
@@ -780,12 +781,13 @@ impl CachedTransaction {
         F: Future<Output = Result<T, DbErr>>,
     {
         super::note_locking_read(&stmt.sql);
-        let text = StatementText::of(&stmt, &self.database.catalog);
-        self.statement(&stmt.sql, async {
-            let Some(tags) = text.written_tags() else {
+        let early = self.ends_early(&stmt.sql);
+        self.statement(early, async {
+            let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
                 super::note_read_in_transaction(&stmt.sql);
-                return run(stmt.clone()).await;
+                return run(stmt).await;
             };
+            let text = StatementText::of(&stmt, &self.database.catalog);
             let narrow = |result: &_| text.written_tags_returning(returned(result));
             self.write(tags, run(stmt.clone()), narrow).await
         })
@@ -809,7 +811,11 @@ impl CachedTransaction {
         };
         let result = statement.await;
         let tags = narrow(&result).or_else(|| unfinished.tags.take());
-        let now = tags.clone().filter(|_| self.pending.committed_early());
+        let now = if self.pending.committed_early() {
+            tags.clone()
+        } else {
+            None
+        };
         unfinished.tags = tags;
         drop(unfinished);
         if let Some(tags) = now {
@@ -865,24 +871,26 @@ impl ConnectionTrait for CachedTransaction {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         super::note_locking_read(&stmt.sql);
-        let sql = stmt.sql.clone();
-        self.statement(&sql, async {
-            let text = StatementText::of(&stmt, &self.database.catalog);
-            let Some(tags) = text.written_tags() else {
-                return self.inner.execute_raw(stmt.clone()).await;
+        let early = self.ends_early(&stmt.sql);
+        self.statement(early, async {
+            let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
+                return self.inner.execute_raw(stmt).await;
             };
+            // MySQL answers a write with the id AUTO_INCREMENT generated (see `generated`).
             let backend = self.inner.get_database_backend();
-            let narrow =
-                |result: &_| text.written_tags_generated(statement::generated(backend, result));
-            self.write(tags, self.inner.execute_raw(stmt.clone()), narrow)
-                .await
+            let narrow_by = (backend == DbBackend::MySql).then(|| stmt.clone());
+            let narrow = |result: &_| {
+                StatementText::of(narrow_by.as_ref()?, &self.database.catalog)
+                    .written_tags_generated(statement::generated(backend, result))
+            };
+            self.write(tags, self.inner.execute_raw(stmt), narrow).await
         })
         .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         super::note_locking_read(sql);
-        self.statement(sql, async {
+        self.statement(self.ends_early(sql), async {
             let text = StatementText::unprepared(sql, &self.database.catalog);
             let Some(tags) = text.written_tags() else {
                 return self.inner.execute_unprepared(sql).await;

@@ -48,6 +48,9 @@
 /// Private PostgreSQL servers: the test suite's harness (`super::services` below).
 #[path = "../tests/it/support/pg_server.rs"]
 mod pg_server;
+/// The port picker the private servers share.
+#[path = "../tests/it/support/ports.rs"]
+mod ports;
 /// Private `redis-server`s: the test suite's harness.
 #[path = "../tests/it/support/redis.rs"]
 mod redis_server;

@@ -16,6 +16,8 @@ mod support {
     #![allow(dead_code)]
     #[path = "../../tests/it/support/pg_server.rs"]
     pub mod pg_server;
+    #[path = "../../tests/it/support/ports.rs"]
+    pub mod ports;
     #[path = "../../tests/it/support/services.rs"]
     pub mod services;
 }

@@ -156,7 +156,7 @@ pub mod tags;
 mod test_support;
 #[cfg(feature = "test-util")]
 pub mod testing;
-#[cfg(any(feature = "redis", feature = "feed-postgres"))]
+#[cfg(any(feature = "redis", feature = "feed-postgres", feature = "feed-mysql"))]
 mod tls;
 pub mod warm;
 

@@ -373,7 +373,11 @@ impl Cache {
     /// [`invalidate_feed`](Self::invalidate_feed) of what a change feed saw written in the
     /// database of `namespace` (see [`invalidate_written_in`](Self::invalidate_written_in)).
     #[cfg_attr(
-        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        not(any(
+            feature = "feed-postgres",
+            feature = "feed-sqlite",
+            feature = "feed-mysql"
+        )),
         allow(dead_code)
     )]
     pub(crate) async fn invalidate_feed_in(
@@ -387,7 +391,11 @@ impl Cache {
 
     /// The store, for what a change feed shares through it (its lease and position).
     #[cfg_attr(
-        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        not(any(
+            feature = "feed-postgres",
+            feature = "feed-sqlite",
+            feature = "feed-mysql"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn backend(&self) -> &crate::store::Backend {

@@ -61,7 +61,11 @@ impl Cache {
     /// integration (applied under the `smart` strategy only), but the store's error is
     /// returned, not logged: a feed acknowledges a transaction only once it was applied.
     #[cfg_attr(
-        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        not(any(
+            feature = "feed-postgres",
+            feature = "feed-sqlite",
+            feature = "feed-mysql"
+        )),
         allow(dead_code)
     )]
     pub(crate) async fn invalidate_feed(

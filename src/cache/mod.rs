@@ -602,7 +602,11 @@ impl Cache {
 
     /// Remembers a change feed started on this cache, for [`health`](Self::health).
     #[cfg_attr(
-        not(any(feature = "feed-postgres", feature = "feed-sqlite")),
+        not(any(
+            feature = "feed-postgres",
+            feature = "feed-sqlite",
+            feature = "feed-mysql"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn register_feed(&self, reporter: &std::sync::Arc<crate::feed::Reporter>) {

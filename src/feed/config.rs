@@ -47,6 +47,8 @@ pub enum FeedMode {
     Triggers,
     /// SQLite's `PRAGMA data_version` (`data_version`).
     DataVersion,
+    /// MySQL's and MariaDB's binary log in row format (`binlog`).
+    Binlog,
 }
 
 impl FromStr for FeedMode {
@@ -58,11 +60,13 @@ impl FromStr for FeedMode {
             "logical" => Ok(FeedMode::Logical),
             "triggers" | "trigger" => Ok(FeedMode::Triggers),
             "data_version" | "data-version" => Ok(FeedMode::DataVersion),
+            "binlog" => Ok(FeedMode::Binlog),
             _ => Err(Error::config(
                 MODE_VAR,
                 s,
                 "expected off, logical (PostgreSQL logical replication), triggers \
-                 (PostgreSQL triggers + NOTIFY) or data_version (SQLite)",
+                 (PostgreSQL triggers + NOTIFY), data_version (SQLite) or binlog (MySQL and \
+                 MariaDB's binary log)",
             )),
         }
     }
@@ -75,6 +79,7 @@ impl fmt::Display for FeedMode {
             FeedMode::Logical => "logical",
             FeedMode::Triggers => "triggers",
             FeedMode::DataVersion => "data_version",
+            FeedMode::Binlog => "binlog",
         })
     }
 }
@@ -185,6 +190,18 @@ impl ChangeFeed {
         Self::with(FeedMode::DataVersion, url)
     }
 
+    /// MySQL's or MariaDB's binary log (row format) of the database at `url`
+    /// (`mysql://user:password@host:port/db`, `ssl-mode` accepted): see
+    /// [`feed::mysql`](crate::feed::mysql) for what the server needs.
+    ///
+    /// ```
+    /// use querycache::feed::{ChangeFeed, FeedMode};
+    /// assert_eq!(ChangeFeed::binlog("mysql://localhost/app").mode(), FeedMode::Binlog);
+    /// ```
+    pub fn binlog(url: impl Into<String>) -> Self {
+        Self::with(FeedMode::Binlog, url)
+    }
+
     /// The database to follow, when it was not given (an application whose own setting names
     /// its database passes it here: `CACHE_CHANGE_FEED=data_version` alone then follows it).
     ///
@@ -220,7 +237,8 @@ impl ChangeFeed {
     }
 
     /// The replication slot's name (logical mode; default `querycache`). With the memory
-    /// store each process uses a temporary slot named after it and its process id.
+    /// store each process uses a temporary slot named after it and its process id. The
+    /// binlog feed names its consumer lease and its recorded position with it.
     ///
     /// ```
     /// let feed = querycache::feed::ChangeFeed::logical("postgres://db/app").slot("billing_cache");
@@ -420,6 +438,15 @@ impl ChangeFeed {
                     ),
                 ));
             }
+            FeedMode::Binlog
+                if !(self.url.starts_with("mysql://") || self.url.starts_with("mariadb://")) =>
+            {
+                return Err(Error::config(
+                    URL_VAR,
+                    redact(&self.url),
+                    "CACHE_CHANGE_FEED=binlog follows MySQL or MariaDB: expected a mysql:// URL",
+                ));
+            }
             FeedMode::DataVersion if !self.url.starts_with("sqlite:") => {
                 return Err(Error::config(
                     URL_VAR,
@@ -470,6 +497,9 @@ impl ChangeFeed {
             FeedMode::DataVersion => cfg!(feature = "feed-sqlite")
                 .then_some(())
                 .ok_or("feed-sqlite"),
+            FeedMode::Binlog => cfg!(feature = "feed-mysql")
+                .then_some(())
+                .ok_or("feed-mysql"),
             FeedMode::Off => Ok(()),
         };
         if let Err(feature) = feature {

@@ -10,6 +10,7 @@
 //! | [`Logical`](FeedMode::Logical) | PostgreSQL | logical replication (`pgoutput`): a publication and a replication slot; row tags from every changed primary key | `wal_level = logical`, the `REPLICATION` attribute (or superuser), feature `feed-postgres` |
 //! | [`Triggers`](FeedMode::Triggers) | PostgreSQL | statement-level triggers with transition tables that `NOTIFY` the changed keys, received with sqlx's `PgListener` | the right to create a function and triggers on the tables, feature `feed-postgres` |
 //! | [`DataVersion`](FeedMode::DataVersion) | SQLite | `PRAGMA data_version` polled every [`interval`](ChangeFeed::interval): any commit by another connection bumps every model tag | feature `feed-sqlite` |
+//! | [`Binlog`](FeedMode::Binlog) | MySQL, MariaDB | the binary log in row format, read as a replica reads it (see [`mysql`]); row tags from every changed integer primary key | `log_bin`, `binlog_format = ROW`, `REPLICATION SLAVE`, feature `feed-mysql` |
 //!
 //! # Nothing missed
 //!
@@ -42,18 +43,26 @@
 //! # Ok(()) }
 //! ```
 
-#[cfg(feature = "feed-postgres")]
+#[cfg(any(feature = "feed-postgres", feature = "feed-mysql"))]
 mod apply;
 mod config;
 mod handle;
+#[cfg(feature = "feed-mysql")]
+pub mod mysql;
 #[cfg(feature = "feed-postgres")]
 pub mod postgres;
-#[cfg(any(feature = "feed-postgres", feature = "feed-sqlite"))]
+#[cfg(any(
+    feature = "feed-postgres",
+    feature = "feed-sqlite",
+    feature = "feed-mysql"
+))]
 mod shared;
 #[cfg(feature = "feed-sqlite")]
 mod sqlite;
+#[cfg(any(feature = "feed-postgres", feature = "feed-mysql"))]
+mod url;
 
-#[cfg(feature = "feed-postgres")]
+#[cfg(any(feature = "feed-postgres", feature = "feed-mysql"))]
 pub(crate) use apply::Changes;
 pub use config::{ChangeFeed, FeedMode};
 pub(crate) use handle::Reporter;
@@ -88,6 +97,8 @@ impl ChangeFeed {
             FeedMode::Triggers => postgres::listen::start(self, cache).await,
             #[cfg(feature = "feed-sqlite")]
             FeedMode::DataVersion => sqlite::start(self, cache).await,
+            #[cfg(feature = "feed-mysql")]
+            FeedMode::Binlog => mysql::binlog::start(self, cache).await,
             _ => {
                 let _ = cache;
                 Err(crate::Error::config(

@@ -2,10 +2,13 @@
 //! the consumer lease and the position applied (see `store::redis::feed`). With the memory
 //! store nothing is shared: the process is the only consumer of its own cache.
 
-// The lease and the position serve the PostgreSQL feeds; positions are only read back
+// The lease and the position serve the PostgreSQL and binlog feeds; positions are only read back
 // from Redis.
 #![cfg_attr(
-    not(all(feature = "feed-postgres", feature = "redis")),
+    not(all(
+        any(feature = "feed-postgres", feature = "feed-mysql"),
+        feature = "redis"
+    )),
     allow(dead_code)
 )]
 
@@ -85,6 +88,93 @@ pub(crate) async fn hold(
             return false;
         }
     }
+}
+
+/// The longest pause between two attempts to reconnect.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How a feed's session ended.
+pub(crate) enum End {
+    Stopped,
+    LostLease,
+    /// Broke: the error, and whether a transaction was open when it did.
+    Broken(String, bool),
+}
+
+/// The consumer lease a feed holds while it follows (with a shared store).
+pub(crate) struct Lease {
+    pub(crate) cache: Cache,
+    pub(crate) name: String,
+    pub(crate) token: String,
+    pub(crate) ttl: Duration,
+}
+
+/// A feed that follows its database in sessions, reconnecting between them (see
+/// [`follow`]).
+pub(crate) trait Sessions: Send {
+    /// Its name in logs (the slot, channel or lease).
+    fn name(&self) -> String;
+    /// The consumer lease it must hold to follow; `None` when it follows alone.
+    fn lease(&self) -> Option<Lease>;
+    fn reporter(&self) -> &Reporter;
+    /// One session, from connecting to its end.
+    fn session(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = End> + Send;
+    /// Another instance took the lease over.
+    fn lost_lease(&mut self) {}
+    /// The session broke with `error`, inside a transaction or not.
+    fn broken(&mut self, error: &str, in_transaction: bool) {
+        let _ = (error, in_transaction);
+    }
+}
+
+/// Follows the database until stopped: takes the lease (shared store), runs sessions,
+/// reconnects with backoff, gives the lease back.
+pub(crate) async fn follow<S: Sessions>(mut feed: S, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    let lease = feed.lease();
+    let name = feed.name();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if let Some(l) = &lease
+            && !hold(
+                &l.cache,
+                &l.name,
+                &l.token,
+                l.ttl,
+                feed.reporter(),
+                &mut stop,
+            )
+            .await
+        {
+            break;
+        }
+        match feed.session(&mut stop).await {
+            End::Stopped => break,
+            End::LostLease => {
+                tracing::info!(feed = %name, "change feed: another instance took the lease over");
+                feed.lost_lease();
+                backoff = Duration::from_millis(50);
+            }
+            End::Broken(error, in_transaction) => {
+                tracing::warn!(feed = %name, %error, in_transaction, "change feed: session ended; reconnecting");
+                feed.reporter().error(&error);
+                feed.broken(&error, in_transaction);
+                if wait(&mut stop, backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    if let Some(l) = &lease {
+        release(&l.cache, &l.name, &l.token).await;
+    }
+    feed.reporter().state(FeedState::Stopped);
 }
 
 /// Waits `d`, or until stopped: whether stopped.

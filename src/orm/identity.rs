@@ -1,6 +1,7 @@
 //! The query a connection sends once to learn which database it talks to, and the
 //! fingerprint its answer makes (see `cache::databases`). SeaORM and Diesel send the same
 //! query and make the same fingerprint, so that both agree on a database they share.
+#![cfg_attr(not(any(feature = "sea-orm", feature = "diesel")), allow(dead_code))]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

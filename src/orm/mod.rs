@@ -17,7 +17,7 @@
 pub(crate) mod catalog;
 #[cfg(feature = "diesel")]
 pub mod diesel;
-#[cfg(any(feature = "sea-orm", feature = "diesel"))]
+#[cfg(any(feature = "sea-orm", feature = "diesel", feature = "feed-mysql"))]
 pub(crate) mod identity;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]
 pub(crate) mod observed;

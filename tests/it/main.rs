@@ -218,6 +218,7 @@ mod songs_on_mariadb {
 ))]
 mod feed;
 mod macros;
+mod mariadb_server_selftest;
 mod memory_api;
 mod memory_invariants;
 mod operations;

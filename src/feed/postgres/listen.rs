@@ -8,7 +8,6 @@
 //! feed), and one that takes over starts with that bump too.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, Row};
@@ -18,12 +17,9 @@ use super::install::{FUNCTION_SCHEMA, connect, feed_error, tables};
 use super::triggers::{FUNCTION_NAME, Notice, TRIGGER_PREFIX, parse_payload};
 use crate::cache::databases::{Fingerprint, Namespace};
 use crate::feed::handle::Reporter;
-use crate::feed::shared;
+use crate::feed::shared::{self, End, Lease, Sessions};
 use crate::feed::{ChangeFeed, ChangeFeedHandle, Changes, FeedMode, FeedState};
 use crate::{Cache, Error, Tag};
-
-/// The longest pause between two attempts to listen again.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Starts the trigger feed of `feed` on `cache`: checks that the triggers are installed
 /// (saying which tables lack them), then listens in a task of its own.
@@ -93,7 +89,7 @@ pub(crate) async fn start(feed: ChangeFeed, cache: &Cache) -> Result<ChangeFeedH
         feed,
         namespace,
     };
-    let task = tokio::spawn(listener.run(stopped));
+    let task = tokio::spawn(shared::follow(listener, stopped));
     Ok(ChangeFeedHandle {
         reporter,
         stop,
@@ -111,56 +107,34 @@ struct Listener {
     shared: bool,
 }
 
-/// How a listening session ended.
-enum End {
-    Stopped,
-    LostLease,
-    Broken(String),
+impl Sessions for Listener {
+    fn name(&self) -> String {
+        self.feed.channel.clone()
+    }
+
+    fn lease(&self) -> Option<Lease> {
+        self.shared.then(|| Lease {
+            cache: self.cache.clone(),
+            name: self.lease_name.clone(),
+            token: self.token.clone(),
+            ttl: self.feed.lease,
+        })
+    }
+
+    fn reporter(&self) -> &Reporter {
+        &self.reporter
+    }
+
+    async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> End {
+        self.listen(stop).await
+    }
 }
 
 impl Listener {
-    async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            if self.shared
-                && !shared::hold(
-                    &self.cache,
-                    &self.lease_name,
-                    &self.token,
-                    self.feed.lease,
-                    &self.reporter,
-                    &mut stop,
-                )
-                .await
-            {
-                break;
-            }
-            match self.session(&mut stop).await {
-                End::Stopped => break,
-                End::LostLease => backoff = Duration::from_millis(50),
-                End::Broken(error) => {
-                    tracing::warn!(%error, "change feed: listening ended; listening again");
-                    self.reporter.error(&error);
-                    if shared::wait(&mut stop, backoff).await {
-                        break;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-        if self.shared {
-            shared::release(&self.cache, &self.lease_name, &self.token).await;
-        }
-        self.reporter.state(FeedState::Stopped);
-    }
-
-    async fn session(&self, stop: &mut watch::Receiver<bool>) -> End {
+    async fn listen(&self, stop: &mut watch::Receiver<bool>) -> End {
         let mut listener = match PgListener::connect(&self.feed.url).await {
             Ok(listener) => listener,
-            Err(e) => return End::Broken(format!("cannot connect: {e}")),
+            Err(e) => return End::Broken(format!("cannot connect: {e}"), false),
         };
         // A lost connection must end the session (every restart of listening is a gap),
         // never be replaced behind our back: with eager reconnection, a `try_recv` dropped
@@ -168,11 +142,14 @@ impl Listener {
         // the notifications sent in between lost and no gap counted.
         listener.eager_reconnect(false);
         if let Err(e) = listener.listen(&self.feed.channel).await {
-            return End::Broken(format!("cannot LISTEN: {e}"));
+            return End::Broken(format!("cannot LISTEN: {e}"), false);
         }
         // Listening now: what was sent before cannot be known.
         if let Err(e) = self.bump_all().await {
-            return End::Broken(format!("cannot invalidate after starting to listen: {e}"));
+            return End::Broken(
+                format!("cannot invalidate after starting to listen: {e}"),
+                false,
+            );
         }
         self.reporter.gap();
         self.reporter.state(FeedState::Following);
@@ -204,8 +181,8 @@ impl Listener {
             let notification = match received {
                 Ok(Some(n)) => n,
                 // The connection was lost: notifications may have been missed.
-                Ok(None) => return End::Broken("the listening connection was lost".into()),
-                Err(e) => return End::Broken(e.to_string()),
+                Ok(None) => return End::Broken("the listening connection was lost".into(), false),
+                Err(e) => return End::Broken(e.to_string(), false),
             };
             let mut changes = Changes::default();
             match parse_payload(notification.payload()) {
@@ -226,7 +203,7 @@ impl Listener {
                 Err(error) => {
                     tracing::warn!(%error, "change feed: notification not understood; every model tag invalidated");
                     if let Err(e) = self.bump_all().await {
-                        return End::Broken(format!("cannot invalidate: {e}"));
+                        return End::Broken(format!("cannot invalidate: {e}"), false);
                     }
                     self.reporter.gap();
                     continue;
@@ -238,7 +215,7 @@ impl Listener {
                 .await
             {
                 // Lost unless listened again: that bumps everything.
-                return End::Broken(format!("cannot apply a notification: {e}"));
+                return End::Broken(format!("cannot apply a notification: {e}"), false);
             }
             self.reporter.applied(0);
         }

@@ -26,24 +26,23 @@ use pgwire_replication::{
 use tokio::sync::watch;
 
 use super::pgoutput::{self, Message, Relation, Tuple, Value};
-use super::url::Target;
 use crate::cache::databases::{Fingerprint, Namespace};
 use crate::feed::handle::{Reporter, unix_ms};
-use crate::feed::shared::{self, Position};
+use crate::feed::shared::{self, End, Lease, Position, Sessions};
+use crate::feed::url::Target;
 use crate::feed::{ChangeFeed, ChangeFeedHandle, Changes, FeedMode, FeedState};
 use crate::{Cache, Error, Tag};
 
 /// How long connecting and each check may take before the session counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest pause between two attempts to reconnect.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often a managed publication is checked for new tables.
 const EXTEND_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts the logical feed of `feed` on `cache`: checks the server first (what is missing
 /// comes back as [`Error::ChangeFeed`]), then follows it in a task of its own.
 pub(crate) async fn start(feed: ChangeFeed, cache: &Cache) -> Result<ChangeFeedHandle, Error> {
-    let target = super::url::parse(&feed.url, FeedMode::Logical)?;
+    let target =
+        crate::feed::url::parse(&feed.url, FeedMode::Logical, &crate::feed::url::POSTGRES)?;
     let shared = shared::is_shared(cache);
     let slot = if shared {
         feed.slot.clone()
@@ -74,7 +73,7 @@ pub(crate) async fn start(feed: ChangeFeed, cache: &Cache) -> Result<ChangeFeedH
     let reporter = consumer.reporter.clone();
     cache.register_feed(&reporter);
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(consumer.run(stopped));
+    let task = tokio::spawn(shared::follow(consumer, stopped));
     Ok(ChangeFeedHandle {
         reporter,
         stop,
@@ -108,12 +107,33 @@ struct Opened {
     lsn: u64,
 }
 
-/// How a session ended.
-enum End {
-    Stopped,
-    LostLease,
-    /// Broke: the error, and whether a transaction was open.
-    Broken(String, bool),
+impl Sessions for Consumer {
+    fn name(&self) -> String {
+        self.slot.clone()
+    }
+
+    fn lease(&self) -> Option<Lease> {
+        (!self.temporary).then(|| Lease {
+            cache: self.cache.clone(),
+            name: self.slot.clone(),
+            token: self.token.clone(),
+            ttl: self.feed.lease,
+        })
+    }
+
+    fn reporter(&self) -> &Reporter {
+        &self.reporter
+    }
+
+    async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> End {
+        self.replicate(stop).await
+    }
+
+    fn broken(&mut self, error: &str, in_transaction: bool) {
+        if in_transaction {
+            self.pending_gap = Some(format!("the stream broke inside a transaction ({error})"));
+        }
+    }
 }
 
 impl Consumer {
@@ -251,55 +271,8 @@ impl Consumer {
         Ok(())
     }
 
-    /// Follows the database until stopped: takes the lease (shared store), runs sessions,
-    /// reconnects with backoff.
-    async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            if !self.temporary
-                && !shared::hold(
-                    &self.cache,
-                    &self.slot,
-                    &self.token,
-                    self.feed.lease,
-                    &self.reporter,
-                    &mut stop,
-                )
-                .await
-            {
-                break;
-            }
-            match self.session(&mut stop).await {
-                End::Stopped => break,
-                End::LostLease => {
-                    tracing::info!(slot = %self.slot, "change feed: another instance took the lease over");
-                    backoff = Duration::from_millis(50);
-                }
-                End::Broken(error, in_transaction) => {
-                    tracing::warn!(slot = %self.slot, %error, in_transaction, "change feed: session ended; reconnecting");
-                    self.reporter.error(&error);
-                    if in_transaction {
-                        self.pending_gap =
-                            Some(format!("the stream broke inside a transaction ({error})"));
-                    }
-                    if shared::wait(&mut stop, backoff).await {
-                        break;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-        if !self.temporary {
-            shared::release(&self.cache, &self.slot, &self.token).await;
-        }
-        self.reporter.state(FeedState::Stopped);
-    }
-
     /// One replication session, from connecting to its end.
-    async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> End {
+    async fn replicate(&mut self, stop: &mut watch::Receiver<bool>) -> End {
         let mut client = match tokio::time::timeout(STEP_TIMEOUT, self.connect()).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => return End::Broken(e, false),

@@ -7,7 +7,6 @@ pub(crate) mod logical;
 pub(crate) mod pgoutput;
 mod publication;
 pub(crate) mod triggers;
-mod url;
 mod visibility;
 
 pub use install::{install_triggers, remove_triggers};

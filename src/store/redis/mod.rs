@@ -93,7 +93,11 @@ pub(crate) mod checks;
 mod conns;
 mod default_database;
 mod epoch;
-#[cfg(any(feature = "feed-postgres", feature = "feed-sqlite"))]
+#[cfg(any(
+    feature = "feed-postgres",
+    feature = "feed-sqlite",
+    feature = "feed-mysql"
+))]
 mod feed;
 mod hints;
 mod lease;

@@ -42,7 +42,11 @@ use crate::{Key, Tag};
 
 mod breaker;
 mod channel;
-#[cfg(any(feature = "feed-postgres", feature = "feed-sqlite"))]
+#[cfg(any(
+    feature = "feed-postgres",
+    feature = "feed-sqlite",
+    feature = "feed-mysql"
+))]
 mod feed;
 mod leases;
 mod outage;

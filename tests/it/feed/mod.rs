@@ -5,6 +5,8 @@
 //! `wal_level = logical`), so that they may create slots and publications, end backends and
 //! restart the server; the SQLite test writes the file from a separate `python3` process.
 
+#[cfg(feature = "feed-mysql")]
+mod binlog;
 mod logical;
 mod sqlite;
 mod startup;
@@ -19,6 +21,7 @@ use querycache::orm::sea_orm::CachedConnection;
 use querycache::{Cache, cached_query};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryOrder, Statement};
 
+use crate::support::mariadb_server::MariadbServer;
 use crate::support::pg_server::PgServer;
 use crate::support::redis::RedisServer;
 use crate::support::stores::{self, Kind};
@@ -71,16 +74,56 @@ pub async fn scalar(
     Ok(row.and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten()))
 }
 
-/// A private server, a database on it migrated with the songs schema, and a cache on
-/// `kind` in front of it. Fields drop in order: connections, database, then servers.
-pub struct Followed {
+/// A private server (PostgreSQL by default, or MariaDB), a database on it migrated with
+/// the songs schema, and a cache on `kind` in front of it. Fields drop in order:
+/// connections, database, then servers.
+pub struct Followed<S = PgServer> {
     pub t: TestDb,
-    pub server: Arc<PgServer>,
+    pub server: Arc<S>,
     pub redis: Option<RedisServer>,
     pub kind: Kind,
 }
 
-impl Followed {
+impl Followed<MariadbServer> {
+    /// On a private MariaDB server of its own, binlog on in row format (`None`: a server is
+    /// missing and the test skips).
+    pub async fn mariadb(kind: Kind) -> Option<Followed<MariadbServer>> {
+        let server = Arc::new(start_mariadb(&[]).await?);
+        let tc = stores::cache_with(kind, |b| b)?;
+        let t = TestDb::mysql_at(server.url("mysql"), tc.cache.clone()).await?;
+        Some(Followed {
+            t,
+            server,
+            redis: tc.server,
+            kind,
+        })
+    }
+
+    /// Runs `sql` in a separate `mariadb` client process on the database.
+    pub fn sql(&self, sql: &str) -> String {
+        let (server, db, sql) = (self.server.clone(), self.name(), sql.to_owned());
+        tokio::task::block_in_place(move || server.sql(Some(&db), &sql))
+    }
+}
+
+/// Starts a private MariaDB server with extra `mariadbd` options off the runtime's threads.
+pub async fn start_mariadb(args: &[&str]) -> Option<MariadbServer> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        MariadbServer::start_with(&args)
+    })
+    .await
+    .expect("start a private MariaDB")
+}
+
+impl Followed<PgServer> {
+    /// Runs `sql` in a separate `psql` process on the database.
+    pub fn psql(&self, sql: &str) -> String {
+        let (server, db, sql) = (self.server.clone(), self.name(), sql.to_owned());
+        tokio::task::block_in_place(move || server.psql(&db, &sql))
+    }
+
     /// `None`: a server is missing and the test skips.
     pub async fn new(kind: Kind) -> Option<Followed> {
         let server = Arc::new(start_server(&[]).await?);
@@ -98,7 +141,9 @@ impl Followed {
             kind,
         })
     }
+}
 
+impl<S> Followed<S> {
     /// Another instance: a cache of its own on the same store (the same Redis, if any) and
     /// a connection of its own to the same database.
     pub async fn instance(&self) -> (Cache, CachedConnection) {
@@ -126,12 +171,6 @@ impl Followed {
     /// The database's name on the server.
     pub fn name(&self) -> String {
         self.url().rsplit('/').next().unwrap_or_default().to_owned()
-    }
-
-    /// Runs `sql` in a separate `psql` process on the database.
-    pub fn psql(&self, sql: &str) -> String {
-        let (server, db, sql) = (self.server.clone(), self.name(), sql.to_owned());
-        tokio::task::block_in_place(move || server.psql(&db, &sql))
     }
 }
 

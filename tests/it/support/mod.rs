@@ -10,7 +10,9 @@ pub mod chromium;
 pub mod diesel;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod mariadb_server;
 pub mod pg_server;
+pub mod ports;
 pub mod proxy;
 pub mod redis;
 pub mod services;
@@ -228,6 +230,12 @@ impl TestDb {
     /// (a private server, see `pg_server`), invalidating `cache`.
     pub async fn postgres_at(admin_url: String, cache: Cache) -> Option<TestDb> {
         Self::server_in(throwaway::PgDatabase::create_at(admin_url).await?, cache).await
+    }
+
+    /// A fresh MariaDB database on the server of the maintenance URL `admin_url` (a
+    /// private server, see `mariadb_server`), invalidating `cache`.
+    pub async fn mysql_at(admin_url: String, cache: Cache) -> Option<TestDb> {
+        Self::server_in(throwaway::ThrowawayDb::mysql_at(admin_url).await?, cache).await
     }
 
     /// A fresh database of a server (PostgreSQL or MariaDB), migrated, invalidating `cache`.

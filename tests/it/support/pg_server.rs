@@ -24,14 +24,15 @@
 //!   `synchronous_commit`, `full_page_writes` off: a crash may lose data, which is fine for a
 //!   throwaway server). [`PgServer::start_with`] settings come after them and override them.
 //!   Every start, restart and [`start_again`](PgServer::start_again) reads the same file.
-//! - **Ports.** A port is picked at random *below* the kernel's ephemeral range
-//!   (`/proc/sys/net/ipv4/ip_local_port_range`, 20000 up to its start), so it is never the local
-//!   port of some outgoing connection, and never one the Redis harness (which binds port 0, so
-//!   gets ephemeral ports) hands out. It must be free when probed, and is then recorded in a
-//!   process-wide registry and never handed out again in this process (a stopped server keeps
-//!   its port for [`start_again`](PgServer::start_again)). 5432 is never used. Another
-//!   process can still take the port between the probe and the server's `bind`: the server
-//!   then fails with "Address already in use" and the start is retried on a new port.
+//! - **Ports.** A port is picked by [`super::ports::reserve_port`], at random *below* the
+//!   kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`, 20000 up to its
+//!   start), so it is never the local port of some outgoing connection, and never one the Redis
+//!   harness (which binds port 0, so gets ephemeral ports) hands out. It must be free when
+//!   probed, and is then recorded in a process-wide registry (shared with the private MariaDB
+//!   servers, [`super::mariadb_server`]) and never handed out again in this process (a stopped
+//!   server keeps its port for [`start_again`](PgServer::start_again)). 5432 is never used.
+//!   Another process can still take the port between the probe and the server's `bind`: the
+//!   server then fails with "Address already in use" and the start is retried on a new port.
 //! - **Readiness.** No fixed sleeps of our own: `pg_ctl -w -t 30 start` returns once the
 //!   server accepts connections (pg_ctl itself checks every 100 ms), then
 //!   `psql -h 127.0.0.1 -p PORT -U postgres -d postgres -Atc 'show data_directory'` is polled
@@ -62,13 +63,12 @@
 // Fixtures: not every test uses every helper.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use super::ports::{Cap, Slot, log_tail};
 use std::fs;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -88,10 +88,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(5);
 const START_ATTEMPTS: usize = 10;
 /// Never used, whatever the probe says: the shared server.
 const SHARED_PG_PORT: u16 = 5432;
-/// Lowest port handed out.
-const MIN_PORT: u16 = 20000;
-/// Upper bound (exclusive) of the ports handed out when the ephemeral range is unknown.
-const DEFAULT_EPHEMERAL_START: u16 = 32768;
 /// At most this many private servers are alive at once in the process.
 pub const MAX_SERVERS: usize = 2;
 /// The file, in the data directory, holding the harness's settings.
@@ -147,7 +143,7 @@ impl PgServer {
             Ok(bin) => bin,
             Err(reason) => return super::services::unavailable(reason),
         };
-        let slot = Slot::acquire();
+        let slot = CAP.acquire();
         match Self::launch(bin, settings, slot) {
             Ok(server) => Some(server),
             Err(reason) => panic!("private PostgreSQL server did not start: {reason}"),
@@ -359,7 +355,7 @@ impl PgServer {
             .map_err(|err| format!("{}: {err}", conf.display()))?;
         let mut last_port = 0;
         for _ in 0..START_ATTEMPTS {
-            let port = reserve_port()?;
+            let port = super::ports::reserve_port()?;
             last_port = port;
             write_settings(&data, dir.path(), port, settings)?;
             match start_server(bin, dir.path(), &data, &log, port) {
@@ -776,82 +772,5 @@ fn run_psql(
     }
 }
 
-/// Ports handed out in this process. Never released: a stopped server keeps its port for
-/// `start_again`, and a port is never reused by another test whose clients could then reach
-/// the wrong server. A test run uses a few dozen at most.
-static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-
-/// The first port of the kernel's ephemeral range (where port-0 binds and outgoing
-/// connections get their local ports).
-fn ephemeral_start() -> u16 {
-    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        .filter(|&start| start > MIN_PORT + 1000)
-        .unwrap_or(DEFAULT_EPHEMERAL_START)
-}
-
-/// A random port in `[20000, ephemeral start)` that nobody in this process has and that was
-/// free a moment ago; never 5432.
-fn reserve_port() -> Result<u16, String> {
-    let end = ephemeral_start();
-    let mut handed_out = lock(&HANDED_OUT);
-    for _ in 0..1000 {
-        let port = rand::random_range(MIN_PORT..end);
-        if port == SHARED_PG_PORT || handed_out.contains(&port) {
-            continue;
-        }
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
-            continue;
-        }
-        handed_out.insert(port);
-        return Ok(port);
-    }
-    Err(format!(
-        "no free loopback port in {MIN_PORT}..{end} after 1000 tries"
-    ))
-}
-
-/// How many private servers are alive (or starting) in this process.
-static ALIVE: Mutex<usize> = Mutex::new(0);
-/// Signalled when a server gives its slot back.
-static SLOT_FREED: Condvar = Condvar::new();
-
-/// One of the [`MAX_SERVERS`] slots, given back on Drop.
-struct Slot(());
-
-impl Slot {
-    /// Waits until fewer than [`MAX_SERVERS`] servers are alive, then takes a slot.
-    fn acquire() -> Slot {
-        let mut alive = lock(&ALIVE);
-        while *alive >= MAX_SERVERS {
-            alive = SLOT_FREED
-                .wait(alive)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        *alive += 1;
-        Slot(())
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        *lock(&ALIVE) -= 1;
-        SLOT_FREED.notify_one();
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks cannot leave its value half-updated.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The last 30 lines of a log file.
-fn log_tail(log: &Path) -> String {
-    let Ok(bytes) = fs::read(log) else {
-        return format!("(no log at {})", log.display());
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
+/// How many private PostgreSQL servers are alive (or starting) in this process.
+static CAP: Cap = Cap::new(MAX_SERVERS);

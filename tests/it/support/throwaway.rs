@@ -142,6 +142,12 @@ impl ThrowawayDb {
         Self::create_in(Server::Postgres, admin_url).await
     }
 
+    /// [`create`](Self::create) on the MariaDB server of the maintenance URL `admin_url`
+    /// (a private server of `mariadb_server`, for instance).
+    pub async fn mysql_at(admin_url: String) -> Option<ThrowawayDb> {
+        Self::create_in(Server::MySql, admin_url).await
+    }
+
     async fn create_in(server: Server, admin_url: String) -> Option<ThrowawayDb> {
         let shared = admin_url.contains(server.shared());
         let known = lock(&UNREACHABLE)[server as usize].clone();

@@ -1,4 +1,5 @@
-//! The parts of a `postgres://` URL a replication or listening session needs.
+//! The parts of a database URL a feed's sessions need: `postgres://` for the PostgreSQL
+//! feeds, `mysql://` (or `mariadb://`) for the binlog feed.
 
 use crate::Error;
 use crate::feed::FeedMode;
@@ -12,17 +13,53 @@ pub(crate) struct Target {
     pub(crate) user: String,
     pub(crate) password: String,
     pub(crate) database: String,
-    /// `sslmode` as given (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`).
+    /// The TLS mode as given, lower case: PostgreSQL's `sslmode` (`disable`, `prefer`,
+    /// `require`, `verify-ca`, `verify-full`) or MySQL's `ssl-mode` (`disabled`,
+    /// `preferred`, `required`, `verify_ca`, `verify_identity`).
     pub(crate) sslmode: String,
 }
 
-/// Reads `postgres://[user[:password]@]host[:port][/database][?sslmode=..]`.
-pub(crate) fn parse(url: &str, mode: FeedMode) -> Result<Target, Error> {
+/// A URL scheme and its defaults.
+pub(crate) struct Scheme {
+    /// The prefixes accepted (`postgres://`, `postgresql://`).
+    pub(crate) prefixes: &'static [&'static str],
+    pub(crate) default_port: u16,
+    pub(crate) default_user: &'static str,
+    /// The TLS mode when the URL names none.
+    pub(crate) default_sslmode: &'static str,
+    /// Whether the database defaults to the user's name (PostgreSQL) or stays empty.
+    pub(crate) database_is_user: bool,
+}
+
+/// PostgreSQL's URLs.
+#[cfg(feature = "feed-postgres")]
+pub(crate) const POSTGRES: Scheme = Scheme {
+    prefixes: &["postgres://", "postgresql://"],
+    default_port: 5432,
+    default_user: "postgres",
+    default_sslmode: "prefer",
+    database_is_user: true,
+};
+
+/// MySQL's and MariaDB's URLs.
+#[cfg(feature = "feed-mysql")]
+pub(crate) const MYSQL: Scheme = Scheme {
+    prefixes: &["mysql://", "mariadb://"],
+    default_port: 3306,
+    default_user: "root",
+    default_sslmode: "preferred",
+    database_is_user: false,
+};
+
+/// Reads `<scheme>://[user[:password]@]host[:port][/database][?sslmode=..]` (`ssl-mode`
+/// too, and `user`, `password`, `host`, `port`, `dbname`).
+pub(crate) fn parse(url: &str, mode: FeedMode, scheme: &Scheme) -> Result<Target, Error> {
     let bad = |reason: &str| Error::config(URL_VAR, redact(url), format!("{mode} feed: {reason}"));
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .ok_or_else(|| bad("expected a postgres:// URL"))?;
+    let rest = scheme
+        .prefixes
+        .iter()
+        .find_map(|prefix| url.strip_prefix(prefix))
+        .ok_or_else(|| bad(&format!("expected a {} URL", scheme.prefixes[0])))?;
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (userinfo, hostport) = match authority.rsplit_once('@') {
@@ -42,7 +79,7 @@ pub(crate) fn parse(url: &str, mode: FeedMode) -> Result<Target, Error> {
             p.parse::<u16>()
                 .map_err(|_| bad("the port is not a number"))?,
         ),
-        _ => (hostport.to_owned(), 5432),
+        _ => (hostport.to_owned(), scheme.default_port),
     };
     let mut target = Target {
         host: if host.is_empty() {
@@ -52,18 +89,18 @@ pub(crate) fn parse(url: &str, mode: FeedMode) -> Result<Target, Error> {
         },
         port,
         user: if user.is_empty() {
-            "postgres".into()
+            scheme.default_user.into()
         } else {
             user
         },
         password,
         database: decode(path),
-        sslmode: "prefer".into(),
+        sslmode: scheme.default_sslmode.into(),
     };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
-            "sslmode" => target.sslmode = decode(v),
+            "sslmode" | "ssl-mode" | "ssl_mode" => target.sslmode = decode(v).to_ascii_lowercase(),
             "user" => target.user = decode(v),
             "password" => target.password = decode(v),
             "host" => target.host = decode(v),
@@ -72,7 +109,7 @@ pub(crate) fn parse(url: &str, mode: FeedMode) -> Result<Target, Error> {
             _ => {}
         }
     }
-    if target.database.is_empty() {
+    if target.database.is_empty() && scheme.database_is_user {
         target.database = target.user.clone();
     }
     Ok(target)
@@ -102,11 +139,13 @@ fn decode(text: &str) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "feed-postgres")]
     #[test]
     fn urls_parse() {
         let t = parse(
             "postgres://app:p%40ss@db.internal:6432/shop?sslmode=require",
             FeedMode::Logical,
+            &POSTGRES,
         )
         .unwrap();
         assert_eq!(
@@ -120,19 +159,55 @@ mod tests {
                 sslmode: "require".into(),
             }
         );
-        let t = parse("postgresql://localhost", FeedMode::Triggers).unwrap();
+        let t = parse("postgresql://localhost", FeedMode::Triggers, &POSTGRES).unwrap();
         assert_eq!(
             (t.port, t.user.as_str(), t.database.as_str()),
             (5432, "postgres", "postgres")
         );
-        let t = parse("postgres://[::1]:5433/x", FeedMode::Logical).unwrap();
+        let t = parse("postgres://[::1]:5433/x", FeedMode::Logical, &POSTGRES).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 5433));
-        let err = parse("postgres://h:port/x", FeedMode::Logical)
+        let err = parse("postgres://h:port/x", FeedMode::Logical, &POSTGRES)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("CACHE_CHANGE_FEED_URL") && err.contains("port"),
             "{err}"
         );
+    }
+
+    #[cfg(feature = "feed-mysql")]
+    #[test]
+    fn mysql_urls_parse() {
+        let t = parse(
+            "mysql://app:s%3Acret@db:3307/shop?ssl-mode=REQUIRED",
+            FeedMode::Binlog,
+            &MYSQL,
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            Target {
+                host: "db".into(),
+                port: 3307,
+                user: "app".into(),
+                password: "s:cret".into(),
+                database: "shop".into(),
+                sslmode: "required".into(),
+            }
+        );
+        let t = parse("mariadb://localhost", FeedMode::Binlog, &MYSQL).unwrap();
+        assert_eq!(
+            (
+                t.port,
+                t.user.as_str(),
+                t.database.as_str(),
+                t.sslmode.as_str()
+            ),
+            (3306, "root", "", "preferred")
+        );
+        let err = parse("postgres://h/x", FeedMode::Binlog, &MYSQL)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql://"), "{err}");
     }
 }

@@ -130,6 +130,12 @@ const MAX_ROW_KEYS: usize = 64;
 /// leading digits for text that does (a UUID `'12345678-…'`). (Other text that starts like
 /// a number is no id: see [`Bound::Text`].) `None` when an id cannot be read back or stands
 /// for too many keys: the rows are not known.
+///
+/// MySQL also compares text with a text key under the column's collation: the default ones
+/// ignore case and trailing spaces (`'ABC ' = 'abc'`), and accents (`'é' = 'e'`). So where
+/// the database may be MySQL a text value is keyed in lower case without trailing spaces
+/// (reads and writes alike, so `'ABC'` and `'abc'` meet), and a value with a character
+/// outside printable ASCII, whose equals a collation decides, pins no row.
 pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Option<Vec<String>> {
     let mut keys = Vec::with_capacity(ids.len() + 1);
     let mut seen = std::collections::HashSet::new();
@@ -140,7 +146,7 @@ pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Optio
     };
     for id in ids {
         if columns <= 1 {
-            for key in alternatives(&id, numeric) {
+            for key in alternatives(&id, numeric)? {
                 push(key, &mut keys);
             }
             continue;
@@ -151,7 +157,7 @@ pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Optio
         }
         let mut rows: Vec<Vec<String>> = vec![Vec::new()];
         for part in &parts {
-            let options = alternatives(part, numeric);
+            let options = alternatives(part, numeric)?;
             if rows.len() * options.len() > MAX_ROW_KEYS {
                 return None;
             }
@@ -173,22 +179,26 @@ pub(super) fn row_keys(ids: Vec<String>, columns: usize, numeric: bool) -> Optio
     Some(keys)
 }
 
-/// One key value and the integers MySQL may compare it as (see [`row_keys`]).
-fn alternatives(value: &str, numeric: bool) -> Vec<String> {
+/// One key value, as MySQL's collations and conversions may match it (see [`row_keys`]):
+/// its folded text and the integers it compares as; `None` when a collation decides what
+/// it equals.
+fn alternatives(value: &str, numeric: bool) -> Option<Vec<String>> {
     if !numeric || value.parse::<i128>().is_ok() {
-        return vec![value.to_owned()];
+        return Some(vec![value.to_owned()]);
     }
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    let folded = value.trim_end_matches(' ').to_ascii_lowercase();
     let rest = value.trim_start_matches(|c: char| c.is_ascii_digit());
     let digits = value.get(..value.len() - rest.len()).unwrap_or_default();
     let leading = match digits.trim_start_matches('0') {
         "" => "0",
         trimmed => trimmed,
     };
-    let mut keys = vec![value.to_owned(), "0".to_owned()];
-    if leading != "0" {
-        keys.push(leading.to_owned());
-    }
-    keys
+    // The classifier's text ids start with a letter (0 to MySQL) or are UUIDs led by
+    // digits (their number): one integer each.
+    Some(vec![folded, leading.to_owned()])
 }
 
 /// A fast pass for the common case: a SELECT in which no word that could write appears
@@ -418,7 +428,7 @@ mod tests {
             tags.unwrap(),
             [
                 Tag::model("app.songs"),
-                Tag::row("app.songs", "AbC"),
+                Tag::row("app.songs", "abc"),
                 Tag::row("app.songs", 0),
                 Tag::known_key("app.songs")
             ]
@@ -442,7 +452,7 @@ mod key_tests {
         let uuid = "12345678-9c0b-4ef8-bb6d-6bb9bd380a11".to_owned();
         assert_eq!(
             row_keys(vec![uuid.clone()], 1, true).unwrap(),
-            [uuid.as_str(), "0", "12345678"]
+            [uuid.as_str(), "12345678"]
         );
         assert_eq!(
             row_keys(vec!["7".into()], 2, true),
@@ -458,5 +468,24 @@ mod key_tests {
             [uuid.as_str()]
         );
         assert_eq!(row_keys(vec![id.clone()], 2, false).unwrap(), [id.as_str()]);
+    }
+
+    /// Where the database may be MySQL, text keys meet as its default collations compare
+    /// them: without case or trailing spaces; beyond printable ASCII, no row is pinned.
+    #[test]
+    fn text_keys_fold_as_mysql_collations_compare() {
+        for id in ["ABC", "abc", "Abc  "] {
+            assert_eq!(
+                row_keys(vec![id.into()], 1, true).unwrap(),
+                ["abc", "0"],
+                "{id}"
+            );
+        }
+        assert_eq!(row_keys(vec!["café".into()], 1, true), None);
+        let composite = querycache_sql::row_id(&["7".into(), "Zoë".into()]);
+        assert_eq!(row_keys(vec![composite], 2, true), None);
+        // PostgreSQL and SQLite compare text exactly.
+        assert_eq!(row_keys(vec!["ABC".into()], 1, false).unwrap(), ["ABC"]);
+        assert_eq!(row_keys(vec!["café".into()], 1, false).unwrap(), ["café"]);
     }
 }

@@ -123,8 +123,8 @@ mod on_postgres {
 }
 // MariaDB (issue 26), with Diesel's `mysql` backend (sync and diesel-async's
 // `AsyncMysqlConnection`). To come: the files whose SQL is PostgreSQL's or SQLite's only
-// (`||`, casts to TEXT, UUID columns, materialized views): relations, row_keys,
-// write_precision, sea_orm_cancel, multi_database.
+// (`||`, casts to TEXT, materialized views): relations, write_precision, sea_orm_cancel,
+// multi_database.
 #[path = "orm"]
 mod on_mariadb {
     const DB: crate::support::Db = crate::support::Db::MySql;
@@ -157,6 +157,7 @@ mod on_mariadb {
     mod observed_reads;
     mod per_query;
     mod related_loading;
+    mod row_keys;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
     mod sea_orm_writes;

@@ -9,15 +9,18 @@ use crate::support::Db;
 
 /// The UUID of the row read; written in other spellings by the writes below.
 const THING: &str = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
-/// Another row of the same table.
-const OTHER_THING: &str = "0f0e0d0c-0b0a-4909-8807-060504030201";
+/// Another row of the same table. Led by a digit other than 0: where the key's type is not
+/// known (MariaDB), text is also the integer MySQL would compare it as with an integer key,
+/// and `THING`, led by a letter, is 0.
+const OTHER_THING: &str = "1f0e0d0c-0b0a-4909-8807-060504030201";
 
 /// The three tables, with rows `1`/`2`, `THING`/`OTHER_THING`, `(1, 7)`/`(1, 8)`/`(2, 7)`.
 fn schema(db: Db) -> String {
     let uuid = match db {
         Db::Postgres => "UUID",
         Db::Sqlite => "TEXT",
-        Db::MySql => unreachable!("row_keys.rs is not in the MariaDB suite yet"),
+        // Text under the server's default collation, which ignores case.
+        Db::MySql => "CHAR(36)",
     };
     format!(
         "CREATE TABLE tracks (song_id INTEGER PRIMARY KEY, title TEXT NOT NULL);
@@ -37,22 +40,34 @@ struct Writes {
     no_row: String,
 }
 
+/// `title` with `'!'` appended, in `db`'s SQL (`||` is OR to MySQL).
+fn banged(db: Db) -> &'static str {
+    match db {
+        Db::MySql => "CONCAT(title, '!')",
+        Db::Postgres | Db::Sqlite => "title || '!'",
+    }
+}
+
 /// The writes to `tracks`, keyed `song_id`.
-fn track_writes() -> Writes {
+fn track_writes(db: Db) -> Writes {
     Writes {
         same_row: vec!["UPDATE tracks SET title = 'a2' WHERE song_id = 1".into()],
         other_rows: vec!["UPDATE tracks SET title = 'b2' WHERE song_id = 2".into()],
-        no_row: "UPDATE tracks SET title = title || '!' WHERE title <> 'none'".into(),
+        no_row: format!(
+            "UPDATE tracks SET title = {} WHERE title <> 'none'",
+            banged(db)
+        ),
     }
 }
 
 /// The writes to `things`, keyed `uuid`: the row read written in upper case on PostgreSQL
-/// (the same UUID there; SQLite compares text as written).
+/// (the same UUID there) and MariaDB (the same text under its collation, trailing space
+/// included); SQLite compares text as written.
 fn thing_writes(db: Db) -> Writes {
     let same = match db {
         Db::Postgres => THING.to_uppercase(),
         Db::Sqlite => THING.to_owned(),
-        Db::MySql => unreachable!("row_keys.rs is not in the MariaDB suite yet"),
+        Db::MySql => format!("{} ", THING.to_uppercase()),
     };
     Writes {
         same_row: vec![format!(
@@ -61,19 +76,22 @@ fn thing_writes(db: Db) -> Writes {
         other_rows: vec![format!(
             "UPDATE things SET title = 'b2' WHERE uuid = '{OTHER_THING}'"
         )],
-        no_row: "UPDATE things SET title = title || '!' WHERE title <> 'none'".into(),
+        no_row: format!(
+            "UPDATE things SET title = {} WHERE title <> 'none'",
+            banged(db)
+        ),
     }
 }
 
 /// The writes to `members`, keyed `(tenant_id, id)`: writing `id = 7` alone pins no row.
-fn member_writes() -> Writes {
+fn member_writes(db: Db) -> Writes {
     Writes {
         same_row: vec!["UPDATE members SET title = 'a2' WHERE id = 7 AND tenant_id = 1".into()],
         other_rows: vec![
             "UPDATE members SET title = 'b2' WHERE tenant_id = 1 AND id = 8".into(),
             "UPDATE members SET title = 'c2' WHERE tenant_id = 2 AND id = 7".into(),
         ],
-        no_row: "UPDATE members SET title = title || '!' WHERE id = 7".into(),
+        no_row: format!("UPDATE members SET title = {} WHERE id = 7", banged(db)),
     }
 }
 
@@ -119,15 +137,14 @@ mod sea_orm_part {
         uuid: String,
     ) -> Result<Option<String>, DbErr> {
         runs.fetch_add(1, Ordering::SeqCst);
-        // PostgreSQL: a typed UUID; SQLite: text.
+        // PostgreSQL: a typed UUID; SQLite and MariaDB: text.
         let value = match DB {
             Db::Postgres => {
                 let uuid = sea_orm::prelude::Uuid::parse_str(&uuid)
                     .map_err(|e| DbErr::Custom(e.to_string()))?;
                 Value::from(uuid)
             }
-            Db::Sqlite => Value::from(uuid),
-            Db::MySql => unreachable!("row_keys.rs is not in the MariaDB suite yet"),
+            Db::Sqlite | Db::MySql => Value::from(uuid),
         };
         title_of(db, "SELECT title FROM things WHERE uuid = ?", vec![value]).await
     }
@@ -181,7 +198,7 @@ mod sea_orm_part {
         let Some(t) = fixture().await else { return };
         let runs = AtomicUsize::new(0);
         let read = async || track(&t.db, &runs, 1).await.unwrap();
-        check(&t, &runs, read, track_writes()).await;
+        check(&t, &runs, read, track_writes(DB)).await;
     }
 
     #[tokio::test]
@@ -197,7 +214,49 @@ mod sea_orm_part {
         let Some(t) = fixture().await else { return };
         let runs = AtomicUsize::new(0);
         let read = async || member(&t.db, &runs, 1, 7).await.unwrap();
-        check(&t, &runs, read, member_writes()).await;
+        check(&t, &runs, read, member_writes(DB)).await;
+    }
+
+    #[cached_query(ttl = "1h")]
+    async fn slug(
+        db: &CachedConnection,
+        #[cache_skip] runs: &AtomicUsize,
+        slug: String,
+    ) -> Result<Option<String>, DbErr> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        let sql = "SELECT title FROM slugs WHERE slug = ?";
+        title_of(db, sql, vec![slug.into()]).await
+    }
+
+    /// MariaDB compares a text key under its collation: `'ROCK'`, `'Rock  '` and `'róck'`
+    /// are the row `'rock'`, and writes spelled so reach the read of `'rock'`. (A write to
+    /// `'jazz'` reaches it too: the key's type is not known, and were it an integer both
+    /// would be row 0, which `WHERE slug = 0` reads.)
+    #[tokio::test]
+    async fn a_text_key_meets_its_spellings_under_the_collation() {
+        if DB != Db::MySql {
+            return;
+        }
+        let Some(t) = fixture().await else { return };
+        t.db.execute_unprepared(
+            "CREATE TABLE slugs (slug VARCHAR(50) PRIMARY KEY, title TEXT NOT NULL);
+             INSERT INTO slugs (slug, title) VALUES ('rock', 'a'), ('jazz', 'b');",
+        )
+        .await
+        .unwrap();
+        let runs = AtomicUsize::new(0);
+        let read = async || slug(&t.db, &runs, "rock".to_owned()).await.unwrap();
+        let writes = Writes {
+            same_row: vec!["UPDATE slugs SET title = 'a2' WHERE slug = 'ROCK'".into()],
+            other_rows: Vec::new(),
+            no_row: "UPDATE slugs SET title = CONCAT(title, '!') WHERE slug = 'róck'".into(),
+        };
+        check(&t, &runs, read, writes).await;
+        // Trailing spaces are ignored too.
+        t.db.execute_unprepared("UPDATE slugs SET title = 'a3' WHERE slug = 'Rock  '")
+            .await
+            .unwrap();
+        assert_eq!(read().await.as_deref(), Some("a3"));
     }
 
     /// A UUID bound as a typed value on the write side too (PostgreSQL), and a bound write
@@ -348,7 +407,7 @@ mod diesel_part {
         };
         let runs = AtomicUsize::new(0);
         let read = |conn: &mut AnyConnection| track(conn, &runs, 1).unwrap();
-        check(&mut conn, &runs, read, track_writes());
+        check(&mut conn, &runs, read, track_writes(DB));
     }
 
     #[test]
@@ -368,7 +427,7 @@ mod diesel_part {
         };
         let runs = AtomicUsize::new(0);
         let read = |conn: &mut AnyConnection| member(conn, &runs, 1, 7).unwrap();
-        check(&mut conn, &runs, read, member_writes());
+        check(&mut conn, &runs, read, member_writes(DB));
     }
 
     /// Bound writes (Diesel's `Debug` form of each bind value) pin rows as literals do.
@@ -441,7 +500,7 @@ mod diesel_async_part {
 
             $conn.set_instrumentation(CacheInstrumentation::new($t.cache.clone()));
             let runs = AtomicUsize::new(0);
-            let writes = member_writes();
+            let writes = member_writes(DB);
             assert_eq!(
                 member(&mut $conn, &runs, 1, 7).await.unwrap().as_deref(),
                 Some("a")

@@ -1,11 +1,12 @@
 //! Question 3: the query itself — SeaORM `find_by_id` and a 50-row list, uncached, on SQLite (a
-//! file) and on PostgreSQL (a throwaway database) — and what the cache costs and saves around
+//! file), on PostgreSQL and on MariaDB (throwaway databases) — and what the cache costs and saves around
 //! it: the same `find_by_id` as a cache miss (snapshot, query, store) and as a memory-tier hit,
 //! through the `Cache` API and through `#[cached_query]` (which hands back a clone of the
 //! `Option<song::Model>`, as the songs app's handler gets it).
 //!
 //! Run: `cargo bench --bench query` (PostgreSQL at `postgres://postgres@127.0.0.1:5432/postgres`
-//! or `QUERYCACHE_TEST_PG_URL`; without it the PostgreSQL half is skipped, saying so).
+//! or `QUERYCACHE_TEST_PG_URL`, MariaDB at `mysql://root@127.0.0.1:3306/test` or
+//! `QUERYCACHE_TEST_MYSQL_URL`; without one, its part is skipped, saying so).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -26,7 +27,7 @@ const SONGS: i32 = 1_000;
 static CACHE: LazyLock<Cache> = LazyLock::new(Cache::new);
 
 /// The songs app's query: one song by id, cached with its row as dependency. `backend` keeps
-/// the SQLite and PostgreSQL runs apart in the one cache.
+/// the SQLite, PostgreSQL and MariaDB runs apart in the one cache.
 #[cached_query(ttl = "1h", models = [song::Entity], row = id, cache = *CACHE)]
 async fn song_by_id(
     db: &DatabaseConnection,
@@ -237,6 +238,19 @@ fn query(c: &mut Criterion) {
     });
     if let Some((_pg, db)) = &postgres {
         queries(c, "postgres", &runtime, db);
+        runtime.block_on(async { db.clone().close().await.expect("close") });
+    }
+
+    let mariadb = runtime.block_on(async {
+        let my = support::throwaway::ThrowawayDb::mysql().await?;
+        let db = sea_orm::Database::connect(my.url())
+            .await
+            .expect("open MariaDB");
+        seed(&db).await;
+        Some((my, db))
+    });
+    if let Some((_my, db)) = &mariadb {
+        queries(c, "mariadb", &runtime, db);
         runtime.block_on(async { db.clone().close().await.expect("close") });
     }
 }

@@ -800,7 +800,12 @@ impl Reader {
                     self.commit(tx);
                     return Ok(Step::Nothing);
                 }
-                if text.len() >= 9 && text[..9].eq_ignore_ascii_case("SAVEPOINT") {
+                let starts = |prefix: &str| {
+                    text.get(..prefix.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+                };
+                if starts("SAVEPOINT") || starts("ROLLBACK TO") || starts("RELEASE SAVEPOINT") {
+                    // Inside the transaction; what it rolled back is not in the binlog.
                     return Ok(Step::Nothing);
                 }
                 let schema = query.schema().into_owned();

@@ -10,7 +10,7 @@ use querycache_sql::{Bound, ReadEffect, Rows};
 
 use super::catalog::CatalogView;
 use super::written::{pinned_by, row_keys};
-use crate::tags::{Tag, table_key};
+use crate::tags::Tag;
 
 /// What a statement reads, as tags; `Err` with the reason when it cannot be read (a
 /// function or statement whose effect is not known, unparsable text, a view that calls
@@ -27,7 +27,7 @@ pub(crate) fn read_tags(
             let mut tags = Vec::with_capacity(tables.len() * 2);
             let numeric = keys.text_reads_as_number();
             for read in tables {
-                let table = table_key(read.table.schema.as_deref(), &read.table.name);
+                let table = keys.table_key(&read.table);
                 // A view reads its base tables (see `orm::catalog`). Before the catalog
                 // answered, a view read depends on its name only: a write by a connection
                 // that knows the catalog bumps the views over what it writes, and one by a

@@ -6,7 +6,7 @@
 use querycache_sql::{Bound, Effect, Rows};
 
 use super::catalog::{CatalogView, Fires, Key};
-use crate::tags::{Tag, table_key, write_tags};
+use crate::tags::{Tag, write_tags};
 
 /// The tags `sql` writes; `None` for a read. `param(i)` gives the i-th bound value (see
 /// [`querycache_sql::classify`]); `keys` the tables' primary keys and relations (see
@@ -42,7 +42,7 @@ pub(crate) fn written_tags(
             let mut fires = None;
             let numeric = keys.text_reads_as_number();
             for w in &writes {
-                let table = table_key(w.table.schema.as_deref(), &w.table.name);
+                let table = keys.table_key(&w.table);
                 // What the catalog says the write reaches beyond the table: views over it,
                 // cascades (see `orm::catalog`).
                 match keys.relations(&w.table, &table) {
@@ -60,6 +60,10 @@ pub(crate) fn written_tags(
                 let key = keys.key(&w.table);
                 let columns = key.columns();
                 let ids = match &w.rows {
+                    // MySQL gives an AUTO_INCREMENT column given 0 a new key: not row 0.
+                    Rows::Ids(ids) if numeric && names_zero(ids, columns.len()) && inserts(sql) => {
+                        None
+                    }
                     Rows::Ids(ids) => row_keys(ids.clone(), columns.len(), numeric),
                     // Only the rows of the text's one INSERT come back.
                     Rows::Inserted(count) if writes.len() == 1 => returned_ids
@@ -89,6 +93,23 @@ pub(crate) fn written_tags(
             Some(vec![Tag::all_models()])
         }
     }
+}
+
+/// Whether one of `ids` (of a `columns`-column key) has a 0 in it.
+fn names_zero(ids: &[String], columns: usize) -> bool {
+    ids.iter().any(|id| {
+        if columns <= 1 {
+            return id == "0";
+        }
+        querycache_sql::row_id_parts(id).is_none_or(|parts| parts.iter().any(|p| p == "0"))
+    })
+}
+
+/// Whether `sql` may insert rows, by its words (`INSERT`, `REPLACE`); a word inside a
+/// literal or a comment only makes a write less precise.
+fn inserts(sql: &str) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w.eq_ignore_ascii_case("INSERT") || w.eq_ignore_ascii_case("REPLACE"))
 }
 
 /// A write classified before its connection read the database's catalog: what views and
@@ -307,6 +328,41 @@ mod tests {
             written_tags("CALL x()", &none, &CatalogView::guessed(), ids),
             Some(vec![Tag::all_models()])
         );
+    }
+
+    /// MySQL generates a key for an `AUTO_INCREMENT` column given 0 or NULL: such an insert
+    /// wrote a row whose key the text does not say, so it is bulk where the database may be
+    /// MySQL, and row 0 elsewhere.
+    #[test]
+    fn an_insert_of_key_zero_or_null_is_bulk_where_mysql_generates_one() {
+        let none = |_: usize| None;
+        let no_ids = |_: &[String], _: bool| None;
+        for sql in [
+            "INSERT INTO songs (id, title) VALUES (0, 'a')",
+            "INSERT INTO songs (id, title) VALUES (NULL, 'a')",
+            "INSERT INTO songs (id, title) VALUES (5, 'a'), (0, 'b')",
+        ] {
+            let tags = written_tags(sql, &none, &CatalogView::guessed(), no_ids).unwrap();
+            assert!(tags.contains(&Tag::bulk("songs")), "{sql}: {tags:?}");
+        }
+        let zero = |_: usize| Some(Bound::Integer(0));
+        let tags = written_tags(
+            "INSERT INTO songs (id, title) VALUES (?, 'a')",
+            &zero,
+            &CatalogView::guessed(),
+            no_ids,
+        )
+        .unwrap();
+        assert!(tags.contains(&Tag::bulk("songs")), "{tags:?}");
+        // An update of row 0 is row 0.
+        let tags = written_tags(
+            "UPDATE songs SET title = 'a' WHERE id = 0",
+            &none,
+            &CatalogView::guessed(),
+            no_ids,
+        )
+        .unwrap();
+        assert!(!tags.contains(&Tag::bulk("songs")), "{tags:?}");
     }
 
     /// SeaORM's `insert_many(..).exec_with_returning` reads one row of a multi-row insert:

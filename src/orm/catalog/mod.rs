@@ -157,6 +157,9 @@ pub(crate) struct Catalog {
     /// MySQL: each table's `AUTO_INCREMENT` column (lower case), by the table's lookup
     /// names (qualified and bare, as [`PrimaryKeys`] keys them).
     generated: HashMap<String, String>,
+    /// MySQL: the connection's database, whose tables need no qualifier (`app.songs` is
+    /// `songs` when connected to `app`).
+    default_schema: Option<String>,
 }
 
 impl Catalog {
@@ -174,6 +177,7 @@ impl Catalog {
     pub(crate) fn from_rows(dialect: Dialect, rows: impl IntoIterator<Item = String>) -> Self {
         let mut key_rows = Vec::new();
         let mut generated = HashMap::new();
+        let mut default_schema = None;
         let mut relations = relations::Builder::default();
         for row in rows {
             let Some((kind, rest)) = row.split_once(SEPARATOR) else {
@@ -181,7 +185,10 @@ impl Catalog {
             };
             match kind {
                 "k" => key_rows.push(rest.to_owned()),
-                "d" => relations.default_schema(rest),
+                "d" => {
+                    relations.default_schema(rest);
+                    default_schema = Some(rest.to_owned());
+                }
                 "a" => {
                     if let [schema, table, column] = fields::<3>(rest)[..] {
                         let (table, column) = (table.to_lowercase(), column.to_lowercase());
@@ -224,6 +231,7 @@ impl Catalog {
             relations: Some(relations.build()),
             dialect: Some(dialect),
             generated,
+            default_schema,
         }
     }
 }
@@ -356,6 +364,21 @@ impl CatalogView<'_> {
         Some(relations)
     }
 
+    /// The name tags give `table` ([`table_key`](crate::tags::table_key)), without a
+    /// qualifier that names the connection's own database (MySQL's `app.songs` when
+    /// connected to `app`), so that `songs` and `app.songs` are one table to reads and
+    /// writes alike.
+    pub(crate) fn table_key(&self, table: &TableName) -> String {
+        let own = |schema: &str| {
+            self.catalog
+                .as_ref()
+                .and_then(|c| c.default_schema.as_deref())
+                .is_some_and(|own| own.eq_ignore_ascii_case(schema))
+        };
+        let schema = table.schema.as_deref().filter(|s| !own(s));
+        crate::tags::table_key(schema, &table.name)
+    }
+
     /// Whether text ids may select rows of integer keys by MySQL's conversions (`'abc'` is
     /// 0, `'12ab'` is 12; see `orm::written::row_keys`): unless the database is known to be
     /// PostgreSQL or SQLite, which compare text with an integer key strictly (SQLite only
@@ -390,6 +413,24 @@ mod tests {
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
         }
+    }
+
+    #[test]
+    fn a_qualifier_naming_the_connection_s_own_database_is_dropped() {
+        let catalog = Catalog::from_rows(
+            Dialect::MySql,
+            [format!("d{SEPARATOR}shop")],
+        );
+        let view = CatalogView::of(catalog);
+        assert_eq!(view.table_key(&table(Some("shop"), "Songs")), "songs");
+        assert_eq!(view.table_key(&table(Some("SHOP"), "songs")), "songs");
+        assert_eq!(view.table_key(&table(None, "songs")), "songs");
+        assert_eq!(view.table_key(&table(Some("billing"), "songs")), "billing.songs");
+        // Before the catalog answered, a qualifier stays.
+        assert_eq!(
+            CatalogView::guessed().table_key(&table(Some("shop"), "songs")),
+            "shop.songs"
+        );
     }
 
     #[test]

@@ -336,6 +336,36 @@ async fn raw_unprepared_insert_invalidates_the_list_and_a_cached_absence_of_the_
     assert_eq!(title(&new_row.value), Some("C"));
 }
 
+/// MySQL gives an `AUTO_INCREMENT` key written as 0 the next number: the row created is
+/// not row 0, and the cached absence of that next row must go. (PostgreSQL and SQLite
+/// create row 0; the cached absence of the next row is then still right.)
+#[tokio::test]
+async fn a_raw_insert_of_key_zero_invalidates_the_row_mysql_generates() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let next = f.cache_absent_next_song().await;
+
+    f.db()
+        .execute_unprepared(&format!(
+            "INSERT INTO songs (id, title, artist, author_id, content) VALUES (0, 'C', 'x', {}, '')",
+            f.author.id
+        ))
+        .await
+        .expect("insert");
+
+    let s = f.state().await;
+    assert!(s.list.computed);
+    let (list, expected) = match DB {
+        Db::MySql => (["A", "B", "C"], Some("C")),
+        // Row 0 comes first in the list, by id.
+        Db::Postgres | Db::Sqlite => (["C", "A", "B"], None),
+    };
+    assert_eq!(titles(&s.list.value), list);
+    let new_row = song_by_id(&f.t.cache, f.db(), next).await;
+    assert_eq!(title(&new_row.value), expected, "song {next}");
+}
+
 #[tokio::test]
 async fn raw_unprepared_update_invalidates_its_row_and_the_list() {
     let Some(f) = Fixture::new().await else {

@@ -123,8 +123,7 @@ mod on_postgres {
 }
 // MariaDB (issue 26), with Diesel's `mysql` backend (sync and diesel-async's
 // `AsyncMysqlConnection`). To come: the files whose SQL is PostgreSQL's or SQLite's only
-// (`||`, casts to TEXT, materialized views): relations, write_precision, sea_orm_cancel,
-// multi_database.
+// (`||`, casts to TEXT, materialized views): relations, multi_database.
 #[path = "orm"]
 mod on_mariadb {
     const DB: crate::support::Db = crate::support::Db::MySql;
@@ -158,10 +157,12 @@ mod on_mariadb {
     mod per_query;
     mod related_loading;
     mod row_keys;
+    mod sea_orm_cancel;
     mod sea_orm_precision;
     mod sea_orm_raw_transactions;
     mod sea_orm_writes;
     mod transactions;
+    mod write_precision;
 }
 #[cfg(feature = "serde")]
 mod config_settings;

@@ -417,15 +417,15 @@ mod tests {
 
     #[test]
     fn a_qualifier_naming_the_connection_s_own_database_is_dropped() {
-        let catalog = Catalog::from_rows(
-            Dialect::MySql,
-            [format!("d{SEPARATOR}shop")],
-        );
+        let catalog = Catalog::from_rows(Dialect::MySql, [format!("d{SEPARATOR}shop")]);
         let view = CatalogView::of(catalog);
         assert_eq!(view.table_key(&table(Some("shop"), "Songs")), "songs");
         assert_eq!(view.table_key(&table(Some("SHOP"), "songs")), "songs");
         assert_eq!(view.table_key(&table(None, "songs")), "songs");
-        assert_eq!(view.table_key(&table(Some("billing"), "songs")), "billing.songs");
+        assert_eq!(
+            view.table_key(&table(Some("billing"), "songs")),
+            "billing.songs"
+        );
         // Before the catalog answered, a qualifier stays.
         assert_eq!(
             CatalogView::guessed().table_key(&table(Some("shop"), "songs")),

@@ -122,8 +122,8 @@ mod on_postgres {
     mod write_precision;
 }
 // MariaDB (issue 26), with Diesel's `mysql` backend (sync and diesel-async's
-// `AsyncMysqlConnection`). To come: the files whose SQL is PostgreSQL's or SQLite's only
-// (`||`, casts to TEXT, materialized views): relations, multi_database.
+// `AsyncMysqlConnection`): every file; cases MariaDB cannot have (materialized views,
+// SQLite's `ON CONFLICT REPLACE`) skip it, each saying why.
 #[path = "orm"]
 mod on_mariadb {
     const DB: crate::support::Db = crate::support::Db::MySql;
@@ -151,11 +151,13 @@ mod on_mariadb {
     mod locking_reads;
     #[cfg(feature = "diesel")]
     mod mixed_orms;
+    mod multi_database;
     #[cfg(feature = "redis")]
     mod null_column;
     mod observed_reads;
     mod per_query;
     mod related_loading;
+    mod relations;
     mod row_keys;
     mod sea_orm_cancel;
     mod sea_orm_precision;

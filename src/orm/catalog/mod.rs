@@ -53,8 +53,10 @@ impl Dialect {
     /// PostgreSQL: keys of the tables of the connection's schemas (`current_schemas`), views
     /// from `pg_rewrite`/`pg_depend` (a function a view depends on there is a user's one:
     /// built-ins are not recorded), foreign keys from `pg_constraint`; MySQL: the current
-    /// database's, from `information_schema`; SQLite: `main`'s, from `sqlite_master` and
-    /// its pragmas. Read-only.
+    /// database's, from `information_schema`, but the views of every database (MySQL's
+    /// schemas are its databases: a view in another one may read this one's tables, as a
+    /// PostgreSQL view in another schema may, and its definition names them qualified);
+    /// SQLite: `main`'s, from `sqlite_master` and its pragmas. Read-only.
     pub(crate) fn catalog_sql(self) -> &'static str {
         match self {
             Dialect::Postgres => {
@@ -114,7 +116,9 @@ impl Dialect {
                  UNION ALL \
                  SELECT CONCAT('s', CHAR(31 USING utf8mb4), table_schema, \
                  CHAR(31 USING utf8mb4), table_name, CHAR(31 USING utf8mb4), view_definition) \
-                 FROM information_schema.views WHERE table_schema = DATABASE() \
+                 FROM information_schema.views \
+                 WHERE table_schema NOT IN ('mysql', 'sys', 'information_schema', \
+                 'performance_schema') \
                  UNION ALL \
                  SELECT CONCAT('a', CHAR(31 USING utf8mb4), table_schema, \
                  CHAR(31 USING utf8mb4), table_name, CHAR(31 USING utf8mb4), column_name) \
@@ -550,6 +554,48 @@ mod relation_tests {
         // relation, and the catalog is asked again.
         assert!(view.relations(&table("albums"), "albums").is_some());
         assert!(slot.wanted());
+    }
+
+    /// MySQL: views of other databases, as `information_schema.VIEWS` defines them (every
+    /// name qualified by its database), over the connection's database's tables and over
+    /// each other.
+    #[test]
+    fn a_mysql_view_in_another_database_reads_this_database_s_tables() {
+        let rows = [
+            "d\u{1f}app".to_owned(),
+            "k\u{1f}app\u{1f}r_users\u{1f}1\u{1f}1\u{1f}id".to_owned(),
+            "k\u{1f}app\u{1f}r_songs\u{1f}1\u{1f}1\u{1f}id".to_owned(),
+            "s\u{1f}other\u{1f}cards\u{1f}select `s`.`id` AS `id`,`u`.`name` AS `name` \
+             from (`app`.`r_songs` `s` join `app`.`r_users` `u` on(`u`.`id` = `s`.`user_id`))"
+                .to_owned(),
+            "s\u{1f}third\u{1f}top\u{1f}select `other`.`cards`.`id` AS `id` \
+             from `other`.`cards`"
+                .to_owned(),
+            "f\u{1f}app\u{1f}r_songs\u{1f}app\u{1f}r_users\u{1f}RESTRICT\u{1f}CASCADE".to_owned(),
+        ];
+        let slot = CatalogSlot::default();
+        slot.install(Catalog::from_rows(Dialect::MySql, rows));
+        let view = slot.view();
+        let relations = view
+            .relations(&table("r_users"), "r_users")
+            .expect("charted");
+        assert_eq!(
+            relations.read_through("other.cards").unwrap(),
+            ["r_songs", "r_users"]
+        );
+        assert_eq!(
+            relations.read_through("third.top").unwrap(),
+            ["other.cards", "r_songs", "r_users"]
+        );
+        for (table, fires) in [("r_users", Fires::BOTH), ("r_songs", Fires::default())] {
+            let written = relations.also_written(table, fires);
+            for view in ["other.cards", "third.top"] {
+                assert!(
+                    written.iter().any(|w| w == view),
+                    "{table} also writes {view}: {written:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -256,19 +256,19 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var(
         "CACHE_CHANGE_FEED",
         "`off`",
-        "writes the application never sent (psql, other services) invalidate too: `logical` (PostgreSQL logical replication, feature `feed-postgres`), `triggers` (PostgreSQL triggers + NOTIFY, installed with `feed::postgres::install_triggers`), `data_version` (a SQLite file written by other processes, feature `feed-sqlite`); started by `Cache::start_change_feed`",
+        "writes the application never sent (psql, other services) invalidate too: `logical` (PostgreSQL logical replication, feature `feed-postgres`), `triggers` (PostgreSQL triggers + NOTIFY, installed with `feed::postgres::install_triggers`), `data_version` (a SQLite file written by other processes, feature `feed-sqlite`), `binlog` (MySQL's and MariaDB's binary log in row format, feature `feed-mysql`); started by `Cache::start_change_feed`",
         Config(|b, name, v| Ok(b.feed_var(name, v))),
     ),
     var(
         "CACHE_CHANGE_FEED_URL",
         "`DATABASE_URL`",
-        "the database the change feed follows (`postgres://…`, `sqlite://…`); a logical feed's user needs the `REPLICATION` attribute",
+        "the database the change feed follows (`postgres://…`, `sqlite://…`, `mysql://…`); a logical feed's user needs the `REPLICATION` attribute, a binlog feed's `REPLICATION SLAVE` and `BINLOG MONITOR`",
         Config(|b, name, v| Ok(b.feed_var(name, v))),
     ),
     var(
         "CACHE_CHANGE_FEED_SLOT",
         "`querycache`",
-        "logical feed: the replication slot (persistent with Redis, one consumer per deployment; with the memory store each process has a temporary slot named after it)",
+        "logical feed: the replication slot (persistent with Redis, one consumer per deployment; with the memory store each process has a temporary slot named after it); binlog feed: the name of its consumer lease and recorded position in Redis",
         Config(|b, name, v| Ok(b.feed_var(name, v))),
     ),
     var(

@@ -226,6 +226,17 @@ impl ChangeFeed {
         !self.url.is_empty()
     }
 
+    /// [`Error::ChangeFeed`] for this feed: its mode, its database (without the password)
+    /// and `reason`.
+    #[cfg(any(feature = "feed-postgres", feature = "feed-mysql"))]
+    pub(crate) fn error(&self, reason: impl Into<String>) -> Error {
+        Error::ChangeFeed {
+            mode: self.mode.to_string(),
+            database: redact(&self.url),
+            reason: reason.into(),
+        }
+    }
+
     /// The feed's mode.
     ///
     /// ```

@@ -176,11 +176,7 @@ struct Committed {
 
 impl Consumer {
     fn error(&self, reason: impl Into<String>) -> Error {
-        Error::ChangeFeed {
-            mode: FeedMode::Binlog.to_string(),
-            database: crate::feed::config::redact(&self.feed.url),
-            reason: reason.into(),
-        }
+        self.feed.error(reason)
     }
 
     fn opts(&self) -> Result<Opts, String> {

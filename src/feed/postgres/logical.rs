@@ -138,11 +138,7 @@ impl Sessions for Consumer {
 
 impl Consumer {
     fn error(&self, reason: impl Into<String>) -> Error {
-        Error::ChangeFeed {
-            mode: FeedMode::Logical.to_string(),
-            database: crate::feed::config::redact(&self.feed.url),
-            reason: reason.into(),
-        }
+        self.feed.error(reason)
     }
 
     fn config(&self) -> Result<ReplicationConfig, String> {

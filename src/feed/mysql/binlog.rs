@@ -608,7 +608,11 @@ impl Consumer {
         namespace: Option<&Namespace>,
         identity: &str,
     ) -> Result<(), String> {
-        let mut tags: Vec<Tag> = committed.iter().flat_map(|c| c.tags.clone()).collect();
+        // Taken, not cloned: a batch that fails is dropped with its session and replayed.
+        let mut tags: Vec<Tag> = committed
+            .iter_mut()
+            .flat_map(|c| std::mem::take(&mut c.tags))
+            .collect();
         tags.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         tags.dedup();
         if !tags.is_empty() {

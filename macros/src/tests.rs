@@ -1,6 +1,6 @@
 //! The expansion's shape: the calls the main crate's `__private` expects, in order. What
 //! they do at run time is tested in the main crate (`tests/it/macros.rs`), and the error
-//! messages by its trybuild cases (`tests/ui/`).
+//! messages by its trybuild cases (`macros/tests/ui/`).
 
 use quote::quote;
 

@@ -1,6 +1,6 @@
 //! `#[cached_query]`, `#[cache_model_query]`, `#[cache_count_query]` and `#[cache_skip]`:
-//! the compile-time checks (trybuild cases under `tests/ui/`), then the expansions at run
-//! time. Each test has a cache of its own, so tests can run in parallel.
+//! the expansions at run time (the compile-time checks are the macros crate's trybuild
+//! cases, `macros/tests/ui/`). Each test has a cache of its own, so tests can run in parallel.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -12,16 +12,6 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set, Tra
 use serde::{Deserialize, Serialize};
 
 use crate::support::{TestDb, song};
-
-/// Every misuse has a compile-fail case with the expected message; every option a pass case.
-/// Regenerate the `.stderr` files with `TRYBUILD=overwrite cargo test --test it macros::ui`,
-/// then read them.
-#[test]
-fn ui() {
-    let cases = trybuild::TestCases::new();
-    cases.compile_fail("tests/ui/fail/*.rs");
-    cases.pass("tests/ui/pass/*.rs");
-}
 
 /// Counts how many times a function body ran.
 struct Runs(AtomicUsize);

@@ -50,6 +50,10 @@ pub struct Health {
     /// bumping them, and published as usual. Nothing is stored while Redis is full (the
     /// cache works uncached, `error` says why); `0` otherwise, and for the memory store.
     pub full_redis_invalidations: u64,
+    /// Redis and tiered stores: lookups during Redis outages that found an entry in process
+    /// memory older than `CACHE_DEGRADED_MAX_AGE_MS` and went to the database instead (it
+    /// may have missed another instance's write). `0` for the memory store.
+    pub degraded_refusals: u64,
     /// Redis and tiered stores (single server): how many times this instance found Redis
     /// to be a new incarnation (a restart that loaded a snapshot or an AOF, a promoted
     /// replica) and rotated the store epoch, which kills every entry stored before (the

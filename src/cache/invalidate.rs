@@ -93,7 +93,7 @@ impl Cache {
         if tags.is_empty() || self.inner.config.strategy != InvalidationStrategy::Smart {
             return;
         }
-        if let Some(memory) = self.inner.store.memory_tier() {
+        if let Some(memory) = self.inner.store.memory_to_bump() {
             memory.bump(&tags);
         }
         tracing::debug!(tags = ?tags, "Cache INVALIDATED (detached): {} tags", tags.len());

@@ -564,6 +564,7 @@ impl Cache {
                 invalidation_channel_losses: 0,
                 pending_invalidations: 0,
                 full_redis_invalidations: 0,
+                degraded_refusals: 0,
                 redis_epoch_rotations: 0,
                 writes_in_flight: self.writes_in_flight(),
                 error: None,
@@ -589,6 +590,7 @@ impl Cache {
                     invalidation_channel_losses: h.channel_losses,
                     pending_invalidations: h.pending_invalidations,
                     full_redis_invalidations: h.full_bumps,
+                    degraded_refusals: h.degraded_refusals,
                     redis_epoch_rotations: h.epoch_rotations,
                     writes_in_flight: self.writes_in_flight(),
                     error: h.error,
@@ -758,12 +760,7 @@ fn backend_for(config: &CacheConfig) -> Backend {
         match store {
             Ok(redis) => {
                 return Backend::Tiered(Box::new(crate::store::tiered::TieredStore::new(
-                    memory,
-                    redis,
-                    kind,
-                    config.breaker_threshold,
-                    config.breaker_cooldown,
-                    config.channel_heartbeat,
+                    memory, redis, kind, config,
                 )));
             }
             // `CacheConfig::build` validated the URL; this is belt and braces.

@@ -298,6 +298,40 @@ impl<C> CacheBuilder<C> {
         self.config.channel_heartbeat = interval;
         self
     }
+    /// Bounds how stale another instance's write can leave this one while Redis is out
+    /// (`CACHE_DEGRADED_MAX_AGE_MS`, default 3000 ms; at most one hour; 0 means go to the
+    /// database).
+    ///
+    /// While the circuit breaker is open, instances cannot hear each other's invalidations,
+    /// so process memory, the fallback, serves only entries whose data is younger than this
+    /// (measured from the start of the computation that produced them); older ones are
+    /// recomputed from the database, and the new value is served. A write made through
+    /// another instance is therefore seen here at most this long after it returned,
+    /// however long the outage lasts. This instance's own writes invalidate its memory at
+    /// once, as always. With `Duration::ZERO`, memory serves and keeps nothing during an
+    /// outage: every read goes to the database.
+    ///
+    /// The same figure caps how long a silent invalidation channel is trusted: the flow is
+    /// taken as lost after three heartbeats (see [`channel_heartbeat`](Self::channel_heartbeat))
+    /// or after this long, whichever comes first, but never before two heartbeats (a ping
+    /// needs time for its reply).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::builder()
+    ///     .degraded_max_age(Duration::from_millis(500))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.degraded_max_age(), Duration::from_millis(500));
+    /// assert_eq!(CacheConfig::builder().build().unwrap().degraded_max_age(), Duration::from_secs(3));
+    /// assert!(CacheConfig::builder().degraded_max_age(Duration::from_secs(7200)).build().is_err());
+    /// ```
+    pub fn degraded_max_age(mut self, age: Duration) -> Self {
+        self.config.degraded_max_age = age;
+        self
+    }
 
     /// Sets the key secret (`CACHE_KEY_SECRET`; feature `axum`): the key of the HMAC-SHA256
     /// that hashes the `Authorization` header and the `Vary` values into the keys of cached
@@ -541,6 +575,13 @@ impl<C> CacheBuilder<C> {
                 "CACHE_CHANNEL_HEARTBEAT_MS",
                 c.channel_heartbeat.as_millis(),
                 "must be between 10 and 60000 milliseconds",
+            ));
+        }
+        if c.degraded_max_age > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "CACHE_DEGRADED_MAX_AGE_MS",
+                c.degraded_max_age.as_millis(),
+                "must be at most 3600000 milliseconds (0: no memory during an outage)",
             ));
         }
         #[cfg(feature = "redis")]

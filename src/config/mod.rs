@@ -269,6 +269,7 @@ pub struct CacheConfig {
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
     pub(crate) channel_heartbeat: Duration,
+    pub(crate) degraded_max_age: Duration,
     pub(crate) table_dependencies: TableDependencies,
     /// `Debug` shows `<redacted>`.
     pub(crate) key_secret: Option<KeySecret>,
@@ -308,6 +309,7 @@ impl fmt::Debug for CacheConfig {
             breaker_threshold,
             breaker_cooldown,
             channel_heartbeat,
+            degraded_max_age,
             table_dependencies,
             key_secret,
             clock,
@@ -349,6 +351,7 @@ impl fmt::Debug for CacheConfig {
             .field("breaker_threshold", breaker_threshold)
             .field("breaker_cooldown", breaker_cooldown)
             .field("channel_heartbeat", channel_heartbeat)
+            .field("degraded_max_age", degraded_max_age)
             .field("table_dependencies", table_dependencies)
             .field("key_secret", key_secret)
             .field("clock", clock)
@@ -386,6 +389,7 @@ impl Default for CacheConfig {
             breaker_threshold: 3,
             breaker_cooldown: Duration::from_millis(500),
             channel_heartbeat: Duration::from_secs(1),
+            degraded_max_age: Duration::from_secs(3),
             table_dependencies: TableDependencies::default(),
             key_secret: None,
             clock: crate::clock::Clock::default(),
@@ -553,6 +557,12 @@ impl CacheConfig {
     /// loss.
     pub fn channel_heartbeat(&self) -> Duration {
         self.channel_heartbeat
+    }
+    /// The oldest entry process memory serves while this instance cannot be sure it hears
+    /// other instances' invalidations (`CACHE_DEGRADED_MAX_AGE_MS`, default 3 s): see
+    /// [`CacheConfigBuilder::degraded_max_age`].
+    pub fn degraded_max_age(&self) -> Duration {
+        self.degraded_max_age
     }
     /// The tables a write to `table` also writes, as declared with
     /// [`CacheConfigBuilder::table_also_writes`] or `CACHE_TABLE_DEPENDENCIES` and followed

@@ -204,6 +204,12 @@ pub(crate) const VARIABLES: &[Variable] = &[
         Config(|b, n, v| Ok(b.channel_heartbeat(parse_ms(n, v)?))),
     ),
     var(
+        "CACHE_DEGRADED_MAX_AGE_MS",
+        "`3000`",
+        "while Redis is out (breaker open), process memory serves only entries whose data is younger than this: another instance's write is seen here at most this long after it returned, however long the outage; `0`: every read goes to the database. Also caps how long a silent invalidation channel is trusted (never below 2 heartbeats)",
+        Config(|b, n, v| Ok(b.degraded_max_age(parse_ms(n, v)?))),
+    ),
+    var(
         "CACHE_COMPRESSION_ENABLED",
         "`true`",
         "lz4 compression of Redis payloads larger than `CACHE_COMPRESSION_THRESHOLD`",

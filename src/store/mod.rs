@@ -460,12 +460,24 @@ impl Snapshot {
 impl Backend {
     /// The memory tier a caller's lookup may be answered from without asking anything
     /// else: the memory store, or the tiered store's memory tier while it is trusted
-    /// (coherence messages flowing, or Redis out and memory the fallback).
+    /// (coherence messages flowing and Redis up; during an outage the fallback answers
+    /// through the store's `get`, which bounds the age of what it serves).
     pub(crate) fn memory_tier(&self) -> Option<&memory::MemoryStore> {
         match self {
             Backend::Memory(store) => Some(store),
             #[cfg(feature = "redis")]
             Backend::Tiered(store) => store.readable_memory(),
+        }
+    }
+
+    /// The memory tier this instance's own writes are bumped into before the full
+    /// invalidation runs: whenever it may answer at all (trusted, or the fallback).
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))]
+    pub(crate) fn memory_to_bump(&self) -> Option<&memory::MemoryStore> {
+        match self {
+            Backend::Memory(store) => Some(store),
+            #[cfg(feature = "redis")]
+            Backend::Tiered(store) => store.bumpable_memory(),
         }
     }
 

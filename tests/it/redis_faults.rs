@@ -454,3 +454,130 @@ async fn health_reports_the_probes_own_error_not_the_outages_first() {
     )
     .await;
 }
+
+/// One instance of a pair sharing `server`, with its memory's clock in the test's hands and
+/// `CACHE_DEGRADED_MAX_AGE_MS` set to `degraded`.
+fn degraded_instance(
+    server: &RedisServer,
+    clock: &querycache::testing::ManualClock,
+    degraded: Duration,
+) -> Cache {
+    Cache::builder()
+        .redis_url(server.url())
+        .store(StoreKind::Tiered)
+        .key_prefix("qcdegraded")
+        .redis_timeout(Duration::from_millis(100))
+        .breaker_cooldown(Duration::from_millis(100))
+        .degraded_max_age(degraded)
+        .clock(clock.clone())
+        .build()
+        .expect("valid config")
+}
+
+/// While Redis is out, instances cannot hear each other's writes. Process memory, the
+/// fallback, then serves only entries younger than `CACHE_DEGRADED_MAX_AGE_MS`: another
+/// instance's write made during the outage shows once that bound has passed, however long
+/// the outage lasts. Without the bound, the reader would serve `v1` until Redis came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_an_outage_memory_serves_nothing_older_than_the_degraded_bound() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = querycache::testing::ManualClock::new();
+    let bound = Duration::from_secs(2);
+    let writer = degraded_instance(&server, &clock, bound);
+    let reader = degraded_instance(&server, &clock, bound);
+    subscribed(&writer).await;
+    subscribed(&reader).await;
+    let tag = Tag::row("songs", 7);
+    let options = EntryOptions::new().tag(tag.clone());
+    let computed = AtomicUsize::new(0);
+    let read = |value: &'static str| {
+        let computed = &computed;
+        reader.get_or_compute("song:7", options.clone(), move || async move {
+            computed.fetch_add(1, Ordering::SeqCst);
+            value.to_string()
+        })
+    };
+    assert_eq!(*read("v1").await, "v1");
+    server.pause();
+    // Both breakers open (a health probe times out).
+    until(
+        Duration::from_secs(10),
+        "both instances degraded",
+        async || writer.health().await.fallback_active && reader.health().await.fallback_active,
+    )
+    .await;
+    // The writer's write cannot reach Redis, nor the reader: it waits for the replay.
+    writer.invalidate_tags([tag.clone()]).await;
+    assert_eq!(writer.health().await.pending_invalidations, 1);
+    assert!(
+        writer.get::<String>("song:7").await.is_none(),
+        "the writer sees its own write"
+    );
+    // Within the bound the reader may still serve what it holds: its data is younger.
+    clock.advance(bound / 2);
+    assert_eq!(*read("v2").await, "v1");
+    assert_eq!(computed.load(Ordering::SeqCst), 1);
+    // Past the bound (counted from the computation's start), it goes to the database.
+    clock.advance(bound / 2 + Duration::from_millis(10));
+    assert_eq!(*read("v2").await, "v2");
+    assert_eq!(computed.load(Ordering::SeqCst), 2);
+    let health = reader.health().await;
+    assert!(health.fallback_active, "{health:?}");
+    // Counted per lookup: the computing caller looks twice (before and after taking the
+    // computation's lead).
+    assert!(health.degraded_refusals >= 1, "{health:?}");
+    // The value it computed during the outage is young: memory serves it.
+    assert_eq!(*read("v3").await, "v2");
+    assert_eq!(computed.load(Ordering::SeqCst), 2);
+    server.resume();
+    until(Duration::from_secs(10), "both recovered", async || {
+        writer.health().await.healthy && reader.health().await.healthy
+    })
+    .await;
+    // After the outage: the writer's replay reached Redis, and the memory tiers were
+    // dropped.
+    assert_eq!(*read("v4").await, "v4");
+}
+
+/// `CACHE_DEGRADED_MAX_AGE_MS=0`: during an outage, process memory serves and keeps
+/// nothing, every read goes to the database; and the instance's own writes still count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_bound_of_zero_sends_every_read_to_the_database_during_an_outage() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let clock = querycache::testing::ManualClock::new();
+    let cache = degraded_instance(&server, &clock, Duration::ZERO);
+    subscribed(&cache).await;
+    let options = EntryOptions::new().tag(Tag::row("songs", 1));
+    let computed = AtomicUsize::new(0);
+    let read = || {
+        let computed = &computed;
+        cache.get_or_compute("song:1", options.clone(), move || async move {
+            computed.fetch_add(1, Ordering::SeqCst) + 1
+        })
+    };
+    assert_eq!(*read().await, 1);
+    assert_eq!(*read().await, 1, "a memory hit while Redis is up");
+    server.kill();
+    until(Duration::from_secs(10), "degraded", async || {
+        cache.health().await.fallback_active
+    })
+    .await;
+    assert_eq!(
+        *read().await,
+        2,
+        "the entry from before the outage is not served"
+    );
+    assert_eq!(*read().await, 3, "nor is one computed during it kept");
+    assert!(cache.get::<usize>("song:1").await.is_none());
+    server.restart();
+    until(Duration::from_secs(10), "recovered", async || {
+        cache.health().await.healthy
+    })
+    .await;
+    assert_eq!(*read().await, 4);
+    assert_eq!(*read().await, 4, "memory serves again once Redis is back");
+}

@@ -62,8 +62,32 @@ pub(crate) trait Listener: Send + Sync + 'static {
     fn message(&self, payload: &[u8]);
 }
 
-/// How many heartbeat intervals the subscription may stay silent before it counts as lost.
+/// How many heartbeat intervals the subscription may stay silent before it counts as lost
+/// (unless the degraded bound is shorter: see [`Heartbeat::new`]).
 pub(crate) const HEARTBEAT_DEADLINE_FACTOR: u32 = 3;
+
+/// The subscription's heartbeat: how often it pings its own connection, and how long that
+/// connection may stay silent before it counts as lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Heartbeat {
+    pub(crate) every: Duration,
+    pub(crate) silence: Duration,
+}
+
+impl Heartbeat {
+    /// A ping every `every`; silence allowed for three of them, or `degraded_max_age`
+    /// (`CACHE_DEGRADED_MAX_AGE_MS`) if that is shorter — a silent channel is one this
+    /// instance cannot be sure it hears, and the memory tier it keeps serving meanwhile must
+    /// not lag more than that bound — but never less than two: a ping needs time for its
+    /// reply.
+    pub(crate) fn new(every: Duration, degraded_max_age: Duration) -> Self {
+        let every = every.max(Duration::from_millis(1));
+        let silence = every
+            .saturating_mul(HEARTBEAT_DEADLINE_FACTOR)
+            .min(degraded_max_age.max(every.saturating_mul(2)));
+        Heartbeat { every, silence }
+    }
+}
 
 /// What happened next on a live subscription.
 enum Event {
@@ -82,10 +106,10 @@ type PingFuture =
 /// connection drops. Returns when `listener` is gone or `shutdown` fires.
 ///
 /// While subscribed it sends a `PING` on the subscribed connection itself every
-/// `heartbeat`: a flow that a NAT, load balancer or proxy forgot without a reset delivers
+/// `heartbeat.every`: a flow that a NAT, load balancer or proxy forgot without a reset delivers
 /// nothing and closes nothing, so only a reply that must come back through this very
 /// connection tells it apart from a quiet channel. When nothing arrives on the connection
-/// (no message, no reply to a ping) within [`HEARTBEAT_DEADLINE_FACTOR`] × `heartbeat`, the
+/// (no message, no reply to a ping) within `heartbeat.silence`, the
 /// subscription is lost: `listener.lost` is told, the connection dropped, and the normal
 /// reconnection path runs. Other instances' messages do not stand in for the ping's reply:
 /// what is measured is this connection's flow.
@@ -94,12 +118,14 @@ pub(crate) async fn subscribe<L: Listener>(
     channel: String,
     timeout: Duration,
     retry: Duration,
-    heartbeat: Duration,
+    heartbeat: Heartbeat,
     listener: Weak<L>,
     mut shutdown: watch::Receiver<()>,
 ) {
-    let heartbeat = heartbeat.max(Duration::from_millis(1));
-    let deadline = heartbeat.saturating_mul(HEARTBEAT_DEADLINE_FACTOR);
+    let Heartbeat {
+        every: heartbeat,
+        silence: deadline,
+    } = heartbeat;
     let mut next = 0usize;
     loop {
         let Some(client) = clients.get(next % clients.len().max(1)).cloned() else {
@@ -203,6 +229,18 @@ pub(crate) async fn subscribe<L: Listener>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_silence_deadline_is_three_heartbeats_or_the_degraded_bound_but_at_least_two() {
+        let ms = Duration::from_millis;
+        assert_eq!(Heartbeat::new(ms(1000), ms(3000)).silence, ms(3000));
+        assert_eq!(Heartbeat::new(ms(1000), ms(60_000)).silence, ms(3000));
+        assert_eq!(Heartbeat::new(ms(1000), ms(2500)).silence, ms(2500));
+        assert_eq!(Heartbeat::new(ms(1000), ms(500)).silence, ms(2000));
+        assert_eq!(Heartbeat::new(ms(200), ms(300)).silence, ms(400));
+        assert_eq!(Heartbeat::new(ms(1000), Duration::ZERO).silence, ms(2000));
+        assert_eq!(Heartbeat::new(Duration::ZERO, Duration::ZERO).every, ms(1));
+    }
 
     #[test]
     fn messages_round_trip() {

@@ -95,6 +95,7 @@ pub(crate) struct StoreHealth {
     pub(crate) channel_settled: bool,
     pub(crate) pending_invalidations: usize,
     pub(crate) full_bumps: u64,
+    pub(crate) degraded_refusals: u64,
     /// How many times this instance found Redis to be a new incarnation and rotated the
     /// store epoch.
     pub(crate) epoch_rotations: u64,
@@ -136,18 +137,23 @@ struct Shared {
     cooldown: Duration,
     /// How often the subscriber pings its connection (`CACHE_CHANNEL_HEARTBEAT_MS`).
     heartbeat: Duration,
+    /// The oldest data process memory serves while the breaker is open
+    /// (`CACHE_DEGRADED_MAX_AGE_MS`; see [`Shared::memory_lookup`]).
+    degraded_max_age: Duration,
+    /// Memory hits refused during an outage for being older than `degraded_max_age`.
+    degraded_refusals: AtomicU64,
     /// Dropped with the store: stops the background tasks.
     shutdown: watch::Sender<()>,
 }
 
 impl TieredStore {
+    /// `config` gives the breaker's threshold and cooldown, the channel's heartbeat and the
+    /// degraded bound.
     pub(crate) fn new(
         memory: MemoryStore,
         redis: RedisStore,
         kind: StoreKind,
-        breaker_threshold: u32,
-        cooldown: Duration,
-        heartbeat: Duration,
+        config: &crate::CacheConfig,
     ) -> Self {
         let (shutdown, _) = watch::channel(());
         TieredStore {
@@ -155,7 +161,7 @@ impl TieredStore {
                 memory,
                 redis,
                 memory_tier: kind == StoreKind::Tiered,
-                breaker: Breaker::new(breaker_threshold),
+                breaker: Breaker::new(config.breaker_threshold),
                 pending: Mutex::new(Pending::default()),
                 applied: AtomicU64::new(0),
                 subscribed: AtomicBool::new(false),
@@ -169,8 +175,10 @@ impl TieredStore {
                 last_error: Mutex::new(None),
                 orphans: Mutex::new(Vec::new()),
                 releasing: AtomicBool::new(false),
-                cooldown,
-                heartbeat,
+                cooldown: config.breaker_cooldown,
+                heartbeat: config.channel_heartbeat,
+                degraded_max_age: config.degraded_max_age,
+                degraded_refusals: AtomicU64::new(0),
                 shutdown,
             }),
         }
@@ -225,6 +233,7 @@ impl TieredStore {
             channel_settled: s.channel_settled.load(Ordering::Acquire),
             pending_invalidations: s.pending.lock().len(),
             full_bumps: s.redis.full_bumps(),
+            degraded_refusals: s.degraded_refusals.load(Ordering::Relaxed),
             epoch_rotations: s.redis.epoch_rotations(),
             error: s.last_error.lock().clone(),
         }
@@ -245,7 +254,7 @@ impl Shared {
             self.redis.channel(),
             self.redis.timeout(),
             self.cooldown,
-            self.heartbeat,
+            channel::Heartbeat::new(self.heartbeat, self.degraded_max_age),
             Arc::downgrade(self),
             self.shutdown.subscribe(),
         ));
@@ -388,9 +397,59 @@ impl Shared {
         remote.unwrap_or(local)
     }
 
-    /// Whether lookups may be answered from process memory.
+    /// Whether lookups may be answered from process memory (through
+    /// [`memory_lookup`](Self::memory_lookup), which bounds the age of what it serves
+    /// while the breaker is open).
     fn memory_readable(&self) -> bool {
         !self.breaker.is_closed() || (self.memory_tier && self.subscribed.load(Ordering::Acquire))
+    }
+
+    /// Whether process memory may answer a caller without any other check: the memory tier
+    /// while it hears the invalidation channel and Redis is up. Not while the breaker is
+    /// open (memory then answers through [`memory_lookup`](Self::memory_lookup) only).
+    fn memory_trusted(&self) -> bool {
+        self.memory_tier && self.breaker.is_closed() && self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// A lookup in process memory. While the breaker is open, this instance cannot hear
+    /// other instances' invalidations: an entry whose data is older than
+    /// `degraded_max_age` (its age plus the time its computation took, so measured from
+    /// when the database was read) is not served, and with a bound of zero nothing is. A
+    /// write through another instance therefore shows here within the bound, however long
+    /// the outage lasts.
+    fn memory_lookup(&self, key: &str) -> Lookup {
+        if self.breaker.is_closed() {
+            return self.memory.lookup(key);
+        }
+        if self.degraded_max_age.is_zero() {
+            return Lookup::Miss;
+        }
+        match self.memory.lookup(key) {
+            Lookup::Hit(found)
+                if found.age.saturating_add(found.timing.delta) > self.degraded_max_age =>
+            {
+                self.degraded_refusals.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    tier = "memory",
+                    key,
+                    age_ms = u64::try_from(found.age.as_millis()).unwrap_or(u64::MAX),
+                    "Cache MISS: older than CACHE_DEGRADED_MAX_AGE_MS while Redis is out"
+                );
+                Lookup::Miss
+            }
+            other => other,
+        }
+    }
+
+    /// Whether a value may be kept in process memory now: the memory tier while it hears
+    /// the channel; the fallback while the breaker is open, unless the degraded bound is
+    /// zero (then memory keeps nothing during an outage).
+    fn memory_writable(&self) -> bool {
+        if self.breaker.is_closed() {
+            self.memory_tier && self.subscribed.load(Ordering::Acquire)
+        } else {
+            !self.degraded_max_age.is_zero()
+        }
     }
 }
 
@@ -444,6 +503,12 @@ impl TieredStore {
     /// The memory tier, while a caller's lookup may trust it (see
     /// [`Backend::memory_tier`](super::Backend::memory_tier)).
     pub(crate) fn readable_memory(&self) -> Option<&MemoryStore> {
+        self.inner.memory_trusted().then_some(&self.inner.memory)
+    }
+
+    /// The memory tier, for bumping this instance's own writes into it at once: whenever it
+    /// may be read (trusted, or the fallback during an outage).
+    pub(crate) fn bumpable_memory(&self) -> Option<&MemoryStore> {
         self.inner.memory_readable().then_some(&self.inner.memory)
     }
 }
@@ -491,7 +556,7 @@ impl Store for TieredStore {
         // Inside a computation, Redis validates (see `ReadScope`); memory answers only if
         // Redis cannot (the breaker is open, and memory is the one version space left).
         let local = if s.memory_readable() && scope == ReadScope::Caller {
-            match s.memory.lookup(key) {
+            match s.memory_lookup(key) {
                 hit @ Lookup::Hit(_) => return Ok(hit),
                 other => Some(other),
             }
@@ -506,7 +571,7 @@ impl Store for TieredStore {
             Err(()) => {
                 return Ok(match local {
                     Some(found) => found,
-                    None if s.memory_readable() => s.memory.lookup(key),
+                    None if s.memory_readable() => s.memory_lookup(key),
                     None => Lookup::Miss,
                 });
             }
@@ -580,9 +645,7 @@ impl Store for TieredStore {
                 Err(()) => {}
             }
         }
-        let memory_writable =
-            !s.breaker.is_closed() || (s.memory_tier && s.subscribed.load(Ordering::Acquire));
-        if memory_writable {
+        if s.memory_writable() {
             let meta = EntryMeta {
                 weight: super::entry_weight(
                     body.bytes.len(),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use querycache::{Cache, Health, config::StoreKind};
 
 use super::Run;
+use super::history::Outage;
 use crate::support::proxy::Proxy;
 use crate::support::redis::RedisServer;
 use crate::support::stores::Kind;
@@ -26,20 +27,25 @@ pub const TIMEOUT: Duration = Duration::from_millis(300);
 pub const SLOWEST: Duration = Duration::from_millis(2500);
 /// How long a fault that lasts is held.
 const HOLD: Duration = Duration::from_millis(800);
+/// How long an outage of Redis for every instance is held, once health shows it: well past
+/// [`degraded_lag`] plus the cross-instance bound, so that reads made during it are judged
+/// against the degraded bound (a memory fallback serving older entries is caught).
+const OUTAGE: Duration = Duration::from_millis(2000);
 /// How long `DEBUG SLEEP` lasts: long enough for the health of every instance to be asked
-/// (each probe may wait for the command timeout) before the server wakes up.
-const SLEEP: Duration = Duration::from_millis(1600);
+/// (each probe may wait for the command timeout) before the server wakes up, and for reads
+/// to be judged against the degraded bound meanwhile (see [`OUTAGE`]).
+const SLEEP: Duration = Duration::from_millis(2400);
 /// How long a fault's effect may take to show in `health()`, and recovery to complete.
 const LIMIT: Duration = Duration::from_secs(15);
 
 /// One way for Redis to misbehave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// SIGKILL, down for [`HOLD`], restarted (empty: nothing is persisted).
+    /// SIGKILL, down for [`OUTAGE`], restarted (empty: nothing is persisted).
     Kill,
     /// SIGKILL and an immediate restart: every entry and tag version lost at once.
     RestartEmpty,
-    /// SIGSTOP for [`HOLD`], then SIGCONT: a hung server.
+    /// SIGSTOP for [`OUTAGE`], then SIGCONT: a hung server.
     Pause,
     /// `DEBUG SLEEP`: the server blocks itself.
     DebugSleep,
@@ -56,7 +62,7 @@ pub enum Fault {
     /// kill -9 and a restart that loads the snapshot: Redis comes back with older data, as a
     /// restore or a lagging replica's promotion brings it.
     RestartFromSnapshot,
-    /// The network refuses every connection for [`HOLD`] (invalidations wait for the
+    /// The network refuses every connection for [`OUTAGE`] (invalidations wait for the
     /// replay), then carries replies [`SLOW`] late while the replay runs and for a while
     /// after: writes made while the replay is in flight.
     SlowReplay,
@@ -67,10 +73,51 @@ pub enum Fault {
 
 /// How late each reply comes during [`Fault::SlowReplay`].
 const SLOW: Duration = Duration::from_millis(150);
-/// The instances' channel heartbeat: a silent channel is noticed within three.
+/// The instances' channel heartbeat: a silent channel is noticed within three, or
+/// within [`DEGRADED`] if that is shorter (but never within less than two).
 const HEARTBEAT: Duration = Duration::from_millis(200);
+/// The instances' `CACHE_DEGRADED_MAX_AGE_MS`: shorter than a fault's hold, so that the
+/// checker judges reads made during the outage against it.
+const DEGRADED: Duration = Duration::from_millis(300);
+
+/// How long another instance's write may stay unseen during an outage, beyond the
+/// cross-instance bound: [`DEGRADED`] (what the memory fallback serves), or how long a
+/// silent channel is trusted (three heartbeats, capped by `DEGRADED` but at least two),
+/// whichever is longer.
+pub fn degraded_lag() -> Duration {
+    let silence = (HEARTBEAT * 3).min(DEGRADED.max(HEARTBEAT * 2));
+    DEGRADED.max(silence)
+}
+
+/// What the checker allows across instances once a fault is healed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recovery {
+    /// Every instance lost Redis for the same span: until the fault is healed, another
+    /// instance's write is judged against [`degraded_lag`]; from the heal until every
+    /// instance recovered, an instance back on Redis may read what another one has not
+    /// replayed yet.
+    Healed,
+    /// Redis answered some operations and not others for the whole span (a write may wait
+    /// for its instance's replay while the other instance reads Redis): the whole span.
+    WholeSpan,
+    /// Only the invalidation channel was hit; every write reached Redis: judged against
+    /// [`degraded_lag`] alone.
+    NoReplay,
+}
 
 impl Fault {
+    fn recovery(self) -> Recovery {
+        match self {
+            Fault::Kill | Fault::Pause | Fault::DebugSleep | Fault::SlowReplay => Recovery::Healed,
+            Fault::KillSubscriptions | Fault::SilentChannel => Recovery::NoReplay,
+            Fault::RestartEmpty
+            | Fault::KillDataConnections
+            | Fault::EvictVersions
+            | Fault::Full
+            | Fault::RestartFromSnapshot => Recovery::WholeSpan,
+        }
+    }
+
     /// Every fault, in the order the rounds take them.
     pub const ALL: [Fault; 11] = [
         Fault::Kill,
@@ -90,10 +137,10 @@ impl Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Fault::Kill => "kill -9, restart after 0.8 s",
+            Fault::Kill => "kill -9, restart after 2 s",
             Fault::RestartEmpty => "kill -9 and restart at once (all versions lost)",
-            Fault::Pause => "SIGSTOP 0.8 s, SIGCONT",
-            Fault::DebugSleep => "DEBUG SLEEP 1.6",
+            Fault::Pause => "SIGSTOP 2 s, SIGCONT",
+            Fault::DebugSleep => "DEBUG SLEEP 2.4",
             Fault::KillDataConnections => "CLIENT KILL TYPE normal",
             Fault::KillSubscriptions => "CLIENT KILL TYPE pubsub",
             Fault::EvictVersions => "maxmemory just above use, allkeys-random",
@@ -102,7 +149,7 @@ impl fmt::Display for Fault {
                 "SAVE, 0.8 s of writes, kill -9, restart from the snapshot"
             }
             Fault::SlowReplay => {
-                "connections refused 0.8 s, then replies 150 ms late during the replay"
+                "connections refused 2 s, then replies 150 ms late during the replay"
             }
             Fault::SilentChannel => {
                 "the channel's flow silently dropped past the heartbeat deadline"
@@ -129,6 +176,7 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
             .redis_timeout(TIMEOUT)
             .breaker_cooldown(Duration::from_millis(100))
             .channel_heartbeat(HEARTBEAT)
+            .degraded_max_age(DEGRADED)
             .build()
             .expect("valid test configuration")
     };
@@ -142,6 +190,7 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
             next: 0,
             report: Vec::new(),
             open: None,
+            healed: 0,
         },
     ))
 }
@@ -156,6 +205,9 @@ pub struct Driver {
     /// The last round's line, waiting for its slowest operation (its tail included: the
     /// operations in flight when the round stopped, and the quiescent check's wait).
     open: Option<String>,
+    /// When the current round's fault was healed, in the run's clock (faults whose
+    /// recovery is [`Recovery::Healed`]).
+    healed: u64,
 }
 
 impl Driver {
@@ -181,8 +233,8 @@ impl Driver {
     }
 
     /// One round: some normal traffic, the next fault, its health check, healing, recovery,
-    /// normal traffic again. Returns the outage's span in the run's clock.
-    pub async fn round(&mut self, run: &Run) -> (u64, u64) {
+    /// normal traffic again. Returns the outage, in the run's clock.
+    pub async fn round(&mut self, run: &Run) -> Outage {
         let fault = Fault::ALL[self.next % Fault::ALL.len()];
         self.next += 1;
         self.close(run);
@@ -196,7 +248,8 @@ impl Driver {
         let evicted_before = self.stat("stats", "evicted_keys");
         let began = Instant::now();
         let from = run.now();
-        let seen = self.inject(fault, &caches, &losses).await;
+        self.healed = from;
+        let seen = self.inject(fault, &caches, &losses, run).await;
         let evicted = self
             .stat("stats", "evicted_keys")
             .saturating_sub(evicted_before);
@@ -212,12 +265,24 @@ impl Driver {
                 String::new()
             }
         ));
-        (from, to)
+        let heal = match fault.recovery() {
+            Recovery::Healed => self.healed,
+            Recovery::WholeSpan => from,
+            Recovery::NoReplay => to,
+        };
+        Outage { from, heal, to }
     }
 
     /// Makes `fault` happen, waits for `health()` to show it, heals it. Returns what health
     /// showed.
-    async fn inject(&mut self, fault: Fault, caches: &[Cache], losses: &[u64]) -> String {
+    /// Faults whose recovery is [`Recovery::Healed`] record when they were healed.
+    async fn inject(
+        &mut self,
+        fault: Fault,
+        caches: &[Cache],
+        losses: &[u64],
+        run: &Run,
+    ) -> String {
         match fault {
             Fault::Kill => {
                 tokio::task::block_in_place(|| self.server.kill());
@@ -225,7 +290,8 @@ impl Driver {
                     !h.healthy && !h.redis_connected && h.fallback_active
                 })
                 .await;
-                tokio::time::sleep(HOLD).await;
+                tokio::time::sleep(OUTAGE).await;
+                self.healed = run.now();
                 tokio::task::block_in_place(|| self.server.restart());
                 seen
             }
@@ -242,12 +308,15 @@ impl Driver {
                     !h.healthy && !h.redis_connected && h.fallback_active
                 })
                 .await;
-                tokio::time::sleep(HOLD).await;
+                tokio::time::sleep(OUTAGE).await;
+                self.healed = run.now();
                 tokio::task::block_in_place(|| self.server.resume());
                 seen
             }
             Fault::DebugSleep => {
                 let client = self.server.client();
+                // The server cannot wake before SLEEP has passed since it was asked.
+                self.healed = run.now() + u64::try_from(SLEEP.as_nanos()).unwrap_or(u64::MAX);
                 let sleeper = std::thread::spawn(move || {
                     let mut con = client.get_connection().expect("connect for DEBUG SLEEP");
                     redis::cmd("DEBUG")
@@ -340,8 +409,9 @@ impl Driver {
                     !h.healthy && !h.redis_connected && h.fallback_active
                 })
                 .await;
-                tokio::time::sleep(HOLD).await;
+                tokio::time::sleep(OUTAGE).await;
                 self.proxy.delay_replies(SLOW);
+                self.healed = run.now();
                 self.proxy.accept();
                 // Replies stay late through the replay and a while after.
                 tokio::time::sleep(HOLD * 2).await;

@@ -62,9 +62,28 @@ pub struct History {
     pub counts: Vec<Count>,
     /// Values written by transactions that rolled back.
     pub rolled_back: Vec<String>,
-    /// Redis outages (fault injection): from the fault's start to the moment every
-    /// instance had recovered (breaker closed, outage writes replayed, channel back).
-    pub outages: Vec<(u64, u64)>,
+    /// Redis outages (fault injection), in the order they happened.
+    pub outages: Vec<Outage>,
+    /// The longest another instance's write may stay unseen during an outage, beyond the
+    /// cross-instance bound: `CACHE_DEGRADED_MAX_AGE_MS` or the channel's silence deadline,
+    /// whichever is longer, in nanoseconds.
+    pub degraded: u64,
+}
+
+/// One Redis outage of a fault run, in the run's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// When the fault began.
+    pub from: u64,
+    /// When the fault was healed. From then until `to`, instances recover one by one: an
+    /// instance whose breaker closed reads Redis, which holds another instance's outage
+    /// writes only once that one has replayed them. `from` when a write may wait for its
+    /// instance's replay while the other reads Redis at any time of the fault (Redis up for
+    /// some operations and not others); `to` when no write waits for a replay.
+    pub heal: u64,
+    /// When every instance had recovered (breaker closed, outage writes replayed, channel
+    /// back).
+    pub to: u64,
 }
 
 impl History {
@@ -98,6 +117,7 @@ impl History {
     pub fn violations(&self, bound: u64) -> Vec<String> {
         let lag = Lag {
             bound,
+            degraded: self.degraded,
             outages: &self.outages,
         };
         let mut found = Vec::new();
@@ -176,23 +196,23 @@ impl History {
     }
 
     fn judge_count(&self, count: &Count, lag: &Lag<'_>) -> Option<String> {
-        let landed = |w: &Write| lag.visible(w.end, w.instance, count.instance);
+        let hidden = |w: &Write| lag.hidden(w.end, w.instance, count.instance, count.start);
         let (mut least, mut most) = (0_u64, 0_u64);
         for writes in self.writes.values() {
             // A row's first write is its insert: updates pick rows whose insert returned.
             let Some(insert) = writes.iter().find(|w| w.value.is_some()) else {
                 continue;
             };
-            let (delete_start, delete_landed) = writes
+            let (delete_start, delete_hidden) = writes
                 .iter()
                 .find(|w| w.value.is_none())
-                .map_or((u64::MAX, u64::MAX), |d| (d.start, landed(d)));
+                .map_or((u64::MAX, true), |d| (d.start, hidden(d)));
             // Certainly there: inserted before the count began, not deleted before it ended.
-            if landed(insert) < count.start && delete_start > count.end {
+            if !hidden(insert) && delete_start > count.end {
                 least += 1;
             }
             // Possibly there: inserted before it ended, not certainly gone before it began.
-            if insert.start < count.end && delete_landed >= count.start {
+            if insert.start < count.end && delete_hidden {
                 most += 1;
             }
         }
@@ -205,44 +225,47 @@ impl History {
     }
 }
 
-/// When a write through one instance is certainly visible to another: `bound` after it
-/// returned — or, for a write that returned during a Redis outage (or within `bound` before
-/// it: its message may have been lost with the connection), `bound` after the outage ended,
-/// as the README's *When Redis misbehaves* documents: while Redis is out, instances do not
-/// hear of each other's writes.
+/// Whether a write through one instance may still be unseen by a read through another.
+///
+/// Normally for `bound` after it returned. During a Redis outage (a write that returned
+/// within `bound` before the fault began included: its message may have been lost with the
+/// connection), also for `degraded` more — the README's *During an outage*: process memory
+/// serves nothing older than `CACHE_DEGRADED_MAX_AGE_MS`, and a silent channel is trusted no
+/// longer — and from the outage's [`heal`](Outage::heal) until `bound` after every instance
+/// recovered: an instance back on Redis reads what Redis holds, and another instance's
+/// outage write reaches Redis with that instance's replay.
 struct Lag<'a> {
     bound: u64,
-    outages: &'a [(u64, u64)],
+    degraded: u64,
+    outages: &'a [Outage],
 }
 
 impl Lag<'_> {
-    /// When a write through instance `by` that returned at `end` is certainly visible to a
-    /// read through instance `to`.
-    fn visible(&self, end: u64, by: usize, to: usize) -> u64 {
+    /// Whether a write through instance `by` that returned at `end` may be unseen by a read
+    /// through instance `to` that began at `at`.
+    fn hidden(&self, end: u64, by: usize, to: usize, at: u64) -> bool {
+        if at <= end {
+            return true;
+        }
         if by == to {
-            return end;
+            return false;
         }
-        let mut until = end;
-        for &(from, recovered) in self.outages {
-            if end.saturating_add(self.bound) >= from && end <= recovered {
-                until = until.max(recovered);
-            }
+        if at <= end.saturating_add(self.bound) {
+            return true;
         }
-        until.saturating_add(self.bound)
+        self.outages.iter().any(|outage| {
+            end.saturating_add(self.bound) >= outage.from
+                && end <= outage.to
+                && (at <= end.saturating_add(self.degraded).saturating_add(self.bound)
+                    || (outage.heal <= at && at <= outage.to.saturating_add(self.bound)))
+        })
     }
 }
 
-/// Instances a run may have: two app instances, and the writer outside them
-/// (`outside::OUTSIDE`).
-const INSTANCES: usize = 3;
-
-/// One row's writes, indexed for judging reads in logarithmic time: by value, and its
-/// certain writes by start with, from each one on, the earliest return per instance.
+/// One row's writes, indexed for judging reads: by value, and its certain writes by start.
 struct RowIndex<'a> {
     by_value: HashMap<&'a Value, Vec<&'a Write>>,
-    starts: Vec<u64>,
-    /// `earliest[i][k]`: the earliest end among certain writes `i..` through instance `k`.
-    earliest: Vec<[u64; INSTANCES]>,
+    certain: Vec<&'a Write>,
 }
 
 impl<'a> RowIndex<'a> {
@@ -253,31 +276,18 @@ impl<'a> RowIndex<'a> {
         }
         let mut certain: Vec<&Write> = writes.iter().filter(|w| w.certain).collect();
         certain.sort_by_key(|w| w.start);
-        let mut earliest = vec![[u64::MAX; INSTANCES]; certain.len()];
-        let mut running = [u64::MAX; INSTANCES];
-        for (i, write) in certain.iter().enumerate().rev() {
-            let k = write.instance.min(INSTANCES - 1);
-            running[k] = running[k].min(write.end);
-            earliest[i] = running;
-        }
-        RowIndex {
-            by_value,
-            starts: certain.iter().map(|w| w.start).collect(),
-            earliest,
-        }
+        RowIndex { by_value, certain }
     }
 
-    /// Whether a certain write started after `write` returned and was visible to `read`'s
-    /// instance (see [`Lag`]) before `read` began. `Lag::visible` grows with a write's end,
-    /// so the earliest end per instance decides.
+    /// Whether a certain write that started after `write` returned was visible to `read`'s
+    /// instance (see [`Lag`]) when `read` began. Only writes that started between the two
+    /// can be: a correct read looks at few.
     fn superseded(&self, write: &Write, read: &Read, lag: &Lag<'_>) -> bool {
-        let first = self.starts.partition_point(|&start| start <= write.end);
-        let Some(earliest) = self.earliest.get(first) else {
-            return false;
-        };
-        earliest.iter().enumerate().any(|(instance, &end)| {
-            end != u64::MAX && lag.visible(end, instance, read.instance) < read.start
-        })
+        let first = self.certain.partition_point(|w| w.start <= write.end);
+        self.certain[first..]
+            .iter()
+            .take_while(|w| w.start < read.start)
+            .any(|w| !lag.hidden(w.end, w.instance, read.instance, read.start))
     }
 }
 
@@ -368,28 +378,83 @@ mod tests {
     }
 
     #[test]
-    fn across_an_outage_another_instance_may_lag_until_it_ends() {
-        // w2 returned at 40, during an outage from 35 to 100.
+    fn across_an_outage_another_instance_may_lag_by_the_degraded_bound_and_during_recovery() {
+        // w2 returned at 40, during an outage from 35, healed at 70, recovered at 100; the
+        // degraded bound is 10, the cross-instance bound 5.
         let writes = vec![write(Some("w1"), 10, 20), write(Some("w2"), 30, 40)];
-        let mut h = history(writes, vec![read(Some("w1"), 90, 95)]);
+        let mut h = history(writes, vec![read(Some("w1"), 50, 55)]);
         h.reads[0].instance = 1;
-        h.outages.push((35, 100));
+        h.degraded = 10;
+        h.outages.push(Outage {
+            from: 35,
+            heal: 70,
+            to: 100,
+        });
+        // Within the degraded bound (40 + 10 + 5).
         assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
-        // After the outage and the bound: stale.
+        h.reads[0].start = 55;
+        assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
+        // Past it, the outage still on: stale (memory serves nothing that old).
+        h.reads[0].start = 56;
+        assert_eq!(h.violations(5).len(), 1);
+        h.reads[0].start = 69;
+        assert_eq!(h.violations(5).len(), 1);
+        // Healed, instances recovering: w2 reaches Redis with its instance's replay.
+        h.reads[0].start = 70;
+        assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
+        h.reads[0].start = 105;
+        assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
+        // After the recovery and the bound: stale.
         h.reads[0].start = 106;
         assert_eq!(h.violations(5).len(), 1);
         // The writer's own instance never lags, outage or not.
         h.reads[0].start = 50;
         h.reads[0].instance = 0;
         assert_eq!(h.violations(5).len(), 1);
+        // A fault whose writes may wait for a replay while Redis answers the other
+        // instance (heal = from): the whole span.
+        h.reads[0].instance = 1;
+        h.reads[0].start = 60;
+        h.outages[0].heal = 35;
+        assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
         // A write that returned just before the outage began (within the bound) is covered
         // too: its message may have been lost with the connection.
-        h.outages = vec![(43, 100)];
-        h.reads[0].instance = 1;
+        h.outages = vec![Outage {
+            from: 43,
+            heal: 43,
+            to: 100,
+        }];
         h.reads[0].start = 90;
         assert!(h.violations(5).is_empty(), "{:?}", h.violations(5));
-        h.outages = vec![(60, 100)];
+        h.outages = vec![Outage {
+            from: 60,
+            heal: 60,
+            to: 100,
+        }];
         assert_eq!(h.violations(5).len(), 1);
+    }
+
+    #[test]
+    fn a_later_write_past_the_outage_is_judged_on_its_own() {
+        // w2 returned inside the outage with a long degraded bound; w3 returned after the
+        // outage and its bound: a read at 130 that still shows w1 or w2 is stale, though w2
+        // alone would be within its degraded bound.
+        let writes = vec![
+            write(Some("w1"), 10, 20),
+            write(Some("w2"), 30, 95),
+            write(Some("w3"), 110, 120),
+        ];
+        let mut h = history(writes, vec![read(Some("w2"), 130, 135)]);
+        h.reads[0].instance = 1;
+        h.degraded = 100;
+        h.outages.push(Outage {
+            from: 35,
+            heal: 35,
+            to: 100,
+        });
+        assert_eq!(h.violations(5).len(), 1, "w3 had landed");
+        h.reads[0].value = Some("w1".into());
+        assert_eq!(h.violations(5).len(), 1, "w3 had landed");
     }
 
     #[test]

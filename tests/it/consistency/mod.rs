@@ -711,6 +711,7 @@ async fn check(setup: Setup) -> Option<Outcome> {
     }
     let mut history = std::mem::take(&mut *run.history.lock());
     history.settle();
+    history.degraded = u64::try_from(faults::degraded_lag().as_nanos()).unwrap_or(u64::MAX);
     let bound = if setup.outside {
         #[cfg(feature = "feed-postgres")]
         {

@@ -666,6 +666,24 @@ impl CacheBuilder<CacheConfig> {
 /// With `CACHE_CLUSTER_MODE`, `REDIS_URL` lists nodes separated by commas; each must parse.
 #[cfg(feature = "redis")]
 fn check_redis_url(url: &str, cluster: bool) -> Result<(), Error> {
+    let bad = |reason: String| Error::config("REDIS_URL", super::redis_url::redact(url), reason);
+    if let Some(sentinel) = super::redis_url::SentinelUrl::parse(url) {
+        let sentinel = sentinel.map_err(bad)?;
+        if cluster {
+            return Err(bad(
+                "a Sentinel URL names one master, not a cluster: unset CACHE_CLUSTER_MODE".into(),
+            ));
+        }
+        // The master's URL as it will be made, at a placeholder address: its credentials
+        // and database must parse.
+        redis::Client::open(sentinel.master_url("localhost", 6379))
+            .map(drop)
+            .map_err(|e| bad(e.to_string()))?;
+        if sentinel.scheme == "rediss" {
+            crate::tls::ensure_crypto_provider().map_err(bad)?;
+        }
+        return Ok(());
+    }
     let urls = super::redis_url::split_urls(url, cluster);
     if urls.is_empty() {
         return Err(Error::config(

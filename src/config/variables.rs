@@ -157,7 +157,7 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var(
         "REDIS_URL",
         "unset",
-        "`redis://[user:password@]host:port[/db]` or `rediss://` (TLS); with `CACHE_CLUSTER_MODE`, several node URLs separated by commas. Selects the tiered store. Needs the `redis` feature; without it, setting it is a start-up error rather than a silent fallback to memory",
+        "`redis://[user:password@]host:port[/db]` or `rediss://` (TLS); `redis+sentinel://[user:password@]host[:port][,host[:port]...]/<service>[/db]` (or `rediss+sentinel://`) for the master Redis Sentinel names, followed across failovers; with `CACHE_CLUSTER_MODE`, several node URLs separated by commas. Selects the tiered store. Needs the `redis` feature; without it, setting it is a start-up error rather than a silent fallback to memory",
         // Blank: unset.
         Config(|b, _, v| {
             Ok(if v.trim().is_empty() {

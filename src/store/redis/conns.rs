@@ -37,11 +37,19 @@ pub(super) const MAX_RUNTIMES: usize = 16;
 
 /// The connections of a single-server store. See the module docs.
 pub(super) struct Connections {
-    client: redis::Client,
+    /// The server's client; replaced when the Sentinels name another master, `None` until
+    /// they first name one.
+    client: RwLock<Option<redis::Client>>,
+    /// With a `redis+sentinel://` URL: who to ask which server is the master.
+    sentinels: Option<super::sentinel::Sentinels>,
+    /// The master the Sentinels named last.
+    master: parking_lot::Mutex<Option<super::sentinel::Master>>,
     config: ConnectionManagerConfig,
+    /// The command timeout, for the questions asked of Sentinels.
+    config_timeout: Option<std::time::Duration>,
     /// Driven by querycache's I/O runtime: for callers outside any tokio runtime, and
-    /// runtimes past [`MAX_RUNTIMES`].
-    shared: OnceCell<ConnectionManager>,
+    /// runtimes past [`MAX_RUNTIMES`]. Replaced with a new master.
+    shared: RwLock<Arc<OnceCell<ConnectionManager>>>,
     /// One per runtime, made on first use by one of its tasks.
     per_runtime: RwLock<Vec<RuntimeConn>>,
     /// Reset by every connection made, before its first caller has it: a new connection
@@ -75,17 +83,89 @@ impl Connections {
         incarnation: Arc<super::epoch::Incarnation>,
     ) -> Self {
         Connections {
-            client,
+            client: RwLock::new(Some(client)),
+            sentinels: None,
+            master: parking_lot::Mutex::new(None),
             config,
-            shared: OnceCell::new(),
+            config_timeout: None,
+            shared: RwLock::new(Arc::new(OnceCell::new())),
             per_runtime: RwLock::new(Vec::new()),
             incarnation,
         }
     }
 
-    /// The client the connections are made from.
-    pub(super) fn client(&self) -> &redis::Client {
-        &self.client
+    /// Connections to the master `sentinels` name, found on first use.
+    pub(super) fn following(
+        sentinels: super::sentinel::Sentinels,
+        config: ConnectionManagerConfig,
+        timeout: std::time::Duration,
+        incarnation: Arc<super::epoch::Incarnation>,
+    ) -> Self {
+        Connections {
+            client: RwLock::new(None),
+            sentinels: Some(sentinels),
+            master: parking_lot::Mutex::new(None),
+            config,
+            config_timeout: Some(timeout),
+            shared: RwLock::new(Arc::new(OnceCell::new())),
+            per_runtime: RwLock::new(Vec::new()),
+            incarnation,
+        }
+    }
+
+    /// The client the connections are made from now; `None` while Sentinels have not named
+    /// a master yet.
+    pub(super) fn client(&self) -> Option<redis::Client> {
+        self.client.read().clone()
+    }
+
+    /// With Sentinels: asks them which server is the master (unless one was found and
+    /// `again` is false), and when it is another server than the connections reach, drops
+    /// them (callers in flight finish on the old ones) so that the next ones are made to the
+    /// new master, and marks the incarnation unknown (another server: the epoch check runs
+    /// before anything is served from it). Without Sentinels, nothing to do.
+    ///
+    /// # Errors
+    /// What the Sentinels answered, when none named a master that says it is one.
+    pub(super) async fn follow_master(
+        &self,
+        again: bool,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        let Some(sentinels) = &self.sentinels else {
+            return Ok(());
+        };
+        if !again && self.master.lock().is_some() {
+            return Ok(());
+        }
+        let master = sentinels.master(timeout).await?;
+        if self.master.lock().as_ref() == Some(&master) {
+            return Ok(());
+        }
+        let client = sentinels
+            .client_for(&master)
+            .map_err(|e| format!("the master {}:{}: {e}", master.host, master.port))?;
+        let previous = self.master.lock().replace(master.clone());
+        *self.client.write() = Some(client);
+        self.per_runtime.write().clear();
+        *self.shared.write() = Arc::new(OnceCell::new());
+        self.incarnation.reset("the Sentinels named a master");
+        match previous {
+            Some(old) => tracing::warn!(
+                tier = "redis",
+                service = sentinels.service(),
+                from = %format!("{}:{}", old.host, old.port),
+                to = %format!("{}:{}", master.host, master.port),
+                "Redis Sentinel: the master changed; connections follow it"
+            ),
+            None => tracing::info!(
+                tier = "redis",
+                service = sentinels.service(),
+                master = %format!("{}:{}", master.host, master.port),
+                "Redis Sentinel: master found"
+            ),
+        }
+        Ok(())
     }
 
     /// The connection for the calling task: its runtime's (made now if it has none yet), or
@@ -113,14 +193,33 @@ impl Connections {
                     .find(|c| c.runtime == id)
                     .and_then(|made| made.conn.get().cloned())
             }
-            Err(_) => self.shared.get().cloned(),
+            Err(_) => self.shared.read().get().cloned(),
         }
     }
 
     /// [`get`](Self::get) when the caller's connection is not made yet (or being made).
     async fn connect_for_caller(&self) -> RedisResult<ConnectionManager> {
-        let connect =
-            || ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
+        // With Sentinels, the first connection waits for them to name the master.
+        if self.sentinels.is_some() {
+            let timeout = self
+                .config_timeout
+                .unwrap_or(std::time::Duration::from_secs(1));
+            self.follow_master(false, timeout).await.map_err(|reason| {
+                redis::RedisError::from((
+                    redis::ErrorKind::MasterNameNotFoundBySentinel,
+                    "Redis Sentinel",
+                    reason,
+                ))
+            })?;
+        }
+        let client = self.client().ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::MasterNameNotFoundBySentinel,
+                "Redis Sentinel",
+                "no master named yet".to_owned(),
+            ))
+        })?;
+        let connect = || ConnectionManager::new_with_config(client.clone(), self.config.clone());
         // The cell is filled once the init future returns: the reset comes first.
         let made = |conn: ConnectionManager| {
             self.incarnation.reset("new connection");
@@ -135,11 +234,13 @@ impl Connections {
                 .get_or_try_init(|| async { connect().await.map(made) })
                 .await
                 .cloned(),
-            None => self
-                .shared
-                .get_or_try_init(|| async { super::on_io_runtime(connect()).await.map(made) })
-                .await
-                .cloned(),
+            None => {
+                let shared = Arc::clone(&self.shared.read());
+                shared
+                    .get_or_try_init(|| async { super::on_io_runtime(connect()).await.map(made) })
+                    .await
+                    .cloned()
+            }
         }
     }
 
@@ -153,7 +254,7 @@ impl Connections {
             .filter(|c| c.alive.load(Ordering::Acquire))
             .filter_map(|c| c.conn.get().cloned())
             .collect();
-        made.extend(self.shared.get().cloned());
+        made.extend(self.shared.read().get().cloned());
         made
     }
 

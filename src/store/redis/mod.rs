@@ -104,6 +104,7 @@ mod lease;
 mod lookup;
 mod put;
 mod remove;
+mod sentinel;
 mod snapshot;
 
 pub(crate) use epoch::EPOCH_TAG;
@@ -287,7 +288,26 @@ impl RedisStore {
                 .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
         }
         let incarnation = std::sync::Arc::new(Incarnation::new());
-        let backend = if cluster {
+        let sentinel = crate::config::redis_url::SentinelUrl::parse(url)
+            .transpose()
+            .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
+        let backend = if let Some(sentinel) = sentinel {
+            if sentinel.scheme == "rediss" {
+                crate::tls::ensure_crypto_provider()
+                    .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
+            }
+            // The master's URL as it will be made, at a placeholder address: it must parse.
+            client_with_keepalive(&sentinel.master_url("localhost", 6379)).map_err(bad_url)?;
+            let sentinels = sentinel::Sentinels::new(sentinel)
+                .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
+            // The first connection asks the Sentinels for the master.
+            RedisBackend::Single(conns::Connections::following(
+                sentinels,
+                single_server_config(timeout),
+                timeout,
+                std::sync::Arc::clone(&incarnation),
+            ))
+        } else if cluster {
             let urls = split_urls(url, true);
             if urls.is_empty() {
                 return Err(Error::config("REDIS_URL", redact(url), "lists no server"));
@@ -493,6 +513,18 @@ impl RedisStore {
         let RedisBackend::Single(conns) = &self.backend else {
             return self.ping().await;
         };
+        // With Sentinels, the server that stopped answering may no longer be the master.
+        conns
+            .follow_master(true, self.timeout)
+            .await
+            .map_err(|reason| StoreError::Connect {
+                target: "Redis",
+                source: redis::RedisError::from((
+                    redis::ErrorKind::MasterNameNotFoundBySentinel,
+                    "Redis Sentinel",
+                    reason,
+                )),
+            })?;
         conns.get().await.map_err(|source| StoreError::Connect {
             target: "Redis",
             source,
@@ -507,11 +539,19 @@ impl RedisStore {
     }
 
     /// Clients for the subscriber, in the order to try them: the server, or every node of
-    /// the cluster.
-    pub(crate) fn pubsub_clients(&self) -> Vec<redis::Client> {
+    /// the cluster. With Sentinels, they are asked first which server is the master (the
+    /// subscriber asks before each attempt, so it finds a promoted replica even while no
+    /// command runs).
+    ///
+    /// # Errors
+    /// What the Sentinels answered, when none named a master.
+    pub(crate) async fn pubsub_clients(&self) -> Result<Vec<redis::Client>, String> {
         match &self.backend {
-            RedisBackend::Single(conns) => vec![conns.client().clone()],
-            RedisBackend::Cluster { nodes, .. } => nodes.clone(),
+            RedisBackend::Single(conns) => {
+                conns.follow_master(true, self.timeout).await?;
+                Ok(conns.client().into_iter().collect())
+            }
+            RedisBackend::Cluster { nodes, .. } => Ok(nodes.clone()),
         }
     }
 
@@ -613,11 +653,12 @@ mod tests {
             )
         };
         let ok = store("redis://127.0.0.1:7000, redis://127.0.0.1:7001").unwrap();
-        assert_eq!(
-            ok.pubsub_clients().len(),
-            2,
-            "one subscriber client per node"
-        );
+        let clients = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(ok.pubsub_clients())
+            .unwrap();
+        assert_eq!(clients.len(), 2, "one subscriber client per node");
         let err = store("redis://127.0.0.1:7000,http://nope").err().unwrap();
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
         let err = store(" , ").err().unwrap();

@@ -60,6 +60,11 @@ pub(crate) trait Listener: Send + Sync + 'static {
     fn lost(&self, error: &str);
     /// A message arrived.
     fn message(&self, payload: &[u8]);
+    /// The servers to subscribe on, in the order to try them, asked before each attempt
+    /// (a Sentinel's master changes with a failover); the reason when there is none.
+    fn clients(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<redis::Client>, String>> + Send;
 }
 
 /// How many heartbeat intervals the subscription may stay silent before it counts as lost
@@ -114,7 +119,6 @@ type PingFuture =
 /// reconnection path runs. Other instances' messages do not stand in for the ping's reply:
 /// what is measured is this connection's flow.
 pub(crate) async fn subscribe<L: Listener>(
-    clients: Vec<redis::Client>,
     channel: String,
     timeout: Duration,
     retry: Duration,
@@ -128,8 +132,21 @@ pub(crate) async fn subscribe<L: Listener>(
     } = heartbeat;
     let mut next = 0usize;
     loop {
-        let Some(client) = clients.get(next % clients.len().max(1)).cloned() else {
-            return;
+        let Some(l) = listener.upgrade() else { return };
+        let found = l.clients().await;
+        let client = match found {
+            Ok(clients) => clients.get(next % clients.len().max(1)).cloned(),
+            Err(reason) => {
+                l.lost(&reason);
+                None
+            }
+        };
+        drop(l);
+        let Some(client) = client else {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(retry) => continue,
+            }
         };
         next = next.wrapping_add(1);
         let connect = async {

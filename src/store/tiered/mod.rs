@@ -250,7 +250,6 @@ impl Shared {
             return;
         }
         crate::runtime::io_handle().spawn(channel::subscribe(
-            self.redis.pubsub_clients(),
             self.redis.channel(),
             self.redis.timeout(),
             self.cooldown,
@@ -482,6 +481,10 @@ impl Listener for Shared {
         } else {
             tracing::debug!(tier = "redis", error, "invalidation channel not available");
         }
+    }
+
+    async fn clients(&self) -> Result<Vec<redis::Client>, String> {
+        self.redis.pubsub_clients().await
     }
 
     fn message(&self, payload: &[u8]) {

@@ -276,6 +276,15 @@ impl RedisServer {
             .prefix("querycache-redis-")
             .tempdir()
             .map_err(|err| StartError::Failed(format!("temporary directory: {err}")))?;
+        Self::launch_in(dir, extra, role)
+    }
+
+    /// [`launch`](Self::launch) in `dir`.
+    fn launch_in(
+        dir: tempfile::TempDir,
+        extra: &[OsString],
+        role: Role,
+    ) -> Result<RedisServer, StartError> {
         let log = dir.path().join("redis.log");
         let mut last_port = 0;
         for _ in 0..START_ATTEMPTS {
@@ -305,6 +314,19 @@ impl RedisServer {
             "every port tried was taken (last {last_port}); log tail:\n{}",
             log_tail(&log)
         )))
+    }
+
+    /// Spawns a Sentinel with configuration `conf` (written to `sentinel.conf` in its own
+    /// directory: a Sentinel rewrites its file) on a fresh port, retrying on port races.
+    fn launch_sentinel(conf: &str) -> Result<RedisServer, StartError> {
+        let dir = tempfile::Builder::new()
+            .prefix("querycache-sentinel-")
+            .tempdir()
+            .map_err(|err| StartError::Failed(format!("temporary directory: {err}")))?;
+        let file = dir.path().join(SENTINEL_CONF);
+        fs::write(&file, conf)
+            .map_err(|err| StartError::Failed(format!("{}: {err}", file.display())))?;
+        Self::launch_in(dir, &[], Role::Sentinel)
     }
 
     fn lock_child(&self) -> MutexGuard<'_, Option<Child>> {
@@ -497,13 +519,184 @@ impl RedisCluster {
     }
 }
 
+/// A master, one replica of it, and three Sentinels watching them (quorum 2, a master is
+/// down after 500 ms of silence), each a private `redis-server` killed on Drop.
+#[derive(Debug)]
+pub struct RedisSentinels {
+    master: RedisServer,
+    replica: RedisServer,
+    sentinels: Vec<RedisServer>,
+}
+
+/// What the Sentinels call the master.
+pub const SENTINEL_SERVICE: &str = "qcmaster";
+/// How long the Sentinels wait before they call a silent master down.
+const SENTINEL_DOWN_AFTER_MS: u64 = 500;
+
+impl RedisSentinels {
+    /// Starts the master, its replica (and waits until it is in sync), then the three
+    /// Sentinels (and waits until each knows the replica and the two others). `None` (after
+    /// printing why) when `redis-server` is not installed — unless
+    /// `QUERYCACHE_REQUIRE_SERVICES=1`, then it panics with the reason.
+    ///
+    /// # Panics
+    ///
+    /// When the servers are installed but do not come up as described.
+    pub fn start() -> Option<RedisSentinels> {
+        let master = RedisServer::start()?;
+        let replica =
+            RedisServer::start_with(&[("replicaof", &format!("{HOST} {}", master.port()))])?;
+        let set = RedisSentinels {
+            master,
+            replica,
+            sentinels: Vec::new(),
+        };
+        set.wait_for("the replica in sync", |set| {
+            let info: String = set.replica.query(redis::cmd("INFO").arg("replication"));
+            info_field(&info, "master_link_status") == Some("up")
+        });
+        let mut set = set;
+        for _ in 0..3 {
+            let conf = format!(
+                "sentinel monitor {SENTINEL_SERVICE} {HOST} {port} 2\n\
+                 sentinel down-after-milliseconds {SENTINEL_SERVICE} {SENTINEL_DOWN_AFTER_MS}\n\
+                 sentinel failover-timeout {SENTINEL_SERVICE} 5000\n\
+                 sentinel parallel-syncs {SENTINEL_SERVICE} 1\n",
+                port = set.master.port()
+            );
+            let sentinel = skip_or_panic(RedisServer::launch_sentinel(&conf))?;
+            set.sentinels.push(sentinel);
+        }
+        set.wait_for("every Sentinel knowing the replica and the others", |set| {
+            set.sentinels.iter().all(|sentinel| {
+                let master: Vec<(String, String)> = sentinel
+                    .try_query::<Vec<String>>(
+                        redis::cmd("SENTINEL").arg("MASTER").arg(SENTINEL_SERVICE),
+                        Duration::from_millis(250),
+                        Duration::from_secs(1),
+                    )
+                    .unwrap_or_default()
+                    .chunks(2)
+                    .filter_map(|pair| match pair {
+                        [name, value] => Some((name.clone(), value.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                let field = |name: &str| {
+                    master
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.as_str())
+                };
+                field("num-slaves") == Some("1") && field("num-other-sentinels") == Some("2")
+            })
+        });
+        Some(set)
+    }
+
+    /// `redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/qcmaster`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("{HOST}:{}", s.port()))
+            .collect();
+        format!("redis+sentinel://{}/{SENTINEL_SERVICE}", hosts.join(","))
+    }
+
+    /// The master it started with.
+    pub fn master(&self) -> &RedisServer {
+        &self.master
+    }
+
+    /// The master it started with, to kill or pause it.
+    pub fn master_mut(&mut self) -> &mut RedisServer {
+        &mut self.master
+    }
+
+    /// The replica it started with (the master after a failover).
+    pub fn replica(&self) -> &RedisServer {
+        &self.replica
+    }
+
+    /// The port the first Sentinel that answers names as the master's.
+    pub fn named_master_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|sentinel| {
+            sentinel
+                .try_query::<Option<(String, u16)>>(
+                    redis::cmd("SENTINEL")
+                        .arg("GET-MASTER-ADDR-BY-NAME")
+                        .arg(SENTINEL_SERVICE),
+                    Duration::from_millis(250),
+                    Duration::from_secs(1),
+                )
+                .ok()
+                .flatten()
+                .map(|(_, port)| port)
+        })
+    }
+
+    /// Waits until the Sentinels name the replica as the master and it says so itself.
+    ///
+    /// # Panics
+    ///
+    /// When that does not happen within 20 s.
+    pub fn wait_for_failover(&self) {
+        self.wait_for("the replica promoted", |set| {
+            set.named_master_port() == Some(set.replica.port())
+                && set
+                    .replica
+                    .try_query::<Vec<redis::Value>>(
+                        &redis::cmd("ROLE"),
+                        Duration::from_millis(250),
+                        Duration::from_secs(1),
+                    )
+                    .ok()
+                    .and_then(|role| role.into_iter().next())
+                    == Some(redis::Value::BulkString(b"master".to_vec()))
+        });
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + CLUSTER_DEADLINE;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "Redis Sentinel set: no {what} within {CLUSTER_DEADLINE:?}; logs:\n{}",
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::iter::once(("master", &self.master))
+            .chain(std::iter::once(("replica", &self.replica)))
+            .chain(self.sentinels.iter().map(|s| ("sentinel", s)))
+            .map(|(what, server)| {
+                format!(
+                    "--- {what} {} log tail:\n{}",
+                    server.port(),
+                    server.log_tail()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// What kind of server to spawn.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
     Standalone,
     /// Also needs its bus port (port + 10000) free.
     ClusterNode,
+    /// A Sentinel, configured by `sentinel.conf` in its directory.
+    Sentinel,
 }
+
+/// A Sentinel's configuration file, in its directory.
+const SENTINEL_CONF: &str = "sentinel.conf";
 
 /// Why a start did not work.
 #[derive(Debug)]
@@ -568,6 +761,10 @@ fn reserve_port(role: Role) -> Result<u16, StartError> {
 /// The command line of a server on `port` in `dir`.
 fn server_args(port: u16, dir: &Path, role: Role, extra: &[OsString]) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
+    if role == Role::Sentinel {
+        args.push(dir.join(SENTINEL_CONF).into());
+        args.push("--sentinel".into());
+    }
     let mut set = |name: &str, value: &str| {
         args.push(format!("--{name}").into());
         args.push(value.into());

@@ -45,8 +45,6 @@ pub(super) struct Connections {
     /// The master the Sentinels named last.
     master: parking_lot::Mutex<Option<super::sentinel::Master>>,
     config: ConnectionManagerConfig,
-    /// The command timeout, for the questions asked of Sentinels.
-    config_timeout: Option<std::time::Duration>,
     /// Driven by querycache's I/O runtime: for callers outside any tokio runtime, and
     /// runtimes past [`MAX_RUNTIMES`]. Replaced with a new master.
     shared: RwLock<Arc<OnceCell<ConnectionManager>>>,
@@ -87,7 +85,6 @@ impl Connections {
             sentinels: None,
             master: parking_lot::Mutex::new(None),
             config,
-            config_timeout: None,
             shared: RwLock::new(Arc::new(OnceCell::new())),
             per_runtime: RwLock::new(Vec::new()),
             incarnation,
@@ -98,7 +95,6 @@ impl Connections {
     pub(super) fn following(
         sentinels: super::sentinel::Sentinels,
         config: ConnectionManagerConfig,
-        timeout: std::time::Duration,
         incarnation: Arc<super::epoch::Incarnation>,
     ) -> Self {
         Connections {
@@ -106,7 +102,6 @@ impl Connections {
             sentinels: Some(sentinels),
             master: parking_lot::Mutex::new(None),
             config,
-            config_timeout: Some(timeout),
             shared: RwLock::new(Arc::new(OnceCell::new())),
             per_runtime: RwLock::new(Vec::new()),
             incarnation,
@@ -127,18 +122,14 @@ impl Connections {
     ///
     /// # Errors
     /// What the Sentinels answered, when none named a master that says it is one.
-    pub(super) async fn follow_master(
-        &self,
-        again: bool,
-        timeout: std::time::Duration,
-    ) -> Result<(), String> {
+    pub(super) async fn follow_master(&self, again: bool) -> Result<(), String> {
         let Some(sentinels) = &self.sentinels else {
             return Ok(());
         };
         if !again && self.master.lock().is_some() {
             return Ok(());
         }
-        let master = sentinels.master(timeout).await?;
+        let master = sentinels.master().await?;
         if self.master.lock().as_ref() == Some(&master) {
             return Ok(());
         }
@@ -200,25 +191,12 @@ impl Connections {
     /// [`get`](Self::get) when the caller's connection is not made yet (or being made).
     async fn connect_for_caller(&self) -> RedisResult<ConnectionManager> {
         // With Sentinels, the first connection waits for them to name the master.
-        if self.sentinels.is_some() {
-            let timeout = self
-                .config_timeout
-                .unwrap_or(std::time::Duration::from_secs(1));
-            self.follow_master(false, timeout).await.map_err(|reason| {
-                redis::RedisError::from((
-                    redis::ErrorKind::MasterNameNotFoundBySentinel,
-                    "Redis Sentinel",
-                    reason,
-                ))
-            })?;
-        }
-        let client = self.client().ok_or_else(|| {
-            redis::RedisError::from((
-                redis::ErrorKind::MasterNameNotFoundBySentinel,
-                "Redis Sentinel",
-                "no master named yet".to_owned(),
-            ))
-        })?;
+        self.follow_master(false)
+            .await
+            .map_err(super::sentinel::error)?;
+        let client = self
+            .client()
+            .ok_or_else(|| super::sentinel::error("no master named yet".to_owned()))?;
         let connect = || ConnectionManager::new_with_config(client.clone(), self.config.clone());
         // The cell is filled once the init future returns: the reset comes first.
         let made = |conn: ConnectionManager| {

@@ -298,13 +298,12 @@ impl RedisStore {
             }
             // The master's URL as it will be made, at a placeholder address: it must parse.
             client_with_keepalive(&sentinel.master_url("localhost", 6379)).map_err(bad_url)?;
-            let sentinels = sentinel::Sentinels::new(sentinel)
+            let sentinels = sentinel::Sentinels::new(sentinel, timeout)
                 .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
             // The first connection asks the Sentinels for the master.
             RedisBackend::Single(conns::Connections::following(
                 sentinels,
                 single_server_config(timeout),
-                timeout,
                 std::sync::Arc::clone(&incarnation),
             ))
         } else if cluster {
@@ -515,15 +514,11 @@ impl RedisStore {
         };
         // With Sentinels, the server that stopped answering may no longer be the master.
         conns
-            .follow_master(true, self.timeout)
+            .follow_master(true)
             .await
             .map_err(|reason| StoreError::Connect {
                 target: "Redis",
-                source: redis::RedisError::from((
-                    redis::ErrorKind::MasterNameNotFoundBySentinel,
-                    "Redis Sentinel",
-                    reason,
-                )),
+                source: sentinel::error(reason),
             })?;
         conns.get().await.map_err(|source| StoreError::Connect {
             target: "Redis",
@@ -548,7 +543,7 @@ impl RedisStore {
     pub(crate) async fn pubsub_clients(&self) -> Result<Vec<redis::Client>, String> {
         match &self.backend {
             RedisBackend::Single(conns) => {
-                conns.follow_master(true, self.timeout).await?;
+                conns.follow_master(true).await?;
                 Ok(conns.client().into_iter().collect())
             }
             RedisBackend::Cluster { nodes, .. } => Ok(nodes.clone()),

@@ -22,6 +22,8 @@ pub(crate) struct Sentinels {
     url: SentinelUrl,
     /// One client per Sentinel, in the order to ask them.
     clients: Vec<redis::Client>,
+    /// The store's command timeout: each Sentinel gets twice that, the master's `ROLE` once.
+    timeout: Duration,
 }
 
 /// The master's address, as the Sentinels give it.
@@ -32,16 +34,20 @@ pub(crate) struct Master {
 }
 
 impl Sentinels {
-    /// The Sentinels of `url`.
+    /// The Sentinels of `url`, asked within `timeout` (the store's command timeout).
     ///
     /// # Errors
     /// The reason, when a Sentinel's address does not make a client.
-    pub(crate) fn new(url: SentinelUrl) -> Result<Self, String> {
+    pub(crate) fn new(url: SentinelUrl, timeout: Duration) -> Result<Self, String> {
         let clients = (0..url.sentinels.len())
             .filter_map(|i| url.sentinel_url(i))
             .map(|one| super::client_with_keepalive(&one).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Sentinels { url, clients })
+        Ok(Sentinels {
+            url,
+            clients,
+            timeout,
+        })
     }
 
     /// A client for the master at `master`, with the URL's credentials and database, and
@@ -56,11 +62,12 @@ impl Sentinels {
     }
 
     /// The master now: the first Sentinel that names one whose `ROLE` says `master`, each
-    /// Sentinel and the check bounded by `timeout`.
+    /// Sentinel and the check bounded by the timeout.
     ///
     /// # Errors
     /// What each Sentinel answered, when none named a master that says it is one.
-    pub(crate) async fn master(&self, timeout: Duration) -> Result<Master, String> {
+    pub(crate) async fn master(&self) -> Result<Master, String> {
+        let timeout = self.timeout;
         let mut answers = Vec::new();
         for (i, client) in self.clients.iter().enumerate() {
             let (host, port) = &self.url.sentinels[i];
@@ -114,6 +121,15 @@ impl Sentinels {
     }
 }
 
+/// A Sentinel's answer as a connection error (`reason` says what each Sentinel answered).
+pub(crate) fn error(reason: String) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::MasterNameNotFoundBySentinel,
+        "Redis Sentinel",
+        reason,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,11 +139,8 @@ mod tests {
         let url = SentinelUrl::parse("redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster")
             .unwrap()
             .unwrap();
-        let sentinels = Sentinels::new(url).unwrap();
-        let error = sentinels
-            .master(Duration::from_millis(200))
-            .await
-            .unwrap_err();
+        let sentinels = Sentinels::new(url, Duration::from_millis(200)).unwrap();
+        let error = sentinels.master().await.unwrap_err();
         assert!(error.contains("`mymaster`"), "{error}");
         assert!(error.contains("127.0.0.1:1: "), "{error}");
         assert!(error.contains("127.0.0.1:2: "), "{error}");

@@ -52,7 +52,7 @@ mod nested {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     let _ = (documented, path_form, instrumented, borrowed);
     nested::use_it();
 }

@@ -1,4 +1,4 @@
-//! Minimal SeaORM entities for the trybuild cases (`#[path]`-included).
+//! Minimal SeaORM entities shared by the cases.
 
 #![allow(dead_code)]
 

@@ -1,10 +1,7 @@
 //! Key arguments, connections and #[cache_skip].
 #![deny(warnings)]
 
-#[path = "../support/entities.rs"]
-mod entities;
-
-use entities::song;
+use crate::entities::song;
 use querycache::cached_query;
 use querycache::orm::sea_orm::{CachedConnection, CachedTransaction};
 use sea_orm::{
@@ -81,6 +78,7 @@ async fn owned_connection(db: DatabaseConnection, id: i32) -> Result<Option<song
 
 /// Two connections, several key arguments of several types, skipped arguments.
 #[cached_query(ttl = 60, tags = ["ctx:{context}"])]
+#[allow(clippy::too_many_arguments)]
 async fn many(
     db: &DatabaseConnection,
     title: &str,
@@ -122,7 +120,7 @@ async fn call_inferred(db: &DatabaseConnection, context: &RequestContext) {
     let _ = many(db, "t", 1, 2, vec![], db, context, 0, None).await;
 }
 
-fn main() {
+pub(crate) fn main() {
     let _ = generic::<DatabaseConnection>;
     let _ = generic_where::<DatabaseConnection>;
     let _ = generic_by_value::<DatabaseConnection>;

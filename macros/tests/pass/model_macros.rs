@@ -1,10 +1,7 @@
 //! #[cache_model_query] and #[cache_count_query] with their options.
 #![deny(warnings)]
 
-#[path = "../support/entities.rs"]
-mod entities;
-
-use entities::{song, user};
+use crate::entities::{song, user};
 use querycache::{CacheModel, cache_count_query, cache_model_query};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
@@ -55,7 +52,7 @@ async fn top_count() -> u64 {
     10
 }
 
-fn main() {
+pub(crate) fn main() {
     let _ = (
         song_by_id_bare,
         song_by_id,

@@ -169,7 +169,7 @@ impl Repo {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     let _ = (
         everything,
         integers,

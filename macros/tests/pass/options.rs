@@ -1,12 +1,9 @@
 //! Every option of #[cached_query] on free functions.
 #![deny(warnings)]
 
-#[path = "../support/entities.rs"]
-mod entities;
-
 use std::sync::{Arc, LazyLock};
 
-use entities::{song, user};
+use crate::entities::{song, user};
 use querycache::{Cache, CacheModel, cached_query};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
 
@@ -152,7 +149,7 @@ async fn returns_unit(x: u8) -> () {
     let _ = x;
 }
 
-fn main() {
+pub(crate) fn main() {
     let _ = (
         no_options,
         ttl_seconds,

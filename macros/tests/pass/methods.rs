@@ -1,12 +1,9 @@
 //! Methods: every receiver, `cache = ..` from the receiver, trait impls.
 #![deny(warnings)]
 
-#[path = "../support/entities.rs"]
-mod entities;
-
 use std::sync::Arc;
 
-use entities::song;
+use crate::entities::song;
 use querycache::{Cache, cache_count_query, cache_model_query, cached_query};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait};
 
@@ -35,7 +32,8 @@ impl Repo {
 
     #[cached_query(cache = self.shared.clone())]
     async fn consume(self, n: u32) -> u32 {
-        drop(self.db);
+        let Repo { db, .. } = self;
+        let _moved = db;
         n
     }
 
@@ -82,7 +80,7 @@ impl<T: Send + Sync> Generic<T> {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     let _ = (
         Repo::song,
         Repo::count,

@@ -39,7 +39,7 @@ impl Repo {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     assert_eq!(song_count(2), 4);
     assert_eq!(parse("7").ok(), Some(7));
     let mut conn = AnyConnection;

@@ -93,6 +93,18 @@ pub enum Error {
         /// What is wrong and what to do about it.
         reason: String,
     },
+    /// A connection cannot be declared a read replica of another
+    /// ([`CachedConnection::replica_of`](crate::orm::sea_orm::CachedConnection::replica_of)):
+    /// only PostgreSQL streaming replicas are followed.
+    #[error("cannot declare a {backend} connection a replica of a {primary} connection: {reason}")]
+    Replica {
+        /// The backend of the connection declared a replica (`PostgreSQL`, `MySQL`, `SQLite`).
+        backend: &'static str,
+        /// The backend of the primary it was declared a replica of.
+        primary: &'static str,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
     /// An operation that spawns a task was called outside a tokio runtime.
     #[error("{operation} needs a tokio runtime to spawn on; call it from within one")]
     NoRuntime {

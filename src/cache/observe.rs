@@ -145,6 +145,13 @@ impl Observation {
         })
     }
 
+    /// How long a statement of this computation waits for a read replica to catch up
+    /// (`CACHE_REPLICA_WAIT_MS`, see `orm::replica`).
+    #[cfg(feature = "sea-orm")]
+    pub(crate) fn replica_wait(&self) -> std::time::Duration {
+        self.cache.inner.config.replica_wait
+    }
+
     /// Before a statement reading `tags` is sent: reads the versions of those not known yet
     /// (and of `model:#all`, which every entry depending on a table depends on).
     pub(crate) async fn before_read(&self, mut tags: Vec<Tag>) {
@@ -211,6 +218,16 @@ impl Observation {
                 self.cache.inner.audit.found(&audited.origin, table, sql);
             }
         }
+    }
+
+    /// The replica a statement is about to read had not replayed the primary's WAL as far
+    /// as the versions recorded stand for (see `orm::replica`): the value goes to its caller
+    /// and is not stored. Counted (`replica_behind`).
+    #[cfg(feature = "sea-orm")]
+    pub(crate) async fn replica_behind(&self, why: String) {
+        self.cache.inner.stats.replica_behind();
+        let mut state = self.state.lock().await;
+        state.spoiled.get_or_insert(why);
     }
 
     /// A statement that cannot be read was sent: the value must not be stored.

@@ -333,6 +333,33 @@ impl<C> CacheBuilder<C> {
         self
     }
 
+    /// How long a computation that reads a PostgreSQL replica waits for the replica to
+    /// replay the primary's WAL position before answering uncached
+    /// (`CACHE_REPLICA_WAIT_MS`, default 100 ms; at most one minute; 0 asks once and does
+    /// not wait).
+    ///
+    /// Before each statement such a computation sends through a connection declared with
+    /// [`CachedConnection::replica_of`](crate::orm::sea_orm::CachedConnection::replica_of),
+    /// the primary's position is read, and the replica must have replayed that far for the
+    /// value to be stored: a replica that lags would otherwise let pre-write rows be cached
+    /// under post-write versions. Within this wait the statement waits for the replay; past
+    /// it, the statement runs all the same and its computation's value goes to its caller
+    /// only (counted as `replica_behind`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use querycache::CacheConfig;
+    ///
+    /// let config = CacheConfig::builder().replica_wait(Duration::from_millis(250)).build().unwrap();
+    /// assert_eq!(config.replica_wait(), Duration::from_millis(250));
+    /// assert_eq!(CacheConfig::builder().build().unwrap().replica_wait(), Duration::from_millis(100));
+    /// assert!(CacheConfig::builder().replica_wait(Duration::from_secs(120)).build().is_err());
+    /// ```
+    pub fn replica_wait(mut self, wait: Duration) -> Self {
+        self.config.replica_wait = wait;
+        self
+    }
+
     /// Sets the key secret (`CACHE_KEY_SECRET`; feature `axum`): the key of the HMAC-SHA256
     /// that hashes the `Authorization` header and the `Vary` values into the keys of cached
     /// HTTP answers (`querycache::http::CacheResponse`), so that a key — in the
@@ -575,6 +602,13 @@ impl<C> CacheBuilder<C> {
                 "CACHE_CHANNEL_HEARTBEAT_MS",
                 c.channel_heartbeat.as_millis(),
                 "must be between 10 and 60000 milliseconds",
+            ));
+        }
+        if c.replica_wait > Duration::from_secs(60) {
+            return Err(Error::config(
+                "CACHE_REPLICA_WAIT_MS",
+                c.replica_wait.as_millis(),
+                "must be at most 60000 milliseconds (0: do not wait for a replica)",
             ));
         }
         if c.degraded_max_age > Duration::from_secs(3600) {

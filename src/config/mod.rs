@@ -270,6 +270,7 @@ pub struct CacheConfig {
     pub(crate) breaker_cooldown: Duration,
     pub(crate) channel_heartbeat: Duration,
     pub(crate) degraded_max_age: Duration,
+    pub(crate) replica_wait: Duration,
     pub(crate) table_dependencies: TableDependencies,
     /// `Debug` shows `<redacted>`.
     pub(crate) key_secret: Option<KeySecret>,
@@ -310,6 +311,7 @@ impl fmt::Debug for CacheConfig {
             breaker_cooldown,
             channel_heartbeat,
             degraded_max_age,
+            replica_wait,
             table_dependencies,
             key_secret,
             clock,
@@ -352,6 +354,7 @@ impl fmt::Debug for CacheConfig {
             .field("breaker_cooldown", breaker_cooldown)
             .field("channel_heartbeat", channel_heartbeat)
             .field("degraded_max_age", degraded_max_age)
+            .field("replica_wait", replica_wait)
             .field("table_dependencies", table_dependencies)
             .field("key_secret", key_secret)
             .field("clock", clock)
@@ -390,6 +393,7 @@ impl Default for CacheConfig {
             breaker_cooldown: Duration::from_millis(500),
             channel_heartbeat: Duration::from_secs(1),
             degraded_max_age: Duration::from_secs(3),
+            replica_wait: Duration::from_millis(100),
             table_dependencies: TableDependencies::default(),
             key_secret: None,
             clock: crate::clock::Clock::default(),
@@ -563,6 +567,12 @@ impl CacheConfig {
     /// [`CacheConfigBuilder::degraded_max_age`].
     pub fn degraded_max_age(&self) -> Duration {
         self.degraded_max_age
+    }
+    /// How long a computation reading a replica waits for it to replay the primary's
+    /// position before answering uncached (`CACHE_REPLICA_WAIT_MS`, default 100 ms): see
+    /// [`CacheConfigBuilder::replica_wait`].
+    pub fn replica_wait(&self) -> Duration {
+        self.replica_wait
     }
     /// The tables a write to `table` also writes, as declared with
     /// [`CacheConfigBuilder::table_also_writes`] or `CACHE_TABLE_DEPENDENCIES` and followed

@@ -210,6 +210,12 @@ pub(crate) const VARIABLES: &[Variable] = &[
         Config(|b, n, v| Ok(b.degraded_max_age(parse_ms(n, v)?))),
     ),
     var(
+        "CACHE_REPLICA_WAIT_MS",
+        "`100`",
+        "a computation reading a PostgreSQL replica (`CachedConnection::replica_of`) waits this long at most, before each statement, for the replica to replay the primary's current WAL position; if it has not, the value is answered uncached (`replica_behind`) rather than stored with rows older than its tags' versions. `0`: ask once, do not wait (at most 60000)",
+        Config(|b, n, v| Ok(b.replica_wait(parse_ms(n, v)?))),
+    ),
+    var(
         "CACHE_COMPRESSION_ENABLED",
         "`true`",
         "lz4 compression of Redis payloads larger than `CACHE_COMPRESSION_THRESHOLD`",

@@ -105,6 +105,7 @@ pub(crate) struct MetricsReport {
     redis_hits: u64,
     computations: u64,
     wasted_computations: u64,
+    replica_behind: u64,
     bypassed: u64,
     freshness: FreshnessReport,
     namespaces: BTreeMap<String, NamespaceReport>,
@@ -159,6 +160,7 @@ impl From<CacheStats> for MetricsReport {
             redis_hits: stats.redis_hits,
             computations: stats.computations,
             wasted_computations: stats.wasted_computations,
+            replica_behind: stats.replica_behind,
             bypassed: stats.bypassed,
             freshness: FreshnessReport {
                 stale_served: stats.stale_served,

@@ -24,7 +24,8 @@ pub(crate) enum Dialect {
 impl Dialect {
     /// One text column: PostgreSQL its database name, port and cluster's system
     /// identifier (the same whatever address or socket a client connects through, and
-    /// shared by its physical replicas, which hold the same rows); MySQL its database, the
+    /// shared by its physical replicas on the same port; a SeaORM replica declared with
+    /// `replica_of` asks its primary instead); MySQL its database, the
     /// server's host name and port; SQLite the file of its `main` database (empty in
     /// memory). Read-only.
     pub(crate) fn identity_sql(self) -> &'static str {

@@ -23,6 +23,8 @@ pub(crate) mod identity;
 pub(crate) mod observed;
 pub(crate) mod probes;
 #[cfg(feature = "sea-orm")]
+pub(crate) mod replica;
+#[cfg(feature = "sea-orm")]
 pub mod sea_orm;
 pub(crate) mod write;
 #[cfg(any(feature = "sea-orm", feature = "diesel"))]

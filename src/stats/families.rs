@@ -104,7 +104,7 @@ pub(crate) const PER_NAMESPACE: [PerNamespace; 3] = [
 ];
 
 /// Counters of the whole cache.
-pub(crate) const TOTALS: [Total; 12] = [
+pub(crate) const TOTALS: [Total; 13] = [
     count("invalidations", "Tags invalidated plus keys removed", |s| {
         s.invalidations
     }),
@@ -117,6 +117,11 @@ pub(crate) const TOTALS: [Total; 12] = [
         "wasted_computations",
         "Computed values not stored because their tags moved meanwhile",
         |s| s.wasted_computations,
+    ),
+    count(
+        "replica_behind",
+        "Computed values not stored because the read replica they read lagged the primary",
+        |s| s.replica_behind,
     ),
     count(
         "bypassed",

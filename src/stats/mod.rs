@@ -17,7 +17,7 @@
 //! | --- | --- | --- | --- |
 //! | `querycache_hits_total` | `querycache.hits` | counter | `namespace`, `tier` (`memory`, and `redis` with a Redis tier) |
 //! | `querycache_misses_total`, `querycache_sets_total`, `querycache_computations_total` | `querycache.misses`, `.sets`, `.computations` | counter | `namespace` |
-//! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_bypassed_total`, `querycache_stale_served_total`, `querycache_background_refreshes_total`, `querycache_early_refreshes_total`, `querycache_refresh_errors_total`, `querycache_fail_safe_activations_total`, `querycache_soft_timeouts_total`, `querycache_hard_timeouts_total`, `querycache_lease_waits_total` | `querycache.invalidations`, ... (the same words) | counter | |
+//! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_replica_behind_total`, `querycache_bypassed_total`, `querycache_stale_served_total`, `querycache_background_refreshes_total`, `querycache_early_refreshes_total`, `querycache_refresh_errors_total`, `querycache_fail_safe_activations_total`, `querycache_soft_timeouts_total`, `querycache_hard_timeouts_total`, `querycache_lease_waits_total` | `querycache.invalidations`, ... (the same words) | counter | |
 //! | `querycache_lease_wait_seconds_total` (a gauge through `metrics`, whose counters are integers) | `querycache.lease_wait` (`s`) | counter (seconds) | |
 //! | `querycache_lookup_duration_seconds`: a histogram in the Prometheus text; through `metrics`, a gauge per quantile | `querycache.lookup_duration` (`s`), a gauge per quantile (there is no observable histogram) | histogram / gauge | `namespace`; `quantile` (`0.5`, `0.9`, `0.99`) for the gauges |
 //! | `querycache_fallback_active`, `querycache_redis_connected` | `querycache.fallback_active`, `.redis_connected` | gauge (0 or 1) | |
@@ -114,6 +114,10 @@ pub struct CacheStats {
     pub computations: u64,
     /// Computed values not stored because a tag they depend on moved meanwhile.
     pub wasted_computations: u64,
+    /// Computed values not stored because a read replica they read had not replayed the
+    /// primary's writes their tags' versions stand for (see
+    /// [`CachedConnection::replica_of`](crate::orm::sea_orm::CachedConnection::replica_of)).
+    pub replica_behind: u64,
     /// Calls that went straight to the computation: cache disabled, or a read inside a
     /// transaction that wrote the table.
     pub bypassed: u64,
@@ -331,6 +335,7 @@ pub(crate) struct StatsRecorder {
     invalidations: AtomicU64,
     errors: AtomicU64,
     wasted: AtomicU64,
+    replica_behind: AtomicU64,
     bypassed: AtomicU64,
     pub(crate) latency: Latency,
     namespaces: DashMap<Arc<str>, Arc<NamespaceRecorder>>,
@@ -431,6 +436,7 @@ impl StatsRecorder {
             invalidations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
+            replica_behind: AtomicU64::new(0),
             bypassed: AtomicU64::new(0),
             latency: Latency::new(),
             namespaces: DashMap::new(),
@@ -634,6 +640,11 @@ impl StatsRecorder {
         self.wasted.fetch_add(1, Relaxed);
     }
 
+    #[cfg(feature = "sea-orm")]
+    pub(crate) fn replica_behind(&self) {
+        self.replica_behind.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn bypassed(&self) {
         self.bypassed.fetch_add(1, Relaxed);
     }
@@ -687,6 +698,7 @@ impl StatsRecorder {
             errors: self.errors.load(Relaxed),
             computations: self.computations.load(Relaxed),
             wasted_computations: self.wasted.load(Relaxed),
+            replica_behind: self.replica_behind.load(Relaxed),
             bypassed: self.bypassed.load(Relaxed),
             keys_count,
             memory_usage_bytes,

@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | `querycache_hits_total` | counter | `namespace`, `tier` (`memory`, `redis`) |
 //! | `querycache_misses_total`, `querycache_sets_total`, `querycache_computations_total` | counter | `namespace` |
-//! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_bypassed_total` | counter | |
+//! | `querycache_invalidations_total`, `querycache_errors_total`, `querycache_wasted_computations_total`, `querycache_replica_behind_total`, `querycache_bypassed_total` | counter | |
 //! | `querycache_stale_served_total`, `querycache_background_refreshes_total`, `querycache_early_refreshes_total`, `querycache_refresh_errors_total`, `querycache_fail_safe_activations_total`, `querycache_soft_timeouts_total`, `querycache_hard_timeouts_total`, `querycache_lease_waits_total` | counter | |
 //! | `querycache_lease_wait_seconds_total` | counter | |
 //! | `querycache_lookup_duration_seconds` | histogram | `namespace` |

@@ -176,6 +176,8 @@ mod http_admin;
 mod http_cache;
 #[cfg(feature = "axum")]
 mod http_dashboard;
+#[cfg(feature = "sea-orm")]
+mod read_replicas;
 // The songs app (`examples/songs`): SQLite on each store, PostgreSQL and MariaDB.
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 #[path = "songs_app"]

@@ -85,6 +85,7 @@ mod database;
 mod detach;
 mod query_key;
 mod raw;
+mod replica;
 mod statement;
 mod stream;
 mod typed_invalidation;
@@ -128,6 +129,8 @@ pub struct CachedConnection {
     database: Arc<DatabaseId>,
     /// Tells wrappers of databases that cannot be told apart from each other.
     wrapper: u64,
+    /// The primary this connection is a read replica of ([`replica_of`](Self::replica_of)).
+    replica: Option<Arc<replica::Replica>>,
 }
 
 impl CachedConnection {
@@ -144,7 +147,83 @@ impl CachedConnection {
             raw: Arc::default(),
             database: Arc::default(),
             wrapper: crate::orm::identity::next_wrapper(),
+            replica: None,
         }
+    }
+
+    /// Declares this connection a read replica of `primary` (a PostgreSQL streaming
+    /// replica), so that what its cached computations read from a replica that lags is
+    /// never cached as current.
+    ///
+    /// The replica shares the primary's database in the cache: its keys and tags are the
+    /// primary's, and the primary's writes invalidate what was read here. Before each
+    /// statement a computation sends through this connection, the primary's WAL position
+    /// is read (`pg_current_wal_insert_lsn()`, after the versions of what the statement reads were
+    /// recorded), and the replica must have replayed that far (`pg_last_wal_replay_lsn()`)
+    /// within `CACHE_REPLICA_WAIT_MS` ([`CacheConfigBuilder::replica_wait`](crate::config::CacheBuilder::replica_wait),
+    /// default 100 ms) for the computation's value to be stored; otherwise the value is
+    /// answered to its caller only, and counted in [`CacheStats::replica_behind`](crate::stats::CacheStats::replica_behind).
+    /// Every commit the primary made before the versions were read is covered, the
+    /// application's own and those it never sent (psql, other services). Hits cost nothing
+    /// more; each statement of a miss costs one query on the primary and at least one on
+    /// the replica.
+    ///
+    /// Name the primary's database ([`database`](Self::database)) before declaring its
+    /// replicas, if you name it. One connection (or pool) per replica server: the replay
+    /// position is asked through the same connection the statement takes, and only one
+    /// server's replay moves forward for sure.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use querycache::{Cache, orm::sea_orm::CachedConnection};
+    ///
+    /// let cache = Cache::from_env()?;
+    /// let primary = CachedConnection::new(sea_orm::Database::connect("postgres://app@primary/app").await?, cache.clone());
+    /// let replica = CachedConnection::new(sea_orm::Database::connect("postgres://app@replica/app").await?, cache)
+    ///     .replica_of(&primary)?;
+    /// // Writes go through `primary`; cached reads may go through `replica`.
+    /// # let _ = replica;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A MySQL or SQLite connection is refused:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sea_orm::DbErr> {
+    /// use querycache::{Cache, Error, orm::sea_orm::CachedConnection};
+    ///
+    /// let cache = Cache::new();
+    /// let a = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, cache.clone());
+    /// let b = CachedConnection::new(sea_orm::Database::connect("sqlite::memory:").await?, cache);
+    /// let refused = b.replica_of(&a).unwrap_err();
+    /// assert!(matches!(refused, Error::Replica { backend: "SQLite", .. }));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Replica`](crate::Error::Replica) unless both connections are PostgreSQL.
+    pub fn replica_of(mut self, primary: &CachedConnection) -> Result<Self, crate::Error> {
+        let backend = self.inner.get_database_backend();
+        let primary_backend = primary.inner.get_database_backend();
+        if backend != DbBackend::Postgres || primary_backend != DbBackend::Postgres {
+            return Err(crate::Error::Replica {
+                backend: backend_name(backend),
+                primary: backend_name(primary_backend),
+                reason: "only PostgreSQL streaming replicas are followed (their replay position \
+                         tells what they have caught up on); read other replicas through a \
+                         connection that is not declared one, uncached, or cache from the primary",
+            });
+        }
+        self.database = Arc::clone(&primary.database);
+        self.wrapper = primary.wrapper;
+        self.replica = Some(Arc::new(replica::Replica {
+            primary: primary
+                .replica
+                .as_ref()
+                .map_or_else(|| primary.inner.clone(), |theirs| theirs.primary.clone()),
+        }));
+        Ok(self)
     }
 
     /// Names this connection's database in the cache: its keys start with `@<name>/` and
@@ -202,7 +281,12 @@ impl CachedConnection {
     /// How this connection learns its database.
     fn settle(&self) -> database::Settle {
         database::Settle {
-            inner: self.inner.clone(),
+            // A replica learns its database from its primary: the same database in the
+            // cache, whichever server answers.
+            inner: self
+                .replica
+                .as_ref()
+                .map_or_else(|| self.inner.clone(), |replica| replica.primary.clone()),
             cache: self.cache.clone(),
             id: Arc::clone(&self.database),
             wrapper: self.wrapper,
@@ -517,6 +601,16 @@ where
 }
 
 /// The rows a query returned, for narrowing an `INSERT ... RETURNING` to them.
+/// How errors name a SeaORM backend.
+fn backend_name(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "PostgreSQL",
+        DbBackend::MySql => "MySQL",
+        DbBackend::Sqlite => "SQLite",
+        _ => "other",
+    }
+}
+
 fn returned_one(result: &Result<Option<QueryResult>, DbErr>) -> Option<&[QueryResult]> {
     result
         .as_ref()
@@ -581,6 +675,9 @@ impl CachedConnection {
                 let tags = databases::read_tags_in(namespace.as_ref(), tags);
                 observation.audit(&tags, sql);
                 observation.before_read(tags).await;
+                if let Some(replica) = &self.replica {
+                    replica.check(&self.inner, &observation).await;
+                }
             }
             Err(why) => {
                 observation

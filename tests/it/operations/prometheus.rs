@@ -99,6 +99,7 @@ async fn the_text_parses_and_counts_the_traffic_per_namespace() {
         ("querycache_errors", "counter"),
         ("querycache_computations", "counter"),
         ("querycache_wasted_computations", "counter"),
+        ("querycache_replica_behind", "counter"),
         ("querycache_bypassed", "counter"),
         ("querycache_fallback_active", "gauge"),
         ("querycache_redis_connected", "gauge"),

@@ -110,8 +110,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(5);
 const CLIENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `mariadb` client's `--connect-timeout` for readiness probes.
 const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Servers started on a fresh port before giving up on port races.
-const START_ATTEMPTS: usize = 10;
 /// Never used, whatever the probe says: the shared server.
 const SHARED_MARIADB_PORT: u16 = 3306;
 /// At most this many private MariaDB servers are alive at once in the process.
@@ -463,34 +461,26 @@ impl MariadbServer {
         let tmp = dir.path().join("tmp");
         fs::create_dir(&tmp).map_err(|err| format!("{}: {err}", tmp.display()))?;
         install_db(bin, dir.path(), &data)?;
-        let mut last_port = 0;
-        for _ in 0..START_ATTEMPTS {
-            let port = super::ports::reserve_port()?;
-            last_port = port;
+        let (port, args, child) = super::ports::start_on_a_free_port(&log, |port| {
             let args = server_args(bin, dir.path(), &data, &log, port, extra);
             match spawn_and_wait(bin, &args, dir.path(), &data, &log, port) {
-                Ok(child) => {
-                    return Ok(MariadbServer {
-                        port,
-                        data,
-                        log,
-                        args,
-                        bin,
-                        child: Mutex::new(Some(child)),
-                        paused: AtomicBool::new(false),
-                        dir,
-                        _slot: slot,
-                    });
-                }
+                Ok(child) => Ok(Some((port, args, child))),
                 // Someone took the port between our probe and the server's bind: next port.
-                Err(StartError::PortInUse) => {}
-                Err(StartError::Failed(reason)) => return Err(reason),
+                Err(StartError::PortInUse) => Ok(None),
+                Err(StartError::Failed(reason)) => Err(reason),
             }
-        }
-        Err(format!(
-            "every port tried was taken (last {last_port}); log tail:\n{}",
-            log_tail(&log)
-        ))
+        })?;
+        Ok(MariadbServer {
+            port,
+            data,
+            log,
+            args,
+            bin,
+            child: Mutex::new(Some(child)),
+            paused: AtomicBool::new(false),
+            dir,
+            _slot: slot,
+        })
     }
 
     fn lock_child(&self) -> MutexGuard<'_, Option<Child>> {

@@ -84,8 +84,6 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 const RESTART_DEADLINE: Duration = Duration::from_secs(5);
 /// Pause between two readiness probes.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
-/// Servers started on a fresh port before giving up on port races.
-const START_ATTEMPTS: usize = 10;
 /// Never used, whatever the probe says: the shared server.
 const SHARED_PG_PORT: u16 = 5432;
 /// At most this many private servers are alive at once in the process.
@@ -147,6 +145,86 @@ impl PgServer {
         match Self::launch(bin, settings, slot) {
             Ok(server) => Some(server),
             Err(reason) => panic!("private PostgreSQL server did not start: {reason}"),
+        }
+    }
+
+    /// A primary and its streaming replica: the primary started as [`start_with`](Self::start_with)
+    /// starts one, the replica made from it with `pg_basebackup -X stream -R` (so it follows
+    /// the primary over streaming replication, `hot_standby` on: it answers reads) on a
+    /// port of its own. Both slots are taken at once. `None` as [`start`](Self::start).
+    ///
+    /// Pause its replay with `SELECT pg_wal_replay_pause()` on the replica to make it lag
+    /// for sure; [`wait_replayed`](Self::wait_replayed) waits for it to catch up.
+    ///
+    /// # Panics
+    ///
+    /// When either server does not start, or the base backup fails.
+    pub fn start_with_replica(settings: &[(&str, &str)]) -> Option<(PgServer, PgServer)> {
+        let bin = match binaries() {
+            Ok(bin) => bin,
+            Err(reason) => return super::services::unavailable(reason),
+        };
+        let mut slots = CAP.acquire_many(2);
+        let replica_slot = slots.pop().expect("two slots");
+        let primary_slot = slots.pop().expect("two slots");
+        let primary = Self::launch(bin, settings, primary_slot)
+            .unwrap_or_else(|reason| panic!("private PostgreSQL primary did not start: {reason}"));
+        let replica = primary
+            .launch_replica(settings, replica_slot)
+            .unwrap_or_else(|reason| panic!("its streaming replica did not start: {reason}"));
+        Some((primary, replica))
+    }
+
+    /// `pg_basebackup` of this server into a fresh directory, started as its replica.
+    fn launch_replica(&self, settings: &[(&str, &str)], slot: Slot) -> Result<PgServer, String> {
+        let dir = make_dir()?;
+        let data = dir.path().join("data");
+        let output = self
+            .bin
+            .server_command("pg_basebackup", dir.path())
+            .arg("-D")
+            .arg(&data)
+            .args(["-h", HOST, "-p", &self.port.to_string(), "-U", PG_USER])
+            .args(["-X", "stream", "-R", "--no-sync", "-c", "fast"])
+            .output()
+            .map_err(|err| format!("running pg_basebackup: {err}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "pg_basebackup from port {} failed ({}): {}{}",
+                self.port,
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        // The copied `querycache.conf` names the primary's port: rewritten on start.
+        start_on_a_free_port(self.bin, dir, settings, slot)
+    }
+
+    /// On a replica: waits until it has replayed everything `primary` has written so far
+    /// (at most 30 s).
+    ///
+    /// # Panics
+    ///
+    /// When it does not within 30 s (its replay paused, for one).
+    pub fn wait_replayed(&self, primary: &PgServer) {
+        let target = primary.psql("postgres", "SELECT pg_current_wal_insert_lsn()");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let caught_up = self.psql(
+                "postgres",
+                &format!("SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"),
+            );
+            if caught_up == "t" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica on port {} did not replay up to {target} within 30 s; log tail:\n{}",
+                self.port,
+                self.log_tail()
+            );
+            thread::sleep(POLL_INTERVAL);
         }
     }
 
@@ -345,7 +423,6 @@ impl PgServer {
     ) -> Result<PgServer, String> {
         let dir = make_dir()?;
         let data = dir.path().join("data");
-        let log = dir.path().join("server.log");
         initdb(bin, dir.path(), &data)?;
         let conf = data.join("postgresql.conf");
         fs::OpenOptions::new()
@@ -353,32 +430,37 @@ impl PgServer {
             .open(&conf)
             .and_then(|mut file| writeln!(file, "\ninclude '{CONF_FILE}'"))
             .map_err(|err| format!("{}: {err}", conf.display()))?;
-        let mut last_port = 0;
-        for _ in 0..START_ATTEMPTS {
-            let port = super::ports::reserve_port()?;
-            last_port = port;
-            write_settings(&data, dir.path(), port, settings)?;
-            match start_server(bin, dir.path(), &data, &log, port) {
-                Ok(()) => {
-                    return Ok(PgServer {
-                        port,
-                        data,
-                        log,
-                        bin,
-                        dir,
-                        _slot: slot,
-                    });
-                }
-                // Someone took the port between our probe and the server's bind: next port.
-                Err(StartError::PortInUse) => {}
-                Err(StartError::Failed(reason)) => return Err(reason),
-            }
-        }
-        Err(format!(
-            "every port tried was taken (last {last_port}); log tail:\n{}",
-            log_tail(&log)
-        ))
+        start_on_a_free_port(bin, dir, settings, slot)
     }
+}
+
+/// Starts the server whose data directory is `<dir>/data` on a fresh port (its settings
+/// written for that port), retrying on port races.
+fn start_on_a_free_port(
+    bin: &'static Binaries,
+    dir: tempfile::TempDir,
+    settings: &[(&str, &str)],
+    slot: Slot,
+) -> Result<PgServer, String> {
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    super::ports::start_on_a_free_port(&log, |port| {
+        write_settings(&data, dir.path(), port, settings)?;
+        match start_server(bin, dir.path(), &data, &log, port) {
+            Ok(()) => Ok(Some(port)),
+            // Someone took the port between our probe and the server's bind: next port.
+            Err(StartError::PortInUse) => Ok(None),
+            Err(StartError::Failed(reason)) => Err(reason),
+        }
+    })
+    .map(|port| PgServer {
+        port,
+        data,
+        log,
+        bin,
+        dir,
+        _slot: slot,
+    })
 }
 
 impl Drop for PgServer {

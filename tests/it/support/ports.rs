@@ -62,6 +62,31 @@ pub fn reserve_port() -> Result<u16, String> {
     ))
 }
 
+/// How many fresh ports a private server's start tries before giving up on port races.
+const START_ATTEMPTS: usize = 10;
+
+/// Starts a private server on a fresh port ([`reserve_port`]), retrying on port races:
+/// `start(port)` answers `Ok(None)` when the server could not bind the port (another
+/// process took it between the probe and the bind). `log` is the server's log, quoted when
+/// every port tried was taken.
+pub fn start_on_a_free_port<T>(
+    log: &std::path::Path,
+    mut start: impl FnMut(u16) -> Result<Option<T>, String>,
+) -> Result<T, String> {
+    let mut last_port = 0;
+    for _ in 0..START_ATTEMPTS {
+        let port = reserve_port()?;
+        last_port = port;
+        if let Some(server) = start(port)? {
+            return Ok(server);
+        }
+    }
+    Err(format!(
+        "every port tried was taken (last {last_port}); log tail:\n{}",
+        log_tail(log)
+    ))
+}
+
 /// At most `max` private servers of one kind alive (or starting) at once in the process.
 pub struct Cap {
     alive: Mutex<usize>,
@@ -90,6 +115,21 @@ impl Cap {
         *alive += 1;
         Slot(self)
     }
+
+    /// Waits until `n` slots are free at once, then takes them together: for a test that
+    /// needs several servers alive together (taken one by one, two such tests could each
+    /// hold one slot and wait forever for the other).
+    pub fn acquire_many(&'static self, n: usize) -> Vec<Slot> {
+        let mut alive = lock(&self.alive);
+        while *alive + n > self.max {
+            alive = self
+                .freed
+                .wait(alive)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *alive += n;
+        (0..n).map(|_| Slot(self)).collect()
+    }
 }
 
 /// One of a [`Cap`]'s slots, given back on Drop.
@@ -98,7 +138,7 @@ pub struct Slot(&'static Cap);
 impl Drop for Slot {
     fn drop(&mut self) {
         *lock(&self.0.alive) -= 1;
-        self.0.freed.notify_one();
+        self.0.freed.notify_all();
     }
 }
 

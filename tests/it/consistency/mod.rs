@@ -20,6 +20,7 @@ mod faults;
 mod history;
 #[cfg(feature = "feed-postgres")]
 mod outside;
+mod replica;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -77,6 +78,9 @@ async fn song_count(db: &CachedConnection) -> Result<u64, DbErr> {
 struct Run {
     /// One connection per app instance, each wrapping its own `Cache`.
     instances: Vec<CachedConnection>,
+    /// Where each instance reads: its connection, or one to a streaming replica declared a
+    /// replica of it ([`replica`]).
+    readers: Vec<CachedConnection>,
     /// Where writes go: the instances, or (to show that the checker finds stale reads) a
     /// connection whose writes invalidate a cache nobody reads.
     writers: Vec<CachedConnection>,
@@ -232,7 +236,7 @@ impl Run {
 
     /// The operation `pick` (of 100) through instance `instance`.
     async fn step_with(&self, rng: &mut StdRng, instance: usize, pick: u32) {
-        let db = &self.instances[instance];
+        let reader = &self.readers[instance];
         let writer = &self.writers[instance % self.writers.len()];
         #[cfg(feature = "feed-postgres")]
         if pick >= 56 && self.outside.is_some() {
@@ -242,12 +246,12 @@ impl Run {
             0..40 => {
                 let id = self.pick_read(rng);
                 let start = self.now();
-                let found = song_by_id(db, id).await.expect("read by id");
+                let found = song_by_id(reader, id).await.expect("read by id");
                 self.record_read(id, found.as_ref(), (start, self.now()), instance, "by id");
             }
             40..48 => {
                 let start = self.now();
-                let all = all_songs(db).await.expect("list");
+                let all = all_songs(reader).await.expect("list");
                 let span = (start, self.now());
                 let mut known = self.known();
                 known.extend(all.iter().map(|song| song.id));
@@ -260,7 +264,7 @@ impl Run {
             }
             48..56 => {
                 let start = self.now();
-                let value = song_count(db).await.expect("count");
+                let value = song_count(reader).await.expect("count");
                 self.history.lock().counts.push(Count {
                     value,
                     start,
@@ -491,7 +495,7 @@ impl Run {
             Duration::ZERO
         })
         .await;
-        for (instance, db) in self.instances.iter().enumerate() {
+        for (instance, db) in self.readers.iter().enumerate() {
             let titles = |songs: &[song::Model]| -> Vec<(i32, String)> {
                 songs.iter().map(|s| (s.id, s.title.clone())).collect()
             };
@@ -543,6 +547,9 @@ struct Setup {
     outside: bool,
     /// With `outside`: no change feed (the checker must then find violations).
     unfed: bool,
+    /// PostgreSQL only: reads go to a streaming replica of the database the writes go to,
+    /// through connections declared with `replica_of` ([`replica`]).
+    replica: bool,
 }
 
 impl Setup {
@@ -555,6 +562,7 @@ impl Setup {
             faults: false,
             outside: false,
             unfed: false,
+            replica: false,
         }
     }
 }
@@ -577,12 +585,25 @@ async fn check(setup: Setup) -> Option<Outcome> {
         let (caches, driver) = faults::instances(kind)?;
         (caches, Some(driver), None)
     } else {
-        let first = stores::cache_with(kind, |b| b)?;
+        let config = |b: querycache::config::CacheBuilder| {
+            if setup.replica {
+                b.replica_wait(replica::WAIT)
+            } else {
+                b
+            }
+        };
+        let first = stores::cache_with(kind, config)?;
         let mut caches = vec![first.cache.clone()];
         if kind != Kind::Memory {
-            caches.push(stores::another_instance(kind, &first));
+            caches.push(stores::another_instance_with(kind, &first, config));
         }
         (caches, None, Some(first))
+    };
+    // Reads from a replica need a primary and its replica, private servers.
+    let replica_set = if setup.replica {
+        Some(replica::Servers::start().await?)
+    } else {
+        None
     };
     // Writes from outside need a server with logical replication, and a feed per instance.
     #[cfg(feature = "feed-postgres")]
@@ -607,14 +628,15 @@ async fn check(setup: Setup) -> Option<Outcome> {
                     .any(|f| f.status().state == querycache::feed::FeedState::Following)
         })
         .await;
-        let name = t
-            .diesel_url()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let psql = outside::Psql::start(&server, &name);
+        let psql = outside::Psql::start(&server, &t.server_database_name());
         (t, Some(server), feeds, Some(tokio::sync::Mutex::new(psql)))
+    } else if let Some(set) = &replica_set {
+        (
+            TestDb::postgres_at(set.primary_admin_url(), caches[0].clone()).await?,
+            None,
+            Vec::new(),
+            None,
+        )
     } else {
         (
             TestDb::create(db, caches[0].clone()).await?,
@@ -624,7 +646,11 @@ async fn check(setup: Setup) -> Option<Outcome> {
         )
     };
     #[cfg(not(feature = "feed-postgres"))]
-    let t = TestDb::create(db, caches[0].clone()).await?;
+    let t = if let Some(set) = &replica_set {
+        TestDb::postgres_at(set.primary_admin_url(), caches[0].clone()).await?
+    } else {
+        TestDb::create(db, caches[0].clone()).await?
+    };
     let mut instances = vec![t.db.clone()];
     instances.extend(
         caches[1..]
@@ -637,6 +663,10 @@ async fn check(setup: Setup) -> Option<Outcome> {
         }
     }
     let author = t.user("ada").await;
+    let readers = match &replica_set {
+        Some(set) => set.readers(&t, &instances).await,
+        None => instances.clone(),
+    };
     let writers = if setup.blind {
         vec![CachedConnection::new(
             t.raw.clone(),
@@ -649,6 +679,7 @@ async fn check(setup: Setup) -> Option<Outcome> {
     let writer_caches: Vec<querycache::Cache> = writers.iter().map(|w| w.cache().clone()).collect();
     let run = Arc::new(Run {
         instances,
+        readers,
         writers,
         author: author.id,
         started: Instant::now(),
@@ -829,6 +860,29 @@ combination!(memory_on_mariadb, Kind::Memory, Db::MySql);
 combination!(redis_two_instances_on_mariadb, Kind::Redis, Db::MySql);
 #[cfg(feature = "redis")]
 combination!(tiered_two_instances_on_mariadb, Kind::Tiered, Db::MySql);
+
+macro_rules! through_a_replica {
+    ($name:ident, $kind:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            run_and_assert(Setup {
+                replica: true,
+                ..Setup::new($kind, Db::Postgres, duration())
+            })
+            .await;
+        }
+    };
+}
+
+// Reads through a streaming replica declared with `replica_of`, writes through the
+// primary: with a wait longer than the replica's lag, every read is as fresh as a read of
+// the primary would be.
+through_a_replica!(memory_reading_a_replica_on_postgres, Kind::Memory);
+#[cfg(feature = "redis")]
+through_a_replica!(
+    tiered_two_instances_reading_a_replica_on_postgres,
+    Kind::Tiered
+);
 
 /// Writes from outside the application ([`outside`]): a `psql` process writes, the logical
 /// change feed brings the writes in, reads are judged against its bound.

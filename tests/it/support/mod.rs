@@ -298,6 +298,15 @@ impl TestDb {
         }
     }
 
+    /// The database's name on its server (the last segment of [`diesel_url`](Self::diesel_url)).
+    pub fn server_database_name(&self) -> String {
+        self.diesel_url()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Another pool on the same database, as SeaORM opens it.
     pub async fn another_pool(&self) -> DatabaseConnection {
         self.pool_of(8).await

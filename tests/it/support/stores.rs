@@ -107,7 +107,16 @@ pub async fn clocked(
 /// A second cache on the same store as `first` (another app instance): memory stores
 /// share nothing, Redis-backed ones share the server.
 pub fn another_instance(kind: Kind, first: &TestCache) -> Cache {
-    match (&first.server, kind) {
+    another_instance_with(kind, first, |b| b)
+}
+
+/// [`another_instance`], its builder first passed through `f` (as [`cache_with`]'s).
+pub fn another_instance_with(
+    kind: Kind,
+    first: &TestCache,
+    f: impl FnOnce(CacheBuilder) -> CacheBuilder,
+) -> Cache {
+    let builder = match (&first.server, kind) {
         (Some(server), Kind::Redis | Kind::Tiered) => Cache::builder()
             .redis_url(server.url())
             .store(if kind == Kind::Redis {
@@ -115,9 +124,8 @@ pub fn another_instance(kind: Kind, first: &TestCache) -> Cache {
             } else {
                 querycache::config::StoreKind::Tiered
             })
-            .redis_timeout(Duration::from_millis(2000))
-            .build()
-            .expect("valid test configuration"),
-        _ => Cache::new(),
-    }
+            .redis_timeout(Duration::from_millis(2000)),
+        _ => Cache::builder(),
+    };
+    f(builder).build().expect("valid test configuration")
 }

@@ -15,7 +15,7 @@ use querycache::{Cache, Health, config::StoreKind};
 use super::Run;
 use super::history::Outage;
 use crate::support::proxy::Proxy;
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisSentinels, RedisServer};
 use crate::support::stores::Kind;
 
 /// The command timeout of the instances under faults: short, so that a stalled server
@@ -69,6 +69,9 @@ pub enum Fault {
     /// The network silently drops the invalidation channel's flow (no reset, no close) for
     /// [`HOLD`] past the heartbeat deadline: a middlebox that forgot it.
     SilentChannel,
+    /// Redis Sentinel: the master killed for good, its replica promoted by the Sentinels,
+    /// which the instances follow ([`sentinel_instances`]).
+    Failover,
 }
 
 /// How late each reply comes during [`Fault::SlowReplay`].
@@ -108,7 +111,11 @@ enum Recovery {
 impl Fault {
     fn recovery(self) -> Recovery {
         match self {
-            Fault::Kill | Fault::Pause | Fault::DebugSleep | Fault::SlowReplay => Recovery::Healed,
+            Fault::Kill
+            | Fault::Pause
+            | Fault::DebugSleep
+            | Fault::SlowReplay
+            | Fault::Failover => Recovery::Healed,
             Fault::KillSubscriptions | Fault::SilentChannel => Recovery::NoReplay,
             Fault::RestartEmpty
             | Fault::KillDataConnections
@@ -118,7 +125,7 @@ impl Fault {
         }
     }
 
-    /// Every fault, in the order the rounds take them.
+    /// Every fault of a single server, in the order the rounds take them.
     pub const ALL: [Fault; 11] = [
         Fault::Kill,
         Fault::KillSubscriptions,
@@ -154,6 +161,7 @@ impl fmt::Display for Fault {
             Fault::SilentChannel => {
                 "the channel's flow silently dropped past the heartbeat deadline"
             }
+            Fault::Failover => "Sentinel failover: the master killed, its replica promoted",
         })
     }
 }
@@ -169,9 +177,24 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
     let server = RedisServer::start_with(&[("enable-debug-command", "yes")])?;
     // Every instance reaches the server through a proxy, for the network's faults.
     let proxy = Proxy::start(server.port());
+    let caches = two_instances(&proxy.url(), store);
+    Some((
+        caches,
+        Driver::new(
+            Target::Single { server, proxy },
+            &Fault::ALL,
+            true,
+            kind == Kind::Tiered,
+        ),
+    ))
+}
+
+/// Two instances on `url`, configured for faults: a short command timeout, a quick probe,
+/// a 200 ms heartbeat and a 300 ms degraded bound.
+fn two_instances(url: &str, store: StoreKind) -> Vec<Cache> {
     let cache = || {
         Cache::builder()
-            .redis_url(proxy.url())
+            .redis_url(url)
             .store(store)
             .redis_timeout(TIMEOUT)
             .breaker_cooldown(Duration::from_millis(100))
@@ -180,25 +203,42 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
             .build()
             .expect("valid test configuration")
     };
-    let caches = vec![cache(), cache()];
+    vec![cache(), cache()]
+}
+
+/// The app instances' caches (tiered) for a failover run: a master, its replica and three
+/// Sentinels, which the instances reach through a `redis+sentinel://` URL; the driver has
+/// one round, [`Fault::Failover`].
+pub fn sentinel_instances() -> Option<(Vec<Cache>, Driver)> {
+    let set = RedisSentinels::start()?;
+    let caches = two_instances(&set.url(), StoreKind::Tiered);
+    // The killed master stays down: a second failover would have no replica.
     Some((
         caches,
-        Driver {
-            server,
-            proxy,
-            tiered: kind == Kind::Tiered,
-            next: 0,
-            report: Vec::new(),
-            open: None,
-            healed: 0,
-        },
+        Driver::new(
+            Target::Sentinels(Box::new(set)),
+            &[Fault::Failover],
+            false,
+            true,
+        ),
     ))
+}
+
+/// What the driver makes misbehave.
+enum Target {
+    /// One server, behind a proxy for the network's faults.
+    Single { server: RedisServer, proxy: Proxy },
+    /// A master, its replica and the Sentinels watching them.
+    Sentinels(Box<RedisSentinels>),
 }
 
 /// Injects one fault per round and accounts for it.
 pub struct Driver {
-    server: RedisServer,
-    proxy: Proxy,
+    target: Target,
+    /// The faults its rounds take, in order.
+    faults: &'static [Fault],
+    /// Whether they start over once each had its round (else the later rounds have none).
+    repeats: bool,
     tiered: bool,
     next: usize,
     report: Vec<String>,
@@ -211,9 +251,59 @@ pub struct Driver {
 }
 
 impl Driver {
+    fn new(target: Target, faults: &'static [Fault], repeats: bool, tiered: bool) -> Self {
+        Driver {
+            target,
+            faults,
+            repeats,
+            tiered,
+            next: 0,
+            report: Vec::new(),
+            open: None,
+            healed: 0,
+        }
+    }
+
     /// Whether every fault has had a round.
     pub fn went_round(&self) -> bool {
-        self.next >= Fault::ALL.len()
+        self.next >= self.faults.len()
+    }
+
+    /// Whether the next round has a fault.
+    pub fn has_round(&self) -> bool {
+        self.repeats || !self.went_round()
+    }
+
+    /// The single server (every fault but [`Fault::Failover`]).
+    fn server(&self) -> &RedisServer {
+        match &self.target {
+            Target::Single { server, .. } => server,
+            Target::Sentinels(_) => panic!("a single-server fault on a Sentinel set"),
+        }
+    }
+
+    /// [`server`](Self::server), to kill, pause or restart it.
+    fn server_mut(&mut self) -> &mut RedisServer {
+        match &mut self.target {
+            Target::Single { server, .. } => server,
+            Target::Sentinels(_) => panic!("a single-server fault on a Sentinel set"),
+        }
+    }
+
+    /// The proxy in front of the single server.
+    fn proxy(&self) -> &Proxy {
+        match &self.target {
+            Target::Single { proxy, .. } => proxy,
+            Target::Sentinels(_) => panic!("a network fault on a Sentinel set"),
+        }
+    }
+
+    /// Keys the single server evicted so far (none on a Sentinel set).
+    fn evicted(&self) -> u64 {
+        match self.target {
+            Target::Single { .. } => self.stat("stats", "evicted_keys"),
+            Target::Sentinels(_) => 0,
+        }
     }
 
     /// What each fault did, one line each.
@@ -235,7 +325,7 @@ impl Driver {
     /// One round: some normal traffic, the next fault, its health check, healing, recovery,
     /// normal traffic again. Returns the outage, in the run's clock.
     pub async fn round(&mut self, run: &Run) -> Outage {
-        let fault = Fault::ALL[self.next % Fault::ALL.len()];
+        let fault = self.faults[self.next % self.faults.len()];
         self.next += 1;
         self.close(run);
         let caches: Vec<Cache> = run.instances.iter().map(|db| db.cache().clone()).collect();
@@ -245,14 +335,12 @@ impl Driver {
             .iter()
             .map(|h| h.invalidation_channel_losses)
             .collect();
-        let evicted_before = self.stat("stats", "evicted_keys");
+        let evicted_before = self.evicted();
         let began = Instant::now();
         let from = run.now();
         self.healed = from;
         let seen = self.inject(fault, &caches, &losses, run).await;
-        let evicted = self
-            .stat("stats", "evicted_keys")
-            .saturating_sub(evicted_before);
+        let evicted = self.evicted().saturating_sub(evicted_before);
         let recovered = recovered(&caches, self.tiered).await;
         let to = run.now();
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -285,36 +373,36 @@ impl Driver {
     ) -> String {
         match fault {
             Fault::Kill => {
-                tokio::task::block_in_place(|| self.server.kill());
+                tokio::task::block_in_place(|| self.server_mut().kill());
                 let seen = wait_for(caches, "Redis unreachable, memory serving", |_, h| {
                     !h.healthy && !h.redis_connected && h.fallback_active
                 })
                 .await;
                 tokio::time::sleep(OUTAGE).await;
                 self.healed = run.now();
-                tokio::task::block_in_place(|| self.server.restart());
+                tokio::task::block_in_place(|| self.server_mut().restart());
                 seen
             }
             Fault::RestartEmpty => {
-                tokio::task::block_in_place(|| self.server.restart());
-                let keys: u64 = self.server.query(&redis::cmd("DBSIZE"));
+                tokio::task::block_in_place(|| self.server_mut().restart());
+                let keys: u64 = self.server().query(&redis::cmd("DBSIZE"));
                 // Whether an instance noticed depends on what was in flight; the checker
                 // judges what follows.
                 format!("the server restarted with {keys} keys")
             }
             Fault::Pause => {
-                tokio::task::block_in_place(|| self.server.pause());
+                tokio::task::block_in_place(|| self.server_mut().pause());
                 let seen = wait_for(caches, "Redis hung, memory serving", |_, h| {
                     !h.healthy && !h.redis_connected && h.fallback_active
                 })
                 .await;
                 tokio::time::sleep(OUTAGE).await;
                 self.healed = run.now();
-                tokio::task::block_in_place(|| self.server.resume());
+                tokio::task::block_in_place(|| self.server_mut().resume());
                 seen
             }
             Fault::DebugSleep => {
-                let client = self.server.client();
+                let client = self.server().client();
                 // The server cannot wake before SLEEP has passed since it was asked.
                 self.healed = run.now() + u64::try_from(SLEEP.as_nanos()).unwrap_or(u64::MAX);
                 let sleeper = std::thread::spawn(move || {
@@ -333,7 +421,7 @@ impl Driver {
                 seen
             }
             Fault::KillDataConnections => {
-                let killed: u64 = self.server.query(
+                let killed: u64 = self.server().query(
                     redis::cmd("CLIENT")
                         .arg("KILL")
                         .arg("TYPE")
@@ -346,7 +434,7 @@ impl Driver {
             }
             Fault::KillSubscriptions => {
                 let killed: u64 = self
-                    .server
+                    .server()
                     .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"));
                 if !self.tiered {
                     assert_eq!(killed, 0, "the Redis store subscribes to nothing");
@@ -377,12 +465,12 @@ impl Driver {
                     .map(|h| h.redis_epoch_rotations)
                     .collect();
                 assert!(!rotations.is_empty());
-                let () = self.server.query(&redis::cmd("SAVE"));
+                let () = self.server().query(&redis::cmd("SAVE"));
                 // Writes go on: their invalidations are not in the snapshot.
                 tokio::time::sleep(HOLD).await;
-                tokio::task::block_in_place(|| self.server.restart());
+                tokio::task::block_in_place(|| self.server_mut().restart());
                 // The next rounds start empty again (`RestartEmpty` means it).
-                let _ = std::fs::remove_file(self.server.dir().join("dump.rdb"));
+                let _ = std::fs::remove_file(self.server().dir().join("dump.rdb"));
                 // One instance (whichever asks first) rotates the epoch for all.
                 let before: u64 = rotations.iter().sum();
                 let deadline = Instant::now() + LIMIT;
@@ -404,31 +492,44 @@ impl Driver {
                 }
             }
             Fault::SlowReplay => {
-                self.proxy.refuse();
+                self.proxy().refuse();
                 let seen = wait_for(caches, "Redis unreachable, memory serving", |_, h| {
                     !h.healthy && !h.redis_connected && h.fallback_active
                 })
                 .await;
                 tokio::time::sleep(OUTAGE).await;
-                self.proxy.delay_replies(SLOW);
+                self.proxy().delay_replies(SLOW);
                 self.healed = run.now();
-                self.proxy.accept();
+                self.proxy().accept();
                 // Replies stay late through the replay and a while after.
                 tokio::time::sleep(HOLD * 2).await;
-                self.proxy.delay_replies(Duration::ZERO);
+                self.proxy().delay_replies(Duration::ZERO);
                 seen
             }
             Fault::SilentChannel => {
                 if !self.tiered {
                     return "no channel to silence (the Redis store has no memory tier)".to_owned();
                 }
-                self.proxy.silence_subscribers();
+                self.proxy().silence_subscribers();
                 let seen = wait_for(caches, "the silent channel counted as lost", |i, h| {
                     h.invalidation_channel_losses > losses[i]
                 })
                 .await;
                 tokio::time::sleep(HOLD).await;
-                self.proxy.speak_to_subscribers();
+                self.proxy().speak_to_subscribers();
+                seen
+            }
+            Fault::Failover => {
+                let Target::Sentinels(set) = &mut self.target else {
+                    panic!("a failover needs a Sentinel set");
+                };
+                let promoted = tokio::task::block_in_place(|| set.kill_named_master());
+                let seen = wait_for(caches, "the master gone, memory serving", |_, h| {
+                    !h.healthy && h.fallback_active
+                })
+                .await;
+                tokio::task::block_in_place(|| set.wait_for_master(promoted));
+                self.healed = run.now();
                 seen
             }
             Fault::Full => {
@@ -450,13 +551,13 @@ impl Driver {
 
     fn config(&self, name: &str, value: &str) {
         let () = self
-            .server
+            .server()
             .query(redis::cmd("CONFIG").arg("SET").arg(name).arg(value));
     }
 
     /// A numeric field of `INFO section`.
     fn stat(&self, section: &str, field: &str) -> u64 {
-        let info: String = self.server.query(redis::cmd("INFO").arg(section));
+        let info: String = self.server().query(redis::cmd("INFO").arg(section));
         info.lines()
             .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|value| value.trim().parse().ok())
@@ -492,11 +593,13 @@ fn describe(states: &[Health]) -> String {
 async fn wait_for(caches: &[Cache], what: &str, shows: impl Fn(usize, &Health) -> bool) -> String {
     let deadline = Instant::now() + LIMIT;
     let mut done: Vec<Option<Health>> = vec![None; caches.len()];
+    let mut last: Vec<Option<Health>> = vec![None; caches.len()];
     loop {
         for (i, (cache, done)) in caches.iter().zip(done.iter_mut()).enumerate() {
             if done.is_none() {
                 let health = cache.health().await;
-                *done = shows(i, &health).then_some(health);
+                *done = shows(i, &health).then(|| health.clone());
+                last[i] = Some(health);
             }
         }
         if done.iter().all(Option::is_some) {
@@ -505,7 +608,8 @@ async fn wait_for(caches: &[Cache], what: &str, shows: impl Fn(usize, &Health) -
         }
         assert!(
             Instant::now() < deadline,
-            "health never showed \"{what}\" within {LIMIT:?}: {done:?}"
+            "health never showed \"{what}\" within {LIMIT:?}; last seen: {}",
+            describe(&last.iter().flatten().cloned().collect::<Vec<_>>())
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -547,6 +547,9 @@ struct Setup {
     outside: bool,
     /// With `outside`: no change feed (the checker must then find violations).
     unfed: bool,
+    /// With `faults`: the instances reach Redis through Sentinels, and the one fault is a
+    /// failover ([`faults::sentinel_instances`]).
+    sentinel: bool,
     /// PostgreSQL only: reads go to a streaming replica of the database the writes go to,
     /// through connections declared with `replica_of` ([`replica`]).
     replica: bool,
@@ -562,6 +565,7 @@ impl Setup {
             faults: false,
             outside: false,
             unfed: false,
+            sentinel: false,
             replica: false,
         }
     }
@@ -582,7 +586,11 @@ async fn check(setup: Setup) -> Option<Outcome> {
     let Setup { kind, db, .. } = setup;
     // `_first` keeps the private server (if any) alive for the run.
     let (caches, mut driver, _first) = if setup.faults {
-        let (caches, driver) = faults::instances(kind)?;
+        let (caches, driver) = if setup.sentinel {
+            faults::sentinel_instances()?
+        } else {
+            faults::instances(kind)?
+        };
         (caches, Some(driver), None)
     } else {
         let config = |b: querycache::config::CacheBuilder| {
@@ -728,11 +736,11 @@ async fn check(setup: Setup) -> Option<Outcome> {
             });
         }
         match &mut driver {
-            Some(driver) => {
+            Some(driver) if driver.has_round() => {
                 let outage = driver.round(&run).await;
                 run.history.lock().outages.push(outage);
             }
-            None => tokio::time::sleep(Duration::from_millis(400).min(setup.duration)).await,
+            _ => tokio::time::sleep(Duration::from_millis(400).min(setup.duration)).await,
         }
         run.stop.store(true, Ordering::SeqCst);
         while let Some(joined) = tasks.join_next().await {
@@ -960,6 +968,36 @@ async fn faults_on(kind: Kind, db: Db) {
         "an operation took {:?} under faults (the command timeout is {:?}):\n{}",
         outcome.slowest,
         faults::TIMEOUT,
+        outcome.faults.join("\n")
+    );
+}
+
+/// A Redis Sentinel failover while the checker runs on two tiered instances: the master is
+/// killed, the Sentinels promote its replica and the instances follow it. No caller sees
+/// an error, no read is stale beyond the degraded bound while the master is gone (nor
+/// beyond the replay once the replica is promoted), and the promoted replica's older data
+/// is never served (the store epoch rotates there).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_on_two_tiered_instances_on_postgres() {
+    let setup = Setup {
+        faults: true,
+        sentinel: true,
+        ..Setup::new(Kind::Tiered, Db::Postgres, duration())
+    };
+    let Some(outcome) = run_and_assert(setup).await else {
+        return;
+    };
+    assert_eq!(
+        outcome.faults.len(),
+        1,
+        "one failover: {:?}",
+        outcome.faults
+    );
+    assert!(
+        outcome.slowest < faults::SLOWEST,
+        "an operation took {:?} during the failover:\n{}",
+        outcome.slowest,
         outcome.faults.join("\n")
     );
 }

@@ -642,10 +642,45 @@ impl RedisSentinels {
     ///
     /// When that does not happen within 20 s.
     pub fn wait_for_failover(&self) {
+        self.wait_for_master(self.replica.port());
+    }
+
+    /// Kills (SIGKILL) whichever of the two servers the Sentinels name as the master now
+    /// (the one it started with, unless they failed over already: a loaded machine can make
+    /// a master miss its 500 ms), and returns the port of the other one, the replica to be
+    /// promoted; [`wait_for_master`](Self::wait_for_master) waits for the promotion.
+    ///
+    /// # Panics
+    ///
+    /// When no Sentinel names a master.
+    pub fn kill_named_master(&mut self) -> u16 {
+        let named = self
+            .named_master_port()
+            .unwrap_or_else(|| panic!("no Sentinel names a master; logs:\n{}", self.logs()));
+        let (dying, other) = if named == self.master.port() {
+            (&mut self.master, self.replica.port())
+        } else {
+            (&mut self.replica, self.master.port())
+        };
+        dying.kill();
+        other
+    }
+
+    /// Waits until the Sentinels name the server on `port` as the master and it says so
+    /// itself.
+    ///
+    /// # Panics
+    ///
+    /// When that does not happen within 20 s.
+    pub fn wait_for_master(&self, port: u16) {
+        let server = if port == self.master.port() {
+            &self.master
+        } else {
+            &self.replica
+        };
         self.wait_for("the replica promoted", |set| {
-            set.named_master_port() == Some(set.replica.port())
-                && set
-                    .replica
+            set.named_master_port() == Some(port)
+                && server
                     .try_query::<Vec<redis::Value>>(
                         &redis::cmd("ROLE"),
                         Duration::from_millis(250),

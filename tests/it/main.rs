@@ -239,6 +239,8 @@ mod redis_coherence;
 mod redis_faults;
 mod redis_harness;
 #[cfg(feature = "redis")]
+mod redis_latency;
+#[cfg(feature = "redis")]
 mod redis_leases;
 #[cfg(feature = "redis")]
 mod redis_sentinel;

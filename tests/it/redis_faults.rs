@@ -25,26 +25,30 @@ fn instance(server: &RedisServer, kind: StoreKind, timeout_ms: u64) -> Cache {
         .expect("valid config")
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_through_one_instance_reaches_the_others_memory_tier_within_the_bound() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
-    let (a, b) = (
-        instance(&server, StoreKind::Tiered, 500),
-        instance(&server, StoreKind::Tiered, 500),
-    );
-    subscribed(&a).await;
-    subscribed(&b).await;
+/// `(p50, p99, max)` of `samples`, sorting them.
+pub(crate) fn spread(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
+    samples.sort();
+    (
+        percentile(samples, 0.50),
+        percentile(samples, 0.99),
+        samples[samples.len() - 1],
+    )
+}
+
+/// `rounds` times: B caches a value (and serves it from its memory tier), A invalidates
+/// it; returns, for each, the time from the start of A's write to B's first read that
+/// misses (conservative: it includes A's own read and the polling step). Both instances
+/// are tiered and subscribed.
+pub(crate) async fn coherence_delays(a: &Cache, b: &Cache, rounds: u64) -> Vec<Duration> {
     let tag = Tag::model("songs");
     let options = EntryOptions::new().ttl_secs(60).tag(tag.clone());
     let mut delays = Vec::new();
-    for round in 0..200_u64 {
+    for round in 0..rounds {
         // B caches the value and serves it from its memory tier.
         b.get_or_compute("songs:count", options.clone(), || async move { round })
             .await;
@@ -66,16 +70,24 @@ async fn a_write_through_one_instance_reaches_the_others_memory_tier_within_the_
             b.get::<u64>("songs:count").await.is_none()
         })
         .await;
-        // From the start of A's write to B's first read that misses (conservative: it
-        // includes A's own read and the polling step).
         delays.push(written.elapsed());
     }
-    delays.sort();
-    let (p50, p99, max) = (
-        percentile(&delays, 0.50),
-        percentile(&delays, 0.99),
-        delays[delays.len() - 1],
+    delays
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_instance_reaches_the_others_memory_tier_within_the_bound() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (
+        instance(&server, StoreKind::Tiered, 500),
+        instance(&server, StoreKind::Tiered, 500),
     );
+    subscribed(&a).await;
+    subscribed(&b).await;
+    let mut delays = coherence_delays(&a, &b, 200).await;
+    let (p50, p99, max) = spread(&mut delays);
     println!(
         "cross-instance invalidation delay over 200 writes: p50 {p50:?}, p99 {p99:?}, max {max:?}"
     );

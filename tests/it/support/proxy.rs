@@ -21,6 +21,9 @@ use std::time::Duration;
 struct Controls {
     /// Milliseconds each chunk from the server waits before it goes on to the client.
     reply_delay_ms: AtomicU64,
+    /// One-way latency, microseconds, both ways: each chunk goes on this long after it
+    /// arrived, without holding back the chunks behind it (a link's delay, pipelined).
+    latency_us: AtomicU64,
     /// Everything read, both ways, is thrown away; connections stay open.
     silent: AtomicBool,
     /// New connections are closed at once (the server "down"), existing ones were cut.
@@ -105,6 +108,15 @@ impl Proxy {
         self.controls.reply_delay_ms.store(ms, Ordering::Release);
     }
 
+    /// Every chunk, both ways, reaches the other side `latency` after it arrived (a link
+    /// with that one-way delay: a round trip costs twice it). Chunks stay in order and do
+    /// not wait for each other. `tc netem` would do this in the kernel; it is not available
+    /// on every machine the suite runs on (a kernel without `sch_netem`).
+    pub fn set_latency(&self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.controls.latency_us.store(us, Ordering::Release);
+    }
+
     /// Silent: every byte, both ways, is dropped without a word (no reset, no close) until
     /// `speak` — as a middlebox that forgot the flow. New connections are accepted and
     /// silenced the same way.
@@ -180,11 +192,26 @@ impl Drop for Proxy {
 /// `SUBSCRIBE`.
 fn pump(
     mut from: TcpStream,
-    mut to: TcpStream,
+    to: TcpStream,
     controls: Arc<Controls>,
     replies: bool,
     subscriber: Arc<AtomicBool>,
 ) {
+    // The writing half: chunks in order, each sent at its due time.
+    let (chunks, due) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
+    let mut writer = to;
+    thread::spawn(move || {
+        for (at, chunk) in due {
+            let now = std::time::Instant::now();
+            if at > now {
+                thread::sleep(at - now);
+            }
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown(Shutdown::Both);
+    });
     thread::spawn(move || {
         let mut buffer = vec![0_u8; 64 * 1024];
         loop {
@@ -213,11 +240,14 @@ fn pump(
             if replies && delay > 0 {
                 thread::sleep(Duration::from_millis(delay));
             }
-            if to.write_all(&buffer[..read]).is_err() {
+            let latency = Duration::from_micros(controls.latency_us.load(Ordering::Acquire));
+            let at = std::time::Instant::now() + latency;
+            if chunks.send((at, buffer[..read].to_vec())).is_err() {
                 break;
             }
         }
-        let _ = to.shutdown(Shutdown::Both);
+        // The writer sends what it holds, then ends the connection.
+        drop(chunks);
         let _ = from.shutdown(Shutdown::Both);
     });
 }

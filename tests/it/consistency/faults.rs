@@ -69,6 +69,9 @@ pub enum Fault {
     /// The network silently drops the invalidation channel's flow (no reset, no close) for
     /// [`HOLD`] past the heartbeat deadline: a middlebox that forgot it.
     SilentChannel,
+    /// The first instance's link refuses every connection for [`OUTAGE`] while the second
+    /// keeps reaching Redis: a partition between one app instance and Redis.
+    Partition,
     /// Redis Sentinel: the master killed for good, its replica promoted by the Sentinels,
     /// which the instances follow ([`sentinel_instances`]).
     Failover,
@@ -115,6 +118,7 @@ impl Fault {
             | Fault::Pause
             | Fault::DebugSleep
             | Fault::SlowReplay
+            | Fault::Partition
             | Fault::Failover => Recovery::Healed,
             Fault::KillSubscriptions | Fault::SilentChannel => Recovery::NoReplay,
             Fault::RestartEmpty
@@ -126,7 +130,7 @@ impl Fault {
     }
 
     /// Every fault of a single server, in the order the rounds take them.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::Kill,
         Fault::KillSubscriptions,
         Fault::Pause,
@@ -137,6 +141,7 @@ impl Fault {
         Fault::RestartFromSnapshot,
         Fault::Full,
         Fault::SlowReplay,
+        Fault::Partition,
         Fault::RestartEmpty,
     ];
 }
@@ -161,6 +166,7 @@ impl fmt::Display for Fault {
             Fault::SilentChannel => {
                 "the channel's flow silently dropped past the heartbeat deadline"
             }
+            Fault::Partition => "instance 0 cut off from Redis for 2 s, instance 1 not",
             Fault::Failover => "Sentinel failover: the master killed, its replica promoted",
         })
     }
@@ -175,13 +181,17 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
         Kind::Memory => panic!("faults need a Redis-backed store"),
     };
     let server = RedisServer::start_with(&[("enable-debug-command", "yes")])?;
-    // Every instance reaches the server through a proxy, for the network's faults.
-    let proxy = Proxy::start(server.port());
-    let caches = two_instances(&proxy.url(), store);
+    // Every instance reaches the server through a proxy of its own (a link), for the
+    // network's faults.
+    let proxies = vec![Proxy::start(server.port()), Proxy::start(server.port())];
+    let caches = proxies
+        .iter()
+        .map(|proxy| instance(&proxy.url(), store))
+        .collect();
     Some((
         caches,
         Driver::new(
-            Target::Single { server, proxy },
+            Target::Single { server, proxies },
             &Fault::ALL,
             true,
             kind == Kind::Tiered,
@@ -189,21 +199,18 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
     ))
 }
 
-/// Two instances on `url`, configured for faults: a short command timeout, a quick probe,
-/// a 200 ms heartbeat and a 300 ms degraded bound.
-fn two_instances(url: &str, store: StoreKind) -> Vec<Cache> {
-    let cache = || {
-        Cache::builder()
-            .redis_url(url)
-            .store(store)
-            .redis_timeout(TIMEOUT)
-            .breaker_cooldown(Duration::from_millis(100))
-            .channel_heartbeat(HEARTBEAT)
-            .degraded_max_age(DEGRADED)
-            .build()
-            .expect("valid test configuration")
-    };
-    vec![cache(), cache()]
+/// An instance on `url`, configured for faults: a short command timeout, a quick probe, a
+/// 200 ms heartbeat and a 300 ms degraded bound.
+fn instance(url: &str, store: StoreKind) -> Cache {
+    Cache::builder()
+        .redis_url(url)
+        .store(store)
+        .redis_timeout(TIMEOUT)
+        .breaker_cooldown(Duration::from_millis(100))
+        .channel_heartbeat(HEARTBEAT)
+        .degraded_max_age(DEGRADED)
+        .build()
+        .expect("valid test configuration")
 }
 
 /// The app instances' caches (tiered) for a failover run: a master, its replica and three
@@ -211,7 +218,10 @@ fn two_instances(url: &str, store: StoreKind) -> Vec<Cache> {
 /// one round, [`Fault::Failover`].
 pub fn sentinel_instances() -> Option<(Vec<Cache>, Driver)> {
     let set = RedisSentinels::start()?;
-    let caches = two_instances(&set.url(), StoreKind::Tiered);
+    let caches = vec![
+        instance(&set.url(), StoreKind::Tiered),
+        instance(&set.url(), StoreKind::Tiered),
+    ];
     // The killed master stays down: a second failover would have no replica.
     Some((
         caches,
@@ -226,8 +236,11 @@ pub fn sentinel_instances() -> Option<(Vec<Cache>, Driver)> {
 
 /// What the driver makes misbehave.
 enum Target {
-    /// One server, behind a proxy for the network's faults.
-    Single { server: RedisServer, proxy: Proxy },
+    /// One server, behind a proxy per instance (its link) for the network's faults.
+    Single {
+        server: RedisServer,
+        proxies: Vec<Proxy>,
+    },
     /// A master, its replica and the Sentinels watching them.
     Sentinels(Box<RedisSentinels>),
 }
@@ -290,10 +303,10 @@ impl Driver {
         }
     }
 
-    /// The proxy in front of the single server.
-    fn proxy(&self) -> &Proxy {
+    /// The instances' links to the single server.
+    fn proxies(&self) -> &[Proxy] {
         match &self.target {
-            Target::Single { proxy, .. } => proxy,
+            Target::Single { proxies, .. } => proxies,
             Target::Sentinels(_) => panic!("a network fault on a Sentinel set"),
         }
     }
@@ -358,7 +371,12 @@ impl Driver {
             Recovery::WholeSpan => from,
             Recovery::NoReplay => to,
         };
-        Outage { from, heal, to }
+        Outage {
+            from,
+            heal,
+            to,
+            partitioned: (fault == Fault::Partition).then_some(0),
+        }
     }
 
     /// Makes `fault` happen, waits for `health()` to show it, heals it. Returns what health
@@ -492,31 +510,58 @@ impl Driver {
                 }
             }
             Fault::SlowReplay => {
-                self.proxy().refuse();
+                self.proxies().iter().for_each(|link| link.refuse());
                 let seen = wait_for(caches, "Redis unreachable, memory serving", |_, h| {
                     !h.healthy && !h.redis_connected && h.fallback_active
                 })
                 .await;
                 tokio::time::sleep(OUTAGE).await;
-                self.proxy().delay_replies(SLOW);
+                self.proxies()
+                    .iter()
+                    .for_each(|link| link.delay_replies(SLOW));
                 self.healed = run.now();
-                self.proxy().accept();
+                self.proxies().iter().for_each(|link| link.accept());
                 // Replies stay late through the replay and a while after.
                 tokio::time::sleep(HOLD * 2).await;
-                self.proxy().delay_replies(Duration::ZERO);
+                self.proxies()
+                    .iter()
+                    .for_each(|link| link.delay_replies(Duration::ZERO));
+                seen
+            }
+            Fault::Partition => {
+                self.proxies()[0].refuse();
+                let seen = wait_for(
+                    &caches[..1],
+                    "instance 0 cut off, memory serving",
+                    |_, h| !h.healthy && !h.redis_connected && h.fallback_active,
+                )
+                .await;
+                tokio::time::sleep(OUTAGE).await;
+                let other = caches[1].health().await;
+                assert!(
+                    other.redis_connected,
+                    "instance 1 kept its link: {}",
+                    describe(std::slice::from_ref(&other))
+                );
+                self.healed = run.now();
+                self.proxies()[0].accept();
                 seen
             }
             Fault::SilentChannel => {
                 if !self.tiered {
                     return "no channel to silence (the Redis store has no memory tier)".to_owned();
                 }
-                self.proxy().silence_subscribers();
+                self.proxies()
+                    .iter()
+                    .for_each(|link| link.silence_subscribers());
                 let seen = wait_for(caches, "the silent channel counted as lost", |i, h| {
                     h.invalidation_channel_losses > losses[i]
                 })
                 .await;
                 tokio::time::sleep(HOLD).await;
-                self.proxy().speak_to_subscribers();
+                self.proxies()
+                    .iter()
+                    .for_each(|link| link.speak_to_subscribers());
                 seen
             }
             Fault::Failover => {

@@ -24,7 +24,12 @@ pub(crate) fn ensure_crypto_provider() -> Result<(), String> {
     }
     #[cfg(all(feature = "rustls-ring", not(feature = "rustls-aws-lc-rs")))]
     {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // rustls 0.23.48 deprecates ring's provider (no post-quantum key exchange) and
+        // offers no other: the application chose ring with `rustls-ring`, and
+        // `rustls-aws-lc-rs` is the way to post-quantum key exchange (README, features).
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        let _ = provider.install_default();
         Ok(())
     }
     #[cfg(not(any(feature = "rustls-ring", feature = "rustls-aws-lc-rs")))]

@@ -593,3 +593,74 @@ async fn a_degraded_bound_of_zero_sends_every_read_to_the_database_during_an_out
     assert_eq!(*read().await, 4);
     assert_eq!(*read().await, 4, "memory serves again once Redis is back");
 }
+
+/// A partition between one instance and Redis, while the other keeps Redis (the finding
+/// README's *During an outage* reports): the cut-off instance's write invalidates its own
+/// memory at once, but reaches Redis, hence the other instance, only with its replay once
+/// its link is back. Until then the other instance still serves the entry from before the
+/// write. The consistency checker's partition fault allows exactly this
+/// (`consistency::history::Outage::partitioned`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_an_instance_cut_off_from_redis_reaches_the_others_with_its_replay() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (link_a, link_b) = (
+        crate::support::proxy::Proxy::start(server.port()),
+        crate::support::proxy::Proxy::start(server.port()),
+    );
+    let on = |link: &crate::support::proxy::Proxy| {
+        Cache::builder()
+            .redis_url(link.url())
+            .store(StoreKind::Tiered)
+            .key_prefix("qcpartition")
+            .redis_timeout(Duration::from_millis(300))
+            .breaker_cooldown(Duration::from_millis(100))
+            .build()
+            .expect("valid config")
+    };
+    let (a, b) = (on(&link_a), on(&link_b));
+    subscribed(&a).await;
+    subscribed(&b).await;
+    let tag = Tag::model("songs");
+    let options = EntryOptions::new().ttl_secs(60).tag(tag.clone());
+    b.get_or_compute("songs:count", options.clone(), || async { 1_u64 })
+        .await;
+
+    link_a.refuse();
+    until(Duration::from_secs(10), "A cut off", async || {
+        let h = a.health().await;
+        !h.redis_connected && h.fallback_active
+    })
+    .await;
+    a.invalidate_tags([tag.clone()]).await;
+    assert_eq!(
+        a.health().await.pending_invalidations,
+        1,
+        "kept for the replay"
+    );
+    // B still reaches Redis, which has not heard of A's write.
+    assert!(b.health().await.redis_connected);
+    assert_eq!(
+        b.get::<u64>("songs:count").await.as_deref(),
+        Some(&1),
+        "the other instance cannot know of a write that never reached Redis"
+    );
+
+    let healed = Instant::now();
+    link_a.accept();
+    until(
+        Duration::from_secs(10),
+        "A replayed its write",
+        async || a.health().await.pending_invalidations == 0,
+    )
+    .await;
+    until(Duration::from_secs(2), "B sees A's write", async || {
+        b.get::<u64>("songs:count").await.is_none()
+    })
+    .await;
+    println!(
+        "a write made while cut off reached the other instance {:.0?} after the link came back",
+        healed.elapsed()
+    );
+}

@@ -97,17 +97,27 @@ impl Pair {
 
 /// The cached read of song 1's title through `conn`, counting its computations.
 async fn title(cache: &Cache, conn: &CachedConnection, computed: &AtomicUsize) -> String {
+    title_in("songs", cache, conn, computed).await
+}
+
+/// The cached read of row 1's title in `table` through `conn`, counting its computations.
+async fn title_in(
+    table: &str,
+    cache: &Cache,
+    conn: &CachedConnection,
+    computed: &AtomicUsize,
+) -> String {
     let value = cache
-        .get_or_compute("song:1:title", EntryOptions::new(), || async {
+        .get_or_compute(&format!("{table}:1:title"), EntryOptions::new(), || async {
             computed.fetch_add(1, Ordering::SeqCst);
             let row = conn
                 .query_one_raw(Statement::from_string(
                     DbBackend::Postgres,
-                    "SELECT title FROM songs WHERE id = 1",
+                    format!("SELECT title FROM {table} WHERE id = 1"),
                 ))
                 .await
                 .expect("the read")
-                .expect("song 1");
+                .expect("row 1");
             row.try_get::<String>("", "title").expect("title")
         })
         .await;
@@ -263,4 +273,31 @@ async fn a_write_from_outside_the_application_is_covered_too() {
     assert_eq!(cache.stats().replica_behind, 1);
     assert_eq!(title(&cache, &replica, &computed).await, "v1");
     assert_eq!(computed.load(Ordering::SeqCst), 3, "never stored");
+}
+
+/// A connection declared a replica of a server that is not in recovery (a replica
+/// promoted since, or the primary itself) reads current rows: its values are stored as
+/// usual, and nothing is counted. On the shared server, in a throwaway database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_not_in_recovery_is_read_as_current() {
+    let Some(t) = crate::support::TestDb::fresh(crate::support::Db::Postgres).await else {
+        return;
+    };
+    t.raw
+        .execute_unprepared(
+            "CREATE TABLE songs_not_replicated (id int PRIMARY KEY, title text NOT NULL); \
+             INSERT INTO songs_not_replicated VALUES (1, 'v1')",
+        )
+        .await
+        .expect("the schema");
+    let replica = CachedConnection::new(t.another_pool().await, t.cache.clone())
+        .replica_of(&t.db)
+        .expect("a PostgreSQL connection");
+    let computed = AtomicUsize::new(0);
+    for _ in 0..2 {
+        let title = title_in("songs_not_replicated", &t.cache, &replica, &computed).await;
+        assert_eq!(title, "v1");
+    }
+    assert_eq!(computed.load(Ordering::SeqCst), 1, "stored, then a hit");
+    assert_eq!(t.cache.stats().replica_behind, 0);
 }

@@ -44,6 +44,16 @@ impl Dialect {
         }
     }
 
+    /// The database's name, for messages (`PostgreSQL`, `MySQL`, `SQLite`).
+    #[cfg(feature = "sea-orm")]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "PostgreSQL",
+            Dialect::MySql => "MySQL",
+            Dialect::Sqlite => "SQLite",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Dialect::Postgres => "Postgres",

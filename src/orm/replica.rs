@@ -94,50 +94,10 @@ pub(crate) fn primary_from_answer(answer: Option<&str>) -> Result<Lsn, String> {
     Lsn::parse(text).ok_or_else(|| format!("the primary answered {text:?} for its WAL position"))
 }
 
-/// One wait for a replica to reach a position: what to do after each answer.
-struct Waiting {
-    target: Lsn,
-    wait: Duration,
-    started: Instant,
-    pause: Duration,
-}
-
-impl Waiting {
-    fn new(target: Lsn, wait: Duration) -> Self {
-        Waiting {
-            target,
-            wait,
-            started: Instant::now(),
-            pause: Duration::from_millis(1),
-        }
-    }
-
-    /// After the replica answered `replayed`: `Ok(None)` it has caught up, `Ok(Some(pause))`
-    /// ask again after `pause` (1 ms, doubling up to 20 ms, never past the wait), `Err` it
-    /// stayed behind for the whole wait.
-    fn after(&mut self, replayed: Replayed) -> Result<Option<Duration>, String> {
-        let last = match replayed {
-            Replayed::NotInRecovery => return Ok(None),
-            Replayed::Upto(position) if position >= self.target => return Ok(None),
-            Replayed::Upto(position) => position,
-        };
-        let waited = self.started.elapsed();
-        if waited >= self.wait {
-            return Err(format!(
-                "the replica had replayed the primary's WAL to {last}, not to {}, after {} ms (CACHE_REPLICA_WAIT_MS): what it read may miss a write",
-                self.target,
-                waited.as_millis()
-            ));
-        }
-        let pause = self.pause.min(self.wait - waited);
-        self.pause = (self.pause * 2).min(Duration::from_millis(20));
-        Ok(Some(pause))
-    }
-}
-
 /// Waits until the replica has replayed `target`, asking `replayed` (one query on the
-/// replica) with short pauses, for at most `wait` (zero: asks once). `Err` says why the
-/// computation's value must not be stored: the replica stayed behind, or a query failed.
+/// replica) with pauses of 1 ms doubling up to 20 ms, for at most `wait` (zero: asks once).
+/// `Err` says why the computation's value must not be stored: the replica stayed behind, or
+/// a query failed.
 pub(crate) async fn caught_up<F, Fut>(
     target: Lsn,
     wait: Duration,
@@ -147,11 +107,24 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Replayed, String>>,
 {
-    let mut waiting = Waiting::new(target, wait);
-    while let Some(pause) = waiting.after(replayed().await?)? {
-        tokio::time::sleep(pause).await;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let last = match replayed().await? {
+            Replayed::NotInRecovery => return Ok(()),
+            Replayed::Upto(position) if position >= target => return Ok(()),
+            Replayed::Upto(position) => position,
+        };
+        let waited = started.elapsed();
+        if waited >= wait {
+            return Err(format!(
+                "the replica had replayed the primary's WAL to {last}, not to {target}, after {} ms (CACHE_REPLICA_WAIT_MS): what it read may miss a write",
+                waited.as_millis()
+            ));
+        }
+        tokio::time::sleep(pause.min(wait - waited)).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
-    Ok(())
 }
 
 #[cfg(test)]

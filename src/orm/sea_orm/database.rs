@@ -82,11 +82,8 @@ async fn primary_keys(db: &DatabaseConnection) -> Result<Catalog, DbErr> {
         return Ok(Catalog::empty());
     }
     let backend = db.get_database_backend();
-    let dialect = match backend {
-        DbBackend::Postgres => Dialect::Postgres,
-        DbBackend::MySql => Dialect::MySql,
-        DbBackend::Sqlite => Dialect::Sqlite,
-        _ => return Ok(Catalog::default()),
+    let Some(dialect) = dialect_of(backend) else {
+        return Ok(Catalog::default());
     };
     let rows = db
         .query_all_raw(Statement::from_string(backend, dialect.catalog_sql()))
@@ -117,16 +114,11 @@ async fn fingerprint(db: &DatabaseConnection, wrapper: u64) -> Result<Fingerprin
         });
     }
     let backend = db.get_database_backend();
-    let dialect = match backend {
-        DbBackend::Postgres => Dialect::Postgres,
-        DbBackend::MySql => Dialect::MySql,
-        DbBackend::Sqlite => Dialect::Sqlite,
-        _ => {
-            return Ok(Fingerprint::Anonymous {
-                kind: "unknown backend",
-                wrapper,
-            });
-        }
+    let Some(dialect) = dialect_of(backend) else {
+        return Ok(Fingerprint::Anonymous {
+            kind: "unknown backend",
+            wrapper,
+        });
     };
     let row = db
         .query_one_raw(Statement::from_string(backend, dialect.identity_sql()))
@@ -136,4 +128,14 @@ async fn fingerprint(db: &DatabaseConnection, wrapper: u64) -> Result<Fingerprin
         None => None,
     };
     Ok(dialect.fingerprint(answer, wrapper))
+}
+
+/// The dialect querycache speaks to a SeaORM backend (`None`: one it does not know).
+pub(super) fn dialect_of(backend: DbBackend) -> Option<Dialect> {
+    match backend {
+        DbBackend::Postgres => Some(Dialect::Postgres),
+        DbBackend::MySql => Some(Dialect::MySql),
+        DbBackend::Sqlite => Some(Dialect::Sqlite),
+        _ => None,
+    }
 }

@@ -603,12 +603,7 @@ where
 /// The rows a query returned, for narrowing an `INSERT ... RETURNING` to them.
 /// How errors name a SeaORM backend.
 fn backend_name(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => "PostgreSQL",
-        DbBackend::MySql => "MySQL",
-        DbBackend::Sqlite => "SQLite",
-        _ => "other",
-    }
+    database::dialect_of(backend).map_or("other", crate::orm::identity::Dialect::name)
 }
 
 fn returned_one(result: &Result<Option<QueryResult>, DbErr>) -> Option<&[QueryResult]> {

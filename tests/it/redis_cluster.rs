@@ -84,6 +84,12 @@ fn reset_all(cluster: &RedisCluster) {
     }
 }
 
+/// How many incarnation checks the cache ran since the nodes' last reset: each asks one
+/// node for `CLUSTER SLOTS`.
+fn checks_since_reset(cluster: &RedisCluster) -> u64 {
+    count_all(cluster, "cluster|slots")
+}
+
 /// The version keys recorded in a framed entry's header (`QC2`, flags, created, the timing
 /// line when flag 2 is set, n, pairs).
 fn header_version_keys(framed: &[u8]) -> Vec<String> {
@@ -382,8 +388,9 @@ async fn entries_and_versions_spread_over_the_masters() {
         .collect();
     assert_eq!(
         sizes.iter().sum::<u64>(),
-        40 + 40 + 2 + 1,
-        "entries, row versions, the namespace's and the global model's, the removal marker: {sizes:?}"
+        40 + 40 + 2 + 1 + 1,
+        "entries, row versions, the namespace's and the global model's, the removal marker, \
+         the store epoch: {sizes:?}"
     );
     assert!(
         sizes.iter().filter(|&&n| n > 0).count() >= 2,
@@ -425,8 +432,12 @@ async fn round_trips_per_hit_miss_put_and_bump() {
     // The MGET of the versions is split by slot: one MGET per distinct slot.
     let stored = raw_get(&mut raw, "qcc:e:song:7").await.expect("stored");
     let versions = header_version_keys(&stored);
-    // Three tags, the namespace's and the global "every model" tag.
-    assert_eq!(versions.len(), 5, "{versions:?}");
+    // Three tags, the namespace's and the global "every model" tag, and the store epoch.
+    assert_eq!(versions.len(), 6, "{versions:?}");
+    assert!(
+        versions.contains(&"qcc:v:querycache:#epoch".to_owned()),
+        "every entry records the epoch: {versions:?}"
+    );
     let tags = versions.len() as u64;
     let mut slots = HashSet::new();
     for key in &versions {
@@ -448,7 +459,14 @@ async fn round_trips_per_hit_miss_put_and_bump() {
     for _ in 0..10 {
         assert!(cache.get::<String>("song:7").await.is_some());
     }
-    assert_eq!(count_all(&cluster, "get"), 10, "one GET per hit");
+    // The incarnation check runs again at most once a second (CLUSTER SLOTS, INFO to each
+    // master, GET of the epoch); a slow run may cross one.
+    let checks = checks_since_reset(&cluster);
+    assert_eq!(
+        count_all(&cluster, "get"),
+        10 + checks,
+        "one GET per hit (and the epoch's per check)"
+    );
     assert_eq!(
         count_all(&cluster, "pttl"),
         10,
@@ -466,7 +484,7 @@ async fn round_trips_per_hit_miss_put_and_bump() {
     // Miss: one round trip.
     reset_all(&cluster);
     assert!(cache.get::<String>("absent").await.is_none());
-    assert_eq!(count_all(&cluster, "get"), 1);
+    assert_eq!(count_all(&cluster, "get"), 1 + checks_since_reset(&cluster));
     assert_eq!(count_all(&cluster, "pttl"), 1);
     assert_eq!(count_all(&cluster, "mget"), 0);
 
@@ -693,4 +711,84 @@ async fn versions_live_as_long_as_their_entries_on_a_cluster() {
         "the bumped version lives {bumped} ms (had {extended} ms)"
     );
     assert_eq!(cache.stats().errors, 0);
+}
+
+/// The store epoch on a cluster: a master restarted from its RDB file comes back with the
+/// versions it had when it saved, so an entry recorded under a version bumped since would
+/// be current again. Every entry records the epoch, which the first incarnation check after
+/// the restart rotates (the master's `run_id` is new), so the entry is dead. Two instances:
+/// `writer` bumped the tag; `idle` sent nothing while the master was down, and finds the new
+/// incarnation by its periodic check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_restarted_from_its_snapshot_brings_back_no_invalidated_entry() {
+    let Some(mut cluster) = start_cluster().await else {
+        return;
+    };
+    let mut raw = raw_conn(&cluster).await;
+    let writer = cache_on(&cluster, StoreKind::Redis);
+    let idle = cache_on(&cluster, StoreKind::Redis);
+    let tag = Tag::row("songs", 7);
+    let version = "qcc:v:model:songs:7";
+    writer
+        .set(
+            "song:7",
+            "old title".to_string(),
+            EntryOptions::new().tag(tag.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        idle.get::<String>("song:7")
+            .await
+            .as_deref()
+            .map(String::as_str),
+        Some("old title")
+    );
+    let holder = (0..cluster.nodes().len())
+        .find(|&i| keys_on(cluster.node(i), version).contains(version))
+        .expect("a master holds the tag's version");
+    let saved: Option<String> = raw.get(version).await.expect("GET");
+    let () = cluster.node(holder).query(&redis::cmd("SAVE"));
+    // The bump reaches Redis after the save: the file keeps the old version. Nobody reads
+    // the entry before the restart (a read would unlink it).
+    writer.invalidate_tags([tag]).await;
+    let bumped: Option<String> = raw.get(version).await.expect("GET");
+    assert_ne!(bumped, saved, "the bump moved the version");
+    tokio::task::block_in_place(|| {
+        cluster.node_mut(holder).restart();
+        cluster.wait_until_ok();
+    });
+    let restored: Option<String> = cluster.node(holder).query(redis::cmd("GET").arg(version));
+    assert_eq!(
+        restored, saved,
+        "the restarted master loaded the version from before the bump"
+    );
+    // Either instance's check rotates the epoch, for both: the epoch's version is one key.
+    // Their reads go on meanwhile (the periodic check begins with an operation).
+    let restarted = Instant::now();
+    let rotated = eventually(Duration::from_secs(5), || async {
+        let _ = writer.get::<String>("song:7").await;
+        let _ = idle.get::<String>("song:7").await;
+        writer.health().await.redis_epoch_rotations + idle.health().await.redis_epoch_rotations >= 1
+    })
+    .await;
+    assert!(
+        rotated,
+        "no instance found the restarted master a new incarnation"
+    );
+    eprintln!(
+        "the epoch rotated {:?} after the restart",
+        restarted.elapsed()
+    );
+    let errors = writer.stats().errors + idle.stats().errors;
+    // Once dead, dead: no read brings it back.
+    for _ in 0..20 {
+        assert!(idle.get::<String>("song:7").await.is_none());
+        assert!(writer.get::<String>("song:7").await.is_none());
+    }
+    assert_eq!(
+        writer.stats().errors + idle.stats().errors,
+        errors,
+        "those reads were answered by Redis, not failed"
+    );
 }

@@ -38,13 +38,35 @@
 //! of protocol: the erroring caller's thread would have to stall between the failed command
 //! and the clearing for longer than another caller's reconnection and round trip.
 //!
-//! Cluster mode is not covered (each master would need its own epoch and check): a
-//! limitation, documented in the README.
+//! # On a cluster
+//!
+//! Every entry records the epoch there too (its key lives on one master, and one more
+//! `MGET` in parallel reads it on a hit). The cluster's incarnation is the set of its
+//! masters' `run_id`s: a check asks one node which masters serve slots (`CLUSTER SLOTS`,
+//! the cluster's view rather than the client's), asks each its `INFO server` in parallel,
+//! and sets the epoch to a hash of the sorted `run_id`s unless it holds that hash already.
+//! A promoted replica or a restarted master has a `run_id` never seen before, so the hash is
+//! a token never used before; every instance computes the same one, so instances checking at
+//! once agree, and no script (whose keys would have to share a slot) is needed.
+//!
+//! The flag is cleared as on a single server (connection-level errors on the cluster
+//! connection, [`WatchedCluster`], the channel, the breaker), and the check then runs before
+//! anything else. But the cluster client retries and follows redirections by itself, so an
+//! instance's commands may never see an error from a failover or a restart. So while the
+//! flag is up, a check also starts in the background at most every 500 ms (with an
+//! operation, never blocking it), and a rotation it finds throws away the hits of lookups
+//! in flight: an entry invalidated by a write that the failover lost is served by an
+//! instance at most until the first check that begins after the new incarnation took its
+//! slots, about 500 ms when the instance is busy. While a master is unreachable the check
+//! fails, and so does every operation that waits for it (the tiered store's memory tier
+//! serves, held to its degraded bound).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::{RedisStore, fresh_token};
 use crate::store::StoreError;
@@ -135,6 +157,34 @@ impl RedisStore {
         Ok(generation)
     }
 
+    /// The cluster's [`incarnation_checked`](Self::incarnation_checked): while the flag is
+    /// down, checks before anything else; while it is up, starts a check in the background
+    /// when one is due (see the module docs) and goes on.
+    pub(super) async fn cluster_incarnation_checked(
+        &self,
+        conn: &mut WatchedCluster,
+    ) -> Result<u64, StoreError> {
+        let check = ClusterCheck {
+            conn: conn.clone(),
+            epoch: self.epoch_key(),
+            version_ttl_ms: self.version_ttl_ms,
+        };
+        match self.incarnation.current() {
+            Some(generation) => {
+                if self.incarnation.recheck_due() {
+                    let background = async move {
+                        if let Err(error) = check.run(true).await {
+                            tracing::debug!(%error, "the Redis cluster's incarnation check failed");
+                        }
+                    };
+                    drop(crate::runtime::io_handle().spawn(background));
+                }
+                Ok(generation)
+            }
+            None => Box::pin(check.run(false)).await,
+        }
+    }
+
     /// The server may be another one (the invalidation channel was lost or came back, the
     /// breaker closed after an outage): the next operation checks its incarnation.
     pub(crate) fn incarnation_unknown(&self, why: &str) {
@@ -149,9 +199,16 @@ impl RedisStore {
 
 /// Whether the server's incarnation was checked since the last sign that it may have
 /// changed. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Incarnation {
     verified: AtomicBool,
+    /// On a cluster, how often a check runs again in the background while the flag is up:
+    /// a failover that this instance's own commands never saw (no error reached them) is
+    /// found all the same.
+    recheck_every: Option<std::time::Duration>,
+    /// When the last check began, in milliseconds since `born` (with `recheck_every`).
+    checked_ms: AtomicU64,
+    born: std::time::Instant,
     /// Moved by every [`reset`](Self::reset).
     generation: AtomicU64,
     /// How many times this instance rotated the epoch for a new incarnation (not counting
@@ -167,7 +224,51 @@ pub(crate) struct Incarnation {
 impl Incarnation {
     /// Unchecked: the first operation checks.
     pub(crate) fn new() -> Self {
-        Self::default()
+        Incarnation {
+            verified: AtomicBool::new(false),
+            recheck_every: None,
+            checked_ms: AtomicU64::new(0),
+            born: std::time::Instant::now(),
+            generation: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
+            checking: tokio::sync::Mutex::new(()),
+            run_id: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Unchecked, and checked again in the background every `every` (a cluster's, see the
+    /// module docs).
+    pub(crate) fn rechecked(every: std::time::Duration) -> Self {
+        Incarnation {
+            recheck_every: Some(every),
+            ..Self::new()
+        }
+    }
+
+    /// Milliseconds since this was made.
+    fn age_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a background check is due (`recheck_every` passed since the last check
+    /// began); if so, the caller runs it: the next caller is not told again until then.
+    fn recheck_due(&self) -> bool {
+        let Some(every) = self.recheck_every else {
+            return false;
+        };
+        let every = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        let now = self.age_ms();
+        let last = self.checked_ms.load(Ordering::Acquire);
+        now.saturating_sub(last) >= every
+            && self
+                .checked_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Notes that a check begins now.
+    fn check_begins(&self) {
+        self.checked_ms.store(self.age_ms(), Ordering::Release);
     }
 
     /// The server may have changed: the next operation checks again, and hits of lookups
@@ -244,11 +345,137 @@ impl Incarnation {
     }
 }
 
+impl Default for Incarnation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `INFO server`'s `run_id`.
 pub(super) fn run_id(info: &str) -> Option<&str> {
     info.lines()
         .find_map(|line| line.trim_end().strip_prefix("run_id:"))
         .filter(|id| !id.is_empty())
+}
+
+/// What a cluster's incarnation check needs, owned: a background check outlives the
+/// operation that started it.
+struct ClusterCheck {
+    conn: WatchedCluster,
+    /// The epoch's version key.
+    epoch: String,
+    version_ttl_ms: u64,
+}
+
+impl ClusterCheck {
+    /// The masters that serve slots now (`CLUSTER SLOTS`), each one's `run_id` (`INFO
+    /// server`, in parallel), and the epoch set to the token those `run_id`s make (see the
+    /// module docs). `again`: a background check, run even though the flag is up; a
+    /// rotation it finds throws away the hits of lookups in flight. Returns the generation
+    /// the check holds for.
+    async fn run(mut self, again: bool) -> Result<u64, StoreError> {
+        let incarnation = Arc::clone(&self.conn.incarnation);
+        let _turn = incarnation.checking().lock().await;
+        if !again && let Some(generation) = incarnation.current() {
+            return Ok(generation);
+        }
+        incarnation.check_begins();
+        let mut generation = incarnation.generation();
+        let infos = self.masters_info().await?;
+        let mut run_ids = Vec::with_capacity(infos.len());
+        for info in &infos {
+            run_ids.push(run_id(info).ok_or(StoreError::Malformed {
+                context: CHECKING,
+                problem: "a master's INFO names no run_id",
+            })?);
+        }
+        let masters = run_ids.len();
+        let token = cluster_epoch_token(&mut run_ids);
+        let recorded: Option<String> = redis::cmd("GET")
+            .arg(&self.epoch)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|source| StoreError::Epoch {
+                step: CHECKING,
+                source,
+            })?;
+        let rotated = match recorded {
+            Some(recorded) if recorded == token => {
+                tracing::trace!(masters, "Redis cluster incarnation checked: unchanged");
+                false
+            }
+            recorded => {
+                let () = redis::cmd("SET")
+                    .arg(&self.epoch)
+                    .arg(&token)
+                    .arg("PX")
+                    .arg(self.version_ttl_ms)
+                    .query_async(&mut self.conn)
+                    .await
+                    .map_err(|source| StoreError::Epoch {
+                        step: "rotating the store epoch",
+                        source,
+                    })?;
+                if recorded.is_none() {
+                    tracing::info!(masters, "store epoch started on the Redis cluster");
+                    false
+                } else {
+                    tracing::warn!(
+                        masters,
+                        "the Redis cluster's masters are not the ones recorded (a failover, \
+                         a restart): every entry stored before is dead"
+                    );
+                    if again {
+                        incarnation.reset("the cluster's epoch rotated");
+                        generation = incarnation.generation();
+                    }
+                    true
+                }
+            }
+        };
+        incarnation.verified_at(generation, rotated);
+        Ok(generation)
+    }
+
+    /// `INFO server` of every master that serves slots now, as the cluster says
+    /// (`CLUSTER SLOTS`), in parallel.
+    async fn masters_info(&mut self) -> Result<Vec<String>, StoreError> {
+        let masters = super::remove::cluster_masters(&mut self.conn).await?;
+        futures_util::future::try_join_all(masters.into_iter().map(|(host, port)| {
+            let mut conn = self.conn.clone();
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+            async move {
+                let reply = conn
+                    .route_command(redis::cmd("INFO").arg("server").clone(), routing)
+                    .await
+                    .map_err(|source| StoreError::Epoch {
+                        step: CHECKING,
+                        source,
+                    })?;
+                redis::from_redis_value::<String>(reply).map_err(|source| StoreError::Unreadable {
+                    command: "INFO server",
+                    source,
+                })
+            }
+        }))
+        .await
+    }
+}
+
+/// The cluster's epoch token for its masters' `run_id`s: a hash of them, sorted (the order
+/// the masters were listed in does not matter). A new incarnation of any master (a
+/// restart, a promoted replica) has a `run_id` never seen before, so a token never used
+/// before; the same masters make the same token on every instance, so instances that check
+/// at once agree.
+fn cluster_epoch_token(run_ids: &mut [&str]) -> String {
+    run_ids.sort_unstable();
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(b"querycache:cluster-epoch\0");
+    for id in run_ids.iter() {
+        hasher.update(id.as_bytes());
+        hasher.update(b"\0");
+    }
+    format!("{:032x}", hasher.digest128())
 }
 
 /// A single server's connection that clears the incarnation flag on connection-level
@@ -307,6 +534,51 @@ impl Watched {
             .await;
         self.incarnation.note(&reply);
         reply
+    }
+}
+
+/// The cluster's connection that clears the incarnation flag on connection-level errors, as
+/// [`Watched`] does for a single server's.
+#[derive(Clone)]
+pub(super) struct WatchedCluster {
+    pub(super) conn: ClusterConnection,
+    pub(super) incarnation: Arc<Incarnation>,
+}
+
+impl WatchedCluster {
+    /// `cmd`, sent where `routing` says (`SCAN` and `INFO` to one master).
+    pub(super) async fn route_command(
+        &mut self,
+        cmd: redis::Cmd,
+        routing: RoutingInfo,
+    ) -> redis::RedisResult<redis::Value> {
+        let reply = self.conn.route_command(cmd, routing).await;
+        self.incarnation.note(&reply);
+        reply
+    }
+}
+
+impl ConnectionLike for WatchedCluster {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        let sent = self.conn.req_packed_command(cmd);
+        watched(&self.incarnation, sent)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        let sent = self.conn.req_packed_commands(pipeline, offset, count);
+        watched(&self.incarnation, sent)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
     }
 }
 

@@ -64,7 +64,11 @@ impl RedisStore {
                 }
                 Box::pin(self.lookup_by_script(key, entry, conn, generation)).await
             }
-            Conn::Cluster(conn) => Box::pin(lookup_on_cluster(entry, conn)).await,
+            Conn::Cluster(mut conn) => {
+                let generation = self.cluster_incarnation_checked(&mut conn).await?;
+                let found = Box::pin(lookup_on_cluster(entry, conn)).await?;
+                Ok(self.checked(found, generation))
+            }
         }
     }
 
@@ -101,7 +105,7 @@ impl RedisStore {
 /// The lookup on a cluster: see the module docs.
 async fn lookup_on_cluster(
     entry: String,
-    mut conn: super::ClusterConnection,
+    mut conn: super::WatchedCluster,
 ) -> Result<RawLookup, StoreError> {
     let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
         .get(&entry)

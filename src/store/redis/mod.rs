@@ -6,7 +6,7 @@
 //! | `<prefix>:v:<tag>` | the tag's current version: a random 128-bit token |
 //! | `<prefix>@default-database` | which database is every cache's default one on this prefix (see `cache::databases`): claimed once with `SET NX`, no expiry, kept by `clear` |
 //! | `<prefix>:l:<run_id>:<key>` | the computation lease of a missing key (named after the server incarnation's `run_id`, 12 characters, on a single server; `<prefix>:l:<key>` on a cluster): the holder's token, `SET NX PX` for `CACHE_LEASE_TTL_MS`; deleted by its holder (compare-and-delete) when done |
-//! | `<prefix>:v:querycache:#epoch` | the store epoch (single server): a version like a tag's, recorded by every entry, given a fresh token when the server is a new incarnation ([`epoch`]) |
+//! | `<prefix>:v:querycache:#epoch` | the store epoch: a version like a tag's, recorded by every entry, given a fresh token when the server (on a cluster: any master) is a new incarnation ([`epoch`]) |
 //! | `<prefix>:epoch-run` | the `run_id` of the server incarnation the epoch was last rotated for (single server; no expiry) |
 //!
 //! An entry lives in Redis for its TTL plus its grace period (the larger of its
@@ -34,11 +34,11 @@
 //! * **put**: stores the entry only if its snapshot is still current (a value computed while
 //!   a write committed is never parked);
 //! * **bump**: gives each existing tag a fresh token (invalidation in O(tags));
-//! * **rotate-epoch**: gives the store epoch, which every snapshot on a single server reads
+//! * **rotate-epoch**: gives the store epoch, which every snapshot reads
 //!   as one more version, a fresh token when the server's `run_id` is not the one recorded:
 //!   a server restarted from its RDB/AOF files, or a replica promoted, holds older data than
 //!   the instances saw, and every entry stored before it became that incarnation must die
-//!   ([`epoch`]; not on a cluster).
+//!   ([`epoch`]; on a cluster, plain commands do the same).
 //!
 //! A version key lives as long as the entries that record it, and a minute more: a
 //! snapshot creates a missing one for a few minutes only
@@ -108,7 +108,7 @@ mod sentinel;
 mod snapshot;
 
 pub(crate) use epoch::EPOCH_TAG;
-use epoch::{Incarnation, Watched};
+use epoch::{Incarnation, Watched, WatchedCluster};
 pub(crate) use lookup::RawLookup;
 pub(crate) use snapshot::RedisSnapshot;
 
@@ -169,7 +169,7 @@ enum RedisBackend {
 #[derive(Clone)]
 enum Conn {
     Single(Watched),
-    Cluster(ClusterConnection),
+    Cluster(WatchedCluster),
 }
 
 impl ConnectionLike for Conn {
@@ -202,6 +202,11 @@ impl ConnectionLike for Conn {
         }
     }
 }
+
+/// How often a cluster's incarnation is checked again in the background (see [`epoch`]): an
+/// instance whose own commands saw nothing of a failover or a restart (no error reached
+/// them) finds it by the first check that begins after it.
+const CLUSTER_RECHECK: Duration = Duration::from_millis(500);
 
 /// TCP keepalive probes start after this much idleness on a connection.
 const KEEPALIVE_TIME: Duration = Duration::from_secs(15);
@@ -287,7 +292,11 @@ impl RedisStore {
             crate::tls::ensure_crypto_provider()
                 .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
         }
-        let incarnation = std::sync::Arc::new(Incarnation::new());
+        let incarnation = std::sync::Arc::new(if cluster {
+            Incarnation::rechecked(CLUSTER_RECHECK)
+        } else {
+            Incarnation::new()
+        });
         let sentinel = crate::config::redis_url::SentinelUrl::parse(url)
             .transpose()
             .map_err(|reason| Error::config("REDIS_URL", redact(url), reason))?;
@@ -436,8 +445,14 @@ impl RedisStore {
                 }))
             }
             RedisBackend::Cluster { client, conn, .. } => {
+                let watched = |conn: &ClusterConnection| {
+                    Conn::Cluster(WatchedCluster {
+                        conn: conn.clone(),
+                        incarnation: std::sync::Arc::clone(&self.incarnation),
+                    })
+                };
                 if let Some(made) = conn.get() {
-                    return Ok(Conn::Cluster(made.clone()));
+                    return Ok(watched(made));
                 }
                 let made = Box::pin(conn.get_or_try_init(|| {
                     let client = client.clone();
@@ -448,7 +463,7 @@ impl RedisStore {
                     target: "the Redis cluster",
                     source,
                 })?;
-                Ok(Conn::Cluster(made.clone()))
+                Ok(watched(made))
             }
         }
     }
@@ -564,7 +579,7 @@ impl RedisStore {
 /// Whether every `(version key, token)` of a snapshot is still current: one MGET, which the
 /// cluster client splits by slot and sends to the masters in parallel.
 async fn versions_current(
-    conn: &mut ClusterConnection,
+    conn: &mut WatchedCluster,
     versions: &[(&str, &str)],
 ) -> Result<bool, StoreError> {
     if versions.is_empty() {

@@ -78,6 +78,7 @@ impl RedisStore {
                 stored == 1
             }
             Conn::Cluster(mut conn) => {
+                self.cluster_incarnation_checked(&mut conn).await?;
                 let removals = self.removals_key();
                 let versions: Vec<(&str, &str)> = snapshot
                     .versions

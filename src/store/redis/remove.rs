@@ -11,7 +11,6 @@
 
 use futures_util::future::try_join_all;
 use redis::AsyncCommands;
-use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::{Conn, RedisStore, fresh_token};
@@ -201,7 +200,9 @@ async fn unlink_scan_on(
 }
 
 /// The masters of the cluster that serve slots, as `(host, port)`, from `CLUSTER SLOTS`.
-async fn cluster_masters(conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>, StoreError> {
+pub(super) async fn cluster_masters(
+    conn: &mut super::WatchedCluster,
+) -> Result<Vec<(String, u16)>, StoreError> {
     let reply: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
     parse_cluster_slots(reply)
 }

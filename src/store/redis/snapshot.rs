@@ -8,7 +8,7 @@
 
 use futures_util::future::try_join_all;
 
-use super::{Conn, RedisBackend, RedisStore, fresh_token};
+use super::{Conn, RedisStore, fresh_token};
 use crate::Tag;
 use crate::store::StoreError;
 
@@ -83,14 +83,12 @@ impl RedisSnapshot {
 impl RedisStore {
     /// Current versions of `tags`, created where missing, and the removal marker.
     pub(crate) async fn take_snapshot(&self, tags: &[Tag]) -> Result<RedisSnapshot, StoreError> {
-        // The removal marker travels as one more version, split off at the end. On a
-        // single server the epoch is one more version too, just before it: every entry
-        // records it (see `epoch`).
-        let single = matches!(self.backend, RedisBackend::Single(_));
+        // The removal marker travels as one more version, split off at the end. The epoch
+        // is one more version too, just before it: every entry records it (see `epoch`).
         let keys: Vec<String> = tags
             .iter()
             .map(|t| self.version_key(t))
-            .chain(single.then(|| self.epoch_key()))
+            .chain(std::iter::once(self.epoch_key()))
             .chain(std::iter::once(self.removals_key()))
             .collect();
         let tokens = match self.conn().await? {
@@ -104,7 +102,8 @@ impl RedisStore {
                 let tokens: Vec<String> = invocation.invoke_async(&mut conn).await?;
                 tokens
             }
-            Conn::Cluster(conn) => {
+            Conn::Cluster(mut conn) => {
+                self.cluster_incarnation_checked(&mut conn).await?;
                 // One pipeline per tag (both commands on its key, so on its slot); the tags
                 // in parallel. `SET NX GET` answers the current token, or nil when it set
                 // the fresh one; the PEXPIRE ... GT gives an existing version the

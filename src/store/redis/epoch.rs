@@ -168,6 +168,7 @@ impl RedisStore {
             conn: conn.clone(),
             epoch: self.epoch_key(),
             version_ttl_ms: self.version_ttl_ms,
+            timeout: self.timeout,
         };
         match self.incarnation.current() {
             Some(generation) => {
@@ -183,6 +184,19 @@ impl RedisStore {
             }
             None => Box::pin(check.run(false)).await,
         }
+    }
+
+    /// The cluster's incarnation checked now, whatever the flag says: the breaker's probe on
+    /// a cluster. It passes only when every master that serves slots (as the cluster says)
+    /// answers, and rotates the epoch before the breaker closes if the masters changed.
+    pub(super) async fn cluster_checked_now(&self, conn: WatchedCluster) -> Result<(), StoreError> {
+        let check = ClusterCheck {
+            conn,
+            epoch: self.epoch_key(),
+            version_ttl_ms: self.version_ttl_ms,
+            timeout: self.timeout,
+        };
+        check.run(true).await.map(|_| ())
     }
 
     /// The server may be another one (the invalidation channel was lost or came back, the
@@ -365,6 +379,9 @@ struct ClusterCheck {
     /// The epoch's version key.
     epoch: String,
     version_ttl_ms: u64,
+    /// How long the check may take (the store's command timeout): a check holds the lock
+    /// every other check waits on, and a background check has no caller to give up.
+    timeout: std::time::Duration,
 }
 
 impl ClusterCheck {
@@ -373,13 +390,22 @@ impl ClusterCheck {
     /// module docs). `again`: a background check, run even though the flag is up; a
     /// rotation it finds throws away the hits of lookups in flight. Returns the generation
     /// the check holds for.
-    async fn run(mut self, again: bool) -> Result<u64, StoreError> {
+    async fn run(self, again: bool) -> Result<u64, StoreError> {
         let incarnation = Arc::clone(&self.conn.incarnation);
         let _turn = incarnation.checking().lock().await;
         if !again && let Some(generation) = incarnation.current() {
             return Ok(generation);
         }
         incarnation.check_begins();
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.locked(again, &incarnation)).await {
+            Ok(checked) => checked,
+            Err(_) => Err(StoreError::Timeout { limit: timeout }),
+        }
+    }
+
+    /// [`run`](Self::run), its turn taken.
+    async fn locked(mut self, again: bool, incarnation: &Incarnation) -> Result<u64, StoreError> {
         let mut generation = incarnation.generation();
         let infos = self.masters_info().await?;
         let mut run_ids = Vec::with_capacity(infos.len());

@@ -161,7 +161,8 @@ enum RedisBackend {
         client: Box<ClusterClient>,
         /// One client per node URL, for the subscriber (which fails over between them).
         nodes: Vec<redis::Client>,
-        conn: OnceCell<ClusterConnection>,
+        /// Made on first use; replaced by a new one when the breaker's probe fails.
+        conn: parking_lot::RwLock<std::sync::Arc<OnceCell<ClusterConnection>>>,
     },
 }
 
@@ -339,7 +340,7 @@ impl RedisStore {
             RedisBackend::Cluster {
                 client: Box::new(client),
                 nodes,
-                conn: OnceCell::new(),
+                conn: parking_lot::RwLock::new(std::sync::Arc::new(OnceCell::new())),
             }
         } else {
             // The store bounds every operation by `timeout` itself (and tells a timeout
@@ -451,10 +452,11 @@ impl RedisStore {
                         incarnation: std::sync::Arc::clone(&self.incarnation),
                     })
                 };
-                if let Some(made) = conn.get() {
+                let cell = std::sync::Arc::clone(&conn.read());
+                if let Some(made) = cell.get() {
                     return Ok(watched(made));
                 }
-                let made = Box::pin(conn.get_or_try_init(|| {
+                let made = Box::pin(cell.get_or_try_init(|| {
                     let client = client.clone();
                     on_io_runtime(async move { client.get_async_connection().await })
                 }))
@@ -514,7 +516,9 @@ impl RedisStore {
         Ok(redis::cmd("PING").query_async::<()>(&mut conn).await?)
     }
 
-    /// The breaker's probe, before it closes: on a cluster [`ping`](Self::ping); on a
+    /// The breaker's probe, before it closes: on a cluster, the incarnation check (every
+    /// master that serves slots answers `INFO`: a `PING` would go to a random node, which
+    /// may be a dead master the client still knows; see [`epoch`]); on a
     /// single server a `PING` through every connection made so far (one per runtime, see
     /// `conns`, the probe's own included), in parallel. A connection whose last
     /// reconnection failed during the outage keeps that failure until its next command,
@@ -525,7 +529,22 @@ impl RedisStore {
     /// reconnection the first one started, and fails only if the server does.
     pub(crate) async fn probe(&self) -> Result<(), StoreError> {
         let RedisBackend::Single(conns) = &self.backend else {
-            return self.ping().await;
+            return match self.conn().await? {
+                Conn::Cluster(conn) => {
+                    let checked = self.cluster_checked_now(conn).await;
+                    if checked.is_err()
+                        && let RedisBackend::Cluster { conn, .. } = &self.backend
+                    {
+                        // The cluster client can be left waiting on a node that is gone
+                        // (seen after a failover: every command to one master hung): the
+                        // next operation, or probe, makes a new connection, which learns
+                        // the slots afresh. Callers in flight finish on the old one.
+                        *conn.write() = std::sync::Arc::new(OnceCell::new());
+                    }
+                    checked
+                }
+                Conn::Single(_) => self.ping().await,
+            };
         };
         // With Sentinels, the server that stopped answering may no longer be the master.
         conns

@@ -15,7 +15,7 @@ use querycache::{Cache, Health, config::StoreKind};
 use super::Run;
 use super::history::Outage;
 use crate::support::proxy::Proxy;
-use crate::support::redis::{RedisSentinels, RedisServer};
+use crate::support::redis::{RedisCluster, RedisSentinels, RedisServer};
 use crate::support::stores::Kind;
 
 /// The command timeout of the instances under faults: short, so that a stalled server
@@ -75,7 +75,17 @@ pub enum Fault {
     /// Redis Sentinel: the master killed for good, its replica promoted by the Sentinels,
     /// which the instances follow ([`sentinel_instances`]).
     Failover,
+    /// Redis Cluster: a master killed for good, its replica promoted by the cluster
+    /// ([`cluster_instances`]). Its slots fail until then, the others' answer.
+    ClusterFailover,
+    /// Redis Cluster: [`RESHARD_SLOTS`] slots moved from one master to another with
+    /// `redis-cli --cluster reshard` while the checker runs (keys migrated, clients
+    /// redirected).
+    Reshard,
 }
+
+/// How many slots [`Fault::Reshard`] moves.
+const RESHARD_SLOTS: usize = 1000;
 
 /// How late each reply comes during [`Fault::SlowReplay`].
 const SLOW: Duration = Duration::from_millis(150);
@@ -120,6 +130,9 @@ impl Fault {
             | Fault::SlowReplay
             | Fault::Partition
             | Fault::Failover => Recovery::Healed,
+            // Some slots answer and others do not (a bump may move some tags and wait for
+            // the replay for the rest), for the whole span.
+            Fault::ClusterFailover | Fault::Reshard => Recovery::WholeSpan,
             Fault::KillSubscriptions | Fault::SilentChannel => Recovery::NoReplay,
             Fault::RestartEmpty
             | Fault::KillDataConnections
@@ -168,6 +181,10 @@ impl fmt::Display for Fault {
             }
             Fault::Partition => "instance 0 cut off from Redis for 2 s, instance 1 not",
             Fault::Failover => "Sentinel failover: the master killed, its replica promoted",
+            Fault::ClusterFailover => {
+                "Redis Cluster failover: a master killed for good, its replica promoted"
+            }
+            Fault::Reshard => "redis-cli --cluster reshard: 1000 slots moved under traffic",
         })
     }
 }
@@ -199,11 +216,37 @@ pub fn instances(kind: Kind) -> Option<(Vec<Cache>, Driver)> {
     ))
 }
 
+/// The app instances' caches (tiered, cluster mode) for a cluster run: three masters with
+/// a replica each; the driver has two rounds, [`Fault::ClusterFailover`] then
+/// [`Fault::Reshard`] (between the promoted replica and another master).
+pub fn cluster_instances() -> Option<(Vec<Cache>, Driver)> {
+    let cluster = tokio::task::block_in_place(RedisCluster::start_with_replicas)?;
+    let url = cluster.urls().join(",");
+    let caches = (0..2)
+        .map(|_| instance_with(&url, StoreKind::Tiered, true))
+        .collect();
+    Some((
+        caches,
+        Driver::new(
+            Target::Cluster(Box::new(cluster)),
+            &[Fault::ClusterFailover, Fault::Reshard],
+            false,
+            true,
+        ),
+    ))
+}
+
 /// An instance on `url`, configured for faults: a short command timeout, a quick probe, a
 /// 200 ms heartbeat and a 300 ms degraded bound.
 fn instance(url: &str, store: StoreKind) -> Cache {
+    instance_with(url, store, false)
+}
+
+/// [`instance`], in cluster mode (`url` lists the nodes) with `cluster`.
+fn instance_with(url: &str, store: StoreKind, cluster: bool) -> Cache {
     Cache::builder()
         .redis_url(url)
+        .cluster_mode(cluster)
         .store(store)
         .redis_timeout(TIMEOUT)
         .breaker_cooldown(Duration::from_millis(100))
@@ -243,6 +286,8 @@ enum Target {
     },
     /// A master, its replica and the Sentinels watching them.
     Sentinels(Box<RedisSentinels>),
+    /// Three masters with a replica each.
+    Cluster(Box<RedisCluster>),
 }
 
 /// Injects one fault per round and accounts for it.
@@ -291,7 +336,9 @@ impl Driver {
     fn server(&self) -> &RedisServer {
         match &self.target {
             Target::Single { server, .. } => server,
-            Target::Sentinels(_) => panic!("a single-server fault on a Sentinel set"),
+            Target::Sentinels(_) | Target::Cluster(_) => {
+                panic!("a single-server fault on a Sentinel set or a cluster")
+            }
         }
     }
 
@@ -299,7 +346,9 @@ impl Driver {
     fn server_mut(&mut self) -> &mut RedisServer {
         match &mut self.target {
             Target::Single { server, .. } => server,
-            Target::Sentinels(_) => panic!("a single-server fault on a Sentinel set"),
+            Target::Sentinels(_) | Target::Cluster(_) => {
+                panic!("a single-server fault on a Sentinel set or a cluster")
+            }
         }
     }
 
@@ -307,7 +356,9 @@ impl Driver {
     fn proxies(&self) -> &[Proxy] {
         match &self.target {
             Target::Single { proxies, .. } => proxies,
-            Target::Sentinels(_) => panic!("a network fault on a Sentinel set"),
+            Target::Sentinels(_) | Target::Cluster(_) => {
+                panic!("a network fault on a Sentinel set or a cluster")
+            }
         }
     }
 
@@ -315,7 +366,7 @@ impl Driver {
     fn evicted(&self) -> u64 {
         match self.target {
             Target::Single { .. } => self.stat("stats", "evicted_keys"),
-            Target::Sentinels(_) => 0,
+            Target::Sentinels(_) | Target::Cluster(_) => 0,
         }
     }
 
@@ -576,6 +627,31 @@ impl Driver {
                 tokio::task::block_in_place(|| set.wait_for_master(promoted));
                 self.healed = run.now();
                 seen
+            }
+            Fault::ClusterFailover | Fault::Reshard => {
+                let Target::Cluster(cluster) = &mut self.target else {
+                    panic!("{fault} needs a cluster");
+                };
+                let done = tokio::task::block_in_place(|| {
+                    if fault == Fault::ClusterFailover {
+                        let (master, replica) = cluster.kill_a_master();
+                        cluster.wait_for_promotion(replica);
+                        let port = |i: usize| cluster.node(i).port();
+                        format!(
+                            "node {} killed, node {} promoted",
+                            port(master),
+                            port(replica)
+                        )
+                    } else {
+                        let masters = cluster.masters();
+                        let (from, to) = (masters[0], masters[masters.len() - 1]);
+                        cluster.reshard(from, to, RESHARD_SLOTS);
+                        let port = |i: usize| cluster.node(i).port();
+                        format!("slots moved from node {} to node {}", port(from), port(to))
+                    }
+                });
+                self.healed = run.now();
+                format!("{done}; then {}", describe(&healths(caches).await))
             }
             Fault::Full => {
                 self.config("maxmemory-policy", "noeviction");

@@ -550,6 +550,9 @@ struct Setup {
     /// With `faults`: the instances reach Redis through Sentinels, and the one fault is a
     /// failover ([`faults::sentinel_instances`]).
     sentinel: bool,
+    /// With `faults`: the instances use a Redis Cluster with a replica per master, and the
+    /// faults are a failover and a reshard ([`faults::cluster_instances`]).
+    cluster: bool,
     /// PostgreSQL only: reads go to a streaming replica of the database the writes go to,
     /// through connections declared with `replica_of` ([`replica`]).
     replica: bool,
@@ -566,6 +569,7 @@ impl Setup {
             outside: false,
             unfed: false,
             sentinel: false,
+            cluster: false,
             replica: false,
         }
     }
@@ -588,6 +592,8 @@ async fn check(setup: Setup) -> Option<Outcome> {
     let (caches, mut driver, _first) = if setup.faults {
         let (caches, driver) = if setup.sentinel {
             faults::sentinel_instances()?
+        } else if setup.cluster {
+            faults::cluster_instances()?
         } else {
             faults::instances(kind)?
         };
@@ -997,6 +1003,37 @@ async fn a_sentinel_failover_on_two_tiered_instances_on_postgres() {
     assert!(
         outcome.slowest < faults::SLOWEST,
         "an operation took {:?} during the failover:\n{}",
+        outcome.slowest,
+        outcome.faults.join("\n")
+    );
+}
+
+/// A Redis Cluster (three masters, a replica each) under the checker on two tiered
+/// instances: a master killed for good and its replica promoted, then 1000 slots moved
+/// between masters by `redis-cli --cluster reshard`. No caller sees an error; no read is
+/// stale beyond what the outage allows (the span from the fault to every instance's
+/// recovery: some slots answer while others do not); the promoted replica's older versions
+/// are never served (the store epoch rotates).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_failover_and_a_reshard_on_two_tiered_instances_on_postgres() {
+    let setup = Setup {
+        faults: true,
+        cluster: true,
+        ..Setup::new(Kind::Tiered, Db::Postgres, duration())
+    };
+    let Some(outcome) = run_and_assert(setup).await else {
+        return;
+    };
+    assert_eq!(
+        outcome.faults.len(),
+        2,
+        "a failover and a reshard: {:?}",
+        outcome.faults
+    );
+    assert!(
+        outcome.slowest < faults::SLOWEST,
+        "an operation took {:?} during the cluster's faults:\n{}",
         outcome.slowest,
         outcome.faults.join("\n")
     );

@@ -371,7 +371,13 @@ impl std::fmt::Debug for RedisServer {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// Replicas per master (0, or 1 for [`start_with_replicas`](Self::start_with_replicas)).
+    replicas: usize,
 }
+
+/// How long a cluster with replicas waits before it calls a silent master failed (its
+/// replica is promoted about a second later).
+const FAILOVER_NODE_TIMEOUT_MS: &str = "1000";
 
 impl RedisCluster {
     /// Starts three cluster-enabled nodes, joins them as masters sharing the 16384 slots, and
@@ -383,7 +389,129 @@ impl RedisCluster {
     ///
     /// When the tools are installed but the cluster does not come up.
     pub fn start() -> Option<RedisCluster> {
-        skip_or_panic(Self::launch())
+        skip_or_panic(Self::launch(0))
+    }
+
+    /// Three masters, each with one replica (six nodes, `--cluster-replicas 1`), a master
+    /// called failed after 1 s of silence; ready once every node reports
+    /// `cluster_state:ok` and every replica is in sync. `None` as for [`start`](Self::start).
+    ///
+    /// # Panics
+    ///
+    /// When the tools are installed but the cluster does not come up.
+    pub fn start_with_replicas() -> Option<RedisCluster> {
+        skip_or_panic(Self::launch(1))
+    }
+
+    /// The indices of the running nodes that say they are masters (`ROLE`).
+    pub fn masters(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.role(i).as_deref() == Some("master"))
+            .collect()
+    }
+
+    /// What node `index` says it is (`ROLE`'s first field: `master` or `slave`); `None` when
+    /// it does not answer.
+    pub fn role(&self, index: usize) -> Option<String> {
+        let node = &self.nodes[index];
+        if !node.is_running() {
+            return None;
+        }
+        node.try_query::<Vec<redis::Value>>(
+            &redis::cmd("ROLE"),
+            Duration::from_millis(250),
+            Duration::from_secs(1),
+        )
+        .ok()
+        .and_then(|role| role.into_iter().next())
+        .and_then(|first| redis::from_redis_value::<String>(first).ok())
+    }
+
+    /// The index of the running node that replicates the master on `index`, if any.
+    pub fn replica_of(&self, index: usize) -> Option<usize> {
+        let port = self.nodes[index].port().to_string();
+        (0..self.nodes.len()).find(|&i| {
+            i != index
+                && self.nodes[i].is_running()
+                && self.nodes[i]
+                    .try_query::<String>(
+                        redis::cmd("INFO").arg("replication"),
+                        Duration::from_millis(250),
+                        Duration::from_secs(1),
+                    )
+                    .is_ok_and(|info| info_field(&info, "master_port") == Some(port.as_str()))
+        })
+    }
+
+    /// Kills (SIGKILL) a master that has a replica and returns `(master, replica)`: the
+    /// killed node's index and its replica's, which the cluster will promote
+    /// ([`wait_for_promotion`](Self::wait_for_promotion)).
+    ///
+    /// # Panics
+    ///
+    /// When no master has a replica.
+    pub fn kill_a_master(&mut self) -> (usize, usize) {
+        let (master, replica) = self
+            .masters()
+            .into_iter()
+            .find_map(|m| self.replica_of(m).map(|r| (m, r)))
+            .unwrap_or_else(|| panic!("no master with a replica; logs:\n{}", self.logs()));
+        self.nodes[master].kill();
+        (master, replica)
+    }
+
+    /// Waits until node `index` says it is a master and every running node reports
+    /// `cluster_state:ok`.
+    ///
+    /// # Panics
+    ///
+    /// When that does not happen within 20 s.
+    pub fn wait_for_promotion(&self, index: usize) {
+        let deadline = Instant::now() + CLUSTER_DEADLINE;
+        while self.role(index).as_deref() != Some("master") {
+            assert!(
+                Instant::now() < deadline,
+                "node {} was not promoted within {CLUSTER_DEADLINE:?}; logs:\n{}",
+                self.nodes[index].port(),
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.wait_until_ok();
+    }
+
+    /// Node `index`'s cluster id (`CLUSTER MYID`).
+    pub fn node_id(&self, index: usize) -> String {
+        self.nodes[index].query(redis::cmd("CLUSTER").arg("MYID"))
+    }
+
+    /// Moves `slots` slots from the master on `from` to the master on `to` with
+    /// `redis-cli --cluster reshard` (keys migrated with `MIGRATE`, clients redirected with
+    /// `ASK` then `MOVED`), and waits until the cluster is ok again.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-cli` fails.
+    pub fn reshard(&self, from: usize, to: usize, slots: usize) {
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("reshard")
+            .arg(format!("{HOST}:{}", self.nodes[to].port()))
+            .args(["--cluster-from", &self.node_id(from)])
+            .args(["--cluster-to", &self.node_id(to)])
+            .args(["--cluster-slots", &slots.to_string()])
+            .arg("--cluster-yes")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster reshard");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster reshard failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.wait_until_ok();
     }
 
     /// The nodes' URLs (`redis://127.0.0.1:PORT`), for `redis::cluster::ClusterClient::new`.
@@ -423,14 +551,23 @@ impl RedisCluster {
         }
     }
 
-    fn launch() -> Result<RedisCluster, StartError> {
+    fn launch(replicas: usize) -> Result<RedisCluster, StartError> {
         // Nodes start one after the other: a node takes milliseconds, and sequential starts
         // keep the port probing simple.
-        let mut nodes = Vec::with_capacity(CLUSTER_SIZE);
-        for _ in 0..CLUSTER_SIZE {
-            nodes.push(RedisServer::launch(&[], Role::ClusterNode)?);
+        let size = CLUSTER_SIZE * (1 + replicas);
+        let extra: Vec<OsString> = if replicas > 0 {
+            vec![
+                "--cluster-node-timeout".into(),
+                FAILOVER_NODE_TIMEOUT_MS.into(),
+            ]
+        } else {
+            Vec::new()
+        };
+        let mut nodes = Vec::with_capacity(size);
+        for _ in 0..size {
+            nodes.push(RedisServer::launch(&extra, Role::ClusterNode)?);
         }
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster { nodes, replicas };
         cluster.create()?;
         cluster.poll_until_ok().map_err(StartError::Failed)?;
         Ok(cluster)
@@ -443,8 +580,12 @@ impl RedisCluster {
         for node in &self.nodes {
             cli.arg(format!("{HOST}:{}", node.port()));
         }
-        cli.args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null());
+        cli.args([
+            "--cluster-replicas",
+            &self.replicas.to_string(),
+            "--cluster-yes",
+        ])
+        .stdin(Stdio::null());
         let output = match cli.output() {
             Ok(output) => output,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -484,7 +625,8 @@ impl RedisCluster {
                         Ok(info) => {
                             let ok = info_field(&info, "cluster_state") == Some("ok")
                                 && info_field(&info, "cluster_known_nodes")
-                                    == Some(&*CLUSTER_SIZE.to_string());
+                                    == Some(&*self.nodes.len().to_string())
+                                && in_sync(node);
                             if !ok {
                                 last = format!("node {}: {info}", node.port());
                             }
@@ -517,6 +659,19 @@ impl RedisCluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Whether `node` is a master, or a replica whose link to its master is up.
+fn in_sync(node: &RedisServer) -> bool {
+    node.try_query::<String>(
+        redis::cmd("INFO").arg("replication"),
+        Duration::from_millis(250),
+        Duration::from_secs(1),
+    )
+    .is_ok_and(|info| {
+        info_field(&info, "role") == Some("master")
+            || info_field(&info, "master_link_status") == Some("up")
+    })
 }
 
 /// A master, one replica of it, and three Sentinels watching them (quorum 2, a master is

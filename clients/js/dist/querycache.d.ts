@@ -521,7 +521,8 @@ declare class ClientCache {
      */
     markAllStale(): number;
     /**
-     * Removes `key` from memory and storage; true if it was held.
+     * Removes `key` from memory and storage; true if it was held. A `getOrSet` or `fetch` of that
+     * key already under way returns its result without storing it.
      *
      * @example
      * cache.delete("user:7");

@@ -513,7 +513,7 @@ async function fetchWithCache(cache, input, init, options = {}) {
         else {
             const tags = unique([...parseTags(mergedHeaders.get("x-cache-tags")), ...(options.tags ?? [])]);
             const next = withVariant(record, record.vary, lookupId, answer, found);
-            if (!cache.invalidatedSince(mark, tags)) {
+            if (!cache.invalidatedSince(mark, tags, key)) {
                 await cache.set(key, next, {
                     ttl: retention(cache, answer),
                     tags,
@@ -568,7 +568,7 @@ async function fetchWithCache(cache, input, init, options = {}) {
     const isPrivate = control.private || vary.includes("authorization") || vary.includes("cookie");
     const next = withVariant(record, vary, id, answer, found);
     const tags = unique([...parseTags(response.headers.get("x-cache-tags")), ...(options.tags ?? [])]);
-    if (!cache.invalidatedSince(mark, tags)) {
+    if (!cache.invalidatedSince(mark, tags, key)) {
         const keepsOthers = Object.keys(next.variants).length > 1;
         await cache.set(key, next, {
             ttl: retention(cache, answer),
@@ -791,7 +791,7 @@ class ClientCache {
         const since = this.invalidationSeq;
         const run = (async () => {
             const value = await factory();
-            if (!this.invalidatedSince(since, options.tags ?? []))
+            if (!this.invalidatedSince(since, options.tags ?? [], key))
                 await this.set(key, value, options);
             return value;
         })();
@@ -873,17 +873,18 @@ class ClientCache {
         return touched;
     }
     /**
-     * Removes `key` from memory and storage; true if it was held.
+     * Removes `key` from memory and storage; true if it was held. A `getOrSet` or `fetch` of that
+     * key already under way returns its result without storing it.
      *
      * @example
      * cache.delete("user:7");
      */
     delete(key) {
+        this.logInvalidation(new Set([keyMarker(key)]));
         const entry = this.lru.peek(key);
         if (entry === undefined)
             return false;
         this.drop(entry);
-        this.logInvalidation(null);
         return true;
     }
     /**
@@ -1039,14 +1040,15 @@ class ClientCache {
     invalidationMark() {
         return this.invalidationSeq;
     }
-    /** @internal Whether an invalidation touching `tags` (or everything) happened after `mark`. */
-    invalidatedSince(mark, tags) {
+    /** @internal Whether an invalidation touching `tags`, or `key` (deleted), or everything happened after `mark`. */
+    invalidatedSince(mark, tags, key) {
         if (mark === this.invalidationSeq)
             return false;
         const first = this.invalidationLog[0];
         if (first === undefined || first.seq > mark + 1)
             return true;
-        return this.invalidationLog.some((logged) => logged.seq > mark && (logged.tags === null || tags.some((tag) => logged.tags?.has(tag))));
+        const touched = [...tags, keyMarker(key)];
+        return this.invalidationLog.some((logged) => logged.seq > mark && (logged.tags === null || touched.some((tag) => logged.tags?.has(tag))));
     }
     logInvalidation(tags) {
         this.invalidationSeq++;
@@ -1270,6 +1272,10 @@ class ClientCache {
         this.counts.corruptEntries++;
         this.storage.remove(key);
     }
+}
+/** The pseudo-tag a `delete(key)` is logged under, for in-flight writes of that key. */
+function keyMarker(key) {
+    return "\u0000key:" + key;
 }
 function serialize(value) {
     const json = JSON.stringify(value);

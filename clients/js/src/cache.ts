@@ -297,7 +297,7 @@ export class ClientCache {
     const since = this.invalidationSeq;
     const run = (async () => {
       const value = await factory();
-      if (!this.invalidatedSince(since, options.tags ?? [])) await this.set(key, value, options);
+      if (!this.invalidatedSince(since, options.tags ?? [], key)) await this.set(key, value, options);
       return value;
     })();
     this.inflight.set(key, run);
@@ -379,16 +379,17 @@ export class ClientCache {
   }
 
   /**
-   * Removes `key` from memory and storage; true if it was held.
+   * Removes `key` from memory and storage; true if it was held. A `getOrSet` or `fetch` of that
+   * key already under way returns its result without storing it.
    *
    * @example
    * cache.delete("user:7");
    */
   delete(key: string): boolean {
+    this.logInvalidation(new Set([keyMarker(key)]));
     const entry = this.lru.peek(key);
     if (entry === undefined) return false;
     this.drop(entry);
-    this.logInvalidation(null);
     return true;
   }
 
@@ -545,13 +546,14 @@ export class ClientCache {
     return this.invalidationSeq;
   }
 
-  /** @internal Whether an invalidation touching `tags` (or everything) happened after `mark`. */
-  invalidatedSince(mark: number, tags: readonly string[]): boolean {
+  /** @internal Whether an invalidation touching `tags`, or `key` (deleted), or everything happened after `mark`. */
+  invalidatedSince(mark: number, tags: readonly string[], key: string): boolean {
     if (mark === this.invalidationSeq) return false;
     const first = this.invalidationLog[0];
     if (first === undefined || first.seq > mark + 1) return true;
+    const touched = [...tags, keyMarker(key)];
     return this.invalidationLog.some(
-      (logged) => logged.seq > mark && (logged.tags === null || tags.some((tag) => logged.tags?.has(tag))),
+      (logged) => logged.seq > mark && (logged.tags === null || touched.some((tag) => logged.tags?.has(tag))),
     );
   }
 
@@ -760,6 +762,11 @@ export class ClientCache {
     this.counts.corruptEntries++;
     this.storage.remove(key);
   }
+}
+
+/** The pseudo-tag a `delete(key)` is logged under, for in-flight writes of that key. */
+function keyMarker(key: string): string {
+  return "\u0000key:" + key;
 }
 
 function serialize(value: unknown): string {

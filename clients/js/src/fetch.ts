@@ -104,7 +104,7 @@ export async function fetchWithCache(
     } else {
       const tags = unique([...parseTags(mergedHeaders.get("x-cache-tags")), ...(options.tags ?? [])]);
       const next = withVariant(record, record.vary, lookupId, answer, found);
-      if (!cache.invalidatedSince(mark, tags)) {
+      if (!cache.invalidatedSince(mark, tags, key)) {
         await cache.set(key, next, {
           ttl: retention(cache, answer),
           tags,
@@ -154,7 +154,7 @@ export async function fetchWithCache(
   const isPrivate = control.private || vary.includes("authorization") || vary.includes("cookie");
   const next = withVariant(record, vary, id, answer, found);
   const tags = unique([...parseTags(response.headers.get("x-cache-tags")), ...(options.tags ?? [])]);
-  if (!cache.invalidatedSince(mark, tags)) {
+  if (!cache.invalidatedSince(mark, tags, key)) {
     const keepsOthers = Object.keys(next.variants).length > 1;
     await cache.set(key, next, {
       ttl: retention(cache, answer),

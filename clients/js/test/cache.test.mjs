@@ -205,3 +205,23 @@ test("a cache with storage: null is memory only and reports itself degraded", ()
   assert.equal(health.status, "degraded");
   assert.equal(health.storage, "unavailable");
 });
+
+test("getOrSet: a delete of the key while the factory ran prevents storing; a delete of another key does not", async () => {
+  const cache = memoryCache();
+  await cache.set("other", 1);
+  let release;
+  const pending = cache.getOrSet("k", () => new Promise((resolve) => (release = resolve)));
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  cache.delete("other");
+  release("v1");
+  await pending;
+  assert.equal(await cache.get("k"), "v1");
+  cache.delete("k");
+  const again = cache.getOrSet("k", () => new Promise((resolve) => (release = resolve)));
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  await cache.set("k", "written meanwhile");
+  cache.delete("k");
+  release("v2");
+  assert.equal(await again, "v2");
+  assert.equal(await cache.get("k"), undefined);
+});

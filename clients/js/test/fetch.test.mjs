@@ -277,3 +277,18 @@ test("cachedFetch uses the shared defaultCache and globalThis.fetch", async () =
     defaultCache().clear();
   }
 });
+
+test("a GET answer arriving after a successful POST to the same URL is returned but not stored", async () => {
+  let releaseGet;
+  const { fetch, cache } = setup((request) => {
+    if (request.method === "POST") return [204, {}];
+    return new Promise((resolve) => (releaseGet = () => resolve(new Response("old list", { status: 200, headers: { "cache-control": "max-age=60" } }))));
+  });
+  const slowGet = cache.fetch(URL_SONGS);
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  await cache.fetch(URL_SONGS, { method: "POST", body: "{}" });
+  releaseGet();
+  assert.equal(await (await slowGet).text(), "old list");
+  assert.equal(cache.getEntries().some((e) => e.key === `fetch:GET ${URL_SONGS}`), false);
+  assert.equal(fetch.calls.filter((r) => r.method === "POST").length, 1);
+});

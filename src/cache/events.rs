@@ -54,7 +54,7 @@ pub enum InvalidationEvent {
     },
     /// Everything was removed (a clear, here or on another instance), or the keys matching
     /// a pattern, which no tag describes: a listener must assume anything changed. (Single
-    /// keys removed by [`Cache::remove`] are not published.)
+    /// keys removed by [`Cache::delete`] are not published.)
     Cleared {
         /// This instance's sequence number of the event.
         seq: u64,

@@ -259,3 +259,54 @@ async fn http_client_js_is_served_with_a_strong_etag() {
         .unwrap();
     assert_eq!(other.status(), StatusCode::OK);
 }
+
+/// With the tiered store, another instance's invalidations (heard on the channel) are
+/// published on this instance's stream too: its browsers learn of writes made elsewhere.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_events_include_other_instances_invalidations() {
+    use crate::support::stores::{self, Kind};
+    use querycache::{InvalidationEvent, Received};
+
+    let Some(first) = stores::ready(Kind::Tiered, |b| b).await else {
+        return;
+    };
+    let second = stores::another_instance(Kind::Tiered, &first);
+    crate::support::subscribed(&second).await;
+    let server = serve(&second, ManagementOptions::new()).await;
+    let mut stream = Stream::open(&server).await;
+    ready(&mut stream, &second).await;
+    let mut events = second.invalidation_events();
+
+    first
+        .invalidate_tags([Tag::row("songs", 9), Tag::new("user:9").unwrap()])
+        .await;
+    // In process: the whole batch, as heard (a reconnection's reset may come first).
+    let batch = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match events.recv().await {
+                Some(Received::Event(InvalidationEvent::Tags { tags, .. })) => break tags,
+                Some(_) => continue,
+                None => panic!("the cache is alive"),
+            }
+        }
+    })
+    .await
+    .expect("the other instance's batch within the deadline");
+    let names: Vec<&str> = batch.iter().map(Tag::as_str).collect();
+    assert_eq!(names, ["model:songs:9", "user:9"]);
+    // Over HTTP: filtered.
+    let mut event = stream.next().await;
+    while event.event == "reset" {
+        event = stream.next().await;
+    }
+    assert_eq!(event.event, "invalidate");
+    assert_eq!(event.data, serde_json::json!({ "tags": ["model:songs:9"] }));
+
+    first.clear().await;
+    assert_eq!(
+        stream.next().await.event,
+        "reset",
+        "another instance's clear"
+    );
+}

@@ -161,7 +161,8 @@ mod tls;
 pub mod warm;
 
 pub use cache::{
-    Cache, CacheValue, DEFAULT_NAMESPACE, EntryOptions, FetchError, Fetched, TimedOut,
+    Cache, CacheValue, DEFAULT_NAMESPACE, EntryOptions, FetchError, Fetched,
+    INVALIDATION_EVENTS_CAPACITY, InvalidationEvent, InvalidationEvents, Received, TimedOut,
 };
 pub use cache::{bypass, bypass_sync, global, install};
 pub use config::CacheConfig;

@@ -37,6 +37,7 @@ impl Cache {
         match self.inner.store.invalidate(&tags).await {
             Ok(n) => {
                 self.inner.stats.invalidations(tags.len() as u64);
+                self.inner.events.tags(&tags);
                 tracing::debug!(tier = self.inner.store.tier(), tags = ?tags, "Cache INVALIDATED: {} tags", tags.len());
                 n
             }
@@ -77,6 +78,7 @@ impl Cache {
         }
         let n = self.inner.store.invalidate(&tags).await?;
         self.inner.stats.invalidations(tags.len() as u64);
+        self.inner.events.tags(&tags);
         tracing::debug!(tier = self.inner.store.tier(), tags = ?tags, "Cache INVALIDATED by the change feed: {} tags", tags.len());
         Ok(n)
     }
@@ -156,6 +158,7 @@ impl Cache {
         match self.inner.store.remove_matching(&glob, pattern).await {
             Ok(n) => {
                 self.inner.stats.invalidations(n as u64);
+                self.inner.events.cleared();
                 tracing::debug!(
                     tier = self.inner.store.tier(),
                     pattern = %crate::key::shown(pattern),
@@ -195,6 +198,7 @@ impl Cache {
         {
             Ok(_) => {
                 self.inner.stats.invalidations(1);
+                self.inner.events.tags(std::slice::from_ref(&tag));
                 tracing::debug!(
                     tier = self.inner.store.tier(),
                     namespace,

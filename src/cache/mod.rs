@@ -5,6 +5,7 @@ pub(crate) mod bypass;
 pub(crate) mod call;
 mod compute;
 pub(crate) mod databases;
+mod events;
 mod fetch;
 mod fingerprint;
 pub(crate) mod flight;
@@ -18,6 +19,8 @@ pub(crate) use read::Quick;
 mod sync;
 
 pub use bypass::{bypass, bypass_sync};
+pub(crate) use events::EventBus;
+pub use events::{INVALIDATION_EVENTS_CAPACITY, InvalidationEvent, InvalidationEvents, Received};
 pub use fetch::{FetchError, Fetched, TimedOut};
 pub use global::{global, install};
 pub use options::{DEFAULT_NAMESPACE, EntryOptions};
@@ -111,6 +114,8 @@ struct Inner {
     /// The change feeds started on this cache, for [`Cache::health`] (gone when their
     /// handles are dropped).
     feeds: parking_lot::Mutex<Vec<std::sync::Weak<crate::feed::Reporter>>>,
+    /// The live invalidation stream ([`Cache::invalidation_events`]).
+    events: Arc<EventBus>,
 }
 
 /// An entry found valid (its tags unmoved), with its freshness.
@@ -169,7 +174,8 @@ impl Cache {
     /// assert_eq!(cache.config().memory_max_bytes(), 64 << 20);
     /// ```
     pub fn with_config(config: CacheConfig) -> Self {
-        let store = backend_for(&config);
+        let events = Arc::new(EventBus::new());
+        let store = backend_for(&config, &events);
         Cache {
             inner: Arc::new(Inner {
                 config,
@@ -182,6 +188,7 @@ impl Cache {
                 databases: databases::Databases::default(),
                 audit: crate::analytics::AuditLog::default(),
                 feeds: parking_lot::Mutex::new(Vec::new()),
+                events,
             }),
         }
     }
@@ -374,6 +381,7 @@ impl Cache {
         if let Err(error) = self.inner.store.clear().await {
             self.store_error("clear", "*", &error);
         }
+        self.inner.events.cleared();
         tracing::info!(tier = self.inner.store.tier(), "Cache CLEARED");
     }
 
@@ -726,7 +734,7 @@ pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, St
 
 /// The store `config` asks for ([`CacheConfig::store_kind`]): Redis-backed when
 /// `REDIS_URL` is set (and the `redis` feature is on), process memory otherwise.
-fn backend_for(config: &CacheConfig) -> Backend {
+fn backend_for(config: &CacheConfig, events: &Arc<EventBus>) -> Backend {
     let memory = MemoryStore::new(config.memory_max_bytes).with_clock(config.clock.clone());
     #[cfg(feature = "redis")]
     if let kind @ (crate::config::StoreKind::Redis | crate::config::StoreKind::Tiered) =
@@ -760,7 +768,11 @@ fn backend_for(config: &CacheConfig) -> Backend {
         match store {
             Ok(redis) => {
                 return Backend::Tiered(Box::new(crate::store::tiered::TieredStore::new(
-                    memory, redis, kind, config,
+                    memory,
+                    redis,
+                    kind,
+                    config,
+                    Arc::clone(events),
                 )));
             }
             // `CacheConfig::build` validated the URL; this is belt and braces.

@@ -320,6 +320,12 @@ pub(crate) const VARIABLES: &[Variable] = &[
         Elsewhere("http::ManagementOptions::from_env"),
     ),
     var(
+        "CACHE_EVENTS_TAG_PREFIXES",
+        "`model:`",
+        "comma-separated tag prefixes the management router's live invalidation stream (`GET /events`) sends; `*` for every tag, empty for none. Tags say which rows changed: keep application tags that name users (`user:*`) out",
+        Elsewhere("http::ManagementOptions::from_env"),
+    ),
+    var(
         "CACHE_HTTP_HEADER_TIMEOUT_MS",
         "`10000`",
         "`http::serve` (the songs app): how long a client has to send a whole request head, and so how long an idle keep-alive connection stays open; then the connection is closed",

@@ -1,4 +1,5 @@
-//! The management router: health, metrics, analytics, clear, warm, the dashboard.
+//! The management router: health, metrics, analytics, clear, warm, the dashboard, the live
+//! invalidation stream and the browser client.
 
 use std::sync::Arc;
 
@@ -11,7 +12,10 @@ use axum::routing::{get, post};
 
 use super::auth::AdminToken;
 use super::envelope::ApiError;
-use super::{CacheControl, ConditionalGet, clear, dashboard, status, warm};
+use super::tag_filter::EVENT_TAGS_VAR;
+use super::{
+    CacheControl, ConditionalGet, TagFilter, clear, client_js, dashboard, events, status, warm,
+};
 use crate::{Cache, Error};
 
 /// The environment variable holding the admin bearer token.
@@ -27,7 +31,8 @@ const ADMIN_TOKEN_VAR: &str = "CACHE_ADMIN_TOKEN";
 /// ```
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
-/// How [`management_router`] is set up: for now, the admin bearer token.
+/// How [`management_router`] is set up: the admin bearer token, and which tags the live
+/// invalidation stream (`GET /events`) sends.
 ///
 /// Without a token the admin routes (`POST /clear`, `POST /warm`) answer 403: they are
 /// disabled, not open. The token is kept as a SHA-256 digest and compared in constant time;
@@ -44,6 +49,7 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 #[derive(Clone, Default)]
 pub struct ManagementOptions {
     token: Option<String>,
+    event_tags: TagFilter,
 }
 
 impl std::fmt::Debug for ManagementOptions {
@@ -55,6 +61,7 @@ impl std::fmt::Debug for ManagementOptions {
         };
         f.debug_struct("ManagementOptions")
             .field("admin_token", &token)
+            .field("event_tags", &self.event_tags)
             .finish()
     }
 }
@@ -86,8 +93,10 @@ impl ManagementOptions {
         self
     }
 
-    /// Options from the environment: the admin token from `CACHE_ADMIN_TOKEN`. Unset,
-    /// empty or blank, there is no token and the admin routes answer 403.
+    /// Options from the environment: the admin token from `CACHE_ADMIN_TOKEN` (unset,
+    /// empty or blank, there is no token and the admin routes answer 403), the event
+    /// stream's tag prefixes from `CACHE_EVENTS_TAG_PREFIXES` (see [`TagFilter::parse`];
+    /// unset: model tags only).
     ///
     /// ```
     /// let options = querycache::http::ManagementOptions::from_env().unwrap();
@@ -96,19 +105,27 @@ impl ManagementOptions {
     ///
     /// # Errors
     /// [`Error::Config`] naming `CACHE_ADMIN_TOKEN` when its value is not a token a client
-    /// can send (see [`from_vars`](Self::from_vars)).
+    /// can send, or `CACHE_EVENTS_TAG_PREFIXES` when it is not a list of prefixes (see
+    /// [`from_vars`](Self::from_vars)).
     pub fn from_env() -> Result<Self, Error> {
-        match std::env::var_os(ADMIN_TOKEN_VAR) {
-            None => Ok(Self::new()),
-            Some(value) => match value.into_string() {
-                Ok(value) => Self::from_vars([(ADMIN_TOKEN_VAR, value)]),
-                Err(value) => Err(Error::config(
-                    ADMIN_TOKEN_VAR,
-                    value.to_string_lossy(),
-                    "not valid UTF-8",
-                )),
-            },
+        let mut vars = Vec::new();
+        for name in [ADMIN_TOKEN_VAR, EVENT_TAGS_VAR] {
+            match std::env::var_os(name) {
+                None => {}
+                Some(value) => match value.into_string() {
+                    Ok(value) => vars.push((name, value)),
+                    Err(value) => {
+                        let shown = if name == ADMIN_TOKEN_VAR {
+                            "<redacted>".into()
+                        } else {
+                            value.to_string_lossy().into_owned()
+                        };
+                        return Err(Error::config(name, shown, "not valid UTF-8"));
+                    }
+                },
+            }
         }
+        Self::from_vars(vars)
     }
 
     /// Like [`from_env`](Self::from_env), from any list of `(name, value)` pairs; other
@@ -132,7 +149,9 @@ impl ManagementOptions {
     /// # Errors
     /// [`Error::Config`] naming `CACHE_ADMIN_TOKEN` when the token (once trimmed) holds
     /// anything but visible ASCII characters (a client could never send it in a header), or
-    /// is shorter than [`MIN_ADMIN_TOKEN_LEN`] characters (guessable).
+    /// is shorter than [`MIN_ADMIN_TOKEN_LEN`] characters (guessable);
+    /// [`Error::Config`] naming `CACHE_EVENTS_TAG_PREFIXES` when [`TagFilter::parse`]
+    /// refuses its value.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, Error>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -141,6 +160,10 @@ impl ManagementOptions {
     {
         let mut options = Self::new();
         for (name, value) in vars {
+            if name.as_ref() == EVENT_TAGS_VAR {
+                options.event_tags = TagFilter::parse(EVENT_TAGS_VAR, value.as_ref())?;
+                continue;
+            }
             if name.as_ref() != ADMIN_TOKEN_VAR {
                 continue;
             }
@@ -168,6 +191,32 @@ impl ManagementOptions {
         Ok(options)
     }
 
+    /// Which tags the live invalidation stream (`GET /events`) sends: by default model tags
+    /// only ([`TagFilter::models`]), never application tags such as `user:42`, which may
+    /// name other users. Every client that can reach the router sees every allowed tag.
+    ///
+    /// ```
+    /// use querycache::http::{ManagementOptions, TagFilter};
+    ///
+    /// let options = ManagementOptions::new().event_tags(TagFilter::models().allow_prefix("team:"));
+    /// assert!(options.event_tag_filter().allows("team:3"));
+    /// assert!(!ManagementOptions::new().event_tag_filter().allows("user:1"));
+    /// ```
+    pub fn event_tags(mut self, filter: TagFilter) -> Self {
+        self.event_tags = filter;
+        self
+    }
+
+    /// The filter set by [`event_tags`](Self::event_tags).
+    ///
+    /// ```
+    /// let options = querycache::http::ManagementOptions::new();
+    /// assert!(options.event_tag_filter().allows("model:songs"));
+    /// ```
+    pub fn event_tag_filter(&self) -> &TagFilter {
+        &self.event_tags
+    }
+
     /// Whether an admin token is set.
     ///
     /// ```
@@ -183,6 +232,8 @@ impl ManagementOptions {
 pub(crate) struct Shared {
     pub(crate) cache: Cache,
     pub(crate) token: Arc<AdminToken>,
+    /// Which tags `GET /events` sends.
+    pub(crate) event_tags: TagFilter,
 }
 
 impl FromRef<Shared> for Arc<AdminToken> {
@@ -201,9 +252,18 @@ impl FromRef<Shared> for Arc<AdminToken> {
 /// | `POST /clear` | admin | body `{"namespace", "pattern", "tags", "all"}`: what was cleared |
 /// | `POST /warm` | admin | body `{"types", "force"}`: 202 with the warmers started ([`Cache::warm`]); 400 `unknown_warmer`, 409 `warm_in_progress` |
 /// | `GET /dashboard` | – | an HTML page polling the routes above (the admin buttons, and the top keys' texts, ask for the token) |
+/// | `GET /events` | – | Server-Sent Events: `ready` (`{"instance": …}`), then `invalidate` (`id: <seq>`, `{"tags": […]}`) for each batch of invalidated tags that [`ManagementOptions::event_tags`] allows (model tags by default), `reset` (`{}`) when events were lost or the cache cleared; a keep-alive comment every 15 s |
+/// | `GET /client.js` | – | the browser client (`clients/js`), `text/javascript`, a strong ETag of its content, `Cache-Control: no-cache` |
 ///
 /// Every JSON answer is the [`ApiResponse`](super::ApiResponse) /
-/// [`ApiError`](super::ApiError) envelope, every answer carries `Cache-Control: no-store`.
+/// [`ApiError`](super::ApiError) envelope, every answer but `client.js` carries
+/// `Cache-Control: no-store`.
+///
+/// **The event stream and privacy**: `GET /events` tells every client that can reach it
+/// which tables and rows change (`model:songs:42`), as `/metrics` tells it the hit rate. It
+/// needs no token (a browser's `EventSource` cannot send `Authorization`): put the router
+/// behind the application's own authentication if that is sensitive, and keep application
+/// tags (`user:*`, which may name other users) out of [`ManagementOptions::event_tags`].
 /// Admin routes need `Authorization: Bearer <token>` (see [`ManagementOptions`]): missing
 /// or wrong, 401 with `WWW-Authenticate: Bearer`; no token configured, 403. A body that is
 /// not JSON, of the wrong shape, with an unknown field, or sent without
@@ -251,6 +311,7 @@ pub fn management_router(cache: Cache, options: ManagementOptions) -> Router {
     let shared = Shared {
         cache,
         token: Arc::new(token),
+        event_tags: options.event_tags,
     };
     Router::new()
         .route("/health", get(status::health))
@@ -259,12 +320,16 @@ pub fn management_router(cache: Cache, options: ManagementOptions) -> Router {
         .route("/clear", post(clear::clear))
         .route("/warm", post(warm::warm))
         .route("/dashboard", get(dashboard::page))
+        // A stream: `ConditionalGet` passes it on unread.
+        .route("/events", get(events::stream))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // GET answers carry a body-hash ETag (the dashboard's polls of unchanged figures
         // are 304s); every answer is `no-store`.
         .layer(ConditionalGet::new().cache_control(CacheControl::no_store()))
         .layer(axum::middleware::map_response(no_store))
+        // Added after the layers: its own ETag and `no-cache`.
+        .route("/client.js", get(client_js::script))
         .with_state(shared)
 }
 

@@ -14,6 +14,8 @@
 //! | a Prometheus scrape endpoint (`GET /metrics`) | [`prometheus_route`] |
 //! | protect the admin routes | [`ManagementOptions::admin_token`], [`ManagementOptions::from_env`] (`CACHE_ADMIN_TOKEN`) |
 //! | watch the cache in a browser | `GET <prefix>/dashboard` of the [`management_router`] |
+//! | tell browsers what was invalidated, live | `GET <prefix>/events` (Server-Sent Events) of the [`management_router`], filtered by [`TagFilter`]; in process, [`Cache::invalidation_events`](crate::Cache::invalidation_events) |
+//! | cache in the browser | `GET <prefix>/client.js` of the [`management_router`] (`clients/js`), and [`CacheResponse::tags_header`] |
 //! | serve a router safely: header, body and request timeouts, a bound on connections, a deadline on graceful shutdown | [`serve`], [`ServeOptions`] (`CACHE_HTTP_*`) |
 //!
 //! # Deep ETags, in one example
@@ -193,16 +195,19 @@ mod auth;
 mod body;
 mod cache_control;
 mod clear;
+mod client_js;
 mod conditional;
 mod dashboard;
 mod envelope;
 mod etag;
+mod events;
 mod headers;
 mod management;
 mod prometheus;
 mod response_cache;
 mod serve;
 mod status;
+mod tag_filter;
 mod warm;
 
 pub use cache_control::CacheControl;
@@ -214,3 +219,4 @@ pub use response_cache::{
     CacheResponse, CacheResponseLayer, CacheResponseService, cache_api_response, cache_row_response,
 };
 pub use serve::{ServeOptions, serve};
+pub use tag_filter::TagFilter;

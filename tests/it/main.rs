@@ -178,6 +178,9 @@ mod http_cache;
 mod http_dashboard;
 #[cfg(feature = "sea-orm")]
 mod read_replicas;
+// The songs app's page in headless Chromium (the browser client, live invalidation).
+#[cfg(all(feature = "axum", feature = "sea-orm"))]
+mod songs_browser;
 // The songs app (`examples/songs`): SQLite on each store, PostgreSQL and MariaDB.
 #[cfg(all(feature = "axum", feature = "sea-orm"))]
 #[path = "songs_app"]

@@ -14,7 +14,8 @@
 //! | `DELETE /api/v1/songs/{id}` | delete a song |
 //! | `GET /api/v1/songs?limit=N` | the newest songs (cached) |
 //! | `GET /api/v1/songs/count` | how many songs (cached) |
-//! | `/api/v1/cache/...` | health, metrics, clear, warm, analytics, dashboard |
+//! | `GET /` | a page listing the newest songs, kept in the browser by querycache's client and updated live |
+//! | `/api/v1/cache/...` | health, metrics, clear, warm, analytics, dashboard, events, client.js |
 //! | `GET /metrics` | Prometheus text |
 
 mod db;
@@ -235,10 +236,14 @@ impl App {
     /// revalidate it each time, which costs the server one memory lookup.
     pub fn router(&self) -> Result<Router, AppError> {
         let cache = self.cache();
+        // Answers name their tags (`X-Cache-Tags`, filtered as the event stream is), so that
+        // the page's browser cache drops them when the stream says they moved.
+        let shown_tags = self.inner.management.event_tag_filter().clone();
         let cached = |ttl: u64, tags: &[&str]| {
             CacheResponse::new(cache)
                 .ttl(Duration::from_secs(ttl))
                 .tags(tags)
+                .tags_header(shown_tags.clone())
                 .cache_control(browser_policy())
                 // Answers are never shared across credentials (the key includes a hash of
                 // `Authorization`); say so to any cache on the way.
@@ -290,6 +295,7 @@ impl App {
                     .delete(songs::delete),
             );
         Ok(Router::new()
+            .route("/", get(page))
             .merge(api.with_state(self.clone()))
             .nest(
                 "/api/v1/cache",
@@ -389,6 +395,24 @@ where
 }
 
 /// What browsers are told about the API's answers: keep them, but revalidate each time.
+/// `GET /`: the page (`page.html`), which imports the browser client from the management
+/// router.
+async fn page() -> impl IntoResponse {
+    use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+    (
+        [
+            (CONTENT_TYPE, "text/html; charset=utf-8"),
+            (CACHE_CONTROL, "no-cache"),
+            (
+                CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        include_str!("page.html"),
+    )
+}
+
 fn browser_policy() -> CacheControl {
     CacheControl::custom("private, no-cache").unwrap_or_else(|_| CacheControl::no_cache())
 }

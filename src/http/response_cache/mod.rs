@@ -21,9 +21,9 @@ use keyed::KeyedHash;
 pub use service::CacheResponseService;
 use template::TagTemplate;
 
-use super::CacheControl;
 use super::conditional::DEFAULT_MAX_BODY_BYTES;
 use super::headers::VaryValue;
+use super::{CacheControl, TagFilter};
 use crate::cache::options::Freshness;
 use crate::{Cache, Error, Tag};
 
@@ -91,6 +91,7 @@ pub struct CacheResponse {
     cache_errors: bool,
     fresh: Freshness,
     path_check: Option<PathCheck>,
+    tags_header: Option<TagFilter>,
 }
 
 /// Whether a request's path parameters deserialize into the type given to
@@ -131,7 +132,37 @@ impl CacheResponse {
             cache_errors: false,
             fresh: Freshness::default(),
             path_check: None,
+            tags_header: None,
         }
+    }
+
+    /// Answers served through the cache carry `X-Cache-Tags: model:songs, model:songs:42`:
+    /// the tags the answer depends on that `filter` allows (use the filter of the management
+    /// router's event stream, [`ManagementOptions::event_tags`](super::ManagementOptions::event_tags),
+    /// so that a browser cache — `clients/js`'s `cachedFetch` — drops the answer when the
+    /// stream names one of them). Off by default: tags say which rows an answer shows.
+    /// Answers the handler gave that are not cached carry no tags.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use axum::{Router, body::Body, http::Request, routing::get};
+    /// use querycache::{Cache, http::{CacheResponse, TagFilter}};
+    /// use tower::ServiceExt;
+    ///
+    /// let layer = CacheResponse::new(Cache::new())
+    ///     .tags(["model:songs", "model:songs:{id}", "user:{id}"])
+    ///     .tags_header(TagFilter::default())
+    ///     .build()?;
+    /// let app: Router = Router::new().route("/songs/{id}", get(|| async { "song" })).route_layer(layer);
+    /// let request = Request::get("/songs/42").body(Body::empty())?;
+    /// let response = app.oneshot(request).await?;
+    /// assert_eq!(response.headers()["x-cache-tags"], "model:songs, model:songs:42");
+    /// # Ok(()) }
+    /// ```
+    pub fn tags_header(mut self, filter: TagFilter) -> Self {
+        self.tags_header = Some(filter);
+        self
     }
 
     /// How long an answer is kept (capped by `CACHE_MAX_TTL`); also the default
@@ -512,6 +543,7 @@ impl CacheResponse {
                 cache_errors: self.cache_errors,
                 fresh: self.fresh,
                 path_check: self.path_check,
+                tags_header: self.tags_header,
                 options,
             }),
         })
@@ -535,6 +567,8 @@ struct Settings {
     cache_errors: bool,
     fresh: Freshness,
     path_check: Option<PathCheck>,
+    /// Which tags `X-Cache-Tags` shows (`None`: no header).
+    tags_header: Option<TagFilter>,
     /// The options of every entry, but for the request's tags: namespace, TTL, freshness.
     options: crate::EntryOptions,
 }

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, RawPathParams, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
@@ -155,9 +155,18 @@ where
             .cache
             .memory_hit::<StoredResponse>(key.as_str(), &settings.options)
     {
-        let mut response =
-            stored.respond(head, &settings.cache_control, vary.as_ref(), MARK_HEADERS);
+        let mut response = stored.respond(
+            head,
+            &settings.cache_control,
+            vary.as_ref(),
+            MARK_HEADERS + 1,
+        );
         mark(&mut response, Source::Hit);
+        if settings.tags_header.is_some()
+            && let Ok(tags) = settings.tags(&mut parts).await
+        {
+            add_tags_header(&mut response, settings.tags_header_value(&tags).as_ref());
+        }
         log(key.as_str(), AnswerOutcome::Hit, stored.status());
         return response;
     }
@@ -186,6 +195,7 @@ where
             return uncached(inner, parts, body, head).await;
         }
     };
+    let tags_header = settings.tags_header_value(&tags);
     let options = settings.options.clone().tags(tags);
 
     // A deep ETag is checked against the tags' current versions: no handler, no entry.
@@ -197,9 +207,14 @@ where
         let etag = etag::deep(key.as_str(), fingerprint);
         current_etag = Some(etag.clone());
         if condition.matches(&etag) {
-            let mut response =
-                not_modified_with(etag, &settings.cache_control, vary.as_ref(), MARK_HEADERS);
+            let mut response = not_modified_with(
+                etag,
+                &settings.cache_control,
+                vary.as_ref(),
+                MARK_HEADERS + 1,
+            );
             mark(&mut response, Source::Hit);
+            add_tags_header(&mut response, tags_header.as_ref());
             log(key.as_str(), AnswerOutcome::NotModified, 304);
             return response;
         }
@@ -242,15 +257,21 @@ where
                     etag.clone(),
                     &settings.cache_control,
                     vary.as_ref(),
-                    MARK_HEADERS,
+                    MARK_HEADERS + 1,
                 );
                 mark(&mut response, source);
+                add_tags_header(&mut response, tags_header.as_ref());
                 log(key.as_str(), AnswerOutcome::NotModified, 304);
                 return response;
             }
-            let mut response =
-                stored.respond(head, &settings.cache_control, vary.as_ref(), MARK_HEADERS);
+            let mut response = stored.respond(
+                head,
+                &settings.cache_control,
+                vary.as_ref(),
+                MARK_HEADERS + 1,
+            );
             mark(&mut response, source);
+            add_tags_header(&mut response, tags_header.as_ref());
             log(key.as_str(), source.outcome(), stored.status());
             response
         }
@@ -269,6 +290,17 @@ where
         }
     }
 }
+
+/// Adds `X-Cache-Tags: <value>` to an answer served through the cache (replacing any the
+/// handler set).
+fn add_tags_header(response: &mut Response, value: Option<&HeaderValue>) {
+    if let Some(value) = value {
+        response.headers_mut().insert(X_CACHE_TAGS, value.clone());
+    }
+}
+
+/// The header [`CacheResponse::tags_header`](super::CacheResponse::tags_header) adds.
+const X_CACHE_TAGS: HeaderName = HeaderName::from_static("x-cache-tags");
 
 /// The handler's answer to a request the cache cannot take (no tag or key can be made of
 /// it), marked as a bypass.
@@ -433,6 +465,19 @@ where
 }
 
 impl Settings {
+    /// The value of `X-Cache-Tags` for an answer depending on `tags`: those the configured
+    /// filter allows, comma-separated; `None` when the header is off, or no tag is left.
+    fn tags_header_value(&self, tags: &[Tag]) -> Option<HeaderValue> {
+        let filter = self.tags_header.as_ref()?;
+        let kept = filter.kept(tags.iter().map(Tag::as_str));
+        if kept.is_empty() {
+            return None;
+        }
+        // Tags are printable text; one that a header could not carry is left out rather
+        // than failing the answer.
+        HeaderValue::from_str(&kept.join(", ")).ok()
+    }
+
     /// The request's tags: the templates filled from the route's path parameters.
     ///
     /// # Errors

@@ -144,6 +144,9 @@ struct Shared {
     degraded_refusals: AtomicU64,
     /// Dropped with the store: stops the background tasks.
     shutdown: watch::Sender<()>,
+    /// The cache's live invalidation stream: other instances' invalidations are published
+    /// on it when they are applied here.
+    events: Arc<crate::cache::EventBus>,
 }
 
 impl TieredStore {
@@ -154,6 +157,7 @@ impl TieredStore {
         redis: RedisStore,
         kind: StoreKind,
         config: &crate::CacheConfig,
+        events: Arc<crate::cache::EventBus>,
     ) -> Self {
         let (shutdown, _) = watch::channel(());
         TieredStore {
@@ -170,7 +174,7 @@ impl TieredStore {
                 channel_settled: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 probing: AtomicBool::new(false),
-                instance: format!("{:016x}", rand::random::<u64>()),
+                instance: events.instance().to_owned(),
                 errors: AtomicU64::new(0),
                 last_error: Mutex::new(None),
                 orphans: Mutex::new(Vec::new()),
@@ -180,6 +184,7 @@ impl TieredStore {
                 degraded_max_age: config.degraded_max_age,
                 degraded_refusals: AtomicU64::new(0),
                 shutdown,
+                events,
             }),
         }
     }
@@ -362,6 +367,22 @@ impl Shared {
         }
     }
 
+    /// Publishes another instance's `op` on the cache's live invalidation stream (a key
+    /// removal names no tag and is not published).
+    fn publish_remote(&self, op: &Op) {
+        match op {
+            Op::Tags { tags } => {
+                let tags: Vec<Tag> = tags
+                    .iter()
+                    .filter_map(|t| Tag::new(t.as_str()).ok())
+                    .collect();
+                self.events.tags(&tags);
+            }
+            Op::Key { .. } => {}
+            Op::Pattern { .. } | Op::Clear => self.events.cleared(),
+        }
+    }
+
     fn drop_memory(&self) {
         self.apply_local(&Op::Clear);
     }
@@ -458,8 +479,10 @@ impl Listener for Shared {
         // next Redis operation checks before serving anything (see `redis::epoch`).
         self.redis
             .incarnation_unknown("invalidation channel subscribed");
-        // Messages may have been missed while unsubscribed: nothing in memory is trusted.
+        // Messages may have been missed while unsubscribed: nothing in memory is trusted,
+        // and listeners of the live stream must assume anything changed.
         self.drop_memory();
+        self.events.cleared();
         self.subscribed.store(true, Ordering::Release);
         self.channel_settled.store(true, Ordering::Release);
     }
@@ -493,10 +516,12 @@ impl Listener for Shared {
             Ok(message) => {
                 tracing::debug!(tier = "memory", op = ?message.op, from = %message.from, "invalidation received");
                 self.apply_local(&message.op);
+                self.publish_remote(&message.op);
             }
             Err(error) => {
                 tracing::warn!(%error, "unreadable message on the invalidation channel; dropping the memory tier");
                 self.drop_memory();
+                self.events.cleared();
             }
         }
     }

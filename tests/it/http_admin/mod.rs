@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::http::TestServer;
 
+mod events;
 mod operations;
 
 const TOKEN: &str = "test-admin-token";

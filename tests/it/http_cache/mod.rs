@@ -8,6 +8,7 @@ mod deep_etags;
 mod freshness;
 #[cfg(feature = "redis")]
 mod shared_redis;
+mod tags_header;
 mod what_is_cached;
 
 use std::collections::HashMap;

@@ -735,6 +735,9 @@ pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, St
 /// The store `config` asks for ([`CacheConfig::store_kind`]): Redis-backed when
 /// `REDIS_URL` is set (and the `redis` feature is on), process memory otherwise.
 fn backend_for(config: &CacheConfig, events: &Arc<EventBus>) -> Backend {
+    // Only the tiered store hears invalidations from other instances.
+    #[cfg(not(feature = "redis"))]
+    let _ = events;
     let memory = MemoryStore::new(config.memory_max_bytes).with_clock(config.clock.clone());
     #[cfg(feature = "redis")]
     if let kind @ (crate::config::StoreKind::Redis | crate::config::StoreKind::Tiered) =

@@ -14,6 +14,7 @@ use querycache::{Cache, Health, config::StoreKind};
 
 use super::Run;
 use super::history::Outage;
+use crate::support::netns::NetHost;
 use crate::support::proxy::Proxy;
 use crate::support::redis::{RedisCluster, RedisSentinels, RedisServer};
 use crate::support::stores::Kind;
@@ -82,6 +83,11 @@ pub enum Fault {
     /// `redis-cli --cluster reshard` while the checker runs (keys migrated, clients
     /// redirected).
     Reshard,
+    /// The first instance's own network path to Redis, a veth pair into the namespace Redis
+    /// runs in, goes down for [`OUTAGE`]: every packet dropped in silence (connections
+    /// hang, connects time out) while the second instance keeps its path
+    /// ([`namespaced_instances`]).
+    SilentPartition,
 }
 
 /// How many slots [`Fault::Reshard`] moves.
@@ -129,6 +135,7 @@ impl Fault {
             | Fault::DebugSleep
             | Fault::SlowReplay
             | Fault::Partition
+            | Fault::SilentPartition
             | Fault::Failover => Recovery::Healed,
             // Some slots answer and others do not (a bump may move some tags and wait for
             // the replay for the rest), for the whole span.
@@ -185,6 +192,10 @@ impl fmt::Display for Fault {
                 "Redis Cluster failover: a master killed for good, its replica promoted"
             }
             Fault::Reshard => "redis-cli --cluster reshard: 1000 slots moved under traffic",
+            Fault::SilentPartition => {
+                "instance 0's veth link to Redis's namespace down for 2 s (packets dropped), \
+                 instance 1's up"
+            }
         })
     }
 }
@@ -230,6 +241,25 @@ pub fn cluster_instances() -> Option<(Vec<Cache>, Driver)> {
         Driver::new(
             Target::Cluster(Box::new(cluster)),
             &[Fault::ClusterFailover, Fault::Reshard],
+            false,
+            true,
+        ),
+    ))
+}
+
+/// The app instances' caches (tiered) for a run across network namespaces: Redis in a
+/// namespace of its own, each instance reaching it over a veth link of its own; the driver
+/// has one round, [`Fault::SilentPartition`].
+pub fn namespaced_instances() -> Option<(Vec<Cache>, Driver)> {
+    let host = NetHost::start(2)?;
+    let caches = (0..2)
+        .map(|link| instance(&host.url(link), StoreKind::Tiered))
+        .collect();
+    Some((
+        caches,
+        Driver::new(
+            Target::Namespaced(Box::new(host)),
+            &[Fault::SilentPartition],
             false,
             true,
         ),
@@ -288,6 +318,8 @@ enum Target {
     Sentinels(Box<RedisSentinels>),
     /// Three masters with a replica each.
     Cluster(Box<RedisCluster>),
+    /// A server in a network namespace of its own, a veth link per instance.
+    Namespaced(Box<NetHost>),
 }
 
 /// Injects one fault per round and accounts for it.
@@ -336,7 +368,7 @@ impl Driver {
     fn server(&self) -> &RedisServer {
         match &self.target {
             Target::Single { server, .. } => server,
-            Target::Sentinels(_) | Target::Cluster(_) => {
+            Target::Sentinels(_) | Target::Cluster(_) | Target::Namespaced(_) => {
                 panic!("a single-server fault on a Sentinel set or a cluster")
             }
         }
@@ -346,7 +378,7 @@ impl Driver {
     fn server_mut(&mut self) -> &mut RedisServer {
         match &mut self.target {
             Target::Single { server, .. } => server,
-            Target::Sentinels(_) | Target::Cluster(_) => {
+            Target::Sentinels(_) | Target::Cluster(_) | Target::Namespaced(_) => {
                 panic!("a single-server fault on a Sentinel set or a cluster")
             }
         }
@@ -356,7 +388,7 @@ impl Driver {
     fn proxies(&self) -> &[Proxy] {
         match &self.target {
             Target::Single { proxies, .. } => proxies,
-            Target::Sentinels(_) | Target::Cluster(_) => {
+            Target::Sentinels(_) | Target::Cluster(_) | Target::Namespaced(_) => {
                 panic!("a network fault on a Sentinel set or a cluster")
             }
         }
@@ -366,7 +398,7 @@ impl Driver {
     fn evicted(&self) -> u64 {
         match self.target {
             Target::Single { .. } => self.stat("stats", "evicted_keys"),
-            Target::Sentinels(_) | Target::Cluster(_) => 0,
+            Target::Sentinels(_) | Target::Cluster(_) | Target::Namespaced(_) => 0,
         }
     }
 
@@ -426,7 +458,7 @@ impl Driver {
             from,
             heal,
             to,
-            partitioned: (fault == Fault::Partition).then_some(0),
+            partitioned: matches!(fault, Fault::Partition | Fault::SilentPartition).then_some(0),
         }
     }
 
@@ -579,8 +611,8 @@ impl Driver {
                     .for_each(|link| link.delay_replies(Duration::ZERO));
                 seen
             }
-            Fault::Partition => {
-                self.proxies()[0].refuse();
+            Fault::Partition | Fault::SilentPartition => {
+                self.link_of_instance_0(false);
                 let seen = wait_for(
                     &caches[..1],
                     "instance 0 cut off, memory serving",
@@ -595,7 +627,7 @@ impl Driver {
                     describe(std::slice::from_ref(&other))
                 );
                 self.healed = run.now();
-                self.proxies()[0].accept();
+                self.link_of_instance_0(true);
                 seen
             }
             Fault::SilentChannel => {
@@ -667,6 +699,18 @@ impl Driver {
                 self.config("maxmemory", "0");
                 seen
             }
+        }
+    }
+
+    /// Cuts (`up` false) or heals the first instance's link to Redis: its proxy refuses
+    /// connections ([`Fault::Partition`]), or its veth link goes down
+    /// ([`Fault::SilentPartition`]).
+    fn link_of_instance_0(&self, up: bool) {
+        match &self.target {
+            Target::Namespaced(host) if up => tokio::task::block_in_place(|| host.heal(0)),
+            Target::Namespaced(host) => tokio::task::block_in_place(|| host.cut(0)),
+            _ if up => self.proxies()[0].accept(),
+            _ => self.proxies()[0].refuse(),
         }
     }
 

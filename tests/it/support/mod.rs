@@ -11,6 +11,7 @@ pub mod diesel;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod mariadb_server;
+pub mod netns;
 pub mod pg_server;
 pub mod ports;
 pub mod proxy;

@@ -140,6 +140,7 @@ mod cache;
 mod clock;
 pub mod config;
 mod error;
+mod events;
 pub mod feed;
 mod health;
 #[cfg(feature = "axum")]
@@ -161,12 +162,12 @@ mod tls;
 pub mod warm;
 
 pub use cache::{
-    Cache, CacheValue, DEFAULT_NAMESPACE, EntryOptions, FetchError, Fetched,
-    INVALIDATION_EVENTS_CAPACITY, InvalidationEvent, InvalidationEvents, Received, TimedOut,
+    Cache, CacheValue, DEFAULT_NAMESPACE, EntryOptions, FetchError, Fetched, TimedOut,
 };
 pub use cache::{bypass, bypass_sync, global, install};
 pub use config::CacheConfig;
 pub use error::Error;
+pub use events::{INVALIDATION_EVENTS_CAPACITY, InvalidationEvent, InvalidationEvents, Received};
 pub use health::Health;
 pub use key::{Key, MAX_KEY_LEN};
 pub use tags::{CacheModel, Tag};

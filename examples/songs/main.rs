@@ -1,5 +1,7 @@
 //! The songs app: a user/song CRUD service in axum + SeaORM whose reads are cached with
-//! querycache, with the management API, Prometheus metrics and the dashboard.
+//! querycache, with the management API, Prometheus metrics, the dashboard, and a page at `/`
+//! that keeps the newest songs in the browser (querycache's JS client) and follows writes
+//! live over the invalidation stream.
 //!
 //! ```text
 //! cargo run --example songs                                   # SQLite file + memory store
@@ -54,7 +56,7 @@ async fn run() -> Result<(), app::AppError> {
         store = %app.cache().config().store_kind(),
         database = %app.database_label(),
         ?limits,
-        "songs app listening on http://{address} (dashboard: http://{address}/api/v1/cache/dashboard)"
+        "songs app listening on http://{address} (page: http://{address}/, dashboard: http://{address}/api/v1/cache/dashboard)"
     );
     let served = app.clone();
     app.serve(listener, shutdown_signal()).await?;

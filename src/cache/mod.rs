@@ -19,8 +19,6 @@ pub(crate) use read::Quick;
 mod sync;
 
 pub use bypass::{bypass, bypass_sync};
-pub(crate) use events::EventBus;
-pub use events::{INVALIDATION_EVENTS_CAPACITY, InvalidationEvent, InvalidationEvents, Received};
 pub use fetch::{FetchError, Fetched, TimedOut};
 pub use global::{global, install};
 pub use options::{DEFAULT_NAMESPACE, EntryOptions};
@@ -35,6 +33,7 @@ use serde::de::DeserializeOwned;
 
 use crate::cache::flight::Flights;
 use crate::config::{CacheBuilder, CacheConfig};
+use crate::events::EventBus;
 use crate::stats::{CacheStats, LookupOutcome, StatsRecorder};
 use crate::store::Backend;
 use crate::store::memory::MemoryStore;
@@ -734,6 +733,7 @@ pub(crate) fn encode<T: CacheValue>(_value: &T) -> Result<crate::store::Body, St
 
 /// The store `config` asks for ([`CacheConfig::store_kind`]): Redis-backed when
 /// `REDIS_URL` is set (and the `redis` feature is on), process memory otherwise.
+#[cfg_attr(not(feature = "redis"), allow(unused_variables))] // only the tiered store publishes
 fn backend_for(config: &CacheConfig, events: &Arc<EventBus>) -> Backend {
     // Only the tiered store hears invalidations from other instances.
     #[cfg(not(feature = "redis"))]

@@ -18,11 +18,14 @@
 //! none left is not sent); `reset` means "assume anything changed": this listener fell
 //! behind and lost events, or the cache was cleared (locally, by a pattern, or by another
 //! instance), or the tiered store's channel reconnected. A comment line is sent every
-//! 15 seconds so that proxies keep the connection open.
+//! 15 seconds so that proxies keep the connection open. Served by [`serve`](super::serve),
+//! the stream ends when the server starts shutting down (the browser reconnects to the next
+//! instance), so an open page does not hold the shutdown up.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -31,18 +34,32 @@ use futures_util::{Stream, StreamExt, stream};
 
 use super::TagFilter;
 use super::management::Shared;
+use super::serve::Draining;
 use crate::{InvalidationEvent, InvalidationEvents, Received};
 
 /// How often a keep-alive comment is sent.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(crate) async fn stream(State(shared): State<Shared>) -> Response {
+pub(crate) async fn stream(
+    State(shared): State<Shared>,
+    draining: Option<Extension<Draining>>,
+) -> Response {
     let events = shared.cache.invalidation_events();
     let ready = Event::default()
         .event("ready")
         .data(serde_json::json!({ "instance": shared.cache.instance_id() }).to_string());
     tracing::debug!("invalidation stream opened");
-    let body = stream::once(async { Ok(ready) }).chain(batches(events, shared.event_tags.clone()));
+    let body = stream::once(async { Ok(ready) })
+        .chain(batches(events, shared.event_tags.clone()))
+        .take_until(async move {
+            match draining {
+                Some(Extension(Draining(mut stopping))) => {
+                    // An error: the server is gone, which is a shutdown too.
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        });
     let mut response = Sse::new(body)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();

@@ -35,6 +35,12 @@ use super::envelope::ApiError;
 use crate::Error;
 
 use deadline_body::{BODY_READING, BODY_TIMED_OUT, BodyTimeout, DeadlineBody};
+
+/// A request extension [`serve`] adds: becomes `true` when the server starts shutting down,
+/// so that answers that never end on their own (the event stream) end then, rather than
+/// holding the shutdown until its deadline.
+#[derive(Clone)]
+pub(crate) struct Draining(pub(crate) watch::Receiver<bool>);
 pub use options::ServeOptions;
 
 /// How long the accept loop waits after an accept error that is not the client's (out of
@@ -241,8 +247,10 @@ async fn connection(
     mut stopping: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let service =
-        hyper::service::service_fn(move |request| answer(router.clone(), request, peer, limits));
+    let draining = stopping.clone();
+    let service = hyper::service::service_fn(move |request| {
+        answer(router.clone(), request, peer, limits, draining.clone())
+    });
     let connection = http
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
@@ -293,11 +301,13 @@ async fn answer(
     request: Request<Incoming>,
     peer: SocketAddr,
     limits: Limits,
+    draining: watch::Receiver<bool>,
 ) -> Result<Response, Infallible> {
     let body_deadline = Instant::now() + limits.body;
     let (request, body) = {
         let (mut parts, incoming) = request.into_parts();
         parts.extensions.insert(ConnectInfo(peer));
+        parts.extensions.insert(Draining(draining));
         let body = DeadlineBody::new(incoming, body_deadline, limits.body);
         let state = Arc::clone(&body.state);
         (Request::from_parts(parts, Body::new(body)), state)

@@ -146,7 +146,7 @@ struct Shared {
     shutdown: watch::Sender<()>,
     /// The cache's live invalidation stream: other instances' invalidations are published
     /// on it when they are applied here.
-    events: Arc<crate::cache::EventBus>,
+    events: Arc<crate::events::EventBus>,
 }
 
 impl TieredStore {
@@ -157,7 +157,7 @@ impl TieredStore {
         redis: RedisStore,
         kind: StoreKind,
         config: &crate::CacheConfig,
-        events: Arc<crate::cache::EventBus>,
+        events: Arc<crate::events::EventBus>,
     ) -> Self {
         let (shutdown, _) = watch::channel(());
         TieredStore {

@@ -310,3 +310,51 @@ async fn http_events_include_other_instances_invalidations() {
         "another instance's clear"
     );
 }
+
+/// Served by `querycache::http::serve`, an open stream ends when the server starts shutting
+/// down: the shutdown does not wait for its deadline because a page is open.
+#[tokio::test]
+async fn http_events_stream_ends_on_graceful_shutdown() {
+    use querycache::http::{ServeOptions, serve};
+
+    let cache = Cache::new();
+    let router = Router::new().nest(
+        PREFIX,
+        management_router(cache.clone(), ManagementOptions::new()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // A shutdown deadline far above this test's: only the stream ending lets it finish.
+    let options = ServeOptions::new().shutdown_timeout(Duration::from_secs(120));
+    let server = tokio::spawn(serve(listener, router, options, async {
+        let _ = stopped.await;
+    }));
+
+    let response = reqwest::get(format!("{base}{PREFIX}/events"))
+        .await
+        .unwrap();
+    let mut stream = Stream {
+        response,
+        buffer: String::new(),
+    };
+    assert_eq!(stream.next().await.event, "ready");
+    let started = Instant::now();
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(DEADLINE, async {
+        while let Some(chunk) = stream.response.chunk().await.ok().flatten() {
+            assert!(
+                String::from_utf8_lossy(&chunk).starts_with(':'),
+                "nothing but a keep-alive: {chunk:?}"
+            );
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended within {DEADLINE:?}");
+    tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("the server stopped within the deadline")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < DEADLINE);
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use querycache::{Cache, EntryOptions, config::StoreKind};
 
 use crate::redis_faults::{coherence_delays, spread};
+use crate::support::netns::NetHost;
 use crate::support::proxy::Proxy;
 use crate::support::redis::RedisServer;
 use crate::support::subscribed;
@@ -43,10 +44,42 @@ async fn coherence_and_hit_latency_at_0_1_and_5_ms_of_network_latency() {
     let Some(server) = RedisServer::start() else {
         return;
     };
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], server.port()));
+    let lines = measure(|| (to, to)).await;
+    println!("network latency (200 writes, 1000 memory hits, 200 Redis hits each):");
+    for line in lines {
+        println!("  {line}");
+    }
+}
+
+/// The same across network namespaces: Redis in a namespace of its own, each instance's
+/// link to it a veth pair of its own (`support::netns`), the latency added by the proxy in
+/// front of each link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coherence_and_hit_latency_across_network_namespaces() {
+    let Some(host) = tokio::task::block_in_place(|| NetHost::start(2)) else {
+        return;
+    };
+    let lines = measure(|| (host.addr(0), host.addr(1))).await;
+    println!(
+        "network latency across namespaces (200 writes, 1000 memory hits, 200 Redis hits each):"
+    );
+    for line in lines {
+        println!("  {line}");
+    }
+}
+
+/// At 0, 1 and 5 ms of one-way latency: two tiered instances, each through a proxy of its
+/// own to the server at the address `targets` gives it; the coherence delays and the hit
+/// latencies, one line per latency.
+async fn measure(
+    targets: impl Fn() -> (std::net::SocketAddr, std::net::SocketAddr),
+) -> Vec<String> {
     let mut lines = Vec::new();
     for latency_ms in [0_u64, 1, 5] {
         let latency = Duration::from_millis(latency_ms);
-        let (link_a, link_b) = (Proxy::start(server.port()), Proxy::start(server.port()));
+        let (to_a, to_b) = targets();
+        let (link_a, link_b) = (Proxy::to(to_a), Proxy::to(to_b));
         link_a.set_latency(latency);
         link_b.set_latency(latency);
         let (a, b) = (
@@ -84,8 +117,5 @@ async fn coherence_and_hit_latency_at_0_1_and_5_ms_of_network_latency() {
         ));
         assert_eq!(a.stats().errors + b.stats().errors, 0);
     }
-    println!("network latency (200 writes, 1000 memory hits, 200 Redis hits each):");
-    for line in lines {
-        println!("  {line}");
-    }
+    lines
 }

@@ -116,6 +116,15 @@ impl NetHost {
         format!("redis://{}:{PORT}", self.links[link].far_addr)
     }
 
+    /// The server's address through link `link`.
+    pub fn addr(&self, link: usize) -> std::net::SocketAddr {
+        let ip: std::net::Ipv4Addr = self.links[link]
+            .far_addr
+            .parse()
+            .expect("an IPv4 address made here");
+        std::net::SocketAddr::from((ip, PORT))
+    }
+
     /// Cuts link `link`: its far end goes down, and every packet on it is dropped.
     pub fn cut(&self, link: usize) {
         self.inside(&["ip", "link", "set", &self.links[link].far, "down"]);

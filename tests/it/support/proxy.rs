@@ -49,6 +49,11 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy to `127.0.0.1:target_port`.
     pub fn start(target_port: u16) -> Proxy {
+        Self::to(std::net::SocketAddr::from(([127, 0, 0, 1], target_port)))
+    }
+
+    /// A proxy to `target` (a server in a network namespace, say: see `support::netns`).
+    pub fn to(target: std::net::SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("the proxy's address").port();
         let controls = Arc::new(Controls::default());
@@ -63,7 +68,7 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                let Ok(server) = TcpStream::connect(target) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };

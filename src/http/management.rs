@@ -324,8 +324,9 @@ pub fn management_router(cache: Cache, options: ManagementOptions) -> Router {
         .route("/events", get(events::stream))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // GET answers carry a body-hash ETag (the dashboard's polls of unchanged figures
-        // are 304s); every answer is `no-store`.
+        // GET answers carry a body-hash ETag (a client that sends `If-None-Match` gets a
+        // 304 for unchanged figures; the dashboard does not: its answers are `no-store`,
+        // which browsers and the JS client never keep); every answer is `no-store`.
         .layer(ConditionalGet::new().cache_control(CacheControl::no_store()))
         .layer(axum::middleware::map_response(no_store))
         // Added after the layers: its own ETag and `no-cache`.

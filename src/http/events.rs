@@ -25,9 +25,8 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::extract::State;
-use axum::http::HeaderValue;
+use axum::http::{Extensions, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, stream};
@@ -40,10 +39,10 @@ use crate::{InvalidationEvent, InvalidationEvents, Received};
 /// How often a keep-alive comment is sent.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(crate) async fn stream(
-    State(shared): State<Shared>,
-    draining: Option<Extension<Draining>>,
-) -> Response {
+pub(crate) async fn stream(State(shared): State<Shared>, extensions: Extensions) -> Response {
+    // Read from the extensions rather than as `Option<Extension<_>>`, which axum only
+    // extracts since 0.8.1 (the manifest accepts 0.8.0).
+    let draining = extensions.get::<Draining>().cloned();
     let events = shared.cache.invalidation_events();
     let ready = Event::default()
         .event("ready")
@@ -53,7 +52,7 @@ pub(crate) async fn stream(
         .chain(batches(events, shared.event_tags.clone()))
         .take_until(async move {
             match draining {
-                Some(Extension(Draining(mut stopping))) => {
+                Some(Draining(mut stopping)) => {
                     // An error: the server is gone, which is a shutdown too.
                     let _ = stopping.wait_for(|stop| *stop).await;
                 }

@@ -54,16 +54,17 @@ pub struct Health {
     /// memory older than `CACHE_DEGRADED_MAX_AGE_MS` and went to the database instead (it
     /// may have missed another instance's write). `0` for the memory store.
     pub degraded_refusals: u64,
-    /// Redis and tiered stores (single server): how many times this instance found Redis
-    /// to be a new incarnation (a restart that loaded a snapshot or an AOF, a promoted
-    /// replica) and rotated the store epoch, which kills every entry stored before (the
-    /// first `run_id` recorded on a new or cleared store is not counted). `0` for the memory
-    /// store and on a cluster (no epoch there yet).
+    /// Redis and tiered stores: how many times this instance found Redis to be a new
+    /// incarnation (a restart that loaded a snapshot or an AOF, a promoted replica; on a
+    /// cluster, a new set of masters) and rotated the store epoch, which kills every entry
+    /// stored before (the first incarnation recorded on a new or cleared store is not
+    /// counted). `0` for the memory store.
     pub redis_epoch_rotations: u64,
-    /// Writes through an ORM integration whose callers stopped waiting (a timeout, a client
-    /// that went away) and that are finishing in the background, each followed by its
-    /// invalidation. Normally `0`; a number that stays up means the database is slow to
-    /// answer them.
+    /// Statements through the SeaORM integration whose callers stopped waiting (a timeout, a
+    /// client that went away) and that are finishing in the background: writes, each
+    /// followed by its invalidation, and reads, run to their end so that their connection
+    /// is not left half-way through the protocol. Normally `0`; a number that stays up
+    /// means the database is slow to answer them.
     pub writes_in_flight: u64,
     /// The last Redis error since the store was last healthy, if any.
     pub error: Option<String>,

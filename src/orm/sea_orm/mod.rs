@@ -33,8 +33,11 @@
 //!   whose client went away, `JoinHandle::abort`) once a write or a COMMIT was sent does not
 //!   stop it: the database runs it anyway, so the statement and the invalidation after it
 //!   finish in the background, in that order ([`Health::writes_in_flight`](crate::Health::writes_in_flight)
-//!   counts them meanwhile). Inside a transaction, a statement cut short is recorded as
-//!   written; a savepoint's writes go to its parent before it is released.
+//!   counts them meanwhile). Inside a transaction, a statement cut short runs to its end
+//!   too and records what it wrote; the transaction's next statement, COMMIT or rollback
+//!   waits for it. A savepoint's writes go to its parent before it is released. Reads
+//!   finish the same way: dropped half-way, they would leave their connection between two
+//!   messages of the protocol (sqlx's MySQL driver then never gives it back to the pool).
 //! * **Raw transaction control** through the pool ([`CachedConnection`] runs each text on any
 //!   of its connections): a text that is a whole transaction is invalidated when it returns;
 //!   once a text may have left one open (`BEGIN; UPDATE ..`), writes are invalidated again
@@ -315,7 +318,8 @@ impl CachedConnection {
 
     fn wrap(&self, tx: DatabaseTransaction) -> CachedTransaction {
         CachedTransaction {
-            inner: tx,
+            inner: Arc::new(tx),
+            released: Arc::default(),
             cache: self.cache.clone(),
             pending: Arc::new(PendingWrites::default()),
             database: Arc::clone(&self.database),
@@ -363,7 +367,11 @@ impl CachedConnection {
 /// ```
 #[derive(Debug)]
 pub struct CachedTransaction {
-    inner: DatabaseTransaction,
+    /// Shared with the statements finishing in the background (see [`Lent`]); owned again
+    /// by `commit` and `rollback` once they are done.
+    inner: Arc<DatabaseTransaction>,
+    /// Signalled each time a [`Lent`] copy is given back.
+    released: Arc<tokio::sync::Notify>,
     cache: Cache,
     /// This level's writes; a savepoint's link to its parent's.
     pending: Arc<PendingWrites>,
@@ -388,16 +396,19 @@ impl CachedTransaction {
     pub async fn commit(self) -> Result<(), DbErr> {
         let CachedTransaction {
             inner,
+            released,
             cache,
             pending,
             database,
         } = self;
         if let Some(parent) = pending.parent() {
+            let inner = owned(inner, &released).await;
             pending.merge_into(parent);
             return inner.commit().await;
         }
         let background = cache.clone();
         detach::Detached::new(&background, async move {
+            let inner = owned(inner, &released).await;
             let result = inner.commit().await;
             let tags = pending.take();
             if !tags.is_empty() {
@@ -459,11 +470,12 @@ impl CachedTransaction {
     pub async fn rollback(self) -> Result<(), DbErr> {
         let CachedTransaction {
             inner,
+            released,
             cache,
             pending,
             database,
         } = self;
-        let result = inner.rollback().await;
+        let result = owned(inner, &released).await.rollback().await;
         if pending.committed_early() {
             invalidate_recorded(&cache, &database, &pending).await;
         }
@@ -477,7 +489,8 @@ impl CachedTransaction {
 
     fn nest(&self, tx: DatabaseTransaction) -> CachedTransaction {
         CachedTransaction {
-            inner: tx,
+            inner: Arc::new(tx),
+            released: Arc::default(),
             cache: self.cache.clone(),
             pending: Arc::new(PendingWrites::child(Arc::clone(&self.pending))),
             database: Arc::clone(&self.database),
@@ -486,6 +499,75 @@ impl CachedTransaction {
 
     pub(crate) fn pending(&self) -> &Arc<PendingWrites> {
         &self.pending
+    }
+
+    /// A copy of this transaction for a statement to finish with in the background.
+    fn lend(&self) -> Lent {
+        Lent {
+            copy: CachedTransaction {
+                inner: Arc::clone(&self.inner),
+                released: Arc::clone(&self.released),
+                cache: self.cache.clone(),
+                pending: Arc::clone(&self.pending),
+                database: Arc::clone(&self.database),
+            },
+            _given_back: GivenBack(Arc::clone(&self.released)),
+        }
+    }
+
+    /// Runs a statement of this transaction (`run`, on a [`Lent`] copy) to its end, even if
+    /// the caller stops waiting: a statement dropped half-way leaves the connection between
+    /// two messages of the protocol (sqlx's MySQL driver then waits forever for an answer to
+    /// a command it never finished sending, and the pool loses the connection), and a write
+    /// the database runs must be recorded with what it really wrote. The next statement,
+    /// `commit` or `rollback` waits for it, as the connection would.
+    async fn to_the_end<T, W>(&self, run: impl FnOnce(Lent) -> W) -> Result<T, DbErr>
+    where
+        T: Send + 'static,
+        W: Future<Output = Result<T, DbErr>> + Send + 'static,
+    {
+        detach::Detached::new(&self.cache, run(self.lend())).await
+    }
+}
+
+/// A transaction's copy held by a statement finishing in the background; given back (and
+/// `commit` or `rollback`, waiting to own the transaction, told) when dropped.
+struct Lent {
+    copy: CachedTransaction,
+    /// Dropped after `copy` (fields drop in declaration order): tells once the copy is gone.
+    _given_back: GivenBack,
+}
+
+impl std::ops::Deref for Lent {
+    type Target = CachedTransaction;
+
+    fn deref(&self) -> &CachedTransaction {
+        &self.copy
+    }
+}
+
+struct GivenBack(Arc<tokio::sync::Notify>);
+
+impl Drop for GivenBack {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// The transaction `inner`, once no statement finishing in the background holds it.
+async fn owned(
+    mut inner: Arc<DatabaseTransaction>,
+    released: &tokio::sync::Notify,
+) -> DatabaseTransaction {
+    loop {
+        match Arc::try_unwrap(inner) {
+            Ok(tx) => return tx,
+            Err(shared) => {
+                inner = shared;
+                // A copy given back since the check left a permit: no wake-up is lost.
+                released.notified().await;
+            }
+        }
     }
 }
 
@@ -651,6 +733,17 @@ impl CachedConnection {
         .await
     }
 
+    /// Runs `statement`, which writes nothing the cache tracks, to its end even if the caller
+    /// stops waiting ([`detach`]): dropped half-way, it would leave its pooled connection
+    /// between two messages of the protocol (sqlx's MySQL driver then waits forever for an
+    /// answer, and the pool loses the connection).
+    async fn read<T: Send + 'static>(
+        &self,
+        statement: impl Future<Output = Result<T, DbErr>> + Send + 'static,
+    ) -> Result<T, DbErr> {
+        detach::Detached::new(&self.cache, statement).await
+    }
+
     /// Inside an entry's computation, before a read is sent: reports what it reads (see
     /// `cache::observe`), in this connection's database.
     async fn observe(&self, text: &StatementText<'_>, sql: &str) {
@@ -708,7 +801,10 @@ impl ConnectionTrait for CachedConnection {
         self.learn_keys().await;
         let keys = &self.database.catalog;
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
-            return self.inner.execute_raw(stmt).await;
+            let inner = self.inner.clone();
+            return self
+                .read(async move { inner.execute_raw(stmt).await })
+                .await;
         };
         let inner = self.inner.clone();
         // MySQL answers a write with the id AUTO_INCREMENT generated (see `generated`).
@@ -732,7 +828,10 @@ impl ConnectionTrait for CachedConnection {
         self.learn_keys().await;
         let keys = &self.database.catalog;
         let Some((tags, plan)) = Self::classify(&StatementText::unprepared(sql, keys), sql) else {
-            return self.inner.execute_unprepared(sql).await;
+            let (inner, sql) = (self.inner.clone(), sql.to_owned());
+            return self
+                .read(async move { inner.execute_unprepared(&sql).await })
+                .await;
         };
         let (inner, sql) = (self.inner.clone(), sql.to_owned());
         let backend = self.inner.get_database_backend();
@@ -757,7 +856,10 @@ impl ConnectionTrait for CachedConnection {
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
             self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
                 .await;
-            return self.inner.query_one_raw(stmt).await;
+            let inner = self.inner.clone();
+            return self
+                .read(async move { inner.query_one_raw(stmt).await })
+                .await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
@@ -781,7 +883,10 @@ impl ConnectionTrait for CachedConnection {
         let Some((tags, plan)) = Self::classify(&StatementText::of(&stmt, keys), &stmt.sql) else {
             self.observe(&StatementText::of(&stmt, keys), &stmt.sql)
                 .await;
-            return self.inner.query_all_raw(stmt).await;
+            let inner = self.inner.clone();
+            return self
+                .read(async move { inner.query_all_raw(stmt).await })
+                .await;
         };
         let inner = self.inner.clone();
         let narrow_by = stmt.clone();
@@ -859,6 +964,43 @@ impl CachedTransaction {
                 },
                 querycache_sql::Step::Statements(_) => false,
             })
+    }
+
+    /// Runs `stmt`, a statement whose result is not rows.
+    async fn execute_now(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        super::note_locking_read(&stmt.sql);
+        let early = self.ends_early(&stmt.sql);
+        self.statement(early, async {
+            let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
+                return self.inner.execute_raw(stmt).await;
+            };
+            // MySQL answers a write with the id AUTO_INCREMENT generated (see `generated`).
+            let backend = self.inner.get_database_backend();
+            let narrow_by = (backend == DbBackend::MySql).then(|| stmt.clone());
+            let narrow = |result: &_| {
+                StatementText::of(narrow_by.as_ref()?, &self.database.catalog)
+                    .written_tags_generated(statement::generated(backend, result))
+            };
+            self.write(tags, self.inner.execute_raw(stmt), narrow).await
+        })
+        .await
+    }
+
+    /// Runs `sql`, a text sent unprepared.
+    async fn execute_unprepared_now(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        super::note_locking_read(sql);
+        self.statement(self.ends_early(sql), async {
+            let text = StatementText::unprepared(sql, &self.database.catalog);
+            let Some(tags) = text.written_tags() else {
+                return self.inner.execute_unprepared(sql).await;
+            };
+            let backend = self.inner.get_database_backend();
+            let narrow =
+                |result: &_| text.written_tags_generated(statement::generated(backend, result));
+            self.write(tags, self.inner.execute_unprepared(sql), narrow)
+                .await
+        })
+        .await
     }
 
     /// Runs `stmt`, a query that returns rows, with `run`: a read, or a write whose tags
@@ -962,48 +1104,30 @@ impl ConnectionTrait for CachedTransaction {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        super::note_locking_read(&stmt.sql);
-        let early = self.ends_early(&stmt.sql);
-        self.statement(early, async {
-            let Some(tags) = StatementText::of(&stmt, &self.database.catalog).written_tags() else {
-                return self.inner.execute_raw(stmt).await;
-            };
-            // MySQL answers a write with the id AUTO_INCREMENT generated (see `generated`).
-            let backend = self.inner.get_database_backend();
-            let narrow_by = (backend == DbBackend::MySql).then(|| stmt.clone());
-            let narrow = |result: &_| {
-                StatementText::of(narrow_by.as_ref()?, &self.database.catalog)
-                    .written_tags_generated(statement::generated(backend, result))
-            };
-            self.write(tags, self.inner.execute_raw(stmt), narrow).await
-        })
-        .await
+        self.to_the_end(|tx| async move { tx.execute_now(stmt).await })
+            .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        super::note_locking_read(sql);
-        self.statement(self.ends_early(sql), async {
-            let text = StatementText::unprepared(sql, &self.database.catalog);
-            let Some(tags) = text.written_tags() else {
-                return self.inner.execute_unprepared(sql).await;
-            };
-            let backend = self.inner.get_database_backend();
-            let narrow =
-                |result: &_| text.written_tags_generated(statement::generated(backend, result));
-            self.write(tags, self.inner.execute_unprepared(sql), narrow)
+        let sql = sql.to_owned();
+        self.to_the_end(|tx| async move { tx.execute_unprepared_now(&sql).await })
+            .await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.to_the_end(|tx| async move {
+            tx.query(stmt, |stmt| tx.inner.query_one_raw(stmt), returned_one)
                 .await
         })
         .await
     }
 
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.query(stmt, |stmt| self.inner.query_one_raw(stmt), returned_one)
-            .await
-    }
-
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.query(stmt, |stmt| self.inner.query_all_raw(stmt), returned_all)
-            .await
+        self.to_the_end(|tx| async move {
+            tx.query(stmt, |stmt| tx.inner.query_all_raw(stmt), returned_all)
+                .await
+        })
+        .await
     }
 
     fn support_returning(&self) -> bool {
@@ -1085,7 +1209,7 @@ impl TransactionTrait for CachedTransaction {
     type Transaction = CachedTransaction;
 
     async fn begin(&self) -> Result<CachedTransaction, DbErr> {
-        Ok(self.nest(TransactionTrait::begin(&self.inner).await?))
+        Ok(self.nest(TransactionTrait::begin(&*self.inner).await?))
     }
 
     async fn begin_with_config(

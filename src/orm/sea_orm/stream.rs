@@ -58,7 +58,7 @@ impl CachedTransaction {
     /// # tx.commit().await }
     /// ```
     pub fn get_database_backend(&self) -> DbBackend {
-        ConnectionTrait::get_database_backend(&self.inner)
+        ConnectionTrait::get_database_backend(&*self.inner)
     }
 }
 
@@ -124,7 +124,7 @@ impl StreamTrait for CachedTransaction {
     type Stream<'a> = <DatabaseTransaction as StreamTrait>::Stream<'a>;
 
     fn get_database_backend(&self) -> DbBackend {
-        ConnectionTrait::get_database_backend(&self.inner)
+        ConnectionTrait::get_database_backend(&*self.inner)
     }
 
     fn stream_raw<'a>(&'a self, stmt: Statement) -> Streaming<'a, Self::Stream<'a>> {

@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 
 use super::DB;
 use super::common::{Fixture, song_by_id, title};
@@ -315,4 +317,69 @@ async fn an_invalidation_on_behalf_of_a_rolled_back_transaction_is_not_repeated(
         !song_by_id(&f.t.cache, f.db(), f.a.id).await.computed,
         "a rollback does not invalidate again"
     );
+}
+
+/// Statements cut short at many points, in transactions and on the pool, each hand their
+/// connection back: on a pool of one connection, every round begins a transaction and
+/// reads on the pool, so a single connection lost to a statement dropped half-way (sqlx's
+/// MySQL driver waits forever for the answer to a command it never finished sending) makes
+/// the next round time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_cut_short_give_their_connection_back_to_the_pool() {
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let pool = f.t.pool_of(1).await;
+    let db = querycache::orm::sea_orm::CachedConnection::new(pool, f.t.cache.clone());
+    let list = || song::Entity::find().order_by_asc(song::Column::Id);
+    let (mut cut, mut rounds) = (0, 0);
+    let mut round = async |timeout: Duration| {
+        rounds += 1;
+        let tx = tokio::time::timeout(SETTLE, db.begin())
+            .await
+            .unwrap_or_else(|_| panic!("round {rounds}: no connection within {SETTLE:?}"))
+            .expect("begin");
+        if cut_after(timeout, list().all(&tx)).await.is_none() {
+            cut += 1;
+        }
+        if cut_after(timeout, retitle(f.a.id, "in a transaction").exec(&tx))
+            .await
+            .is_none()
+        {
+            cut += 1;
+        }
+        // A connection left half-way may never answer the ROLLBACK either.
+        let rolled_back = tokio::time::timeout(SETTLE, tx.rollback()).await;
+        assert!(
+            rolled_back.is_ok(),
+            "round {rounds}: no answer to ROLLBACK within {SETTLE:?}"
+        );
+        if cut_after(timeout, list().all(&db)).await.is_none() {
+            cut += 1;
+        }
+    };
+    for _ in 0..FIRST_POLL_ROUNDS {
+        round(Duration::ZERO).await;
+    }
+    for timeout in timeouts().take_while(|t| *t < Duration::from_millis(5)) {
+        round(timeout).await;
+    }
+    assert!(
+        cut > 0,
+        "no statement was cut short: the test proves nothing"
+    );
+    until(SETTLE, "background statements finished", async || {
+        f.t.cache.health().await.writes_in_flight == 0
+    })
+    .await;
+    let songs = tokio::time::timeout(SETTLE, list().all(&db))
+        .await
+        .unwrap_or_else(|_| panic!("after {rounds} rounds ({cut} cut short), no connection"))
+        .expect("read");
+    assert_eq!(
+        songs.len(),
+        2,
+        "the rolled back title change left both songs"
+    );
+    assert_eq!(stored_title(&f, f.a.id).await.as_deref(), Some("A"));
 }

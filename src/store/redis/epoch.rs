@@ -164,15 +164,13 @@ impl RedisStore {
         &self,
         conn: &mut WatchedCluster,
     ) -> Result<u64, StoreError> {
-        let check = ClusterCheck {
-            conn: conn.clone(),
-            epoch: self.epoch_key(),
-            version_ttl_ms: self.version_ttl_ms,
-            timeout: self.timeout,
-        };
+        // Built only when a check runs: the common case (verified, no recheck due) costs
+        // two atomic loads, no connection clone and no key.
+        let check = || self.cluster_check(conn.clone());
         match self.incarnation.current() {
             Some(generation) => {
                 if self.incarnation.recheck_due() {
+                    let check = check();
                     let background = async move {
                         if let Err(error) = check.run(true).await {
                             tracing::debug!(%error, "the Redis cluster's incarnation check failed");
@@ -182,7 +180,7 @@ impl RedisStore {
                 }
                 Ok(generation)
             }
-            None => Box::pin(check.run(false)).await,
+            None => Box::pin(check().run(false)).await,
         }
     }
 
@@ -190,13 +188,17 @@ impl RedisStore {
     /// a cluster. It passes only when every master that serves slots (as the cluster says)
     /// answers, and rotates the epoch before the breaker closes if the masters changed.
     pub(super) async fn cluster_checked_now(&self, conn: WatchedCluster) -> Result<(), StoreError> {
-        let check = ClusterCheck {
+        self.cluster_check(conn).run(true).await.map(|_| ())
+    }
+
+    /// A check of the cluster's incarnation through `conn`.
+    fn cluster_check(&self, conn: WatchedCluster) -> ClusterCheck {
+        ClusterCheck {
             conn,
             epoch: self.epoch_key(),
             version_ttl_ms: self.version_ttl_ms,
             timeout: self.timeout,
-        };
-        check.run(true).await.map(|_| ())
+        }
     }
 
     /// The server may be another one (the invalidation channel was lost or came back, the
